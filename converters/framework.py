@@ -1,0 +1,133 @@
+"""The adapter contract: one ``Framework`` subclass per framework, found through entry points.
+
+An adapter declares what it reads and writes, brings its frontend (native model -> IR) and backend
+(IR -> native model), says which ONNX ops its backend converts, and runs native models where its
+runtime exists here. ``converters.api`` composes any two of them; there is no pairwise code.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib.util
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import onnx_ir as ir
+
+from unframe.shared_ir.errors import FrameworkNotInstalledError, UnsupportedOp
+from unframe.shared_ir.inputs import InputSpec
+from unframe.shared_ir.op_registry import OpRegistry
+
+
+@dataclass
+class ConvertOptions:
+    """Options every adapter may read; adapters ignore what does not concern them."""
+
+    opset: int | None = None
+    inputs: dict[str, InputSpec] = field(default_factory=dict)
+    dynamic: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Framework(abc.ABC):
+    """A framework adapter. Subclasses set the class attributes and implement load/save/run."""
+
+    name: ClassVar[str]
+    #: pip extra that installs the framework's dependencies (``unframe[extra]``).
+    extra: ClassVar[str | None] = None
+    #: importable modules the adapter needs; checked lazily, never imported at registry time.
+    requires: ClassVar[tuple[str, ...]] = ()
+    #: file suffixes this framework reads and writes, used to detect it from a path.
+    reads: ClassVar[tuple[str, ...]] = ()
+    writes: ClassVar[tuple[str, ...]] = ()
+    #: True where the native model is a directory rather than one file.
+    writes_directory: ClassVar[bool] = False
+
+    # -- availability -------------------------------------------------------------------------
+    def missing_modules(self) -> list[str]:
+        return [module for module in self.requires if importlib.util.find_spec(module) is None]
+
+    def is_installed(self) -> bool:
+        return not self.missing_modules()
+
+    def ensure_installed(self) -> None:
+        missing = self.missing_modules()
+        if missing:
+            extra = f"pip install 'unframe[{self.extra}]'" if self.extra else "install it"
+            raise FrameworkNotInstalledError(
+                f"the {self.name} adapter needs {', '.join(missing)}, which is not installed",
+                framework=self.name,
+                hint=extra,
+            )
+
+    def runtime_unavailable(self) -> str | None:
+        """Why this framework's own runtime cannot run here, or None where it can."""
+        return None if self.is_installed() else f"{self.name} is not installed"
+
+    # -- detection ----------------------------------------------------------------------------
+    def matches(self, path: Path, *, for_writing: bool) -> bool:
+        """Whether ``path`` looks like a model of this framework (by suffix by default)."""
+        suffixes = self.writes if for_writing else self.reads
+        name = path.name.lower()
+        return any(name.endswith(suffix) for suffix in suffixes)
+
+    # -- conversion ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def load(self, path: Path, options: ConvertOptions) -> ir.Model:
+        """Frontend: reads a native model into the IR."""
+
+    @abc.abstractmethod
+    def save(self, model: ir.Model, path: Path, options: ConvertOptions) -> None:
+        """Backend: writes ``model`` as a native model at ``path``.
+
+        ``path`` does not exist yet, except for ``writes_directory`` frameworks, which get an empty
+        directory there.
+
+        The caller writes to a temporary path and renames it, so a backend never needs to clean up.
+        """
+
+    def export_registry(self) -> OpRegistry[Any] | None:
+        """The backend's op registry, or None where the backend takes every ONNX op."""
+        return None
+
+    def unsupported_nodes(self, model: ir.Model) -> list[UnsupportedOp]:
+        """Every node the backend cannot export, found before anything is converted."""
+        registry = self.export_registry()
+        return [] if registry is None else registry.unsupported_nodes(model)
+
+    # -- runtime ------------------------------------------------------------------------------
+    def run(self, path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Runs the native model at ``path``; outputs in the model's output order."""
+        raise NotImplementedError(f"{self.name} models cannot be run here")
+
+    def run_ir(
+        self, model: ir.Model, inputs: Mapping[str, np.ndarray], options: ConvertOptions | None = None
+    ) -> dict[str, np.ndarray]:
+        """Exports ``model`` with this backend and runs the result on this framework's runtime.
+
+        Adapters whose backend builds a runnable object in memory override this to skip the file.
+        """
+        with tempfile.TemporaryDirectory(prefix="unframe-run-") as tmp:
+            path = Path(tmp) / f"model{self.writes[0] if self.writes else ''}"
+            if self.writes_directory:
+                path.mkdir()
+            self.save(model, path, options or ConvertOptions())
+            return self.run(path, inputs)
+
+    def describe(self) -> dict[str, Any]:
+        installed = self.is_installed()
+        return {
+            "name": self.name,
+            "reads": list(self.reads),
+            "writes": list(self.writes),
+            "installed": installed,
+            "import": installed,
+            "export": installed,
+            "run": installed and self.runtime_unavailable() is None,
+            "runtime_note": self.runtime_unavailable(),
+            "extra": self.extra,
+        }

@@ -1,0 +1,144 @@
+"""The one error family of unframe, each member carrying its documented CLI exit code.
+
+Every error names where it happened (file, framework, node, op type, domain, opset) so that the CLI
+can print one clear line without a traceback.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class ExitCode(enum.IntEnum):
+    """Exit codes of the ``unframe`` command, documented in the README."""
+
+    OK = 0
+    MISMATCH = 1
+    BAD_INPUT = 2
+    UNSUPPORTED = 3
+    NOT_INSTALLED = 4
+
+
+class UnframeError(Exception):
+    """Base of every error unframe raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.BAD_INPUT
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        framework: str | None = None,
+        node: str | None = None,
+        op_type: str | None = None,
+        domain: str | None = None,
+        opset: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.framework = framework
+        self.node = node
+        self.op_type = op_type
+        self.domain = domain
+        self.opset = opset
+        self.hint = hint
+
+    def location(self) -> str:
+        parts: list[str] = []
+        if self.path:
+            parts.append(str(self.path))
+        if self.node is not None or self.op_type:
+            op = self.op_type or "?"
+            if self.domain:
+                op = f"{self.domain}::{op}"
+            if self.opset is not None:
+                op = f"{op}, opset {self.opset}"
+            parts.append(f"node {self.node!r} ({op})" if self.node is not None else op)
+        return ": ".join(parts)
+
+    def __str__(self) -> str:
+        where = self.location()
+        text = f"{where}: {self.message}" if where else self.message
+        if self.hint:
+            text = f"{text} ({self.hint})"
+        return text
+
+
+class BadInputError(UnframeError):
+    """The user handed us something we cannot read or an option that makes no sense (exit 2)."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class UnsupportedError(UnframeError):
+    """A valid model uses an op or feature that a framework cannot express (exit 3)."""
+
+    exit_code = ExitCode.UNSUPPORTED
+
+
+class ConversionError(UnsupportedError):
+    """A converter failed on one node; carries the node so the message says where."""
+
+
+class FrameworkNotInstalledError(UnframeError):
+    """A framework's optional dependencies are missing (exit 4)."""
+
+    exit_code = ExitCode.NOT_INSTALLED
+
+
+@dataclass(frozen=True)
+class UnsupportedOp:
+    """One node that a framework's backend (or frontend) cannot convert."""
+
+    node: str
+    op_type: str
+    domain: str = ""
+    opset: int | None = None
+    reason: str = "no converter"
+
+    @property
+    def qualified_type(self) -> str:
+        return f"{self.domain}::{self.op_type}" if self.domain else self.op_type
+
+
+class UnsupportedOpsError(UnsupportedError):
+    """Every unsupported node of a model, found in one scan before anything is written."""
+
+    def __init__(
+        self,
+        ops: Sequence[UnsupportedOp],
+        *,
+        framework: str,
+        direction: str = "export",
+        path: str | None = None,
+    ) -> None:
+        self.ops = list(ops)
+        self.direction = direction
+        counts = Counter(op.qualified_type for op in self.ops)
+        summary = ", ".join(f"{name} x{n}" for name, n in sorted(counts.items()))
+        message = (
+            f"{framework} cannot {direction} {len(counts)} op type(s) on {len(self.ops)} node(s): "
+            f"{summary}"
+        )
+        super().__init__(
+            message,
+            path=path,
+            framework=framework,
+            hint="see the list below; unframe never guesses an op's meaning",
+        )
+
+    def details(self) -> list[str]:
+        """One line per node, for the CLI to print under the summary."""
+        lines = []
+        for op in self.ops:
+            opset = f", opset {op.opset}" if op.opset is not None else ""
+            lines.append(f"  node {op.node!r}: {op.qualified_type}{opset}: {op.reason}")
+        return lines
+
+

@@ -1,0 +1,110 @@
+"""Input specifications (``--input NAME=D1,D2:DTYPE``) and seeded example inputs.
+
+Validation feeds both sides of a conversion the very same arrays, made here from a fixed seed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import onnx_ir as ir
+
+from unframe.shared_ir.errors import BadInputError
+
+DTYPES: dict[str, np.dtype] = {
+    name: np.dtype(name)
+    for name in (
+        "float32", "float64", "float16", "int8", "int16", "int32", "int64",
+        "uint8", "uint16", "uint32", "uint64", "bool",
+    )
+}
+DTYPES.update({"float": np.dtype("float32"), "double": np.dtype("float64"), "int": np.dtype("int64")})
+
+_SPEC = re.compile(r"^(?P<name>[^=]+)=(?P<dims>[^:]*)(?::(?P<dtype>\w+))?$")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A model input's concrete shape (``None`` dims stay dynamic) and optional dtype."""
+
+    name: str
+    shape: tuple[int | str | None, ...] | None = None
+    dtype: np.dtype | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> InputSpec:
+        """Parses ``NAME=D1,D2,...[:DTYPE]``; a dim may be a number or a symbol (``batch``)."""
+        match = _SPEC.match(text.strip())
+        if not match:
+            raise BadInputError(
+                f"--input {text!r} is not NAME=D1,D2,...[:DTYPE]", hint="e.g. --input x=1,3,224,224"
+            )
+        dims: list[int | str | None] = []
+        for dim in filter(None, match["dims"].split(",")):
+            dim = dim.strip()
+            dims.append(int(dim) if dim.lstrip("-").isdigit() else (None if dim == "?" else dim))
+        dtype = None
+        if match["dtype"]:
+            if match["dtype"] not in DTYPES:
+                raise BadInputError(
+                    f"--input {text!r}: unknown dtype {match['dtype']!r}",
+                    hint=f"one of {', '.join(sorted(DTYPES))}",
+                )
+            dtype = DTYPES[match["dtype"]]
+        return cls(match["name"].strip(), tuple(dims), dtype)
+
+
+def parse_input_specs(texts: tuple[str, ...] | list[str]) -> dict[str, InputSpec]:
+    specs = [InputSpec.parse(text) for text in texts]
+    return {spec.name: spec for spec in specs}
+
+
+def _concrete_dims(
+    name: str, shape: ir.Shape | None, spec: InputSpec | None
+) -> tuple[int, ...]:
+    if spec is not None and spec.shape is not None:
+        dims = spec.shape
+    elif shape is not None:
+        dims = tuple(shape)
+    else:
+        raise BadInputError(
+            f"input {name!r} has no known shape", hint=f"give one with --input {name}=D1,D2,..."
+        )
+    # A symbolic or unknown dim gets 1: batch and sequence axes take any size, 1 is always legal.
+    return tuple(d if isinstance(d, int) and d >= 0 else 1 for d in dims)
+
+
+def example_inputs(
+    inputs: list[ir.Value], specs: Mapping[str, InputSpec] | None = None, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Seeded arrays for the graph inputs ``inputs`` (initializer-backed inputs skipped)."""
+    specs = specs or {}
+    rng = np.random.default_rng(seed)
+    arrays: dict[str, np.ndarray] = {}
+    for value in inputs:
+        if value.const_value is not None:
+            continue
+        name = value.name or ""
+        spec = specs.get(name)
+        dims = _concrete_dims(name, value.shape, spec)
+        if spec is not None and spec.dtype is not None:
+            dtype = spec.dtype
+        elif value.dtype is not None:
+            dtype = value.dtype.numpy()
+        else:
+            dtype = np.dtype("float32")
+        arrays[name] = random_array(rng, dims, dtype)
+    return arrays
+
+
+def random_array(rng: np.random.Generator, dims: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """Values a model can take: normal floats, small non-negative ints (safe as indices)."""
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return rng.integers(0, 2, size=dims).astype(np.bool_)
+    if np.issubdtype(dtype, np.integer):
+        return rng.integers(0, 4, size=dims).astype(dtype)
+    return rng.standard_normal(size=dims).astype(dtype)

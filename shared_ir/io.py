@@ -1,0 +1,88 @@
+"""Loading and saving ONNX models: external data, lazy memory-mapped weights, atomic writes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import onnx
+import onnx_ir as ir
+from google.protobuf.message import DecodeError
+
+from unframe.shared_ir.errors import BadInputError
+
+#: Protobuf cannot serialize one message over 2 GiB; above this total, weights go to a side file.
+EXTERNAL_DATA_THRESHOLD = 1 << 30
+
+
+def load_onnx(path: Path) -> ir.Model:
+    """Reads an ONNX model; external tensors stay on disk and are memory-mapped when read."""
+    if not path.exists():
+        raise BadInputError("no such file", path=str(path))
+    if path.is_dir():
+        raise BadInputError("is a directory, not an .onnx file", path=str(path))
+    try:
+        return ir.load(path)
+    except (DecodeError, RuntimeError, ValueError, TypeError, onnx.onnx_cpp2py_export.checker.ValidationError) as error:  # type: ignore[attr-defined]
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise BadInputError(
+            f"not a readable ONNX model ({reason})",
+            path=str(path),
+            hint="the file is corrupt, truncated or of another format",
+        ) from None
+
+
+def initializer_bytes(model: ir.Model) -> int:
+    return sum(
+        value.const_value.nbytes
+        for value in model.graph.initializers.values()
+        if value.const_value is not None
+    )
+
+
+def save_onnx(model: ir.Model, path: Path, *, external_data: bool | None = None) -> None:
+    """Writes ``model`` to ``path``; weights go to ``<name>.data`` beside it when they are large.
+
+    ``external_data=None`` decides by size, so models over 2 GB are always written correctly.
+    """
+    if external_data is None:
+        external_data = initializer_bytes(model) > EXTERNAL_DATA_THRESHOLD
+    if external_data:
+        ir.save(model, path, external_data=f"{path.name}.data")
+    else:
+        ir.save(model, path)
+
+
+@contextlib.contextmanager
+def atomic_output(target: Path, *, force: bool, directory: bool = False) -> Iterator[Path]:
+    """Yields a fresh temporary path beside ``target``; renames it onto ``target`` on success.
+
+    Nothing is left behind when the body raises, and an existing ``target`` is only replaced when
+    ``force`` is set. Files written beside the temporary path whose names start with its name (an
+    ``.onnx.data`` side file) are moved along with it.
+    """
+    target = target.resolve()
+    if target.exists() and not force:
+        raise BadInputError("already exists", path=str(target), hint="pass --force to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".unframe-tmp", dir=target.parent))
+    temporary = staging / target.name
+    try:
+        if directory:
+            temporary.mkdir()
+        yield temporary
+        siblings = [p for p in staging.iterdir() if p != temporary]
+        if target.exists():
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink()
+        os.replace(temporary, target)
+        for sibling in siblings:
+            os.replace(sibling, target.parent / sibling.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
