@@ -1,0 +1,1 @@
+"""Caffe2 backend: caffe2-compatible protobuf bindings, NetDef I/O and a reference executor."""

@@ -1,0 +1,314 @@
+"""The Caffe2 model format: a directory holding a predict net, an init net and value_info.json.
+
+Caffe2 saves a model as two serialized ``NetDef`` messages: ``predict_net.pb`` (the computation)
+and ``init_net.pb`` (fill ops that create the weights). The model zoo adds ``value_info.json``,
+``{"data": [elem_type, [1, 3, 224, 224]]}``, where ``elem_type`` is an ONNX ``TensorProto`` data
+type number. Nets may also be stored in protobuf text format (``predict_net.pbtxt``).
+
+Parsing is strict: protobuf happily parses many byte strings as *some* message, so after parsing we
+check that the result looks like a NetDef someone wrote on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from google.protobuf import text_format
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.unknown_fields import UnknownFieldSet
+from unframe.backends.caffe2.proto import caffe2_pb2
+from unframe.shared_ir.errors import BadInputError
+
+FRAMEWORK = "caffe2"
+PREDICT_NAMES = ("predict_net.pb", "predict_net.pbtxt")
+INIT_NAMES = ("init_net.pb", "init_net.pbtxt")
+VALUE_INFO_NAME = "value_info.json"
+
+ValueInfo = dict[str, tuple[int, list[int]]]
+
+
+@dataclass
+class Caffe2Model:
+    """A Caffe2 model: its two nets, the zoo's input description and where it was read from.
+
+    ``init_net`` is None for nets published without weights (the model zoo's pbtxt files).
+    """
+
+    predict_net: caffe2_pb2.NetDef
+    init_net: caffe2_pb2.NetDef | None
+    value_info: ValueInfo = field(default_factory=dict)
+    directory: Path | None = None
+
+
+# -- reading ------------------------------------------------------------------------------------
+def read_model(path: Path, *, allow_missing_init: bool = False) -> Caffe2Model:
+    """Reads the model at ``path``: a model directory, or a predict net file inside one.
+
+    Args:
+        path: the directory, or its ``predict_net.pb``/``.pbtxt`` (any file whose name contains
+            ``predict`` finds its init net by replacing that with ``init``).
+        allow_missing_init: accept a model without an init net (then ``init_net`` is None), as
+            the model zoo publishes its text-format nets.
+
+    Raises:
+        BadInputError: naming the file that is missing, truncated or not a NetDef.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BadInputError("no such file or directory", path=str(path), framework=FRAMEWORK)
+    if path.is_dir():
+        directory = path
+        predict_path = _first_existing(directory, PREDICT_NAMES)
+        if predict_path is None:
+            raise BadInputError(
+                f"not a Caffe2 model directory: it holds no {' or '.join(PREDICT_NAMES)}",
+                path=str(path),
+                framework=FRAMEWORK,
+            )
+    else:
+        directory = path.parent
+        predict_path = path
+    predict_net = read_netdef(predict_path)
+    init_path = _init_path_for(predict_path)
+    init_net: caffe2_pb2.NetDef | None = None
+    if init_path is not None:
+        init_net = read_netdef(init_path, allow_empty=True)
+    elif not allow_missing_init:
+        raise BadInputError(
+            f"the model has no init net ({' or '.join(INIT_NAMES)} next to {predict_path.name}), "
+            "so it has no weights",
+            path=str(directory),
+            framework=FRAMEWORK,
+        )
+    value_info_path = directory / VALUE_INFO_NAME
+    value_info = read_value_info(value_info_path) if value_info_path.is_file() else {}
+    return Caffe2Model(predict_net, init_net, value_info, directory)
+
+
+def read_netdef(path: Path, *, allow_empty: bool = False) -> caffe2_pb2.NetDef:
+    """Reads one NetDef, binary or (for ``.pbtxt``/``.prototxt``/``.txt``) protobuf text.
+
+    Args:
+        path: the file.
+        allow_empty: accept a net without ops (an init net of a model without weights).
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise BadInputError(
+            f"cannot read: {error.strerror}", path=str(path), framework=FRAMEWORK
+        ) from error
+    if path.suffix.lower() in (".pbtxt", ".prototxt", ".txt"):
+        return parse_netdef_text(data, str(path), allow_empty=allow_empty)
+    return parse_netdef(data, str(path), allow_empty=allow_empty)
+
+
+def parse_netdef(data: bytes, where: str, *, allow_empty: bool = False) -> caffe2_pb2.NetDef:
+    """Parses serialized NetDef bytes; ``where`` names the source in error messages."""
+    _reject_foreign_content(data, where)
+    net = caffe2_pb2.NetDef()
+    try:
+        net.ParseFromString(data)
+    except DecodeError as error:
+        raise BadInputError(
+            f"not a Caffe2 NetDef: the protobuf data is truncated or corrupt ({error})",
+            path=where,
+            framework=FRAMEWORK,
+        ) from error
+    _check_netdef(net, where, allow_empty=allow_empty)
+    return net
+
+
+def parse_netdef_text(
+    data: bytes | str, where: str, *, allow_empty: bool = False
+) -> caffe2_pb2.NetDef:
+    """Parses a NetDef written in protobuf text format."""
+    if isinstance(data, bytes):
+        _reject_foreign_content(data, where)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise BadInputError(
+                "not a protobuf text file: it is not UTF-8 text (a binary .pb named .pbtxt?)",
+                path=where,
+                framework=FRAMEWORK,
+            ) from error
+    else:
+        text = data
+    net = caffe2_pb2.NetDef()
+    try:
+        text_format.Parse(text, net)
+    except text_format.ParseError as error:
+        raise BadInputError(
+            f"not a Caffe2 NetDef in protobuf text format: {error}",
+            path=where,
+            framework=FRAMEWORK,
+        ) from error
+    _check_netdef(net, where, allow_empty=allow_empty)
+    return net
+
+
+def read_value_info(path: Path) -> ValueInfo:
+    """Reads a model-zoo ``value_info.json``: ``{blob: [onnx_elem_type, [dims...]]}``."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BadInputError(
+            f"not a readable JSON file: {error}", path=str(path), framework=FRAMEWORK
+        ) from error
+    if not isinstance(raw, dict):
+        raise BadInputError(
+            'value_info must be a JSON object {"blob": [elem_type, [dims]]}',
+            path=str(path),
+            framework=FRAMEWORK,
+        )
+    info: ValueInfo = {}
+    for name, entry in raw.items():
+        if not (
+            isinstance(entry, list)
+            and len(entry) == 2
+            and _is_int(entry[0])
+            and isinstance(entry[1], list)
+            and all(_is_int(d) for d in entry[1])
+        ):
+            raise BadInputError(
+                f"value_info entry {name!r} must be [elem_type, [dims...]] with integers, "
+                f"got {entry!r}",
+                path=str(path),
+                framework=FRAMEWORK,
+            )
+        info[name] = (int(entry[0]), [int(d) for d in entry[1]])
+    return info
+
+
+# -- writing ------------------------------------------------------------------------------------
+def write_model(model: Caffe2Model, directory: Path, *, text: bool = False) -> None:
+    """Writes ``model`` into ``directory`` (created if needed) as Caffe2 saves models.
+
+    Args:
+        model: the model; an ``init_net`` of None writes no init net file.
+        directory: the model directory.
+        text: write ``.pbtxt`` protobuf text instead of binary ``.pb``.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    suffix = ".pbtxt" if text else ".pb"
+    write_netdef(model.predict_net, directory / f"predict_net{suffix}")
+    if model.init_net is not None:
+        write_netdef(model.init_net, directory / f"init_net{suffix}")
+    if model.value_info:
+        payload = {name: [elem, list(dims)] for name, (elem, dims) in model.value_info.items()}
+        (directory / VALUE_INFO_NAME).write_text(json.dumps(payload) + "\n", encoding="utf-8")
+
+
+def write_netdef(net: caffe2_pb2.NetDef, path: Path) -> None:
+    """Writes one NetDef, as protobuf text where ``path`` ends in ``.pbtxt``, else binary."""
+    path = Path(path)
+    if path.suffix.lower() in (".pbtxt", ".prototxt", ".txt"):
+        path.write_text(text_format.MessageToString(net), encoding="utf-8")
+    else:
+        path.write_bytes(net.SerializeToString())
+
+
+# -- checks -------------------------------------------------------------------------------------
+def _reject_foreign_content(data: bytes, where: str) -> None:
+    """Names the common things that sit where a .pb should be: HTML pages, LFS pointers."""
+    if not data:
+        raise BadInputError("the file is empty", path=where, framework=FRAMEWORK)
+    head = data[:512].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html", b"<head", b"<?xml")) or (
+        head.startswith(b"<") and b"<html" in data[:4096].lower()
+    ):
+        raise BadInputError(
+            "this is an HTML page, not a Caffe2 NetDef (a web page saved in place of the file?)",
+            path=where,
+            framework=FRAMEWORK,
+            hint="download the raw file",
+        )
+    if head.startswith(b"version https://git-lfs"):
+        raise BadInputError(
+            "this is a Git LFS pointer, not a Caffe2 NetDef (the file's content was never fetched)",
+            path=where,
+            framework=FRAMEWORK,
+            hint="run `git lfs pull`",
+        )
+
+
+def _check_netdef(net: caffe2_pb2.NetDef, where: str, *, allow_empty: bool) -> None:
+    """Rejects parsed messages that are not plausibly a NetDef."""
+    unknown = _unknown_field_numbers(net)
+    if unknown:
+        raise BadInputError(
+            f"not a Caffe2 NetDef: it holds field number(s) {sorted(unknown)} that a NetDef "
+            "does not have (a different protobuf message, or corrupt data)",
+            path=where,
+            framework=FRAMEWORK,
+        )
+    if not net.op and not allow_empty:
+        raise BadInputError(
+            "not a usable Caffe2 NetDef: it holds no operators", path=where, framework=FRAMEWORK
+        )
+    for index, op in enumerate(net.op):
+        if not isinstance(op.type, str) or not op.type or not op.type.isprintable():
+            raise BadInputError(
+                f"not a Caffe2 NetDef: operator {index} has {'no' if not op.type else 'a garbled'} "
+                "type",
+                path=where,
+                framework=FRAMEWORK,
+            )
+        for blob in [*op.input, *op.output]:
+            if not isinstance(blob, str) or not blob:
+                raise BadInputError(
+                    f"not a Caffe2 NetDef: operator {index} ({op.type}) has an empty or garbled "
+                    "blob name",
+                    path=where,
+                    framework=FRAMEWORK,
+                )
+        for arg in op.arg:
+            if not isinstance(arg.name, str) or not arg.name:
+                raise BadInputError(
+                    f"not a Caffe2 NetDef: operator {index} ({op.type}) has an argument "
+                    "without a name",
+                    path=where,
+                    framework=FRAMEWORK,
+                )
+
+
+def _unknown_field_numbers(message: Message) -> set[int]:
+    """Field numbers the schema does not know, in ``message`` and every message inside it."""
+    found = {entry.field_number for entry in UnknownFieldSet(message)}
+    for descriptor, value in message.ListFields():
+        if descriptor.message_type is None:
+            continue
+        # A repeated message field's value is a container, not a Message.
+        for item in [value] if isinstance(value, Message) else value:
+            found |= _unknown_field_numbers(item)
+    return found
+
+
+def _first_existing(directory: Path, names: tuple[str, ...]) -> Path | None:
+    for name in names:
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def _init_path_for(predict_path: Path) -> Path | None:
+    """The init net that belongs to ``predict_path``, or None where there is none."""
+    name = predict_path.name
+    candidates: list[Path] = []
+    if "predict" in name:
+        candidates.append(predict_path.with_name(name.replace("predict", "init", 1)))
+    candidates.extend(predict_path.parent / init for init in INIT_NAMES)
+    for candidate in candidates:
+        if candidate.is_file() and candidate != predict_path:
+            return candidate
+    return None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
