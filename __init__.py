@@ -1,0 +1,50 @@
+"""unframe: move trained models between frameworks through one shared ONNX IR.
+
+Each framework has one frontend (native model -> IR) and one backend (IR -> native model), so n
+adapters give every n x n conversion. Frameworks are imported lazily: ``import unframe`` needs none.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_API = {
+    "load": "unframe.converters.api",
+    "save": "unframe.converters.api",
+    "convert": "unframe.converters.api",
+    "validate": "unframe.converters.api",
+    "roundtrip": "unframe.converters.api",
+    "ConversionResult": "unframe.converters.api",
+    "ValidationResult": "unframe.converters.api",
+    "RoundtripResult": "unframe.converters.api",
+    "get_framework": "unframe.converters.registry",
+    "framework_names": "unframe.converters.registry",
+    "from_torch": "unframe.frontends.pytorch",
+    "to_torch": "unframe.backends.pytorch",
+}
+
+__all__ = sorted(_API)
+
+if TYPE_CHECKING:
+    from unframe.converters.api import (
+        ConversionResult,
+        RoundtripResult,
+        ValidationResult,
+        convert,
+        load,
+        roundtrip,
+        save,
+        validate,
+    )
+    from unframe.converters.registry import framework_names, get_framework
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _API.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'unframe' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module_name), name)

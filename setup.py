@@ -8,6 +8,7 @@ modules. Everything else lives in ``pyproject.toml``.
 from __future__ import annotations
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 SUBPACKAGES = ("converters", "frontends", "backends", "shared_ir", "cli")
 
@@ -16,4 +17,14 @@ for top in SUBPACKAGES:
     packages.append(f"unframe.{top}")
     packages.extend(f"unframe.{top}.{sub}" for sub in find_packages(top))
 
-setup(packages=packages, package_dir={"unframe": "."})
+
+
+class BuildPy(build_py):
+    """Keeps this file itself out of the ``unframe`` package that the root folder becomes."""
+
+    def find_package_modules(self, package: str, package_dir: str) -> list[tuple[str, str, str]]:
+        modules = super().find_package_modules(package, package_dir)
+        return [m for m in modules if not (package == "unframe" and m[1] == "setup")]
+
+
+setup(packages=packages, package_dir={"unframe": "."}, cmdclass={"build_py": BuildPy})

@@ -101,7 +101,11 @@ class Framework(abc.ABC):
 
     # -- runtime ------------------------------------------------------------------------------
     def run(self, path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Runs the native model at ``path``; outputs in the model's output order."""
+        """Runs the native model at ``path``; outputs keyed by name, in the model's output order.
+
+        ``inputs`` are keyed by the IR's input names in graph order; an adapter whose native model
+        renamed its inputs matches them by position (``shared_ir.inputs.align_feeds``).
+        """
         raise NotImplementedError(f"{self.name} models cannot be run here")
 
     def run_ir(

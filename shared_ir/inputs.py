@@ -108,3 +108,19 @@ def random_array(rng: np.random.Generator, dims: tuple[int, ...], dtype: np.dtyp
     if np.issubdtype(dtype, np.integer):
         return rng.integers(0, 4, size=dims).astype(dtype)
     return rng.standard_normal(size=dims).astype(dtype)
+
+
+def align_feeds(names: list[str], feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``feeds`` keyed by ``names``: by name where every name is present, else by position.
+
+    Converters may rename inputs (sanitized blob names, PyTorch placeholders), so validation feeds
+    the converted model positionally when the names differ.
+    """
+    if set(names) <= set(feeds):
+        return {name: feeds[name] for name in names}
+    values = list(feeds.values())
+    if len(values) < len(names):
+        raise BadInputError(
+            f"the model takes {len(names)} inputs ({', '.join(names)}) but {len(values)} were given"
+        )
+    return dict(zip(names, values, strict=False))

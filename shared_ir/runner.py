@@ -2,53 +2,100 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnx
 import onnx_ir as ir
 
+#: In-memory protos cannot exceed 2 GiB; larger models are run from a file with external data.
+_IN_MEMORY_LIMIT = 1 << 30
+
 
 @dataclass
 class RunResult:
+    """Outputs keyed by graph output name, in order, and which engine computed them."""
+
     outputs: dict[str, np.ndarray]
     engine: str  # "onnxruntime" or "onnx.reference"
     fallback_reason: str | None = None
 
 
-def run_reference(model: ir.Model | onnx.ModelProto, inputs: Mapping[str, np.ndarray]) -> RunResult:
-    """Runs ``model`` on ``inputs``; outputs keyed by name in the graph's output order."""
+def run_reference(
+    model: ir.Model | onnx.ModelProto, inputs: Mapping[str, np.ndarray]
+) -> RunResult:
+    """Runs ``model`` on ``inputs`` with onnxruntime, or onnx.reference where ORT fails."""
+    if isinstance(model, ir.Model) and _needs_file(model):
+        with tempfile.TemporaryDirectory(prefix="unframe-ref-") as tmp:
+            path = Path(tmp) / "model.onnx"
+            ir.save(model, path, external_data="model.onnx.data")
+            return run_reference_path(path, inputs)
     proto = model if isinstance(model, onnx.ModelProto) else ir.to_proto(model)
+    return _run(proto.SerializeToString(), proto, inputs)
+
+
+def run_reference_path(path: Path, inputs: Mapping[str, np.ndarray]) -> RunResult:
+    """Runs the ``.onnx`` file at ``path`` (external data beside it is found by ORT)."""
+    proto = onnx.load(str(path), load_external_data=False)
+    return _run(str(path), proto, inputs)
+
+
+def run_onnxruntime(model: ir.Model, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """onnxruntime alone, no fallback: what the ONNX conformance baseline measures."""
+    proto = ir.to_proto(model)
+    declared = {i.name for i in proto.graph.input}
+    feeds = {name: _feed(array) for name, array in inputs.items() if name in declared}
+    return _run_onnxruntime(proto.SerializeToString(), feeds, [o.name for o in proto.graph.output])
+
+
+def _needs_file(model: ir.Model) -> bool:
+    total = 0
+    for value in model.graph.initializers.values():
+        tensor = value.const_value
+        if tensor is None:
+            continue
+        if isinstance(tensor, ir.ExternalTensor):
+            return True
+        total += tensor.nbytes
+    return total > _IN_MEMORY_LIMIT
+
+
+def _run(source: str | bytes, proto: onnx.ModelProto, inputs: Mapping[str, np.ndarray]) -> RunResult:
     output_names = [output.name for output in proto.graph.output]
-    feeds = {name: np.asarray(array) for name, array in inputs.items()}
+    declared = {i.name for i in proto.graph.input}
+    feeds = {name: _feed(array) for name, array in inputs.items() if name in declared}
     try:
-        return RunResult(_run_onnxruntime(proto, feeds, output_names), "onnxruntime")
+        return RunResult(_run_onnxruntime(source, feeds, output_names), "onnxruntime")
     except Exception as error:  # noqa: BLE001 - any ORT failure sends us to the reference evaluator
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        text = str(error).strip()
+        reason = text.splitlines()[0] if text else type(error).__name__
     from onnx.reference import ReferenceEvaluator
 
+    if isinstance(source, str):
+        proto = onnx.load(source)
     evaluator = ReferenceEvaluator(proto)
-    declared = {i.name for i in proto.graph.input}
-    results = evaluator.run(None, {k: v for k, v in feeds.items() if k in declared})
+    results = evaluator.run(None, feeds)
     outputs = {name: np.asarray(value) for name, value in zip(output_names, results, strict=True)}
     return RunResult(outputs, "onnx.reference", reason)
 
 
 def _run_onnxruntime(
-    proto: onnx.ModelProto, feeds: dict[str, np.ndarray], output_names: list[str]
+    source: str | bytes, feeds: dict[str, np.ndarray], output_names: list[str]
 ) -> dict[str, np.ndarray]:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    # Optimizations off: the reference must compute exactly what the graph says.
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(
-        proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
-    declared = {i.name for i in session.get_inputs()}
-    results = session.run(output_names, {k: v for k, v in feeds.items() if k in declared})
+    # Basic optimizations only: the reference should compute what the graph says, not a fusion.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    results = session.run(output_names, feeds)
     return {name: np.asarray(value) for name, value in zip(output_names, results, strict=True)}
+
+
+def _feed(value: object) -> object:
+    # Sequence inputs are lists of arrays and optional ones may be None: pass them as they are.
+    return value if isinstance(value, list | tuple) or value is None else np.asarray(value)

@@ -1,0 +1,3 @@
+from unframe.cli.main import main
+
+main()

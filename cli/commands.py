@@ -1,0 +1,296 @@
+"""The CLI's commands; each parses options, calls ``unframe.converters`` and renders the result."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from unframe.cli import render
+from unframe.cli.main import FRAMEWORK_HELP, cli
+from unframe.shared_ir.compare import DEFAULT_ATOL, DEFAULT_RTOL
+from unframe.shared_ir.errors import BadInputError, ExitCode
+
+FRAMEWORKS = click.Choice(["onnx", "pytorch", "caffe2", "tensorflow", "coreml"], case_sensitive=False)
+
+
+def _input_option(function: Any) -> Any:
+    return click.option(
+        "--input", "inputs", multiple=True, metavar="NAME=D1,D2,...[:DTYPE]",
+        help="An input's shape (and dtype); repeat for several inputs.",
+    )(function)
+
+
+def _dynamic_option(function: Any) -> Any:
+    return click.option(
+        "--dynamic", multiple=True, metavar="NAME=AXIS[,AXIS]",
+        help="Keep these axes of an input dynamic (PyTorch sources).",
+    )(function)
+
+
+def _tolerances(function: Any) -> Any:
+    function = click.option("--atol", type=float, default=DEFAULT_ATOL, show_default=True,
+                            help="Absolute tolerance.")(function)
+    return click.option("--rtol", type=float, default=DEFAULT_RTOL, show_default=True,
+                        help="Relative tolerance: an element fails where |a-b| > atol + rtol*|b|.")(function)
+
+
+def _json_option(function: Any) -> Any:
+    return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(function)
+
+
+def _parse_dynamic(texts: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
+    dynamic: dict[str, tuple[int, ...]] = {}
+    for text in texts:
+        name, _, axes = text.partition("=")
+        try:
+            dynamic[name.strip()] = tuple(int(a) for a in axes.split(",") if a.strip())
+        except ValueError:
+            raise BadInputError(f"--dynamic {text!r} is not NAME=AXIS[,AXIS]") from None
+        if not name.strip() or not dynamic[name.strip()]:
+            raise BadInputError(f"--dynamic {text!r} is not NAME=AXIS[,AXIS]")
+    return dynamic
+
+
+def _load_npz(path: Path | None) -> dict[str, np.ndarray] | None:
+    if path is None:
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError) as error:
+        raise BadInputError(f"not a readable .npz file ({error})", path=str(path)) from None
+
+
+@contextlib.contextmanager
+def _status(message: str, quiet: bool) -> Iterator[None]:
+    """A spinner on stderr for long work, only when stderr is a terminal."""
+    if quiet or not sys.stderr.isatty():
+        yield
+        return
+    with render.stderr.status(message):
+        yield
+
+
+@cli.command()
+@click.argument("src")
+@click.option("-o", "--output", "out", required=True, help="Where to write the converted model.")
+@click.option("--from", "source", type=FRAMEWORKS, help=f"Source framework: {FRAMEWORK_HELP}.")
+@click.option("--to", "target", type=FRAMEWORKS, help=f"Target framework: {FRAMEWORK_HELP}.")
+@click.option("--opset", type=int, help="ONNX opset to target (ONNX output).")
+@_input_option
+@_dynamic_option
+@click.option("--validate", is_flag=True, help="Run source and result on the same inputs and compare.")
+@_tolerances
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--no-optimize", is_flag=True, help="Skip constant folding and dead-code elimination.")
+@_json_option
+def convert(src: str, out: str, source: str | None, target: str | None, opset: int | None,
+            inputs: tuple[str, ...], dynamic: tuple[str, ...], validate: bool, rtol: float,
+            atol: float, force: bool, no_optimize: bool, as_json: bool) -> None:
+    """Convert SRC into another framework's format, written to OUT."""
+    from unframe.converters import api
+
+    with _status("converting", as_json):
+        result = api.convert(
+            src, out, source, target, opset=opset, inputs=list(inputs), dynamic=_parse_dynamic(dynamic),
+            validate=validate, rtol=rtol, atol=atol, force=force, optimize=not no_optimize,
+        )
+    if as_json:
+        render.print_json(result.as_json())
+    else:
+        render.stdout.print(
+            f"{result.source} -> {result.target}: wrote {result.output} in {result.seconds:.2f} s"
+        )
+        if result.validation is not None:
+            _print_validation(result.validation)
+    if not result.ok:
+        sys.exit(int(ExitCode.MISMATCH))
+
+
+def _print_validation(validation: Any) -> None:
+    render.stdout.print(render.comparison_table(
+        f"validation (rtol {validation.rtol:g}, atol {validation.atol:g})", validation.outputs
+    ))
+    render.stdout.print(f"how: {validation.how}")
+    render.stdout.print("[green]outputs match[/green]" if validation.ok else "[red]outputs differ[/red]")
+
+
+@cli.command()
+@click.argument("src")
+@click.argument("converted")
+@click.option("--from", "source", type=FRAMEWORKS, help=f"SRC's framework: {FRAMEWORK_HELP}.")
+@click.option("--to", "target", type=FRAMEWORKS, help=f"CONVERTED's framework: {FRAMEWORK_HELP}.")
+@_input_option
+@click.option("--inputs", "inputs_file", type=click.Path(path_type=Path), help="Inputs from an .npz file.")
+@_tolerances
+@_json_option
+def validate(src: str, converted: str, source: str | None, target: str | None,
+             inputs: tuple[str, ...], inputs_file: Path | None, rtol: float, atol: float,
+             as_json: bool) -> None:
+    """Run SRC and CONVERTED on the same seeded inputs and compare every output."""
+    from unframe.converters import api
+
+    with _status("validating", as_json):
+        result = api.validate(src, converted, source, target, inputs=list(inputs),
+                              feeds=_load_npz(inputs_file), rtol=rtol, atol=atol)
+    if as_json:
+        render.print_json(result.as_json())
+    else:
+        _print_validation(result)
+    if not result.ok:
+        sys.exit(int(ExitCode.MISMATCH))
+
+
+@cli.command()
+@click.argument("src")
+@click.option("--via", required=True, type=FRAMEWORKS, help="The framework to go through.")
+@click.option("--from", "source", type=FRAMEWORKS, help=f"SRC's framework: {FRAMEWORK_HELP}.")
+@_input_option
+@_tolerances
+@_json_option
+def roundtrip(src: str, via: str, source: str | None, inputs: tuple[str, ...], rtol: float,
+              atol: float, as_json: bool) -> None:
+    """SRC -> IR -> VIA -> IR, then compare both IRs' outputs and graph statistics."""
+    from unframe.converters import api
+
+    with _status(f"round trip through {via}", as_json):
+        result = api.roundtrip(src, via, source, inputs=list(inputs), rtol=rtol, atol=atol)
+    if as_json:
+        render.print_json(result.as_json())
+    else:
+        render.stdout.print(render.comparison_table(f"round trip via {result.via}", result.outputs))
+        for key in ("nodes", "parameters", "parameter_bytes"):
+            render.stdout.print(f"{key}: {result.before[key]} -> {result.after[key]}")
+        render.stdout.print(f"how: {result.how}")
+    if not result.ok:
+        sys.exit(int(ExitCode.MISMATCH))
+
+
+@cli.command()
+@click.argument("src")
+@click.option("--from", "source", type=FRAMEWORKS, help=f"SRC's framework: {FRAMEWORK_HELP}.")
+@_input_option
+@_json_option
+def inspect(src: str, source: str | None, inputs: tuple[str, ...], as_json: bool) -> None:
+    """Show inputs, outputs, op histogram, parameter count and opset of SRC."""
+    from unframe.converters import api
+    from unframe.shared_ir.stats import model_summary
+
+    summary = model_summary(api.load(src, source, inputs=list(inputs)))
+    if as_json:
+        render.print_json(summary)
+        return
+    for role in ("inputs", "outputs"):
+        render.stdout.print(f"{role}:")
+        for value in summary[role]:
+            render.stdout.print(f"  {value['name']}: {value['dtype']} {value['shape']}")
+    render.stdout.print(f"opset: {summary['opset']}")
+    render.stdout.print(
+        f"parameters: {summary['parameters']:,} ({summary['parameter_bytes'] / 2**20:.1f} MiB)"
+    )
+    render.stdout.print(f"nodes: {summary['nodes']}")
+    for op, count in summary["ops"].items():
+        render.stdout.print(f"  {op}: {count}")
+
+
+@cli.command()
+@_json_option
+def frameworks(as_json: bool) -> None:
+    """List the installed framework adapters and what each can do here."""
+    from unframe.converters.registry import all_frameworks, broken_frameworks
+
+    described = [fw.describe() for fw in all_frameworks()]
+    for name, reason in broken_frameworks().items():
+        described.append({"name": name, "reads": [], "writes": [], "installed": False,
+                          "import": False, "export": False, "run": False,
+                          "runtime_note": reason, "extra": name})
+    if as_json:
+        render.print_json(described)
+        return
+    from rich.table import Table
+
+    table = Table()
+    for column in ("framework", "reads", "writes", "import", "export", "run here"):
+        table.add_column(column)
+    for d in described:
+        run = "yes" if d["run"] else f"no ({d['runtime_note']})"
+        table.add_row(d["name"], " ".join(d["reads"]), " ".join(d["writes"]),
+                      "yes" if d["import"] else f"no: pip install 'unframe[{d['extra']}]'",
+                      "yes" if d["export"] else "no", run)
+    render.stdout.print(table)
+
+
+@cli.command()
+@click.option("--backend", required=True, type=FRAMEWORKS, help="The backend to test.")
+@click.option("--op", "ops", multiple=True, help="Only the tests of this op (repeatable).")
+@click.option("--filter", "name_pattern", help="Only tests whose name matches this regex.")
+@click.option("--report", type=click.Path(path_type=Path), help="Markdown report path "
+              "[default: docs/conformance/BACKEND.md for a full run].")
+@_json_option
+def conformance(backend: str, ops: tuple[str, ...], name_pattern: str | None,
+                report: Path | None, as_json: bool) -> None:
+    """Run onnx's backend node tests through BACKEND's exporter and runtime."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from unframe.converters import conformance as harness
+    from unframe.converters.registry import get_framework
+
+    framework = get_framework(backend)
+    framework.ensure_installed()
+    cases = harness.collect_node_tests(list(ops) or None, name_pattern)
+    if not cases:
+        raise BadInputError("no node test matches", hint="check --op and --filter")
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeRemainingColumn(), console=render.stderr, disable=not sys.stderr.isatty())
+    with progress:
+        task = progress.add_task(f"conformance {backend}", total=len(cases))
+        result = harness.run_conformance(framework, cases, lambda _: progress.advance(task))
+    if report is None and not ops and not name_pattern:
+        report = Path("docs/conformance") / f"{framework.name}.md"
+    if report is not None:
+        harness.write_report(result, report, framework)
+    if as_json:
+        render.print_json({"backend": framework.name, **result.as_json()})
+        return
+    render.stdout.print(f"supported ops (every test passes): {len(result.supported_ops())}")
+    if report is not None:
+        render.stdout.print(f"report: {report}")
+    render.stdout.print(result.summary_line())
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--from", "source", type=FRAMEWORKS, help=f"MODEL's framework: {FRAMEWORK_HELP}.")
+@_input_option
+@click.option("--inputs", "inputs_file", type=click.Path(path_type=Path), help="Inputs from an .npz file.")
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), help="Save outputs to an .npz file.")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@_json_option
+def run(model: str, source: str | None, inputs: tuple[str, ...], inputs_file: Path | None,
+        out: Path | None, force: bool, as_json: bool) -> None:
+    """Run MODEL on its framework's runtime (seeded inputs unless --inputs) and summarize outputs."""
+    from unframe.converters import api
+
+    result = api.run(model, source, inputs=list(inputs), feeds=_load_npz(inputs_file))
+    if out is not None:
+        from unframe.shared_ir.io import atomic_output
+
+        with atomic_output(out, force=force) as temporary, open(temporary, "wb") as handle:
+            np.savez(handle, **result.outputs)
+    summary = [
+        {"name": name, "shape": list(value.shape), "dtype": str(value.dtype),
+         "mean": float(np.mean(value)) if value.size and value.dtype.kind in "fiub" else None}
+        for name, value in result.outputs.items()
+    ]
+    if as_json:
+        render.print_json({"ok": True, "how": result.how, "outputs": summary})
+        return
+    render.stdout.print(f"how: {result.how}")
+    for item in summary:
+        render.stdout.print(f"{item['name']}: {item['dtype']} {item['shape']} mean={item['mean']}")

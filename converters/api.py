@@ -1,0 +1,405 @@
+"""The Python API: load, save, convert, validate and roundtrip, each returning a result object.
+
+Every conversion is backend(passes(frontend(src))); the two adapters are looked up in the registry,
+so any pair of frameworks works without pairwise code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+
+from unframe.converters.framework import ConvertOptions, Framework
+from unframe.converters.registry import detect_framework, get_framework
+from unframe.shared_ir import passes
+from unframe.shared_ir.compare import DEFAULT_ATOL, DEFAULT_RTOL, OutputComparison, compare_outputs
+from unframe.shared_ir.errors import BadInputError, ConversionError, UnframeError, UnsupportedOpsError
+from unframe.shared_ir.inputs import InputSpec, align_feeds, example_inputs, parse_input_specs
+from unframe.shared_ir.io import atomic_output
+from unframe.shared_ir.runner import run_reference
+from unframe.shared_ir.stats import model_summary
+
+InputsArg = Mapping[str, InputSpec] | Iterable[str] | None
+
+
+@dataclass
+class ValidationResult:
+    """Per-output comparison of a converted model against its source."""
+
+    ok: bool
+    how: str
+    outputs: list[OutputComparison]
+    rtol: float
+    atol: float
+    seconds: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "how": self.how, "outputs": [o.as_json() for o in self.outputs]}
+
+
+@dataclass
+class ConversionResult:
+    """What a conversion did: frameworks, paths, per-step timings, validation."""
+
+    ok: bool
+    source: str
+    target: str
+    input: str
+    output: str
+    seconds: float
+    steps: dict[str, float] = field(default_factory=dict)
+    validation: ValidationResult | None = None
+    model: ir.Model | None = field(default=None, repr=False)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "from": self.source,
+            "to": self.target,
+            "output": self.output,
+            "seconds": round(self.seconds, 4),
+            "steps": {k: round(v, 4) for k, v in self.steps.items()},
+            "validation": self.validation.as_json() if self.validation else None,
+        }
+
+
+@dataclass
+class RoundtripResult:
+    """SRC -> IR -> FW -> IR: output agreement and graph statistics before and after."""
+
+    ok: bool
+    via: str
+    how: str
+    outputs: list[OutputComparison]
+    before: dict[str, Any]
+    after: dict[str, Any]
+    seconds: float
+
+    def as_json(self) -> dict[str, Any]:
+        keys = ("nodes", "parameters", "parameter_bytes", "ops")
+        return {
+            "ok": self.ok,
+            "via": self.via,
+            "how": self.how,
+            "seconds": round(self.seconds, 4),
+            "outputs": [o.as_json() for o in self.outputs],
+            "stats": {
+                "before": {k: self.before[k] for k in keys},
+                "after": {k: self.after[k] for k in keys},
+            },
+        }
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _framework(name: str | Framework | None, path: Path | str, *, for_writing: bool) -> Framework:
+    if isinstance(name, Framework):
+        framework = name
+    elif name:
+        framework = get_framework(name)
+    else:
+        framework = detect_framework(path, for_writing=for_writing)
+    framework.ensure_installed()
+    return framework
+
+
+def _specs(inputs: InputsArg) -> dict[str, InputSpec]:
+    if inputs is None:
+        return {}
+    if isinstance(inputs, Mapping):
+        return dict(inputs)
+    return parse_input_specs(list(inputs))
+
+
+def _source_path(src: Path | str) -> Path:
+    path = Path(str(src))
+    # A PyTorch factory ``file.py:make_model`` or ``package.module:make_model`` is not a path.
+    if not path.exists() and ":" not in str(src):
+        raise BadInputError("no such file or directory", path=str(src))
+    return path
+
+
+def _options(opset: int | None, inputs: InputsArg, dynamic: Mapping[str, Any] | None, extra: dict[str, Any]) -> ConvertOptions:
+    return ConvertOptions(
+        opset=opset,
+        inputs=_specs(inputs),
+        dynamic={k: tuple(v) for k, v in (dynamic or {}).items()},
+        extra=extra,
+    )
+
+
+def _load(framework: Framework, path: Path, options: ConvertOptions) -> ir.Model:
+    try:
+        return framework.load(path, options)
+    except UnframeError as error:
+        error.path = error.path or str(path)
+        error.framework = error.framework or framework.name
+        raise
+
+
+# -- public API ------------------------------------------------------------------------------
+
+
+def load(
+    path: Path | str, framework: str | None = None, *, inputs: InputsArg = None, **options: Any
+) -> ir.Model:
+    """Reads a model of any registered framework into the IR."""
+    source = _source_path(path)
+    adapter = _framework(framework, path, for_writing=False)
+    return _load(adapter, source, _options(None, inputs, options.pop("dynamic", None), options))
+
+
+def save(
+    model: ir.Model,
+    path: Path | str,
+    framework: str | None = None,
+    *,
+    force: bool = False,
+    opset: int | None = None,
+    **options: Any,
+) -> Path:
+    """Writes ``model`` with a framework's backend, atomically; returns the written path."""
+    target = Path(str(path))
+    adapter = _framework(framework, target, for_writing=True)
+    unsupported = adapter.unsupported_nodes(model)
+    if unsupported:
+        raise UnsupportedOpsError(unsupported, framework=adapter.name, path=str(target))
+    with atomic_output(target, force=force, directory=adapter.writes_directory) as temporary:
+        _save(adapter, model, temporary, target, _options(opset, None, None, options))
+    return target
+
+
+def _save(adapter: Framework, model: ir.Model, temporary: Path, target: Path, options: ConvertOptions) -> None:
+    try:
+        adapter.save(model, temporary, options)
+    except UnframeError as error:
+        error.path = str(target) if error.path in (None, str(temporary)) else error.path
+        error.framework = error.framework or adapter.name
+        raise
+    except Exception as error:  # noqa: BLE001 - a converter bug must still name the framework
+        raise ConversionError(
+            f"the {adapter.name} backend failed: {type(error).__name__}: {error}",
+            path=str(target),
+            framework=adapter.name,
+        ) from error
+
+
+def convert(
+    src: Path | str,
+    dst: Path | str,
+    source: str | None = None,
+    target: str | None = None,
+    *,
+    opset: int | None = None,
+    inputs: InputsArg = None,
+    dynamic: Mapping[str, Any] | None = None,
+    validate: bool = False,
+    rtol: float = DEFAULT_RTOL,
+    atol: float = DEFAULT_ATOL,
+    force: bool = False,
+    optimize: bool = True,
+    **options: Any,
+) -> ConversionResult:
+    """Converts ``src`` into ``dst``: backend(passes(frontend(src))), optionally validated."""
+    started = time.perf_counter()
+    source_path = _source_path(src)
+    target_path = Path(str(dst))
+    source_fw = _framework(source, src, for_writing=False)
+    target_fw = _framework(target, dst, for_writing=True)
+    if target_path.exists() and not force:
+        raise BadInputError("already exists", path=str(target_path), hint="pass --force to replace it")
+    convert_options = _options(opset, inputs, dynamic, options)
+    steps: dict[str, float] = {}
+
+    tick = time.perf_counter()
+    model = _load(source_fw, source_path, convert_options)
+    steps["import"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    if optimize:
+        passes.optimize(model)
+    steps["passes"] = time.perf_counter() - tick
+
+    unsupported = target_fw.unsupported_nodes(model)
+    if unsupported:
+        raise UnsupportedOpsError(unsupported, framework=target_fw.name, path=str(source_path))
+
+    tick = time.perf_counter()
+    with atomic_output(target_path, force=force, directory=target_fw.writes_directory) as temporary:
+        _save(target_fw, model, temporary, target_path, convert_options)
+    steps["export"] = time.perf_counter() - tick
+
+    result = ConversionResult(
+        ok=True,
+        source=source_fw.name,
+        target=target_fw.name,
+        input=str(src),
+        output=str(target_path),
+        seconds=0.0,
+        steps=steps,
+        model=model,
+    )
+    if validate:
+        tick = time.perf_counter()
+        result.validation = _validate(
+            source_fw, source_path, target_fw, target_path, convert_options, None, rtol, atol,
+            source_model=model,
+        )
+        steps["validate"] = time.perf_counter() - tick
+        result.ok = result.validation.ok
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _run_side(
+    framework: Framework,
+    path: Path,
+    model: ir.Model,
+    feeds: Mapping[str, np.ndarray],
+    role: str,
+    options: ConvertOptions,
+) -> tuple[dict[str, np.ndarray], str]:
+    """Runs one side of a validation natively where possible, else through the IR."""
+    reason = framework.runtime_unavailable()
+    if reason is None:
+        names = [v.name or "" for v in model.graph.inputs if v.name not in model.graph.initializers]
+        outputs = framework.run(path, align_feeds(names, feeds))
+        return outputs, f"{role} run by {framework.name}'s runtime"
+    result = run_reference(model, feeds)
+    return result.outputs, (
+        f"{role} cannot run here ({reason}); imported back into the IR and run by {result.engine}"
+    )
+
+
+def _validate(
+    source_fw: Framework,
+    source_path: Path,
+    target_fw: Framework,
+    target_path: Path,
+    options: ConvertOptions,
+    feeds: Mapping[str, np.ndarray] | None,
+    rtol: float,
+    atol: float,
+    *,
+    source_model: ir.Model | None = None,
+) -> ValidationResult:
+    started = time.perf_counter()
+    if source_model is None:
+        source_model = _load(source_fw, source_path, options)
+    if feeds is None:
+        feeds = example_inputs(list(source_model.graph.inputs), options.inputs)
+    expected, how_ref = _run_side(source_fw, source_path, source_model, feeds, "the source", options)
+    target_model = source_model if target_fw.runtime_unavailable() is None else _load(target_fw, target_path, options)
+    actual, how_cand = _run_side(target_fw, target_path, target_model, feeds, "the converted model", options)
+    outputs = compare_outputs(actual, expected, rtol=rtol, atol=atol)
+    return ValidationResult(
+        ok=all(o.ok for o in outputs),
+        how=f"{how_ref}; {how_cand}",
+        outputs=outputs,
+        rtol=rtol,
+        atol=atol,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def validate(
+    reference: Path | str,
+    candidate: Path | str,
+    source: str | None = None,
+    target: str | None = None,
+    *,
+    inputs: InputsArg = None,
+    feeds: Mapping[str, np.ndarray] | None = None,
+    rtol: float = DEFAULT_RTOL,
+    atol: float = DEFAULT_ATOL,
+    **options: Any,
+) -> ValidationResult:
+    """Runs ``reference`` and ``candidate`` on the same seeded inputs and compares every output."""
+    reference_path = _source_path(reference)
+    candidate_path = _source_path(candidate)
+    source_fw = _framework(source, reference, for_writing=False)
+    target_fw = _framework(target, candidate, for_writing=False)
+    convert_options = _options(None, inputs, options.pop("dynamic", None), options)
+    return _validate(source_fw, reference_path, target_fw, candidate_path, convert_options, feeds, rtol, atol)
+
+
+def roundtrip(
+    src: Path | str,
+    via: str,
+    source: str | None = None,
+    *,
+    inputs: InputsArg = None,
+    rtol: float = DEFAULT_RTOL,
+    atol: float = DEFAULT_ATOL,
+    **options: Any,
+) -> RoundtripResult:
+    """SRC -> IR -> VIA -> IR; both IRs run by the reference runner on the same inputs."""
+    import tempfile
+
+    started = time.perf_counter()
+    source_path = _source_path(src)
+    source_fw = _framework(source, src, for_writing=False)
+    via_fw = _framework(via, "", for_writing=True)
+    convert_options = _options(None, inputs, options.pop("dynamic", None), options)
+    before = _load(source_fw, source_path, convert_options)
+    passes.optimize(before)
+    unsupported = via_fw.unsupported_nodes(before)
+    if unsupported:
+        raise UnsupportedOpsError(unsupported, framework=via_fw.name, path=str(source_path))
+    feeds = example_inputs(list(before.graph.inputs), convert_options.inputs)
+    expected = run_reference(before, feeds)
+    with tempfile.TemporaryDirectory(prefix="unframe-roundtrip-") as tmp:
+        suffix = via_fw.writes[0] if via_fw.writes else ""
+        middle = Path(tmp) / f"model{suffix}"
+        if via_fw.writes_directory:
+            middle.mkdir()
+        _save(via_fw, before, middle, middle, convert_options)
+        after = _load(via_fw, middle, convert_options)
+        names = [v.name or "" for v in after.graph.inputs if v.name not in after.graph.initializers]
+        actual = run_reference(after, align_feeds(names, feeds))
+    outputs = compare_outputs(actual.outputs, expected.outputs, rtol=rtol, atol=atol)
+    return RoundtripResult(
+        ok=all(o.ok for o in outputs),
+        via=via_fw.name,
+        how=f"both IRs run by {expected.engine} / {actual.engine}",
+        outputs=outputs,
+        before=model_summary(before),
+        after=model_summary(after),
+        seconds=time.perf_counter() - started,
+    )
+
+
+@dataclass
+class RunOutcome:
+    """Outputs of one model run and how they were computed."""
+
+    outputs: dict[str, np.ndarray]
+    how: str
+    feeds: dict[str, np.ndarray]
+
+
+def run(
+    model: Path | str,
+    framework: str | None = None,
+    *,
+    inputs: InputsArg = None,
+    feeds: Mapping[str, np.ndarray] | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> RunOutcome:
+    """Runs a native model on its framework's runtime (through the IR where it cannot run here)."""
+    path = _source_path(model)
+    adapter = _framework(framework, model, for_writing=False)
+    convert_options = _options(None, inputs, options.pop("dynamic", None), options)
+    ir_model = _load(adapter, path, convert_options)
+    if feeds is None:
+        feeds = example_inputs(list(ir_model.graph.inputs), convert_options.inputs, seed)
+    outputs, how = _run_side(adapter, path, ir_model, feeds, "the model", convert_options)
+    return RunOutcome(outputs, how, dict(feeds))

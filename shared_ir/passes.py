@@ -1,0 +1,81 @@
+"""The common pass pipeline every conversion runs between a frontend and a backend.
+
+Built from onnx_ir's passes and onnxscript's optimizer rather than our own rewrites.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import onnx
+import onnx_ir as ir
+import onnx_ir.passes.common as common
+from onnx_ir.passes import PassManager
+
+from unframe.shared_ir.errors import BadInputError
+
+
+def cleanup_passes() -> PassManager:
+    """Identity and dead-code elimination, then a topological sort; cheap and always safe."""
+    return PassManager(
+        [
+            common.IdentityEliminationPass(),
+            common.RemoveUnusedNodesPass(),
+            common.RemoveUnusedFunctionsPass(),
+            common.TopologicalSortPass(),
+        ]
+    )
+
+
+@contextlib.contextmanager
+def _quiet_loggers() -> Iterator[None]:
+    # onnxscript and onnx_ir log a line per skipped rewrite; a converter's CLI must stay quiet.
+    loggers = [logging.getLogger(name) for name in ("onnxscript", "onnx_ir")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def optimize(model: ir.Model, *, fold_constants: bool = True) -> ir.Model:
+    """Folds constants (onnxscript's optimizer), drops identities and dead nodes, in place.
+
+    Graph inputs, outputs and their names are kept: scripts and validation match on them.
+    """
+    with _quiet_loggers():
+        if fold_constants:
+            from onnxscript import optimizer
+
+            # Folding is an optimization: a model the optimizer cannot handle passes unchanged.
+            try:
+                optimizer.optimize_ir(
+                    model, num_iterations=2, onnx_shape_inference=False, inline=True
+                )
+            except Exception:  # noqa: BLE001
+                pass
+        cleanup_passes()(model)
+    return model
+
+
+def infer_shapes(model: ir.Model) -> ir.Model:
+    """ONNX shape and type inference; returns the model with value shapes filled in."""
+    try:
+        common.ShapeInferencePass(strict_mode=False)(model)
+    except Exception:  # noqa: BLE001 - inference is best effort: a partial model still converts
+        pass
+    return model
+
+
+def check(model: ir.Model, *, path: str | None = None) -> None:
+    """``onnx.checker`` with its full check (shape inference included)."""
+    try:
+        onnx.checker.check_model(ir.to_proto(model), full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        first = str(error).strip().splitlines()[0]
+        raise BadInputError(f"the model is not valid ONNX: {first}", path=path) from None
