@@ -1,0 +1,14 @@
+"""PyTorch backend: ONNX IR -> ``torch.fx.GraphModule`` -> ``.pt2``.
+
+``to_torch(model)`` builds a trainable ``nn.Module`` (initializers become parameters/buffers);
+``save_pt2`` writes it with ``torch.export.save``; ``run_native`` runs ``.pt2``/TorchScript files.
+Importing this package imports torch.
+"""
+
+from __future__ import annotations
+
+from unframe.backends.pytorch.builder import to_torch
+from unframe.backends.pytorch.export import export_program, run_native, save_pt2
+from unframe.backends.pytorch.registry import ops
+
+__all__ = ["export_program", "ops", "run_native", "save_pt2", "to_torch"]

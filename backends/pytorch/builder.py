@@ -1,0 +1,242 @@
+"""The driver: walks an IR graph in topological order and emits a ``torch.fx.GraphModule``.
+
+Graph inputs become placeholders, initializers parameters (float) or buffers (others) that share
+memory with the IR's arrays where they can, each node the output of its registered converter, and
+the graph outputs one tuple in graph-output order. Every name that reaches generated code or module
+attributes goes through ``naming.sanitize``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import onnx_ir as ir
+import torch
+from torch import fx, nn
+from unframe.backends.pytorch import runtime
+from unframe.backends.pytorch.context import BuildContext, Subgraph
+from unframe.backends.pytorch.dtypes import maybe_torch_dtype
+from unframe.backends.pytorch.naming import NameScope
+from unframe.backends.pytorch.registry import ops
+from unframe.shared_ir.errors import ConversionError, UnsupportedOpsError
+
+FRAMEWORK = "pytorch"
+
+
+def model_opset(model: ir.Model) -> int:
+    opset = model.opset_imports.get("", model.opset_imports.get("ai.onnx"))
+    if opset is None:
+        raise ConversionError("the model imports no default ONNX opset", framework=FRAMEWORK)
+    return int(opset)
+
+
+def to_torch(model: ir.Model) -> fx.GraphModule:
+    """Converts ``model`` into a ``torch.fx.GraphModule`` (a trainable ``nn.Module``).
+
+    Raises ``UnsupportedOpsError`` listing every node without a converter, before building.
+    """
+    from unframe.backends.pytorch import ops as _ops  # noqa: F401  (registers every converter)
+
+    missing = ops.unsupported_nodes(model)
+    if missing:
+        raise UnsupportedOpsError(missing, framework=FRAMEWORK)
+    opset = model_opset(model)
+    return GraphBuilder(model.graph, opset).build(class_name="UnframeModule")
+
+
+class GraphBuilder:
+    """Builds one (sub)graph into one ``GraphModule``; subgraphs get their own builder."""
+
+    def __init__(
+        self, graph: ir.Graph, opset: int, captures: Sequence[ir.Value] = (), depth: int = 0
+    ) -> None:
+        self.ir_graph = graph
+        self.opset = opset
+        self.depth = depth
+        self.fx_graph = fx.Graph()
+        self.root = nn.Module()
+        self.attr_names = NameScope(reserved={"forward", "training", "graph", "code"})
+        self.arg_names = NameScope()
+        self.captures = list(captures)
+        self._env: dict[ir.Value, fx.Node] = {}
+        self._lazy_constants: dict[ir.Value, np.ndarray] = {}
+        self._node_constants: dict[fx.Node, np.ndarray] = {}
+        #: 1-D int tensors known element-wise (from Shape and ops on its result).
+        self.shape_elements: dict[fx.Node, list[int | fx.Node]] = {}
+
+    # -- values ---------------------------------------------------------------------------------
+    def fx_value(self, value: ir.Value) -> fx.Node:
+        node = self._env.get(value)
+        if node is not None:
+            return node
+        array = self._lazy_constants.get(value)
+        if array is not None:
+            node = self._register_initializer(value, array)
+            self._env[value] = node
+            return node
+        raise ConversionError(
+            f"value {value.name!r} is used before it is produced", framework=FRAMEWORK
+        )
+
+    def constant_of(self, value: ir.Value) -> np.ndarray | None:
+        array = self._lazy_constants.get(value)
+        if array is not None:
+            return array
+        node = self._env.get(value)
+        return None if node is None else self._node_constants.get(node)
+
+    def constant_node(self, array: np.ndarray, dtype: torch.dtype | None = None) -> fx.Node:
+        tensor = _tensor_from_numpy(array)
+        if dtype is not None:
+            tensor = tensor.to(dtype)
+        name = self.attr_names.fresh("const", prefix="c")
+        self.root.register_buffer(name, tensor)
+        node = self.fx_graph.get_attr(name)
+        if dtype is None:
+            self._node_constants[node] = array
+        return node
+
+    def _register_initializer(self, value: ir.Value, array: np.ndarray) -> fx.Node:
+        tensor = _tensor_from_numpy(array)
+        name = self.attr_names.fresh(value.name or "weight", prefix="w")
+        if tensor.is_floating_point() or tensor.is_complex():
+            self.root.register_parameter(name, nn.Parameter(tensor, requires_grad=True))
+        else:
+            self.root.register_buffer(name, tensor)
+        node = self.fx_graph.get_attr(name)
+        self._node_constants[node] = array
+        return node
+
+    # -- building -------------------------------------------------------------------------------
+    def build(self, class_name: str = "UnframeModule") -> fx.GraphModule:
+        graph = self.ir_graph
+        initializers = set(graph.initializers.values())
+        for value in [*graph.inputs, *self.captures]:
+            if value in initializers:
+                continue  # an input with an initializer is a constant here (its default)
+            name = self.arg_names.fresh(value.name or "input", prefix="x")
+            self._env[value] = self.fx_graph.placeholder(name)
+        for value in graph.initializers.values():
+            if value in self._env or value.const_value is None:
+                continue
+            self._lazy_constants[value] = value.const_value.numpy()
+        for node in graph:
+            self._convert(node)
+        outputs = []
+        for value in graph.outputs:
+            out = self.fx_value(value)
+            dtype = maybe_torch_dtype(value.dtype)
+            if dtype is not None:
+                out = self.fx_graph.call_function(runtime.cast_to, (out, dtype))
+            outputs.append(out)
+        self.fx_graph.output(tuple(outputs))
+        self.fx_graph.eliminate_dead_code()
+        self.fx_graph.lint()
+        return fx.GraphModule(self.root, self.fx_graph, class_name=class_name)
+
+    def _convert(self, node: ir.Node) -> None:
+        converter = ops.lookup(node.op_type, self.opset, node.domain)
+        if converter is None:
+            raise ConversionError(
+                "no pytorch export converter",
+                framework=FRAMEWORK,
+                node=node.name or "",
+                op_type=node.op_type,
+                domain=node.domain,
+                opset=self.opset,
+            )
+        ctx = BuildContext(self, node)
+        try:
+            results = list(converter(node, ctx))
+        except ConversionError:
+            raise
+        except Exception as error:
+            raise ConversionError(
+                f"converter {getattr(converter, '__name__', '?')} failed: "
+                f"{type(error).__name__}: {error}",
+                framework=FRAMEWORK,
+                node=node.name or "",
+                op_type=node.op_type,
+                domain=node.domain,
+                opset=self.opset,
+            ) from error
+        for value, result in zip(node.outputs, results, strict=False):
+            if result is not None and value.name:
+                self._env[value] = result
+        missing = [
+            value.name
+            for value in node.outputs[len(results) :]
+            if value.name and (value.uses() or value.is_graph_output())
+        ]
+        if missing:
+            raise ConversionError(
+                f"converter produced no value for output(s) {missing}",
+                framework=FRAMEWORK,
+                node=node.name or "",
+                op_type=node.op_type,
+                opset=self.opset,
+            )
+
+    def build_subgraph(self, graph: ir.Graph, hint: str) -> Subgraph:
+        """Builds ``graph`` as a submodule; its free variables become trailing inputs."""
+        captured_values = sorted(free_values(graph), key=lambda v: v.name or "")
+        sub = GraphBuilder(graph, self.opset, captured_values, depth=self.depth + 1)
+        module = sub.build(class_name=f"UnframeSubgraph{self.depth + 1}")
+        name = self.attr_names.fresh(hint, prefix="g")
+        self.root.add_module(name, module)
+        return Subgraph(
+            module=self.fx_graph.get_attr(name),
+            captured=tuple(self.fx_value(v) for v in captured_values),
+            num_inputs=len(graph.inputs),
+            num_outputs=len(graph.outputs),
+        )
+
+
+def free_values(graph: ir.Graph) -> set[ir.Value]:
+    """Values that ``graph`` (or a nested subgraph) reads but neither defines nor takes as input."""
+    defined: set[ir.Value] = set(graph.inputs) | set(graph.initializers.values())
+    used: set[ir.Value] = set()
+    for node in graph:
+        used.update(v for v in node.inputs if v is not None)
+        for sub in _subgraphs(node):
+            used.update(free_values(sub))
+        defined.update(node.outputs)
+    used.update(graph.outputs)
+    return used - defined
+
+
+def _subgraphs(node: ir.Node) -> Iterable[ir.Graph]:
+    for attr in node.attributes.values():
+        if not isinstance(attr, ir.Attr):
+            continue
+        if attr.type == ir.AttributeType.GRAPH:
+            yield attr.as_graph()
+        elif attr.type == ir.AttributeType.GRAPHS:
+            yield from attr.as_graphs()
+
+
+_BIT_VIEWS: dict[str, tuple[type, torch.dtype]] = {
+    "bfloat16": (np.uint16, torch.bfloat16),
+    "float8_e4m3fn": (np.uint8, torch.float8_e4m3fn),
+    "float8_e4m3fnuz": (np.uint8, torch.float8_e4m3fnuz),
+    "float8_e5m2": (np.uint8, torch.float8_e5m2),
+    "float8_e5m2fnuz": (np.uint8, torch.float8_e5m2fnuz),
+}
+
+
+def _tensor_from_numpy(array: np.ndarray) -> torch.Tensor:
+    """Shares memory with ``array`` where torch can (writable, native byte order)."""
+    if array.dtype == np.object_ or array.dtype.kind in "SUO":
+        raise ConversionError("string tensors have no torch equivalent", framework=FRAMEWORK)
+    bit_view = _BIT_VIEWS.get(array.dtype.name)
+    if bit_view is not None:
+        return _tensor_from_numpy(array.view(bit_view[0])).view(bit_view[1])
+    if not array.flags.writeable or not array.dtype.isnative:
+        array = np.array(array, dtype=array.dtype.newbyteorder("="))
+    if array.ndim == 0 or not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.from_numpy(array)

@@ -1,0 +1,196 @@
+"""Saving the built module as ``.pt2`` (``torch.export``) and running ``.pt2``/TorchScript files.
+
+A saved ``.pt2`` loads with ``torch.export.load(path).module()`` and plain torch; unframe only adds
+an ``unframe.json`` extra file with the ONNX input and output names so that ``run`` can key outputs
+by them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+import torch
+from torch import fx
+from unframe.backends.pytorch.builder import FRAMEWORK, to_torch
+from unframe.backends.pytorch.dtypes import maybe_torch_dtype
+from unframe.shared_ir.errors import BadInputError, ConversionError
+from unframe.shared_ir.inputs import InputSpec
+
+_META = "unframe.json"
+#: Example size for symbolic dims: torch.export specializes sizes 0 and 1.
+_EXAMPLE_DIM = 2
+
+
+def example_tensors(
+    inputs: Sequence[ir.Value], specs: Mapping[str, InputSpec] | None = None, seed: int = 0
+) -> tuple[tuple[torch.Tensor, ...], tuple[dict[int, Any] | None, ...]]:
+    """Example inputs for ``torch.export`` and the matching ``dynamic_shapes`` (tuple form)."""
+    specs = specs or {}
+    generator = np.random.default_rng(seed)
+    tensors = []
+    dynamic: list[dict[int, Any] | None] = []
+    for value in inputs:
+        spec = specs.get(value.name or "")
+        shape: Any = spec.shape if spec and spec.shape is not None else value.shape
+        if shape is None:
+            raise BadInputError(
+                f"input {value.name!r} has no known shape",
+                framework=FRAMEWORK,
+                hint=f"give one with --input {value.name}=D1,D2,...",
+            )
+        dims = []
+        axes: dict[int, Any] = {}
+        for axis, dim in enumerate(shape):
+            if isinstance(dim, int) and dim >= 0:
+                dims.append(dim)
+            else:
+                dims.append(_EXAMPLE_DIM)
+                axes[axis] = torch.export.Dim.AUTO
+        dtype = (spec.dtype if spec and spec.dtype is not None else None) or (
+            value.dtype.numpy() if value.dtype is not None else np.dtype("float32")
+        )
+        tensors.append(_random_tensor(generator, tuple(dims), np.dtype(dtype)))
+        dynamic.append(axes or None)
+    return tuple(tensors), tuple(dynamic)
+
+
+def _random_tensor(
+    generator: np.random.Generator, dims: tuple[int, ...], dtype: np.dtype
+) -> torch.Tensor:
+    if dtype == np.bool_:
+        array = generator.integers(0, 2, size=dims).astype(np.bool_)
+    elif np.issubdtype(dtype, np.integer):
+        array = generator.integers(0, 2, size=dims).astype(dtype)
+    else:
+        array = generator.standard_normal(size=dims).astype(dtype)
+    return torch.from_numpy(array)
+
+
+def export_program(
+    model: ir.Model,
+    specs: Mapping[str, InputSpec] | None = None,
+    module: fx.GraphModule | None = None,
+) -> torch.export.ExportedProgram:
+    """``torch.export`` of the converted module, symbolic input dims kept dynamic."""
+    module = module if module is not None else to_torch(model)
+    inputs = [v for v in model.graph.inputs if v not in model.graph.initializers.values()]
+    args, dynamic = example_tensors(inputs, specs)
+    try:
+        with torch.no_grad():
+            return torch.export.export(module, args, dynamic_shapes=dynamic, strict=False)
+    except Exception as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConversionError(f"torch.export failed: {first}", framework=FRAMEWORK) from error
+
+
+def save_pt2(model: ir.Model, path: Path, specs: Mapping[str, InputSpec] | None = None) -> None:
+    """Writes ``model`` as a ``.pt2`` file loadable with ``torch.export.load(path).module()``."""
+    program = export_program(model, specs)
+    meta = {
+        "inputs": [
+            v.name for v in model.graph.inputs if v not in model.graph.initializers.values()
+        ],
+        "outputs": [v.name for v in model.graph.outputs],
+    }
+    torch.export.save(program, str(path), extra_files={_META: json.dumps(meta)})
+
+
+def run_native(path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Runs a ``.pt2`` (``torch.export``) or TorchScript (``.pt``/``.ts``) file on ``inputs``.
+
+    Inputs are fed positionally in the mapping's order; outputs come keyed by the ONNX names where
+    unframe wrote the file, else ``output_<i>``.
+    """
+    suffix = path.suffix.lower()
+    meta: dict[str, Any] = {}
+    runnable: Any
+    if suffix == ".pt2":
+        extra = {_META: ""}
+        program = torch.export.load(str(path), extra_files=extra)
+        if extra[_META]:
+            meta = json.loads(extra[_META])
+        runnable = program.module()
+    elif suffix in (".pt", ".ts", ".torchscript"):
+        try:
+            runnable = torch.jit.load(str(path), map_location="cpu")
+        except RuntimeError as error:
+            raise BadInputError(
+                "not a TorchScript archive",
+                path=str(path),
+                framework=FRAMEWORK,
+                hint="only .pt2 and TorchScript files can be run; pickled modules are never unpickled",
+            ) from error
+    else:
+        raise BadInputError(f"cannot run {suffix} files", path=str(path), framework=FRAMEWORK)
+    args = tensors_from_numpy(list(inputs.values()))
+    with torch.no_grad():
+        result = runnable(*args)
+    return outputs_to_numpy(result, meta.get("outputs"))
+
+
+def outputs_to_numpy(result: Any, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    if isinstance(result, torch.Tensor):
+        result = (result,)
+    elif isinstance(result, Mapping):
+        return {str(k): _to_numpy(v) for k, v in result.items()}
+    values = list(result)
+    keys = (
+        list(names)
+        if names is not None and len(names) == len(values)
+        else [f"output_{i}" for i in range(len(values))]
+    )
+    return {key: _to_numpy(value) for key, value in zip(keys, values, strict=True)}
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if not isinstance(value, torch.Tensor):
+        return np.asarray(value)
+    value = value.detach().cpu()
+    if value.dtype == torch.bfloat16:
+        import ml_dtypes
+
+        return value.view(torch.uint16).numpy().view(ml_dtypes.bfloat16)
+    if value.dtype in (
+        torch.float8_e4m3fn,
+        torch.float8_e4m3fnuz,
+        torch.float8_e5m2,
+        torch.float8_e5m2fnuz,
+    ):
+        import ml_dtypes
+
+        kinds = {
+            torch.float8_e4m3fn: ml_dtypes.float8_e4m3fn,
+            torch.float8_e4m3fnuz: ml_dtypes.float8_e4m3fnuz,
+            torch.float8_e5m2: ml_dtypes.float8_e5m2,
+            torch.float8_e5m2fnuz: ml_dtypes.float8_e5m2fnuz,
+        }
+        return value.view(torch.uint8).numpy().view(kinds[value.dtype])
+    return value.numpy()
+
+
+def tensors_from_numpy(arrays: Sequence[np.ndarray]) -> list[torch.Tensor]:
+    """Input arrays as tensors (bfloat16/float8 arrays reinterpreted bit for bit)."""
+    out = []
+    for index, array in enumerate(arrays):
+        array = np.asarray(array)
+        name = array.dtype.name
+        if name in ("bfloat16",) or name.startswith("float8"):
+            target = maybe_torch_dtype(ir.DataType.from_numpy(array.dtype))
+            width = np.uint16 if name == "bfloat16" else np.uint8
+            tensor = torch.from_numpy(np.ascontiguousarray(array).view(width).copy())
+            assert target is not None
+            out.append(tensor.view(target))
+            continue
+        if array.dtype.kind in "SUO":
+            raise BadInputError(
+                f"input {index} is a string tensor, which torch cannot hold", framework=FRAMEWORK
+            )
+        if not array.flags.writeable or not array.flags.c_contiguous:
+            array = np.ascontiguousarray(array).copy()
+        out.append(torch.from_numpy(array))
+    return out

@@ -1,0 +1,25 @@
+"""Small functions the generated graphs call at run time.
+
+They are module-level, plain Python over tensors, so ``torch.fx`` code references them by name
+and ``torch.export`` traces through them into ATen ops.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def to_int_list(tensor: torch.Tensor) -> list[int]:
+    """A 1-D (or 0-D) integer tensor as a list of ints (a computed shape, axes, pads...)."""
+    return [int(v) for v in tensor.reshape(-1).tolist()]
+
+
+def shape_tensor(sizes: list[int | torch.SymInt]) -> torch.Tensor:
+    """A list of (possibly symbolic) sizes as a 1-D int64 tensor, as ONNX ``Shape`` yields."""
+    if not sizes:
+        return torch.zeros((0,), dtype=torch.int64)
+    return torch.stack([torch.as_tensor(s, dtype=torch.int64) for s in sizes])
+
+
+def cast_to(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return tensor if tensor.dtype == dtype else tensor.to(dtype)

@@ -1,0 +1,83 @@
+"""The PyTorch adapter: ``.pt2``/TorchScript files and Python model factories.
+
+torch is imported lazily, inside the methods, so that listing adapters (``unframe --help``) never
+imports it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import onnx_ir as ir
+from unframe.converters.framework import ConvertOptions, Framework
+from unframe.shared_ir.op_registry import OpRegistry
+
+#: ``path/to/file.py:make_model`` or ``package.module:make_model``.
+_FACTORY = re.compile(r"^(?P<target>[^:]+\.py|[A-Za-z_][\w.]*):(?P<function>[A-Za-z_]\w*)$")
+
+
+class PyTorchFramework(Framework):
+    """PyTorch: reads ``.pt2``/TorchScript/factories, writes ``.pt2`` (``torch.export``)."""
+
+    name: ClassVar[str] = "pytorch"
+    extra: ClassVar[str | None] = "pytorch"
+    requires: ClassVar[tuple[str, ...]] = ("torch",)
+    reads: ClassVar[tuple[str, ...]] = (".pt2", ".pt", ".ts", ".pth")
+    writes: ClassVar[tuple[str, ...]] = (".pt2",)
+
+    def matches(self, path: Path, *, for_writing: bool) -> bool:
+        if not for_writing and _FACTORY.match(str(path)) and path.suffix.lower() not in self.reads:
+            return True
+        return super().matches(path, for_writing=for_writing)
+
+    def load(self, path: Path, options: ConvertOptions) -> ir.Model:
+        self.ensure_installed()
+        from unframe.frontends.pytorch import load_pytorch
+
+        return load_pytorch(path, options)
+
+    def save(self, model: ir.Model, path: Path, options: ConvertOptions) -> None:
+        self.ensure_installed()
+        from unframe.backends.pytorch import save_pt2
+
+        save_pt2(model, path, options.inputs)
+
+    def run(self, path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.ensure_installed()
+        from unframe.backends.pytorch import run_native
+
+        return run_native(path, inputs)
+
+    def run_ir(
+        self,
+        model: ir.Model,
+        inputs: Mapping[str, np.ndarray],
+        options: ConvertOptions | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Builds the ``GraphModule`` in memory and runs it (no export, no file)."""
+        self.ensure_installed()
+        import torch
+        from unframe.backends.pytorch import to_torch
+        from unframe.backends.pytorch.export import outputs_to_numpy, tensors_from_numpy
+
+        module = to_torch(model)
+        names = [
+            v.name or "" for v in model.graph.inputs if v not in model.graph.initializers.values()
+        ]
+        if set(names) <= set(inputs):
+            arrays = [inputs[name] for name in names]
+        else:
+            arrays = list(inputs.values())[: len(names)]
+        with torch.no_grad():
+            result = module(*tensors_from_numpy(arrays))
+        return outputs_to_numpy(result, [v.name or "" for v in model.graph.outputs])
+
+    def export_registry(self) -> OpRegistry[Any] | None:
+        from unframe.backends.pytorch.ops import __name__ as _ops_loaded  # noqa: F401
+        from unframe.backends.pytorch.registry import ops
+
+        return ops
