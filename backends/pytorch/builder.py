@@ -179,9 +179,19 @@ class GraphBuilder:
                 opset=self.opset,
             )
 
-    def build_subgraph(self, graph: ir.Graph, hint: str) -> Subgraph:
-        """Builds ``graph`` as a submodule; its free variables become trailing inputs."""
-        captured_values = sorted(free_values(graph), key=lambda v: v.name or "")
+    def build_subgraph(
+        self, graph: ir.Graph, hint: str, captures: Sequence[ir.Value] | None = None
+    ) -> Subgraph:
+        """Builds ``graph`` as a submodule; its free variables become trailing inputs.
+
+        ``captures`` fixes the trailing inputs (a superset of the free variables), so that two
+        branches of an ``If`` take the same operands.
+        """
+        captured_values = (
+            list(captures)
+            if captures is not None
+            else sorted(free_values(graph), key=lambda v: v.name or "")
+        )
         sub = GraphBuilder(graph, self.opset, captured_values, depth=self.depth + 1)
         module = sub.build(class_name=f"UnframeSubgraph{self.depth + 1}")
         name = self.attr_names.fresh(hint, prefix="g")

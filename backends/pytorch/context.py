@@ -198,12 +198,29 @@ class BuildContext:
         return None if value is None else [float(v) for v in value]
 
     # -- subgraphs ------------------------------------------------------------------------------
-    def subgraph(self, name: str) -> Subgraph:
-        """Builds graph attribute ``name`` as a submodule of the module being built."""
+    def subgraph(self, name: str, captures: Sequence[ir.Value] | None = None) -> Subgraph:
+        """Builds graph attribute ``name`` as a submodule of the module being built.
+
+        The submodule takes the graph's inputs then the outer values it reads (``captures`` when
+        given, else its free variables in name order) and returns a tuple of its outputs.
+        """
         graph = self.attr(name, None)
         if not isinstance(graph, ir.Graph):
             raise ValueError(f"{self.node.op_type} has no graph attribute {name!r}")
-        return self._builder.build_subgraph(graph, hint=f"{self.node.name or 'node'}_{name}")
+        return self._builder.build_subgraph(
+            graph, hint=f"{self.node.name or 'node'}_{name}", captures=captures
+        )
+
+    def free_values(self, *names: str) -> list[ir.Value]:
+        """The outer values read by the graph attributes ``names`` (union, name order)."""
+        from unframe.backends.pytorch.builder import free_values
+
+        found: set[ir.Value] = set()
+        for name in names:
+            graph = self.attr(name, None)
+            if isinstance(graph, ir.Graph):
+                found |= free_values(graph)
+        return sorted(found, key=lambda v: v.name or "")
 
 
 def _attr_value(attr: ir.Attr) -> Any:

@@ -53,10 +53,19 @@ Rules:
 Functions called from the graph must be module-level (``torch.fx`` references them by name); put
 run-time helpers in the op module (private, ``_name``) or in ``backends/pytorch/runtime.py``.
 
-Families: ``nn.py`` (conv, pooling, norms, activations, RNNs), ``tensor.py`` (shape, indexing,
-layout, casts, constants), ``arith.py`` (basic binary arithmetic and MatMul/Gemm),
-``control_flow.py`` (If, Loop, Scan). Further families (math, reduce, logical, ...) go in
-their own modules.
+Families and who holds them (a duplicate registration raises at import, so check here first):
+
+* ``tensor.py``: Constant, ConstantOfShape, Identity, Shape, Size, Reshape, Flatten, Expand,
+  Transpose, Squeeze, Unsqueeze, Concat, Gather, Slice, Cast, CastLike, Split, Pad.
+* ``arith.py``: Add, Sub, Mul, Div, MatMul, Gemm.
+* ``nn.py`` / ``activations.py`` / ``attention.py`` / ``norm.py`` / ``resize.py`` / ``rnn.py`` /
+  ``loss.py``: conv, pooling, normalizations, activations (Relu ... Gelu, PRelu, Softmax family),
+  Dropout, Attention, Resize/Upsample, GridSample, LSTM/GRU/RNN, NLL/SoftmaxCrossEntropy losses.
+* ``control_flow.py``: If, Loop, Scan.
+* Free for another module: elementwise math (Abs, Exp, Sqrt, Pow, Mod, ...), reductions
+  (Reduce*, ArgMax/ArgMin, CumSum), logical/comparison/bitwise ops, Where, Range, Tile, Trilu,
+  Gather/ScatterElements, GatherND/ScatterND, Einsum, TopK, ... (e.g. ``math.py``,
+  ``reduce.py``, ``logical.py``, ``indexing.py``).
 """
 
 from __future__ import annotations

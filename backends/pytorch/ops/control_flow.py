@@ -1,0 +1,182 @@
+"""Control flow: If, Loop, Scan. Bodies are submodules; the control flow happens at run time.
+
+Eagerly, the helpers branch and loop in Python on the run-time values. Under ``torch.export``
+(``torch.compiler.is_compiling()``), ``If`` becomes ``torch.cond`` and ``Loop`` becomes
+``while_loop``; a Loop with scan outputs (which ``while_loop`` cannot carry) is unrolled only
+when its trip count is a graph constant and its condition is never updated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import onnx_ir as ir
+from unframe.backends.pytorch.ops._common import BuildContext, Outputs, ops, torch
+
+# -- If ----------------------------------------------------------------------------------------
+
+
+def _if(
+    pred: torch.Tensor, then_branch: Any, else_branch: Any, *operands: torch.Tensor
+) -> tuple[torch.Tensor, ...]:
+    if torch.compiler.is_compiling():
+        return tuple(torch.cond(pred.reshape(()).bool(), then_branch, else_branch, operands))
+    return tuple((then_branch if bool(pred) else else_branch)(*operands))
+
+
+@ops.register("If", since=1)
+def if_v1(node: ir.Node, ctx: BuildContext) -> Outputs:
+    captures = ctx.free_values("then_branch", "else_branch")
+    then_branch = ctx.subgraph("then_branch", captures)
+    else_branch = ctx.subgraph("else_branch", captures)
+    out = ctx.call(_if, ctx.input(0), then_branch.module, else_branch.module, *then_branch.captured)
+    return ctx.unpack(out, len(node.outputs))
+
+
+# -- Loop --------------------------------------------------------------------------------------
+
+
+def _loop(
+    body: Any,
+    max_trip: torch.Tensor | None,
+    cond: torch.Tensor | None,
+    static_trip: int | None,
+    cond_fixed: bool,
+    num_scan: int,
+    captured: tuple[torch.Tensor, ...],
+    *carried: torch.Tensor,
+) -> tuple[torch.Tensor, ...]:
+    if torch.compiler.is_compiling():
+        if num_scan == 0:
+            return _while_loop(body, max_trip, cond, captured, carried)
+        if static_trip is None or not cond_fixed:
+            raise NotImplementedError(
+                "torch.export: a Loop with scan outputs needs a constant trip count"
+            )
+    trip = None if max_trip is None else int(max_trip)
+    keep = True if cond is None else bool(cond)
+    values = list(carried)
+    scans: list[tuple[torch.Tensor, ...]] = []
+    step = 0
+    while keep and (trip is None or step < trip):
+        outputs = body(
+            torch.tensor(step, dtype=torch.int64), torch.tensor(keep), *values, *captured
+        )
+        keep = bool(outputs[0])
+        values = list(outputs[1 : 1 + len(values)])
+        scans.append(tuple(outputs[1 + len(values) :]))
+        step += 1
+    stacked = [
+        torch.stack([s[k] for s in scans]) if scans else torch.zeros((0,)) for k in range(num_scan)
+    ]
+    return (*values, *stacked)
+
+
+def _while_loop(
+    body: Any,
+    max_trip: torch.Tensor | None,
+    cond: torch.Tensor | None,
+    captured: tuple[torch.Tensor, ...],
+    carried: tuple[torch.Tensor, ...],
+) -> tuple[torch.Tensor, ...]:
+    from torch._higher_order_ops import while_loop
+
+    limit = max_trip.reshape(()) if max_trip is not None else None
+    start = torch.zeros((), dtype=torch.int64)
+    keep = cond.reshape(()).bool() if cond is not None else torch.ones((), dtype=torch.bool)
+
+    def condition(step: torch.Tensor, keep: torch.Tensor, *values: torch.Tensor) -> torch.Tensor:
+        return keep if limit is None else keep & (step < limit)
+
+    def iterate(step: torch.Tensor, keep: torch.Tensor, *values: torch.Tensor) -> Any:
+        outputs = body(step, keep, *values, *captured)
+        return (step + 1, outputs[0].reshape(()).bool(), *outputs[1 : 1 + len(values)])
+
+    result = while_loop(condition, iterate, (start, keep, *carried))
+    return tuple(result[2:])
+
+
+@ops.register("Loop", since=1)
+def loop_v1(node: ir.Node, ctx: BuildContext) -> Outputs:
+    body_graph = ctx.attr("body")
+    assert isinstance(body_graph, ir.Graph)
+    body = ctx.subgraph("body")
+    num_carried = ctx.num_inputs - 2
+    num_scan = len(body_graph.outputs) - 1 - num_carried
+    trip = ctx.constant(0)
+    cond_fixed = ctx.constant(1) is not None or not ctx.has_input(1)
+    cond_fixed = cond_fixed and body_graph.outputs[0] is body_graph.inputs[1]
+    out = ctx.call(
+        _loop,
+        body.module,
+        ctx.optional_input(0),
+        ctx.optional_input(1),
+        None if trip is None else int(trip.reshape(-1)[0]),
+        cond_fixed,
+        num_scan,
+        tuple(body.captured),
+        *(ctx.input(i) for i in range(2, ctx.num_inputs)),
+    )
+    return ctx.unpack(out, len(node.outputs))
+
+
+# -- Scan --------------------------------------------------------------------------------------
+
+
+def _scan(
+    body: Any,
+    num_state: int,
+    num_scan_inputs: int,
+    input_axes: list[int],
+    input_directions: list[int],
+    output_axes: list[int],
+    output_directions: list[int],
+    captured: tuple[torch.Tensor, ...],
+    *inputs: torch.Tensor,
+) -> tuple[torch.Tensor, ...]:
+    state = list(inputs[:num_state])
+    sequences = []
+    for k, x in enumerate(inputs[num_state:]):
+        axis = input_axes[k] if k < len(input_axes) else 0
+        axis = axis + x.dim() if axis < 0 else axis
+        x = x.movedim(axis, 0)
+        if k < len(input_directions) and input_directions[k]:
+            x = x.flip(0)
+        sequences.append(x)
+    length = sequences[0].shape[0]
+    collected: list[list[torch.Tensor]] = []
+    for t in range(length):
+        outputs = body(*state, *(s[t] for s in sequences), *captured)
+        state = list(outputs[:num_state])
+        for k, value in enumerate(outputs[num_state:]):
+            if len(collected) <= k:
+                collected.append([])
+            collected[k].append(value)
+    results = []
+    for k, values in enumerate(collected):
+        y = torch.stack(values)
+        if k < len(output_directions) and output_directions[k]:
+            y = y.flip(0)
+        axis = output_axes[k] if k < len(output_axes) else 0
+        axis = axis + y.dim() if axis < 0 else axis
+        results.append(y.movedim(0, axis))
+    return (*state, *results)
+
+
+@ops.register("Scan", since=9)
+def scan_v9(node: ir.Node, ctx: BuildContext) -> Outputs:
+    num_scan_inputs = ctx.attr_int("num_scan_inputs")
+    body = ctx.subgraph("body")
+    out = ctx.call(
+        _scan,
+        body.module,
+        ctx.num_inputs - num_scan_inputs,
+        num_scan_inputs,
+        ctx.attr_ints("scan_input_axes", None) or [],
+        ctx.attr_ints("scan_input_directions", None) or [],
+        ctx.attr_ints("scan_output_axes", None) or [],
+        ctx.attr_ints("scan_output_directions", None) or [],
+        tuple(body.captured),
+        *(ctx.input(i) for i in range(ctx.num_inputs)),
+    )
+    return ctx.unpack(out, len(node.outputs))
