@@ -1,0 +1,191 @@
+"""Fill ops: GivenTensor*Fill (weights in init nets), ConstantFill, random fills, RangeFill.
+
+Every filler takes its shape as Caffe2's FillerOp does: from the ``shape`` argument when it has no
+input; from its input's shape, or with ``input_as_shape=1`` from the input's values, when it has
+one; ``extra_shape`` is appended to a shape taken from an input.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from unframe.backends.caffe2.runtime.registry import (
+    DataType,
+    OpContext,
+    caffe2_op,
+    numpy_dtype,
+)
+
+FLOAT = DataType.Value("FLOAT")
+INT64 = DataType.Value("INT64")
+_FLOATING = {DataType.Value(n) for n in ("FLOAT", "DOUBLE", "FLOAT16")}
+_INTEGER = {
+    DataType.Value(n) for n in ("INT32", "INT64", "INT16", "INT8", "UINT8", "UINT16", "BYTE")
+}
+
+
+def fill_shape(ctx: OpContext) -> list[int]:
+    """The output shape of a filler, from its arguments and its first input."""
+    extra = ctx.arg_ints("extra_shape")
+    if ctx.num_inputs == 0:
+        if ctx.arg_int("input_as_shape", 0):
+            raise ctx.error("input_as_shape=1 needs an input that holds the shape")
+        if extra:
+            raise ctx.error("extra_shape needs an input (it extends the input's shape)")
+        shape = ctx.arg_ints("shape")
+    else:
+        if ctx.has("shape"):
+            raise ctx.error("give the shape either as the shape argument or as an input, not both")
+        source = ctx.input(0)
+        if ctx.arg_int("input_as_shape", 0):
+            if source.ndim != 1 or not np.issubdtype(source.dtype, np.integer):
+                raise ctx.error(
+                    f"with input_as_shape=1 the input must be a 1-D integer tensor, got "
+                    f"{source.dtype} {source.shape}"
+                )
+            shape = [int(v) for v in source]
+        else:
+            shape = list(source.shape)
+        shape += extra
+    if any(d < 0 for d in shape):
+        raise ctx.error(f"shape {shape} has a negative dimension")
+    return shape
+
+
+def _given(ctx: OpContext, values: np.ndarray) -> list[np.ndarray]:
+    shape = fill_shape(ctx)
+    if values.size != math.prod(shape):
+        raise ctx.error(f"has {values.size} values for shape {shape} ({math.prod(shape)} elements)")
+    return [values.reshape(shape)]
+
+
+@caffe2_op("GivenTensorFill")
+def given_tensor_fill(ctx: OpContext) -> list[np.ndarray]:
+    """``values`` (floats; ints for an integer or bool ``dtype``) reshaped to the fill shape."""
+    data_type = ctx.arg_int("dtype", FLOAT)
+    dtype = numpy_dtype(ctx, data_type)
+    if data_type in _FLOATING:
+        values = np.asarray(ctx.arg_floats("values"), dtype=np.float64)
+    elif data_type == DataType.Value("STRING"):
+        arg = ctx.arg("values")
+        values = np.asarray(list(arg.strings) if arg is not None else [], dtype=object)
+    else:
+        values = np.asarray(ctx.arg_ints("values"), dtype=np.int64)
+    return _given(ctx, values.astype(dtype))
+
+
+@caffe2_op("GivenTensorDoubleFill")
+def given_tensor_double_fill(ctx: OpContext) -> list[np.ndarray]:
+    return _given(ctx, np.asarray(ctx.arg_floats("values"), dtype=np.float64))
+
+
+@caffe2_op("GivenTensorIntFill")
+def given_tensor_int_fill(ctx: OpContext) -> list[np.ndarray]:
+    return _given(ctx, np.asarray(ctx.arg_ints("values"), dtype=np.int32))
+
+
+@caffe2_op("GivenTensorInt16Fill")
+def given_tensor_int16_fill(ctx: OpContext) -> list[np.ndarray]:
+    return _given(ctx, np.asarray(ctx.arg_ints("values"), dtype=np.int16))
+
+
+@caffe2_op("GivenTensorInt64Fill")
+def given_tensor_int64_fill(ctx: OpContext) -> list[np.ndarray]:
+    return _given(ctx, np.asarray(ctx.arg_ints("values"), dtype=np.int64))
+
+
+@caffe2_op("GivenTensorBoolFill")
+def given_tensor_bool_fill(ctx: OpContext) -> list[np.ndarray]:
+    return _given(ctx, np.asarray(ctx.arg_ints("values"), dtype=np.int64).astype(np.bool_))
+
+
+@caffe2_op("GivenTensorStringFill")
+def given_tensor_string_fill(ctx: OpContext) -> list[np.ndarray]:
+    arg = ctx.arg("values")
+    return _given(ctx, np.asarray(list(arg.strings) if arg is not None else [], dtype=object))
+
+
+@caffe2_op("ConstantFill")
+def constant_fill(ctx: OpContext) -> list[np.ndarray]:
+    """A tensor of ``value``; without ``dtype``, a float ``value`` gives FLOAT, an int INT64."""
+    value_arg = ctx.arg("value")
+    if ctx.has("dtype"):
+        data_type = ctx.arg_int("dtype", FLOAT)
+    elif value_arg is not None and value_arg.HasField("i") and not value_arg.HasField("f"):
+        data_type = INT64
+    elif value_arg is not None and not value_arg.HasField("f"):
+        raise ctx.error("argument 'value' must be a number when dtype is not given")
+    else:
+        data_type = FLOAT
+    dtype = numpy_dtype(ctx, data_type)
+    value: object
+    if data_type in _FLOATING:
+        value = ctx.arg_float("value", 0.0)
+    elif data_type in _INTEGER:
+        value = ctx.arg_int("value", 0)
+    elif data_type == DataType.Value("BOOL"):
+        value = bool(ctx.arg_int("value", 0))
+    elif data_type == DataType.Value("STRING"):
+        value = ctx.arg_str("value", "").encode()
+    else:
+        raise ctx.unsupported(f"dtype {DataType.Name(data_type)} is not supported")
+    return [np.full(fill_shape(ctx), value, dtype=dtype)]
+
+
+def _bounds(ctx: OpContext, low: float, high: float) -> tuple[float, float]:
+    """min/max from arguments, or (UniformFill with 3 inputs) from inputs 1 and 2."""
+    if ctx.num_inputs == 3:
+        return float(np.asarray(ctx.input(1)).reshape(-1)[0]), float(
+            np.asarray(ctx.input(2)).reshape(-1)[0]
+        )
+    low, high = ctx.arg_float("min", low), ctx.arg_float("max", high)
+    if low > high:
+        raise ctx.error(f"min ({low}) is larger than max ({high})")
+    return low, high
+
+
+@caffe2_op("UniformFill")
+def uniform_fill(ctx: OpContext) -> list[np.ndarray]:
+    low, high = _bounds(ctx, 0.0, 1.0)
+    shape = fill_shape(ctx)
+    return [ctx.rng().uniform(low, high, size=shape).astype(np.float32)]
+
+
+@caffe2_op("UniformIntFill")
+def uniform_int_fill(ctx: OpContext) -> list[np.ndarray]:
+    low, high = _bounds(ctx, 0.0, 1.0)
+    shape = fill_shape(ctx)
+    return [ctx.rng().integers(int(low), int(high), size=shape, endpoint=True).astype(np.int32)]
+
+
+@caffe2_op("GaussianFill")
+def gaussian_fill(ctx: OpContext) -> list[np.ndarray]:
+    shape = fill_shape(ctx)
+    mean, std = ctx.arg_float("mean", 0.0), ctx.arg_float("std", 1.0)
+    return [ctx.rng().normal(mean, std, size=shape).astype(np.float32)]
+
+
+@caffe2_op("XavierFill")
+def xavier_fill(ctx: OpContext) -> list[np.ndarray]:
+    """Uniform in +-sqrt(3 / fan_in), fan_in being the size over the first dimension."""
+    shape = fill_shape(ctx)
+    fan_in = math.prod(shape) / shape[0] if shape and shape[0] else 1.0
+    scale = math.sqrt(3.0 / max(fan_in, 1.0))
+    return [ctx.rng().uniform(-scale, scale, size=shape).astype(np.float32)]
+
+
+@caffe2_op("MSRAFill")
+def msra_fill(ctx: OpContext) -> list[np.ndarray]:
+    """Normal with std sqrt(2 / fan_out), fan_out being the size over the second dimension."""
+    shape = fill_shape(ctx)
+    fan_out = math.prod(shape) / shape[1] if len(shape) > 1 and shape[1] else 1.0
+    std = math.sqrt(2.0 / max(fan_out, 1.0))
+    return [ctx.rng().normal(0.0, std, size=shape).astype(np.float32)]
+
+
+@caffe2_op("RangeFill")
+def range_fill(ctx: OpContext) -> list[np.ndarray]:
+    """0, 1, 2, ... in row-major order, as float."""
+    shape = fill_shape(ctx)
+    return [np.arange(math.prod(shape), dtype=np.float32).reshape(shape)]

@@ -1,0 +1,110 @@
+"""Reductions: Reduce{Sum,Mean,Max,Min,L1,L2}, Reduce{Front,Back}{Sum,Mean,Max}, ArgMax, TopK."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from unframe.backends.caffe2.runtime.registry import OpContext, caffe2_op, canonical_axis
+
+Reducer = Callable[[np.ndarray, tuple[int, ...], bool], Any]
+
+
+def _reducer(name: str, function: Reducer) -> None:
+    def run(ctx: OpContext) -> list[np.ndarray]:
+        x = ctx.input(0)
+        axes = ctx.arg_ints("axes")
+        dims = (
+            tuple(sorted({canonical_axis(ctx, a, x.ndim) for a in axes}))
+            if axes
+            else tuple(range(x.ndim))
+        )
+        keep = bool(ctx.arg_int("keepdims", 1))
+        if x.size == 0 and name in ("ReduceMax", "ReduceMin"):
+            raise ctx.error("cannot take the max or min of an empty tensor")
+        return [np.asarray(function(x, dims, keep)).astype(x.dtype)]
+
+    run.__name__ = name.lower()
+    caffe2_op(name)(run)
+
+
+_reducer("ReduceSum", lambda x, a, k: np.sum(x, axis=a, keepdims=k))
+_reducer("ReduceMean", lambda x, a, k: np.mean(x, axis=a, keepdims=k, dtype=np.float64))
+_reducer("ReduceMax", lambda x, a, k: np.max(x, axis=a, keepdims=k))
+_reducer("ReduceMin", lambda x, a, k: np.min(x, axis=a, keepdims=k))
+_reducer("ReduceL1", lambda x, a, k: np.sum(np.abs(x), axis=a, keepdims=k))
+_reducer(
+    "ReduceL2",
+    lambda x, a, k: np.sqrt(np.sum(np.square(x, dtype=np.float64), axis=a, keepdims=k)),
+)
+
+
+def _front_back(name: str, front: bool, function: Callable[..., np.ndarray]) -> None:
+    def run(ctx: OpContext) -> list[np.ndarray]:
+        x = ctx.input(0)
+        if ctx.num_inputs > 1:
+            raise ctx.unsupported("the lengths input is not supported")
+        count = ctx.arg_int("num_reduce_dim", 1)
+        if not 0 <= count <= x.ndim:
+            raise ctx.error(f"num_reduce_dim {count} is out of range for a {x.ndim}-D input")
+        axes = tuple(range(count)) if front else tuple(range(x.ndim - count, x.ndim))
+        return [np.asarray(function(x, axis=axes)).astype(x.dtype)]
+
+    run.__name__ = name.lower()
+    caffe2_op(name)(run)
+
+
+for _side, _front in (("Front", True), ("Back", False)):
+    _front_back(f"Reduce{_side}Sum", _front, np.sum)
+    _front_back(f"Reduce{_side}Mean", _front, np.mean)
+    _front_back(f"Reduce{_side}Max", _front, np.max)
+
+
+def _arg_extreme(ctx: OpContext, function: Callable[..., np.ndarray]) -> list[np.ndarray]:
+    x = ctx.input(0)
+    axis = canonical_axis(ctx, ctx.arg_int("axis", -1), x.ndim)
+    if x.shape[axis] == 0:
+        raise ctx.error(f"dimension {axis} is empty")
+    index = function(x, axis=axis)  # the first occurrence on ties, as Caffe2
+    if ctx.arg_int("keepdims", 1):
+        index = np.expand_dims(index, axis)
+    return [np.asarray(index, dtype=np.int64)]
+
+
+@caffe2_op("ArgMax")
+def arg_max(ctx: OpContext) -> list[np.ndarray]:
+    return _arg_extreme(ctx, np.argmax)
+
+
+@caffe2_op("ArgMin")
+def arg_min(ctx: OpContext) -> list[np.ndarray]:
+    return _arg_extreme(ctx, np.argmin)
+
+
+@caffe2_op("TopK")
+def top_k(ctx: OpContext) -> list[np.ndarray]:
+    """The k largest values along ``axis`` (default -1), largest first, and their int64 indices.
+
+    Equal values keep their input order. Output 2, where asked for, is the flattened indices.
+    """
+    x = ctx.input(0)
+    k = ctx.arg_int("k", -1)
+    axis = canonical_axis(ctx, ctx.arg_int("axis", -1), x.ndim)
+    if not 1 <= k <= x.shape[axis]:
+        raise ctx.error(f"k must be in [1, {x.shape[axis]}], got {k}")
+    moved = np.moveaxis(x, axis, -1)
+    order = np.argsort(-moved.astype(np.float64), axis=-1, kind="stable")[..., :k]
+    values = np.take_along_axis(moved, order, axis=-1)
+    outputs = [np.moveaxis(values, -1, axis).copy(), np.moveaxis(order, -1, axis).astype(np.int64)]
+    if ctx.num_outputs > 2:
+        # The position of each chosen value in the flattened input.
+        coords = list(np.indices(order.shape))
+        others = [d for d in range(x.ndim) if d != axis]
+        index: list[Any] = [None] * x.ndim
+        for position, d in enumerate(others):
+            index[d] = coords[position]
+        index[axis] = order
+        flat = np.ravel_multi_index(tuple(index), x.shape)
+        outputs.append(np.moveaxis(flat, -1, axis).reshape(-1).astype(np.int64))
+    return outputs

@@ -1,0 +1,153 @@
+"""A numpy workspace that runs NetDefs op by op, as Caffe2's "simple" net does."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Mapping
+
+import numpy as np
+from unframe.backends.caffe2.proto import caffe2_pb2
+from unframe.backends.caffe2.runtime.registry import CAFFE2_OPS, FRAMEWORK, OpContext
+from unframe.shared_ir.errors import BadInputError, UnframeError, UnsupportedOp, UnsupportedOpsError
+
+_OP_MODULES = ("fill", "math", "nn", "conv", "tensor", "reduce")
+_loaded = False
+
+
+def load_ops() -> None:
+    """Imports every op module (and ``ops/extra.py`` where it exists) so that they register."""
+    global _loaded
+    if _loaded:
+        return
+    package = "unframe.backends.caffe2.runtime.ops"
+    for module in _OP_MODULES:
+        importlib.import_module(f"{package}.{module}")
+    if importlib.util.find_spec(f"{package}.extra") is not None:
+        importlib.import_module(f"{package}.extra")
+    _loaded = True
+
+
+def unsupported_ops(net: caffe2_pb2.NetDef) -> list[UnsupportedOp]:
+    """Every op of ``net`` that the executor has no implementation for, in net order."""
+    load_ops()
+    return [
+        UnsupportedOp(
+            node=f"op {index}" + (f" {op.name!r}" if op.name else ""),
+            op_type=op.type,
+            reason="the caffe2 reference executor does not implement it",
+        )
+        for index, op in enumerate(net.op)
+        if op.type not in CAFFE2_OPS
+    ]
+
+
+class Workspace:
+    """Named blobs (numpy arrays) and the nets that read and write them.
+
+    Args:
+        seed: seeds the random fill ops (UniformFill, XavierFill...) that have no random_seed.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self.blobs: dict[str, np.ndarray] = {}
+        self.seed = seed
+
+    def feed(self, name: str, value: np.ndarray) -> None:
+        self.blobs[name] = np.asarray(value)
+
+    def fetch(self, name: str) -> np.ndarray:
+        if name not in self.blobs:
+            raise BadInputError(f"the workspace has no blob {name!r}", framework=FRAMEWORK)
+        return self.blobs[name]
+
+    def has(self, name: str) -> bool:
+        return name in self.blobs
+
+    def run(self, net: caffe2_pb2.NetDef) -> None:
+        """Runs every op of ``net`` in order, after checking that each op type is implemented."""
+        missing = unsupported_ops(net)
+        if missing:
+            raise UnsupportedOpsError(missing, framework=FRAMEWORK, direction="run")
+        for index, op in enumerate(net.op):
+            self.run_op(op, index)
+
+    def run_op(self, op: caffe2_pb2.OperatorDef, index: int = 0) -> None:
+        """Runs one op, reading its inputs from and writing its outputs to the workspace."""
+        load_ops()
+        function = CAFFE2_OPS.get(op.type)
+        if function is None:
+            raise UnsupportedOpsError(
+                [UnsupportedOp(node=f"op {index}", op_type=op.type)],
+                framework=FRAMEWORK,
+                direction="run",
+            )
+        inputs = []
+        for name in op.input:
+            if name not in self.blobs:
+                raise BadInputError(
+                    f"op {index} ({op.type}) reads blob {name!r} before any op or input wrote it",
+                    framework=FRAMEWORK,
+                    node=f"op {index}",
+                    op_type=op.type,
+                )
+            inputs.append(self.blobs[name])
+        ctx = OpContext(op, index, inputs, seed=self.seed)
+        try:
+            outputs = list(function(ctx))
+        except UnframeError:
+            raise
+        except (ValueError, IndexError, TypeError, ArithmeticError) as error:
+            # numpy's complaint (shapes that do not broadcast...) becomes one error naming the op.
+            raise ctx.error(f"failed: {error}") from error
+        if len(outputs) < len(op.output):
+            raise ctx.unsupported(
+                f"the executor computes {len(outputs)} output(s), the op asks for {len(op.output)}"
+            )
+        for name, value in zip(op.output, outputs, strict=False):
+            self.blobs[name] = np.asarray(value)
+
+
+def run_net(
+    predict_net: caffe2_pb2.NetDef,
+    init_net: caffe2_pb2.NetDef | None,
+    inputs: Mapping[str, np.ndarray],
+    *,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Runs ``init_net`` then ``predict_net`` on ``inputs``.
+
+    Returns:
+        ``predict_net.external_output`` in order, each a numpy array.
+
+    Raises:
+        UnsupportedOpsError: listing every op (either net) that the executor lacks, before running.
+        BadInputError: an op reads a blob nobody wrote, or its inputs or arguments are invalid.
+    """
+    missing = (unsupported_ops(init_net) if init_net is not None else []) + unsupported_ops(
+        predict_net
+    )
+    if missing:
+        raise UnsupportedOpsError(missing, framework=FRAMEWORK, direction="run")
+    workspace = Workspace(seed=seed)
+    if init_net is not None:
+        workspace.run(init_net)
+    declared = set(predict_net.external_input)
+    read = {name for op in predict_net.op for name in op.input}
+    for name, value in inputs.items():
+        if declared and name not in declared and name not in read:
+            raise BadInputError(
+                f"input {name!r} is not an input of the net (its inputs: "
+                f"{', '.join(n for n in predict_net.external_input if n in read) or 'none'})",
+                framework=FRAMEWORK,
+            )
+        workspace.feed(name, np.asarray(value))
+    workspace.run(predict_net)
+    outputs = {}
+    for name in predict_net.external_output:
+        if not workspace.has(name):
+            raise BadInputError(
+                f"the net declares output {name!r} but no op writes it", framework=FRAMEWORK
+            )
+        outputs[name] = workspace.fetch(name)
+    return outputs
