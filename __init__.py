@@ -25,7 +25,20 @@ _API = {
     "to_torch": "unframe.backends.pytorch",
 }
 
-__all__ = sorted(_API)
+__all__ = [
+    "ConversionResult",
+    "RoundtripResult",
+    "ValidationResult",
+    "convert",
+    "framework_names",
+    "from_torch",
+    "get_framework",
+    "load",
+    "roundtrip",
+    "save",
+    "to_torch",
+    "validate",
+]
 
 if TYPE_CHECKING:
     from unframe.converters.api import (

@@ -18,7 +18,6 @@ for top in SUBPACKAGES:
     packages.extend(f"unframe.{top}.{sub}" for sub in find_packages(top))
 
 
-
 class BuildPy(build_py):
     """Keeps this file itself out of the ``unframe`` package that the root folder becomes."""
 

@@ -16,32 +16,47 @@ from unframe.cli.main import FRAMEWORK_HELP, cli
 from unframe.shared_ir.compare import DEFAULT_ATOL, DEFAULT_RTOL
 from unframe.shared_ir.errors import BadInputError, ExitCode
 
-FRAMEWORKS = click.Choice(["onnx", "pytorch", "caffe2", "tensorflow", "coreml"], case_sensitive=False)
+FRAMEWORKS = click.Choice(
+    ["onnx", "pytorch", "caffe2", "tensorflow", "coreml"], case_sensitive=False
+)
 
 
 def _input_option(function: Any) -> Any:
     return click.option(
-        "--input", "inputs", multiple=True, metavar="NAME=D1,D2,...[:DTYPE]",
+        "--input",
+        "inputs",
+        multiple=True,
+        metavar="NAME=D1,D2,...[:DTYPE]",
         help="An input's shape (and dtype); repeat for several inputs.",
     )(function)
 
 
 def _dynamic_option(function: Any) -> Any:
     return click.option(
-        "--dynamic", multiple=True, metavar="NAME=AXIS[,AXIS]",
+        "--dynamic",
+        multiple=True,
+        metavar="NAME=AXIS[,AXIS]",
         help="Keep these axes of an input dynamic (PyTorch sources).",
     )(function)
 
 
 def _tolerances(function: Any) -> Any:
-    function = click.option("--atol", type=float, default=DEFAULT_ATOL, show_default=True,
-                            help="Absolute tolerance.")(function)
-    return click.option("--rtol", type=float, default=DEFAULT_RTOL, show_default=True,
-                        help="Relative tolerance: an element fails where |a-b| > atol + rtol*|b|.")(function)
+    function = click.option(
+        "--atol", type=float, default=DEFAULT_ATOL, show_default=True, help="Absolute tolerance."
+    )(function)
+    return click.option(
+        "--rtol",
+        type=float,
+        default=DEFAULT_RTOL,
+        show_default=True,
+        help="Relative tolerance: an element fails where |a-b| > atol + rtol*|b|.",
+    )(function)
 
 
 def _json_option(function: Any) -> Any:
-    return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(function)
+    return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(
+        function
+    )
 
 
 def _parse_dynamic(texts: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
@@ -85,21 +100,47 @@ def _status(message: str, quiet: bool) -> Iterator[None]:
 @click.option("--opset", type=int, help="ONNX opset to target (ONNX output).")
 @_input_option
 @_dynamic_option
-@click.option("--validate", is_flag=True, help="Run source and result on the same inputs and compare.")
+@click.option(
+    "--validate", is_flag=True, help="Run source and result on the same inputs and compare."
+)
 @_tolerances
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
-@click.option("--no-optimize", is_flag=True, help="Skip constant folding and dead-code elimination.")
+@click.option(
+    "--no-optimize", is_flag=True, help="Skip constant folding and dead-code elimination."
+)
 @_json_option
-def convert(src: str, out: str, source: str | None, target: str | None, opset: int | None,
-            inputs: tuple[str, ...], dynamic: tuple[str, ...], validate: bool, rtol: float,
-            atol: float, force: bool, no_optimize: bool, as_json: bool) -> None:
+def convert(
+    src: str,
+    out: str,
+    source: str | None,
+    target: str | None,
+    opset: int | None,
+    inputs: tuple[str, ...],
+    dynamic: tuple[str, ...],
+    validate: bool,
+    rtol: float,
+    atol: float,
+    force: bool,
+    no_optimize: bool,
+    as_json: bool,
+) -> None:
     """Convert SRC into another framework's format, written to OUT."""
     from unframe.converters import api
 
     with _status("converting", as_json):
         result = api.convert(
-            src, out, source, target, opset=opset, inputs=list(inputs), dynamic=_parse_dynamic(dynamic),
-            validate=validate, rtol=rtol, atol=atol, force=force, optimize=not no_optimize,
+            src,
+            out,
+            source,
+            target,
+            opset=opset,
+            inputs=list(inputs),
+            dynamic=_parse_dynamic(dynamic),
+            validate=validate,
+            rtol=rtol,
+            atol=atol,
+            force=force,
+            optimize=not no_optimize,
         )
     if as_json:
         render.print_json(result.as_json())
@@ -114,11 +155,15 @@ def convert(src: str, out: str, source: str | None, target: str | None, opset: i
 
 
 def _print_validation(validation: Any) -> None:
-    render.stdout.print(render.comparison_table(
-        f"validation (rtol {validation.rtol:g}, atol {validation.atol:g})", validation.outputs
-    ))
+    render.stdout.print(
+        render.comparison_table(
+            f"validation (rtol {validation.rtol:g}, atol {validation.atol:g})", validation.outputs
+        )
+    )
     render.stdout.print(f"how: {validation.how}")
-    render.stdout.print("[green]outputs match[/green]" if validation.ok else "[red]outputs differ[/red]")
+    render.stdout.print(
+        "[green]outputs match[/green]" if validation.ok else "[red]outputs differ[/red]"
+    )
 
 
 @cli.command()
@@ -127,18 +172,36 @@ def _print_validation(validation: Any) -> None:
 @click.option("--from", "source", type=FRAMEWORKS, help=f"SRC's framework: {FRAMEWORK_HELP}.")
 @click.option("--to", "target", type=FRAMEWORKS, help=f"CONVERTED's framework: {FRAMEWORK_HELP}.")
 @_input_option
-@click.option("--inputs", "inputs_file", type=click.Path(path_type=Path), help="Inputs from an .npz file.")
+@click.option(
+    "--inputs", "inputs_file", type=click.Path(path_type=Path), help="Inputs from an .npz file."
+)
 @_tolerances
 @_json_option
-def validate(src: str, converted: str, source: str | None, target: str | None,
-             inputs: tuple[str, ...], inputs_file: Path | None, rtol: float, atol: float,
-             as_json: bool) -> None:
+def validate(
+    src: str,
+    converted: str,
+    source: str | None,
+    target: str | None,
+    inputs: tuple[str, ...],
+    inputs_file: Path | None,
+    rtol: float,
+    atol: float,
+    as_json: bool,
+) -> None:
     """Run SRC and CONVERTED on the same seeded inputs and compare every output."""
     from unframe.converters import api
 
     with _status("validating", as_json):
-        result = api.validate(src, converted, source, target, inputs=list(inputs),
-                              feeds=_load_npz(inputs_file), rtol=rtol, atol=atol)
+        result = api.validate(
+            src,
+            converted,
+            source,
+            target,
+            inputs=list(inputs),
+            feeds=_load_npz(inputs_file),
+            rtol=rtol,
+            atol=atol,
+        )
     if as_json:
         render.print_json(result.as_json())
     else:
@@ -154,8 +217,15 @@ def validate(src: str, converted: str, source: str | None, target: str | None,
 @_input_option
 @_tolerances
 @_json_option
-def roundtrip(src: str, via: str, source: str | None, inputs: tuple[str, ...], rtol: float,
-              atol: float, as_json: bool) -> None:
+def roundtrip(
+    src: str,
+    via: str,
+    source: str | None,
+    inputs: tuple[str, ...],
+    rtol: float,
+    atol: float,
+    as_json: bool,
+) -> None:
     """SRC -> IR -> VIA -> IR, then compare both IRs' outputs and graph statistics."""
     from unframe.converters import api
 
@@ -207,9 +277,19 @@ def frameworks(as_json: bool) -> None:
 
     described = [fw.describe() for fw in all_frameworks()]
     for name, reason in broken_frameworks().items():
-        described.append({"name": name, "reads": [], "writes": [], "installed": False,
-                          "import": False, "export": False, "run": False,
-                          "runtime_note": reason, "extra": name})
+        described.append(
+            {
+                "name": name,
+                "reads": [],
+                "writes": [],
+                "installed": False,
+                "import": False,
+                "export": False,
+                "run": False,
+                "runtime_note": reason,
+                "extra": name,
+            }
+        )
     if as_json:
         render.print_json(described)
         return
@@ -220,9 +300,14 @@ def frameworks(as_json: bool) -> None:
         table.add_column(column)
     for d in described:
         run = "yes" if d["run"] else f"no ({d['runtime_note']})"
-        table.add_row(d["name"], " ".join(d["reads"]), " ".join(d["writes"]),
-                      "yes" if d["import"] else f"no: pip install 'unframe[{d['extra']}]'",
-                      "yes" if d["export"] else "no", run)
+        table.add_row(
+            d["name"],
+            " ".join(d["reads"]),
+            " ".join(d["writes"]),
+            "yes" if d["import"] else f"no: pip install 'unframe[{d['extra']}]'",
+            "yes" if d["export"] else "no",
+            run,
+        )
     render.stdout.print(table)
 
 
@@ -230,13 +315,23 @@ def frameworks(as_json: bool) -> None:
 @click.option("--backend", required=True, type=FRAMEWORKS, help="The backend to test.")
 @click.option("--op", "ops", multiple=True, help="Only the tests of this op (repeatable).")
 @click.option("--filter", "name_pattern", help="Only tests whose name matches this regex.")
-@click.option("--report", type=click.Path(path_type=Path), help="Markdown report path "
-              "[default: docs/conformance/BACKEND.md for a full run].")
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path),
+    help="Markdown report path [default: docs/conformance/BACKEND.md for a full run].",
+)
 @_json_option
-def conformance(backend: str, ops: tuple[str, ...], name_pattern: str | None,
-                report: Path | None, as_json: bool) -> None:
+def conformance(
+    backend: str, ops: tuple[str, ...], name_pattern: str | None, report: Path | None, as_json: bool
+) -> None:
     """Run onnx's backend node tests through BACKEND's exporter and runtime."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     from unframe.converters import conformance as harness
     from unframe.converters.registry import get_framework
@@ -246,8 +341,14 @@ def conformance(backend: str, ops: tuple[str, ...], name_pattern: str | None,
     cases = harness.collect_node_tests(list(ops) or None, name_pattern)
     if not cases:
         raise BadInputError("no node test matches", hint="check --op and --filter")
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeRemainingColumn(), console=render.stderr, disable=not sys.stderr.isatty())
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=render.stderr,
+        disable=not sys.stderr.isatty(),
+    )
     with progress:
         task = progress.add_task(f"conformance {backend}", total=len(cases))
         result = harness.run_conformance(framework, cases, lambda _: progress.advance(task))
@@ -268,12 +369,23 @@ def conformance(backend: str, ops: tuple[str, ...], name_pattern: str | None,
 @click.argument("model")
 @click.option("--from", "source", type=FRAMEWORKS, help=f"MODEL's framework: {FRAMEWORK_HELP}.")
 @_input_option
-@click.option("--inputs", "inputs_file", type=click.Path(path_type=Path), help="Inputs from an .npz file.")
-@click.option("-o", "--output", "out", type=click.Path(path_type=Path), help="Save outputs to an .npz file.")
+@click.option(
+    "--inputs", "inputs_file", type=click.Path(path_type=Path), help="Inputs from an .npz file."
+)
+@click.option(
+    "-o", "--output", "out", type=click.Path(path_type=Path), help="Save outputs to an .npz file."
+)
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
 @_json_option
-def run(model: str, source: str | None, inputs: tuple[str, ...], inputs_file: Path | None,
-        out: Path | None, force: bool, as_json: bool) -> None:
+def run(
+    model: str,
+    source: str | None,
+    inputs: tuple[str, ...],
+    inputs_file: Path | None,
+    out: Path | None,
+    force: bool,
+    as_json: bool,
+) -> None:
     """Run MODEL on its framework's runtime (seeded inputs unless --inputs) and summarize outputs."""
     from unframe.converters import api
 
@@ -282,10 +394,14 @@ def run(model: str, source: str | None, inputs: tuple[str, ...], inputs_file: Pa
         from unframe.shared_ir.io import atomic_output
 
         with atomic_output(out, force=force) as temporary, open(temporary, "wb") as handle:
-            np.savez(handle, **result.outputs)
+            np.savez(handle, **result.outputs)  # type: ignore[arg-type]
     summary = [
-        {"name": name, "shape": list(value.shape), "dtype": str(value.dtype),
-         "mean": float(np.mean(value)) if value.size and value.dtype.kind in "fiub" else None}
+        {
+            "name": name,
+            "shape": list(value.shape),
+            "dtype": str(value.dtype),
+            "mean": float(np.mean(value)) if value.size and value.dtype.kind in "fiub" else None,
+        }
         for name, value in result.outputs.items()
     ]
     if as_json:

@@ -7,14 +7,15 @@ Exit codes: 0 ok, 1 validation mismatch, 2 bad usage or bad input, 3 unsupported
 from __future__ import annotations
 
 import traceback
-from pathlib import Path
 from typing import Any
 
 import click
 
 from unframe.shared_ir.errors import ExitCode, UnframeError, UnsupportedOpsError
 
-FRAMEWORK_HELP = "one of onnx, pytorch, caffe2, tensorflow, coreml (detected from the path if left out)"
+FRAMEWORK_HELP = (
+    "one of onnx, pytorch, caffe2, tensorflow, coreml (detected from the path if left out)"
+)
 
 
 class UnframeGroup(click.Group):

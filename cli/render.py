@@ -34,13 +34,19 @@ def _number(value: float) -> str:
 def comparison_table(title: str, outputs: list[OutputComparison]) -> Table:
     table = Table(title=title, title_justify="left")
     for column in ("output", "shape", "max abs err", "max rel err", "mismatched", "result"):
-        table.add_column(column, justify="right" if "err" in column or column == "mismatched" else "left")
+        table.add_column(
+            column, justify="right" if "err" in column or column == "mismatched" else "left"
+        )
     for o in outputs:
         result = "[green]pass[/green]" if o.ok else "[red]FAIL[/red]"
         if o.note:
             result += f" ({o.note})"
         table.add_row(
-            o.name, str(o.shape), _number(o.max_abs), _number(o.max_rel),
-            f"{o.mismatched}/{o.total}", result,
+            o.name,
+            str(o.shape),
+            _number(o.max_abs),
+            _number(o.max_rel),
+            f"{o.mismatched}/{o.total}",
+            result,
         )
     return table

@@ -19,7 +19,12 @@ from unframe.converters.framework import ConvertOptions, Framework
 from unframe.converters.registry import detect_framework, get_framework
 from unframe.shared_ir import passes
 from unframe.shared_ir.compare import DEFAULT_ATOL, DEFAULT_RTOL, OutputComparison, compare_outputs
-from unframe.shared_ir.errors import BadInputError, ConversionError, UnframeError, UnsupportedOpsError
+from unframe.shared_ir.errors import (
+    BadInputError,
+    ConversionError,
+    UnframeError,
+    UnsupportedOpsError,
+)
 from unframe.shared_ir.inputs import InputSpec, align_feeds, example_inputs, parse_input_specs
 from unframe.shared_ir.io import atomic_output
 from unframe.shared_ir.runner import run_reference
@@ -126,7 +131,9 @@ def _source_path(src: Path | str) -> Path:
     return path
 
 
-def _options(opset: int | None, inputs: InputsArg, dynamic: Mapping[str, Any] | None, extra: dict[str, Any]) -> ConvertOptions:
+def _options(
+    opset: int | None, inputs: InputsArg, dynamic: Mapping[str, Any] | None, extra: dict[str, Any]
+) -> ConvertOptions:
     return ConvertOptions(
         opset=opset,
         inputs=_specs(inputs),
@@ -176,7 +183,9 @@ def save(
     return target
 
 
-def _save(adapter: Framework, model: ir.Model, temporary: Path, target: Path, options: ConvertOptions) -> None:
+def _save(
+    adapter: Framework, model: ir.Model, temporary: Path, target: Path, options: ConvertOptions
+) -> None:
     try:
         adapter.save(model, temporary, options)
     except UnframeError as error:
@@ -214,7 +223,9 @@ def convert(
     source_fw = _framework(source, src, for_writing=False)
     target_fw = _framework(target, dst, for_writing=True)
     if target_path.exists() and not force:
-        raise BadInputError("already exists", path=str(target_path), hint="pass --force to replace it")
+        raise BadInputError(
+            "already exists", path=str(target_path), hint="pass --force to replace it"
+        )
     convert_options = _options(opset, inputs, dynamic, options)
     steps: dict[str, float] = {}
 
@@ -249,7 +260,14 @@ def convert(
     if validate:
         tick = time.perf_counter()
         result.validation = _validate(
-            source_fw, source_path, target_fw, target_path, convert_options, None, rtol, atol,
+            source_fw,
+            source_path,
+            target_fw,
+            target_path,
+            convert_options,
+            None,
+            rtol,
+            atol,
             source_model=model,
         )
         steps["validate"] = time.perf_counter() - tick
@@ -295,9 +313,17 @@ def _validate(
         source_model = _load(source_fw, source_path, options)
     if feeds is None:
         feeds = example_inputs(list(source_model.graph.inputs), options.inputs)
-    expected, how_ref = _run_side(source_fw, source_path, source_model, feeds, "the source", options)
-    target_model = source_model if target_fw.runtime_unavailable() is None else _load(target_fw, target_path, options)
-    actual, how_cand = _run_side(target_fw, target_path, target_model, feeds, "the converted model", options)
+    expected, how_ref = _run_side(
+        source_fw, source_path, source_model, feeds, "the source", options
+    )
+    target_model = (
+        source_model
+        if target_fw.runtime_unavailable() is None
+        else _load(target_fw, target_path, options)
+    )
+    actual, how_cand = _run_side(
+        target_fw, target_path, target_model, feeds, "the converted model", options
+    )
     outputs = compare_outputs(actual, expected, rtol=rtol, atol=atol)
     return ValidationResult(
         ok=all(o.ok for o in outputs),
@@ -327,7 +353,9 @@ def validate(
     source_fw = _framework(source, reference, for_writing=False)
     target_fw = _framework(target, candidate, for_writing=False)
     convert_options = _options(None, inputs, options.pop("dynamic", None), options)
-    return _validate(source_fw, reference_path, target_fw, candidate_path, convert_options, feeds, rtol, atol)
+    return _validate(
+        source_fw, reference_path, target_fw, candidate_path, convert_options, feeds, rtol, atol
+    )
 
 
 def roundtrip(

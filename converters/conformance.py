@@ -8,6 +8,7 @@ it on the reference runner. Outputs are compared at the test's own rtol/atol.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import signal
 import time
@@ -31,7 +32,7 @@ TEST_TIMEOUT_SECONDS = 60
 
 
 @dataclass
-class TestOutcome:
+class NodeTestOutcome:
     test: str
     op: str
     status: str  # "pass", "fail" or "skip"
@@ -42,7 +43,7 @@ class TestOutcome:
 @dataclass
 class ConformanceReport:
     backend: str
-    outcomes: list[TestOutcome] = field(default_factory=list)
+    outcomes: list[NodeTestOutcome] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -106,17 +107,42 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
 
 
-def test_op(case: Any) -> str:
-    """The op a node test is about: its single op, or the one its name starts with."""
+#: Test names that do not spell their op's name.
+_TEST_NAME_ALIASES = {
+    "nllloss": "NegativeLogLikelihoodLoss",
+    "sce": "SoftmaxCrossEntropyLoss",
+    "less_equal": "LessOrEqual",
+    "greater_equal": "GreaterOrEqual",
+    "rms_normalization": "RMSNormalization",
+}
+
+
+@functools.cache
+def _op_name_forms() -> dict[str, str]:
+    """Test-name spellings of every ONNX op: ``log_softmax`` and ``logsoftmax`` for LogSoftmax."""
+    forms: dict[str, str] = {}
+    for schema in onnx.defs.get_all_schemas_with_history():
+        forms.setdefault(_snake(schema.name), schema.name)
+        forms.setdefault(schema.name.lower(), schema.name)
+    forms.update(_TEST_NAME_ALIASES)
+    return forms
+
+
+def node_test_op(case: Any) -> str:
+    """The op a node test is about: its single op, else the op its name spells (``_expanded``)."""
     op_types = [node.op_type for node in case.model.graph.node]
-    distinct = sorted(set(op_types), key=op_types.index)
-    if len(distinct) == 1:
-        return distinct[0]
+    if len(set(op_types)) == 1:
+        return op_types[0]
     name = case.name.removeprefix("test_")
-    matching = [op for op in distinct if name.startswith(_snake(op)) or name.startswith(op.lower())]
-    if matching:
-        return max(matching, key=len)
-    return distinct[0] if distinct else "?"
+    forms = _op_name_forms()
+    matches = [
+        form
+        for form in forms
+        if name.startswith(form) and (len(name) == len(form) or name[len(form)] == "_")
+    ]
+    if matches:
+        return forms[max(matches, key=len)]
+    return next((op for op in op_types if op != "Constant"), op_types[0] if op_types else "?")
 
 
 def collect_node_tests(
@@ -133,7 +159,7 @@ def collect_node_tests(
     pattern = re.compile(name_pattern) if name_pattern else None
     selected = []
     for case in cases:
-        if wanted is not None and test_op(case).lower() not in wanted:
+        if wanted is not None and node_test_op(case).lower() not in wanted:
             continue
         if pattern is not None and not pattern.search(case.name):
             continue
@@ -166,14 +192,27 @@ def _flatten(name: str, value: Any) -> list[tuple[str, Any]]:
     return [(name, value)]
 
 
+def _as_value(value: Any) -> Any:
+    """Test data as arrays: some cases hold TensorProto, SequenceProto or OptionalProto."""
+    from onnx import numpy_helper
+
+    if isinstance(value, onnx.TensorProto):
+        return numpy_helper.to_array(value)
+    if isinstance(value, onnx.SequenceProto):
+        return numpy_helper.to_list(value)
+    if isinstance(value, onnx.OptionalProto):
+        return numpy_helper.to_optional(value)
+    return value
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
-def run_test(framework: Framework, case: Any) -> TestOutcome:
+def run_test(framework: Framework, case: Any) -> NodeTestOutcome:
     """Exports one node test with ``framework`` and checks its outputs."""
-    op = test_op(case)
+    op = node_test_op(case)
     started = time.perf_counter()
     graph = case.model.graph
     try:
@@ -181,8 +220,12 @@ def run_test(framework: Framework, case: Any) -> TestOutcome:
         unsupported = framework.unsupported_nodes(model)
         if unsupported:
             kinds = sorted({u.qualified_type for u in unsupported})
-            return TestOutcome(case.name, op, "fail", f"unsupported: no converter for {', '.join(kinds)}")
-        for inputs, expected in case.data_sets:
+            return NodeTestOutcome(
+                case.name, op, "fail", f"unsupported: no converter for {', '.join(kinds)}"
+            )
+        for raw_inputs, raw_expected in case.data_sets:
+            inputs = [_as_value(v) for v in raw_inputs]
+            expected = [_as_value(v) for v in raw_expected]
             feeds = {graph.input[i].name: value for i, value in enumerate(inputs)}
             with _time_limit(TEST_TIMEOUT_SECONDS), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -193,16 +236,28 @@ def run_test(framework: Framework, case: Any) -> TestOutcome:
                 got = actual.get(name, actual_values[index] if index < len(actual_values) else None)
                 want_items, got_items = _flatten(name, want), _flatten(name, got)
                 if len(want_items) != len(got_items):
-                    return _fail(case, op, started, f"{name}: {len(got_items)} items, expected {len(want_items)}")
-                for (item_name, want_item), (_, got_item) in zip(want_items, got_items, strict=True):
+                    return _fail(
+                        case,
+                        op,
+                        started,
+                        f"{name}: {len(got_items)} items, expected {len(want_items)}",
+                    )
+                for (item_name, want_item), (_, got_item) in zip(
+                    want_items, got_items, strict=True
+                ):
                     if got_item is None:
                         return _fail(case, op, started, f"{item_name}: missing output")
                     result = compare_arrays(
                         item_name, np.asarray(got_item), np.asarray(want_item), case.rtol, case.atol
                     )
-                    if np.asarray(got_item).dtype != np.asarray(want_item).dtype and np.asarray(want_item).dtype != object:
+                    if (
+                        np.asarray(got_item).dtype != np.asarray(want_item).dtype
+                        and np.asarray(want_item).dtype != object
+                    ):
                         return _fail(
-                            case, op, started,
+                            case,
+                            op,
+                            started,
                             f"{item_name}: dtype {np.asarray(got_item).dtype}, expected {np.asarray(want_item).dtype}",
                         )
                     if not result.ok:
@@ -213,17 +268,17 @@ def run_test(framework: Framework, case: Any) -> TestOutcome:
                         return _fail(case, op, started, f"{item_name}: {detail}")
     except (UnframeError, Exception) as error:  # noqa: BLE001 - one test's failure is a report line
         return _fail(case, op, started, _first_line(error))
-    return TestOutcome(case.name, op, "pass", "", time.perf_counter() - started)
+    return NodeTestOutcome(case.name, op, "pass", "", time.perf_counter() - started)
 
 
-def _fail(case: Any, op: str, started: float, reason: str) -> TestOutcome:
-    return TestOutcome(case.name, op, "fail", reason, time.perf_counter() - started)
+def _fail(case: Any, op: str, started: float, reason: str) -> NodeTestOutcome:
+    return NodeTestOutcome(case.name, op, "fail", reason, time.perf_counter() - started)
 
 
 def run_conformance(
     framework: Framework,
     cases: Sequence[Any],
-    progress: Callable[[TestOutcome], None] | None = None,
+    progress: Callable[[NodeTestOutcome], None] | None = None,
 ) -> ConformanceReport:
     report = ConformanceReport(framework.name)
     for case in cases:

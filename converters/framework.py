@@ -66,7 +66,11 @@ class Framework(abc.ABC):
 
     def runtime_unavailable(self) -> str | None:
         """Why this framework's own runtime cannot run here, or None where it can."""
-        return None if self.is_installed() else f"{self.name} is not installed"
+        if not self.is_installed():
+            return f"{self.name} is not installed"
+        if type(self).run is Framework.run:
+            return f"the {self.name} adapter has no runtime"
+        return None
 
     # -- detection ----------------------------------------------------------------------------
     def matches(self, path: Path, *, for_writing: bool) -> bool:
@@ -109,7 +113,10 @@ class Framework(abc.ABC):
         raise NotImplementedError(f"{self.name} models cannot be run here")
 
     def run_ir(
-        self, model: ir.Model, inputs: Mapping[str, np.ndarray], options: ConvertOptions | None = None
+        self,
+        model: ir.Model,
+        inputs: Mapping[str, np.ndarray],
+        options: ConvertOptions | None = None,
     ) -> dict[str, np.ndarray]:
         """Exports ``model`` with this backend and runs the result on this framework's runtime.
 

@@ -51,15 +51,26 @@ def compare_arrays(
     shape = [int(d) for d in expected.shape]
     if actual.shape != expected.shape:
         return OutputComparison(
-            name, shape, float("inf"), float("inf"), int(expected.size), int(expected.size), False,
+            name,
+            shape,
+            float("inf"),
+            float("inf"),
+            int(expected.size),
+            int(expected.size),
+            False,
             f"shape {list(actual.shape)} differs from the reference's {shape}",
         )
     if expected.dtype.kind in "OSU" or actual.dtype.kind in "OSU":
         equal = actual == expected
         mismatched = int(np.size(equal) - np.count_nonzero(equal))
         return OutputComparison(
-            name, shape, 0.0 if not mismatched else float("inf"), 0.0 if not mismatched else float("inf"),
-            mismatched, int(expected.size), mismatched == 0,
+            name,
+            shape,
+            0.0 if not mismatched else float("inf"),
+            0.0 if not mismatched else float("inf"),
+            mismatched,
+            int(expected.size),
+            mismatched == 0,
         )
     a = _as_float(actual)
     b = _as_float(expected)
@@ -72,7 +83,8 @@ def compare_arrays(
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.where(exact, 0.0, np.abs(a - b))
         diff = np.where(np.isnan(diff), np.inf, diff)
-        scale = np.abs(np.where(exact, 0.0, b))
+        # An infinity that is not matched exactly fails: its diff is inf and it gets no rtol slack.
+        scale = np.where(exact | ~np.isfinite(b), 0.0, np.abs(b))
         rel = np.where(diff == 0, 0.0, diff / np.maximum(scale, np.finfo(np.float64).tiny))
         failing = diff > atol + rtol * scale
     mismatched = int(np.count_nonzero(failing))
@@ -113,7 +125,13 @@ def compare_outputs(
             shape = [int(d) for d in want.shape]
             results.append(
                 OutputComparison(
-                    name, shape, float("inf"), float("inf"), int(want.size), int(want.size), False,
+                    name,
+                    shape,
+                    float("inf"),
+                    float("inf"),
+                    int(want.size),
+                    int(want.size),
+                    False,
                     "missing from the converted model's outputs",
                 )
             )

@@ -140,5 +140,3 @@ class UnsupportedOpsError(UnsupportedError):
             opset = f", opset {op.opset}" if op.opset is not None else ""
             lines.append(f"  node {op.node!r}: {op.qualified_type}{opset}: {op.reason}")
         return lines
-
-

@@ -17,11 +17,23 @@ from unframe.shared_ir.errors import BadInputError
 DTYPES: dict[str, np.dtype] = {
     name: np.dtype(name)
     for name in (
-        "float32", "float64", "float16", "int8", "int16", "int32", "int64",
-        "uint8", "uint16", "uint32", "uint64", "bool",
+        "float32",
+        "float64",
+        "float16",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "bool",
     )
 }
-DTYPES.update({"float": np.dtype("float32"), "double": np.dtype("float64"), "int": np.dtype("int64")})
+DTYPES.update(
+    {"float": np.dtype("float32"), "double": np.dtype("float64"), "int": np.dtype("int64")}
+)
 
 _SPEC = re.compile(r"^(?P<name>[^=]+)=(?P<dims>[^:]*)(?::(?P<dtype>\w+))?$")
 
@@ -62,13 +74,11 @@ def parse_input_specs(texts: tuple[str, ...] | list[str]) -> dict[str, InputSpec
     return {spec.name: spec for spec in specs}
 
 
-def _concrete_dims(
-    name: str, shape: ir.Shape | None, spec: InputSpec | None
-) -> tuple[int, ...]:
+def _concrete_dims(name: str, shape: ir.Shape | None, spec: InputSpec | None) -> tuple[int, ...]:
     if spec is not None and spec.shape is not None:
         dims = spec.shape
     elif shape is not None:
-        dims = tuple(shape)
+        dims = tuple(d if isinstance(d, int) else None for d in shape)
     else:
         raise BadInputError(
             f"input {name!r} has no known shape", hint=f"give one with --input {name}=D1,D2,..."

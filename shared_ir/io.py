@@ -17,6 +17,8 @@ from unframe.shared_ir.errors import BadInputError
 
 #: Protobuf cannot serialize one message over 2 GiB; above this total, weights go to a side file.
 EXTERNAL_DATA_THRESHOLD = 1 << 30
+#: Tensors smaller than this stay inline even in a model with external data (shapes, scalars).
+EXTERNAL_TENSOR_MIN_BYTES = 1024
 
 
 def load_onnx(path: Path) -> ir.Model:
@@ -27,7 +29,13 @@ def load_onnx(path: Path) -> ir.Model:
         raise BadInputError("is a directory, not an .onnx file", path=str(path))
     try:
         return ir.load(path)
-    except (DecodeError, RuntimeError, ValueError, TypeError, onnx.onnx_cpp2py_export.checker.ValidationError) as error:  # type: ignore[attr-defined]
+    except (
+        DecodeError,
+        RuntimeError,
+        ValueError,
+        TypeError,
+        onnx.onnx_cpp2py_export.checker.ValidationError,
+    ) as error:  # type: ignore[attr-defined]
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise BadInputError(
             f"not a readable ONNX model ({reason})",
@@ -52,7 +60,12 @@ def save_onnx(model: ir.Model, path: Path, *, external_data: bool | None = None)
     if external_data is None:
         external_data = initializer_bytes(model) > EXTERNAL_DATA_THRESHOLD
     if external_data:
-        ir.save(model, path, external_data=f"{path.name}.data")
+        ir.save(
+            model,
+            path,
+            external_data=f"{path.name}.data",
+            size_threshold_bytes=EXTERNAL_TENSOR_MIN_BYTES,
+        )
     else:
         ir.save(model, path)
 
@@ -69,7 +82,9 @@ def atomic_output(target: Path, *, force: bool, directory: bool = False) -> Iter
     if target.exists() and not force:
         raise BadInputError("already exists", path=str(target), hint="pass --force to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".unframe-tmp", dir=target.parent))
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".unframe-tmp", dir=target.parent)
+    )
     temporary = staging / target.name
     try:
         if directory:

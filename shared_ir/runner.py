@@ -6,6 +6,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -24,9 +25,7 @@ class RunResult:
     fallback_reason: str | None = None
 
 
-def run_reference(
-    model: ir.Model | onnx.ModelProto, inputs: Mapping[str, np.ndarray]
-) -> RunResult:
+def run_reference(model: ir.Model | onnx.ModelProto, inputs: Mapping[str, np.ndarray]) -> RunResult:
     """Runs ``model`` on ``inputs`` with onnxruntime, or onnx.reference where ORT fails."""
     if isinstance(model, ir.Model) and _needs_file(model):
         with tempfile.TemporaryDirectory(prefix="unframe-ref-") as tmp:
@@ -63,7 +62,9 @@ def _needs_file(model: ir.Model) -> bool:
     return total > _IN_MEMORY_LIMIT
 
 
-def _run(source: str | bytes, proto: onnx.ModelProto, inputs: Mapping[str, np.ndarray]) -> RunResult:
+def _run(
+    source: str | bytes, proto: onnx.ModelProto, inputs: Mapping[str, np.ndarray]
+) -> RunResult:
     output_names = [output.name for output in proto.graph.output]
     declared = {i.name for i in proto.graph.input}
     feeds = {name: _feed(array) for name, array in inputs.items() if name in declared}
@@ -78,12 +79,12 @@ def _run(source: str | bytes, proto: onnx.ModelProto, inputs: Mapping[str, np.nd
         proto = onnx.load(source)
     evaluator = ReferenceEvaluator(proto)
     results = evaluator.run(None, feeds)
-    outputs = {name: np.asarray(value) for name, value in zip(output_names, results, strict=True)}
+    outputs = {name: _output(value) for name, value in zip(output_names, results, strict=True)}
     return RunResult(outputs, "onnx.reference", reason)
 
 
 def _run_onnxruntime(
-    source: str | bytes, feeds: dict[str, np.ndarray], output_names: list[str]
+    source: str | bytes, feeds: dict[str, object], output_names: list[str]
 ) -> dict[str, np.ndarray]:
     import onnxruntime as ort
 
@@ -93,9 +94,16 @@ def _run_onnxruntime(
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     results = session.run(output_names, feeds)
-    return {name: np.asarray(value) for name, value in zip(output_names, results, strict=True)}
+    return {name: _output(value) for name, value in zip(output_names, results, strict=True)}
 
 
 def _feed(value: object) -> object:
     # Sequence inputs are lists of arrays and optional ones may be None: pass them as they are.
     return value if isinstance(value, list | tuple) or value is None else np.asarray(value)
+
+
+def _output(value: Any) -> Any:
+    # Sequence outputs stay lists of arrays; optional outputs may be None.
+    if isinstance(value, list | tuple):
+        return [_output(item) for item in value]
+    return value if value is None else np.asarray(value)

@@ -9,7 +9,7 @@ import numpy as np
 import onnx_ir as ir
 
 from unframe.converters.framework import ConvertOptions, Framework
-from unframe.shared_ir import io, opset
+from unframe.shared_ir import opset
 from unframe.shared_ir.runner import run_onnxruntime, run_reference_path
 
 
@@ -23,18 +23,23 @@ class OnnxFramework(Framework):
     writes = (".onnx",)
 
     def load(self, path: Path, options: ConvertOptions) -> ir.Model:
-        return io.load_onnx(path)
+        from unframe.frontends.onnx import import_onnx
+
+        return import_onnx(path)
 
     def save(self, model: ir.Model, path: Path, options: ConvertOptions) -> None:
-        if options.opset is not None:
-            model = opset.convert_opset(model, options.opset, path=str(path))
-        io.save_onnx(model, path)
+        from unframe.backends.onnx import export_onnx
+
+        export_onnx(model, path, options.opset)
 
     def run(self, path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return run_reference_path(path, inputs).outputs
 
     def run_ir(
-        self, model: ir.Model, inputs: Mapping[str, np.ndarray], options: ConvertOptions | None = None
+        self,
+        model: ir.Model,
+        inputs: Mapping[str, np.ndarray],
+        options: ConvertOptions | None = None,
     ) -> dict[str, np.ndarray]:
         # Conformance of the ONNX adapter measures onnxruntime itself, without the fallback.
         if options is not None and options.opset is not None:

@@ -1,0 +1,43 @@
+# The two commands of the README: `make demo` and `make test`. Both create .venv when missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.unframe-installed
+# The CPU build of torch lies on this machine's disk; a bare `torch` would pull a CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: install test lint typecheck demo conformance table clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml setup.py
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	mkdir -p .typecheck && ln -sfn .. .typecheck/unframe
+	MYPYPATH=.typecheck $(BIN)/mypy -p unframe
+
+test: lint typecheck
+	$(BIN)/python -m pytest -n 2 -q
+
+demo: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
+
+conformance: $(STAMP)
+	for fw in onnx pytorch caffe2; do $(BIN)/unframe conformance --backend $$fw || exit 1; done
+	$(BIN)/python scripts/framework_table.py --write
+
+table: $(STAMP)
+	$(BIN)/python scripts/framework_table.py --write
+
+clean:
+	rm -rf $(VENV) .typecheck build *.egg-info
