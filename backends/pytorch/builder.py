@@ -15,6 +15,7 @@ import numpy as np
 import onnx_ir as ir
 import torch
 from torch import fx, nn
+
 from unframe.backends.pytorch import runtime
 from unframe.backends.pytorch.context import BuildContext, Subgraph
 from unframe.backends.pytorch.dtypes import maybe_torch_dtype

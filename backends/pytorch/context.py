@@ -17,6 +17,7 @@ import onnx.defs
 import onnx_ir as ir
 import torch
 from torch import fx
+
 from unframe.backends.pytorch import runtime
 from unframe.backends.pytorch.dtypes import maybe_torch_dtype
 

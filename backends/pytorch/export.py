@@ -16,6 +16,7 @@ import numpy as np
 import onnx_ir as ir
 import torch
 from torch import fx
+
 from unframe.backends.pytorch.builder import FRAMEWORK, to_torch
 from unframe.backends.pytorch.dtypes import maybe_torch_dtype
 from unframe.shared_ir.errors import BadInputError, ConversionError

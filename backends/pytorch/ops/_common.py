@@ -9,6 +9,7 @@ import numpy as np
 import onnx_ir as ir
 import torch
 from torch import fx
+
 from unframe.backends.pytorch.context import BuildContext
 from unframe.backends.pytorch.registry import ops
 

@@ -16,28 +16,45 @@ _UNSIGNED_WIDE = (torch.uint16, torch.uint32, torch.uint64)
 
 
 def widened(function: Callable[..., torch.Tensor], *tensors: torch.Tensor) -> torch.Tensor:
-    """``function(*tensors)``, computed in int64 for the unsigned types torch's CPU kernels lack."""
+    """``function(*tensors)``, computed in int64 for the unsigned types torch's CPU kernels lack.
+
+    Call it from a module-level helper (fx cannot print every torch builtin as an argument).
+    """
     dtype = tensors[0].dtype
     if dtype in _UNSIGNED_WIDE:
         return function(*(t.to(torch.int64) for t in tensors)).to(dtype)
     return function(*tensors)
 
 
+def _add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return widened(torch.add, a, b)
+
+
+def _sub(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return widened(torch.sub, a, b)
+
+
+def _mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return widened(torch.mul, a, b)
+
+
 def _div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if a.is_floating_point() or a.is_complex():
         return torch.div(a, b)
+    if a.dtype in _UNSIGNED_WIDE:
+        return _div(a.to(torch.int64), b.to(torch.int64)).to(a.dtype)
     return torch.div(a, b, rounding_mode="trunc")
 
 
 def _binary(
-    ctx: BuildContext, function: Callable[..., Any], symbolic: Callable[..., Any]
+    ctx: BuildContext,
+    function: Callable[..., Any],
+    symbolic: Callable[..., Any],
+    wide: Callable[..., Any],
 ) -> Outputs:
     a, b = ctx.input(0), ctx.input(1)
     dtype = ctx.input_dtype(0)
-    if dtype in _UNSIGNED_WIDE:
-        out = ctx.call(widened, function, a, b)
-    else:
-        out = ctx.call(function, a, b)
+    out = ctx.call(wide if dtype in _UNSIGNED_WIDE else function, a, b)
     _propagate_elements(ctx, out, symbolic)
     return [out]
 
@@ -71,23 +88,23 @@ def _propagate_elements(ctx: BuildContext, out: fx.Node, symbolic: Callable[...,
 
 @ops.register("Add", since=7)
 def add_v7(node: ir.Node, ctx: BuildContext) -> Outputs:
-    return _binary(ctx, torch.add, operator.add)
+    return _binary(ctx, torch.add, operator.add, _add)
 
 
 @ops.register("Sub", since=7)
 def sub_v7(node: ir.Node, ctx: BuildContext) -> Outputs:
-    return _binary(ctx, torch.sub, operator.sub)
+    return _binary(ctx, torch.sub, operator.sub, _sub)
 
 
 @ops.register("Mul", since=7)
 def mul_v7(node: ir.Node, ctx: BuildContext) -> Outputs:
-    return _binary(ctx, torch.mul, operator.mul)
+    return _binary(ctx, torch.mul, operator.mul, _mul)
 
 
 @ops.register("Div", since=7)
 def div_v7(node: ir.Node, ctx: BuildContext) -> Outputs:
     # Sizes are non-negative, so floor division is truncation for the symbolic path.
-    return _binary(ctx, _div, operator.floordiv)
+    return _binary(ctx, _div, operator.floordiv, _div)
 
 
 @ops.register("MatMul", since=1)

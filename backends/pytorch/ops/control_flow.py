@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import onnx_ir as ir
+
 from unframe.backends.pytorch.ops._common import BuildContext, Outputs, ops, torch
 
 # -- If ----------------------------------------------------------------------------------------

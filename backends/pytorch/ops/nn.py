@@ -16,6 +16,7 @@ F = torch.nn.functional
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+_CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 _AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 
 
@@ -131,22 +132,28 @@ def _conv_transpose(
                 + ((kernel[i] - 1) * dilations[i] + 1)
                 - target[i]
             )
-            total = max(total, 0)
-            small, large = total // 2, total - total // 2
-            upper = auto_pad != "SAME_LOWER"
-            begins.append(small if upper else large)
-            ends.append(large if upper else small)
+            # onnxruntime's split, C++ division (toward zero) included: NOTSET/SAME_LOWER put
+            # the larger half first.
+            half = int(total / 2)
+            upper = auto_pad == "SAME_UPPER"
+            begins.append(half if upper else total - half)
+            ends.append(total - half if upper else half)
         full = begins + ends
     else:
         full = list(pads) if pads is not None and auto_pad != "VALID" else [0] * (2 * n)
-    y = torch.nn.functional.__dict__[f"conv_transpose{n}d"](
-        x, w, b, strides, 0, out_pad, group, dilations
-    )
-    # Crop begins/ends (the pads of a transposed conv remove output).
+    y = _CONV_TRANSPOSE[n](x, w, None, strides, 0, out_pad, group, dilations)
+    # Pads of a transposed conv remove output; negative ones (an output_shape larger than the
+    # natural size) add zeros at the ends, before the bias.
+    if any(p < 0 for p in full):
+        y = F.pad(y, _torch_pad([max(-p, 0) for p in full]))
+        full = [max(p, 0) for p in full]
     index: list[Any] = [slice(None), slice(None)]
     for i in range(n):
         index.append(slice(full[i], y.shape[2 + i] - full[i + n]))
-    return y[tuple(index)]
+    y = y[tuple(index)]
+    if b is not None:
+        y = y + b.reshape(1, -1, *([1] * n))
+    return y
 
 
 @ops.register("ConvTranspose", since=1)
@@ -288,13 +295,20 @@ def _avg_pool(
             return _AVG_POOL[n](x, kernel, strides, symmetric, ceil_mode, count_include_pad)
     # General case: sum over windows of the zero-padded input / count of the counted cells.
     ones = torch.ones_like(x[:1, :1])
-    padded = F.pad(x, _torch_pad(full))
+    extra = [0] * n
+    if ceil_mode:
+        for i in range(n):
+            size = x.shape[2 + i] + full[i] + full[i + n]
+            span = (kernel[i] - 1) * dilations[i] + 1
+            out = -(-(size - span) // strides[i]) + 1
+            if (out - 1) * strides[i] >= x.shape[2 + i] + full[i]:
+                out -= 1
+            extra[i] = max(0, (out - 1) * strides[i] + span - size)
+    padded = F.pad(x, _torch_pad(full[:n] + [e + x for e, x in zip(extra, full[n:], strict=True)]))
     weight = torch.ones((x.shape[1], 1, *kernel), dtype=x.dtype, device=x.device)
     sums = _CONV[n](padded, weight, None, strides, 0, dilations, x.shape[1])
-    if count_include_pad:
-        counted = F.pad(ones, _torch_pad(full), value=1.0)
-    else:
-        counted = F.pad(ones, _torch_pad(full), value=0.0)
+    counted = F.pad(ones, _torch_pad(full), value=1.0 if count_include_pad else 0.0)
+    counted = F.pad(counted, _torch_pad([0] * n + extra), value=0.0)
     counts = _CONV[n](counted, weight[:1], None, strides, 0, dilations, 1)
     return sums / counts
 
