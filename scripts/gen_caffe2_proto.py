@@ -1,11 +1,13 @@
 """Regenerates backends/caffe2/proto/caffe2_pb2.py (and .pyi) from caffe2.proto.
 
-Run from anywhere: ``.venv/bin/python scripts/gen_caffe2_proto.py``. Needs grpcio-tools (the
-``dev`` extra), whose bundled protoc makes the output independent of any system protoc.
+Run from anywhere: ``.venv/bin/python scripts/gen_caffe2_proto.py [--out DIR]``. Needs
+grpcio-tools (the ``dev`` extra), whose bundled protoc makes the output independent of any system
+protoc. ``--out`` writes elsewhere (tests use it to check that the committed bindings are current).
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -21,21 +23,26 @@ _GUARD = re.compile(
 )
 
 
-def main() -> int:
-    from grpc_tools import protoc  # imported here so that --help-less failures say what is missing
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=PROTO_DIR, help="output directory")
+    out = parser.parse_args(argv).out
+    out.mkdir(parents=True, exist_ok=True)
+
+    from grpc_tools import protoc  # imported late so that --help works without grpcio-tools
 
     args = [
         "protoc",
         f"--proto_path={PROTO_DIR}",
-        f"--python_out={PROTO_DIR}",
-        f"--pyi_out={PROTO_DIR}",
+        f"--python_out={out}",
+        f"--pyi_out={out}",
         str(PROTO_DIR / "caffe2.proto"),
     ]
     status = protoc.main(args)
     if status != 0:
         print(f"protoc failed with status {status}", file=sys.stderr)
         return int(status)
-    module = PROTO_DIR / "caffe2_pb2.py"
+    module = out / "caffe2_pb2.py"
     module.write_text(_GUARD.sub("", module.read_text()))
     print(f"wrote {module} and {module.with_suffix('.pyi')}")
     return 0

@@ -18,6 +18,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
+
 from unframe.backends.caffe2.proto import caffe2_pb2
 from unframe.shared_ir.errors import BadInputError
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from unframe.backends.caffe2.proto import caffe2_pb2
 from unframe.shared_ir.errors import BadInputError, UnsupportedError
 

@@ -7,6 +7,7 @@ import importlib.util
 from collections.abc import Mapping
 
 import numpy as np
+
 from unframe.backends.caffe2.proto import caffe2_pb2
 from unframe.backends.caffe2.runtime.registry import CAFFE2_OPS, FRAMEWORK, OpContext
 from unframe.shared_ir.errors import BadInputError, UnframeError, UnsupportedOp, UnsupportedOpsError

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
 from unframe.backends.caffe2.runtime.registry import OpContext, caffe2_op
 
 # caffe2_legacy.proto's LegacyPadding values.
@@ -33,7 +34,7 @@ class Window:
     out_size: list[int]
 
 
-def _spelled(
+def geometry_arg(
     ctx: OpContext, plural: str, single: str, pair: tuple[str, str], nd: int
 ) -> list[int] | None:
     """One geometry argument in any of its three spellings, or None where none is given."""
@@ -126,9 +127,11 @@ def resolve_window(
 ) -> Window:
     """Kernel, stride, dilation, pads and output sizes for an input with ``spatial`` sizes."""
     nd = len(spatial)
-    kernel = _spelled(ctx, "kernels", "kernel", ("kernel_h", "kernel_w"), nd)
-    stride = _spelled(ctx, "strides", "stride", ("stride_h", "stride_w"), nd) or [1] * nd
-    dilation = _spelled(ctx, "dilations", "dilation", ("dilation_h", "dilation_w"), nd) or [1] * nd
+    kernel = geometry_arg(ctx, "kernels", "kernel", ("kernel_h", "kernel_w"), nd)
+    stride = geometry_arg(ctx, "strides", "stride", ("stride_h", "stride_w"), nd) or [1] * nd
+    dilation = (
+        geometry_arg(ctx, "dilations", "dilation", ("dilation_h", "dilation_w"), nd) or [1] * nd
+    )
     pads = _pads(ctx, nd)
     legacy = _legacy_pad(ctx)
     if legacy in (VALID, SAME) and pads is not None:
@@ -236,9 +239,11 @@ def conv_transpose(ctx: OpContext) -> list[np.ndarray]:
         raise ctx.error(
             f"filter {ctx.input(1).shape} does not fit input {ctx.input(0).shape}, group {group}"
         )
-    kernel = _spelled(ctx, "kernels", "kernel", ("kernel_h", "kernel_w"), nd) or list(w.shape[2:])
-    stride = _spelled(ctx, "strides", "stride", ("stride_h", "stride_w"), nd) or [1] * nd
-    adj = _spelled(ctx, "adjs", "adj", ("adj_h", "adj_w"), nd) or [0] * nd
+    kernel = geometry_arg(ctx, "kernels", "kernel", ("kernel_h", "kernel_w"), nd) or list(
+        w.shape[2:]
+    )
+    stride = geometry_arg(ctx, "strides", "stride", ("stride_h", "stride_w"), nd) or [1] * nd
+    adj = geometry_arg(ctx, "adjs", "adj", ("adj_h", "adj_w"), nd) or [0] * nd
     pads = _pads(ctx, nd)
     begin, end = pads if pads is not None else ([0] * nd, [0] * nd)
     legacy = _legacy_pad(ctx)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from unframe.backends.caffe2.runtime.ops.math import erf
 from unframe.backends.caffe2.runtime.registry import OpContext, caffe2_op, canonical_axis
 

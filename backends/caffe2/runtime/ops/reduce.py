@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
 from unframe.backends.caffe2.runtime.registry import OpContext, caffe2_op, canonical_axis
 
 Reducer = Callable[[np.ndarray, tuple[int, ...], bool], Any]
