@@ -19,6 +19,7 @@ from typing import Any
 import onnx
 import onnx_ir as ir
 import torch
+
 from unframe.shared_ir.errors import UnsupportedError
 
 #: The opset the dynamo exporter writes natively; it starts at 18.
@@ -183,16 +184,30 @@ def _export_torchscript(
 
 @contextlib.contextmanager
 def _quiet_exporter() -> Iterator[None]:
-    """Silences the exporters' chatter (progress lines, deprecation and rename notes)."""
-    noisy = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._export")]
+    """Silences the exporters' chatter: progress lines, graph dumps, deprecation notes."""
+    manager = logging.Logger.manager
+    noisy = [logging.getLogger("torch")] + [
+        logger
+        for name, logger in list(manager.loggerDict.items())
+        if name.startswith("torch.") and isinstance(logger, logging.Logger)
+    ]
     levels = [logger.level for logger in noisy]
     for logger in noisy:
-        logger.setLevel(logging.ERROR)
+        logger.setLevel(logging.CRITICAL)
+    onnx_log = bool(torch._C._jit_is_onnx_log_enabled())
+    torch._C._jit_set_onnx_log_enabled(False)
     try:
-        with warnings.catch_warnings():
+        # torch.export prints the failing graph itself; the reason reaches the user in our error.
+        sink = io.StringIO()
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(sink),
+            contextlib.redirect_stderr(sink),
+        ):
             warnings.simplefilter("ignore")
             yield
     finally:
+        torch._C._jit_set_onnx_log_enabled(onnx_log)
         for logger, level in zip(noisy, levels, strict=True):
             logger.setLevel(level)
 

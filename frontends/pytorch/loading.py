@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 import torch
+
 from unframe.converters.framework import ConvertOptions
 from unframe.frontends.pytorch.export import DEFAULT_OPSET, forward_parameters, from_torch
 from unframe.shared_ir.errors import BadInputError
