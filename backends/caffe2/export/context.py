@@ -1,0 +1,353 @@
+"""State of one export: the two nets being built, blob names, constants and known shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+
+from unframe.backends.caffe2.proto import caffe2_pb2
+from unframe.shared_ir.errors import ConversionError
+
+FRAMEWORK = "caffe2"
+
+#: Caffe2 ``TensorProto.DataType`` numbers of the element types its runtime holds.
+CAFFE2_DTYPES: dict[ir.DataType, int] = {
+    ir.DataType.FLOAT: caffe2_pb2.TensorProto.FLOAT,
+    ir.DataType.INT32: caffe2_pb2.TensorProto.INT32,
+    ir.DataType.BOOL: caffe2_pb2.TensorProto.BOOL,
+    ir.DataType.UINT8: caffe2_pb2.TensorProto.UINT8,
+    ir.DataType.INT8: caffe2_pb2.TensorProto.INT8,
+    ir.DataType.UINT16: caffe2_pb2.TensorProto.UINT16,
+    ir.DataType.INT16: caffe2_pb2.TensorProto.INT16,
+    ir.DataType.INT64: caffe2_pb2.TensorProto.INT64,
+    ir.DataType.FLOAT16: caffe2_pb2.TensorProto.FLOAT16,
+    ir.DataType.DOUBLE: caffe2_pb2.TensorProto.DOUBLE,
+}
+
+#: The fill op that writes each element type exactly, and the type it fills before a Cast.
+_FILLS: dict[ir.DataType, tuple[str, ir.DataType]] = {
+    ir.DataType.FLOAT: ("GivenTensorFill", ir.DataType.FLOAT),
+    ir.DataType.DOUBLE: ("GivenTensorDoubleFill", ir.DataType.DOUBLE),
+    ir.DataType.INT32: ("GivenTensorIntFill", ir.DataType.INT32),
+    ir.DataType.INT64: ("GivenTensorInt64Fill", ir.DataType.INT64),
+    ir.DataType.BOOL: ("GivenTensorBoolFill", ir.DataType.BOOL),
+    ir.DataType.INT16: ("GivenTensorInt16Fill", ir.DataType.INT16),
+    ir.DataType.FLOAT16: ("GivenTensorFill", ir.DataType.FLOAT),
+    ir.DataType.INT8: ("GivenTensorIntFill", ir.DataType.INT32),
+    ir.DataType.UINT8: ("GivenTensorIntFill", ir.DataType.INT32),
+    ir.DataType.UINT16: ("GivenTensorIntFill", ir.DataType.INT32),
+}
+
+ArgValue = int | float | str | bytes | Sequence[int] | Sequence[float] | Sequence[str]
+
+Converter = Callable[[ir.Node, "ExportContext"], None]
+
+
+def caffe2_dtype(dtype: ir.DataType | None, what: str = "tensor") -> int:
+    """The Caffe2 data type number of ``dtype``; ConversionError where Caffe2 has none."""
+    if dtype is None or dtype not in CAFFE2_DTYPES:
+        name = dtype.name if dtype is not None else "unknown"
+        raise ConversionError(f"Caffe2 has no {name} element type (for {what})")
+    return CAFFE2_DTYPES[dtype]
+
+
+def make_arg(name: str, value: ArgValue) -> caffe2_pb2.Argument:
+    """An Argument typed as Caffe2's schemas read it: i, f, s, ints, floats or strings."""
+    arg = caffe2_pb2.Argument(name=name)
+    if isinstance(value, bool | int | np.integer):
+        arg.i = int(value)
+    elif isinstance(value, float | np.floating):
+        arg.f = float(value)
+    elif isinstance(value, str):
+        arg.s = value.encode()
+    elif isinstance(value, bytes):
+        arg.s = value
+    else:
+        items = list(value)
+        if all(isinstance(v, bool | int | np.integer) for v in items):
+            arg.ints.extend(int(v) for v in items)
+        elif all(isinstance(v, str) for v in items):
+            arg.strings.extend(str(v).encode() for v in items)
+        else:
+            arg.floats.extend(float(v) for v in items)  # type: ignore[arg-type]
+    return arg
+
+
+@dataclass
+class ExportedNets:
+    """What the backend produces: Caffe2's two nets and the data inputs' value_info."""
+
+    predict_net: caffe2_pb2.NetDef
+    init_net: caffe2_pb2.NetDef
+    value_info: dict[str, tuple[int, list[int]]] = field(default_factory=dict)
+
+
+class ExportContext:
+    """Builds the predict and init nets for one ``ir.Model``; converters call its methods."""
+
+    def __init__(self, model: ir.Model, inferred: dict[str, ir.TypeAndShape] | None = None) -> None:
+        self.model = model
+        self.opset = int(model.opset_imports.get("", model.opset_imports.get("ai.onnx", 18)))
+        name = model.graph.name or "unframe"
+        self.predict = caffe2_pb2.NetDef(name=name)
+        self.init = caffe2_pb2.NetDef(name=f"{name}_init")
+        self.inferred = inferred or {}
+        self.node: ir.Node | None = None
+        self._names: dict[ir.Value, str] = {}
+        self._taken: set[str] = set()
+        self._consts: dict[ir.Value, np.ndarray] = {}
+        self._counter = 0
+        for value in _all_values(model.graph):
+            if value.name:
+                self._taken.add(value.name)
+
+    # -- names --------------------------------------------------------------------------------
+    def blob(self, value: ir.Value | None) -> str:
+        """The blob that holds ``value``: its ONNX name, or a fresh one for unnamed values."""
+        if value is None:
+            raise self.error("a required input is missing")
+        name = self._names.get(value)
+        if name is None:
+            name = value.name if value.name else self.fresh("v")
+            self._names[value] = name
+        return name
+
+    def fresh(self, hint: str) -> str:
+        """A blob name no ONNX value and no earlier temporary uses."""
+        base = hint
+        if self.node is not None and self.node.name:
+            base = f"{self.node.name}/{hint}"
+        while True:
+            self._counter += 1
+            candidate = f"{base}__{self._counter}"
+            if candidate not in self._taken:
+                self._taken.add(candidate)
+                return candidate
+
+    def input(self, node: ir.Node, index: int) -> str:
+        return self.blob(node.inputs[index] if index < len(node.inputs) else None)
+
+    def output(self, node: ir.Node, index: int = 0) -> str:
+        return self.blob(node.outputs[index])
+
+    def has_input(self, node: ir.Node, index: int) -> bool:
+        return index < len(node.inputs) and node.inputs[index] is not None
+
+    # -- ops ----------------------------------------------------------------------------------
+    def emit(
+        self,
+        op_type: str,
+        inputs: Sequence[str],
+        outputs: Sequence[str],
+        **args: ArgValue | None,
+    ) -> caffe2_pb2.OperatorDef:
+        """Appends a Caffe2 operator to the predict net; None-valued args are left out."""
+        op = self.predict.op.add()
+        op.type = op_type
+        op.input.extend(inputs)
+        op.output.extend(outputs)
+        if self.node is not None and self.node.name:
+            op.name = self.node.name
+        for key, value in args.items():
+            if value is not None:
+                op.arg.append(make_arg(key, value))
+        return op
+
+    def temp(
+        self, op_type: str, inputs: Sequence[str], hint: str = "", **args: ArgValue | None
+    ) -> str:
+        """Emits a one-output op into a fresh blob and returns the blob."""
+        out = self.fresh(hint or op_type.lower())
+        self.emit(op_type, inputs, [out], **args)
+        return out
+
+    def constant(self, array: np.ndarray, hint: str = "const", name: str | None = None) -> str:
+        """Writes ``array`` as a typed GivenTensor*Fill into the init net; returns its blob."""
+        array = np.asarray(array)
+        dtype = ir.DataType.from_numpy(array.dtype)
+        if dtype not in _FILLS:
+            raise self.error(f"Caffe2 cannot hold a {dtype.name} constant")
+        fill, fill_dtype = _FILLS[dtype]
+        blob = name or self.fresh(hint)
+        target = blob if fill_dtype == dtype else self.fresh(f"{hint}_fill")
+        op = self.init.op.add()
+        op.type = fill
+        op.output.append(target)
+        op.arg.append(make_arg("shape", [int(d) for d in array.shape]))
+        flat = array.astype(fill_dtype.numpy()).reshape(-1)
+        values = caffe2_pb2.Argument(name="values")
+        if fill_dtype in (ir.DataType.FLOAT, ir.DataType.DOUBLE):
+            values.floats.extend(float(v) for v in flat)
+        else:
+            values.ints.extend(int(v) for v in flat)
+        op.arg.append(values)
+        if target != blob:
+            cast = self.init.op.add()
+            cast.type = "Cast"
+            cast.input.append(target)
+            cast.output.append(blob)
+            cast.arg.append(make_arg("to", CAFFE2_DTYPES[dtype]))
+        if blob not in self.predict.external_input:
+            self.predict.external_input.append(blob)
+        return blob
+
+    def scalar(self, value: float | int | bool, like: ir.Value | ir.DataType | None) -> str:
+        """A 0-d constant of ``like``'s element type."""
+        dtype = like if isinstance(like, ir.DataType) else self.dtype(like)
+        np_dtype = dtype.numpy() if dtype is not None else np.dtype(np.float32)
+        return self.constant(np.array(value, dtype=np_dtype), "scalar")
+
+    # -- what is known about values --------------------------------------------------------------
+    def const(self, value: ir.Value | None) -> np.ndarray | None:
+        """The value's data where it is known before running: initializer or Constant node."""
+        if value is None:
+            return None
+        if value in self._consts:
+            return self._consts[value]
+        array: np.ndarray | None = None
+        if value.const_value is not None:
+            array = np.asarray(value.const_value.numpy())
+        else:
+            producer = value.producer()
+            if (
+                producer is not None
+                and producer.op_type == "Constant"
+                and producer.domain in ("", "ai.onnx")
+            ):
+                array = constant_node_value(producer)
+        if array is not None:
+            self._consts[value] = array
+        return array
+
+    def const_ints(self, value: ir.Value | None) -> list[int] | None:
+        array = self.const(value)
+        return None if array is None else [int(v) for v in np.asarray(array).reshape(-1)]
+
+    def shape(self, value: ir.Value | None) -> tuple[int, ...] | None:
+        """The static shape of ``value``, or None where some dim is unknown."""
+        if value is None:
+            return None
+        const = self.const(value)
+        if const is not None:
+            return tuple(const.shape)
+        dims: Any = value.shape
+        if dims is None and value.name in self.inferred:
+            dims = self.inferred[value.name].shape
+        if dims is None:
+            return None
+        result = []
+        for dim in dims:
+            if not isinstance(dim, int):
+                inferred = self.inferred.get(value.name or "")
+                if inferred is None or inferred.shape is None:
+                    return None
+                return _static(inferred.shape)
+            result.append(dim)
+        return tuple(result)
+
+    def rank(self, value: ir.Value | None) -> int | None:
+        if value is None:
+            return None
+        if value.shape is not None:
+            return len(value.shape)
+        inferred = self.inferred.get(value.name or "")
+        if inferred is not None and inferred.shape is not None:
+            return len(inferred.shape)
+        const = self.const(value)
+        return None if const is None else const.ndim
+
+    def dtype(self, value: ir.Value | None) -> ir.DataType | None:
+        if value is None:
+            return None
+        if value.dtype is not None:
+            return value.dtype
+        inferred = self.inferred.get(value.name or "")
+        if inferred is not None and inferred.type is not None:
+            return inferred.type.dtype
+        const = self.const(value)
+        return None if const is None else ir.DataType.from_numpy(const.dtype)
+
+    def need_shape(self, value: ir.Value | None, why: str) -> tuple[int, ...]:
+        shape = self.shape(value)
+        if shape is None:
+            raise self.error(f"needs the static shape of {value.name if value else '?'!r} {why}")
+        return shape
+
+    def need_rank(self, value: ir.Value | None, why: str = "") -> int:
+        rank = self.rank(value)
+        if rank is None:
+            raise self.error(f"needs the rank of {value.name if value else '?'!r} {why}".strip())
+        return rank
+
+    def need_const(self, value: ir.Value | None, what: str) -> np.ndarray:
+        array = self.const(value)
+        if array is None:
+            raise self.error(f"Caffe2 needs {what} as a constant (it is computed at run time here)")
+        return array
+
+    def error(self, message: str) -> ConversionError:
+        node = self.node
+        return ConversionError(
+            message,
+            framework=FRAMEWORK,
+            node=(node.name or "") if node is not None else None,
+            op_type=node.op_type if node is not None else None,
+            opset=self.opset,
+        )
+
+
+def constant_node_value(node: ir.Node) -> np.ndarray | None:
+    """The data of an ONNX ``Constant`` node, whichever attribute holds it."""
+    for key, attr in node.attributes.items():
+        if not isinstance(attr, ir.Attr):
+            return None
+        if key == "value":
+            return np.asarray(attr.as_tensor().numpy())
+        if key == "value_float":
+            return np.array(attr.as_float(), dtype=np.float32)
+        if key == "value_floats":
+            return np.array(list(attr.as_floats()), dtype=np.float32)
+        if key == "value_int":
+            return np.array(attr.as_int(), dtype=np.int64)
+        if key == "value_ints":
+            return np.array(list(attr.as_ints()), dtype=np.int64)
+    return None
+
+
+def _static(dims: Any) -> tuple[int, ...] | None:
+    result = []
+    for dim in dims:
+        if not isinstance(dim, int):
+            return None
+        result.append(dim)
+    return tuple(result)
+
+
+def _all_values(graph: ir.Graph) -> list[ir.Value]:
+    values: list[ir.Value] = [*graph.inputs, *graph.initializers.values()]
+    for node in graph:
+        values.extend(v for v in node.outputs)
+    return values
+
+
+def infer_shapes(model: ir.Model) -> dict[str, ir.TypeAndShape]:
+    """Shapes ONNX shape inference finds for the model's values (empty where it fails)."""
+    if sum(v.const_value.nbytes for v in model.graph.initializers.values() if v.const_value) > (
+        1 << 28
+    ):
+        return {}  # large models carry their own shapes; a proto copy would double memory
+    try:
+        proto = ir.to_proto(model)
+        inferred = onnx.shape_inference.infer_shapes(proto, data_prop=True)
+    except Exception:  # noqa: BLE001 - inference is a help; converters say what they lack
+        return {}
+    result: dict[str, ir.TypeAndShape] = {}
+    for value in _all_values(ir.from_proto(inferred).graph):
+        if value.name and (value.shape is not None or value.type is not None):
+            result[value.name] = ir.TypeAndShape(value.type, value.shape)
+    return result

@@ -1,0 +1,108 @@
+"""Drives an export: scans for unsupported ops, converts node by node, collects every failure."""
+
+from __future__ import annotations
+
+import onnx_ir as ir
+
+from unframe.backends.caffe2.export.context import (
+    FRAMEWORK,
+    Converter,
+    ExportContext,
+    ExportedNets,
+    infer_shapes,
+)
+from unframe.backends.caffe2.export.registry import ops
+from unframe.shared_ir.errors import ConversionError, UnsupportedOp, UnsupportedOpsError
+from unframe.shared_ir.op_registry import OpRegistry
+
+#: ONNX elem_type numbers for value_info.json (the model zoo's convention).
+_ONNX_ELEM = {dtype: int(dtype) for dtype in ir.DataType}
+
+
+def export_registry() -> OpRegistry[Converter]:
+    """The export registry with every converter module loaded."""
+    import unframe.backends.caffe2.export.ops  # noqa: F401 - registers the converters
+
+    return ops
+
+
+def export_model(model: ir.Model, *, collect_only: bool = False) -> ExportedNets:
+    """Converts ``model`` to Caffe2's predict and init nets.
+
+    Every node is converted even after one fails, so that one ``UnsupportedOpsError`` lists them
+    all.
+
+    Args:
+        model: the model; its main graph must hold standard ONNX ops only.
+        collect_only: accepted for symmetry with ``unsupported``; export always runs fully.
+
+    Raises:
+        UnsupportedOpsError: ops without a converter, or that Caffe2 cannot express as given.
+    """
+    registry = export_registry()
+    missing = registry.unsupported_nodes(model)
+    if missing:
+        raise UnsupportedOpsError(missing, framework=FRAMEWORK)
+    ctx, failures = _convert(model, registry)
+    if failures:
+        raise UnsupportedOpsError(failures, framework=FRAMEWORK)
+    return ExportedNets(ctx.predict, ctx.init, _value_info(model, ctx))
+
+
+def unsupported(model: ir.Model) -> list[UnsupportedOp]:
+    """Every node the backend cannot export: missing converters, then failing conversions."""
+    registry = export_registry()
+    missing = registry.unsupported_nodes(model)
+    if missing:
+        return missing
+    return _convert(model, registry)[1]
+
+
+def _convert(
+    model: ir.Model, registry: OpRegistry[Converter]
+) -> tuple[ExportContext, list[UnsupportedOp]]:
+    ctx = ExportContext(model, infer_shapes(model))
+    graph = model.graph
+    failures: list[UnsupportedOp] = []
+    for value in graph.inputs:
+        if value.const_value is None:
+            ctx.predict.external_input.append(ctx.blob(value))
+    for value in graph.initializers.values():
+        if value.const_value is None:
+            continue
+        try:
+            ctx.constant(value.const_value.numpy(), name=ctx.blob(value))
+        except ConversionError as error:
+            failures.append(UnsupportedOp(value.name or "", "initializer", reason=error.message))
+    for node in graph:
+        ctx.node = node
+        domain = "" if node.domain in ("", "ai.onnx") else node.domain
+        opset = int(model.opset_imports.get(domain, ctx.opset))
+        converter = registry.lookup(node.op_type, opset, domain)
+        try:
+            if converter is None:
+                raise ctx.error("no converter")
+            converter(node, ctx)
+        except ConversionError as error:
+            failures.append(_failure(node, opset, error.message))
+        except Exception as error:  # noqa: BLE001 - reported with the node, never swallowed
+            failures.append(_failure(node, opset, f"{type(error).__name__}: {error}"))
+    ctx.node = None
+    for value in graph.outputs:
+        ctx.predict.external_output.append(ctx.blob(value))
+    return ctx, failures
+
+
+def _failure(node: ir.Node, opset: int, reason: str) -> UnsupportedOp:
+    return UnsupportedOp(node.name or "", node.op_type, node.domain, opset, reason)
+
+
+def _value_info(model: ir.Model, ctx: ExportContext) -> dict[str, tuple[int, list[int]]]:
+    info: dict[str, tuple[int, list[int]]] = {}
+    for value in model.graph.inputs:
+        if value.const_value is not None:
+            continue
+        dtype = ctx.dtype(value) or ir.DataType.FLOAT
+        dims = [d if isinstance(d, int) else -1 for d in (value.shape or [])]
+        info[ctx.blob(value)] = (_ONNX_ELEM.get(dtype, 1), dims)
+    return info

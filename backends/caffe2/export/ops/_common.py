@@ -1,0 +1,107 @@
+"""Helpers shared by the converter modules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import onnx.defs
+import onnx_ir as ir
+
+from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
+
+
+def since(op_type: str, opset: int = 7) -> int:
+    """The since_version of the schema ``op_type`` has at ``opset`` (or its first, if later)."""
+    try:
+        return int(onnx.defs.get_schema(op_type, opset).since_version)
+    except onnx.defs.SchemaError:
+        return int(onnx.defs.get_schema(op_type).since_version)
+
+
+def attr_int(node: ir.Node, name: str, default: int) -> int:
+    attr = node.attributes.get(name)
+    return default if attr is None else int(attr.as_int())  # type: ignore[union-attr]
+
+
+def attr_float(node: ir.Node, name: str, default: float) -> float:
+    attr = node.attributes.get(name)
+    return default if attr is None else float(attr.as_float())  # type: ignore[union-attr]
+
+
+def attr_str(node: ir.Node, name: str, default: str) -> str:
+    attr = node.attributes.get(name)
+    return default if attr is None else str(attr.as_string())  # type: ignore[union-attr]
+
+
+def attr_ints(node: ir.Node, name: str) -> list[int] | None:
+    attr = node.attributes.get(name)
+    return None if attr is None else [int(v) for v in attr.as_ints()]  # type: ignore[union-attr]
+
+
+def attr_floats(node: ir.Node, name: str) -> list[float] | None:
+    attr = node.attributes.get(name)
+    return None if attr is None else [float(v) for v in attr.as_floats()]  # type: ignore[union-attr]
+
+
+def out_shape(ctx: ExportContext, node: ir.Node, index: int = 0) -> tuple[int, ...] | None:
+    """The static shape of an output, from the IR or by broadcasting the inputs' shapes."""
+    shape = ctx.shape(node.outputs[index])
+    if shape is not None:
+        return shape
+    shapes = [ctx.shape(v) for v in node.inputs if v is not None]
+    if shapes and all(s is not None for s in shapes):
+        return tuple(np.broadcast_shapes(*[s for s in shapes if s is not None]))
+    return None
+
+
+def expanded_inputs(ctx: ExportContext, node: ir.Node, indices: Sequence[int]) -> list[str]:
+    """The inputs' blobs, each expanded to the output shape where its own shape differs.
+
+    Caffe2's variadic and some binary operators want inputs of one shape; ONNX broadcasts.
+    """
+    target = out_shape(ctx, node)
+    blobs = []
+    for index in indices:
+        value = node.inputs[index]
+        blob = ctx.blob(value)
+        shape = ctx.shape(value)
+        if shape != target:
+            if target is None:
+                raise ctx.error("needs static shapes to broadcast its inputs for Caffe2")
+            shape_blob = ctx.constant(np.array(target, dtype=np.int64), "shape")
+            blob = ctx.temp("Expand", [blob, shape_blob], "expand")
+        blobs.append(blob)
+    return blobs
+
+
+def cast(ctx: ExportContext, blob: str, dtype: ir.DataType) -> str:
+    return ctx.temp("Cast", [blob], "cast", to=caffe2_dtype(dtype))
+
+
+def normalize_axis(ctx: ExportContext, axis: int, rank: int) -> int:
+    if not -rank <= axis < max(rank, 1):
+        raise ctx.error(f"axis {axis} is out of range for rank {rank}")
+    return axis + rank if axis < 0 else axis
+
+
+def reshape(
+    ctx: ExportContext, blob: str, shape: Sequence[int] | str, out: str | None = None
+) -> str:
+    """Caffe2's Reshape (it always writes the old shape as a second output)."""
+    target = out or ctx.fresh("reshaped")
+    old = ctx.fresh("old_shape")
+    if isinstance(shape, str):
+        ctx.emit("Reshape", [blob, shape], [target, old])
+    else:
+        ctx.emit("Reshape", [blob], [target, old], shape=[int(d) for d in shape])
+    return target
+
+
+def zeros_like(ctx: ExportContext, value: ir.Value) -> str:
+    """A blob of zeros with ``value``'s shape and element type."""
+    dtype = ctx.dtype(value) or ir.DataType.FLOAT
+    fill = 0.0 if dtype.is_floating_point() else 0
+    return ctx.temp(
+        "ConstantFill", [ctx.blob(value)], "zeros", value=fill, dtype=caffe2_dtype(dtype)
+    )

@@ -1,0 +1,254 @@
+"""Elementwise ops: unary math, activations, binary arithmetic, comparison and logic."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from unframe.backends.caffe2.export.context import Converter, ExportContext
+from unframe.backends.caffe2.export.ops._common import (
+    attr_float,
+    attr_int,
+    attr_str,
+    cast,
+    expanded_inputs,
+    since,
+)
+from unframe.backends.caffe2.export.registry import ops
+
+# ONNX op -> Caffe2 op of the same meaning, one input and one output, no arguments.
+_UNARY = {
+    "Abs": "Abs", "Acos": "Acos", "Asin": "Asin", "Atan": "Atan", "Cos": "Cos", "Sin": "Sin",
+    "Tan": "Tan", "Cosh": "Cosh", "Sinh": "Sinh", "Tanh": "Tanh", "Exp": "Exp", "Log": "Log",
+    "Sqrt": "Sqrt", "Neg": "Negative", "Sign": "Sign", "Ceil": "Ceil", "Floor": "Floor",
+    "Not": "Not", "Relu": "Relu", "Sigmoid": "Sigmoid", "Softsign": "Softsign",
+    "Softplus": "Softplus", "Erf": "Erf", "Reciprocal": "Reciprocal", "Mish": "Mish",
+    "Identity": "Copy",
+}  # fmt: skip
+
+# ONNX binary op -> Caffe2 op; both broadcast numpy-style (Caffe2's broadcast=0 default).
+_BINARY = {
+    "Add": "Add", "Sub": "Sub", "Mul": "Mul", "Div": "Div", "Equal": "EQ", "Less": "LT",
+    "LessOrEqual": "LE", "Greater": "GT", "GreaterOrEqual": "GE", "And": "And", "Or": "Or",
+    "Xor": "Xor", "BitwiseAnd": "BitwiseAnd", "BitwiseOr": "BitwiseOr",
+    "BitwiseXor": "BitwiseXor",
+}  # fmt: skip
+
+# Variadic ONNX op -> Caffe2 op that takes any number of same-shaped inputs.
+_VARIADIC = {"Sum": "Sum", "Mean": "Mean", "Max": "Max", "Min": "Min"}
+
+
+def _one_to_one(onnx_type: str, caffe2_type: str, version: int) -> Converter:
+    def convert(node: ir.Node, ctx: ExportContext) -> None:
+        ctx.emit(caffe2_type, [ctx.input(node, 0)], [ctx.output(node)])
+
+    convert.__name__ = convert.__qualname__ = f"{onnx_type.lower()}_v{version}"
+    return convert
+
+
+def _binary(onnx_type: str, caffe2_type: str, version: int) -> Converter:
+    def convert(node: ir.Node, ctx: ExportContext) -> None:
+        ctx.emit(caffe2_type, [ctx.input(node, 0), ctx.input(node, 1)], [ctx.output(node)])
+
+    convert.__name__ = convert.__qualname__ = f"{onnx_type.lower()}_v{version}"
+    return convert
+
+
+def _variadic(onnx_type: str, caffe2_type: str, version: int) -> Converter:
+    def convert(node: ir.Node, ctx: ExportContext) -> None:
+        inputs = expanded_inputs(ctx, node, range(len(node.inputs)))
+        if len(inputs) == 1:
+            ctx.emit("Copy", inputs, [ctx.output(node)])
+        else:
+            ctx.emit(caffe2_type, inputs, [ctx.output(node)])
+
+    convert.__name__ = convert.__qualname__ = f"{onnx_type.lower()}_v{version}"
+    return convert
+
+
+for _onnx, _caffe2 in _UNARY.items():
+    _since = since(_onnx, 6)
+    ops.register(_onnx, since=_since)(_one_to_one(_onnx, _caffe2, _since))
+for _onnx, _caffe2 in _BINARY.items():
+    _since = since(_onnx, 7)
+    ops.register(_onnx, since=_since)(_binary(_onnx, _caffe2, _since))
+for _onnx, _caffe2 in _VARIADIC.items():
+    _since = since(_onnx, 8)
+    ops.register(_onnx, since=_since)(_variadic(_onnx, _caffe2, _since))
+
+
+@ops.register("Pow", since=7)
+def pow_v7(node: ir.Node, ctx: ExportContext) -> None:
+    base, exponent = expanded_inputs(ctx, node, [0, 1])
+    base_type, exp_type = ctx.dtype(node.inputs[0]), ctx.dtype(node.inputs[1])
+    if base_type is not None and exp_type is not None and base_type != exp_type:
+        exponent = cast(ctx, exponent, base_type)
+    ctx.emit("Pow", [base, exponent], [ctx.output(node)])
+
+
+@ops.register("Where", since=9)
+def where_v9(node: ir.Node, ctx: ExportContext) -> None:
+    ctx.emit("Where", expanded_inputs(ctx, node, [0, 1, 2]), [ctx.output(node)])
+
+
+@ops.register("LeakyRelu", since=6)
+def leaky_relu_v6(node: ir.Node, ctx: ExportContext) -> None:
+    alpha = attr_float(node, "alpha", 0.01)
+    ctx.emit("LeakyRelu", [ctx.input(node, 0)], [ctx.output(node)], alpha=alpha)
+
+
+@ops.register("Elu", since=6)
+def elu_v6(node: ir.Node, ctx: ExportContext) -> None:
+    ctx.emit("Elu", [ctx.input(node, 0)], [ctx.output(node)], alpha=attr_float(node, "alpha", 1.0))
+
+
+@ops.register("Selu", since=6)
+def selu_v6(node: ir.Node, ctx: ExportContext) -> None:
+    alpha = attr_float(node, "alpha", 1.67326319217681884765625)
+    gamma = attr_float(node, "gamma", 1.05070102214813232421875)
+    ctx.emit("Selu", [ctx.input(node, 0)], [ctx.output(node)], alpha=alpha, scale=gamma)
+
+
+@ops.register("HardSigmoid", since=6)
+def hard_sigmoid_v6(node: ir.Node, ctx: ExportContext) -> None:
+    alpha, beta = attr_float(node, "alpha", 0.2), attr_float(node, "beta", 0.5)
+    ctx.emit("HardSigmoid", [ctx.input(node, 0)], [ctx.output(node)], alpha=alpha, beta=beta)
+
+
+@ops.register("HardSwish", since=14)
+def hard_swish_v14(node: ir.Node, ctx: ExportContext) -> None:
+    x = ctx.input(node, 0)
+    gate = ctx.temp("HardSigmoid", [x], "gate", alpha=1.0 / 6.0, beta=0.5)
+    ctx.emit("Mul", [x, gate], [ctx.output(node)])
+
+
+@ops.register("Gelu", since=20)
+def gelu_v20(node: ir.Node, ctx: ExportContext) -> None:
+    approximate = attr_str(node, "approximate", "none")
+    if approximate not in ("none", "tanh"):
+        raise ctx.error(f"approximate={approximate!r} has no Caffe2 equivalent")
+    fast = int(approximate == "tanh")
+    ctx.emit("Gelu", [ctx.input(node, 0)], [ctx.output(node)], fast_gelu=fast)
+
+
+@ops.register("Swish", since=24)
+def swish_v24(node: ir.Node, ctx: ExportContext) -> None:
+    alpha = attr_float(node, "alpha", 1.0)
+    x = ctx.input(node, 0)
+    if alpha == 1.0:
+        ctx.emit("Swish", [x], [ctx.output(node)])
+        return
+    scaled = ctx.temp("Scale", [x], "scaled", scale=alpha)
+    gate = ctx.temp("Sigmoid", [scaled], "gate")
+    ctx.emit("Mul", [x, gate], [ctx.output(node)])
+
+
+@ops.register("Celu", since=12)
+def celu_v12(node: ir.Node, ctx: ExportContext) -> None:
+    # celu(x, a) = a * elu(x / a, 1): the same two branches, exactly.
+    alpha = attr_float(node, "alpha", 1.0)
+    scaled = ctx.temp("Scale", [ctx.input(node, 0)], "scaled", scale=1.0 / alpha)
+    elu = ctx.temp("Elu", [scaled], "elu", alpha=1.0)
+    ctx.emit("Scale", [elu], [ctx.output(node)], scale=alpha)
+
+
+@ops.register("ThresholdedRelu", since=10)
+def thresholded_relu_v10(node: ir.Node, ctx: ExportContext) -> None:
+    x = node.inputs[0]
+    alpha = ctx.scalar(attr_float(node, "alpha", 1.0), x)
+    keep = ctx.temp("GT", [ctx.blob(x), alpha], "keep")
+    zero = ctx.temp("ConstantFill", [ctx.blob(x)], "zero", value=0.0)
+    ctx.emit("Where", [keep, ctx.blob(x), zero], [ctx.output(node)])
+
+
+@ops.register("Shrink", since=9)
+def shrink_v9(node: ir.Node, ctx: ExportContext) -> None:
+    x = node.inputs[0]
+    blob = ctx.blob(x)
+    lambd, bias = attr_float(node, "lambd", 0.5), attr_float(node, "bias", 0.0)
+    upper = ctx.temp("GT", [blob, ctx.scalar(lambd, x)], "upper")
+    lower = ctx.temp("LT", [blob, ctx.scalar(-lambd, x)], "lower")
+    minus = ctx.temp("Sub", [blob, ctx.scalar(bias, x)], "minus")
+    plus = ctx.temp("Add", [blob, ctx.scalar(bias, x)], "plus")
+    zero = ctx.temp("ConstantFill", [blob], "zero", value=0.0)
+    inner = ctx.temp("Where", [lower, plus, zero], "inner")
+    ctx.emit("Where", [upper, minus, inner], [ctx.output(node)])
+
+
+@ops.register("Asinh", since=9)
+def asinh_v9(node: ir.Node, ctx: ExportContext) -> None:
+    # asinh(x) = log(x + sqrt(x^2 + 1))
+    x = ctx.input(node, 0)
+    inner = ctx.temp("Add", [ctx.temp("Sqr", [x]), ctx.scalar(1.0, node.inputs[0])])
+    ctx.emit("Log", [ctx.temp("Add", [x, ctx.temp("Sqrt", [inner])])], [ctx.output(node)])
+
+
+@ops.register("Acosh", since=9)
+def acosh_v9(node: ir.Node, ctx: ExportContext) -> None:
+    # acosh(x) = log(x + sqrt(x^2 - 1))
+    x = ctx.input(node, 0)
+    inner = ctx.temp("Sub", [ctx.temp("Sqr", [x]), ctx.scalar(1.0, node.inputs[0])])
+    ctx.emit("Log", [ctx.temp("Add", [x, ctx.temp("Sqrt", [inner])])], [ctx.output(node)])
+
+
+@ops.register("Atanh", since=9)
+def atanh_v9(node: ir.Node, ctx: ExportContext) -> None:
+    # atanh(x) = 0.5 * log((1 + x) / (1 - x))
+    x = ctx.input(node, 0)
+    one = ctx.scalar(1.0, node.inputs[0])
+    ratio = ctx.temp("Div", [ctx.temp("Add", [one, x]), ctx.temp("Sub", [one, x])])
+    ctx.emit("Scale", [ctx.temp("Log", [ratio])], [ctx.output(node)], scale=0.5)
+
+
+@ops.register("IsNaN", since=9)
+def is_nan_v9(node: ir.Node, ctx: ExportContext) -> None:
+    x = ctx.input(node, 0)
+    ctx.emit("NE", [x, x], [ctx.output(node)])
+
+
+@ops.register("IsInf", since=10)
+def is_inf_v10(node: ir.Node, ctx: ExportContext) -> None:
+    x = node.inputs[0]
+    positive = attr_int(node, "detect_positive", 1)
+    negative = attr_int(node, "detect_negative", 1)
+    out = ctx.output(node)
+    if not positive and not negative:
+        ctx.emit("ConstantFill", [ctx.blob(x)], [out], value=0, dtype=5)
+        return
+    if positive and negative:
+        ctx.emit("EQ", [ctx.temp("Abs", [ctx.blob(x)]), ctx.scalar(np.inf, x)], [out])
+        return
+    ctx.emit("EQ", [ctx.blob(x), ctx.scalar(np.inf if positive else -np.inf, x)], [out])
+
+
+@ops.register("BitwiseNot", since=18)
+def bitwise_not_v18(node: ir.Node, ctx: ExportContext) -> None:
+    dtype = ctx.dtype(node.inputs[0])
+    if dtype is None:
+        raise ctx.error("needs the input's element type")
+    ones = np.array(-1).astype(dtype.numpy()) if dtype.is_signed() else np.iinfo(dtype.numpy()).max
+    mask = ctx.constant(np.array(ones, dtype=dtype.numpy()), "ones")
+    ctx.emit("BitwiseXor", [ctx.input(node, 0), mask], [ctx.output(node)])
+
+
+@ops.register("PRelu", since=9)
+def prelu_v9(node: ir.Node, ctx: ExportContext) -> None:
+    x, slope = node.inputs[0], node.inputs[1]
+    x_shape, slope_shape = ctx.shape(x), ctx.shape(slope)
+    rank = ctx.rank(x)
+    # Caffe2's PRelu takes one slope per channel (dim 1) or one shared slope.
+    if rank is not None and rank >= 2 and slope_shape is not None and x_shape is not None:
+        padded = (1,) * (rank - len(slope_shape)) + tuple(slope_shape)
+        others = padded[:1] + padded[2:]
+        if len(padded) == rank and all(d == 1 for d in others) and padded[1] in (1, x_shape[1]):
+            flat = ctx.blob(slope)
+            if len(slope_shape) != 1:
+                flat = ctx.temp("Reshape", [flat], "slope", shape=[-1])
+            ctx.emit("PRelu", [ctx.blob(x), flat], [ctx.output(node)], order="NCHW")
+            return
+    # prelu(x) = relu(x) + slope * min(x, 0), and min(x, 0) = -relu(-x): exact.
+    blob = ctx.blob(x)
+    positive = ctx.temp("Relu", [blob])
+    negative = ctx.temp("Negative", [ctx.temp("Relu", [ctx.temp("Negative", [blob])])])
+    scaled = ctx.temp("Mul", [ctx.blob(slope), negative])
+    ctx.emit("Add", [positive, scaled], [ctx.output(node)])

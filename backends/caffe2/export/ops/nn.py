@@ -1,0 +1,372 @@
+"""Neural-network ops: convolution, pooling, normalization, softmax, matrix products."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx_ir as ir
+
+from unframe.backends.caffe2.export.context import ExportContext
+from unframe.backends.caffe2.export.ops._common import (
+    attr_float,
+    attr_int,
+    attr_ints,
+    attr_str,
+    normalize_axis,
+    reshape,
+)
+from unframe.backends.caffe2.export.registry import ops
+
+
+def _explicit_pads(
+    ctx: ExportContext, node: ir.Node, kernel: list[int], strides: list[int], dilations: list[int]
+) -> list[int]:
+    """ONNX pads (begins then ends), with auto_pad resolved against the static input shape."""
+    spatial = len(kernel)
+    auto_pad = attr_str(node, "auto_pad", "NOTSET")
+    if auto_pad in ("NOTSET", ""):
+        return attr_ints(node, "pads") or [0] * (2 * spatial)
+    if auto_pad == "VALID":
+        return [0] * (2 * spatial)
+    shape = ctx.need_shape(node.inputs[0], f"to resolve auto_pad={auto_pad}")
+    begins, ends = [], []
+    for i in range(spatial):
+        size = shape[2 + i]
+        out = math.ceil(size / strides[i])
+        total = max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - size)
+        small, large = total // 2, total - total // 2
+        begins.append(small if auto_pad == "SAME_UPPER" else large)
+        ends.append(large if auto_pad == "SAME_UPPER" else small)
+    return begins + ends
+
+
+def _kernel(ctx: ExportContext, node: ir.Node) -> list[int]:
+    kernel = attr_ints(node, "kernel_shape")
+    if kernel is None:
+        weight = ctx.need_shape(node.inputs[1], "for the kernel size")
+        kernel = list(weight[2:])
+    return kernel
+
+
+@ops.register("Conv", since=1)
+def conv_v1(node: ir.Node, ctx: ExportContext) -> None:
+    kernel = _kernel(ctx, node)
+    spatial = len(kernel)
+    strides = attr_ints(node, "strides") or [1] * spatial
+    dilations = attr_ints(node, "dilations") or [1] * spatial
+    pads = _explicit_pads(ctx, node, kernel, strides, dilations)
+    inputs = [ctx.input(node, 0), ctx.input(node, 1)]
+    if ctx.has_input(node, 2):
+        inputs.append(ctx.input(node, 2))
+    ctx.emit(
+        "Conv", inputs, [ctx.output(node)], kernels=kernel, strides=strides, pads=pads,
+        dilations=dilations, group=attr_int(node, "group", 1), order="NCHW",
+    )  # fmt: skip
+
+
+@ops.register("ConvTranspose", since=1)
+def conv_transpose_v1(node: ir.Node, ctx: ExportContext) -> None:
+    kernel = _kernel(ctx, node)
+    spatial = len(kernel)
+    strides = attr_ints(node, "strides") or [1] * spatial
+    dilations = attr_ints(node, "dilations") or [1] * spatial
+    if any(d != 1 for d in dilations):
+        raise ctx.error("Caffe2's ConvTranspose has no dilation")
+    adjs = attr_ints(node, "output_padding") or [0] * spatial
+    output_shape = attr_ints(node, "output_shape")
+    auto_pad = attr_str(node, "auto_pad", "NOTSET")
+    if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        shape = ctx.need_shape(node.inputs[0], "to resolve output_shape/auto_pad")
+        wanted = (
+            list(output_shape[-spatial:])
+            if output_shape
+            else [shape[2 + i] * strides[i] for i in range(spatial)]
+        )
+        begins, ends = [], []
+        for i in range(spatial):
+            total = strides[i] * (shape[2 + i] - 1) + adjs[i] + kernel[i] - wanted[i]
+            if total < 0:
+                adjs[i] -= total
+                total = 0
+            small, large = total // 2, total - total // 2
+            lower = auto_pad == "SAME_LOWER"
+            begins.append(large if lower else small)
+            ends.append(small if lower else large)
+        pads = begins + ends
+    else:
+        pads = attr_ints(node, "pads") or [0] * (2 * spatial)
+    if any(a >= s for a, s in zip(adjs, strides, strict=True)):
+        raise ctx.error("output_padding must be smaller than the stride in Caffe2")
+    inputs = [ctx.input(node, 0), ctx.input(node, 1)]
+    if ctx.has_input(node, 2):
+        inputs.append(ctx.input(node, 2))
+    ctx.emit(
+        "ConvTranspose", inputs, [ctx.output(node)], kernels=kernel, strides=strides, pads=pads,
+        adjs=adjs, group=attr_int(node, "group", 1), order="NCHW",
+    )  # fmt: skip
+
+
+def _pool(node: ir.Node, ctx: ExportContext, caffe2_type: str) -> None:
+    if len(node.outputs) > 1 and node.outputs[1] is not None and node.outputs[1].uses():
+        raise ctx.error("Caffe2's pooling has no Indices output")
+    kernel = attr_ints(node, "kernel_shape") or []
+    spatial = len(kernel)
+    strides = attr_ints(node, "strides") or [1] * spatial
+    dilations = attr_ints(node, "dilations") or [1] * spatial
+    if any(d != 1 for d in dilations):
+        raise ctx.error("Caffe2's pooling has no dilation")
+    pads = _explicit_pads(ctx, node, kernel, strides, dilations)
+    count_include_pad = attr_int(node, "count_include_pad", 0)
+    if attr_int(node, "ceil_mode", 0):
+        # Caffe2 rounds output sizes down; extending the end padding gives ONNX's ceil sizes.
+        shape = ctx.need_shape(node.inputs[0], "for ceil_mode")
+        for i in range(spatial):
+            size = shape[2 + i] + pads[i] + pads[spatial + i]
+            floor_out = (size - kernel[i]) // strides[i] + 1
+            ceil_out = math.ceil((size - kernel[i]) / strides[i]) + 1
+            if (ceil_out - 1) * strides[i] >= shape[2 + i] + pads[i]:
+                ceil_out -= 1
+            if ceil_out > floor_out:
+                if caffe2_type == "AveragePool" and count_include_pad:
+                    raise ctx.error("ceil_mode with count_include_pad has no Caffe2 equivalent")
+                pads[spatial + i] += (ceil_out - floor_out) * strides[i]
+    args: dict[str, int | list[int] | str] = {
+        "kernels": kernel, "strides": strides, "pads": pads, "order": "NCHW",
+    }  # fmt: skip
+    if caffe2_type == "AveragePool":
+        args["count_include_pad"] = count_include_pad
+    if caffe2_type == "LpPool":
+        ctx.emit(
+            caffe2_type,
+            [ctx.input(node, 0)],
+            [ctx.output(node)],
+            p=float(attr_int(node, "p", 2)),
+            **args,
+        )
+        return
+    ctx.emit(caffe2_type, [ctx.input(node, 0)], [ctx.output(node)], **args)
+
+
+@ops.register("MaxPool", since=1)
+def max_pool_v1(node: ir.Node, ctx: ExportContext) -> None:
+    if attr_int(node, "storage_order", 0):
+        raise ctx.error("storage_order=1 only affects Indices, which Caffe2 does not produce")
+    _pool(node, ctx, "MaxPool")
+
+
+@ops.register("AveragePool", since=1)
+def average_pool_v1(node: ir.Node, ctx: ExportContext) -> None:
+    _pool(node, ctx, "AveragePool")
+
+
+@ops.register("LpPool", since=11)
+def lp_pool_v11(node: ir.Node, ctx: ExportContext) -> None:
+    _pool(node, ctx, "LpPool")
+
+
+@ops.register("GlobalAveragePool", since=1)
+def global_average_pool_v1(node: ir.Node, ctx: ExportContext) -> None:
+    ctx.emit(
+        "AveragePool", [ctx.input(node, 0)], [ctx.output(node)], global_pooling=1, order="NCHW"
+    )
+
+
+@ops.register("GlobalMaxPool", since=1)
+def global_max_pool_v1(node: ir.Node, ctx: ExportContext) -> None:
+    ctx.emit("MaxPool", [ctx.input(node, 0)], [ctx.output(node)], global_pooling=1, order="NCHW")
+
+
+def _only_first_output(node: ir.Node, ctx: ExportContext, what: str) -> None:
+    for output in node.outputs[1:]:
+        if output is not None and (output.uses() or output in ctx.model.graph.outputs):
+            raise ctx.error(f"Caffe2 cannot produce {what}")
+
+
+@ops.register("BatchNormalization", since=9)
+def batch_normalization_v9(node: ir.Node, ctx: ExportContext) -> None:
+    if attr_int(node, "training_mode", 0):
+        raise ctx.error("training_mode=1 (batch statistics) is not exported; Caffe2 runs is_test")
+    _only_first_output(node, ctx, "the running statistics outputs")
+    inputs = [ctx.input(node, i) for i in range(5)]
+    epsilon = attr_float(node, "epsilon", 1e-5)
+    ctx.emit("SpatialBN", inputs, [ctx.output(node)], epsilon=epsilon, is_test=1, order="NCHW")
+
+
+@ops.register("InstanceNormalization", since=6)
+def instance_normalization_v6(node: ir.Node, ctx: ExportContext) -> None:
+    inputs = [ctx.input(node, i) for i in range(3)]
+    epsilon = attr_float(node, "epsilon", 1e-5)
+    ctx.emit("InstanceNorm", inputs, [ctx.output(node)], epsilon=epsilon, order="NCHW")
+
+
+@ops.register("LayerNormalization", since=17)
+def layer_normalization_v17(node: ir.Node, ctx: ExportContext) -> None:
+    _only_first_output(node, ctx, "LayerNormalization's Mean and InvStdDev outputs")
+    rank = ctx.need_rank(node.inputs[0])
+    axis = normalize_axis(ctx, attr_int(node, "axis", -1), rank)
+    epsilon = attr_float(node, "epsilon", 1e-5)
+    normed = ctx.fresh("normed")
+    mean, std = ctx.fresh("mean"), ctx.fresh("std")
+    ctx.emit("LayerNorm", [ctx.input(node, 0)], [normed, mean, std], axis=axis, epsilon=epsilon)
+    if ctx.has_input(node, 2):
+        scaled = ctx.temp("Mul", [normed, ctx.input(node, 1)], "scaled")
+        ctx.emit("Add", [scaled, ctx.input(node, 2)], [ctx.output(node)])
+    else:
+        ctx.emit("Mul", [normed, ctx.input(node, 1)], [ctx.output(node)])
+
+
+def _group_norm(node: ir.Node, ctx: ExportContext, scale: str, bias: str) -> None:
+    groups = attr_int(node, "num_groups", 1)
+    epsilon = attr_float(node, "epsilon", 1e-5)
+    outputs = [ctx.output(node), ctx.fresh("mean"), ctx.fresh("inv_std")]
+    ctx.emit(
+        "GroupNorm", [ctx.input(node, 0), scale, bias], outputs, group=groups, epsilon=epsilon,
+        order="NCHW",
+    )  # fmt: skip
+
+
+@ops.register("GroupNormalization", since=18, until=20)
+def group_normalization_v18(node: ir.Node, ctx: ExportContext) -> None:
+    # Opset 18 has one scale and bias per group; Caffe2 takes them per channel.
+    channels = ctx.need_shape(node.inputs[0], "for the channel count")[1]
+    groups = attr_int(node, "num_groups", 1)
+    scale = ctx.need_const(node.inputs[1], "the per-group scale")
+    bias = ctx.need_const(node.inputs[2], "the per-group bias")
+    repeat = channels // groups
+    _group_norm(
+        node, ctx, ctx.constant(np.repeat(scale, repeat), "scale"),
+        ctx.constant(np.repeat(bias, repeat), "bias"),
+    )  # fmt: skip
+
+
+@ops.register("GroupNormalization", since=21)
+def group_normalization_v21(node: ir.Node, ctx: ExportContext) -> None:
+    if attr_int(node, "stash_type", 1) != 1:
+        raise ctx.error("stash_type other than float32 has no Caffe2 equivalent")
+    _group_norm(node, ctx, ctx.input(node, 1), ctx.input(node, 2))
+
+
+@ops.register("LRN", since=1)
+def lrn_v1(node: ir.Node, ctx: ExportContext) -> None:
+    ctx.emit(
+        "LRN", [ctx.input(node, 0)], [ctx.output(node)], size=attr_int(node, "size", 1),
+        alpha=attr_float(node, "alpha", 1e-4), beta=attr_float(node, "beta", 0.75),
+        bias=attr_float(node, "bias", 1.0), order="NCHW",
+    )  # fmt: skip
+
+
+@ops.register("Softmax", since=1, until=12)
+def softmax_v1(node: ir.Node, ctx: ExportContext) -> None:
+    # Before opset 13 ONNX's Softmax is Caffe2's: the input coerced to 2-D at ``axis``.
+    ctx.emit("Softmax", [ctx.input(node, 0)], [ctx.output(node)], axis=attr_int(node, "axis", 1))
+
+
+@ops.register("Softmax", since=13)
+def softmax_v13(node: ir.Node, ctx: ExportContext) -> None:
+    rank = ctx.need_rank(node.inputs[0])
+    axis = normalize_axis(ctx, attr_int(node, "axis", -1), rank)
+    if axis == rank - 1:
+        ctx.emit("Softmax", [ctx.input(node, 0)], [ctx.output(node)], axis=axis)
+        return
+    perm = list(range(rank))
+    perm[axis], perm[-1] = perm[-1], perm[axis]
+    moved = ctx.temp("Transpose", [ctx.input(node, 0)], "moved", axes=perm)
+    soft = ctx.temp("Softmax", [moved], "softmax", axis=rank - 1)
+    ctx.emit("Transpose", [soft], [ctx.output(node)], axes=perm)
+
+
+def _log_softmax(ctx: ExportContext, blob: str, axis: int, out: str) -> None:
+    # x - max - log(sum(exp(x - max))): exact where log(softmax) would underflow.
+    peak = ctx.temp("ReduceMax", [blob], "max", axes=[axis], keepdims=1)
+    shifted = ctx.temp("Sub", [blob, peak], "shifted")
+    total = ctx.temp("ReduceSum", [ctx.temp("Exp", [shifted])], "sum", axes=[axis], keepdims=1)
+    ctx.emit("Sub", [shifted, ctx.temp("Log", [total])], [out])
+
+
+@ops.register("LogSoftmax", since=1, until=12)
+def log_softmax_v1(node: ir.Node, ctx: ExportContext) -> None:
+    rank = ctx.need_rank(node.inputs[0])
+    axis = normalize_axis(ctx, attr_int(node, "axis", 1), rank)
+    x = ctx.input(node, 0)
+    flat = ctx.temp("Flatten", [x], "flat", axis=axis)
+    result = ctx.fresh("log_softmax")
+    _log_softmax(ctx, flat, 1, result)
+    reshape(ctx, result, ctx.temp("Shape", [x], "shape"), ctx.output(node))
+
+
+@ops.register("LogSoftmax", since=13)
+def log_softmax_v13(node: ir.Node, ctx: ExportContext) -> None:
+    rank = ctx.need_rank(node.inputs[0])
+    axis = normalize_axis(ctx, attr_int(node, "axis", -1), rank)
+    _log_softmax(ctx, ctx.input(node, 0), axis, ctx.output(node))
+
+
+@ops.register("MatMul", since=1)
+def matmul_v1(node: ir.Node, ctx: ExportContext) -> None:
+    ctx.emit(
+        "BatchMatMul", [ctx.input(node, 0), ctx.input(node, 1)], [ctx.output(node)], broadcast=1
+    )
+
+
+@ops.register("Gemm", since=7)
+def gemm_v7(node: ir.Node, ctx: ExportContext) -> None:
+    alpha, beta = attr_float(node, "alpha", 1.0), attr_float(node, "beta", 1.0)
+    trans_a, trans_b = attr_int(node, "transA", 0), attr_int(node, "transB", 0)
+    has_c = ctx.has_input(node, 2)
+    product = ctx.output(node) if (alpha == 1.0 and not has_c) else ctx.fresh("product")
+    ctx.emit(
+        "MatMul",
+        [ctx.input(node, 0), ctx.input(node, 1)],
+        [product],
+        trans_a=trans_a,
+        trans_b=trans_b,
+    )
+    if not has_c:
+        if alpha != 1.0:
+            ctx.emit("Scale", [product], [ctx.output(node)], scale=alpha)
+        return
+    if alpha != 1.0:
+        product = ctx.temp("Scale", [product], "scaled", scale=alpha)
+    bias = ctx.input(node, 2)
+    if beta != 1.0:
+        bias = ctx.temp("Scale", [bias], "bias", scale=beta)
+    ctx.emit("Add", [product, bias], [ctx.output(node)])
+
+
+@ops.register("Dropout", since=7)
+def dropout_v7(node: ir.Node, ctx: ExportContext) -> None:
+    if ctx.has_input(node, 2):
+        training = ctx.need_const(node.inputs[2], "training_mode")
+        if bool(training):
+            raise ctx.error("training_mode=True (random masks) is not exported")
+    ratio = attr_float(node, "ratio", 0.5)
+    if ctx.has_input(node, 1):
+        const = ctx.const(node.inputs[1])
+        ratio = float(const) if const is not None else ratio
+    ctx.emit("Dropout", [ctx.input(node, 0)], [ctx.output(node)], ratio=ratio, is_test=1)
+    if len(node.outputs) > 1 and node.outputs[1] is not None:
+        ctx.emit("ConstantFill", [ctx.input(node, 0)], [ctx.output(node, 1)], value=1, dtype=5)
+
+
+@ops.register("LpNormalization", since=1)
+def lp_normalization_v1(node: ir.Node, ctx: ExportContext) -> None:
+    p = attr_int(node, "p", 2)
+    if p not in (1, 2):
+        raise ctx.error(f"p={p} has no Caffe2 equivalent")
+    rank = ctx.need_rank(node.inputs[0])
+    axis = normalize_axis(ctx, attr_int(node, "axis", -1), rank)
+    op_type = "Normalize" if p == 2 else "NormalizeL1"
+    ctx.emit(op_type, [ctx.input(node, 0)], [ctx.output(node)], axis=axis)
+
+
+@ops.register("MeanVarianceNormalization", since=9)
+def mean_variance_normalization_v9(node: ir.Node, ctx: ExportContext) -> None:
+    axes = attr_ints(node, "axes") or [0, 2, 3]
+    x = ctx.input(node, 0)
+    mean = ctx.temp("ReduceMean", [x], "mean", axes=axes, keepdims=1)
+    centered = ctx.temp("Sub", [x, mean], "centered")
+    variance = ctx.temp("ReduceMean", [ctx.temp("Sqr", [centered])], "var", axes=axes, keepdims=1)
+    std = ctx.temp("Sqrt", [variance], "std")
+    eps = ctx.scalar(1e-9, node.inputs[0])
+    ctx.emit("Div", [centered, ctx.temp("Add", [std, eps])], [ctx.output(node)])

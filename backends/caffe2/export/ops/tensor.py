@@ -1,0 +1,521 @@
+"""Shape and data-movement ops: reshape, slicing, gathering, padding, resizing, constants."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
+from unframe.backends.caffe2.export.ops._common import (
+    attr_float,
+    attr_int,
+    attr_ints,
+    attr_str,
+    normalize_axis,
+    reshape,
+    zeros_like,
+)
+from unframe.backends.caffe2.export.registry import ops
+
+
+@ops.register("Constant", since=1)
+def constant_v1(node: ir.Node, ctx: ExportContext) -> None:
+    array = ctx.need_const(node.outputs[0], "the Constant's value (sparse or string values)")
+    ctx.constant(array, name=ctx.output(node))
+
+
+@ops.register("Reshape", since=5)
+def reshape_v5(node: ir.Node, ctx: ExportContext) -> None:
+    shape = ctx.const_ints(node.inputs[1])
+    allow_zero = attr_int(node, "allowzero", 0)
+    if shape is None:
+        if allow_zero:
+            raise ctx.error("allowzero=1 with a run-time shape has no Caffe2 equivalent")
+        reshape(ctx, ctx.input(node, 0), ctx.input(node, 1), ctx.output(node))
+        return
+    if allow_zero and 0 in shape:
+        out = ctx.need_shape(node.outputs[0], "for allowzero=1 with a zero dim")
+        shape = list(out)
+    reshape(ctx, ctx.input(node, 0), shape, ctx.output(node))
+
+
+@ops.register("Flatten", since=1)
+def flatten_v1(node: ir.Node, ctx: ExportContext) -> None:
+    axis = attr_int(node, "axis", 1)
+    if axis < 0:
+        axis += ctx.need_rank(node.inputs[0])
+    ctx.emit("Flatten", [ctx.input(node, 0)], [ctx.output(node)], axis=axis)
+
+
+@ops.register("Transpose", since=1)
+def transpose_v1(node: ir.Node, ctx: ExportContext) -> None:
+    perm = attr_ints(node, "perm")
+    if perm is None:
+        perm = list(reversed(range(ctx.need_rank(node.inputs[0]))))
+    ctx.emit("Transpose", [ctx.input(node, 0)], [ctx.output(node)], axes=perm)
+
+
+@ops.register("Concat", since=4)
+def concat_v4(node: ir.Node, ctx: ExportContext) -> None:
+    rank = ctx.need_rank(node.inputs[0])
+    axis = normalize_axis(ctx, attr_int(node, "axis", 0), rank)
+    inputs = [ctx.blob(v) for v in node.inputs]
+    ctx.emit("Concat", inputs, [ctx.output(node), ctx.fresh("split_info")], axis=axis)
+
+
+def _split(node: ir.Node, ctx: ExportContext, sizes: list[int] | None) -> None:
+    rank = ctx.need_rank(node.inputs[0])
+    axis = normalize_axis(ctx, attr_int(node, "axis", 0), rank)
+    if sizes is None:
+        shapes = [ctx.shape(v) for v in node.outputs]
+        if all(s is not None for s in shapes):
+            sizes = [s[axis] for s in shapes if s is not None]
+    if sizes is None:
+        shape = ctx.need_shape(node.inputs[0], "to split it")
+        count = len(node.outputs)
+        chunk = -(-shape[axis] // count)
+        sizes = [min(chunk, shape[axis] - i * chunk) for i in range(count)]
+    outputs = [ctx.output(node, i) for i in range(len(node.outputs))]
+    ctx.emit("Split", [ctx.input(node, 0)], outputs, axis=axis, split=sizes)
+
+
+@ops.register("Split", since=2, until=12)
+def split_v2(node: ir.Node, ctx: ExportContext) -> None:
+    _split(node, ctx, attr_ints(node, "split"))
+
+
+@ops.register("Split", since=13)
+def split_v13(node: ir.Node, ctx: ExportContext) -> None:
+    sizes = ctx.const_ints(node.inputs[1]) if ctx.has_input(node, 1) else None
+    _split(node, ctx, sizes)
+
+
+def _slice(
+    node: ir.Node,
+    ctx: ExportContext,
+    starts: list[int],
+    ends: list[int],
+    axes: list[int] | None,
+    steps: list[int] | None,
+) -> None:
+    shape = ctx.need_shape(node.inputs[0], "to slice it")
+    rank = len(shape)
+    axes = [normalize_axis(ctx, a, rank) for a in (axes or range(len(starts)))]
+    steps = steps or [1] * len(starts)
+    begin, end, step = [0] * rank, list(shape), [1] * rank
+    for axis, start, stop, stride in zip(axes, starts, ends, steps, strict=True):
+        begin[axis], end[axis], step[axis] = slice(start, stop, stride).indices(shape[axis])
+    blob = ctx.input(node, 0)
+    if all(s == 1 for s in step):
+        ends_arg = [max(e, b) for b, e in zip(begin, end, strict=True)]
+        ctx.emit("Slice", [blob], [ctx.output(node)], starts=begin, ends=ends_arg)
+        return
+    # Caffe2's Slice has no steps: gather the strided indices along each such axis instead.
+    strided = [a for a in range(rank) if step[a] != 1 or (begin[a], end[a]) != (0, shape[a])]
+    for count, axis in enumerate(strided):
+        indices = np.arange(begin[axis], end[axis], step[axis], dtype=np.int64)
+        index_blob = ctx.constant(indices, "indices")
+        last = count == len(strided) - 1
+        out = ctx.output(node) if last else ctx.fresh("sliced")
+        ctx.emit("Gather", [blob, index_blob], [out], axis=axis)
+        blob = out
+
+
+@ops.register("Slice", since=1, until=9)
+def slice_v1(node: ir.Node, ctx: ExportContext) -> None:
+    starts, ends = attr_ints(node, "starts") or [], attr_ints(node, "ends") or []
+    _slice(node, ctx, starts, ends, attr_ints(node, "axes"), None)
+
+
+@ops.register("Slice", since=10)
+def slice_v10(node: ir.Node, ctx: ExportContext) -> None:
+    params = []
+    for index, what in ((1, "starts"), (2, "ends"), (3, "axes"), (4, "steps")):
+        if ctx.has_input(node, index):
+            params.append(ctx.const_ints(node.inputs[index]))
+            if params[-1] is None:
+                raise ctx.error(f"Caffe2 needs the slice {what} as a constant")
+        else:
+            params.append(None)
+    starts, ends, axes, steps = params
+    _slice(node, ctx, starts or [], ends or [], axes, steps)
+
+
+def _static_reshape(node: ir.Node, ctx: ExportContext, why: str) -> None:
+    out = ctx.need_shape(node.outputs[0], why)
+    reshape(ctx, ctx.input(node, 0), list(out), ctx.output(node))
+
+
+def _squeeze(node: ir.Node, ctx: ExportContext, axes: list[int] | None) -> None:
+    if axes is None:
+        shape = ctx.need_shape(node.inputs[0], "to find the axes to squeeze")
+        axes = [i for i, d in enumerate(shape) if d == 1]
+    rank = ctx.need_rank(node.inputs[0])
+    dims = sorted(normalize_axis(ctx, a, rank) for a in axes)
+    ctx.emit("Squeeze", [ctx.input(node, 0)], [ctx.output(node)], dims=dims)
+
+
+@ops.register("Squeeze", since=1, until=12)
+def squeeze_v1(node: ir.Node, ctx: ExportContext) -> None:
+    _squeeze(node, ctx, attr_ints(node, "axes"))
+
+
+@ops.register("Squeeze", since=13)
+def squeeze_v13(node: ir.Node, ctx: ExportContext) -> None:
+    if ctx.has_input(node, 1) and ctx.const(node.inputs[1]) is None:
+        _static_reshape(node, ctx, "as the axes are a run-time input")
+        return
+    _squeeze(node, ctx, ctx.const_ints(node.inputs[1]) if ctx.has_input(node, 1) else None)
+
+
+def _unsqueeze(node: ir.Node, ctx: ExportContext, axes: list[int]) -> None:
+    rank = ctx.need_rank(node.inputs[0]) + len(axes)
+    dims = sorted(normalize_axis(ctx, a, rank) for a in axes)
+    ctx.emit("ExpandDims", [ctx.input(node, 0)], [ctx.output(node)], dims=dims)
+
+
+@ops.register("Unsqueeze", since=1, until=12)
+def unsqueeze_v1(node: ir.Node, ctx: ExportContext) -> None:
+    _unsqueeze(node, ctx, attr_ints(node, "axes") or [])
+
+
+@ops.register("Unsqueeze", since=13)
+def unsqueeze_v13(node: ir.Node, ctx: ExportContext) -> None:
+    axes = ctx.const_ints(node.inputs[1])
+    if axes is None:
+        _static_reshape(node, ctx, "as the axes are a run-time input")
+        return
+    _unsqueeze(node, ctx, axes)
+
+
+@ops.register("Tile", since=6)
+def tile_v6(node: ir.Node, ctx: ExportContext) -> None:
+    repeats = ctx.const_ints(node.inputs[1])
+    if repeats is None:
+        # The repeats follow from the static shapes: out = in * repeats, dim by dim.
+        before = ctx.need_shape(node.inputs[0], "as the repeats are a run-time input")
+        after = ctx.need_shape(node.outputs[0], "as the repeats are a run-time input")
+        if any(b == 0 for b in before):
+            raise ctx.error("cannot tell the repeats of an empty tensor")
+        repeats = [a // b for a, b in zip(after, before, strict=True)]
+    blob = ctx.input(node, 0)
+    axes = [axis for axis, count in enumerate(repeats) if count != 1]
+    if not axes:
+        ctx.emit("Copy", [blob], [ctx.output(node)])
+    for index, axis in enumerate(axes):
+        out = ctx.output(node) if index == len(axes) - 1 else ctx.fresh("tiled")
+        ctx.emit("Tile", [blob], [out], tiles=repeats[axis], axis=axis)
+        blob = out
+
+
+@ops.register("Expand", since=8)
+def expand_v8(node: ir.Node, ctx: ExportContext) -> None:
+    ctx.emit("Expand", [ctx.input(node, 0), ctx.input(node, 1)], [ctx.output(node)])
+
+
+@ops.register("Gather", since=1)
+def gather_v1(node: ir.Node, ctx: ExportContext) -> None:
+    rank = ctx.need_rank(node.inputs[0])
+    axis = normalize_axis(ctx, attr_int(node, "axis", 0), rank)
+    indices = ctx.const(node.inputs[1])
+    if indices is not None and (indices < 0).any():
+        shape = ctx.need_shape(node.inputs[0], "to wrap negative indices")
+        fixed = np.where(indices < 0, indices + shape[axis], indices).astype(indices.dtype)
+        index_blob = ctx.constant(fixed, "indices")
+    else:
+        index_blob = ctx.input(node, 1)
+    ctx.emit(
+        "Gather", [ctx.input(node, 0), index_blob], [ctx.output(node)], axis=axis, wrap_indices=1
+    )
+
+
+@ops.register("Cast", since=6)
+def cast_v6(node: ir.Node, ctx: ExportContext) -> None:
+    to = ir.DataType(attr_int(node, "to", 1))
+    caffe2_dtype(ctx.dtype(node.inputs[0]), "the Cast's input")
+    ctx.emit("Cast", [ctx.input(node, 0)], [ctx.output(node)], to=caffe2_dtype(to, "Cast"))
+
+
+@ops.register("CastLike", since=15)
+def cast_like_v15(node: ir.Node, ctx: ExportContext) -> None:
+    caffe2_dtype(ctx.dtype(node.inputs[0]), "the Cast's input")
+    to = caffe2_dtype(ctx.dtype(node.inputs[1]), "CastLike's target")
+    ctx.emit("Cast", [ctx.input(node, 0)], [ctx.output(node)], to=to)
+
+
+@ops.register("Shape", since=1)
+def shape_v1(node: ir.Node, ctx: ExportContext) -> None:
+    start, end = attr_int(node, "start", 0), node.attributes.get("end")
+    if start == 0 and end is None:
+        ctx.emit("Shape", [ctx.input(node, 0)], [ctx.output(node)])
+        return
+    rank = ctx.need_rank(node.inputs[0])
+    stop = rank if end is None else attr_int(node, "end", rank)
+    axes = list(range(rank))[slice(start, stop)]
+    ctx.emit("Shape", [ctx.input(node, 0)], [ctx.output(node)], axes=axes)
+
+
+@ops.register("Size", since=1)
+def size_v1(node: ir.Node, ctx: ExportContext) -> None:
+    ctx.emit("Size", [ctx.input(node, 0)], [ctx.output(node)])
+
+
+@ops.register("ConstantOfShape", since=9)
+def constant_of_shape_v9(node: ir.Node, ctx: ExportContext) -> None:
+    attr = node.attributes.get("value")
+    value = np.asarray(attr.as_tensor().numpy()).reshape(-1) if attr is not None else None  # type: ignore[union-attr]
+    if value is None:
+        value = np.zeros(1, dtype=np.float32)
+    shape = ctx.const_ints(node.inputs[0])
+    if shape is not None:
+        ctx.constant(np.full(shape, value[0], dtype=value.dtype), name=ctx.output(node))
+        return
+    dtype = ir.DataType.from_numpy(value.dtype)
+    fill: float | int = float(value[0]) if dtype.is_floating_point() else int(value[0])
+    ctx.emit(
+        "ConstantFill", [ctx.input(node, 0)], [ctx.output(node)], input_as_shape=1, value=fill,
+        dtype=caffe2_dtype(dtype, "ConstantOfShape"),
+    )  # fmt: skip
+
+
+@ops.register("Range", since=11)
+def range_v11(node: ir.Node, ctx: ExportContext) -> None:
+    ctx.emit("Range", [ctx.input(node, i) for i in range(3)], [ctx.output(node)])
+
+
+@ops.register("Clip", since=6, until=10)
+def clip_v6(node: ir.Node, ctx: ExportContext) -> None:
+    args = {"min": attr_float(node, "min", -3.4028234663852886e38)}
+    args["max"] = attr_float(node, "max", 3.4028234663852886e38)
+    ctx.emit("Clip", [ctx.input(node, 0)], [ctx.output(node)], **args)
+
+
+@ops.register("Clip", since=11)
+def clip_v11(node: ir.Node, ctx: ExportContext) -> None:
+    x = node.inputs[0]
+    bounds = [node.inputs[i] if ctx.has_input(node, i) else None for i in (1, 2)]
+    consts = [ctx.const(b) if b is not None else None for b in bounds]
+    floating = (ctx.dtype(x) or ir.DataType.FLOAT).is_floating_point()
+    if floating and all(b is None or c is not None for b, c in zip(bounds, consts, strict=True)):
+        args = {
+            name: float(c) for name, c in zip(("min", "max"), consts, strict=True) if c is not None
+        }
+        ctx.emit("Clip", [ctx.blob(x)], [ctx.output(node)], **args)
+        return
+    # Run-time or integer bounds: max(x, min) then min(.., max), bounds broadcast to x's shape.
+    shape = ctx.need_shape(x, "to broadcast the clip bounds")
+    shape_blob = ctx.constant(np.array(shape, dtype=np.int64), "shape")
+    blob = ctx.blob(x)
+    present = [(op, b) for op, b in zip(("Max", "Min"), bounds, strict=True) if b is not None]
+    if not present:
+        ctx.emit("Copy", [blob], [ctx.output(node)])
+    for index, (op_type, bound) in enumerate(present):
+        wide = ctx.temp("Expand", [ctx.blob(bound), shape_blob], "bound")
+        out = ctx.output(node) if index == len(present) - 1 else ctx.fresh("clipped")
+        ctx.emit(op_type, [blob, wide], [out])
+        blob = out
+
+
+def _pad(node: ir.Node, ctx: ExportContext, pads: list[int], mode: str, value: float) -> None:
+    rank = len(pads) // 2
+    begins, ends = pads[:rank], pads[rank:]
+    if mode not in ("constant", "reflect", "edge"):
+        raise ctx.error(f"mode={mode!r} has no Caffe2 equivalent")
+    if any(p < 0 for p in pads):
+        raise ctx.error("negative pads (cropping) have no Caffe2 PadImage equivalent")
+    if rank != 4 or any(begins[:2]) or any(ends[:2]):
+        raise ctx.error("Caffe2's PadImage pads only the two spatial dims of an NCHW tensor")
+    ctx.emit(
+        "PadImage", [ctx.input(node, 0)], [ctx.output(node)], pad_t=begins[2], pad_l=begins[3],
+        pad_b=ends[2], pad_r=ends[3], mode=mode, value=value, order="NCHW",
+    )  # fmt: skip
+
+
+@ops.register("Pad", since=2, until=10)
+def pad_v2(node: ir.Node, ctx: ExportContext) -> None:
+    pads = attr_ints(node, "pads") or []
+    _pad(node, ctx, pads, attr_str(node, "mode", "constant"), attr_float(node, "value", 0.0))
+
+
+@ops.register("Pad", since=11)
+def pad_v11(node: ir.Node, ctx: ExportContext) -> None:
+    pads = [int(p) for p in ctx.need_const(node.inputs[1], "the pads").reshape(-1)]
+    value = 0.0
+    if ctx.has_input(node, 2):
+        value = float(ctx.need_const(node.inputs[2], "the constant value"))
+    if ctx.has_input(node, 3):
+        rank = ctx.need_rank(node.inputs[0])
+        axes = [
+            normalize_axis(ctx, int(a), rank) for a in ctx.need_const(node.inputs[3], "the axes")
+        ]
+        full = [0] * (2 * rank)
+        for i, axis in enumerate(axes):
+            full[axis], full[rank + axis] = pads[i], pads[len(axes) + i]
+        pads = full
+    _pad(node, ctx, pads, attr_str(node, "mode", "constant"), value)
+
+
+def _resize(
+    node: ir.Node, ctx: ExportContext, scales: list[float], mode: str, transform: str, nearest: str
+) -> None:
+    if len(scales) != 4 or scales[0] != 1 or scales[1] != 1:
+        raise ctx.error("Caffe2 resizes only the two spatial dims of an NCHW tensor")
+    height, width = scales[2], scales[3]
+    out = ctx.output(node)
+    x = ctx.input(node, 0)
+    if mode == "nearest":
+        integral = float(height).is_integer() and float(width).is_integer()
+        floor_like = transform == "asymmetric" and nearest == "floor"
+        # With whole scale factors half_pixel + round_prefer_floor picks the same pixels.
+        centered = transform in ("half_pixel", "pytorch_half_pixel") and nearest in (
+            "round_prefer_floor", "floor",
+        ) and integral  # fmt: skip
+        if floor_like or centered or (integral and transform == "asymmetric"):
+            ctx.emit(
+                "ResizeNearest", [x], [out], height_scale=height, width_scale=width, order="NCHW"
+            )
+            return
+    if mode == "linear" and transform == "align_corners":
+        ctx.emit("UpsampleBilinear", [x], [out], height_scale=height, width_scale=width)
+        return
+    raise ctx.error(
+        f"mode={mode!r} with coordinate_transformation_mode={transform!r} "
+        f"and nearest_mode={nearest!r} has no Caffe2 equivalent"
+    )
+
+
+def _scales_from(
+    node: ir.Node, ctx: ExportContext, scales_index: int, sizes_index: int | None
+) -> list[float]:
+    if ctx.has_input(node, scales_index):
+        scales = ctx.const(node.inputs[scales_index])
+        if scales is not None and scales.size:
+            return [float(s) for s in scales.reshape(-1)]
+    if sizes_index is not None and ctx.has_input(node, sizes_index):
+        before = ctx.need_shape(node.inputs[0], "to turn sizes into scales")
+        sizes = ctx.const_ints(node.inputs[sizes_index])
+        if sizes is not None and len(sizes) == len(before):
+            return [s / b for s, b in zip(sizes, before, strict=True)]
+    before = ctx.need_shape(node.inputs[0], "to find the scales")
+    after = ctx.need_shape(node.outputs[0], "to find the scales")
+    return [a / b for a, b in zip(after, before, strict=True)]
+
+
+@ops.register("Resize", since=11)
+def resize_v11(node: ir.Node, ctx: ExportContext) -> None:
+    if node.attributes.get("axes") is not None or attr_int(node, "antialias", 0):
+        raise ctx.error("axes/antialias have no Caffe2 equivalent")
+    scales = _scales_from(node, ctx, 2, 3)
+    transform = attr_str(node, "coordinate_transformation_mode", "half_pixel")
+    nearest = attr_str(node, "nearest_mode", "round_prefer_floor")
+    _resize(node, ctx, scales, attr_str(node, "mode", "nearest"), transform, nearest)
+
+
+@ops.register("Resize", since=10, until=10)
+def resize_v10(node: ir.Node, ctx: ExportContext) -> None:
+    _resize(
+        node,
+        ctx,
+        _scales_from(node, ctx, 1, None),
+        attr_str(node, "mode", "nearest"),
+        "asymmetric",
+        "floor",
+    )
+
+
+@ops.register("Upsample", since=9)
+def upsample_v9(node: ir.Node, ctx: ExportContext) -> None:
+    _resize(
+        node,
+        ctx,
+        _scales_from(node, ctx, 1, None),
+        attr_str(node, "mode", "nearest"),
+        "asymmetric",
+        "floor",
+    )
+
+
+@ops.register("Upsample", since=7, until=8)
+def upsample_v7(node: ir.Node, ctx: ExportContext) -> None:
+    scales = attr_ints(node, "scales") or []
+    floats = [
+        float(s)
+        for s in (node.attributes["scales"].as_floats() if "scales" in node.attributes else scales)
+    ]  # type: ignore[union-attr]
+    _resize(node, ctx, floats, attr_str(node, "mode", "nearest"), "asymmetric", "floor")
+
+
+@ops.register("DepthToSpace", since=1)
+def depth_to_space_v1(node: ir.Node, ctx: ExportContext) -> None:
+    n, c, h, w = ctx.need_shape(node.inputs[0], "to rearrange it")
+    b = attr_int(node, "blocksize", 1)
+    if attr_str(node, "mode", "DCR") == "DCR":
+        split, perm = [n, b, b, c // (b * b), h, w], [0, 3, 4, 1, 5, 2]
+    else:
+        split, perm = [n, c // (b * b), b, b, h, w], [0, 1, 4, 2, 5, 3]
+    grouped = reshape(ctx, ctx.input(node, 0), split)
+    moved = ctx.temp("Transpose", [grouped], "moved", axes=perm)
+    reshape(ctx, moved, [n, c // (b * b), h * b, w * b], ctx.output(node))
+
+
+@ops.register("SpaceToDepth", since=1)
+def space_to_depth_v1(node: ir.Node, ctx: ExportContext) -> None:
+    n, c, h, w = ctx.need_shape(node.inputs[0], "to rearrange it")
+    b = attr_int(node, "blocksize", 1)
+    grouped = reshape(ctx, ctx.input(node, 0), [n, c, h // b, b, w // b, b])
+    moved = ctx.temp("Transpose", [grouped], "moved", axes=[0, 3, 5, 1, 2, 4])
+    reshape(ctx, moved, [n, c * b * b, h // b, w // b], ctx.output(node))
+
+
+@ops.register("TopK", since=10)
+def top_k_v10(node: ir.Node, ctx: ExportContext) -> None:
+    rank = ctx.need_rank(node.inputs[0])
+    axis = normalize_axis(ctx, attr_int(node, "axis", -1), rank)
+    k_const = ctx.const_ints(node.inputs[1])
+    if k_const is not None:
+        k = k_const[0]
+    else:
+        k = ctx.need_shape(node.outputs[0], "as k is a run-time input")[axis]
+    if not attr_int(node, "sorted", 1):
+        raise ctx.error("sorted=0 has no Caffe2 equivalent (Caffe2's TopK always sorts)")
+    values, indices = ctx.output(node, 0), ctx.output(node, 1)
+    x = ctx.input(node, 0)
+    if attr_int(node, "largest", 1):
+        ctx.emit("TopK", [x], [values, indices], k=k, axis=axis)
+        return
+    # The k smallest are the k largest of -x; negation is exact.
+    negated = ctx.temp("TopK", [ctx.temp("Negative", [x])], "top", k=k, axis=axis)
+    ctx.predict.op[-1].output.append(indices)
+    ctx.emit("Negative", [negated], [values])
+
+
+@ops.register("Trilu", since=14)
+def trilu_v14(node: ir.Node, ctx: ExportContext) -> None:
+    shape = ctx.need_shape(node.inputs[0], "to build the triangle mask")
+    k = 0
+    if ctx.has_input(node, 1):
+        k = int(ctx.need_const(node.inputs[1], "k"))
+    rows, cols = shape[-2], shape[-1]
+    upper = attr_int(node, "upper", 1)
+    grid = np.arange(cols)[None, :] - np.arange(rows)[:, None]
+    mask = grid >= k if upper else grid <= k
+    full = np.broadcast_to(mask, shape).copy()
+    ctx.emit(
+        "Where", [ctx.constant(full, "mask"), ctx.input(node, 0), zeros_like(ctx, node.inputs[0])],
+        [ctx.output(node)],
+    )  # fmt: skip
+
+
+@ops.register("EyeLike", since=9)
+def eye_like_v9(node: ir.Node, ctx: ExportContext) -> None:
+    rows, cols = ctx.need_shape(node.inputs[0], "to build the identity")
+    dtype_attr = node.attributes.get("dtype")
+    dtype = (
+        ir.DataType(attr_int(node, "dtype", 1))
+        if dtype_attr is not None
+        else ctx.dtype(node.inputs[0])
+    )
+    if dtype is None:
+        raise ctx.error("needs the element type")
+    eye = np.eye(rows, cols, k=attr_int(node, "k", 0), dtype=dtype.numpy())
+    ctx.constant(eye, name=ctx.output(node))

@@ -1,0 +1,303 @@
+"""State of one import: blob versions (SSA), the IR nodes built so far, argument readers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+import onnx.defs
+import onnx_ir as ir
+
+from unframe.backends.caffe2.proto import caffe2_pb2
+from unframe.shared_ir.errors import BadInputError, UnsupportedError
+
+FRAMEWORK = "caffe2"
+OPSET = 18
+
+#: Caffe2 ``TensorProto.DataType`` -> IR element type.
+IR_DTYPES: dict[int, ir.DataType] = {
+    caffe2_pb2.TensorProto.FLOAT: ir.DataType.FLOAT,
+    caffe2_pb2.TensorProto.INT32: ir.DataType.INT32,
+    caffe2_pb2.TensorProto.BYTE: ir.DataType.UINT8,
+    caffe2_pb2.TensorProto.BOOL: ir.DataType.BOOL,
+    caffe2_pb2.TensorProto.UINT8: ir.DataType.UINT8,
+    caffe2_pb2.TensorProto.INT8: ir.DataType.INT8,
+    caffe2_pb2.TensorProto.UINT16: ir.DataType.UINT16,
+    caffe2_pb2.TensorProto.INT16: ir.DataType.INT16,
+    caffe2_pb2.TensorProto.INT64: ir.DataType.INT64,
+    caffe2_pb2.TensorProto.FLOAT16: ir.DataType.FLOAT16,
+    caffe2_pb2.TensorProto.DOUBLE: ir.DataType.DOUBLE,
+}
+
+#: Arguments that tune Caffe2's kernels or devices and never change what an op computes.
+BENIGN_ARGS = frozenset({
+    "order", "engine", "use_cudnn", "cudnn_exhaustive_search", "exhaustive_search",
+    "ws_nbytes_limit", "shared_buffer", "float16_compute", "deterministic", "init_params",
+    "use_gpu_engine", "is_test", "training_mode", "no_bias", "device_option",
+})  # fmt: skip
+
+
+class Args:
+    """Reads one operator's arguments and remembers which ones the converter looked at."""
+
+    def __init__(self, op: caffe2_pb2.OperatorDef, ctx: ImportContext) -> None:
+        self.op = op
+        self.ctx = ctx
+        self.args = {arg.name: arg for arg in op.arg}
+        self.used: set[str] = set()
+
+    def has(self, name: str) -> bool:
+        self.used.add(name)
+        return name in self.args
+
+    def int(self, name: str, default: int) -> int:
+        self.used.add(name)
+        arg = self.args.get(name)
+        if arg is None:
+            return default
+        if arg.HasField("i"):
+            return int(arg.i)
+        if arg.HasField("f") and float(arg.f).is_integer():
+            return int(arg.f)
+        raise self.ctx.bad(f"argument {name!r} must be an integer")
+
+    def float(self, name: str, default: float) -> float:
+        self.used.add(name)
+        arg = self.args.get(name)
+        if arg is None:
+            return default
+        if arg.HasField("f"):
+            return float(arg.f)
+        if arg.HasField("i"):
+            return float(arg.i)
+        raise self.ctx.bad(f"argument {name!r} must be a number")
+
+    def str(self, name: str, default: str) -> str:
+        self.used.add(name)
+        arg = self.args.get(name)
+        if arg is None:
+            return default
+        if arg.HasField("s"):
+            return arg.s.decode("utf-8", errors="replace")
+        raise self.ctx.bad(f"argument {name!r} must be a string")
+
+    def ints(self, name: str) -> list[int] | None:
+        self.used.add(name)
+        arg = self.args.get(name)
+        if arg is None:
+            return None
+        if arg.ints:
+            return [int(v) for v in arg.ints]
+        if arg.HasField("i"):
+            return [int(arg.i)]
+        return []
+
+    def floats(self, name: str) -> list[float] | None:
+        self.used.add(name)
+        arg = self.args.get(name)
+        if arg is None:
+            return None
+        if arg.floats:
+            return [float(v) for v in arg.floats]
+        if arg.ints:
+            return [float(v) for v in arg.ints]
+        return []
+
+    def unknown(self) -> list[str]:
+        return sorted(set(self.args) - self.used - BENIGN_ARGS)
+
+
+ImportConverter = Callable[[caffe2_pb2.OperatorDef, Args, "ImportContext"], None]
+
+
+class ImportContext:
+    """Builds an ``ir.Graph`` from a predict net, one Caffe2 op at a time."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.nodes: list[ir.Node] = []
+        self.inputs: list[ir.Value] = []
+        self.initializers: dict[str, ir.Value] = {}
+        self.blobs: dict[str, ir.Value] = {}
+        self.versions: dict[str, int] = {}
+        self.index = -1
+        self.op: caffe2_pb2.OperatorDef | None = None
+        self._taken: set[str] = set()
+        self._counter = 0
+
+    # -- blobs --------------------------------------------------------------------------------
+    def read(self, blob: str) -> ir.Value:
+        """The value a blob holds now; BadInputError where no op or input wrote it."""
+        value = self.blobs.get(blob)
+        if value is None:
+            raise self.bad(f"reads blob {blob!r} before any op, input or init net wrote it")
+        return value
+
+    def input(self, index: int) -> ir.Value:
+        assert self.op is not None
+        if index >= len(self.op.input):
+            raise self.bad(f"needs at least {index + 1} input(s), has {len(self.op.input)}")
+        return self.read(self.op.input[index])
+
+    def optional_input(self, index: int) -> ir.Value | None:
+        assert self.op is not None
+        return self.read(self.op.input[index]) if index < len(self.op.input) else None
+
+    def write(self, blob: str, value: ir.Value) -> None:
+        """Makes ``value`` the blob's current version; an overwritten version gets a suffix."""
+        previous = self.blobs.get(blob)
+        fixed = previous is not None and (
+            previous in self.inputs or previous.name in self.initializers
+        )
+        if previous is not None and previous.name == blob and not fixed:
+            count = self.versions.get(blob, 0) + 1
+            self.versions[blob] = count
+            previous.name = self._unique(f"{blob}__{count}")
+        value.name = self._unique(blob) if fixed else blob
+        self._taken.add(blob)
+        self.blobs[blob] = value
+
+    def output(self, index: int, value: ir.Value) -> None:
+        assert self.op is not None
+        if index < len(self.op.output):
+            self.write(self.op.output[index], value)
+
+    def num_outputs(self) -> int:
+        assert self.op is not None
+        return len(self.op.output)
+
+    def _unique(self, base: str) -> str:
+        name = base
+        while name in self._taken:
+            self._counter += 1
+            name = f"{base}__{self._counter}"
+        self._taken.add(name)
+        return name
+
+    # -- building -----------------------------------------------------------------------------
+    def node(
+        self,
+        op_type: str,
+        inputs: Sequence[ir.Value | None],
+        attributes: Mapping[str, Any] | None = None,
+        num_outputs: int = 1,
+    ) -> list[ir.Value]:
+        """Appends an ONNX node (named after the Caffe2 op) and infers its outputs' types."""
+        assert self.op is not None
+        base = self.op.name or f"{self.op.type}_{self.index}"
+        attrs = ir.convenience.convert_attributes(dict(attributes or {}))
+        node = ir.Node(
+            "", op_type, list(inputs), attrs, num_outputs=num_outputs, name=self._unique(base)
+        )
+        for i, value in enumerate(node.outputs):
+            value.name = self._unique(f"{base}/{op_type.lower()}_{i}")
+        self.nodes.append(node)
+        _infer(node)
+        return list(node.outputs)
+
+    def op1(
+        self, op_type: str, inputs: Sequence[ir.Value | None], attributes: Mapping[str, Any] | None = None
+    ) -> ir.Value:
+        return self.node(op_type, inputs, attributes)[0]
+
+    def identity(self, value: ir.Value, blob: str) -> ir.Value:
+        """An Identity of ``value``, for graph outputs that are inputs or initializers."""
+        node = ir.Node("", "Identity", [value], name=self._unique(f"{blob}/identity"))
+        node.outputs[0].name = self._unique(f"{blob}__out")
+        node.outputs[0].dtype, node.outputs[0].shape = value.dtype, value.shape
+        self.nodes.append(node)
+        return node.outputs[0]
+
+    def const(self, array: np.ndarray, hint: str = "const") -> ir.Value:
+        """A new initializer holding ``array``."""
+        name = self._unique(f"{self.op.name or self.op.type if self.op else 'net'}/{hint}")
+        value = ir.Value(name=name, const_value=ir.tensor(np.asarray(array), name=name))
+        value.dtype = ir.DataType.from_numpy(np.asarray(array).dtype)
+        value.shape = ir.Shape(np.asarray(array).shape)
+        self.initializers[name] = value
+        return value
+
+    def ints(self, values: Sequence[int]) -> ir.Value:
+        return self.const(np.array(list(values), dtype=np.int64), "ints")
+
+    def add_initializer(self, blob: str, array: np.ndarray) -> None:
+        value = ir.Value(name=blob, const_value=ir.tensor(array, name=blob))
+        value.dtype = ir.DataType.from_numpy(array.dtype)
+        value.shape = ir.Shape(array.shape)
+        self._taken.add(blob)
+        self.initializers[blob] = value
+        self.blobs[blob] = value
+
+    def add_input(self, blob: str, dtype: ir.DataType, shape: Sequence[int | str | None] | None) -> None:
+        value = ir.Value(name=blob, type=ir.TensorType(dtype), shape=ir.Shape(shape) if shape is not None else None)
+        self._taken.add(blob)
+        self.inputs.append(value)
+        self.blobs[blob] = value
+
+    # -- facts --------------------------------------------------------------------------------
+    @staticmethod
+    def const_of(value: ir.Value | None) -> np.ndarray | None:
+        if value is None or value.const_value is None:
+            return None
+        return np.asarray(value.const_value.numpy())
+
+    def rank(self, value: ir.Value) -> int:
+        if value.shape is None:
+            raise self.unsupported(f"needs the rank of blob {value.name!r}, which is unknown")
+        return len(value.shape)
+
+    def shape(self, value: ir.Value) -> tuple[int, ...] | None:
+        if value.shape is None or not all(isinstance(d, int) for d in value.shape):
+            return None
+        return tuple(int(d) for d in value.shape)  # type: ignore[arg-type]
+
+    # -- errors -------------------------------------------------------------------------------
+    def _location(self) -> str:
+        op_type = self.op.type if self.op is not None else "?"
+        return f"op {self.index} ({op_type})"
+
+    def bad(self, message: str) -> BadInputError:
+        return BadInputError(
+            f"{self._location()}: {message}", path=self.where, framework=FRAMEWORK,
+            op_type=self.op.type if self.op is not None else None,
+        )  # fmt: skip
+
+    def unsupported(self, message: str) -> UnsupportedError:
+        return UnsupportedError(
+            f"{self._location()}: {message}", path=self.where, framework=FRAMEWORK,
+            op_type=self.op.type if self.op is not None else None,
+        )  # fmt: skip
+
+
+def _infer(node: ir.Node) -> None:
+    """Sets the outputs' types and shapes from ONNX's own per-node inference, where it can."""
+    if any(v is not None and v.type is None for v in node.inputs):
+        return
+    try:
+        schema = onnx.defs.get_schema(node.op_type, OPSET, "")
+        proto = ir.serde.serialize_node(node)
+        types = {
+            v.name: ir.serde.serialize_value(v).type for v in node.inputs if v is not None and v.name
+        }
+        data = {
+            v.name: ir.serde.serialize_tensor(v.const_value)
+            for v in node.inputs
+            if v is not None and v.name and v.const_value is not None and v.const_value.size < 1024
+        }
+        opsets = [onnx.helper.make_opsetid("", OPSET)]
+        inferred = onnx.shape_inference.infer_node_outputs(schema, proto, types, data, None, opsets)
+    except Exception:  # noqa: BLE001 - inference is a help: ops that need shapes say so
+        return
+    for value in node.outputs:
+        type_proto = inferred.get(value.name or "")
+        if type_proto is None or not type_proto.HasField("tensor_type"):
+            continue
+        tensor = type_proto.tensor_type
+        value.dtype = ir.DataType(tensor.elem_type) if tensor.elem_type else None
+        if tensor.HasField("shape"):
+            dims: list[int | str | None] = []
+            for dim in tensor.shape.dim:
+                dims.append(dim.dim_value if dim.HasField("dim_value") else (dim.dim_param or None))
+            value.shape = ir.Shape(dims)

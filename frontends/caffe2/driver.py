@@ -1,0 +1,180 @@
+"""Drives an import: init net -> initializers, inputs from value_info, ops in net order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+
+from unframe.backends.caffe2.netdef import Caffe2Model
+from unframe.backends.caffe2.proto import caffe2_pb2
+from unframe.frontends.caffe2.context import FRAMEWORK, IR_DTYPES, OPSET, Args, ImportContext
+from unframe.frontends.caffe2.registry import DOMAIN, ops
+from unframe.shared_ir.errors import BadInputError, UnsupportedOp, UnsupportedOpsError
+from unframe.shared_ir.op_registry import OpRegistry
+
+_FILL_DTYPES = {
+    "GivenTensorFill": np.float32,
+    "GivenTensorDoubleFill": np.float64,
+    "GivenTensorIntFill": np.int32,
+    "GivenTensorInt64Fill": np.int64,
+    "GivenTensorBoolFill": np.bool_,
+    "GivenTensorInt16Fill": np.int16,
+}
+
+
+def import_registry() -> OpRegistry[Any]:
+    """The import registry with every converter module loaded."""
+    import unframe.frontends.caffe2.ops  # noqa: F401 - registers the converters
+
+    return ops
+
+
+def import_caffe2(model: Caffe2Model, options: Any = None) -> ir.Model:
+    """Converts a Caffe2 model to the IR.
+
+    Args:
+        model: the nets as ``read_model`` returns them; a model without an init net must have
+            every weight blob filled some other way (the zoo nets get random weights first).
+        options: a ``ConvertOptions``; its ``inputs`` (name -> InputSpec) override value_info.
+
+    Raises:
+        UnsupportedOpsError: listing every op type the frontend does not know, before converting.
+        BadInputError: a blob read before it is written, malformed or unknown arguments.
+    """
+    registry = import_registry()
+    net = model.predict_net
+    where = str(model.directory) if model.directory is not None else "predict_net"
+    missing = [
+        UnsupportedOp(node=op.name or f"op {i}", op_type=op.type, reason="no caffe2 import converter")
+        for i, op in enumerate(net.op)
+        if registry.lookup(op.type, 1, DOMAIN) is None
+    ]
+    if missing:
+        raise UnsupportedOpsError(missing, framework=FRAMEWORK, direction="import", path=where)
+    ctx = ImportContext(where)
+    specs = getattr(options, "inputs", None) or {}
+    placeholders = _placeholders(model, specs)
+    if model.init_net is not None:
+        _load_init_net(model.init_net, ctx, where, placeholders)
+    _add_inputs(model, ctx, specs)
+    for index, op in enumerate(net.op):
+        ctx.index, ctx.op = index, op
+        converter = registry.lookup(op.type, 1, DOMAIN)
+        assert converter is not None
+        args = Args(op, ctx)
+        for blob in op.input:
+            ctx.read(blob)
+        converter(op, args, ctx)
+        unknown = args.unknown()
+        if unknown:
+            raise ctx.bad(f"unknown argument(s) {', '.join(unknown)} (output blob {op.output[0]!r})" if op.output else f"unknown argument(s) {', '.join(unknown)}")
+    ctx.op = None
+    outputs = []
+    for blob in net.external_output or _dangling(net):
+        if blob not in ctx.blobs:
+            raise BadInputError(f"external_output {blob!r} is never written", path=where, framework=FRAMEWORK)
+        value = ctx.blobs[blob]
+        if value in ctx.inputs or value.name in ctx.initializers:
+            value = ctx.identity(value, blob)
+        outputs.append(value)
+    graph = ir.Graph(
+        ctx.inputs, outputs, nodes=ctx.nodes, initializers=list(ctx.initializers.values()),
+        opset_imports={"": OPSET}, name=net.name or "caffe2",
+    )  # fmt: skip
+    return ir.Model(graph, ir_version=10, producer_name="unframe-caffe2")
+
+
+def _placeholders(model: Caffe2Model, specs: dict[str, Any]) -> set[str]:
+    """Data inputs that the init net fills with a ConstantFill only to declare them.
+
+    Nets saved by hand often hold ``ConstantFill -> data`` in the init net; that blob is still the
+    net's input when value_info or --input names it, or when it is the first external input.
+    """
+    if model.init_net is None:
+        return set()
+    filled = {b for op in model.init_net.op if op.type == "ConstantFill" for b in op.output}
+    external = list(model.predict_net.external_input)
+    named = set(specs) | set(model.value_info) | set(external[:1])
+    return {b for b in filled if b in named and b in external}
+
+
+def _load_init_net(
+    init_net: caffe2_pb2.NetDef, ctx: ImportContext, where: str, placeholders: set[str]
+) -> None:
+    for index, op in enumerate(init_net.op):
+        if op.output and all(b in placeholders for b in op.output):
+            continue
+        args = {arg.name: arg for arg in op.arg}
+        shape = [int(d) for d in args["shape"].ints] if "shape" in args else None
+        if op.type in _FILL_DTYPES and shape is not None and "values" in args:
+            values = args["values"]
+            raw: list[float] | list[int] = list(values.floats) if values.floats else list(values.ints)
+            array = np.array(raw, dtype=_FILL_DTYPES[op.type])
+        elif op.type == "ConstantFill" and shape is not None and not op.input:
+            dtype = IR_DTYPES.get(args["dtype"].i if "dtype" in args else 1, ir.DataType.FLOAT)
+            value_arg = args.get("value")
+            value = 0.0
+            if value_arg is not None:
+                value = value_arg.f if value_arg.HasField("f") else float(value_arg.i)
+            array = np.full(shape, value, dtype=dtype.numpy())
+        else:
+            array = _run_fill(init_net, op, index, where)
+        if shape is not None and array.size != int(np.prod(shape)):
+            raise BadInputError(
+                f"init net op {index} ({op.type}) fills {array.size} values into shape {shape} "
+                f"(blob {op.output[0]!r})",
+                path=where, framework=FRAMEWORK,
+            )  # fmt: skip
+        if shape is not None:
+            array = array.reshape(shape)
+        for blob in op.output:
+            ctx.add_initializer(blob, array)
+
+
+def _run_fill(init_net: caffe2_pb2.NetDef, op: caffe2_pb2.OperatorDef, index: int, where: str) -> np.ndarray:
+    """Other init-net ops (random fills, casts) run on the reference executor."""
+    from unframe.backends.caffe2.runtime.workspace import Workspace
+
+    workspace = Workspace()
+    single = caffe2_pb2.NetDef()
+    single.op.append(op)
+    try:
+        workspace.run(single)
+    except Exception as error:
+        raise BadInputError(
+            f"init net op {index} ({op.type}) cannot be evaluated: {error}",
+            path=where, framework=FRAMEWORK,
+        ) from error  # fmt: skip
+    return np.asarray(workspace.fetch(op.output[0]))
+
+
+def _add_inputs(model: Caffe2Model, ctx: ImportContext, specs: dict[str, Any]) -> None:
+    net = model.predict_net
+    names = [b for b in net.external_input if b not in ctx.blobs]
+    if not net.external_input:
+        written: set[str] = set()
+        for op in net.op:
+            names.extend(b for b in op.input if b not in written and b not in ctx.blobs and b not in names)
+            written.update(op.output)
+    for blob in names:
+        spec = specs.get(blob)
+        elem, dims = model.value_info.get(blob, (1, None))
+        dtype = ir.DataType(elem) if elem else ir.DataType.FLOAT
+        shape: list[int | str | None] | None = list(dims) if dims is not None else None
+        if spec is not None:
+            if spec.shape is not None:
+                shape = list(spec.shape)
+            if spec.dtype is not None:
+                dtype = ir.DataType.from_numpy(spec.dtype)
+        ctx.add_input(blob, dtype, shape)
+
+
+def _dangling(net: caffe2_pb2.NetDef) -> list[str]:
+    """Blobs written and never read: the outputs of a net that declares none."""
+    read = {b for op in net.op for b in op.input}
+    outs: list[str] = []
+    for op in net.op:
+        outs.extend(b for b in op.output if b not in read and b not in outs)
+    return outs

@@ -1,0 +1,357 @@
+"""Caffe2 neural-network ops: Conv, pooling, FC, normalization, Softmax, activations."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from unframe.backends.caffe2.proto import caffe2_pb2
+from unframe.frontends.caffe2.context import Args, ImportContext
+from unframe.frontends.caffe2.registry import DOMAIN, ops
+
+#: Caffe2's ``legacy_pad`` values (caffe2_legacy.proto).
+NOTSET, VALID, SAME, CAFFE_LEGACY_POOLING = 0, 1, 2, 3
+
+Op = caffe2_pb2.OperatorDef
+
+
+def _per_dim(args: Args, plural: str, single: str, hw: tuple[str, str], default: int, rank: int) -> list[int]:
+    """An argument given in any of Caffe2's spellings: ``kernels``, ``kernel``, ``kernel_h/w``."""
+    values = args.ints(plural)
+    if values:
+        return values
+    if args.has(hw[0]) or args.has(hw[1]):
+        return [args.int(hw[0], default), args.int(hw[1], default)]
+    return [args.int(single, default)] * rank
+
+
+def _spatial_rank(args: Args, ctx: ImportContext, x: ir.Value, weight: ir.Value | None) -> int:
+    kernels = args.ints("kernels")
+    if kernels:
+        return len(kernels)
+    if weight is not None and weight.shape is not None:
+        return len(weight.shape) - 2
+    if x.shape is not None:
+        return len(x.shape) - 2
+    return 2
+
+
+def _conv_attrs(
+    args: Args, ctx: ImportContext, x: ir.Value, weight: ir.Value | None, *, pool: bool
+) -> dict[str, list[int] | int]:
+    rank = _spatial_rank(args, ctx, x, weight)
+    if weight is not None and not args.has("kernels") and not args.has("kernel") and not args.has("kernel_h"):
+        kernel = [int(d) for d in ctx.shape(weight)[2:]] if ctx.shape(weight) else []  # type: ignore[index]
+    else:
+        kernel = _per_dim(args, "kernels", "kernel", ("kernel_h", "kernel_w"), 0, rank)
+    strides = _per_dim(args, "strides", "stride", ("stride_h", "stride_w"), 1, rank)
+    dilations = _per_dim(args, "dilations", "dilation", ("dilation_h", "dilation_w"), 1, rank)
+    pads = args.ints("pads")
+    if not pads:
+        if any(args.has(k) for k in ("pad_t", "pad_l", "pad_b", "pad_r")):
+            pads = [args.int("pad_t", 0), args.int("pad_l", 0), args.int("pad_b", 0), args.int("pad_r", 0)]
+        else:
+            pads = [args.int("pad", 0)] * (2 * rank)
+    if len(kernel) != rank or len(strides) != rank or len(pads) != 2 * rank:
+        raise ctx.bad("kernel, stride and pad arguments disagree on the number of spatial dims")
+    attrs: dict[str, list[int] | int] = {"kernel_shape": kernel, "strides": strides, "pads": pads}
+    if not pool or any(d != 1 for d in dilations):
+        attrs["dilations"] = dilations
+    legacy = args.int("legacy_pad", NOTSET)
+    if legacy == VALID:
+        attrs["pads"] = [0] * (2 * rank)
+    elif legacy == SAME:
+        shape = ctx.shape(x)
+        if shape is None:
+            raise ctx.unsupported("legacy_pad=SAME needs the input's static shape")
+        begins, ends = [], []
+        for i in range(rank):
+            size = shape[2 + i] if not _nhwc(args) else shape[1 + i]
+            target = (size + strides[i] - 1) // strides[i]
+            needed = (target - 1) * strides[i] + kernel[i] - size
+            begins.append(needed // 2)
+            ends.append(needed - needed // 2)
+        attrs["pads"] = begins + ends
+    elif legacy == CAFFE_LEGACY_POOLING:
+        # Caffe's pooling rounds output sizes up, keeping the last window inside the image:
+        # ONNX's ceil_mode with the same (symmetric) pads.
+        attrs["ceil_mode"] = 1
+    elif legacy != NOTSET:
+        raise ctx.bad(f"legacy_pad={legacy} is not one of Caffe2's values 0-3")
+    return attrs
+
+
+def _nhwc(args: Args) -> bool:
+    order = args.str("order", "NCHW").upper()
+    return order == "NHWC"
+
+
+def _to_nchw(ctx: ImportContext, x: ir.Value) -> ir.Value:
+    rank = ctx.rank(x)
+    return ctx.op1("Transpose", [x], {"perm": [0, rank - 1, *range(1, rank - 1)]})
+
+
+def _to_nhwc(ctx: ImportContext, x: ir.Value, rank: int) -> ir.Value:
+    return ctx.op1("Transpose", [x], {"perm": [0, *range(2, rank), 1]})
+
+
+def _weight_to_nchw(ctx: ImportContext, weight: ir.Value) -> ir.Value:
+    const = ctx.const_of(weight)
+    if const is not None:
+        return ctx.const(np.moveaxis(const, -1, 1).copy(), "weight_nchw")
+    return _to_nchw(ctx, weight)
+
+
+def _channel_first(args: Args, ctx: ImportContext, op_type: str, inputs: list[ir.Value | None], attrs: dict) -> None:  # type: ignore[type-arg]
+    """Emits ``op_type`` on NCHW data, transposing around it where the op's order is NHWC."""
+    x = inputs[0]
+    assert x is not None
+    if _nhwc(args):
+        rank = ctx.rank(x)
+        inputs = [_to_nchw(ctx, x), *inputs[1:]]
+        y = ctx.op1(op_type, inputs, attrs)
+        ctx.output(0, _to_nhwc(ctx, y, rank))
+        return
+    ctx.output(0, ctx.op1(op_type, inputs, attrs))
+
+
+@ops.register("Conv", since=1, domain=DOMAIN)
+def conv(op: Op, args: Args, ctx: ImportContext) -> None:
+    x, weight, bias = ctx.input(0), ctx.input(1), ctx.optional_input(2)
+    if _nhwc(args):
+        weight = _weight_to_nchw(ctx, weight)
+    attrs = _conv_attrs(args, ctx, x, weight, pool=False)
+    attrs["group"] = args.int("group", 1)
+    _channel_first(args, ctx, "Conv", [x, weight, bias], attrs)
+
+
+@ops.register("ConvTranspose", since=1, domain=DOMAIN)
+def conv_transpose(op: Op, args: Args, ctx: ImportContext) -> None:
+    x, weight, bias = ctx.input(0), ctx.input(1), ctx.optional_input(2)
+    if _nhwc(args):
+        weight = _weight_to_nchw(ctx, weight)
+    attrs = _conv_attrs(args, ctx, x, weight, pool=False)
+    rank = len(attrs["kernel_shape"])  # type: ignore[arg-type]
+    adjs = _per_dim(args, "adjs", "adj", ("adj_h", "adj_w"), 0, rank)
+    if any(adjs):
+        attrs["output_padding"] = adjs
+    attrs["group"] = args.int("group", 1)
+    _channel_first(args, ctx, "ConvTranspose", [x, weight, bias], attrs)
+
+
+def _pool(op: Op, args: Args, ctx: ImportContext, onnx_type: str) -> None:
+    x = ctx.input(0)
+    if args.int("global_pooling", 0):
+        _channel_first(args, ctx, f"Global{onnx_type}", [x], {})
+        return
+    attrs = _conv_attrs(args, ctx, x, None, pool=True)
+    if onnx_type == "AveragePool":
+        attrs["count_include_pad"] = args.int("count_include_pad", 0)
+    if onnx_type == "LpPool":
+        attrs["p"] = int(args.float("p", 2.0))
+    _channel_first(args, ctx, onnx_type, [x], attrs)
+
+
+@ops.register("MaxPool", since=1, domain=DOMAIN)
+def max_pool(op: Op, args: Args, ctx: ImportContext) -> None:
+    _pool(op, args, ctx, "MaxPool")
+
+
+@ops.register("AveragePool", since=1, domain=DOMAIN)
+def average_pool(op: Op, args: Args, ctx: ImportContext) -> None:
+    _pool(op, args, ctx, "AveragePool")
+
+
+@ops.register("LpPool", since=1, domain=DOMAIN)
+def lp_pool(op: Op, args: Args, ctx: ImportContext) -> None:
+    _pool(op, args, ctx, "LpPool")
+
+
+def _fc(op: Op, args: Args, ctx: ImportContext, transposed: bool) -> None:
+    x, weight, bias = ctx.input(0), ctx.input(1), ctx.input(2)
+    axis, axis_w = args.int("axis", 1), args.int("axis_w", 1)
+    flat = x if (x.shape is not None and len(x.shape) == 2 and axis == 1) else ctx.op1("Flatten", [x], {"axis": axis})
+    const = ctx.const_of(weight)
+    if const is not None and const.ndim != 2:
+        split = axis_w if not transposed else const.ndim - 1
+        weight = ctx.const(const.reshape(int(np.prod(const.shape[:split])), -1), "weight_2d")
+    elif const is None and (weight.shape is None or len(weight.shape) != 2):
+        weight = ctx.op1("Flatten", [weight], {"axis": axis_w})
+    y = ctx.op1("Gemm", [flat, weight, bias], {"transB": 0 if transposed else 1})
+    if axis != 1 or (x.shape is not None and len(x.shape) < 2):
+        leading = ctx.op1("Shape", [x], {"end": axis})
+        shape = ctx.op1("Concat", [leading, ctx.ints([-1])], {"axis": 0})
+        y = ctx.op1("Reshape", [y, shape])
+    ctx.output(0, y)
+
+
+@ops.register("FC", since=1, domain=DOMAIN)
+def fc(op: Op, args: Args, ctx: ImportContext) -> None:
+    _fc(op, args, ctx, transposed=False)
+
+
+@ops.register("FCTransposed", since=1, domain=DOMAIN)
+def fc_transposed(op: Op, args: Args, ctx: ImportContext) -> None:
+    _fc(op, args, ctx, transposed=True)
+
+
+@ops.register("SpatialBN", since=1, domain=DOMAIN)
+def spatial_bn(op: Op, args: Args, ctx: ImportContext) -> None:
+    if not args.int("is_test", 1) and ctx.num_outputs() > 1:
+        raise ctx.unsupported("training-mode SpatialBN (is_test=0) is not imported")
+    inputs: list[ir.Value | None] = [ctx.input(i) for i in range(5)]
+    args.used.update({"momentum"})
+    attrs = {"epsilon": args.float("epsilon", 1e-5)}
+    _channel_first(args, ctx, "BatchNormalization", inputs, attrs)
+
+
+@ops.register("InstanceNorm", since=1, domain=DOMAIN)
+def instance_norm(op: Op, args: Args, ctx: ImportContext) -> None:
+    inputs: list[ir.Value | None] = [ctx.input(i) for i in range(3)]
+    _channel_first(args, ctx, "InstanceNormalization", inputs, {"epsilon": args.float("epsilon", 1e-5)})
+
+
+@ops.register("LRN", since=1, domain=DOMAIN)
+def lrn(op: Op, args: Args, ctx: ImportContext) -> None:
+    attrs = {
+        "size": args.int("size", 0), "alpha": args.float("alpha", 0.0),
+        "beta": args.float("beta", 0.0), "bias": args.float("bias", 1.0),
+    }  # fmt: skip
+    _channel_first(args, ctx, "LRN", [ctx.input(0)], attrs)
+
+
+@ops.register("Softmax", since=1, domain=DOMAIN)
+def softmax(op: Op, args: Args, ctx: ImportContext) -> None:
+    x = ctx.input(0)
+    axis = args.int("axis", 1)
+    if x.shape is not None and axis in (len(x.shape) - 1, -1):
+        ctx.output(0, ctx.op1("Softmax", [x], {"axis": -1}))
+        return
+    # Caffe2 coerces the input to 2-D at ``axis`` and normalizes each row.
+    flat = ctx.op1("Flatten", [x], {"axis": axis})
+    soft = ctx.op1("Softmax", [flat], {"axis": -1})
+    ctx.output(0, ctx.op1("Reshape", [soft, ctx.op1("Shape", [x])]))
+
+
+@ops.register("Dropout", since=1, domain=DOMAIN)
+def dropout(op: Op, args: Args, ctx: ImportContext) -> None:
+    args.float("ratio", 0.5)
+    if not args.int("is_test", 0):
+        # A predict net runs in inference mode; Dropout there passes its input through.
+        pass
+    outputs = ctx.node("Dropout", [ctx.input(0)], {}, num_outputs=2 if ctx.num_outputs() > 1 else 1)
+    for i, value in enumerate(outputs):
+        ctx.output(i, value)
+
+
+@ops.register("PRelu", since=1, domain=DOMAIN)
+def prelu(op: Op, args: Args, ctx: ImportContext) -> None:
+    x, slope = ctx.input(0), ctx.input(1)
+    rank = ctx.rank(x)
+    channel_axis = rank - 1 if _nhwc(args) else 1
+    const = ctx.const_of(slope)
+    trailing = rank - 1 - channel_axis
+    if const is not None:
+        if const.size == 1:
+            slope = ctx.const(const.reshape(()), "slope")
+        else:
+            slope = ctx.const(const.reshape((-1,) + (1,) * trailing), "slope")
+    elif trailing:
+        slope = ctx.op1("Unsqueeze", [slope, ctx.ints(range(1, trailing + 1))])
+    ctx.output(0, ctx.op1("PRelu", [x, slope]))
+
+
+@ops.register("ChannelShuffle", since=1, domain=DOMAIN)
+def channel_shuffle(op: Op, args: Args, ctx: ImportContext) -> None:
+    x = ctx.input(0)
+    group = args.int("group", 1)
+    nhwc = _nhwc(args)
+    if nhwc:
+        x = _to_nchw(ctx, x)
+    shape = ctx.shape(x)
+    if shape is None:
+        raise ctx.unsupported("ChannelShuffle needs the input's channel count")
+    channels = shape[1]
+    grouped = ctx.op1("Reshape", [x, ctx.ints([0, group, channels // group, -1])])
+    moved = ctx.op1("Transpose", [grouped], {"perm": [0, 2, 1, 3]})
+    y = ctx.op1("Reshape", [moved, ctx.op1("Shape", [x])])
+    ctx.output(0, _to_nhwc(ctx, y, len(shape)) if nhwc else y)
+
+
+@ops.register("LayerNorm", since=1, domain=DOMAIN)
+def layer_norm(op: Op, args: Args, ctx: ImportContext) -> None:
+    x = ctx.input(0)
+    axis = args.int("axis", 1)
+    epsilon = args.float("epsilon", 1e-5)
+    if args.int("elementwise_affine", 0):
+        scale, bias = ctx.input(1), ctx.input(2)
+    else:
+        ones = ctx.op1("Shape", [x], {"start": axis})
+        scale = ctx.op1("ConstantOfShape", [ones], {"value": ir.tensor(np.array([1.0], dtype=np.float32))})
+        bias = None
+    outputs = ctx.node("LayerNormalization", [x, scale, bias], {"axis": axis, "epsilon": epsilon}, num_outputs=3)
+    ctx.output(0, outputs[0])
+    if ctx.num_outputs() > 1:
+        ctx.output(1, outputs[1])
+    if ctx.num_outputs() > 2:
+        # Caffe2 writes the standard deviation, ONNX its inverse.
+        ctx.output(2, ctx.op1("Reciprocal", [outputs[2]]))
+
+
+_ACTIVATIONS = {"Relu": "Relu", "Sigmoid": "Sigmoid", "Tanh": "Tanh", "Softsign": "Softsign", "Softplus": "Softplus", "Mish": "Mish"}
+
+
+def _activation(onnx_type: str):  # type: ignore[no-untyped-def]
+    def convert(op: Op, args: Args, ctx: ImportContext) -> None:
+        ctx.output(0, ctx.op1(onnx_type, [ctx.input(0)]))
+
+    convert.__name__ = convert.__qualname__ = onnx_type.lower()
+    return convert
+
+
+for _caffe2, _onnx in _ACTIVATIONS.items():
+    ops.register(_caffe2, since=1, domain=DOMAIN)(_activation(_onnx))
+
+
+@ops.register("LeakyRelu", since=1, domain=DOMAIN)
+def leaky_relu(op: Op, args: Args, ctx: ImportContext) -> None:
+    ctx.output(0, ctx.op1("LeakyRelu", [ctx.input(0)], {"alpha": args.float("alpha", 0.01)}))
+
+
+@ops.register("Elu", since=1, domain=DOMAIN)
+def elu(op: Op, args: Args, ctx: ImportContext) -> None:
+    ctx.output(0, ctx.op1("Elu", [ctx.input(0)], {"alpha": args.float("alpha", 1.0)}))
+
+
+@ops.register("Selu", since=1, domain=DOMAIN)
+def selu(op: Op, args: Args, ctx: ImportContext) -> None:
+    attrs = {"alpha": args.float("alpha", 1.6732632423543772), "gamma": args.float("scale", 1.0507009873554805)}
+    ctx.output(0, ctx.op1("Selu", [ctx.input(0)], attrs))
+
+
+@ops.register("HardSigmoid", since=1, domain=DOMAIN)
+def hard_sigmoid(op: Op, args: Args, ctx: ImportContext) -> None:
+    attrs = {"alpha": args.float("alpha", 0.2), "beta": args.float("beta", 0.5)}
+    ctx.output(0, ctx.op1("HardSigmoid", [ctx.input(0)], attrs))
+
+
+@ops.register("Swish", since=1, domain=DOMAIN)
+def swish(op: Op, args: Args, ctx: ImportContext) -> None:
+    x = ctx.input(0)
+    ctx.output(0, ctx.op1("Mul", [x, ctx.op1("Sigmoid", [x])]))
+
+
+@ops.register("Gelu", since=1, domain=DOMAIN)
+def gelu(op: Op, args: Args, ctx: ImportContext) -> None:
+    # Opset 18 has no Gelu: 0.5 x (1 + erf(x / sqrt 2)), or the tanh form for fast_gelu.
+    x = ctx.input(0)
+    dtype = (x.dtype or ir.DataType.FLOAT).numpy()
+    half, one = ctx.const(np.array(0.5, dtype)), ctx.const(np.array(1.0, dtype))
+    if args.int("fast_gelu", 0):
+        cube = ctx.op1("Mul", [ctx.op1("Mul", [x, x]), x])
+        inner = ctx.op1("Add", [x, ctx.op1("Mul", [cube, ctx.const(np.array(0.044715, dtype))])])
+        scaled = ctx.op1("Mul", [inner, ctx.const(np.array(np.sqrt(2 / np.pi), dtype))])
+        gate = ctx.op1("Tanh", [scaled])
+    else:
+        gate = ctx.op1("Erf", [ctx.op1("Mul", [x, ctx.const(np.array(1 / np.sqrt(2), dtype))])])
+    ctx.output(0, ctx.op1("Mul", [ctx.op1("Mul", [x, half]), ctx.op1("Add", [gate, one])]))
