@@ -9,12 +9,9 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
-import onnx
 import onnx_ir as ir
 import onnx_ir.passes.common as common
 from onnx_ir.passes import PassManager
-
-from unframe.shared_ir.errors import BadInputError
 
 
 def cleanup_passes() -> PassManager:
@@ -70,12 +67,3 @@ def infer_shapes(model: ir.Model) -> ir.Model:
     except Exception:  # noqa: BLE001 - inference is best effort: a partial model still converts
         pass
     return model
-
-
-def check(model: ir.Model, *, path: str | None = None) -> None:
-    """``onnx.checker`` with its full check (shape inference included)."""
-    try:
-        onnx.checker.check_model(ir.to_proto(model), full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
-        first = str(error).strip().splitlines()[0]
-        raise BadInputError(f"the model is not valid ONNX: {first}", path=path) from None
