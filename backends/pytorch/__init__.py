@@ -9,6 +9,5 @@ from __future__ import annotations
 
 from unframe.backends.pytorch.builder import to_torch
 from unframe.backends.pytorch.export import export_program, run_native, save_pt2
-from unframe.backends.pytorch.registry import ops
 
-__all__ = ["export_program", "ops", "run_native", "save_pt2", "to_torch"]
+__all__ = ["export_program", "run_native", "save_pt2", "to_torch"]

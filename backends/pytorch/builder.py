@@ -8,6 +8,8 @@ attributes goes through ``naming.sanitize``.
 
 from __future__ import annotations
 
+import importlib
+import logging
 import warnings
 from collections.abc import Iterable, Sequence
 
@@ -38,13 +40,39 @@ def to_torch(model: ir.Model) -> fx.GraphModule:
 
     Raises ``UnsupportedOpsError`` listing every node without a converter, before building.
     """
-    from unframe.backends.pytorch import ops as _ops  # noqa: F401  (registers every converter)
+    load_converters()
 
     missing = ops.unsupported_nodes(model)
     if missing:
         raise UnsupportedOpsError(missing, framework=FRAMEWORK)
     opset = model_opset(model)
+    _infer_shapes(model)
     return GraphBuilder(model.graph, opset).build(class_name="UnframeModule")
+
+
+def _infer_shapes(model: ir.Model) -> None:
+    """Fills in ranks of intermediate values (``Shape`` needs them to stay symbolic).
+
+    onnx's inference runs without the weights' data, and adds types and shapes to the IR values
+    in place; where it fails the model is left as it was and converters fall back to run-time
+    paths.
+    """
+    from onnx_ir.passes.common import ShapeInferencePass
+
+    logger = logging.getLogger("onnx_ir.passes.common.shape_inference")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        ShapeInferencePass(check_type=False, strict_mode=False, data_prop=False)(model)
+    except Exception:  # noqa: BLE001 - inference is an optimisation, never a requirement
+        pass
+    finally:
+        logger.setLevel(level)
+
+
+def load_converters() -> None:
+    """Imports every op module of ``backends/pytorch/ops`` (each registers its converters)."""
+    importlib.import_module("unframe.backends.pytorch.ops")
 
 
 class GraphBuilder:

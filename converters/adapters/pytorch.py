@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import onnx_ir as ir
+
 from unframe.converters.framework import ConvertOptions, Framework
 from unframe.shared_ir.op_registry import OpRegistry
 
@@ -61,6 +62,7 @@ class PyTorchFramework(Framework):
         """Builds the ``GraphModule`` in memory and runs it (no export, no file)."""
         self.ensure_installed()
         import torch
+
         from unframe.backends.pytorch import to_torch
         from unframe.backends.pytorch.export import outputs_to_numpy, tensors_from_numpy
 
@@ -77,7 +79,8 @@ class PyTorchFramework(Framework):
         return outputs_to_numpy(result, [v.name or "" for v in model.graph.outputs])
 
     def export_registry(self) -> OpRegistry[Any] | None:
-        from unframe.backends.pytorch.ops import __name__ as _ops_loaded  # noqa: F401
+        from unframe.backends.pytorch.builder import load_converters
         from unframe.backends.pytorch.registry import ops
 
+        load_converters()
         return ops

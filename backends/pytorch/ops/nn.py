@@ -132,9 +132,9 @@ def _conv_transpose(
                 + ((kernel[i] - 1) * dilations[i] + 1)
                 - target[i]
             )
-            # onnxruntime's split, C++ division (toward zero) included: NOTSET/SAME_LOWER put
-            # the larger half first.
-            half = int(total / 2)
+            # NOTSET/SAME_LOWER put the larger half first; a negative total (output_shape
+            # beyond the natural size) leaves zeros at the end, as onnx's reference does.
+            half = total // 2
             upper = auto_pad == "SAME_UPPER"
             begins.append(half if upper else total - half)
             ends.append(total - half if upper else half)
