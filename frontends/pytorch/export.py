@@ -348,9 +348,18 @@ def _dynamo_step(error: BaseException) -> str:
 
 
 def _is_constraint_violation(error: BaseException) -> bool:
+    """Whether torch.export refused because the model fixes an axis asked to stay dynamic."""
     current: BaseException | None = error
     while current is not None:
-        if type(current).__name__ == "ConstraintViolationError":
+        if type(current).__name__ == "ConstraintViolationError" or any(
+            marker in str(current) for marker in _CONSTRAINT_MARKERS
+        ):
             return True
         current = current.__cause__
     return False
+
+
+_CONSTRAINT_MARKERS = (
+    "conflicts between user-specified ranges and inferred ranges",
+    "Constraints violated",
+)

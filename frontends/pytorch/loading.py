@@ -40,6 +40,8 @@ _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 #: Example size of an axis the user leaves symbolic (``--input x=batch,3``): 1 may be specialized.
 _SYMBOLIC_EXAMPLE_SIZE = 2
 _LOAD_LOCK = threading.Lock()
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def is_factory_spec(text: str | Path) -> bool:
@@ -224,7 +226,9 @@ def _weights_only_loads() -> Iterator[None]:
         try:
             return real_load(f, *args, **kwargs)
         except Exception as error:  # noqa: BLE001 - re-raised as a refusal
-            raise _UnsafePickle(_reason(error)) from None
+            found = _UNSUPPORTED_GLOBAL.search(_ANSI.sub("", str(error)))
+            what = f"it references {found[1]}" if found else _reason(error)
+            raise _UnsafePickle(what) from None
 
     with _LOAD_LOCK:
         torch.load = safe_load  # type: ignore[assignment]
@@ -248,6 +252,16 @@ def _reject_inputs_for_program(options: ConvertOptions, where: str) -> None:
 
 def load_torchscript(path: Path) -> torch.jit.ScriptModule:
     """Reads a ``torch.jit.save`` archive (never a pickled ``nn.Module``)."""
+    if _is_plain_pickle(path):
+        raise BadInputError(
+            "loading the TorchScript model failed: this is a torch.save pickle (a whole model or "
+            "a state dict), not a TorchScript archive; unframe never unpickles one, since "
+            "unpickling can run arbitrary code",
+            path=str(path),
+            framework="pytorch",
+            hint="save it with torch.jit.save or torch.export.save, or give file.py:make_model "
+            "that builds the model and loads the weights with torch.load(..., weights_only=True)",
+        )
     try:
         module = torch.jit.load(str(path), map_location="cpu")
     except Exception as error:  # noqa: BLE001 - any reader failure means a bad file
@@ -260,6 +274,24 @@ def load_torchscript(path: Path) -> torch.jit.ScriptModule:
         ) from None
     module.eval()
     return module
+
+
+def _is_plain_pickle(path: Path) -> bool:
+    """A ``torch.save`` file: a bare pickle, or a zip with ``data.pkl`` but no TorchScript code."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(2)
+        if head[:1] == b"\x80":
+            return True
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    has_data = any(name.endswith("/data.pkl") for name in names)
+    has_code = any(name.endswith("/constants.pkl") or "/code/" in name for name in names)
+    return has_data and not has_code
 
 
 # -- factories --------------------------------------------------------------------------------
@@ -468,6 +500,7 @@ def _dynamic_shapes(
 
 
 def _reason(error: BaseException) -> str:
-    text = str(error).strip()
+    """``Type: first line`` of an error, without terminal colours."""
+    text = _ANSI.sub("", str(error)).strip()
     line = next((line.strip() for line in text.splitlines() if line.strip()), "")
     return f"{type(error).__name__}: {line}" if line else type(error).__name__
