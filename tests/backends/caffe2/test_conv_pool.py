@@ -70,6 +70,7 @@ def test_conv_3x3_by_hand(run1: Run1) -> None:
             "pad_t": 1, "pad_l": 1, "pad_b": 1, "pad_r": 1,
         },
         {"stride": 2, "pad": 1},  # no kernel argument: the filter's shape gives it
+        {"kernels": [3, 3], "strides": [], "stride": 2, "pads": [], "pad": 1},  # [] = not given
     ],
 )  # fmt: skip
 def test_conv_argument_spellings(run1: Run1, args: dict) -> None:

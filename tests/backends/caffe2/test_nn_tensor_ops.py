@@ -209,6 +209,9 @@ def test_tile_slice_gather(run1: Run1) -> None:
     assert run1("Slice", data, starts=[0, -3], ends=[-1, -1]).tolist() == data[:, 3:].tolist()
     got = run1("Slice", data, np.array([2], np.int64), np.array([4], np.int64))
     assert got.tolist() == data[2:4].tolist()
+    # The example in Caffe2's Slice documentation.
+    doc = np.array([[1, 2, 3, 4], [5, 6, 7, 8]], dtype=F32)
+    assert run1("Slice", doc, starts=[0, 1], ends=[-1, 3]).tolist() == [[2, 3], [6, 7]]
     idx = np.array([[0, 2], [3, 3]], dtype=np.int64)
     g = run1("Gather", data, idx)
     assert g.shape == (2, 2, 5) and g[1, 0].tolist() == data[3].tolist()

@@ -38,7 +38,7 @@ def geometry_arg(
     ctx: OpContext, plural: str, single: str, pair: tuple[str, str], nd: int
 ) -> list[int] | None:
     """One geometry argument in any of its three spellings, or None where none is given."""
-    if ctx.has(plural):
+    if ctx.arg_ints(plural):  # Caffe2 reads an empty list as not given
         return ctx.arg_ints(plural)
     if ctx.has(single):
         return [ctx.arg_int(single, 0)] * nd
@@ -51,7 +51,7 @@ def geometry_arg(
 
 
 def _pads(ctx: OpContext, nd: int) -> tuple[list[int], list[int]] | None:
-    if ctx.has("pads"):
+    if ctx.arg_ints("pads"):  # an empty list counts as not given, as in Caffe2
         pads = ctx.arg_ints("pads")
         if len(pads) != 2 * nd:
             raise ctx.error(f"pads has {len(pads)} values, a {nd}-D kernel needs {2 * nd}")
