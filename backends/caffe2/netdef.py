@@ -186,6 +186,27 @@ def read_value_info(path: Path) -> ValueInfo:
     return info
 
 
+def data_inputs(predict_net: caffe2_pb2.NetDef, init_net: caffe2_pb2.NetDef | None) -> list[str]:
+    """The blobs a caller must feed: read by the predict net, written by neither net before.
+
+    In the predict net's ``external_input`` order where it declares them, else in order of first
+    use. A blob the init net only fills with a placeholder ConstantFill (as some exporters do for
+    the data input) still counts as an input.
+    """
+    weights = set()
+    if init_net is not None:
+        weights = {out for op in init_net.op if op.type != "ConstantFill" for out in op.output}
+    written: set[str] = set()
+    needed: list[str] = []
+    for op in predict_net.op:
+        for blob in op.input:
+            if blob not in written and blob not in weights and blob not in needed:
+                needed.append(blob)
+        written.update(op.output)
+    declared = [name for name in predict_net.external_input if name in needed]
+    return declared + [name for name in needed if name not in declared]
+
+
 # -- writing ------------------------------------------------------------------------------------
 def write_model(model: Caffe2Model, directory: Path, *, text: bool = False) -> None:
     """Writes ``model`` into ``directory`` (created if needed) as Caffe2 saves models.

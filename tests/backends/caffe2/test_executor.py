@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from unframe.backends.caffe2.netdef import read_model
+from unframe.backends.caffe2.netdef import data_inputs, read_model
 from unframe.backends.caffe2.proto import caffe2_pb2
 from unframe.backends.caffe2.runtime import CAFFE2_OPS, Workspace, caffe2_op, run_net
 from unframe.backends.caffe2.weights import random_init_net
@@ -230,6 +230,7 @@ def test_zoo_nets_run_with_random_weights(name: str) -> None:
     assert len(filled) == len(set(filled))
     assert set(filled) == needed - set(model.value_info)
     ((input_name, (_, dims)),) = model.value_info.items()
+    assert data_inputs(model.predict_net, init) == [input_name]
     x = np.random.default_rng(1).standard_normal(dims).astype(np.float32)
     out = run_net(model.predict_net, init, {input_name: x})
     (result,) = out.values()

@@ -9,6 +9,7 @@ import pytest
 
 from unframe.backends.caffe2.netdef import (
     Caffe2Model,
+    data_inputs,
     parse_netdef,
     read_model,
     read_netdef,
@@ -173,6 +174,7 @@ def test_lenet_fixture_structure() -> None:
     assert model.init_net is not None
     assert {op.type for op in model.init_net.op} == {"GivenTensorFill"}
     assert model.value_info == {}
+    assert data_inputs(model.predict_net, model.init_net) == ["1"]
 
 
 @needs_fixtures
@@ -184,6 +186,7 @@ def test_mtcnn_fixture_structure() -> None:
     filled = {out for op in model.init_net.op for out in op.output}
     # Every parameter, and a placeholder for the data input that feeding replaces.
     assert filled == set(model.predict_net.external_input)
+    assert data_inputs(model.predict_net, model.init_net) == ["data"]
 
 
 @needs_fixtures
@@ -196,6 +199,7 @@ def test_zoo_fixtures_read_without_weights(name: str, tmp_path: Path) -> None:
     ((input_name, (elem_type, dims)),) = model.value_info.items()
     assert (elem_type, dims) == (1, [1, 3, 224, 224])
     assert input_name == model.predict_net.op[0].input[0]
+    assert input_name in data_inputs(model.predict_net, None)  # with every weight
     # Copying the text net to binary and back keeps it intact.
     write_model(model, tmp_path)
     assert read_model(tmp_path, allow_missing_init=True).predict_net == model.predict_net
