@@ -74,11 +74,20 @@ class Caffe2Framework(Framework):
         inputs: Mapping[str, np.ndarray],
         options: ConvertOptions | None = None,
     ) -> dict[str, np.ndarray]:
+        """Exports ``model`` and runs it on the executor.
+
+        Graph inputs that only feed parameter slots (axes, pads, k, repeats...), which Caffe2
+        holds as op arguments, are bound to the arrays given for them first; see
+        ``unframe.backends.caffe2.export.binding``.
+        """
+        from unframe.backends.caffe2.export.binding import bind_parameter_inputs
+
+        model, feeds, _ = bind_parameter_inputs(model, inputs)
         with tempfile.TemporaryDirectory(prefix="unframe-caffe2-") as tmp:
             path = Path(tmp) / "model.caffe2"
             path.mkdir()
             self.save(model, path, options or ConvertOptions())
-            return self.run(path, inputs)
+            return self.run(path, feeds)
 
     def runtime_unavailable(self) -> str | None:
         return None if self.is_installed() else "protobuf is not installed"

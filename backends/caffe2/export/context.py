@@ -101,6 +101,8 @@ class ExportContext:
         self._names: dict[ir.Value, str] = {}
         self._taken: set[str] = set()
         self._consts: dict[ir.Value, np.ndarray] = {}
+        self._shapes: dict[ir.Value, tuple[int, ...] | None] = {}
+        self._folding_depth = 0
         self._counter = 0
         for value in _all_values(model.graph):
             if value.name:
@@ -196,6 +198,17 @@ class ExportContext:
             self.predict.external_input.append(blob)
         return blob
 
+    def constant_output(self, array: np.ndarray, node: ir.Node, index: int = 0) -> None:
+        """Writes a node output that is known before running.
+
+        A graph output must be written by the predict net, so it gets a Copy of the filled blob.
+        """
+        value = node.outputs[index]
+        if value in self.model.graph.outputs:
+            self.emit("Copy", [self.constant(array, "const")], [self.blob(value)])
+        else:
+            self.constant(array, name=self.blob(value))
+
     def scalar(self, value: float | int | bool, like: ir.Value | ir.DataType | None) -> str:
         """A 0-d constant of ``like``'s element type."""
         dtype = like if isinstance(like, ir.DataType) else self.dtype(like)
@@ -204,7 +217,12 @@ class ExportContext:
 
     # -- what is known about values --------------------------------------------------------------
     def const(self, value: ir.Value | None) -> np.ndarray | None:
-        """The value's data where it is known before running: initializer or Constant node."""
+        """The value's data where it is known before running.
+
+        Initializers and Constant nodes, and small shape computations on them (``Shape`` of a
+        statically shaped value, then Gather, Concat, arithmetic...), folded here with
+        ``onnx.reference`` so that converters see the shapes and axes they compute.
+        """
         if value is None:
             return None
         if value in self._consts:
@@ -214,15 +232,44 @@ class ExportContext:
             array = np.asarray(value.const_value.numpy())
         else:
             producer = value.producer()
-            if (
-                producer is not None
-                and producer.op_type == "Constant"
-                and producer.domain in ("", "ai.onnx")
-            ):
-                array = constant_node_value(producer)
+            if producer is not None and producer.domain in ("", "ai.onnx"):
+                if producer.op_type == "Constant":
+                    array = constant_node_value(producer)
+                else:
+                    array = self._fold(producer, value)
         if array is not None:
             self._consts[value] = array
         return array
+
+    def _fold(self, node: ir.Node, value: ir.Value) -> np.ndarray | None:
+        if node.op_type == "Shape":
+            shape = self.shape(node.inputs[0])
+            if shape is None:
+                return None
+            start = _int_attr(node, "start", 0)
+            end = _int_attr(node, "end", len(shape))
+            return np.array(shape[slice(start, end)], dtype=np.int64)
+        if node.op_type == "Size":
+            shape = self.shape(node.inputs[0])
+            return None if shape is None else np.array(int(np.prod(shape)), dtype=np.int64)
+        if node.op_type not in _FOLDABLE or self._folding_depth > 50:
+            return None
+        self._folding_depth += 1
+        try:
+            inputs = [self.const(v) if v is not None else None for v in node.inputs]
+        finally:
+            self._folding_depth -= 1
+        if any(a is None for a, v in zip(inputs, node.inputs, strict=True) if v is not None):
+            return None
+        if any(a is not None and a.size > _FOLD_LIMIT for a in inputs):
+            return None
+        results = _evaluate(node, inputs, self.opset)
+        if results is None:
+            return None
+        for output, result in zip(node.outputs, results, strict=False):
+            if output is not value and output is not None:
+                self._consts[output] = result
+        return results[list(node.outputs).index(value)]
 
     def const_ints(self, value: ir.Value | None) -> list[int] | None:
         array = self.const(value)
@@ -232,23 +279,67 @@ class ExportContext:
         """The static shape of ``value``, or None where some dim is unknown."""
         if value is None:
             return None
-        const = self.const(value)
+        if value in self._shapes:
+            return self._shapes[value]
+        result = self._known_shape(value)
+        if result is None and self._folding_depth <= 50:
+            self._folding_depth += 1
+            try:
+                result = self._node_shape(value)
+            finally:
+                self._folding_depth -= 1
+        self._shapes[value] = result
+        return result
+
+    def _known_shape(self, value: ir.Value) -> tuple[int, ...] | None:
+        if value.const_value is not None:
+            return tuple(value.const_value.shape.numpy())
+        if value.shape is not None and _static(value.shape) is not None:
+            return _static(value.shape)
+        inferred = self.inferred.get(value.name or "")
+        if inferred is not None and inferred.shape is not None and _static(inferred.shape):
+            return _static(inferred.shape)
+        producer = value.producer()
+        if producer is not None and producer.op_type == "Constant":
+            const = self.const(value)
+            return None if const is None else tuple(const.shape)
+        return None
+
+    def _node_shape(self, value: ir.Value) -> tuple[int, ...] | None:
+        """ONNX's per-node inference, fed the static shapes and folded values found here."""
+        node = value.producer()
+        if node is None or node.domain not in ("", "ai.onnx"):
+            return None
+        const = self.const(value) if node.op_type in _FOLDABLE else None
         if const is not None:
             return tuple(const.shape)
-        dims: Any = value.shape
-        if dims is None and value.name in self.inferred:
-            dims = self.inferred[value.name].shape
-        if dims is None:
+        types: dict[str, onnx.TypeProto] = {}
+        data: dict[str, onnx.TensorProto] = {}
+        for v in node.inputs:
+            if v is None or not v.name:
+                continue
+            dtype = self.dtype(v)
+            shape = self.shape(v)
+            if dtype is None:
+                return None
+            types[v.name] = onnx.helper.make_tensor_type_proto(int(dtype), shape)
+            folded = self.const(v)
+            if folded is not None and folded.size <= _FOLD_LIMIT:
+                data[v.name] = onnx.numpy_helper.from_array(np.asarray(folded), v.name)
+        try:
+            schema = onnx.defs.get_schema(node.op_type, self.opset, "")
+            proto = ir.serde.serialize_node(node)
+            opsets = [onnx.helper.make_opsetid("", self.opset)]
+            out = onnx.shape_inference.infer_node_outputs(schema, proto, types, data, None, opsets)
+        except Exception:  # noqa: BLE001 - no inference means "unknown", never an error
             return None
-        result = []
-        for dim in dims:
-            if not isinstance(dim, int):
-                inferred = self.inferred.get(value.name or "")
-                if inferred is None or inferred.shape is None:
-                    return None
-                return _static(inferred.shape)
-            result.append(dim)
-        return tuple(result)
+        type_proto = out.get(value.name or "")
+        if type_proto is None or not type_proto.tensor_type.HasField("shape"):
+            return None
+        dims = type_proto.tensor_type.shape.dim
+        if not all(d.HasField("dim_value") for d in dims):
+            return None
+        return tuple(int(d.dim_value) for d in dims)
 
     def rank(self, value: ir.Value | None) -> int | None:
         if value is None:
@@ -258,8 +349,8 @@ class ExportContext:
         inferred = self.inferred.get(value.name or "")
         if inferred is not None and inferred.shape is not None:
             return len(inferred.shape)
-        const = self.const(value)
-        return None if const is None else const.ndim
+        shape = self.shape(value)
+        return None if shape is None else len(shape)
 
     def dtype(self, value: ir.Value | None) -> ir.DataType | None:
         if value is None:
@@ -299,6 +390,46 @@ class ExportContext:
             op_type=node.op_type if node is not None else None,
             opset=self.opset,
         )
+
+
+#: Ops folded at export time when all their inputs are known (shape arithmetic, mostly).
+_FOLDABLE = frozenset({
+    "Add", "Sub", "Mul", "Div", "Neg", "Abs", "Cast", "CastLike", "Concat", "Gather", "Slice",
+    "Squeeze", "Unsqueeze", "Reshape", "Identity", "Equal", "Less", "Greater", "Where", "Not",
+    "Max", "Min", "ReduceProd", "ReduceSum", "ReduceMax", "ReduceMin", "Range", "Expand",
+    "ConstantOfShape", "Floor", "Ceil", "Sign", "Mod", "Tile", "Transpose", "Flatten", "Size",
+    "Shape", "And", "Or", "Clip", "Sqrt",
+})  # fmt: skip
+#: Larger tensors are left for the runtime; folding is for small shape and index tensors.
+_FOLD_LIMIT = 4096
+
+
+def _int_attr(node: ir.Node, name: str, default: int) -> int:
+    attr = node.attributes.get(name)
+    return default if attr is None else int(attr.as_int())  # type: ignore[union-attr]
+
+
+def _evaluate(node: ir.Node, inputs: list[np.ndarray | None], opset: int) -> list[np.ndarray] | None:
+    """Runs one node on known inputs with onnx.reference; None where that fails."""
+    from onnx.reference import ReferenceEvaluator
+
+    try:
+        proto = ir.serde.serialize_node(node)
+        names = [n if n else "" for n in proto.input]
+        feeds = {n: a for n, a in zip(names, inputs, strict=True) if n and a is not None}
+        graph = onnx.helper.make_graph(
+            [proto], "fold",
+            [onnx.helper.make_tensor_value_info(n, onnx.helper.np_dtype_to_tensor_dtype(a.dtype), a.shape) for n, a in feeds.items()],
+            [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in proto.output if o],
+        )  # fmt: skip
+        model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
+        results = ReferenceEvaluator(model).run(None, feeds)
+    except Exception:  # noqa: BLE001 - a fold that fails is left to the runtime
+        return None
+    arrays = [np.asarray(r) for r in results]
+    if any(a.size > _FOLD_LIMIT for a in arrays):
+        return None
+    return arrays
 
 
 def constant_node_value(node: ir.Node) -> np.ndarray | None:

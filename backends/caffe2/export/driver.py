@@ -5,12 +5,14 @@ from __future__ import annotations
 import onnx_ir as ir
 
 from unframe.backends.caffe2.export.context import (
+    CAFFE2_DTYPES,
     FRAMEWORK,
     Converter,
     ExportContext,
     ExportedNets,
     infer_shapes,
 )
+from unframe.backends.caffe2.export.binding import parameter_inputs
 from unframe.backends.caffe2.export.registry import ops
 from unframe.shared_ir.errors import ConversionError, UnsupportedOp, UnsupportedOpsError
 from unframe.shared_ir.op_registry import OpRegistry
@@ -26,7 +28,7 @@ def export_registry() -> OpRegistry[Converter]:
     return ops
 
 
-def export_model(model: ir.Model, *, collect_only: bool = False) -> ExportedNets:
+def export_model(model: ir.Model) -> ExportedNets:
     """Converts ``model`` to Caffe2's predict and init nets.
 
     Every node is converted even after one fails, so that one ``UnsupportedOpsError`` lists them
@@ -34,7 +36,6 @@ def export_model(model: ir.Model, *, collect_only: bool = False) -> ExportedNets
 
     Args:
         model: the model; its main graph must hold standard ONNX ops only.
-        collect_only: accepted for symmetry with ``unsupported``; export always runs fully.
 
     Raises:
         UnsupportedOpsError: ops without a converter, or that Caffe2 cannot express as given.
@@ -50,12 +51,25 @@ def export_model(model: ir.Model, *, collect_only: bool = False) -> ExportedNets
 
 
 def unsupported(model: ir.Model) -> list[UnsupportedOp]:
-    """Every node the backend cannot export: missing converters, then failing conversions."""
+    """Every node the backend cannot export: missing converters, then failing conversions.
+
+    A node fed by a graph input that only holds op parameters (axes, pads...) is left out of the
+    dry run's findings: whether it converts depends on the value given for that input (see
+    ``binding``), and ``export_model`` checks it again once the value is bound.
+    """
     registry = export_registry()
     missing = registry.unsupported_nodes(model)
     if missing:
         return missing
-    return _convert(model, registry)[1]
+    bindable = set(parameter_inputs(model))
+    by_name = {node.name: node for node in model.graph}
+    failures = []
+    for failure in _convert(model, registry)[1]:
+        node = by_name.get(failure.node)
+        if node is not None and any(v is not None and v.name in bindable for v in node.inputs):
+            continue
+        failures.append(failure)
+    return failures
 
 
 def _convert(
@@ -67,6 +81,9 @@ def _convert(
     for value in graph.inputs:
         if value.const_value is None:
             ctx.predict.external_input.append(ctx.blob(value))
+            reason = _not_a_caffe2_tensor(value)
+            if reason:
+                failures.append(UnsupportedOp(value.name or "", "graph input", reason=reason))
     for value in graph.initializers.values():
         if value.const_value is None:
             continue
@@ -82,6 +99,10 @@ def _convert(
         try:
             if converter is None:
                 raise ctx.error("no converter")
+            for value in [*node.inputs, *node.outputs]:
+                reason = _not_a_caffe2_tensor(value) if value is not None else None
+                if reason:
+                    raise ctx.error(reason)
             converter(node, ctx)
         except ConversionError as error:
             failures.append(_failure(node, opset, error.message))
@@ -91,6 +112,15 @@ def _convert(
     for value in graph.outputs:
         ctx.predict.external_output.append(ctx.blob(value))
     return ctx, failures
+
+
+def _not_a_caffe2_tensor(value: ir.Value) -> str | None:
+    """Why ``value`` cannot be a Caffe2 blob (sequences, optionals, types Caffe2 lacks)."""
+    if value.type is not None and not isinstance(value.type, ir.TensorType):
+        return f"{value.name!r} is a {type(value.type).__name__}; Caffe2 blobs are tensors"
+    if value.dtype is not None and value.dtype not in CAFFE2_DTYPES:
+        return f"{value.name!r} is {value.dtype.name}, an element type Caffe2 does not have"
+    return None
 
 
 def _failure(node: ir.Node, opset: int, reason: str) -> UnsupportedOp:

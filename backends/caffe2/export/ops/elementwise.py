@@ -252,3 +252,15 @@ def prelu_v9(node: ir.Node, ctx: ExportContext) -> None:
     negative = ctx.temp("Negative", [ctx.temp("Relu", [ctx.temp("Negative", [blob])])])
     scaled = ctx.temp("Mul", [ctx.blob(slope), negative])
     ctx.emit("Add", [positive, scaled], [ctx.output(node)])
+
+
+@ops.register("SwiGLU", since=28)
+def swiglu_v28(node: ir.Node, ctx: ExportContext) -> None:
+    gate_in, value = ctx.input(node, 0), ctx.input(node, 1)
+    alpha = attr_float(node, "alpha", 1.0)
+    if alpha == 1.0:
+        gate = ctx.temp("Swish", [gate_in], "gate")
+    else:
+        scaled = ctx.temp("Scale", [gate_in], "scaled", scale=alpha)
+        gate = ctx.temp("Mul", [gate_in, ctx.temp("Sigmoid", [scaled])], "gate")
+    ctx.emit("Mul", [gate, value], [ctx.output(node)])

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import onnx_ir as ir
 
-from unframe.backends.caffe2.export.context import ExportContext
+from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
 from unframe.backends.caffe2.export.ops._common import (
     attr_float,
     attr_int,
@@ -177,6 +177,25 @@ def global_max_pool_v1(node: ir.Node, ctx: ExportContext) -> None:
     ctx.emit("MaxPool", [ctx.input(node, 0)], [ctx.output(node)], global_pooling=1, order="NCHW")
 
 
+@ops.register("RMSNormalization", since=23)
+def rms_normalization_v23(node: ir.Node, ctx: ExportContext) -> None:
+    x = node.inputs[0]
+    rank = ctx.need_rank(x)
+    axis = normalize_axis(ctx, attr_int(node, "axis", -1), rank)
+    blob = ctx.blob(x)
+    dtype = ctx.dtype(x)
+    if attr_int(node, "stash_type", 1) == 1 and dtype not in (ir.DataType.FLOAT, ir.DataType.DOUBLE):
+        blob = ctx.temp("Cast", [blob], "x32", to=1)
+    squares = ctx.temp("Sqr", [blob])
+    mean = ctx.temp("ReduceMean", [squares], "mean", axes=list(range(axis, rank)), keepdims=1)
+    eps_type = ir.DataType.FLOAT if blob != ctx.blob(x) else dtype
+    rms = ctx.temp("Sqrt", [ctx.temp("Add", [mean, ctx.scalar(attr_float(node, "epsilon", 1e-5), eps_type)])])
+    normed = ctx.temp("Div", [blob, rms], "normed")
+    if blob != ctx.blob(x) and dtype is not None:
+        normed = ctx.temp("Cast", [normed], "normed", to=caffe2_dtype(dtype))
+    ctx.emit("Mul", [normed, ctx.input(node, 1)], [ctx.output(node)])
+
+
 def _only_first_output(node: ir.Node, ctx: ExportContext, what: str) -> None:
     for output in node.outputs[1:]:
         if output is not None and (output.uses() or output in ctx.model.graph.outputs):
@@ -202,18 +221,31 @@ def instance_normalization_v6(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("LayerNormalization", since=17)
 def layer_normalization_v17(node: ir.Node, ctx: ExportContext) -> None:
-    _only_first_output(node, ctx, "LayerNormalization's Mean and InvStdDev outputs")
-    rank = ctx.need_rank(node.inputs[0])
+    x = node.inputs[0]
+    rank = ctx.need_rank(x)
     axis = normalize_axis(ctx, attr_int(node, "axis", -1), rank)
     epsilon = attr_float(node, "epsilon", 1e-5)
+    if attr_int(node, "stash_type", 1) != 1 and ctx.dtype(x) != ir.DataType.DOUBLE:
+        raise ctx.error("stash_type other than float32 has no Caffe2 equivalent")
     normed = ctx.fresh("normed")
     mean, std = ctx.fresh("mean"), ctx.fresh("std")
-    ctx.emit("LayerNorm", [ctx.input(node, 0)], [normed, mean, std], axis=axis, epsilon=epsilon)
+    ctx.emit("LayerNorm", [ctx.blob(x)], [normed, mean, std], axis=axis, epsilon=epsilon)
     if ctx.has_input(node, 2):
         scaled = ctx.temp("Mul", [normed, ctx.input(node, 1)], "scaled")
         ctx.emit("Add", [scaled, ctx.input(node, 2)], [ctx.output(node)])
     else:
         ctx.emit("Mul", [normed, ctx.input(node, 1)], [ctx.output(node)])
+    # Caffe2 writes mean and std shaped [d0..d(axis-1), 1]; ONNX keeps every reduced dim as 1.
+    stats = [(1, mean, False), (2, std, True)]
+    for index, blob, invert in stats:
+        if index < len(node.outputs) and node.outputs[index] is not None:
+            shape = ctx.shape(node.outputs[index])
+            if shape is None:
+                leading = ctx.need_shape(x, "for the statistics' shape")[:axis]
+                shape = tuple(leading) + (1,) * (rank - axis)
+            if invert:
+                blob = ctx.temp("Reciprocal", [blob], "inv_std")
+            reshape(ctx, blob, list(shape), ctx.output(node, index))
 
 
 def _group_norm(node: ir.Node, ctx: ExportContext, scale: str, bias: str) -> None:
@@ -370,3 +402,40 @@ def mean_variance_normalization_v9(node: ir.Node, ctx: ExportContext) -> None:
     std = ctx.temp("Sqrt", [variance], "std")
     eps = ctx.scalar(1e-9, node.inputs[0])
     ctx.emit("Div", [centered, ctx.temp("Add", [std, eps])], [ctx.output(node)])
+
+
+@ops.register("Hardmax", since=13)
+def hardmax_v13(node: ir.Node, ctx: ExportContext) -> None:
+    _hardmax(node, ctx, attr_int(node, "axis", -1), coerce=False)
+
+
+@ops.register("Hardmax", since=1, until=12)
+def hardmax_v1(node: ir.Node, ctx: ExportContext) -> None:
+    _hardmax(node, ctx, attr_int(node, "axis", 1), coerce=True)
+
+
+def _hardmax(node: ir.Node, ctx: ExportContext, axis: int, *, coerce: bool) -> None:
+    # one_hot(argmax) over rows; ArgMax takes the first of equal values, as Hardmax does.
+    x = node.inputs[0]
+    shape = ctx.need_shape(x, "for the one-hot depth")
+    rank = len(shape)
+    axis = normalize_axis(ctx, axis, rank)
+    blob = ctx.blob(x)
+    perm = list(range(rank))
+    if not coerce and axis != rank - 1:
+        perm[axis], perm[-1] = perm[-1], perm[axis]
+        blob = ctx.temp("Transpose", [blob], "moved", axes=perm)
+    moved_shape = [shape[p] for p in perm]
+    split = axis if coerce else rank - 1
+    depth = int(np.prod(moved_shape[split:]))
+    rows = reshape(ctx, blob, [-1, depth])
+    index = ctx.temp("ArgMax", [rows], "index", axis=1, keepdims=0)
+    hot = ctx.temp("OneHot", [index, ctx.constant(np.array([depth], dtype=np.int64), "depth")], "hot")
+    dtype = ctx.dtype(x) or ir.DataType.FLOAT
+    if dtype != ir.DataType.FLOAT:
+        hot = ctx.temp("Cast", [hot], "hot", to=caffe2_dtype(dtype))
+    if perm == list(range(rank)):
+        reshape(ctx, hot, list(shape), ctx.output(node))
+        return
+    back = reshape(ctx, hot, moved_shape)
+    ctx.emit("Transpose", [back], [ctx.output(node)], axes=perm)

@@ -21,21 +21,26 @@ from unframe.backends.caffe2.export.registry import ops
 @ops.register("Constant", since=1)
 def constant_v1(node: ir.Node, ctx: ExportContext) -> None:
     array = ctx.need_const(node.outputs[0], "the Constant's value (sparse or string values)")
-    ctx.constant(array, name=ctx.output(node))
+    ctx.constant_output(array, node)
 
 
 @ops.register("Reshape", since=5)
 def reshape_v5(node: ir.Node, ctx: ExportContext) -> None:
     shape = ctx.const_ints(node.inputs[1])
-    allow_zero = attr_int(node, "allowzero", 0)
+    out_shape = ctx.shape(node.outputs[0])
+    if out_shape is not None and 0 in out_shape:
+        # An empty result: Caffe2's Reshape reads a 0 as "copy this dim", so fill it instead.
+        dtype = ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT
+        ctx.constant_output(np.zeros(out_shape, dtype=dtype.numpy()), node)
+        return
+    if attr_int(node, "allowzero", 0) and (shape is None or 0 in shape):
+        # Caffe2 reads a 0 as "copy this dim"; with allowzero the static output shape is exact.
+        out = ctx.need_shape(node.outputs[0], "for allowzero=1 with a zero or run-time shape")
+        reshape(ctx, ctx.input(node, 0), list(out), ctx.output(node))
+        return
     if shape is None:
-        if allow_zero:
-            raise ctx.error("allowzero=1 with a run-time shape has no Caffe2 equivalent")
         reshape(ctx, ctx.input(node, 0), ctx.input(node, 1), ctx.output(node))
         return
-    if allow_zero and 0 in shape:
-        out = ctx.need_shape(node.outputs[0], "for allowzero=1 with a zero dim")
-        shape = list(out)
     reshape(ctx, ctx.input(node, 0), shape, ctx.output(node))
 
 
@@ -252,6 +257,9 @@ def shape_v1(node: ir.Node, ctx: ExportContext) -> None:
     rank = ctx.need_rank(node.inputs[0])
     stop = rank if end is None else attr_int(node, "end", rank)
     axes = list(range(rank))[slice(start, stop)]
+    if not axes:
+        ctx.constant_output(np.zeros(0, dtype=np.int64), node)
+        return
     ctx.emit("Shape", [ctx.input(node, 0)], [ctx.output(node)], axes=axes)
 
 
@@ -268,7 +276,7 @@ def constant_of_shape_v9(node: ir.Node, ctx: ExportContext) -> None:
         value = np.zeros(1, dtype=np.float32)
     shape = ctx.const_ints(node.inputs[0])
     if shape is not None:
-        ctx.constant(np.full(shape, value[0], dtype=value.dtype), name=ctx.output(node))
+        ctx.constant_output(np.full(shape, value[0], dtype=value.dtype), node)
         return
     dtype = ir.DataType.from_numpy(value.dtype)
     fill: float | int = float(value[0]) if dtype.is_floating_point() else int(value[0])
@@ -367,10 +375,12 @@ def _resize(
         integral = float(height).is_integer() and float(width).is_integer()
         floor_like = transform == "asymmetric" and nearest == "floor"
         # With whole scale factors half_pixel + round_prefer_floor picks the same pixels.
-        centered = transform in ("half_pixel", "pytorch_half_pixel") and nearest in (
-            "round_prefer_floor", "floor",
-        ) and integral  # fmt: skip
-        if floor_like or centered or (integral and transform == "asymmetric"):
+        centered = (
+            transform in ("half_pixel", "pytorch_half_pixel")
+            and nearest == "round_prefer_floor"
+            and integral
+        )
+        if floor_like or centered:
             ctx.emit(
                 "ResizeNearest", [x], [out], height_scale=height, width_scale=width, order="NCHW"
             )
@@ -463,7 +473,9 @@ def space_to_depth_v1(node: ir.Node, ctx: ExportContext) -> None:
     n, c, h, w = ctx.need_shape(node.inputs[0], "to rearrange it")
     b = attr_int(node, "blocksize", 1)
     grouped = reshape(ctx, ctx.input(node, 0), [n, c, h // b, b, w // b, b])
-    moved = ctx.temp("Transpose", [grouped], "moved", axes=[0, 3, 5, 1, 2, 4])
+    crd = attr_str(node, "mode", "DCR") == "CRD"
+    perm = [0, 1, 3, 5, 2, 4] if crd else [0, 3, 5, 1, 2, 4]
+    moved = ctx.temp("Transpose", [grouped], "moved", axes=perm)
     reshape(ctx, moved, [n, c * b * b, h // b, w // b], ctx.output(node))
 
 
@@ -491,19 +503,22 @@ def top_k_v10(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("Trilu", since=14)
 def trilu_v14(node: ir.Node, ctx: ExportContext) -> None:
-    shape = ctx.need_shape(node.inputs[0], "to build the triangle mask")
-    k = 0
-    if ctx.has_input(node, 1):
-        k = int(ctx.need_const(node.inputs[1], "k"))
+    x = node.inputs[0]
+    shape = ctx.need_shape(x, "to build the triangle mask")
     rows, cols = shape[-2], shape[-1]
     upper = attr_int(node, "upper", 1)
-    grid = np.arange(cols)[None, :] - np.arange(rows)[:, None]
-    mask = grid >= k if upper else grid <= k
-    full = np.broadcast_to(mask, shape).copy()
-    ctx.emit(
-        "Where", [ctx.constant(full, "mask"), ctx.input(node, 0), zeros_like(ctx, node.inputs[0])],
-        [ctx.output(node)],
-    )  # fmt: skip
+    # Column minus row for each position; the triangle is where it is >= k (upper) or <= k.
+    offsets = (np.arange(cols)[None, :] - np.arange(rows)[:, None]).astype(np.int64)
+    k = ctx.const(node.inputs[1]) if ctx.has_input(node, 1) else np.array(0)
+    if k is not None:
+        mask = offsets >= int(k) if upper else offsets <= int(k)
+        mask_blob = ctx.constant(np.broadcast_to(mask, shape).copy(), "mask")
+    else:
+        compare = "GE" if upper else "LE"
+        small = ctx.temp(compare, [ctx.constant(offsets, "offsets"), ctx.input(node, 1)], "mask")
+        shape_blob = ctx.constant(np.array(shape, dtype=np.int64), "shape")
+        mask_blob = ctx.temp("Expand", [small, shape_blob], "mask")
+    ctx.emit("Where", [mask_blob, ctx.blob(x), zeros_like(ctx, x)], [ctx.output(node)])
 
 
 @ops.register("EyeLike", since=9)
@@ -518,4 +533,4 @@ def eye_like_v9(node: ir.Node, ctx: ExportContext) -> None:
     if dtype is None:
         raise ctx.error("needs the element type")
     eye = np.eye(rows, cols, k=attr_int(node, "k", 0), dtype=dtype.numpy())
-    ctx.constant(eye, name=ctx.output(node))
+    ctx.constant_output(eye, node)

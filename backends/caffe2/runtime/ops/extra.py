@@ -1,0 +1,151 @@
+"""Caffe2 operators the export backend emits that the core executor modules do not implement.
+
+Each follows its Caffe2 operator schema. Registration is skipped where an executor module already
+provides the op, so the core modules can grow without a duplicate-registration error here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from unframe.backends.caffe2.runtime.ops.math import binary_operands
+from unframe.backends.caffe2.runtime.registry import (
+    CAFFE2_OPS,
+    OpContext,
+    OpFunction,
+    caffe2_op,
+    canonical_axis,
+)
+
+
+def _provide(*op_types: str) -> Callable[[OpFunction], OpFunction]:
+    """``caffe2_op`` for the op types no other executor module registered."""
+    missing = tuple(t for t in op_types if t not in CAFFE2_OPS)
+    if not missing:
+        return lambda function: function
+    return caffe2_op(*missing)
+
+
+@_provide("Expand")
+def expand(ctx: OpContext) -> list[np.ndarray]:
+    # Caffe2: the result of numpy.array(X) * numpy.ones(shape), without the multiplication.
+    x, shape = ctx.input(0), ctx.input(1)
+    dims = [int(d) for d in np.asarray(shape).reshape(-1)]
+    target = np.broadcast_shapes(x.shape, tuple(dims))
+    return [np.broadcast_to(x, target).copy()]
+
+
+def _bitwise(function: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> OpFunction:
+    def run(ctx: OpContext) -> list[np.ndarray]:
+        a, b = binary_operands(ctx)
+        if a.dtype != b.dtype:
+            raise ctx.error(f"inputs have different types: {a.dtype} and {b.dtype}")
+        if not (np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_):
+            raise ctx.error(f"expects integer or bool inputs, got {a.dtype}")
+        return [function(a, b).astype(a.dtype)]
+
+    return run
+
+
+_provide("BitwiseAnd")(_bitwise(np.bitwise_and))
+_provide("BitwiseOr")(_bitwise(np.bitwise_or))
+_provide("BitwiseXor")(_bitwise(np.bitwise_xor))
+
+
+@_provide("NormalizeL1")
+def normalize_l1(ctx: OpContext) -> list[np.ndarray]:
+    x = ctx.input(0)
+    axis = canonical_axis(ctx, ctx.arg_int("axis", -1), x.ndim)
+    norm = np.sum(np.abs(x), axis=axis, keepdims=True)
+    # Caffe2 leaves a slice whose norm is zero as it is.
+    safe = np.where(norm == 0, 1, norm).astype(x.dtype)
+    return [(x / safe).astype(x.dtype)]
+
+
+@_provide("Mish")
+def mish(ctx: OpContext) -> list[np.ndarray]:
+    x = ctx.input(0)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ctx.error(f"expects a floating-point input, got {x.dtype}")
+    return [(x * np.tanh(np.logaddexp(0, x))).astype(x.dtype)]
+
+
+@_provide("Range")
+def range_(ctx: OpContext) -> list[np.ndarray]:
+    values = [np.asarray(ctx.input(i)) for i in range(ctx.num_inputs)]
+    if not 1 <= len(values) <= 3 or any(v.size != 1 for v in values):
+        raise ctx.error("takes one to three scalar inputs: [start,] stop[, step]")
+    dtype = values[0].dtype
+    if any(v.dtype != dtype for v in values):
+        raise ctx.error("start, stop and step must have one type")
+    scalars = [v.reshape(()) for v in values]
+    start, stop, step = (
+        (np.zeros((), dtype), scalars[0], np.ones((), dtype)) if len(scalars) == 1 else
+        (scalars[0], scalars[1], np.ones((), dtype)) if len(scalars) == 2 else tuple(scalars)
+    )  # fmt: skip
+    if step == 0:
+        raise ctx.error("step must not be 0")
+    count = max(int(math.ceil((float(stop) - float(start)) / float(step))), 0)
+    return [(start + np.arange(count, dtype=dtype) * step).astype(dtype)]
+
+
+@_provide("OneHot")
+def one_hot(ctx: OpContext) -> list[np.ndarray]:
+    indices, size = ctx.input(0), ctx.input(1)
+    depth = int(np.asarray(size).reshape(-1)[0])
+    flat = np.asarray(indices).reshape(-1).astype(np.int64)
+    if ((flat < 0) | (flat >= depth)).any():
+        raise ctx.error(f"an index is outside [0, {depth})")
+    out = np.zeros((flat.size, depth), dtype=np.float32)
+    out[np.arange(flat.size), flat] = 1
+    return [out]
+
+
+@_provide("PadImage")
+def pad_image(ctx: OpContext) -> list[np.ndarray]:
+    x = ctx.input(0)
+    if x.ndim != 4:
+        raise ctx.error(f"expects a 4-D input, got {x.ndim}-D")
+    pad = ctx.arg_int("pad", 0)
+    t, l, b, r = (ctx.arg_int(k, pad) for k in ("pad_t", "pad_l", "pad_b", "pad_r"))  # noqa: E741
+    pads = ctx.arg_ints("pads")
+    if pads:
+        t, l, b, r = pads  # noqa: E741
+    spatial = ((t, b), (l, r))
+    widths = ((0, 0), (0, 0), *spatial) if ctx.order() == "NCHW" else ((0, 0), *spatial, (0, 0))
+    mode = ctx.arg_str("mode", "constant")
+    if mode == "constant":
+        return [np.pad(x, widths, mode="constant", constant_values=ctx.arg_float("value", 0.0))]
+    if mode in ("reflect", "edge"):
+        return [np.pad(x, widths, mode=mode)]
+    raise ctx.error(f"unknown mode {mode!r} (constant, reflect or edge)")
+
+
+@_provide("UpsampleBilinear")
+def upsample_bilinear(ctx: OpContext) -> list[np.ndarray]:
+    x = ctx.input(0)
+    if x.ndim != 4:
+        raise ctx.error(f"expects a 4-D NCHW input, got {x.ndim}-D")
+    height_scale, width_scale = ctx.arg_float("height_scale", 1.0), ctx.arg_float("width_scale", 1.0)
+    scales = ctx.optional_input(1)
+    if scales is not None:
+        height_scale, width_scale = (float(s) for s in np.asarray(scales).reshape(-1)[:2])
+    _, _, in_h, in_w = x.shape
+    out_h, out_w = int(in_h * height_scale), int(in_w * width_scale)
+
+    def grid(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ratio = (size_in - 1) / (size_out - 1) if size_out > 1 else 0.0
+        pos = np.arange(size_out) * ratio
+        low = np.floor(pos).astype(np.int64)
+        high = np.minimum(low + 1, size_in - 1)
+        return low, high, (pos - low).astype(x.dtype)
+
+    y0, y1, fy = grid(in_h, out_h)
+    x0, x1, fx = grid(in_w, out_w)
+    top = x[:, :, y0][:, :, :, x0] * (1 - fx) + x[:, :, y0][:, :, :, x1] * fx
+    bottom = x[:, :, y1][:, :, :, x0] * (1 - fx) + x[:, :, y1][:, :, :, x1] * fx
+    out = top * (1 - fy)[:, None] + bottom * fy[:, None]
+    return [out.astype(x.dtype)]
