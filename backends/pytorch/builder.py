@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import mmap
 import warnings
 from collections.abc import Iterable, Sequence
 
@@ -265,6 +266,16 @@ _BIT_VIEWS: dict[str, tuple[type, torch.dtype]] = {
 }
 
 
+def _memory_mapped(array: np.ndarray) -> bool:
+    base: object = array
+    while base is not None:
+        if isinstance(base, mmap.mmap | np.memmap):
+            return True
+        parent = getattr(base, "base", None)
+        base = parent if parent is not None else getattr(base, "obj", None)
+    return False
+
+
 def _tensor_from_numpy(array: np.ndarray) -> torch.Tensor:
     """Shares memory with ``array`` where torch can (writable, native byte order)."""
     if array.dtype == np.object_ or array.dtype.kind in "SUO":
@@ -272,7 +283,8 @@ def _tensor_from_numpy(array: np.ndarray) -> torch.Tensor:
     bit_view = _BIT_VIEWS.get(array.dtype.name)
     if bit_view is not None:
         return _tensor_from_numpy(array.view(bit_view[0])).view(bit_view[1])
-    if not array.flags.writeable or not array.dtype.isnative:
+    if not array.dtype.isnative or _memory_mapped(array):
+        # Read-only mappings cannot back trainable parameters: one copy.
         array = np.array(array, dtype=array.dtype.newbyteorder("="))
     if array.ndim == 0 or not array.flags.c_contiguous:
         array = np.ascontiguousarray(array)

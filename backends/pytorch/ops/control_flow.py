@@ -91,7 +91,9 @@ def _while_loop(
 
     def iterate(step: torch.Tensor, keep: torch.Tensor, *values: torch.Tensor) -> Any:
         outputs = body(step, keep, *values, *captured)
-        return (step + 1, outputs[0].reshape(()).bool(), *outputs[1 : 1 + len(values)])
+        # while_loop rejects outputs that alias inputs (an Identity body): clone them.
+        carried_out = [v.clone() for v in outputs[1 : 1 + len(values)]]
+        return (step + 1, outputs[0].reshape(()).bool().clone(), *carried_out)
 
     result = while_loop(condition, iterate, (start, keep, *carried))
     return tuple(result[2:])
