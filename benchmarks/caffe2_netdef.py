@@ -1,0 +1,128 @@
+"""Caffe2 NetDef import and export of a ResNet-50-sized net against the physical floor.
+
+The floor is writing and reading the same bytes of weights as raw files. Each phase runs in its own
+process so that its peak memory (max RSS above the process's baseline after imports) is its own.
+Goal (issue): import and export within 2x of the floor.
+
+    python benchmarks/caffe2_netdef.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def phase(name: str, workdir: Path) -> dict[str, float]:
+    import numpy as np
+
+    import unframe
+    from unframe.converters.framework import ConvertOptions
+    from unframe.converters.registry import get_framework
+
+    caffe2 = get_framework("caffe2")
+    onnx_path = workdir / "resnet50.onnx"
+    net_dir = workdir / "resnet50.caffe2"
+    floor_file = workdir / "weights.bin"
+    if name == "floor_write":
+        model = unframe.load(onnx_path)
+        arrays = [v.const_value.numpy() for v in model.graph.initializers.values()]
+        baseline = _rss_mib()
+        started = time.perf_counter()
+        with open(floor_file, "wb") as handle:
+            for array in arrays:
+                handle.write(np.ascontiguousarray(array).tobytes())
+    elif name == "floor_read":
+        baseline = _rss_mib()
+        started = time.perf_counter()
+        data = floor_file.read_bytes()
+        np.frombuffer(data, np.float32).sum()  # touch every byte, as a parser must
+    elif name == "export":
+        model = unframe.load(onnx_path)
+        for value in model.graph.initializers.values():
+            value.const_value.numpy()  # the ONNX load is not what we time
+        baseline = _rss_mib()
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+            out = Path(tmp) / "net.caffe2"
+            out.mkdir()
+            caffe2.save(model, out, ConvertOptions())
+    elif name == "import":
+        baseline = _rss_mib()
+        started = time.perf_counter()
+        model = caffe2.load(net_dir, ConvertOptions())
+        for value in model.graph.initializers.values():
+            value.const_value.numpy()  # materialize, as any consumer of the IR would
+    else:
+        raise SystemExit(f"unknown phase {name}")
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "peak_mib": _rss_mib() - baseline}
+
+
+def prepare(workdir: Path) -> int:
+    import torch
+
+    sys.path.insert(0, str(HERE))
+    from resnet import make_model
+
+    import unframe
+
+    module = make_model()
+    model = unframe.from_torch(module, (torch.randn(1, 3, 224, 224),))
+    unframe.save(model, workdir / "resnet50.onnx")
+    unframe.convert(workdir / "resnet50.onnx", workdir / "resnet50.caffe2", target="caffe2")
+    return sum(v.const_value.nbytes for v in model.graph.initializers.values())
+
+
+def run_phase(name: str, workdir: Path) -> dict[str, float]:
+    output = subprocess.run(
+        [sys.executable, __file__, "--phase", name, "--workdir", str(workdir)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--phase")
+    parser.add_argument("--workdir", type=Path)
+    args = parser.parse_args()
+    if args.phase:
+        print(json.dumps(phase(args.phase, args.workdir)))
+        return
+    with tempfile.TemporaryDirectory(prefix="unframe-bench-") as tmp:
+        workdir = Path(tmp)
+        weight_bytes = prepare(workdir)
+        print(f"ResNet-50: {weight_bytes / 2**20:.1f} MiB of weights")
+        results: dict[str, list[dict[str, float]]] = {}
+        for _ in range(args.repeat):
+            for name in ("floor_write", "export", "floor_read", "import"):
+                results.setdefault(name, []).append(run_phase(name, workdir))
+        median = {
+            name: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+            for name, runs in results.items()
+        }
+        for name, figures in median.items():
+            print(f"{name:12s} {figures['seconds']:.3f} s  peak +{figures['peak_mib']:.0f} MiB")
+        for step, floor in (("export", "floor_write"), ("import", "floor_read")):
+            ratio = median[step]["seconds"] / median[floor]["seconds"]
+            memory = median[step]["peak_mib"] / (weight_bytes / 2**20)
+            print(f"{step}: {ratio:.2f}x the floor's time; peak memory {memory:.2f}x the weights")
+
+
+if __name__ == "__main__":
+    main()
