@@ -25,6 +25,7 @@ PARAMETER_INPUTS: dict[str, frozenset[int]] = {
     "ReduceL2": frozenset({1}), "ReduceSumSquare": frozenset({1}),
     "ReduceLogSum": frozenset({1}), "ReduceLogSumExp": frozenset({1}),
     "ReduceProd": frozenset({1}), "CumSum": frozenset({1}), "Expand": frozenset({1}),
+    "CenterCropPad": frozenset({1}),
 }  # fmt: skip
 
 

@@ -98,6 +98,8 @@ class ExportContext:
         self.init = caffe2_pb2.NetDef(name=f"{name}_init")
         self.inferred = inferred or {}
         self.node: ir.Node | None = None
+        #: The node of each conversion failure (None for graph inputs and initializers).
+        self.failed_nodes: list[ir.Node | None] = []
         self._names: dict[ir.Value, str] = {}
         self._taken: set[str] = set()
         self._consts: dict[ir.Value, np.ndarray] = {}

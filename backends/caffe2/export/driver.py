@@ -62,14 +62,12 @@ def unsupported(model: ir.Model) -> list[UnsupportedOp]:
     if missing:
         return missing
     bindable = set(parameter_inputs(model))
-    by_name = {node.name: node for node in model.graph}
-    failures = []
-    for failure in _convert(model, registry)[1]:
-        node = by_name.get(failure.node)
-        if node is not None and any(v is not None and v.name in bindable for v in node.inputs):
-            continue
-        failures.append(failure)
-    return failures
+    ctx, failures = _convert(model, registry)
+    return [
+        failure
+        for failure, node in zip(failures, ctx.failed_nodes, strict=True)
+        if node is None or not any(v is not None and v.name in bindable for v in node.inputs)
+    ]
 
 
 def _convert(
@@ -84,6 +82,7 @@ def _convert(
             reason = _not_a_caffe2_tensor(value)
             if reason:
                 failures.append(UnsupportedOp(value.name or "", "graph input", reason=reason))
+                ctx.failed_nodes.append(None)
     for value in graph.initializers.values():
         if value.const_value is None:
             continue
@@ -91,6 +90,7 @@ def _convert(
             ctx.constant(value.const_value.numpy(), name=ctx.blob(value))
         except ConversionError as error:
             failures.append(UnsupportedOp(value.name or "", "initializer", reason=error.message))
+            ctx.failed_nodes.append(None)
     for node in graph:
         ctx.node = node
         domain = "" if node.domain in ("", "ai.onnx") else node.domain
@@ -106,8 +106,10 @@ def _convert(
             converter(node, ctx)
         except ConversionError as error:
             failures.append(_failure(node, opset, error.message))
+            ctx.failed_nodes.append(node)
         except Exception as error:  # noqa: BLE001 - reported with the node, never swallowed
             failures.append(_failure(node, opset, f"{type(error).__name__}: {error}"))
+            ctx.failed_nodes.append(node)
     ctx.node = None
     for value in graph.outputs:
         ctx.predict.external_output.append(ctx.blob(value))

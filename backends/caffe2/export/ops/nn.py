@@ -71,8 +71,10 @@ def conv_transpose_v1(node: ir.Node, ctx: ExportContext) -> None:
     spatial = len(kernel)
     strides = attr_ints(node, "strides") or [1] * spatial
     dilations = attr_ints(node, "dilations") or [1] * spatial
+    weight = ctx.input(node, 1)
     if any(d != 1 for d in dilations):
-        raise ctx.error("Caffe2's ConvTranspose has no dilation")
+        # Caffe2's ConvTranspose has no dilation: spread the kernel out with zeros instead.
+        weight, kernel = _dilated_kernel(ctx, node.inputs[1], dilations)
     adjs = attr_ints(node, "output_padding") or [0] * spatial
     output_shape = attr_ints(node, "output_shape")
     auto_pad = attr_str(node, "auto_pad", "NOTSET")
@@ -98,13 +100,38 @@ def conv_transpose_v1(node: ir.Node, ctx: ExportContext) -> None:
         pads = attr_ints(node, "pads") or [0] * (2 * spatial)
     if any(a >= s for a, s in zip(adjs, strides, strict=True)):
         raise ctx.error("output_padding must be smaller than the stride in Caffe2")
-    inputs = [ctx.input(node, 0), ctx.input(node, 1)]
+    inputs = [ctx.input(node, 0), weight]
     if ctx.has_input(node, 2):
         inputs.append(ctx.input(node, 2))
     ctx.emit(
         "ConvTranspose", inputs, [ctx.output(node)], kernels=kernel, strides=strides, pads=pads,
         adjs=adjs, group=attr_int(node, "group", 1), order="NCHW",
     )  # fmt: skip
+
+
+def _dilated_kernel(
+    ctx: ExportContext, weight: ir.Value, dilations: list[int]
+) -> tuple[str, list[int]]:
+    """The weight with (d - 1) zeros between kernel taps: the same products, plus zeros."""
+    shape = list(ctx.need_shape(weight, "to dilate the kernel"))
+    blob = ctx.blob(weight)
+    dtype = (ctx.dtype(weight) or ir.DataType.FLOAT).numpy()
+    for i, d in enumerate(dilations):
+        axis = 2 + i
+        if d == 1:
+            continue
+        taps = ctx.temp("ExpandDims", [blob], "taps", dims=[axis + 1])
+        gap_shape = shape[: axis + 1] + [d - 1] + shape[axis + 1 :]
+        gaps = ctx.constant(np.zeros(gap_shape, dtype=dtype), "gaps")
+        spread = ctx.fresh("spread")
+        ctx.emit("Concat", [taps, gaps], [spread, ctx.fresh("split_info")], axis=axis + 1)
+        flat_shape = shape[:axis] + [shape[axis] * d] + shape[axis + 1 :]
+        flat = reshape(ctx, spread, flat_shape)
+        ends = list(flat_shape)
+        ends[axis] = (shape[axis] - 1) * d + 1
+        blob = ctx.temp("Slice", [flat], "dilated", starts=[0] * len(shape), ends=ends)
+        shape[axis] = ends[axis]
+    return blob, shape[2:]
 
 
 def _pool(node: ir.Node, ctx: ExportContext, caffe2_type: str) -> None:
@@ -202,7 +229,7 @@ def _only_first_output(node: ir.Node, ctx: ExportContext, what: str) -> None:
             raise ctx.error(f"Caffe2 cannot produce {what}")
 
 
-@ops.register("BatchNormalization", since=9)
+@ops.register("BatchNormalization", since=9, until=13)
 def batch_normalization_v9(node: ir.Node, ctx: ExportContext) -> None:
     if attr_int(node, "training_mode", 0):
         raise ctx.error("training_mode=1 (batch statistics) is not exported; Caffe2 runs is_test")

@@ -149,3 +149,47 @@ def upsample_bilinear(ctx: OpContext) -> list[np.ndarray]:
     bottom = x[:, :, y1][:, :, :, x0] * (1 - fx) + x[:, :, y1][:, :, :, x1] * fx
     out = top * (1 - fy)[:, None] + bottom * fy[:, None]
     return [out.astype(x.dtype)]
+
+
+@_provide("ScatterAssign")
+def scatter_assign(ctx: OpContext) -> list[np.ndarray]:
+    # DATA[INDICES[i]] = SLICES[i]; Caffe2 runs it in place on DATA.
+    data, indices, slices = ctx.input(0), ctx.input(1), ctx.input(2)
+    flat = np.asarray(indices).reshape(-1).astype(np.int64)
+    if ((flat < 0) | (flat >= data.shape[0])).any():
+        raise ctx.error(f"an index is outside [0, {data.shape[0]})")
+    rows = np.asarray(slices).reshape((flat.size, *data.shape[1:]))
+    out = data.copy()
+    out[flat] = rows.astype(data.dtype)
+    return [out]
+
+
+@_provide("ScatterWeightedSum")
+def scatter_weighted_sum(ctx: OpContext) -> list[np.ndarray]:
+    # X0[INDICES[i]] = X0[INDICES[i]] * w0 + sum_k Xk[i] * wk, one index after another.
+    if ctx.num_inputs < 5 or ctx.num_inputs % 2 == 0:
+        raise ctx.error("takes X0, Weight0, INDICES, then pairs of slices and weights")
+    out = ctx.input(0).copy()
+    weight0 = float(np.asarray(ctx.input(1)).reshape(-1)[0])
+    flat = np.asarray(ctx.input(2)).reshape(-1).astype(np.int64)
+    if ((flat < 0) | (flat >= out.shape[0])).any():
+        raise ctx.error(f"an index is outside [0, {out.shape[0]})")
+    pairs = [
+        (np.asarray(ctx.input(i)).reshape((flat.size, *out.shape[1:])), float(np.asarray(ctx.input(i + 1)).reshape(-1)[0]))
+        for i in range(3, ctx.num_inputs, 2)
+    ]
+    for position, row in enumerate(flat):
+        total = out[row] * weight0
+        for slices, weight in pairs:
+            total = total + slices[position] * weight
+        out[row] = total
+    return [out]
+
+
+@_provide("BooleanMask")
+def boolean_mask(ctx: OpContext) -> list[np.ndarray]:
+    data, mask = ctx.input(0), np.asarray(ctx.input(1))
+    if mask.ndim != 1 or mask.shape[0] != data.shape[0]:
+        raise ctx.error(f"mask {mask.shape} must be 1-D with the data's {data.shape[0]} rows")
+    keep = mask.astype(np.bool_)
+    return [data[keep], np.nonzero(keep)[0].astype(np.int32)]

@@ -1,0 +1,325 @@
+"""ONNX ops with no Caffe2 operator, built exactly from ones that exist (static shapes).
+
+Index arithmetic (flat positions, strides) is computed here from the static shapes, so that the net
+only gathers, scatters, slices and concatenates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
+from unframe.backends.caffe2.export.ops._common import (
+    attr_float,
+    attr_int,
+    attr_ints,
+    attr_str,
+    normalize_axis,
+    reshape,
+)
+from unframe.backends.caffe2.export.registry import ops
+
+
+def _strides(shape: tuple[int, ...]) -> list[int]:
+    """Element strides of a C-ordered array of ``shape``."""
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= size
+    return list(reversed(strides))
+
+
+def _wrapped_indices(ctx: ExportContext, value: ir.Value, sizes: np.ndarray) -> str:
+    """``value`` as int64 with negative entries wrapped by ``sizes`` (broadcast)."""
+    blob = ctx.blob(value)
+    if ctx.dtype(value) != ir.DataType.INT64:
+        blob = ctx.temp("Cast", [blob], "indices", to=caffe2_dtype(ir.DataType.INT64))
+    negative = ctx.temp("LT", [blob, ctx.constant(np.array(0, dtype=np.int64), "zero")], "negative")
+    shifted = ctx.temp("Add", [blob, ctx.constant(sizes.astype(np.int64), "sizes")], "shifted")
+    return ctx.temp("Where", [negative, shifted, blob], "wrapped")
+
+
+def _flat_positions(
+    ctx: ExportContext, data_shape: tuple[int, ...], index: ir.Value, axis: int
+) -> str:
+    """Flat positions in ``data`` of GatherElements/ScatterElements' ``index`` along ``axis``."""
+    index_shape = ctx.need_shape(index, "to compute flat positions")
+    strides = _strides(data_shape)
+    grid = np.indices(index_shape, dtype=np.int64)
+    base = sum(grid[d] * strides[d] for d in range(len(index_shape)) if d != axis)
+    base_blob = ctx.constant(np.asarray(base, dtype=np.int64), "base")
+    wrapped = _wrapped_indices(ctx, index, np.array(data_shape[axis]))
+    along = ctx.temp("Mul", [wrapped, ctx.constant(np.array(strides[axis], np.int64), "stride")])
+    return ctx.temp("Add", [base_blob, along], "positions")
+
+
+@ops.register("GatherElements", since=11)
+def gather_elements_v11(node: ir.Node, ctx: ExportContext) -> None:
+    data_shape = ctx.need_shape(node.inputs[0], "to flatten it")
+    axis = normalize_axis(ctx, attr_int(node, "axis", 0), len(data_shape))
+    positions = _flat_positions(ctx, data_shape, node.inputs[1], axis)
+    flat = reshape(ctx, ctx.input(node, 0), [-1])
+    ctx.emit("Gather", [flat, positions], [ctx.output(node)])
+
+
+def _row_positions(
+    ctx: ExportContext, data_shape: tuple[int, ...], index: ir.Value, batch_dims: int
+) -> tuple[str, int]:
+    """Row numbers into ``data`` reshaped to [rows, rest] for GatherND/ScatterND's ``index``."""
+    index_shape = ctx.need_shape(index, "to compute row positions")
+    depth = index_shape[-1]
+    lead = data_shape[batch_dims : batch_dims + depth]
+    rows_per_batch = int(np.prod(lead))
+    strides = np.array(_strides(tuple(lead)), dtype=np.int64)
+    wrapped = _wrapped_indices(ctx, index, np.array(lead, dtype=np.int64))
+    weighted = ctx.temp("Mul", [wrapped, ctx.constant(strides, "strides")], "weighted")
+    rows = ctx.temp("ReduceSum", [weighted], "rows", axes=[len(index_shape) - 1], keepdims=0)
+    if batch_dims:
+        batch = np.indices(index_shape[:-1], dtype=np.int64)[:batch_dims]
+        batch_strides = _strides(tuple(index_shape[:batch_dims]))
+        offset = sum(batch[d] * batch_strides[d] for d in range(batch_dims)) * rows_per_batch
+        rows = ctx.temp("Add", [rows, ctx.constant(np.asarray(offset, np.int64), "batch")], "rows")
+    total_rows = int(np.prod(data_shape[: batch_dims + depth]))
+    return rows, total_rows
+
+
+@ops.register("GatherND", since=11)
+def gather_nd_v11(node: ir.Node, ctx: ExportContext) -> None:
+    data_shape = ctx.need_shape(node.inputs[0], "to flatten it")
+    batch_dims = attr_int(node, "batch_dims", 0)
+    rows, total = _row_positions(ctx, data_shape, node.inputs[1], batch_dims)
+    index_shape = ctx.need_shape(node.inputs[1], "")
+    rest = list(data_shape[batch_dims + index_shape[-1] :])
+    table = reshape(ctx, ctx.input(node, 0), [total, *rest])
+    gathered = ctx.temp("Gather", [table, rows], "gathered")
+    out = ctx.need_shape(node.outputs[0], "for the result's shape")
+    reshape(ctx, gathered, list(out), ctx.output(node))
+
+
+def _scatter(node: ir.Node, ctx: ExportContext, positions: str, rows: int, rest: list[int]) -> None:
+    reduction = attr_str(node, "reduction", "none")
+    data_shape = ctx.need_shape(node.inputs[0], "to flatten it")
+    table = reshape(ctx, ctx.input(node, 0), [rows, *rest])
+    flat_positions = reshape(ctx, positions, [-1])
+    updates = reshape(ctx, ctx.input(node, 2), [-1, *rest])
+    # Caffe2's scatter ops update DATA in place, so they work on a copy.
+    work = ctx.temp("Copy", [table], "scattered")
+    if reduction == "none":
+        ctx.emit("ScatterAssign", [work, flat_positions, updates], [work])
+    elif reduction == "add" and (ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT).is_floating_point():
+        one = ctx.constant(np.array([1.0], dtype=np.float32), "one")
+        inputs = [work, one, flat_positions, updates, one]
+        ctx.emit("ScatterWeightedSum", inputs, [work])
+    else:
+        raise ctx.error(f"reduction={reduction!r} has no Caffe2 scatter operator")
+    reshape(ctx, work, list(data_shape), ctx.output(node))
+
+
+@ops.register("ScatterElements", since=11)
+def scatter_elements_v11(node: ir.Node, ctx: ExportContext) -> None:
+    data_shape = ctx.need_shape(node.inputs[0], "to flatten it")
+    axis = normalize_axis(ctx, attr_int(node, "axis", 0), len(data_shape))
+    positions = _flat_positions(ctx, data_shape, node.inputs[1], axis)
+    _scatter(node, ctx, positions, int(np.prod(data_shape)), [])
+
+
+@ops.register("Scatter", since=9, until=10)
+def scatter_v9(node: ir.Node, ctx: ExportContext) -> None:
+    scatter_elements_v11(node, ctx)
+
+
+@ops.register("ScatterND", since=11)
+def scatter_nd_v11(node: ir.Node, ctx: ExportContext) -> None:
+    data_shape = ctx.need_shape(node.inputs[0], "to flatten it")
+    rows, total = _row_positions(ctx, data_shape, node.inputs[1], 0)
+    depth = ctx.need_shape(node.inputs[1], "")[-1]
+    _scatter(node, ctx, rows, total, list(data_shape[depth:]))
+
+
+def _shift(ctx: ExportContext, blob: str, shape: tuple[int, ...], axis: int, by: int, dtype: np.dtype) -> str:
+    """``blob`` moved ``by`` places along ``axis``, zeros coming in at the front."""
+    n = shape[axis]
+    ends = list(shape)
+    ends[axis] = n - by
+    kept = ctx.temp("Slice", [blob], "kept", starts=[0] * len(shape), ends=ends)
+    zero_shape = list(shape)
+    zero_shape[axis] = by
+    zeros = ctx.constant(np.zeros(zero_shape, dtype=dtype), "zeros")
+    out = ctx.fresh("shifted")
+    ctx.emit("Concat", [zeros, kept], [out, ctx.fresh("split_info")], axis=axis)
+    return out
+
+
+@ops.register("CumSum", since=11)
+def cum_sum_v11(node: ir.Node, ctx: ExportContext) -> None:
+    shape = ctx.need_shape(node.inputs[0], "for the scan")
+    axis = normalize_axis(ctx, int(ctx.need_const(node.inputs[1], "the axis")), len(shape))
+    dtype = (ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT).numpy()
+    n = shape[axis]
+    blob = ctx.input(node, 0)
+    reverse = attr_int(node, "reverse", 0)
+    flip = ctx.constant(np.arange(n - 1, -1, -1, dtype=np.int64), "flip") if reverse else ""
+    if reverse:
+        blob = ctx.temp("Gather", [blob, flip], "reversed", axis=axis)
+    # Hillis-Steele scan: log2(n) shifted additions.
+    step = 1
+    while step < n:
+        blob = ctx.temp("Add", [blob, _shift(ctx, blob, shape, axis, step, dtype)], "scan")
+        step *= 2
+    if attr_int(node, "exclusive", 0) and n:
+        blob = _shift(ctx, blob, shape, axis, 1, dtype)
+    if reverse:
+        blob = ctx.temp("Gather", [blob, flip], "reversed", axis=axis)
+    ctx.emit("Copy", [blob], [ctx.output(node)])
+
+
+@ops.register("Round", since=11)
+def round_v11(node: ir.Node, ctx: ExportContext) -> None:
+    # Half to even: floor(x + 0.5), minus one at exact ties that land on an odd number.
+    x = node.inputs[0]
+    blob = ctx.blob(x)
+    dtype = ctx.dtype(x) or ir.DataType.FLOAT
+    rounded = ctx.temp("Floor", [ctx.temp("Add", [blob, ctx.scalar(0.5, x)])], "rounded")
+    tie = ctx.temp("EQ", [ctx.temp("Sub", [rounded, blob]), ctx.scalar(0.5, x)], "tie")
+    half = ctx.temp("Mul", [rounded, ctx.scalar(0.5, x)], "half")
+    odd = ctx.temp("NE", [ctx.temp("Floor", [half]), half], "odd")
+    down = ctx.temp("Sub", [rounded, ctx.scalar(1.0, x)], "down")
+    even = ctx.temp("Where", [ctx.temp("And", [tie, odd]), down, rounded], "even")
+    # Past 2**mantissa every value is whole already (and x + 0.5 may round up).
+    whole = {ir.DataType.FLOAT16: 2.0**10, ir.DataType.DOUBLE: 2.0**52}.get(dtype, 2.0**23)
+    large = ctx.temp("GE", [ctx.temp("Abs", [blob]), ctx.scalar(whole, x)], "large")
+    ctx.emit("Where", [large, blob, even], [ctx.output(node)])
+
+
+@ops.register("Compress", since=11)
+def compress_v11(node: ir.Node, ctx: ExportContext) -> None:
+    data = node.inputs[0]
+    shape = ctx.need_shape(data, "to mask it")
+    axis_attr = node.attributes.get("axis")
+    blob = ctx.blob(data)
+    if axis_attr is None:
+        blob, shape, axis = reshape(ctx, blob, [-1]), (int(np.prod(shape)),), 0
+    else:
+        axis = normalize_axis(ctx, attr_int(node, "axis", 0), len(shape))
+    perm = list(range(len(shape)))
+    perm[0], perm[axis] = perm[axis], perm[0]
+    if axis:
+        blob = ctx.temp("Transpose", [blob], "moved", axes=perm)
+    mask = ctx.input(node, 1)
+    length = ctx.need_shape(node.inputs[1], "for the mask length")[0]
+    if length < shape[axis]:
+        falses = ctx.constant(np.zeros(shape[axis] - length, dtype=np.bool_), "falses")
+        padded = ctx.fresh("mask")
+        ctx.emit("Concat", [mask, falses], [padded, ctx.fresh("split_info")], axis=0)
+        mask = padded
+    elif length > shape[axis]:
+        mask = ctx.temp("Slice", [mask], "mask", starts=[0], ends=[shape[axis]])
+    if not axis:
+        ctx.emit("BooleanMask", [blob, mask], [ctx.output(node)])
+        return
+    masked = ctx.temp("BooleanMask", [blob, mask], "masked")
+    ctx.emit("Transpose", [masked], [ctx.output(node)], axes=perm)
+
+
+@ops.register("CenterCropPad", since=18)
+def center_crop_pad_v18(node: ir.Node, ctx: ExportContext) -> None:
+    shape = ctx.need_shape(node.inputs[0], "to crop or pad it")
+    target = [int(v) for v in ctx.need_const(node.inputs[1], "the target shape").reshape(-1)]
+    axes = [normalize_axis(ctx, a, len(shape)) for a in (attr_ints(node, "axes") or range(len(shape)))]
+    starts, ends = [0] * len(shape), list(shape)
+    pads: dict[int, tuple[int, int]] = {}
+    for axis, size in zip(axes, target, strict=True):
+        dim = shape[axis]
+        if size < dim:
+            starts[axis] = (dim - size) // 2
+            ends[axis] = starts[axis] + size
+        elif size > dim:
+            before = (size - dim) // 2
+            pads[axis] = (before, size - dim - before)
+    blob = ctx.temp("Slice", [ctx.input(node, 0)], "cropped", starts=starts, ends=ends)
+    current = [e - s for s, e in zip(starts, ends, strict=True)]
+    dtype = (ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT).numpy()
+    for axis, (before, after) in pads.items():
+        parts = []
+        for count in (before, after):
+            block = list(current)
+            block[axis] = count
+            parts.append(ctx.constant(np.zeros(block, dtype=dtype), "zeros") if count else None)
+        inputs = [p for p in (parts[0], blob, parts[1]) if p is not None]
+        blob_out = ctx.fresh("padded")
+        ctx.emit("Concat", inputs, [blob_out, ctx.fresh("split_info")], axis=axis)
+        blob = blob_out
+        current[axis] += before + after
+    ctx.emit("Copy", [blob], [ctx.output(node)])
+
+
+@ops.register("ReduceProd", since=1, until=17)
+def reduce_prod_v1(node: ir.Node, ctx: ExportContext) -> None:
+    _reduce_prod(node, ctx, attr_ints(node, "axes"))
+
+
+@ops.register("ReduceProd", since=18)
+def reduce_prod_v18(node: ir.Node, ctx: ExportContext) -> None:
+    axes = ctx.const_ints(node.inputs[1]) if ctx.has_input(node, 1) else None
+    if ctx.has_input(node, 1) and axes is None:
+        raise ctx.error("Caffe2 needs the axes as a constant (they are a run-time input)")
+    if not axes and attr_int(node, "noop_with_empty_axes", 0):
+        ctx.emit("Copy", [ctx.input(node, 0)], [ctx.output(node)])
+        return
+    _reduce_prod(node, ctx, axes)
+
+
+def _reduce_prod(node: ir.Node, ctx: ExportContext, axes: list[int] | None) -> None:
+    # Caffe2 has no product reduction: multiply the slices along each axis.
+    shape = list(ctx.need_shape(node.inputs[0], "to split it"))
+    rank = len(shape)
+    axes = sorted({normalize_axis(ctx, a, rank) for a in (axes or range(rank))})
+    out_shape = ctx.need_shape(node.outputs[0], "for the result's shape")
+    if any(shape[a] == 0 for a in axes):
+        dtype = (ctx.dtype(node.outputs[0]) or ir.DataType.FLOAT).numpy()
+        ctx.constant_output(np.ones(out_shape, dtype=dtype), node)
+        return
+    blob = ctx.input(node, 0)
+    for axis in axes:
+        if shape[axis] == 1:
+            continue
+        pieces = [ctx.fresh("slice") for _ in range(shape[axis])]
+        ctx.emit("Split", [blob], pieces, axis=axis, split=[1] * shape[axis])
+        blob = pieces[0]
+        for piece in pieces[1:]:
+            blob = ctx.temp("Mul", [blob, piece], "product")
+        shape[axis] = 1
+    reshape(ctx, blob, list(out_shape), ctx.output(node))
+
+
+@ops.register("BatchNormalization", since=14)
+def batch_normalization_v14(node: ir.Node, ctx: ExportContext) -> None:
+    if not attr_int(node, "training_mode", 0):
+        from unframe.backends.caffe2.export.ops.nn import batch_normalization_v9
+
+        batch_normalization_v9(node, ctx)
+        return
+    # Batch statistics over all dims but the channels, as ONNX's training mode defines them.
+    x = node.inputs[0]
+    rank = ctx.need_rank(x)
+    channels = ctx.need_shape(x, "for the channel count")[1]
+    axes = [0, *range(2, rank)]
+    blob = ctx.blob(x)
+    eps = attr_float(node, "epsilon", 1e-5)
+    momentum = attr_float(node, "momentum", 0.9)
+    mean = ctx.temp("ReduceMean", [blob], "mean", axes=axes, keepdims=1)
+    centered = ctx.temp("Sub", [blob, mean], "centered")
+    var = ctx.temp("ReduceMean", [ctx.temp("Sqr", [centered])], "var", axes=axes, keepdims=1)
+    std = ctx.temp("Sqrt", [ctx.temp("Add", [var, ctx.scalar(eps, x)])], "std")
+    per_channel = [1, channels] + [1] * (rank - 2)
+    scale = reshape(ctx, ctx.input(node, 1), per_channel)
+    bias = reshape(ctx, ctx.input(node, 2), per_channel)
+    normed = ctx.temp("Mul", [ctx.temp("Div", [centered, std]), scale], "scaled")
+    ctx.emit("Add", [normed, bias], [ctx.output(node)])
+    for index, current, running in ((1, mean, 3), (2, var, 4)):
+        if index < len(node.outputs) and node.outputs[index] is not None:
+            flat = reshape(ctx, current, [channels])
+            kept = ctx.temp("Scale", [ctx.input(node, running)], "kept", scale=momentum)
+            new = ctx.temp("Scale", [flat], "new", scale=1.0 - momentum)
+            ctx.emit("Add", [kept, new], [ctx.output(node, index)])
