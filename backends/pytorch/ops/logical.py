@@ -161,9 +161,14 @@ def _where(condition: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.T
 
 def _select(condition: Any, x: Any, y: Any) -> Any:
     """``Where`` on one symbolic element: a size stays a size under ``torch.export``."""
-    if isinstance(condition, torch.SymBool):
-        return torch.sym_ite(condition, x, y)
-    return x if condition else y
+    if not isinstance(condition, torch.SymBool):
+        return x if condition else y
+    # sym_ite takes two values of one type: an int next to a SymInt becomes a SymInt.
+    if isinstance(x, torch.SymInt) and not isinstance(y, torch.SymInt):
+        y = x * 0 + y
+    elif isinstance(y, torch.SymInt) and not isinstance(x, torch.SymInt):
+        x = y * 0 + x
+    return torch.sym_ite(condition, x, y)
 
 
 @ops.register("Where", since=9)
