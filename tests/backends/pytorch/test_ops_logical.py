@@ -1,0 +1,151 @@
+"""Logical, comparison and Where converters (``ops/logical.py``): node tests and hand cases."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import pytest
+from onnx import helper, numpy_helper
+
+torch = pytest.importorskip("torch")
+
+from unframe.backends.pytorch import export_program, runtime, to_torch  # noqa: E402
+from unframe.backends.pytorch.export import outputs_to_numpy, tensors_from_numpy  # noqa: E402
+from unframe.converters.conformance import collect_node_tests, run_test  # noqa: E402
+from unframe.converters.registry import get_framework  # noqa: E402
+
+OPS = [
+    "And", "Or", "Xor", "Not", "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual",
+    "Where",
+]  # fmt: skip
+
+#: Node tests of the ops above known not to pass, each with its reason.
+KNOWN_FAILURES = {
+    "test_equal_string": "string tensors have no torch equivalent",
+    "test_equal_string_broadcast": "string tensors have no torch equivalent",
+}
+
+
+@functools.cache
+def _cases() -> dict[str, Any]:
+    return {case.name: case for case in collect_node_tests(OPS)}
+
+
+def _names() -> list[str]:
+    return sorted(_cases())
+
+
+@pytest.mark.parametrize("name", _names())
+def test_node_case(name: str) -> None:
+    if name in KNOWN_FAILURES:
+        pytest.xfail(KNOWN_FAILURES[name])
+    outcome = run_test(get_framework("pytorch"), _cases()[name])
+    assert outcome.status == "pass", outcome.reason
+
+
+def test_every_op_has_node_tests() -> None:
+    from unframe.converters.conformance import node_test_op
+
+    covered = {node_test_op(case) for case in _cases().values()}
+    assert set(OPS) <= covered, sorted(set(OPS) - covered)
+
+
+# -- hand-computed cases ---------------------------------------------------------------------------
+def _run(op: str, inputs: list[np.ndarray], opset: int = 18) -> np.ndarray:
+    """Runs one ``op`` node and returns output 0 in the dtype the converter produced."""
+    names = [f"x{i}" for i in range(len(inputs))]
+    graph = helper.make_graph(
+        [helper.make_node(op, names, ["y"])],
+        "single",
+        [
+            helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+            for name, v in zip(names, inputs, strict=True)
+        ],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.UNDEFINED, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    module = to_torch(ir.from_proto(model))
+    # The builder casts graph outputs to their inferred type; drop that cast so that the dtype
+    # checked is the converter's own.
+    for fx_node in list(module.graph.nodes):
+        if fx_node.target is runtime.cast_to:
+            fx_node.replace_all_uses_with(fx_node.args[0])
+            module.graph.erase_node(fx_node)
+    module.recompile()
+    with torch.no_grad():
+        (result,) = module(*tensors_from_numpy(inputs))
+    return next(iter(outputs_to_numpy([result]).values()))
+
+
+def _assert_same(got: np.ndarray, want: np.ndarray) -> None:
+    assert got.dtype == want.dtype, (got.dtype, want.dtype)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "uint32", "uint64", "int8", "float16"])
+def test_comparisons_on_every_numeric_type(dtype: str) -> None:
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else np.finfo(dtype)
+    a = np.array([info.max, 1, 0, 2], dtype=dtype)
+    b = np.array([1, info.max, 0, 2], dtype=dtype)
+    _assert_same(_run("Greater", [a, b]), a > b)
+    _assert_same(_run("GreaterOrEqual", [a, b]), a >= b)
+    _assert_same(_run("Less", [a, b]), a < b)
+    _assert_same(_run("LessOrEqual", [a, b]), a <= b)
+    _assert_same(_run("Equal", [a, b]), a == b)
+
+
+def test_comparison_broadcasts() -> None:
+    a = np.arange(6, dtype=np.int64).reshape(2, 3)
+    b = np.array([1, 4, 2], dtype=np.int64)
+    _assert_same(_run("Less", [a, b]), a < b)
+    _assert_same(_run("Equal", [a, np.array(4, np.int64)]), a == 4)
+
+
+def test_logical_ops_broadcast() -> None:
+    a = np.array([[True], [False]])
+    b = np.array([True, False, True])
+    _assert_same(_run("And", [a, b]), a & b)
+    _assert_same(_run("Or", [a, b]), a | b)
+    _assert_same(_run("Xor", [a, b]), a ^ b)
+    _assert_same(_run("Not", [b]), ~b)
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "uint32", "uint64", "int8", "bool", "float64"])
+def test_where_keeps_the_type(dtype: str) -> None:
+    condition = np.array([[True, False, True], [False, False, True]])
+    x = np.array([1, 0, 1], dtype=dtype)
+    y = np.array([[0], [1]], dtype=dtype)
+    if np.dtype(dtype).kind == "u":
+        x[0] = np.iinfo(dtype).max
+    _assert_same(_run("Where", [condition, x, y]), np.where(condition, x, y))
+
+
+def test_where_on_a_shape_stays_dynamic() -> None:
+    """``Where(Equal(shape, c), -1, shape)`` feeding Reshape keeps the batch symbolic."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Shape", ["x"], ["s"]),
+            helper.make_node("Equal", ["s", "ones"], ["e"]),
+            helper.make_node("Where", ["e", "minus", "s"], ["t"]),
+            helper.make_node("Reshape", ["x", "t"], ["y"]),
+        ],
+        "where_shape",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        initializer=[
+            numpy_helper.from_array(np.array([1, 3], np.int64), "ones"),
+            numpy_helper.from_array(np.array([-1, -1], np.int64), "minus"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    program = export_program(ir.from_proto(model))
+    assert "to_int_list" not in str(program.graph)
+    module = program.module()
+    for batch in (3, 7):
+        x = np.arange(batch * 3, dtype=np.float32).reshape(batch, 3)
+        (got,) = module(torch.from_numpy(x))
+        np.testing.assert_array_equal(got.numpy(), x)
