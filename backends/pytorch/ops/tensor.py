@@ -7,6 +7,7 @@ symbolic sizes under ``torch.export`` instead of baking the example's.
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import Any
 
@@ -309,31 +310,67 @@ def slice_v10(node: ir.Node, ctx: BuildContext) -> Outputs:
 # -- casts -------------------------------------------------------------------------------------
 
 
-def _cast(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+#: float8 types: (largest finite value, first value that rounds past it, overflow value).
+_FLOAT8_LIMITS: dict[torch.dtype, tuple[float, float, float]] = {
+    torch.float8_e4m3fn: (448.0, 464.0, math.nan),
+    torch.float8_e4m3fnuz: (240.0, 248.0, math.nan),
+    torch.float8_e5m2: (57344.0, 61440.0, math.inf),
+    torch.float8_e5m2fnuz: (57344.0, 61440.0, math.nan),
+}
+
+
+def _cast(x: torch.Tensor, dtype: torch.dtype, saturate: bool = True) -> torch.Tensor:
     if x.dtype == dtype:
         return x
-    if dtype.is_floating_point and dtype.itemsize == 1 and x.dtype != torch.float32:
-        x = x.float()  # float8 casts go through float32, as onnxruntime's do
+    limits = _FLOAT8_LIMITS.get(dtype)
+    if limits is not None:
+        # As onnx's reference (ml_dtypes): saturate clips to the finite range (inf too);
+        # otherwise what rounds past the largest value becomes the type's overflow value.
+        top, rounds_over, overflow = limits
+        x = x.float()
+        if saturate:
+            x = x.clamp(-top, top)
+        else:
+            over = x.abs() >= rounds_over
+            x = torch.where(over, torch.copysign(torch.tensor(overflow), x), x)
+        return x.to(dtype)
+    if x.dtype in _FLOAT8_LIMITS:
+        x = x.float()
     return x.to(dtype)
 
 
-@ops.register("Cast", since=6)
-def cast_v6(node: ir.Node, ctx: BuildContext) -> Outputs:
+def _cast_node(ctx: BuildContext, saturate: bool) -> Outputs:
     dtype = to_torch_dtype(ctx.attr_int("to"))
-    out = ctx.call(_cast, ctx.input(0), dtype)
+    out = ctx.call(_cast, ctx.input(0), dtype, saturate)
     elements = ctx.shape_elements(0)
     if elements is not None and ctx.constant(0) is None and not dtype.is_floating_point:
         ctx.set_shape_elements(out, elements)
     return [out]
 
 
+@ops.register("Cast", since=6)
+def cast_v6(node: ir.Node, ctx: BuildContext) -> Outputs:
+    return _cast_node(ctx, saturate=True)
+
+
+@ops.register("Cast", since=19)
+def cast_v19(node: ir.Node, ctx: BuildContext) -> Outputs:
+    return _cast_node(ctx, saturate=bool(ctx.attr_int("saturate", 1)))
+
+
+def _cast_like(x: torch.Tensor, like: torch.Tensor, saturate: bool) -> torch.Tensor:
+    return _cast(x, like.dtype, saturate)
+
+
 @ops.register("CastLike", since=15)
 def cast_like_v15(node: ir.Node, ctx: BuildContext) -> Outputs:
-    return [ctx.call(_cast_like, ctx.input(0), ctx.input(1))]
+    return [ctx.call(_cast_like, ctx.input(0), ctx.input(1), True)]
 
 
-def _cast_like(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return _cast(x, like.dtype)
+@ops.register("CastLike", since=19)
+def cast_like_v19(node: ir.Node, ctx: BuildContext) -> Outputs:
+    saturate = bool(ctx.attr_int("saturate", 1))
+    return [ctx.call(_cast_like, ctx.input(0), ctx.input(1), saturate)]
 
 
 __all__ = ["normalize_axis"]
