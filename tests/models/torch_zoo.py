@@ -244,3 +244,34 @@ ZOO: dict[str, ZooEntry] = {
         ZooEntry("cond", CondModel, lambda n: (n, 6)),
     )
 }
+
+
+# -- factories for ``unframe convert tests/models/torch_zoo.py:NAME`` --------------------------
+
+
+def resnet() -> nn.Module:
+    return ZOO["resnet"].model()
+
+
+def mobilenet() -> nn.Module:
+    return ZOO["mobilenet"].model()
+
+
+def unet() -> nn.Module:
+    return ZOO["unet"].model()
+
+
+def lstm() -> nn.Module:
+    return ZOO["lstm"].model()
+
+
+def gru() -> nn.Module:
+    return ZOO["gru"].model()
+
+
+def transformer() -> nn.Module:
+    return ZOO["transformer"].model()
+
+
+def cond() -> nn.Module:
+    return ZOO["cond"].model()

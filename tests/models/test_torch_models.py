@@ -1,0 +1,198 @@
+"""The PyTorch model suite: each zoo model converted and checked against torch's own outputs.
+
+Three paths per model, each compared with the eager source module (rtol 1e-4, atol 1e-5):
+PyTorch -> IR run by onnxruntime; PyTorch -> IR -> PyTorch in memory (``to_torch``); and
+PyTorch -> ``.onnx`` file -> ``.pt2`` file through the public ``unframe.convert``. Inputs at run
+time have another batch (and sequence length) than the export's examples, so dynamic axes must
+hold. BERT and GPT-2 run where ``transformers`` is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from unframe.frontends.pytorch import from_torch  # noqa: E402
+from unframe.shared_ir.runner import run_reference  # noqa: E402
+
+RTOL, ATOL = 1e-4, 1e-5
+ZOO_PATH = Path(__file__).with_name("torch_zoo.py")
+
+
+def _load_zoo() -> ModuleType:
+    name = "unframe_tests_torch_zoo"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ZOO_PATH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+zoo = _load_zoo()
+NAMES = sorted(zoo.ZOO)
+
+
+def _backend() -> Any:
+    """The PyTorch backend, or a skip while it has not landed."""
+    return pytest.importorskip("unframe.backends.pytorch", reason="the PyTorch backend is absent")
+
+
+def _skip_unsupported(model: ir.Model) -> None:
+    adapters = pytest.importorskip("unframe.converters.adapters.pytorch")
+    missing = adapters.PyTorchFramework().unsupported_nodes(model)
+    if missing:
+        ops = ", ".join(sorted({op.qualified_type for op in missing}))
+        pytest.skip(f"the PyTorch backend does not convert {ops} yet")
+
+
+def _eager(module: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return module(x).numpy()
+
+
+def _first(result: Any) -> torch.Tensor:
+    return result[0] if isinstance(result, tuple | list) else result
+
+
+def _run_inputs(entry: Any) -> list[torch.Tensor]:
+    """Run-time inputs: a batch (and, where dynamic, a length) unlike the export's examples."""
+    inputs = [entry.inputs(3, seed=7)[0]]
+    if entry.name == "cond":  # one input per branch of the torch.cond
+        inputs = [inputs[0].abs() + 0.1, -inputs[0].abs() - 0.1]
+    if 1 in entry.dynamic.get("x", ()):
+        longer = list(entry.input_shape(2))
+        longer[1] += 3
+        inputs.append(torch.randn(*longer, generator=torch.Generator().manual_seed(9)))
+    return inputs
+
+
+_CACHE: dict[str, ir.Model] = {}
+
+
+def _ir(name: str) -> ir.Model:
+    """The frontend's IR of a zoo model, exported once per session (at batch 2)."""
+    if name not in _CACHE:
+        entry = zoo.ZOO[name]
+        _CACHE[name] = from_torch(entry.model(), entry.inputs(2), dynamic_shapes=entry.dynamic)
+    return _CACHE[name]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_frontend_matches_torch(name: str) -> None:
+    entry = zoo.ZOO[name]
+    module = entry.model()
+    model = _ir(name)
+    shape = model.graph.inputs[0].shape
+    assert shape is not None and isinstance(shape[0], ir.SymbolicDim)
+    for x in _run_inputs(entry):
+        result = run_reference(model, {"x": x.numpy()})
+        assert result.engine == "onnxruntime", result.fallback_reason
+        actual = next(iter(result.outputs.values()))
+        np.testing.assert_allclose(actual, _eager(module, x), rtol=RTOL, atol=ATOL)
+
+
+def test_cond_model_keeps_an_if() -> None:
+    assert any(node.op_type == "If" for node in _ir("cond").graph)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ir_to_torch_roundtrip(name: str) -> None:
+    backend = _backend()
+    entry = zoo.ZOO[name]
+    model = _ir(name)
+    _skip_unsupported(model)
+    rebuilt = backend.to_torch(model)
+    module = entry.model()
+    for x in _run_inputs(entry):
+        with torch.no_grad():
+            actual = _first(rebuilt(x)).numpy()
+        np.testing.assert_allclose(actual, _eager(module, x), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_onnx_file_roundtrip_through_the_api(name: str, tmp_path: Path) -> None:
+    """factory -> .onnx -> .pt2 with ``unframe.convert``; the .pt2 is run by plain torch."""
+    _backend()
+    import unframe
+
+    entry = zoo.ZOO[name]
+    dims = ",".join(str(d) for d in entry.input_shape(2))
+    onnx_path, pt2_path = tmp_path / f"{name}.onnx", tmp_path / f"{name}.pt2"
+    first = unframe.convert(
+        f"{ZOO_PATH}:{name}", onnx_path, inputs=[f"x={dims}"], dynamic=entry.dynamic
+    )
+    assert first.ok and onnx_path.exists()
+    _skip_unsupported(ir.load(onnx_path))
+    second = unframe.convert(onnx_path, pt2_path)
+    assert second.ok and pt2_path.exists()
+    rebuilt = torch.export.load(pt2_path).module()  # our own file, just written
+    module = entry.model()
+    for x in _run_inputs(entry):
+        with torch.no_grad():
+            actual = _first(rebuilt(x)).numpy()
+        np.testing.assert_allclose(actual, _eager(module, x), rtol=RTOL, atol=ATOL)
+
+
+# -- transformers (BERT, GPT-2), only where the package is installed ---------------------------
+
+
+def _tiny_bert() -> torch.nn.Module:
+    transformers = pytest.importorskip("transformers", reason="transformers is not installed")
+    config = transformers.BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(0)
+    return transformers.BertModel(config).eval()
+
+
+def _tiny_gpt2() -> torch.nn.Module:
+    transformers = pytest.importorskip("transformers", reason="transformers is not installed")
+    config = transformers.GPT2Config(
+        vocab_size=100, n_positions=64, n_embd=32, n_layer=2, n_head=4, use_cache=False
+    )
+    torch.manual_seed(0)
+    return transformers.GPT2Model(config).eval()
+
+
+class _LastHidden(torch.nn.Module):
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.inner(input_ids=input_ids).last_hidden_state
+
+
+@pytest.mark.parametrize("build", [_tiny_bert, _tiny_gpt2], ids=["bert", "gpt2"])
+def test_transformers_models(build: Callable[[], torch.nn.Module]) -> None:
+    module = _LastHidden(build()).eval()
+    ids = torch.randint(0, 100, (2, 8), generator=torch.Generator().manual_seed(0))
+    model = from_torch(module, (ids,), dynamic_shapes={"input_ids": (0, 1)})
+    other = torch.randint(0, 100, (3, 11), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = module(other).numpy()
+    result = run_reference(model, {"input_ids": other.numpy()})
+    np.testing.assert_allclose(next(iter(result.outputs.values())), expected, rtol=RTOL, atol=ATOL)
+    backend = _backend()
+    _skip_unsupported(model)
+    with torch.no_grad():
+        actual = _first(backend.to_torch(model)(other)).numpy()
+    np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=ATOL)
