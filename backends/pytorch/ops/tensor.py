@@ -234,7 +234,7 @@ def _gather(x: torch.Tensor, indices: torch.Tensor, axis: int) -> torch.Tensor:
     indices = indices.long()
     indices = torch.where(indices < 0, indices + x.shape[axis], indices)
     flat = torch.index_select(x, axis, indices.reshape(-1))
-    return flat.reshape(*x.shape[:axis], *indices.shape, *x.shape[axis + 1 :])
+    return flat.reshape([*x.shape[:axis], *indices.shape, *x.shape[axis + 1 :]])
 
 
 @ops.register("Gather", since=1)
