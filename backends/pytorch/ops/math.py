@@ -1,5 +1,5 @@
 """Element-wise math: unary functions, Pow, Mod, variadic Max/Min/Sum/Mean, Clip, IsNaN/IsInf,
-bitwise ops and shifts, BitCast, Shrink and Det.
+bitwise ops and shifts, BitCast, Shrink, Det and ``ai.onnx.ml`` Binarizer.
 
 torch's CPU kernels lack most arithmetic on uint16/uint32/uint64. Those run on int64 here: uint16
 and uint32 by value, uint64 by bit reinterpretation (with the sign bit flipped where order
@@ -451,3 +451,12 @@ def _det(x: torch.Tensor) -> torch.Tensor:
 @ops.register("Det", since=11)
 def det_v11(node: ir.Node, ctx: BuildContext) -> Outputs:
     return [ctx.call(_det, ctx.input(0))]
+
+
+def _binarize(x: torch.Tensor, threshold: float) -> torch.Tensor:
+    return (x > threshold).to(x.dtype)
+
+
+@ops.register("Binarizer", since=1, domain="ai.onnx.ml")
+def binarizer_v1(node: ir.Node, ctx: BuildContext) -> Outputs:
+    return [ctx.call(_binarize, ctx.input(0), ctx.attr_float("threshold", 0.0))]

@@ -23,10 +23,15 @@ OPS = [
     "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh",
     "IsNaN", "IsInf", "Pow", "Mod", "Max", "Min", "Sum", "Mean", "Clip", "BitShift",
     "BitwiseNot", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitCast", "Shrink", "Det",
+    "Binarizer",
 ]  # fmt: skip
 
 #: Node tests of the ops above known not to pass, each with its reason.
-KNOWN_FAILURES: dict[str, str] = {}
+KNOWN_FAILURES = {
+    # The builder needs a default-domain opset import (builder.model_opset); the converter is
+    # checked by test_binarizer below.
+    "test_ai_onnx_ml_binarizer": "the model imports only ai.onnx.ml, no default ONNX opset",
+}
 
 
 @functools.cache
@@ -58,12 +63,13 @@ def _run(
     op: str,
     inputs: list[np.ndarray | None],
     opset: int = 18,
+    domain: str = "",
     **attributes: Any,
 ) -> np.ndarray:
     """Runs one ``op`` node on ``inputs`` (None: an omitted optional input) and returns output 0."""
     names = ["" if value is None else f"x{i}" for i, value in enumerate(inputs)]
     feeds = {name: value for name, value in zip(names, inputs, strict=True) if value is not None}
-    node = helper.make_node(op, names, ["y"], **attributes)
+    node = helper.make_node(op, names, ["y"], domain=domain, **attributes)
     graph = helper.make_graph(
         [node],
         "single",
@@ -73,7 +79,10 @@ def _run(
         ],
         [helper.make_tensor_value_info("y", onnx.TensorProto.UNDEFINED, None)],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    imports = [helper.make_opsetid("", opset)]
+    if domain:
+        imports.append(helper.make_opsetid(domain, 1))
+    model = helper.make_model(graph, opset_imports=imports)
     module = to_torch(ir.from_proto(model))
     # The builder casts graph outputs to their inferred type; drop that cast so that the dtype
     # checked is the converter's own.
@@ -227,6 +236,15 @@ def test_bit_cast() -> None:
     x = np.array([1.0, -2.0], dtype=np.float32)
     got = _run("BitCast", [x], opset=26, to=onnx.TensorProto.INT32)
     _assert_same(got, x.view(np.int32))
+
+
+def test_binarizer() -> None:
+    # onnx's own Binarizer node test imports no default opset, which the builder refuses.
+    x = np.array([-1.0, 0.5, 2.0, np.nan], dtype=np.float32)
+    got = _run("Binarizer", [x], domain="ai.onnx.ml", threshold=0.5)
+    _assert_same(got, np.array([0, 0, 1, 0], np.float32))
+    ints = np.array([-3, 0, 4], dtype=np.int64)
+    _assert_same(_run("Binarizer", [ints], domain="ai.onnx.ml"), np.array([0, 0, 1]))
 
 
 def test_exports_with_dynamic_batch() -> None:
