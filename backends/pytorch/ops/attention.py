@@ -175,3 +175,52 @@ def _attention_node(ctx: BuildContext) -> Outputs:
 @ops.register("Attention", since=23)
 def attention_v23(node: ir.Node, ctx: BuildContext) -> Outputs:
     return _attention_node(ctx)
+
+
+def _rotary(
+    x: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    position_ids: torch.Tensor | None,
+    interleaved: bool,
+    rotary_dim: int,
+    num_heads: int,
+) -> torch.Tensor:
+    shape = x.shape
+    if x.dim() == 4:
+        x = x.transpose(1, 2)
+    else:
+        x = x.reshape(shape[0], shape[1], num_heads, shape[2] // num_heads)
+    rotary_dim = rotary_dim or x.shape[3]
+    rotate, keep = x[..., :rotary_dim], x[..., rotary_dim:]
+    if position_ids is not None:
+        cos, sin = cos[position_ids.long()], sin[position_ids.long()]
+    cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)
+    if interleaved:
+        x1, x2 = rotate[..., 0::2], rotate[..., 1::2]
+    else:
+        x1, x2 = rotate.chunk(2, dim=-1)
+    real = cos * x1 - sin * x2
+    imag = sin * x1 + cos * x2
+    if interleaved:
+        rotated = torch.stack((real, imag), dim=-1).reshape(rotate.shape)
+    else:
+        rotated = torch.cat((real, imag), dim=-1)
+    out = torch.cat((rotated, keep), dim=-1)
+    return out.reshape(shape) if len(shape) == 3 else out.transpose(1, 2)
+
+
+@ops.register("RotaryEmbedding", since=23)
+def rotary_embedding_v23(node: ir.Node, ctx: BuildContext) -> Outputs:
+    return [
+        ctx.call(
+            _rotary,
+            ctx.input(0),
+            ctx.input(1),
+            ctx.input(2),
+            ctx.optional_input(3),
+            bool(ctx.attr_int("interleaved", 0)),
+            ctx.attr_int("rotary_embedding_dim", 0),
+            ctx.attr_int("num_heads", 0),
+        )
+    ]

@@ -444,3 +444,98 @@ def hardmax_v1(node: ir.Node, ctx: BuildContext) -> Outputs:
 @ops.register("Hardmax", since=13)
 def hardmax_v13(node: ir.Node, ctx: BuildContext) -> Outputs:
     return [ctx.call(_hardmax, ctx.input(0), ctx.attr_int("axis", -1))]
+
+
+def _lp_pool(
+    x: torch.Tensor,
+    kernel: list[int],
+    strides: list[int],
+    pads: list[int] | None,
+    dilations: list[int],
+    ceil_mode: bool,
+    auto_pad: str,
+    p: int,
+) -> torch.Tensor:
+    n = len(kernel)
+    full = _pool_pads(x, kernel, strides, dilations, pads, auto_pad)
+    padded = F.pad(x, _torch_pad(full))
+    weight = torch.ones((x.shape[1], 1, *kernel), dtype=x.dtype, device=x.device)
+    if ceil_mode:
+        extra = []
+        for i in range(n):
+            size = padded.shape[2 + i]
+            span = (kernel[i] - 1) * dilations[i] + 1
+            out = -(-(size - span) // strides[i]) + 1
+            extra.append(max(0, (out - 1) * strides[i] + span - size))
+        padded = F.pad(padded, _torch_pad([0] * n + extra))
+    sums = _CONV[n](padded.abs() ** p, weight, None, strides, 0, dilations, x.shape[1])
+    return sums ** (1.0 / p)
+
+
+@ops.register("LpPool", since=11)
+def lp_pool_v11(node: ir.Node, ctx: BuildContext) -> Outputs:
+    kernel = ctx.attr_ints("kernel_shape")
+    assert kernel is not None
+    n = len(kernel)
+    return [
+        ctx.call(
+            _lp_pool,
+            ctx.input(0),
+            kernel,
+            ctx.attr_ints("strides", None) or [1] * n,
+            ctx.attr_ints("pads", None),
+            ctx.attr_ints("dilations", None) or [1] * n,
+            bool(ctx.attr_int("ceil_mode", 0)),
+            ctx.attr_str("auto_pad", "NOTSET"),
+            ctx.attr_int("p", 2),
+        )
+    ]
+
+
+def _global_lp_pool(x: torch.Tensor, p: int) -> torch.Tensor:
+    return (x.abs() ** p).sum(dim=_global_pool_dims(x), keepdim=True) ** (1.0 / p)
+
+
+@ops.register("GlobalLpPool", since=2)
+def global_lp_pool_v2(node: ir.Node, ctx: BuildContext) -> Outputs:
+    return [ctx.call(_global_lp_pool, ctx.input(0), ctx.attr_int("p", 2))]
+
+
+_GRID_MODES = {
+    "linear": "bilinear",
+    "bilinear": "bilinear",
+    "nearest": "nearest",
+    "cubic": "bicubic",
+    "bicubic": "bicubic",
+}
+
+
+def _grid_sample(
+    x: torch.Tensor, grid: torch.Tensor, mode: str, padding: str, align: bool
+) -> torch.Tensor:
+    return F.grid_sample(
+        x, grid.to(x.dtype), mode=_GRID_MODES[mode], padding_mode=padding, align_corners=align
+    )
+
+
+def _grid_sample_node(ctx: BuildContext, default_mode: str) -> Outputs:
+    return [
+        ctx.call(
+            _grid_sample,
+            ctx.input(0),
+            ctx.input(1),
+            ctx.attr_str("mode", default_mode),
+            ctx.attr_str("padding_mode", "zeros"),
+            bool(ctx.attr_int("align_corners", 0)),
+        )
+    ]
+
+
+@ops.register("GridSample", since=16)
+def grid_sample_v16(node: ir.Node, ctx: BuildContext) -> Outputs:
+    return _grid_sample_node(ctx, "bilinear")
+
+
+@ops.register("GridSample", since=20)
+def grid_sample_v20(node: ir.Node, ctx: BuildContext) -> Outputs:
+    return _grid_sample_node(ctx, "linear")
