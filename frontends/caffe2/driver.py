@@ -152,7 +152,9 @@ def _run_fill(init_net: caffe2_pb2.NetDef, op: caffe2_pb2.OperatorDef, index: in
 
 def _add_inputs(model: Caffe2Model, ctx: ImportContext, specs: dict[str, Any]) -> None:
     net = model.predict_net
-    names = [b for b in net.external_input if b not in ctx.blobs]
+    read = {b for op in net.op for b in op.input}
+    # external_input also lists blobs no op reads (the zoo's data-queue blobs): not inputs.
+    names = [b for b in net.external_input if b not in ctx.blobs and b in read]
     if not net.external_input:
         written: set[str] = set()
         for op in net.op:

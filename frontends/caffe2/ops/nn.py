@@ -178,7 +178,10 @@ def _fc(op: Op, args: Args, ctx: ImportContext, transposed: bool) -> None:
     elif const is None and (weight.shape is None or len(weight.shape) != 2):
         weight = ctx.op1("Flatten", [weight], {"axis": axis_w})
     y = ctx.op1("Gemm", [flat, weight, bias], {"transB": 0 if transposed else 1})
-    if axis != 1 or (x.shape is not None and len(x.shape) < 2):
+    x_shape = ctx.shape(x)
+    if x_shape is not None and (axis != 1 or len(x_shape) != 2):
+        y = ctx.op1("Reshape", [y, ctx.ints([*x_shape[:axis], -1])])
+    elif axis != 1 or (x.shape is not None and len(x.shape) < 2):
         leading = ctx.op1("Shape", [x], {"end": axis})
         shape = ctx.op1("Concat", [leading, ctx.ints([-1])], {"axis": 0})
         y = ctx.op1("Reshape", [y, shape])

@@ -373,6 +373,17 @@ def gemm_v7(node: ir.Node, ctx: ExportContext) -> None:
     alpha, beta = attr_float(node, "alpha", 1.0), attr_float(node, "beta", 1.0)
     trans_a, trans_b = attr_int(node, "transA", 0), attr_int(node, "transB", 0)
     has_c = ctx.has_input(node, 2)
+    weight_shape = ctx.shape(node.inputs[1])
+    bias_shape = ctx.shape(node.inputs[2]) if has_c else None
+    if (
+        alpha == 1.0 and beta == 1.0 and not trans_a and weight_shape is not None
+        and bias_shape == (weight_shape[0 if trans_b else 1],)
+    ):  # fmt: skip
+        # A fully connected layer: Caffe2's FC (weights N x K) or FCTransposed (K x N).
+        op_type = "FC" if trans_b else "FCTransposed"
+        inputs = [ctx.input(node, i) for i in range(3)]
+        ctx.emit(op_type, inputs, [ctx.output(node)], axis=1, axis_w=1)
+        return
     product = ctx.output(node) if (alpha == 1.0 and not has_c) else ctx.fresh("product")
     ctx.emit(
         "MatMul",

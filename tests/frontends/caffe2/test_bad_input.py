@@ -1,0 +1,75 @@
+"""Bad Caffe2 input: one clear error naming the file, op index, op type and blob; exit 2 or 3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from netdef_builders import model, op
+
+from unframe.backends.caffe2.netdef import read_model, write_model
+from unframe.converters.adapters.caffe2 import Caffe2Framework
+from unframe.converters.framework import ConvertOptions
+from unframe.frontends.caffe2 import import_caffe2
+from unframe.shared_ir.errors import BadInputError, ExitCode, UnsupportedOpsError
+
+
+def _write(tmp_path: Path, c2: object) -> Path:
+    directory = tmp_path / "model"
+    write_model(c2, directory)  # type: ignore[arg-type]
+    return directory
+
+
+def test_blob_read_before_it_is_written(tmp_path: Path) -> None:
+    c2 = model([op("Relu", ["x"], ["y"]), op("Add", ["y", "ghost"], ["z"])], {}, {"x": [1, 2]}, ["z"])
+    c2.predict_net.external_input[:] = ["x"]
+    with pytest.raises(BadInputError) as caught:
+        Caffe2Framework().load(_write(tmp_path, c2), ConvertOptions())
+    text = str(caught.value)
+    assert "op 1 (Add)" in text and "'ghost'" in text and str(tmp_path) in text
+    assert caught.value.exit_code == ExitCode.BAD_INPUT
+
+
+def test_unknown_argument(tmp_path: Path) -> None:
+    c2 = model([op("Relu", ["x"], ["y"], flavour=3)], {}, {"x": [1, 2]}, ["y"])
+    with pytest.raises(BadInputError, match=r"op 0 \(Relu\).*flavour.*'y'"):
+        import_caffe2(c2)
+
+
+def test_every_unknown_op_type_is_listed_at_once() -> None:
+    ops = [op("Relu", ["x"], ["a"]), op("Frobnicate", ["a"], ["b"]), op("Wibble", ["b"], ["c"])]
+    with pytest.raises(UnsupportedOpsError) as caught:
+        import_caffe2(model(ops, {}, {"x": [1, 2]}, ["c"]))
+    assert {o.op_type for o in caught.value.ops} == {"Frobnicate", "Wibble"}
+    assert caught.value.exit_code == ExitCode.UNSUPPORTED
+
+
+def test_truncated_predict_net(tmp_path: Path) -> None:
+    c2 = model([op("Relu", ["x"], ["y"])], {"w": np.ones(3, np.float32)}, {"x": [1, 2]}, ["y"])
+    directory = _write(tmp_path, c2)
+    data = (directory / "predict_net.pb").read_bytes()
+    (directory / "predict_net.pb").write_bytes(data[: len(data) // 2])
+    with pytest.raises(BadInputError, match="predict_net.pb"):
+        Caffe2Framework().load(directory, ConvertOptions())
+
+
+def test_onnx_file_named_predict_net(tmp_path: Path) -> None:
+    import onnx
+
+    directory = tmp_path / "model"
+    directory.mkdir()
+    node = onnx.helper.make_node("Relu", ["x"], ["y"])
+    graph = onnx.helper.make_graph([node], "g", [], [])
+    (directory / "predict_net.pb").write_bytes(onnx.helper.make_model(graph).SerializeToString())
+    (directory / "init_net.pb").write_bytes(b"")
+    with pytest.raises(BadInputError, match="predict_net.pb"):
+        Caffe2Framework().load(directory, ConvertOptions())
+
+
+def test_missing_init_net(tmp_path: Path) -> None:
+    c2 = model([op("Relu", ["x"], ["y"])], {}, {"x": [1, 2]}, ["y"])
+    c2.init_net = None
+    directory = _write(tmp_path, c2)
+    with pytest.raises(BadInputError, match="init net"):
+        read_model(directory)

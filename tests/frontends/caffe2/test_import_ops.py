@@ -1,0 +1,176 @@
+"""Caffe2 ops imported to the IR: onnxruntime on the IR against the executor on the NetDef."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from netdef_builders import compare, model, op, randn
+
+from unframe.frontends.caffe2 import import_caffe2
+
+X = randn(1, 4, 7, 9)
+W = randn(6, 4, 3, 3, seed=1)
+B = randn(6, seed=2)
+
+
+def _conv(**args: object) -> None:
+    c2 = model([op("Conv", ["x", "w", "b"], ["y"], **args)], {"w": W, "b": B}, {"x": [1, 4, 7, 9]}, ["y"])
+    compare(c2, {"x": X})
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"kernel": 3},
+        {"kernel_h": 3, "kernel_w": 3, "stride_h": 2, "stride_w": 1},
+        {"kernels": [3, 3], "strides": [2, 2], "pads": [1, 0, 1, 2]},
+        {"kernel": 3, "pad_t": 1, "pad_l": 2, "pad_b": 0, "pad_r": 1, "stride": 2},
+        {"kernel": 3, "dilation": 2, "pad": 2},
+        {"kernel": 3, "dilations": [1, 2], "pad": 1},
+        {"kernel": 3, "stride": 2, "legacy_pad": 1},
+        {"kernel": 3, "stride": 2, "legacy_pad": 2},
+    ],
+)
+def test_conv_argument_spellings(args: dict[str, object]) -> None:
+    _conv(**args)
+
+
+def test_grouped_conv_without_bias() -> None:
+    w = randn(8, 2, 3, 3, seed=3)
+    c2 = model([op("Conv", ["x", "w"], ["y"], kernel=3, group=2)], {"w": w}, {"x": [1, 4, 7, 9]}, ["y"])
+    compare(c2, {"x": X})
+
+
+def test_conv_nhwc() -> None:
+    w = np.moveaxis(W, 1, -1).copy()  # Caffe2's NHWC weights are (M, kH, kW, C)
+    c2 = model(
+        [op("Conv", ["x", "w", "b"], ["y"], kernel=3, pad=1, order="NHWC")],
+        {"w": w, "b": B}, {"x": [1, 7, 9, 4]}, ["y"],
+    )  # fmt: skip
+    imported = compare(c2, {"x": np.moveaxis(X, 1, -1).copy()})
+    assert "Transpose" in {n.op_type for n in imported.graph}
+
+
+@pytest.mark.parametrize("op_type", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"kernel": 2, "stride": 2},
+        {"kernel": 3, "stride": 2, "pad": 1},
+        {"kernel": 3, "stride": 2, "legacy_pad": 3},
+        {"kernel": 3, "stride": 2, "pad": 1, "legacy_pad": 3},
+        {"kernels": [2, 3], "strides": [1, 2]},
+        {"global_pooling": 1},
+    ],
+)
+def test_pooling(op_type: str, args: dict[str, object]) -> None:
+    c2 = model([op(op_type, ["x"], ["y"], **args)], {}, {"x": [1, 4, 7, 9]}, ["y"])
+    compare(c2, {"x": X})
+
+
+def test_caffe_legacy_pooling_rounds_up() -> None:
+    c2 = model([op("MaxPool", ["x"], ["y"], kernel=2, stride=2, legacy_pad=3)], {}, {"x": [1, 4, 7, 9]}, ["y"])
+    imported = compare(c2, {"x": X})
+    assert tuple(imported.graph.outputs[0].shape) == (1, 4, 4, 5)  # ceil((7-2)/2)+1, ceil((9-2)/2)+1
+
+
+def test_in_place_blobs_become_ssa_values() -> None:
+    scale, bias, mean, var = randn(6, seed=4), randn(6, seed=5), randn(6, seed=6), np.abs(randn(6, seed=7)) + 0.5
+    ops = [
+        op("Conv", ["x", "w", "b"], ["c"], kernel=3, pad=1),
+        op("SpatialBN", ["c", "s", "bb", "m", "v"], ["c"], is_test=1, epsilon=1e-3),
+        op("Relu", ["c"], ["c"]),
+        op("Sum", ["c", "c"], ["c"]),
+    ]
+    weights = {"w": W, "b": B, "s": scale, "bb": bias, "m": mean, "v": var}
+    imported = compare(model(ops, weights, {"x": [1, 4, 7, 9]}, ["c"]), {"x": X})
+    names = [v.name for n in imported.graph for v in n.outputs]
+    assert len(names) == len(set(names))
+    assert imported.graph.outputs[0].name == "c"
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_fc_with_axis(transposed: bool) -> None:
+    x = randn(2, 3, 4, 5)
+    w = randn(7, 20, seed=1)
+    ops = [op("FCTransposed" if transposed else "FC", ["x", "w", "b"], ["y"], axis=2)]
+    weights = {"w": w.T.copy() if transposed else w, "b": randn(7, seed=2)}
+    imported = compare(model(ops, weights, {"x": [2, 3, 4, 5]}, ["y"]), {"x": x})
+    assert tuple(imported.graph.outputs[0].shape) == (2, 3, 7)
+
+
+def test_fc_weight_with_axis_w() -> None:
+    x = randn(2, 12)
+    ops = [op("FC", ["x", "w", "b"], ["y"], axis_w=1)]
+    weights = {"w": randn(5, 3, 4, seed=1), "b": randn(5, seed=2)}
+    compare(model(ops, weights, {"x": [2, 12]}, ["y"]), {"x": x})
+
+
+@pytest.mark.parametrize("op_type", ["Add", "Sub", "Mul", "Div"])
+def test_legacy_broadcast_with_axis(op_type: str) -> None:
+    ops = [op(op_type, ["x", "c"], ["y"], broadcast=1, axis=1)]
+    compare(model(ops, {"c": np.abs(randn(4)) + 1}, {"x": [1, 4, 7, 9]}, ["y"]), {"x": X})
+
+
+def test_legacy_broadcast_of_a_run_time_blob() -> None:
+    ops = [
+        op("ReduceMean", ["x"], ["m"], axes=[2, 3], keepdims=0),
+        op("Mul", ["x", "m"], ["y"], broadcast=1, axis=0),
+    ]
+    compare(model(ops, {}, {"x": [1, 4, 7, 9]}, ["y"]), {"x": X})
+
+
+def test_concat_split_info_and_reshape_old_shape() -> None:
+    ops = [
+        op("Concat", ["x", "x2"], ["cat", "info"], axis=1),
+        op("Reshape", ["cat"], ["flat", "old"], shape=[1, -1]),
+    ]
+    c2 = model(ops, {"x2": randn(1, 2, 7, 9, seed=3)}, {"x": [1, 4, 7, 9]}, ["flat", "info", "old"])
+    imported = compare(c2, {"x": X})
+    assert [v.dtype.name for v in imported.graph.outputs[1:]] == ["INT32", "INT64"]
+
+
+@pytest.mark.parametrize("axis", [1, 3])
+def test_softmax_coerces_to_2d(axis: int) -> None:
+    compare(model([op("Softmax", ["x"], ["y"], axis=axis)], {}, {"x": [1, 4, 7, 9]}, ["y"]), {"x": X})
+
+
+def test_many_ops_in_one_net() -> None:
+    slope = np.abs(randn(4, seed=8))
+    ops = [
+        op("Dropout", ["x"], ["d"], ratio=0.3, is_test=1),
+        op("PRelu", ["d", "slope"], ["p"]),
+        op("LRN", ["p"], ["l"], size=3, alpha=1e-3, beta=0.75, bias=2.0),
+        op("ChannelShuffle", ["l"], ["s"], group=2),
+        op("Sigmoid", ["s"], ["g"]),
+        op("Tanh", ["s"], ["t"]),
+        op("Mul", ["g", "t"], ["m"]),
+        op("Clip", ["m"], ["c"], min=-0.2, max=0.3),
+        op("Transpose", ["c"], ["tr"], axes=[0, 2, 3, 1]),
+        op("Flatten", ["tr"], ["f"], axis=1),
+        op("ExpandDims", ["f"], ["e"], dims=[0]),
+        op("Squeeze", ["e"], ["q"], dims=[0]),
+        op("Cast", ["q"], ["cast"], to=10),
+    ]
+    compare(model(ops, {"slope": slope}, {"x": [1, 4, 7, 9]}, ["cast", "c"]), {"x": X})
+
+
+def test_matmul_and_batch_matmul() -> None:
+    a, b = randn(2, 3, 4), randn(2, 5, 4, seed=1)
+    ops = [
+        op("BatchMatMul", ["a", "b"], ["bmm"], trans_b=1),
+        op("MatMul", ["a2", "w"], ["mm"], trans_b=1),
+    ]
+    c2 = model(ops, {"w": randn(6, 4, seed=2)}, {"a": [2, 3, 4], "b": [2, 5, 4], "a2": [3, 4]}, ["bmm", "mm"])
+    compare(c2, {"a": a, "b": b, "a2": randn(3, 4, seed=3)})
+
+
+def test_explicit_input_shape_overrides_value_info() -> None:
+    from unframe.converters.framework import ConvertOptions
+    from unframe.shared_ir.inputs import InputSpec
+
+    c2 = model([op("Relu", ["x"], ["y"])], {}, {"x": [1, 4, 7, 9]}, ["y"])
+    plain = import_caffe2(c2)
+    assert tuple(plain.graph.inputs[0].shape) == (1, 4, 7, 9)
+    override = import_caffe2(c2, ConvertOptions(inputs={"x": InputSpec("x", (2, 4, 5, 5))}))
+    assert tuple(override.graph.inputs[0].shape) == (2, 4, 5, 5)
