@@ -372,12 +372,11 @@ def einsum_v12(node: ir.Node, ctx: BuildContext) -> Outputs:
 
 def _depth_to_space(x: torch.Tensor, block: int, crd: bool) -> torch.Tensor:
     n, c, h, w = x.shape
-    depth = c // (block * block)
     if crd:
-        y = x.reshape(n, depth, block, block, h, w).permute(0, 1, 4, 2, 5, 3)
+        y = x.reshape(n, -1, block, block, h, w).permute(0, 1, 4, 2, 5, 3)
     else:
-        y = x.reshape(n, block, block, depth, h, w).permute(0, 3, 4, 1, 5, 2)
-    return y.reshape(n, depth, h * block, w * block)
+        y = x.reshape(n, block, block, -1, h, w).permute(0, 3, 4, 1, 5, 2)
+    return y.reshape(n, -1, h * block, w * block)
 
 
 @ops.register("DepthToSpace", since=1)
@@ -414,16 +413,13 @@ def _center_crop_pad(x: torch.Tensor, shape: list[Any], axes: list[int] | None) 
     axes = list(range(rank)) if axes is None else [_axis(a, rank) for a in axes]
     out = x
     for axis, target in zip(axes, shape, strict=False):
+        # Branch-free (sym_min/sym_max) so that a symbolic size needs no guard either way.
         size = out.shape[axis]
-        if target < size:
-            out = out.narrow(axis, (size - target) // 2, target)
-        elif target > size:
-            before = (target - size) // 2
-            pad_shape = list(out.shape)
-            pad_shape[axis] = before
-            after_shape = list(out.shape)
-            after_shape[axis] = target - size - before
-            out = torch.cat([out.new_zeros(pad_shape), out, out.new_zeros(after_shape)], axis)
+        kept = torch.sym_min(size, target)
+        out = out.narrow(axis, (size - kept) // 2, kept)
+        extra = torch.sym_max(target - size, 0)
+        pads = [0, 0] * (rank - 1 - axis) + [extra // 2, extra - extra // 2]
+        out = torch.nn.functional.pad(out, pads)
     return out
 
 

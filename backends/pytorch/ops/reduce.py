@@ -197,10 +197,13 @@ def _cumulative(
     if reverse:
         work = work.flip(axis)
     out = torch.cumprod(work, axis) if product else torch.cumsum(work, axis)
-    if exclusive and x.shape[axis] > 0:
+    if exclusive:
         # Shift by one along the axis and put the identity in front.
-        first = torch.full_like(out.narrow(axis, 0, 1), 1 if product else 0)
-        out = torch.cat([first, out.narrow(axis, 0, x.shape[axis] - 1)], axis)
+        shape = [1] * x.dim()
+        shape[axis] = x.shape[axis]
+        first = torch.arange(x.shape[axis], device=x.device).reshape(shape) == 0
+        identity = torch.ones_like(out) if product else torch.zeros_like(out)
+        out = torch.where(first, identity, torch.roll(out, 1, axis))
     if reverse:
         out = out.flip(axis)
     return out.to(dtype)
