@@ -10,14 +10,18 @@ above is the one case this does not cover.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable
+from typing import Any
 
 from unframe.backends.pytorch.dtypes import maybe_torch_dtype
-from unframe.backends.pytorch.ops._common import BuildContext, Outputs, ir, ops, torch
+from unframe.backends.pytorch.ops._common import BuildContext, Outputs, fx, ir, ops, torch
 
 _UNSIGNED_WIDE = (torch.uint16, torch.uint32, torch.uint64)
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
+#: Longest int vector tracked element-wise (shape vectors are short; tables are not).
+_MAX_ELEMENTS = 64
 _FLOAT8 = (
     torch.float8_e4m3fn,
     torch.float8_e4m3fnuz,
@@ -54,6 +58,47 @@ def _unordered(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return x.to(dtype)
 
 
+# -- shape vectors --------------------------------------------------------------------------------
+def _propagate_elements(
+    ctx: BuildContext, out: fx.Node, symbolic: Callable[..., Any], inputs: list[int]
+) -> None:
+    """Records ``out`` element-wise when its inputs are shape vectors (see ``ctx.shape_elements``).
+
+    ``symbolic`` combines one element of each input (ints, or fx nodes yielding sizes), so that a
+    ``Max(shape, 1)`` feeding a Reshape stays symbolic under ``torch.export``.
+    """
+    lists = [ctx.shape_elements(i) for i in inputs]
+    if any(e is None for e in lists) or all(ctx.constant(i) is not None for i in inputs):
+        return
+    vectors = [e for e in lists if e is not None]
+    size = max(len(e) for e in vectors)
+    if size > _MAX_ELEMENTS or any(len(e) not in (1, size) for e in vectors):
+        return
+    columns = zip(*(e * size if len(e) == 1 else e for e in vectors), strict=True)
+    elements: list[int | fx.Node] = []
+    for column in columns:
+        if not all(isinstance(v, int) for v in column):
+            elements.append(ctx.call(symbolic, *column))
+            continue
+        try:
+            elements.append(int(symbolic(*column)))
+        except ArithmeticError:  # e.g. a size modulo 0: leave it to the tensor path
+            return
+    ctx.set_shape_elements(out, elements)
+
+
+def _sym_max(*values: Any) -> Any:
+    return functools.reduce(torch.sym_max, values)
+
+
+def _sym_min(*values: Any) -> Any:
+    return functools.reduce(torch.sym_min, values)
+
+
+def _sym_sum(*values: Any) -> Any:
+    return functools.reduce(operator.add, values)
+
+
 # -- unary -----------------------------------------------------------------------------------------
 def _abs(x: torch.Tensor) -> torch.Tensor:
     if x.dtype in _UNSIGNED_WIDE or x.dtype == torch.uint8:
@@ -74,7 +119,9 @@ def abs_v6(node: ir.Node, ctx: BuildContext) -> Outputs:
 
 @ops.register("Neg", since=6)
 def neg_v6(node: ir.Node, ctx: BuildContext) -> Outputs:
-    return [ctx.call(torch.neg, ctx.input(0))]
+    out = ctx.call(torch.neg, ctx.input(0))
+    _propagate_elements(ctx, out, operator.neg, [0])
+    return [out]
 
 
 @ops.register("Reciprocal", since=6)
@@ -246,7 +293,10 @@ def mod_v10(node: ir.Node, ctx: BuildContext) -> Outputs:
     fmod = ctx.attr_int("fmod", 0)
     if fmod not in (0, 1):
         raise ValueError(f"Mod: fmod must be 0 or 1, got {fmod}")
-    return [ctx.call(_mod, ctx.input(0), ctx.input(1), bool(fmod))]
+    out = ctx.call(_mod, ctx.input(0), ctx.input(1), bool(fmod))
+    if not fmod:  # Python's % on sizes is ONNX's fmod=0
+        _propagate_elements(ctx, out, operator.mod, [0, 1])
+    return [out]
 
 
 # -- variadic ---------------------------------------------------------------------------------------
@@ -275,28 +325,35 @@ def _mean(*tensors: torch.Tensor) -> torch.Tensor:
     return _sum(*tensors) / len(tensors)
 
 
-def _variadic(ctx: BuildContext, function: Callable[..., torch.Tensor]) -> Outputs:
-    inputs = [x for x in ctx.inputs() if x is not None]
-    if not inputs:
+def _variadic(
+    ctx: BuildContext,
+    function: Callable[..., torch.Tensor],
+    symbolic: Callable[..., Any] | None = None,
+) -> Outputs:
+    present = [i for i in range(ctx.num_inputs) if ctx.has_input(i)]
+    if not present:
         raise ValueError(f"{ctx.node.op_type} needs at least one input")
-    if len(inputs) == 1:
-        return [inputs[0]]
-    return [ctx.call(function, *inputs)]
+    if len(present) == 1:
+        return [ctx.input(present[0])]
+    out = ctx.call(function, *(ctx.input(i) for i in present))
+    if symbolic is not None:
+        _propagate_elements(ctx, out, symbolic, present)
+    return [out]
 
 
 @ops.register("Max", since=6)
 def max_v6(node: ir.Node, ctx: BuildContext) -> Outputs:
-    return _variadic(ctx, _maximum)
+    return _variadic(ctx, _maximum, _sym_max)
 
 
 @ops.register("Min", since=6)
 def min_v6(node: ir.Node, ctx: BuildContext) -> Outputs:
-    return _variadic(ctx, _minimum)
+    return _variadic(ctx, _minimum, _sym_min)
 
 
 @ops.register("Sum", since=6)
 def sum_v6(node: ir.Node, ctx: BuildContext) -> Outputs:
-    return _variadic(ctx, _sum)
+    return _variadic(ctx, _sum, _sym_sum)
 
 
 @ops.register("Mean", since=6)
