@@ -55,17 +55,20 @@ run-time helpers in the op module (private, ``_name``) or in ``backends/pytorch/
 
 Families and who holds them (a duplicate registration raises at import, so check here first):
 
-* ``tensor.py``: Constant, ConstantOfShape, Identity, Shape, Size, Reshape, Flatten, Expand,
-  Transpose, Squeeze, Unsqueeze, Concat, Gather, Slice, Cast, CastLike, Split, Pad.
-* ``arith.py``: Add, Sub, Mul, Div, MatMul, Gemm.
-* ``nn.py`` / ``activations.py`` / ``attention.py`` / ``norm.py`` / ``resize.py`` / ``rnn.py`` /
-  ``loss.py``: conv, pooling, normalizations, activations (Relu ... Gelu, PRelu, Softmax family),
-  Dropout, Attention, Resize/Upsample, GridSample, LSTM/GRU/RNN, NLL/SoftmaxCrossEntropy losses.
-* ``control_flow.py``: If, Loop, Scan.
-* Free for another module: elementwise math (Abs, Exp, Sqrt, Pow, Mod, ...), reductions
-  (Reduce*, ArgMax/ArgMin, CumSum), logical/comparison/bitwise ops, Where, Range, Tile, Trilu,
-  Gather/ScatterElements, GatherND/ScatterND, Einsum, TopK, ... (e.g. ``math.py``,
-  ``reduce.py``, ``logical.py``, ``indexing.py``).
+* backend owner: ``tensor.py`` (Constant, ConstantOfShape, Identity, Shape, Size, Reshape,
+  Flatten, Expand, Transpose, Squeeze, Unsqueeze, Concat, Gather, Slice, Cast, CastLike),
+  ``pad_split.py`` (Pad, Split), ``arith.py`` (Add, Sub, Mul, Div, MatMul, Gemm), ``nn.py``
+  (conv, pooling, LpPool, GridSample, Softmax family), ``activations.py``, ``norm.py``
+  (normalizations, Dropout), ``attention.py`` (Attention, RotaryEmbedding, and next
+  LinearAttention, FlexAttention, CausalConvWithState, SwiGLU), ``resize.py`` (Resize,
+  Upsample), ``rnn.py``, ``loss.py``, ``control_flow.py`` (If, Loop, Scan); in progress:
+  ``quant.py`` (Quantize/DequantizeLinear, DynamicQuantizeLinear, QLinear*, *Integer),
+  ``sequence.py`` (Sequence*, Optional*, SplitToSequence, ConcatFromSequence), ``vision.py``
+  (NonMaxSuppression, RoiAlign, Col2Im, AffineGrid, DeformConv, MaxUnpool), ``training.py``
+  (Adam, Adagrad, Momentum).
+* elsewhere (``math.py``, ``reduce.py``, ``logical.py``, ``indexing.py``, ...): elementwise
+  math, reductions, logical/comparison/bitwise, Where, Range, Tile, Trilu, Gather/Scatter*,
+  Einsum, TopK, signal ops (DFT, STFT, windows, MelWeightMatrix), Bernoulli and random ops.
 """
 
 from __future__ import annotations
