@@ -1,7 +1,12 @@
-"""onnx's backend node tests through the Caffe2 backend and the executor (expected outputs)."""
+"""onnx's backend node tests through the Caffe2 backend and the executor (expected outputs).
+
+Only the test modules of the ops below are imported (all of onnx's node tests take long to build);
+``unframe conformance --backend caffe2`` runs every one.
+"""
 
 from __future__ import annotations
 
+import importlib
 import re
 
 import pytest
@@ -9,35 +14,47 @@ import pytest
 from unframe.converters import conformance
 from unframe.converters.adapters.caffe2 import Caffe2Framework
 
-#: Ops whose every node test passes; a regression in any of them fails here.
-OPS = [
-    "Conv", "ConvTranspose", "Softmax", "LogSoftmax", "Hardmax", "Gemm", "Slice",
-    "GatherElements", "CumSum", "Trilu", "DepthToSpace", "Unsqueeze", "Split", "Clip",
-    "ReduceLogSumExp", "BatchNormalization", "HardSwish", "Round", "Compress", "Celu",
-]  # fmt: skip
+#: onnx test modules (onnx.backend.test.case.node.*) -> the op whose every test must pass.
+MODULES = {
+    "conv": "Conv", "convtranspose": "ConvTranspose", "softmax": "Softmax",
+    "logsoftmax": "LogSoftmax", "hardmax": "Hardmax", "gemm": "Gemm", "slice": "Slice",
+    "gatherelements": "GatherElements", "gathernd": "GatherND", "cumsum": "CumSum",
+    "trilu": "Trilu", "depthtospace": "DepthToSpace", "spacetodepth": "SpaceToDepth",
+    "unsqueeze": "Unsqueeze", "split": "Split", "clip": "Clip",
+    "reduce_log_sum_exp": "ReduceLogSumExp", "batch_normalization": "BatchNormalization",
+    "layernormalization": "LayerNormalization", "hardswish": "HardSwish", "round": "Round",
+    "compress": "Compress", "celu": "Celu", "topk": "TopK", "argmax": "ArgMax",
+}  # fmt: skip
 
 #: Element types Caffe2's TensorProto has no number for: such tests cannot pass on any backend.
 _FOREIGN_TYPES = re.compile(r"bfloat16|uint32|uint64|string|float8|int4|float4")
 
-#: A few tests per op keep this file fast; ``unframe conformance --backend caffe2`` runs them all.
-PER_OP = 4
+
+def _cases() -> list[object]:
+    import onnx.backend.test.case.node as node_cases
+
+    for module in MODULES:
+        importlib.import_module(f"{node_cases.__name__}.{module}")
+    wanted = set(MODULES.values())
+    return sorted(
+        (
+            case
+            for case in node_cases._NodeTestCases
+            if conformance.node_test_op(case) in wanted and not _FOREIGN_TYPES.search(case.name)
+        ),
+        key=lambda case: case.name,
+    )
 
 
-def _sample() -> list[object]:
-    taken: dict[str, int] = {}
-    cases = []
-    for case in conformance.collect_node_tests(OPS):
-        op = conformance.test_op(case)
-        if taken.get(op, 0) < PER_OP and not _FOREIGN_TYPES.search(case.name):
-            taken[op] = taken.get(op, 0) + 1
-            cases.append(case)
-    return cases
+_CASES = _cases()
 
 
-_CASES = _sample()
+def test_every_op_has_cases() -> None:
+    found = {conformance.node_test_op(case) for case in _CASES}
+    assert found == set(MODULES.values())
 
 
-@pytest.mark.parametrize("case", _CASES, ids=[c.name for c in _CASES])
+@pytest.mark.parametrize("case", _CASES, ids=[c.name for c in _CASES])  # type: ignore[attr-defined]
 def test_node(case: object) -> None:
     outcome = conformance.run_test(Caffe2Framework(), case)
     assert outcome.status == "pass", outcome.reason
