@@ -21,7 +21,7 @@ from torch import fx, nn
 
 from unframe.backends.pytorch import runtime
 from unframe.backends.pytorch.context import BuildContext, Subgraph
-from unframe.backends.pytorch.dtypes import maybe_torch_dtype
+from unframe.backends.pytorch.dtypes import maybe_torch_dtype, widen_emulated
 from unframe.backends.pytorch.naming import NameScope
 from unframe.backends.pytorch.registry import ops
 from unframe.shared_ir.errors import ConversionError, UnsupportedOpsError
@@ -280,6 +280,7 @@ def _tensor_from_numpy(array: np.ndarray) -> torch.Tensor:
     """Shares memory with ``array`` where torch can (writable, native byte order)."""
     if array.dtype == np.object_ or array.dtype.kind in "SUO":
         raise ConversionError("string tensors have no torch equivalent", framework=FRAMEWORK)
+    array = widen_emulated(array)
     bit_view = _BIT_VIEWS.get(array.dtype.name)
     if bit_view is not None:
         return _tensor_from_numpy(array.view(bit_view[0])).view(bit_view[1])

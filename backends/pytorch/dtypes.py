@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import onnx_ir as ir
 import torch
 
@@ -41,3 +42,40 @@ def maybe_torch_dtype(dtype: ir.DataType | int | None) -> torch.dtype | None:
 
 def is_float(dtype: torch.dtype) -> bool:
     return dtype.is_floating_point or dtype.is_complex
+
+
+#: ONNX types torch has no dtype for, held in a wider torch dtype with their exact values.
+EMULATED: dict[ir.DataType, torch.dtype] = {
+    ir.DataType.INT4: torch.int8,
+    ir.DataType.UINT4: torch.uint8,
+    ir.DataType.INT2: torch.int8,
+    ir.DataType.UINT2: torch.uint8,
+    ir.DataType.FLOAT4E2M1: torch.float32,
+    ir.DataType.FLOAT8E8M0: torch.float32,
+}
+
+#: numpy (ml_dtypes) dtype names of the emulated types, for converting arrays in and out.
+EMULATED_NUMPY_NAMES = {"int4", "uint4", "int2", "uint2", "float4_e2m1fn", "float8_e8m0fnu"}
+
+
+def storage_dtype(dtype: ir.DataType | int) -> torch.dtype:
+    """The torch dtype that holds values of ONNX type ``dtype`` (itself, or its emulation)."""
+    kind = ir.DataType(dtype)
+    return EMULATED.get(kind) or to_torch_dtype(kind)
+
+
+def widen_emulated(array: np.ndarray) -> np.ndarray:
+    """An ml_dtypes int4/uint4/int2/uint2/float4/e8m0 array as its storage dtype (same values)."""
+    name = array.dtype.name
+    if name not in EMULATED_NUMPY_NAMES:
+        return array
+    if "float" in name:
+        return array.astype(np.float32)
+    return array.astype(np.uint8 if name.startswith("u") else np.int8)
+
+
+def narrow_emulated(array: np.ndarray, dtype: ir.DataType | None) -> np.ndarray:
+    """The inverse of ``widen_emulated`` for an output declared as ONNX type ``dtype``."""
+    if dtype is None or ir.DataType(dtype) not in EMULATED:
+        return array
+    return array.astype(ir.DataType(dtype).numpy())

@@ -18,7 +18,7 @@ import torch
 from torch import fx
 
 from unframe.backends.pytorch.builder import FRAMEWORK, to_torch
-from unframe.backends.pytorch.dtypes import maybe_torch_dtype
+from unframe.backends.pytorch.dtypes import maybe_torch_dtype, widen_emulated
 from unframe.shared_ir.errors import BadInputError, ConversionError
 from unframe.shared_ir.inputs import InputSpec
 
@@ -148,7 +148,11 @@ def outputs_to_numpy(result: Any, names: Sequence[str] | None = None) -> dict[st
     return {key: _to_numpy(value) for key, value in zip(keys, values, strict=True)}
 
 
-def _to_numpy(value: Any) -> np.ndarray:
+def _to_numpy(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [_to_numpy(v) for v in value]  # a sequence output
+    if value is None:
+        return None  # an empty optional
     if not isinstance(value, torch.Tensor):
         return np.asarray(value)
     value = value.detach().cpu()
@@ -174,11 +178,14 @@ def _to_numpy(value: Any) -> np.ndarray:
     return value.numpy()
 
 
-def tensors_from_numpy(arrays: Sequence[np.ndarray]) -> list[torch.Tensor]:
+def tensors_from_numpy(arrays: Sequence[Any]) -> list[Any]:
     """Input arrays as tensors (bfloat16/float8 arrays reinterpreted bit for bit)."""
-    out = []
+    out: list[Any] = []
     for index, array in enumerate(arrays):
-        array = np.asarray(array)
+        if isinstance(array, list | tuple):
+            out.append(tensors_from_numpy(list(array)))  # a sequence input
+            continue
+        array = widen_emulated(np.asarray(array))
         name = array.dtype.name
         if name in ("bfloat16",) or name.startswith("float8"):
             target = maybe_torch_dtype(ir.DataType.from_numpy(array.dtype))

@@ -64,6 +64,7 @@ class PyTorchFramework(Framework):
         import torch
 
         from unframe.backends.pytorch import to_torch
+        from unframe.backends.pytorch.dtypes import narrow_emulated
         from unframe.backends.pytorch.export import outputs_to_numpy, tensors_from_numpy
 
         module = to_torch(model)
@@ -76,7 +77,12 @@ class PyTorchFramework(Framework):
             arrays = list(inputs.values())[: len(names)]
         with torch.no_grad():
             result = module(*tensors_from_numpy(arrays))
-        return outputs_to_numpy(result, [v.name or "" for v in model.graph.outputs])
+        outputs = outputs_to_numpy(result, [v.name or "" for v in model.graph.outputs])
+        # int4/float4/... are computed in a wider dtype: hand them back in their ONNX type.
+        for value, (name, array) in zip(model.graph.outputs, list(outputs.items()), strict=False):
+            if isinstance(array, np.ndarray):
+                outputs[name] = narrow_emulated(array, value.dtype)
+        return outputs
 
     def export_registry(self) -> OpRegistry[Any] | None:
         from unframe.backends.pytorch.builder import load_converters

@@ -12,7 +12,7 @@ import operator
 from typing import Any
 
 from unframe.backends.pytorch import runtime
-from unframe.backends.pytorch.dtypes import to_torch_dtype
+from unframe.backends.pytorch.dtypes import EMULATED, to_torch_dtype
 from unframe.backends.pytorch.ops._common import (
     BuildContext,
     Outputs,
@@ -339,8 +339,52 @@ def _cast(x: torch.Tensor, dtype: torch.dtype, saturate: bool = True) -> torch.T
     return x.to(dtype)
 
 
+_FLOAT4_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+_FLOAT4_TIES = (0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0)
+
+
+def _cast_emulated(x: torch.Tensor, kind: str, saturate: bool, round_mode: str) -> torch.Tensor:
+    """Casts to a type torch lacks; the result holds exactly the target type's values."""
+    if kind in ("INT4", "UINT4", "INT2", "UINT2"):
+        bits = 4 if kind.endswith("4") else 2
+        wrapped = torch.remainder(x.to(torch.int64), 1 << bits)  # two's complement wrap
+        if kind.startswith("U"):
+            return wrapped.to(torch.uint8)
+        signed = torch.where(wrapped >= 1 << (bits - 1), wrapped - (1 << bits), wrapped)
+        return signed.to(torch.int8)
+    x = x.to(torch.float32)
+    if kind == "FLOAT4E2M1":
+        magnitude = x.abs()
+        ties = torch.tensor(_FLOAT4_TIES)
+        index = torch.bucketize(magnitude, ties)  # a tie goes down ...
+        odd_ties = (magnitude == 0.75) | (magnitude == 1.75) | (magnitude == 3.5)
+        index = torch.where(odd_ties, index + 1, index)  # ... unless down is odd
+        value = torch.tensor(_FLOAT4_GRID)[index.clamp(max=7)]
+        signed = torch.where(torch.signbit(x), -value, value)
+        return torch.where(torch.isnan(x), torch.tensor(-0.0), signed)
+    # FLOAT8E8M0: unsigned powers of two 2^-127 .. 2^127
+    log = torch.log2(x.abs().clamp(min=2.0**-127))
+    if round_mode == "down":
+        exponent = torch.floor(log)
+    elif round_mode == "nearest":
+        low = torch.floor(log)
+        exponent = torch.where(x.abs() - 2.0**low >= 2.0 ** (low + 1) - x.abs(), low + 1, low)
+    else:
+        exponent = torch.ceil(log)
+    too_big = exponent > 127
+    exponent = exponent.clamp(-127, 127)
+    value = torch.pow(2.0, exponent.double()).float()
+    overflow = torch.tensor(2.0**127 if saturate else math.nan)
+    value = torch.where(too_big | torch.isinf(x), overflow, value)
+    return torch.where(torch.isnan(x), torch.tensor(math.nan), value)
+
+
 def _cast_node(ctx: BuildContext, saturate: bool) -> Outputs:
-    dtype = to_torch_dtype(ctx.attr_int("to"))
+    target = ir.DataType(ctx.attr_int("to"))
+    if target in EMULATED:
+        round_mode = ctx.attr_str("round_mode", "up")
+        return [ctx.call(_cast_emulated, ctx.input(0), target.name, saturate, round_mode)]
+    dtype = to_torch_dtype(target)
     out = ctx.call(_cast, ctx.input(0), dtype, saturate)
     elements = ctx.shape_elements(0)
     if elements is not None and ctx.constant(0) is None and not dtype.is_floating_point:
@@ -362,15 +406,23 @@ def _cast_like(x: torch.Tensor, like: torch.Tensor, saturate: bool) -> torch.Ten
     return _cast(x, like.dtype, saturate)
 
 
+def _cast_like_node(ctx: BuildContext, saturate: bool) -> Outputs:
+    like = ctx.node.inputs[1]
+    target = like.dtype if like is not None else None
+    if target is not None and target in EMULATED:
+        round_mode = ctx.attr_str("round_mode", "up")
+        return [ctx.call(_cast_emulated, ctx.input(0), target.name, saturate, round_mode)]
+    return [ctx.call(_cast_like, ctx.input(0), ctx.input(1), saturate)]
+
+
 @ops.register("CastLike", since=15)
 def cast_like_v15(node: ir.Node, ctx: BuildContext) -> Outputs:
-    return [ctx.call(_cast_like, ctx.input(0), ctx.input(1), True)]
+    return _cast_like_node(ctx, True)
 
 
 @ops.register("CastLike", since=19)
 def cast_like_v19(node: ir.Node, ctx: BuildContext) -> Outputs:
-    saturate = bool(ctx.attr_int("saturate", 1))
-    return [ctx.call(_cast_like, ctx.input(0), ctx.input(1), saturate)]
+    return _cast_like_node(ctx, bool(ctx.attr_int("saturate", 1)))
 
 
 __all__ = ["normalize_axis"]
