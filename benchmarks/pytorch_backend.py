@@ -201,6 +201,53 @@ def _measure_memory(kind: str, path: Path) -> dict[str, Any] | str:
     return data
 
 
+def _latency(
+    figures: dict[str, Any], original: Any, ids: Any, path: Path, onnx2torch: Any, args: Any
+) -> None:
+    import onnxruntime as ort
+    import torch
+
+    ours = _unframe_convert(path)
+    theirs = onnx2torch.convert(str(path)) if onnx2torch is not None else None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    feeds = {session.get_inputs()[0].name: ids.numpy()}
+
+    def first(result: Any) -> Any:
+        return result[0] if isinstance(result, tuple | list) else result
+
+    with torch.inference_mode():
+        expected = original(ids).numpy()
+        engines: dict[str, Callable[[], Any]] = {
+            "original": lambda: original(ids),
+            "unframe": lambda: ours(ids),
+            "onnxruntime": lambda: session.run(None, feeds),
+        }
+        errors = {
+            "unframe": float(np.abs(first(ours(ids)).numpy() - expected).max()),
+            "onnxruntime": float(np.abs(session.run(None, feeds)[0] - expected).max()),
+        }
+        if theirs is not None:
+            engines["onnx2torch"] = lambda: theirs(ids)
+            errors["onnx2torch"] = float(np.abs(first(theirs(ids)).numpy() - expected).max())
+        latency = {name: _median_latency(run, args.runs) for name, run in engines.items()}
+    figures["latency_ms"] = {k: v * 1e3 for k, v in latency.items()}
+    figures["max_abs_error"] = errors
+    print(f"\n2. inference latency, batch 1 x {args.seq} tokens, median of {args.runs}")
+    for name, value in latency.items():
+        ratio = value / latency["original"]
+        error = f"  max |diff| {errors[name]:.1e}" if name in errors else ""
+        print(f"   {name:12s} {value * 1e3:8.1f} ms  {ratio:5.2f}x original{error}")
+    figures["latency_ratio"] = latency["unframe"] / latency["original"]
+    print(
+        f"   unframe / original {figures['latency_ratio']:.2f} "
+        f"(goal <= {GOALS['latency_ratio']}); unframe / onnxruntime "
+        f"{latency['unframe'] / latency['onnxruntime']:.2f}"
+    )
+
+
 # -- the run -----------------------------------------------------------------------------------
 
 
@@ -258,12 +305,18 @@ def main() -> None:
             times["unframe"].append(t)
             del converted
             if onnx2torch is not None:
-                t, converted = _timed(lambda: onnx2torch.convert(str(path)))
+                try:
+                    t, converted = _timed(lambda: _onnx2torch_convert(path))
+                except Exception as error:  # noqa: BLE001 - reported, the run goes on
+                    figures["onnx2torch"] += f"; cannot convert: {type(error).__name__}: {error}"
+                    print(f"   onnx2torch cannot convert this model: {error}")
+                    onnx2torch = None
+                    continue
                 times["onnx2torch"].append(t)
                 del converted
         best = {name: min(values) for name, values in times.items() if values}
         figures["convert_seconds"] = best
-        print("\n1. ONNX -> PyTorch conversion (best of %d)" % args.repeats)
+        print(f"\n1. ONNX -> PyTorch conversion (best of {args.repeats})")
         print(f"   unframe     {best['unframe']:8.2f} s")
         if "onnx2torch" in best:
             ratio = best["unframe"] / best["onnx2torch"]
@@ -272,47 +325,7 @@ def main() -> None:
             print(f"   ratio unframe/onnx2torch {ratio:.2f} (goal < {GOALS['convert_ratio']})")
 
         # 2. inference latency on the same inputs.
-        ours = _unframe_convert(path)
-        theirs = onnx2torch.convert(str(path)) if onnx2torch is not None else None
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = args.threads
-        options.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        feeds = {session.get_inputs()[0].name: ids.numpy()}
-
-        def first(result: Any) -> Any:
-            return result[0] if isinstance(result, tuple | list) else result
-
-        with torch.inference_mode():
-            expected = original(ids).numpy()
-            engines: dict[str, Callable[[], Any]] = {
-                "original": lambda: original(ids),
-                "unframe": lambda: ours(ids),
-                "onnxruntime": lambda: session.run(None, feeds),
-            }
-            if theirs is not None:
-                engines["onnx2torch"] = lambda: theirs(ids)
-            errors = {
-                "unframe": float(np.abs(first(ours(ids)).numpy() - expected).max()),
-                "onnxruntime": float(np.abs(session.run(None, feeds)[0] - expected).max()),
-            }
-            if theirs is not None:
-                errors["onnx2torch"] = float(np.abs(first(theirs(ids)).numpy() - expected).max())
-            latency = {name: _median_latency(run, args.runs) for name, run in engines.items()}
-        figures["latency_ms"] = {k: v * 1e3 for k, v in latency.items()}
-        figures["max_abs_error"] = errors
-        print(f"\n2. inference latency, batch 1 x {args.seq} tokens, median of {args.runs}")
-        for name, value in latency.items():
-            ratio = value / latency["original"]
-            error = f"  max |diff| {errors[name]:.1e}" if name in errors else ""
-            print(f"   {name:12s} {value * 1e3:8.1f} ms  {ratio:5.2f}x original{error}")
-        figures["latency_ratio"] = latency["unframe"] / latency["original"]
-        print(
-            f"   unframe / original {figures['latency_ratio']:.2f} "
-            f"(goal <= {GOALS['latency_ratio']}); unframe / onnxruntime "
-            f"{latency['unframe'] / latency['onnxruntime']:.2f}"
-        )
-        del ours, theirs, session
+        _latency(figures, original, ids, path, onnx2torch, args)
 
         # 3. peak memory of the conversion, each in a fresh process.
         print("\n3. peak memory of the conversion (RSS high-water mark above RSS before)")
