@@ -416,7 +416,8 @@ def _center_crop_pad(x: torch.Tensor, shape: list[Any], axes: list[int] | None) 
         # Branch-free (sym_min/sym_max) so that a symbolic size needs no guard either way.
         size = out.shape[axis]
         kept = torch.sym_min(size, target)
-        out = out.narrow(axis, (size - kept) // 2, kept)
+        start = (size - kept) // 2
+        out = out.index_select(axis, torch.arange(kept, device=out.device) + start)
         extra = torch.sym_max(target - size, 0)
         pads = [0, 0] * (rank - 1 - axis) + [extra // 2, extra - extra // 2]
         out = torch.nn.functional.pad(out, pads)
