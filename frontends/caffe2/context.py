@@ -52,7 +52,7 @@ class Args:
         self.used.add(name)
         return name in self.args
 
-    def int(self, name: str, default: int) -> int:
+    def integer(self, name: str, default: int) -> int:
         self.used.add(name)
         arg = self.args.get(name)
         if arg is None:
@@ -63,7 +63,7 @@ class Args:
             return int(arg.f)
         raise self.ctx.bad(f"argument {name!r} must be an integer")
 
-    def float(self, name: str, default: float) -> float:
+    def number(self, name: str, default: float) -> float:
         self.used.add(name)
         arg = self.args.get(name)
         if arg is None:
@@ -74,7 +74,7 @@ class Args:
             return float(arg.i)
         raise self.ctx.bad(f"argument {name!r} must be a number")
 
-    def str(self, name: str, default: str) -> str:
+    def string(self, name: str, default: str) -> str:
         self.used.add(name)
         arg = self.args.get(name)
         if arg is None:
@@ -83,7 +83,7 @@ class Args:
             return arg.s.decode("utf-8", errors="replace")
         raise self.ctx.bad(f"argument {name!r} must be a string")
 
-    def ints(self, name: str) -> list[int] | None:
+    def integers(self, name: str) -> list[int] | None:
         self.used.add(name)
         arg = self.args.get(name)
         if arg is None:
@@ -94,7 +94,7 @@ class Args:
             return [int(arg.i)]
         return []
 
-    def floats(self, name: str) -> list[float] | None:
+    def numbers(self, name: str) -> list[float] | None:
         self.used.add(name)
         arg = self.args.get(name)
         if arg is None:
@@ -198,7 +198,10 @@ class ImportContext:
         return list(node.outputs)
 
     def op1(
-        self, op_type: str, inputs: Sequence[ir.Value | None], attributes: Mapping[str, Any] | None = None
+        self,
+        op_type: str,
+        inputs: Sequence[ir.Value | None],
+        attributes: Mapping[str, Any] | None = None,
     ) -> ir.Value:
         return self.node(op_type, inputs, attributes)[0]
 
@@ -206,7 +209,7 @@ class ImportContext:
         """An Identity of ``value``, for graph outputs that are inputs or initializers."""
         node = ir.Node("", "Identity", [value], name=self._unique(f"{blob}/identity"))
         node.outputs[0].name = self._unique(f"{blob}__out")
-        node.outputs[0].dtype, node.outputs[0].shape = value.dtype, value.shape
+        node.outputs[0].type, node.outputs[0].shape = value.type, value.shape
         self.nodes.append(node)
         return node.outputs[0]
 
@@ -230,8 +233,14 @@ class ImportContext:
         self.initializers[blob] = value
         self.blobs[blob] = value
 
-    def add_input(self, blob: str, dtype: ir.DataType, shape: Sequence[int | str | None] | None) -> None:
-        value = ir.Value(name=blob, type=ir.TensorType(dtype), shape=ir.Shape(shape) if shape is not None else None)
+    def add_input(
+        self, blob: str, dtype: ir.DataType, shape: Sequence[int | str | None] | None
+    ) -> None:
+        value = ir.Value(
+            name=blob,
+            type=ir.TensorType(dtype),
+            shape=ir.Shape(shape) if shape is not None else None,
+        )
         self._taken.add(blob)
         self.inputs.append(value)
         self.blobs[blob] = value
@@ -279,7 +288,9 @@ def _infer(node: ir.Node) -> None:
         schema = onnx.defs.get_schema(node.op_type, OPSET, "")
         proto = ir.serde.serialize_node(node)
         types = {
-            v.name: ir.serde.serialize_value(v).type for v in node.inputs if v is not None and v.name
+            v.name: ir.serde.serialize_value(v).type
+            for v in node.inputs
+            if v is not None and v.name
         }
         data = {
             v.name: ir.serde.serialize_tensor(v.const_value)
@@ -295,7 +306,8 @@ def _infer(node: ir.Node) -> None:
         if type_proto is None or not type_proto.HasField("tensor_type"):
             continue
         tensor = type_proto.tensor_type
-        value.dtype = ir.DataType(tensor.elem_type) if tensor.elem_type else None
+        if tensor.elem_type:
+            value.dtype = ir.DataType(tensor.elem_type)
         if tensor.HasField("shape"):
             dims: list[int | str | None] = []
             for dim in tensor.shape.dim:

@@ -47,7 +47,9 @@ def import_caffe2(model: Caffe2Model, options: Any = None) -> ir.Model:
     net = model.predict_net
     where = str(model.directory) if model.directory is not None else "predict_net"
     missing = [
-        UnsupportedOp(node=op.name or f"op {i}", op_type=op.type, reason="no caffe2 import converter")
+        UnsupportedOp(
+            node=op.name or f"op {i}", op_type=op.type, reason="no caffe2 import converter"
+        )
         for i, op in enumerate(net.op)
         if registry.lookup(op.type, 1, DOMAIN) is None
     ]
@@ -69,12 +71,18 @@ def import_caffe2(model: Caffe2Model, options: Any = None) -> ir.Model:
         converter(op, args, ctx)
         unknown = args.unknown()
         if unknown:
-            raise ctx.bad(f"unknown argument(s) {', '.join(unknown)} (output blob {op.output[0]!r})" if op.output else f"unknown argument(s) {', '.join(unknown)}")
+            raise ctx.bad(
+                f"unknown argument(s) {', '.join(unknown)} (output blob {op.output[0]!r})"
+                if op.output
+                else f"unknown argument(s) {', '.join(unknown)}"
+            )
     ctx.op = None
     outputs = []
     for blob in net.external_output or _dangling(net):
         if blob not in ctx.blobs:
-            raise BadInputError(f"external_output {blob!r} is never written", path=where, framework=FRAMEWORK)
+            raise BadInputError(
+                f"external_output {blob!r} is never written", path=where, framework=FRAMEWORK
+            )
         value = ctx.blobs[blob]
         if value in ctx.inputs or value.name in ctx.initializers:
             value = ctx.identity(value, blob)
@@ -104,13 +112,16 @@ def _load_init_net(
     init_net: caffe2_pb2.NetDef, ctx: ImportContext, where: str, placeholders: set[str]
 ) -> None:
     for index, op in enumerate(init_net.op):
+        array: np.ndarray
         if op.output and all(b in placeholders for b in op.output):
             continue
         args = {arg.name: arg for arg in op.arg}
         shape = [int(d) for d in args["shape"].ints] if "shape" in args else None
         if op.type in _FILL_DTYPES and shape is not None and "values" in args:
             values = args["values"]
-            raw: list[float] | list[int] = list(values.floats) if values.floats else list(values.ints)
+            raw: list[float] | list[int] = (
+                list(values.floats) if values.floats else list(values.ints)
+            )
             array = np.array(raw, dtype=_FILL_DTYPES[op.type])
         elif op.type == "ConstantFill" and shape is not None and not op.input:
             dtype = IR_DTYPES.get(args["dtype"].i if "dtype" in args else 1, ir.DataType.FLOAT)
@@ -133,7 +144,9 @@ def _load_init_net(
             ctx.add_initializer(blob, array)
 
 
-def _run_fill(init_net: caffe2_pb2.NetDef, op: caffe2_pb2.OperatorDef, index: int, where: str) -> np.ndarray:
+def _run_fill(
+    init_net: caffe2_pb2.NetDef, op: caffe2_pb2.OperatorDef, index: int, where: str
+) -> np.ndarray:
     """Other init-net ops (random fills, casts) run on the reference executor."""
     from unframe.backends.caffe2.runtime.workspace import Workspace
 
@@ -158,7 +171,9 @@ def _add_inputs(model: Caffe2Model, ctx: ImportContext, specs: dict[str, Any]) -
     if not net.external_input:
         written: set[str] = set()
         for op in net.op:
-            names.extend(b for b in op.input if b not in written and b not in ctx.blobs and b not in names)
+            names.extend(
+                b for b in op.input if b not in written and b not in ctx.blobs and b not in names
+            )
             written.update(op.output)
     for blob in names:
         spec = specs.get(blob)

@@ -68,13 +68,13 @@ def make_arg(name: str, value: ArgValue) -> caffe2_pb2.Argument:
     elif isinstance(value, bytes):
         arg.s = value
     else:
-        items = list(value)
+        items: list[Any] = list(value)
         if all(isinstance(v, bool | int | np.integer) for v in items):
             arg.ints.extend(int(v) for v in items)
         elif all(isinstance(v, str) for v in items):
             arg.strings.extend(str(v).encode() for v in items)
         else:
-            arg.floats.extend(float(v) for v in items)  # type: ignore[arg-type]
+            arg.floats.extend(float(v) for v in items)
     return arg
 
 
@@ -411,7 +411,9 @@ def _int_attr(node: ir.Node, name: str, default: int) -> int:
     return default if attr is None else int(attr.as_int())  # type: ignore[union-attr]
 
 
-def _evaluate(node: ir.Node, inputs: list[np.ndarray | None], opset: int) -> list[np.ndarray] | None:
+def _evaluate(
+    node: ir.Node, inputs: list[np.ndarray | None], opset: int
+) -> list[np.ndarray] | None:
     """Runs one node on known inputs with onnx.reference; None where that fails."""
     from onnx.reference import ReferenceEvaluator
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
+from unframe.backends.caffe2.export.binding import parameter_inputs
 from unframe.backends.caffe2.export.context import (
     CAFFE2_DTYPES,
     FRAMEWORK,
@@ -12,7 +13,6 @@ from unframe.backends.caffe2.export.context import (
     ExportedNets,
     infer_shapes,
 )
-from unframe.backends.caffe2.export.binding import parameter_inputs
 from unframe.backends.caffe2.export.registry import ops
 from unframe.shared_ir.errors import ConversionError, UnsupportedOp, UnsupportedOpsError
 from unframe.shared_ir.op_registry import OpRegistry
@@ -99,8 +99,8 @@ def _convert(
         try:
             if converter is None:
                 raise ctx.error("no converter")
-            for value in [*node.inputs, *node.outputs]:
-                reason = _not_a_caffe2_tensor(value) if value is not None else None
+            for port in [*node.inputs, *node.outputs]:
+                reason = _not_a_caffe2_tensor(port) if port is not None else None
                 if reason:
                     raise ctx.error(reason)
             converter(node, ctx)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeAlias
 
 import numpy as np
 import onnx_ir as ir
@@ -11,7 +12,7 @@ from unframe.backends.caffe2.proto import caffe2_pb2
 from unframe.frontends.caffe2.context import IR_DTYPES, Args, ImportContext
 from unframe.frontends.caffe2.registry import DOMAIN, ops
 
-Op = caffe2_pb2.OperatorDef
+Op: TypeAlias = caffe2_pb2.OperatorDef
 Converter = Callable[[Op, Args, ImportContext], None]
 
 _BINARY = {
@@ -32,13 +33,13 @@ _NARY = {"Sum": "Sum", "Mean": "Mean", "Max": "Max", "Min": "Min"}
 
 def legacy_operand(args: Args, ctx: ImportContext, a: ir.Value, b: ir.Value) -> ir.Value:
     """B reshaped so that numpy broadcasting matches Caffe2's ``broadcast=1`` + ``axis`` rule."""
-    if not args.int("broadcast", 0):
+    if not args.integer("broadcast", 0):
         args.used.update({"axis", "axis_str"})
         return b
-    axis = args.int("axis", -1)
+    axis = args.integer("axis", -1)
     if args.has("axis_str"):
-        order = args.str("order", "NCHW")
-        axis = order.index(args.str("axis_str", "C"))
+        order = args.string("order", "NCHW")
+        axis = order.index(args.string("axis_str", "C"))
     if axis == -1:
         return b  # B aligned to A's end is numpy's rule
     rank_a = ctx.rank(a)
@@ -101,7 +102,7 @@ def _scalar(ctx: ImportContext, like: ir.Value, value: float) -> ir.Value:
 @ops.register("Scale", since=1, domain=DOMAIN)
 def scale(op: Op, args: Args, ctx: ImportContext) -> None:
     x = ctx.input(0)
-    ctx.output(0, ctx.op1("Mul", [x, _scalar(ctx, x, args.float("scale", 1.0))]))
+    ctx.output(0, ctx.op1("Mul", [x, _scalar(ctx, x, args.number("scale", 1.0))]))
 
 
 @ops.register("Sqr", since=1, domain=DOMAIN)
@@ -113,14 +114,14 @@ def sqr(op: Op, args: Args, ctx: ImportContext) -> None:
 @ops.register("Clip", since=1, domain=DOMAIN)
 def clip(op: Op, args: Args, ctx: ImportContext) -> None:
     x = ctx.input(0)
-    low = _scalar(ctx, x, args.float("min", float("-inf"))) if args.has("min") else None
-    high = _scalar(ctx, x, args.float("max", float("inf"))) if args.has("max") else None
+    low = _scalar(ctx, x, args.number("min", float("-inf"))) if args.has("min") else None
+    high = _scalar(ctx, x, args.number("max", float("inf"))) if args.has("max") else None
     ctx.output(0, ctx.op1("Clip", [x, low, high]))
 
 
 @ops.register("Cast", since=1, domain=DOMAIN)
 def cast(op: Op, args: Args, ctx: ImportContext) -> None:
-    to = args.int("to", caffe2_pb2.TensorProto.FLOAT)
+    to = args.integer("to", caffe2_pb2.TensorProto.FLOAT)
     if to not in IR_DTYPES:
         raise ctx.unsupported(f"Cast to Caffe2 data type {to} has no ONNX equivalent")
     ctx.output(0, ctx.op1("Cast", [ctx.input(0)], {"to": IR_DTYPES[to]}))
@@ -135,28 +136,28 @@ def _transposed(ctx: ImportContext, x: ir.Value) -> ir.Value:
 @ops.register("MatMul", since=1, domain=DOMAIN)
 def matmul(op: Op, args: Args, ctx: ImportContext) -> None:
     a, b = ctx.input(0), ctx.input(1)
-    axis_a, axis_b = args.int("axis_a", 1), args.int("axis_b", 1)
+    axis_a, axis_b = args.integer("axis_a", 1), args.integer("axis_b", 1)
     if a.shape is None or len(a.shape) != 2:
         a = ctx.op1("Flatten", [a], {"axis": axis_a})
     if b.shape is None or len(b.shape) != 2:
         b = ctx.op1("Flatten", [b], {"axis": axis_b})
-    attrs = {"transA": args.int("trans_a", 0), "transB": args.int("trans_b", 0)}
+    attrs = {"transA": args.integer("trans_a", 0), "transB": args.integer("trans_b", 0)}
     ctx.output(0, ctx.op1("Gemm", [a, b], attrs))
 
 
 @ops.register("BatchMatMul", since=1, domain=DOMAIN)
 def batch_matmul(op: Op, args: Args, ctx: ImportContext) -> None:
     a, b = ctx.input(0), ctx.input(1)
-    args.int("broadcast", 0)
-    if args.int("trans_a", 0):
+    args.integer("broadcast", 0)
+    if args.integer("trans_a", 0):
         a = _transposed(ctx, a)
-    if args.int("trans_b", 0):
+    if args.integer("trans_b", 0):
         b = _transposed(ctx, b)
     ctx.output(0, ctx.op1("MatMul", [a, b]))
 
 
 @ops.register("Where", since=1, domain=DOMAIN)
 def where(op: Op, args: Args, ctx: ImportContext) -> None:
-    if args.int("broadcast_on_rows", 0):
+    if args.integer("broadcast_on_rows", 0):
         raise ctx.unsupported("Where with broadcast_on_rows=1 is not imported")
     ctx.output(0, ctx.op1("Where", [ctx.input(0), ctx.input(1), ctx.input(2)]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import numpy as np
 import onnx_ir as ir
 
@@ -12,21 +14,23 @@ from unframe.frontends.caffe2.registry import DOMAIN, ops
 #: Caffe2's ``legacy_pad`` values (caffe2_legacy.proto).
 NOTSET, VALID, SAME, CAFFE_LEGACY_POOLING = 0, 1, 2, 3
 
-Op = caffe2_pb2.OperatorDef
+Op: TypeAlias = caffe2_pb2.OperatorDef
 
 
-def _per_dim(args: Args, plural: str, single: str, hw: tuple[str, str], default: int, rank: int) -> list[int]:
+def _per_dim(
+    args: Args, plural: str, single: str, hw: tuple[str, str], default: int, rank: int
+) -> list[int]:
     """An argument given in any of Caffe2's spellings: ``kernels``, ``kernel``, ``kernel_h/w``."""
-    values = args.ints(plural)
+    values = args.integers(plural)
     if values:
         return values
     if args.has(hw[0]) or args.has(hw[1]):
-        return [args.int(hw[0], default), args.int(hw[1], default)]
-    return [args.int(single, default)] * rank
+        return [args.integer(hw[0], default), args.integer(hw[1], default)]
+    return [args.integer(single, default)] * rank
 
 
 def _spatial_rank(args: Args, ctx: ImportContext, x: ir.Value, weight: ir.Value | None) -> int:
-    kernels = args.ints("kernels")
+    kernels = args.integers("kernels")
     if kernels:
         return len(kernels)
     if weight is not None and weight.shape is not None:
@@ -40,24 +44,34 @@ def _conv_attrs(
     args: Args, ctx: ImportContext, x: ir.Value, weight: ir.Value | None, *, pool: bool
 ) -> dict[str, list[int] | int]:
     rank = _spatial_rank(args, ctx, x, weight)
-    if weight is not None and not args.has("kernels") and not args.has("kernel") and not args.has("kernel_h"):
+    if (
+        weight is not None
+        and not args.has("kernels")
+        and not args.has("kernel")
+        and not args.has("kernel_h")
+    ):
         kernel = [int(d) for d in ctx.shape(weight)[2:]] if ctx.shape(weight) else []  # type: ignore[index]
     else:
         kernel = _per_dim(args, "kernels", "kernel", ("kernel_h", "kernel_w"), 0, rank)
     strides = _per_dim(args, "strides", "stride", ("stride_h", "stride_w"), 1, rank)
     dilations = _per_dim(args, "dilations", "dilation", ("dilation_h", "dilation_w"), 1, rank)
-    pads = args.ints("pads")
+    pads = args.integers("pads")
     if not pads:
         if any(args.has(k) for k in ("pad_t", "pad_l", "pad_b", "pad_r")):
-            pads = [args.int("pad_t", 0), args.int("pad_l", 0), args.int("pad_b", 0), args.int("pad_r", 0)]
+            pads = [
+                args.integer("pad_t", 0),
+                args.integer("pad_l", 0),
+                args.integer("pad_b", 0),
+                args.integer("pad_r", 0),
+            ]
         else:
-            pads = [args.int("pad", 0)] * (2 * rank)
+            pads = [args.integer("pad", 0)] * (2 * rank)
     if len(kernel) != rank or len(strides) != rank or len(pads) != 2 * rank:
         raise ctx.bad("kernel, stride and pad arguments disagree on the number of spatial dims")
     attrs: dict[str, list[int] | int] = {"kernel_shape": kernel, "strides": strides, "pads": pads}
     if not pool or any(d != 1 for d in dilations):
         attrs["dilations"] = dilations
-    legacy = args.int("legacy_pad", NOTSET)
+    legacy = args.integer("legacy_pad", NOTSET)
     if legacy == VALID:
         attrs["pads"] = [0] * (2 * rank)
     elif legacy == SAME:
@@ -82,7 +96,7 @@ def _conv_attrs(
 
 
 def _nhwc(args: Args) -> bool:
-    order = args.str("order", "NCHW").upper()
+    order = args.string("order", "NCHW").upper()
     return order == "NHWC"
 
 
@@ -102,7 +116,9 @@ def _weight_to_nchw(ctx: ImportContext, weight: ir.Value) -> ir.Value:
     return _to_nchw(ctx, weight)
 
 
-def _channel_first(args: Args, ctx: ImportContext, op_type: str, inputs: list[ir.Value | None], attrs: dict) -> None:  # type: ignore[type-arg]
+def _channel_first(
+    args: Args, ctx: ImportContext, op_type: str, inputs: list[ir.Value | None], attrs: dict
+) -> None:  # type: ignore[type-arg]
     """Emits ``op_type`` on NCHW data, transposing around it where the op's order is NHWC."""
     x = inputs[0]
     assert x is not None
@@ -121,7 +137,7 @@ def conv(op: Op, args: Args, ctx: ImportContext) -> None:
     if _nhwc(args):
         weight = _weight_to_nchw(ctx, weight)
     attrs = _conv_attrs(args, ctx, x, weight, pool=False)
-    attrs["group"] = args.int("group", 1)
+    attrs["group"] = args.integer("group", 1)
     _channel_first(args, ctx, "Conv", [x, weight, bias], attrs)
 
 
@@ -135,20 +151,20 @@ def conv_transpose(op: Op, args: Args, ctx: ImportContext) -> None:
     adjs = _per_dim(args, "adjs", "adj", ("adj_h", "adj_w"), 0, rank)
     if any(adjs):
         attrs["output_padding"] = adjs
-    attrs["group"] = args.int("group", 1)
+    attrs["group"] = args.integer("group", 1)
     _channel_first(args, ctx, "ConvTranspose", [x, weight, bias], attrs)
 
 
 def _pool(op: Op, args: Args, ctx: ImportContext, onnx_type: str) -> None:
     x = ctx.input(0)
-    if args.int("global_pooling", 0):
+    if args.integer("global_pooling", 0):
         _channel_first(args, ctx, f"Global{onnx_type}", [x], {})
         return
     attrs = _conv_attrs(args, ctx, x, None, pool=True)
     if onnx_type == "AveragePool":
-        attrs["count_include_pad"] = args.int("count_include_pad", 0)
+        attrs["count_include_pad"] = args.integer("count_include_pad", 0)
     if onnx_type == "LpPool":
-        attrs["p"] = int(args.float("p", 2.0))
+        attrs["p"] = int(args.number("p", 2.0))
     _channel_first(args, ctx, onnx_type, [x], attrs)
 
 
@@ -169,8 +185,12 @@ def lp_pool(op: Op, args: Args, ctx: ImportContext) -> None:
 
 def _fc(op: Op, args: Args, ctx: ImportContext, transposed: bool) -> None:
     x, weight, bias = ctx.input(0), ctx.input(1), ctx.input(2)
-    axis, axis_w = args.int("axis", 1), args.int("axis_w", 1)
-    flat = x if (x.shape is not None and len(x.shape) == 2 and axis == 1) else ctx.op1("Flatten", [x], {"axis": axis})
+    axis, axis_w = args.integer("axis", 1), args.integer("axis_w", 1)
+    flat = (
+        x
+        if (x.shape is not None and len(x.shape) == 2 and axis == 1)
+        else ctx.op1("Flatten", [x], {"axis": axis})
+    )
     const = ctx.const_of(weight)
     if const is not None and const.ndim != 2:
         split = axis_w if not transposed else const.ndim - 1
@@ -200,25 +220,27 @@ def fc_transposed(op: Op, args: Args, ctx: ImportContext) -> None:
 
 @ops.register("SpatialBN", since=1, domain=DOMAIN)
 def spatial_bn(op: Op, args: Args, ctx: ImportContext) -> None:
-    if not args.int("is_test", 1) and ctx.num_outputs() > 1:
+    if not args.integer("is_test", 1) and ctx.num_outputs() > 1:
         raise ctx.unsupported("training-mode SpatialBN (is_test=0) is not imported")
     inputs: list[ir.Value | None] = [ctx.input(i) for i in range(5)]
     args.used.update({"momentum"})
-    attrs = {"epsilon": args.float("epsilon", 1e-5)}
+    attrs = {"epsilon": args.number("epsilon", 1e-5)}
     _channel_first(args, ctx, "BatchNormalization", inputs, attrs)
 
 
 @ops.register("InstanceNorm", since=1, domain=DOMAIN)
 def instance_norm(op: Op, args: Args, ctx: ImportContext) -> None:
     inputs: list[ir.Value | None] = [ctx.input(i) for i in range(3)]
-    _channel_first(args, ctx, "InstanceNormalization", inputs, {"epsilon": args.float("epsilon", 1e-5)})
+    _channel_first(
+        args, ctx, "InstanceNormalization", inputs, {"epsilon": args.number("epsilon", 1e-5)}
+    )
 
 
 @ops.register("LRN", since=1, domain=DOMAIN)
 def lrn(op: Op, args: Args, ctx: ImportContext) -> None:
     attrs = {
-        "size": args.int("size", 0), "alpha": args.float("alpha", 0.0),
-        "beta": args.float("beta", 0.0), "bias": args.float("bias", 1.0),
+        "size": args.integer("size", 0), "alpha": args.number("alpha", 0.0),
+        "beta": args.number("beta", 0.0), "bias": args.number("bias", 1.0),
     }  # fmt: skip
     _channel_first(args, ctx, "LRN", [ctx.input(0)], attrs)
 
@@ -226,7 +248,7 @@ def lrn(op: Op, args: Args, ctx: ImportContext) -> None:
 @ops.register("Softmax", since=1, domain=DOMAIN)
 def softmax(op: Op, args: Args, ctx: ImportContext) -> None:
     x = ctx.input(0)
-    axis = args.int("axis", 1)
+    axis = args.integer("axis", 1)
     if x.shape is not None and axis in (len(x.shape) - 1, -1):
         ctx.output(0, ctx.op1("Softmax", [x], {"axis": -1}))
         return
@@ -238,8 +260,8 @@ def softmax(op: Op, args: Args, ctx: ImportContext) -> None:
 
 @ops.register("Dropout", since=1, domain=DOMAIN)
 def dropout(op: Op, args: Args, ctx: ImportContext) -> None:
-    args.float("ratio", 0.5)
-    if not args.int("is_test", 0):
+    args.number("ratio", 0.5)
+    if not args.integer("is_test", 0):
         # A predict net runs in inference mode; Dropout there passes its input through.
         pass
     outputs = ctx.node("Dropout", [ctx.input(0)], {}, num_outputs=2 if ctx.num_outputs() > 1 else 1)
@@ -267,7 +289,7 @@ def prelu(op: Op, args: Args, ctx: ImportContext) -> None:
 @ops.register("ChannelShuffle", since=1, domain=DOMAIN)
 def channel_shuffle(op: Op, args: Args, ctx: ImportContext) -> None:
     x = ctx.input(0)
-    group = args.int("group", 1)
+    group = args.integer("group", 1)
     nhwc = _nhwc(args)
     if nhwc:
         x = _to_nchw(ctx, x)
@@ -284,15 +306,19 @@ def channel_shuffle(op: Op, args: Args, ctx: ImportContext) -> None:
 @ops.register("LayerNorm", since=1, domain=DOMAIN)
 def layer_norm(op: Op, args: Args, ctx: ImportContext) -> None:
     x = ctx.input(0)
-    axis = args.int("axis", 1)
-    epsilon = args.float("epsilon", 1e-5)
-    if args.int("elementwise_affine", 0):
+    axis = args.integer("axis", 1)
+    epsilon = args.number("epsilon", 1e-5)
+    if args.integer("elementwise_affine", 0):
         scale, bias = ctx.input(1), ctx.input(2)
     else:
         ones = ctx.op1("Shape", [x], {"start": axis})
-        scale = ctx.op1("ConstantOfShape", [ones], {"value": ir.tensor(np.array([1.0], dtype=np.float32))})
+        scale = ctx.op1(
+            "ConstantOfShape", [ones], {"value": ir.tensor(np.array([1.0], dtype=np.float32))}
+        )
         bias = None
-    outputs = ctx.node("LayerNormalization", [x, scale, bias], {"axis": axis, "epsilon": epsilon}, num_outputs=3)
+    outputs = ctx.node(
+        "LayerNormalization", [x, scale, bias], {"axis": axis, "epsilon": epsilon}, num_outputs=3
+    )
     ctx.output(0, outputs[0])
     if ctx.num_outputs() > 1:
         ctx.output(1, outputs[1])
@@ -301,7 +327,14 @@ def layer_norm(op: Op, args: Args, ctx: ImportContext) -> None:
         ctx.output(2, ctx.op1("Reciprocal", [outputs[2]]))
 
 
-_ACTIVATIONS = {"Relu": "Relu", "Sigmoid": "Sigmoid", "Tanh": "Tanh", "Softsign": "Softsign", "Softplus": "Softplus", "Mish": "Mish"}
+_ACTIVATIONS = {
+    "Relu": "Relu",
+    "Sigmoid": "Sigmoid",
+    "Tanh": "Tanh",
+    "Softsign": "Softsign",
+    "Softplus": "Softplus",
+    "Mish": "Mish",
+}
 
 
 def _activation(onnx_type: str):  # type: ignore[no-untyped-def]
@@ -318,23 +351,26 @@ for _caffe2, _onnx in _ACTIVATIONS.items():
 
 @ops.register("LeakyRelu", since=1, domain=DOMAIN)
 def leaky_relu(op: Op, args: Args, ctx: ImportContext) -> None:
-    ctx.output(0, ctx.op1("LeakyRelu", [ctx.input(0)], {"alpha": args.float("alpha", 0.01)}))
+    ctx.output(0, ctx.op1("LeakyRelu", [ctx.input(0)], {"alpha": args.number("alpha", 0.01)}))
 
 
 @ops.register("Elu", since=1, domain=DOMAIN)
 def elu(op: Op, args: Args, ctx: ImportContext) -> None:
-    ctx.output(0, ctx.op1("Elu", [ctx.input(0)], {"alpha": args.float("alpha", 1.0)}))
+    ctx.output(0, ctx.op1("Elu", [ctx.input(0)], {"alpha": args.number("alpha", 1.0)}))
 
 
 @ops.register("Selu", since=1, domain=DOMAIN)
 def selu(op: Op, args: Args, ctx: ImportContext) -> None:
-    attrs = {"alpha": args.float("alpha", 1.6732632423543772), "gamma": args.float("scale", 1.0507009873554805)}
+    attrs = {
+        "alpha": args.number("alpha", 1.6732632423543772),
+        "gamma": args.number("scale", 1.0507009873554805),
+    }
     ctx.output(0, ctx.op1("Selu", [ctx.input(0)], attrs))
 
 
 @ops.register("HardSigmoid", since=1, domain=DOMAIN)
 def hard_sigmoid(op: Op, args: Args, ctx: ImportContext) -> None:
-    attrs = {"alpha": args.float("alpha", 0.2), "beta": args.float("beta", 0.5)}
+    attrs = {"alpha": args.number("alpha", 0.2), "beta": args.number("beta", 0.5)}
     ctx.output(0, ctx.op1("HardSigmoid", [ctx.input(0)], attrs))
 
 
@@ -350,7 +386,7 @@ def gelu(op: Op, args: Args, ctx: ImportContext) -> None:
     x = ctx.input(0)
     dtype = (x.dtype or ir.DataType.FLOAT).numpy()
     half, one = ctx.const(np.array(0.5, dtype)), ctx.const(np.array(1.0, dtype))
-    if args.int("fast_gelu", 0):
+    if args.integer("fast_gelu", 0):
         cube = ctx.op1("Mul", [ctx.op1("Mul", [x, x]), x])
         inner = ctx.op1("Add", [x, ctx.op1("Mul", [cube, ctx.const(np.array(0.044715, dtype))])])
         scaled = ctx.op1("Mul", [inner, ctx.const(np.array(np.sqrt(2 / np.pi), dtype))])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import numpy as np
 import onnx_ir as ir
 
@@ -9,13 +11,13 @@ from unframe.backends.caffe2.proto import caffe2_pb2
 from unframe.frontends.caffe2.context import IR_DTYPES, Args, ImportContext
 from unframe.frontends.caffe2.registry import DOMAIN, ops
 
-Op = caffe2_pb2.OperatorDef
+Op: TypeAlias = caffe2_pb2.OperatorDef
 
 
 @ops.register("Reshape", since=1, domain=DOMAIN)
 def reshape(op: Op, args: Args, ctx: ImportContext) -> None:
     x = ctx.input(0)
-    shape_arg = args.ints("shape")
+    shape_arg = args.integers("shape")
     if shape_arg is not None and len(op.input) > 1:
         raise ctx.bad("give the new shape as an argument or as a second input, not both")
     if shape_arg is not None:
@@ -31,16 +33,16 @@ def reshape(op: Op, args: Args, ctx: ImportContext) -> None:
 
 def _axis(args: Args, default: int = 1) -> int:
     if args.has("axis_str"):
-        order = args.str("order", "NCHW")
-        return order.index(args.str("axis_str", "C"))
-    return args.int("axis", default)
+        order = args.string("order", "NCHW")
+        return order.index(args.string("axis_str", "C"))
+    return args.integer("axis", default)
 
 
 @ops.register("Concat", since=1, domain=DOMAIN)
 def concat(op: Op, args: Args, ctx: ImportContext) -> None:
     axis = _axis(args)
     inputs = [ctx.input(i) for i in range(len(op.input))]
-    if args.int("add_axis", 0):
+    if args.integer("add_axis", 0):
         inputs = [ctx.op1("Unsqueeze", [v, ctx.ints([axis])]) for v in inputs]
     ctx.output(0, ctx.op1("Concat", list(inputs), {"axis": axis}))
     if ctx.num_outputs() > 1:
@@ -58,7 +60,7 @@ def concat(op: Op, args: Args, ctx: ImportContext) -> None:
 def split(op: Op, args: Args, ctx: ImportContext) -> None:
     x = ctx.input(0)
     axis = _axis(args)
-    sizes = args.ints("split")
+    sizes = args.integers("split")
     if len(op.input) > 1:
         sizes_value = ctx.const_of(ctx.input(1))
         if sizes_value is None:
@@ -77,7 +79,7 @@ def split(op: Op, args: Args, ctx: ImportContext) -> None:
 
 @ops.register("Flatten", since=1, domain=DOMAIN)
 def flatten(op: Op, args: Args, ctx: ImportContext) -> None:
-    ctx.output(0, ctx.op1("Flatten", [ctx.input(0)], {"axis": args.int("axis", 1)}))
+    ctx.output(0, ctx.op1("Flatten", [ctx.input(0)], {"axis": args.integer("axis", 1)}))
 
 
 @ops.register("FlattenToVec", since=1, domain=DOMAIN)
@@ -87,14 +89,14 @@ def flatten_to_vec(op: Op, args: Args, ctx: ImportContext) -> None:
 
 @ops.register("Transpose", since=1, domain=DOMAIN)
 def transpose(op: Op, args: Args, ctx: ImportContext) -> None:
-    axes = args.ints("axes")
+    axes = args.integers("axes")
     attrs = {"perm": axes} if axes else {}
     ctx.output(0, ctx.op1("Transpose", [ctx.input(0)], attrs))
 
 
 @ops.register("Squeeze", since=1, domain=DOMAIN)
 def squeeze(op: Op, args: Args, ctx: ImportContext) -> None:
-    dims = args.ints("dims") or []
+    dims = args.integers("dims") or []
     inputs: list[ir.Value | None] = [ctx.input(0)]
     if dims:
         inputs.append(ctx.ints(dims))
@@ -103,14 +105,14 @@ def squeeze(op: Op, args: Args, ctx: ImportContext) -> None:
 
 @ops.register("ExpandDims", since=1, domain=DOMAIN)
 def expand_dims(op: Op, args: Args, ctx: ImportContext) -> None:
-    dims = args.ints("dims") or []
+    dims = args.integers("dims") or []
     ctx.output(0, ctx.op1("Unsqueeze", [ctx.input(0), ctx.ints(dims)]))
 
 
 @ops.register("Shape", since=1, domain=DOMAIN)
 def shape(op: Op, args: Args, ctx: ImportContext) -> None:
     x = ctx.input(0)
-    axes = args.ints("axes")
+    axes = args.integers("axes")
     full = ctx.op1("Shape", [x])
     if axes:
         full = ctx.op1("Gather", [full, ctx.ints(axes)], {"axis": 0})
@@ -125,7 +127,7 @@ def size(op: Op, args: Args, ctx: ImportContext) -> None:
 @ops.register("Slice", since=1, domain=DOMAIN)
 def slice_(op: Op, args: Args, ctx: ImportContext) -> None:
     x = ctx.input(0)
-    starts, ends = args.ints("starts"), args.ints("ends")
+    starts, ends = args.integers("starts"), args.integers("ends")
     if len(op.input) >= 3:
         starts_c, ends_c = ctx.const_of(ctx.input(1)), ctx.const_of(ctx.input(2))
         if starts_c is None or ends_c is None:
@@ -143,31 +145,39 @@ def slice_(op: Op, args: Args, ctx: ImportContext) -> None:
 
 @ops.register("ResizeNearest", since=1, domain=DOMAIN)
 def resize_nearest(op: Op, args: Args, ctx: ImportContext) -> None:
-    if args.str("order", "NCHW").upper() != "NCHW":
+    if args.string("order", "NCHW").upper() != "NCHW":
         raise ctx.unsupported("ResizeNearest in NHWC order is not imported")
-    scales = np.array([1, 1, args.float("height_scale", 1.0), args.float("width_scale", 1.0)], np.float32)
-    attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
+    scales = np.array(
+        [1, 1, args.number("height_scale", 1.0), args.number("width_scale", 1.0)], np.float32
+    )
+    attrs = {
+        "mode": "nearest",
+        "coordinate_transformation_mode": "asymmetric",
+        "nearest_mode": "floor",
+    }
     ctx.output(0, ctx.op1("Resize", [ctx.input(0), None, ctx.const(scales, "scales")], attrs))
 
 
 @ops.register("UpsampleBilinear", since=1, domain=DOMAIN)
 def upsample_bilinear(op: Op, args: Args, ctx: ImportContext) -> None:
-    scales = np.array([1, 1, args.float("height_scale", 1.0), args.float("width_scale", 1.0)], np.float32)
+    scales = np.array(
+        [1, 1, args.number("height_scale", 1.0), args.number("width_scale", 1.0)], np.float32
+    )
     attrs = {"mode": "linear", "coordinate_transformation_mode": "align_corners"}
     ctx.output(0, ctx.op1("Resize", [ctx.input(0), None, ctx.const(scales, "scales")], attrs))
 
 
 @ops.register("PadImage", since=1, domain=DOMAIN)
 def pad_image(op: Op, args: Args, ctx: ImportContext) -> None:
-    if args.str("order", "NCHW").upper() != "NCHW":
+    if args.string("order", "NCHW").upper() != "NCHW":
         raise ctx.unsupported("PadImage in NHWC order is not imported")
-    pad = args.int("pad", 0)
-    t, l, b, r = (args.int(k, pad) for k in ("pad_t", "pad_l", "pad_b", "pad_r"))  # noqa: E741
-    pads = args.ints("pads")
+    pad = args.integer("pad", 0)
+    t, l, b, r = (args.integer(k, pad) for k in ("pad_t", "pad_l", "pad_b", "pad_r"))  # noqa: E741
+    pads = args.integers("pads")
     if pads:
         t, l, b, r = pads  # noqa: E741
-    mode = args.str("mode", "constant")
-    value = ctx.const(np.array(args.float("value", 0.0), dtype=np.float32), "value")
+    mode = args.string("mode", "constant")
+    value = ctx.const(np.array(args.number("value", 0.0), dtype=np.float32), "value")
     inputs: list[ir.Value | None] = [ctx.input(0), ctx.ints([0, 0, t, l, 0, 0, b, r])]
     if mode == "constant":
         inputs.append(value)
@@ -176,18 +186,18 @@ def pad_image(op: Op, args: Args, ctx: ImportContext) -> None:
 
 @ops.register("Gather", since=1, domain=DOMAIN)
 def gather(op: Op, args: Args, ctx: ImportContext) -> None:
-    args.int("wrap_indices", 0)
-    attrs = {"axis": args.int("axis", 0)}
+    args.integer("wrap_indices", 0)
+    attrs = {"axis": args.integer("axis", 0)}
     ctx.output(0, ctx.op1("Gather", [ctx.input(0), ctx.input(1)], attrs))
 
 
 def _reduce(onnx_type: str):  # type: ignore[no-untyped-def]
     def convert(op: Op, args: Args, ctx: ImportContext) -> None:
-        axes = args.ints("axes")
+        axes = args.integers("axes")
         inputs: list[ir.Value | None] = [ctx.input(0)]
         if axes:
             inputs.append(ctx.ints(axes))
-        attrs = {"keepdims": args.int("keepdims", 1)}
+        attrs = {"keepdims": args.integer("keepdims", 1)}
         ctx.output(0, ctx.op1(onnx_type, inputs, attrs))
 
     convert.__name__ = convert.__qualname__ = onnx_type.lower()
@@ -200,20 +210,20 @@ for _name in ("ReduceMax", "ReduceMin", "ReduceSum", "ReduceMean", "ReduceL1", "
 
 @ops.register("ArgMax", since=1, domain=DOMAIN)
 def arg_max(op: Op, args: Args, ctx: ImportContext) -> None:
-    attrs = {"axis": args.int("axis", -1), "keepdims": args.int("keepdims", 1)}
+    attrs = {"axis": args.integer("axis", -1), "keepdims": args.integer("keepdims", 1)}
     ctx.output(0, ctx.op1("ArgMax", [ctx.input(0)], attrs))
 
 
 @ops.register("ArgMin", since=1, domain=DOMAIN)
 def arg_min(op: Op, args: Args, ctx: ImportContext) -> None:
-    attrs = {"axis": args.int("axis", -1), "keepdims": args.int("keepdims", 1)}
+    attrs = {"axis": args.integer("axis", -1), "keepdims": args.integer("keepdims", 1)}
     ctx.output(0, ctx.op1("ArgMin", [ctx.input(0)], attrs))
 
 
 @ops.register("TopK", since=1, domain=DOMAIN)
 def top_k(op: Op, args: Args, ctx: ImportContext) -> None:
-    k = ctx.ints([args.int("k", -1)])
-    outputs = ctx.node("TopK", [ctx.input(0), k], {"axis": args.int("axis", -1)}, num_outputs=2)
+    k = ctx.ints([args.integer("k", -1)])
+    outputs = ctx.node("TopK", [ctx.input(0), k], {"axis": args.integer("axis", -1)}, num_outputs=2)
     ctx.output(0, outputs[0])
     ctx.output(1, outputs[1])
 
@@ -223,7 +233,7 @@ def tile(op: Op, args: Args, ctx: ImportContext) -> None:
     x = ctx.input(0)
     rank = ctx.rank(x)
     repeats = [1] * rank
-    repeats[args.int("axis", 0) % rank] = args.int("tiles", 1)
+    repeats[args.integer("axis", 0) % rank] = args.integer("tiles", 1)
     ctx.output(0, ctx.op1("Tile", [x, ctx.ints(repeats)]))
 
 
@@ -235,15 +245,15 @@ def expand(op: Op, args: Args, ctx: ImportContext) -> None:
 
 @ops.register("ConstantFill", since=1, domain=DOMAIN)
 def constant_fill(op: Op, args: Args, ctx: ImportContext) -> None:
-    dtype = IR_DTYPES.get(args.int("dtype", caffe2_pb2.TensorProto.FLOAT), ir.DataType.FLOAT)
-    value = ir.tensor(np.array([args.float("value", 0.0)]).astype(dtype.numpy()))
-    args.ints("extra_shape")
-    if op.input and args.int("input_as_shape", 0):
+    dtype = IR_DTYPES.get(args.integer("dtype", caffe2_pb2.TensorProto.FLOAT), ir.DataType.FLOAT)
+    value = ir.tensor(np.array([args.number("value", 0.0)]).astype(dtype.numpy()))
+    args.integers("extra_shape")
+    if op.input and args.integer("input_as_shape", 0):
         shape = ctx.op1("Cast", [ctx.input(0)], {"to": ir.DataType.INT64})
     elif op.input:
         shape = ctx.op1("Shape", [ctx.input(0)])
     else:
-        shape = ctx.ints(args.ints("shape") or [])
+        shape = ctx.ints(args.integers("shape") or [])
     ctx.output(0, ctx.op1("ConstantOfShape", [shape], {"value": value}))
 
 

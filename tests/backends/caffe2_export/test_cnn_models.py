@@ -32,7 +32,11 @@ def test_cnn_matches_torch(model_class: type, tmp_path: Path) -> None:
     out = tmp_path / "model.caffe2"
     out.mkdir()
     framework.save(ir_model, out, ConvertOptions())
-    assert sorted(p.name for p in out.iterdir()) == ["init_net.pb", "predict_net.pb", "value_info.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "init_net.pb",
+        "predict_net.pb",
+        "value_info.json",
+    ]
     got = framework.run(out, {ir_model.graph.inputs[0].name: x.numpy()})
     (result,) = got.values()
     np.testing.assert_allclose(result, want, rtol=1e-4, atol=1e-5)
@@ -58,7 +62,9 @@ def test_run_net_directly_on_exported_nets() -> None:
     from unframe.backends.caffe2.export import export_model
 
     torch.manual_seed(1)
-    module = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.Flatten(), torch.nn.Linear(12, 4)).eval()
+    module = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 3, 3), torch.nn.Flatten(), torch.nn.Linear(12, 4)
+    ).eval()
     x = torch.randn(2, 2, 4, 4)
     with torch.no_grad():
         want = module(x).numpy()
@@ -66,5 +72,7 @@ def test_run_net_directly_on_exported_nets() -> None:
         warnings.simplefilter("ignore")
         ir_model = torch.onnx.export(module, (x,), dynamo=True, verbose=False).model
     nets = export_model(ir_model)
-    (result,) = run_net(nets.predict_net, nets.init_net, {ir_model.graph.inputs[0].name: x.numpy()}).values()
+    (result,) = run_net(
+        nets.predict_net, nets.init_net, {ir_model.graph.inputs[0].name: x.numpy()}
+    ).values()
     np.testing.assert_allclose(result, want, rtol=1e-4, atol=1e-5)

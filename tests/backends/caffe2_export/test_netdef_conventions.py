@@ -19,7 +19,13 @@ from unframe.converters.framework import ConvertOptions
 from unframe.shared_ir.errors import ExitCode, UnsupportedOpsError
 
 
-def _model(nodes: list[onnx.NodeProto], inputs: list, outputs: list, inits: list | None = None, opset: int = 18) -> ir.Model:
+def _model(
+    nodes: list[onnx.NodeProto],
+    inputs: list,
+    outputs: list,
+    inits: list | None = None,
+    opset: int = 18,
+) -> ir.Model:
     graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=inits or [])
     return ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]))
 
@@ -73,7 +79,9 @@ def test_adapter_writes_a_model_directory_that_runs(tmp_path: Path) -> None:
     want = run_reference(model, {"x": x}).outputs["y"]
     np.testing.assert_allclose(framework.run(out, {"x": x})["y"], want, rtol=1e-5, atol=1e-5)
     reloaded = framework.load(out, ConvertOptions())
-    np.testing.assert_allclose(run_reference(reloaded, {"x": x}).outputs["y"], want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        run_reference(reloaded, {"x": x}).outputs["y"], want, rtol=1e-5, atol=1e-5
+    )
 
 
 def test_every_unsupported_node_is_reported_at_once() -> None:
@@ -94,7 +102,13 @@ def test_every_unsupported_node_is_reported_at_once() -> None:
     assert {u.op_type for u in found} == {"Det", "Einsum"}
     # Once converters exist for every op type, the ones refused for their attributes show up.
     with pytest.raises(UnsupportedOpsError) as caught:
-        export_model(_model([nodes[1]], [helper.make_tensor_value_info("x4", TensorProto.FLOAT, [1, 1, 6, 6])], [helper.make_tensor_value_info("p", TensorProto.FLOAT, None)]))
+        export_model(
+            _model(
+                [nodes[1]],
+                [helper.make_tensor_value_info("x4", TensorProto.FLOAT, [1, 1, 6, 6])],
+                [helper.make_tensor_value_info("p", TensorProto.FLOAT, None)],
+            )
+        )
     assert caught.value.exit_code == ExitCode.UNSUPPORTED
     assert "dilation" in caught.value.details()[0]
 

@@ -25,7 +25,11 @@ def op(op_type: str, inputs: list[str], outputs: list[str], **args: Any) -> caff
 
 def fill(name: str, array: np.ndarray) -> caffe2_pb2.OperatorDef:
     array = np.asarray(array)
-    kinds = {np.float32: "GivenTensorFill", np.int64: "GivenTensorInt64Fill", np.int32: "GivenTensorIntFill"}
+    kinds = {
+        np.float32: "GivenTensorFill",
+        np.int64: "GivenTensorInt64Fill",
+        np.int32: "GivenTensorIntFill",
+    }
     values = array.reshape(-1).tolist()
     return op(kinds[array.dtype.type], [], [name], shape=list(array.shape), values=values)
 
@@ -52,7 +56,9 @@ def compare(c2: Caffe2Model, feeds: dict[str, np.ndarray], rtol: float = 1e-4) -
     executed = run_net(c2.predict_net, c2.init_net, feeds)
     assert list(reference.outputs) == list(executed)
     for name, want in executed.items():
-        np.testing.assert_allclose(reference.outputs[name], want, rtol=rtol, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(
+            reference.outputs[name], want, rtol=rtol, atol=1e-5, err_msg=name
+        )
     return imported
 
 

@@ -22,7 +22,9 @@ def _write(tmp_path: Path, c2: object) -> Path:
 
 
 def test_blob_read_before_it_is_written(tmp_path: Path) -> None:
-    c2 = model([op("Relu", ["x"], ["y"]), op("Add", ["y", "ghost"], ["z"])], {}, {"x": [1, 2]}, ["z"])
+    c2 = model(
+        [op("Relu", ["x"], ["y"]), op("Add", ["y", "ghost"], ["z"])], {}, {"x": [1, 2]}, ["z"]
+    )
     c2.predict_net.external_input[:] = ["x"]
     with pytest.raises(BadInputError) as caught:
         Caffe2Framework().load(_write(tmp_path, c2), ConvertOptions())

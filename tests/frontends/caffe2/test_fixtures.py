@@ -22,7 +22,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _round_trip(c2: Caffe2Model, name: str, x: np.ndarray, options: ConvertOptions | None = None) -> None:
+def _round_trip(
+    c2: Caffe2Model, name: str, x: np.ndarray, options: ConvertOptions | None = None
+) -> None:
     imported = import_caffe2(c2, options)
     reference = run_reference(imported, {name: x})
     assert reference.engine == "onnxruntime", reference.fallback_reason
@@ -58,7 +60,7 @@ def test_mtcnn_pnet_with_legacy_pooling_and_placeholder_input() -> None:
 def test_model_zoo_net_with_random_weights(net: str) -> None:
     c2 = read_model(FIXTURES / "zoo" / net, allow_missing_init=True)
     c2.init_net = random_init_net(c2.predict_net, c2.value_info, seed=0)
-    (name, (_, dims)), = c2.value_info.items()
+    ((name, (_, dims)),) = c2.value_info.items()
     imported = import_caffe2(c2)
     assert [v.name for v in imported.graph.inputs] == [name]  # the zoo's queue blobs are unread
     x = np.random.default_rng(1).standard_normal(dims).astype(np.float32)

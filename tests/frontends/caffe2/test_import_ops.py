@@ -14,7 +14,9 @@ B = randn(6, seed=2)
 
 
 def _conv(**args: object) -> None:
-    c2 = model([op("Conv", ["x", "w", "b"], ["y"], **args)], {"w": W, "b": B}, {"x": [1, 4, 7, 9]}, ["y"])
+    c2 = model(
+        [op("Conv", ["x", "w", "b"], ["y"], **args)], {"w": W, "b": B}, {"x": [1, 4, 7, 9]}, ["y"]
+    )
     compare(c2, {"x": X})
 
 
@@ -37,7 +39,9 @@ def test_conv_argument_spellings(args: dict[str, object]) -> None:
 
 def test_grouped_conv_without_bias() -> None:
     w = randn(8, 2, 3, 3, seed=3)
-    c2 = model([op("Conv", ["x", "w"], ["y"], kernel=3, group=2)], {"w": w}, {"x": [1, 4, 7, 9]}, ["y"])
+    c2 = model(
+        [op("Conv", ["x", "w"], ["y"], kernel=3, group=2)], {"w": w}, {"x": [1, 4, 7, 9]}, ["y"]
+    )
     compare(c2, {"x": X})
 
 
@@ -69,13 +73,28 @@ def test_pooling(op_type: str, args: dict[str, object]) -> None:
 
 
 def test_caffe_legacy_pooling_rounds_up() -> None:
-    c2 = model([op("MaxPool", ["x"], ["y"], kernel=2, stride=2, legacy_pad=3)], {}, {"x": [1, 4, 7, 9]}, ["y"])
+    c2 = model(
+        [op("MaxPool", ["x"], ["y"], kernel=2, stride=2, legacy_pad=3)],
+        {},
+        {"x": [1, 4, 7, 9]},
+        ["y"],
+    )
     imported = compare(c2, {"x": X})
-    assert tuple(imported.graph.outputs[0].shape) == (1, 4, 4, 5)  # ceil((7-2)/2)+1, ceil((9-2)/2)+1
+    assert tuple(imported.graph.outputs[0].shape) == (
+        1,
+        4,
+        4,
+        5,
+    )  # ceil((7-2)/2)+1, ceil((9-2)/2)+1
 
 
 def test_in_place_blobs_become_ssa_values() -> None:
-    scale, bias, mean, var = randn(6, seed=4), randn(6, seed=5), randn(6, seed=6), np.abs(randn(6, seed=7)) + 0.5
+    scale, bias, mean, var = (
+        randn(6, seed=4),
+        randn(6, seed=5),
+        randn(6, seed=6),
+        np.abs(randn(6, seed=7)) + 0.5,
+    )
     ops = [
         op("Conv", ["x", "w", "b"], ["c"], kernel=3, pad=1),
         op("SpatialBN", ["c", "s", "bb", "m", "v"], ["c"], is_test=1, epsilon=1e-3),
@@ -132,7 +151,9 @@ def test_concat_split_info_and_reshape_old_shape() -> None:
 
 @pytest.mark.parametrize("axis", [1, 3])
 def test_softmax_coerces_to_2d(axis: int) -> None:
-    compare(model([op("Softmax", ["x"], ["y"], axis=axis)], {}, {"x": [1, 4, 7, 9]}, ["y"]), {"x": X})
+    compare(
+        model([op("Softmax", ["x"], ["y"], axis=axis)], {}, {"x": [1, 4, 7, 9]}, ["y"]), {"x": X}
+    )
 
 
 def test_many_ops_in_one_net() -> None:
@@ -161,7 +182,12 @@ def test_matmul_and_batch_matmul() -> None:
         op("BatchMatMul", ["a", "b"], ["bmm"], trans_b=1),
         op("MatMul", ["a2", "w"], ["mm"], trans_b=1),
     ]
-    c2 = model(ops, {"w": randn(6, 4, seed=2)}, {"a": [2, 3, 4], "b": [2, 5, 4], "a2": [3, 4]}, ["bmm", "mm"])
+    c2 = model(
+        ops,
+        {"w": randn(6, 4, seed=2)},
+        {"a": [2, 3, 4], "b": [2, 5, 4], "a2": [3, 4]},
+        ["bmm", "mm"],
+    )
     compare(c2, {"a": a, "b": b, "a2": randn(3, 4, seed=3)})
 
 

@@ -105,3 +105,11 @@ def zeros_like(ctx: ExportContext, value: ir.Value) -> str:
     return ctx.temp(
         "ConstantFill", [ctx.blob(value)], "zeros", value=fill, dtype=caffe2_dtype(dtype)
     )
+
+
+def required(ctx: ExportContext, node: ir.Node, index: int) -> ir.Value:
+    """Input ``index`` of ``node``; ConversionError where it is missing."""
+    value = node.inputs[index] if index < len(node.inputs) else None
+    if value is None:
+        raise ctx.error(f"input {index} is missing")
+    return value

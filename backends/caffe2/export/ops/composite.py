@@ -18,6 +18,9 @@ from unframe.backends.caffe2.export.ops._common import (
     normalize_axis,
     reshape,
 )
+from unframe.backends.caffe2.export.ops._common import (
+    required as _required,
+)
 from unframe.backends.caffe2.export.registry import ops
 
 
@@ -58,7 +61,7 @@ def _flat_positions(
 def gather_elements_v11(node: ir.Node, ctx: ExportContext) -> None:
     data_shape = ctx.need_shape(node.inputs[0], "to flatten it")
     axis = normalize_axis(ctx, attr_int(node, "axis", 0), len(data_shape))
-    positions = _flat_positions(ctx, data_shape, node.inputs[1], axis)
+    positions = _flat_positions(ctx, data_shape, _required(ctx, node, 1), axis)
     flat = reshape(ctx, ctx.input(node, 0), [-1])
     ctx.emit("Gather", [flat, positions], [ctx.output(node)])
 
@@ -88,7 +91,7 @@ def _row_positions(
 def gather_nd_v11(node: ir.Node, ctx: ExportContext) -> None:
     data_shape = ctx.need_shape(node.inputs[0], "to flatten it")
     batch_dims = attr_int(node, "batch_dims", 0)
-    rows, total = _row_positions(ctx, data_shape, node.inputs[1], batch_dims)
+    rows, total = _row_positions(ctx, data_shape, _required(ctx, node, 1), batch_dims)
     index_shape = ctx.need_shape(node.inputs[1], "")
     rest = list(data_shape[batch_dims + index_shape[-1] :])
     table = reshape(ctx, ctx.input(node, 0), [total, *rest])
@@ -107,7 +110,9 @@ def _scatter(node: ir.Node, ctx: ExportContext, positions: str, rows: int, rest:
     work = ctx.temp("Copy", [table], "scattered")
     if reduction == "none":
         ctx.emit("ScatterAssign", [work, flat_positions, updates], [work])
-    elif reduction == "add" and (ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT).is_floating_point():
+    elif (
+        reduction == "add" and (ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT).is_floating_point()
+    ):
         one = ctx.constant(np.array([1.0], dtype=np.float32), "one")
         inputs = [work, one, flat_positions, updates, one]
         ctx.emit("ScatterWeightedSum", inputs, [work])
@@ -120,7 +125,7 @@ def _scatter(node: ir.Node, ctx: ExportContext, positions: str, rows: int, rest:
 def scatter_elements_v11(node: ir.Node, ctx: ExportContext) -> None:
     data_shape = ctx.need_shape(node.inputs[0], "to flatten it")
     axis = normalize_axis(ctx, attr_int(node, "axis", 0), len(data_shape))
-    positions = _flat_positions(ctx, data_shape, node.inputs[1], axis)
+    positions = _flat_positions(ctx, data_shape, _required(ctx, node, 1), axis)
     _scatter(node, ctx, positions, int(np.prod(data_shape)), [])
 
 
@@ -132,12 +137,14 @@ def scatter_v9(node: ir.Node, ctx: ExportContext) -> None:
 @ops.register("ScatterND", since=11)
 def scatter_nd_v11(node: ir.Node, ctx: ExportContext) -> None:
     data_shape = ctx.need_shape(node.inputs[0], "to flatten it")
-    rows, total = _row_positions(ctx, data_shape, node.inputs[1], 0)
+    rows, total = _row_positions(ctx, data_shape, _required(ctx, node, 1), 0)
     depth = ctx.need_shape(node.inputs[1], "")[-1]
     _scatter(node, ctx, rows, total, list(data_shape[depth:]))
 
 
-def _shift(ctx: ExportContext, blob: str, shape: tuple[int, ...], axis: int, by: int, dtype: np.dtype) -> str:
+def _shift(
+    ctx: ExportContext, blob: str, shape: tuple[int, ...], axis: int, by: int, dtype: np.dtype
+) -> str:
     """``blob`` moved ``by`` places along ``axis``, zeros coming in at the front."""
     n = shape[axis]
     ends = list(shape)
@@ -226,7 +233,9 @@ def compress_v11(node: ir.Node, ctx: ExportContext) -> None:
 def center_crop_pad_v18(node: ir.Node, ctx: ExportContext) -> None:
     shape = ctx.need_shape(node.inputs[0], "to crop or pad it")
     target = [int(v) for v in ctx.need_const(node.inputs[1], "the target shape").reshape(-1)]
-    axes = [normalize_axis(ctx, a, len(shape)) for a in (attr_ints(node, "axes") or range(len(shape)))]
+    axes = [
+        normalize_axis(ctx, a, len(shape)) for a in (attr_ints(node, "axes") or range(len(shape)))
+    ]
     starts, ends = [0] * len(shape), list(shape)
     pads: dict[int, tuple[int, int]] = {}
     for axis, size in zip(axes, target, strict=True):

@@ -16,6 +16,9 @@ from unframe.backends.caffe2.export.ops._common import (
     normalize_axis,
     reshape,
 )
+from unframe.backends.caffe2.export.ops._common import (
+    required as _required,
+)
 from unframe.backends.caffe2.export.registry import ops
 
 
@@ -74,7 +77,7 @@ def conv_transpose_v1(node: ir.Node, ctx: ExportContext) -> None:
     weight = ctx.input(node, 1)
     if any(d != 1 for d in dilations):
         # Caffe2's ConvTranspose has no dilation: spread the kernel out with zeros instead.
-        weight, kernel = _dilated_kernel(ctx, node.inputs[1], dilations)
+        weight, kernel = _dilated_kernel(ctx, _required(ctx, node, 1), dilations)
     adjs = attr_ints(node, "output_padding") or [0] * spatial
     output_shape = attr_ints(node, "output_shape")
     auto_pad = attr_str(node, "auto_pad", "NOTSET")
@@ -211,12 +214,17 @@ def rms_normalization_v23(node: ir.Node, ctx: ExportContext) -> None:
     axis = normalize_axis(ctx, attr_int(node, "axis", -1), rank)
     blob = ctx.blob(x)
     dtype = ctx.dtype(x)
-    if attr_int(node, "stash_type", 1) == 1 and dtype not in (ir.DataType.FLOAT, ir.DataType.DOUBLE):
+    if attr_int(node, "stash_type", 1) == 1 and dtype not in (
+        ir.DataType.FLOAT,
+        ir.DataType.DOUBLE,
+    ):
         blob = ctx.temp("Cast", [blob], "x32", to=1)
     squares = ctx.temp("Sqr", [blob])
     mean = ctx.temp("ReduceMean", [squares], "mean", axes=list(range(axis, rank)), keepdims=1)
     eps_type = ir.DataType.FLOAT if blob != ctx.blob(x) else dtype
-    rms = ctx.temp("Sqrt", [ctx.temp("Add", [mean, ctx.scalar(attr_float(node, "epsilon", 1e-5), eps_type)])])
+    rms = ctx.temp(
+        "Sqrt", [ctx.temp("Add", [mean, ctx.scalar(attr_float(node, "epsilon", 1e-5), eps_type)])]
+    )
     normed = ctx.temp("Div", [blob, rms], "normed")
     if blob != ctx.blob(x) and dtype is not None:
         normed = ctx.temp("Cast", [normed], "normed", to=caffe2_dtype(dtype))
@@ -468,7 +476,9 @@ def _hardmax(node: ir.Node, ctx: ExportContext, axis: int, *, coerce: bool) -> N
     depth = int(np.prod(moved_shape[split:]))
     rows = reshape(ctx, blob, [-1, depth])
     index = ctx.temp("ArgMax", [rows], "index", axis=1, keepdims=0)
-    hot = ctx.temp("OneHot", [index, ctx.constant(np.array([depth], dtype=np.int64), "depth")], "hot")
+    hot = ctx.temp(
+        "OneHot", [index, ctx.constant(np.array([depth], dtype=np.int64), "depth")], "hot"
+    )
     dtype = ctx.dtype(x) or ir.DataType.FLOAT
     if dtype != ir.DataType.FLOAT:
         hot = ctx.temp("Cast", [hot], "hot", to=caffe2_dtype(dtype))

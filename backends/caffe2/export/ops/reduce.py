@@ -165,7 +165,9 @@ def _arg(node: ir.Node, ctx: ExportContext, caffe2_type: str) -> None:
     axis = normalize_axis(ctx, attr_int(node, "axis", 0), rank)
     keepdims = attr_int(node, "keepdims", 1)
     if not attr_int(node, "select_last_index", 0):
-        ctx.emit(caffe2_type, [ctx.input(node, 0)], [ctx.output(node)], axis=axis, keepdims=keepdims)
+        ctx.emit(
+            caffe2_type, [ctx.input(node, 0)], [ctx.output(node)], axis=axis, keepdims=keepdims
+        )
         return
     # The last extreme is the first one in the reversed axis: n - 1 - index there.
     size = ctx.need_shape(node.inputs[0], "to reverse the axis")[axis]

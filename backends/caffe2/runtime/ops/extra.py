@@ -129,7 +129,10 @@ def upsample_bilinear(ctx: OpContext) -> list[np.ndarray]:
     x = ctx.input(0)
     if x.ndim != 4:
         raise ctx.error(f"expects a 4-D NCHW input, got {x.ndim}-D")
-    height_scale, width_scale = ctx.arg_float("height_scale", 1.0), ctx.arg_float("width_scale", 1.0)
+    height_scale, width_scale = (
+        ctx.arg_float("height_scale", 1.0),
+        ctx.arg_float("width_scale", 1.0),
+    )
     scales = ctx.optional_input(1)
     if scales is not None:
         height_scale, width_scale = (float(s) for s in np.asarray(scales).reshape(-1)[:2])
@@ -175,7 +178,10 @@ def scatter_weighted_sum(ctx: OpContext) -> list[np.ndarray]:
     if ((flat < 0) | (flat >= out.shape[0])).any():
         raise ctx.error(f"an index is outside [0, {out.shape[0]})")
     pairs = [
-        (np.asarray(ctx.input(i)).reshape((flat.size, *out.shape[1:])), float(np.asarray(ctx.input(i + 1)).reshape(-1)[0]))
+        (
+            np.asarray(ctx.input(i)).reshape((flat.size, *out.shape[1:])),
+            float(np.asarray(ctx.input(i + 1)).reshape(-1)[0]),
+        )
         for i in range(3, ctx.num_inputs, 2)
     ]
     for position, row in enumerate(flat):
