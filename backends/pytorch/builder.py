@@ -287,8 +287,8 @@ def _tensor_from_numpy(array: np.ndarray) -> torch.Tensor:
     if not array.dtype.isnative or _memory_mapped(array):
         # Read-only mappings cannot back trainable parameters: one copy.
         array = np.array(array, dtype=array.dtype.newbyteorder("="))
-    if array.ndim == 0 or not array.flags.c_contiguous:
-        array = np.ascontiguousarray(array)
+    if not array.flags.c_contiguous:
+        array = array.copy(order="C")  # (np.ascontiguousarray would make 0-d arrays 1-d)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return torch.from_numpy(array)

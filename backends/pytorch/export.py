@@ -190,7 +190,7 @@ def tensors_from_numpy(arrays: Sequence[Any]) -> list[Any]:
         if name in ("bfloat16",) or name.startswith("float8"):
             target = maybe_torch_dtype(ir.DataType.from_numpy(array.dtype))
             width = np.uint16 if name == "bfloat16" else np.uint8
-            tensor = torch.from_numpy(np.ascontiguousarray(array).view(width).copy())
+            tensor = torch.from_numpy(array.copy(order="C").view(width))
             assert target is not None
             out.append(tensor.view(target))
             continue
@@ -199,6 +199,6 @@ def tensors_from_numpy(arrays: Sequence[Any]) -> list[Any]:
                 f"input {index} is a string tensor, which torch cannot hold", framework=FRAMEWORK
             )
         if not array.flags.writeable or not array.flags.c_contiguous:
-            array = np.ascontiguousarray(array).copy()
+            array = array.copy(order="C")
         out.append(torch.from_numpy(array))
     return out
