@@ -185,6 +185,9 @@ def tensors_from_numpy(arrays: Sequence[Any]) -> list[Any]:
         if isinstance(array, list | tuple):
             out.append(tensors_from_numpy(list(array)))  # a sequence input
             continue
+        if array is None:
+            out.append(None)  # an empty optional input
+            continue
         array = widen_emulated(np.asarray(array))
         name = array.dtype.name
         if name in ("bfloat16",) or name.startswith("float8"):

@@ -6,6 +6,8 @@ and ``torch.export`` traces through them into ATen ops.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 
@@ -21,5 +23,10 @@ def shape_tensor(sizes: list[int | torch.SymInt]) -> torch.Tensor:
     return torch.stack([torch.as_tensor(s, dtype=torch.int64) for s in sizes])
 
 
-def cast_to(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return tensor if tensor.dtype == dtype else tensor.to(dtype)
+def cast_to(value: Any, dtype: torch.dtype) -> Any:
+    """A graph output in its declared dtype (sequences element-wise, None for empty optionals)."""
+    if isinstance(value, list):
+        return [cast_to(v, dtype) for v in value]
+    if not isinstance(value, torch.Tensor) or value.dtype == dtype:
+        return value
+    return value.to(dtype)
