@@ -158,14 +158,17 @@ def _timed(function: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
-def _median_latency(function: Callable[[], Any], runs: int) -> float:
-    function()  # warm-up: first-call allocations and lazy initialization
-    times = []
+def _median_latencies(engines: dict[str, Callable[[], Any]], runs: int) -> dict[str, float]:
+    """Median seconds per engine, the engines taking turns so that load drifts hit all alike."""
+    for run in engines.values():
+        run()  # warm-up: first-call allocations and lazy initialization
+    times: dict[str, list[float]] = {name: [] for name in engines}
     for _ in range(runs):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        for name, run in engines.items():
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def _rss_kib(field: str) -> int:
@@ -201,6 +204,58 @@ def _measure_memory(kind: str, path: Path) -> dict[str, Any] | str:
     return data
 
 
+def _conversion_time(figures: dict[str, Any], path: Path, onnx2torch: Any, repeats: int) -> Any:
+    """Best-of-``repeats`` conversion times, the converters alternating; onnx2torch or None."""
+    times: dict[str, list[float]] = {"unframe": [], "onnx2torch": []}
+    for _ in range(repeats):
+        t, converted = _timed(lambda: _unframe_convert(path))
+        times["unframe"].append(t)
+        del converted
+        if onnx2torch is not None:
+            try:
+                t, converted = _timed(lambda: _onnx2torch_convert(path))
+            except Exception as error:  # noqa: BLE001 - reported, the run goes on
+                figures["onnx2torch"] += f"; cannot convert: {type(error).__name__}: {error}"
+                print(f"   onnx2torch cannot convert this model: {error}")
+                onnx2torch = None
+                continue
+            times["onnx2torch"].append(t)
+            del converted
+    best = {name: min(values) for name, values in times.items() if values}
+    figures["convert_seconds"] = best
+    print(f"\n1. ONNX -> PyTorch conversion (best of {repeats})")
+    print(f"   unframe     {best['unframe']:8.2f} s")
+    if "onnx2torch" in best:
+        ratio = best["unframe"] / best["onnx2torch"]
+        figures["convert_ratio"] = ratio
+        print(f"   onnx2torch  {best['onnx2torch']:8.2f} s")
+        print(f"   ratio unframe/onnx2torch {ratio:.2f} (goal < {GOALS['convert_ratio']})")
+    return onnx2torch
+
+
+def _memory(
+    figures: dict[str, Any], path: Path, external: Path, with_onnx2torch: bool, weight_bytes: int
+) -> None:
+    """Peak RSS of each conversion in a fresh process, against the weights' size."""
+    print("\n3. peak memory of the conversion (RSS high-water mark above RSS before)")
+    memory: dict[str, Any] = {}
+    kinds = [("unframe", path), ("unframe, external data", external)]
+    if with_onnx2torch:
+        kinds.append(("onnx2torch", path))
+    for label, source in kinds:
+        kind = "onnx2torch" if label == "onnx2torch" else "unframe"
+        result = _measure_memory(kind, source)
+        if isinstance(result, str):
+            memory[label] = result
+            print(f"   {label:24s} {result}")
+            continue
+        extra = (result["peak_kib"] - result["before_kib"]) * 1024
+        memory[label] = {"peak_mib": extra / 2**20, "ratio": extra / weight_bytes}
+        print(f"   {label:24s} {extra / 2**20:8.0f} MiB  {extra / weight_bytes:5.2f}x the weights")
+    figures["memory"] = memory
+    print(f"   goal <= {GOALS['memory_ratio']}x the weights")
+
+
 def _latency(
     figures: dict[str, Any], original: Any, ids: Any, path: Path, onnx2torch: Any, args: Any
 ) -> None:
@@ -232,7 +287,7 @@ def _latency(
         if theirs is not None:
             engines["onnx2torch"] = lambda: theirs(ids)
             errors["onnx2torch"] = float(np.abs(first(theirs(ids)).numpy() - expected).max())
-        latency = {name: _median_latency(run, args.runs) for name, run in engines.items()}
+        latency = _median_latencies(engines, args.runs)
     figures["latency_ms"] = {k: v * 1e3 for k, v in latency.items()}
     figures["max_abs_error"] = errors
     print(f"\n2. inference latency, batch 1 x {args.seq} tokens, median of {args.runs}")
@@ -261,6 +316,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10, help="timed inferences per engine")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads for all engines")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--sections", default="1,2,3", help="which measurements: 1 time, 2 latency, 3 memory"
+    )
     parser.add_argument("--child-memory", help=argparse.SUPPRESS)
     parser.add_argument("--onnx", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -298,55 +356,13 @@ def main() -> None:
         figures["export_seconds"] = seconds
         print(f"exported PyTorch -> ONNX with the unframe frontend in {seconds:.1f} s")
 
-        # 1. conversion time, alternating so that both see the same cache and load.
-        times: dict[str, list[float]] = {"unframe": [], "onnx2torch": []}
-        for _ in range(args.repeats):
-            t, converted = _timed(lambda: _unframe_convert(path))
-            times["unframe"].append(t)
-            del converted
-            if onnx2torch is not None:
-                try:
-                    t, converted = _timed(lambda: _onnx2torch_convert(path))
-                except Exception as error:  # noqa: BLE001 - reported, the run goes on
-                    figures["onnx2torch"] += f"; cannot convert: {type(error).__name__}: {error}"
-                    print(f"   onnx2torch cannot convert this model: {error}")
-                    onnx2torch = None
-                    continue
-                times["onnx2torch"].append(t)
-                del converted
-        best = {name: min(values) for name, values in times.items() if values}
-        figures["convert_seconds"] = best
-        print(f"\n1. ONNX -> PyTorch conversion (best of {args.repeats})")
-        print(f"   unframe     {best['unframe']:8.2f} s")
-        if "onnx2torch" in best:
-            ratio = best["unframe"] / best["onnx2torch"]
-            figures["convert_ratio"] = ratio
-            print(f"   onnx2torch  {best['onnx2torch']:8.2f} s")
-            print(f"   ratio unframe/onnx2torch {ratio:.2f} (goal < {GOALS['convert_ratio']})")
-
-        # 2. inference latency on the same inputs.
-        _latency(figures, original, ids, path, onnx2torch, args)
-
-        # 3. peak memory of the conversion, each in a fresh process.
-        print("\n3. peak memory of the conversion (RSS high-water mark above RSS before)")
-        memory: dict[str, Any] = {}
-        kinds = [("unframe", path), ("unframe, external data", external)]
-        if onnx2torch is not None:
-            kinds.append(("onnx2torch", path))
-        for label, source in kinds:
-            kind = "onnx2torch" if label == "onnx2torch" else "unframe"
-            result = _measure_memory(kind, source)
-            if isinstance(result, str):
-                memory[label] = result
-                print(f"   {label:24s} {result}")
-                continue
-            extra = (result["peak_kib"] - result["before_kib"]) * 1024
-            memory[label] = {"peak_mib": extra / 2**20, "ratio": extra / weight_bytes}
-            print(
-                f"   {label:24s} {extra / 2**20:8.0f} MiB  {extra / weight_bytes:5.2f}x the weights"
-            )
-        figures["memory"] = memory
-        print(f"   goal <= {GOALS['memory_ratio']}x the weights")
+        sections = {int(part) for part in args.sections.split(",") if part.strip()}
+        if 1 in sections:
+            onnx2torch = _conversion_time(figures, path, onnx2torch, args.repeats)
+        if 2 in sections:
+            _latency(figures, original, ids, path, onnx2torch, args)
+        if 3 in sections:
+            _memory(figures, path, external, onnx2torch is not None, weight_bytes)
 
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))

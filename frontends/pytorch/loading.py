@@ -120,7 +120,7 @@ def _convert(
 ) -> ir.Model:
     order = list(inputs)
     dynamic = _dynamic_shapes(options, order, inputs, where)
-    if names is not None and order == names[: len(order)]:
+    if names is None or order == names[: len(order)]:
         example: Any = tuple(inputs.values())
     else:
         example = dict(inputs)
