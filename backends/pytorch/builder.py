@@ -48,7 +48,8 @@ def to_torch(model: ir.Model) -> fx.GraphModule:
         raise UnsupportedOpsError(missing, framework=FRAMEWORK)
     opset = model_opset(model)
     _infer_shapes(model)
-    return GraphBuilder(model.graph, opset).build(class_name="UnframeModule")
+    builder = GraphBuilder(model.graph, opset, imports=dict(model.opset_imports))
+    return builder.build(class_name="UnframeModule")
 
 
 def _infer_shapes(model: ir.Model) -> None:
@@ -80,10 +81,17 @@ class GraphBuilder:
     """Builds one (sub)graph into one ``GraphModule``; subgraphs get their own builder."""
 
     def __init__(
-        self, graph: ir.Graph, opset: int, captures: Sequence[ir.Value] = (), depth: int = 0
+        self,
+        graph: ir.Graph,
+        opset: int,
+        captures: Sequence[ir.Value] = (),
+        depth: int = 0,
+        imports: dict[str, int] | None = None,
     ) -> None:
         self.ir_graph = graph
         self.opset = opset
+        #: opset per domain, for ops of other domains (ai.onnx.preview, com.microsoft, ...)
+        self.imports = imports or {}
         self.depth = depth
         self.fx_graph = fx.Graph()
         self.root = nn.Module()
@@ -167,7 +175,8 @@ class GraphBuilder:
         return fx.GraphModule(self.root, self.fx_graph, class_name=class_name)
 
     def _convert(self, node: ir.Node) -> None:
-        converter = ops.lookup(node.op_type, self.opset, node.domain)
+        domain_opset = self.imports.get(node.domain, self.opset) if node.domain else self.opset
+        converter = ops.lookup(node.op_type, domain_opset, node.domain)
         if converter is None:
             raise ConversionError(
                 "no pytorch export converter",
@@ -222,7 +231,9 @@ class GraphBuilder:
             if captures is not None
             else sorted(free_values(graph), key=lambda v: v.name or "")
         )
-        sub = GraphBuilder(graph, self.opset, captured_values, depth=self.depth + 1)
+        sub = GraphBuilder(
+            graph, self.opset, captured_values, depth=self.depth + 1, imports=self.imports
+        )
         module = sub.build(class_name=f"UnframeSubgraph{self.depth + 1}")
         name = self.attr_names.fresh(hint, prefix="g")
         self.root.add_module(name, module)

@@ -224,3 +224,53 @@ def rotary_embedding_v23(node: ir.Node, ctx: BuildContext) -> Outputs:
             ctx.attr_int("num_heads", 0),
         )
     ]
+
+
+def _flex_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    scale: float | None,
+    score_mod: Any,
+    score_captured: tuple[torch.Tensor, ...],
+    prob_mod: Any,
+    prob_captured: tuple[torch.Tensor, ...],
+    softmax_dtype: torch.dtype | None,
+) -> torch.Tensor:
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    if q.shape[1] != k.shape[1]:
+        k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+        v = v.repeat_interleave(q.shape[1] // v.shape[1], dim=1)
+    root = torch.tensor(math.sqrt(torch.tensor(scale, dtype=torch.float32).item()), dtype=q.dtype)
+    scores = torch.matmul(q * root, (k * root).transpose(-1, -2))
+    compute = softmax_dtype or (torch.float32 if q.dtype.itemsize < 4 else q.dtype)
+    scores = scores.to(compute)
+    if score_mod is not None:
+        scores = score_mod(scores, *score_captured)[0].to(compute)
+    probs = torch.softmax(scores, dim=-1)
+    if prob_mod is not None:
+        probs = prob_mod(probs, *prob_captured)[0].to(compute)
+    return torch.matmul(probs, v.to(compute)).to(v.dtype)
+
+
+@ops.register("FlexAttention", since=1, domain="ai.onnx.preview")
+def flex_attention_preview_v1(node: ir.Node, ctx: BuildContext) -> Outputs:
+    mods: list[Any] = []
+    for name in ("score_mod", "prob_mod"):
+        if isinstance(ctx.attr(name, None), ir.Graph):
+            sub = ctx.subgraph(name)
+            mods += [sub.module, tuple(sub.captured)]
+        else:
+            mods += [None, ()]
+    precision = ctx.attr("softmax_precision", None)
+    out = ctx.call(
+        _flex_attention,
+        ctx.input(0),
+        ctx.input(1),
+        ctx.input(2),
+        ctx.attr("scale", None),
+        *mods,
+        None if precision is None else to_torch_dtype(precision),
+    )
+    return [out]
