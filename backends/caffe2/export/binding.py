@@ -29,18 +29,50 @@ PARAMETER_INPUTS: dict[str, frozenset[int]] = {
 }  # fmt: skip
 
 
+#: Ops through which a parameter may flow on its way to a parameter slot (shape arithmetic).
+_ARITHMETIC = frozenset({
+    "Cast", "CastLike", "Concat", "Gather", "Slice", "Add", "Sub", "Mul", "Div", "Max", "Min",
+    "Neg", "Abs", "Squeeze", "Unsqueeze", "Reshape", "Identity", "Equal", "Less", "Greater",
+    "Where", "Clip", "Range", "ReduceMax", "ReduceMin", "ReduceSum", "Mod", "Floor", "Ceil",
+})  # fmt: skip
+
+
+def _only_parameters(value: ir.Value, seen: set[int]) -> bool:
+    """Whether every use of ``value`` ends, through shape arithmetic, in a parameter slot."""
+    if id(value) in seen:
+        return True
+    seen.add(id(value))
+    uses = list(value.uses())
+    if not uses:
+        return False
+    for user, index in uses:
+        if user.domain not in ("", "ai.onnx"):
+            return False
+        if index in PARAMETER_INPUTS.get(user.op_type, frozenset()):
+            continue
+        if user.op_type not in _ARITHMETIC:
+            return False
+        if not all(out is not None and _only_parameters(out, seen) for out in user.outputs):
+            return False
+    return True
+
+
 def parameter_inputs(model: ir.Model) -> list[str]:
-    """Graph inputs used only in parameter slots (never as data)."""
-    names = []
-    for value in model.graph.inputs:
-        uses = list(value.uses())
-        if uses and all(
-            index in PARAMETER_INPUTS.get(user.op_type, frozenset())
-            and user.domain in ("", "ai.onnx")
-            for user, index in uses
-        ):
-            names.append(value.name or "")
-    return names
+    """Graph inputs that only ever feed parameter slots (never data), directly or by arithmetic."""
+    return [
+        value.name or ""
+        for value in model.graph.inputs
+        if value.const_value is None and _only_parameters(value, set())
+    ]
+
+
+def derived_from(model: ir.Model, names: set[str]) -> set[int]:
+    """ids of the values computed (transitively) from the graph inputs ``names``."""
+    tainted = {id(v) for v in model.graph.inputs if v.name in names}
+    for node in model.graph:
+        if any(v is not None and id(v) in tainted for v in node.inputs):
+            tainted.update(id(v) for v in node.outputs)
+    return tainted
 
 
 def bind_parameter_inputs(

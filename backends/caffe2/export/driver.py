@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
-from unframe.backends.caffe2.export.binding import parameter_inputs
+from unframe.backends.caffe2.export.binding import derived_from, parameter_inputs
 from unframe.backends.caffe2.export.context import (
     CAFFE2_DTYPES,
     FRAMEWORK,
@@ -61,12 +61,12 @@ def unsupported(model: ir.Model) -> list[UnsupportedOp]:
     missing = registry.unsupported_nodes(model)
     if missing:
         return missing
-    bindable = set(parameter_inputs(model))
+    bindable = derived_from(model, set(parameter_inputs(model)))
     ctx, failures = _convert(model, registry)
     return [
         failure
         for failure, node in zip(failures, ctx.failed_nodes, strict=True)
-        if node is None or not any(v is not None and v.name in bindable for v in node.inputs)
+        if node is None or not any(v is not None and id(v) in bindable for v in node.inputs)
     ]
 
 

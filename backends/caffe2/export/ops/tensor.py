@@ -324,15 +324,62 @@ def clip_v11(node: ir.Node, ctx: ExportContext) -> None:
         blob = out
 
 
+def _source_indices(size: int, before: int, after: int, mode: str) -> np.ndarray:
+    """For each padded position along one axis, the input position it copies."""
+    positions = np.arange(-before, size + after)
+    if mode == "edge":
+        return np.clip(positions, 0, size - 1)
+    if mode == "wrap":
+        return np.mod(positions, size)
+    period = 2 * (size - 1)  # reflect, without repeating the border
+    folded = np.mod(positions, period) if period else np.zeros_like(positions)
+    return np.where(folded < size, folded, period - folded)
+
+
+def _general_pad(node: ir.Node, ctx: ExportContext, pads: list[int], mode: str, value: float) -> None:
+    """Any rank and axis: Slice for negative pads, then per axis a Gather (edge, reflect, wrap)
+    or a Concat with constant blocks (constant)."""
+    shape = list(ctx.need_shape(node.inputs[0], "to pad it"))
+    rank = len(shape)
+    blob = ctx.input(node, 0)
+    begins, ends = [max(-p, 0) for p in pads[:rank]], [s + min(p, 0) for s, p in zip(shape, pads[rank:], strict=True)]
+    if any(p < 0 for p in pads):
+        blob = ctx.temp("Slice", [blob], "cropped", starts=begins, ends=ends)
+        shape = [e - b for b, e in zip(begins, ends, strict=True)]
+    dtype = (ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT).numpy()
+    for axis in range(rank):
+        before, after = max(pads[axis], 0), max(pads[rank + axis], 0)
+        if not before and not after:
+            continue
+        if mode == "constant":
+            parts = []
+            for count in (before, after):
+                block = list(shape)
+                block[axis] = count
+                parts.append(ctx.constant(np.full(block, value, dtype=dtype), "fill") if count else None)
+            inputs = [p for p in (parts[0], blob, parts[1]) if p is not None]
+            joined = ctx.fresh("padded")
+            ctx.emit("Concat", inputs, [joined, ctx.fresh("split_info")], axis=axis)
+            blob = joined
+        else:
+            if shape[axis] == 0 or (mode == "reflect" and max(before, after) >= shape[axis]):
+                raise ctx.error(f"{mode} padding wider than the input has no exact Caffe2 form")
+            indices = _source_indices(shape[axis], before, after, mode).astype(np.int64)
+            blob = ctx.temp("Gather", [blob, ctx.constant(indices, "pad_indices")], "padded", axis=axis)
+        shape[axis] += before + after
+    ctx.emit("Copy", [blob], [ctx.output(node)])
+
+
 def _pad(node: ir.Node, ctx: ExportContext, pads: list[int], mode: str, value: float) -> None:
     rank = len(pads) // 2
     begins, ends = pads[:rank], pads[rank:]
-    if mode not in ("constant", "reflect", "edge"):
+    if mode not in ("constant", "reflect", "edge", "wrap"):
         raise ctx.error(f"mode={mode!r} has no Caffe2 equivalent")
-    if any(p < 0 for p in pads):
-        raise ctx.error("negative pads (cropping) have no Caffe2 PadImage equivalent")
-    if rank != 4 or any(begins[:2]) or any(ends[:2]):
-        raise ctx.error("Caffe2's PadImage pads only the two spatial dims of an NCHW tensor")
+    image = mode != "wrap" and rank == 4 and not any(begins[:2]) and not any(ends[:2])
+    if not image or any(p < 0 for p in pads) or not (ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT).is_floating_point():
+        # PadImage pads the spatial dims of float NCHW images; the rest is built from slices.
+        _general_pad(node, ctx, pads, mode, value)
+        return
     ctx.emit(
         "PadImage", [ctx.input(node, 0)], [ctx.output(node)], pad_t=begins[2], pad_l=begins[3],
         pad_b=ends[2], pad_r=ends[3], mode=mode, value=value, order="NCHW",
