@@ -14,6 +14,8 @@ from typing import Any
 from unframe.backends.pytorch.ops._common import BuildContext, Outputs, fx, ir, ops, torch
 
 _INT64_MIN = -(2**63)
+#: Longest vector tracked element-wise (shape vectors are short; tables are not).
+_MAX_ELEMENTS = 64
 _UNSIGNED_WIDE = (torch.uint16, torch.uint32, torch.uint64)
 #: Types ``torch.where`` cannot select on, and the same-width type whose bits it moves instead.
 _SELECT_AS = {
@@ -106,7 +108,7 @@ def _propagate_elements(ctx: BuildContext, out: fx.Node, symbolic: Callable[...,
     if ctx.constant(0) is not None and ctx.constant(1) is not None:
         return
     left, right = _broadcast_elements(left, right)
-    if left is None or right is None:
+    if left is None or len(left) > _MAX_ELEMENTS:
         return
     elements: list[Any] = []
     for x, y in zip(left, right, strict=True):
@@ -193,7 +195,7 @@ def _propagate_where(
     ctx: BuildContext, out: fx.Node, condition: list[Any], x: list[Any], y: list[Any]
 ) -> None:
     size = max(len(condition), len(x), len(y))
-    if any(len(e) not in (1, size) for e in (condition, x, y)):
+    if size > _MAX_ELEMENTS or any(len(e) not in (1, size) for e in (condition, x, y)):
         return
     condition, x, y = (e * size if len(e) == 1 else e for e in (condition, x, y))
     elements: list[Any] = []
