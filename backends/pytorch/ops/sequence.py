@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from unframe.backends.pytorch.ops._common import BuildContext, Outputs, ir, ops, torch
+from unframe.backends.pytorch.ops._common import BuildContext, Outputs, fx, ir, ops, torch
 
 
 def _construct(*tensors: torch.Tensor) -> list[torch.Tensor]:
@@ -17,23 +17,25 @@ def _empty() -> list[torch.Tensor]:
     return []
 
 
-def _position(sequence: list[torch.Tensor], position: torch.Tensor | None, default: int) -> int:
+def _position(
+    sequence: list[torch.Tensor], position: torch.Tensor | int | None, default: int
+) -> int:
     index = default if position is None else int(position)
     return index + len(sequence) if index < 0 else index
 
 
-def _at(sequence: list[torch.Tensor], position: torch.Tensor) -> torch.Tensor:
+def _at(sequence: list[torch.Tensor], position: torch.Tensor | int) -> torch.Tensor:
     return sequence[_position(sequence, position, 0)]
 
 
 def _insert(
-    sequence: list[torch.Tensor], tensor: torch.Tensor, position: torch.Tensor | None
+    sequence: list[torch.Tensor], tensor: torch.Tensor, position: torch.Tensor | int | None
 ) -> list[torch.Tensor]:
     index = _position(sequence, position, len(sequence))
     return [*sequence[:index], tensor, *sequence[index:]]
 
 
-def _erase(sequence: list[torch.Tensor], position: torch.Tensor | None) -> list[torch.Tensor]:
+def _erase(sequence: list[torch.Tensor], position: torch.Tensor | int | None) -> list[torch.Tensor]:
     index = _position(sequence, position, -1 if sequence else 0)
     return [*sequence[:index], *sequence[index + 1 :]]
 
@@ -50,14 +52,22 @@ def _concat(sequence: list[torch.Tensor], axis: int, new_axis: int) -> torch.Ten
 
 
 def _split(
-    x: torch.Tensor, split: torch.Tensor | None, axis: int, keepdims: int
+    x: torch.Tensor, split: torch.Tensor | int | list[int] | None, axis: int, keepdims: int
 ) -> list[torch.Tensor]:
     if split is None:
         pieces = list(torch.split(x, 1, dim=axis))
         return pieces if keepdims else [p.squeeze(axis) for p in pieces]
+    if isinstance(split, int | list):  # known at build time: no data-dependent sizes on export
+        return list(torch.split(x, split, dim=axis))
     if split.dim() == 0:
         return list(torch.split(x, int(split), dim=axis))
     return list(torch.split(x, [int(s) for s in split.tolist()], dim=axis))
+
+
+def _position_input(ctx: BuildContext, index: int) -> fx.Node | int | None:
+    """A position input as a python int where it is a constant, so export sees no ``.item()``."""
+    array = ctx.constant(index)
+    return ctx.optional_input(index) if array is None else int(array.reshape(-1)[0])
 
 
 @ops.register("SequenceConstruct", since=11)
@@ -72,17 +82,17 @@ def sequence_empty_v11(node: ir.Node, ctx: BuildContext) -> Outputs:
 
 @ops.register("SequenceAt", since=11)
 def sequence_at_v11(node: ir.Node, ctx: BuildContext) -> Outputs:
-    return [ctx.call(_at, ctx.input(0), ctx.input(1))]
+    return [ctx.call(_at, ctx.input(0), _position_input(ctx, 1))]
 
 
 @ops.register("SequenceInsert", since=11)
 def sequence_insert_v11(node: ir.Node, ctx: BuildContext) -> Outputs:
-    return [ctx.call(_insert, ctx.input(0), ctx.input(1), ctx.optional_input(2))]
+    return [ctx.call(_insert, ctx.input(0), ctx.input(1), _position_input(ctx, 2))]
 
 
 @ops.register("SequenceErase", since=11)
 def sequence_erase_v11(node: ir.Node, ctx: BuildContext) -> Outputs:
-    return [ctx.call(_erase, ctx.input(0), ctx.optional_input(1))]
+    return [ctx.call(_erase, ctx.input(0), _position_input(ctx, 1))]
 
 
 @ops.register("SequenceLength", since=11)
@@ -98,15 +108,12 @@ def concat_from_sequence_v11(node: ir.Node, ctx: BuildContext) -> Outputs:
 
 @ops.register("SplitToSequence", since=11)
 def split_to_sequence_v11(node: ir.Node, ctx: BuildContext) -> Outputs:
-    return [
-        ctx.call(
-            _split,
-            ctx.input(0),
-            ctx.optional_input(1),
-            ctx.attr_int("axis", 0),
-            ctx.attr_int("keepdims", 1),
-        )
-    ]
+    array = ctx.constant(1)
+    split: Any = ctx.optional_input(1)
+    if array is not None:
+        split = int(array) if array.ndim == 0 else [int(s) for s in array.reshape(-1)]
+    axis, keepdims = ctx.attr_int("axis", 0), ctx.attr_int("keepdims", 1)
+    return [ctx.call(_split, ctx.input(0), split, axis, keepdims)]
 
 
 def _sequence_map(
