@@ -1,5 +1,5 @@
 """Converters by op family; importing this package registers them all."""
 
-from unframe.backends.caffe2.export.ops import composite, elementwise, nn, reduce, tensor
+from unframe.backends.caffe2.export.ops import composite, elementwise, loss, nn, reduce, tensor
 
-__all__ = ["composite", "elementwise", "nn", "reduce", "tensor"]
+__all__ = ["composite", "elementwise", "loss", "nn", "reduce", "tensor"]

@@ -16,10 +16,8 @@ from unframe.backends.caffe2.export.ops._common import (
     attr_ints,
     attr_str,
     normalize_axis,
+    required,
     reshape,
-)
-from unframe.backends.caffe2.export.ops._common import (
-    required as _required,
 )
 from unframe.backends.caffe2.export.registry import ops
 
@@ -61,7 +59,7 @@ def _flat_positions(
 def gather_elements_v11(node: ir.Node, ctx: ExportContext) -> None:
     data_shape = ctx.need_shape(node.inputs[0], "to flatten it")
     axis = normalize_axis(ctx, attr_int(node, "axis", 0), len(data_shape))
-    positions = _flat_positions(ctx, data_shape, _required(ctx, node, 1), axis)
+    positions = _flat_positions(ctx, data_shape, required(ctx, node, 1), axis)
     flat = reshape(ctx, ctx.input(node, 0), [-1])
     ctx.emit("Gather", [flat, positions], [ctx.output(node)])
 
@@ -91,7 +89,7 @@ def _row_positions(
 def gather_nd_v11(node: ir.Node, ctx: ExportContext) -> None:
     data_shape = ctx.need_shape(node.inputs[0], "to flatten it")
     batch_dims = attr_int(node, "batch_dims", 0)
-    rows, total = _row_positions(ctx, data_shape, _required(ctx, node, 1), batch_dims)
+    rows, total = _row_positions(ctx, data_shape, required(ctx, node, 1), batch_dims)
     index_shape = ctx.need_shape(node.inputs[1], "")
     rest = list(data_shape[batch_dims + index_shape[-1] :])
     table = reshape(ctx, ctx.input(node, 0), [total, *rest])
@@ -125,7 +123,7 @@ def _scatter(node: ir.Node, ctx: ExportContext, positions: str, rows: int, rest:
 def scatter_elements_v11(node: ir.Node, ctx: ExportContext) -> None:
     data_shape = ctx.need_shape(node.inputs[0], "to flatten it")
     axis = normalize_axis(ctx, attr_int(node, "axis", 0), len(data_shape))
-    positions = _flat_positions(ctx, data_shape, _required(ctx, node, 1), axis)
+    positions = _flat_positions(ctx, data_shape, required(ctx, node, 1), axis)
     _scatter(node, ctx, positions, int(np.prod(data_shape)), [])
 
 
@@ -137,7 +135,7 @@ def scatter_v9(node: ir.Node, ctx: ExportContext) -> None:
 @ops.register("ScatterND", since=11)
 def scatter_nd_v11(node: ir.Node, ctx: ExportContext) -> None:
     data_shape = ctx.need_shape(node.inputs[0], "to flatten it")
-    rows, total = _row_positions(ctx, data_shape, _required(ctx, node, 1), 0)
+    rows, total = _row_positions(ctx, data_shape, required(ctx, node, 1), 0)
     depth = ctx.need_shape(node.inputs[1], "")[-1]
     _scatter(node, ctx, rows, total, list(data_shape[depth:]))
 
@@ -332,3 +330,60 @@ def batch_normalization_v14(node: ir.Node, ctx: ExportContext) -> None:
             kept = ctx.temp("Scale", [ctx.input(node, running)], "kept", scale=momentum)
             new = ctx.temp("Scale", [flat], "new", scale=1.0 - momentum)
             ctx.emit("Add", [kept, new], [ctx.output(node, index)])
+
+
+@ops.register("RotaryEmbedding", since=23)
+def rotary_embedding_v23(node: ir.Node, ctx: ExportContext) -> None:
+    x = required(ctx, node, 0)
+    original = ctx.need_shape(x, "to split the heads")
+    blob = ctx.blob(x)
+    if len(original) == 4:  # [batch, heads, seq, head] -> [batch, seq, heads, head]
+        blob = ctx.temp("Transpose", [blob], "bshd", axes=[0, 2, 1, 3])
+        batch, heads, seq, head = original
+    else:
+        heads = attr_int(node, "num_heads", 0)
+        if not heads:
+            raise ctx.error("a 3-D input needs num_heads")
+        batch, seq, hidden = original
+        head = hidden // heads
+        blob = reshape(ctx, blob, [batch, seq, heads, head])
+    rotary = attr_int(node, "rotary_embedding_dim", 0) or head
+    half = rotary // 2
+    rotate = blob
+    if rotary < head:
+        rotate = ctx.temp("Slice", [blob], "rotate", starts=[0, 0, 0, 0], ends=[batch, seq, heads, rotary])
+        kept = ctx.temp("Slice", [blob], "kept", starts=[0, 0, 0, rotary], ends=[batch, seq, heads, head])
+    caches = []
+    for index in (1, 2):
+        cache = ctx.input(node, index)
+        if ctx.has_input(node, 3):
+            cache = ctx.temp("Gather", [cache, ctx.input(node, 3)], "cache")
+        caches.append(ctx.temp("ExpandDims", [cache], "cache", dims=[2]))
+    cos, sin = caches
+    interleaved = attr_int(node, "interleaved", 0)
+    if interleaved:
+        evens = ctx.constant(np.arange(0, rotary, 2, dtype=np.int64), "evens")
+        odds = ctx.constant(np.arange(1, rotary, 2, dtype=np.int64), "odds")
+        x1 = ctx.temp("Gather", [rotate, evens], "x1", axis=3)
+        x2 = ctx.temp("Gather", [rotate, odds], "x2", axis=3)
+    else:
+        x1, x2 = ctx.fresh("x1"), ctx.fresh("x2")
+        ctx.emit("Split", [rotate], [x1, x2], axis=3, split=[half, half])
+    real = ctx.temp("Sub", [ctx.temp("Mul", [cos, x1]), ctx.temp("Mul", [sin, x2])], "real")
+    imag = ctx.temp("Add", [ctx.temp("Mul", [sin, x1]), ctx.temp("Mul", [cos, x2])], "imag")
+    rotated = ctx.fresh("rotated")
+    if interleaved:
+        pairs = [ctx.temp("ExpandDims", [part], "pair", dims=[4]) for part in (real, imag)]
+        woven = ctx.fresh("woven")
+        ctx.emit("Concat", pairs, [woven, ctx.fresh("split_info")], axis=4)
+        reshape(ctx, woven, [batch, seq, heads, rotary], rotated)
+    else:
+        ctx.emit("Concat", [real, imag], [rotated, ctx.fresh("split_info")], axis=3)
+    if rotary < head:
+        joined = ctx.fresh("joined")
+        ctx.emit("Concat", [rotated, kept], [joined, ctx.fresh("split_info")], axis=3)
+        rotated = joined
+    if len(original) == 4:
+        ctx.emit("Transpose", [rotated], [ctx.output(node)], axes=[0, 2, 1, 3])
+    else:
+        reshape(ctx, rotated, list(original), ctx.output(node))

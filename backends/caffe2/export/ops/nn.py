@@ -343,7 +343,7 @@ def softmax_v13(node: ir.Node, ctx: ExportContext) -> None:
     ctx.emit("Transpose", [soft], [ctx.output(node)], axes=perm)
 
 
-def _log_softmax(ctx: ExportContext, blob: str, axis: int, out: str) -> None:
+def log_softmax_into(ctx: ExportContext, blob: str, axis: int, out: str) -> None:
     # x - max - log(sum(exp(x - max))): exact where log(softmax) would underflow.
     peak = ctx.temp("ReduceMax", [blob], "max", axes=[axis], keepdims=1)
     shifted = ctx.temp("Sub", [blob, peak], "shifted")
@@ -358,7 +358,7 @@ def log_softmax_v1(node: ir.Node, ctx: ExportContext) -> None:
     x = ctx.input(node, 0)
     flat = ctx.temp("Flatten", [x], "flat", axis=axis)
     result = ctx.fresh("log_softmax")
-    _log_softmax(ctx, flat, 1, result)
+    log_softmax_into(ctx, flat, 1, result)
     reshape(ctx, result, ctx.temp("Shape", [x], "shape"), ctx.output(node))
 
 
@@ -366,7 +366,7 @@ def log_softmax_v1(node: ir.Node, ctx: ExportContext) -> None:
 def log_softmax_v13(node: ir.Node, ctx: ExportContext) -> None:
     rank = ctx.need_rank(node.inputs[0])
     axis = normalize_axis(ctx, attr_int(node, "axis", -1), rank)
-    _log_softmax(ctx, ctx.input(node, 0), axis, ctx.output(node))
+    log_softmax_into(ctx, ctx.input(node, 0), axis, ctx.output(node))
 
 
 @ops.register("MatMul", since=1)
