@@ -1,0 +1,191 @@
+"""Detection and image-layout ops: NonMaxSuppression, Col2Im, AffineGrid, MaxUnpool."""
+
+from __future__ import annotations
+
+import math
+
+from unframe.backends.pytorch.ops._common import BuildContext, Outputs, ir, ops, torch
+
+F = torch.nn.functional
+
+
+def _corners(boxes: torch.Tensor, center_point_box: int) -> torch.Tensor:
+    """Boxes as [x_min, y_min, x_max, y_max] (ONNX corners are [y1, x1, y2, x2], any order)."""
+    if center_point_box:
+        xc, yc, w, h = boxes.unbind(-1)
+        return torch.stack([xc - w / 2, yc - h / 2, xc + w / 2, yc + h / 2], dim=-1)
+    y1, x1, y2, x2 = boxes.unbind(-1)
+    return torch.stack(
+        [
+            torch.minimum(x1, x2),
+            torch.minimum(y1, y2),
+            torch.maximum(x1, x2),
+            torch.maximum(y1, y2),
+        ],
+        dim=-1,
+    )
+
+
+def _suppressed(boxes: torch.Tensor, threshold: float) -> torch.Tensor:
+    """[n, n] bool: IoU(i, j) > threshold, with onnx's rules for empty boxes."""
+    x_lo = torch.maximum(boxes[:, None, 0], boxes[None, :, 0])
+    y_lo = torch.maximum(boxes[:, None, 1], boxes[None, :, 1])
+    x_hi = torch.minimum(boxes[:, None, 2], boxes[None, :, 2])
+    y_hi = torch.minimum(boxes[:, None, 3], boxes[None, :, 3])
+    overlaps = (x_hi > x_lo) & (y_hi > y_lo)
+    inter = (x_hi - x_lo) * (y_hi - y_lo)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    union = area[:, None] + area[None, :] - inter
+    valid = overlaps & (inter > 0) & (area[:, None] > 0) & (area[None, :] > 0) & (union > 0)
+    return valid & (inter / torch.where(union > 0, union, torch.ones_like(union)) > threshold)
+
+
+def _nms(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    max_per_class: torch.Tensor | None,
+    iou_threshold: torch.Tensor | None,
+    score_threshold: torch.Tensor | None,
+    center_point_box: int,
+) -> torch.Tensor:
+    limit = 0 if max_per_class is None or max_per_class.numel() == 0 else int(max_per_class)
+    iou = 0.0 if iou_threshold is None or iou_threshold.numel() == 0 else float(iou_threshold)
+    selected: list[tuple[int, int, int]] = []
+    for batch in range(scores.shape[0]):
+        corners = _corners(boxes[batch].double(), center_point_box)
+        suppress = _suppressed(corners, iou)
+        for cls in range(scores.shape[1]):
+            class_scores = scores[batch, cls]
+            order = torch.sort(class_scores, descending=True, stable=True).indices.tolist()
+            if score_threshold is not None and score_threshold.numel():
+                cut = float(score_threshold)
+                order = [i for i in order if float(class_scores[i]) > cut]
+            kept: list[int] = []
+            for index in order:
+                if len(kept) >= limit:
+                    break
+                if not any(bool(suppress[index, k]) for k in kept):
+                    kept.append(index)
+                    selected.append((batch, cls, index))
+    if not selected:
+        return torch.zeros((0, 3), dtype=torch.int64)
+    return torch.tensor(selected, dtype=torch.int64)
+
+
+@ops.register("NonMaxSuppression", since=10)
+def non_max_suppression_v10(node: ir.Node, ctx: BuildContext) -> Outputs:
+    return [
+        ctx.call(
+            _nms,
+            ctx.input(0),
+            ctx.input(1),
+            ctx.optional_input(2),
+            ctx.optional_input(3),
+            ctx.optional_input(4),
+            ctx.attr_int("center_point_box", 0),
+        )
+    ]
+
+
+def _col2im(
+    x: torch.Tensor,
+    image: list[int],
+    block: list[int],
+    dilations: list[int] | None,
+    pads: list[int] | None,
+    strides: list[int] | None,
+) -> torch.Tensor:
+    n = len(image)
+    dilations = dilations or [1] * n
+    pads = pads or [0] * (2 * n)
+    strides = strides or [1] * n
+    blocks = [
+        (image[i] + pads[i] + pads[i + n] - (dilations[i] * (block[i] - 1) + 1)) // strides[i] + 1
+        for i in range(n)
+    ]
+    kernel_grid = torch.meshgrid(*[torch.arange(k) for k in block], indexing="ij")
+    block_grid = torch.meshgrid(*[torch.arange(b) for b in blocks], indexing="ij")
+    valid = torch.ones((math.prod(block), math.prod(blocks)), dtype=torch.bool)
+    flat = torch.zeros((math.prod(block), math.prod(blocks)), dtype=torch.int64)
+    for i in range(n):
+        pos = (
+            block_grid[i].reshape(1, -1) * strides[i]
+            - pads[i]
+            + kernel_grid[i].reshape(-1, 1) * dilations[i]
+        )
+        valid &= (pos >= 0) & (pos < image[i])
+        flat = flat * image[i] + pos
+    batch = x.shape[0]
+    channels = x.shape[1] // math.prod(block)
+    cols = x.reshape(batch, channels, math.prod(block), math.prod(blocks))
+    out = x.new_zeros((batch, channels, math.prod(image)))
+    out.index_add_(2, flat[valid], cols[:, :, valid])
+    return out.reshape(batch, channels, *image)
+
+
+@ops.register("Col2Im", since=18)
+def col2im_v18(node: ir.Node, ctx: BuildContext) -> Outputs:
+    return [
+        ctx.call(
+            _col2im,
+            ctx.input(0),
+            ctx.int_list(1),
+            ctx.int_list(2),
+            ctx.attr_ints("dilations", None),
+            ctx.attr_ints("pads", None),
+            ctx.attr_ints("strides", None),
+        )
+    ]
+
+
+def _affine_grid(theta: torch.Tensor, size: list[int], align_corners: bool) -> torch.Tensor:
+    return F.affine_grid(theta, list(size), align_corners=align_corners)
+
+
+@ops.register("AffineGrid", since=20)
+def affine_grid_v20(node: ir.Node, ctx: BuildContext) -> Outputs:
+    align = bool(ctx.attr_int("align_corners", 0))
+    return [ctx.call(_affine_grid, ctx.input(0), ctx.int_list(1), align)]
+
+
+def _max_unpool(
+    x: torch.Tensor,
+    indices: torch.Tensor,
+    output_shape: list[int] | None,
+    kernel: list[int],
+    pads: list[int] | None,
+    strides: list[int] | None,
+) -> torch.Tensor:
+    n = len(kernel)
+    pads = pads or [0] * (2 * n)
+    strides = strides or [1] * n
+    spatial = [
+        (x.shape[2 + i] - 1) * strides[i] + kernel[i] - pads[i] - pads[i + n] for i in range(n)
+    ]
+    natural = [x.shape[0], x.shape[1], *spatial]
+    out = x.new_zeros(math.prod(natural))
+    out.scatter_(0, indices.reshape(-1).long(), x.reshape(-1))
+    out = out.reshape(natural)
+    if output_shape is not None:
+        # Indices address the natural shape; a larger output_shape adds zeros at the ends.
+        extra: list[int] = []
+        for i in reversed(range(n)):
+            extra += [0, int(output_shape[2 + i]) - spatial[i]]
+        out = F.pad(out, extra)
+    return out
+
+
+@ops.register("MaxUnpool", since=9)
+def max_unpool_v9(node: ir.Node, ctx: BuildContext) -> Outputs:
+    kernel = ctx.attr_ints("kernel_shape")
+    return [
+        ctx.call(
+            _max_unpool,
+            ctx.input(0),
+            ctx.input(1),
+            ctx.int_list(2) if ctx.has_input(2) else None,
+            kernel,
+            ctx.attr_ints("pads", None),
+            ctx.attr_ints("strides", None),
+        )
+    ]
