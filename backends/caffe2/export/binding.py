@@ -25,7 +25,10 @@ PARAMETER_INPUTS: dict[str, frozenset[int]] = {
     "ReduceL2": frozenset({1}), "ReduceSumSquare": frozenset({1}),
     "ReduceLogSum": frozenset({1}), "ReduceLogSumExp": frozenset({1}),
     "ReduceProd": frozenset({1}), "CumSum": frozenset({1}), "Expand": frozenset({1}),
-    "CenterCropPad": frozenset({1}),
+    "CenterCropPad": frozenset({1}), "OneHot": frozenset({1}), "CumProd": frozenset({1}),
+    "HannWindow": frozenset({0}), "HammingWindow": frozenset({0}),
+    "BlackmanWindow": frozenset({0}), "MelWeightMatrix": frozenset({0, 1, 2, 3, 4}),
+    "MaxUnpool": frozenset({2}),
 }  # fmt: skip
 
 

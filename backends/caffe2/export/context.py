@@ -265,7 +265,7 @@ class ExportContext:
             return None
         if any(a is not None and a.size > _FOLD_LIMIT for a in inputs):
             return None
-        results = _evaluate(node, inputs, self.opset)
+        results = evaluate_node(node, inputs, self.opset)
         if results is None:
             return None
         for output, result in zip(node.outputs, results, strict=False):
@@ -411,8 +411,8 @@ def _int_attr(node: ir.Node, name: str, default: int) -> int:
     return default if attr is None else int(attr.as_int())  # type: ignore[union-attr]
 
 
-def _evaluate(
-    node: ir.Node, inputs: list[np.ndarray | None], opset: int
+def evaluate_node(
+    node: ir.Node, inputs: list[np.ndarray | None], opset: int, limit: int = _FOLD_LIMIT
 ) -> list[np.ndarray] | None:
     """Runs one node on known inputs with onnx.reference; None where that fails."""
     from onnx.reference import ReferenceEvaluator
@@ -431,7 +431,7 @@ def _evaluate(
     except Exception:  # noqa: BLE001 - a fold that fails is left to the runtime
         return None
     arrays = [np.asarray(r) for r in results]
-    if any(a.size > _FOLD_LIMIT for a in arrays):
+    if any(a.size > limit for a in arrays):
         return None
     return arrays
 

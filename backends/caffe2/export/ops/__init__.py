@@ -1,5 +1,23 @@
 """Converters by op family; importing this package registers them all."""
 
-from unframe.backends.caffe2.export.ops import composite, elementwise, loss, nn, reduce, tensor
+from unframe.backends.caffe2.export.ops import (
+    composite,
+    elementwise,
+    generators,
+    indexing,
+    loss,
+    nn,
+    reduce,
+    tensor,
+)
 
-__all__ = ["composite", "elementwise", "loss", "nn", "reduce", "tensor"]
+__all__ = [
+    "composite",
+    "elementwise",
+    "generators",
+    "indexing",
+    "loss",
+    "nn",
+    "reduce",
+    "tensor",
+]

@@ -16,7 +16,11 @@ def since(op_type: str, opset: int = 7) -> int:
     try:
         return int(onnx.defs.get_schema(op_type, opset).since_version)
     except onnx.defs.SchemaError:
-        return int(onnx.defs.get_schema(op_type).since_version)
+        return min(
+            int(schema.since_version)
+            for schema in onnx.defs.get_all_schemas_with_history()
+            if schema.name == op_type and schema.domain == ""
+        )
 
 
 def attr_int(node: ir.Node, name: str, default: int) -> int:

@@ -114,6 +114,27 @@ def _scatter(node: ir.Node, ctx: ExportContext, positions: str, rows: int, rest:
         one = ctx.constant(np.array([1.0], dtype=np.float32), "one")
         inputs = [work, one, flat_positions, updates, one]
         ctx.emit("ScatterWeightedSum", inputs, [work])
+    elif reduction in ("add", "mul", "max", "min"):
+        # No Caffe2 scatter reduces this way: one read-combine-write per update, in order,
+        # so that repeated indices combine as ONNX defines.
+        combine = {"add": "Add", "mul": "Mul", "max": "Max", "min": "Min"}[reduction]
+        index_shape = ctx.need_shape(node.inputs[1], "to unroll the updates")
+        count = int(
+            np.prod(
+                index_shape[:-1]
+                if rest or len(index_shape) > 1 and rows != int(np.prod(data_shape))
+                else index_shape
+            )
+        )
+        if count > 256:
+            raise ctx.error(f"reduction={reduction!r} over {count} updates is too many to unroll")
+        for i in range(count):
+            where = ctx.temp("Slice", [flat_positions], "at", starts=[i], ends=[i + 1])
+            value = ctx.temp(
+                "Slice", [updates], "update", starts=[i] + [0] * len(rest), ends=[i + 1, *rest]
+            )
+            current = ctx.temp("Gather", [work, where], "current")
+            ctx.emit("ScatterAssign", [work, where, ctx.temp(combine, [current, value])], [work])
     else:
         raise ctx.error(f"reduction={reduction!r} has no Caffe2 scatter operator")
     reshape(ctx, work, list(data_shape), ctx.output(node))
@@ -141,23 +162,28 @@ def scatter_nd_v11(node: ir.Node, ctx: ExportContext) -> None:
 
 
 def _shift(
-    ctx: ExportContext, blob: str, shape: tuple[int, ...], axis: int, by: int, dtype: np.dtype
+    ctx: ExportContext,
+    blob: str,
+    shape: tuple[int, ...],
+    axis: int,
+    by: int,
+    dtype: np.dtype,
+    fill: int = 0,
 ) -> str:
-    """``blob`` moved ``by`` places along ``axis``, zeros coming in at the front."""
+    """``blob`` moved ``by`` places along ``axis``, ``fill`` coming in at the front."""
     n = shape[axis]
     ends = list(shape)
     ends[axis] = n - by
     kept = ctx.temp("Slice", [blob], "kept", starts=[0] * len(shape), ends=ends)
     zero_shape = list(shape)
     zero_shape[axis] = by
-    zeros = ctx.constant(np.zeros(zero_shape, dtype=dtype), "zeros")
+    zeros = ctx.constant(np.full(zero_shape, fill, dtype=dtype), "fill")
     out = ctx.fresh("shifted")
     ctx.emit("Concat", [zeros, kept], [out, ctx.fresh("split_info")], axis=axis)
     return out
 
 
-@ops.register("CumSum", since=11)
-def cum_sum_v11(node: ir.Node, ctx: ExportContext) -> None:
+def _scan(node: ir.Node, ctx: ExportContext, combine: str, identity: int) -> None:
     shape = ctx.need_shape(node.inputs[0], "for the scan")
     axis = normalize_axis(ctx, int(ctx.need_const(node.inputs[1], "the axis")), len(shape))
     dtype = (ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT).numpy()
@@ -167,16 +193,27 @@ def cum_sum_v11(node: ir.Node, ctx: ExportContext) -> None:
     flip = ctx.constant(np.arange(n - 1, -1, -1, dtype=np.int64), "flip") if reverse else ""
     if reverse:
         blob = ctx.temp("Gather", [blob, flip], "reversed", axis=axis)
-    # Hillis-Steele scan: log2(n) shifted additions.
+    # Hillis-Steele scan: log2(n) steps, each combining with a copy shifted by 2**k.
     step = 1
     while step < n:
-        blob = ctx.temp("Add", [blob, _shift(ctx, blob, shape, axis, step, dtype)], "scan")
+        shifted = _shift(ctx, blob, shape, axis, step, dtype, identity)
+        blob = ctx.temp(combine, [blob, shifted], "scan")
         step *= 2
     if attr_int(node, "exclusive", 0) and n:
-        blob = _shift(ctx, blob, shape, axis, 1, dtype)
+        blob = _shift(ctx, blob, shape, axis, 1, dtype, identity)
     if reverse:
         blob = ctx.temp("Gather", [blob, flip], "reversed", axis=axis)
     ctx.emit("Copy", [blob], [ctx.output(node)])
+
+
+@ops.register("CumSum", since=11)
+def cum_sum_v11(node: ir.Node, ctx: ExportContext) -> None:
+    _scan(node, ctx, "Add", 0)
+
+
+@ops.register("CumProd", since=26)
+def cum_prod_v26(node: ir.Node, ctx: ExportContext) -> None:
+    _scan(node, ctx, "Mul", 1)
 
 
 @ops.register("Round", since=11)
@@ -351,8 +388,12 @@ def rotary_embedding_v23(node: ir.Node, ctx: ExportContext) -> None:
     half = rotary // 2
     rotate = blob
     if rotary < head:
-        rotate = ctx.temp("Slice", [blob], "rotate", starts=[0, 0, 0, 0], ends=[batch, seq, heads, rotary])
-        kept = ctx.temp("Slice", [blob], "kept", starts=[0, 0, 0, rotary], ends=[batch, seq, heads, head])
+        rotate = ctx.temp(
+            "Slice", [blob], "rotate", starts=[0, 0, 0, 0], ends=[batch, seq, heads, rotary]
+        )
+        kept = ctx.temp(
+            "Slice", [blob], "kept", starts=[0, 0, 0, rotary], ends=[batch, seq, heads, head]
+        )
     caches = []
     for index in (1, 2):
         cache = ctx.input(node, index)

@@ -32,7 +32,9 @@ def _nll(
     if ignore is not None:
         ignored = ctx.constant(np.array(ignore.as_int(), dtype=np.int64), "ignore_index")  # type: ignore[union-attr]
         valid = ctx.temp("NE", [labels, ignored], "valid")
-        zeros = ctx.temp("ConstantFill", [labels], "zeros", value=0, dtype=caffe2_dtype(ir.DataType.INT64))
+        zeros = ctx.temp(
+            "ConstantFill", [labels], "zeros", value=0, dtype=caffe2_dtype(ir.DataType.INT64)
+        )
         labels = ctx.temp("Where", [valid, labels, zeros], "labels")
     # Flat position of scores[n, label, d...] = n * C * D + label * D + d.
     grid = np.indices(target_shape, dtype=np.int64)

@@ -336,13 +336,18 @@ def _source_indices(size: int, before: int, after: int, mode: str) -> np.ndarray
     return np.where(folded < size, folded, period - folded)
 
 
-def _general_pad(node: ir.Node, ctx: ExportContext, pads: list[int], mode: str, value: float) -> None:
+def _general_pad(
+    node: ir.Node, ctx: ExportContext, pads: list[int], mode: str, value: float
+) -> None:
     """Any rank and axis: Slice for negative pads, then per axis a Gather (edge, reflect, wrap)
     or a Concat with constant blocks (constant)."""
     shape = list(ctx.need_shape(node.inputs[0], "to pad it"))
     rank = len(shape)
     blob = ctx.input(node, 0)
-    begins, ends = [max(-p, 0) for p in pads[:rank]], [s + min(p, 0) for s, p in zip(shape, pads[rank:], strict=True)]
+    begins, ends = (
+        [max(-p, 0) for p in pads[:rank]],
+        [s + min(p, 0) for s, p in zip(shape, pads[rank:], strict=True)],
+    )
     if any(p < 0 for p in pads):
         blob = ctx.temp("Slice", [blob], "cropped", starts=begins, ends=ends)
         shape = [e - b for b, e in zip(begins, ends, strict=True)]
@@ -356,7 +361,9 @@ def _general_pad(node: ir.Node, ctx: ExportContext, pads: list[int], mode: str, 
             for count in (before, after):
                 block = list(shape)
                 block[axis] = count
-                parts.append(ctx.constant(np.full(block, value, dtype=dtype), "fill") if count else None)
+                parts.append(
+                    ctx.constant(np.full(block, value, dtype=dtype), "fill") if count else None
+                )
             inputs = [p for p in (parts[0], blob, parts[1]) if p is not None]
             joined = ctx.fresh("padded")
             ctx.emit("Concat", inputs, [joined, ctx.fresh("split_info")], axis=axis)
@@ -365,7 +372,9 @@ def _general_pad(node: ir.Node, ctx: ExportContext, pads: list[int], mode: str, 
             if shape[axis] == 0 or (mode == "reflect" and max(before, after) >= shape[axis]):
                 raise ctx.error(f"{mode} padding wider than the input has no exact Caffe2 form")
             indices = _source_indices(shape[axis], before, after, mode).astype(np.int64)
-            blob = ctx.temp("Gather", [blob, ctx.constant(indices, "pad_indices")], "padded", axis=axis)
+            blob = ctx.temp(
+                "Gather", [blob, ctx.constant(indices, "pad_indices")], "padded", axis=axis
+            )
         shape[axis] += before + after
     ctx.emit("Copy", [blob], [ctx.output(node)])
 
@@ -376,7 +385,11 @@ def _pad(node: ir.Node, ctx: ExportContext, pads: list[int], mode: str, value: f
     if mode not in ("constant", "reflect", "edge", "wrap"):
         raise ctx.error(f"mode={mode!r} has no Caffe2 equivalent")
     image = mode != "wrap" and rank == 4 and not any(begins[:2]) and not any(ends[:2])
-    if not image or any(p < 0 for p in pads) or not (ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT).is_floating_point():
+    if (
+        not image
+        or any(p < 0 for p in pads)
+        or not (ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT).is_floating_point()
+    ):
         # PadImage pads the spatial dims of float NCHW images; the rest is built from slices.
         _general_pad(node, ctx, pads, mode, value)
         return
