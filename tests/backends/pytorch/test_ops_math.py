@@ -27,11 +27,7 @@ OPS = [
 ]  # fmt: skip
 
 #: Node tests of the ops above known not to pass, each with its reason.
-KNOWN_FAILURES = {
-    # The builder needs a default-domain opset import (builder.model_opset); the converter is
-    # checked by test_binarizer below.
-    "test_ai_onnx_ml_binarizer": "the model imports only ai.onnx.ml, no default ONNX opset",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 @functools.cache
@@ -239,7 +235,6 @@ def test_bit_cast() -> None:
 
 
 def test_binarizer() -> None:
-    # onnx's own Binarizer node test imports no default opset, which the builder refuses.
     x = np.array([-1.0, 0.5, 2.0, np.nan], dtype=np.float32)
     got = _run("Binarizer", [x], domain="ai.onnx.ml", threshold=0.5)
     _assert_same(got, np.array([0, 0, 1, 0], np.float32))
