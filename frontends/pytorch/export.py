@@ -328,14 +328,21 @@ def exporter_reason(error: BaseException) -> str:
 
 
 def _first_line(error: BaseException) -> str:
+    """The first line of a message, with the detail line after it where it ends in a colon."""
     text = _ANSI.sub("", str(error))
     summary = text.split("## Exception summary", 1)
     if len(summary) == 2:
         text = summary[1]
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    first = lines[0]
+    if len(lines) > 1 and (first.endswith((":", "!")) or lines[1].startswith("- ")):
+        first = f"{first} {lines[1].removeprefix('- ')}"
+    return first if len(first) <= _MAX_REASON else first[: _MAX_REASON - 3] + "..."
+
+
+_MAX_REASON = 400
 
 
 def _dynamo_step(error: BaseException) -> str:
