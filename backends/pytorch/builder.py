@@ -101,7 +101,9 @@ class GraphBuilder:
         self.arg_names = NameScope()
         self.captures = list(captures)
         self._env: dict[ir.Value, fx.Node] = {}
-        self._lazy_constants: dict[ir.Value, np.ndarray] = {}
+        #: initializers, turned into arrays (and parameters) only when first used
+        self._lazy_constants: dict[ir.Value, ir.TensorProtocol] = {}
+        self._arrays: dict[ir.Value, np.ndarray] = {}
         self._node_constants: dict[fx.Node, np.ndarray] = {}
         #: 1-D int tensors known element-wise (from Shape and ops on its result).
         self.shape_elements: dict[fx.Node, list[int | fx.Node]] = {}
@@ -111,7 +113,7 @@ class GraphBuilder:
         node = self._env.get(value)
         if node is not None:
             return node
-        array = self._lazy_constants.get(value)
+        array = self._array_of(value)
         if array is not None:
             node = self._register_initializer(value, array)
             self._env[value] = node
@@ -120,8 +122,14 @@ class GraphBuilder:
             f"value {value.name!r} is used before it is produced", framework=FRAMEWORK
         )
 
+    def _array_of(self, value: ir.Value) -> np.ndarray | None:
+        array = self._arrays.get(value)
+        if array is None and value in self._lazy_constants:
+            array = self._arrays[value] = _initializer_array(self._lazy_constants[value])
+        return array
+
     def constant_of(self, value: ir.Value) -> np.ndarray | None:
-        array = self._lazy_constants.get(value)
+        array = self._array_of(value)
         if array is not None:
             return array
         node = self._env.get(value)
@@ -161,7 +169,7 @@ class GraphBuilder:
         for value in graph.initializers.values():
             if value in self._env or value.const_value is None:
                 continue
-            self._lazy_constants[value] = value.const_value.numpy()
+            self._lazy_constants[value] = value.const_value
         for node in graph:
             self._convert(node)
         outputs = []
@@ -279,6 +287,28 @@ _BIT_VIEWS: dict[str, tuple[type, torch.dtype]] = {
 }
 
 
+def _initializer_array(tensor: ir.TensorProtocol) -> np.ndarray:
+    """The initializer's values; external data is mapped copy-on-write, not read.
+
+    A private (copy-on-write) mapping gives parameters that share the file's pages, stay
+    writable for training, and leave the file untouched; only pages written to are copied.
+    """
+    if isinstance(tensor, ir.ExternalTensor) and tensor.size and tensor.dtype.bitwidth >= 8:
+        dtype = np.dtype(tensor.dtype.numpy()).newbyteorder("<")
+        if dtype.isnative and dtype.kind in "biufc":
+            try:
+                return np.memmap(
+                    tensor.path,
+                    dtype=dtype,
+                    mode="c",
+                    offset=tensor.offset or 0,
+                    shape=tuple(tensor.shape.numpy()),
+                )
+            except (OSError, ValueError):
+                pass
+    return tensor.numpy()
+
+
 def _memory_mapped(array: np.ndarray) -> bool:
     base: object = array
     while base is not None:
@@ -297,7 +327,7 @@ def _tensor_from_numpy(array: np.ndarray) -> torch.Tensor:
     bit_view = _BIT_VIEWS.get(array.dtype.name)
     if bit_view is not None:
         return _tensor_from_numpy(array.view(bit_view[0])).view(bit_view[1])
-    if not array.dtype.isnative or _memory_mapped(array):
+    if not array.dtype.isnative or (not array.flags.writeable and _memory_mapped(array)):
         # Read-only mappings cannot back trainable parameters: one copy.
         array = np.array(array, dtype=array.dtype.newbyteorder("="))
     if not array.flags.c_contiguous:

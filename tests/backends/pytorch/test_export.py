@@ -158,3 +158,23 @@ def test_module_is_trainable_and_shares_weights() -> None:
     (y,) = module(x)
     y.sum().backward()
     assert params["conv_w"].grad is not None
+
+
+def test_external_weights_are_mapped_copy_on_write(tmp_path: Path) -> None:
+    import onnx
+
+    proto = _models.dynamic_cnn()
+    path = tmp_path / "cnn.onnx"
+    copy = onnx.ModelProto()
+    copy.CopyFrom(proto)  # onnx.save moves the weights of the message it saves
+    onnx.save(copy, path, save_as_external_data=True, location="cnn.data", size_threshold=0)
+    before = (tmp_path / "cnn.data").read_bytes()
+    module = to_torch(ir.load(path))
+    weight = dict(module.named_parameters())["fc_w"]
+    x = np.random.default_rng(2).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    (want,) = _models.run_onnxruntime(proto, {"x": x})
+    (got,) = module(torch.from_numpy(x))
+    np.testing.assert_allclose(got.detach().numpy(), want, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        weight.mul_(0.0)  # parameters stay writable (training) ...
+    assert (tmp_path / "cnn.data").read_bytes() == before  # ... and the file is untouched
