@@ -7,17 +7,13 @@ from unframe.backends.caffe2.export.ops import (
     indexing,
     loss,
     nn,
+    quantize,
     reduce,
     tensor,
+    training,
 )
 
 __all__ = [
-    "composite",
-    "elementwise",
-    "generators",
-    "indexing",
-    "loss",
-    "nn",
-    "reduce",
-    "tensor",
-]
+    "composite", "elementwise", "generators", "indexing", "loss", "nn", "quantize", "reduce",
+    "tensor", "training",
+]  # fmt: skip

@@ -216,22 +216,47 @@ def cum_prod_v26(node: ir.Node, ctx: ExportContext) -> None:
     _scan(node, ctx, "Mul", 1)
 
 
-@ops.register("Round", since=11)
-def round_v11(node: ir.Node, ctx: ExportContext) -> None:
-    # Half to even: floor(x + 0.5), minus one at exact ties that land on an odd number.
-    x = node.inputs[0]
-    blob = ctx.blob(x)
-    dtype = ctx.dtype(x) or ir.DataType.FLOAT
-    rounded = ctx.temp("Floor", [ctx.temp("Add", [blob, ctx.scalar(0.5, x)])], "rounded")
-    tie = ctx.temp("EQ", [ctx.temp("Sub", [rounded, blob]), ctx.scalar(0.5, x)], "tie")
-    half = ctx.temp("Mul", [rounded, ctx.scalar(0.5, x)], "half")
+def round_half_even(ctx: ExportContext, blob: str, dtype: ir.DataType) -> str:
+    """Rounds half to even: floor(x + 0.5), minus one at exact ties that land on an odd number."""
+    half_blob = ctx.scalar(0.5, dtype)
+    rounded = ctx.temp("Floor", [ctx.temp("Add", [blob, half_blob])], "rounded")
+    tie = ctx.temp("EQ", [ctx.temp("Sub", [rounded, blob]), half_blob], "tie")
+    half = ctx.temp("Mul", [rounded, half_blob], "half")
     odd = ctx.temp("NE", [ctx.temp("Floor", [half]), half], "odd")
-    down = ctx.temp("Sub", [rounded, ctx.scalar(1.0, x)], "down")
+    down = ctx.temp("Sub", [rounded, ctx.scalar(1.0, dtype)], "down")
     even = ctx.temp("Where", [ctx.temp("And", [tie, odd]), down, rounded], "even")
     # Past 2**mantissa every value is whole already (and x + 0.5 may round up).
     whole = {ir.DataType.FLOAT16: 2.0**10, ir.DataType.DOUBLE: 2.0**52}.get(dtype, 2.0**23)
-    large = ctx.temp("GE", [ctx.temp("Abs", [blob]), ctx.scalar(whole, x)], "large")
-    ctx.emit("Where", [large, blob, even], [ctx.output(node)])
+    large = ctx.temp("GE", [ctx.temp("Abs", [blob]), ctx.scalar(whole, dtype)], "large")
+    return ctx.temp("Where", [large, blob, even], "round")
+
+
+@ops.register("Round", since=11)
+def round_v11(node: ir.Node, ctx: ExportContext) -> None:
+    x = required(ctx, node, 0)
+    result = round_half_even(ctx, ctx.blob(x), ctx.dtype(x) or ir.DataType.FLOAT)
+    ctx.emit("Copy", [result], [ctx.output(node)])
+
+
+@ops.register("DynamicQuantizeLinear", since=11)
+def dynamic_quantize_linear_v11(node: ir.Node, ctx: ExportContext) -> None:
+    x = ctx.input(node, 0)
+    f32 = ir.DataType.FLOAT
+    zero, top = ctx.scalar(0.0, f32), ctx.scalar(255.0, f32)
+    axes = list(range(ctx.need_rank(node.inputs[0])))
+    low = ctx.temp("Min", [ctx.temp("ReduceMin", [x], "min", axes=axes, keepdims=0), zero], "low")
+    high = ctx.temp("Max", [ctx.temp("ReduceMax", [x], "max", axes=axes, keepdims=0), zero], "high")
+    spread = ctx.temp("Sub", [high, low], "spread")
+    flat = ctx.temp("EQ", [spread, zero], "flat")
+    spread = ctx.temp("Where", [flat, ctx.scalar(1.0, f32), spread], "spread")
+    scale = ctx.temp("Div", [spread, top], "scale")
+    ctx.emit("Copy", [scale], [ctx.output(node, 1)])
+    start = ctx.temp("Div", [ctx.temp("Negative", [low]), scale], "start")
+    point = round_half_even(ctx, ctx.temp("Clip", [start], "start", min=0.0, max=255.0), f32)
+    ctx.emit("Cast", [point], [ctx.output(node, 2)], to=caffe2_dtype(ir.DataType.UINT8))
+    steps = round_half_even(ctx, ctx.temp("Div", [x, scale], "steps"), f32)
+    shifted = ctx.temp("Clip", [ctx.temp("Add", [steps, point])], "shifted", min=0.0, max=255.0)
+    ctx.emit("Cast", [shifted], [ctx.output(node, 0)], to=caffe2_dtype(ir.DataType.UINT8))
 
 
 @ops.register("Compress", since=11)
