@@ -87,6 +87,23 @@ def conv_v1(node: ir.Node, ctx: BuildContext) -> Outputs:
     n = (rank - 2) if rank else len(ctx.attr_ints("kernel_shape", None) or [0, 0])
     strides = ctx.attr_ints("strides", None) or [1] * n
     dilations = ctx.attr_ints("dilations", None) or [1] * n
+    auto_pad = ctx.attr_str("auto_pad", "NOTSET")
+    pads = ctx.attr_ints("pads", None)
+    static = resolve_pads([0] * n, [1] * n, strides, dilations, pads, auto_pad)
+    if n in _CONV and auto_pad in ("NOTSET", "VALID") and static[:n] == static[n:]:
+        # The common case: torch's kernel called directly, no per-call Python in between.
+        return [
+            ctx.call(
+                _CONV[n],
+                ctx.input(0),
+                ctx.input(1),
+                ctx.optional_input(2),
+                strides,
+                static[:n],
+                dilations,
+                ctx.attr_int("group", 1),
+            )
+        ]
     return [
         ctx.call(
             _conv,
@@ -256,6 +273,22 @@ def max_pool_v1(node: ir.Node, ctx: BuildContext) -> Outputs:
     assert kernel is not None
     n = len(kernel)
     with_indices = ctx.output_used(1)
+    strides = ctx.attr_ints("strides", None) or [1] * n
+    dilations = ctx.attr_ints("dilations", None) or [1] * n
+    auto_pad = ctx.attr_str("auto_pad", "NOTSET")
+    pads = resolve_pads([0] * n, kernel, strides, dilations, ctx.attr_ints("pads", None), auto_pad)
+    float_input = ctx.input_dtype(0) in (torch.float32, torch.float64, torch.float16)
+    if (
+        not with_indices
+        and float_input
+        and n in _MAX_POOL
+        and auto_pad in ("NOTSET", "VALID")
+        and pads[:n] == pads[n:]
+        and all(2 * p <= k for p, k in zip(pads[:n], kernel, strict=True))
+    ):
+        ceil_mode = bool(ctx.attr_int("ceil_mode", 0))
+        pool = _MAX_POOL[n]
+        return [ctx.call(pool, ctx.input(0), kernel, strides, pads[:n], dilations, ceil_mode)]
     out = ctx.call(
         _max_pool,
         ctx.input(0),
