@@ -15,10 +15,16 @@ from unframe.backends.pytorch.ops._common import BuildContext, Outputs, ir, np, 
 
 
 def _scalar(value: Any) -> Any:
-    """A python number from a scalar (or one-element) tensor, or the number itself."""
+    """A python number from a scalar (or one-element) tensor, or the number (or SymInt) itself."""
     if isinstance(value, torch.Tensor):
         return value.reshape(-1)[0].item()
     return value
+
+
+def _size(value: Any) -> Any:
+    """A size as an int, a symbolic size left as it is (``int()`` would specialize it)."""
+    value = _scalar(value)
+    return value if isinstance(value, torch.SymInt) else int(value)
 
 
 def _scalar_input(ctx: BuildContext, index: int) -> Any:
@@ -33,7 +39,7 @@ def _scalar_input(ctx: BuildContext, index: int) -> Any:
 
 
 def _window(size: Any, periodic: int, kind: str, dtype: torch.dtype) -> torch.Tensor:
-    size = int(_scalar(size))
+    size = _size(size)
     span = size if periodic else size - 1
     n = torch.arange(size, dtype=torch.float64)
     if kind == "hann":
@@ -88,7 +94,7 @@ def _dft(x: torch.Tensor, length: Any, axis: int, inverse: int, onesided: int) -
     size = x.shape[axis]
     if length is None:
         length = 2 * (size - 1) if inverse and onesided else size
-    length = int(_scalar(length))
+    length = _size(length)
     signal = _to_complex(x)
     if inverse and onesided:
         real = torch.fft.irfft(signal, n=length, dim=axis)
@@ -123,10 +129,10 @@ def dft_v20(node: ir.Node, ctx: BuildContext) -> Outputs:
 def _stft(
     x: torch.Tensor, step: Any, window: torch.Tensor | None, length: Any, onesided: int
 ) -> torch.Tensor:
-    step = int(_scalar(step))
+    step = _size(step)
     if length is None:
         length = x.shape[-2] if window is None else window.shape[0]
-    length = int(_scalar(length))
+    length = _size(length)
     frames = x.unfold(1, length, step).movedim(-1, -2)  # [batch, frames, length, 1 or 2]
     if window is not None:
         frames = frames * window.to(frames.dtype).reshape(1, 1, length, 1)
