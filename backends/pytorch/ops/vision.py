@@ -189,3 +189,94 @@ def max_unpool_v9(node: ir.Node, ctx: BuildContext) -> Outputs:
             ctx.attr_ints("strides", None),
         )
     ]
+
+
+def _roi_axis(
+    start: float, bin_size: float, pooled: int, grid: int, size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per sample along one axis: low index, high index, weight of high, validity."""
+    p = torch.arange(pooled, dtype=torch.float64)[:, None]
+    i = torch.arange(grid, dtype=torch.float64)[None, :]
+    pos = (start + p * bin_size + (i + 0.5) * bin_size / grid).reshape(-1)
+    valid = (pos >= -1.0) & (pos <= size)
+    pos = pos.clamp(min=0)
+    low = pos.floor().long()
+    edge = low >= size - 1
+    low = torch.where(edge, torch.full_like(low, size - 1), low)
+    high = torch.where(edge, low, low + 1)
+    pos = torch.where(edge, low.double(), pos)
+    return low, high, pos - low, valid
+
+
+def _roi_align(
+    x: torch.Tensor,
+    rois: torch.Tensor,
+    batch_indices: torch.Tensor,
+    half_pixel: bool,
+    mode: str,
+    out_h: int,
+    out_w: int,
+    sampling_ratio: int,
+    spatial_scale: float,
+) -> torch.Tensor:
+    height, width = x.shape[2], x.shape[3]
+    offset = 0.5 if half_pixel else 0.0
+    results = []
+    for n in range(rois.shape[0]):
+        x0, y0, x1, y1 = (float(v) * spatial_scale - offset for v in rois[n])
+        roi_w, roi_h = x1 - x0, y1 - y0
+        if not half_pixel:
+            roi_w, roi_h = max(roi_w, 1.0), max(roi_h, 1.0)
+        grid_h = sampling_ratio if sampling_ratio > 0 else math.ceil(roi_h / out_h)
+        grid_w = sampling_ratio if sampling_ratio > 0 else math.ceil(roi_w / out_w)
+        y_lo, y_hi, ly, y_ok = _roi_axis(y0, roi_h / out_h, out_h, grid_h, height)
+        x_lo, x_hi, lx, x_ok = _roi_axis(x0, roi_w / out_w, out_w, grid_w, width)
+        data = x[int(batch_indices[n])].double()
+        ly, lx = ly[:, None], lx[None, :]
+        terms = [
+            (1 - ly) * (1 - lx) * data[:, y_lo][:, :, x_lo],
+            (1 - ly) * lx * data[:, y_lo][:, :, x_hi],
+            ly * (1 - lx) * data[:, y_hi][:, :, x_lo],
+            ly * lx * data[:, y_hi][:, :, x_hi],
+        ]
+        ok = (y_ok[:, None] & x_ok[None, :]).to(torch.float64)
+        if mode == "avg":
+            value = sum(terms) * ok  # type: ignore[operator]
+        else:
+            value = torch.stack(terms).amax(dim=0) * ok
+        value = value.reshape(-1, out_h, grid_h, out_w, grid_w)
+        if mode == "avg":
+            pooled = value.sum(dim=(2, 4)) / max(grid_h * grid_w, 1)
+        else:
+            pooled = value.amax(dim=(2, 4))
+        results.append(pooled)
+    if not results:
+        return x.new_zeros((0, x.shape[1], out_h, out_w))
+    return torch.stack(results).to(x.dtype)
+
+
+def _roi_align_node(ctx: BuildContext, default_mode: str) -> Outputs:
+    return [
+        ctx.call(
+            _roi_align,
+            ctx.input(0),
+            ctx.input(1),
+            ctx.input(2),
+            ctx.attr_str("coordinate_transformation_mode", default_mode) == "half_pixel",
+            ctx.attr_str("mode", "avg"),
+            ctx.attr_int("output_height", 1),
+            ctx.attr_int("output_width", 1),
+            ctx.attr_int("sampling_ratio", 0),
+            ctx.attr_float("spatial_scale", 1.0),
+        )
+    ]
+
+
+@ops.register("RoiAlign", since=10)
+def roi_align_v10(node: ir.Node, ctx: BuildContext) -> Outputs:
+    return _roi_align_node(ctx, "output_half_pixel")
+
+
+@ops.register("RoiAlign", since=16)
+def roi_align_v16(node: ir.Node, ctx: BuildContext) -> Outputs:
+    return _roi_align_node(ctx, "half_pixel")
