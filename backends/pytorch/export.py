@@ -65,11 +65,12 @@ def _random_tensor(
 ) -> torch.Tensor:
     if dtype == np.bool_:
         array = generator.integers(0, 2, size=dims).astype(np.bool_)
-    elif np.issubdtype(dtype, np.integer):
+    elif np.issubdtype(dtype, np.integer) or dtype.name in ("int4", "uint4", "int2", "uint2"):
         array = generator.integers(0, 2, size=dims).astype(dtype)
     else:
-        array = generator.standard_normal(size=dims).astype(dtype)
-    return torch.from_numpy(array)
+        array = generator.standard_normal(size=dims).astype(np.float32).astype(dtype)
+    (tensor,) = tensors_from_numpy([array])  # bfloat16/float8/int4... in their torch form
+    return tensor
 
 
 def export_program(
