@@ -2,8 +2,9 @@
 
 GatherElements, GatherND, ScatterElements, ScatterND, Scatter, TensorScatter, OneHot, NonZero,
 Compress, Unique, ReverseSequence, Range, Tile, Trilu, EyeLike, Einsum, DepthToSpace, SpaceToDepth,
-CenterCropPad. Negative indices count from the end, as ONNX allows; every index output is int64.
-Sizes are read from the tensors at run time so that symbolic dims stay dynamic under export.
+CenterCropPad and ai.onnx.ml's ArrayFeatureExtractor. Negative indices count from the end, as ONNX
+allows; every index output is int64. Sizes are read from the tensors at run time so that symbolic
+dims stay dynamic under export.
 """
 
 from __future__ import annotations
@@ -428,3 +429,13 @@ def _center_crop_pad(x: torch.Tensor, shape: list[Any], axes: list[int] | None) 
 def center_crop_pad_v18(node: ir.Node, ctx: BuildContext) -> Outputs:
     axes = ctx.attr_ints("axes", None)
     return [ctx.call(_center_crop_pad, ctx.input(0), ctx.int_list(1), axes)]
+
+
+def _array_feature_extractor(x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    picked = torch.index_select(x, x.dim() - 1, indices.long().reshape(-1))
+    return picked.reshape(1, -1) if x.dim() == 1 else picked
+
+
+@ops.register("ArrayFeatureExtractor", since=1, domain="ai.onnx.ml")
+def array_feature_extractor_v1(node: ir.Node, ctx: BuildContext) -> Outputs:
+    return [ctx.call(_array_feature_extractor, ctx.input(0), ctx.input(1))]

@@ -22,7 +22,7 @@ from unframe.converters.registry import get_framework  # noqa: E402
 OPS = [
     "GatherElements", "GatherND", "ScatterElements", "ScatterND", "Scatter", "TensorScatter",
     "OneHot", "NonZero", "Compress", "Unique", "ReverseSequence", "Range", "Tile", "Trilu",
-    "EyeLike", "Einsum", "DepthToSpace", "SpaceToDepth", "CenterCropPad",
+    "EyeLike", "Einsum", "DepthToSpace", "SpaceToDepth", "CenterCropPad", "ArrayFeatureExtractor",
 ]  # fmt: skip
 
 _UNSUPPORTED = "unsupported: no converter for "
