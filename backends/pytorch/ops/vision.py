@@ -280,3 +280,68 @@ def roi_align_v10(node: ir.Node, ctx: BuildContext) -> Outputs:
 @ops.register("RoiAlign", since=16)
 def roi_align_v16(node: ir.Node, ctx: BuildContext) -> Outputs:
     return _roi_align_node(ctx, "half_pixel")
+
+
+def _deform_conv(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    offset: torch.Tensor,
+    bias: torch.Tensor | None,
+    mask: torch.Tensor | None,
+    dilations: list[int] | None,
+    group: int,
+    offset_group: int,
+    pads: list[int] | None,
+    strides: list[int] | None,
+) -> torch.Tensor:
+    n, channels, ih, iw = x.shape
+    oc, _, kh, kw = w.shape
+    dh, dw = dilations or [1, 1]
+    sh, sw = strides or [1, 1]
+    pads = pads or [0, 0, 0, 0]
+    oh = (ih - ((kh - 1) * dh + 1) + pads[0] + pads[2]) // sh + 1
+    ow = (iw - ((kw - 1) * dw + 1) + pads[1] + pads[3]) // sw + 1
+    offset = offset.reshape(n, offset_group, kh, kw, 2, oh, ow).double()
+    mask_t = (
+        torch.ones((n, offset_group, kh, kw, oh, ow), dtype=torch.float64)
+        if mask is None
+        else mask.reshape(n, offset_group, kh, kw, oh, ow).double()
+    )
+    base_h = (-pads[0] + sh * torch.arange(oh, dtype=torch.float64)).reshape(1, 1, oh, 1)
+    base_w = (-pads[1] + sw * torch.arange(ow, dtype=torch.float64)).reshape(1, 1, 1, ow)
+    tap_h = (dh * torch.arange(kh, dtype=torch.float64)).reshape(kh, 1, 1, 1)
+    tap_w = (dw * torch.arange(kw, dtype=torch.float64)).reshape(1, kw, 1, 1)
+    per_group = channels // offset_group
+    columns = []
+    for g in range(offset_group):
+        ys = base_h + tap_h + offset[:, g, :, :, 0]  # [n, kh, kw, oh, ow]
+        xs = base_w + tap_w + offset[:, g, :, :, 1]
+        grid = torch.stack((xs / (iw - 1) * 2 - 1, ys / (ih - 1) * 2 - 1), dim=-1)
+        grid = grid.reshape(n, kh * kw * oh, ow, 2)
+        part = x[:, g * per_group : (g + 1) * per_group].double()
+        sampled = F.grid_sample(
+            part, grid, mode="bilinear", padding_mode="zeros", align_corners=True
+        )
+        sampled = sampled.reshape(n, per_group, kh, kw, oh, ow) * mask_t[:, g].unsqueeze(1)
+        columns.append(sampled)
+    cols = torch.cat(columns, dim=1).reshape(n, group, channels // group * kh * kw, oh * ow)
+    weights = w.double().reshape(group, oc // group, -1)
+    out = torch.einsum("gok,ngkp->ngop", weights, cols).reshape(n, oc, oh, ow)
+    if bias is not None:
+        out = out + bias.double().reshape(1, -1, 1, 1)
+    return out.to(x.dtype)
+
+
+@ops.register("DeformConv", since=19)
+def deform_conv_v19(node: ir.Node, ctx: BuildContext) -> Outputs:
+    return [
+        ctx.call(
+            _deform_conv,
+            *(ctx.optional_input(i) for i in range(5)),
+            ctx.attr_ints("dilations", None),
+            ctx.attr_int("group", 1),
+            ctx.attr_int("offset_group", 1),
+            ctx.attr_ints("pads", None),
+            ctx.attr_ints("strides", None),
+        )
+    ]
