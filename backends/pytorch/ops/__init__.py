@@ -59,13 +59,13 @@ Families and who holds them (a duplicate registration raises at import, so check
   Flatten, Expand, Transpose, Squeeze, Unsqueeze, Concat, Gather, Slice, Cast, CastLike),
   ``pad_split.py`` (Pad, Split), ``arith.py`` (Add, Sub, Mul, Div, MatMul, Gemm), ``nn.py``
   (conv, pooling, LpPool, GridSample, Softmax family), ``activations.py``, ``norm.py``
-  (normalizations, Dropout), ``attention.py`` (Attention, RotaryEmbedding, and next
-  LinearAttention, FlexAttention, CausalConvWithState, SwiGLU), ``resize.py`` (Resize,
-  Upsample), ``rnn.py``, ``loss.py``, ``control_flow.py`` (If, Loop, Scan); in progress:
-  ``quant.py`` (Quantize/DequantizeLinear, DynamicQuantizeLinear, QLinear*, *Integer),
-  ``sequence.py`` (Sequence*, Optional*, SplitToSequence, ConcatFromSequence), ``vision.py``
-  (NonMaxSuppression, RoiAlign, Col2Im, AffineGrid, DeformConv, MaxUnpool), ``training.py``
-  (Adam, Adagrad, Momentum).
+  (normalizations, Dropout), ``attention.py`` (Attention, RotaryEmbedding, FlexAttention),
+  ``sequence_mixers.py`` (LinearAttention, CausalConvWithState, SwiGLU), ``resize.py``
+  (Resize, Upsample), ``rnn.py`` (LSTM, GRU, RNN), ``loss.py``, ``control_flow.py`` (If, Loop,
+  Scan), ``quant.py`` (Quantize/DequantizeLinear, DynamicQuantizeLinear, QLinear*,
+  *Integer), ``sequence.py`` (Sequence*, Optional*, SplitToSequence, ConcatFromSequence),
+  ``vision.py`` (NonMaxSuppression, RoiAlign, Col2Im, AffineGrid, DeformConv, MaxUnpool),
+  ``training.py`` (Adam, Adagrad, Momentum).
 * elsewhere (``math.py``, ``reduce.py``, ``logical.py``, ``indexing.py``, ...): elementwise
   math, reductions, logical/comparison/bitwise, Where, Range, Tile, Trilu, Gather/Scatter*,
   Einsum, TopK, signal ops (DFT, STFT, windows, MelWeightMatrix), Bernoulli and random ops.

@@ -183,3 +183,39 @@ def scan_v9(node: ir.Node, ctx: BuildContext) -> Outputs:
         *(ctx.input(i) for i in range(ctx.num_inputs)),
     )
     return ctx.unpack(out, len(node.outputs))
+
+
+def _scan_batched(
+    body: Any,
+    num_state: int,
+    directions: list[int],
+    captured: tuple[torch.Tensor, ...],
+    sequence_lens: torch.Tensor | None,
+    *inputs: torch.Tensor,
+) -> tuple[torch.Tensor, ...]:
+    # Scan-8: axis 0 of every input is the batch; run the Scan-9 loop per batch entry.
+    states, scans = inputs[:num_state], inputs[num_state:]
+    per_batch = []
+    for b in range(inputs[0].shape[0]):
+        length = scans[0].shape[1] if sequence_lens is None else int(sequence_lens[b])
+        items = [s[b] for s in states] + [x[b, :length] for x in scans]
+        per_batch.append(
+            _scan(body, num_state, len(scans), [], directions, [], [], captured, *items)
+        )
+    return tuple(torch.stack([r[k] for r in per_batch]) for k in range(len(per_batch[0])))
+
+
+@ops.register("Scan", since=8)
+def scan_v8(node: ir.Node, ctx: BuildContext) -> Outputs:
+    num_scan_inputs = ctx.attr_int("num_scan_inputs")
+    body = ctx.subgraph("body")
+    out = ctx.call(
+        _scan_batched,
+        body.module,
+        ctx.num_inputs - 1 - num_scan_inputs,
+        ctx.attr_ints("directions", None) or [],
+        tuple(body.captured),
+        ctx.optional_input(0),
+        *(ctx.input(i) for i in range(1, ctx.num_inputs)),
+    )
+    return ctx.unpack(out, len(node.outputs))

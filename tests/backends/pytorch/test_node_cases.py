@@ -68,11 +68,6 @@ KNOWN_FAILURES = {
     "test_training_dropout_mask": "the expected mask comes from numpy's RNG",
     "test_training_dropout_default": "the expected mask comes from numpy's RNG",
     "test_training_dropout_default_mask": "the expected mask comes from numpy's RNG",
-    "test_if_seq": "sequence outputs",
-    "test_if_opt": "optional outputs",
-    "test_loop13_seq": "sequence-carried loops",
-    "test_loop16_seq_none": "sequence-carried loops",
-    "test_scan_sum": "Scan-8 (batched) is not converted",
 }
 
 
