@@ -34,7 +34,8 @@ class Caffe2Framework(Framework):
             )
         if path.is_dir():
             return any((path / name).is_file() for name in _PREDICT_FILES)
-        return path.name.lower().endswith(self.reads) and path.name != "model.pb"
+        # TensorFlow's SavedModel is also a .pb; it sits in a directory of its own.
+        return path.name.lower().endswith(self.reads) and path.name != "saved_model.pb"
 
     def load(self, path: Path, options: ConvertOptions) -> ir.Model:
         from unframe.backends.caffe2.netdef import read_model

@@ -24,6 +24,11 @@ MODULES = {
     "reduce_log_sum_exp": "ReduceLogSumExp", "batch_normalization": "BatchNormalization",
     "layernormalization": "LayerNormalization", "hardswish": "HardSwish", "round": "Round",
     "compress": "Compress", "celu": "Celu", "topk": "TopK", "argmax": "ArgMax",
+    "onehot": "OneHot", "reversesequence": "ReverseSequence", "maxunpool": "MaxUnpool",
+    "rotaryembedding": "RotaryEmbedding", "scatterelements": "ScatterElements",
+    "center_crop_pad": "CenterCropPad", "pad": "Pad", "cumprod": "CumProd",
+    "negativeloglikelihoodloss": "NegativeLogLikelihoodLoss", "adam": "Adam",
+    "dynamicquantizelinear": "DynamicQuantizeLinear", "rmsnormalization": "RMSNormalization",
 }  # fmt: skip
 
 #: Element types Caffe2's TensorProto has no number for: such tests cannot pass on any backend.

@@ -200,3 +200,40 @@ def test_explicit_input_shape_overrides_value_info() -> None:
     assert tuple(plain.graph.inputs[0].shape) == (1, 4, 7, 9)
     override = import_caffe2(c2, ConvertOptions(inputs={"x": InputSpec("x", (2, 4, 5, 5))}))
     assert tuple(override.graph.inputs[0].shape) == (2, 4, 5, 5)
+
+
+@pytest.mark.parametrize("op_type", ["MaxPool", "AveragePool"])
+def test_pooling_nhwc(op_type: str) -> None:
+    c2 = model(
+        [op(op_type, ["x"], ["y"], kernel=3, stride=2, pad=1, order="NHWC")],
+        {},
+        {"x": [1, 7, 9, 4]},
+        ["y"],
+    )
+    compare(c2, {"x": np.moveaxis(X, 1, -1).copy()})
+
+
+def test_spatial_bn_nhwc() -> None:
+    stats = [randn(4, seed=s) for s in range(3)] + [np.abs(randn(4, seed=9)) + 0.5]
+    ops = [op("SpatialBN", ["x", "s", "b", "m", "v"], ["y"], is_test=1, order="NHWC")]
+    weights = dict(zip(["s", "b", "m", "v"], stats, strict=True))
+    compare(model(ops, weights, {"x": [1, 7, 9, 4]}, ["y"]), {"x": np.moveaxis(X, 1, -1).copy()})
+
+
+def test_conv_transpose_with_adjs() -> None:
+    w = randn(4, 3, 3, 3, seed=5)
+    ops = [op("ConvTranspose", ["x", "w", "b"], ["y"], kernel=3, stride=2, pad=1, adj=1)]
+    compare(model(ops, {"w": w, "b": randn(3, seed=6)}, {"x": [1, 4, 7, 9]}, ["y"]), {"x": X})
+
+
+def test_shape_ops() -> None:
+    ops = [
+        op("Split", ["x"], ["a", "b"], axis=1, split=[1, 3]),
+        op("Slice", ["b"], ["s"], starts=[0, 1, 2, 0], ends=[-1, -1, 6, -2]),
+        op("ResizeNearest", ["s"], ["r"], height_scale=2.0, width_scale=2.0),
+        op("PadImage", ["r"], ["p"], pad_t=1, pad_l=2, pad_b=0, pad_r=1, mode="reflect"),
+        op("Scale", ["a"], ["sc"], scale=3.0),
+        op("ReduceMax", ["sc"], ["mx"], axes=[2, 3], keepdims=0),
+        op("ArgMax", ["x"], ["am"], axis=1, keepdims=0),
+    ]
+    compare(model(ops, {}, {"x": [1, 4, 7, 9]}, ["p", "mx", "am"]), {"x": X})
