@@ -54,6 +54,7 @@ def _loop(
             raise NotImplementedError(
                 "torch.export: a Loop with scan outputs needs a constant trip count"
             )
+        return _unrolled_loop(body, static_trip, num_scan, captured, carried)
     trip = None if max_trip is None else int(max_trip)
     keep = True if cond is None else bool(cond)
     values = list(carried)
@@ -67,6 +68,28 @@ def _loop(
         values = list(outputs[1 : 1 + len(values)])
         scans.append(tuple(outputs[1 + len(values) :]))
         step += 1
+    stacked = [
+        torch.stack([s[k] for s in scans]) if scans else torch.zeros((0,)) for k in range(num_scan)
+    ]
+    return (*values, *stacked)
+
+
+def _unrolled_loop(
+    body: Any,
+    trips: int,
+    num_scan: int,
+    captured: tuple[torch.Tensor, ...],
+    carried: tuple[torch.Tensor, ...],
+) -> tuple[torch.Tensor, ...]:
+    # A constant trip count and a condition that never changes: the loop is a fixed sequence.
+    values = list(carried)
+    scans: list[tuple[torch.Tensor, ...]] = []
+    for step in range(trips):
+        outputs = body(
+            torch.tensor(step, dtype=torch.int64), torch.tensor(True), *values, *captured
+        )
+        values = list(outputs[1 : 1 + len(values)])
+        scans.append(tuple(outputs[1 + len(values) :]))
     stacked = [
         torch.stack([s[k] for s in scans]) if scans else torch.zeros((0,)) for k in range(num_scan)
     ]
@@ -99,6 +122,16 @@ def _while_loop(
     return tuple(result[2:])
 
 
+def _passes_through(value: ir.Value, source: ir.Value) -> bool:
+    """Whether ``value`` is ``source`` itself or ``source`` through Identity nodes."""
+    while value is not source:
+        producer = value.producer()
+        if producer is None or producer.op_type != "Identity" or producer.inputs[0] is None:
+            return False
+        value = producer.inputs[0]
+    return True
+
+
 @ops.register("Loop", since=1)
 def loop_v1(node: ir.Node, ctx: BuildContext) -> Outputs:
     body_graph = ctx.attr("body")
@@ -107,8 +140,12 @@ def loop_v1(node: ir.Node, ctx: BuildContext) -> Outputs:
     num_carried = ctx.num_inputs - 2
     num_scan = len(body_graph.outputs) - 1 - num_carried
     trip = ctx.constant(0)
-    cond_fixed = ctx.constant(1) is not None or not ctx.has_input(1)
-    cond_fixed = cond_fixed and body_graph.outputs[0] is body_graph.inputs[1]
+    start = ctx.constant(1)
+    # The condition never changes: absent or constant True, and passed through by the body.
+    cond_fixed = (start is None and not ctx.has_input(1)) or (
+        start is not None and bool(start.reshape(-1)[0])
+    )
+    cond_fixed = cond_fixed and _passes_through(body_graph.outputs[0], body_graph.inputs[1])
     out = ctx.call(
         _loop,
         body.module,

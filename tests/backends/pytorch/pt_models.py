@@ -142,3 +142,40 @@ def run_onnxruntime(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> lis
 
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return [np.asarray(v) for v in session.run(None, feeds)]
+
+
+def loop_scan_model(trips: int = 4) -> onnx.ModelProto:
+    """A Loop with a constant trip count and a scan output: y_k = x * (k + 1)."""
+    count = numpy_helper.from_array(np.array(trips, dtype=np.int64), "count")
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Add", ["acc_in", "x"], ["acc_out"]),
+            helper.make_node("Identity", ["acc_out"], ["scan_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, ["n"]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, ["n"]),
+            helper.make_tensor_value_info("scan_out", TensorProto.FLOAT, ["n"]),
+        ],
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Mul", ["x", "zero"], ["start"]),
+            helper.make_node("Loop", ["count", "", "start"], ["final", "ys"], body=body),
+        ],
+        "loop_scan",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])],
+        [
+            helper.make_tensor_value_info("final", TensorProto.FLOAT, ["n"]),
+            helper.make_tensor_value_info("ys", TensorProto.FLOAT, [trips, "n"]),
+        ],
+        [count, numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero")],
+    )
+    return _model(graph)

@@ -178,3 +178,13 @@ def test_external_weights_are_mapped_copy_on_write(tmp_path: Path) -> None:
     with torch.no_grad():
         weight.mul_(0.0)  # parameters stay writable (training) ...
     assert (tmp_path / "cnn.data").read_bytes() == before  # ... and the file is untouched
+
+
+def test_loop_with_scan_outputs_and_constant_trip_count_exports() -> None:
+    model = _models.loop_scan_model(4)
+    x = np.array([1.0, -2.0, 0.5], dtype=np.float32)
+    want = _models.run_onnxruntime(model, {"x": x})
+    exported = export_program(_ir(model)).module()
+    got = exported(torch.from_numpy(x))
+    for actual, expected in zip(got, want, strict=True):
+        np.testing.assert_allclose(actual.detach().numpy(), expected)
