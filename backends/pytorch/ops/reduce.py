@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from unframe.backends.pytorch.ops._common import BuildContext, Outputs, ir, ops, torch
+from unframe.backends.pytorch.ops._common import BuildContext, Outputs, fx, ir, ops, torch
 
 _UNSIGNED_WIDE = (torch.uint16, torch.uint32, torch.uint64)
 
@@ -230,35 +230,41 @@ def cum_prod_v26(node: ir.Node, ctx: BuildContext) -> Outputs:
 
 
 def _top_k(
-    x: torch.Tensor, k: Any, axis: int, largest: int, sorted_: int
+    x: torch.Tensor, k: int | torch.Tensor, axis: int, largest: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(k, torch.Tensor):
-        k = int(k.reshape(-1)[0].item())
-    elif isinstance(k, list):
-        k = k[0]
     axis = axis + x.dim() if axis < 0 else axis
-    # A stable sort keeps equal values in index order, which ONNX requires (torch.topk does not).
+    if isinstance(k, torch.Tensor):
+        k = k.reshape(-1)[0].item()  # no int(): that would specialize an unbacked size
+        # A run-time k is data-dependent under export: bound it so that narrow() can trace.
+        torch._check(k >= 0)
+        torch._check(k <= x.shape[axis])
+    # A stable sort keeps equal values in index order, which ONNX requires (torch.topk does not);
+    # ``sorted=0`` allows any order, so sorted output serves it too.
     values, indices = torch.sort(_widen(x), dim=axis, descending=bool(largest), stable=True)
     return values.narrow(axis, 0, k).to(x.dtype), indices.narrow(axis, 0, k)
 
 
-def _top_k_node(ctx: BuildContext, k: Any, largest: int, sorted_: int) -> Outputs:
+def _top_k_node(ctx: BuildContext, k: int | None, largest: int) -> Outputs:
     axis = ctx.attr_int("axis", -1)
-    pair = ctx.call(_top_k, ctx.input(0), k, axis, largest, sorted_)
+    if k is None:
+        array = ctx.constant(1)
+        k_arg: int | fx.Node = ctx.input(1) if array is None else int(array.reshape(-1)[0])
+    else:
+        k_arg = k
+    pair = ctx.call(_top_k, ctx.input(0), k_arg, axis, largest)
     return ctx.unpack(pair, 2)
 
 
 @ops.register("TopK", since=1)
 def top_k_v1(node: ir.Node, ctx: BuildContext) -> Outputs:
-    return _top_k_node(ctx, ctx.attr_int("k"), 1, 1)
+    return _top_k_node(ctx, ctx.attr_int("k"), 1)
 
 
 @ops.register("TopK", since=10)
 def top_k_v10(node: ir.Node, ctx: BuildContext) -> Outputs:
-    return _top_k_node(ctx, ctx.int_list(1), 1, 1)
+    return _top_k_node(ctx, None, 1)
 
 
 @ops.register("TopK", since=11)
 def top_k_v11(node: ir.Node, ctx: BuildContext) -> Outputs:
-    largest = ctx.attr_int("largest", 1)
-    return _top_k_node(ctx, ctx.int_list(1), largest, ctx.attr_int("sorted", 1))
+    return _top_k_node(ctx, None, ctx.attr_int("largest", 1))

@@ -213,3 +213,18 @@ def test_cumsum_and_arg_max_export_with_dynamic_dims() -> None:
             (got,) = outputs_to_numpy(module(torch.from_numpy(data))).values()
         (want,) = ReferenceEvaluator(model).run(None, {"x0": data})
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_top_k_with_a_run_time_k_exports() -> None:
+    x = np.zeros((2, 3), dtype=np.float32)
+    k = np.array([2], dtype=np.int64)
+    model = _model("TopK", [x, k], 11, {}, 2, {0: ["n", "m"]}, largest=0)
+    module = export_program(ir.from_proto(model)).module()
+    data = np.random.default_rng(3).standard_normal((4, 9)).astype(np.float32)
+    for size in (1, 5):
+        feeds = [data, np.array([size], dtype=np.int64)]
+        with torch.no_grad():
+            got = list(outputs_to_numpy(module(*tensors_from_numpy(feeds))).values())
+        want = ReferenceEvaluator(model).run(None, {"x0": feeds[0], "x1": feeds[1]})
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
