@@ -28,11 +28,7 @@ OPS = [
 _UNSUPPORTED = "unsupported: no converter for "
 
 #: Node tests of the ops above known not to pass, each with its reason.
-KNOWN_FAILURES = {
-    "test_range_bfloat16_type_positive_delta_expanded": (
-        "Loop (control_flow.py) stacks the scalar scan output as [n, 1] instead of [n]"
-    ),
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 @functools.cache
