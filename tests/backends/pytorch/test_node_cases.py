@@ -88,7 +88,18 @@ def _cases() -> dict[str, Any]:
 
 
 def _array(value: Any) -> Any:
-    return numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else value
+    if isinstance(value, onnx.TensorProto):
+        return numpy_helper.to_array(value)
+    if isinstance(value, onnx.SequenceProto):
+        return numpy_helper.to_list(value)
+    if isinstance(value, onnx.OptionalProto):
+        return numpy_helper.to_optional(value)
+    return value
+
+
+def _items(value: Any) -> list[Any]:
+    """Sequence outputs compared element by element."""
+    return list(value) if isinstance(value, list | tuple) else [value]
 
 
 def _names() -> list[Any]:
@@ -110,8 +121,13 @@ def test_node_case(name: str) -> None:
         feeds = {case.model.graph.input[i].name: _array(value) for i, value in enumerate(inputs)}
         outputs = list(framework.run_ir(model, feeds).values())
         assert len(outputs) == len(expected)
+        pairs = []
         for got, want in zip(outputs, expected, strict=True):
-            want = np.asarray(_array(want))
+            got_items, want_items = _items(got), _items(_array(want))
+            assert len(got_items) == len(want_items)
+            pairs += list(zip(got_items, want_items, strict=True))
+        for got, want in pairs:
+            want = np.asarray(want)
             assert got.shape == want.shape
             assert got.dtype == want.dtype
             if want.dtype.kind in "fc":
