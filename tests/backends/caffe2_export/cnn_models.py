@@ -83,4 +83,5 @@ class UNetish(nn.Module):
         b = self.e2(F.max_pool2d(a, 2))
         y = self.d1(torch.cat([self.up(b), a], 1))
         y = y + F.interpolate(F.avg_pool2d(y, 2), scale_factor=2, mode="nearest")
+        y = y + F.interpolate(F.max_pool2d(y, 2), scale_factor=2, mode="bilinear")
         return self.out(y)

@@ -54,7 +54,7 @@ def framework_nets(path: Path):  # type: ignore[no-untyped-def]
 _CAFFE2_OPS = {
     "Conv", "ConvTranspose", "SpatialBN", "Relu", "MaxPool", "AveragePool", "FC", "FCTransposed",
     "Add", "Mul", "Sigmoid", "HardSigmoid", "Clip", "ReduceMean", "Reshape", "Concat",
-    "ResizeNearest", "Copy", "Flatten", "Swish",
+    "ResizeNearest", "Copy", "Flatten", "Swish", "Gather",
 }  # fmt: skip
 
 

@@ -9,11 +9,12 @@ from unframe.backends.caffe2.export.ops import (
     nn,
     quantize,
     reduce,
+    resize,
     tensor,
     training,
 )
 
 __all__ = [
     "composite", "elementwise", "generators", "indexing", "loss", "nn", "quantize", "reduce",
-    "tensor", "training",
+    "resize", "tensor", "training",
 ]  # fmt: skip

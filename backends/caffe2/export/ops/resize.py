@@ -1,0 +1,228 @@
+"""Resize and Upsample: Caffe2's ResizeNearest/UpsampleBilinear where they compute the same thing,
+else an exact separable form: per resized axis, a few Gathers weighted by constant coefficients.
+
+The coefficients are what ONNX's own definition (``onnx.reference``) computes for each output
+position: the op is linear in its input along each axis, so resizing the identity matrix gives
+them, whatever the mode, coordinate transform, rounding, cubic coefficient or antialiasing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+
+from unframe.backends.caffe2.export.context import ExportContext
+from unframe.backends.caffe2.export.ops._common import attr_int, attr_ints, attr_str
+from unframe.backends.caffe2.export.registry import ops
+
+#: Attributes passed through to the one-axis Resize that yields the coefficients.
+_PASSED = ("mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a",
+           "exclude_outside", "antialias")  # fmt: skip
+
+
+def _native(
+    ctx: ExportContext,
+    node: ir.Node,
+    scales: list[float],
+    settings: dict[str, str],
+) -> bool:
+    """Emits Caffe2's own resize op where it computes exactly what ONNX asks; False otherwise."""
+    shape, out = ctx.shape(node.inputs[0]), ctx.shape(node.outputs[0])
+    if shape is None or out is None or len(scales) != 4 or scales[:2] != [1.0, 1.0]:
+        return False
+    height, width = scales[2], scales[3]
+    if out[2:] != (int(shape[2] * height), int(shape[3] * width)):
+        return False  # Caffe2 sizes its output as int(size * scale)
+    mode, transform, nearest = settings["mode"], settings["transform"], settings["nearest"]
+    x, y = ctx.input(node, 0), ctx.output(node)
+    if mode == "nearest":
+        whole = float(height).is_integer() and float(width).is_integer()
+        # With whole scale factors half_pixel + round_prefer_floor picks the same pixels as
+        # Caffe2's floor(out / scale).
+        centered = (
+            transform in ("half_pixel", "pytorch_half_pixel") and nearest == "round_prefer_floor"
+        )
+        if (transform == "asymmetric" and nearest == "floor") or (centered and whole):
+            args = {"height_scale": height, "width_scale": width, "order": "NCHW"}
+            ctx.emit("ResizeNearest", [x], [y], **args)  # type: ignore[arg-type]
+            return True
+    upsampling = height >= 1.0 and width >= 1.0 and min(out[2:]) > 1
+    if (
+        mode == "linear"
+        and transform == "align_corners"
+        and upsampling
+        and not settings["antialias"]
+    ):
+        ctx.emit("UpsampleBilinear", [x], [y], height_scale=height, width_scale=width)
+        return True
+    return False
+
+
+def _coefficients(
+    ctx: ExportContext, node: ir.Node, size: int, scale: float, out_size: int, opset: int
+) -> np.ndarray:
+    """The [out_size, size] matrix ONNX's Resize applies along one axis."""
+    from onnx.reference import ReferenceEvaluator
+
+    attrs = {}
+    for name in _PASSED:
+        attr = node.attributes.get(name)
+        if attr is not None:
+            attrs[name] = attr.value  # type: ignore[union-attr]
+    resize = onnx.helper.make_node("Resize", ["x", "", "scales"], ["y"], **attrs)
+    graph = onnx.helper.make_graph(
+        [resize], "coefficients",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.DOUBLE, [size, size]),
+         onnx.helper.make_tensor_value_info("scales", onnx.TensorProto.FLOAT, [2])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.DOUBLE, None)],
+    )  # fmt: skip
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
+    feeds = {"x": np.eye(size), "scales": np.array([1.0, scale], dtype=np.float32)}
+    (result,) = ReferenceEvaluator(model).run(None, feeds)
+    matrix = np.asarray(result).T
+    if matrix.shape != (out_size, size):
+        raise ctx.error(
+            f"resizing {size} by {scale} gives {matrix.shape[0]} positions, the model says {out_size}"
+        )
+    return matrix
+
+
+def _separable(ctx: ExportContext, node: ir.Node, scales: list[float], opset: int) -> None:
+    x = node.inputs[0]
+    shape = ctx.need_shape(x, "for the resize coefficients")
+    out = ctx.need_shape(node.outputs[0], "for the resize coefficients")
+    dtype = ctx.dtype(x) or ir.DataType.FLOAT
+    blob = ctx.blob(x)
+    for axis, (size, out_size) in enumerate(zip(shape, out, strict=True)):
+        if size == out_size and scales[axis] == 1.0:
+            continue
+        matrix = _coefficients(ctx, node, size, scales[axis], out_size, max(opset, 11))
+        blob = _apply(ctx, blob, matrix, axis, len(shape), dtype)
+    ctx.emit("Copy", [blob], [ctx.output(node)])
+
+
+def _scales(
+    ctx: ExportContext, node: ir.Node, scales_index: int, sizes_index: int | None
+) -> list[float]:
+    shape = ctx.need_shape(node.inputs[0], "to resize it")
+    rank = len(shape)
+    axes = attr_ints(node, "axes") or list(range(rank))
+    axes = [a + rank if a < 0 else a for a in axes]
+    full = [1.0] * rank
+    given = ctx.const(node.inputs[scales_index]) if ctx.has_input(node, scales_index) else None
+    if given is not None and given.size:
+        for axis, scale in zip(axes, given.reshape(-1), strict=True):
+            full[axis] = float(scale)
+        return full
+    sizes = None
+    if sizes_index is not None and ctx.has_input(node, sizes_index):
+        sizes = ctx.const_ints(node.inputs[sizes_index])
+    if sizes is None:
+        out = ctx.need_shape(node.outputs[0], "to find the scales")
+        return [o / s for o, s in zip(out, shape, strict=True)]
+    ratios = [size / shape[axis] for axis, size in zip(axes, sizes, strict=True)]
+    policy = attr_str(node, "keep_aspect_ratio_policy", "stretch")
+    if policy in ("not_larger", "not_smaller"):
+        ratios = [min(ratios) if policy == "not_larger" else max(ratios)] * len(ratios)
+    for axis, ratio in zip(axes, ratios, strict=True):
+        full[axis] = ratio
+    return full
+
+
+def _resize(
+    node: ir.Node, ctx: ExportContext, scales: list[float], settings: dict[str, str], opset: int
+) -> None:
+    if settings["transform"] == "tf_crop_and_resize":
+        raise ctx.error("tf_crop_and_resize (a region and an extrapolation value) is not exported")
+    if not _native(ctx, node, scales, settings):
+        _separable(ctx, node, scales, opset)
+
+
+def _settings(node: ir.Node, transform: str, nearest: str) -> dict[str, str]:
+    return {
+        "mode": attr_str(node, "mode", "nearest"),
+        "transform": attr_str(node, "coordinate_transformation_mode", transform),
+        "nearest": attr_str(node, "nearest_mode", nearest),
+        "antialias": "1" if attr_int(node, "antialias", 0) else "",
+    }
+
+
+@ops.register("Resize", since=11)
+def resize_v11(node: ir.Node, ctx: ExportContext) -> None:
+    settings = _settings(node, "half_pixel", "round_prefer_floor")
+    _resize(node, ctx, _scales(ctx, node, 2, 3), settings, ctx.opset)
+
+
+@ops.register("Resize", since=10, until=10)
+def resize_v10(node: ir.Node, ctx: ExportContext) -> None:
+    # Opset 10's Resize (and Upsample) map output positions back as x / scale.
+    _upsample(node, ctx, _scales(ctx, node, 1, None))
+
+
+@ops.register("Upsample", since=9)
+def upsample_v9(node: ir.Node, ctx: ExportContext) -> None:
+    _upsample(node, ctx, _scales(ctx, node, 1, None))
+
+
+@ops.register("Upsample", since=7, until=8)
+def upsample_v7(node: ir.Node, ctx: ExportContext) -> None:
+    attr = node.attributes.get("scales")
+    scales = [float(s) for s in attr.as_floats()] if attr is not None else []  # type: ignore[union-attr]
+    _upsample(node, ctx, scales)
+
+
+def _upsample(node: ir.Node, ctx: ExportContext, scales: list[float]) -> None:
+    mode = attr_str(node, "mode", "nearest")
+    if mode not in ("nearest", "linear"):
+        raise ctx.error(f"mode={mode!r} has no Caffe2 equivalent")
+    settings = {"mode": mode, "transform": "asymmetric", "nearest": "floor", "antialias": ""}
+    if not _native(ctx, node, scales, settings):
+        _separable_asymmetric(ctx, node, scales, mode)
+
+
+def _separable_asymmetric(
+    ctx: ExportContext, node: ir.Node, scales: list[float], mode: str
+) -> None:
+    """Opset < 11 semantics through an opset-11 Resize with the same transform and rounding."""
+    shim = ir.Node("", "Resize", [], attributes=[
+        ir.AttrString("mode", mode), ir.AttrString("coordinate_transformation_mode", "asymmetric"),
+        ir.AttrString("nearest_mode", "floor"),
+    ])  # fmt: skip
+    x, out = node.inputs[0], node.outputs[0]
+    shape = ctx.need_shape(x, "for the resize coefficients")
+    target = ctx.need_shape(out, "for the resize coefficients")
+    dtype = ctx.dtype(x) or ir.DataType.FLOAT
+    blob = ctx.blob(x)
+    for axis, (size, out_size) in enumerate(zip(shape, target, strict=True)):
+        if size == out_size and scales[axis] == 1.0:
+            continue
+        matrix = _coefficients(ctx, shim, size, scales[axis], out_size, 11)
+        blob = _apply(ctx, blob, matrix, axis, len(shape), dtype)
+    ctx.emit("Copy", [blob], [ctx.output(node)])
+
+
+def _apply(
+    ctx: ExportContext, blob: str, matrix: np.ndarray, axis: int, rank: int, dtype: ir.DataType
+) -> str:
+    out_size = matrix.shape[0]
+    taps = max(int(np.count_nonzero(row)) for row in matrix) if out_size else 0
+    indices = np.zeros((max(taps, 1), out_size), dtype=np.int64)
+    weights = np.zeros((max(taps, 1), out_size), dtype=np.float64)
+    for row, values in enumerate(matrix):
+        for tap, column in enumerate(np.nonzero(values)[0]):
+            indices[tap, row], weights[tap, row] = column, values[column]
+    picks_only = taps == 1 and bool(np.all(weights == 1.0))
+    if not picks_only and not dtype.is_floating_point():
+        raise ctx.error(f"interpolating {dtype.name} values has no exact form")
+    broadcast = (out_size,) + (1,) * (rank - axis - 1)
+    total = ""
+    for tap in range(max(taps, 1)):
+        picked = ctx.temp(
+            "Gather", [blob, ctx.constant(indices[tap], "resize_index")], "picked", axis=axis
+        )
+        if not picks_only:
+            weight = ctx.constant(weights[tap].reshape(broadcast).astype(dtype.numpy()), "w")
+            picked = ctx.temp("Mul", [picked, weight], "weighted")
+        total = picked if not total else ctx.temp("Add", [total, picked], "sum")
+    return total
