@@ -81,3 +81,17 @@ def test_save_then_run_through_the_adapter(tmp_path: Path) -> None:
     x = np.array([[-2.0, 0.0, 2.0], [3.0, -4.0, 5.0]], dtype=np.float32)
     outputs = framework.run(path, {"x": x})
     np.testing.assert_allclose(outputs["y"], np.where(x < 0, 0.5 * x, x))
+
+
+def test_runs_torchscript_files(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+
+    class Scale(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * 3.0 + 1.0
+
+    path = tmp_path / "scale.pt"
+    torch.jit.script(Scale()).save(str(path))
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    outputs = PyTorchFramework().run(path, {"x": x})
+    np.testing.assert_allclose(next(iter(outputs.values())), x * 3.0 + 1.0)
