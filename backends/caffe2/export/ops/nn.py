@@ -138,15 +138,22 @@ def _dilated_kernel(
 
 
 def _pool(node: ir.Node, ctx: ExportContext, caffe2_type: str) -> None:
-    if len(node.outputs) > 1 and node.outputs[1] is not None and node.outputs[1].uses():
+    indices = node.outputs[1] if len(node.outputs) > 1 else None
+    if indices is not None and (indices.uses() or indices in ctx.model.graph.outputs):
         raise ctx.error("Caffe2's pooling has no Indices output")
     kernel = attr_ints(node, "kernel_shape") or []
     spatial = len(kernel)
     strides = attr_ints(node, "strides") or [1] * spatial
     dilations = attr_ints(node, "dilations") or [1] * spatial
-    if any(d != 1 for d in dilations):
-        raise ctx.error("Caffe2's pooling has no dilation")
     pads = _explicit_pads(ctx, node, kernel, strides, dilations)
+    if any(d != 1 for d in dilations):
+        if caffe2_type == "MaxPool":
+            raise ctx.error("Caffe2's MaxPool has no dilation")
+        # Caffe2's pooling has no dilation; sums over dilated windows come from a Conv.
+        from unframe.backends.caffe2.export.ops.pooling import dilated_pool
+
+        dilated_pool(node, ctx, caffe2_type, kernel, strides, dilations, pads)
+        return
     count_include_pad = attr_int(node, "count_include_pad", 0)
     if attr_int(node, "ceil_mode", 0):
         # Caffe2 rounds output sizes down; extending the end padding gives ONNX's ceil sizes.
