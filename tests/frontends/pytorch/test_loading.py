@@ -204,3 +204,38 @@ def test_traced_torchscript_file(tmp_path: Path) -> None:
     with torch.no_grad():
         expected = module(x).numpy()
     np.testing.assert_allclose(_run(model, {"x": x.numpy()}), expected, rtol=RTOL, atol=ATOL)
+
+
+def test_integer_inputs_with_dynamic_batch_and_sequence(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            import torch
+
+            class Tagger(torch.nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.embed = torch.nn.Embedding(10, 8)
+                    self.gru = torch.nn.GRU(8, 8, batch_first=True)
+
+                def forward(self, ids):
+                    out, _ = self.gru(self.embed(ids))
+                    return out
+
+            def make_model():
+                torch.manual_seed(0)
+                return Tagger()
+            """
+        )
+    )
+    options = ConvertOptions(
+        inputs={"ids": InputSpec("ids", (2, 5), np.dtype("int64"))}, dynamic={"ids": (0, 1)}
+    )
+    model = load_pytorch(f"{path}:make_model", options)
+    shape = model.graph.inputs[0].shape
+    assert shape is not None and all(isinstance(d, ir.SymbolicDim) for d in shape)
+    assert model.graph.inputs[0].dtype == ir.DataType.INT64
+    ids = torch.randint(0, 10, (3, 9), generator=torch.Generator().manual_seed(0))
+    actual = _run(model, {"ids": ids.numpy()})
+    np.testing.assert_allclose(actual, _reference(path, ids), rtol=RTOL, atol=ATOL)
