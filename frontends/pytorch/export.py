@@ -97,6 +97,12 @@ def from_torch(
                     framework="pytorch",
                     hint="drop that axis from --dynamic, or make the model accept any size there",
                 ) from None
+            if is_program:
+                # An ExportedProgram is already torch.export's capture; the TorchScript exporter
+                # cannot trace its module (it refuses train()/eval()), so there is no fallback.
+                raise UnsupportedError(
+                    f"cannot convert the exported program: {reason}", path=path, framework="pytorch"
+                ) from None
 
     warnings.warn(
         f"{path + ': ' if path else ''}using the TorchScript exporter (torch.onnx.export "
@@ -104,15 +110,10 @@ def from_torch(
         ExporterFallbackWarning,
         stacklevel=2,
     )
-    if isinstance(module, torch.export.ExportedProgram):
-        fallback_module: torch.nn.Module = module.module()
-        args, kwargs = _program_inputs(module)
-        names = list(input_names) if input_names else _forward_names(fallback_module, len(args), {})
-    else:
-        fallback_module = module
+    assert not isinstance(module, torch.export.ExportedProgram)
     try:
         return _export_torchscript(
-            fallback_module,
+            module,
             args,
             kwargs,
             names,
@@ -297,18 +298,6 @@ def _fallback_axes(named: NamedAxes | None, dynamic_shapes: Any, names: list[str
             int(axis): getattr(dim, "__name__", f"{name}_dim{axis}") for axis, dim in pairs
         }
     return axes
-
-
-def _program_inputs(
-    program: torch.export.ExportedProgram,
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    example = program.example_inputs
-    if example is None:
-        raise UnsupportedError(
-            "the exported program carries no example inputs", framework="pytorch"
-        )
-    args, kwargs = example
-    return tuple(args), dict(kwargs)
 
 
 # -- error reasons ----------------------------------------------------------------------------

@@ -308,3 +308,15 @@ def test_dynamic_axis_the_model_fixes_is_refused_not_baked_in(workdir: Path) -> 
     options = ConvertOptions(inputs={"x": InputSpec("x", (4, 3))}, dynamic={"x": (0,)})
     error = _load_fails(f"{path}:make_model", options, UnsupportedError)
     _one_line(error, "torch.export failed", "--dynamic")
+
+
+def test_pt2_program_no_exporter_can_convert(workdir: Path) -> None:
+    class Eigen(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.linalg.eigvals(x).real
+
+    path = workdir / "eigen.pt2"
+    torch.export.save(torch.export.export(Eigen(), (torch.randn(3, 3),)), path)
+    error = _load_fails(path, kind=UnsupportedError)
+    assert error.exit_code == ExitCode.UNSUPPORTED
+    _one_line(error, "eigen.pt2", "cannot convert the exported program", "linalg_eig")
