@@ -20,7 +20,7 @@ import onnx
 import onnx_ir as ir
 import torch
 
-from unframe.shared_ir.errors import UnsupportedError
+from unframe.shared_ir.errors import BadInputError, UnsupportedError
 
 #: The opset the dynamo exporter writes natively; it starts at 18.
 DEFAULT_OPSET = 18
@@ -60,6 +60,7 @@ def from_torch(
         The model as an ``onnx_ir`` model.
 
     Raises:
+        BadInputError: ``dynamic_shapes`` names an input the model does not take.
         UnsupportedError: neither exporter could convert the module; the message names the step
             and the exporter's own reason.
     """
@@ -68,6 +69,14 @@ def from_torch(
     names = list(input_names) if input_names else _forward_names(module, len(args), kwargs)
     named_axes = _named_axes(dynamic_shapes, names)
     if named_axes is not None:
+        unknown = sorted(set(named_axes) - set(names))
+        if unknown:
+            raise BadInputError(
+                f"dynamic_shapes names {', '.join(unknown)}, which the model does not take",
+                path=path,
+                framework="pytorch",
+                hint=f"inputs: {', '.join(names) or 'none'}",
+            )
         # torch.export wants every input named, static ones as None.
         torch_shapes: Any = {name: named_axes.get(name) for name in names} | named_axes
     else:

@@ -204,3 +204,10 @@ def test_exported_program_in_memory() -> None:
     model = from_torch(program)
     (actual,) = _outputs(model, {"features": args[0].numpy(), "bias": args[1].numpy()})
     np.testing.assert_allclose(actual, _torch_outputs(module, *args)[0], rtol=RTOL, atol=ATOL)
+
+
+def test_dynamic_shapes_naming_an_unknown_input() -> None:
+    from unframe.shared_ir.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="names images, which the model does not take"):
+        from_torch(TwoInputs().eval(), (torch.randn(2, 4), torch.randn(2, 3)), {"images": (0,)})
