@@ -19,7 +19,7 @@ _BINARY = {
     "Add": "Add", "Sub": "Sub", "Mul": "Mul", "Div": "Div", "EQ": "Equal", "NE": "NE",
     "LT": "Less", "LE": "LessOrEqual", "GT": "Greater", "GE": "GreaterOrEqual", "And": "And",
     "Or": "Or", "Xor": "Xor", "BitwiseAnd": "BitwiseAnd", "BitwiseOr": "BitwiseOr",
-    "BitwiseXor": "BitwiseXor", "Pow": "Pow",
+    "BitwiseXor": "BitwiseXor",
 }  # fmt: skip
 _UNARY = {
     "Abs": "Abs", "Acos": "Acos", "Asin": "Asin", "Atan": "Atan", "Cos": "Cos", "Sin": "Sin",
@@ -103,6 +103,43 @@ def _scalar(ctx: ImportContext, like: ir.Value, value: float) -> ir.Value:
 def scale(op: Op, args: Args, ctx: ImportContext) -> None:
     x = ctx.input(0)
     ctx.output(0, ctx.op1("Mul", [x, _scalar(ctx, x, args.number("scale", 1.0))]))
+
+
+@ops.register("Pow", since=1, domain=DOMAIN)
+def pow_(op: Op, args: Args, ctx: ImportContext) -> None:
+    x = ctx.input(0)
+    if args.has("exponent"):
+        ctx.output(0, ctx.op1("Pow", [x, _scalar(ctx, x, args.number("exponent", 1.0))]))
+        return
+    ctx.output(0, ctx.op1("Pow", [x, legacy_operand(args, ctx, x, ctx.input(1))]))
+
+
+@ops.register("Cube", since=1, domain=DOMAIN)
+def cube(op: Op, args: Args, ctx: ImportContext) -> None:
+    x = ctx.input(0)
+    ctx.output(0, ctx.op1("Mul", [ctx.op1("Mul", [x, x]), x]))
+
+
+@ops.register("Rsqrt", since=1, domain=DOMAIN)
+def rsqrt(op: Op, args: Args, ctx: ImportContext) -> None:
+    ctx.output(0, ctx.op1("Reciprocal", [ctx.op1("Sqrt", [ctx.input(0)])]))
+
+
+@ops.register("Log1p", since=1, domain=DOMAIN)
+def log1p(op: Op, args: Args, ctx: ImportContext) -> None:
+    x = ctx.input(0)
+    ctx.output(0, ctx.op1("Log", [ctx.op1("Add", [x, _scalar(ctx, x, 1.0)])]))
+
+
+@ops.register("Mod", since=1, domain=DOMAIN)
+def mod(op: Op, args: Args, ctx: ImportContext) -> None:
+    # Caffe2's Mod has C's sign (of the dividend) unless sign_follow_divisor is set.
+    x = ctx.input(0)
+    divisor = ctx.const(
+        np.array(args.integer("divisor", 0), dtype=(x.dtype or ir.DataType.INT64).numpy())
+    )
+    fmod = 0 if args.integer("sign_follow_divisor", 0) else 1
+    ctx.output(0, ctx.op1("Mod", [x, divisor], {"fmod": fmod}))
 
 
 @ops.register("Sqr", since=1, domain=DOMAIN)

@@ -236,6 +236,54 @@ def instance_norm(op: Op, args: Args, ctx: ImportContext) -> None:
     )
 
 
+@ops.register("GroupNorm", since=1, domain=DOMAIN)
+def group_norm(op: Op, args: Args, ctx: ImportContext) -> None:
+    if ctx.num_outputs() > 1:
+        raise ctx.unsupported("GroupNorm's mean and inv_std outputs are not imported")
+    inputs: list[ir.Value | None] = [ctx.input(i) for i in range(3)]
+    attrs = {"num_groups": args.integer("group", 32), "epsilon": args.number("epsilon", 1e-5)}
+    if _nhwc(args):
+        raise ctx.unsupported("GroupNorm in NHWC order is not imported")
+    # Opset 18's GroupNormalization scales per group; Caffe2's per channel: normalize, then
+    # apply the per-channel affine transform.
+    x = inputs[0]
+    assert x is not None
+    rank = ctx.rank(x)
+    channels = ctx.shape(x)
+    if channels is None:
+        raise ctx.unsupported("GroupNorm needs the input's channel count")
+    ones = ctx.const(np.ones(attrs["num_groups"], dtype=(x.dtype or ir.DataType.FLOAT).numpy()))
+    zeros = ctx.const(np.zeros(attrs["num_groups"], dtype=(x.dtype or ir.DataType.FLOAT).numpy()))
+    normed = ctx.op1("GroupNormalization", [x, ones, zeros], attrs)
+    trailing = ctx.ints(list(range(1, rank - 1)))
+    scale = ctx.op1("Unsqueeze", [inputs[1], trailing])
+    bias = ctx.op1("Unsqueeze", [inputs[2], trailing])
+    ctx.output(0, ctx.op1("Add", [ctx.op1("Mul", [normed, scale]), bias]))
+
+
+@ops.register("Normalize", since=1, domain=DOMAIN)
+def normalize(op: Op, args: Args, ctx: ImportContext) -> None:
+    # Caffe2 divides by max(||x||, 1e-12) along the axis.
+    x = ctx.input(0)
+    axis = ctx.ints([args.integer("axis", -1)])
+    norm = ctx.op1("ReduceL2", [x, axis], {"keepdims": 1})
+    dtype = (x.dtype or ir.DataType.FLOAT).numpy()
+    floor = ctx.const(np.array(1e-12, dtype=dtype))
+    ctx.output(0, ctx.op1("Div", [x, ctx.op1("Max", [norm, floor])]))
+
+
+@ops.register("NormalizeL1", since=1, domain=DOMAIN)
+def normalize_l1(op: Op, args: Args, ctx: ImportContext) -> None:
+    # Caffe2 leaves a slice whose L1 norm is zero as it is.
+    x = ctx.input(0)
+    axis = ctx.ints([args.integer("axis", -1)])
+    norm = ctx.op1("ReduceL1", [x, axis], {"keepdims": 1})
+    dtype = (x.dtype or ir.DataType.FLOAT).numpy()
+    zero, one = ctx.const(np.array(0, dtype=dtype)), ctx.const(np.array(1, dtype=dtype))
+    safe = ctx.op1("Where", [ctx.op1("Equal", [norm, zero]), one, norm])
+    ctx.output(0, ctx.op1("Div", [x, safe]))
+
+
 @ops.register("LRN", since=1, domain=DOMAIN)
 def lrn(op: Op, args: Args, ctx: ImportContext) -> None:
     attrs = {

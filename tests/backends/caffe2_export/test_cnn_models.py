@@ -42,6 +42,12 @@ def test_cnn_matches_torch(model_class: type, tmp_path: Path) -> None:
     np.testing.assert_allclose(result, want, rtol=1e-4, atol=1e-5)
     types = {op.type for op in framework_nets(out).op}
     assert types <= _CAFFE2_OPS, types - _CAFFE2_OPS
+    # And back: the Caffe2 frontend reads what the backend wrote; onnxruntime agrees with torch.
+    from unframe.shared_ir.runner import run_reference
+
+    reloaded = framework.load(out, ConvertOptions())
+    (again,) = run_reference(reloaded, {ir_model.graph.inputs[0].name: x.numpy()}).outputs.values()
+    np.testing.assert_allclose(again, want, rtol=1e-4, atol=1e-5)
 
 
 def framework_nets(path: Path):  # type: ignore[no-untyped-def]

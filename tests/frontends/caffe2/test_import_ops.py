@@ -237,3 +237,27 @@ def test_shape_ops() -> None:
         op("ArgMax", ["x"], ["am"], axis=1, keepdims=0),
     ]
     compare(model(ops, {}, {"x": [1, 4, 7, 9]}, ["p", "mx", "am"]), {"x": X})
+
+
+def test_normalization_and_power_ops() -> None:
+    ops = [
+        op("GroupNorm", ["x", "g", "b"], ["gn"], group=2, epsilon=1e-4),
+        op("Normalize", ["x"], ["l2"], axis=1),
+        op("NormalizeL1", ["x"], ["l1"], axis=3),
+        op("Abs", ["x"], ["a"]),
+        op("Pow", ["a"], ["p"], exponent=1.5),
+        op("Cube", ["x"], ["c"]),
+        op("Rsqrt", ["a"], ["r"]),
+        op("Log1p", ["a"], ["lp"]),
+    ]
+    weights = {"g": randn(4, seed=1), "b": randn(4, seed=2)}
+    c2 = model(ops, weights, {"x": [1, 4, 7, 9]}, ["gn", "l2", "l1", "p", "c", "r", "lp"])
+    compare(c2, {"x": X}, rtol=2e-4)
+
+
+def test_integer_mod_follows_the_dividend_sign() -> None:
+    x = np.array([[-7, -3, 0, 3, 7]], dtype=np.int64)
+    c2 = model([op("Mod", ["x"], ["y"], divisor=3)], {}, {"x": [1, 5]}, ["y"])
+    c2.value_info = {"x": (7, [1, 5])}
+    imported = compare(c2, {"x": x})
+    assert imported.graph.outputs[0].dtype.name == "INT64"
