@@ -113,6 +113,10 @@ def _convert(
     ctx.node = None
     for value in graph.outputs:
         ctx.predict.external_output.append(ctx.blob(value))
+    if not ctx.predict.op:
+        # Every output is an input or a weight: a net still needs an operator to be one.
+        for blob in ctx.predict.external_output:
+            ctx.emit("Copy", [blob], [blob])
     return ctx, failures
 
 

@@ -117,3 +117,12 @@ def required(ctx: ExportContext, node: ir.Node, index: int) -> ir.Value:
     if value is None:
         raise ctx.error(f"input {index} is missing")
     return value
+
+
+def expanded_blobs(ctx: ExportContext, node: ir.Node, blobs: list[str]) -> list[str]:
+    """``blobs`` (each of the output's shape or a broadcast of it) expanded to that shape."""
+    target = out_shape(ctx, node)
+    if target is None:
+        raise ctx.error("needs the output's static shape to broadcast for Caffe2")
+    shape_blob = ctx.constant(np.array(target, dtype=np.int64), "shape")
+    return [ctx.temp("Expand", [blob, shape_blob], "expand") for blob in blobs]

@@ -11,6 +11,7 @@ from unframe.backends.caffe2.export.ops._common import (
     attr_int,
     attr_str,
     cast,
+    expanded_blobs,
     expanded_inputs,
     since,
 )
@@ -264,3 +265,26 @@ def swiglu_v28(node: ir.Node, ctx: ExportContext) -> None:
         scaled = ctx.temp("Scale", [gate_in], "scaled", scale=alpha)
         gate = ctx.temp("Mul", [gate_in, ctx.temp("Sigmoid", [scaled])], "gate")
     ctx.emit("Mul", [gate, value], [ctx.output(node)])
+
+
+@ops.register("Mod", since=10)
+def mod_v10(node: ir.Node, ctx: ExportContext) -> None:
+    # Caffe2's Mod takes a constant divisor only; with integer division truncating toward zero,
+    # a - b * (a / b) is C's fmod exactly, and ONNX's default (the divisor's sign) adds b where
+    # the signs differ. Floating-point remainders have no exact form this way.
+    dtype = ctx.dtype(node.inputs[0])
+    if dtype is None or dtype.is_floating_point():
+        raise ctx.error("a floating-point remainder has no exact Caffe2 form")
+    a, b = ctx.input(node, 0), ctx.input(node, 1)
+    quotient = ctx.temp("Div", [a, b], "quotient")
+    remainder = ctx.temp("Sub", [a, ctx.temp("Mul", [b, quotient])], "remainder")
+    if attr_int(node, "fmod", 0):
+        ctx.emit("Copy", [remainder], [ctx.output(node)])
+        return
+    zero = ctx.scalar(0, dtype)
+    signs_differ = ctx.temp(
+        "Xor", [ctx.temp("LT", [remainder, zero]), ctx.temp("LT", [b, zero])], "signs_differ"
+    )
+    fix = ctx.temp("And", [ctx.temp("NE", [remainder, zero]), signs_differ], "fix")
+    shifted = ctx.temp("Add", [remainder, b], "shifted")
+    ctx.emit("Where", expanded_blobs(ctx, node, [fix, shifted, remainder]), [ctx.output(node)])
