@@ -13,6 +13,7 @@ import logging
 import mmap
 import warnings
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import onnx.defs
@@ -72,6 +73,30 @@ def _infer_shapes(model: ir.Model) -> None:
         pass
     finally:
         logger.setLevel(level)
+
+
+#: Only small constant computations are folded at build time (shape arithmetic, not weights).
+_FOLD_LIMIT = 4096
+_NUMPY_SAFE = {
+    torch.float32,
+    torch.float64,
+    torch.float16,
+    torch.int64,
+    torch.int32,
+    torch.int16,
+    torch.int8,
+    torch.uint8,
+    torch.bool,
+}
+
+
+def _FOLDABLE(node: ir.Node) -> bool:  # noqa: N802
+    """Deterministic ops without subgraphs (random ops must draw at run time)."""
+    if "Random" in node.op_type or node.op_type in ("Bernoulli", "Dropout", "Multinomial"):
+        return False
+    if node.op_type in ("If", "Loop", "Scan", "SequenceMap") or node.domain not in ("", "ai.onnx"):
+        return False
+    return bool(node.inputs)
 
 
 def load_converters() -> None:
@@ -197,6 +222,7 @@ class GraphBuilder:
                 opset=self.opset,
             )
         ctx = BuildContext(self, node)
+        last = self.fx_graph._root.prev  # noqa: SLF001 - the node before this converter's
         try:
             results = list(converter(node, ctx))
         except ConversionError:
@@ -214,6 +240,12 @@ class GraphBuilder:
         for value, result in zip(node.outputs, results, strict=False):
             if result is not None and value.name:
                 self._env[value] = result
+        if _FOLDABLE(node) and all(
+            ctx.constant(i) is not None and ctx.constant(i).size <= _FOLD_LIMIT  # type: ignore[union-attr]
+            for i in range(len(node.inputs))
+            if ctx.has_input(i)
+        ):
+            self._fold(last, results)
         missing = [
             value.name
             for value in node.outputs[len(results) :]
@@ -227,6 +259,48 @@ class GraphBuilder:
                 op_type=node.op_type,
                 opset=self.opset,
             )
+
+    def _fold(self, last: fx.Node, results: Sequence[fx.Node | None]) -> None:
+        """Evaluates a node whose inputs are all small constants, so later converters see its
+        value as a constant (shape arithmetic in exported graphs: Mod, Div, Range of constants).
+
+        The fx nodes stay in the graph (they compute the same at run time); only their values
+        become known at build time.
+        """
+        values: dict[fx.Node, Any] = {}
+
+        def known(arg: fx.Node) -> Any:
+            if arg in values:
+                return values[arg]
+            if arg.op == "get_attr":
+                return getattr(self.root, str(arg.target))
+            return torch.from_numpy(np.array(self._node_constants[arg]))
+
+        node = last.next
+        try:
+            while node.op != "root":
+                if node.op == "get_attr":
+                    values[node] = getattr(self.root, str(node.target))
+                elif node.op in ("call_function", "call_method"):
+                    args = fx.node.map_arg(node.args, known)
+                    kwargs = fx.node.map_arg(node.kwargs, known)
+                    if node.op == "call_function":
+                        values[node] = node.target(*args, **kwargs)  # type: ignore[operator]
+                    else:
+                        values[node] = getattr(args[0], str(node.target))(*args[1:], **kwargs)
+                else:
+                    return
+                node = node.next
+        except Exception:  # noqa: BLE001 - folding is an optimisation; the graph stays as it is
+            return
+        for result in results:
+            value = values.get(result) if result is not None else None
+            if (
+                result is not None
+                and isinstance(value, torch.Tensor)
+                and value.dtype in _NUMPY_SAFE
+            ):
+                self._node_constants[result] = value.detach().numpy()
 
     def build_subgraph(
         self, graph: ir.Graph, hint: str, captures: Sequence[ir.Value] | None = None

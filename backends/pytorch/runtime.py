@@ -20,7 +20,8 @@ def shape_tensor(sizes: list[int | torch.SymInt]) -> torch.Tensor:
     """A list of (possibly symbolic) sizes as a 1-D int64 tensor, as ONNX ``Shape`` yields."""
     if not sizes:
         return torch.zeros((0,), dtype=torch.int64)
-    return torch.stack([torch.as_tensor(s, dtype=torch.int64) for s in sizes])
+    # torch.full keeps a symbolic size symbolic (torch.as_tensor would specialize it).
+    return torch.stack([torch.full((), s, dtype=torch.int64) for s in sizes])  # type: ignore[arg-type]
 
 
 def cast_to(value: Any, dtype: torch.dtype) -> Any:

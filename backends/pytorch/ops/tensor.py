@@ -107,7 +107,16 @@ def _reshape(ctx: BuildContext, allowzero: int) -> Outputs:
         ]
     elif not isinstance(shape, list):
         return [ctx.call(_onnx_reshape, ctx.input(0), shape, allowzero)]
-    return [ctx.call(torch.reshape, ctx.input(0), shape)]
+    out = ctx.call(torch.reshape, ctx.input(0), shape)
+    elements = ctx.shape_elements(0)
+    target = ctx.constant(1)
+    if elements is not None and ctx.constant(0) is None and target is not None:
+        # A shape vector reshaped to 1-D (or a single size to a scalar) keeps its elements.
+        if target.size == 1 and int(target.reshape(-1)[0]) in (-1, len(elements)):
+            ctx.set_shape_elements(out, elements)
+        elif target.size == 0 and len(elements) == 1:
+            ctx.set_shape_elements(out, elements)
+    return [out]
 
 
 @ops.register("Reshape", since=5)
@@ -173,13 +182,13 @@ def _squeeze_elements(ctx: BuildContext, out: fx.Node) -> fx.Node:
 
 @ops.register("Squeeze", since=1)
 def squeeze_v1(node: ir.Node, ctx: BuildContext) -> Outputs:
-    return [ctx.call(_squeeze, ctx.input(0), ctx.attr_ints("axes", None))]
+    return [_squeeze_elements(ctx, ctx.call(_squeeze, ctx.input(0), ctx.attr_ints("axes", None)))]
 
 
 @ops.register("Squeeze", since=13)
 def squeeze_v13(node: ir.Node, ctx: BuildContext) -> Outputs:
     axes = ctx.int_list(1) if ctx.has_input(1) else None
-    return [ctx.call(_squeeze, ctx.input(0), axes)]
+    return [_squeeze_elements(ctx, ctx.call(_squeeze, ctx.input(0), axes))]
 
 
 def _unsqueeze(x: torch.Tensor, axes: list[int]) -> torch.Tensor:

@@ -179,3 +179,28 @@ def loop_scan_model(trips: int = 4) -> onnx.ModelProto:
         [count, numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero")],
     )
     return _model(graph)
+
+
+def shape_output_model() -> onnx.ModelProto:
+    """Outputs Shape(x) as a tensor, and x reshaped with a shape computed from constants."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Mod", ["seven", "four"], ["three"]),  # constant arithmetic
+        helper.make_node("Concat", ["minus_one", "three"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "shape_output",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
+        [
+            helper.make_tensor_value_info("s", TensorProto.INT64, [2]),
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3]),
+        ],
+        [
+            numpy_helper.from_array(np.array([7], dtype=np.int64), "seven"),
+            numpy_helper.from_array(np.array([4], dtype=np.int64), "four"),
+            numpy_helper.from_array(np.array([-1], dtype=np.int64), "minus_one"),
+        ],
+    )
+    return _model(graph)

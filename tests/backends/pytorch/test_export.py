@@ -188,3 +188,15 @@ def test_loop_with_scan_outputs_and_constant_trip_count_exports() -> None:
     got = exported(torch.from_numpy(x))
     for actual, expected in zip(got, want, strict=True):
         np.testing.assert_allclose(actual.detach().numpy(), expected)
+
+
+def test_shape_values_and_folded_constants_stay_dynamic() -> None:
+    model = _models.shape_output_model()
+    program = export_program(_ir(model))
+    module = program.module()
+    for batch in (3, 6):
+        x = np.ones((batch, 3), dtype=np.float32)
+        shape, y = module(torch.from_numpy(x))
+        assert shape.tolist() == [batch, 3]
+        want = _models.run_onnxruntime(model, {"x": x})
+        np.testing.assert_array_equal(y.detach().numpy(), want[1])
