@@ -23,15 +23,24 @@ from unframe.shared_ir.errors import BadInputError, ConversionError
 from unframe.shared_ir.inputs import InputSpec
 
 _META = "unframe.json"
-#: Example size for symbolic dims: torch.export specializes sizes 0 and 1.
-_EXAMPLE_DIM = 2
+#: Example sizes for symbolic dims (torch.export specializes 0 and 1; tracing is on fake tensors,
+#: so a generous size for later axes costs nothing and survives downsampling).
+_EXAMPLE_BATCH = 2
+_EXAMPLE_DIM = 64
 
 
 def example_tensors(
-    inputs: Sequence[ir.Value], specs: Mapping[str, InputSpec] | None = None, seed: int = 0
+    inputs: Sequence[ir.Value],
+    specs: Mapping[str, InputSpec] | None = None,
+    seed: int = 0,
+    dynamic_axes: Mapping[str, Sequence[int]] | None = None,
 ) -> tuple[tuple[torch.Tensor, ...], tuple[dict[int, Any] | None, ...]]:
-    """Example inputs for ``torch.export`` and the matching ``dynamic_shapes`` (tuple form)."""
+    """Example inputs for ``torch.export`` and the matching ``dynamic_shapes`` (tuple form).
+
+    Symbolic dims of the IR (and the axes named in ``dynamic_axes``) stay dynamic.
+    """
     specs = specs or {}
+    dynamic_axes = dynamic_axes or {}
     generator = np.random.default_rng(seed)
     tensors = []
     dynamic: list[dict[int, Any] | None] = []
@@ -46,12 +55,17 @@ def example_tensors(
             )
         dims = []
         axes: dict[int, Any] = {}
+        forced = {a % max(len(shape), 1) for a in dynamic_axes.get(value.name or "", ())}
         for axis, dim in enumerate(shape):
-            if isinstance(dim, int) and dim >= 0:
+            static = isinstance(dim, int) and dim >= 0
+            if static and axis not in forced:
+                dims.append(dim)
+                continue
+            if static and dim > 1:
                 dims.append(dim)
             else:
-                dims.append(_EXAMPLE_DIM)
-                axes[axis] = torch.export.Dim.AUTO
+                dims.append(_EXAMPLE_BATCH if axis == 0 else _EXAMPLE_DIM)
+            axes[axis] = torch.export.Dim.AUTO
         dtype = (spec.dtype if spec and spec.dtype is not None else None) or (
             value.dtype.numpy() if value.dtype is not None else np.dtype("float32")
         )
@@ -77,11 +91,12 @@ def export_program(
     model: ir.Model,
     specs: Mapping[str, InputSpec] | None = None,
     module: fx.GraphModule | None = None,
+    dynamic_axes: Mapping[str, Sequence[int]] | None = None,
 ) -> torch.export.ExportedProgram:
     """``torch.export`` of the converted module, symbolic input dims kept dynamic."""
     module = module if module is not None else to_torch(model)
     inputs = [v for v in model.graph.inputs if v not in model.graph.initializers.values()]
-    args, dynamic = example_tensors(inputs, specs)
+    args, dynamic = example_tensors(inputs, specs, dynamic_axes=dynamic_axes)
     try:
         with torch.no_grad():
             return torch.export.export(module, args, dynamic_shapes=dynamic, strict=False)
@@ -90,9 +105,17 @@ def export_program(
         raise ConversionError(f"torch.export failed: {first}", framework=FRAMEWORK) from error
 
 
-def save_pt2(model: ir.Model, path: Path, specs: Mapping[str, InputSpec] | None = None) -> None:
-    """Writes ``model`` as a ``.pt2`` file loadable with ``torch.export.load(path).module()``."""
-    program = export_program(model, specs)
+def save_pt2(
+    model: ir.Model,
+    path: Path,
+    specs: Mapping[str, InputSpec] | None = None,
+    dynamic_axes: Mapping[str, Sequence[int]] | None = None,
+) -> None:
+    """Writes ``model`` as a ``.pt2`` file loadable with ``torch.export.load(path).module()``.
+
+    Symbolic input dims (and ``dynamic_axes``: input name -> axes) stay dynamic in the program.
+    """
+    program = export_program(model, specs, dynamic_axes=dynamic_axes)
     meta = {
         "inputs": [
             v.name for v in model.graph.inputs if v not in model.graph.initializers.values()

@@ -45,7 +45,7 @@ class PyTorchFramework(Framework):
         self.ensure_installed()
         from unframe.backends.pytorch import save_pt2
 
-        save_pt2(model, path, options.inputs)
+        save_pt2(model, path, options.inputs, options.dynamic)
 
     def run(self, path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.ensure_installed()

@@ -95,3 +95,12 @@ def test_runs_torchscript_files(tmp_path: Path) -> None:
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
     outputs = PyTorchFramework().run(path, {"x": x})
     np.testing.assert_allclose(next(iter(outputs.values())), x * 3.0 + 1.0)
+
+
+def test_dynamic_option_makes_static_axes_dynamic(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    framework = PyTorchFramework()
+    path = tmp_path / "relu.pt2"
+    framework.save(_model("Relu"), path, ConvertOptions(dynamic={"x": (0,)}))
+    x = np.linspace(-3, 3, 15, dtype=np.float32).reshape(5, 3)  # the IR says [2, 3]
+    np.testing.assert_array_equal(framework.run(path, {"x": x})["y"], np.maximum(x, 0))
