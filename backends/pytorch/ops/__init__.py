@@ -32,8 +32,9 @@ Rules:
 
 * ``ctx.input(i)`` fx node of input i (required); ``ctx.optional_input(i)`` -> None if absent;
   ``ctx.has_input(i)``; ``ctx.num_inputs``; ``ctx.inputs()``.
-* ``ctx.constant(i)`` -> ``np.ndarray`` when input i is an initializer or a ``Constant`` (build-time
-  known), else None. Prefer it for axes/shapes/pads, falling back to a run-time path.
+* ``ctx.constant(i)`` -> ``np.ndarray`` when input i is an initializer, a ``Constant``, or the
+  result of a node whose inputs were all small constants (the driver evaluates those at build
+  time), else None. Prefer it for axes/shapes/pads, falling back to a run-time path.
 * ``ctx.int_list(i)`` -> a list usable as a torch size/axes argument: python ints when constant,
   symbolic sizes when it came from ``Shape`` (so dynamic axes stay dynamic in ``torch.export``),
   else an fx node that calls ``.tolist()`` at run time.
