@@ -289,6 +289,10 @@ def _run_side(
     if reason is None:
         names = [v.name or "" for v in model.graph.inputs if v.name not in model.graph.initializers]
         outputs = framework.run(path, align_feeds(names, feeds))
+        output_names = [v.name or "" for v in model.graph.outputs]
+        if set(outputs) != set(output_names) and len(outputs) == len(output_names):
+            # A runtime that numbers its outputs (PyTorch) reports them under the IR's names.
+            outputs = dict(zip(output_names, outputs.values(), strict=True))
         return outputs, f"{role} run by {framework.name}'s runtime"
     result = run_reference(model, feeds)
     return result.outputs, (

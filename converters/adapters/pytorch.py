@@ -50,7 +50,19 @@ class PyTorchFramework(Framework):
     def run(self, path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.ensure_installed()
         from unframe.backends.pytorch import run_native
+        from unframe.frontends.pytorch.loading import instantiate_factory, is_factory_spec
 
+        if is_factory_spec(str(path)) and not path.exists():
+            # The source of a conversion may be a factory: run the user's own module on the
+            # inputs, so validation compares against PyTorch itself, not against our import.
+            import torch
+
+            from unframe.backends.pytorch.export import outputs_to_numpy, tensors_from_numpy
+
+            module = instantiate_factory(str(path)).eval()
+            with torch.no_grad():
+                result = module(*tensors_from_numpy(list(inputs.values())))
+            return outputs_to_numpy(result)
         return run_native(path, inputs)
 
     def run_ir(

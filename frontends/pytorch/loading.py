@@ -504,3 +504,9 @@ def _reason(error: BaseException) -> str:
     text = _ANSI.sub("", str(error)).strip()
     line = next((line.strip() for line in text.splitlines() if line.strip()), "")
     return f"{type(error).__name__}: {line}" if line else type(error).__name__
+
+
+def instantiate_factory(spec: str) -> torch.nn.Module:
+    """The module a ``file.py:make_model`` factory returns, for running the source side itself."""
+    module, _, _ = _call_factory(spec)
+    return module
