@@ -76,7 +76,7 @@ def _infer_shapes(model: ir.Model) -> None:
 
 
 #: Only small constant computations are folded at build time (shape arithmetic, not weights).
-_FOLD_LIMIT = 4096
+_FOLD_LIMIT = 1024
 _NUMPY_SAFE = {
     torch.float32,
     torch.float64,
@@ -90,13 +90,24 @@ _NUMPY_SAFE = {
 }
 
 
+#: Ops folded at build time: shape arithmetic, whose output is no larger than its inputs
+#: broadcast together (generators such as ConstantOfShape, Expand, Tile or Range are left to run
+#: time, so a tiny input never materialises a huge constant).
+_FOLD_OPS = frozenset(
+    {
+        "Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Floor", "Ceil", "Sqrt", "Pow",
+        "Cast", "CastLike", "Concat", "Gather", "Slice", "Squeeze", "Unsqueeze", "Reshape",
+        "Flatten", "Identity", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Not",
+        "And", "Or", "Where", "Min", "Max", "Sum", "ReduceProd", "ReduceSum", "ReduceMax",
+        "ReduceMin", "Shape", "Size", "Transpose",
+    }
+)  # fmt: skip
+_FOLD_MAX_OUTPUT = 65536
+
+
 def _FOLDABLE(node: ir.Node) -> bool:  # noqa: N802
-    """Deterministic ops without subgraphs (random ops must draw at run time)."""
-    if "Random" in node.op_type or node.op_type in ("Bernoulli", "Dropout", "Multinomial"):
-        return False
-    if node.op_type in ("If", "Loop", "Scan", "SequenceMap") or node.domain not in ("", "ai.onnx"):
-        return False
-    return bool(node.inputs)
+    """Deterministic shape-arithmetic ops of the default domain (see ``_FOLD_OPS``)."""
+    return node.domain in ("", "ai.onnx") and node.op_type in _FOLD_OPS and bool(node.inputs)
 
 
 def load_converters() -> None:
