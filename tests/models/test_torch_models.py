@@ -123,18 +123,23 @@ def test_ir_to_torch_roundtrip(name: str) -> None:
         np.testing.assert_allclose(actual, _eager(module, x), rtol=RTOL, atol=ATOL)
 
 
-def _factory_to_onnx(name: str, folder: Path) -> Path:
-    """``unframe.convert`` of the zoo factory into an ``.onnx`` file (batch 2 examples)."""
+_ONNX_FILES: dict[str, Path] = {}
+
+
+def _factory_to_onnx(name: str, factory: pytest.TempPathFactory) -> Path:
+    """``unframe.convert`` of the zoo factory into an ``.onnx`` file (batch 2), once a session."""
     import unframe
 
-    entry = zoo.ZOO[name]
-    dims = ",".join(str(d) for d in entry.input_shape(2))
-    path = folder / f"{name}.onnx"
-    result = unframe.convert(
-        f"{ZOO_PATH}:{name}", path, inputs=[f"x={dims}"], dynamic=entry.dynamic
-    )
-    assert result.ok and path.exists()
-    return path
+    if name not in _ONNX_FILES:
+        entry = zoo.ZOO[name]
+        dims = ",".join(str(d) for d in entry.input_shape(2))
+        path = factory.mktemp("onnx") / f"{name}.onnx"
+        result = unframe.convert(
+            f"{ZOO_PATH}:{name}", path, inputs=[f"x={dims}"], dynamic=entry.dynamic
+        )
+        assert result.ok and path.exists()
+        _ONNX_FILES[name] = path
+    return _ONNX_FILES[name]
 
 
 @pytest.mark.parametrize("name", NAMES)
