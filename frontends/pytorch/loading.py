@@ -85,10 +85,9 @@ def load_pytorch(path_or_spec: Path | str, options: ConvertOptions | None = None
     name = path.name.lower()
     if name.endswith(PT2_SUFFIXES):
         program = load_exported_program(path)
-        _reject_inputs_for_program(options, text)
-        names = forward_parameters(program)
-        dynamic = _dynamic_shapes(options, names or [], {}, text)
-        if dynamic:
+        names = forward_parameters(program) or []
+        _check_input_names(options, names, text)
+        if options.dynamic:
             raise BadInputError(
                 "--dynamic does not apply to a .pt2 program: its dynamic axes were fixed when "
                 "it was exported",
@@ -238,12 +237,15 @@ def _weights_only_loads() -> Iterator[None]:
             torch.load = real_load
 
 
-def _reject_inputs_for_program(options: ConvertOptions, where: str) -> None:
-    if options.inputs:
+def _check_input_names(options: ConvertOptions, names: list[str], where: str) -> None:
+    """``--input`` on a program only shapes validation data; its names must still be inputs."""
+    unknown = [name for name in options.inputs if name not in names]
+    if unknown:
         raise BadInputError(
-            "--input does not apply to a .pt2 program: it carries its own example inputs",
+            f"--input names {', '.join(unknown)}, which the program does not take",
             path=where,
             framework="pytorch",
+            hint=f"its inputs: {', '.join(names) or 'none'}",
         )
 
 

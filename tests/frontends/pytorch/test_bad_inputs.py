@@ -161,10 +161,10 @@ def test_pt2_declaring_pickled_weights_is_refused_before_loading(workdir: Path) 
     _one_line(_load_fails(path), "pickled.pt2", "pickled objects", "refuses")
 
 
-def test_pt2_rejects_input_and_dynamic_options(workdir: Path) -> None:
+def test_pt2_rejects_unknown_inputs_and_dynamic_options(workdir: Path) -> None:
     path = _saved_program(workdir)
-    inputs = ConvertOptions(inputs={"x": InputSpec("x", (2, 3))})
-    _one_line(_load_fails(path, inputs), "--input does not apply")
+    inputs = ConvertOptions(inputs={"image": InputSpec("image", (2, 3))})
+    _one_line(_load_fails(path, inputs), "--input names image", "its inputs: x")
     dynamic = ConvertOptions(dynamic={"x": (0,)})
     _one_line(_load_fails(path, dynamic), "--dynamic does not apply")
 
