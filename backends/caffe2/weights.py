@@ -17,6 +17,7 @@ import onnx.helper
 
 from unframe.backends.caffe2.netdef import ValueInfo
 from unframe.backends.caffe2.proto import caffe2_pb2
+from unframe.backends.caffe2.proto.values import set_floats
 from unframe.backends.caffe2.runtime.ops.conv import geometry_arg
 from unframe.backends.caffe2.runtime.registry import FRAMEWORK, OpContext
 from unframe.backends.caffe2.runtime.workspace import Workspace, unsupported_ops
@@ -141,5 +142,5 @@ def _random_value(
 def _given_tensor_fill(name: str, value: np.ndarray) -> caffe2_pb2.OperatorDef:
     op = caffe2_pb2.OperatorDef(type="GivenTensorFill", output=[name])
     op.arg.add(name="shape", ints=list(value.shape))
-    op.arg.add(name="values", floats=value.reshape(-1).tolist())
+    set_floats(op.arg.add(name="values"), value)
     return op

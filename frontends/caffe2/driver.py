@@ -9,6 +9,7 @@ import onnx_ir as ir
 
 from unframe.backends.caffe2.netdef import Caffe2Model
 from unframe.backends.caffe2.proto import caffe2_pb2
+from unframe.backends.caffe2.proto.values import get_floats, get_ints
 from unframe.frontends.caffe2.context import FRAMEWORK, IR_DTYPES, OPSET, Args, ImportContext
 from unframe.frontends.caffe2.registry import DOMAIN, ops
 from unframe.shared_ir.errors import BadInputError, UnsupportedOp, UnsupportedOpsError
@@ -119,10 +120,8 @@ def _load_init_net(
         shape = [int(d) for d in args["shape"].ints] if "shape" in args else None
         if op.type in _FILL_DTYPES and shape is not None and "values" in args:
             values = args["values"]
-            raw: list[float] | list[int] = (
-                list(values.floats) if values.floats else list(values.ints)
-            )
-            array = np.array(raw, dtype=_FILL_DTYPES[op.type])
+            raw = get_floats(values) if values.floats else get_ints(values)
+            array = raw.astype(_FILL_DTYPES[op.type])
         elif op.type == "ConstantFill" and shape is not None and not op.input:
             dtype = IR_DTYPES.get(args["dtype"].i if "dtype" in args else 1, ir.DataType.FLOAT)
             value_arg = args.get("value")

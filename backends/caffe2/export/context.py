@@ -11,6 +11,7 @@ import onnx
 import onnx_ir as ir
 
 from unframe.backends.caffe2.proto import caffe2_pb2
+from unframe.backends.caffe2.proto.values import set_floats, set_ints
 from unframe.shared_ir.errors import ConversionError
 
 FRAMEWORK = "caffe2"
@@ -186,9 +187,9 @@ class ExportContext:
         flat = array.astype(fill_dtype.numpy()).reshape(-1)
         values = caffe2_pb2.Argument(name="values")
         if fill_dtype in (ir.DataType.FLOAT, ir.DataType.DOUBLE):
-            values.floats.extend(float(v) for v in flat)
+            set_floats(values, flat)
         else:
-            values.ints.extend(int(v) for v in flat)
+            set_ints(values, flat)
         op.arg.append(values)
         if target != blob:
             cast = self.init.op.add()

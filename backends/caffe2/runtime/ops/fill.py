@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from unframe.backends.caffe2.proto.values import get_floats
 from unframe.backends.caffe2.runtime.registry import (
     DataType,
     OpContext,
@@ -54,6 +55,14 @@ def fill_shape(ctx: OpContext) -> list[int]:
     return shape
 
 
+def _float_values(ctx: OpContext) -> np.ndarray:
+    """``values`` as floats; large weight lists are read without a Python loop."""
+    arg = ctx.arg("values")
+    if arg is not None and len(arg.floats):
+        return get_floats(arg).astype(np.float64)
+    return np.asarray(ctx.arg_floats("values"), dtype=np.float64)
+
+
 def _given(ctx: OpContext, values: np.ndarray) -> list[np.ndarray]:
     shape = fill_shape(ctx)
     if values.size != math.prod(shape):
@@ -67,7 +76,7 @@ def given_tensor_fill(ctx: OpContext) -> list[np.ndarray]:
     data_type = ctx.arg_int("dtype", FLOAT)
     dtype = numpy_dtype(ctx, data_type)
     if data_type in _FLOATING:
-        values = np.asarray(ctx.arg_floats("values"), dtype=np.float64)
+        values = _float_values(ctx)
     elif data_type == DataType.Value("STRING"):
         arg = ctx.arg("values")
         values = np.asarray(list(arg.strings) if arg is not None else [], dtype=object)
@@ -78,7 +87,7 @@ def given_tensor_fill(ctx: OpContext) -> list[np.ndarray]:
 
 @caffe2_op("GivenTensorDoubleFill")
 def given_tensor_double_fill(ctx: OpContext) -> list[np.ndarray]:
-    return _given(ctx, np.asarray(ctx.arg_floats("values"), dtype=np.float64))
+    return _given(ctx, _float_values(ctx))
 
 
 @caffe2_op("GivenTensorIntFill")
