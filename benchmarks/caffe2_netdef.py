@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -23,7 +24,28 @@ HERE = Path(__file__).resolve().parent
 
 
 def _rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+class PeakSampler:
+    """Samples this process's resident memory every millisecond; peak above the start."""
+
+    def __init__(self) -> None:
+        self.start = _rss_mib()
+        self.peak = self.start
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.001):
+            self.peak = max(self.peak, _rss_mib())
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        return max(self.peak, _rss_mib()) - self.start
 
 
 def phase(name: str, workdir: Path) -> dict[str, float]:
@@ -40,13 +62,13 @@ def phase(name: str, workdir: Path) -> dict[str, float]:
     if name == "floor_write":
         model = unframe.load(onnx_path)
         arrays = [v.const_value.numpy() for v in model.graph.initializers.values()]
-        baseline = _rss_mib()
+        sampler = PeakSampler()
         started = time.perf_counter()
         with open(floor_file, "wb") as handle:
             for array in arrays:
                 handle.write(np.ascontiguousarray(array).tobytes())
     elif name == "floor_read":
-        baseline = _rss_mib()
+        sampler = PeakSampler()
         started = time.perf_counter()
         data = floor_file.read_bytes()
         np.frombuffer(data, np.float32).sum()  # touch every byte, as a parser must
@@ -54,14 +76,14 @@ def phase(name: str, workdir: Path) -> dict[str, float]:
         model = unframe.load(onnx_path)
         for value in model.graph.initializers.values():
             value.const_value.numpy()  # the ONNX load is not what we time
-        baseline = _rss_mib()
+        sampler = PeakSampler()
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(dir=workdir) as tmp:
             out = Path(tmp) / "net.caffe2"
             out.mkdir()
             caffe2.save(model, out, ConvertOptions())
     elif name == "import":
-        baseline = _rss_mib()
+        sampler = PeakSampler()
         started = time.perf_counter()
         model = caffe2.load(net_dir, ConvertOptions())
         for value in model.graph.initializers.values():
@@ -69,7 +91,7 @@ def phase(name: str, workdir: Path) -> dict[str, float]:
     else:
         raise SystemExit(f"unknown phase {name}")
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "peak_mib": _rss_mib() - baseline}
+    return {"seconds": seconds, "peak_mib": sampler.stop()}
 
 
 def prepare(workdir: Path) -> int:
