@@ -112,7 +112,9 @@ def prepare(workdir: Path) -> int:
 def run_phase(name: str, workdir: Path) -> dict[str, float]:
     output = subprocess.run(
         [sys.executable, __file__, "--phase", name, "--workdir", str(workdir)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return json.loads(output.strip().splitlines()[-1])
 

@@ -35,6 +35,7 @@ def make_model() -> nn.Module:
     # Non-trivial batch-norm statistics, so the conversion of SpatialBN is really exercised.
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):
+            assert module.running_mean is not None and module.running_var is not None
             module.running_mean.uniform_(-0.5, 0.5)
             module.running_var.uniform_(0.5, 1.5)
     return model.eval()

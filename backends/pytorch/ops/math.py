@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from unframe.backends.pytorch.dtypes import maybe_torch_dtype
 from unframe.backends.pytorch.ops._common import BuildContext, Outputs, fx, ir, ops, torch
@@ -374,8 +374,9 @@ def _clip(
         wide_low = None if low is None else _ordered(torch.as_tensor(low, dtype=dtype))
         wide_high = None if high is None else _ordered(torch.as_tensor(high, dtype=dtype))
         return _unordered(torch.clamp(_ordered(x), wide_low, wide_high), dtype)
-    # min > max gives max everywhere, in torch as in ONNX.
-    return torch.clamp(x, low, high)
+    # min > max gives max everywhere, in torch as in ONNX. torch's stubs type the bounds as numbers
+    # or as tensors, never their union, which these are.
+    return torch.clamp(x, cast(Any, low), cast(Any, high))
 
 
 @ops.register("Clip", since=6)

@@ -228,6 +228,7 @@ def _max_pool(
         x = F.pad(x, _torch_pad(full), value=-math.inf if x.is_floating_point() else 0)
         offset = list(full[:n])
         symmetric = [0] * n
+    assert symmetric is not None  # fits implies symmetric pads
     if not x.is_floating_point():
         y = _MAX_POOL[n](x.double(), kernel, strides, symmetric, dilations, ceil_mode).to(x.dtype)
         return (y, None) if with_indices else y
@@ -325,6 +326,7 @@ def _avg_pool(
             p * 2 <= k for p, k in zip(symmetric, kernel, strict=True)
         )
         if fits and (count_include_pad or auto_pad == "NOTSET" or not any(full)):
+            assert symmetric is not None  # fits implies symmetric pads
             return _AVG_POOL[n](x, kernel, strides, symmetric, ceil_mode, count_include_pad)
     # General case: sum over windows of the zero-padded input / count of the counted cells.
     ones = torch.ones_like(x[:1, :1])

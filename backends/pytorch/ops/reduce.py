@@ -233,15 +233,16 @@ def _top_k(
     x: torch.Tensor, k: int | torch.Tensor, axis: int, largest: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     axis = axis + x.dim() if axis < 0 else axis
+    count: Any = k
     if isinstance(k, torch.Tensor):
-        k = k.reshape(-1)[0].item()  # no int(): that would specialize an unbacked size
+        count = k.reshape(-1)[0].item()  # no int(): that would specialize an unbacked size
         # A run-time k is data-dependent under export: bound it so that narrow() can trace.
-        torch._check(k >= 0)
-        torch._check(k <= x.shape[axis])
+        torch._check(count >= 0)
+        torch._check(count <= x.shape[axis])
     # A stable sort keeps equal values in index order, which ONNX requires (torch.topk does not);
     # ``sorted=0`` allows any order, so sorted output serves it too.
     values, indices = torch.sort(_widen(x), dim=axis, descending=bool(largest), stable=True)
-    return values.narrow(axis, 0, k).to(x.dtype), indices.narrow(axis, 0, k)
+    return values.narrow(axis, 0, count).to(x.dtype), indices.narrow(axis, 0, count)
 
 
 def _top_k_node(ctx: BuildContext, k: int | None, largest: int) -> Outputs:

@@ -252,8 +252,9 @@ def group_norm(op: Op, args: Args, ctx: ImportContext) -> None:
     channels = ctx.shape(x)
     if channels is None:
         raise ctx.unsupported("GroupNorm needs the input's channel count")
-    ones = ctx.const(np.ones(attrs["num_groups"], dtype=(x.dtype or ir.DataType.FLOAT).numpy()))
-    zeros = ctx.const(np.zeros(attrs["num_groups"], dtype=(x.dtype or ir.DataType.FLOAT).numpy()))
+    groups = int(attrs["num_groups"])
+    ones = ctx.const(np.ones(groups, dtype=(x.dtype or ir.DataType.FLOAT).numpy()))
+    zeros = ctx.const(np.zeros(groups, dtype=(x.dtype or ir.DataType.FLOAT).numpy()))
     normed = ctx.op1("GroupNormalization", [x, ones, zeros], attrs)
     trailing = ctx.ints(list(range(1, rank - 1)))
     scale = ctx.op1("Unsqueeze", [inputs[1], trailing])

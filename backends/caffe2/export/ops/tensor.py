@@ -486,6 +486,7 @@ def trilu_v14(node: ir.Node, ctx: ExportContext) -> None:
         small = ctx.temp(compare, [ctx.constant(offsets, "offsets"), ctx.input(node, 1)], "mask")
         shape_blob = ctx.constant(np.array(shape, dtype=np.int64), "shape")
         mask_blob = ctx.temp("Expand", [small, shape_blob], "mask")
+    assert x is not None  # Trilu's data input is required by its schema
     ctx.emit("Where", [mask_blob, ctx.blob(x), zeros_like(ctx, x)], [ctx.output(node)])
 
 

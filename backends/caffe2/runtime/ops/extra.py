@@ -119,8 +119,10 @@ def pad_image(ctx: OpContext) -> list[np.ndarray]:
     mode = ctx.arg_str("mode", "constant")
     if mode == "constant":
         return [np.pad(x, widths, mode="constant", constant_values=ctx.arg_float("value", 0.0))]
-    if mode in ("reflect", "edge"):
-        return [np.pad(x, widths, mode=mode)]
+    if mode == "reflect":
+        return [np.pad(x, widths, mode="reflect")]
+    if mode == "edge":
+        return [np.pad(x, widths, mode="edge")]
     raise ctx.error(f"unknown mode {mode!r} (constant, reflect or edge)")
 
 
