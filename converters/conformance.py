@@ -145,16 +145,22 @@ def node_test_op(case: Any) -> str:
     return next((op for op in op_types if op != "Constant"), op_types[0] if op_types else "?")
 
 
-def collect_node_tests(
-    ops: Sequence[str] | None = None, name_pattern: str | None = None
-) -> list[Any]:
-    """onnx's node test cases, optionally only those of ``ops`` or whose name matches a regex."""
+@functools.cache
+def _all_node_tests() -> tuple[Any, ...]:
+    # onnx computes every expected output when collecting (about 15 s): once per process.
     from onnx.backend.test.case.node import collect_testcases
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with np.errstate(all="ignore"):
-            cases = collect_testcases(None)
+            return tuple(collect_testcases(None))
+
+
+def collect_node_tests(
+    ops: Sequence[str] | None = None, name_pattern: str | None = None
+) -> list[Any]:
+    """onnx's node test cases, optionally only those of ``ops`` or whose name matches a regex."""
+    cases = _all_node_tests()
     wanted = {op.lower() for op in ops} if ops else None
     pattern = re.compile(name_pattern) if name_pattern else None
     selected = []

@@ -9,15 +9,16 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 import pytest
-from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 torch = pytest.importorskip("torch")
 
-from unframe.backends.pytorch import export_program, to_torch  # noqa: E402
+from unframe.backends.pytorch import export_program  # noqa: E402
 from unframe.backends.pytorch.export import outputs_to_numpy, tensors_from_numpy  # noqa: E402
 from unframe.converters.conformance import collect_node_tests, run_test  # noqa: E402
 from unframe.converters.registry import get_framework  # noqa: E402
+
+from single_node import run_single_node, single_node_model  # noqa: E402
 
 OPS = [
     "GatherElements", "GatherND", "ScatterElements", "ScatterND", "Scatter", "TensorScatter",
@@ -58,53 +59,8 @@ def test_every_op_has_node_tests() -> None:
 # -- hand-computed cases ---------------------------------------------------------------------------
 
 
-def _model(
-    op: str,
-    inputs: list[np.ndarray | None],
-    opset: int,
-    constants: dict[int, np.ndarray],
-    outputs: int,
-    dims: dict[int, list[Any]] | None = None,
-    **attributes: Any,
-) -> onnx.ModelProto:
-    names = ["" if value is None else f"x{i}" for i, value in enumerate(inputs)]
-    node = helper.make_node(op, names, [f"y{i}" for i in range(outputs)], **attributes)
-    dims = dims or {}
-    graph = helper.make_graph(
-        [node],
-        "single",
-        [
-            helper.make_tensor_value_info(
-                names[i], helper.np_dtype_to_tensor_dtype(v.dtype), dims.get(i, v.shape)
-            )
-            for i, v in enumerate(inputs)
-            if v is not None and i not in constants
-        ],
-        [
-            helper.make_tensor_value_info(f"y{i}", onnx.TensorProto.UNDEFINED, None)
-            for i in range(outputs)
-        ],
-        initializer=[numpy_helper.from_array(v, names[i]) for i, v in constants.items()],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-
-
-def _run(
-    op: str,
-    inputs: list[np.ndarray | None],
-    opset: int = 18,
-    constants: tuple[int, ...] = (),
-    outputs: int = 1,
-    **attributes: Any,
-) -> list[np.ndarray]:
-    """Runs one ``op`` node; inputs listed in ``constants`` become initializers."""
-    fixed = {i: v for i, v in enumerate(inputs) if i in constants and v is not None}
-    model = _model(op, inputs, opset, fixed, outputs, **attributes)
-    module = to_torch(ir.from_proto(model))
-    feeds = [v for i, v in enumerate(inputs) if v is not None and i not in fixed]
-    with torch.no_grad():
-        result = module(*tensors_from_numpy(feeds))
-    return list(outputs_to_numpy(result).values())
+_model = single_node_model
+_run = run_single_node
 
 
 def test_negative_indices_count_from_the_end() -> None:
