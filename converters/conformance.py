@@ -79,7 +79,7 @@ class ConformanceReport:
             ],
         }
 
-    def markdown(self, *, onnx_version: str, runtime_note: str) -> str:
+    def markdown(self, *, onnx_version: str, runtime_note: str, note: str = "") -> str:
         total = len(self.outcomes)
         passed = self.count("pass")
         rate = 100.0 * passed / total if total else 0.0
@@ -93,6 +93,7 @@ class ConformanceReport:
             f"Pass rate: {passed}/{total} ({rate:.1f}%); ops with every test passing: "
             f"{len(self.supported_ops())} of {len(self.ops())}.",
             "",
+            *([note.strip(), ""] if note.strip() else []),
             "| test | op | result | reason |",
             "| --- | --- | --- | --- |",
         ]
@@ -303,4 +304,10 @@ def write_report(report: ConformanceReport, path: Path, framework: Framework) ->
         else f"through a round trip back into the IR on the reference runner ({reason})"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(report.markdown(onnx_version=onnx.__version__, runtime_note=runtime_note))
+    path.write_text(
+        report.markdown(
+            onnx_version=onnx.__version__,
+            runtime_note=runtime_note,
+            note=framework.conformance_note,
+        )
+    )

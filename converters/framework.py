@@ -46,6 +46,8 @@ class Framework(abc.ABC):
     writes: ClassVar[tuple[str, ...]] = ()
     #: True where the native model is a directory rather than one file.
     writes_directory: ClassVar[bool] = False
+    #: Markdown that explains this backend's conformance report (how it runs, what it binds).
+    conformance_note: ClassVar[str] = ""
 
     # -- availability -------------------------------------------------------------------------
     def missing_modules(self) -> list[str]:

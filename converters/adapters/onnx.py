@@ -17,6 +17,11 @@ class OnnxFramework(Framework):
     """Reads and writes ``.onnx`` (with external data); runs on onnxruntime."""
 
     name = "onnx"
+    conformance_note = (
+        "The baseline: the ONNX adapter writes each test's model and onnxruntime alone runs it, "
+        "without the fallback to `onnx.reference` that `unframe validate` uses; failures are "
+        "onnxruntime's (kernels it lacks, types its Python API cannot take, such as bfloat16)."
+    )
     extra = None
     requires = ("onnx", "onnxruntime")
     reads = (".onnx",)

@@ -21,6 +21,20 @@ from unframe.shared_ir.op_registry import OpRegistry
 _FACTORY = re.compile(r"^(?P<target>[^:]+\.py|[A-Za-z_][\w.]*):(?P<function>[A-Za-z_]\w*)$")
 
 
+_CONFORMANCE_NOTE = """\
+## How to read this report
+
+- **Runtime**: each test's model is built by the backend into a `torch.fx.GraphModule` and run
+  eagerly by torch (`PyTorchFramework.run_ir`); the `.pt2` serialization (`torch.export`) is not
+  repeated per test. Where a test feeds shapes, axes or sizes as graph inputs, `torch.export` needs
+  them as constants; models that get them from initializers or `Shape` export with symbolic dims.
+- **Not expressible in torch**: string tensors (StringSplit, StringNormalizer, StringConcat,
+  RegexFullMatch, LabelEncoder, TfIdfVectorizer, Equal on strings), ImageDecoder (needs an image
+  codec), and random ops whose expected values come from numpy's generator (Bernoulli,
+  training-mode Dropout).
+"""
+
+
 class PyTorchFramework(Framework):
     """PyTorch: reads ``.pt2``/TorchScript/factories, writes ``.pt2`` (``torch.export``)."""
 
@@ -29,6 +43,7 @@ class PyTorchFramework(Framework):
     requires: ClassVar[tuple[str, ...]] = ("torch",)
     reads: ClassVar[tuple[str, ...]] = (".pt2", ".pt", ".ts", ".pth")
     writes: ClassVar[tuple[str, ...]] = (".pt2",)
+    conformance_note: ClassVar[str] = _CONFORMANCE_NOTE
 
     def matches(self, path: Path, *, for_writing: bool) -> bool:
         if not for_writing and _FACTORY.match(str(path)) and path.suffix.lower() not in self.reads:
