@@ -7,7 +7,8 @@ Exit codes: 0 ok, 1 validation mismatch, 2 bad usage or bad input, 3 unsupported
 from __future__ import annotations
 
 import traceback
-from typing import Any
+import warnings
+from typing import Any, TextIO
 
 import click
 
@@ -46,6 +47,18 @@ class UnframeGroup(click.Group):
             ctx.exit(int(ExitCode.BAD_INPUT))
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    # Warnings a user should see (an exporter fallback) as one line, without source locations.
+    click.echo(f"unframe: warning: {message}", err=True)
+
+
 def _report_error(error: UnframeError) -> None:
     click.echo(f"unframe: error: {error}", err=True)
     if isinstance(error, UnsupportedOpsError):
@@ -65,6 +78,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    if not debug:
+        warnings.showwarning = _show_warning
 
 
 def main() -> None:
