@@ -60,10 +60,17 @@ def optimize(model: ir.Model, *, fold_constants: bool = True) -> ir.Model:
     return model
 
 
-def infer_shapes(model: ir.Model) -> ir.Model:
-    """ONNX shape and type inference; returns the model with value shapes filled in."""
-    try:
-        common.ShapeInferencePass(strict_mode=False)(model)
-    except Exception:  # noqa: BLE001 - inference is best effort: a partial model still converts
-        pass
+def infer_shapes(model: ir.Model, *, data_prop: bool = False) -> ir.Model:
+    """ONNX shape and type inference, filling in the IR values' types and shapes in place.
+
+    onnx_ir's pass hands onnx the graph without the weights' data, so this neither copies nor
+    serializes large models. Inference is best effort: where it fails, the model is unchanged.
+    """
+    with _quiet_loggers():
+        try:
+            common.ShapeInferencePass(check_type=False, strict_mode=False, data_prop=data_prop)(
+                model
+            )
+        except Exception:  # noqa: BLE001 - a partial model still converts
+            pass
     return model

@@ -9,7 +9,6 @@ attributes goes through ``naming.sanitize``.
 from __future__ import annotations
 
 import importlib
-import logging
 import mmap
 import warnings
 from collections.abc import Iterable, Sequence
@@ -27,6 +26,7 @@ from unframe.backends.pytorch.dtypes import maybe_torch_dtype, widen_emulated
 from unframe.backends.pytorch.naming import NameScope
 from unframe.backends.pytorch.registry import ops
 from unframe.shared_ir.errors import ConversionError, UnsupportedOpsError
+from unframe.shared_ir.passes import infer_shapes
 
 FRAMEWORK = "pytorch"
 
@@ -50,29 +50,10 @@ def to_torch(model: ir.Model) -> fx.GraphModule:
     if missing:
         raise UnsupportedOpsError(missing, framework=FRAMEWORK)
     opset = model_opset(model)
-    _infer_shapes(model)
+    # Ranks of intermediate values let Shape stay symbolic; converters fall back where unknown.
+    infer_shapes(model)
     builder = GraphBuilder(model.graph, opset, imports=dict(model.opset_imports))
     return builder.build(class_name="UnframeModule")
-
-
-def _infer_shapes(model: ir.Model) -> None:
-    """Fills in ranks of intermediate values (``Shape`` needs them to stay symbolic).
-
-    onnx's inference runs without the weights' data, and adds types and shapes to the IR values
-    in place; where it fails the model is left as it was and converters fall back to run-time
-    paths.
-    """
-    from onnx_ir.passes.common import ShapeInferencePass
-
-    logger = logging.getLogger("onnx_ir.passes.common.shape_inference")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        ShapeInferencePass(check_type=False, strict_mode=False, data_prop=False)(model)
-    except Exception:  # noqa: BLE001 - inference is an optimisation, never a requirement
-        pass
-    finally:
-        logger.setLevel(level)
 
 
 #: Only small constant computations are folded at build time (shape arithmetic, not weights).

@@ -13,6 +13,7 @@ import onnx_ir as ir
 from unframe.backends.caffe2.proto import caffe2_pb2
 from unframe.backends.caffe2.proto.values import set_floats, set_ints
 from unframe.shared_ir.errors import ConversionError
+from unframe.shared_ir.passes import infer_shapes as shape_inference
 
 FRAMEWORK = "caffe2"
 
@@ -472,18 +473,10 @@ def _all_values(graph: ir.Graph) -> list[ir.Value]:
 
 
 def infer_shapes(model: ir.Model) -> dict[str, ir.TypeAndShape]:
-    """Shapes ONNX shape inference finds for the model's values (empty where it fails)."""
-    if sum(v.const_value.nbytes for v in model.graph.initializers.values() if v.const_value) > (
-        1 << 28
-    ):
-        return {}  # large models carry their own shapes; a proto copy would double memory
-    try:
-        proto = ir.to_proto(model)
-        inferred = onnx.shape_inference.infer_shapes(proto, data_prop=True)
-    except Exception:  # noqa: BLE001 - inference is a help; converters say what they lack
-        return {}
-    result: dict[str, ir.TypeAndShape] = {}
-    for value in _all_values(ir.from_proto(inferred).graph):
-        if value.name and (value.shape is not None or value.type is not None):
-            result[value.name] = ir.TypeAndShape(value.type, value.shape)
-    return result
+    """Shapes ONNX shape inference finds for the model's values (annotated in place)."""
+    shape_inference(model, data_prop=True)
+    return {
+        value.name: ir.TypeAndShape(value.type, value.shape)
+        for value in _all_values(model.graph)
+        if value.name and (value.shape is not None or value.type is not None)
+    }
