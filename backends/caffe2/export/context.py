@@ -186,12 +186,12 @@ class ExportContext:
         op.output.append(target)
         op.arg.append(make_arg("shape", [int(d) for d in array.shape]))
         flat = array.astype(fill_dtype.numpy()).reshape(-1)
-        values = caffe2_pb2.Argument(name="values")
+        # Filled in place: appending a finished Argument would copy every value once more.
+        values = op.arg.add(name="values")
         if fill_dtype in (ir.DataType.FLOAT, ir.DataType.DOUBLE):
             set_floats(values, flat)
         else:
             set_ints(values, flat)
-        op.arg.append(values)
         if target != blob:
             cast = self.init.op.add()
             cast.type = "Cast"
