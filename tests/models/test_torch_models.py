@@ -195,7 +195,6 @@ def test_pt2_file_roundtrip(
 _PT2_SPECIALIZES = {
     "gru": "the .pt2 export fixes the sequence axis (to its example size, 64)",
     "lstm": "the .pt2 export fixes the sequence axis (to its example size, 64)",
-    "unet": "the .pt2 export fixes the batch axis (to 2)",
 }
 
 

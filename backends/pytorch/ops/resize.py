@@ -190,7 +190,9 @@ def onnx_resize(
             ]
     else:
         assert scales is not None, "Resize needs scales or sizes"
-        sizes = [int(s * d) for s, d in zip(scales, x.shape, strict=True)]
+        # A scale of exactly 1 keeps the axis, symbolic or not: int(1.0 * d) would specialize a
+        # dynamic batch to its example size under torch.export.
+        sizes = [d if s == 1.0 else int(s * d) for s, d in zip(scales, x.shape, strict=True)]
     result = x if x.dtype == torch.float64 else x.double()
     for axis in axes:
         identity_roi = roi is None or (
