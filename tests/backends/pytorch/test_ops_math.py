@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
@@ -15,8 +14,8 @@ torch = pytest.importorskip("torch")
 
 from unframe.backends.pytorch import export_program, runtime, to_torch  # noqa: E402
 from unframe.backends.pytorch.export import outputs_to_numpy, tensors_from_numpy  # noqa: E402
-from unframe.converters.conformance import collect_node_tests, run_test  # noqa: E402
-from unframe.converters.registry import get_framework  # noqa: E402
+
+from node_family import check_node_case, family_cases, ops_without_node_tests  # noqa: E402
 
 OPS = [
     "Abs", "Neg", "Reciprocal", "Exp", "Log", "Sqrt", "Floor", "Ceil", "Round", "Sign", "Erf",
@@ -30,28 +29,13 @@ OPS = [
 KNOWN_FAILURES: dict[str, str] = {}
 
 
-@functools.cache
-def _cases() -> dict[str, Any]:
-    return {case.name: case for case in collect_node_tests(OPS)}
-
-
-def _names() -> list[str]:
-    return sorted(_cases())
-
-
-@pytest.mark.parametrize("name", _names())
+@pytest.mark.parametrize("name", sorted(family_cases(tuple(OPS))))
 def test_node_case(name: str) -> None:
-    if name in KNOWN_FAILURES:
-        pytest.xfail(KNOWN_FAILURES[name])
-    outcome = run_test(get_framework("pytorch"), _cases()[name])
-    assert outcome.status == "pass", outcome.reason
+    check_node_case(name, OPS, KNOWN_FAILURES)
 
 
 def test_every_op_has_node_tests() -> None:
-    from unframe.converters.conformance import node_test_op
-
-    covered = {node_test_op(case) for case in _cases().values()}
-    assert set(OPS) <= covered, sorted(set(OPS) - covered)
+    assert ops_without_node_tests(OPS) == []
 
 
 # -- hand-computed cases ---------------------------------------------------------------------------

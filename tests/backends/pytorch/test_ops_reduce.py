@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
@@ -14,9 +13,8 @@ torch = pytest.importorskip("torch")
 
 from unframe.backends.pytorch import export_program  # noqa: E402
 from unframe.backends.pytorch.export import outputs_to_numpy, tensors_from_numpy  # noqa: E402
-from unframe.converters.conformance import collect_node_tests, run_test  # noqa: E402
-from unframe.converters.registry import get_framework  # noqa: E402
 
+from node_family import check_node_case, family_cases, ops_without_node_tests  # noqa: E402
 from single_node import run_single_node, single_node_model  # noqa: E402
 
 OPS = [
@@ -25,29 +23,14 @@ OPS = [
     "CumProd", "TopK",
 ]  # fmt: skip
 
-_UNSUPPORTED = "unsupported: no converter for "
 
-
-@functools.cache
-def _cases() -> dict[str, Any]:
-    return {case.name: case for case in collect_node_tests(OPS)}
-
-
-@pytest.mark.parametrize("name", sorted(_cases()))
+@pytest.mark.parametrize("name", sorted(family_cases(tuple(OPS))))
 def test_node_case(name: str) -> None:
-    outcome = run_test(get_framework("pytorch"), _cases()[name])
-    if outcome.status == "fail" and outcome.reason.startswith(_UNSUPPORTED):
-        missing = set(outcome.reason.removeprefix(_UNSUPPORTED).split(", "))
-        if not missing & set(OPS):  # an *_expanded case built of another family's ops
-            pytest.skip(f"needs converters of another family: {', '.join(sorted(missing))}")
-    assert outcome.status == "pass", outcome.reason
+    check_node_case(name, OPS, None, skip_other_families=True)
 
 
 def test_every_op_has_node_tests() -> None:
-    from unframe.converters.conformance import node_test_op
-
-    covered = {node_test_op(case) for case in _cases().values()}
-    assert set(OPS) <= covered, sorted(set(OPS) - covered)
+    assert ops_without_node_tests(OPS) == []
 
 
 # -- hand-computed cases ---------------------------------------------------------------------------
