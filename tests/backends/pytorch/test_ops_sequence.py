@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
@@ -16,8 +15,8 @@ torch = pytest.importorskip("torch")
 
 from unframe.backends.pytorch import export_program, to_torch  # noqa: E402
 from unframe.backends.pytorch.export import outputs_to_numpy, tensors_from_numpy  # noqa: E402
-from unframe.converters.conformance import collect_node_tests, run_test  # noqa: E402
-from unframe.converters.registry import get_framework  # noqa: E402
+
+from node_family import check_node_case, family_cases, ops_without_node_tests  # noqa: E402
 
 OPS = ["SequenceInsert", "SplitToSequence", "SequenceMap"]
 #: Sequence ops that onnx ships no node test of their own for (covered by the graphs below).
@@ -27,22 +26,13 @@ OTHER_OPS = [
 ]  # fmt: skip
 
 
-@functools.cache
-def _cases() -> dict[str, Any]:
-    return {case.name: case for case in collect_node_tests(OPS)}
-
-
-@pytest.mark.parametrize("name", sorted(_cases()))
+@pytest.mark.parametrize("name", sorted(family_cases(tuple(OPS))))
 def test_node_case(name: str) -> None:
-    outcome = run_test(get_framework("pytorch"), _cases()[name])
-    assert outcome.status == "pass", outcome.reason
+    check_node_case(name, OPS)
 
 
 def test_every_op_has_node_tests() -> None:
-    from unframe.converters.conformance import node_test_op
-
-    covered = {node_test_op(case) for case in _cases().values()}
-    assert set(OPS) <= covered, sorted(set(OPS) - covered)
+    assert ops_without_node_tests(OPS) == []
 
 
 # -- sequences inside a graph ------------------------------------------------------------------
