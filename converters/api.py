@@ -282,7 +282,6 @@ def _run_side(
     model: ir.Model,
     feeds: Mapping[str, np.ndarray],
     role: str,
-    options: ConvertOptions,
 ) -> tuple[dict[str, np.ndarray], str]:
     """Runs one side of a validation natively where possible, else through the IR."""
     reason = framework.runtime_unavailable()
@@ -317,17 +316,13 @@ def _validate(
         source_model = _load(source_fw, source_path, options)
     if feeds is None:
         feeds = example_inputs(list(source_model.graph.inputs), options.inputs)
-    expected, how_ref = _run_side(
-        source_fw, source_path, source_model, feeds, "the source", options
-    )
+    expected, how_ref = _run_side(source_fw, source_path, source_model, feeds, "the source")
     target_model = (
         source_model
         if target_fw.runtime_unavailable() is None
         else _load(target_fw, target_path, options)
     )
-    actual, how_cand = _run_side(
-        target_fw, target_path, target_model, feeds, "the converted model", options
-    )
+    actual, how_cand = _run_side(target_fw, target_path, target_model, feeds, "the converted model")
     outputs = compare_outputs(actual, expected, rtol=rtol, atol=atol)
     return ValidationResult(
         ok=all(o.ok for o in outputs),
@@ -433,5 +428,5 @@ def run(
     ir_model = _load(adapter, path, convert_options)
     if feeds is None:
         feeds = example_inputs(list(ir_model.graph.inputs), convert_options.inputs, seed)
-    outputs, how = _run_side(adapter, path, ir_model, feeds, "the model", convert_options)
+    outputs, how = _run_side(adapter, path, ir_model, feeds, "the model")
     return RunOutcome(outputs, how, dict(feeds))
