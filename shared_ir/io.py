@@ -14,6 +14,7 @@ import onnx_ir as ir
 from google.protobuf.message import DecodeError
 
 from unframe.shared_ir.errors import BadInputError
+from unframe.shared_ir.onnx_wire import load_mapped
 
 #: Protobuf cannot serialize one message over 2 GiB; above this total, weights go to a side file.
 EXTERNAL_DATA_THRESHOLD = 1 << 30
@@ -22,11 +23,21 @@ EXTERNAL_TENSOR_MIN_BYTES = 1024
 
 
 def load_onnx(path: Path) -> ir.Model:
-    """Reads an ONNX model; external tensors stay on disk and are memory-mapped when read."""
+    """Reads an ONNX model; its weights stay on disk, memory-mapped, until they are read.
+
+    That holds for weights inside the ``.onnx`` (see ``onnx_wire``) and for external data.
+    """
     if not path.exists():
         raise BadInputError("no such file", path=str(path))
     if path.is_dir():
         raise BadInputError("is a directory, not an .onnx file", path=str(path))
+    if path.suffix.lower() == ".onnx":
+        try:
+            mapped = load_mapped(path)
+        except Exception:  # noqa: BLE001 - any surprise: protobuf's own load decides and reports
+            mapped = None
+        if mapped is not None:
+            return mapped
     try:
         return ir.load(path)
     except (

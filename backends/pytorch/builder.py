@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import mmap
+import os
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -26,6 +27,7 @@ from unframe.backends.pytorch.dtypes import maybe_torch_dtype, widen_emulated
 from unframe.backends.pytorch.naming import NameScope
 from unframe.backends.pytorch.registry import ops
 from unframe.shared_ir.errors import ConversionError, UnsupportedOpsError
+from unframe.shared_ir.onnx_wire import MappedTensor
 from unframe.shared_ir.passes import infer_shapes
 
 FRAMEWORK = "pytorch"
@@ -354,25 +356,38 @@ _BIT_VIEWS: dict[str, tuple[type, torch.dtype]] = {
 
 
 def _initializer_array(tensor: ir.TensorProtocol) -> np.ndarray:
-    """The initializer's values; external data is mapped copy-on-write, not read.
+    """The initializer's values; weights on disk are mapped copy-on-write, not read.
 
-    A private (copy-on-write) mapping gives parameters that share the file's pages, stay
-    writable for training, and leave the file untouched; only pages written to are copied.
+    That is external data, and weights inside an ``.onnx`` read by ``load_onnx``. A private
+    (copy-on-write) mapping gives parameters that share the file's pages, stay writable for
+    training, and leave both the file and the IR's read-only view untouched; only pages written to
+    are copied.
     """
-    if isinstance(tensor, ir.ExternalTensor) and tensor.size and tensor.dtype.bitwidth >= 8:
+    place = _file_place(tensor)
+    if place is not None and tensor.size and tensor.dtype.bitwidth >= 8:
         dtype = np.dtype(tensor.dtype.numpy()).newbyteorder("<")
-        if dtype.isnative and dtype.kind in "biufc":
+        offset = place[1]
+        # An unaligned view could reach kernels that assume aligned data: those are read.
+        if dtype.isnative and dtype.kind in "biufc" and offset % dtype.alignment == 0:
             try:
                 return np.memmap(
-                    tensor.path,
+                    place[0],
                     dtype=dtype,
                     mode="c",
-                    offset=tensor.offset or 0,
+                    offset=offset,
                     shape=tuple(tensor.shape.numpy()),
                 )
             except (OSError, ValueError):
                 pass
     return tensor.numpy()
+
+
+def _file_place(tensor: ir.TensorProtocol) -> tuple[str | os.PathLike[str], int] | None:
+    if isinstance(tensor, ir.ExternalTensor):
+        return tensor.path, tensor.offset or 0
+    if isinstance(tensor, MappedTensor) and tensor.file_unchanged():
+        return tensor.path, tensor.offset
+    return None
 
 
 def _memory_mapped(array: np.ndarray) -> bool:

@@ -1,0 +1,257 @@
+"""Reading an ``.onnx`` file whose weights sit inside it without holding them twice.
+
+``onnx.load`` reads the file into bytes and protobuf then copies every ``raw_data`` into the
+parsed message, so a model costs about twice its weights before any converter copies them again.
+Here the file is memory-mapped read-only and walked at the wire level just far enough to find each
+initializer's ``raw_data``: protobuf parses the file minus those bytes, and each initializer
+becomes a :class:`MappedTensor`, a read-only numpy view of the mapping that also says where in the
+file it lies, so that a consumer wanting writable weights (PyTorch parameters) can map its own
+copy-on-write view of those bytes instead of copying them. Pages come in from the file only when a
+tensor is read.
+
+Anything unexpected on the way (a malformed field, a duplicated graph, an unusual dtype) makes
+:func:`load_mapped` return ``None`` so the caller falls back to the plain protobuf load, which
+also produces the error message for a corrupt file.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+
+_GRAPH = onnx.ModelProto.DESCRIPTOR.fields_by_name["graph"].number
+_INITIALIZER = onnx.GraphProto.DESCRIPTOR.fields_by_name["initializer"].number
+_DATA_TYPE = onnx.TensorProto.DESCRIPTOR.fields_by_name["data_type"].number
+_RAW_DATA = onnx.TensorProto.DESCRIPTOR.fields_by_name["raw_data"].number
+_DATA_LOCATION = onnx.TensorProto.DESCRIPTOR.fields_by_name["data_location"].number
+
+_VARINT, _FIXED64, _LENGTH_DELIMITED, _FIXED32 = 0, 1, 2, 5
+#: Below this many bytes a tensor stays inside the parsed message (shapes, scalars, biases).
+MAPPED_TENSOR_MIN_BYTES = 1024
+
+
+class MappedTensor(ir.Tensor):
+    """An initializer viewing the ``raw_data`` bytes of the ``.onnx`` file it was read from."""
+
+    def __init__(
+        self,
+        array: np.ndarray,
+        *,
+        path: Path,
+        offset: int,
+        file_identity: tuple[int, ...],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(array, **kwargs)
+        self.path = path
+        self.offset = offset
+        self._file_identity = file_identity
+
+    def file_unchanged(self) -> bool:
+        """Whether ``path`` still holds the file this tensor was read from."""
+        try:
+            return _identity(os.stat(self.path)) == self._file_identity
+        except OSError:
+            return False
+
+
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+class _Malformed(Exception):
+    """The bytes are not what the walker expects; the caller falls back to protobuf."""
+
+
+@dataclass(frozen=True)
+class _RawData:
+    offset: int
+    length: int
+    data_type: int
+
+
+def _read_varint(buffer: mmap.mmap | bytes, position: int, end: int) -> tuple[int, int]:
+    value = shift = 0
+    while position < end and shift < 64:
+        byte = buffer[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position
+        shift += 7
+    raise _Malformed("truncated varint")
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _length_delimited(number: int, payload: bytes) -> bytes:
+    return _encode_varint(number << 3 | _LENGTH_DELIMITED) + _encode_varint(len(payload)) + payload
+
+
+def _fields(buffer: mmap.mmap, start: int, end: int):  # noqa: ANN202 - a plain generator
+    """Yields ``(number, wire_type, field_start, value_start, value_end)`` for each field."""
+    position = start
+    while position < end:
+        field_start = position
+        key, position = _read_varint(buffer, position, end)
+        number, wire_type = key >> 3, key & 7
+        if wire_type == _VARINT:
+            _, value_end = _read_varint(buffer, position, end)
+        elif wire_type == _FIXED64:
+            value_end = position + 8
+        elif wire_type == _FIXED32:
+            value_end = position + 4
+        elif wire_type == _LENGTH_DELIMITED:
+            length, position = _read_varint(buffer, position, end)
+            value_end = position + length
+        else:  # groups are not used by onnx.proto
+            raise _Malformed(f"wire type {wire_type}")
+        if number == 0 or value_end > end:
+            raise _Malformed("field runs past its message")
+        yield number, wire_type, field_start, position, value_end
+        position = value_end
+
+
+def _split_raw_data(buffer: mmap.mmap, start: int, end: int) -> tuple[bytes, _RawData | None]:
+    """A TensorProto's bytes without ``raw_data``, and where that ``raw_data`` lies."""
+    kept: list[bytes] = []
+    raw: tuple[int, int] | None = None
+    data_type = 0
+    for number, wire_type, field_start, value_start, value_end in _fields(buffer, start, end):
+        if number == _RAW_DATA and wire_type == _LENGTH_DELIMITED:
+            if raw is not None:  # a repeated raw_data would merge: leave it to protobuf
+                raise _Malformed("raw_data twice")
+            raw = (value_start, value_end - value_start)
+            continue
+        if number == _DATA_TYPE and wire_type == _VARINT:
+            data_type, _ = _read_varint(buffer, value_start, value_end)
+        if number == _DATA_LOCATION and wire_type == _VARINT:
+            location, _ = _read_varint(buffer, value_start, value_end)
+            if location != onnx.TensorProto.DEFAULT:
+                raise _Malformed("external tensor with raw_data")
+        kept.append(buffer[field_start:value_end])
+    if raw is None or raw[1] < MAPPED_TENSOR_MIN_BYTES or not _mappable(data_type):
+        return buffer[start:end], None
+    return b"".join(kept), _RawData(raw[0], raw[1], data_type)
+
+
+def _mappable(data_type: int) -> bool:
+    try:
+        dtype = ir.DataType(data_type)
+    except ValueError:
+        return False
+    # Sub-byte types are packed two or four to a byte; strings are not in raw_data.
+    return dtype != ir.DataType.STRING and dtype.bitwidth >= 8
+
+
+def _strip_weights(buffer: mmap.mmap) -> tuple[bytes, list[_RawData | None]]:
+    """The model's bytes minus initializers' raw data, and each initializer's raw data place."""
+    model_fields: list[bytes] = []
+    graph: tuple[int, int] | None = None
+    for number, wire_type, field_start, value_start, value_end in _fields(buffer, 0, len(buffer)):
+        if number == _GRAPH and wire_type == _LENGTH_DELIMITED:
+            if graph is not None:  # two graph fields merge in protobuf; not worth imitating
+                raise _Malformed("graph twice")
+            graph = (value_start, value_end)
+        else:
+            model_fields.append(buffer[field_start:value_end])
+    if graph is None:
+        raise _Malformed("no graph")
+    graph_fields: list[bytes] = []
+    placements: list[_RawData | None] = []
+    for number, wire_type, field_start, value_start, value_end in _fields(buffer, *graph):
+        if number == _INITIALIZER and wire_type == _LENGTH_DELIMITED:
+            tensor_bytes, placement = _split_raw_data(buffer, value_start, value_end)
+            graph_fields.append(_length_delimited(_INITIALIZER, tensor_bytes))
+            placements.append(placement)
+        else:
+            graph_fields.append(buffer[field_start:value_end])
+    model_fields.append(_length_delimited(_GRAPH, b"".join(graph_fields)))
+    return b"".join(model_fields), placements
+
+
+def load_mapped(path: Path) -> ir.Model | None:
+    """The model at ``path`` with its initializers viewing a private mapping of the file.
+
+    ``None`` where the file is not laid out as expected; ``ir.load`` then reads it (and reports
+    what is wrong with it).
+    """
+    if sys.byteorder != "little":  # raw_data is little-endian; views would need a byte swap
+        return None
+    with open(path, "rb") as file:
+        try:
+            buffer = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # an empty file, or one that cannot be mapped
+            return None
+        file_identity = _identity(os.fstat(file.fileno()))
+    try:
+        stripped, placements = _strip_weights(buffer)
+    except _Malformed:
+        return None
+    if not any(placements):
+        return None
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(stripped)
+    except Exception:  # noqa: BLE001 - protobuf's DecodeError and upb's RuntimeError alike
+        return None
+    if len(proto.graph.initializer) != len(placements):
+        return None
+    views: dict[str, MappedTensor] = {}
+    for tensor_proto, placement in zip(proto.graph.initializer, placements, strict=True):
+        if placement is None:
+            continue
+        tensor = _view(buffer, tensor_proto, placement, path.resolve(), file_identity)
+        if tensor is None or tensor_proto.name in views:
+            return None
+        views[tensor_proto.name] = tensor
+    model = ir.serde.deserialize_model(proto)
+    for name, tensor in views.items():
+        value = model.graph.initializers.get(name)
+        if value is None:
+            return None
+        value.const_value = tensor
+    ir.external_data.set_base_dir(model.graph, path.parent)
+    return model
+
+
+def _view(
+    buffer: mmap.mmap,
+    proto: onnx.TensorProto,
+    placement: _RawData,
+    path: Path,
+    file_identity: tuple[int, ...],
+) -> MappedTensor | None:
+    dtype = ir.DataType(placement.data_type)
+    numpy_dtype = np.dtype(dtype.numpy()).newbyteorder("<")
+    shape = tuple(proto.dims)
+    count = int(np.prod(shape, dtype=np.int64))
+    if count * numpy_dtype.itemsize != placement.length:
+        return None
+    array = np.frombuffer(buffer, dtype=numpy_dtype, count=count, offset=placement.offset)
+    metadata = {entry.key: entry.value for entry in proto.metadata_props}
+    return MappedTensor(
+        array.reshape(shape),
+        path=path,
+        offset=placement.offset,
+        file_identity=file_identity,
+        dtype=dtype,
+        name=proto.name,
+        doc_string=proto.doc_string or None,
+        metadata_props=metadata or None,
+    )
