@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -12,8 +12,26 @@ from unframe.backends.caffe2.proto import caffe2_pb2
 from unframe.backends.caffe2.runtime.registry import CAFFE2_OPS, FRAMEWORK, OpContext
 from unframe.shared_ir.errors import BadInputError, UnframeError, UnsupportedOp, UnsupportedOpsError
 
-_OP_MODULES = ("fill", "math", "nn", "conv", "tensor", "reduce")
+_OP_MODULES = ("fill", "math", "nn", "conv", "tensor", "reduce", "control_flow")
 _loaded = False
+
+#: Ops that run nets of their own (If, ONNXWhile): they get the workspace and write their outputs
+#: themselves, as Caffe2 runs subnets in the op's workspace or a scope forwarded to it.
+SubnetOp = Callable[["Workspace", OpContext], None]
+SUBNET_OPS: dict[str, SubnetOp] = {}
+
+
+def subnet_op(*op_types: str) -> Callable[[SubnetOp], SubnetOp]:
+    """Registers the decorated function as the implementation of control-flow ``op_types``."""
+
+    def decorate(function: SubnetOp) -> SubnetOp:
+        for op_type in op_types:
+            if op_type in SUBNET_OPS or op_type in CAFFE2_OPS:
+                raise ValueError(f"caffe2 executor: op {op_type!r} is registered twice")
+            SUBNET_OPS[op_type] = function
+        return function
+
+    return decorate
 
 
 def load_ops() -> None:
@@ -30,40 +48,63 @@ def load_ops() -> None:
 
 
 def unsupported_ops(net: caffe2_pb2.NetDef) -> list[UnsupportedOp]:
-    """Every op of ``net`` that the executor has no implementation for, in net order."""
+    """Every op of ``net`` and of its subnets that the executor lacks, in net order."""
     load_ops()
-    return [
-        UnsupportedOp(
-            node=f"op {index}" + (f" {op.name!r}" if op.name else ""),
-            op_type=op.type,
-            reason="the caffe2 reference executor does not implement it",
-        )
-        for index, op in enumerate(net.op)
-        if op.type not in CAFFE2_OPS
-    ]
+    missing = []
+    for index, op in enumerate(net.op):
+        if op.type not in CAFFE2_OPS and op.type not in SUBNET_OPS:
+            missing.append(
+                UnsupportedOp(
+                    node=f"op {index}" + (f" {op.name!r}" if op.name else ""),
+                    op_type=op.type,
+                    reason="the caffe2 reference executor does not implement it",
+                )
+            )
+        for arg in op.arg:
+            for subnet in [arg.n] if arg.HasField("n") else arg.nets:
+                missing.extend(unsupported_ops(subnet))
+    return missing
 
 
 class Workspace:
     """Named blobs (numpy arrays) and the nets that read and write them.
 
+    A workspace with a ``parent`` is a scope forwarded to it, as Caffe2's control-flow ops make
+    for their subnets: it reads the parent's blobs, and writing a blob that only the parent has
+    writes the parent's (Caffe2's ``CreateBlob`` returns an existing blob); new blobs stay local.
+
     Args:
         seed: seeds the random fill ops (UniformFill, XavierFill...) that have no random_seed.
+        parent: the workspace this one is a scope of.
     """
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, parent: Workspace | None = None) -> None:
         self.blobs: dict[str, np.ndarray] = {}
         self.seed = seed
+        self.parent = parent
 
     def feed(self, name: str, value: np.ndarray) -> None:
-        self.blobs[name] = np.asarray(value)
+        owner: Workspace = self
+        while name not in owner.blobs and owner.parent is not None and owner.parent.has(name):
+            owner = owner.parent
+        owner.blobs[name] = np.asarray(value)
 
     def fetch(self, name: str) -> np.ndarray:
-        if name not in self.blobs:
+        value = self._lookup(name)
+        if value is None:
             raise BadInputError(f"the workspace has no blob {name!r}", framework=FRAMEWORK)
-        return self.blobs[name]
+        return value
 
     def has(self, name: str) -> bool:
-        return name in self.blobs
+        return self._lookup(name) is not None
+
+    def _lookup(self, name: str) -> np.ndarray | None:
+        scope: Workspace | None = self
+        while scope is not None:
+            if name in scope.blobs:
+                return scope.blobs[name]
+            scope = scope.parent
+        return None
 
     def run(self, net: caffe2_pb2.NetDef) -> None:
         """Runs every op of ``net`` in order, after checking that each op type is implemented."""
@@ -77,7 +118,7 @@ class Workspace:
         """Runs one op, reading its inputs from and writing its outputs to the workspace."""
         load_ops()
         function = CAFFE2_OPS.get(op.type)
-        if function is None:
+        if function is None and op.type not in SUBNET_OPS:
             raise UnsupportedOpsError(
                 [UnsupportedOp(node=f"op {index}", op_type=op.type)],
                 framework=FRAMEWORK,
@@ -85,15 +126,19 @@ class Workspace:
             )
         inputs = []
         for name in op.input:
-            if name not in self.blobs:
+            value = self._lookup(name)
+            if value is None:
                 raise BadInputError(
                     f"op {index} ({op.type}) reads blob {name!r} before any op or input wrote it",
                     framework=FRAMEWORK,
                     node=f"op {index}",
                     op_type=op.type,
                 )
-            inputs.append(self.blobs[name])
+            inputs.append(value)
         ctx = OpContext(op, index, inputs, seed=self.seed)
+        if function is None:
+            SUBNET_OPS[op.type](self, ctx)
+            return
         try:
             outputs = list(function(ctx))
         except UnframeError:
@@ -106,7 +151,7 @@ class Workspace:
                 f"the executor computes {len(outputs)} output(s), the op asks for {len(op.output)}"
             )
         for name, value in zip(op.output, outputs, strict=False):
-            self.blobs[name] = np.asarray(value)
+            self.feed(name, value)
 
 
 def run_net(
