@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +50,9 @@ _FILLS: dict[ir.DataType, tuple[str, ir.DataType]] = {
 ArgValue = int | float | str | bytes | Sequence[int] | Sequence[float] | Sequence[str]
 
 Converter = Callable[[ir.Node, "ExportContext"], None]
+
+#: Converts one graph's nodes into ``ctx.predict`` (the driver's node loop), failures returned.
+GraphConverter = Callable[[ir.Graph, "ExportContext"], list[str]]
 
 
 def caffe2_dtype(dtype: ir.DataType | None, what: str = "tensor") -> int:
@@ -98,11 +103,20 @@ class ExportContext:
         name = model.graph.name or "unframe"
         self.predict = caffe2_pb2.NetDef(name=name)
         self.init = caffe2_pb2.NetDef(name=f"{name}_init")
+        #: The graph whose nodes go into ``predict`` (a subgraph's in a subnet's context).
+        self.graph = model.graph
+        #: The top-level predict net, which declares every weight (subnets' ones included).
+        self.main_predict = self.predict
+        #: The driver's node loop, which control-flow converters run on their subgraphs.
+        self.convert_graph: GraphConverter | None = None
         self.inferred = inferred or {}
         self.node: ir.Node | None = None
         #: The node of each conversion failure (None for graph inputs and initializers).
         self.failed_nodes: list[ir.Node | None] = []
         self._names: dict[ir.Value, str] = {}
+        #: Blob names given to values; a subgraph value whose name a sibling graph already used
+        #: gets a fresh one, so that every blob is written by one value (SSA across subnets).
+        self._claimed: set[str] = set()
         self._taken: set[str] = set()
         self._consts: dict[ir.Value, np.ndarray] = {}
         self._shapes: dict[ir.Value, tuple[int, ...] | None] = {}
@@ -119,9 +133,32 @@ class ExportContext:
             raise self.error("a required input is missing")
         name = self._names.get(value)
         if name is None:
-            name = value.name if value.name else self.fresh("v")
+            if value.name and value.name not in self._claimed:
+                name = value.name
+            else:
+                name = self.fresh(value.name or "v")
+            self._claimed.add(name)
             self._names[value] = name
         return name
+
+    def subnet(self, graph: ir.Graph, name: str) -> tuple[ExportContext, list[str]]:
+        """Converts ``graph`` (an If branch, a Loop body) into a NetDef of its own.
+
+        The subnet shares this export's blob names, constants and init net, so that it reads
+        outer values under their outer blob names and its weights live in the init net.
+
+        Returns:
+            The subnet's context (its ``predict`` is the NetDef) and the failures inside it.
+        """
+        if self.convert_graph is None:
+            raise self.error("subgraphs need the driver's node loop (ctx.convert_graph)")
+        child = copy.copy(self)
+        child.predict = caffe2_pb2.NetDef(name=name)
+        child.graph = graph
+        child.node = None
+        child.failed_nodes = []
+        failures = self.convert_graph(graph, child)
+        return child, failures
 
     def fresh(self, hint: str) -> str:
         """A blob name no ONNX value and no earlier temporary uses."""
@@ -198,8 +235,8 @@ class ExportContext:
             cast.input.append(target)
             cast.output.append(blob)
             cast.arg.append(make_arg("to", CAFFE2_DTYPES[dtype]))
-        if blob not in self.predict.external_input:
-            self.predict.external_input.append(blob)
+        if blob not in self.main_predict.external_input:
+            self.main_predict.external_input.append(blob)
         return blob
 
     def constant_output(self, array: np.ndarray, node: ir.Node, index: int = 0) -> None:
@@ -208,7 +245,7 @@ class ExportContext:
         A graph output must be written by the predict net, so it gets a Copy of the filled blob.
         """
         value = node.outputs[index]
-        if value in self.model.graph.outputs:
+        if value in self.graph.outputs:
             self.emit("Copy", [self.constant(array, "const")], [self.blob(value)])
         else:
             self.constant(array, name=self.blob(value))
@@ -466,17 +503,29 @@ def _static(dims: Any) -> tuple[int, ...] | None:
 
 
 def _all_values(graph: ir.Graph) -> list[ir.Value]:
+    """Every value of ``graph`` and of its subgraphs (If branches, Loop bodies)."""
     values: list[ir.Value] = [*graph.inputs, *graph.initializers.values()]
     for node in graph:
         values.extend(v for v in node.outputs)
+        for attr in node.attributes.values():
+            if isinstance(attr, ir.Attr) and attr.type == ir.AttributeType.GRAPH:
+                values.extend(_all_values(attr.as_graph()))
+            elif isinstance(attr, ir.Attr) and attr.type == ir.AttributeType.GRAPHS:
+                for sub in attr.as_graphs():
+                    values.extend(_all_values(sub))
     return values
 
 
 def infer_shapes(model: ir.Model) -> dict[str, ir.TypeAndShape]:
     """Shapes ONNX shape inference finds for the model's values (annotated in place)."""
     shape_inference(model, data_prop=True)
+    values = _all_values(model.graph)
+    # Sibling subgraphs may reuse a name for different values: such a name tells nothing.
+    counts = Counter(value.name for value in values)
     return {
         value.name: ir.TypeAndShape(value.type, value.shape)
-        for value in _all_values(model.graph)
-        if value.name and (value.shape is not None or value.type is not None)
+        for value in values
+        if value.name
+        and counts[value.name] == 1
+        and (value.shape is not None or value.type is not None)
     }

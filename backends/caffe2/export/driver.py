@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import onnx_ir as ir
 
 from unframe.backends.caffe2.export.binding import derived_from, parameter_inputs
@@ -74,6 +76,7 @@ def _convert(
     model: ir.Model, registry: OpRegistry[Converter]
 ) -> tuple[ExportContext, list[UnsupportedOp]]:
     ctx = ExportContext(model, infer_shapes(model))
+    ctx.convert_graph = functools.partial(_convert_subgraph, registry=registry)
     graph = model.graph
     failures: list[UnsupportedOp] = []
     for value in graph.inputs:
@@ -83,6 +86,22 @@ def _convert(
             if reason:
                 failures.append(UnsupportedOp(value.name or "", "graph input", reason=reason))
                 ctx.failed_nodes.append(None)
+    failures.extend(_convert_nodes(graph, ctx, registry))
+    ctx.node = None
+    for value in graph.outputs:
+        ctx.predict.external_output.append(ctx.blob(value))
+    if not ctx.predict.op:
+        # Every output is an input or a weight: a net still needs an operator to be one.
+        for blob in ctx.predict.external_output:
+            ctx.emit("Copy", [blob], [blob])
+    return ctx, failures
+
+
+def _convert_nodes(
+    graph: ir.Graph, ctx: ExportContext, registry: OpRegistry[Converter]
+) -> list[UnsupportedOp]:
+    """Writes ``graph``'s initializers into the init net and its nodes into ``ctx.predict``."""
+    failures: list[UnsupportedOp] = []
     for value in graph.initializers.values():
         if value.const_value is None:
             continue
@@ -91,6 +110,7 @@ def _convert(
         except ConversionError as error:
             failures.append(UnsupportedOp(value.name or "", "initializer", reason=error.message))
             ctx.failed_nodes.append(None)
+    model = ctx.model
     for node in graph:
         ctx.node = node
         domain = "" if node.domain in ("", "ai.onnx") else node.domain
@@ -110,14 +130,19 @@ def _convert(
         except Exception as error:  # noqa: BLE001 - reported with the node, never swallowed
             failures.append(_failure(node, opset, f"{type(error).__name__}: {error}"))
             ctx.failed_nodes.append(node)
+    return failures
+
+
+def _convert_subgraph(
+    graph: ir.Graph, ctx: ExportContext, *, registry: OpRegistry[Converter]
+) -> list[str]:
+    """The node loop for a subnet's context; each failure as one line naming its node."""
+    failures = _convert_nodes(graph, ctx, registry)
     ctx.node = None
-    for value in graph.outputs:
-        ctx.predict.external_output.append(ctx.blob(value))
-    if not ctx.predict.op:
-        # Every output is an input or a weight: a net still needs an operator to be one.
-        for blob in ctx.predict.external_output:
-            ctx.emit("Copy", [blob], [blob])
-    return ctx, failures
+    return [
+        f"{failure.node or '?'!r} ({failure.qualified_type}): {failure.reason}"
+        for failure in failures
+    ]
 
 
 def _not_a_caffe2_tensor(value: ir.Value) -> str | None:

@@ -2,6 +2,7 @@
 
 from unframe.backends.caffe2.export.ops import (
     composite,
+    control_flow,
     elementwise,
     generators,
     indexing,
@@ -15,6 +16,6 @@ from unframe.backends.caffe2.export.ops import (
 )
 
 __all__ = [
-    "composite", "elementwise", "generators", "indexing", "loss", "nn", "quantize", "reduce",
-    "resize", "tensor", "training",
+    "composite", "control_flow", "elementwise", "generators", "indexing", "loss", "nn",
+    "quantize", "reduce", "resize", "tensor", "training",
 ]  # fmt: skip
