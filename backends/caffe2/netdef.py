@@ -19,7 +19,7 @@ from google.protobuf import text_format
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from unframe.backends.caffe2.proto import caffe2_pb2
+from unframe.backends.caffe2.proto import caffe2_pb2, values, wire
 from unframe.shared_ir.errors import BadInputError
 
 FRAMEWORK = "caffe2"
@@ -108,8 +108,20 @@ def read_netdef(path: Path, *, allow_empty: bool = False) -> caffe2_pb2.NetDef:
 
 
 def parse_netdef(data: bytes, where: str, *, allow_empty: bool = False) -> caffe2_pb2.NetDef:
-    """Parses serialized NetDef bytes; ``where`` names the source in error messages."""
+    """Parses serialized NetDef bytes; ``where`` names the source in error messages.
+
+    Large float lists (weights) are moved past protobuf (``proto/wire.py``); anything that path
+    does not expect is parsed by protobuf alone, which also reports corrupt data.
+    """
     _reject_foreign_content(data, where)
+    try:
+        net, found = wire.parse_netdef(data)
+    except wire.WireError:
+        pass
+    else:
+        _check_netdef(net, where, allow_empty=allow_empty)
+        values.keep_read(net, found)
+        return net
     net = caffe2_pb2.NetDef()
     try:
         net.ParseFromString(data)
@@ -228,12 +240,17 @@ def write_model(model: Caffe2Model, directory: Path, *, text: bool = False) -> N
 
 
 def write_netdef(net: caffe2_pb2.NetDef, path: Path) -> None:
-    """Writes one NetDef, as protobuf text where ``path`` ends in ``.pbtxt``, else binary."""
+    """Writes one NetDef, as protobuf text where ``path`` ends in ``.pbtxt``, else binary.
+
+    Binary nets are written straight to the file, weights the codec still holds as arrays
+    (``proto/values.py``) as packed fields from those arrays.
+    """
     path = Path(path)
     if path.suffix.lower() in (".pbtxt", ".prototxt", ".txt"):
         path.write_text(text_format.MessageToString(net), encoding="utf-8")
     else:
-        path.write_bytes(net.SerializeToString())
+        with path.open("wb") as handle:
+            wire.write_netdef(net, handle, values.take_for_writing)
 
 
 # -- checks -------------------------------------------------------------------------------------

@@ -1,64 +1,161 @@
 """Fast reading and writing of the large ``floats``/``ints`` lists of GivenTensor*Fill arguments.
 
 A ResNet-50's weights are 25 million floats; moving them through protobuf's Python containers one
-element at a time costs seconds. Instead, values are written as one packed field merged from bytes
-(every protobuf parser accepts packed encoding for a repeated scalar) and read back by viewing the
-serialized field with numpy. Both paths check what they see and fall back to the element-wise way.
+element at a time costs seconds, and even protobuf's C parser and serializer handle Caffe2's
+unpacked ``repeated float`` a 5-byte record at a time. So values go into an Argument as one packed
+field merged from bytes (every protobuf parser accepts packed encoding for a repeated scalar), and
+the array they came from is kept beside the message until it is read (``get_floats``) or written
+(``netdef.write_netdef``, through ``wire.py``): neither then asks protobuf for the values again.
+
+The arrays kept are checked against the message when used (its wrapper object, the count and a few
+values), and without one, values are read back by serializing the field and viewing it with numpy.
+Arrays read from a file are dropped with the NetDef they belong to; arrays of a net being built are
+dropped when written, when a later net's are written, or beyond ``_PENDING_LIMIT`` bytes.
 """
 
 from __future__ import annotations
 
+import math
+import sys
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
 import numpy as np
 
 from unframe.backends.caffe2.proto import caffe2_pb2
+from unframe.backends.caffe2.proto.wire import (
+    ARG_FLOATS,
+    ARG_INTS,
+    FAST_MIN,
+    FIXED32,
+    LENGTH_DELIMITED,
+    key,
+    packed_floats,
+    varint,
+    varints,
+)
 
-_FLOATS = caffe2_pb2.Argument.DESCRIPTOR.fields_by_name["floats"].number
-_INTS = caffe2_pb2.Argument.DESCRIPTOR.fields_by_name["ints"].number
-#: Below this many values the plain element-wise path is as fast.
-_FAST_MIN = 4096
-_WIRE_FIXED32 = 5
-_WIRE_LENGTH_DELIMITED = 2
+_FAST_MIN = FAST_MIN
 #: One unpacked float on the wire: its tag byte, then 4 little-endian bytes.
 _UNPACKED_FLOAT = np.dtype([("tag", "u1"), ("value", "<f4")])
+#: Bytes of arrays kept for nets being built and not yet written; older ones beyond are dropped.
+_PENDING_LIMIT = 1 << 30
+#: References to an owning NetDef when only the cache holds it: its dict, the loop, getrefcount.
+_UNOWNED_REFS = 3
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+@dataclass
+class _Kept:
+    """One argument's values, kept beside it."""
+
+    arg: caffe2_pb2.Argument  # the wrapper object itself: while held, protobuf hands back this one
+    field: str
+    values: np.ndarray
+    owner: int | None  # id() of the NetDef read from a file, None for a net being built
 
 
-def _varints(values: np.ndarray) -> bytes:
-    """Base-128 varints of int64 values (two's complement, as protobuf encodes int64)."""
-    unsigned = values.astype(np.int64).view(np.uint64)
-    groups = np.zeros((unsigned.size, 10), dtype=np.uint8)
-    remaining = unsigned.copy()
-    lengths = np.ones(unsigned.size, dtype=np.int64)
-    for position in range(10):
-        groups[:, position] = (remaining & np.uint64(0x7F)).astype(np.uint8)
-        remaining >>= np.uint64(7)
-        more = remaining != 0
-        groups[more, position] |= 0x80
-        lengths += more
-    keep = np.arange(10)[None, :] < lengths[:, None]
-    return groups[keep].tobytes()
+class _ValueCache:
+    """Arrays of the values in Argument messages, by the message wrapper's identity."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: dict[int, _Kept] = {}
+        self._owners: dict[int, tuple[caffe2_pb2.NetDef, list[int]]] = {}
+        self._pending: OrderedDict[int, int] = OrderedDict()  # id(arg) -> nbytes, oldest first
+        self._pending_bytes = 0
+
+    def keep_built(self, arg: caffe2_pb2.Argument, field: str, values: np.ndarray) -> None:
+        with self._lock:
+            self._drop(id(arg))
+            self._kept[id(arg)] = _Kept(arg, field, values, None)
+            self._pending[id(arg)] = values.nbytes
+            self._pending_bytes += values.nbytes
+            while self._pending_bytes > _PENDING_LIMIT:
+                self._drop(next(iter(self._pending)))
+
+    def keep_read(
+        self, net: caffe2_pb2.NetDef, found: list[tuple[caffe2_pb2.Argument, np.ndarray]]
+    ) -> None:
+        with self._lock:
+            self._drop_unowned()
+            ids = []
+            for arg, values in found:
+                self._drop(id(arg))
+                self._kept[id(arg)] = _Kept(arg, "floats", values, id(net))
+                ids.append(id(arg))
+            self._owners[id(net)] = (net, ids)
+
+    def take(
+        self, arg: caffe2_pb2.Argument, field: str | None = None, *, drop_older: bool = False
+    ) -> _Kept | None:
+        """The values kept for ``arg``, if they still match it; forgotten once taken.
+
+        ``drop_older`` also forgets the arrays of nets built before ``arg``'s: a net is written
+        after the nets built before it, or never (the exporter's dry run).
+        """
+        with self._lock:
+            self._drop_unowned()
+            kept = self._kept.get(id(arg))
+            if kept is None or kept.arg is not arg or (field is not None and kept.field != field):
+                return None
+            if drop_older and kept.owner is None:
+                for stale in list(self._pending):
+                    if stale == id(arg):
+                        break
+                    self._drop(stale)
+            self._drop(id(arg))
+        return kept if _matches(getattr(arg, kept.field), kept.values) else None
+
+    def _drop(self, arg_id: int) -> None:
+        kept = self._kept.pop(arg_id, None)
+        if kept is None:
+            return
+        if kept.owner is None:
+            self._pending_bytes -= self._pending.pop(arg_id)
+        elif kept.owner in self._owners:
+            self._owners[kept.owner][1].remove(arg_id)
+
+    def _drop_unowned(self) -> None:
+        """Forgets the arrays of nets that nobody holds any more."""
+        for owner_id, (net, ids) in list(self._owners.items()):
+            if sys.getrefcount(net) <= _UNOWNED_REFS:
+                for arg_id in list(ids):
+                    self._drop(arg_id)
+                del self._owners[owner_id]
+            del net
 
 
+_CACHE = _ValueCache()
+
+
+def _matches(container: object, values: np.ndarray) -> bool:
+    """Whether a protobuf repeated field still holds ``values``: its size and a few samples."""
+    count = values.size
+    if len(container) != count:  # type: ignore[arg-type]
+        return False
+    for index in {0, count // 4, count // 2, 3 * count // 4, count - 1}:
+        held = container[index]  # type: ignore[index]
+        value = values[index].item()
+        if held != value and not (math.isnan(held) and math.isnan(value)):
+            return False
+    return True
+
+
+# -- the codec ----------------------------------------------------------------------------------
 def set_floats(arg: caffe2_pb2.Argument, values: np.ndarray) -> None:
     """Appends ``values`` (as float32) to ``arg.floats``."""
     flat = np.ascontiguousarray(values, dtype="<f4").reshape(-1)
     if flat.size < _FAST_MIN:
         arg.floats.extend(flat.tolist())
         return
-    payload = flat.tobytes()
-    tag = bytes([(_FLOATS << 3) | _WIRE_LENGTH_DELIMITED])
-    arg.MergeFromString(tag + _varint(len(payload)) + payload)
+    if len(arg.floats):  # appending: the kept array would hold only part of the list
+        arg.MergeFromString(packed_floats(flat)[0])
+        return
+    field, view = packed_floats(flat)
+    arg.MergeFromString(field)
+    view.flags.writeable = False
+    _CACHE.keep_built(arg, "floats", view)
 
 
 def set_ints(arg: caffe2_pb2.Argument, values: np.ndarray) -> None:
@@ -67,9 +164,12 @@ def set_ints(arg: caffe2_pb2.Argument, values: np.ndarray) -> None:
     if flat.size < _FAST_MIN:
         arg.ints.extend(flat.tolist())
         return
-    payload = _varints(flat)
-    tag = bytes([(_INTS << 3) | _WIRE_LENGTH_DELIMITED])
-    arg.MergeFromString(tag + _varint(len(payload)) + payload)
+    payload = varints(flat)
+    appending = len(arg.ints) > 0
+    arg.MergeFromString(key(ARG_INTS, LENGTH_DELIMITED) + varint(len(payload)) + payload)
+    if not appending:
+        flat.flags.writeable = False
+        _CACHE.keep_built(arg, "ints", flat)
 
 
 def get_floats(arg: caffe2_pb2.Argument) -> np.ndarray:
@@ -77,17 +177,39 @@ def get_floats(arg: caffe2_pb2.Argument) -> np.ndarray:
     count = len(arg.floats)
     if count < _FAST_MIN:
         return np.asarray(arg.floats, dtype=np.float32)
+    kept = _CACHE.take(arg, "floats")
+    if kept is not None:
+        # An array read from a file is the caller's now; one of a net being built is read-only.
+        return kept.values if kept.owner is not None else kept.values.copy()
     # Fields serialize in field-number order; only the floats, as unpacked fixed32, are wanted.
     only = caffe2_pb2.Argument()
     only.floats.MergeFrom(arg.floats)
     data = only.SerializeToString()
     if len(data) == count * _UNPACKED_FLOAT.itemsize:
         records = np.frombuffer(data, dtype=_UNPACKED_FLOAT)
-        if (records["tag"] == (_FLOATS << 3) | _WIRE_FIXED32).all():
+        if (records["tag"] == (ARG_FLOATS << 3) | FIXED32).all():
             return records["value"].astype(np.float32)
     return np.asarray(arg.floats, dtype=np.float32)
 
 
 def get_ints(arg: caffe2_pb2.Argument) -> np.ndarray:
     """``arg.ints`` as an int64 array."""
+    if len(arg.ints) >= _FAST_MIN:
+        kept = _CACHE.take(arg, "ints")
+        if kept is not None:
+            return kept.values.copy()
     return np.asarray(arg.ints, dtype=np.int64)
+
+
+# -- for netdef.py ------------------------------------------------------------------------------
+def keep_read(net: caffe2_pb2.NetDef, found: list[tuple[caffe2_pb2.Argument, np.ndarray]]) -> None:
+    """Keeps the float arrays that ``wire.parse_netdef`` found in ``net``, for ``get_floats``."""
+    _CACHE.keep_read(net, found)
+
+
+def take_for_writing(arg: caffe2_pb2.Argument) -> tuple[str, np.ndarray] | None:
+    """The values kept for ``arg`` as (field name, array), forgetting them; None where none."""
+    if len(arg.floats) < _FAST_MIN and len(arg.ints) < _FAST_MIN:
+        return None
+    kept = _CACHE.take(arg, drop_older=True)
+    return None if kept is None else (kept.field, kept.values)

@@ -1,0 +1,322 @@
+"""NetDef bytes read and written around protobuf, so that weights never pass through it one by one.
+
+Caffe2 declares ``Argument.floats``/``ints`` as proto2 unpacked repeated fields: protobuf reads and
+writes a ResNet-50's 25 million weights one 5-byte record at a time, ten times the cost of moving
+the bytes. Here the NetDef is walked on the wire just far enough to find the large ``floats`` and
+``ints`` lists of its operators' arguments:
+
+* reading, a float list (unpacked records or packed) is viewed with numpy and handed to protobuf as
+  one packed field, which it copies in one go; everything else is parsed by protobuf itself;
+* writing, an argument whose values the codec (``values.py``) still holds as an array is written as
+  protobuf's serialization of the rest of the argument plus one packed field of those values.
+
+Protobuf requires parsers to accept packed encoding where a ``.proto`` declares a repeated scalar
+unpacked (and vice versa), so Caffe2's own parser reads what is written here. Anything that this
+module does not expect (group wire types, a broken varint, a length past the end) makes it give up,
+and the caller parses with protobuf alone, which also reports corrupt data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import BinaryIO
+
+import numpy as np
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.unknown_fields import UnknownFieldSet
+
+from unframe.backends.caffe2.proto import caffe2_pb2
+
+VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
+
+NET_OP = caffe2_pb2.NetDef.DESCRIPTOR.fields_by_name["op"].number
+OP_ARG = caffe2_pb2.OperatorDef.DESCRIPTOR.fields_by_name["arg"].number
+ARG_FLOATS = caffe2_pb2.Argument.DESCRIPTOR.fields_by_name["floats"].number
+ARG_INTS = caffe2_pb2.Argument.DESCRIPTOR.fields_by_name["ints"].number
+#: Below this many values protobuf's own path is as fast.
+FAST_MIN = 4096
+#: One unpacked float on the wire: its one-byte key, then 4 little-endian bytes.
+_UNPACKED_FLOAT = np.dtype([("key", "u1"), ("value", "<f4")])
+_FLOAT_KEY = ARG_FLOATS << 3 | FIXED32
+assert _FLOAT_KEY < 0x80, "the unpacked-float view needs a one-byte key"
+#: An argument with more fields than this besides floats is left to protobuf.
+_MAX_OTHER_FIELDS = 64
+
+#: What the writer asks the codec for each argument: (field name, values) or None.
+CachedValues = Callable[[caffe2_pb2.Argument], "tuple[str, np.ndarray] | None"]
+
+
+class WireError(Exception):
+    """Bytes that the fast path does not handle; the caller parses with protobuf instead."""
+
+
+# -- encoding -----------------------------------------------------------------------------------
+def varint(value: int) -> bytes:
+    """The base-128 varint of a non-negative ``value``."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if not value:
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)
+
+
+def key(number: int, wire_type: int) -> bytes:
+    """A field's key (tag) on the wire."""
+    return varint(number << 3 | wire_type)
+
+
+def varints(values: np.ndarray) -> bytes:
+    """Packed varints of int64 values (negative ones as 10-byte two's complement, as protobuf)."""
+    remaining = values.astype(np.int64).view(np.uint64).copy()
+    groups = np.zeros((remaining.size, 10), dtype=np.uint8)
+    lengths = np.ones(remaining.size, dtype=np.int64)
+    for position in range(10):
+        groups[:, position] = (remaining & np.uint64(0x7F)).astype(np.uint8)
+        remaining >>= np.uint64(7)
+        more = remaining != 0
+        groups[more, position] |= 0x80
+        lengths += more
+    keep = np.arange(10)[None, :] < lengths[:, None]
+    return groups[keep].tobytes()
+
+
+def packed_floats(values: np.ndarray) -> tuple[bytearray, np.ndarray]:
+    """A serialized ``floats`` field holding ``values`` packed, and a view of the floats in it."""
+    flat = np.ascontiguousarray(values, dtype="<f4").reshape(-1)
+    head = key(ARG_FLOATS, LENGTH_DELIMITED) + varint(flat.nbytes)
+    buffer = bytearray(len(head) + flat.nbytes)
+    buffer[: len(head)] = head
+    view = np.frombuffer(buffer, dtype="<f4", offset=len(head))
+    view[:] = flat
+    return buffer, view
+
+
+# -- decoding -----------------------------------------------------------------------------------
+def _read_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= end or shift > 63:
+            raise WireError("broken varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def _field(data: bytes, pos: int, end: int) -> tuple[int, int, int, int]:
+    """The field at ``pos``: (number, wire type, start of its value, end of the field)."""
+    tag, body = _read_varint(data, pos, end)
+    number, wire_type = tag >> 3, tag & 7
+    if number == 0:
+        raise WireError("field number 0")
+    if wire_type == VARINT:
+        _, stop = _read_varint(data, body, end)
+    elif wire_type == FIXED64:
+        stop = body + 8
+    elif wire_type == FIXED32:
+        stop = body + 4
+    elif wire_type == LENGTH_DELIMITED:
+        length, body = _read_varint(data, body, end)
+        stop = body + length
+    else:
+        raise WireError(f"wire type {wire_type}")
+    if stop > end:
+        raise WireError("field runs past its message")
+    return number, wire_type, body, stop
+
+
+def _arg_floats(data: bytes, start: int, end: int) -> tuple[bytes, list[np.ndarray]] | None:
+    """An Argument's bytes other than its floats, and its floats; None where it has few.
+
+    Also None for an argument with many other fields (unpacked ints, strings): walking them here
+    one by one would be slower than protobuf.
+    """
+    others: list[bytes] = []
+    chunks: list[np.ndarray] = []
+    pos = start
+    while pos < end:
+        number, wire_type, body, stop = _field(data, pos, end)
+        if number == ARG_FLOATS and wire_type == FIXED32:
+            # A run of unpacked records, as Caffe2 writes them: up to the first other key.
+            records = np.frombuffer(data, dtype=_UNPACKED_FLOAT, count=(end - pos) // 5, offset=pos)
+            breaks = np.flatnonzero(records["key"] != _FLOAT_KEY)
+            run = int(breaks[0]) if breaks.size else records.size
+            if run == 0:  # a key spelled in more than one byte
+                raise WireError("unexpected float key")
+            chunks.append(records["value"][:run])
+            pos += 5 * run
+        elif number == ARG_FLOATS and wire_type == LENGTH_DELIMITED:
+            if (stop - body) % 4:
+                raise WireError("packed floats of a length not a multiple of 4")
+            chunks.append(np.frombuffer(data, dtype="<f4", count=(stop - body) // 4, offset=body))
+            pos = stop
+        else:
+            if len(others) >= _MAX_OTHER_FIELDS:
+                return None
+            others.append(bytes(data[pos:stop]))
+            pos = stop
+    if sum(chunk.size for chunk in chunks) < FAST_MIN:
+        return None
+    return b"".join(others), chunks
+
+
+def _op_with_packed_floats(
+    data: bytes, start: int, end: int
+) -> tuple[bytearray, list[tuple[int, int, int]]] | None:
+    """An OperatorDef's bytes with each large float list packed, and where those lists lie.
+
+    Returns None where the op has no large float list. The places are (index of the argument
+    among the op's arguments, byte offset of its floats, their count).
+    """
+    pieces: list[bytes | list[np.ndarray]] = []
+    places: list[tuple[int, int, int]] = []
+    size = 0
+    arg_index = -1
+    pos = start
+    while pos < end:
+        number, wire_type, body, stop = _field(data, pos, end)
+        split = None
+        if number == OP_ARG and wire_type == LENGTH_DELIMITED:
+            arg_index += 1
+            split = _arg_floats(data, body, stop)
+        if split is None:
+            pieces.append(bytes(data[pos:stop]))
+            size += stop - pos
+            pos = stop
+            continue
+        others, chunks = split
+        count = sum(chunk.size for chunk in chunks)
+        floats_head = key(ARG_FLOATS, LENGTH_DELIMITED) + varint(4 * count)
+        arg_size = len(others) + len(floats_head) + 4 * count
+        head = key(OP_ARG, LENGTH_DELIMITED) + varint(arg_size) + others + floats_head
+        pieces.append(head)
+        size += len(head)
+        places.append((arg_index, size, count))
+        pieces.append(chunks)
+        size += 4 * count
+        pos = stop
+    if not places:
+        return None
+    out = bytearray(size)
+    offset = 0
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            out[offset : offset + len(piece)] = piece
+            offset += len(piece)
+            continue
+        for chunk in piece:
+            np.frombuffer(out, dtype="<f4", count=chunk.size, offset=offset)[:] = chunk
+            offset += 4 * chunk.size
+    return out, places
+
+
+def parse_netdef(
+    data: bytes,
+) -> tuple[caffe2_pb2.NetDef, list[tuple[caffe2_pb2.Argument, np.ndarray]]]:
+    """A NetDef parsed with its large float lists moved as packed bytes, and views of those lists.
+
+    Raises:
+        WireError: the bytes are not what this fast path handles (or not a NetDef at all); parse
+            them with protobuf instead.
+    """
+    net = caffe2_pb2.NetDef()
+    others: list[bytes] = []
+    found: list[tuple[caffe2_pb2.Argument, np.ndarray]] = []
+    pos, end = 0, len(data)
+    view = memoryview(data)
+    try:
+        while pos < end:
+            number, wire_type, body, stop = _field(data, pos, end)
+            if number != NET_OP or wire_type != LENGTH_DELIMITED:
+                others.append(bytes(view[pos:stop]))
+                pos = stop
+                continue
+            op = net.op.add()
+            rewritten = _op_with_packed_floats(data, body, stop)
+            if rewritten is None:
+                op.MergeFromString(view[body:stop])
+            else:
+                buffer, places = rewritten
+                op.MergeFromString(buffer)
+                for arg_index, offset, count in places:
+                    floats = np.frombuffer(buffer, dtype="<f4", count=count, offset=offset)
+                    found.append((op.arg[arg_index], floats))
+            pos = stop
+        net.MergeFromString(b"".join(others))
+    except DecodeError as error:
+        raise WireError(str(error)) from error
+    if not found:
+        raise WireError("no large float lists: nothing to gain")
+    return net, found
+
+
+# -- writing ------------------------------------------------------------------------------------
+def _without(message: Message, field: str) -> Message | None:
+    """A copy of ``message`` without ``field``; None where it has unknown fields to keep."""
+    if len(UnknownFieldSet(message)):
+        return None
+    shell = type(message)()
+    for descriptor, value in message.ListFields():
+        if descriptor.name == field:
+            continue
+        if descriptor.is_repeated:
+            getattr(shell, descriptor.name).extend(value)
+        elif descriptor.message_type is not None:
+            getattr(shell, descriptor.name).CopyFrom(value)
+        else:
+            setattr(shell, descriptor.name, value)
+    return shell
+
+
+def _arg_parts(
+    arg: caffe2_pb2.Argument, cached: tuple[str, np.ndarray]
+) -> list[bytes | memoryview]:
+    """An Argument's serialization, with its cached values as one packed field."""
+    field, values = cached
+    shell = _without(arg, field)
+    if shell is None:
+        return [arg.SerializeToString()]
+    if field == "floats":
+        payload: bytes | memoryview = np.ascontiguousarray(values, "<f4").data.cast("B")
+        number = ARG_FLOATS
+    else:
+        payload = varints(values)
+        number = ARG_INTS
+    return [
+        shell.SerializeToString() + key(number, LENGTH_DELIMITED) + varint(len(payload)),
+        payload,
+    ]
+
+
+def _op_parts(op: caffe2_pb2.OperatorDef, cached: CachedValues) -> list[bytes | memoryview]:
+    """An OperatorDef's serialization as pieces, its cached values left as they are held."""
+    found = [cached(arg) for arg in op.arg]
+    shell = _without(op, "arg") if any(found) else None
+    if shell is None:
+        return [op.SerializeToString()]
+    parts: list[bytes | memoryview] = [shell.SerializeToString()]
+    for arg, values in zip(op.arg, found, strict=True):
+        pieces = [arg.SerializeToString()] if values is None else _arg_parts(arg, values)
+        size = sum(len(piece) for piece in pieces)
+        parts.append(key(OP_ARG, LENGTH_DELIMITED) + varint(size))
+        parts.extend(pieces)
+    return parts
+
+
+def write_netdef(net: caffe2_pb2.NetDef, handle: BinaryIO, cached: CachedValues) -> None:
+    """Writes ``net`` serialized to ``handle``, each value list that ``cached`` gives packed."""
+    header = _without(net, "op")
+    ops = [_op_parts(op, cached) for op in net.op]
+    if header is None or all(len(parts) == 1 for parts in ops):
+        handle.write(net.SerializeToString())
+        return
+    handle.write(header.SerializeToString())
+    for parts in ops:
+        handle.write(key(NET_OP, LENGTH_DELIMITED) + varint(sum(len(part) for part in parts)))
+        for part in parts:
+            handle.write(part)

@@ -1,0 +1,259 @@
+"""NetDef weights moved past protobuf (proto/wire.py) against protobuf's own parser and serializer.
+
+The oracle is always caffe2_pb2 itself: messages built element by element with ``floats.extend``
+and serialized by protobuf, or hand-built wire bytes parsed by protobuf.
+"""
+
+from __future__ import annotations
+
+import gc
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from unframe.backends.caffe2.netdef import parse_netdef, read_netdef, write_netdef
+from unframe.backends.caffe2.proto import caffe2_pb2, values, wire
+from unframe.backends.caffe2.proto.values import get_floats, get_ints, set_floats, set_ints
+from unframe.shared_ir.errors import BadInputError
+
+_FLOATS = caffe2_pb2.Argument.DESCRIPTOR.fields_by_name["floats"].number
+_INTS = caffe2_pb2.Argument.DESCRIPTOR.fields_by_name["ints"].number
+_NAME = caffe2_pb2.Argument.DESCRIPTOR.fields_by_name["name"].number
+_I = caffe2_pb2.Argument.DESCRIPTOR.fields_by_name["i"].number
+_OP_ARG = caffe2_pb2.OperatorDef.DESCRIPTOR.fields_by_name["arg"].number
+_OP_OUTPUT = caffe2_pb2.OperatorDef.DESCRIPTOR.fields_by_name["output"].number
+_OP_TYPE = caffe2_pb2.OperatorDef.DESCRIPTOR.fields_by_name["type"].number
+_NET_OP = caffe2_pb2.NetDef.DESCRIPTOR.fields_by_name["op"].number
+
+
+def _weights(count: int, seed: int = 0) -> np.ndarray:
+    array = np.random.default_rng(seed).standard_normal(count).astype(np.float32)
+    array[:3] = [np.inf, -0.0, -np.inf]
+    return array
+
+
+def _ints(count: int) -> np.ndarray:
+    pattern = np.array([0, 1, -1, 127, 128, -(2**40), 2**62, -(2**63)], dtype=np.int64)
+    return np.resize(pattern, count)
+
+
+def _net(fast: bool) -> tuple[caffe2_pb2.NetDef, list[np.ndarray]]:
+    """An init net with every kind of fill; values set by the codec (fast) or element-wise."""
+    net = caffe2_pb2.NetDef(name="init", external_input=["data"], type="simple")
+    net.device_option.device_type = 0
+    net.arg.add(name="net_arg", i=3)
+    arrays = [_weights(9000, 1), _weights(5000, 2), _weights(10, 3)]
+    for index, array in enumerate(arrays):
+        op = net.op.add(type="GivenTensorFill", output=[f"w{index}"], name=f"fill{index}")
+        op.arg.add(name="shape", ints=[array.size])
+        arg = op.arg.add(name="values")
+        if fast:
+            set_floats(arg, array)
+        else:
+            arg.floats.extend(array.tolist())
+        op.arg.add(name="after", s=b"kept")
+    double = net.op.add(type="GivenTensorDoubleFill", output=["d"])
+    arg = double.arg.add(name="values")
+    doubles = _weights(6000, 4).astype(np.float64)
+    set_floats(arg, doubles) if fast else arg.floats.extend(doubles.astype(np.float32).tolist())
+    ints = _ints(7000)
+    for fill in ("GivenTensorInt64Fill", "GivenTensorIntFill"):
+        op = net.op.add(type=fill, output=[fill])
+        arg = op.arg.add(name="values")
+        set_ints(arg, ints) if fast else arg.ints.extend(ints.tolist())
+    net.op.add(type="ConstantFill", output=["c"]).arg.add(name="value", f=2.0)
+    return net, [*arrays, doubles.astype(np.float32)]
+
+
+def test_packed_file_parses_with_protobuf_to_the_slow_paths_message(tmp_path: Path) -> None:
+    fast, _ = _net(fast=True)
+    slow, _ = _net(fast=False)
+    assert fast == slow
+    write_netdef(fast, tmp_path / "init_net.pb")
+    data = (tmp_path / "init_net.pb").read_bytes()
+    assert caffe2_pb2.NetDef.FromString(data) == slow
+    # The weights went out packed (4 bytes a float, not protobuf's 5), so not through protobuf.
+    assert len(data) < len(slow.SerializeToString()) - 20_000
+    # Written again, the values come from the message (the arrays were handed out): same message.
+    write_netdef(fast, tmp_path / "again.pb")
+    assert caffe2_pb2.NetDef.FromString((tmp_path / "again.pb").read_bytes()) == slow
+
+
+def test_packed_floats_are_one_length_delimited_field(tmp_path: Path) -> None:
+    net = caffe2_pb2.NetDef()
+    array = _weights(4096)
+    set_floats(net.op.add(type="GivenTensorFill", output=["w"]).arg.add(name="values"), array)
+    write_netdef(net, tmp_path / "n.pb")
+    # Hand-built: one op (output, type, then the argument), 16384 bytes of floats in one field.
+    arg = bytes([_NAME << 3 | 2, 6]) + b"values" + bytes([_FLOATS << 3 | 2, 0x80, 0x80, 0x01])
+    arg += array.astype("<f4").tobytes()
+    op = bytes([_OP_OUTPUT << 3 | 2, 1]) + b"w" + bytes([_OP_TYPE << 3 | 2, 15])
+    op += b"GivenTensorFill" + bytes([_OP_ARG << 3 | 2]) + wire.varint(len(arg)) + arg
+    expected = bytes([_NET_OP << 3 | 2]) + wire.varint(len(op)) + op
+    assert (tmp_path / "n.pb").read_bytes() == expected
+    assert caffe2_pb2.NetDef.FromString(expected) == net
+
+
+def test_unpacked_file_written_by_protobuf_reads_the_same_arrays(tmp_path: Path) -> None:
+    slow, arrays = _net(fast=False)
+    data = slow.SerializeToString()
+    (tmp_path / "init_net.pb").write_bytes(data)
+    net, found = wire.parse_netdef(data)
+    assert net == slow
+    big = [a for a in arrays if a.size >= wire.FAST_MIN]
+    assert len(found) == len(big)
+    for (arg, floats), expected in zip(found, big, strict=True):
+        assert arg.name == "values"
+        np.testing.assert_array_equal(floats.view(np.uint32), expected.view(np.uint32))
+    read = read_netdef(tmp_path / "init_net.pb")
+    assert read == slow
+    fills = [op.arg[1] for op in read.op[:3]] + [read.op[3].arg[0]]
+    for arg, expected in zip(fills, arrays, strict=True):
+        got = get_floats(arg)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+    int_op = next(op for op in read.op if op.type == "GivenTensorInt64Fill")
+    np.testing.assert_array_equal(get_ints(int_op.arg[0]), _ints(7000))
+
+
+def test_nan_payloads_survive_both_ways(tmp_path: Path) -> None:
+    array = _weights(5000)
+    array[10:14] = np.array([0x7FC00000, 0xFFC00001, 0x7F800001, 0x7FFFFFFF], np.uint32).view(
+        np.float32
+    )
+    net = caffe2_pb2.NetDef()
+    set_floats(net.op.add(type="GivenTensorFill", output=["w"]).arg.add(name="values"), array)
+    write_netdef(net, tmp_path / "n.pb")
+    read = read_netdef(tmp_path / "n.pb")
+    np.testing.assert_array_equal(get_floats(read.op[0].arg[0]).view(np.uint32), array.view("u4"))
+
+
+def _arg_bytes(*fields: bytes) -> bytes:
+    return b"".join(fields)
+
+
+def _unpacked(array: np.ndarray) -> bytes:
+    return b"".join(bytes([_FLOATS << 3 | 5]) + struct.pack("<f", v) for v in array.tolist())
+
+
+def _packed(array: np.ndarray) -> bytes:
+    payload = array.astype("<f4").tobytes()
+    return bytes([_FLOATS << 3 | 2]) + wire.varint(len(payload)) + payload
+
+
+def _net_bytes(arg: bytes) -> bytes:
+    name = b"GivenTensorFill"
+    op = bytes([_OP_TYPE << 3 | 2, len(name)]) + name
+    op += bytes([_OP_ARG << 3 | 2]) + wire.varint(len(arg)) + arg
+    return bytes([_NET_OP << 3 | 2]) + wire.varint(len(op)) + op
+
+
+@pytest.mark.parametrize(
+    "layout",
+    ["unpacked, i, unpacked", "packed, unpacked", "unpacked, packed, name last", "two packed"],
+)
+def test_split_float_lists_read_as_protobuf_reads_them(layout: str) -> None:
+    first, second = _weights(3000, 5), _weights(2500, 6)
+    name = bytes([_NAME << 3 | 2, 6]) + b"values"
+    other = bytes([_I << 3, 7])
+    arg = {
+        "unpacked, i, unpacked": name + _unpacked(first) + other + _unpacked(second),
+        "packed, unpacked": name + _packed(first) + _unpacked(second),
+        "unpacked, packed, name last": _unpacked(first) + _packed(second) + name,
+        "two packed": _packed(first) + name + _packed(second),
+    }[layout]
+    data = _net_bytes(arg)
+    net, found = wire.parse_netdef(data)
+    assert net == caffe2_pb2.NetDef.FromString(data)
+    ((_, floats),) = found
+    expected = np.concatenate([first, second])
+    np.testing.assert_array_equal(floats.view(np.uint32), expected.view(np.uint32))
+    assert parse_netdef(data, "test") == caffe2_pb2.NetDef.FromString(data)
+
+
+def test_few_floats_and_many_other_fields_are_left_to_protobuf() -> None:
+    small = _net_bytes(bytes([_NAME << 3 | 2, 1]) + b"v" + _unpacked(_weights(100)))
+    with pytest.raises(wire.WireError):
+        wire.parse_netdef(small)
+    assert parse_netdef(small, "test") == caffe2_pb2.NetDef.FromString(small)
+    ints = b"".join(bytes([_INTS << 3]) + wire.varint(v) for v in range(200))
+    busy = _net_bytes(bytes([_NAME << 3 | 2, 1]) + b"v" + ints + _unpacked(_weights(5000)))
+    with pytest.raises(wire.WireError):
+        wire.parse_netdef(busy)
+    assert parse_netdef(busy, "test") == caffe2_pb2.NetDef.FromString(busy)
+
+
+def test_a_float_key_spelled_in_two_bytes_falls_back_to_protobuf() -> None:
+    array = _weights(5000)
+    odd = bytes([_FLOATS << 3 | 5 | 0x80, 0x00]) + struct.pack("<f", 1.25)
+    data = _net_bytes(bytes([_NAME << 3 | 2, 1]) + b"v" + odd + _unpacked(array))
+    with pytest.raises(wire.WireError):
+        wire.parse_netdef(data)
+    net = parse_netdef(data, "test")
+    assert net == caffe2_pb2.NetDef.FromString(data)
+    assert len(net.op[0].arg[0].floats) == 5001
+
+
+def test_group_wire_types_fall_back_to_protobufs_verdict() -> None:
+    group = wire.varint(99 << 3 | 3) + wire.varint(
+        99 << 3 | 4
+    )  # an empty group of an unknown field
+    data = _net_bytes(_unpacked(_weights(5000))) + group
+    with pytest.raises(wire.WireError):
+        wire.parse_netdef(data)
+    with pytest.raises(BadInputError, match=r"field number\(s\) \[99\]"):
+        parse_netdef(data, "test")
+
+
+def test_truncated_or_overlong_files_give_bad_input(tmp_path: Path) -> None:
+    slow, _ = _net(fast=False)
+    data = slow.SerializeToString()
+    for cut in (3, 40, len(data) // 3, len(data) // 2 + 1, len(data) - 1):
+        with pytest.raises(BadInputError, match="truncated or corrupt"):
+            parse_netdef(data[:cut], "cut")
+    fast, _ = _net(fast=True)
+    write_netdef(fast, tmp_path / "packed.pb")
+    packed = (tmp_path / "packed.pb").read_bytes()
+    for cut in (len(packed) // 2, len(packed) - 5):
+        (tmp_path / "cut.pb").write_bytes(packed[:cut])
+        with pytest.raises(BadInputError, match="truncated or corrupt"):
+            read_netdef(tmp_path / "cut.pb")
+
+
+def test_values_changed_after_set_floats_are_written_as_changed(tmp_path: Path) -> None:
+    net, arrays = _net(fast=True)
+    net.op[0].arg[1].floats[0] = 42.0  # the kept array no longer matches: protobuf's path
+    expected, _ = _net(fast=False)
+    expected.op[0].arg[1].floats[0] = 42.0
+    write_netdef(net, tmp_path / "n.pb")
+    assert caffe2_pb2.NetDef.FromString((tmp_path / "n.pb").read_bytes()) == expected
+    copy = caffe2_pb2.NetDef()
+    copy.CopyFrom(_net(fast=True)[0])  # copied messages are not the ones kept: protobuf's path
+    write_netdef(copy, tmp_path / "copy.pb")
+    assert caffe2_pb2.NetDef.FromString((tmp_path / "copy.pb").read_bytes()) == _net(False)[0]
+
+
+def test_arrays_kept_for_a_read_net_go_with_it(tmp_path: Path) -> None:
+    slow, _ = _net(fast=False)
+    (tmp_path / "n.pb").write_bytes(slow.SerializeToString())
+    net = read_netdef(tmp_path / "n.pb")
+    kept = [arg for op in net.op for arg in op.arg if id(arg) in values._CACHE._kept]
+    assert len(kept) == 3
+    del net, kept
+    gc.collect()
+    values._CACHE.take(caffe2_pb2.Argument())  # any use forgets nets nobody holds
+    assert not values._CACHE._owners
+    assert all(k.owner is None for k in values._CACHE._kept.values())
+
+
+def test_a_later_net_written_forgets_the_arrays_of_earlier_unwritten_ones(tmp_path: Path) -> None:
+    dry_run, _ = _net(fast=True)
+    net, _ = _net(fast=True)
+    earlier = [id(arg) for op in dry_run.op for arg in op.arg if id(arg) in values._CACHE._kept]
+    assert earlier
+    write_netdef(net, tmp_path / "n.pb")
+    assert not any(arg_id in values._CACHE._kept for arg_id in earlier)
+    write_netdef(dry_run, tmp_path / "dry.pb")  # still correct, through protobuf
+    assert caffe2_pb2.NetDef.FromString((tmp_path / "dry.pb").read_bytes()) == _net(False)[0]
