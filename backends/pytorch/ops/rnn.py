@@ -1,5 +1,9 @@
 """LSTM, GRU and RNN with ONNX's gate layouts (LSTM iofc, GRU zrh), directions, sequence_lens,
-peepholes, clip, custom activations and both layouts. One step per time index, in a Python loop.
+peepholes, clip, custom activations and both layouts.
+
+Nodes torch's recurrent kernels compute exactly go to them (``_rnn_fused``), which keeps the
+sequence axis symbolic in ``torch.export``; the rest take one step per time index in a Python loop,
+which ``torch.export`` unrolls to the example's length.
 """
 
 from __future__ import annotations
@@ -8,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from unframe.backends.pytorch.ops._common import BuildContext, Outputs, ir, ops, torch
+from unframe.backends.pytorch.ops._rnn_fused import fused_rnn
 
 F = torch.nn.functional
 Activation = Callable[[torch.Tensor], torch.Tensor]
@@ -156,8 +161,46 @@ def _spec(ctx: BuildContext, default: list[str]) -> dict[str, Any]:
     }
 
 
+def _fused_kind(ctx: BuildContext, kind: str, spec: dict[str, Any]) -> str | None:
+    """The ``fused_rnn`` kind that computes this node exactly, or None (the loop runs it)."""
+    if ctx.has_input(4) or spec["clip"] is not None:  # sequence_lens, clip
+        return None
+    if kind == "lstm" and (ctx.has_input(7) or spec["input_forget"]):  # peepholes, coupled gates
+        return None
+    # torch's GRU applies the reset gate after the recurrent matmul: linear_before_reset=1.
+    if kind == "gru" and not spec["linear_before_reset"]:
+        return None
+    names = [n.lower() for n in spec["activations"] or spec["default"]]
+    per_direction = len(spec["default"])
+    if len(names) not in (per_direction, 2 * per_direction):
+        return None
+    functions = names[:per_direction]
+    if names[per_direction:] not in ([], functions):
+        return None  # torch runs both directions with the same functions
+    if kind == "rnn" and functions in (["tanh"], ["relu"]):
+        return f"rnn_{functions[0]}"
+    return kind if functions == [n.lower() for n in spec["default"]] else None
+
+
 def _rnn_node(ctx: BuildContext, kind: str, default: list[str]) -> Outputs:
     lstm = kind == "lstm"
+    spec = _spec(ctx, default)
+    fused = _fused_kind(ctx, kind, spec)
+    if fused is not None:
+        out = ctx.call(
+            fused_rnn,
+            fused,
+            ctx.input(0),
+            ctx.input(1),
+            ctx.input(2),
+            ctx.optional_input(3),
+            ctx.optional_input(5),
+            ctx.optional_input(6) if lstm else None,
+            spec["hidden"],
+            spec["direction"] == "reverse",
+            spec["layout"],
+        )
+        return ctx.unpack(out, 3 if lstm else 2)[: len(ctx.node.outputs)]
     out = ctx.call(
         _run,
         kind,
@@ -169,7 +212,7 @@ def _rnn_node(ctx: BuildContext, kind: str, default: list[str]) -> Outputs:
         ctx.optional_input(5),
         ctx.optional_input(6) if lstm else None,
         ctx.optional_input(7) if lstm else None,
-        _spec(ctx, default),
+        spec,
     )
     return ctx.unpack(out, 3)[: len(ctx.node.outputs)]
 
