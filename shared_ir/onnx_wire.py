@@ -21,7 +21,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import onnx
@@ -67,6 +67,41 @@ def _identity(stat: os.stat_result) -> tuple[int, ...]:
     return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
+class _FileBytes:
+    """Random access to a file through ``pread``, for walking the message headers.
+
+    Walking through the mapping instead would map in whole page-cache folios (up to 2 MiB each)
+    around every header, which sit right beside the weights, and count them as resident.
+    """
+
+    _WINDOW = 1 << 16
+
+    def __init__(self, descriptor: int, size: int) -> None:
+        self._descriptor = descriptor
+        self._size = size
+        self._window_start = 0
+        self._window = b""
+
+    def __len__(self) -> int:
+        return self._size
+
+    @overload
+    def __getitem__(self, key: int) -> int: ...
+    @overload
+    def __getitem__(self, key: slice) -> bytes: ...
+    def __getitem__(self, key: int | slice) -> int | bytes:
+        if isinstance(key, slice):
+            return os.pread(self._descriptor, key.stop - key.start, key.start)
+        offset = key - self._window_start
+        if not 0 <= offset < len(self._window):
+            self._window_start = key
+            self._window = os.pread(self._descriptor, self._WINDOW, key)
+            offset = 0
+            if not self._window:
+                raise _Malformed("read past the end of the file")
+        return self._window[offset]
+
+
 class _Malformed(Exception):
     """The bytes are not what the walker expects; the caller falls back to protobuf."""
 
@@ -78,7 +113,7 @@ class _RawData:
     data_type: int
 
 
-def _read_varint(buffer: mmap.mmap | bytes, position: int, end: int) -> tuple[int, int]:
+def _read_varint(buffer: _FileBytes, position: int, end: int) -> tuple[int, int]:
     value = shift = 0
     while position < end and shift < 64:
         byte = buffer[position]
@@ -103,7 +138,7 @@ def _length_delimited(number: int, payload: bytes) -> bytes:
     return _encode_varint(number << 3 | _LENGTH_DELIMITED) + _encode_varint(len(payload)) + payload
 
 
-def _fields(buffer: mmap.mmap, start: int, end: int):  # noqa: ANN202 - a plain generator
+def _fields(buffer: _FileBytes, start: int, end: int):  # noqa: ANN202 - a plain generator
     """Yields ``(number, wire_type, field_start, value_start, value_end)`` for each field."""
     position = start
     while position < end:
@@ -127,7 +162,7 @@ def _fields(buffer: mmap.mmap, start: int, end: int):  # noqa: ANN202 - a plain 
         position = value_end
 
 
-def _split_raw_data(buffer: mmap.mmap, start: int, end: int) -> tuple[bytes, _RawData | None]:
+def _split_raw_data(buffer: _FileBytes, start: int, end: int) -> tuple[bytes, _RawData | None]:
     """A TensorProto's bytes without ``raw_data``, and where that ``raw_data`` lies."""
     kept: list[bytes] = []
     raw: tuple[int, int] | None = None
@@ -159,7 +194,7 @@ def _mappable(data_type: int) -> bool:
     return dtype != ir.DataType.STRING and dtype.bitwidth >= 8
 
 
-def _strip_weights(buffer: mmap.mmap) -> tuple[bytes, list[_RawData | None]]:
+def _strip_weights(buffer: _FileBytes) -> tuple[bytes, list[_RawData | None]]:
     """The model's bytes minus initializers' raw data, and each initializer's raw data place."""
     model_fields: list[bytes] = []
     graph: tuple[int, int] | None = None
@@ -194,17 +229,18 @@ def load_mapped(path: Path) -> ir.Model | None:
     if sys.byteorder != "little":  # raw_data is little-endian; views would need a byte swap
         return None
     with open(path, "rb") as file:
+        stat = os.fstat(file.fileno())
+        try:
+            stripped, placements = _strip_weights(_FileBytes(file.fileno(), stat.st_size))
+        except _Malformed:
+            return None
+        if not any(placements):
+            return None
         try:
             buffer = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):  # an empty file, or one that cannot be mapped
+        except (OSError, ValueError):  # a file that cannot be mapped
             return None
-        file_identity = _identity(os.fstat(file.fileno()))
-    try:
-        stripped, placements = _strip_weights(buffer)
-    except _Malformed:
-        return None
-    if not any(placements):
-        return None
+    file_identity = _identity(stat)
     proto = onnx.ModelProto()
     try:
         proto.ParseFromString(stripped)

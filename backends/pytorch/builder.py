@@ -361,21 +361,21 @@ def _initializer_array(tensor: ir.TensorProtocol) -> np.ndarray:
     That is external data, and weights inside an ``.onnx`` read by ``load_onnx``. A private
     (copy-on-write) mapping gives parameters that share the file's pages, stay writable for
     training, and leave both the file and the IR's read-only view untouched; only pages written to
-    are copied.
+    are copied. Weights at an offset unaligned for their dtype are read into fresh memory.
     """
     place = _file_place(tensor)
     if place is not None and tensor.size and tensor.dtype.bitwidth >= 8:
         dtype = np.dtype(tensor.dtype.numpy()).newbyteorder("<")
-        offset = place[1]
-        # An unaligned view could reach kernels that assume aligned data: those are read.
-        if dtype.isnative and dtype.kind in "biufc" and offset % dtype.alignment == 0:
+        path, offset = place
+        shape = tuple(tensor.shape.numpy())
+        if dtype.isnative and dtype.kind in "biufc":
             try:
-                return np.memmap(
-                    place[0],
-                    dtype=dtype,
-                    mode="c",
-                    offset=offset,
-                    shape=tuple(tensor.shape.numpy()),
+                if offset % dtype.alignment == 0:
+                    return np.memmap(path, dtype=dtype, mode="c", offset=offset, shape=shape)
+                # Unaligned data crashes some kernels (torch#191238): read it into an aligned
+                # array, with read() rather than through a mapping whose pages would stay resident.
+                return np.fromfile(path, dtype=dtype, count=tensor.size, offset=offset).reshape(
+                    shape
                 )
             except (OSError, ValueError):
                 pass
