@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -111,6 +112,9 @@ class Args:
 
 ImportConverter = Callable[[caffe2_pb2.OperatorDef, Args, "ImportContext"], None]
 
+#: Converts a net's ops into a context (the driver's op loop), for control-flow subnets.
+NetConverter = Callable[[caffe2_pb2.NetDef, "ImportContext"], None]
+
 
 class ImportContext:
     """Builds an ``ir.Graph`` from a predict net, one Caffe2 op at a time."""
@@ -124,6 +128,10 @@ class ImportContext:
         self.versions: dict[str, int] = {}
         self.index = -1
         self.op: caffe2_pb2.OperatorDef | None = None
+        #: Set in a subnet's context (an If branch, a loop body): its values' name prefix.
+        self.scope: str | None = None
+        #: The driver's op loop, which control-flow converters run on their subnets.
+        self.convert_net: NetConverter | None = None
         self._taken: set[str] = set()
         self._counter = 0
 
@@ -147,6 +155,11 @@ class ImportContext:
 
     def write(self, blob: str, value: ir.Value) -> None:
         """Makes ``value`` the blob's current version; an overwritten version gets a suffix."""
+        if self.scope is not None:
+            # A subgraph's values must not take the names of outer values, written later or not.
+            value.name = self._unique(f"{self.scope}/{blob}")
+            self.blobs[blob] = value
+            return
         previous = self.blobs.get(blob)
         fixed = previous is not None and (
             previous in self.inputs or previous.name in self.initializers
@@ -175,6 +188,51 @@ class ImportContext:
             name = f"{base}__{self._counter}"
         self._taken.add(name)
         return name
+
+    # -- subnets ------------------------------------------------------------------------------
+    def subnet(self, scope: str) -> ImportContext:
+        """A context for a subnet (If branch, loop body) that sees this context's blobs.
+
+        Initializers and names are shared with this context, so that the subgraph's constants
+        live in the main graph and no value name is used twice. Call ``run`` to convert its ops.
+        """
+        child = copy.copy(self)
+        child.nodes = []
+        child.inputs = []
+        child.blobs = dict(self.blobs)
+        child.versions = dict(self.versions)
+        child.scope = self._unique(scope)
+        child.op, child.index = None, -1
+        return child
+
+    def run(self, net: caffe2_pb2.NetDef) -> None:
+        """Converts ``net``'s ops into this context with the driver's op loop."""
+        if self.convert_net is None:
+            raise self.unsupported("subnets need the driver's op loop (ctx.convert_net)")
+        self.convert_net(net, self)
+
+    def add_subgraph_input(
+        self, blob: str, dtype: ir.DataType, shape: Sequence[int | str | None] | None
+    ) -> ir.Value:
+        """A subgraph input (a loop body's iteration number, condition, carried values)."""
+        value = ir.Value(
+            name=self._unique(f"{self.scope}/{blob}"),
+            type=ir.TensorType(dtype),
+            shape=ir.Shape(shape) if shape is not None else None,
+        )
+        self.inputs.append(value)
+        self.blobs[blob] = value
+        return value
+
+    def graph(self, outputs: Sequence[ir.Value], name: str) -> ir.Graph:
+        """This subnet context's nodes as a subgraph with ``outputs``.
+
+        An output the subgraph does not compute itself (an outer value, a weight, an input)
+        goes through an Identity, so that every subgraph output is produced inside it.
+        """
+        own = {id(v) for node in self.nodes for v in node.outputs}
+        results = [v if id(v) in own else self.identity(v, v.name or "out") for v in outputs]
+        return ir.Graph(self.inputs, results, nodes=self.nodes, name=name)
 
     # -- building -----------------------------------------------------------------------------
     def node(
@@ -265,7 +323,8 @@ class ImportContext:
     # -- errors -------------------------------------------------------------------------------
     def _location(self) -> str:
         op_type = self.op.type if self.op is not None else "?"
-        return f"op {self.index} ({op_type})"
+        where = f"op {self.index} ({op_type})"
+        return f"{self.scope}: {where}" if self.scope is not None else where
 
     def bad(self, message: str) -> BadInputError:
         return BadInputError(

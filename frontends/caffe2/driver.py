@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -47,13 +48,7 @@ def import_caffe2(model: Caffe2Model, options: Any = None) -> ir.Model:
     registry = import_registry()
     net = model.predict_net
     where = str(model.directory) if model.directory is not None else "predict_net"
-    missing = [
-        UnsupportedOp(
-            node=op.name or f"op {i}", op_type=op.type, reason="no caffe2 import converter"
-        )
-        for i, op in enumerate(net.op)
-        if registry.lookup(op.type, 1, DOMAIN) is None
-    ]
+    missing = _missing_converters(net, registry)
     if missing:
         raise UnsupportedOpsError(missing, framework=FRAMEWORK, direction="import", path=where)
     ctx = ImportContext(where)
@@ -62,22 +57,8 @@ def import_caffe2(model: Caffe2Model, options: Any = None) -> ir.Model:
     if model.init_net is not None:
         _load_init_net(model.init_net, ctx, where, placeholders)
     _add_inputs(model, ctx, specs)
-    for index, op in enumerate(net.op):
-        ctx.index, ctx.op = index, op
-        converter = registry.lookup(op.type, 1, DOMAIN)
-        assert converter is not None
-        args = Args(op, ctx)
-        for blob in op.input:
-            ctx.read(blob)
-        converter(op, args, ctx)
-        unknown = args.unknown()
-        if unknown:
-            raise ctx.bad(
-                f"unknown argument(s) {', '.join(unknown)} (output blob {op.output[0]!r})"
-                if op.output
-                else f"unknown argument(s) {', '.join(unknown)}"
-            )
-    ctx.op = None
+    ctx.convert_net = functools.partial(_convert_ops, registry=registry)
+    _convert_ops(net, ctx, registry=registry)
     outputs = []
     for blob in net.external_output or _dangling(net):
         if blob not in ctx.blobs:
@@ -93,6 +74,62 @@ def import_caffe2(model: Caffe2Model, options: Any = None) -> ir.Model:
         opset_imports={"": OPSET}, name=net.name or "caffe2",
     )  # fmt: skip
     return ir.Model(graph, ir_version=10, producer_name="unframe-caffe2")
+
+
+def _convert_ops(net: caffe2_pb2.NetDef, ctx: ImportContext, *, registry: OpRegistry[Any]) -> None:
+    """Converts ``net``'s ops in order into ``ctx`` (the main net's context or a subnet's)."""
+    for index, op in enumerate(net.op):
+        ctx.index, ctx.op = index, op
+        converter = registry.lookup(op.type, 1, DOMAIN)
+        if converter is None:
+            raise ctx.unsupported("no caffe2 import converter")
+        args = Args(op, ctx)
+        for blob in op.input:
+            ctx.read(blob)
+        converter(op, args, ctx)
+        unknown = args.unknown()
+        if unknown:
+            raise ctx.bad(
+                f"unknown argument(s) {', '.join(unknown)} (output blob {op.output[0]!r})"
+                if op.output
+                else f"unknown argument(s) {', '.join(unknown)}"
+            )
+    ctx.op = None
+
+
+def _missing_converters(
+    net: caffe2_pb2.NetDef, registry: OpRegistry[Any], scope: str = ""
+) -> list[UnsupportedOp]:
+    """Every op of ``net`` and of its subnets (If branches, loop bodies) without a converter."""
+    missing = []
+    for i, op in enumerate(net.op):
+        if registry.lookup(op.type, 1, DOMAIN) is None:
+            missing.append(
+                UnsupportedOp(
+                    node=scope + (op.name or f"op {i}"),
+                    op_type=op.type,
+                    reason="no caffe2 import converter",
+                )
+            )
+        for arg in op.arg:
+            for subnet in _subnets(arg):
+                inner = f"{scope}{op.name or f'op {i}'}/{arg.name}: "
+                missing.extend(_missing_converters(subnet, registry, inner))
+    return missing
+
+
+def _subnets(arg: caffe2_pb2.Argument) -> list[caffe2_pb2.NetDef]:
+    return [arg.n] if arg.HasField("n") else list(arg.nets)
+
+
+def _reads(net: caffe2_pb2.NetDef) -> set[str]:
+    """Blobs the ops of ``net`` and of its subnets read."""
+    read = {b for op in net.op for b in op.input}
+    for op in net.op:
+        for arg in op.arg:
+            for subnet in _subnets(arg):
+                read |= _reads(subnet)
+    return read
 
 
 def _placeholders(model: Caffe2Model, specs: dict[str, Any]) -> set[str]:
@@ -164,7 +201,7 @@ def _run_fill(
 
 def _add_inputs(model: Caffe2Model, ctx: ImportContext, specs: dict[str, Any]) -> None:
     net = model.predict_net
-    read = {b for op in net.op for b in op.input}
+    read = _reads(net)
     # external_input also lists blobs no op reads (the zoo's data-queue blobs): not inputs.
     names = [b for b in net.external_input if b not in ctx.blobs and b in read]
     if not net.external_input:

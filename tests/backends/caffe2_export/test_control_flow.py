@@ -230,8 +230,8 @@ def test_loop_is_onnx_while_with_a_body_net() -> None:
     assert list(body.external_output) == ["cond_out", "acc_out", "acc_out", "i_scan"]
 
 
-def test_if_nested_in_a_loop_body() -> None:
-    """Each trip adds i to even entries or subtracts it, by the parity of i: an If per trip."""
+def _nested_model() -> onnx.ModelProto:
+    """Each trip adds i to acc or subtracts it, by the parity of i: an If in the loop body."""
     then_branch = helper.make_graph(
         [helper.make_node("Add", ["acc", "i_f"], ["then_out"])],
         "then",
@@ -276,10 +276,16 @@ def test_if_nested_in_a_loop_body() -> None:
         ],
         [helper.make_tensor_value_info("acc_final", FLOAT, [2])],
     )
-    feeds = {"m": np.array(5, np.int64), "acc0": np.array([1.0, 10.0], np.float32)}
-    _check(_model(graph), feeds)
+    return _model(graph)
+
+
+NESTED_FEEDS = {"m": np.array(5, np.int64), "acc0": np.array([1.0, 10.0], np.float32)}
+
+
+def test_if_nested_in_a_loop_body() -> None:
+    _check(_nested_model(), NESTED_FEEDS)
     # 0 + 2 + 4 added, 1 + 3 subtracted.
-    np.testing.assert_array_equal(_caffe2(_model(graph), feeds)[0], [3.0, 12.0])
+    np.testing.assert_array_equal(_caffe2(_nested_model(), NESTED_FEEDS)[0], [3.0, 12.0])
 
 
 # -- onnx's node tests and refusals ------------------------------------------------------------
