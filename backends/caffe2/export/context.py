@@ -502,11 +502,13 @@ def _static(dims: Any) -> tuple[int, ...] | None:
     return tuple(result)
 
 
-def _all_values(graph: ir.Graph) -> list[ir.Value]:
-    """Every value of ``graph`` and of its subgraphs (If branches, Loop bodies)."""
+def _all_values(graph: ir.Graph, nested: bool = True) -> list[ir.Value]:
+    """Every value of ``graph`` and (``nested``) of its subgraphs (If branches, Loop bodies)."""
     values: list[ir.Value] = [*graph.inputs, *graph.initializers.values()]
     for node in graph:
         values.extend(v for v in node.outputs)
+        if not nested:
+            continue
         for attr in node.attributes.values():
             if isinstance(attr, ir.Attr) and attr.type == ir.AttributeType.GRAPH:
                 values.extend(_all_values(attr.as_graph()))
@@ -520,12 +522,14 @@ def infer_shapes(model: ir.Model) -> dict[str, ir.TypeAndShape]:
     """Shapes ONNX shape inference finds for the model's values (annotated in place)."""
     shape_inference(model, data_prop=True)
     values = _all_values(model.graph)
-    # Sibling subgraphs may reuse a name for different values: such a name tells nothing.
-    counts = Counter(value.name for value in values)
+    # Sibling subgraphs may reuse a name for different values: such a name tells nothing,
+    # except for the main graph's own value, which subgraphs cannot shadow.
+    main = {id(v) for v in _all_values(model.graph, nested=False)}
+    counts = Counter(value.name for value in values if id(value) not in main)
     return {
         value.name: ir.TypeAndShape(value.type, value.shape)
-        for value in values
+        for value in sorted(values, key=lambda v: id(v) in main)
         if value.name
-        and counts[value.name] == 1
+        and (id(value) in main or counts[value.name] == 1)
         and (value.shape is not None or value.type is not None)
     }
