@@ -312,6 +312,24 @@ class ExportContext:
                 self._consts[output] = result
         return results[list(node.outputs).index(value)]
 
+    def note(
+        self,
+        value: ir.Value,
+        *,
+        shape: tuple[int, ...] | None = None,
+        const: np.ndarray | None = None,
+    ) -> None:
+        """Records what a converter knows of ``value`` that ONNX's inference may not.
+
+        An If's outputs, for one, have the shape its two branches agree on, and the value of the
+        branch a constant condition picks.
+        """
+        if const is not None:
+            self._consts[value] = const
+            self._shapes[value] = tuple(const.shape)
+        elif shape is not None:
+            self._shapes[value] = tuple(shape)
+
     def const_ints(self, value: ir.Value | None) -> list[int] | None:
         array = self.const(value)
         return None if array is None else [int(v) for v in np.asarray(array).reshape(-1)]

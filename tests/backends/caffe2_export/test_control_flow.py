@@ -408,3 +408,60 @@ def test_scripted_data_dependent_loop_matches_torch_and_onnxruntime() -> None:
             expected = scripted(torch.from_numpy(x)).numpy()  # type: ignore[operator]
         np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(actual, _onnxruntime(model, {"x": x})[0], rtol=1e-6)
+
+
+def _rank_test_model() -> onnx.ModelProto:
+    """An If on x's rank, known at export time: its untaken branch has a float Mod (fmod=0),
+    which Caffe2 cannot express; its outputs' shape feeds a Reshape that needs it."""
+    then_branch = helper.make_graph(
+        [helper.make_node("Mod", ["x", "x"], ["then_y"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("then_y", FLOAT, [2, 3])],
+    )
+    else_branch = helper.make_graph(
+        [helper.make_node("Mul", ["x", "x"], ["else_y"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("else_y", FLOAT, [2, 3])],
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Shape", ["x"], ["shape"]),
+            helper.make_node("Size", ["shape"], ["rank"]),
+            helper.make_node("Equal", ["rank", "four"], ["is_4d"]),
+            helper.make_node(
+                "If", ["is_4d"], ["y"], then_branch=then_branch, else_branch=else_branch
+            ),
+            helper.make_node("Shape", ["y"], ["y_shape"]),
+            helper.make_node("ReduceProd", ["y_shape"], ["count"], keepdims=1),
+            helper.make_node("Reshape", ["y", "count"], ["flat"]),
+        ],
+        "rank_test",
+        [helper.make_tensor_value_info("x", FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("flat", FLOAT, [6])],
+        initializer=[numpy_helper.from_array(np.array(4, np.int64), "four")],
+    )
+    return _model(graph, opset=17)
+
+
+def test_if_with_a_condition_known_at_export_is_its_taken_branch() -> None:
+    model = _rank_test_model()
+    nets = export_model(ir.from_proto(model))
+    assert "If" not in {op.type for op in nets.predict_net.op}
+    x = np.array([[1.0, -2.0, 3.0], [0.5, 4.0, -1.5]], np.float32)
+    _check(model, {"x": x})
+    np.testing.assert_array_equal(_caffe2(model, {"x": x})[0], (x * x).reshape(-1))
+
+
+def test_a_failing_branch_is_reported_when_the_condition_is_not_known() -> None:
+    model = _rank_test_model()
+    # The condition now comes from the data: both branches must export.
+    model.graph.node[2].input[0] = "x_sum"
+    model.graph.node.insert(0, helper.make_node("ReduceSum", ["x"], ["x_sum_f"], keepdims=0))
+    model.graph.node.insert(1, helper.make_node("Cast", ["x_sum_f"], ["x_sum"], to=INT64))
+    with pytest.raises(UnsupportedOpsError) as raised:
+        export_model(ir.from_proto(model))
+    (failure,) = raised.value.ops
+    assert failure.op_type == "If" and "then_net cannot be exported" in failure.reason
+    assert "(Mod)" in failure.reason

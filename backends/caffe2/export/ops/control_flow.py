@@ -6,7 +6,8 @@ schemas (``caffe2/operators/if_op.cc``, ``onnx_while_op.cc``/``.h``):
 - ``If``: input 0 is the condition; arguments ``then_net`` and ``else_net`` hold NetDefs run in
   the If's own workspace, which write the If's outputs under the If's output names. The outer
   blobs the branches read follow the condition as inputs (Caffe2 allows any number), so that
-  the data dependency is visible in the net.
+  the data dependency is visible in the net. An If whose condition is known at export time
+  (shape and rank tests) is written as the ops of the branch it takes.
 - ``ONNXWhile``: inputs max_trip_count (int64), first_iter_condition, the initial loop-carried
   values, then the outer blobs the body reads; outputs the final loop-carried values, then the
   scan outputs (stacked along a new axis 0). The ``body`` NetDef lists as external_input the
@@ -34,8 +35,26 @@ from unframe.backends.caffe2.proto import caffe2_pb2
 def if_v1(node: ir.Node, ctx: ExportContext) -> None:
     outputs = [ctx.output(node, i) for i in range(len(node.outputs))]
     base = node.name or ctx.fresh("if")
-    then_net = _branch(ctx, _graph(ctx, node, "then_branch"), outputs, f"{base}/then_net")
-    else_net = _branch(ctx, _graph(ctx, node, "else_branch"), outputs, f"{base}/else_net")
+    known = ctx.const(node.inputs[0])
+    if known is not None and known.size == 1:
+        # A condition fixed at export time (a rank or shape test): only that branch ever
+        # runs, so it is written into this net; the other may not even be exportable.
+        taken = "then_branch" if bool(known.reshape(-1)[0]) else "else_branch"
+        graph = _graph(ctx, node, taken)
+        sub, net = _branch(ctx, graph, outputs, f"{base}/{taken}")
+        ctx.predict.op.extend(net.op)
+        for value, source in zip(node.outputs, graph.outputs, strict=True):
+            ctx.note(value, shape=sub.shape(source), const=sub.const(source))
+        return
+    then_graph, else_graph = _graph(ctx, node, "then_branch"), _graph(ctx, node, "else_branch")
+    then_sub, then_net = _branch(ctx, then_graph, outputs, f"{base}/then_net")
+    else_sub, else_net = _branch(ctx, else_graph, outputs, f"{base}/else_net")
+    for value, then_out, else_out in zip(
+        node.outputs, then_graph.outputs, else_graph.outputs, strict=True
+    ):
+        shape = then_sub.shape(then_out)
+        if shape is not None and shape == else_sub.shape(else_out):
+            ctx.note(value, shape=shape)
     condition = ctx.input(node, 0)
     outer = _ordered_union(then_net.external_input, else_net.external_input, skip={condition})
     op = ctx.emit("If", [condition, *outer], outputs)
@@ -101,8 +120,8 @@ def _graph(ctx: ExportContext, node: ir.Node, name: str) -> ir.Graph:
 
 def _branch(
     ctx: ExportContext, graph: ir.Graph, outputs: Sequence[str], name: str
-) -> caffe2_pb2.NetDef:
-    """One If branch as a NetDef that writes the If's output blobs."""
+) -> tuple[ExportContext, caffe2_pb2.NetDef]:
+    """One If branch as a NetDef that writes the If's output blobs, and its context."""
     if len(graph.outputs) != len(outputs):
         raise ctx.error(f"{name} has {len(graph.outputs)} outputs, the If {len(outputs)}")
     sub, failures = ctx.subnet(graph, name)
@@ -115,7 +134,7 @@ def _branch(
     net = sub.predict
     net.external_input.extend(_free_blobs(net, provided=()))
     net.external_output.extend(outputs)
-    return net
+    return sub, net
 
 
 def _free_blobs(
