@@ -3,7 +3,8 @@
 Eagerly, the helpers branch and loop in Python on the run-time values. Under ``torch.export``
 (``torch.compiler.is_compiling()``), ``If`` becomes ``torch.cond`` and ``Loop`` becomes
 ``while_loop``; a Loop with scan outputs (which ``while_loop`` cannot carry) is unrolled only
-when its trip count is a graph constant and its condition is never updated.
+when its trip count is a graph constant and its condition is never updated. ``Scan`` becomes
+torch's ``scan``, so its sequence length stays dynamic.
 """
 
 from __future__ import annotations
@@ -183,24 +184,56 @@ def _scan(
         if k < len(input_directions) and input_directions[k]:
             x = x.flip(0)
         sequences.append(x)
-    length = sequences[0].shape[0]
-    collected: list[list[torch.Tensor]] = []
-    for t in range(length):
-        outputs = body(*state, *(s[t] for s in sequences), *captured)
-        state = list(outputs[:num_state])
-        for k, value in enumerate(outputs[num_state:]):
-            if len(collected) <= k:
-                collected.append([])
-            collected[k].append(value)
+    if torch.compiler.is_compiling():
+        state, stacked = _scan_exported(body, state, sequences, captured)
+    else:
+        state, stacked = _scan_eager(body, state, sequences, captured)
     results = []
-    for k, values in enumerate(collected):
-        y = torch.stack(values)
+    for k, y in enumerate(stacked):
         if k < len(output_directions) and output_directions[k]:
             y = y.flip(0)
         axis = output_axes[k] if k < len(output_axes) else 0
         axis = axis + y.dim() if axis < 0 else axis
         results.append(y.movedim(0, axis))
     return (*state, *results)
+
+
+def _scan_eager(
+    body: Any,
+    state: list[torch.Tensor],
+    sequences: list[torch.Tensor],
+    captured: tuple[torch.Tensor, ...],
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    num_state = len(state)
+    collected: list[list[torch.Tensor]] = []
+    for t in range(sequences[0].shape[0]):
+        outputs = body(*state, *(s[t] for s in sequences), *captured)
+        state = list(outputs[:num_state])
+        for k, value in enumerate(outputs[num_state:]):
+            if len(collected) <= k:
+                collected.append([])
+            collected[k].append(value)
+    return state, [torch.stack(values) for values in collected]
+
+
+def _scan_exported(
+    body: Any,
+    state: list[torch.Tensor],
+    sequences: list[torch.Tensor],
+    captured: tuple[torch.Tensor, ...],
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    # A Python loop would be unrolled by torch.export at the example's length.
+    from torch._higher_order_ops import scan
+
+    num_state = len(state)
+
+    def step(carry: list[torch.Tensor], items: list[torch.Tensor]) -> Any:
+        outputs = body(*carry, *items, *captured)
+        # scan rejects outputs that alias its inputs (an Identity body): clone them.
+        return [v.clone() for v in outputs[:num_state]], [v.clone() for v in outputs[num_state:]]
+
+    final, stacked = scan(step, list(state), list(sequences))
+    return list(final), list(stacked)
 
 
 @ops.register("Scan", since=9)

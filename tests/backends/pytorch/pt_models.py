@@ -181,6 +181,47 @@ def loop_scan_model(trips: int = 4) -> onnx.ModelProto:
     return _model(graph)
 
 
+def scan_model() -> onnx.ModelProto:
+    """Scan-16 over a [T, n] sequence read backwards: running sum, and each step's sum times w."""
+    body = helper.make_graph(
+        [
+            helper.make_node("Add", ["sum_in", "x_t"], ["sum_out"]),
+            helper.make_node("Mul", ["sum_out", "w"], ["y_t"]),  # w: an outer-scope weight
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("sum_in", TensorProto.FLOAT, ["n"]),
+            helper.make_tensor_value_info("x_t", TensorProto.FLOAT, ["n"]),
+        ],
+        [
+            helper.make_tensor_value_info("sum_out", TensorProto.FLOAT, ["n"]),
+            helper.make_tensor_value_info("y_t", TensorProto.FLOAT, ["n"]),
+        ],
+    )
+    scan = helper.make_node(
+        "Scan",
+        ["init", "xs"],
+        ["total", "ys"],
+        body=body,
+        num_scan_inputs=1,
+        scan_input_directions=[1],
+    )
+    graph = helper.make_graph(
+        [scan],
+        "scan",
+        [
+            helper.make_tensor_value_info("init", TensorProto.FLOAT, [3]),
+            helper.make_tensor_value_info("xs", TensorProto.FLOAT, ["T", 3]),
+        ],
+        [
+            helper.make_tensor_value_info("total", TensorProto.FLOAT, [3]),
+            helper.make_tensor_value_info("ys", TensorProto.FLOAT, ["T", 3]),
+        ],
+        [numpy_helper.from_array(np.array([1.0, -2.0, 0.5], dtype=np.float32), "w")],
+    )
+    return _model(graph)
+
+
 def shape_output_model() -> onnx.ModelProto:
     """Outputs Shape(x) as a tensor, and x reshaped with a shape computed from constants."""
     nodes = [

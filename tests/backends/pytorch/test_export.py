@@ -190,6 +190,21 @@ def test_loop_with_scan_outputs_and_constant_trip_count_exports() -> None:
         np.testing.assert_allclose(actual.detach().numpy(), expected)
 
 
+def test_scan_exports_with_a_dynamic_sequence_length(tmp_path: Path) -> None:
+    model = _models.scan_model()
+    path = tmp_path / "scan.pt2"
+    save_pt2(_ir(model), path)
+    module = torch.export.load(str(path)).module()
+    rng = np.random.default_rng(3)
+    init = rng.standard_normal(3).astype(np.float32)
+    for length in (2, 5, 9):  # the length the export saw, and others
+        xs = rng.standard_normal((length, 3)).astype(np.float32)
+        want = _models.run_onnxruntime(model, {"init": init, "xs": xs})
+        got = module(torch.from_numpy(init), torch.from_numpy(xs))
+        for actual, expected in zip(got, want, strict=True):
+            np.testing.assert_allclose(actual.detach().numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_shape_values_and_folded_constants_stay_dynamic() -> None:
     model = _models.shape_output_model()
     program = export_program(_ir(model))
