@@ -75,6 +75,9 @@ def _scan_direction(
     """One direction as a ``scan`` of one-step kernel calls: ``[seq, batch, hidden]``, state."""
     from torch._higher_order_ops.scan import scan
 
+    # scan rejects closed-over tensors that alias each other (B's halves are views of one row).
+    params = [p.clone() for p in params]
+
     def step(
         carried: tuple[torch.Tensor, ...], x_t: torch.Tensor
     ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:

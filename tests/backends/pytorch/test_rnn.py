@@ -1,4 +1,5 @@
-"""LSTM/GRU/RNN against onnxruntime: bidirectional, sequence_lens, initial state, clip."""
+"""LSTM/GRU/RNN: the fused torch-kernel path against torch.nn.LSTM/GRU/RNN (and onnxruntime),
+in eager mode and through ``torch.export``; the step-by-step loop against onnxruntime."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import onnx_ir as ir
 import pytest
 from onnx import TensorProto, helper
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
+from unframe.backends.pytorch import export_program, to_torch  # noqa: E402
+from unframe.backends.pytorch.ops import rnn as rnn_ops  # noqa: E402
 from unframe.converters.adapters.pytorch import PyTorchFramework  # noqa: E402
 
 CASES = [
@@ -63,5 +66,232 @@ def test_bidirectional_with_sequence_lens_matches_onnxruntime(
     want = session.run(None, feeds)
     got = list(PyTorchFramework().run_ir(ir.from_proto(model), feeds).values())
     assert len(got) == len(want)
+    for actual, expected in zip(got, want, strict=True):
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+
+
+# -- nodes torch's own kernels compute: checked against torch.nn.LSTM/GRU/RNN ------------------
+
+HIDDEN, FEATURES = 4, 3
+#: For each ONNX gate (LSTM iofc, GRU zrh), the index of the same gate in torch's weights
+#: (LSTM ifgo, GRU rzn).
+ONNX_GATES_IN_TORCH = {"LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2], "RNN": [0]}
+#: ONNX op, its attributes beyond the defaults and the torch module computing the same.
+KERNEL_CASES = {
+    "lstm": ("LSTM", {}, lambda bi: torch.nn.LSTM(FEATURES, HIDDEN, bidirectional=bi)),
+    "gru": (
+        "GRU",
+        {"linear_before_reset": 1},
+        lambda bi: torch.nn.GRU(FEATURES, HIDDEN, bidirectional=bi),
+    ),
+    "rnn_tanh": ("RNN", {}, lambda bi: torch.nn.RNN(FEATURES, HIDDEN, bidirectional=bi)),
+    "rnn_relu": (
+        "RNN",
+        {"activations": ["Relu"]},
+        lambda bi: torch.nn.RNN(FEATURES, HIDDEN, nonlinearity="relu", bidirectional=bi),
+    ),
+}
+
+
+def _onnx_weights(module: torch.nn.RNNBase, op: str) -> dict[str, np.ndarray]:
+    """W, R, B of an ONNX node computing what ``module`` (one layer) computes."""
+
+    def onnx_order(weight: torch.Tensor) -> np.ndarray:
+        gates = weight.detach().numpy().reshape(len(ONNX_GATES_IN_TORCH[op]), HIDDEN, -1)
+        return gates[ONNX_GATES_IN_TORCH[op]].reshape(weight.shape)
+
+    suffixes = ["", "_reverse"] if module.bidirectional else [""]
+    per_direction = {
+        name: [onnx_order(getattr(module, f"{name}_l0{s}")) for s in suffixes]
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    }
+    return {
+        "W": np.stack(per_direction["weight_ih"]),
+        "R": np.stack(per_direction["weight_hh"]),
+        "B": np.concatenate(
+            [np.stack(per_direction["bias_ih"]), np.stack(per_direction["bias_hh"])], axis=1
+        ),
+    }
+
+
+def _kernel_model(
+    kind: str, module: torch.nn.RNNBase, direction: str, layout: int, with_state: bool
+) -> onnx.ModelProto:
+    op, extra_attrs, _ = KERNEL_CASES[kind]
+    dirs = 2 if direction == "bidirectional" else 1
+    x_dims: list[int | str] = ["seq", "batch", FEATURES] if layout == 0 else ["batch", "seq", 3]
+    state_dims: list[int | str] = [dirs, "batch", HIDDEN] if layout == 0 else ["batch", dirs, 4]
+    states = ["h0", "c0"] if op == "LSTM" else ["h0"]
+    inputs = ["X", "W", "R", "B", ""] + (states if with_state else [])
+    outputs = ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else [])
+    attrs = {"hidden_size": HIDDEN, "direction": direction, "layout": layout, **extra_attrs}
+    if "activations" in attrs:  # one list per direction
+        attrs["activations"] = extra_attrs["activations"] * dirs
+    node = helper.make_node(op, inputs, outputs, **attrs)
+    graph = helper.make_graph(
+        [node],
+        "rnn",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, x_dims)]
+        + [
+            helper.make_tensor_value_info(s, TensorProto.FLOAT, state_dims)
+            for s in (states if with_state else [])
+        ],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+        [onnx.numpy_helper.from_array(a, n) for n, a in _onnx_weights(module, op).items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+
+
+def _torch_outputs(
+    module: torch.nn.RNNBase,
+    direction: str,
+    layout: int,
+    x: torch.Tensor,
+    states: list[torch.Tensor],
+) -> list[np.ndarray]:
+    """ONNX's Y, Y_h(, Y_c) from the torch module, in ``layout``; seq-major ``x``, states."""
+    reverse = direction == "reverse"  # torch has no backward-only layer: reverse the input
+    with torch.no_grad():
+        if isinstance(module, torch.nn.LSTM):
+            out, (h, c) = module(x.flip(0) if reverse else x, tuple(states) if states else None)
+            finals = [h, c]
+        else:
+            out, h = module(x.flip(0) if reverse else x, states[0] if states else None)
+            finals = [h]
+    y = out.unflatten(2, (-1, HIDDEN)).transpose(1, 2)  # [seq, dirs, batch, hidden]
+    y = y.flip(0) if reverse else y
+    if layout == 1:
+        y, finals = y.permute(2, 0, 1, 3), [s.transpose(0, 1) for s in finals]
+    return [t.numpy() for t in (y, *finals)]
+
+
+def _onnx_feeds(
+    layout: int, x: torch.Tensor, states: list[torch.Tensor]
+) -> tuple[torch.Tensor, ...]:
+    """Graph inputs in ONNX's ``layout`` from seq-major ``x`` and [dirs, batch, hidden] states."""
+    if layout == 1:
+        return (x.transpose(0, 1), *(s.transpose(0, 1) for s in states))
+    return (x, *states)
+
+
+def _random_inputs(
+    kind: str, dirs: int, steps: int, batch: int, with_state: bool, seed: int
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(steps, batch, FEATURES, generator=generator)
+    count = (2 if kind == "lstm" else 1) if with_state else 0
+    return x, [torch.randn(dirs, batch, HIDDEN, generator=generator) for _ in range(count)]
+
+
+def _graph_targets(module: torch.fx.GraphModule) -> set[object]:
+    return {node.target for node in module.graph.nodes}
+
+
+@pytest.mark.parametrize("with_state", [False, True], ids=["zero_state", "initial_state"])
+@pytest.mark.parametrize("layout", [0, 1])
+@pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
+@pytest.mark.parametrize("kind", sorted(KERNEL_CASES))
+def test_fused_kernel_matches_torch_module(
+    kind: str, direction: str, layout: int, with_state: bool
+) -> None:
+    torch.manual_seed(0)
+    module = KERNEL_CASES[kind][2](direction == "bidirectional")
+    model = _kernel_model(kind, module, direction, layout, with_state)
+    built = to_torch(ir.from_proto(model))
+    assert rnn_ops.fused_rnn in _graph_targets(built)
+    assert rnn_ops._run not in _graph_targets(built)  # noqa: SLF001 - the loop is not used
+    x, states = _random_inputs(kind, module.bidirectional + 1, 5, 2, with_state, seed=1)
+    feeds = _onnx_feeds(layout, x, states)
+    with torch.no_grad():
+        got = [t.numpy() for t in built(*feeds)]
+    want = _torch_outputs(module, direction, layout, x, states)
+    for actual, expected in zip(got, want, strict=True):
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+    if layout == 1:
+        return  # onnxruntime has no batch-major recurrences, onnx's reference no Relu in RNN
+    # ONNX's semantics agree too (GRU: torch's reset gate is linear_before_reset=1).
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    reference = session.run(None, {n: t.numpy() for n, t in zip(names, feeds, strict=True)})
+    for actual, expected in zip(got, reference, strict=True):
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kind", "direction", "layout", "with_state"),
+    [
+        ("lstm", "bidirectional", 1, True),
+        ("gru", "reverse", 0, False),
+        ("rnn_relu", "bidirectional", 0, False),
+    ],
+)
+def test_exported_program_keeps_the_sequence_axis(
+    kind: str, direction: str, layout: int, with_state: bool
+) -> None:
+    """``torch.export`` of the fused path runs other lengths than its example (a scan)."""
+    torch.manual_seed(0)
+    module = KERNEL_CASES[kind][2](direction == "bidirectional")
+    model = ir.from_proto(_kernel_model(kind, module, direction, layout, with_state))
+    program = export_program(model)
+    assert {"W", "R", "B"} <= {name.rsplit(".", 1)[-1] for name in program.state_dict}
+    for steps, batch in [(3, 3), (11, 2)]:
+        x, states = _random_inputs(kind, module.bidirectional + 1, steps, batch, with_state, 2)
+        with torch.no_grad():
+            got = [t.numpy() for t in program.module()(*_onnx_feeds(layout, x, states))]
+        want = _torch_outputs(module, direction, layout, x, states)
+        for actual, expected in zip(got, want, strict=True):
+            np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+# -- what torch's kernels cannot compute stays on the step-by-step loop ------------------------
+
+LOOP_CASES = [
+    ("GRU", 3, {}, False),  # linear_before_reset=0
+    ("LSTM", 4, {}, True),  # peepholes
+    ("LSTM", 4, {"input_forget": 1}, False),
+    ("LSTM", 4, {"clip": 0.5}, False),
+    ("RNN", 1, {"activations": ["Relu", "Tanh"]}, False),  # one function per direction
+    ("GRU", 3, {"linear_before_reset": 1, "activations": ["HardSigmoid", "Tanh"] * 2}, False),
+]
+
+
+@pytest.mark.parametrize(("kind", "gates", "attrs", "peepholes"), LOOP_CASES)
+def test_loop_handles_what_the_kernels_cannot(
+    kind: str, gates: int, attrs: dict[str, object], peepholes: bool
+) -> None:
+    rng = np.random.default_rng(3)
+    hidden, inputs, batch, steps, dirs = 3, 4, 2, 5, 2
+    weights = {
+        "W": rng.standard_normal((dirs, gates * hidden, inputs)).astype(np.float32),
+        "R": rng.standard_normal((dirs, gates * hidden, hidden)).astype(np.float32),
+        "B": rng.standard_normal((dirs, 2 * gates * hidden)).astype(np.float32),
+    }
+    if peepholes:
+        weights["P"] = rng.standard_normal((dirs, 3 * hidden)).astype(np.float32)
+    x = rng.standard_normal((steps, batch, inputs)).astype(np.float32)
+    outputs = ["Y", "Y_h"] + (["Y_c"] if kind == "LSTM" else [])
+    node = helper.make_node(
+        kind,
+        ["X", "W", "R", "B"] + (["", "", "", "P"] if peepholes else []),
+        outputs,
+        hidden_size=hidden,
+        direction="bidirectional",
+        **attrs,
+    )
+    graph = helper.make_graph(
+        [node],
+        "rnn",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, x.shape)],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+        [onnx.numpy_helper.from_array(a, n) for n, a in weights.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    built = to_torch(ir.from_proto(model))
+    assert rnn_ops._run in _graph_targets(built)  # noqa: SLF001
+    assert rnn_ops.fused_rnn not in _graph_targets(built)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    want = session.run(None, {"X": x})
+    with torch.no_grad():
+        got = [t.numpy() for t in built(torch.from_numpy(x))]
     for actual, expected in zip(got, want, strict=True):
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
