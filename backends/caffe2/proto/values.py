@@ -173,14 +173,13 @@ def set_ints(arg: caffe2_pb2.Argument, values: np.ndarray) -> None:
 
 
 def get_floats(arg: caffe2_pb2.Argument) -> np.ndarray:
-    """``arg.floats`` as a float32 array."""
+    """``arg.floats`` as a float32 array, which may be read-only."""
     count = len(arg.floats)
     if count < _FAST_MIN:
         return np.asarray(arg.floats, dtype=np.float32)
     kept = _CACHE.take(arg, "floats")
     if kept is not None:
-        # An array read from a file is the caller's now; one of a net being built is read-only.
-        return kept.values if kept.owner is not None else kept.values.copy()
+        return kept.values
     # Fields serialize in field-number order; only the floats, as unpacked fixed32, are wanted.
     only = caffe2_pb2.Argument()
     only.floats.MergeFrom(arg.floats)
@@ -193,11 +192,11 @@ def get_floats(arg: caffe2_pb2.Argument) -> np.ndarray:
 
 
 def get_ints(arg: caffe2_pb2.Argument) -> np.ndarray:
-    """``arg.ints`` as an int64 array."""
+    """``arg.ints`` as an int64 array, which may be read-only."""
     if len(arg.ints) >= _FAST_MIN:
         kept = _CACHE.take(arg, "ints")
         if kept is not None:
-            return kept.values.copy()
+            return kept.values
     return np.asarray(arg.ints, dtype=np.int64)
 
 

@@ -167,14 +167,17 @@ def _arg_floats(data: bytes, start: int, end: int) -> tuple[bytes, list[np.ndarr
 
 def _op_with_packed_floats(
     data: bytes, start: int, end: int
-) -> tuple[bytearray, list[tuple[int, int, int]]] | None:
-    """An OperatorDef's bytes with each large float list packed, and where those lists lie.
+) -> tuple[bytearray | None, list[tuple[int, np.ndarray]]] | None:
+    """An OperatorDef's bytes with each large float list packed, and those lists.
 
-    Returns None where the op has no large float list. The places are (index of the argument
-    among the op's arguments, byte offset of its floats, their count).
+    Returns None where the op has no large float list, else the new bytes (None where every list
+    is already one packed field: then the op's own bytes serve, and the lists are views of
+    ``data``) and, for each list, the index of its argument among the op's arguments and the
+    floats.
     """
     pieces: list[bytes | list[np.ndarray]] = []
     places: list[tuple[int, int, int]] = []
+    lists: list[tuple[int, np.ndarray]] = []
     size = 0
     arg_index = -1
     pos = start
@@ -190,6 +193,8 @@ def _op_with_packed_floats(
             pos = stop
             continue
         others, chunks = split
+        if len(chunks) == 1 and chunks[0].flags.c_contiguous:
+            lists.append((arg_index, chunks[0]))
         count = sum(chunk.size for chunk in chunks)
         floats_head = key(ARG_FLOATS, LENGTH_DELIMITED) + varint(4 * count)
         arg_size = len(others) + len(floats_head) + 4 * count
@@ -202,6 +207,8 @@ def _op_with_packed_floats(
         pos = stop
     if not places:
         return None
+    if len(lists) == len(places):
+        return None, lists
     out = bytearray(size)
     offset = 0
     for piece in pieces:
@@ -212,7 +219,11 @@ def _op_with_packed_floats(
         for chunk in piece:
             np.frombuffer(out, dtype="<f4", count=chunk.size, offset=offset)[:] = chunk
             offset += 4 * chunk.size
-    return out, places
+    views = [
+        (index, np.frombuffer(out, dtype="<f4", count=count, offset=offset))
+        for index, offset, count in places
+    ]
+    return out, views
 
 
 def parse_netdef(
@@ -238,14 +249,12 @@ def parse_netdef(
                 continue
             op = net.op.add()
             rewritten = _op_with_packed_floats(data, body, stop)
-            if rewritten is None:
+            if rewritten is None or rewritten[0] is None:
                 op.MergeFromString(view[body:stop])
             else:
-                buffer, places = rewritten
-                op.MergeFromString(buffer)
-                for arg_index, offset, count in places:
-                    floats = np.frombuffer(buffer, dtype="<f4", count=count, offset=offset)
-                    found.append((op.arg[arg_index], floats))
+                op.MergeFromString(rewritten[0])
+            if rewritten is not None:
+                found.extend((op.arg[index], floats) for index, floats in rewritten[1])
             pos = stop
         net.MergeFromString(b"".join(others))
     except DecodeError as error:
