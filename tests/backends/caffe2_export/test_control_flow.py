@@ -3,6 +3,8 @@ against onnxruntime running the source model (and torch for the PyTorch models).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnx_ir as ir
@@ -10,6 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from unframe.backends.caffe2.export import export_model
+from unframe.backends.caffe2.netdef import Caffe2Model, read_model, write_model
 from unframe.backends.caffe2.proto import caffe2_pb2
 from unframe.backends.caffe2.runtime import run_net
 from unframe.converters import conformance
@@ -286,6 +289,15 @@ def test_if_nested_in_a_loop_body() -> None:
     _check(_nested_model(), NESTED_FEEDS)
     # 0 + 2 + 4 added, 1 + 3 subtracted.
     np.testing.assert_array_equal(_caffe2(_nested_model(), NESTED_FEEDS)[0], [3.0, 12.0])
+
+
+@pytest.mark.parametrize("text", [False, True], ids=["pb", "pbtxt"])
+def test_nested_nets_survive_the_model_files(text: bool, tmp_path: Path) -> None:
+    nets = export_model(ir.from_proto(_nested_model()))
+    write_model(Caffe2Model(nets.predict_net, nets.init_net, nets.value_info), tmp_path, text=text)
+    read = read_model(tmp_path)
+    (actual,) = run_net(read.predict_net, read.init_net, NESTED_FEEDS).values()
+    np.testing.assert_array_equal(actual, [3.0, 12.0])
 
 
 # -- onnx's node tests and refusals ------------------------------------------------------------
