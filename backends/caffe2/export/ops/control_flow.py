@@ -34,21 +34,20 @@ from unframe.backends.caffe2.proto import caffe2_pb2
 @ops.register("If", since=1)
 def if_v1(node: ir.Node, ctx: ExportContext) -> None:
     outputs = [ctx.output(node, i) for i in range(len(node.outputs))]
-    base = node.name or ctx.fresh("if")
     known = ctx.const(node.inputs[0])
     if known is not None and known.size == 1:
         # A condition fixed at export time (a rank or shape test): only that branch ever
         # runs, so it is written into this net; the other may not even be exportable.
         taken = "then_branch" if bool(known.reshape(-1)[0]) else "else_branch"
         graph = _graph(ctx, node, taken)
-        sub, net = _branch(ctx, graph, outputs, f"{base}/{taken}")
+        sub, net = _branch(ctx, graph, outputs, taken)
         ctx.predict.op.extend(net.op)
         for value, source in zip(node.outputs, graph.outputs, strict=True):
             ctx.note(value, shape=sub.shape(source), const=sub.const(source))
         return
     then_graph, else_graph = _graph(ctx, node, "then_branch"), _graph(ctx, node, "else_branch")
-    then_sub, then_net = _branch(ctx, then_graph, outputs, f"{base}/then_net")
-    else_sub, else_net = _branch(ctx, else_graph, outputs, f"{base}/else_net")
+    then_sub, then_net = _branch(ctx, then_graph, outputs, "then_net")
+    else_sub, else_net = _branch(ctx, else_graph, outputs, "else_net")
     for value, then_out, else_out in zip(
         node.outputs, then_graph.outputs, else_graph.outputs, strict=True
     ):
@@ -87,8 +86,8 @@ def loop_v1(node: ir.Node, ctx: ExportContext) -> None:
         else ctx.constant(np.array(True), "first_condition")
     )
     body_inputs = [ctx.blob(value) for value in body.inputs]
-    base = node.name or ctx.fresh("loop")
-    sub, failures = ctx.subnet(body, f"{base}/body")
+    # Caffe2 looks a loop's body net up by name in its workspace: one name per body.
+    sub, failures = ctx.subnet(body, ctx.fresh("body"))
     if failures:
         raise ctx.error(f"its body cannot be exported: {'; '.join(failures)}")
     net = sub.predict
@@ -119,14 +118,16 @@ def _graph(ctx: ExportContext, node: ir.Node, name: str) -> ir.Graph:
 
 
 def _branch(
-    ctx: ExportContext, graph: ir.Graph, outputs: Sequence[str], name: str
+    ctx: ExportContext, graph: ir.Graph, outputs: Sequence[str], kind: str
 ) -> tuple[ExportContext, caffe2_pb2.NetDef]:
-    """One If branch as a NetDef that writes the If's output blobs, and its context."""
+    """One If branch (``kind``: its argument's name) as a NetDef that writes the If's output
+    blobs, and the branch's context."""
     if len(graph.outputs) != len(outputs):
-        raise ctx.error(f"{name} has {len(graph.outputs)} outputs, the If {len(outputs)}")
-    sub, failures = ctx.subnet(graph, name)
+        raise ctx.error(f"its {kind} has {len(graph.outputs)} outputs, the If {len(outputs)}")
+    # Net names are unique in the model, as Caffe2 may look subnets up by name.
+    sub, failures = ctx.subnet(graph, ctx.fresh(kind))
     if failures:
-        raise ctx.error(f"{name} cannot be exported: {'; '.join(failures)}")
+        raise ctx.error(f"its {kind} cannot be exported: {'; '.join(failures)}")
     # A copy rather than renaming the producer's output: a branch output may be an outer
     # value, a weight or a branch input, none of which the branch writes.
     for value, blob in zip(graph.outputs, outputs, strict=True):
