@@ -191,29 +191,7 @@ def test_pt2_file_roundtrip(
         np.testing.assert_allclose(actual, _eager(module, x), rtol=RTOL, atol=ATOL)
 
 
-#: Where the backend's ``.pt2`` export still fixes an axis that is symbolic in the ONNX model.
-_PT2_SPECIALIZES = {
-    "gru": "the .pt2 export fixes the sequence axis (to its example size, 64)",
-    "lstm": "the .pt2 export fixes the sequence axis (to its example size, 64)",
-}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name,
-            # slow too: a failing torch.export of an unrolled recurrence takes ~40-60 s.
-            marks=[
-                pytest.mark.xfail(reason=f"PyTorch backend: {_PT2_SPECIALIZES[name]}"),
-                pytest.mark.slow,
-            ],
-        )
-        if name in _PT2_SPECIALIZES
-        else name
-        for name in NAMES
-    ],
-)
+@pytest.mark.parametrize("name", NAMES)
 def test_pt2_file_keeps_dynamic_axes(
     name: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
