@@ -132,6 +132,9 @@ def fused_rnn(
         ]
         y = torch.stack([ys for ys, _ in runs], dim=1)
         finals = [torch.cat([state[k] for _, state in runs]) for k in range(len(states))]
+    elif x.shape[0] == 0:  # the kernels reject empty sequences; ONNX keeps the initial state
+        y = x.new_zeros((0, directions, batch, hidden))
+        finals = states
     else:
         # torch has no backward-only direction: run forwards over the reversed sequence.
         sequence = x.flip(0) if reverse else x

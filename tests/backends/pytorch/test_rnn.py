@@ -16,6 +16,20 @@ from unframe.backends.pytorch import export_program, to_torch  # noqa: E402
 from unframe.backends.pytorch.ops import rnn as rnn_ops  # noqa: E402
 from unframe.converters.adapters.pytorch import PyTorchFramework  # noqa: E402
 
+from node_family import check_node_case, family_cases, ops_without_node_tests  # noqa: E402
+
+OPS = ["LSTM", "GRU", "RNN"]
+
+
+@pytest.mark.parametrize("name", sorted(family_cases(tuple(OPS))))
+def test_node_case(name: str) -> None:
+    check_node_case(name, OPS)
+
+
+def test_every_op_has_node_tests() -> None:
+    assert ops_without_node_tests(OPS) == []
+
+
 CASES = [
     ("LSTM", 4, {}),
     ("LSTM", 4, {"clip": 0.5}),
