@@ -100,20 +100,16 @@ class Caffe2Framework(Framework):
         inputs: Mapping[str, np.ndarray],
         options: ConvertOptions | None = None,
     ) -> dict[str, np.ndarray]:
-        """Exports ``model`` and runs it on the executor.
+        """Exports ``model`` as it is and runs the nets on the executor with ``inputs``.
 
-        Graph inputs that only feed parameter slots (axes, pads, k, repeats...), which Caffe2
-        holds as op arguments, are bound to the arrays given for them first; see
-        ``unframe.backends.caffe2.export.binding``.
+        Graph inputs that feed parameters (axes, pads, starts, sizes...) stay inputs: the net
+        computes with them at run time, so it is not specialized to the values fed here.
         """
-        from unframe.backends.caffe2.export.binding import bind_parameter_inputs
-
-        model, feeds, _ = bind_parameter_inputs(model, inputs)
         with tempfile.TemporaryDirectory(prefix="unframe-caffe2-") as tmp:
             path = Path(tmp) / "model.caffe2"
             path.mkdir()
             self.save(model, path, options or ConvertOptions())
-            return self.run(path, feeds)
+            return self.run(path, inputs)
 
     def runtime_unavailable(self) -> str | None:
         return None if self.is_installed() else "protobuf is not installed"

@@ -1,17 +1,14 @@
-"""Binding run-time parameter inputs to the values they are fed, for ``Framework.run_ir``.
+"""Graph inputs that only feed parameter slots (axes, pads, k, repeats, shapes...).
 
-Caffe2 takes an op's axes, pads, k, repeats... as arguments fixed in the net, where ONNX may take
-them as tensors. In a deployed model they are constants (initializers); onnx's node tests feed them
-as graph inputs instead. ``run_ir`` runs the model on given inputs, so it may bind a graph input
-that only ever feeds such parameter slots to the array it is given, then export. The exported net
-is then specialized to those parameter values, which ``run_ir``'s caller is told by name.
+ONNX may take an op's axes, pads or sizes as tensors where Caffe2 mostly takes arguments. The
+converters compute with such tensors at run time where Caffe2 has a way to (see
+``ops/_runtime.py``), and refuse the node where it has none. Nothing binds these inputs to fed
+values any more; ``parameter_inputs`` and ``derived_from`` remain for the driver's dry run
+(``driver.unsupported``), which still leaves nodes fed by them out of its findings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-import numpy as np
 import onnx_ir as ir
 
 #: Input positions that hold parameters (not data) per ONNX op.
@@ -76,24 +73,3 @@ def derived_from(model: ir.Model, names: set[str]) -> set[int]:
         if any(v is not None and id(v) in tainted for v in node.inputs):
             tainted.update(id(v) for v in node.outputs)
     return tainted
-
-
-def bind_parameter_inputs(
-    model: ir.Model, inputs: Mapping[str, np.ndarray]
-) -> tuple[ir.Model, dict[str, np.ndarray], list[str]]:
-    """A copy of ``model`` with its fed parameter inputs made initializers.
-
-    Returns:
-        The model, the inputs left to feed, and the names bound.
-    """
-    wanted = [name for name in parameter_inputs(model) if name in inputs]
-    if not wanted:
-        return model, dict(inputs), []
-    copy = ir.from_proto(ir.to_proto(model))
-    for value in list(copy.graph.inputs):
-        if value.name in wanted:
-            copy.graph.inputs.remove(value)
-            value.const_value = ir.tensor(np.asarray(inputs[value.name]), name=value.name)
-            copy.graph.register_initializer(value)
-    remaining = {k: v for k, v in inputs.items() if k not in wanted}
-    return copy, remaining, wanted

@@ -10,6 +10,8 @@ import numpy as np
 import onnx_ir as ir
 
 from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
+from unframe.backends.caffe2.export.ops import _runtime as runtime
+from unframe.backends.caffe2.export.ops import reduce
 from unframe.backends.caffe2.export.ops._common import (
     attr_float,
     attr_int,
@@ -185,7 +187,33 @@ def _shift(
 
 def _scan(node: ir.Node, ctx: ExportContext, combine: str, identity: int) -> None:
     shape = ctx.need_shape(node.inputs[0], "for the scan")
-    axis = normalize_axis(ctx, int(ctx.need_const(node.inputs[1], "the axis")), len(shape))
+    axis_value = ctx.const(node.inputs[1])
+    if axis_value is not None:
+        axis = normalize_axis(ctx, int(axis_value), len(shape))
+        ctx.emit("Copy", [_scan_along(node, ctx, shape, axis, combine, identity)],
+                 [ctx.output(node)])  # fmt: skip
+        return
+    # A run-time axis: scan along every axis and keep the scan whose axis the input names.
+    axis_blob = runtime.int64(ctx, required(ctx, node, 1))
+    axes = ctx.temp("Reshape", [axis_blob], "axes", shape=[1])
+    shape_blob = ctx.constant(np.array(shape, dtype=np.int64), "shape")
+    result = _scan_along(node, ctx, shape, 0, combine, identity)
+    for axis in range(1, len(shape)):
+        named = runtime.axis_flag(ctx, axes, len(shape), axis)
+        chosen = ctx.temp("Expand", [named, shape_blob], "chosen")
+        scanned = _scan_along(node, ctx, shape, axis, combine, identity)
+        result = ctx.temp("Where", [chosen, scanned, result], "scan")
+    ctx.emit("Copy", [result], [ctx.output(node)])
+
+
+def _scan_along(
+    node: ir.Node,
+    ctx: ExportContext,
+    shape: tuple[int, ...],
+    axis: int,
+    combine: str,
+    identity: int,
+) -> str:
     dtype = (ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT).numpy()
     n = shape[axis]
     blob = ctx.input(node, 0)
@@ -203,7 +231,7 @@ def _scan(node: ir.Node, ctx: ExportContext, combine: str, identity: int) -> Non
         blob = _shift(ctx, blob, shape, axis, 1, dtype, identity)
     if reverse:
         blob = ctx.temp("Gather", [blob, flip], "reversed", axis=axis)
-    ctx.emit("Copy", [blob], [ctx.output(node)])
+    return blob
 
 
 @ops.register("CumSum", since=11)
@@ -292,10 +320,13 @@ def compress_v11(node: ir.Node, ctx: ExportContext) -> None:
 @ops.register("CenterCropPad", since=18)
 def center_crop_pad_v18(node: ir.Node, ctx: ExportContext) -> None:
     shape = ctx.need_shape(node.inputs[0], "to crop or pad it")
-    target = [int(v) for v in ctx.need_const(node.inputs[1], "the target shape").reshape(-1)]
     axes = [
         normalize_axis(ctx, a, len(shape)) for a in (attr_ints(node, "axes") or range(len(shape)))
     ]
+    if ctx.const(node.inputs[1]) is None:
+        _runtime_center_crop_pad(node, ctx, shape, axes)
+        return
+    target = [int(v) for v in ctx.need_const(node.inputs[1], "the target shape").reshape(-1)]
     starts, ends = [0] * len(shape), list(shape)
     pads: dict[int, tuple[int, int]] = {}
     for axis, size in zip(axes, target, strict=True):
@@ -323,6 +354,29 @@ def center_crop_pad_v18(node: ir.Node, ctx: ExportContext) -> None:
     ctx.emit("Copy", [blob], [ctx.output(node)])
 
 
+def _runtime_center_crop_pad(
+    node: ir.Node, ctx: ExportContext, shape: tuple[int, ...], axes: list[int]
+) -> None:
+    """A run-time target size per axis: read positions start .. start + size - 1, with start
+    (dim - size) // 2 when cropping and -((size - dim) // 2) when padding (zeros outside)."""
+    sizes = runtime.int64(ctx, required(ctx, node, 1))
+    blob = ctx.input(node, 0)
+    two = runtime.const64(ctx, 2)
+    zero = ctx.scalar(0, node.inputs[0])
+    for index, axis in enumerate(axes):
+        size = ctx.temp("Gather", [sizes, runtime.const64(ctx, index)], "size")
+        dim = runtime.const64(ctx, shape[axis])
+        # Both halvings see a non-negative difference where they are chosen (Div truncates).
+        crop = ctx.temp("Div", [ctx.temp("Sub", [dim, size]), two], "crop")
+        pad = ctx.temp("Div", [ctx.temp("Sub", [size, dim]), two], "pad")
+        cropping = ctx.temp("LT", [size, dim], "cropping")
+        start = ctx.temp("Where", [cropping, crop, ctx.temp("Negative", [pad])], "start")
+        stop = ctx.temp("Add", [start, size], "stop")
+        rank = len(shape)
+        blob = runtime.window(ctx, blob, rank, axis, shape[axis], (start, stop), "constant", zero)
+    ctx.emit("Copy", [blob], [ctx.output(node)])
+
+
 @ops.register("ReduceProd", since=1, until=17)
 def reduce_prod_v1(node: ir.Node, ctx: ExportContext) -> None:
     _reduce_prod(node, ctx, attr_ints(node, "axes"))
@@ -332,11 +386,32 @@ def reduce_prod_v1(node: ir.Node, ctx: ExportContext) -> None:
 def reduce_prod_v18(node: ir.Node, ctx: ExportContext) -> None:
     axes = ctx.const_ints(node.inputs[1]) if ctx.has_input(node, 1) else None
     if ctx.has_input(node, 1) and axes is None:
-        raise ctx.error("Caffe2 needs the axes as a constant (they are a run-time input)")
+        _runtime_reduce_prod(node, ctx)
+        return
     if not axes and attr_int(node, "noop_with_empty_axes", 0):
         ctx.emit("Copy", [ctx.input(node, 0)], [ctx.output(node)])
         return
     _reduce_prod(node, ctx, axes)
+
+
+def _runtime_reduce_prod(node: ir.Node, ctx: ExportContext) -> None:
+    shape = ctx.need_shape(node.inputs[0], "to split it")
+
+    def product_along(blob: str, axis: int) -> str:
+        pieces = [ctx.fresh("slice") for _ in range(shape[axis])]
+        ctx.emit("Split", [blob], pieces, axis=axis, split=[1] * shape[axis])
+        product = pieces[0]
+        for piece in pieces[1:]:
+            product = ctx.temp("Mul", [product, piece], "product")
+        return product
+
+    data = required(ctx, node, 0)
+    named = reduce.named_axes(node, ctx, len(shape))
+    reduced = reduce.reduce_named_axes(ctx, ctx.blob(data), data, named, product_along, 1)
+    if attr_int(node, "keepdims", 1):
+        ctx.emit("Copy", [reduced], [ctx.output(node)])
+    else:
+        reduce.drop_named(ctx, reduced, named, ctx.output(node))
 
 
 def _reduce_prod(node: ir.Node, ctx: ExportContext, axes: list[int] | None) -> None:

@@ -22,21 +22,32 @@ from unframe.backends.caffe2.export.registry import ops
 def one_hot_v9(node: ir.Node, ctx: ExportContext) -> None:
     indices = required(ctx, node, 0)
     shape = ctx.need_shape(indices, "to place the one-hot axis")
-    depth = int(ctx.need_const(node.inputs[1], "the depth").reshape(-1)[0])
-    out_shape = ctx.need_shape(node.outputs[0], "for the result's shape")
     axis = normalize_axis(ctx, attr_int(node, "axis", -1), len(shape) + 1)
+    depth_value = ctx.const(node.inputs[1])
+    targets_shape = [1] * (len(shape) + 1)
+    if depth_value is not None:
+        depth = int(depth_value.reshape(-1)[0])
+        depth_blob = ctx.constant(np.array(depth, dtype=np.float64), "depth")
+        targets_shape[axis] = depth
+        positions = np.arange(depth, dtype=np.float64).reshape(targets_shape)
+        targets = ctx.constant(positions, "targets")
+    else:
+        # A run-time depth (any numeric type, truncated to an integer as ONNX says).
+        whole = ctx.temp("Cast", [ctx.input(node, 1)], "depth", to=caffe2_dtype(ir.DataType.INT64))
+        depth_blob = ctx.temp(
+            "Cast", [reshape(ctx, whole, [])], "depth", to=caffe2_dtype(ir.DataType.DOUBLE)
+        )
+        zero, one = ctx.constant(np.array(0.0), "zero"), ctx.constant(np.array(1.0), "one")
+        targets_shape[axis] = -1
+        targets = reshape(ctx, ctx.temp("Range", [zero, depth_blob, one], "targets"), targets_shape)
     # Negative indices count from the end; out-of-range ones match no position.
     value = ctx.temp("Cast", [ctx.blob(indices)], "indices", to=caffe2_dtype(ir.DataType.DOUBLE))
-    depth_blob = ctx.constant(np.array(depth, dtype=np.float64), "depth")
     negative = ctx.temp("LT", [value, ctx.constant(np.array(0.0), "zero")], "negative")
     shifted = ctx.temp("Add", [value, depth_blob], "shifted")
     wrapped = ctx.temp("Where", [negative, shifted, value], "wrapped")
     column = ctx.temp("ExpandDims", [wrapped], "column", dims=[axis])
-    targets_shape = [1] * (len(shape) + 1)
-    targets_shape[axis] = depth
-    targets = ctx.constant(np.arange(depth, dtype=np.float64).reshape(targets_shape), "targets")
     hot = ctx.temp("EQ", [column, targets], "hot")
-    shape_blob = ctx.constant(np.array(out_shape, dtype=np.int64), "shape")
+    shape_blob = ctx.temp("Shape", [hot], "shape")
     pair = ctx.input(node, 2)
     off = ctx.temp("Expand", [ctx.temp("Slice", [pair], "off", starts=[0], ends=[1]), shape_blob])
     on = ctx.temp("Expand", [ctx.temp("Slice", [pair], "on", starts=[1], ends=[2]), shape_blob])

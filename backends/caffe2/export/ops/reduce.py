@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
 import onnx_ir as ir
 
-from unframe.backends.caffe2.export.context import Converter, ExportContext
-from unframe.backends.caffe2.export.ops._common import attr_int, attr_ints, normalize_axis
+from unframe.backends.caffe2.export.context import Converter, ExportContext, caffe2_dtype
+from unframe.backends.caffe2.export.ops import _runtime as runtime
+from unframe.backends.caffe2.export.ops._common import (
+    attr_int,
+    attr_ints,
+    normalize_axis,
+    reshape,
+)
 from unframe.backends.caffe2.export.registry import ops
 
 # ONNX reduction -> the Caffe2 operator of the same name and meaning.
@@ -20,15 +29,16 @@ _COMPOSED = {
 _AXES_INPUT_SINCE = {"ReduceSum": 13}
 
 
+def _runtime_axes(node: ir.Node, ctx: ExportContext, from_input: bool) -> bool:
+    """Whether the axes to reduce are a run-time input."""
+    return from_input and ctx.has_input(node, 1) and ctx.const(node.inputs[1]) is None
+
+
 def _axes(node: ir.Node, ctx: ExportContext, from_input: bool) -> list[int] | None:
     """The normalized axes to reduce, or None where the node is a no-op (noop_with_empty_axes)."""
     rank = ctx.need_rank(node.inputs[0])
     if from_input:
-        axes = None
-        if ctx.has_input(node, 1):
-            axes = ctx.const_ints(node.inputs[1])
-            if axes is None:
-                return _axes_from_shapes(node, ctx)
+        axes = ctx.const_ints(node.inputs[1]) if ctx.has_input(node, 1) else None
     else:
         axes = attr_ints(node, "axes")
     if not axes:
@@ -38,41 +48,97 @@ def _axes(node: ir.Node, ctx: ExportContext, from_input: bool) -> list[int] | No
     return sorted(normalize_axis(ctx, a, rank) for a in axes)
 
 
-def _axes_from_shapes(node: ir.Node, ctx: ExportContext) -> list[int]:
-    """Run-time axes, recovered from the static input and output shapes where that is unique.
+Step = Callable[[str, int], str]
 
-    With keepdims a reduced axis is one whose size became 1; also reducing an axis that already
-    had size 1 changes nothing. Without keepdims the output must match the input with the
-    reduced axes left out in exactly one way.
+
+class NamedAxes(NamedTuple):
+    """Which axes a run-time axes input names: one 0-d bool per axis, and all of them as 1-D."""
+
+    each: list[str]
+    vector: str
+
+
+def named_axes(node: ir.Node, ctx: ExportContext, rank: int) -> NamedAxes:
+    """The axes input 1 of a reduction names (all of them where it is empty, unless no-op)."""
+    axes = ctx.temp("Reshape", [runtime.int64(ctx, node.inputs[1])], "axes", shape=[-1])  # type: ignore[arg-type]
+    each = [runtime.axis_flag(ctx, axes, rank, axis) for axis in range(rank)]
+    if not attr_int(node, "noop_with_empty_axes", 0):
+        count = ctx.temp("Size", [axes], "count")
+        empty = ctx.temp("EQ", [count, runtime.const64(ctx, 0)], "empty")
+        each = [ctx.temp("Or", [flag, empty], "named") for flag in each]
+    vector = ctx.fresh("named")
+    columns = [ctx.temp("Reshape", [flag], "named", shape=[1]) for flag in each]
+    ctx.emit("Concat", columns, [vector, ctx.fresh("split_info")], axis=0)
+    return NamedAxes(each, vector)
+
+
+def reduce_named_axes(
+    ctx: ExportContext,
+    blob: str,
+    value: ir.Value,
+    named: NamedAxes,
+    step: Step,
+    identity: float,
+) -> str:
+    """``blob`` (``value``'s shape) reduced over the ``named`` axes, keeping every dim.
+
+    Each axis is reduced (``step``, one axis, keepdims) into a copy of the data's shape and
+    chosen by Where where the axis is named; a Slice with run-time ends then keeps one entry of
+    each reduced axis. An empty axis cannot hold its reduction, so it becomes ``identity``
+    Tiled once (named) or zero times (not named).
     """
-    why = "as the axes are a run-time input"
-    before = ctx.need_shape(node.inputs[0], why)
-    after = ctx.need_shape(node.outputs[0], why)
+    shape = ctx.need_shape(value, "to reduce over run-time axes")
+    rank = len(shape)
+    dtype = ctx.dtype(value) or ir.DataType.FLOAT
+    for axis in sorted(range(rank), key=lambda a: shape[a] != 0):
+        flag = named.each[axis]
+        if shape[axis] == 0:
+            one_here = ctx.constant(np.arange(rank) == axis, "axis")
+            ones = ctx.constant(np.ones(rank, dtype=np.int64), "ones")
+            dims = ctx.temp("Where", [one_here, ones, ctx.temp("Shape", [blob], "dims")], "dims")
+            filled = ctx.temp(
+                "ConstantFill", [dims], "identity", input_as_shape=1,
+                value=_fill_value(identity, dtype), dtype=caffe2_dtype(dtype),
+            )  # fmt: skip
+            tiles = ctx.temp("Cast", [flag], "tiles", to=caffe2_dtype(ir.DataType.INT64))
+            blob = ctx.temp("Tile", [filled, tiles, runtime.const64(ctx, axis)], "tiled")
+            continue
+        reduced = runtime.like(ctx, step(blob, axis), blob)
+        blob = ctx.temp("Where", [runtime.like(ctx, flag, blob), reduced, blob], "reduced")
+    ones = ctx.constant(np.ones(rank, dtype=np.int64), "ones")
+    ends = ctx.temp("Where", [named.vector, ones, ctx.temp("Shape", [blob], "dims")], "ends")
+    starts = ctx.constant(np.zeros(rank, dtype=np.int64), "starts")
+    return ctx.temp("Slice", [blob, starts, ends], "kept")
+
+
+def drop_named(ctx: ExportContext, blob: str, named: NamedAxes, out: str) -> None:
+    """Writes ``blob`` (reduced with keepdims) to ``out`` without its named axes."""
+    dims = ctx.temp("Shape", [blob], "dims")
+    kept = ctx.temp("BooleanMask", [dims, ctx.temp("Not", [named.vector], "unnamed")], "dims")
+    reshape(ctx, blob, kept, out)
+
+
+def _reduce_runtime(
+    node: ir.Node, ctx: ExportContext, blob: str, step: Step, identity: float, post: str | None
+) -> None:
+    """A reduction over run-time axes of ``blob`` (input 0, maybe transformed elementwise)."""
+    named = named_axes(node, ctx, ctx.need_rank(node.inputs[0]))
+    reduced = reduce_named_axes(ctx, blob, node.inputs[0], named, step, identity)  # type: ignore[arg-type]
+    if post is not None:
+        reduced = ctx.temp(post, [reduced], "reduced")
     if attr_int(node, "keepdims", 1):
-        if len(after) != len(before):
-            raise ctx.error("the output rank does not match keepdims=1")
-        axes = [i for i, (b, a) in enumerate(zip(before, after, strict=True)) if a == 1]
-        if before == after and attr_int(node, "noop_with_empty_axes", 0):
-            raise ctx.error("cannot tell run-time axes from a no-op (noop_with_empty_axes=1)")
-        return axes
-    matches = _embeddings(before, after)
-    if len(matches) != 1:
-        raise ctx.error("cannot tell which axes the run-time input reduces from the shapes")
-    return matches[0]
+        ctx.emit("Copy", [reduced], [ctx.output(node)])
+    else:
+        drop_named(ctx, reduced, named, ctx.output(node))
 
 
-def _embeddings(before: tuple[int, ...], after: tuple[int, ...]) -> list[list[int]]:
-    """Every set of axes whose removal from ``before`` leaves ``after``."""
-    if not after:
-        return [list(range(len(before)))]
-    if len(after) > len(before):
-        return []
-    results = []
-    for i, size in enumerate(before):
-        if size == after[0]:
-            for rest in _embeddings(before[i + 1 :], after[1:]):
-                results.append(list(range(i)) + [i + 1 + r for r in rest])
-    return results
+def _fill_value(identity: float, dtype: ir.DataType) -> float | int:
+    if dtype.is_floating_point():
+        return float(identity)
+    if dtype == ir.DataType.BOOL:
+        return int(identity > 0)
+    info = np.iinfo(dtype.numpy())
+    return int(np.clip(identity, info.min, info.max)) if np.isinf(identity) else int(identity)
 
 
 #: What each reduction gives over no elements (ONNX's identity values).
@@ -105,6 +171,13 @@ def _reduce(onnx_type: str, from_input: bool, version: int) -> Converter:
     pre, caffe2_type, post = _COMPOSED.get(onnx_type, (None, onnx_type, None))
 
     def convert(node: ir.Node, ctx: ExportContext) -> None:
+        if _runtime_axes(node, ctx, from_input):
+            x = ctx.input(node, 0)
+            if pre is not None:
+                x = ctx.temp(pre, [x])
+            step = one_axis(ctx, caffe2_type)
+            _reduce_runtime(node, ctx, x, step, _EMPTY[caffe2_type], post)
+            return
         axes = _axes(node, ctx, from_input)
         if _empty_reduction(node, ctx, axes):
             return
@@ -132,7 +205,34 @@ for _op in (*_DIRECT, *_COMPOSED):
     ops.register(_op, since=_switch)(_reduce(_op, True, _switch))
 
 
+def one_axis(ctx: ExportContext, caffe2_type: str) -> Step:
+    """A step of ``reduce_named_axes``: the Caffe2 reduction over one axis, keeping it."""
+
+    def step(blob: str, axis: int) -> str:
+        return ctx.temp(caffe2_type, [blob], "reduced", axes=[axis], keepdims=1)
+
+    return step
+
+
+def _runtime_log_sum_exp(node: ir.Node, ctx: ExportContext) -> None:
+    # max + log(sum(exp(x - max))), both reductions keeping dims; keepdims=0 drops them last.
+    x = ctx.input(node, 0)
+    data = node.inputs[0]
+    named = named_axes(node, ctx, ctx.need_rank(data))
+    peak = reduce_named_axes(ctx, x, data, named, one_axis(ctx, "ReduceMax"), -np.inf)  # type: ignore[arg-type]
+    exps = ctx.temp("Exp", [ctx.temp("Sub", [x, peak], "shifted")])
+    total = reduce_named_axes(ctx, exps, data, named, one_axis(ctx, "ReduceSum"), 0)  # type: ignore[arg-type]
+    result = ctx.temp("Add", [ctx.temp("Log", [total]), peak], "lse")
+    if attr_int(node, "keepdims", 1):
+        ctx.emit("Copy", [result], [ctx.output(node)])
+    else:
+        drop_named(ctx, result, named, ctx.output(node))
+
+
 def _reduce_log_sum_exp(node: ir.Node, ctx: ExportContext, from_input: bool) -> None:
+    if _runtime_axes(node, ctx, from_input):
+        _runtime_log_sum_exp(node, ctx)
+        return
     axes = _axes(node, ctx, from_input)
     x = ctx.input(node, 0)
     if _empty_reduction(node, ctx, axes):

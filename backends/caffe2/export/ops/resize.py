@@ -111,6 +111,10 @@ def _scales(
     axes = [a + rank if a < 0 else a for a in axes]
     full = [1.0] * rank
     given = ctx.const(node.inputs[scales_index]) if ctx.has_input(node, scales_index) else None
+    if given is None and ctx.has_input(node, scales_index):
+        # The sampling positions follow from the scales themselves, not from the output size
+        # they round to; Caffe2 needs them when the coefficients are written.
+        raise ctx.error("Caffe2 needs the scales as a constant (they are a run-time input)")
     if given is not None and given.size:
         for axis, scale in zip(axes, given.reshape(-1), strict=True):
             full[axis] = float(scale)
@@ -118,11 +122,14 @@ def _scales(
     sizes = None
     if sizes_index is not None and ctx.has_input(node, sizes_index):
         sizes = ctx.const_ints(node.inputs[sizes_index])
+    policy = attr_str(node, "keep_aspect_ratio_policy", "stretch")
     if sizes is None:
+        if policy != "stretch":
+            raise ctx.error(f"keep_aspect_ratio_policy={policy!r} needs the sizes as a constant")
+        # Stretched to run-time sizes: each scale is the output size over the input size.
         out = ctx.need_shape(node.outputs[0], "to find the scales")
         return [o / s for o, s in zip(out, shape, strict=True)]
     ratios = [size / shape[axis] for axis, size in zip(axes, sizes, strict=True)]
-    policy = attr_str(node, "keep_aspect_ratio_policy", "stretch")
     if policy in ("not_larger", "not_smaller"):
         ratios = [min(ratios) if policy == "not_larger" else max(ratios)] * len(ratios)
     for axis, ratio in zip(axes, ratios, strict=True):

@@ -6,6 +6,7 @@ import numpy as np
 import onnx_ir as ir
 
 from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
+from unframe.backends.caffe2.export.ops import _runtime as runtime
 from unframe.backends.caffe2.export.ops._common import (
     attr_float,
     attr_int,
@@ -134,16 +135,61 @@ def slice_v1(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("Slice", since=10)
 def slice_v10(node: ir.Node, ctx: ExportContext) -> None:
-    params = []
-    for index, what in ((1, "starts"), (2, "ends"), (3, "axes"), (4, "steps")):
-        if ctx.has_input(node, index):
-            params.append(ctx.const_ints(node.inputs[index]))
-            if params[-1] is None:
-                raise ctx.error(f"Caffe2 needs the slice {what} as a constant")
-        else:
-            params.append(None)
+    params = [
+        ctx.const_ints(node.inputs[i]) if ctx.has_input(node, i) else None for i in range(1, 5)
+    ]
+    if any(p is None and ctx.has_input(node, i) for i, p in enumerate(params, start=1)):
+        _runtime_slice(node, ctx)
+        return
     starts, ends, axes, steps = params
     _slice(node, ctx, starts or [], ends or [], axes, steps)
+
+
+def _runtime_axes(ctx: ExportContext, node: ir.Node, index: int, rank: int) -> list[int] | str:
+    """Input ``index`` as normalized constant axes or a run-time int64 blob; all axes if absent."""
+    if not ctx.has_input(node, index):
+        return list(range(rank))
+    axes = ctx.const_ints(node.inputs[index])
+    if axes is None:
+        return runtime.int64(ctx, node.inputs[index])  # type: ignore[arg-type]
+    return [normalize_axis(ctx, a, rank) for a in axes]
+
+
+def _runtime_slice(node: ir.Node, ctx: ExportContext) -> None:
+    """Slice with run-time starts, ends, axes or steps: per axis, clamp as ONNX does, then
+    gather the positions ``Range(start, end, step)``."""
+    shape = ctx.shape(node.inputs[0])
+    rank = ctx.need_rank(node.inputs[0], "to slice it")
+    count = ctx.need_shape(node.inputs[1], "for the number of sliced axes")[0]
+    axes = _runtime_axes(ctx, node, 3, rank) if ctx.has_input(node, 3) else list(range(count))
+    starts, ends = runtime.int64(ctx, node.inputs[1]), runtime.int64(ctx, node.inputs[2])  # type: ignore[arg-type]
+    steps = runtime.int64(ctx, node.inputs[4]) if ctx.has_input(node, 4) else None  # type: ignore[arg-type]
+    blob = ctx.input(node, 0)
+    dims = ctx.temp("Shape", [blob], "dims") if shape is None else ""
+    for axis in axes if isinstance(axes, list) else range(rank):
+        if shape is not None:
+            size = runtime.const64(ctx, shape[axis])
+        else:
+            size = ctx.temp("Gather", [dims, runtime.const64(ctx, axis)], "size")
+        last = ctx.temp("Sub", [size, runtime.const64(ctx, 1)], "last")
+        bounds = []
+        for values, default in ((starts, runtime.const64(ctx, 0)), (ends, size)):
+            raw = runtime.axis_param(ctx, values, axes, rank, axis, default)
+            negative = ctx.temp("LT", [raw, runtime.const64(ctx, 0)], "negative")
+            counted = ctx.temp("Where", [negative, ctx.temp("Add", [raw, size]), raw], "bound")
+            bounds.append(counted)
+        step = runtime.const64(ctx, 1)
+        if steps is not None:
+            step = runtime.axis_param(ctx, steps, axes, rank, axis, 1)
+        # Forward steps stop at [0, dim]; backward ones start at most at dim - 1 and may run to -1.
+        forward = ctx.temp("GT", [step, runtime.const64(ctx, 0)], "forward")
+        start = ctx.temp("Where", [forward, runtime.clamp(ctx, bounds[0], 0, size),
+                                   runtime.clamp(ctx, bounds[0], 0, last)], "start")  # fmt: skip
+        end = ctx.temp("Where", [forward, runtime.clamp(ctx, bounds[1], 0, size),
+                                 runtime.clamp(ctx, bounds[1], -1, last)], "end")  # fmt: skip
+        positions = ctx.temp("Range", [start, end, step], "positions")
+        blob = ctx.temp("Gather", [blob, positions], "sliced", axis=axis)
+    ctx.emit("Copy", [blob], [ctx.output(node)])
 
 
 def _static_reshape(node: ir.Node, ctx: ExportContext, why: str) -> None:
@@ -407,6 +453,11 @@ def pad_v2(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("Pad", since=11)
 def pad_v11(node: ir.Node, ctx: ExportContext) -> None:
+    value_known = not ctx.has_input(node, 2) or ctx.const(node.inputs[2]) is not None
+    axes_known = not ctx.has_input(node, 3) or ctx.const(node.inputs[3]) is not None
+    if ctx.const(node.inputs[1]) is None or not value_known or not axes_known:
+        _runtime_pad(node, ctx)
+        return
     pads = [int(p) for p in ctx.need_const(node.inputs[1], "the pads").reshape(-1)]
     value = 0.0
     if ctx.has_input(node, 2):
@@ -421,6 +472,33 @@ def pad_v11(node: ir.Node, ctx: ExportContext) -> None:
             full[axis], full[rank + axis] = pads[i], pads[len(axes) + i]
         pads = full
     _pad(node, ctx, pads, attr_str(node, "mode", "constant"), value)
+
+
+def _runtime_pad(node: ir.Node, ctx: ExportContext) -> None:
+    """Pad with run-time pads, value or axes: per axis, gather positions -before .. dim + after."""
+    x = node.inputs[0]
+    shape = ctx.need_shape(x, "to pad it")
+    rank = len(shape)
+    mode = attr_str(node, "mode", "constant")
+    axes = _runtime_axes(ctx, node, 3, rank)
+    count = ctx.need_shape(node.inputs[1], "for the number of pads")[0] // 2
+    pads = runtime.int64(ctx, node.inputs[1])  # type: ignore[arg-type]
+    befores = ctx.temp("Slice", [pads], "befores", starts=[0], ends=[count])
+    afters = ctx.temp("Slice", [pads], "afters", starts=[count], ends=[2 * count])
+    fill = None
+    if mode == "constant":
+        if ctx.has_input(node, 2):
+            fill = reshape(ctx, ctx.input(node, 2), [])
+        else:
+            fill = ctx.scalar(0, x)
+    blob = ctx.input(node, 0)
+    for axis in axes if isinstance(axes, list) else range(rank):
+        before = runtime.axis_param(ctx, befores, axes, rank, axis, 0)
+        after = runtime.axis_param(ctx, afters, axes, rank, axis, 0)
+        start = ctx.temp("Sub", [runtime.const64(ctx, 0), before], "start")
+        stop = ctx.temp("Add", [runtime.const64(ctx, shape[axis]), after], "stop")
+        blob = runtime.window(ctx, blob, rank, axis, shape[axis], (start, stop), mode, fill)
+    ctx.emit("Copy", [blob], [ctx.output(node)])
 
 
 @ops.register("DepthToSpace", since=1)
