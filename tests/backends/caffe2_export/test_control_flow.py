@@ -302,11 +302,14 @@ def test_nested_nets_survive_the_model_files(text: bool, tmp_path: Path) -> None
 
 # -- onnx's node tests and refusals ------------------------------------------------------------
 
-#: onnx node tests with If or Loop that pass through the backend and the executor.
+#: onnx node tests with If, Loop or Scan that pass through the backend and the executor.
 PASSING_NODE_TESTS = [
     "test_if",
     "test_range_float_type_positive_delta_expanded",
     "test_range_int32_type_negative_delta_expanded",
+    "test_scan9_sum",
+    "test_scan9_multi_state",
+    "test_linear_attention_gated_delta_expanded",
 ]
 #: Sequence- and optional-typed control flow: Caffe2 blobs are tensors.
 REFUSED_NODE_TESTS = ["test_if_seq", "test_if_opt", "test_loop13_seq", "test_loop16_seq_none"]
@@ -317,7 +320,7 @@ def _node_tests(names: list[str]) -> dict[str, object]:
 
     import onnx.backend.test.case.node as node_cases
 
-    for module in ("if_", "loop", "rangeop"):
+    for module in ("if_", "loop", "rangeop", "scan", "linear_attention"):
         importlib.import_module(f"{node_cases.__name__}.{module}")
     return {case.name: case for case in node_cases._NodeTestCases if case.name in names}
 
@@ -477,3 +480,69 @@ def test_a_failing_branch_is_reported_when_the_condition_is_not_known() -> None:
     (failure,) = raised.value.ops
     assert failure.op_type == "If" and "then_net cannot be exported" in failure.reason
     assert "(Mod)" in failure.reason
+
+
+# -- Scan --------------------------------------------------------------------------------------
+
+
+def _scan_model(in_reversed: int, out_axis: int, out_reversed: int) -> onnx.ModelProto:
+    """A running sum over the rows of x (shape (4, 3)) and the rows scaled by a weight; the
+    body leaves its inputs' shapes out, as onnx's function expansions do."""
+    body = helper.make_graph(
+        [
+            helper.make_node("Add", ["sum_in", "row"], ["sum_out"]),
+            helper.make_node("Mul", ["row", "w"], ["scaled"]),
+            helper.make_node("Identity", ["sum_out"], ["sum_scan"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("sum_in", FLOAT, None),
+            helper.make_tensor_value_info("row", FLOAT, None),
+        ],
+        [
+            helper.make_tensor_value_info("sum_out", FLOAT, None),
+            helper.make_tensor_value_info("sum_scan", FLOAT, None),
+            helper.make_tensor_value_info("scaled", FLOAT, None),
+        ],
+    )
+    scan = helper.make_node(
+        "Scan", ["init", "x"], ["total", "sums", "rows"], body=body, num_scan_inputs=1,
+        scan_input_directions=[in_reversed], scan_output_axes=[out_axis, 0],
+        scan_output_directions=[out_reversed, 0],
+    )  # fmt: skip
+    sums_shape = [4, 3] if out_axis in (0, -2) else [3, 4]
+    graph = helper.make_graph(
+        [scan],
+        "scan_model",
+        [
+            helper.make_tensor_value_info("init", FLOAT, [3]),
+            helper.make_tensor_value_info("x", FLOAT, [4, 3]),
+        ],
+        [
+            helper.make_tensor_value_info("total", FLOAT, [3]),
+            helper.make_tensor_value_info("sums", FLOAT, sums_shape),
+            helper.make_tensor_value_info("rows", FLOAT, [4, 3]),
+        ],
+        initializer=[numpy_helper.from_array(np.array([1.0, -1.0, 2.0], np.float32), "w")],
+    )
+    return _model(graph, opset=17)
+
+
+@pytest.mark.parametrize(
+    ("in_reversed", "out_axis", "out_reversed"),
+    [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, -1, 1)],
+)
+def test_scan_is_an_onnx_while_matching_onnxruntime(
+    in_reversed: int, out_axis: int, out_reversed: int
+) -> None:
+    model = _scan_model(in_reversed, out_axis, out_reversed)
+    nets = export_model(ir.from_proto(model))
+    (op,) = [op for op in nets.predict_net.op if op.type == "ONNXWhile"]
+    assert _arg(op, "num_loop_carried_deps").i == 1
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    feeds = {"init": np.array([0.5, 0.0, -1.0], np.float32), "x": x}
+    _check(model, feeds)
+    if not (in_reversed or out_reversed or out_axis):
+        total, sums, rows = _caffe2(model, feeds)
+        np.testing.assert_array_equal(sums, feeds["init"] + np.cumsum(x, axis=0))
+        np.testing.assert_array_equal(rows, x * np.array([1.0, -1.0, 2.0], np.float32))

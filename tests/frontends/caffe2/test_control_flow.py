@@ -204,3 +204,16 @@ def test_if_nested_in_a_loop_round_trips() -> None:
     (loop,) = [node for node in back.graph.node if node.op_type == "Loop"]
     body = loop.attribute[0].g
     assert any(node.op_type == "If" for node in body.node)
+
+
+@pytest.mark.parametrize(("in_reversed", "out_axis", "out_reversed"), [(0, 0, 0), (1, 1, 1)])
+def test_onnx_scan_round_trips_as_a_loop(
+    in_reversed: int, out_axis: int, out_reversed: int
+) -> None:
+    source = _export_tests()._scan_model(in_reversed, out_axis, out_reversed)  # type: ignore[attr-defined]
+    feeds = {
+        "init": np.array([0.5, 0.0, -1.0], np.float32),
+        "x": np.arange(12, dtype=np.float32).reshape(4, 3),
+    }
+    back = _round_trip(source, feeds)
+    assert any(node.op_type == "Loop" for node in back.graph.node)

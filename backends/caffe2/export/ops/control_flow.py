@@ -1,4 +1,4 @@
-"""Control flow: ONNX If -> Caffe2 ``If``, ONNX Loop -> Caffe2 ``ONNXWhile``.
+"""Control flow: ONNX If -> Caffe2 ``If``, ONNX Loop and Scan -> Caffe2 ``ONNXWhile``.
 
 The forms are those of Caffe2's own ONNX backend (``caffe2/python/onnx/backend.py``) and operator
 schemas (``caffe2/operators/if_op.cc``, ``onnx_while_op.cc``/``.h``):
@@ -17,6 +17,8 @@ schemas (``caffe2/operators/if_op.cc``, ``onnx_while_op.cc``/``.h``):
   slot); ``num_loop_carried_deps`` fixes N since outer blobs follow. ``has_cond`` is always
   set: without a cond input, onnxruntime still stops when the body's condition turns false
   (ONNX's table calls it ignored), so the first condition is a constant true instead.
+- Scan (opset 9 on; Caffe2 has none) is an ``ONNXWhile`` with one trip per slice of its scan
+  inputs (see ``scan_v9``). Scan-8 (batch axis, sequence_lens) is not exported.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ import numpy as np
 import onnx_ir as ir
 
 from unframe.backends.caffe2.export.context import ExportContext
+from unframe.backends.caffe2.export.ops._common import (
+    attr_int,
+    attr_ints,
+    normalize_axis,
+    required,
+)
 from unframe.backends.caffe2.export.registry import ops
 from unframe.backends.caffe2.proto import caffe2_pb2
 
@@ -86,6 +94,10 @@ def loop_v1(node: ir.Node, ctx: ExportContext) -> None:
         else ctx.constant(np.array(True), "first_condition")
     )
     body_inputs = [ctx.blob(value) for value in body.inputs]
+    # The iteration number and condition are scalars whether the body says so or not.
+    for value in body.inputs[:2]:
+        if ctx.shape(value) is None:
+            ctx.note(value, shape=())
     # Caffe2 looks a loop's body net up by name in its workspace: one name per body.
     sub, failures = ctx.subnet(body, ctx.fresh("body"))
     if failures:
@@ -108,6 +120,119 @@ def loop_v1(node: ir.Node, ctx: ExportContext) -> None:
         num_loop_carried_deps=num_carried,
     )
     op.arg.add(name="body", n=net)
+
+
+@ops.register("Scan", since=9)
+def scan_v9(node: ir.Node, ctx: ExportContext) -> None:
+    """Scan as an ONNXWhile (Caffe2 has no Scan): one trip per slice of the scan inputs.
+
+    The body net starts by gathering each scan input's slice at the iteration number (counted
+    from the end for a reverse direction); ONNXWhile stacks the scan outputs on axis 0, which
+    a Gather reverses and a Transpose moves where the attributes ask.
+    """
+    body = _graph(ctx, node, "body")
+    num_scanned = attr_int(node, "num_scan_inputs", 0)
+    num_states = len(node.inputs) - num_scanned
+    num_scan_outputs = len(body.outputs) - num_states
+    if num_scanned < 1 or num_states < 0 or num_scan_outputs < 0:
+        raise ctx.error("its inputs, outputs and num_scan_inputs do not agree")
+    scanned = [required(ctx, node, num_states + i) for i in range(num_scanned)]
+    in_axes = attr_ints(node, "scan_input_axes") or [0] * num_scanned
+    in_reversed = attr_ints(node, "scan_input_directions") or [0] * num_scanned
+    out_axes = attr_ints(node, "scan_output_axes") or [0] * num_scan_outputs
+    out_reversed = attr_ints(node, "scan_output_directions") or [0] * num_scan_outputs
+    lengths = set()
+    for i, value in enumerate(scanned):
+        shape = ctx.need_shape(value, "for the number of scan iterations")
+        in_axes[i] = normalize_axis(ctx, in_axes[i], len(shape))
+        lengths.add(shape[in_axes[i]])
+    if len(lengths) != 1:
+        raise ctx.error(f"its scan inputs have different lengths {sorted(lengths)}")
+    length = lengths.pop()
+    states = [ctx.blob(required(ctx, node, i)) for i in range(num_states)]
+    state_blobs = [ctx.blob(value) for value in body.inputs[:num_states]]
+    # Bodies (onnx's function expansions among them) often leave their inputs' shapes out;
+    # a scan keeps its states' shapes, and each slice is its input less the scanned axis.
+    for i, value in enumerate(body.inputs[:num_states]):
+        if ctx.shape(value) is None:
+            ctx.note(value, shape=ctx.shape(node.inputs[i]))
+    for value, element, axis in zip(scanned, body.inputs[num_states:], in_axes, strict=True):
+        full = ctx.need_shape(value, "for the number of scan iterations")
+        if ctx.shape(element) is None:
+            ctx.note(element, shape=full[:axis] + full[axis + 1 :])
+    iteration, condition = ctx.fresh("iteration"), ctx.fresh("condition")
+    sub, failures = ctx.subnet(body, ctx.fresh("body"))
+    if failures:
+        raise ctx.error(f"its body cannot be exported: {'; '.join(failures)}")
+    # The slices are read first: the body's ops follow.
+    body_ops = list(sub.predict.op)
+    del sub.predict.op[:]
+    reverse_index = None
+    if any(in_reversed):
+        last = sub.constant(np.array(length - 1, np.int64), "last")
+        reverse_index = sub.temp("Sub", [last, iteration], "reverse_index")
+    for value, element, axis, backwards in zip(
+        scanned, body.inputs[num_states:], in_axes, in_reversed, strict=True
+    ):
+        index = reverse_index if backwards and reverse_index else iteration
+        sub.emit("Gather", [ctx.blob(value), index], [sub.blob(element)], axis=axis)
+    # A body-local condition: Caffe2 resizes the condition blob in the loop's workspace.
+    always = sub.temp("Copy", [sub.constant(np.array(True), "always")], "condition_out")
+    sub.predict.op.extend(body_ops)
+    net = sub.predict
+    body_outputs = [always, *(sub.blob(value) for value in body.outputs)]
+    provided = [iteration, condition, *state_blobs]
+    outer = _free_blobs(net, provided=provided, extra_reads=body_outputs)
+    net.external_input.extend([*provided, *outer])
+    net.external_output.extend(body_outputs)
+    final = [ctx.output(node, i) for i in range(num_states)]
+    stacked = []
+    for k in range(num_scan_outputs):
+        plain = out_axes[k] == 0 and not out_reversed[k]
+        stacked.append(ctx.output(node, num_states + k) if plain else ctx.fresh("stacked"))
+    trip_count = ctx.constant(np.array(length, np.int64), "trip_count")
+    first_condition = ctx.constant(np.array(True), "first_condition")
+    op = ctx.emit(
+        "ONNXWhile",
+        [trip_count, first_condition, *states, *outer],
+        [*final, *stacked],
+        has_trip_count=1,
+        has_cond=1,
+        save_scopes=0,
+        disable_scopes=0,
+        num_loop_carried_deps=num_states,
+    )
+    op.arg.add(name="body", n=net)
+    for k, blob in enumerate(stacked):
+        _place_scan_output(node, ctx, k, num_states, blob, length, out_axes[k], out_reversed[k])
+
+
+def _place_scan_output(
+    node: ir.Node,
+    ctx: ExportContext,
+    k: int,
+    num_states: int,
+    stacked: str,
+    length: int,
+    axis: int,
+    backwards: int,
+) -> None:
+    """Scan output ``k`` from its slices stacked on axis 0: reversed, then moved to ``axis``."""
+    if axis == 0 and not backwards:
+        return
+    target = ctx.output(node, num_states + k)
+    rank = ctx.need_rank(node.outputs[num_states + k], "to place a scan output's axis")
+    axis = normalize_axis(ctx, axis, rank)
+    blob = stacked
+    if backwards:
+        order = ctx.constant(np.arange(length - 1, -1, -1, dtype=np.int64), "reversed")
+        blob = ctx.temp("Gather", [blob, order], "reversed", axis=0)
+    if axis == 0:
+        ctx.emit("Copy", [blob], [target])
+        return
+    perm = list(range(1, rank))
+    perm.insert(axis, 0)
+    ctx.emit("Transpose", [blob], [target], axes=perm)
 
 
 def _graph(ctx: ExportContext, node: ir.Node, name: str) -> ir.Graph:
