@@ -302,9 +302,10 @@ def _arg_parts(
     ]
 
 
-def _op_parts(op: caffe2_pb2.OperatorDef, cached: CachedValues) -> list[bytes | memoryview]:
-    """An OperatorDef's serialization as pieces, its cached values left as they are held."""
-    found = [cached(arg) for arg in op.arg]
+def _op_parts(
+    op: caffe2_pb2.OperatorDef, found: list[tuple[str, np.ndarray] | None]
+) -> list[bytes | memoryview]:
+    """An OperatorDef's serialization as pieces, the values ``found`` for its args as held."""
     shell = _without(op, "arg") if any(found) else None
     if shell is None:
         return [op.SerializeToString()]
@@ -318,14 +319,19 @@ def _op_parts(op: caffe2_pb2.OperatorDef, cached: CachedValues) -> list[bytes | 
 
 
 def write_netdef(net: caffe2_pb2.NetDef, handle: BinaryIO, cached: CachedValues) -> None:
-    """Writes ``net`` serialized to ``handle``, each value list that ``cached`` gives packed."""
+    """Writes ``net`` serialized to ``handle``, each value list that ``cached`` gives packed.
+
+    Ops are serialized and written one at a time, so that the file's bytes are never all in
+    memory at once.
+    """
     header = _without(net, "op")
-    ops = [_op_parts(op, cached) for op in net.op]
-    if header is None or all(len(parts) == 1 for parts in ops):
+    found = [[cached(arg) for arg in op.arg] for op in net.op]
+    if header is None or not any(any(op_found) for op_found in found):
         handle.write(net.SerializeToString())
         return
     handle.write(header.SerializeToString())
-    for parts in ops:
+    for op, op_found in zip(net.op, found, strict=True):
+        parts = _op_parts(op, op_found)
         handle.write(key(NET_OP, LENGTH_DELIMITED) + varint(sum(len(part) for part in parts)))
         for part in parts:
             handle.write(part)
