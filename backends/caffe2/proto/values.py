@@ -107,6 +107,13 @@ class _ValueCache:
             self._drop(id(arg))
         return kept if _matches(getattr(arg, kept.field), kept.values) else None
 
+    def forget(self, args: list[caffe2_pb2.Argument]) -> None:
+        with self._lock:
+            for arg in args:
+                kept = self._kept.get(id(arg))
+                if kept is not None and kept.arg is arg:
+                    self._drop(id(arg))
+
     def _drop(self, arg_id: int) -> None:
         kept = self._kept.pop(arg_id, None)
         if kept is None:
@@ -204,6 +211,15 @@ def get_ints(arg: caffe2_pb2.Argument) -> np.ndarray:
 def keep_read(net: caffe2_pb2.NetDef, found: list[tuple[caffe2_pb2.Argument, np.ndarray]]) -> None:
     """Keeps the float arrays that ``wire.parse_netdef`` found in ``net``, for ``get_floats``."""
     _CACHE.keep_read(net, found)
+
+
+def forget(net: caffe2_pb2.NetDef) -> None:
+    """Drops the arrays kept for ``net``'s arguments.
+
+    For a net that will be neither read nor written (an exporter's dry run): the arrays, and the
+    argument messages they are kept with, would otherwise live until a later net is written.
+    """
+    _CACHE.forget([arg for op in net.op for arg in op.arg])
 
 
 def take_for_writing(arg: caffe2_pb2.Argument) -> tuple[str, np.ndarray] | None:
