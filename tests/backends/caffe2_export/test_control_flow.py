@@ -305,6 +305,7 @@ def test_nested_nets_survive_the_model_files(text: bool, tmp_path: Path) -> None
 #: onnx node tests with If, Loop or Scan that pass through the backend and the executor.
 PASSING_NODE_TESTS = [
     "test_if",
+    "test_loop11",
     "test_range_float_type_positive_delta_expanded",
     "test_range_int32_type_negative_delta_expanded",
     "test_scan9_sum",
