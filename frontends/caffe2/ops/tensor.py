@@ -64,7 +64,13 @@ def split(op: Op, args: Args, ctx: ImportContext) -> None:
     if len(op.input) > 1:
         sizes_value = ctx.const_of(ctx.input(1))
         if sizes_value is None:
-            raise ctx.unsupported("Split with run-time sizes is not imported")
+            runtime_sizes = ctx.op1("Cast", [ctx.input(1)], {"to": ir.DataType.INT64})
+            parts = ctx.node(
+                "Split", [x, runtime_sizes], {"axis": axis}, num_outputs=ctx.num_outputs()
+            )
+            for i, value in enumerate(parts):
+                ctx.output(i, value)
+            return
         sizes = [int(s) for s in sizes_value.reshape(-1)]
     count = ctx.num_outputs()
     inputs: list[ir.Value | None] = [x]
@@ -131,7 +137,8 @@ def slice_(op: Op, args: Args, ctx: ImportContext) -> None:
     if len(op.input) >= 3:
         starts_c, ends_c = ctx.const_of(ctx.input(1)), ctx.const_of(ctx.input(2))
         if starts_c is None or ends_c is None:
-            raise ctx.unsupported("Slice with run-time starts/ends is not imported")
+            _runtime_slice(ctx, x)
+            return
         starts, ends = [int(v) for v in starts_c.reshape(-1)], [int(v) for v in ends_c.reshape(-1)]
     if starts is None or ends is None:
         raise ctx.bad("Slice needs starts and ends")
@@ -141,6 +148,22 @@ def slice_(op: Op, args: Args, ctx: ImportContext) -> None:
     axes = list(range(len(starts)))
     node_inputs: list[ir.Value | None] = [x, ctx.ints(starts), ctx.ints(onnx_ends), ctx.ints(axes)]
     ctx.output(0, ctx.op1("Slice", node_inputs))
+
+
+def _runtime_slice(ctx: ImportContext, x: ir.Value) -> None:
+    """Slice with run-time starts and ends (inputs 1 and 2), one per leading dim."""
+    starts_shape = ctx.shape(ctx.input(1))
+    count = starts_shape[0] if starts_shape else ctx.rank(x)
+    dims = ctx.op1("Shape", [x], {"start": 0, "end": count})
+    bounds = []
+    for index in (1, 2):
+        value = ctx.op1("Cast", [ctx.input(index)], {"to": ir.DataType.INT64})
+        # Caffe2 counts a negative bound from dim + 1 (-1 is the end); ONNX from dim.
+        negative = ctx.op1("Less", [value, ctx.ints([0])])
+        shifted = ctx.op1("Add", [ctx.op1("Add", [value, dims]), ctx.ints([1])])
+        bounds.append(ctx.op1("Where", [negative, shifted, value]))
+    axes = ctx.ints(list(range(count)))
+    ctx.output(0, ctx.op1("Slice", [x, bounds[0], bounds[1], axes]))
 
 
 @ops.register("ResizeNearest", since=1, domain=DOMAIN)
@@ -232,9 +255,36 @@ def top_k(op: Op, args: Args, ctx: ImportContext) -> None:
 def tile(op: Op, args: Args, ctx: ImportContext) -> None:
     x = ctx.input(0)
     rank = ctx.rank(x)
-    repeats = [1] * rank
-    repeats[args.integer("axis", 0) % rank] = args.integer("tiles", 1)
-    ctx.output(0, ctx.op1("Tile", [x, ctx.ints(repeats)]))
+    if len(op.input) == 1:
+        repeats = [1] * rank
+        repeats[args.integer("axis", 0) % rank] = args.integer("tiles", 1)
+        ctx.output(0, ctx.op1("Tile", [x, ctx.ints(repeats)]))
+        return
+    # Tiles (input 1) and axis (input 2, else the argument) as tensors: the repeats are the
+    # tiles at the axis and 1 elsewhere.
+    tiles = ctx.op1("Reshape", [ctx.op1("Cast", [ctx.input(1)], {"to": ir.DataType.INT64}),
+                                ctx.ints([])])  # fmt: skip
+    if len(op.input) > 2:
+        axis = ctx.op1("Reshape", [ctx.op1("Cast", [ctx.input(2)], {"to": ir.DataType.INT64}),
+                                   ctx.ints([])])  # fmt: skip
+        wrapped = ctx.op1("Add", [axis, ctx.const(np.array(rank, dtype=np.int64), "rank")])
+        negative = ctx.op1("Less", [axis, ctx.const(np.array(0, dtype=np.int64), "zero")])
+        axis = ctx.op1("Where", [negative, wrapped, axis])
+    else:
+        axis = ctx.const(np.array(args.integer("axis", 0) % rank, dtype=np.int64), "axis")
+    here = ctx.op1("Equal", [ctx.ints(list(range(rank))), axis])
+    counts = ctx.op1("Where", [here, tiles, ctx.ints([1] * rank)])
+    ctx.output(0, ctx.op1("Tile", [x, counts]))
+
+
+@ops.register("BooleanMask", since=1, domain=DOMAIN)
+def boolean_mask(op: Op, args: Args, ctx: ImportContext) -> None:
+    """The rows of input 0 where the 1-D mask is true; output 1 is their positions (int32)."""
+    mask = ctx.op1("Cast", [ctx.input(1)], {"to": ir.DataType.BOOL})
+    ctx.output(0, ctx.op1("Compress", [ctx.input(0), mask], {"axis": 0}))
+    if ctx.num_outputs() > 1:
+        positions = ctx.op1("Reshape", [ctx.op1("NonZero", [mask]), ctx.ints([-1])])
+        ctx.output(1, ctx.op1("Cast", [positions], {"to": ir.DataType.INT32}))
 
 
 @ops.register("Expand", since=1, domain=DOMAIN)

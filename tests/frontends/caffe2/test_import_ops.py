@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx_ir as ir
 import pytest
 from netdef_builders import compare, model, op, randn
 
+from unframe.backends.caffe2.export.context import CAFFE2_DTYPES
+from unframe.backends.caffe2.runtime import run_net
 from unframe.frontends.caffe2 import import_caffe2
 
 X = randn(1, 4, 7, 9)
@@ -261,3 +264,66 @@ def test_integer_mod_follows_the_dividend_sign() -> None:
     c2.value_info = {"x": (7, [1, 5])}
     imported = compare(c2, {"x": x})
     assert imported.graph.outputs[0].dtype.name == "INT64"
+
+
+def _typed(c2: object, feeds: dict[str, np.ndarray]) -> None:
+    """value_info for each fed blob with its own element type and shape."""
+    c2.value_info = {  # type: ignore[attr-defined]
+        name: (CAFFE2_DTYPES[ir.DataType.from_numpy(v.dtype)], list(v.shape))
+        for name, v in feeds.items()
+    }
+
+
+def test_slice_with_run_time_starts_and_ends() -> None:
+    # Caffe2's Slice documentation: ends count from dim + 1 when negative (-1 is the end).
+    feeds = {
+        "x": np.array([[1, 2, 3, 4], [5, 6, 7, 8]], dtype=np.float32),
+        "starts": np.array([0, 1], dtype=np.int64),
+        "ends": np.array([-1, 3], dtype=np.int64),
+    }
+    c2 = model([op("Slice", ["x", "starts", "ends"], ["y"])], {}, {}, ["y"])
+    _typed(c2, feeds)
+    compare(c2, feeds)
+    got = run_net(c2.predict_net, c2.init_net, feeds)["y"]
+    np.testing.assert_array_equal(got, [[2, 3], [6, 7]])
+
+
+@pytest.mark.parametrize(("axis", "want"), [(1, [[1, 2, 1, 2], [3, 4, 3, 4]]),
+                                            (-2, [[1, 2], [3, 4], [1, 2], [3, 4]])])  # fmt: skip
+def test_tile_with_run_time_tiles_and_axis(axis: int, want: list[list[int]]) -> None:
+    feeds = {
+        "x": np.array([[1, 2], [3, 4]], dtype=np.float32),
+        "tiles": np.array([2], dtype=np.int64),
+        "axis": np.array([axis], dtype=np.int32),
+    }
+    c2 = model([op("Tile", ["x", "tiles", "axis"], ["y"])], {}, {}, ["y"])
+    _typed(c2, feeds)
+    compare(c2, feeds)
+    np.testing.assert_array_equal(run_net(c2.predict_net, c2.init_net, feeds)["y"], want)
+
+
+def test_boolean_mask_rows_and_positions() -> None:
+    # Caffe2's BooleanMask documentation: the kept values and their positions.
+    feeds = {
+        "data": np.array([1, 2, 3, 4, 5, 6], dtype=np.float32),
+        "mask": np.array([True, False, False, True, True, False]),
+    }
+    c2 = model([op("BooleanMask", ["data", "mask"], ["masked", "indices"])], {}, {}, [])
+    c2.predict_net.external_output.extend(["masked", "indices"])
+    _typed(c2, feeds)
+    compare(c2, feeds)
+    outputs = run_net(c2.predict_net, c2.init_net, feeds)
+    np.testing.assert_array_equal(outputs["masked"], [1, 4, 5])
+    np.testing.assert_array_equal(outputs["indices"], [0, 3, 4])
+
+
+def test_split_with_run_time_sizes() -> None:
+    feeds = {
+        "x": np.arange(10, dtype=np.float32).reshape(2, 5),
+        "split": np.array([2, 3], dtype=np.int32),
+    }
+    c2 = model([op("Split", ["x", "split"], ["a", "b"], axis=1)], {}, {}, ["a", "b"])
+    _typed(c2, feeds)
+    compare(c2, feeds)
+    outputs = run_net(c2.predict_net, c2.init_net, feeds)
+    np.testing.assert_array_equal(outputs["b"], [[2, 3, 4], [7, 8, 9]])

@@ -25,6 +25,14 @@ def int64(ctx: ExportContext, value: ir.Value) -> str:
     return ctx.temp("Cast", [blob], "int64", to=caffe2_dtype(ir.DataType.INT64))
 
 
+def scalar_of(ctx: ExportContext, value: ir.Value, blob: str | None = None) -> str:
+    """``value`` (or its converted ``blob``), a scalar or a one-element vector, as a 0-d blob."""
+    blob = blob or ctx.blob(value)
+    if ctx.need_rank(value, "to read it as a scalar") == 0:
+        return blob
+    return ctx.temp("Squeeze", [blob], "scalar", dims=[0])
+
+
 def const64(ctx: ExportContext, value: int) -> str:
     """A 0-d int64 constant."""
     return ctx.constant(np.array(value, dtype=np.int64), "int")

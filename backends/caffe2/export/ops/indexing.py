@@ -7,6 +7,7 @@ import numpy as np
 import onnx_ir as ir
 
 from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
+from unframe.backends.caffe2.export.ops import _runtime as runtime
 from unframe.backends.caffe2.export.ops._common import (
     attr_float,
     attr_int,
@@ -33,10 +34,12 @@ def one_hot_v9(node: ir.Node, ctx: ExportContext) -> None:
         targets = ctx.constant(positions, "targets")
     else:
         # A run-time depth (any numeric type, truncated to an integer as ONNX says).
-        whole = ctx.temp("Cast", [ctx.input(node, 1)], "depth", to=caffe2_dtype(ir.DataType.INT64))
-        depth_blob = ctx.temp(
-            "Cast", [reshape(ctx, whole, [])], "depth", to=caffe2_dtype(ir.DataType.DOUBLE)
+        depth_input = required(ctx, node, 1)
+        whole = ctx.temp(
+            "Cast", [ctx.blob(depth_input)], "depth", to=caffe2_dtype(ir.DataType.INT64)
         )
+        scalar = runtime.scalar_of(ctx, depth_input, whole)
+        depth_blob = ctx.temp("Cast", [scalar], "depth", to=caffe2_dtype(ir.DataType.DOUBLE))
         zero, one = ctx.constant(np.array(0.0), "zero"), ctx.constant(np.array(1.0), "one")
         targets_shape[axis] = -1
         targets = reshape(ctx, ctx.temp("Range", [zero, depth_blob, one], "targets"), targets_shape)

@@ -488,7 +488,7 @@ def _runtime_pad(node: ir.Node, ctx: ExportContext) -> None:
     fill = None
     if mode == "constant":
         if ctx.has_input(node, 2):
-            fill = reshape(ctx, ctx.input(node, 2), [])
+            fill = runtime.scalar_of(ctx, node.inputs[2])  # type: ignore[arg-type]
         else:
             fill = ctx.scalar(0, x)
     blob = ctx.input(node, 0)

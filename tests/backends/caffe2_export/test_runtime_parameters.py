@@ -1,0 +1,113 @@
+"""Parameters fed as graph inputs (starts, axes, pads, sizes...) stay inputs of the exported net.
+
+onnx's node tests feed them as graph inputs. Each net must compute with them at run time: it is
+run on the executor with other parameter values than the test's (which a net specialized to the
+test's values would get wrong), and it is imported back into the IR and run on onnxruntime, both
+against onnx's expected outputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+import pytest
+
+from unframe.backends.caffe2.export import export_model
+from unframe.backends.caffe2.netdef import Caffe2Model
+from unframe.backends.caffe2.runtime import run_net
+from unframe.converters import conformance
+from unframe.converters.framework import ConvertOptions
+from unframe.frontends.caffe2 import import_caffe2
+from unframe.shared_ir.inputs import InputSpec
+from unframe.shared_ir.runner import run_reference
+
+#: One node test per new run-time form.
+ROUND_TRIP = [
+    "test_slice", "test_slice_neg_steps", "test_slice_negative_axes", "test_slice_default_axes",
+    "test_reduce_sum_do_not_keepdims_example", "test_reduce_sum_empty_axes_input_noop",
+    "test_reduce_max_empty_set", "test_reduce_sum_empty_set",
+    "test_reduce_log_sum_exp_do_not_keepdims_random", "test_reduce_prod_do_not_keepdims_example",
+    "test_reduce_l2_keep_dims_example", "test_constant_pad", "test_constant_pad_axes",
+    "test_reflect_pad", "test_edge_pad", "test_wrap_pad", "test_center_crop_pad_crop_and_pad",
+    "test_center_crop_pad_crop_expanded", "test_cumsum_2d_negative_axis",
+    "test_cumprod_1d_reverse_exclusive", "test_onehot_with_axis", "test_hannwindow",
+    "test_blackmanwindow_symmetric", "test_hammingwindow",
+]  # fmt: skip
+
+
+def _case(name: str) -> object:
+    (case,) = conformance.collect_node_tests(name_pattern=f"^{name}$")
+    return case
+
+
+def _exported(case: object) -> tuple[Caffe2Model, list[str], list[str]]:
+    model = case.model  # type: ignore[attr-defined]
+    nets = export_model(ir.from_proto(model))
+    inputs = [value.name for value in model.graph.input]
+    outputs = [value.name for value in model.graph.output]
+    return Caffe2Model(nets.predict_net, nets.init_net, nets.value_info), inputs, outputs
+
+
+@pytest.mark.parametrize("name", ROUND_TRIP)
+def test_imported_back_matches_onnx(name: str) -> None:
+    case = _case(name)
+    c2, inputs, outputs = _exported(case)
+    # Every graph input stays an input of the net: nothing is bound at export.
+    assert set(inputs) <= set(c2.predict_net.external_input)
+    feeds_list, expected = case.data_sets[0]  # type: ignore[attr-defined]
+    feeds = {name: np.asarray(value) for name, value in zip(inputs, feeds_list, strict=True)}
+    specs = {k: InputSpec(k, tuple(v.shape), v.dtype) for k, v in feeds.items()}
+    imported = import_caffe2(c2, ConvertOptions(inputs=specs))
+    result = run_reference(imported, feeds)
+    assert result.engine == "onnxruntime", result.fallback_reason
+    for output, want in zip(outputs, expected, strict=True):
+        got = result.outputs[output]
+        np.testing.assert_allclose(got, want, rtol=case.rtol, atol=case.atol, err_msg=output)  # type: ignore[attr-defined]
+
+
+def _run(case_name: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    c2, _, outputs = _exported(_case(case_name))
+    results = run_net(c2.predict_net, c2.init_net, feeds)
+    return [results[name] for name in outputs]
+
+
+def test_slice_follows_the_fed_starts() -> None:
+    # test_slice's net, fed other starts, ends, axes and steps than the test's own.
+    x = np.arange(20 * 10 * 5, dtype=np.float32).reshape(20, 10, 5)
+    starts, ends = np.array([-1, 1], np.int64), np.array([-8, 1000], np.int64)
+    axes, steps = np.array([0, 2], np.int64), np.array([-3, 2], np.int64)
+    feeds = {"x": x, "starts": starts, "ends": ends, "axes": axes, "steps": steps}
+    (got,) = _run("test_slice", feeds)
+    np.testing.assert_array_equal(got, x[-1:-8:-3, :, 1:1000:2])
+
+
+def test_reduce_sum_follows_the_fed_axes() -> None:
+    # keepdims=0: the axes decide the output's rank and shape at run time.
+    data = np.arange(12, dtype=np.float32).reshape(3, 2, 2)
+    for axes in ([0, 2], [-2], [], [1, 0, 2]):
+        feeds = {"data": data, "axes": np.array(axes, dtype=np.int64)}
+        (got,) = _run("test_reduce_sum_do_not_keepdims_example", feeds)
+        want = np.sum(data, axis=tuple(axes) if axes else None)
+        np.testing.assert_allclose(got, want)
+
+
+def test_pad_follows_the_fed_pads() -> None:
+    x = np.arange(60, dtype=np.float32).reshape(1, 3, 4, 5)
+    pads = np.array([0, 1, -1, 0, 0, 0, 2, 1], dtype=np.int64)  # channels +1, rows -1 +2...
+    feeds = {"x": x, "pads": pads, "value": np.array(9.5, dtype=np.float32)}
+    (got,) = _run("test_constant_pad", feeds)
+    want = np.pad(x[:, :, 1:], ((0, 0), (1, 0), (0, 2), (0, 1)), constant_values=9.5)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_cumsum_follows_the_fed_axis() -> None:
+    x = np.arange(6, dtype=np.float64).reshape(2, 3)
+    for axis in (0, 1, -2):
+        (got,) = _run("test_cumsum_2d_axis_0", {"x": x, "axis": np.array(axis, dtype=np.int32)})
+        np.testing.assert_array_equal(got, np.cumsum(x, axis=axis))
+
+
+def test_hann_window_follows_the_fed_size() -> None:
+    # Hann: sin^2(pi n / N), N the size (periodic); 4 points: 0, 1/2, 1, 1/2.
+    (got,) = _run("test_hannwindow", {"x": np.array(4, dtype=np.int32)})
+    np.testing.assert_allclose(got, [0.0, 0.5, 1.0, 0.5], atol=1e-6)
