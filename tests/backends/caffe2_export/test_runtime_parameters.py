@@ -31,7 +31,9 @@ ROUND_TRIP = [
     "test_reflect_pad", "test_edge_pad", "test_wrap_pad", "test_center_crop_pad_crop_and_pad",
     "test_center_crop_pad_crop_expanded", "test_cumsum_2d_negative_axis",
     "test_cumprod_1d_reverse_exclusive", "test_onehot_with_axis", "test_hannwindow",
-    "test_blackmanwindow_symmetric", "test_hammingwindow",
+    "test_blackmanwindow_symmetric", "test_hammingwindow", "test_tile",
+    "test_split_variable_parts_2d_opset18", "test_squeeze_negative_axes",
+    "test_unsqueeze_unsorted_axes", "test_top_k_smallest", "test_top_k",
 ]  # fmt: skip
 
 
@@ -111,3 +113,24 @@ def test_hann_window_follows_the_fed_size() -> None:
     # Hann: sin^2(pi n / N), N the size (periodic); 4 points: 0, 1/2, 1, 1/2.
     (got,) = _run("test_hannwindow", {"x": np.array(4, dtype=np.int32)})
     np.testing.assert_allclose(got, [0.0, 0.5, 1.0, 0.5], atol=1e-6)
+
+
+def test_tile_follows_the_fed_repeats() -> None:
+    x = np.arange(120, dtype=np.float32).reshape(2, 3, 4, 5)
+    repeats = np.array([1, 2, 1, 3], dtype=np.int64)
+    (got,) = _run("test_tile", {"x": x, "y": repeats})
+    np.testing.assert_array_equal(got, np.tile(x, (1, 2, 1, 3)))
+
+
+def test_unsqueeze_follows_the_fed_axes() -> None:
+    x = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
+    (got,) = _run("test_unsqueeze_unsorted_axes", {"x": x, "axes": np.array([-1, 0, 2])})
+    assert got.shape == (1, 3, 1, 4, 5, 1)
+    np.testing.assert_array_equal(got.reshape(-1), x.reshape(-1))
+
+
+def test_top_k_follows_the_fed_k() -> None:
+    x = np.array([[0, 1, 2, 3], [7, 6, 5, 4], [8, 11, 10, 9]], dtype=np.float32)
+    values, indices = _run("test_top_k", {"x": x, "k": np.array([2], dtype=np.int64)})
+    np.testing.assert_array_equal(values, [[3, 2], [7, 6], [11, 10]])
+    np.testing.assert_array_equal(indices, [[3, 2], [0, 1], [1, 2]])

@@ -93,6 +93,14 @@ def split_v2(node: ir.Node, ctx: ExportContext) -> None:
 @ops.register("Split", since=13)
 def split_v13(node: ir.Node, ctx: ExportContext) -> None:
     sizes = ctx.const_ints(node.inputs[1]) if ctx.has_input(node, 1) else None
+    if ctx.has_input(node, 1) and sizes is None:
+        # Caffe2's Split takes the sizes as an int32 tensor too.
+        rank = ctx.need_rank(node.inputs[0])
+        axis = normalize_axis(ctx, attr_int(node, "axis", 0), rank)
+        split = ctx.temp("Cast", [ctx.input(node, 1)], "split", to=caffe2_dtype(ir.DataType.INT32))
+        outputs = [ctx.output(node, i) for i in range(len(node.outputs))]
+        ctx.emit("Split", [ctx.input(node, 0), split], outputs, axis=axis)
+        return
     _split(node, ctx, sizes)
 
 
@@ -192,11 +200,6 @@ def _runtime_slice(node: ir.Node, ctx: ExportContext) -> None:
     ctx.emit("Copy", [blob], [ctx.output(node)])
 
 
-def _static_reshape(node: ir.Node, ctx: ExportContext, why: str) -> None:
-    out = ctx.need_shape(node.outputs[0], why)
-    reshape(ctx, ctx.input(node, 0), list(out), ctx.output(node))
-
-
 def _squeeze(node: ir.Node, ctx: ExportContext, axes: list[int] | None) -> None:
     if axes is None:
         shape = ctx.need_shape(node.inputs[0], "to find the axes to squeeze")
@@ -214,9 +217,28 @@ def squeeze_v1(node: ir.Node, ctx: ExportContext) -> None:
 @ops.register("Squeeze", since=13)
 def squeeze_v13(node: ir.Node, ctx: ExportContext) -> None:
     if ctx.has_input(node, 1) and ctx.const(node.inputs[1]) is None:
-        _static_reshape(node, ctx, "as the axes are a run-time input")
+        _runtime_squeeze(node, ctx)
         return
     _squeeze(node, ctx, ctx.const_ints(node.inputs[1]) if ctx.has_input(node, 1) else None)
+
+
+def _runtime_squeeze(node: ir.Node, ctx: ExportContext) -> None:
+    """Run-time axes: reshape to the input's dims less the named ones (all 1s if none are)."""
+    rank = ctx.need_rank(node.inputs[0], "to squeeze it")
+    axes = ctx.temp("Reshape", [runtime.int64(ctx, node.inputs[1])], "axes", shape=[-1])  # type: ignore[arg-type]
+    dims = ctx.temp("Shape", [ctx.input(node, 0)], "dims")
+    named = ctx.fresh("named")
+    columns = [
+        ctx.temp("Reshape", [runtime.axis_flag(ctx, axes, rank, axis)], "named", shape=[1])
+        for axis in range(rank)
+    ]
+    ctx.emit("Concat", columns, [named, ctx.fresh("split_info")], axis=0)
+    none = ctx.temp("EQ", [ctx.temp("Size", [axes], "count"), runtime.const64(ctx, 0)], "none")
+    ones = ctx.temp("EQ", [dims, runtime.const64(ctx, 1)], "ones")
+    every_one = ctx.temp("And", [runtime.like(ctx, none, ones), ones], "ones")
+    dropped = ctx.temp("Or", [named, every_one], "dropped")
+    kept = ctx.temp("BooleanMask", [dims, ctx.temp("Not", [dropped], "kept")], "kept")
+    reshape(ctx, ctx.input(node, 0), kept, ctx.output(node))
 
 
 def _unsqueeze(node: ir.Node, ctx: ExportContext, axes: list[int]) -> None:
@@ -234,22 +256,49 @@ def unsqueeze_v1(node: ir.Node, ctx: ExportContext) -> None:
 def unsqueeze_v13(node: ir.Node, ctx: ExportContext) -> None:
     axes = ctx.const_ints(node.inputs[1])
     if axes is None:
-        _static_reshape(node, ctx, "as the axes are a run-time input")
+        _runtime_unsqueeze(node, ctx)
         return
     _unsqueeze(node, ctx, axes)
+
+
+def _runtime_unsqueeze(node: ir.Node, ctx: ExportContext) -> None:
+    """Run-time axes: each output dim is 1 where named, else the next input dim in order."""
+    rank = ctx.need_rank(node.inputs[0], "to unsqueeze it")
+    out_rank = rank + ctx.need_shape(node.inputs[1], "for the number of new axes")[0]
+    axes = runtime.int64(ctx, node.inputs[1])  # type: ignore[arg-type]
+    dims = ctx.temp("Shape", [ctx.input(node, 0)], "dims")
+    one = runtime.const64(ctx, 1)
+    inserted = runtime.const64(ctx, 0)  # new axes before the current position
+    columns = []
+    for position in range(out_rank):
+        named = runtime.axis_flag(ctx, axes, out_rank, position)
+        source = ctx.temp("Sub", [runtime.const64(ctx, position), inserted], "source")
+        source = runtime.clamp(ctx, source, 0, max(rank - 1, 0))
+        dim = ctx.temp("Gather", [dims, source], "dim") if rank else one
+        columns.append(ctx.temp("Reshape", [ctx.temp("Where", [named, one, dim], "dim")],
+                                "dim", shape=[1]))  # fmt: skip
+        count = ctx.temp("Cast", [named], "count", to=caffe2_dtype(ir.DataType.INT64))
+        inserted = ctx.temp("Add", [inserted, count], "inserted")
+    shape = ctx.fresh("shape")
+    ctx.emit("Concat", columns, [shape, ctx.fresh("split_info")], axis=0)
+    reshape(ctx, ctx.input(node, 0), shape, ctx.output(node))
 
 
 @ops.register("Tile", since=6)
 def tile_v6(node: ir.Node, ctx: ExportContext) -> None:
     repeats = ctx.const_ints(node.inputs[1])
-    if repeats is None:
-        # The repeats follow from the static shapes: out = in * repeats, dim by dim.
-        before = ctx.need_shape(node.inputs[0], "as the repeats are a run-time input")
-        after = ctx.need_shape(node.outputs[0], "as the repeats are a run-time input")
-        if any(b == 0 for b in before):
-            raise ctx.error("cannot tell the repeats of an empty tensor")
-        repeats = [a // b for a, b in zip(after, before, strict=True)]
     blob = ctx.input(node, 0)
+    if repeats is None:
+        # Run-time repeats: Caffe2's Tile also takes its tiles and axis as tensors, one axis each.
+        counts = runtime.int64(ctx, node.inputs[1])  # type: ignore[arg-type]
+        rank = ctx.need_rank(node.inputs[0], "to tile it")
+        for axis in range(rank):
+            index = ctx.constant(np.array([axis], dtype=np.int64), "axis")
+            tiles = ctx.temp("Gather", [counts, index], "tiles")
+            out = ctx.output(node) if axis == rank - 1 else ctx.fresh("tiled")
+            ctx.emit("Tile", [blob, tiles, index], [out])
+            blob = out
+        return
     axes = [axis for axis, count in enumerate(repeats) if count != 1]
     if not axes:
         ctx.emit("Copy", [blob], [ctx.output(node)])
@@ -530,13 +579,27 @@ def top_k_v10(node: ir.Node, ctx: ExportContext) -> None:
     rank = ctx.need_rank(node.inputs[0])
     axis = normalize_axis(ctx, attr_int(node, "axis", -1), rank)
     k_const = ctx.const_ints(node.inputs[1])
-    if k_const is not None:
-        k = k_const[0]
-    else:
-        k = ctx.need_shape(node.outputs[0], "as k is a run-time input")[axis]
     if not attr_int(node, "sorted", 1):
         raise ctx.error("sorted=0 has no Caffe2 equivalent (Caffe2's TopK always sorts)")
     values, indices = ctx.output(node, 0), ctx.output(node, 1)
+    if k_const is not None:
+        _top_k(node, ctx, k_const[0], axis, values, indices)
+        return
+    # A run-time k: sort the whole axis, then keep its first k (a Slice with a tensor end).
+    size = ctx.need_shape(node.inputs[0], "to sort the whole axis")[axis]
+    everything = ctx.fresh("values"), ctx.fresh("indices")
+    _top_k(node, ctx, size, axis, *everything)
+    k = ctx.temp("Reshape", [runtime.int64(ctx, node.inputs[1])], "k", shape=[1])  # type: ignore[arg-type]
+    ends = [ctx.constant(np.full(axis, -1, dtype=np.int64), "ends"), k,
+            ctx.constant(np.full(rank - axis - 1, -1, dtype=np.int64), "ends")]  # fmt: skip
+    end = ctx.fresh("ends")
+    ctx.emit("Concat", ends, [end, ctx.fresh("split_info")], axis=0)
+    start = ctx.constant(np.zeros(rank, dtype=np.int64), "starts")
+    for whole, out in zip(everything, (values, indices), strict=True):
+        ctx.emit("Slice", [whole, start, end], [out])
+
+
+def _top_k(node: ir.Node, ctx: ExportContext, k: int, axis: int, values: str, indices: str) -> None:
     x = ctx.input(node, 0)
     if attr_int(node, "largest", 1):
         ctx.emit("TopK", [x], [values, indices], k=k, axis=axis)
