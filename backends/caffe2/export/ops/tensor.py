@@ -292,12 +292,12 @@ def tile_v6(node: ir.Node, ctx: ExportContext) -> None:
         # Run-time repeats: Caffe2's Tile also takes its tiles and axis as tensors, one axis each.
         counts = runtime.int64(ctx, node.inputs[1])  # type: ignore[arg-type]
         rank = ctx.need_rank(node.inputs[0], "to tile it")
-        for axis in range(rank):
-            index = ctx.constant(np.array([axis], dtype=np.int64), "axis")
+        for position in range(rank):
+            index = ctx.constant(np.array([position], dtype=np.int64), "axis")
             tiles = ctx.temp("Gather", [counts, index], "tiles")
-            out = ctx.output(node) if axis == rank - 1 else ctx.fresh("tiled")
-            ctx.emit("Tile", [blob, tiles, index], [out])
-            blob = out
+            tiled = ctx.output(node) if position == rank - 1 else ctx.fresh("tiled")
+            ctx.emit("Tile", [blob, tiles, index], [tiled])
+            blob = tiled
         return
     axes = [axis for axis, count in enumerate(repeats) if count != 1]
     if not axes:
