@@ -293,10 +293,10 @@ def tile_v6(node: ir.Node, ctx: ExportContext) -> None:
         counts = runtime.int64(ctx, node.inputs[1])  # type: ignore[arg-type]
         rank = ctx.need_rank(node.inputs[0], "to tile it")
         for position in range(rank):
-            index = ctx.constant(np.array([position], dtype=np.int64), "axis")
-            tiles = ctx.temp("Gather", [counts, index], "tiles")
+            axis_blob = ctx.constant(np.array([position], dtype=np.int64), "axis")
+            tiles = ctx.temp("Gather", [counts, axis_blob], "tiles")
             tiled = ctx.output(node) if position == rank - 1 else ctx.fresh("tiled")
-            ctx.emit("Tile", [blob, tiles, index], [tiled])
+            ctx.emit("Tile", [blob, tiles, axis_blob], [tiled])
             blob = tiled
         return
     axes = [axis for axis, count in enumerate(repeats) if count != 1]
