@@ -9,12 +9,14 @@ the array they came from is kept beside the message until it is read (``get_floa
 
 The arrays kept are checked against the message when used (its wrapper object, the count and a few
 values), and without one, values are read back by serializing the field and viewing it with numpy.
-Arrays read from a file are dropped with the NetDef they belong to; arrays of a net being built are
-dropped when written, when a later net's are written, or beyond ``_PENDING_LIMIT`` bytes.
+Arrays read from a file are dropped with the NetDef they belong to (at the next garbage collection);
+arrays of a net being built are dropped when written, when a later net's are written, by
+``forget``, or beyond ``_PENDING_LIMIT`` bytes.
 """
 
 from __future__ import annotations
 
+import gc
 import math
 import sys
 import threading
@@ -121,7 +123,22 @@ class _ValueCache:
         if kept.owner is None:
             self._pending_bytes -= self._pending.pop(arg_id)
         elif kept.owner in self._owners:
-            self._owners[kept.owner][1].remove(arg_id)
+            ids = self._owners[kept.owner][1]
+            ids.remove(arg_id)
+            if not ids:
+                del self._owners[kept.owner]
+
+    def after_collection(self, phase: str, info: dict[str, int]) -> None:
+        """A garbage-collector callback: forgets the arrays of nets dropped since the last one.
+
+        Dropping a NetDef triggers nothing here (protobuf messages take no weak references), and
+        the arrays kept for it hold the file's bytes; the collector runs often enough.
+        """
+        if phase == "stop" and self._owners and self._lock.acquire(blocking=False):
+            try:
+                self._drop_unowned()
+            finally:
+                self._lock.release()
 
     def _drop_unowned(self) -> None:
         """Forgets the arrays of nets that nobody holds any more."""
@@ -129,11 +146,12 @@ class _ValueCache:
             if sys.getrefcount(net) <= _UNOWNED_REFS:
                 for arg_id in list(ids):
                     self._drop(arg_id)
-                del self._owners[owner_id]
+                self._owners.pop(owner_id, None)
             del net
 
 
 _CACHE = _ValueCache()
+gc.callbacks.append(_CACHE.after_collection)
 
 
 def _matches(container: object, values: np.ndarray) -> bool:
