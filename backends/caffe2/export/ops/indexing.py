@@ -140,3 +140,26 @@ def array_feature_extractor_v1(node: ir.Node, ctx: ExportContext) -> None:
     rank = ctx.need_rank(node.inputs[0])
     indices = reshape(ctx, ctx.input(node, 1), [-1])
     ctx.emit("Gather", [ctx.input(node, 0), indices], [ctx.output(node)], axis=rank - 1)
+
+
+@ops.register("NonZero", since=9)
+def non_zero_v9(node: ir.Node, ctx: ExportContext) -> None:
+    """The flat positions BooleanMask keeps, unravelled into one row of coordinates per axis."""
+    x = required(ctx, node, 0)
+    shape = ctx.need_shape(x, "to unravel the positions")
+    size = int(np.prod(shape))
+    if not shape or not size:
+        raise ctx.error("a scalar or empty input has no Caffe2 form here")
+    flat = reshape(ctx, ctx.blob(x), [-1])
+    mask = ctx.temp("Cast", [flat], "mask", to=caffe2_dtype(ir.DataType.BOOL))
+    every = ctx.constant(np.arange(size, dtype=np.int64), "positions")
+    positions = ctx.temp("BooleanMask", [every, mask], "positions")
+    rows = []
+    stride = size
+    for axis, dim in enumerate(shape):
+        stride //= dim
+        index = ctx.temp("Div", [positions, runtime.const64(ctx, stride)], "index")
+        if axis:  # the first coordinate is below its dim already
+            index = ctx.temp("Mod", [index], "index", divisor=dim, sign_follow_divisor=1)
+        rows.append(ctx.temp("ExpandDims", [index], "row", dims=[0]))
+    ctx.emit("Concat", rows, [ctx.output(node), ctx.fresh("split_info")], axis=0)

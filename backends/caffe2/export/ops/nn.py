@@ -22,7 +22,7 @@ from unframe.backends.caffe2.export.ops._common import (
 from unframe.backends.caffe2.export.registry import ops
 
 
-def _explicit_pads(
+def explicit_pads(
     ctx: ExportContext, node: ir.Node, kernel: list[int], strides: list[int], dilations: list[int]
 ) -> list[int]:
     """ONNX pads (begins then ends), with auto_pad resolved against the static input shape."""
@@ -44,7 +44,7 @@ def _explicit_pads(
     return begins + ends
 
 
-def _kernel(ctx: ExportContext, node: ir.Node) -> list[int]:
+def kernel_shape(ctx: ExportContext, node: ir.Node) -> list[int]:
     kernel = attr_ints(node, "kernel_shape")
     if kernel is None:
         weight = ctx.need_shape(node.inputs[1], "for the kernel size")
@@ -54,11 +54,11 @@ def _kernel(ctx: ExportContext, node: ir.Node) -> list[int]:
 
 @ops.register("Conv", since=1)
 def conv_v1(node: ir.Node, ctx: ExportContext) -> None:
-    kernel = _kernel(ctx, node)
+    kernel = kernel_shape(ctx, node)
     spatial = len(kernel)
     strides = attr_ints(node, "strides") or [1] * spatial
     dilations = attr_ints(node, "dilations") or [1] * spatial
-    pads = _explicit_pads(ctx, node, kernel, strides, dilations)
+    pads = explicit_pads(ctx, node, kernel, strides, dilations)
     inputs = [ctx.input(node, 0), ctx.input(node, 1)]
     if ctx.has_input(node, 2):
         inputs.append(ctx.input(node, 2))
@@ -70,7 +70,7 @@ def conv_v1(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("ConvTranspose", since=1)
 def conv_transpose_v1(node: ir.Node, ctx: ExportContext) -> None:
-    kernel = _kernel(ctx, node)
+    kernel = kernel_shape(ctx, node)
     spatial = len(kernel)
     strides = attr_ints(node, "strides") or [1] * spatial
     dilations = attr_ints(node, "dilations") or [1] * spatial
@@ -145,7 +145,7 @@ def _pool(node: ir.Node, ctx: ExportContext, caffe2_type: str) -> None:
     spatial = len(kernel)
     strides = attr_ints(node, "strides") or [1] * spatial
     dilations = attr_ints(node, "dilations") or [1] * spatial
-    pads = _explicit_pads(ctx, node, kernel, strides, dilations)
+    pads = explicit_pads(ctx, node, kernel, strides, dilations)
     if any(d != 1 for d in dilations):
         if caffe2_type == "MaxPool":
             raise ctx.error("Caffe2's MaxPool has no dilation")
@@ -381,6 +381,45 @@ def matmul_v1(node: ir.Node, ctx: ExportContext) -> None:
     ctx.emit(
         "BatchMatMul", [ctx.input(node, 0), ctx.input(node, 1)], [ctx.output(node)], broadcast=1
     )
+
+
+#: Permutations of up to three rows with their signs, for Det by the Leibniz formula.
+_PERMUTATIONS: dict[int, list[tuple[tuple[int, ...], int]]] = {
+    1: [((0,), 1)],
+    2: [((0, 1), 1), ((1, 0), -1)],
+    3: [((0, 1, 2), 1), ((1, 2, 0), 1), ((2, 0, 1), 1),
+        ((0, 2, 1), -1), ((2, 1, 0), -1), ((1, 0, 2), -1)],
+}  # fmt: skip
+
+
+@ops.register("Det", since=11)
+def det_v11(node: ir.Node, ctx: ExportContext) -> None:
+    """Sum over permutations p of sign(p) * prod_i x[i, p(i)], for matrices up to 3 x 3.
+
+    Caffe2 has no factorization; beyond 3 x 3 the n! terms are not worth writing out.
+    """
+    shape = ctx.need_shape(node.inputs[0], "for the matrix size")
+    n = shape[-1]
+    if len(shape) < 2 or shape[-2] != n or n not in _PERMUTATIONS:
+        raise ctx.error(f"matrices of shape {shape[-2:]} have no Caffe2 form here")
+    flat = reshape(ctx, ctx.input(node, 0), [*shape[:-2], n * n])
+    axis = len(shape) - 2
+    entries: dict[int, str] = {}
+    terms = []
+    for permutation, sign in _PERMUTATIONS[n]:
+        product = ""
+        for row, column in enumerate(permutation):
+            position = row * n + column
+            if position not in entries:
+                index = ctx.constant(np.array(position, dtype=np.int64), "index")
+                entries[position] = ctx.temp("Gather", [flat, index], "entry", axis=axis)
+            entry = entries[position]
+            product = ctx.temp("Mul", [product, entry], "product") if product else entry
+        terms.append((product, sign))
+    total, _ = terms[0]
+    for product, sign in terms[1:]:
+        total = ctx.temp("Add" if sign > 0 else "Sub", [total, product], "det")
+    ctx.emit("Copy", [total], [ctx.output(node)])
 
 
 @ops.register("Gemm", since=7)

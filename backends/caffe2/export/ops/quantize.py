@@ -1,12 +1,20 @@
-"""QuantizeLinear and DequantizeLinear for the integer types Caffe2 holds (per tensor or axis)."""
+"""QuantizeLinear and DequantizeLinear for the integer types Caffe2 holds (per tensor or axis);
+MatMulInteger and ConvInteger as float products that hold every integer exactly."""
 
 from __future__ import annotations
 
 import onnx_ir as ir
 
 from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
-from unframe.backends.caffe2.export.ops._common import attr_int, normalize_axis, required, reshape
+from unframe.backends.caffe2.export.ops._common import (
+    attr_int,
+    attr_ints,
+    normalize_axis,
+    required,
+    reshape,
+)
 from unframe.backends.caffe2.export.ops.composite import round_half_even
+from unframe.backends.caffe2.export.ops.nn import explicit_pads, kernel_shape
 from unframe.backends.caffe2.export.registry import ops
 
 _RANGES = {
@@ -76,3 +84,70 @@ def dequantize_linear_v10(node: ir.Node, ctx: ExportContext) -> None:
         return
     product = ctx.temp("Mul", [blob, scale], "product")
     ctx.emit("Cast", [product], [ctx.output(node)], to=caffe2_dtype(out_type))
+
+
+#: Float32 holds every integer up to 2**24: a sum of at most this many products of 8-bit values
+#: less their zero points (each at most 255 * 255 in magnitude) stays exact.
+_EXACT_TERMS = 2**24 // (255 * 255)
+
+
+def _centered(ctx: ExportContext, node: ir.Node, index: int, point: str | None) -> str:
+    """Input ``index`` as float32, less its zero point (an already shaped float blob) if any."""
+    value = required(ctx, node, index)
+    if ctx.dtype(value) not in (ir.DataType.UINT8, ir.DataType.INT8):
+        raise ctx.error(f"integer products of {ctx.dtype(value)} have no exact Caffe2 form here")
+    blob = ctx.temp("Cast", [ctx.blob(value)], "float", to=caffe2_dtype(ir.DataType.FLOAT))
+    return blob if point is None else ctx.temp("Sub", [blob, point], "centered")
+
+
+def _zero_point(
+    ctx: ExportContext, node: ir.Node, index: int, target: list[int] | None
+) -> str | None:
+    """Zero point ``index`` as float32: a scalar, or a vector reshaped to ``target``."""
+    if not ctx.has_input(node, index):
+        return None
+    value = required(ctx, node, index)
+    blob = ctx.temp("Cast", [ctx.blob(value)], "zero", to=caffe2_dtype(ir.DataType.FLOAT))
+    shape = ctx.need_shape(value, "for the zero point")
+    if len(shape) == 0 or shape == (1,) or target is None:
+        return blob
+    return reshape(ctx, blob, target)
+
+
+def _to_int32(ctx: ExportContext, node: ir.Node, product: str) -> None:
+    ctx.emit("Cast", [product], [ctx.output(node)], to=caffe2_dtype(ir.DataType.INT32))
+
+
+@ops.register("MatMulInteger", since=10)
+def matmul_integer_v10(node: ir.Node, ctx: ExportContext) -> None:
+    a_shape = ctx.need_shape(node.inputs[0], "for the inner dimension")
+    if len(a_shape) < 2 or a_shape[-1] > _EXACT_TERMS:
+        raise ctx.error(f"an inner dimension over {_EXACT_TERMS} is not exact in float32")
+    # A's zero point may be per row (1-D, one per row of A): a column to broadcast.
+    a = _centered(ctx, node, 0, _zero_point(ctx, node, 2, [a_shape[-2], 1]))
+    b = _centered(ctx, node, 1, _zero_point(ctx, node, 3, None))
+    product = ctx.temp("BatchMatMul", [a, b], "product", broadcast=1)
+    _to_int32(ctx, node, product)
+
+
+@ops.register("ConvInteger", since=10)
+def conv_integer_v10(node: ir.Node, ctx: ExportContext) -> None:
+    weight_shape = ctx.need_shape(node.inputs[1], "for the kernel")
+    terms = 1
+    for dim in weight_shape[1:]:
+        terms *= dim
+    if terms > _EXACT_TERMS:
+        raise ctx.error(f"a kernel of over {_EXACT_TERMS} terms is not exact in float32")
+    x = _centered(ctx, node, 0, _zero_point(ctx, node, 2, None))
+    # The weight's zero point may be per output channel.
+    per_channel = [weight_shape[0]] + [1] * (len(weight_shape) - 1)
+    w = _centered(ctx, node, 1, _zero_point(ctx, node, 3, per_channel))
+    kernel = kernel_shape(ctx, node)
+    strides = attr_ints(node, "strides") or [1] * len(kernel)
+    dilations = attr_ints(node, "dilations") or [1] * len(kernel)
+    pads = explicit_pads(ctx, node, kernel, strides, dilations)
+    product = ctx.temp(
+        "Conv", [x, w], "product", kernels=kernel, strides=strides, pads=pads,
+        dilations=dilations, group=attr_int(node, "group", 1), order="NCHW",
+    )  # fmt: skip
+    _to_int32(ctx, node, product)
