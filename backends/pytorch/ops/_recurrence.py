@@ -1,18 +1,72 @@
-"""ONNX LSTM/GRU/RNN run by torch's own recurrent kernels (``torch.lstm``, ``torch.gru``,
-``torch.rnn_tanh``, ``torch.rnn_relu``), for the nodes those kernels compute exactly.
+"""Running ONNX LSTM/GRU/RNN over a sequence: ``recur`` drives one direction's step function,
+``fused_rnn`` hands the nodes torch's recurrent kernels compute exactly (``torch.lstm``,
+``torch.gru``, ``torch.rnn_tanh``, ``torch.rnn_relu``) to those kernels.
 
-Eagerly the whole sequence goes to the fused kernel. Under ``torch.export`` the kernel's fake
-implementation unrolls the sequence and fixes its length, so there each direction is a ``scan``
-(a higher-order op kept in the program with a symbolic length) whose body is the same kernel on
-one time step.
+A Python loop over time, and equally the kernels' fake implementations, would be unrolled by
+``torch.export`` and fix the sequence length; under export every direction is therefore a
+``scan`` (a higher-order op the program keeps, with a symbolic length) of one step, which for
+``fused_rnn`` is the kernel on one time step. Eagerly ``fused_rnn`` gives the whole sequence to
+the kernel and ``recur`` loops.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import torch
+
+State = tuple[torch.Tensor, ...]
+#: ``step(weights, state, x_t) -> new state``; the new state's first tensor is the output h_t.
+Step = Callable[[State, State, torch.Tensor], State]
+
+
+def recur(
+    step: Step,
+    weights: State,
+    state: State,
+    xs: torch.Tensor,
+    active: torch.Tensor | None,
+    reverse: bool,
+) -> tuple[torch.Tensor, State]:
+    """One direction over seq-major ``xs``: the outputs ``[seq, batch, hidden]`` and final state.
+
+    ``active`` ([seq, batch, 1], from sequence_lens) freezes the state and zeroes the output past
+    each sequence's end. Under ``torch.export`` a ``scan``, else a Python loop.
+    """
+    exporting = torch.compiler.is_exporting()
+    if exporting:
+        # scan rejects closed-over tensors that alias each other (views of one W, R or B).
+        weights = tuple(w.clone() for w in weights)
+
+    def advance(carried: State, inputs: State) -> tuple[State, torch.Tensor]:
+        new = step(weights, carried, inputs[0])
+        if len(inputs) == 1:
+            return new, new[0].clone()  # scan rejects an output aliasing the carried state
+        on = inputs[1]
+        kept = tuple(torch.where(on, n, old) for n, old in zip(new, carried, strict=True))
+        return kept, torch.where(on, new[0], torch.zeros_like(new[0]))
+
+    sequences = (xs,) if active is None else (xs, active)
+    if exporting:
+        from torch._higher_order_ops.scan import scan
+
+        # Fresh contiguous copies: the carried state must match the step's output layout (an
+        # expanded h0 has stride 0), and a state that shares memory with another (h0 and c0 one
+        # tensor, as exporters write zeros) comes out of the scan wrong.
+        initial = tuple(s.clone(memory_format=torch.contiguous_format) for s in state)
+        final, ys = scan(advance, initial, sequences, reverse=reverse)
+        return ys, tuple(final)
+    steps = xs.shape[0]
+    outputs: list[torch.Tensor] = []
+    for t in range(steps - 1, -1, -1) if reverse else range(steps):
+        state, output = advance(state, tuple(x[t] for x in sequences))
+        outputs.append(output)
+    if not steps:
+        return xs.new_zeros((0, *state[0].shape)), state
+    return torch.stack(outputs[::-1] if reverse else outputs), state
+
 
 #: Where each of torch's gates sits among ONNX's: LSTM is iofc in ONNX and ifgo (g = c) in
 #: torch; GRU is zrh in ONNX and rzn (n = h) in torch.
@@ -64,31 +118,13 @@ def _call_kernel(
     return y, (h,)
 
 
-def _scan_direction(
-    kind: str,
-    x: torch.Tensor,
-    state: tuple[torch.Tensor, ...],
-    params: list[torch.Tensor],
-    has_biases: bool,
-    reverse: bool,
-) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-    """One direction as a ``scan`` of one-step kernel calls: ``[seq, batch, hidden]``, state."""
-    from torch._higher_order_ops.scan import scan
-
-    # scan rejects closed-over tensors that alias each other (B's halves are views of one row).
-    params = [p.clone() for p in params]
-
-    def step(
-        carried: tuple[torch.Tensor, ...], x_t: torch.Tensor
-    ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-        y, new_state = _call_kernel(kind, x_t.unsqueeze(0), carried, params, has_biases, False)
-        # scan rejects outputs that alias the carried values; y[0] is h's storage.
-        return new_state, y[0].clone()
-
-    # The carried state must match the kernel's output layout (an expanded h0 has stride 0).
-    initial = tuple(s.contiguous() for s in state)
-    final, ys = scan(step, initial, x, dim=0, reverse=reverse)
-    return ys, tuple(final)
+def _kernel_step(
+    kind: str, has_biases: bool, params: State, state: State, x_t: torch.Tensor
+) -> State:
+    """One time step of torch's kernel, on ``[batch, ...]`` state and input."""
+    batched = tuple(s.unsqueeze(0) for s in state)
+    _, new = _call_kernel(kind, x_t.unsqueeze(0), batched, list(params), has_biases, False)
+    return tuple(s[0] for s in new)
 
 
 def fused_rnn(
@@ -124,14 +160,13 @@ def fused_rnn(
     has_biases = b is not None
     if torch.compiler.is_exporting():
         backwards = [reverse] if directions == 1 else [False, True]
+        step = functools.partial(_kernel_step, kind, has_biases)
         runs = [
-            _scan_direction(
-                kind, x, tuple(s[d : d + 1] for s in states), params[d], has_biases, backwards[d]
-            )
+            recur(step, tuple(params[d]), tuple(s[d] for s in states), x, None, backwards[d])
             for d in range(directions)
         ]
         y = torch.stack([ys for ys, _ in runs], dim=1)
-        finals = [torch.cat([state[k] for _, state in runs]) for k in range(len(states))]
+        finals = [torch.stack([state[k] for _, state in runs]) for k in range(len(states))]
     elif x.shape[0] == 0:  # the kernels reject empty sequences; ONNX keeps the initial state
         y = x.new_zeros((0, directions, batch, hidden))
         finals = states

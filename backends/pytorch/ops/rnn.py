@@ -1,18 +1,19 @@
 """LSTM, GRU and RNN with ONNX's gate layouts (LSTM iofc, GRU zrh), directions, sequence_lens,
 peepholes, clip, custom activations and both layouts.
 
-Nodes torch's recurrent kernels compute exactly go to them (``_rnn_fused``), which keeps the
-sequence axis symbolic in ``torch.export``; the rest take one step per time index in a Python loop,
-which ``torch.export`` unrolls to the example's length.
+Nodes torch's recurrent kernels compute exactly go to them (``_recurrence.fused_rnn``); the rest
+step through time with the cells below. Under ``torch.export`` both are a ``scan`` over time, so
+the sequence axis stays symbolic in ``.pt2``.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 from unframe.backends.pytorch.ops._common import BuildContext, Outputs, ir, ops, torch
-from unframe.backends.pytorch.ops._rnn_fused import fused_rnn
+from unframe.backends.pytorch.ops._recurrence import State, fused_rnn, recur
 
 F = torch.nn.functional
 Activation = Callable[[torch.Tensor], torch.Tensor]
@@ -66,6 +67,67 @@ def _clip(x: torch.Tensor, clip: float | None) -> torch.Tensor:
     return x if clip is None else x.clamp(-clip, clip)
 
 
+def _lstm_cell(
+    spec: dict[str, Any],
+    functions: list[Activation],
+    weights: State,
+    state: State,
+    xw: torch.Tensor,
+) -> State:
+    """One LSTM step (gates iofc); ``weights`` is (R, R's bias[, peepholes]) of one direction."""
+    f, g, h_fun = functions
+    rd, rb = weights[:2]
+    h, c = state
+    clip = spec["clip"]
+    i_g, o_g, f_g, c_g = (xw + torch.matmul(h, rd.t()) + rb).chunk(4, dim=1)
+    if len(weights) == 3:
+        p_i, p_o, p_f = weights[2].chunk(3)
+        i_g, f_g = i_g + p_i * c, f_g + p_f * c
+    # clip bounds each activation's input, so it comes after the peephole terms
+    i_t = f(_clip(i_g, clip))
+    f_t = 1 - i_t if spec["input_forget"] else f(_clip(f_g, clip))
+    c_new = f_t * c + i_t * g(_clip(c_g, clip))
+    if len(weights) == 3:
+        o_g = o_g + p_o * c_new
+    return f(_clip(o_g, clip)) * h_fun(c_new), c_new
+
+
+def _gru_cell(
+    spec: dict[str, Any],
+    functions: list[Activation],
+    weights: State,
+    state: State,
+    xw: torch.Tensor,
+) -> State:
+    """One GRU step (gates zrh); ``weights`` is (R, R's bias) of one direction."""
+    f, g = functions[:2]
+    (h,) = state
+    xz, xr, xh = xw.chunk(3, dim=1)
+    rz, rr, rh = weights[0].chunk(3, dim=0)
+    bz, br, bh = weights[1].chunk(3)
+    z = f(_clip(xz + torch.matmul(h, rz.t()) + bz, spec["clip"]))
+    r_t = f(_clip(xr + torch.matmul(h, rr.t()) + br, spec["clip"]))
+    if spec["linear_before_reset"]:
+        cand = xh + r_t * (torch.matmul(h, rh.t()) + bh)
+    else:
+        cand = xh + torch.matmul(r_t * h, rh.t()) + bh
+    return ((1 - z) * g(_clip(cand, spec["clip"])) + z * h,)
+
+
+def _rnn_cell(
+    spec: dict[str, Any],
+    functions: list[Activation],
+    weights: State,
+    state: State,
+    xw: torch.Tensor,
+) -> State:
+    (h,) = state
+    return (functions[0](_clip(xw + torch.matmul(h, weights[0].t()) + weights[1], spec["clip"])),)
+
+
+_CELLS = {"lstm": _lstm_cell, "gru": _gru_cell, "rnn": _rnn_cell}
+
+
 def _run(
     kind: str,
     x: torch.Tensor,
@@ -89,55 +151,30 @@ def _run(
     gates = {"lstm": 4, "gru": 3, "rnn": 1}[kind]
     per_direction = {"lstm": 3, "gru": 2, "rnn": 1}[kind]
     acts = _activations(spec, per_direction, directions)
-    lengths = (
-        seq_lens.long() if seq_lens is not None else torch.full((batch,), steps, dtype=torch.long)
-    )
+    active = None
+    if seq_lens is not None:
+        time_index = torch.arange(steps, device=x.device).unsqueeze(1)
+        # (reshaped to X's batch: under torch.export its size is another symbol, equal to it)
+        lengths = seq_lens.long().reshape(1, batch, 1)
+        active = time_index.unsqueeze(2) < lengths  # [seq, batch, 1]
     reverse = [spec["direction"] == "reverse"] if directions == 1 else [False, True]
     ys, hs, cs = [], [], []
     for d in range(directions):
-        wd, rd = w[d], r[d]
-        bias = b[d] if b is not None else torch.zeros(2 * gates * hidden, dtype=x.dtype)
-        wb, rb = bias[: gates * hidden], bias[gates * hidden :]
-        h = h0[d] if h0 is not None else torch.zeros((batch, hidden), dtype=x.dtype)
-        c = c0[d] if c0 is not None else torch.zeros((batch, hidden), dtype=x.dtype)
-        outputs: list[torch.Tensor] = [torch.zeros((batch, hidden), dtype=x.dtype)] * steps
-        order = range(steps - 1, -1, -1) if reverse[d] else range(steps)
-        projected = torch.matmul(x, wd.t()) + wb  # all time steps at once
-        f, g, hfun = (acts[d] + [acts[d][-1]] * 3)[:3]
-        for t in order:
-            active = (t < lengths).reshape(batch, 1)
-            xw = projected[t]
-            if kind == "lstm":
-                pre = _clip(xw + torch.matmul(h, rd.t()) + rb, spec["clip"])
-                i_g, o_g, f_g, c_g = pre.chunk(4, dim=1)
-                if peep is not None:
-                    p_i, p_o, p_f = peep[d].chunk(3)
-                    i_g, f_g = i_g + p_i * c, f_g + p_f * c
-                i_t = f(i_g)
-                f_t = 1 - i_t if spec["input_forget"] else f(f_g)
-                c_new = f_t * c + i_t * g(c_g)
-                if peep is not None:
-                    o_g = o_g + p_o * c_new
-                h_new = f(o_g) * hfun(c_new)
-                c = torch.where(active, c_new, c)
-            elif kind == "gru":
-                xz, xr, xh = xw.chunk(3, dim=1)
-                rz, rr, rh = rd.chunk(3, dim=0)
-                bz, br, bh = rb.chunk(3)
-                z = f(_clip(xz + torch.matmul(h, rz.t()) + bz, spec["clip"]))
-                r_t = f(_clip(xr + torch.matmul(h, rr.t()) + br, spec["clip"]))
-                if spec["linear_before_reset"]:
-                    cand = xh + r_t * (torch.matmul(h, rh.t()) + bh)
-                else:
-                    cand = xh + torch.matmul(r_t * h, rh.t()) + bh
-                h_new = (1 - z) * g(_clip(cand, spec["clip"])) + z * h
-            else:
-                h_new = f(_clip(xw + torch.matmul(h, rd.t()) + rb, spec["clip"]))
-            h = torch.where(active, h_new, h)
-            outputs[t] = torch.where(active, h_new, torch.zeros_like(h_new))
-        ys.append(torch.stack(outputs) if steps else x.new_zeros((0, batch, hidden)))
-        hs.append(h)
-        cs.append(c)
+        bias = b[d] if b is not None else x.new_zeros(2 * gates * hidden)
+        weights: State = (r[d], bias[gates * hidden :])
+        if kind == "lstm" and peep is not None:
+            weights += (peep[d],)
+        zeros = x.new_zeros((batch, hidden))
+        state: State = (h0[d] if h0 is not None else zeros,)
+        if kind == "lstm":
+            state += (c0[d] if c0 is not None else zeros,)
+        functions = (acts[d] + [acts[d][-1]] * 3)[:per_direction]
+        cell = functools.partial(_CELLS[kind], spec, functions)
+        projected = torch.matmul(x, w[d].t()) + bias[: gates * hidden]  # all steps at once
+        y, final = recur(cell, weights, state, projected, active, reverse[d])
+        ys.append(y)
+        hs.append(final[0])
+        cs.append(final[-1])
     y = torch.stack(ys, dim=1)  # [seq, dirs, batch, hidden]
     y_h, y_c = torch.stack(hs), torch.stack(cs)
     if layout == 1:

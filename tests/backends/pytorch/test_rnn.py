@@ -235,6 +235,7 @@ def test_fused_kernel_matches_torch_module(
     ("kind", "direction", "layout", "with_state"),
     [
         ("lstm", "bidirectional", 1, True),
+        ("lstm", "reverse", 0, False),  # h0 and c0 one zero tensor: the scan must copy them
         ("gru", "reverse", 0, False),
         ("rnn_relu", "bidirectional", 0, False),
     ],
@@ -260,52 +261,95 @@ def test_exported_program_keeps_the_sequence_axis(
 # -- what torch's kernels cannot compute stays on the step-by-step loop ------------------------
 
 LOOP_CASES = [
-    ("GRU", 3, {}, False),  # linear_before_reset=0
-    ("LSTM", 4, {}, True),  # peepholes
-    ("LSTM", 4, {"input_forget": 1}, False),
-    ("LSTM", 4, {"clip": 0.5}, False),
-    ("RNN", 1, {"activations": ["Relu", "Tanh"]}, False),  # one function per direction
-    ("GRU", 3, {"linear_before_reset": 1, "activations": ["HardSigmoid", "Tanh"] * 2}, False),
+    ("GRU", {}, False),  # linear_before_reset=0
+    ("LSTM", {}, True),  # peepholes
+    ("LSTM", {"clip": 0.5}, True),  # clip bounds the gates with their peephole terms
+    ("LSTM", {"input_forget": 1}, False),
+    ("LSTM", {"clip": 0.5}, False),
+    ("RNN", {"activations": ["Relu", "Tanh"]}, False),  # one function per direction
+    ("GRU", {"linear_before_reset": 1, "activations": ["HardSigmoid", "Tanh"] * 2}, False),
 ]
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+LOOP_HIDDEN, LOOP_FEATURES, LOOP_BATCH = 3, 4, 2
 
 
-@pytest.mark.parametrize(("kind", "gates", "attrs", "peepholes"), LOOP_CASES)
-def test_loop_handles_what_the_kernels_cannot(
-    kind: str, gates: int, attrs: dict[str, object], peepholes: bool
-) -> None:
+def _loop_model(
+    kind: str, attrs: dict[str, object], peepholes: bool, with_lengths: bool
+) -> onnx.ModelProto:
+    """A bidirectional node, seq-major X of symbolic length (and an input ``lengths``)."""
     rng = np.random.default_rng(3)
-    hidden, inputs, batch, steps, dirs = 3, 4, 2, 5, 2
+    hidden, dirs, rows = LOOP_HIDDEN, 2, GATES[kind] * LOOP_HIDDEN
     weights = {
-        "W": rng.standard_normal((dirs, gates * hidden, inputs)).astype(np.float32),
-        "R": rng.standard_normal((dirs, gates * hidden, hidden)).astype(np.float32),
-        "B": rng.standard_normal((dirs, 2 * gates * hidden)).astype(np.float32),
+        "W": rng.standard_normal((dirs, rows, LOOP_FEATURES)).astype(np.float32),
+        "R": rng.standard_normal((dirs, rows, hidden)).astype(np.float32),
+        "B": rng.standard_normal((dirs, 2 * rows)).astype(np.float32),
     }
     if peepholes:
         weights["P"] = rng.standard_normal((dirs, 3 * hidden)).astype(np.float32)
-    x = rng.standard_normal((steps, batch, inputs)).astype(np.float32)
     outputs = ["Y", "Y_h"] + (["Y_c"] if kind == "LSTM" else [])
+    inputs = ["X", "W", "R", "B", "lengths" if with_lengths else ""]
+    inputs += ["", "", "P"] if peepholes else []
     node = helper.make_node(
-        kind,
-        ["X", "W", "R", "B"] + (["", "", "", "P"] if peepholes else []),
-        outputs,
-        hidden_size=hidden,
-        direction="bidirectional",
-        **attrs,
+        kind, inputs, outputs, hidden_size=hidden, direction="bidirectional", **attrs
     )
+    graph_inputs = [
+        helper.make_tensor_value_info("X", TensorProto.FLOAT, ["seq", LOOP_BATCH, LOOP_FEATURES])
+    ]
+    if with_lengths:
+        graph_inputs.append(helper.make_tensor_value_info("lengths", TensorProto.INT32, [2]))
     graph = helper.make_graph(
         [node],
         "rnn",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, x.shape)],
+        graph_inputs,
         [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
         [onnx.numpy_helper.from_array(a, n) for n, a in weights.items()],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+
+
+def _loop_feeds(steps: int, with_lengths: bool, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    feeds = {"X": rng.standard_normal((steps, LOOP_BATCH, LOOP_FEATURES)).astype(np.float32)}
+    if with_lengths:
+        feeds["lengths"] = np.array([steps, max(steps - 2, 1)], dtype=np.int32)
+    return feeds
+
+
+def _onnxruntime(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
+
+
+@pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "sequence_lens"])
+@pytest.mark.parametrize(("kind", "attrs", "peepholes"), LOOP_CASES)
+def test_loop_handles_what_the_kernels_cannot(
+    kind: str, attrs: dict[str, object], peepholes: bool, with_lengths: bool
+) -> None:
+    model = _loop_model(kind, attrs, peepholes, with_lengths)
     built = to_torch(ir.from_proto(model))
     assert rnn_ops._run in _graph_targets(built)  # noqa: SLF001
     assert rnn_ops.fused_rnn not in _graph_targets(built)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    want = session.run(None, {"X": x})
+    feeds = _loop_feeds(5, with_lengths, seed=4)
     with torch.no_grad():
-        got = [t.numpy() for t in built(torch.from_numpy(x))]
-    for actual, expected in zip(got, want, strict=True):
+        got = [t.numpy() for t in built(*(torch.from_numpy(a) for a in feeds.values()))]
+    for actual, expected in zip(got, _onnxruntime(model, feeds), strict=True):
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kind", "attrs", "peepholes", "with_lengths"),
+    [("GRU", {}, False, True), ("LSTM", {"clip": 0.5}, True, True), ("RNN", {}, False, False)],
+)
+def test_exported_loop_keeps_the_sequence_axis(
+    kind: str, attrs: dict[str, object], peepholes: bool, with_lengths: bool
+) -> None:
+    """``torch.export`` of the step-by-step path runs other lengths than its example (a scan)."""
+    attrs = {"activations": ["Relu", "Tanh"]} if kind == "RNN" else attrs
+    model = _loop_model(kind, attrs, peepholes, with_lengths)
+    program = export_program(ir.from_proto(model))
+    for steps in (3, 9):
+        feeds = _loop_feeds(steps, with_lengths, seed=steps)
+        with torch.no_grad():
+            got = program.module()(*(torch.from_numpy(a) for a in feeds.values()))
+        for actual, expected in zip(got, _onnxruntime(model, feeds), strict=True):
+            np.testing.assert_allclose(actual.numpy(), expected, rtol=1e-5, atol=1e-5)
