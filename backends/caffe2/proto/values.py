@@ -77,14 +77,16 @@ class _ValueCache:
                 self._drop(next(iter(self._pending)))
 
     def keep_read(
-        self, net: caffe2_pb2.NetDef, found: list[tuple[caffe2_pb2.Argument, np.ndarray]]
+        self, net: caffe2_pb2.NetDef, found: list[tuple[caffe2_pb2.Argument, str, np.ndarray]]
     ) -> None:
         with self._lock:
             self._drop_unowned()
             ids = []
-            for arg, values in found:
-                self._drop(id(arg))
-                self._kept[id(arg)] = _Kept(arg, "floats", values, id(net))
+            # An argument with both lists keeps its floats, which the frontend reads first.
+            for arg, field, values in sorted(found, key=lambda entry: entry[1] != "floats"):
+                if id(arg) in self._kept:
+                    continue
+                self._kept[id(arg)] = _Kept(arg, field, values, id(net))
                 ids.append(id(arg))
             self._owners[id(net)] = (net, ids)
 
@@ -226,8 +228,10 @@ def get_ints(arg: caffe2_pb2.Argument) -> np.ndarray:
 
 
 # -- for netdef.py ------------------------------------------------------------------------------
-def keep_read(net: caffe2_pb2.NetDef, found: list[tuple[caffe2_pb2.Argument, np.ndarray]]) -> None:
-    """Keeps the float arrays that ``wire.parse_netdef`` found in ``net``, for ``get_floats``."""
+def keep_read(
+    net: caffe2_pb2.NetDef, found: list[tuple[caffe2_pb2.Argument, str, np.ndarray]]
+) -> None:
+    """Keeps the arrays that ``wire.parse_netdef`` found in ``net``, for the getters."""
     _CACHE.keep_read(net, found)
 
 

@@ -19,6 +19,7 @@ and the caller parses with protobuf alone, which also reports corrupt data.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
@@ -130,14 +131,51 @@ def _field(data: bytes, pos: int, end: int) -> tuple[int, int, int, int]:
     return number, wire_type, body, stop
 
 
-def _arg_floats(data: bytes, start: int, end: int) -> tuple[bytes, list[np.ndarray]] | None:
-    """An Argument's bytes other than its floats, and its floats; None where it has few.
+def decode_varints(payload: np.ndarray) -> np.ndarray:
+    """The int64 values of packed varints (``payload`` as uint8), as protobuf reads them."""
+    if payload.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if payload[-1] >= 0x80:
+        raise WireError("packed varints end inside a varint")
+    ends = np.flatnonzero(payload < 0x80)
+    starts = np.empty_like(ends)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    lengths = ends - starts + 1
+    longest = int(lengths.max())
+    if longest > 10:
+        raise WireError("a varint longer than 10 bytes")
+    values = np.zeros(ends.size, dtype=np.uint64)
+    for position in range(longest):
+        has = lengths > position
+        group = (payload[starts[has] + position] & 0x7F).astype(np.uint64)
+        values[has] |= group << np.uint64(7 * position)  # bits past 64 drop, as in protobuf
+    return values.view(np.int64)
+
+
+@dataclass
+class _ArgLists:
+    """One Argument on the wire: its bytes other than its floats, its floats and its ints."""
+
+    others: bytes
+    floats: list[np.ndarray]
+    ints: np.ndarray | None  # decoded from packed fields; None where some are unpacked or few
+
+    @property
+    def float_count(self) -> int:
+        return sum(chunk.size for chunk in self.floats)
+
+
+def _arg_lists(data: bytes, start: int, end: int) -> _ArgLists | None:
+    """An Argument split for the fast path; None where it holds no large float or int list.
 
     Also None for an argument with many other fields (unpacked ints, strings): walking them here
-    one by one would be slower than protobuf.
+    one by one would be slower than protobuf. Packed ints stay among the other bytes (protobuf
+    reads them fast) and are decoded too, for ``get_ints``.
     """
     others: list[bytes] = []
-    chunks: list[np.ndarray] = []
+    floats: list[np.ndarray] = []
+    ints: list[np.ndarray] | None = []
     pos = start
     while pos < end:
         number, wire_type, body, stop = _field(data, pos, end)
@@ -148,36 +186,48 @@ def _arg_floats(data: bytes, start: int, end: int) -> tuple[bytes, list[np.ndarr
             run = int(breaks[0]) if breaks.size else records.size
             if run == 0:  # a key spelled in more than one byte
                 raise WireError("unexpected float key")
-            chunks.append(records["value"][:run])
+            floats.append(records["value"][:run])
             pos += 5 * run
-        elif number == ARG_FLOATS and wire_type == LENGTH_DELIMITED:
+            continue
+        if number == ARG_FLOATS and wire_type == LENGTH_DELIMITED:
             if (stop - body) % 4:
                 raise WireError("packed floats of a length not a multiple of 4")
-            chunks.append(np.frombuffer(data, dtype="<f4", count=(stop - body) // 4, offset=body))
+            floats.append(np.frombuffer(data, dtype="<f4", count=(stop - body) // 4, offset=body))
             pos = stop
-        else:
-            if len(others) >= _MAX_OTHER_FIELDS:
-                return None
-            others.append(bytes(data[pos:stop]))
-            pos = stop
-    if sum(chunk.size for chunk in chunks) < FAST_MIN:
-        return None
-    return b"".join(others), chunks
+            continue
+        if number == ARG_INTS and ints is not None:
+            if wire_type == LENGTH_DELIMITED:
+                ints.append(decode_varints(np.frombuffer(data, np.uint8, stop - body, body)))
+            else:
+                ints = None  # unpacked ints: left to protobuf
+        if len(others) >= _MAX_OTHER_FIELDS:
+            return None
+        others.append(bytes(data[pos:stop]))
+        pos = stop
+    lists = _ArgLists(b"".join(others), floats, None)
+    if ints is not None and sum(chunk.size for chunk in ints) >= FAST_MIN:
+        lists.ints = ints[0] if len(ints) == 1 else np.concatenate(ints)
+    if lists.float_count < FAST_MIN:
+        lists.floats = []
+        if lists.ints is None:
+            return None
+    return lists
 
 
-def _op_with_packed_floats(
+def _op_lists(
     data: bytes, start: int, end: int
-) -> tuple[bytearray | None, list[tuple[int, np.ndarray]]] | None:
-    """An OperatorDef's bytes with each large float list packed, and those lists.
+) -> tuple[bytearray | None, list[tuple[int, str, np.ndarray]]] | None:
+    """An OperatorDef's bytes with each large float list packed, and its large lists.
 
-    Returns None where the op has no large float list, else the new bytes (None where every list
-    is already one packed field: then the op's own bytes serve, and the lists are views of
-    ``data``) and, for each list, the index of its argument among the op's arguments and the
-    floats.
+    Returns None where the op has no large list, else the new bytes (None where every large
+    float list is already one packed field: then the op's own bytes serve, and the lists are
+    views of ``data``) and, for each list, the index of its argument among the op's arguments,
+    the field name and the values.
     """
     pieces: list[bytes | list[np.ndarray]] = []
     places: list[tuple[int, int, int]] = []
-    lists: list[tuple[int, np.ndarray]] = []
+    lists: list[tuple[int, str, np.ndarray]] = []
+    rewrite = False
     size = 0
     arg_index = -1
     pos = start
@@ -186,28 +236,33 @@ def _op_with_packed_floats(
         split = None
         if number == OP_ARG and wire_type == LENGTH_DELIMITED:
             arg_index += 1
-            split = _arg_floats(data, body, stop)
-        if split is None:
+            split = _arg_lists(data, body, stop)
+        if split is None or not split.floats:
+            if split is not None and split.ints is not None:
+                lists.append((arg_index, "ints", split.ints))
             pieces.append(bytes(data[pos:stop]))
             size += stop - pos
             pos = stop
             continue
-        others, chunks = split
-        if len(chunks) == 1 and chunks[0].flags.c_contiguous:
-            lists.append((arg_index, chunks[0]))
-        count = sum(chunk.size for chunk in chunks)
+        if split.ints is not None:
+            lists.append((arg_index, "ints", split.ints))
+        if len(split.floats) == 1 and split.floats[0].flags.c_contiguous:
+            lists.append((arg_index, "floats", split.floats[0]))
+        else:
+            rewrite = True
+        count = split.float_count
         floats_head = key(ARG_FLOATS, LENGTH_DELIMITED) + varint(4 * count)
-        arg_size = len(others) + len(floats_head) + 4 * count
-        head = key(OP_ARG, LENGTH_DELIMITED) + varint(arg_size) + others + floats_head
+        arg_size = len(split.others) + len(floats_head) + 4 * count
+        head = key(OP_ARG, LENGTH_DELIMITED) + varint(arg_size) + split.others + floats_head
         pieces.append(head)
         size += len(head)
         places.append((arg_index, size, count))
-        pieces.append(chunks)
+        pieces.append(split.floats)
         size += 4 * count
         pos = stop
-    if not places:
+    if not lists and not places:
         return None
-    if len(lists) == len(places):
+    if not rewrite:
         return None, lists
     out = bytearray(size)
     offset = 0
@@ -219,17 +274,21 @@ def _op_with_packed_floats(
         for chunk in piece:
             np.frombuffer(out, dtype="<f4", count=chunk.size, offset=offset)[:] = chunk
             offset += 4 * chunk.size
-    views = [
-        (index, np.frombuffer(out, dtype="<f4", count=count, offset=offset))
+    lists = [entry for entry in lists if entry[1] == "ints"]
+    lists.extend(
+        (index, "floats", np.frombuffer(out, dtype="<f4", count=count, offset=offset))
         for index, offset, count in places
-    ]
-    return out, views
+    )
+    return out, lists
 
 
 def parse_netdef(
     data: bytes,
-) -> tuple[caffe2_pb2.NetDef, list[tuple[caffe2_pb2.Argument, np.ndarray]]]:
-    """A NetDef parsed with its large float lists moved as packed bytes, and views of those lists.
+) -> tuple[caffe2_pb2.NetDef, list[tuple[caffe2_pb2.Argument, str, np.ndarray]]]:
+    """A NetDef parsed with its large float lists moved as packed bytes, and those lists.
+
+    Returns the net and, for each large ``floats`` or (packed) ``ints`` list, its argument, the
+    field's name and its values.
 
     Raises:
         WireError: the bytes are not what this fast path handles (or not a NetDef at all); parse
@@ -237,7 +296,7 @@ def parse_netdef(
     """
     net = caffe2_pb2.NetDef()
     others: list[bytes] = []
-    found: list[tuple[caffe2_pb2.Argument, np.ndarray]] = []
+    found: list[tuple[caffe2_pb2.Argument, str, np.ndarray]] = []
     pos, end = 0, len(data)
     view = memoryview(data)
     try:
@@ -248,19 +307,19 @@ def parse_netdef(
                 pos = stop
                 continue
             op = net.op.add()
-            rewritten = _op_with_packed_floats(data, body, stop)
-            if rewritten is None or rewritten[0] is None:
+            split = _op_lists(data, body, stop)
+            if split is None or split[0] is None:
                 op.MergeFromString(view[body:stop])
             else:
-                op.MergeFromString(rewritten[0])
-            if rewritten is not None:
-                found.extend((op.arg[index], floats) for index, floats in rewritten[1])
+                op.MergeFromString(split[0])
+            if split is not None:
+                found.extend((op.arg[index], field, values) for index, field, values in split[1])
             pos = stop
         net.MergeFromString(b"".join(others))
     except DecodeError as error:
         raise WireError(str(error)) from error
     if not found:
-        raise WireError("no large float lists: nothing to gain")
+        raise WireError("no large value lists: nothing to gain")
     return net, found
 
 

@@ -103,9 +103,9 @@ def test_unpacked_file_written_by_protobuf_reads_the_same_arrays(tmp_path: Path)
     net, found = wire.parse_netdef(data)
     assert net == slow
     big = [a for a in arrays if a.size >= wire.FAST_MIN]
-    assert len(found) == len(big)
-    for (arg, floats), expected in zip(found, big, strict=True):
-        assert arg.name == "values"
+    assert len(found) == len(big)  # protobuf's unpacked ints are left to protobuf
+    for (arg, field, floats), expected in zip(found, big, strict=True):
+        assert (arg.name, field) == ("values", "floats")
         np.testing.assert_array_equal(floats.view(np.uint32), expected.view(np.uint32))
     read = read_netdef(tmp_path / "init_net.pb")
     assert read == slow
@@ -116,6 +116,43 @@ def test_unpacked_file_written_by_protobuf_reads_the_same_arrays(tmp_path: Path)
         np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
     int_op = next(op for op in read.op if op.type == "GivenTensorInt64Fill")
     np.testing.assert_array_equal(get_ints(int_op.arg[0]), _ints(7000))
+
+
+def test_packed_ints_read_back_as_written(tmp_path: Path) -> None:
+    fast, _ = _net(fast=True)
+    write_netdef(fast, tmp_path / "n.pb")
+    data = (tmp_path / "n.pb").read_bytes()
+    net, found = wire.parse_netdef(data)
+    assert net == _net(fast=False)[0]
+    ints = [array for _, field, array in found if field == "ints"]
+    assert len(ints) == 2
+    for array in ints:
+        np.testing.assert_array_equal(array, _ints(7000))
+    read = read_netdef(tmp_path / "n.pb")
+    for op in read.op[4:6]:
+        np.testing.assert_array_equal(get_ints(op.arg[0]), _ints(7000))
+
+
+@pytest.mark.parametrize(
+    "numbers", [[0, 1, 127, 128, 300, 2**63 - 1, -1, -(2**63), -(2**40)], list(range(-600, 600))]
+)
+def test_varints_decode_as_protobuf_encodes_them(numbers: list[int]) -> None:
+    arg = caffe2_pb2.Argument(ints=numbers)
+    data = arg.SerializeToString()
+    # protobuf's own packed encoding: the same message re-read packed by hand-built bytes.
+    payload = b"".join(wire.varint(v & (2**64 - 1)) for v in numbers)
+    packed = bytes([_INTS << 3 | 2]) + wire.varint(len(payload)) + payload
+    assert caffe2_pb2.Argument.FromString(packed) == caffe2_pb2.Argument.FromString(data)
+    decoded = wire.decode_varints(np.frombuffer(payload, np.uint8))
+    assert decoded.tolist() == numbers
+    assert wire.varints(np.array(numbers, dtype=np.int64)) == payload
+
+
+def test_broken_packed_varints_are_refused() -> None:
+    with pytest.raises(wire.WireError):
+        wire.decode_varints(np.array([0x80, 0x80], np.uint8))
+    with pytest.raises(wire.WireError):
+        wire.decode_varints(np.array([0xFF] * 11 + [0x01], np.uint8))
 
 
 def test_nan_payloads_survive_both_ways(tmp_path: Path) -> None:
@@ -167,7 +204,8 @@ def test_split_float_lists_read_as_protobuf_reads_them(layout: str) -> None:
     data = _net_bytes(arg)
     net, found = wire.parse_netdef(data)
     assert net == caffe2_pb2.NetDef.FromString(data)
-    ((_, floats),) = found
+    ((_, field, floats),) = found
+    assert field == "floats"
     expected = np.concatenate([first, second])
     np.testing.assert_array_equal(floats.view(np.uint32), expected.view(np.uint32))
     assert parse_netdef(data, "test") == caffe2_pb2.NetDef.FromString(data)
@@ -274,3 +312,22 @@ def test_forget_drops_the_arrays_of_a_net_never_written(tmp_path: Path) -> None:
     assert not any(id(arg) in values._CACHE._kept for arg in args)
     write_netdef(net, tmp_path / "n.pb")  # through protobuf, the same message
     assert caffe2_pb2.NetDef.FromString((tmp_path / "n.pb").read_bytes()) == _net(False)[0]
+
+
+def test_packed_ints_beside_unpacked_ones_are_left_to_protobuf() -> None:
+    numbers = _ints(5000)
+    payload = wire.varints(numbers)
+    packed = bytes([_INTS << 3 | 2]) + wire.varint(len(payload)) + payload
+    name = bytes([_NAME << 3 | 2, 1]) + b"v"
+    data = _net_bytes(name + packed + bytes([_INTS << 3, 5]))
+    with pytest.raises(wire.WireError):
+        wire.parse_netdef(data)
+    net = parse_netdef(data, "test")
+    assert net == caffe2_pb2.NetDef.FromString(data)
+    assert get_ints(net.op[0].arg[0]).tolist() == [*numbers.tolist(), 5]
+    # Beside large floats, the floats are still taken and the ints left to protobuf.
+    floats = _weights(5000)
+    data = _net_bytes(name + packed + bytes([_INTS << 3, 5]) + _unpacked(floats))
+    net, found = wire.parse_netdef(data)
+    assert net == caffe2_pb2.NetDef.FromString(data)
+    assert [field for _, field, _ in found] == ["floats"]
