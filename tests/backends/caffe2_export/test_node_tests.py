@@ -35,7 +35,9 @@ MODULES = {
     "reducemin": "ReduceMin", "reducel1": "ReduceL1", "reducel2": "ReduceL2",
     "reduce_log_sum": "ReduceLogSum", "reducesumsquare": "ReduceSumSquare",
     "reduceprod": "ReduceProd", "hannwindow": "HannWindow", "hammingwindow": "HammingWindow",
-    "blackmanwindow": "BlackmanWindow",
+    "blackmanwindow": "BlackmanWindow", "maxpool": "MaxPool", "nonzero": "NonZero",
+    "det": "Det", "matmulinteger": "MatMulInteger", "convinteger": "ConvInteger",
+    "tile": "Tile", "squeeze": "Squeeze",
 }  # fmt: skip
 
 #: Tests of the ops above that fail, each with the reason.

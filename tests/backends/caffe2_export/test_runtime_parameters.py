@@ -36,6 +36,7 @@ ROUND_TRIP = [
     "test_unsqueeze_unsorted_axes", "test_top_k_smallest", "test_top_k",
     # Ops built from others, whose nets the frontend must read back as well:
     "test_nonzero_example", "test_det_nd", "test_matmulinteger", "test_convinteger_with_padding",
+    "test_maxpool_2d_dilations", "test_maxpool_with_argmax_2d_precomputed_strides",
 ]  # fmt: skip
 
 

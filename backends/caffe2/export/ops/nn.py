@@ -139,16 +139,24 @@ def _dilated_kernel(
 
 def _pool(node: ir.Node, ctx: ExportContext, caffe2_type: str) -> None:
     indices = node.outputs[1] if len(node.outputs) > 1 else None
-    if indices is not None and (indices.uses() or indices in ctx.model.graph.outputs):
-        raise ctx.error("Caffe2's pooling has no Indices output")
+    wants_indices = indices is not None and bool(
+        indices.uses() or indices in ctx.model.graph.outputs
+    )
     kernel = attr_ints(node, "kernel_shape") or []
     spatial = len(kernel)
     strides = attr_ints(node, "strides") or [1] * spatial
     dilations = attr_ints(node, "dilations") or [1] * spatial
     pads = explicit_pads(ctx, node, kernel, strides, dilations)
-    if any(d != 1 for d in dilations):
-        if caffe2_type == "MaxPool":
-            raise ctx.error("Caffe2's MaxPool has no dilation")
+    dilated = any(d != 1 for d in dilations)
+    if caffe2_type == "MaxPool" and (dilated or wants_indices):
+        # Caffe2's MaxPool has neither dilation nor an Indices output: gather the windows.
+        from unframe.backends.caffe2.export.ops.pooling import gathered_max_pool
+
+        gathered_max_pool(node, ctx, kernel, strides, dilations, pads)
+        return
+    if wants_indices:
+        raise ctx.error("Caffe2's pooling has no Indices output")
+    if dilated:
         # Caffe2's pooling has no dilation; sums over dilated windows come from a Conv.
         from unframe.backends.caffe2.export.ops.pooling import dilated_pool
 
@@ -187,8 +195,6 @@ def _pool(node: ir.Node, ctx: ExportContext, caffe2_type: str) -> None:
 
 @ops.register("MaxPool", since=1)
 def max_pool_v1(node: ir.Node, ctx: ExportContext) -> None:
-    if attr_int(node, "storage_order", 0):
-        raise ctx.error("storage_order=1 only affects Indices, which Caffe2 does not produce")
     _pool(node, ctx, "MaxPool")
 
 

@@ -1,4 +1,5 @@
-"""Dilated average and Lp pooling, which Caffe2's pooling ops lack, as a depthwise Conv.
+"""Pooling forms Caffe2's pooling ops lack: dilated average and Lp pooling as a depthwise Conv,
+MaxPool with dilations or an Indices output as a Gather of every window.
 
 The window sums come from a Conv with a kernel of ones (Caffe2's Conv has dilations); ONNX's
 divisor per output position (count_include_pad, ceil_mode) is computed once by ``onnx.reference``
@@ -12,6 +13,7 @@ import onnx
 import onnx_ir as ir
 
 from unframe.backends.caffe2.export.context import ExportContext
+from unframe.backends.caffe2.export.ops._common import attr_int
 
 
 def _reference_pool(node: ir.Node, spatial: tuple[int, ...], opset: int) -> np.ndarray:
@@ -103,3 +105,71 @@ def dilated_pool(
     factor = np.where(counts > 0, averages[0, 0] / np.where(counts > 0, counts, 1), 0.0)
     scale = ctx.constant(factor.reshape(1, 1, *out[2:]).astype(dtype.numpy()), "divisor")
     ctx.emit("Mul", [sums, scale], [ctx.output(node)])
+
+
+def _window_table(
+    spatial: tuple[int, ...],
+    out: tuple[int, ...],
+    kernel: list[int],
+    strides: list[int],
+    dilations: list[int],
+    pads: list[int],
+) -> np.ndarray:
+    """[output position, kernel tap] -> flat input position, or ``prod(spatial)`` outside it."""
+    size = int(np.prod(spatial))
+    taps = list(np.ndindex(*kernel))
+    table = np.full((int(np.prod(out)), len(taps)), size, dtype=np.int64)
+    for row, position in enumerate(np.ndindex(*out)):
+        for column, tap in enumerate(taps):
+            coords = [
+                p * s - pad + t * d
+                for p, s, pad, t, d in zip(position, strides, pads, tap, dilations, strict=True)
+            ]
+            if all(0 <= c < n for c, n in zip(coords, spatial, strict=True)):
+                table[row, column] = np.ravel_multi_index(coords, spatial)
+    return table
+
+
+def gathered_max_pool(
+    node: ir.Node,
+    ctx: ExportContext,
+    kernel: list[int],
+    strides: list[int],
+    dilations: list[int],
+    pads: list[int],
+) -> None:
+    """MaxPool as a Gather of every window (dilated or not) into a new axis, then its max.
+
+    Positions outside the input read an appended lowest value, so they never win; the Indices
+    output is the window's first maximum (ArgMax), looked up in the same table, as a position
+    in the flattened input (row-major, or column-major per spatial plane with storage_order=1).
+    """
+    x = node.inputs[0]
+    shape = ctx.need_shape(x, "for the pooling windows")
+    out = ctx.need_shape(node.outputs[0], "for the pooling windows")
+    batch, channels, spatial = shape[0], shape[1], tuple(shape[2:])
+    size = int(np.prod(spatial))
+    dtype = (ctx.dtype(x) or ir.DataType.FLOAT).numpy()
+    lowest = -np.inf if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
+    table = _window_table(spatial, tuple(out[2:]), kernel, strides, dilations, pads[: len(kernel)])
+    flat = ctx.temp("Reshape", [ctx.blob(x)], "flat", shape=[batch, channels, size])
+    outside = ctx.constant(np.full((batch, channels, 1), lowest, dtype=dtype), "outside")
+    padded = ctx.fresh("padded")
+    ctx.emit("Concat", [flat, outside], [padded, ctx.fresh("split_info")], axis=2)
+    windows = ctx.temp("Gather", [padded, ctx.constant(table, "windows")], "windows", axis=2)
+    pooled = ctx.temp("ReduceMax", [windows], "pooled", axes=[3], keepdims=0)
+    ctx.emit("Reshape", [pooled], [ctx.output(node), ctx.fresh("old_shape")], shape=list(out))
+    if len(node.outputs) < 2 or node.outputs[1] is None:
+        return
+    first = ctx.temp("ArgMax", [windows], "tap", axis=3, keepdims=0)
+    rows = ctx.constant(np.arange(table.shape[0], dtype=np.int64) * table.shape[1], "rows")
+    chosen = ctx.temp("Gather", [ctx.constant(table.reshape(-1), "table"),
+                                 ctx.temp("Add", [first, rows], "entry")], "position")  # fmt: skip
+    if attr_int(node, "storage_order", 0):
+        # Column-major: the same coordinates, read with the dims in reverse order.
+        coords = np.unravel_index(np.arange(size), spatial)[::-1]
+        order = np.ravel_multi_index(coords, spatial[::-1]).astype(np.int64)
+        chosen = ctx.temp("Gather", [ctx.constant(order, "order"), chosen], "position")
+    planes = np.arange(batch * channels, dtype=np.int64).reshape(batch, channels, 1) * size
+    index = ctx.temp("Add", [chosen, ctx.constant(planes, "planes")], "index")
+    ctx.emit("Reshape", [index], [ctx.output(node, 1), ctx.fresh("old_shape")], shape=list(out))
