@@ -105,11 +105,11 @@ def _direction_params(
 def _call_kernel(
     kind: str,
     x: torch.Tensor,
-    state: tuple[torch.Tensor, ...],
+    state: State,
     params: list[torch.Tensor],
     has_biases: bool,
     bidirectional: bool,
-) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+) -> tuple[torch.Tensor, State]:
     """One layer of torch's kernel over seq-major ``x``: (y, final state)."""
     if kind == "lstm":
         y, h, c = torch.lstm(x, state, params, has_biases, 1, 0.0, False, bidirectional, False)
@@ -167,7 +167,7 @@ def fused_rnn(
         ]
         y = torch.stack([ys for ys, _ in runs], dim=1)
         finals = [torch.stack([state[k] for _, state in runs]) for k in range(len(states))]
-    elif x.shape[0] == 0:  # the kernels reject empty sequences; ONNX keeps the initial state
+    elif x.shape[0] == 0:  # the kernels reject it; the initial state, as the loop path gives
         y = x.new_zeros((0, directions, batch, hidden))
         finals = states
     else:

@@ -121,6 +121,7 @@ def _rnn_cell(
     state: State,
     xw: torch.Tensor,
 ) -> State:
+    """One plain RNN step; ``weights`` is (R, R's bias) of one direction."""
     (h,) = state
     return (functions[0](_clip(xw + torch.matmul(h, weights[0].t()) + weights[1], spec["clip"])),)
 
@@ -140,6 +141,7 @@ def _run(
     peep: torch.Tensor | None,
     spec: dict[str, Any],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """ONNX's (Y, Y_h, Y_c) of any LSTM/GRU/RNN node, one cell step per time index."""
     layout = spec["layout"]
     if layout == 1:
         x = x.transpose(0, 1)
