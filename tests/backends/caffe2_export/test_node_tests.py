@@ -48,7 +48,8 @@ KNOWN_FAILURES = {
     "test_resize_tf_crop_and_resize_extrapolation_value": "tf_crop_and_resize is not exported",
     "test_resize_downsample_sizes_nearest_not_smaller": "keep_aspect_ratio_policy sizes rounding",
 }
-# Resize's sampling positions follow from its scales, which Caffe2 needs when exporting.
+# Linear and cubic Resize take their coefficients from the scales, which must be constants to
+# export; sizes under a keep_aspect_ratio_policy likewise.
 KNOWN_FAILURES.update({
     f"test_resize_{name}": "run-time scales or aspect-policy sizes: refused"
     for name in (
@@ -56,13 +57,12 @@ KNOWN_FAILURES.update({
         "downsample_scales_cubic_align_corners", "downsample_scales_cubic_antialias",
         "downsample_scales_linear", "downsample_scales_linear_align_corners",
         "downsample_scales_linear_antialias", "downsample_scales_linear_half_pixel_symmetric",
-        "downsample_scales_nearest", "downsample_sizes_nearest_not_larger",
+        "downsample_sizes_nearest_not_larger",
         "upsample_scales_cubic", "upsample_scales_cubic_A_n0p5_exclude_outside",
         "upsample_scales_cubic_align_corners", "upsample_scales_cubic_asymmetric",
         "upsample_scales_linear", "upsample_scales_linear_align_corners",
-        "upsample_scales_linear_half_pixel_symmetric", "upsample_scales_nearest",
-        "upsample_scales_nearest_axes_2_3", "upsample_scales_nearest_axes_3_2",
-        "upsample_sizes_nearest_not_larger", "upsample_sizes_nearest_not_smaller",
+        "upsample_scales_linear_half_pixel_symmetric", "upsample_sizes_nearest_not_larger",
+        "upsample_sizes_nearest_not_smaller",
     )
 })  # fmt: skip
 

@@ -37,6 +37,8 @@ ROUND_TRIP = [
     # Ops built from others, whose nets the frontend must read back as well:
     "test_nonzero_example", "test_det_nd", "test_matmulinteger", "test_convinteger_with_padding",
     "test_maxpool_2d_dilations", "test_maxpool_with_argmax_2d_precomputed_strides",
+    "test_upsample_nearest", "test_resize_upsample_scales_nearest_axes_3_2",
+    "test_resize_downsample_scales_nearest",
 ]  # fmt: skip
 
 
@@ -137,3 +139,12 @@ def test_top_k_follows_the_fed_k() -> None:
     values, indices = _run("test_top_k", {"x": x, "k": np.array([2], dtype=np.int64)})
     np.testing.assert_array_equal(values, [[3, 2], [7, 6], [11, 10]])
     np.testing.assert_array_equal(indices, [[3, 2], [0, 1], [1, 2]])
+
+
+def test_resize_follows_the_fed_scales() -> None:
+    # half_pixel + round_prefer_floor, scale 3 on a row of 2: (i + 0.5) / 3 - 0.5 for i < 6 is
+    # -1/3, 0, 1/3, 2/3, 1, 4/3, which round (halves down) and clamp to 0, 0, 0, 1, 1, 1.
+    x = np.array([[[[1, 2], [3, 4]]]], dtype=np.float32)
+    scales = np.array([1, 1, 1, 3], dtype=np.float32)
+    (got,) = _run("test_resize_upsample_scales_nearest", {"X": x, "scales": scales})
+    np.testing.assert_array_equal(got, [[[[1, 1, 1, 2, 2, 2], [3, 3, 3, 4, 4, 4]]]])

@@ -12,7 +12,8 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from unframe.backends.caffe2.export.context import ExportContext
+from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
+from unframe.backends.caffe2.export.ops import _runtime as runtime
 from unframe.backends.caffe2.export.ops._common import attr_int, attr_ints, attr_str
 from unframe.backends.caffe2.export.registry import ops
 
@@ -158,18 +159,86 @@ def _settings(node: ir.Node, transform: str, nearest: str) -> dict[str, str]:
 @ops.register("Resize", since=11)
 def resize_v11(node: ir.Node, ctx: ExportContext) -> None:
     settings = _settings(node, "half_pixel", "round_prefer_floor")
+    if _runtime_scales(node, ctx, 2) and settings["mode"] == "nearest":
+        _runtime_nearest(node, ctx, 2, settings)
+        return
     _resize(node, ctx, _scales(ctx, node, 2, 3), settings, ctx.opset)
 
 
 @ops.register("Resize", since=10, until=10)
 def resize_v10(node: ir.Node, ctx: ExportContext) -> None:
     # Opset 10's Resize (and Upsample) map output positions back as x / scale.
-    _upsample(node, ctx, _scales(ctx, node, 1, None))
+    upsample_v9(node, ctx)
 
 
 @ops.register("Upsample", since=9)
 def upsample_v9(node: ir.Node, ctx: ExportContext) -> None:
+    if _runtime_scales(node, ctx, 1) and attr_str(node, "mode", "nearest") == "nearest":
+        settings = {"mode": "nearest", "transform": "asymmetric", "nearest": "floor"}
+        _runtime_nearest(node, ctx, 1, settings)
+        return
     _upsample(node, ctx, _scales(ctx, node, 1, None))
+
+
+def _runtime_scales(node: ir.Node, ctx: ExportContext, index: int) -> bool:
+    return ctx.has_input(node, index) and ctx.const(node.inputs[index]) is None
+
+
+def _runtime_nearest(
+    node: ir.Node, ctx: ExportContext, index: int, settings: dict[str, str]
+) -> None:
+    """Nearest resizing by run-time scales: per axis, the output size floor(size * scale), each
+    output position mapped back as ONNX's coordinate transform says, rounded, and gathered."""
+    shape = ctx.need_shape(node.inputs[0], "to resize it")
+    rank = len(shape)
+    axes = [a + rank if a < 0 else a for a in attr_ints(node, "axes") or range(rank)]
+    transform, rounding = settings["transform"], settings["nearest"]
+    f32 = ir.DataType.FLOAT
+    scales = ctx.temp("Cast", [ctx.input(node, index)], "scales", to=caffe2_dtype(f32))
+    blob = ctx.input(node, 0)
+
+    def number(value: float) -> str:
+        return ctx.scalar(value, f32)
+
+    for entry, axis in enumerate(axes):
+        scale = ctx.temp("Gather", [scales, runtime.const64(ctx, entry)], "scale")
+        size = number(float(shape[axis]))
+        resized = ctx.temp("Floor", [ctx.temp("Mul", [size, scale], "resized")], "resized")
+        count = ctx.temp("Cast", [resized], "count", to=caffe2_dtype(ir.DataType.INT64))
+        steps = ctx.temp("Range", [runtime.const64(ctx, 0), count, runtime.const64(ctx, 1)])
+        x = ctx.temp("Cast", [steps], "x", to=caffe2_dtype(f32))
+        centers = ctx.temp("Div", [ctx.temp("Add", [x, number(0.5)], "center"), scale], "centers")
+        if transform == "asymmetric":
+            source = ctx.temp("Div", [x, scale], "source")
+        elif transform == "tf_half_pixel_for_nearest":
+            source = centers
+        elif transform in ("half_pixel", "pytorch_half_pixel"):
+            source = ctx.temp("Sub", [centers, number(0.5)], "source")
+            if transform == "pytorch_half_pixel":
+                # A single output position maps to 0.
+                single = ctx.temp("LE", [resized, number(1.0)], "single")
+                zeros = ctx.temp("Mul", [source, number(0.0)], "zeros")
+                source = ctx.temp("Where", [runtime.like(ctx, single, source), zeros, source])
+        elif transform == "align_corners":
+            spans = ctx.temp("Sub", [resized, number(1.0)], "spans")
+            single = ctx.temp("LE", [resized, number(1.0)], "single")
+            spans = ctx.temp("Where", [single, number(1.0), spans], "spans")
+            ratio = ctx.temp("Div", [number(float(shape[axis] - 1)), spans], "ratio")
+            source = ctx.temp("Mul", [x, ratio], "source")
+        else:
+            raise ctx.error(f"coordinate_transformation_mode={transform!r} with run-time scales")
+        if rounding == "round_prefer_floor":
+            picked = ctx.temp("Ceil", [ctx.temp("Sub", [source, number(0.5)], "shifted")])
+        elif rounding == "round_prefer_ceil":
+            picked = ctx.temp("Floor", [ctx.temp("Add", [source, number(0.5)], "shifted")])
+        elif rounding in ("floor", "ceil"):
+            picked = ctx.temp(rounding.capitalize(), [source], "picked")
+        else:
+            raise ctx.error(f"nearest_mode={rounding!r} has no Caffe2 form")
+        whole = ctx.temp("Cast", [picked], "index", to=caffe2_dtype(ir.DataType.INT64))
+        indices = runtime.clamp(ctx, whole, 0, shape[axis] - 1)
+        blob = ctx.temp("Gather", [blob, indices], "resized", axis=axis)
+    ctx.emit("Copy", [blob], [ctx.output(node)])
 
 
 @ops.register("Upsample", since=7, until=8)
