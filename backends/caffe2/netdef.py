@@ -12,6 +12,7 @@ check that the result looks like a NetDef someone wrote on purpose.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,34 +98,51 @@ def read_netdef(path: Path, *, allow_empty: bool = False) -> caffe2_pb2.NetDef:
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = _read_writable(path)
     except OSError as error:
         raise BadInputError(
             f"cannot read: {error.strerror}", path=str(path), framework=FRAMEWORK
         ) from error
     if path.suffix.lower() in (".pbtxt", ".prototxt", ".txt"):
-        return parse_netdef_text(data, str(path), allow_empty=allow_empty)
+        return parse_netdef_text(bytes(data), str(path), allow_empty=allow_empty)
     return parse_netdef(data, str(path), allow_empty=allow_empty)
 
 
-def parse_netdef(data: bytes, where: str, *, allow_empty: bool = False) -> caffe2_pb2.NetDef:
+def _read_writable(path: Path) -> bytearray:
+    """The file's bytes, read once into a buffer that parsing may repack weights in."""
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        data = bytearray(size)
+        view = memoryview(data)
+        filled = 0
+        while filled < size:
+            count = handle.readinto(view[filled:])
+            if not count:
+                break
+            filled += count
+        view.release()
+        rest = handle.read()  # a file that grew meanwhile
+    del data[filled:]
+    data += rest
+    return data
+
+
+def parse_netdef(
+    data: bytes | bytearray, where: str, *, allow_empty: bool = False
+) -> caffe2_pb2.NetDef:
     """Parses serialized NetDef bytes; ``where`` names the source in error messages.
 
     Large float lists (weights) are moved past protobuf (``proto/wire.py``); anything that path
-    does not expect is parsed by protobuf alone, which also reports corrupt data.
+    does not expect is parsed by protobuf alone, which also reports corrupt data. A ``bytearray``
+    may be overwritten (weights repacked in place) and must not be used afterwards.
     """
     _reject_foreign_content(data, where)
+    found = None
     try:
-        net, found = wire.parse_netdef(data)
-    except wire.WireError:
-        pass
-    else:
-        _check_netdef(net, where, allow_empty=allow_empty)
-        values.keep_read(net, found)
-        return net
-    net = caffe2_pb2.NetDef()
-    try:
-        net.ParseFromString(data)
+        try:
+            net, found = wire.parse_netdef(data)
+        except wire.WireError:  # raised before data is changed: protobuf alone reads it
+            net = caffe2_pb2.NetDef.FromString(data)
     except DecodeError as error:
         raise BadInputError(
             f"not a Caffe2 NetDef: the protobuf data is truncated or corrupt ({error})",
@@ -132,6 +150,8 @@ def parse_netdef(data: bytes, where: str, *, allow_empty: bool = False) -> caffe
             framework=FRAMEWORK,
         ) from error
     _check_netdef(net, where, allow_empty=allow_empty)
+    if found is not None:
+        values.keep_read(net, found)
     return net
 
 
@@ -254,7 +274,7 @@ def write_netdef(net: caffe2_pb2.NetDef, path: Path) -> None:
 
 
 # -- checks -------------------------------------------------------------------------------------
-def _reject_foreign_content(data: bytes, where: str) -> None:
+def _reject_foreign_content(data: bytes | bytearray, where: str) -> None:
     """Names the common things that sit where a .pb should be: HTML pages, LFS pointers."""
     if not data:
         raise BadInputError("the file is empty", path=where, framework=FRAMEWORK)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from unframe.backends.caffe2.proto import caffe2_pb2
@@ -96,7 +96,7 @@ def packed_floats(values: np.ndarray) -> tuple[bytearray, np.ndarray]:
 
 
 # -- decoding -----------------------------------------------------------------------------------
-def _read_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+def _read_varint(data: bytes | bytearray, pos: int, end: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         if pos >= end or shift > 63:
@@ -109,7 +109,7 @@ def _read_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
         shift += 7
 
 
-def _field(data: bytes, pos: int, end: int) -> tuple[int, int, int, int]:
+def _field(data: bytes | bytearray, pos: int, end: int) -> tuple[int, int, int, int]:
     """The field at ``pos``: (number, wire type, start of its value, end of the field)."""
     tag, body = _read_varint(data, pos, end)
     number, wire_type = tag >> 3, tag & 7
@@ -166,7 +166,7 @@ class _ArgLists:
         return sum(chunk.size for chunk in self.floats)
 
 
-def _arg_lists(data: bytes, start: int, end: int) -> _ArgLists | None:
+def _arg_lists(data: bytes | bytearray, start: int, end: int) -> _ArgLists | None:
     """An Argument split for the fast path; None where it holds no large float or int list.
 
     Also None for an argument with many other fields (unpacked ints, strings): walking them here
@@ -214,16 +214,21 @@ def _arg_lists(data: bytes, start: int, end: int) -> _ArgLists | None:
     return lists
 
 
-def _op_lists(
-    data: bytes, start: int, end: int
-) -> tuple[bytearray | None, list[tuple[int, str, np.ndarray]]] | None:
-    """An OperatorDef's bytes with each large float list packed, and its large lists.
+@dataclass
+class _OpPlan:
+    """What the walk found in one OperatorDef: where its bytes are and how to repack them."""
 
-    Returns None where the op has no large list, else the new bytes (None where every large
-    float list is already one packed field: then the op's own bytes serve, and the lists are
-    views of ``data``) and, for each list, the index of its argument among the op's arguments,
-    the field name and the values.
-    """
+    start: int
+    end: int
+    pieces: list[bytes | list[np.ndarray]]  # the op's new bytes: copies, and float runs
+    size: int  # of the new bytes
+    places: list[tuple[int, int, int]]  # per repacked list: arg index, offset, float count
+    lists: list[tuple[int, str, np.ndarray]]  # per large list: arg index, field, values
+    rewrite: bool  # whether the op's own bytes do not serve
+
+
+def _plan_op(data: bytes | bytearray, start: int, end: int) -> _OpPlan | None:
+    """Walks one OperatorDef; None where it has no large list. Reads ``data`` only."""
     pieces: list[bytes | list[np.ndarray]] = []
     places: list[tuple[int, int, int]] = []
     lists: list[tuple[int, str, np.ndarray]] = []
@@ -262,64 +267,125 @@ def _op_lists(
         pos = stop
     if not lists and not places:
         return None
-    if not rewrite:
-        return None, lists
-    out = bytearray(size)
-    offset = 0
-    for piece in pieces:
+    return _OpPlan(start, end, pieces, size, places, lists, rewrite)
+
+
+#: Floats copied at a time when repacking in place.
+_BLOCK = 1 << 16
+
+
+def _safe_in_place(runs: list[tuple[int, np.ndarray]], moves: list[int]) -> bool:
+    """Whether float runs can be repacked over their own bytes, each run copied block by block.
+
+    Within a run, block k is read before it is written, and its write must end before block
+    k+1's source starts: a run of 5-byte records may move up to a block later, a packed run only
+    earlier. Across runs, those that move later are copied last first, those that move earlier
+    first first, so that no run is written over before it is read; mixed directions are not.
+    """
+    for (_, chunk), move in zip(runs, moves, strict=True):
+        limit = {4: 0, _UNPACKED_FLOAT.itemsize: _BLOCK}.get(chunk.strides[0])
+        if limit is None or move > limit:
+            return False
+    return all(move >= 0 for move in moves) or all(move <= 0 for move in moves)
+
+
+def _copy_forward(target: np.ndarray, source: np.ndarray) -> None:
+    """``target[:] = source`` block by block from the start, each block read before written."""
+    staging = np.empty(min(_BLOCK, source.size), dtype="<f4")
+    for start in range(0, source.size, _BLOCK):
+        block = source[start : start + _BLOCK]
+        staging[: block.size] = block
+        target[start : start + block.size] = staging[: block.size]
+
+
+def _repack(
+    plan: _OpPlan, data: bytes | bytearray
+) -> tuple[memoryview | None, list[tuple[int, str, np.ndarray]]]:
+    """The op's bytes with its float lists packed (None where its own serve), and its lists.
+
+    The new bytes are shorter than the op's (4 bytes a float, not 5), so where ``data`` is
+    writable they are written over the op's own bytes.
+    """
+    if not plan.rewrite:
+        return None, plan.lists
+    in_place = isinstance(data, bytearray) and plan.size <= plan.end - plan.start
+    base = plan.start if in_place else 0
+    heads: list[tuple[int, bytes]] = []
+    runs: list[tuple[int, np.ndarray]] = []
+    offset = base
+    for piece in plan.pieces:
         if isinstance(piece, bytes):
-            out[offset : offset + len(piece)] = piece
+            heads.append((offset, piece))
             offset += len(piece)
             continue
         for chunk in piece:
-            np.frombuffer(out, dtype="<f4", count=chunk.size, offset=offset)[:] = chunk
+            runs.append((offset, chunk))
             offset += 4 * chunk.size
-    lists = [entry for entry in lists if entry[1] == "ints"]
+    if in_place:
+        origin = np.frombuffer(data, np.uint8).ctypes.data
+        moves = [target - (chunk.ctypes.data - origin) for target, chunk in runs]
+        in_place = _safe_in_place(runs, moves)
+        if in_place and all(move >= 0 for move in moves):
+            runs.reverse()
+        if not in_place:
+            base = 0
+            heads = [(target - plan.start, piece) for target, piece in heads]
+            runs = [(target - plan.start, chunk) for target, chunk in runs]
+    out = data if in_place else bytearray(plan.size)
+    assert isinstance(out, bytearray)
+    for target, chunk in runs:
+        floats = np.frombuffer(out, dtype="<f4", count=chunk.size, offset=target)
+        if in_place:
+            _copy_forward(floats, chunk)
+        else:
+            floats[:] = chunk
+    for target, piece in heads:
+        out[target : target + len(piece)] = piece
+    lists = [entry for entry in plan.lists if entry[1] == "ints"]
     lists.extend(
-        (index, "floats", np.frombuffer(out, dtype="<f4", count=count, offset=offset))
-        for index, offset, count in places
+        (index, "floats", np.frombuffer(out, dtype="<f4", count=count, offset=base + offset))
+        for index, offset, count in plan.places
     )
-    return out, lists
+    return memoryview(out)[base : base + plan.size], lists
 
 
 def parse_netdef(
-    data: bytes,
+    data: bytes | bytearray,
 ) -> tuple[caffe2_pb2.NetDef, list[tuple[caffe2_pb2.Argument, str, np.ndarray]]]:
     """A NetDef parsed with its large float lists moved as packed bytes, and those lists.
 
     Returns the net and, for each large ``floats`` or (packed) ``ints`` list, its argument, the
-    field's name and its values.
+    field's name and its values. A ``bytearray`` is overwritten where lists are repacked.
 
     Raises:
         WireError: the bytes are not what this fast path handles (or not a NetDef at all); parse
-            them with protobuf instead.
+            them with protobuf instead. Raised before anything in ``data`` is changed.
+        DecodeError: protobuf refuses an op's other fields; it would refuse the whole net too.
     """
-    net = caffe2_pb2.NetDef()
     others: list[bytes] = []
-    found: list[tuple[caffe2_pb2.Argument, str, np.ndarray]] = []
+    ops: list[tuple[int, int, _OpPlan | None]] = []
     pos, end = 0, len(data)
     view = memoryview(data)
-    try:
-        while pos < end:
-            number, wire_type, body, stop = _field(data, pos, end)
-            if number != NET_OP or wire_type != LENGTH_DELIMITED:
-                others.append(bytes(view[pos:stop]))
-                pos = stop
-                continue
-            op = net.op.add()
-            split = _op_lists(data, body, stop)
-            if split is None or split[0] is None:
-                op.MergeFromString(view[body:stop])
-            else:
-                op.MergeFromString(split[0])
-            if split is not None:
-                found.extend((op.arg[index], field, values) for index, field, values in split[1])
-            pos = stop
-        net.MergeFromString(b"".join(others))
-    except DecodeError as error:
-        raise WireError(str(error)) from error
-    if not found:
+    while pos < end:  # the whole walk comes first, so that WireError leaves data as it was
+        number, wire_type, body, stop = _field(data, pos, end)
+        if number == NET_OP and wire_type == LENGTH_DELIMITED:
+            ops.append((body, stop, _plan_op(data, body, stop)))
+        else:
+            others.append(bytes(view[pos:stop]))
+        pos = stop
+    if not any(plan is not None for _, _, plan in ops):
         raise WireError("no large value lists: nothing to gain")
+    net = caffe2_pb2.NetDef()
+    found: list[tuple[caffe2_pb2.Argument, str, np.ndarray]] = []
+    for body, stop, plan in ops:
+        op = net.op.add()
+        if plan is None:
+            op.MergeFromString(view[body:stop])
+            continue
+        repacked, lists = _repack(plan, data)
+        op.MergeFromString(view[body:stop] if repacked is None else repacked)
+        found.extend((op.arg[index], field, values) for index, field, values in lists)
+    net.MergeFromString(b"".join(others))
     return net, found
 
 

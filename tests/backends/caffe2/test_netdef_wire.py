@@ -187,11 +187,12 @@ def _net_bytes(arg: bytes) -> bytes:
     return bytes([_NET_OP << 3 | 2]) + wire.varint(len(op)) + op
 
 
+@pytest.mark.parametrize("buffer", [bytes, bytearray])
 @pytest.mark.parametrize(
     "layout",
     ["unpacked, i, unpacked", "packed, unpacked", "unpacked, packed, name last", "two packed"],
 )
-def test_split_float_lists_read_as_protobuf_reads_them(layout: str) -> None:
+def test_split_float_lists_read_as_protobuf_reads_them(layout: str, buffer: type) -> None:
     first, second = _weights(3000, 5), _weights(2500, 6)
     name = bytes([_NAME << 3 | 2, 6]) + b"values"
     other = bytes([_I << 3, 7])
@@ -202,13 +203,56 @@ def test_split_float_lists_read_as_protobuf_reads_them(layout: str) -> None:
         "two packed": _packed(first) + name + _packed(second),
     }[layout]
     data = _net_bytes(arg)
-    net, found = wire.parse_netdef(data)
+    net, found = wire.parse_netdef(buffer(data))
     assert net == caffe2_pb2.NetDef.FromString(data)
     ((_, field, floats),) = found
     assert field == "floats"
     expected = np.concatenate([first, second])
     np.testing.assert_array_equal(floats.view(np.uint32), expected.view(np.uint32))
-    assert parse_netdef(data, "test") == caffe2_pb2.NetDef.FromString(data)
+    assert parse_netdef(buffer(data), "test") == caffe2_pb2.NetDef.FromString(data)
+
+
+def test_repacking_several_lists_and_ops() -> None:
+    # Two ops, each with two large lists (unpacked, as Caffe2 writes them) around other fields:
+    # the lists move in both directions, so the ops are repacked into new buffers.
+    slow = caffe2_pb2.NetDef(name="n")
+    arrays = []
+    for index in range(2):
+        op = slow.op.add(type="GivenTensorFill", output=[f"w{index}"])
+        for position in range(2):
+            array = _weights(4096 + 1000 * position + index, seed=10 * index + position)
+            arrays.append(array)
+            op.arg.add(name=f"values{position}", floats=array.tolist())
+            op.arg.add(name="between", i=position)
+    data = slow.SerializeToString()
+    buffer = bytearray(data)
+    net, found = wire.parse_netdef(buffer)
+    assert net == slow
+    assert len(found) == 4
+    for (arg, _, floats), expected in zip(found, arrays, strict=True):
+        np.testing.assert_array_equal(floats.view(np.uint32), expected.view(np.uint32))
+        np.testing.assert_array_equal(get_floats(arg).view(np.uint32), expected.view(np.uint32))
+
+
+def test_caffe2s_own_fills_are_repacked_over_the_files_bytes() -> None:
+    slow, arrays = _net(fast=False)
+    data = slow.SerializeToString()
+    buffer = bytearray(data)
+    net, found = wire.parse_netdef(buffer)
+    assert net == slow
+    assert buffer != data
+    origin = np.frombuffer(buffer, np.uint8).ctypes.data
+    for _, _, floats in found:  # views of the buffer itself, no copy
+        assert 0 <= floats.ctypes.data - origin < len(buffer)
+
+
+def test_a_wire_error_leaves_the_buffer_as_it_was() -> None:
+    slow, _ = _net(fast=False)
+    data = slow.SerializeToString() + wire.varint(99 << 3 | 3) + wire.varint(99 << 3 | 4)
+    buffer = bytearray(data)
+    with pytest.raises(wire.WireError):
+        wire.parse_netdef(buffer)
+    assert buffer == data
 
 
 def test_few_floats_and_many_other_fields_are_left_to_protobuf() -> None:
