@@ -37,7 +37,7 @@ MODULES = {
     "reduceprod": "ReduceProd", "hannwindow": "HannWindow", "hammingwindow": "HammingWindow",
     "blackmanwindow": "BlackmanWindow", "maxpool": "MaxPool", "nonzero": "NonZero",
     "det": "Det", "matmulinteger": "MatMulInteger", "convinteger": "ConvInteger",
-    "tile": "Tile", "squeeze": "Squeeze",
+    "tile": "Tile", "squeeze": "Squeeze", "melweightmatrix": "MelWeightMatrix",
 }  # fmt: skip
 
 #: Tests of the ops above that fail, each with the reason.

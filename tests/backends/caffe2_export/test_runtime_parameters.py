@@ -38,7 +38,7 @@ ROUND_TRIP = [
     "test_nonzero_example", "test_det_nd", "test_matmulinteger", "test_convinteger_with_padding",
     "test_maxpool_2d_dilations", "test_maxpool_with_argmax_2d_precomputed_strides",
     "test_upsample_nearest", "test_resize_upsample_scales_nearest_axes_3_2",
-    "test_resize_downsample_scales_nearest",
+    "test_resize_downsample_scales_nearest", "test_melweightmatrix",
 ]  # fmt: skip
 
 
@@ -148,3 +148,19 @@ def test_resize_follows_the_fed_scales() -> None:
     scales = np.array([1, 1, 1, 3], dtype=np.float32)
     (got,) = _run("test_resize_upsample_scales_nearest", {"X": x, "scales": scales})
     np.testing.assert_array_equal(got, [[[[1, 1, 1, 2, 2, 2], [3, 3, 3, 4, 4, 4]]]])
+
+
+def test_mel_weight_matrix_follows_the_fed_sizes() -> None:
+    from onnx.reference import ReferenceEvaluator
+
+    case = _case("test_melweightmatrix")
+    feeds = {
+        "num_mel_bins": np.array(5, dtype=np.int32), "dft_length": np.array(32, dtype=np.int32),
+        "sample_rate": np.array(8000, dtype=np.int32),
+        "lower_edge_hertz": np.array(100, dtype=np.float32),
+        "upper_edge_hertz": np.array(3000, dtype=np.float32),
+    }  # fmt: skip
+    (want,) = ReferenceEvaluator(case.model).run(None, feeds)  # type: ignore[attr-defined]
+    (got,) = _run("test_melweightmatrix", feeds)
+    assert got.shape == (17, 5)
+    np.testing.assert_allclose(got, want, atol=1e-6)

@@ -11,7 +11,8 @@ import numpy as np
 import onnx_ir as ir
 
 from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype, evaluate_node
-from unframe.backends.caffe2.export.ops._common import attr_int
+from unframe.backends.caffe2.export.ops import _runtime as runtime
+from unframe.backends.caffe2.export.ops._common import attr_int, reshape
 from unframe.backends.caffe2.export.registry import ops
 
 
@@ -68,4 +69,68 @@ def blackman_window_v17(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("MelWeightMatrix", since=17)
 def mel_weight_matrix_v17(node: ir.Node, ctx: ExportContext) -> None:
-    _fold(node, ctx)
+    if all(v is None or ctx.const(v) is not None for v in node.inputs):
+        _fold(node, ctx)
+        return
+    _runtime_mel_weight_matrix(node, ctx)
+
+
+def _runtime_mel_weight_matrix(node: ir.Node, ctx: ExportContext) -> None:
+    """Triangles over the spectrogram bins, between mel-spaced frequency bins, as ONNX defines
+    them: rising from bin i to bin i + 1, falling to bin i + 2 (double precision throughout)."""
+    f64, i64 = ir.DataType.DOUBLE, ir.DataType.INT64
+    count, dft, rate, low, high = (
+        ctx.temp("Cast", [ctx.input(node, i)], "input", to=caffe2_dtype(f64)) for i in range(5)
+    )
+
+    def number(value: float) -> str:
+        return ctx.scalar(value, f64)
+
+    def mel(hertz: str) -> str:
+        ratio = ctx.temp("Log1p", [ctx.temp("Div", [hertz, number(700.0)], "ratio")])
+        return ctx.temp("Mul", [ratio, number(2595.0 / np.log(10))], "mel")
+
+    low_mel, high_mel = mel(low), mel(high)
+    points = ctx.temp("Add", [count, number(2.0)], "points")
+    step = ctx.temp("Div", [ctx.temp("Sub", [high_mel, low_mel], "span"), points], "step")
+    indices = ctx.temp("Range", [number(0.0), points, number(1.0)], "indices")
+    mels = ctx.temp("Add", [ctx.temp("Mul", [indices, step], "mels"), low_mel], "mels")
+    scaled = ctx.temp("Mul", [mels, number(np.log(10) / 2595.0)], "scaled")
+    hertz = ctx.temp("Mul", [ctx.temp("Sub", [ctx.temp("Exp", [scaled]), number(1.0)]),
+                             number(700.0)], "hertz")  # fmt: skip
+    spread = ctx.temp("Mul", [ctx.temp("Add", [dft, number(1.0)], "spread"), hertz], "spread")
+    bins = ctx.temp("Floor", [ctx.temp("Div", [spread, rate], "bins")], "bins")
+    edges = {}
+    for name, start in (("left", 0), ("center", 1), ("right", 2)):
+        stop = ctx.temp("Add", [count, number(float(start))], "stop")
+        whole = [
+            ctx.temp("Cast", [v], "bound", to=caffe2_dtype(i64)) for v in (number(start), stop)
+        ]
+        picked = ctx.temp("Range", [*whole, runtime.const64(ctx, 1)], "picked")
+        edges[name] = reshape(ctx, ctx.temp("Gather", [bins, picked], name), [1, -1])
+    half = ctx.temp("Floor", [ctx.temp("Div", [dft, number(2.0)], "half")], "half")
+    rows = ctx.temp("Range", [number(0.0), ctx.temp("Add", [half, number(1.0)]), number(1.0)])
+    j = reshape(ctx, rows, [-1, 1])
+    left, center, right = edges["left"], edges["center"], edges["right"]
+    # Caffe2's Where wants one shape: every operand is expanded to [bins, mel bins].
+    grid = ctx.temp(
+        "Add", [ctx.temp("Mul", [j, number(0.0)]), ctx.temp("Mul", [left, number(0.0)])]
+    )
+
+    def full(blob: str) -> str:
+        return runtime.like(ctx, blob, grid)
+
+    rise_span = full(ctx.temp("Sub", [center, left], "rise_span"))
+    flat = ctx.temp("EQ", [rise_span, number(0.0)], "flat")
+    one = full(number(1.0))
+    safe_rise = ctx.temp("Where", [flat, one, rise_span], "rise_span")
+    rise = ctx.temp("Div", [full(ctx.temp("Sub", [j, left], "rise")), safe_rise], "rise")
+    rise = ctx.temp("Where", [flat, one, rise], "rise")
+    on_rise = ctx.temp("And", [full(ctx.temp("GE", [j, left])), full(ctx.temp("LE", [j, center]))])
+    fall_span = full(ctx.temp("Sub", [right, center], "fall_span"))
+    fall = ctx.temp("Div", [full(ctx.temp("Sub", [right, j], "fall")), fall_span], "fall")
+    on_fall = ctx.temp("And", [full(ctx.temp("GE", [j, center])), full(ctx.temp("LT", [j, right]))])
+    zeros = full(number(0.0))
+    weights = ctx.temp("Where", [on_fall, fall, ctx.temp("Where", [on_rise, rise, zeros])])
+    to = ir.DataType(attr_int(node, "output_datatype", int(ir.DataType.FLOAT)))
+    ctx.emit("Cast", [weights], [ctx.output(node)], to=caffe2_dtype(to, "the matrix"))
