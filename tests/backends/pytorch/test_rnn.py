@@ -133,8 +133,10 @@ def _kernel_model(
 ) -> onnx.ModelProto:
     op, extra_attrs, _ = KERNEL_CASES[kind]
     dirs = 2 if direction == "bidirectional" else 1
-    x_dims: list[int | str] = ["seq", "batch", FEATURES] if layout == 0 else ["batch", "seq", 3]
-    state_dims: list[int | str] = [dirs, "batch", HIDDEN] if layout == 0 else ["batch", dirs, 4]
+    x_dims: list[int | str] = ["seq", "batch", FEATURES]
+    state_dims: list[int | str] = [dirs, "batch", HIDDEN]
+    if layout == 1:  # batch-major
+        x_dims[:2], state_dims[:2] = x_dims[1::-1], state_dims[1::-1]
     states = ["h0", "c0"] if op == "LSTM" else ["h0"]
     inputs = ["X", "W", "R", "B", ""] + (states if with_state else [])
     outputs = ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else [])
