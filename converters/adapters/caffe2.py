@@ -21,23 +21,34 @@ _CONFORMANCE_NOTE = """\
 
 - **Runtime**: "caffe2's own runtime" is unframe's numpy NetDef executor
   (`unframe.backends.caffe2.runtime`); Caffe2 itself installs nowhere any more.
-- **Parameter inputs**: onnx's node tests feed axes, pads, k, repeats, shapes, windows sizes... as
-  graph inputs, where deployed models hold them as initializers. Caffe2 takes these as operator
-  arguments, so `Caffe2Framework.run_ir` binds a graph input that only ever feeds such parameter
-  slots (directly or through shape arithmetic) to the array it is given, then exports
-  (`unframe.backends.caffe2.export.binding`). Without that binding: 105 ops, 1122 tests pass.
-- **Element types**: 219 of the failures are tests whose tensors are uint32, uint64, bfloat16,
-  float8, int4, string, optional or sequence values, which Caffe2's `TensorProto` cannot hold;
-  the backend refuses them by name. Counting those as skipped, 147 ops pass every test; 157 ops pass at least one.
-- **Constants**: BlackmanWindow, HammingWindow, HannWindow and MelWeightMatrix have only constant
-  inputs once bound; they are exported as their values (GivenTensorFill), not as computations.
+- **Parameter inputs**: onnx's node tests feed axes, pads, starts, k, repeats, shapes, scales and
+  window sizes as graph inputs. They stay inputs of the exported net, which computes with the
+  values it is fed (nothing is bound to the test's values). Where Caffe2 takes a tensor the net
+  passes it on: Reshape's shape, Expand's shape, ConstantFill's `input_as_shape`, Range, Split's
+  sizes, Tile's tiles and axis, Slice's starts and ends. Elsewhere it computes the parameter's
+  effect (`unframe.backends.caffe2.export.ops._runtime`): Slice, Pad and CenterCropPad gather
+  `Range` positions per axis, clamped as ONNX does; reductions reduce every axis, keep the named
+  ones with Where and cut them with a Slice of run-time ends (BooleanMask drops them without
+  keepdims); CumSum and CumProd scan along every axis and keep the one named; TopK sorts the
+  whole axis and slices k; nearest Resize maps output positions back from the run-time scales.
+  Linear and cubic Resize with run-time scales (their coefficients are written when exporting)
+  and sizes under a keep_aspect_ratio_policy are refused; binding the fed values would pass
+  those 18 tests, and no op more.
+- **Element types**: 191 of the failures are tests with an input or output element type that
+  Caffe2's `TensorProto` cannot hold (uint32, uint64, bfloat16, float8, int4, strings); the
+  backend refuses them by name ("graph input" in the reason). Counting those as skipped, 152 ops
+  pass every test; 165 ops pass at least one.
 - **Decompositions**: ops Caffe2 lacks are built exactly from ones it has (e.g. GatherElements
   from a flat Gather, CumSum as a shifted-add scan, Round half-to-even, Pad in any rank, LayerNorm
-  statistics, dilated ConvTranspose kernels, scatter reductions as ordered read-combine-writes).
-  Resize uses the coefficients ONNX's own reference computes, as weighted Gathers; dilated
-  average/Lp pooling is a grouped Conv of ones. Nothing is approximated: where no exact form
-  exists (dilated MaxPool, MaxPool's Indices, tf_crop_and_resize, floating-point Mod,
-  training-mode Dropout, random ops) the backend reports the node and stops.
+  statistics, dilated ConvTranspose kernels, scatter reductions as ordered read-combine-writes,
+  NonZero from BooleanMask, Det up to 3x3 by its Leibniz sum, windows and mel matrices from their
+  defining formulas). Resize uses the coefficients ONNX's own reference computes, as weighted
+  Gathers; dilated average/Lp pooling is a grouped Conv of ones; MaxPool with dilations or an
+  Indices output gathers every window into an axis and takes its max and first argmax.
+  MatMulInteger and ConvInteger run in float32 only where every partial sum is an integer below
+  2**24. Nothing is approximated: where no exact form exists (tf_crop_and_resize,
+  floating-point Mod, training-mode Dropout, random ops, Det past 3x3) the backend reports the
+  node and stops.
 """
 
 
