@@ -44,6 +44,7 @@ def example_tensors(
     generator = np.random.default_rng(seed)
     tensors = []
     dynamic: list[dict[int, Any] | None] = []
+    example_sizes: dict[str, int] = {}
     for value in inputs:
         spec = specs.get(value.name or "")
         shape: Any = spec.shape if spec and spec.shape is not None else value.shape
@@ -64,7 +65,10 @@ def example_tensors(
             if static and dim > 1:
                 dims.append(dim)
             else:
-                dims.append(_EXAMPLE_BATCH if axis == 0 else _EXAMPLE_DIM)
+                default = _EXAMPLE_BATCH if axis == 0 else _EXAMPLE_DIM
+                # Inputs sharing a named dim (X's batch and sequence_lens) must agree on it.
+                name = _dim_name(dim)
+                dims.append(default if name is None else example_sizes.setdefault(name, default))
             axes[axis] = torch.export.Dim.AUTO
         dtype = (spec.dtype if spec and spec.dtype is not None else None) or (
             value.dtype.numpy() if value.dtype is not None else np.dtype("float32")
@@ -72,6 +76,11 @@ def example_tensors(
         tensors.append(_random_tensor(generator, tuple(dims), np.dtype(dtype)))
         dynamic.append(axes or None)
     return tuple(tensors), tuple(dynamic)
+
+
+def _dim_name(dim: Any) -> str | None:
+    name = dim.value if isinstance(dim, ir.SymbolicDim) else dim
+    return name if isinstance(name, str) and name else None
 
 
 def _random_tensor(

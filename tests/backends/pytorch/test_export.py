@@ -205,6 +205,40 @@ def test_scan_exports_with_a_dynamic_sequence_length(tmp_path: Path) -> None:
             np.testing.assert_allclose(actual.detach().numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_inputs_sharing_a_named_dim_export_together() -> None:
+    """A GRU's X [seq, batch, 4] and sequence_lens [batch]: one example size for ``batch``."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+    hidden = 3
+    weights = {
+        "W": rng.standard_normal((1, 3 * hidden, 4)).astype(np.float32),
+        "R": rng.standard_normal((1, 3 * hidden, hidden)).astype(np.float32),
+    }
+    graph = helper.make_graph(
+        [helper.make_node("GRU", ["X", "W", "R", "", "lens"], ["Y", "Y_h"], hidden_size=hidden)],
+        "gru_lens",
+        [
+            helper.make_tensor_value_info("X", TensorProto.FLOAT, ["seq", "batch", 4]),
+            helper.make_tensor_value_info("lens", TensorProto.INT32, ["batch"]),
+        ],
+        [
+            helper.make_tensor_value_info("Y", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, None),
+        ],
+        [numpy_helper.from_array(array, name) for name, array in weights.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    module = export_program(_ir(model)).module()
+    for seq, batch in ((5, 3), (8, 2)):
+        x = rng.standard_normal((seq, batch, 4)).astype(np.float32)
+        lens = rng.integers(1, seq + 1, batch).astype(np.int32)
+        want = _models.run_onnxruntime(model, {"X": x, "lens": lens})
+        got = module(torch.from_numpy(x), torch.from_numpy(lens))
+        for actual, expected in zip(got, want, strict=True):
+            np.testing.assert_allclose(actual.detach().numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
 def test_shape_values_and_folded_constants_stay_dynamic() -> None:
     model = _models.shape_output_model()
     program = export_program(_ir(model))
