@@ -38,7 +38,6 @@ from unframe.backends.caffe2.proto.wire import (
     varints,
 )
 
-_FAST_MIN = FAST_MIN
 #: One unpacked float on the wire: its tag byte, then 4 little-endian bytes.
 _UNPACKED_FLOAT = np.dtype([("tag", "u1"), ("value", "<f4")])
 #: Bytes of arrays kept for nets being built and not yet written; older ones beyond are dropped.
@@ -173,22 +172,21 @@ def _matches(container: object, values: np.ndarray) -> bool:
 def set_floats(arg: caffe2_pb2.Argument, values: np.ndarray) -> None:
     """Appends ``values`` (as float32) to ``arg.floats``."""
     flat = np.ascontiguousarray(values, dtype="<f4").reshape(-1)
-    if flat.size < _FAST_MIN:
+    if flat.size < FAST_MIN:
         arg.floats.extend(flat.tolist())
         return
-    if len(arg.floats):  # appending: the kept array would hold only part of the list
-        arg.MergeFromString(packed_floats(flat)[0])
-        return
     field, view = packed_floats(flat)
+    appending = len(arg.floats) > 0  # then a kept array would hold only part of the list
     arg.MergeFromString(field)
-    view.flags.writeable = False
-    _CACHE.keep_built(arg, "floats", view)
+    if not appending:
+        view.flags.writeable = False
+        _CACHE.keep_built(arg, "floats", view)
 
 
 def set_ints(arg: caffe2_pb2.Argument, values: np.ndarray) -> None:
     """Appends ``values`` (as int64) to ``arg.ints``."""
     flat = np.asarray(values).astype(np.int64).reshape(-1)
-    if flat.size < _FAST_MIN:
+    if flat.size < FAST_MIN:
         arg.ints.extend(flat.tolist())
         return
     payload = varints(flat)
@@ -202,7 +200,7 @@ def set_ints(arg: caffe2_pb2.Argument, values: np.ndarray) -> None:
 def get_floats(arg: caffe2_pb2.Argument) -> np.ndarray:
     """``arg.floats`` as a float32 array, which may be read-only."""
     count = len(arg.floats)
-    if count < _FAST_MIN:
+    if count < FAST_MIN:
         return np.asarray(arg.floats, dtype=np.float32)
     kept = _CACHE.take(arg, "floats")
     if kept is not None:
@@ -220,7 +218,7 @@ def get_floats(arg: caffe2_pb2.Argument) -> np.ndarray:
 
 def get_ints(arg: caffe2_pb2.Argument) -> np.ndarray:
     """``arg.ints`` as an int64 array, which may be read-only."""
-    if len(arg.ints) >= _FAST_MIN:
+    if len(arg.ints) >= FAST_MIN:
         kept = _CACHE.take(arg, "ints")
         if kept is not None:
             return kept.values
@@ -246,7 +244,7 @@ def forget(net: caffe2_pb2.NetDef) -> None:
 
 def take_for_writing(arg: caffe2_pb2.Argument) -> tuple[str, np.ndarray] | None:
     """The values kept for ``arg`` as (field name, array), forgetting them; None where none."""
-    if len(arg.floats) < _FAST_MIN and len(arg.ints) < _FAST_MIN:
+    if len(arg.floats) < FAST_MIN and len(arg.ints) < FAST_MIN:
         return None
     kept = _CACHE.take(arg, drop_older=True)
     return None if kept is None else (kept.field, kept.values)

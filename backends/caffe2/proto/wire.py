@@ -6,7 +6,9 @@ the bytes. Here the NetDef is walked on the wire just far enough to find the lar
 ``ints`` lists of its operators' arguments:
 
 * reading, a float list (unpacked records or packed) is viewed with numpy and handed to protobuf as
-  one packed field, which it copies in one go; everything else is parsed by protobuf itself;
+  one packed field, which it copies in one go; Caffe2's unpacked lists are repacked over the file's
+  own bytes where those are writable. Packed int lists are decoded with numpy too (protobuf parses
+  them fast itself; unpacked ones are left to it). Everything else is parsed by protobuf itself;
 * writing, an argument whose values the codec (``values.py``) still holds as an array is written as
   protobuf's serialization of the rest of the argument plus one packed field of those values.
 
