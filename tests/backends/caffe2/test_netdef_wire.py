@@ -7,7 +7,10 @@ and serialized by protobuf, or hand-built wire bytes parsed by protobuf.
 from __future__ import annotations
 
 import gc
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -375,3 +378,28 @@ def test_packed_ints_beside_unpacked_ones_are_left_to_protobuf() -> None:
     net, found = wire.parse_netdef(data)
     assert net == caffe2_pb2.NetDef.FromString(data)
     assert [field for _, field, _ in found] == ["floats"]
+
+
+def test_protobufs_pure_python_parser_reads_the_packed_file_too(tmp_path: Path) -> None:
+    # A second, independent parser implementation: protobuf's own pure-Python one.
+    fast, _ = _net(fast=True)
+    slow, _ = _net(fast=False)
+    write_netdef(fast, tmp_path / "fast.pb")
+    (tmp_path / "slow.pb").write_bytes(slow.SerializeToString())
+    script = (
+        "import sys\n"
+        "from google.protobuf.internal import api_implementation\n"
+        "from unframe.backends.caffe2.proto import caffe2_pb2\n"
+        "assert api_implementation.Type() == 'python'\n"
+        "fast, slow = (caffe2_pb2.NetDef.FromString(open(p, 'rb').read()) for p in sys.argv[1:])\n"
+        "assert fast == slow and len(fast.op[0].arg[1].floats) == 9000\n"
+    )
+    env = {**os.environ, "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "fast.pb"), str(tmp_path / "slow.pb")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
