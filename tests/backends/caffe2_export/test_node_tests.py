@@ -37,7 +37,8 @@ MODULES = {
     "reduceprod": "ReduceProd", "hannwindow": "HannWindow", "hammingwindow": "HammingWindow",
     "blackmanwindow": "BlackmanWindow", "maxpool": "MaxPool", "nonzero": "NonZero",
     "det": "Det", "matmulinteger": "MatMulInteger", "convinteger": "ConvInteger",
-    "tile": "Tile", "squeeze": "Squeeze", "melweightmatrix": "MelWeightMatrix",
+    "tile": "Tile", "squeeze": "Squeeze", "melweightmatrix": "MelWeightMatrix", "rnn": "RNN",
+    "gru": "GRU", "lstm": "LSTM",
 }  # fmt: skip
 
 #: Tests of the ops above that fail, each with the reason.

@@ -9,6 +9,7 @@ from unframe.backends.caffe2.export.ops import (
     loss,
     nn,
     quantize,
+    recurrent,
     reduce,
     resize,
     tensor,
@@ -17,5 +18,5 @@ from unframe.backends.caffe2.export.ops import (
 
 __all__ = [
     "composite", "control_flow", "elementwise", "generators", "indexing", "loss", "nn",
-    "quantize", "reduce", "resize", "tensor", "training",
+    "quantize", "recurrent", "reduce", "resize", "tensor", "training",
 ]  # fmt: skip
