@@ -40,6 +40,7 @@ ROUND_TRIP = [
     "test_upsample_nearest", "test_resize_upsample_scales_nearest_axes_3_2",
     "test_resize_downsample_scales_nearest", "test_melweightmatrix", "test_gru_bidirectional",
     "test_lstm_with_peepholes", "test_simple_rnn_batchwise", "test_lstm_batchwise",
+    "test_col2im_pads", "test_col2im_5d", "test_col2im_dilations",
 ]  # fmt: skip
 
 
@@ -165,3 +166,18 @@ def test_mel_weight_matrix_follows_the_fed_sizes() -> None:
     (got,) = _run("test_melweightmatrix", feeds)
     assert got.shape == (17, 5)
     np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_col2im_follows_the_fed_shapes() -> None:
+    from onnx.reference import ReferenceEvaluator
+
+    case = _case("test_col2im")
+    # The same 5 x 5 columns read as one 5 x 1 block per position of a 5 x 5 image.
+    feeds = {
+        "input": np.arange(25, dtype=np.float32).reshape(1, 5, 5),
+        "image_shape": np.array([5, 5], dtype=np.int64),
+        "block_shape": np.array([5, 1], dtype=np.int64),
+    }
+    (want,) = ReferenceEvaluator(case.model).run(None, feeds)  # type: ignore[attr-defined]
+    (got,) = _run("test_col2im", feeds)
+    np.testing.assert_allclose(got, want)

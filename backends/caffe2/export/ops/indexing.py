@@ -163,3 +163,73 @@ def non_zero_v9(node: ir.Node, ctx: ExportContext) -> None:
             index = ctx.temp("Mod", [index], "index", divisor=dim, sign_follow_divisor=1)
         rows.append(ctx.temp("ExpandDims", [index], "row", dims=[0]))
     ctx.emit("Concat", rows, [ctx.output(node), ctx.fresh("split_info")], axis=0)
+
+
+@ops.register("Col2Im", since=18)
+def col2im_v18(node: ir.Node, ctx: ExportContext) -> None:
+    """Each column entry's place in the image, from the run-time image and block shapes; the
+    entries are then summed into their places by a product with a one-hot matrix (entries
+    landing in the padding go to a last, dropped place)."""
+    x = required(ctx, node, 0)
+    batch, rows, blocks = ctx.need_shape(x, "for the column layout")
+    rank = ctx.need_shape(node.inputs[1], "for the image rank")[0]
+    pads = attr_ints(node, "pads") or [0] * (2 * rank)
+    dilations = attr_ints(node, "dilations") or [1] * rank
+    strides = attr_ints(node, "strides") or [1] * rank
+    image = runtime.int64(ctx, required(ctx, node, 1))
+    block = runtime.int64(ctx, required(ctx, node, 2))
+
+    def const(value: int) -> str:
+        return runtime.const64(ctx, value)
+
+    def op(op_type: str, *inputs: str) -> str:
+        return ctx.temp(op_type, list(inputs), op_type.lower())
+
+    def modulo(a: str, m: str) -> str:  # a, m >= 0
+        return op("Sub", a, op("Mul", op("Div", a, m), m))
+
+    sizes = [ctx.temp("Gather", [image, const(d)], "size") for d in range(rank)]
+    kernel = [ctx.temp("Gather", [block, const(d)], "kernel") for d in range(rank)]
+    counts = []
+    for d in range(rank):
+        reach = op("Add", op("Mul", const(dilations[d]), op("Sub", kernel[d], const(1))), const(1))
+        room = op("Sub", op("Add", sizes[d], const(pads[d] + pads[rank + d])), reach)
+        counts.append(op("Add", op("Div", room, const(strides[d])), const(1)))
+    taps, area = const(1), const(1)
+    for d in range(rank):
+        taps, area = op("Mul", taps, kernel[d]), op("Mul", area, sizes[d])
+    column = ctx.constant(np.arange(rows, dtype=np.int64).reshape(rows, 1), "row")
+    place = ctx.constant(np.arange(blocks, dtype=np.int64).reshape(1, blocks), "block")
+    channel = op("Div", column, taps)
+    tap = modulo(column, taps)
+    flat, inside = const(0), ""
+    for d in range(rank):
+        inner_taps, inner_blocks = const(1), const(1)
+        for e in range(d + 1, rank):
+            inner_taps = op("Mul", inner_taps, kernel[e])
+            inner_blocks = op("Mul", inner_blocks, counts[e])
+        offset = modulo(op("Div", tap, inner_taps), kernel[d])
+        start = modulo(op("Div", place, inner_blocks), counts[d])
+        position = op("Add", op("Sub", op("Mul", start, const(strides[d])), const(pads[d])),
+                      op("Mul", offset, const(dilations[d])))  # fmt: skip
+        here = op("And", op("GE", position, const(0)), op("LT", position, sizes[d]))
+        inside = op("And", inside, here) if inside else here
+        flat = op("Add", op("Mul", flat, sizes[d]), position)
+    channels = ctx.temp("Div", [const(rows), taps], "channels")
+    total = op("Mul", channels, area)
+    target = op("Add", op("Mul", channel, area), flat)
+    target = ctx.temp("Where", [inside, target, runtime.like(ctx, total, target)], "target")
+    places = ctx.temp("Range", [const(0), op("Add", total, const(1)), const(1)], "places")
+    hits = op("EQ", reshape(ctx, target, [-1, 1]), reshape(ctx, places, [1, -1]))
+    dtype = ctx.dtype(x) or ir.DataType.FLOAT
+    one_hot = ctx.temp("Cast", [hits], "one_hot", to=caffe2_dtype(dtype))
+    summed = op("MatMul", reshape(ctx, ctx.blob(x), [batch, rows * blocks]), one_hot)
+    ends = ctx.fresh("ends")
+    ctx.emit("Concat", [ctx.constant(np.array([-1], dtype=np.int64), "end"),
+                        reshape(ctx, total, [1])], [ends, ctx.fresh("split_info")], axis=0)  # fmt: skip
+    kept = ctx.temp("Slice", [summed, ctx.constant(np.zeros(2, dtype=np.int64), "start"), ends])
+    shape = ctx.fresh("shape")
+    leading = [ctx.constant(np.array([batch], dtype=np.int64), "batch"),
+               reshape(ctx, channels, [1]), image]  # fmt: skip
+    ctx.emit("Concat", leading, [shape, ctx.fresh("split_info")], axis=0)
+    reshape(ctx, kept, shape, ctx.output(node))
