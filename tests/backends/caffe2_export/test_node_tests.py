@@ -38,7 +38,7 @@ MODULES = {
     "blackmanwindow": "BlackmanWindow", "maxpool": "MaxPool", "nonzero": "NonZero",
     "det": "Det", "matmulinteger": "MatMulInteger", "convinteger": "ConvInteger",
     "tile": "Tile", "squeeze": "Squeeze", "melweightmatrix": "MelWeightMatrix", "rnn": "RNN",
-    "gru": "GRU", "lstm": "LSTM", "col2im": "Col2Im",
+    "gru": "GRU", "lstm": "LSTM", "col2im": "Col2Im", "qlinearconv": "QLinearConv",
 }  # fmt: skip
 
 #: Tests of the ops above that fail, each with the reason.

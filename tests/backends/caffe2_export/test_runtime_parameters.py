@@ -40,7 +40,7 @@ ROUND_TRIP = [
     "test_upsample_nearest", "test_resize_upsample_scales_nearest_axes_3_2",
     "test_resize_downsample_scales_nearest", "test_melweightmatrix", "test_gru_bidirectional",
     "test_lstm_with_peepholes", "test_simple_rnn_batchwise", "test_lstm_batchwise",
-    "test_col2im_pads", "test_col2im_5d", "test_col2im_dilations",
+    "test_col2im_pads", "test_col2im_5d", "test_col2im_dilations", "test_qlinearconv",
 ]  # fmt: skip
 
 

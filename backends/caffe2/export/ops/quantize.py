@@ -14,7 +14,7 @@ from unframe.backends.caffe2.export.ops._common import (
     reshape,
 )
 from unframe.backends.caffe2.export.ops.composite import round_half_even
-from unframe.backends.caffe2.export.ops.nn import explicit_pads, kernel_shape
+from unframe.backends.caffe2.export.ops.nn import explicit_pads
 from unframe.backends.caffe2.export.registry import ops
 
 _RANGES = {
@@ -132,22 +132,61 @@ def matmul_integer_v10(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("ConvInteger", since=10)
 def conv_integer_v10(node: ir.Node, ctx: ExportContext) -> None:
-    weight_shape = ctx.need_shape(node.inputs[1], "for the kernel")
+    _to_int32(ctx, node, _integer_conv(node, ctx, (0, 2), (1, 3)))
+
+
+def _integer_conv(
+    node: ir.Node, ctx: ExportContext, x_at: tuple[int, int], w_at: tuple[int, int]
+) -> str:
+    """The Conv of (x - x zero point) and (w - w zero point), inputs at ``x_at``/``w_at``
+    (value, zero point), as exact integers in float32."""
+    weight_shape = ctx.need_shape(node.inputs[w_at[0]], "for the kernel")
     terms = 1
     for dim in weight_shape[1:]:
         terms *= dim
     if terms > _EXACT_TERMS:
         raise ctx.error(f"a kernel of over {_EXACT_TERMS} terms is not exact in float32")
-    x = _centered(ctx, node, 0, _zero_point(ctx, node, 2, None))
+    x = _centered(ctx, node, x_at[0], _zero_point(ctx, node, x_at[1], None))
     # The weight's zero point may be per output channel.
     per_channel = [weight_shape[0]] + [1] * (len(weight_shape) - 1)
-    w = _centered(ctx, node, 1, _zero_point(ctx, node, 3, per_channel))
-    kernel = kernel_shape(ctx, node)
+    w = _centered(ctx, node, w_at[0], _zero_point(ctx, node, w_at[1], per_channel))
+    kernel = attr_ints(node, "kernel_shape") or list(weight_shape[2:])
     strides = attr_ints(node, "strides") or [1] * len(kernel)
     dilations = attr_ints(node, "dilations") or [1] * len(kernel)
     pads = explicit_pads(ctx, node, kernel, strides, dilations)
-    product = ctx.temp(
+    return ctx.temp(
         "Conv", [x, w], "product", kernels=kernel, strides=strides, pads=pads,
         dilations=dilations, group=attr_int(node, "group", 1), order="NCHW",
     )  # fmt: skip
-    _to_int32(ctx, node, product)
+
+
+@ops.register("QLinearConv", since=10)
+def qlinear_conv_v10(node: ir.Node, ctx: ExportContext) -> None:
+    """The integer Conv (plus the int32 bias), times x_scale * w_scale / y_scale (float32, per
+    output channel where w_scale is a vector) in double, as ONNX's reference; then the output
+    zero point, saturation and rounding half to even."""
+    f32, f64 = ir.DataType.FLOAT, ir.DataType.DOUBLE
+    product = ctx.temp("Cast", [_integer_conv(node, ctx, (0, 2), (3, 5))], "product",
+                       to=caffe2_dtype(f64))  # fmt: skip
+    rank = ctx.need_rank(node.inputs[0])
+    channel = [1, -1] + [1] * (rank - 2)
+    if ctx.has_input(node, 8):
+        bias = ctx.temp("Cast", [ctx.input(node, 8)], "bias", to=caffe2_dtype(f64))
+        product = ctx.temp("Add", [product, reshape(ctx, bias, channel)], "biased")
+    scales = [
+        ctx.temp("Cast", [ctx.input(node, i)], "scale", to=caffe2_dtype(f32)) for i in (1, 4, 6)
+    ]
+    if ctx.need_shape(node.inputs[4], "for the weight scale") not in ((), (1,)):
+        scales[1] = reshape(ctx, scales[1], channel)
+    factor = ctx.temp("Div", [ctx.temp("Mul", scales[:2], "factor"), scales[2]], "factor")
+    scaled = ctx.temp("Mul", [product, ctx.temp("Cast", [factor], "factor", to=caffe2_dtype(f64))])
+    target = ctx.dtype(node.outputs[0]) or ir.DataType.UINT8
+    if target not in (ir.DataType.UINT8, ir.DataType.INT8):
+        raise ctx.error(f"quantizing to {target.name} has no Caffe2 form here")
+    if ctx.has_input(node, 7):
+        point = ctx.temp("Cast", [ctx.input(node, 7)], "zero", to=caffe2_dtype(f64))
+        scaled = ctx.temp("Add", [scaled, point], "shifted")
+    low, high = _RANGES[target]
+    clipped = ctx.temp("Clip", [scaled], "clipped", min=float(low), max=float(high))
+    rounded = round_half_even(ctx, clipped, f64)
+    ctx.emit("Cast", [rounded], [ctx.output(node)], to=caffe2_dtype(target))
