@@ -49,6 +49,14 @@ _MAX_OTHER_FIELDS = 64
 CachedValues = Callable[[caffe2_pb2.Argument], "tuple[str, np.ndarray] | None"]
 
 
+#: Serialized bytes; a bytearray or a writable memoryview (of bytes) may be repacked in place.
+Buffer = bytes | bytearray | memoryview
+
+
+def _writable(data: Buffer) -> bool:
+    return isinstance(data, bytearray) or (isinstance(data, memoryview) and not data.readonly)
+
+
 class WireError(Exception):
     """Bytes that the fast path does not handle; the caller parses with protobuf instead."""
 
@@ -98,7 +106,7 @@ def packed_floats(values: np.ndarray) -> tuple[bytearray, np.ndarray]:
 
 
 # -- decoding -----------------------------------------------------------------------------------
-def _read_varint(data: bytes | bytearray, pos: int, end: int) -> tuple[int, int]:
+def _read_varint(data: Buffer, pos: int, end: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         if pos >= end or shift > 63:
@@ -111,7 +119,7 @@ def _read_varint(data: bytes | bytearray, pos: int, end: int) -> tuple[int, int]
         shift += 7
 
 
-def _field(data: bytes | bytearray, pos: int, end: int) -> tuple[int, int, int, int]:
+def _field(data: Buffer, pos: int, end: int) -> tuple[int, int, int, int]:
     """The field at ``pos``: (number, wire type, start of its value, end of the field)."""
     tag, body = _read_varint(data, pos, end)
     number, wire_type = tag >> 3, tag & 7
@@ -168,7 +176,7 @@ class _ArgLists:
         return sum(chunk.size for chunk in self.floats)
 
 
-def _arg_lists(data: bytes | bytearray, start: int, end: int) -> _ArgLists | None:
+def _arg_lists(data: Buffer, start: int, end: int) -> _ArgLists | None:
     """An Argument split for the fast path; None where it holds no large float or int list.
 
     Also None for an argument with many other fields (unpacked ints, strings): walking them here
@@ -229,7 +237,7 @@ class _OpPlan:
     rewrite: bool  # whether the op's own bytes do not serve
 
 
-def _plan_op(data: bytes | bytearray, start: int, end: int) -> _OpPlan | None:
+def _plan_op(data: Buffer, start: int, end: int) -> _OpPlan | None:
     """Walks one OperatorDef; None where it has no large list. Reads ``data`` only."""
     pieces: list[bytes | list[np.ndarray]] = []
     places: list[tuple[int, int, int]] = []
@@ -301,7 +309,7 @@ def _copy_forward(target: np.ndarray, source: np.ndarray) -> None:
 
 
 def _repack(
-    plan: _OpPlan, data: bytes | bytearray
+    plan: _OpPlan, data: Buffer
 ) -> tuple[memoryview | None, list[tuple[int, str, np.ndarray]]]:
     """The op's bytes with its float lists packed (None where its own serve), and its lists.
 
@@ -310,7 +318,7 @@ def _repack(
     """
     if not plan.rewrite:
         return None, plan.lists
-    in_place = isinstance(data, bytearray) and plan.size <= plan.end - plan.start
+    in_place = _writable(data) and plan.size <= plan.end - plan.start
     base = plan.start if in_place else 0
     heads: list[tuple[int, bytes]] = []
     runs: list[tuple[int, np.ndarray]] = []
@@ -334,7 +342,7 @@ def _repack(
             heads = [(target - plan.start, piece) for target, piece in heads]
             runs = [(target - plan.start, chunk) for target, chunk in runs]
     out = data if in_place else bytearray(plan.size)
-    assert isinstance(out, bytearray)
+    assert not isinstance(out, bytes)
     for target, chunk in runs:
         floats = np.frombuffer(out, dtype="<f4", count=chunk.size, offset=target)
         if in_place:
@@ -352,12 +360,12 @@ def _repack(
 
 
 def parse_netdef(
-    data: bytes | bytearray,
+    data: Buffer,
 ) -> tuple[caffe2_pb2.NetDef, list[tuple[caffe2_pb2.Argument, str, np.ndarray]]]:
     """A NetDef parsed with its large float lists moved as packed bytes, and those lists.
 
     Returns the net and, for each large ``floats`` or (packed) ``ints`` list, its argument, the
-    field's name and its values. A ``bytearray`` is overwritten where lists are repacked.
+    field's name and its values. Writable ``data`` is overwritten where lists are repacked.
 
     Raises:
         WireError: the bytes are not what this fast path handles (or not a NetDef at all); parse

@@ -237,13 +237,14 @@ def test_repacking_several_lists_and_ops() -> None:
         np.testing.assert_array_equal(get_floats(arg).view(np.uint32), expected.view(np.uint32))
 
 
-def test_caffe2s_own_fills_are_repacked_over_the_files_bytes() -> None:
+@pytest.mark.parametrize("writable", ["bytearray", "memoryview"])
+def test_caffe2s_own_fills_are_repacked_over_the_files_bytes(writable: str) -> None:
     slow, arrays = _net(fast=False)
     data = slow.SerializeToString()
-    buffer = bytearray(data)
-    net, found = wire.parse_netdef(buffer)
+    buffer = bytearray(data) if writable == "bytearray" else np.frombuffer(data, np.uint8).copy()
+    net, found = wire.parse_netdef(buffer if writable == "bytearray" else buffer.data)
     assert net == slow
-    assert buffer != data
+    assert bytes(buffer) != data
     origin = np.frombuffer(buffer, np.uint8).ctypes.data
     for _, _, floats in found:  # views of the buffer itself, no copy
         assert 0 <= floats.ctypes.data - origin < len(buffer)
