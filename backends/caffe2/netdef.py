@@ -16,7 +16,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
@@ -113,8 +112,8 @@ def _read_writable(path: Path) -> memoryview:
     """The file's bytes, read once into a buffer that parsing may repack weights in."""
     with path.open("rb") as handle:
         size = os.fstat(handle.fileno()).st_size
-        # np.empty, not bytearray(size): zeroing the buffer first doubles the cost of the read.
-        buffer = np.empty(size, dtype=np.uint8).data
+        # Not bytearray(size): zeroing the buffer first doubles the cost of the read.
+        buffer = wire.empty_buffer(size)
         filled = 0
         while filled < size:
             count = handle.readinto(buffer[filled:])

@@ -94,11 +94,16 @@ def varints(values: np.ndarray) -> bytes:
     return groups[keep].tobytes()
 
 
-def packed_floats(values: np.ndarray) -> tuple[bytearray, np.ndarray]:
+def empty_buffer(size: int) -> memoryview:
+    """A writable buffer of ``size`` bytes, not zeroed (``bytearray(size)`` zeroes them first)."""
+    return np.empty(size, dtype=np.uint8).data
+
+
+def packed_floats(values: np.ndarray) -> tuple[memoryview, np.ndarray]:
     """A serialized ``floats`` field holding ``values`` packed, and a view of the floats in it."""
     flat = np.ascontiguousarray(values, dtype="<f4").reshape(-1)
     head = key(ARG_FLOATS, LENGTH_DELIMITED) + varint(flat.nbytes)
-    buffer = bytearray(len(head) + flat.nbytes)
+    buffer = empty_buffer(len(head) + flat.nbytes)
     buffer[: len(head)] = head
     view = np.frombuffer(buffer, dtype="<f4", offset=len(head))
     view[:] = flat
@@ -341,7 +346,7 @@ def _repack(
             base = 0
             heads = [(target - plan.start, piece) for target, piece in heads]
             runs = [(target - plan.start, chunk) for target, chunk in runs]
-    out = data if in_place else bytearray(plan.size)
+    out = data if in_place else empty_buffer(plan.size)
     assert not isinstance(out, bytes)
     for target, chunk in runs:
         floats = np.frombuffer(out, dtype="<f4", count=chunk.size, offset=target)
