@@ -41,6 +41,7 @@ ROUND_TRIP = [
     "test_resize_downsample_scales_nearest", "test_melweightmatrix", "test_gru_bidirectional",
     "test_lstm_with_peepholes", "test_simple_rnn_batchwise", "test_lstm_batchwise",
     "test_col2im_pads", "test_col2im_5d", "test_col2im_dilations", "test_qlinearconv",
+    "test_stft", "test_stft_with_window",
 ]  # fmt: skip
 
 
@@ -181,3 +182,19 @@ def test_col2im_follows_the_fed_shapes() -> None:
     (want,) = ReferenceEvaluator(case.model).run(None, feeds)  # type: ignore[attr-defined]
     (got,) = _run("test_col2im", feeds)
     np.testing.assert_allclose(got, want)
+
+
+def test_stft_follows_the_fed_step_and_length() -> None:
+    from onnx.reference import ReferenceEvaluator
+
+    case = _case("test_stft")
+    signal = np.random.default_rng(3).standard_normal((1, 128, 1)).astype(np.float32)
+    feeds = {
+        "signal": signal,
+        "frame_step": np.array(10, dtype=np.int64),
+        "frame_length": np.array(20, dtype=np.int64),
+    }
+    (want,) = ReferenceEvaluator(case.model).run(None, feeds)  # type: ignore[attr-defined]
+    (got,) = _run("test_stft", feeds)
+    assert got.shape == (1, 11, 11, 2)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

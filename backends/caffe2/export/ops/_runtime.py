@@ -38,6 +38,15 @@ def const64(ctx: ExportContext, value: int) -> str:
     return ctx.constant(np.array(value, dtype=np.int64), "int")
 
 
+def double(ctx: ExportContext, value: float) -> str:
+    """A 0-d double ``value`` to about 1e-15: Caffe2's arguments hold float32 values only, so it
+    is the sum of its float32 rounding and the float32 rounding of what that leaves."""
+    high = float(np.float32(value))
+    low = float(np.float32(value - high))
+    f64 = ir.DataType.DOUBLE
+    return ctx.temp("Add", [ctx.scalar(high, f64), ctx.scalar(low, f64)], "double")
+
+
 def like(ctx: ExportContext, blob: str, shape_of: str) -> str:
     """``blob`` expanded to the run-time shape of ``shape_of`` (Caffe2's Where needs one shape)."""
     return ctx.temp("Expand", [blob, ctx.temp("Shape", [shape_of], "shape")], "expanded")

@@ -86,16 +86,19 @@ def _runtime_mel_weight_matrix(node: ir.Node, ctx: ExportContext) -> None:
     def number(value: float) -> str:
         return ctx.scalar(value, f64)
 
+    # Caffe2 arguments hold float32 values only: ln 10 in double is computed in the net.
+    ln10 = ctx.temp("Log", [number(10.0)], "ln10")
+
     def mel(hertz: str) -> str:
         ratio = ctx.temp("Log1p", [ctx.temp("Div", [hertz, number(700.0)], "ratio")])
-        return ctx.temp("Mul", [ratio, number(2595.0 / np.log(10))], "mel")
+        return ctx.temp("Div", [ctx.temp("Mul", [number(2595.0), ratio]), ln10], "mel")
 
     low_mel, high_mel = mel(low), mel(high)
     points = ctx.temp("Add", [count, number(2.0)], "points")
     step = ctx.temp("Div", [ctx.temp("Sub", [high_mel, low_mel], "span"), points], "step")
     indices = ctx.temp("Range", [number(0.0), points, number(1.0)], "indices")
     mels = ctx.temp("Add", [ctx.temp("Mul", [indices, step], "mels"), low_mel], "mels")
-    scaled = ctx.temp("Mul", [mels, number(np.log(10) / 2595.0)], "scaled")
+    scaled = ctx.temp("Mul", [ctx.temp("Div", [mels, number(2595.0)]), ln10], "scaled")
     hertz = ctx.temp("Mul", [ctx.temp("Sub", [ctx.temp("Exp", [scaled]), number(1.0)]),
                              number(700.0)], "hertz")  # fmt: skip
     spread = ctx.temp("Mul", [ctx.temp("Add", [dft, number(1.0)], "spread"), hertz], "spread")
@@ -134,3 +137,59 @@ def _runtime_mel_weight_matrix(node: ir.Node, ctx: ExportContext) -> None:
     weights = ctx.temp("Where", [on_fall, fall, ctx.temp("Where", [on_rise, rise, zeros])])
     to = ir.DataType(attr_int(node, "output_datatype", int(ir.DataType.FLOAT)))
     ctx.emit("Cast", [weights], [ctx.output(node)], to=caffe2_dtype(to, "the matrix"))
+
+
+@ops.register("STFT", since=17)
+def stft_v17(node: ir.Node, ctx: ExportContext) -> None:
+    """Frames gathered at run-time positions (frame k starts at k * frame_step), weighted by the
+    window, times the DFT's cosine and sine matrices built from the run-time frame length."""
+    signal = node.inputs[0]
+    _, length, parts = ctx.need_shape(signal, "to frame the signal")
+    if parts != 1:
+        raise ctx.error("complex signals are not exported")
+    f32, i64 = ir.DataType.FLOAT, ir.DataType.INT64
+    dtype = ctx.dtype(signal) or f32
+    step = ctx.temp("Cast", [ctx.input(node, 1)], "step", to=caffe2_dtype(i64))
+    if ctx.has_input(node, 3):
+        frame = ctx.temp("Cast", [ctx.input(node, 3)], "frame", to=caffe2_dtype(i64))
+    elif ctx.has_input(node, 2):
+        frame = ctx.temp("Size", [ctx.input(node, 2)], "frame")
+    else:
+        frame = runtime.const64(ctx, length)
+    zero, one = runtime.const64(ctx, 0), runtime.const64(ctx, 1)
+    room = ctx.temp("Sub", [runtime.const64(ctx, length), frame], "room")
+    frames = ctx.temp("Add", [ctx.temp("Div", [room, step], "frames"), one], "frames")
+    starts = ctx.temp("Mul", [ctx.temp("Range", [zero, frames, one], "starts"), step], "starts")
+    offsets = ctx.temp("Range", [zero, frame, one], "offsets")
+    positions = ctx.temp("Add", [reshape(ctx, starts, [-1, 1]), reshape(ctx, offsets, [1, -1])])
+    gathered = ctx.temp("Gather", [ctx.blob(signal), positions], "frames", axis=1)
+    framed = ctx.temp("Squeeze", [gathered], "frames", dims=[3])
+    if ctx.has_input(node, 2):
+        framed = ctx.temp("Mul", [framed, ctx.input(node, 2)], "windowed")
+    # Angles 2 pi (n k mod N) / N: the product is reduced in integers first.
+    if attr_int(node, "onesided", 1):
+        bins = ctx.temp("Add", [ctx.temp("Div", [frame, runtime.const64(ctx, 2)]), one], "bins")
+    else:
+        bins = frame
+    n = reshape(ctx, offsets, [-1, 1])
+    k = reshape(ctx, ctx.temp("Range", [zero, bins, one], "k"), [1, -1])
+    product = ctx.temp("Mul", [n, k], "nk")
+    turns = ctx.temp("Sub", [product, ctx.temp("Mul", [ctx.temp("Div", [product, frame]), frame])])
+    f64 = ir.DataType.DOUBLE
+    as_double = [ctx.temp("Cast", [b], "double", to=caffe2_dtype(f64)) for b in (turns, frame)]
+    two_pi = runtime.double(ctx, 2 * np.pi)
+    angles = ctx.temp("Div", [ctx.temp("Mul", [as_double[0], two_pi]), as_double[1]], "angles")
+    # cos and sin of 2 pi m / N are 0 exactly or at least sin(2 pi / N) in magnitude; double's
+    # ~1e-16 left over at multiples of pi / 2 is set back to the exact 0 an FFT gives.
+    zero_f64, tiny = ctx.scalar(0.0, f64), ctx.scalar(1e-9, f64)
+    cos, sin = [], []
+    for name, out in (("Cos", cos), ("Sin", sin)):
+        values = ctx.temp(name, [angles], name.lower())
+        small = ctx.temp("LT", [ctx.temp("Abs", [values]), runtime.like(ctx, tiny, values)])
+        exact = ctx.temp("Where", [small, runtime.like(ctx, zero_f64, values), values])
+        out.append(ctx.temp("Cast", [exact], name.lower(), to=caffe2_dtype(dtype)))
+    real = ctx.temp("BatchMatMul", [framed, cos[0]], "real", broadcast=1)
+    imag = ctx.temp("BatchMatMul", [framed, sin[0]], "imag", broadcast=1)
+    imag = ctx.temp("Negative", [imag], "imag")
+    pair = [ctx.temp("ExpandDims", [part], "part", dims=[3]) for part in (real, imag)]
+    ctx.emit("Concat", pair, [ctx.output(node), ctx.fresh("split_info")], axis=3)
