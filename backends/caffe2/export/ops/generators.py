@@ -182,7 +182,8 @@ def stft_v17(node: ir.Node, ctx: ExportContext) -> None:
     # cos and sin of 2 pi m / N are 0 exactly or at least sin(2 pi / N) in magnitude; double's
     # ~1e-16 left over at multiples of pi / 2 is set back to the exact 0 an FFT gives.
     zero_f64, tiny = ctx.scalar(0.0, f64), ctx.scalar(1e-9, f64)
-    cos, sin = [], []
+    cos: list[str] = []
+    sin: list[str] = []
     for name, out in (("Cos", cos), ("Sin", sin)):
         values = ctx.temp(name, [angles], name.lower())
         small = ctx.temp("LT", [ctx.temp("Abs", [values]), runtime.like(ctx, tiny, values)])
