@@ -62,7 +62,7 @@ class _ValueCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._kept: dict[int, _Kept] = {}
-        self._owners: dict[int, tuple[caffe2_pb2.NetDef, list[int]]] = {}
+        self._owners: dict[int, tuple[caffe2_pb2.NetDef, set[int]]] = {}
         self._pending: OrderedDict[int, int] = OrderedDict()  # id(arg) -> nbytes, oldest first
         self._pending_bytes = 0
 
@@ -80,14 +80,15 @@ class _ValueCache:
     ) -> None:
         with self._lock:
             self._drop_unowned()
-            ids = []
+            ids = set()
             # An argument with both lists keeps its floats, which the frontend reads first.
             for arg, field, values in sorted(found, key=lambda entry: entry[1] != "floats"):
                 if id(arg) in self._kept:
                     continue
                 self._kept[id(arg)] = _Kept(arg, field, values, id(net))
-                ids.append(id(arg))
-            self._owners[id(net)] = (net, ids)
+                ids.add(id(arg))
+            if ids:
+                self._owners[id(net)] = (net, ids)
 
     def take(
         self, arg: caffe2_pb2.Argument, field: str | None = None, *, drop_older: bool = False
@@ -103,10 +104,8 @@ class _ValueCache:
             if kept is None or kept.arg is not arg or (field is not None and kept.field != field):
                 return None
             if drop_older and kept.owner is None:
-                for stale in list(self._pending):
-                    if stale == id(arg):
-                        break
-                    self._drop(stale)
+                while (oldest := next(iter(self._pending))) != id(arg):
+                    self._drop(oldest)
             self._drop(id(arg))
         return kept if _matches(getattr(arg, kept.field), kept.values) else None
 
@@ -125,7 +124,7 @@ class _ValueCache:
             self._pending_bytes -= self._pending.pop(arg_id)
         elif kept.owner in self._owners:
             ids = self._owners[kept.owner][1]
-            ids.remove(arg_id)
+            ids.discard(arg_id)
             if not ids:
                 del self._owners[kept.owner]
 
