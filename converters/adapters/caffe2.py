@@ -36,19 +36,21 @@ _CONFORMANCE_NOTE = """\
   those 18 tests, and no op more.
 - **Element types**: 191 of the failures are tests with an input or output element type that
   Caffe2's `TensorProto` cannot hold (uint32, uint64, bfloat16, float8, int4, strings); the
-  backend refuses them by name ("graph input" in the reason). Counting those as skipped, 152 ops
-  pass every test; 165 ops pass at least one.
+  backend refuses them by name ("graph input" in the reason). Counting those as skipped, 158 ops
+  pass every test; 171 ops pass at least one.
 - **Decompositions**: ops Caffe2 lacks are built exactly from ones it has (e.g. GatherElements
   from a flat Gather, CumSum as a shifted-add scan, Round half-to-even, Pad in any rank, LayerNorm
   statistics, dilated ConvTranspose kernels, scatter reductions as ordered read-combine-writes,
-  NonZero from BooleanMask, Det up to 3x3 by its Leibniz sum, windows and mel matrices from their
-  defining formulas). Resize uses the coefficients ONNX's own reference computes, as weighted
-  Gathers; dilated average/Lp pooling is a grouped Conv of ones; MaxPool with dilations or an
-  Indices output gathers every window into an axis and takes its max and first argmax.
-  MatMulInteger and ConvInteger run in float32 only where every partial sum is an integer below
-  2**24. Nothing is approximated: where no exact form exists (tf_crop_and_resize,
-  floating-point Mod, training-mode Dropout, random ops, Det past 3x3) the backend reports the
-  node and stops.
+  NonZero from BooleanMask, Det up to 3x3 by its Leibniz sum, windows, mel matrices and STFT
+  from their defining formulas, Col2Im as a product with a one-hot placement matrix, RNN, GRU and
+  LSTM unrolled over their static sequence length). Resize uses the coefficients ONNX's own
+  reference computes, as weighted Gathers; dilated average/Lp pooling is a grouped Conv of ones;
+  MaxPool with dilations or an Indices output gathers every window into an axis and takes its
+  max and first argmax. MatMulInteger, ConvInteger and QLinearConv's accumulation run in float32
+  only where every partial sum is an integer below 2**24. Nothing is approximated: where no exact
+  form exists (tf_crop_and_resize, floating-point Mod, training-mode Dropout, random ops, Det
+  past 3x3, a reverse RNN direction with run-time sequence lengths) the backend reports the node
+  and stops.
 """
 
 
