@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from google.protobuf.message import DecodeError
 
 from unframe.backends.caffe2.netdef import parse_netdef, read_netdef, write_netdef
 from unframe.backends.caffe2.proto import caffe2_pb2, values, wire
@@ -306,6 +307,15 @@ def test_truncated_or_overlong_files_give_bad_input(tmp_path: Path) -> None:
         (tmp_path / "cut.pb").write_bytes(packed[:cut])
         with pytest.raises(BadInputError, match="truncated or corrupt"):
             read_netdef(tmp_path / "cut.pb")
+    # The first op (after the net's name) claims more bytes than the file holds.
+    start = len(b"\n\x04init") + 1
+    assert data[start - 1] == _NET_OP << 3 | 2
+    width = next(i for i in range(start, len(data)) if data[i] < 0x80) - start + 1
+    overlong = data[:start] + b"\xff" * (width - 1) + b"\x7f" + data[start + width :]
+    with pytest.raises(DecodeError):
+        caffe2_pb2.NetDef.FromString(overlong)
+    with pytest.raises(BadInputError, match="truncated or corrupt"):
+        parse_netdef(bytearray(overlong), "overlong")
 
 
 def test_values_changed_after_set_floats_are_written_as_changed(tmp_path: Path) -> None:
