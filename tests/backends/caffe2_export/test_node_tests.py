@@ -39,7 +39,7 @@ MODULES = {
     "det": "Det", "matmulinteger": "MatMulInteger", "convinteger": "ConvInteger",
     "tile": "Tile", "squeeze": "Squeeze", "melweightmatrix": "MelWeightMatrix", "rnn": "RNN",
     "gru": "GRU", "lstm": "LSTM", "col2im": "Col2Im", "qlinearconv": "QLinearConv",
-    "stft": "STFT",
+    "stft": "STFT", "tensorscatter": "TensorScatter",
 }  # fmt: skip
 
 #: Tests of the ops above that fail, each with the reason.

@@ -12,6 +12,7 @@ from unframe.backends.caffe2.export.ops._common import (
     attr_float,
     attr_int,
     attr_ints,
+    attr_str,
     normalize_axis,
     required,
     reshape,
@@ -233,3 +234,35 @@ def col2im_v18(node: ir.Node, ctx: ExportContext) -> None:
                reshape(ctx, channels, [1]), image]  # fmt: skip
     ctx.emit("Concat", leading, [shape, ctx.fresh("split_info")], axis=0)
     reshape(ctx, kept, shape, ctx.output(node))
+
+
+@ops.register("TensorScatter", since=24)
+def tensor_scatter_v24(node: ir.Node, ctx: ExportContext) -> None:
+    """Each batch's update written into the cache from its run-time write index on: a cache
+    position p takes update entry u where p - index (mod the length, circular) equals u."""
+    cache = required(ctx, node, 0)
+    shape = ctx.need_shape(cache, "to place the update")
+    rank = len(shape)
+    axis = normalize_axis(ctx, attr_int(node, "axis", -2), rank)
+    if axis == 0:
+        raise ctx.error("axis 0 is the batch axis the write indices index")
+    count = ctx.need_shape(node.inputs[1], "for the update length")[axis]
+    along = [1] * rank
+    along[axis] = shape[axis]
+    positions = ctx.constant(np.arange(shape[axis], dtype=np.int64).reshape(along), "positions")
+    if ctx.has_input(node, 2):
+        starts = runtime.int64(ctx, required(ctx, node, 2))
+        batch = reshape(ctx, starts, [-1] + [1] * (rank - 1))
+        offsets = ctx.temp("Sub", [positions, batch], "offsets")
+    else:
+        offsets = positions
+    if attr_str(node, "mode", "linear") == "circular":
+        offsets = ctx.temp("Mod", [offsets], "offsets", divisor=shape[axis], sign_follow_divisor=1)
+    blob = ctx.blob(cache)
+    for entry in range(count):
+        index = ctx.constant(np.array([entry], dtype=np.int64), "entry")
+        value = ctx.temp("Gather", [ctx.input(node, 1), index], "update", axis=axis)
+        here = ctx.temp("EQ", [offsets, runtime.const64(ctx, entry)], "here")
+        chosen = runtime.like(ctx, here, blob)
+        blob = ctx.temp("Where", [chosen, runtime.like(ctx, value, blob), blob], "written")
+    ctx.emit("Copy", [blob], [ctx.output(node)])
