@@ -158,7 +158,7 @@ def _load_init_net(
         if op.type in _FILL_DTYPES and shape is not None and "values" in args:
             values = args["values"]
             raw = get_floats(values) if values.floats else get_ints(values)
-            array = raw.astype(_FILL_DTYPES[op.type])
+            array = raw.astype(_FILL_DTYPES[op.type], copy=False)
         elif op.type == "ConstantFill" and shape is not None and not op.input:
             dtype = IR_DTYPES.get(args["dtype"].i if "dtype" in args else 1, ir.DataType.FLOAT)
             value_arg = args.get("value")

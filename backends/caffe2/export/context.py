@@ -222,7 +222,7 @@ class ExportContext:
         op.type = fill
         op.output.append(target)
         op.arg.append(make_arg("shape", [int(d) for d in array.shape]))
-        flat = array.astype(fill_dtype.numpy()).reshape(-1)
+        flat = array.astype(fill_dtype.numpy(), copy=False).reshape(-1)
         # Filled in place: appending a finished Argument would copy every value once more.
         values = op.arg.add(name="values")
         if fill_dtype in (ir.DataType.FLOAT, ir.DataType.DOUBLE):

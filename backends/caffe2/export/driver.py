@@ -16,6 +16,7 @@ from unframe.backends.caffe2.export.context import (
     infer_shapes,
 )
 from unframe.backends.caffe2.export.registry import ops
+from unframe.backends.caffe2.proto.values import forget
 from unframe.shared_ir.errors import ConversionError, UnsupportedOp, UnsupportedOpsError
 from unframe.shared_ir.op_registry import OpRegistry
 
@@ -65,6 +66,7 @@ def unsupported(model: ir.Model) -> list[UnsupportedOp]:
         return missing
     bindable = derived_from(model, set(parameter_inputs(model)))
     ctx, failures = _convert(model, registry)
+    forget(ctx.init)  # a dry run: its weights will never be written
     return [
         failure
         for failure, node in zip(failures, ctx.failed_nodes, strict=True)
