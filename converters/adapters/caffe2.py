@@ -36,8 +36,8 @@ _CONFORMANCE_NOTE = """\
   those 18 tests, and no op more.
 - **Element types**: 191 of the failures are tests with an input or output element type that
   Caffe2's `TensorProto` cannot hold (uint32, uint64, bfloat16, float8, int4, strings); the
-  backend refuses them by name ("graph input" in the reason). Counting those as skipped, 158 ops
-  pass every test; 171 ops pass at least one.
+  backend refuses them by name ("graph input" in the reason). Counting those as skipped, 159 ops
+  pass every test; 172 ops pass at least one.
 - **Decompositions**: ops Caffe2 lacks are built exactly from ones it has (e.g. GatherElements
   from a flat Gather, CumSum as a shifted-add scan, Round half-to-even, Pad in any rank, LayerNorm
   statistics, dilated ConvTranspose kernels, scatter reductions as ordered read-combine-writes,
