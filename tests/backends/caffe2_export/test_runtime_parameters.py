@@ -42,6 +42,8 @@ ROUND_TRIP = [
     "test_lstm_with_peepholes", "test_simple_rnn_batchwise", "test_lstm_batchwise",
     "test_col2im_pads", "test_col2im_5d", "test_col2im_dilations", "test_qlinearconv",
     "test_stft", "test_stft_with_window", "test_tensorscatter_circular", "test_tensorscatter_3d",
+    "test_resize_upsample_scales_linear_half_pixel_symmetric",
+    "test_resize_downsample_scales_linear_align_corners",
 ]  # fmt: skip
 
 

@@ -14,7 +14,7 @@ import onnx_ir as ir
 
 from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
 from unframe.backends.caffe2.export.ops import _runtime as runtime
-from unframe.backends.caffe2.export.ops._common import attr_int, attr_ints, attr_str
+from unframe.backends.caffe2.export.ops._common import attr_int, attr_ints, attr_str, reshape
 from unframe.backends.caffe2.export.registry import ops
 
 #: Attributes passed through to the one-axis Resize that yields the coefficients.
@@ -159,8 +159,12 @@ def _settings(node: ir.Node, transform: str, nearest: str) -> dict[str, str]:
 @ops.register("Resize", since=11)
 def resize_v11(node: ir.Node, ctx: ExportContext) -> None:
     settings = _settings(node, "half_pixel", "round_prefer_floor")
-    if _runtime_scales(node, ctx, 2) and settings["mode"] == "nearest":
-        _runtime_nearest(node, ctx, 2, settings)
+    if (
+        _runtime_scales(node, ctx, 2)
+        and settings["mode"] in ("nearest", "linear")
+        and not settings["antialias"]
+    ):
+        _runtime_resize(node, ctx, 2, settings)
         return
     _resize(node, ctx, _scales(ctx, node, 2, 3), settings, ctx.opset)
 
@@ -173,9 +177,10 @@ def resize_v10(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("Upsample", since=9)
 def upsample_v9(node: ir.Node, ctx: ExportContext) -> None:
-    if _runtime_scales(node, ctx, 1) and attr_str(node, "mode", "nearest") == "nearest":
-        settings = {"mode": "nearest", "transform": "asymmetric", "nearest": "floor"}
-        _runtime_nearest(node, ctx, 1, settings)
+    mode = attr_str(node, "mode", "nearest")
+    if _runtime_scales(node, ctx, 1) and mode in ("nearest", "linear"):
+        settings = {"mode": mode, "transform": "asymmetric", "nearest": "floor"}
+        _runtime_resize(node, ctx, 1, settings)
         return
     _upsample(node, ctx, _scales(ctx, node, 1, None))
 
@@ -184,15 +189,18 @@ def _runtime_scales(node: ir.Node, ctx: ExportContext, index: int) -> bool:
     return ctx.has_input(node, index) and ctx.const(node.inputs[index]) is None
 
 
-def _runtime_nearest(
+def _runtime_resize(
     node: ir.Node, ctx: ExportContext, index: int, settings: dict[str, str]
 ) -> None:
-    """Nearest resizing by run-time scales: per axis, the output size floor(size * scale), each
-    output position mapped back as ONNX's coordinate transform says, rounded, and gathered."""
+    """Nearest or linear resizing by run-time scales, per axis as ONNX's reference does it: the
+    output size floor(size * scale); each output position x mapped back by the coordinate
+    transform (with size * scale unrounded where the transform uses the output width); then the
+    rounded position (nearest) or the two neighbours around it, weighted (linear), clamped to
+    the axis as edge padding does."""
     shape = ctx.need_shape(node.inputs[0], "to resize it")
     rank = len(shape)
     axes = [a + rank if a < 0 else a for a in attr_ints(node, "axes") or range(rank)]
-    transform, rounding = settings["transform"], settings["nearest"]
+    mode, transform, rounding = settings["mode"], settings["transform"], settings["nearest"]
     f32 = ir.DataType.FLOAT
     scales = ctx.temp("Cast", [ctx.input(node, index)], "scales", to=caffe2_dtype(f32))
     blob = ctx.input(node, 0)
@@ -200,44 +208,63 @@ def _runtime_nearest(
     def number(value: float) -> str:
         return ctx.scalar(value, f32)
 
+    def op(op_type: str, *inputs: str) -> str:
+        return ctx.temp(op_type, list(inputs), op_type.lower())
+
     for entry, axis in enumerate(axes):
         scale = ctx.temp("Gather", [scales, runtime.const64(ctx, entry)], "scale")
         size = number(float(shape[axis]))
-        resized = ctx.temp("Floor", [ctx.temp("Mul", [size, scale], "resized")], "resized")
+        width = op("Mul", size, scale)  # the output width before rounding
+        resized = op("Floor", width)
         count = ctx.temp("Cast", [resized], "count", to=caffe2_dtype(ir.DataType.INT64))
         steps = ctx.temp("Range", [runtime.const64(ctx, 0), count, runtime.const64(ctx, 1)])
         x = ctx.temp("Cast", [steps], "x", to=caffe2_dtype(f32))
-        centers = ctx.temp("Div", [ctx.temp("Add", [x, number(0.5)], "center"), scale], "centers")
+        centered = op("Sub", op("Div", op("Add", x, number(0.5)), scale), number(0.5))
+        single = runtime.like(ctx, op("EQ", width, number(1.0)), x)
         if transform == "asymmetric":
-            source = ctx.temp("Div", [x, scale], "source")
+            source = op("Div", x, scale)
         elif transform == "tf_half_pixel_for_nearest":
-            source = centers
-        elif transform in ("half_pixel", "pytorch_half_pixel"):
-            source = ctx.temp("Sub", [centers, number(0.5)], "source")
-            if transform == "pytorch_half_pixel":
-                # A single output position maps to 0.
-                single = ctx.temp("LE", [resized, number(1.0)], "single")
-                zeros = ctx.temp("Mul", [source, number(0.0)], "zeros")
-                source = ctx.temp("Where", [runtime.like(ctx, single, source), zeros, source])
+            source = op("Div", op("Add", x, number(0.5)), scale)
+        elif transform == "half_pixel":
+            source = centered
+        elif transform == "pytorch_half_pixel":
+            lone = runtime.like(ctx, number(-0.5), x)
+            source = ctx.temp("Where", [single, lone, centered], "source")
+        elif transform == "half_pixel_symmetric":
+            adjustment = op("Div", resized, width)
+            offset = op("Mul", number(shape[axis] / 2), op("Sub", number(1.0), adjustment))
+            source = op("Add", centered, offset)
         elif transform == "align_corners":
-            spans = ctx.temp("Sub", [resized, number(1.0)], "spans")
-            single = ctx.temp("LE", [resized, number(1.0)], "single")
-            spans = ctx.temp("Where", [single, number(1.0), spans], "spans")
-            ratio = ctx.temp("Div", [number(float(shape[axis] - 1)), spans], "ratio")
-            source = ctx.temp("Mul", [x, ratio], "source")
+            spans = op("Sub", width, number(1.0))
+            safe = ctx.temp("Where", [op("EQ", width, number(1.0)), number(1.0), spans], "spans")
+            ratio = op("Div", number(float(shape[axis] - 1)), safe)
+            source = ctx.temp("Where", [single, runtime.like(ctx, number(0.0), x),
+                                        op("Mul", x, ratio)], "source")  # fmt: skip
         else:
             raise ctx.error(f"coordinate_transformation_mode={transform!r} with run-time scales")
-        if rounding == "round_prefer_floor":
-            picked = ctx.temp("Ceil", [ctx.temp("Sub", [source, number(0.5)], "shifted")])
-        elif rounding == "round_prefer_ceil":
-            picked = ctx.temp("Floor", [ctx.temp("Add", [source, number(0.5)], "shifted")])
-        elif rounding in ("floor", "ceil"):
-            picked = ctx.temp(rounding.capitalize(), [source], "picked")
-        else:
-            raise ctx.error(f"nearest_mode={rounding!r} has no Caffe2 form")
-        whole = ctx.temp("Cast", [picked], "index", to=caffe2_dtype(ir.DataType.INT64))
-        indices = runtime.clamp(ctx, whole, 0, shape[axis] - 1)
-        blob = ctx.temp("Gather", [blob, indices], "resized", axis=axis)
+        if mode == "nearest":
+            if rounding == "round_prefer_floor":
+                picked = op("Ceil", op("Sub", source, number(0.5)))
+            elif rounding == "round_prefer_ceil":
+                picked = op("Floor", op("Add", source, number(0.5)))
+            elif rounding in ("floor", "ceil"):
+                picked = op(rounding.capitalize(), source)
+            else:
+                raise ctx.error(f"nearest_mode={rounding!r} has no Caffe2 form")
+            whole = ctx.temp("Cast", [picked], "index", to=caffe2_dtype(ir.DataType.INT64))
+            indices = runtime.clamp(ctx, whole, 0, shape[axis] - 1)
+            blob = ctx.temp("Gather", [blob, indices], "resized", axis=axis)
+            continue
+        below = op("Floor", source)
+        weight = reshape(ctx, op("Sub", source, below), [1] * axis + [-1] + [1] * (rank - axis - 1))
+        left = ctx.temp("Cast", [below], "left", to=caffe2_dtype(ir.DataType.INT64))
+        right = op("Add", left, runtime.const64(ctx, 1))
+        near, far = (
+            ctx.temp("Gather", [blob, runtime.clamp(ctx, i, 0, shape[axis] - 1)], "tap", axis=axis)
+            for i in (left, right)
+        )
+        kept = op("Mul", near, op("Sub", number(1.0), weight))
+        blob = op("Add", kept, op("Mul", far, weight))
     ctx.emit("Copy", [blob], [ctx.output(node)])
 
 
