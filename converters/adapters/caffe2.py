@@ -30,10 +30,10 @@ _CONFORMANCE_NOTE = """\
   `Range` positions per axis, clamped as ONNX does; reductions reduce every axis, keep the named
   ones with Where and cut them with a Slice of run-time ends (BooleanMask drops them without
   keepdims); CumSum and CumProd scan along every axis and keep the one named; TopK sorts the
-  whole axis and slices k; nearest Resize maps output positions back from the run-time scales.
-  Linear and cubic Resize with run-time scales (their coefficients are written when exporting)
-  and sizes under a keep_aspect_ratio_policy are refused; binding the fed values would pass
-  those 18 tests, and no op more.
+  whole axis and slices k; nearest and linear Resize map output positions back from the
+  run-time scales. Cubic and antialiased Resize with run-time scales (their coefficients are
+  written when exporting) and sizes under a keep_aspect_ratio_policy are refused; binding the
+  fed values would pass those 13 tests, and no op more.
 - **Element types**: 191 of the failures are tests with an input or output element type that
   Caffe2's `TensorProto` cannot hold (uint32, uint64, bfloat16, float8, int4, strings); the
   backend refuses them by name ("graph input" in the reason). Counting those as skipped, 159 ops
