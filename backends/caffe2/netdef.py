@@ -311,30 +311,36 @@ def _check_netdef(net: caffe2_pb2.NetDef, where: str, *, allow_empty: bool) -> N
         raise BadInputError(
             "not a usable Caffe2 NetDef: it holds no operators", path=where, framework=FRAMEWORK
         )
+    _check_ops(net, where, "")
+
+
+def _check_ops(net: caffe2_pb2.NetDef, where: str, scope: str) -> None:
+    """Op types, blob and argument names, in ``net`` and the subnets its ops hold (If, While)."""
     for index, op in enumerate(net.op):
+        at = f"{scope}operator {index}"
         if not isinstance(op.type, str) or not op.type or not op.type.isprintable():
             raise BadInputError(
-                f"not a Caffe2 NetDef: operator {index} has {'no' if not op.type else 'a garbled'} "
-                "type",
+                f"not a Caffe2 NetDef: {at} has {'no' if not op.type else 'a garbled'} type",
                 path=where,
                 framework=FRAMEWORK,
             )
         for blob in [*op.input, *op.output]:
             if not isinstance(blob, str) or not blob:
                 raise BadInputError(
-                    f"not a Caffe2 NetDef: operator {index} ({op.type}) has an empty or garbled "
-                    "blob name",
+                    f"not a Caffe2 NetDef: {at} ({op.type}) has an empty or garbled blob name",
                     path=where,
                     framework=FRAMEWORK,
                 )
         for arg in op.arg:
             if not isinstance(arg.name, str) or not arg.name:
                 raise BadInputError(
-                    f"not a Caffe2 NetDef: operator {index} ({op.type}) has an argument "
-                    "without a name",
+                    f"not a Caffe2 NetDef: {at} ({op.type}) has an argument without a name",
                     path=where,
                     framework=FRAMEWORK,
                 )
+            subnets = ([arg.n] if arg.HasField("n") else []) + list(arg.nets)
+            for subnet in subnets:
+                _check_ops(subnet, where, f"{at} ({op.type}) argument {arg.name!r}: ")
 
 
 def _unknown_field_numbers(message: Message) -> set[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -123,6 +124,21 @@ def test_op_without_type_is_rejected(tmp_path: Path) -> None:
     net.op.add(input=["x"], output=["y"])
     (tmp_path / "predict_net.pb").write_bytes(net.SerializeToString())
     _check_bad(tmp_path / "predict_net.pb", "operator 0 has no type")
+
+
+def test_garbled_op_inside_a_subnet_is_rejected(tmp_path: Path) -> None:
+    net = caffe2_pb2.NetDef(name="n")
+    if_op = net.op.add(type="If", input=["cond", "x"], output=["y"])
+    then_net = if_op.arg.add(name="then_net").n
+    then_net.op.add(type="Relu", input=["x"], output=["y"])
+    then_net.op.add(type="Copy", input=[""], output=["y"])  # an empty blob name
+    (tmp_path / "predict_net.pb").write_bytes(net.SerializeToString())
+    _check_bad(
+        tmp_path / "predict_net.pb",
+        re.escape(
+            "operator 0 (If) argument 'then_net': operator 1 (Copy) has an empty or garbled blob"
+        ),
+    )
 
 
 def test_predict_net_without_ops_is_rejected(tmp_path: Path) -> None:
