@@ -33,7 +33,7 @@ _CONFORMANCE_NOTE = """\
   whole axis and slices k; nearest and linear Resize map output positions back from the
   run-time scales. Cubic and antialiased Resize with run-time scales (their coefficients are
   written when exporting) and sizes under a keep_aspect_ratio_policy are refused; binding the
-  fed values would pass those 13 tests, and no op more.
+  fed values would pass those 12 tests, and no op more.
 - **Element types**: 191 of the failures are tests with an input or output element type that
   Caffe2's `TensorProto` cannot hold (uint32, uint64, bfloat16, float8, int4, strings); the
   backend refuses them by name ("graph input" in the reason). Counting those as skipped, 159 ops
