@@ -12,6 +12,7 @@ check that the result looks like a NetDef someone wrote on purpose.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,21 +110,20 @@ def read_netdef(path: Path, *, allow_empty: bool = False) -> caffe2_pb2.NetDef:
 
 
 def _read_writable(path: Path) -> memoryview:
-    """The file's bytes, read once into a buffer that parsing may repack weights in."""
+    """The file's bytes as a private (copy-on-write) mapping, which parsing may repack weights in.
+
+    The weights' pages are read once, by protobuf's copy, straight from the page cache; the arrays
+    that ``values`` keeps for the frontend view the mapping, and only repacked pages (Caffe2's own
+    unpacked floats) become private memory. The file itself is never written.
+    """
     with path.open("rb") as handle:
         size = os.fstat(handle.fileno()).st_size
-        # Not bytearray(size): zeroing the buffer first doubles the cost of the read.
-        buffer = wire.empty_buffer(size)
-        filled = 0
-        while filled < size:
-            count = handle.readinto(buffer[filled:])
-            if not count:
-                break
-            filled += count
-        rest = handle.read()
-    if filled == size and not rest:
-        return buffer
-    return memoryview(bytearray(bytes(buffer[:filled]) + rest))  # the file changed meanwhile
+        if size == 0:
+            return memoryview(bytearray())
+        try:
+            return memoryview(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY))
+        except (OSError, ValueError):  # a file that cannot be mapped (a pipe, a special file)
+            return memoryview(bytearray(handle.read()))
 
 
 def parse_netdef(
