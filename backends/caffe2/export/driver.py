@@ -6,7 +6,6 @@ import functools
 
 import onnx_ir as ir
 
-from unframe.backends.caffe2.export.binding import derived_from, parameter_inputs
 from unframe.backends.caffe2.export.context import (
     CAFFE2_DTYPES,
     FRAMEWORK,
@@ -54,24 +53,14 @@ def export_model(model: ir.Model) -> ExportedNets:
 
 
 def unsupported(model: ir.Model) -> list[UnsupportedOp]:
-    """Every node the backend cannot export: missing converters, then failing conversions.
-
-    A node fed by a graph input that only holds op parameters (axes, pads...) is left out of the
-    dry run's findings: whether it converts depends on the value given for that input (see
-    ``binding``), and ``export_model`` checks it again once the value is bound.
-    """
+    """Every node the backend cannot export: missing converters, then failing conversions."""
     registry = export_registry()
     missing = registry.unsupported_nodes(model)
     if missing:
         return missing
-    bindable = derived_from(model, set(parameter_inputs(model)))
     ctx, failures = _convert(model, registry)
     forget(ctx.init)  # a dry run: its weights will never be written
-    return [
-        failure
-        for failure, node in zip(failures, ctx.failed_nodes, strict=True)
-        if node is None or not any(v is not None and id(v) in bindable for v in node.inputs)
-    ]
+    return failures
 
 
 def _convert(
