@@ -178,8 +178,12 @@ def set_floats(arg: caffe2_pb2.Argument, values: np.ndarray) -> None:
     appending = len(arg.floats) > 0  # then a kept array would hold only part of the list
     arg.MergeFromString(field)
     if not appending:
-        view.flags.writeable = False
-        _CACHE.keep_built(arg, "floats", view)
+        # A read-only source (an IR weight) cannot change before it is written: keep it rather
+        # than the packed copy, which then goes, sparing a third copy of every weight.
+        kept = flat if not flat.flags.writeable else view
+        del field, view
+        kept.flags.writeable = False
+        _CACHE.keep_built(arg, "floats", kept)
 
 
 def set_ints(arg: caffe2_pb2.Argument, values: np.ndarray) -> None:
