@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -225,6 +226,8 @@ class ExportContext:
         flat = array.astype(fill_dtype.numpy(), copy=False).reshape(-1)
         # Filled in place: appending a finished Argument would copy every value once more.
         values = op.arg.add(name="values")
+        if fill_dtype == ir.DataType.DOUBLE:
+            _warn_if_rounded(flat, blob)
         if fill_dtype in (ir.DataType.FLOAT, ir.DataType.DOUBLE):
             set_floats(values, flat)
         else:
@@ -551,3 +554,17 @@ def infer_shapes(model: ir.Model) -> dict[str, ir.TypeAndShape]:
         and (id(value) in main or counts[value.name] == 1)
         and (value.shape is not None or value.type is not None)
     }
+
+
+def _warn_if_rounded(values: np.ndarray, blob: str) -> None:
+    """Caffe2's ``Argument`` holds floats only, so a GivenTensorDoubleFill is float32-exact."""
+    rounded = values.astype(np.float32).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        changed = ~((rounded == values) | (np.isnan(rounded) & np.isnan(values)))
+    if changed.any():
+        error = float(np.max(np.abs(rounded[changed] - values[changed])))
+        warnings.warn(
+            f"double constant {blob!r}: Caffe2 stores GivenTensorDoubleFill values as float32, "
+            f"so {int(changed.sum())} of {values.size} values are rounded (max abs error {error:.3g})",
+            stacklevel=2,
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -146,3 +147,29 @@ def test_constant_graph_output_is_written_by_the_predict_net() -> None:
     nets = export_model(model)
     assert [op.type for op in nets.predict_net.op] == ["Copy"]
     np.testing.assert_array_equal(run_net(nets.predict_net, nets.init_net, {})["y"], [4, 5])
+
+
+@pytest.mark.parametrize(
+    ("constant", "rounded"),
+    [([0.5, -2.0, 1024.25], 0), ([0.1, 1.0 / 3.0, 2.0], 2)],  # 0.1 and 1/3 need > 24 bits
+)
+def test_double_constants_that_float32_rounds_are_warned_about(
+    constant: list[float], rounded: int
+) -> None:
+    c = onnx.numpy_helper.from_array(np.array(constant, dtype=np.float64), "c")
+    model = _model(
+        [helper.make_node("Add", ["x", "c"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [3])],
+        [c],
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        nets = export_model(model)
+    messages = [str(w.message) for w in caught if "GivenTensorDoubleFill" in str(w.message)]
+    if rounded:
+        assert len(messages) == 1 and f"{rounded} of 3 values are rounded" in messages[0]
+    else:
+        assert not messages
+    (fill,) = [op for op in nets.init_net.op if op.type == "GivenTensorDoubleFill"]
+    assert fill.output[0] == "c"
