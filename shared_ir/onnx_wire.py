@@ -19,6 +19,7 @@ from __future__ import annotations
 import mmap
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
@@ -27,13 +28,22 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
+from unframe.shared_ir.protowire import (
+    LENGTH_DELIMITED,
+    VARINT,
+    WireError,
+    field,
+    key,
+    read_varint,
+    varint,
+)
+
 _GRAPH = onnx.ModelProto.DESCRIPTOR.fields_by_name["graph"].number
 _INITIALIZER = onnx.GraphProto.DESCRIPTOR.fields_by_name["initializer"].number
 _DATA_TYPE = onnx.TensorProto.DESCRIPTOR.fields_by_name["data_type"].number
 _RAW_DATA = onnx.TensorProto.DESCRIPTOR.fields_by_name["raw_data"].number
 _DATA_LOCATION = onnx.TensorProto.DESCRIPTOR.fields_by_name["data_location"].number
 
-_VARINT, _FIXED64, _LENGTH_DELIMITED, _FIXED32 = 0, 1, 2, 5
 #: Below this many bytes a tensor stays inside the parsed message (shapes, scalars, biases).
 MAPPED_TENSOR_MIN_BYTES = 1024
 
@@ -86,24 +96,20 @@ class _FileBytes:
         return self._size
 
     @overload
-    def __getitem__(self, key: int) -> int: ...
+    def __getitem__(self, index: int) -> int: ...
     @overload
-    def __getitem__(self, key: slice) -> bytes: ...
-    def __getitem__(self, key: int | slice) -> int | bytes:
-        if isinstance(key, slice):
-            return os.pread(self._descriptor, key.stop - key.start, key.start)
-        offset = key - self._window_start
+    def __getitem__(self, index: slice) -> bytes: ...
+    def __getitem__(self, index: int | slice) -> int | bytes:
+        if isinstance(index, slice):
+            return os.pread(self._descriptor, index.stop - index.start, index.start)
+        offset = index - self._window_start
         if not 0 <= offset < len(self._window):
-            self._window_start = key
-            self._window = os.pread(self._descriptor, self._WINDOW, key)
+            self._window_start = index
+            self._window = os.pread(self._descriptor, self._WINDOW, index)
             offset = 0
             if not self._window:
-                raise _Malformed("read past the end of the file")
+                raise WireError("read past the end of the file")
         return self._window[offset]
-
-
-class _Malformed(Exception):
-    """The bytes are not what the walker expects; the caller falls back to protobuf."""
 
 
 @dataclass(frozen=True)
@@ -113,52 +119,16 @@ class _RawData:
     data_type: int
 
 
-def _read_varint(buffer: _FileBytes, position: int, end: int) -> tuple[int, int]:
-    value = shift = 0
-    while position < end and shift < 64:
-        byte = buffer[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, position
-        shift += 7
-    raise _Malformed("truncated varint")
-
-
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def _length_delimited(number: int, payload: bytes) -> bytes:
-    return _encode_varint(number << 3 | _LENGTH_DELIMITED) + _encode_varint(len(payload)) + payload
+    return key(number, LENGTH_DELIMITED) + varint(len(payload)) + payload
 
 
-def _fields(buffer: _FileBytes, start: int, end: int):  # noqa: ANN202 - a plain generator
+def _fields(buffer: _FileBytes, start: int, end: int) -> Iterator[tuple[int, int, int, int, int]]:
     """Yields ``(number, wire_type, field_start, value_start, value_end)`` for each field."""
     position = start
     while position < end:
-        field_start = position
-        key, position = _read_varint(buffer, position, end)
-        number, wire_type = key >> 3, key & 7
-        if wire_type == _VARINT:
-            _, value_end = _read_varint(buffer, position, end)
-        elif wire_type == _FIXED64:
-            value_end = position + 8
-        elif wire_type == _FIXED32:
-            value_end = position + 4
-        elif wire_type == _LENGTH_DELIMITED:
-            length, position = _read_varint(buffer, position, end)
-            value_end = position + length
-        else:  # groups are not used by onnx.proto
-            raise _Malformed(f"wire type {wire_type}")
-        if number == 0 or value_end > end:
-            raise _Malformed("field runs past its message")
-        yield number, wire_type, field_start, position, value_end
+        number, wire_type, value_start, value_end = field(buffer, position, end)
+        yield number, wire_type, position, value_start, value_end
         position = value_end
 
 
@@ -168,17 +138,17 @@ def _split_raw_data(buffer: _FileBytes, start: int, end: int) -> tuple[bytes, _R
     raw: tuple[int, int] | None = None
     data_type = 0
     for number, wire_type, field_start, value_start, value_end in _fields(buffer, start, end):
-        if number == _RAW_DATA and wire_type == _LENGTH_DELIMITED:
+        if number == _RAW_DATA and wire_type == LENGTH_DELIMITED:
             if raw is not None:  # a repeated raw_data would merge: leave it to protobuf
-                raise _Malformed("raw_data twice")
+                raise WireError("raw_data twice")
             raw = (value_start, value_end - value_start)
             continue
-        if number == _DATA_TYPE and wire_type == _VARINT:
-            data_type, _ = _read_varint(buffer, value_start, value_end)
-        if number == _DATA_LOCATION and wire_type == _VARINT:
-            location, _ = _read_varint(buffer, value_start, value_end)
+        if number == _DATA_TYPE and wire_type == VARINT:
+            data_type, _ = read_varint(buffer, value_start, value_end)
+        if number == _DATA_LOCATION and wire_type == VARINT:
+            location, _ = read_varint(buffer, value_start, value_end)
             if location != onnx.TensorProto.DEFAULT:
-                raise _Malformed("external tensor with raw_data")
+                raise WireError("external tensor with raw_data")
         kept.append(buffer[field_start:value_end])
     if raw is None or raw[1] < MAPPED_TENSOR_MIN_BYTES or not _mappable(data_type):
         return buffer[start:end], None
@@ -199,18 +169,18 @@ def _strip_weights(buffer: _FileBytes) -> tuple[bytes, list[_RawData | None]]:
     model_fields: list[bytes] = []
     graph: tuple[int, int] | None = None
     for number, wire_type, field_start, value_start, value_end in _fields(buffer, 0, len(buffer)):
-        if number == _GRAPH and wire_type == _LENGTH_DELIMITED:
+        if number == _GRAPH and wire_type == LENGTH_DELIMITED:
             if graph is not None:  # two graph fields merge in protobuf; not worth imitating
-                raise _Malformed("graph twice")
+                raise WireError("graph twice")
             graph = (value_start, value_end)
         else:
             model_fields.append(buffer[field_start:value_end])
     if graph is None:
-        raise _Malformed("no graph")
+        raise WireError("no graph")
     graph_fields: list[bytes] = []
     placements: list[_RawData | None] = []
     for number, wire_type, field_start, value_start, value_end in _fields(buffer, *graph):
-        if number == _INITIALIZER and wire_type == _LENGTH_DELIMITED:
+        if number == _INITIALIZER and wire_type == LENGTH_DELIMITED:
             tensor_bytes, placement = _split_raw_data(buffer, value_start, value_end)
             graph_fields.append(_length_delimited(_INITIALIZER, tensor_bytes))
             placements.append(placement)
@@ -232,7 +202,7 @@ def load_mapped(path: Path) -> ir.Model | None:
         stat = os.fstat(file.fileno())
         try:
             stripped, placements = _strip_weights(_FileBytes(file.fileno(), stat.st_size))
-        except _Malformed:
+        except WireError:
             return None
         if not any(placements):
             return None

@@ -29,8 +29,14 @@ from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from unframe.backends.caffe2.proto import caffe2_pb2
-
-VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
+from unframe.shared_ir.protowire import (
+    FIXED32,
+    LENGTH_DELIMITED,
+    WireError,
+    field,
+    key,
+    varint,
+)
 
 NET_OP = caffe2_pb2.NetDef.DESCRIPTOR.fields_by_name["op"].number
 OP_ARG = caffe2_pb2.OperatorDef.DESCRIPTOR.fields_by_name["arg"].number
@@ -55,28 +61,6 @@ Buffer = bytes | bytearray | memoryview
 
 def _writable(data: Buffer) -> bool:
     return isinstance(data, bytearray) or (isinstance(data, memoryview) and not data.readonly)
-
-
-class WireError(Exception):
-    """Bytes that the fast path does not handle; the caller parses with protobuf instead."""
-
-
-# -- encoding -----------------------------------------------------------------------------------
-def varint(value: int) -> bytes:
-    """The base-128 varint of a non-negative ``value``."""
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if not value:
-            out.append(byte)
-            return bytes(out)
-        out.append(byte | 0x80)
-
-
-def key(number: int, wire_type: int) -> bytes:
-    """A field's key (tag) on the wire."""
-    return varint(number << 3 | wire_type)
 
 
 def varints(values: np.ndarray) -> bytes:
@@ -111,41 +95,6 @@ def packed_floats(values: np.ndarray) -> tuple[memoryview, np.ndarray]:
 
 
 # -- decoding -----------------------------------------------------------------------------------
-def _read_varint(data: Buffer, pos: int, end: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= end or shift > 63:
-            raise WireError("broken varint")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-
-
-def _field(data: Buffer, pos: int, end: int) -> tuple[int, int, int, int]:
-    """The field at ``pos``: (number, wire type, start of its value, end of the field)."""
-    tag, body = _read_varint(data, pos, end)
-    number, wire_type = tag >> 3, tag & 7
-    if number == 0:
-        raise WireError("field number 0")
-    if wire_type == VARINT:
-        _, stop = _read_varint(data, body, end)
-    elif wire_type == FIXED64:
-        stop = body + 8
-    elif wire_type == FIXED32:
-        stop = body + 4
-    elif wire_type == LENGTH_DELIMITED:
-        length, body = _read_varint(data, body, end)
-        stop = body + length
-    else:
-        raise WireError(f"wire type {wire_type}")
-    if stop > end:
-        raise WireError("field runs past its message")
-    return number, wire_type, body, stop
-
-
 def decode_varints(payload: np.ndarray) -> np.ndarray:
     """The int64 values of packed varints (``payload`` as uint8), as protobuf reads them."""
     if payload.size == 0:
@@ -193,7 +142,7 @@ def _arg_lists(data: Buffer, start: int, end: int) -> _ArgLists | None:
     ints: list[np.ndarray] | None = []
     pos = start
     while pos < end:
-        number, wire_type, body, stop = _field(data, pos, end)
+        number, wire_type, body, stop = field(data, pos, end)
         if number == ARG_FLOATS and wire_type == FIXED32:
             # A run of unpacked records, as Caffe2 writes them: up to the first other key.
             records = np.frombuffer(data, dtype=_UNPACKED_FLOAT, count=(end - pos) // 5, offset=pos)
@@ -252,7 +201,7 @@ def _plan_op(data: Buffer, start: int, end: int) -> _OpPlan | None:
     arg_index = -1
     pos = start
     while pos < end:
-        number, wire_type, body, stop = _field(data, pos, end)
+        number, wire_type, body, stop = field(data, pos, end)
         split = None
         if number == OP_ARG and wire_type == LENGTH_DELIMITED:
             arg_index += 1
@@ -382,7 +331,7 @@ def parse_netdef(
     pos, end = 0, len(data)
     view = memoryview(data)
     while pos < end:  # the whole walk comes first, so that WireError leaves data as it was
-        number, wire_type, body, stop = _field(data, pos, end)
+        number, wire_type, body, stop = field(data, pos, end)
         if number == NET_OP and wire_type == LENGTH_DELIMITED:
             ops.append((body, stop, _plan_op(data, body, stop)))
         else:
