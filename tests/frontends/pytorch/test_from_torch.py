@@ -211,3 +211,20 @@ def test_dynamic_shapes_naming_an_unknown_input() -> None:
 
     with pytest.raises(BadInputError, match="names images, which the model does not take"):
         from_torch(TwoInputs().eval(), (torch.randn(2, 4), torch.randn(2, 3)), {"images": (0,)})
+
+
+def test_recurrent_modules_export_with_a_dynamic_length_more_than_once() -> None:
+    """torch's dispatch cache made every export after the first unroll nn.GRU (seq fixed)."""
+    for attempt in range(2):
+        torch.manual_seed(attempt)
+        module = torch.nn.GRU(4, 3, batch_first=True).eval()
+        example = torch.randn(2, 5, 4)
+        dynamic = {"input": {0: torch.export.Dim.DYNAMIC, 1: torch.export.Dim.DYNAMIC}}
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ExporterFallbackWarning)  # the dynamo path itself
+            model = from_torch(module, (example,), dynamic_shapes=dynamic)
+        longer = torch.randn(3, 9, 4)
+        got = _outputs(model, {model.graph.inputs[0].name: longer.numpy()})
+        want = _torch_outputs(module, longer)
+        for actual, expected in zip(got, want, strict=True):
+            np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
