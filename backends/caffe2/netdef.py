@@ -99,7 +99,7 @@ def read_netdef(path: Path, *, allow_empty: bool = False) -> caffe2_pb2.NetDef:
     """
     path = Path(path)
     try:
-        data = _read_writable(path)
+        data = _read_mapped(path)
     except OSError as error:
         raise BadInputError(
             f"cannot read: {error.strerror}", path=str(path), framework=FRAMEWORK
@@ -109,21 +109,22 @@ def read_netdef(path: Path, *, allow_empty: bool = False) -> caffe2_pb2.NetDef:
     return parse_netdef(data, str(path), allow_empty=allow_empty)
 
 
-def _read_writable(path: Path) -> memoryview:
-    """The file's bytes as a private (copy-on-write) mapping, which parsing may repack weights in.
+def _read_mapped(path: Path) -> memoryview:
+    """The file's bytes as a read-only mapping.
 
     The weights' pages are read once, by protobuf's copy, straight from the page cache; the arrays
-    that ``values`` keeps for the frontend view the mapping, and only repacked pages (Caffe2's own
-    unpacked floats) become private memory. The file itself is never written.
+    that ``values`` keeps for the frontend view the mapping where the file holds them packed.
+    Caffe2's own unpacked floats are gathered into fresh memory in one vectorized copy per op
+    (repacking them over a writable buffer block by block took twice as long).
     """
     with path.open("rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size == 0:
-            return memoryview(bytearray())
+            return memoryview(b"")
         try:
-            return memoryview(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY))
+            return memoryview(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
         except (OSError, ValueError):  # a file that cannot be mapped (a pipe, a special file)
-            return memoryview(bytearray(handle.read()))
+            return memoryview(handle.read())
 
 
 def parse_netdef(
