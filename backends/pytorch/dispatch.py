@@ -1,4 +1,10 @@
-"""A workaround for torch's per-operator dispatch cache around ``torch.export``.
+"""Workarounds for state that torch keeps between ``torch.export`` calls in one process.
+
+Dynamo traces the bodies of higher-order ops (``scan``, ``while_loop``, ``cond``) and caches what
+it compiled per code object, with guards on the shapes it saw: the recurrence and Scan helpers
+are the same functions for every model, so a later export could reuse a trace specialized to an
+earlier model's sizes (a GRU's batch fixed at the earlier example's 2). :func:`fresh_export_state`
+resets dynamo before each export.
 
 The recurrent ops (``aten.lstm``, ``gru``, ``rnn_tanh``, ``rnn_relu``) have Python
 implementations registered for ``CompositeImplicitAutograd`` that step through the sequence. The
@@ -14,6 +20,12 @@ from __future__ import annotations
 import torch
 
 _RECURRENT_OPS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+
+
+def fresh_export_state() -> None:
+    """Dynamo's caches and the recurrent ops' dispatch caches emptied, before an export."""
+    torch._dynamo.reset()
+    forget_recurrent_dispatch()
 
 
 def forget_recurrent_dispatch() -> None:

@@ -18,6 +18,7 @@ import torch
 from torch import fx
 
 from unframe.backends.pytorch.builder import FRAMEWORK, to_torch
+from unframe.backends.pytorch.dispatch import fresh_export_state
 from unframe.backends.pytorch.dtypes import maybe_torch_dtype, widen_emulated
 from unframe.shared_ir.errors import BadInputError, ConversionError
 from unframe.shared_ir.inputs import InputSpec
@@ -106,6 +107,7 @@ def export_program(
     module = module if module is not None else to_torch(model)
     inputs = [v for v in model.graph.inputs if v not in model.graph.initializers.values()]
     args, dynamic = example_tensors(inputs, specs, dynamic_axes=dynamic_axes)
+    fresh_export_state()  # traces cached by an earlier export could fix this one's sizes
     try:
         with torch.no_grad():
             return torch.export.export(module, args, dynamic_shapes=dynamic, strict=False)

@@ -20,7 +20,7 @@ import onnx
 import onnx_ir as ir
 import torch
 
-from unframe.backends.pytorch.dispatch import forget_recurrent_dispatch
+from unframe.backends.pytorch.dispatch import fresh_export_state
 from unframe.shared_ir.errors import BadInputError, UnsupportedError
 
 #: The opset the dynamo exporter writes natively; it starts at 18.
@@ -150,7 +150,7 @@ def _export_dynamo(
     input_names: Sequence[str] | None,
     opset: int,
 ) -> ir.Model:
-    forget_recurrent_dispatch()  # else a second export in a process unrolls nn.GRU/LSTM
+    fresh_export_state()  # else a second export in a process unrolls nn.GRU/LSTM
     with _quiet_exporter():
         program = torch.onnx.export(
             module,

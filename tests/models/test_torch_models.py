@@ -206,6 +206,44 @@ def test_pt2_file_keeps_dynamic_axes(
         np.testing.assert_allclose(actual, _eager(module, x), rtol=RTOL, atol=ATOL)
 
 
+def test_an_earlier_export_in_the_process_does_not_fix_the_gru_batch(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Dynamo caches traced bodies per code object, guards and all: after these two exports the
+    zoo GRU's ``.pt2`` came out with its batch fixed at 2 (``Guard failed: x.size()[0] == 2``)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from unframe.backends.pytorch import export_program
+
+    backend = _backend()
+    rng = np.random.default_rng(1)
+    weights = [
+        numpy_helper.from_array(rng.standard_normal((1, 9, 4)).astype(np.float32), "W"),
+        numpy_helper.from_array(rng.standard_normal((1, 9, 3)).astype(np.float32), "R"),
+    ]
+    fixed = helper.make_graph(
+        [helper.make_node("GRU", ["X", "W", "R", "", "lens"], ["Y"], hidden_size=3)],
+        "fixed_batch_gru",
+        [
+            helper.make_tensor_value_info("X", TensorProto.FLOAT, [5, 2, 4]),
+            helper.make_tensor_value_info("lens", TensorProto.INT32, [2]),
+        ],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+        weights,
+    )
+    fused = helper.make_graph(
+        [helper.make_node("GRU", ["X", "W", "R"], ["Y"], hidden_size=3, linear_before_reset=1)],
+        "fused_gru",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["seq", "batch", 4])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+        weights,
+    )
+    for graph in (fixed, fused):
+        model = ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]))
+        export_program(model, module=backend.to_torch(model))
+    test_pt2_file_keeps_dynamic_axes("gru", tmp_path, tmp_path_factory)
+
+
 # -- transformers (BERT, GPT-2), only where the package is installed ---------------------------
 
 
