@@ -55,9 +55,25 @@ def _loop(
             raise NotImplementedError(
                 "torch.export: a Loop with scan outputs needs a constant trip count"
             )
-        return _unrolled_loop(body, static_trip, num_scan, captured, carried)
+        # A constant trip count and a condition that never changes: a fixed sequence of steps.
+        return _python_loop(body, static_trip, True, num_scan, captured, carried, read_cond=False)
     trip = None if max_trip is None else int(max_trip)
     keep = True if cond is None else bool(cond)
+    return _python_loop(body, trip, keep, num_scan, captured, carried, read_cond=True)
+
+
+def _python_loop(
+    body: Any,
+    trip: int | None,
+    keep: bool,
+    num_scan: int,
+    captured: tuple[torch.Tensor, ...],
+    carried: tuple[torch.Tensor, ...],
+    *,
+    read_cond: bool,
+) -> tuple[torch.Tensor, ...]:
+    """The loop run step by step in Python; ``read_cond`` follows the body's condition output
+    (eagerly), otherwise the steps are a fixed sequence that ``torch.export`` can unroll."""
     values = list(carried)
     scans: list[tuple[torch.Tensor, ...]] = []
     step = 0
@@ -65,32 +81,11 @@ def _loop(
         outputs = body(
             torch.tensor(step, dtype=torch.int64), torch.tensor(keep), *values, *captured
         )
-        keep = bool(outputs[0])
+        if read_cond:
+            keep = bool(outputs[0])
         values = list(outputs[1 : 1 + len(values)])
         scans.append(tuple(outputs[1 + len(values) :]))
         step += 1
-    stacked = [
-        torch.stack([s[k] for s in scans]) if scans else torch.zeros((0,)) for k in range(num_scan)
-    ]
-    return (*values, *stacked)
-
-
-def _unrolled_loop(
-    body: Any,
-    trips: int,
-    num_scan: int,
-    captured: tuple[torch.Tensor, ...],
-    carried: tuple[torch.Tensor, ...],
-) -> tuple[torch.Tensor, ...]:
-    # A constant trip count and a condition that never changes: the loop is a fixed sequence.
-    values = list(carried)
-    scans: list[tuple[torch.Tensor, ...]] = []
-    for step in range(trips):
-        outputs = body(
-            torch.tensor(step, dtype=torch.int64), torch.tensor(True), *values, *captured
-        )
-        values = list(outputs[1 : 1 + len(values)])
-        scans.append(tuple(outputs[1 + len(values) :]))
     stacked = [
         torch.stack([s[k] for s in scans]) if scans else torch.zeros((0,)) for k in range(num_scan)
     ]
