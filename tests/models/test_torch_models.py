@@ -68,6 +68,14 @@ def _first(result: Any) -> torch.Tensor:
     return result[0] if isinstance(result, tuple | list) else result
 
 
+def _assert_matches(rebuilt: Any, module: torch.nn.Module, inputs: list[torch.Tensor]) -> None:
+    """The converted module's first output against the source module's, input by input."""
+    for x in inputs:
+        with torch.no_grad():
+            actual = _first(rebuilt(x)).numpy()
+        np.testing.assert_allclose(actual, _eager(module, x), rtol=RTOL, atol=ATOL)
+
+
 def _run_inputs(entry: Any) -> list[torch.Tensor]:
     """Run-time inputs: a batch (and, where dynamic, a length) unlike the export's examples."""
     inputs = [entry.inputs(3, seed=7)[0]]
@@ -117,10 +125,7 @@ def test_ir_to_torch_roundtrip(name: str) -> None:
     _skip_unsupported(model)
     rebuilt = backend.to_torch(model)
     module = entry.model()
-    for x in _run_inputs(entry):
-        with torch.no_grad():
-            actual = _first(rebuilt(x)).numpy()
-        np.testing.assert_allclose(actual, _eager(module, x), rtol=RTOL, atol=ATOL)
+    _assert_matches(rebuilt, module, _run_inputs(entry))
 
 
 _ONNX_FILES: dict[str, Path] = {}
@@ -154,10 +159,7 @@ def test_onnx_file_roundtrip(name: str, tmp_path_factory: pytest.TempPathFactory
     rebuilt = backend.to_torch(model)
     entry = zoo.ZOO[name]
     module = entry.model()
-    for x in _run_inputs(entry):
-        with torch.no_grad():
-            actual = _first(rebuilt(x)).numpy()
-        np.testing.assert_allclose(actual, _eager(module, x), rtol=RTOL, atol=ATOL)
+    _assert_matches(rebuilt, module, _run_inputs(entry))
 
 
 def _pt2_module(name: str, folder: Path, factory: pytest.TempPathFactory, sized: bool) -> Any:
@@ -185,10 +187,7 @@ def test_pt2_file_roundtrip(
     inputs = [entry.inputs(2, seed=11)[0]]
     if name == "cond":
         inputs = [inputs[0].abs() + 0.1, -inputs[0].abs() - 0.1]
-    for x in inputs:
-        with torch.no_grad():
-            actual = _first(rebuilt(x)).numpy()
-        np.testing.assert_allclose(actual, _eager(module, x), rtol=RTOL, atol=ATOL)
+    _assert_matches(rebuilt, module, inputs)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -200,10 +199,7 @@ def test_pt2_file_keeps_dynamic_axes(
     rebuilt = _pt2_module(name, tmp_path, tmp_path_factory, sized=False)
     entry = zoo.ZOO[name]
     module = entry.model()
-    for x in _run_inputs(entry):
-        with torch.no_grad():
-            actual = _first(rebuilt(x)).numpy()
-        np.testing.assert_allclose(actual, _eager(module, x), rtol=RTOL, atol=ATOL)
+    _assert_matches(rebuilt, module, _run_inputs(entry))
 
 
 def test_an_earlier_export_in_the_process_does_not_fix_the_gru_batch(
