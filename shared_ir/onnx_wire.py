@@ -133,8 +133,11 @@ def _fields(buffer: _FileBytes, start: int, end: int) -> Iterator[tuple[int, int
 
 
 def _split_raw_data(buffer: _FileBytes, start: int, end: int) -> tuple[bytes, _RawData | None]:
-    """A TensorProto's bytes without ``raw_data``, and where that ``raw_data`` lies."""
-    kept: list[bytes] = []
+    """A TensorProto's bytes without ``raw_data``, and where that ``raw_data`` lies.
+
+    Only the tensor's small fields are read here; a tensor left whole is read in one piece.
+    """
+    kept: list[tuple[int, int]] = []
     raw: tuple[int, int] | None = None
     data_type = 0
     for number, wire_type, field_start, value_start, value_end in _fields(buffer, start, end):
@@ -149,10 +152,11 @@ def _split_raw_data(buffer: _FileBytes, start: int, end: int) -> tuple[bytes, _R
             location, _ = read_varint(buffer, value_start, value_end)
             if location != onnx.TensorProto.DEFAULT:
                 raise WireError("external tensor with raw_data")
-        kept.append(buffer[field_start:value_end])
+        kept.append((field_start, value_end))
     if raw is None or raw[1] < MAPPED_TENSOR_MIN_BYTES or not _mappable(data_type):
         return buffer[start:end], None
-    return b"".join(kept), _RawData(raw[0], raw[1], data_type)
+    fields = b"".join(buffer[field_start:field_end] for field_start, field_end in kept)
+    return fields, _RawData(raw[0], raw[1], data_type)
 
 
 def _mappable(data_type: int) -> bool:
@@ -191,7 +195,7 @@ def _strip_weights(buffer: _FileBytes) -> tuple[bytes, list[_RawData | None]]:
 
 
 def load_mapped(path: Path) -> ir.Model | None:
-    """The model at ``path`` with its initializers viewing a private mapping of the file.
+    """The model at ``path`` with its large initializers viewing a read-only mapping of the file.
 
     ``None`` where the file is not laid out as expected; ``ir.load`` then reads it (and reports
     what is wrong with it).
