@@ -9,6 +9,7 @@ handles with ``until`` so that an op whose semantics changed later is reported, 
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -108,6 +109,7 @@ def _normal_domain(domain: str) -> str:
     return "" if domain in ("", "ai.onnx") else domain
 
 
+@functools.lru_cache(maxsize=4096)
 def schema_since_version(op_type: str, opset: int, domain: str = "") -> int:
     """The ``since_version`` of the schema that ``op_type`` has at ``opset``.
 

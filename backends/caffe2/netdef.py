@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,16 +38,21 @@ class Caffe2Model:
     """A Caffe2 model: its two nets, the zoo's input description and where it was read from.
 
     ``init_net`` is None for nets published without weights (the model zoo's pbtxt files).
+    ``init_values`` holds the init net's large value lists where it was read detached
+    (``read_model(..., detach_weights=True)``); its messages then lack them.
     """
 
     predict_net: caffe2_pb2.NetDef
     init_net: caffe2_pb2.NetDef | None
     value_info: ValueInfo = field(default_factory=dict)
     directory: Path | None = None
+    init_values: wire.Detached = field(default_factory=dict)
 
 
 # -- reading ------------------------------------------------------------------------------------
-def read_model(path: Path, *, allow_missing_init: bool = False) -> Caffe2Model:
+def read_model(
+    path: Path, *, allow_missing_init: bool = False, detach_weights: bool = False
+) -> Caffe2Model:
     """Reads the model at ``path``: a model directory, or a predict net file inside one.
 
     Args:
@@ -54,6 +60,9 @@ def read_model(path: Path, *, allow_missing_init: bool = False) -> Caffe2Model:
             ``predict`` finds its init net by replacing that with ``init``).
         allow_missing_init: accept a model without an init net (then ``init_net`` is None), as
             the model zoo publishes its text-format nets.
+        detach_weights: leave the init net's large value lists out of its messages and return
+            them in ``init_values`` (for a reader that takes them from there, the importer): each
+            weight is then copied at most once, and packed ones not at all.
 
     Raises:
         BadInputError: naming the file that is missing, truncated or not a NetDef.
@@ -76,7 +85,12 @@ def read_model(path: Path, *, allow_missing_init: bool = False) -> Caffe2Model:
     predict_net = read_netdef(predict_path)
     init_path = _init_path_for(predict_path)
     init_net: caffe2_pb2.NetDef | None = None
-    if init_path is not None:
+    init_values: wire.Detached = {}
+    if init_path is not None and detach_weights and not _is_text(init_path):
+        init_net, init_values = _parse(
+            _read_mapped(init_path), str(init_path), allow_empty=True, detach=True
+        )
+    elif init_path is not None:
         init_net = read_netdef(init_path, allow_empty=True)
     elif not allow_missing_init:
         raise BadInputError(
@@ -87,7 +101,7 @@ def read_model(path: Path, *, allow_missing_init: bool = False) -> Caffe2Model:
         )
     value_info_path = directory / VALUE_INFO_NAME
     value_info = read_value_info(value_info_path) if value_info_path.is_file() else {}
-    return Caffe2Model(predict_net, init_net, value_info, directory)
+    return Caffe2Model(predict_net, init_net, value_info, directory, init_values)
 
 
 def read_netdef(path: Path, *, allow_empty: bool = False) -> caffe2_pb2.NetDef:
@@ -98,33 +112,52 @@ def read_netdef(path: Path, *, allow_empty: bool = False) -> caffe2_pb2.NetDef:
         allow_empty: accept a net without ops (an init net of a model without weights).
     """
     path = Path(path)
-    try:
-        data = _read_mapped(path)
-    except OSError as error:
-        raise BadInputError(
-            f"cannot read: {error.strerror}", path=str(path), framework=FRAMEWORK
-        ) from error
-    if path.suffix.lower() in (".pbtxt", ".prototxt", ".txt"):
+    data = _read_mapped(path)
+    if _is_text(path):
         return parse_netdef_text(bytes(data), str(path), allow_empty=allow_empty)
     return parse_netdef(data, str(path), allow_empty=allow_empty)
+
+
+def _is_text(path: Path) -> bool:
+    return path.suffix.lower() in (".pbtxt", ".prototxt", ".txt")
 
 
 def _read_mapped(path: Path) -> memoryview:
     """The file's bytes as a read-only mapping.
 
-    The weights' pages are read once, by protobuf's copy, straight from the page cache; the arrays
-    that ``values`` keeps for the frontend view the mapping where the file holds them packed.
-    Caffe2's own unpacked floats are gathered into fresh memory in one vectorized copy per op
-    (repacking them over a writable buffer block by block took twice as long).
+    The weights' pages are read once, by protobuf's copy or the detached reader's gather,
+    straight from the page cache; packed weights are handed out as views of the mapping.
     """
-    with path.open("rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size == 0:
-            return memoryview(b"")
-        try:
-            return memoryview(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
-        except (OSError, ValueError):  # a file that cannot be mapped (a pipe, a special file)
-            return memoryview(handle.read())
+    try:
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size == 0:
+                return memoryview(b"")
+            try:
+                return memoryview(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
+            except (OSError, ValueError):  # a file that cannot be mapped (a pipe, a special file)
+                return memoryview(handle.read())
+    except OSError as error:
+        raise BadInputError(
+            f"cannot read: {error.strerror}", path=str(path), framework=FRAMEWORK
+        ) from error
+
+
+def _releaser(data: memoryview) -> Callable[[int, int], None] | None:
+    """Drops a mapping's pages from this process once read (they stay in the page cache).
+
+    Unpacked floats are gathered into new memory; without this, the file's pages they were
+    gathered from would stay resident beside them until the mapping goes.
+    """
+    mapping = data.obj
+    if not isinstance(mapping, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED"):
+        return None
+
+    def release(start: int, stop: int) -> None:
+        first = start - start % mmap.PAGESIZE
+        mapping.madvise(mmap.MADV_DONTNEED, first, stop - first)
+
+    return release
 
 
 def parse_netdef(
@@ -133,15 +166,26 @@ def parse_netdef(
     """Parses serialized NetDef bytes; ``where`` names the source in error messages.
 
     Large float lists (weights) are moved past protobuf (``proto/wire.py``); anything that path
-    does not expect is parsed by protobuf alone, which also reports corrupt data. Writable
-    ``data`` may be overwritten (weights repacked in place) and must not be used afterwards.
+    does not expect is parsed by protobuf alone, which also reports corrupt data.
     """
+    return _parse(data, where, allow_empty=allow_empty, detach=False)[0]
+
+
+def _parse(
+    data: bytes | bytearray | memoryview, where: str, *, allow_empty: bool, detach: bool
+) -> tuple[caffe2_pb2.NetDef, wire.Detached]:
+    """The parsed, checked NetDef, and its large lists where ``detach`` leaves them out of it."""
     _reject_foreign_content(data, where)
     found = None
+    detached: wire.Detached = {}
     try:
         try:
-            net, found = wire.parse_netdef(data)
-        except wire.WireError:  # raised before data is changed: protobuf alone reads it
+            if detach:
+                release = _releaser(data) if isinstance(data, memoryview) else None
+                net, detached = wire.parse_netdef_detached(data, release)
+            else:
+                net, found = wire.parse_netdef(data)
+        except wire.WireError:  # not a net this path handles: protobuf alone reads it
             net = caffe2_pb2.NetDef.FromString(data)
     except DecodeError as error:
         raise BadInputError(
@@ -152,7 +196,7 @@ def parse_netdef(
     _check_netdef(net, where, allow_empty=allow_empty)
     if found is not None:
         values.keep_read(net, found)
-    return net
+    return net, detached
 
 
 def parse_netdef_text(

@@ -79,7 +79,7 @@ class Caffe2Framework(Framework):
         from unframe.backends.caffe2.netdef import read_model
         from unframe.frontends.caffe2 import import_caffe2
 
-        return import_caffe2(read_model(path), options)
+        return import_caffe2(read_model(path, detach_weights=True), options)
 
     def save(self, model: ir.Model, path: Path, options: ConvertOptions) -> None:
         from unframe.backends.caffe2.export import export_model

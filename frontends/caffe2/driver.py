@@ -10,7 +10,8 @@ import onnx_ir as ir
 
 from unframe.backends.caffe2.netdef import Caffe2Model
 from unframe.backends.caffe2.proto import caffe2_pb2
-from unframe.backends.caffe2.proto.values import get_floats, get_ints
+from unframe.backends.caffe2.proto.values import get_floats, get_ints, set_floats, set_ints
+from unframe.backends.caffe2.proto.wire import Detached
 from unframe.frontends.caffe2.context import FRAMEWORK, IR_DTYPES, OPSET, Args, ImportContext
 from unframe.frontends.caffe2.registry import DOMAIN, ops
 from unframe.shared_ir.errors import BadInputError, UnsupportedOp, UnsupportedOpsError
@@ -55,7 +56,7 @@ def import_caffe2(model: Caffe2Model, options: Any = None) -> ir.Model:
     specs = getattr(options, "inputs", None) or {}
     placeholders = _placeholders(model, specs)
     if model.init_net is not None:
-        _load_init_net(model.init_net, ctx, where, placeholders)
+        _load_init_net(model.init_net, ctx, where, placeholders, model.init_values)
     _add_inputs(model, ctx, specs)
     ctx.convert_net = functools.partial(_convert_ops, registry=registry)
     _convert_ops(net, ctx, registry=registry)
@@ -147,17 +148,34 @@ def _placeholders(model: Caffe2Model, specs: dict[str, Any]) -> set[str]:
 
 
 def _load_init_net(
-    init_net: caffe2_pb2.NetDef, ctx: ImportContext, where: str, placeholders: set[str]
+    init_net: caffe2_pb2.NetDef,
+    ctx: ImportContext,
+    where: str,
+    placeholders: set[str],
+    detached: Detached,
 ) -> None:
     for index, op in enumerate(init_net.op):
         array: np.ndarray
         if op.output and all(b in placeholders for b in op.output):
             continue
+        names = [arg.name for arg in op.arg]
+        values_at = len(names) - 1 - names[::-1].index("values") if "values" in names else -1
+        # Fills with inputs or a ``dtype`` argument (which picks the values' type) are left to
+        # the executor, which implements those.
+        given = op.type in _FILL_DTYPES and not op.input and "dtype" not in names
+        given = given and {"shape", "values"} <= set(names)
+        held = [i for i in range(len(names)) if (index, i) in detached]
+        if held and not (given and held == [values_at]):
+            op = _attached(op, index, detached)
+            held = []
         args = {arg.name: arg for arg in op.arg}
         shape = [int(d) for d in args["shape"].ints] if "shape" in args else None
-        if op.type in _FILL_DTYPES and shape is not None and "values" in args:
+        if given and shape is not None:
             values = args["values"]
-            raw = get_floats(values) if values.floats else get_ints(values)
+            if held:
+                raw = detached[index, values_at][1]
+            else:
+                raw = get_floats(values) if values.floats else get_ints(values)
             array = raw.astype(_FILL_DTYPES[op.type], copy=False)
         elif op.type == "ConstantFill" and shape is not None and not op.input:
             dtype = IR_DTYPES.get(args["dtype"].i if "dtype" in args else 1, ir.DataType.FLOAT)
@@ -178,6 +196,17 @@ def _load_init_net(
             array = array.reshape(shape)
         for blob in op.output:
             ctx.add_initializer(blob, array)
+
+
+def _attached(op: caffe2_pb2.OperatorDef, index: int, detached: Detached) -> caffe2_pb2.OperatorDef:
+    """A copy of init net op ``index`` with the lists read detached put back into its message."""
+    whole = caffe2_pb2.OperatorDef()
+    whole.CopyFrom(op)
+    for arg_index, arg in enumerate(whole.arg):
+        if (index, arg_index) in detached:
+            field, values = detached[index, arg_index]
+            (set_floats if field == "floats" else set_ints)(arg, values)
+    return whole
 
 
 def _run_fill(

@@ -5,10 +5,13 @@ writes a ResNet-50's 25 million weights one 5-byte record at a time, ten times t
 the bytes. Here the NetDef is walked on the wire just far enough to find the large ``floats`` and
 ``ints`` lists of its operators' arguments:
 
-* reading, a float list (unpacked records or packed) is viewed with numpy and handed to protobuf as
-  one packed field, which it copies in one go; Caffe2's unpacked lists are repacked over the file's
-  own bytes where those are writable. Packed int lists are decoded with numpy too (protobuf parses
-  them fast itself; unpacked ones are left to it). Everything else is parsed by protobuf itself;
+* reading, a float list (unpacked records or packed) is viewed with numpy. ``parse_netdef`` hands
+  it to protobuf as one packed field, which protobuf copies in one go (Caffe2's unpacked records
+  are gathered into that field first), so the message is complete. ``parse_netdef_detached``
+  leaves the large lists out of the message and returns them beside it: packed ones as views of
+  the file's bytes, unpacked ones gathered once; that is the importer's path, which copies each
+  weight at most once. Packed int lists are decoded with numpy too (protobuf parses them fast
+  itself; unpacked ones are left to it). Everything else is parsed by protobuf itself;
 * writing, an argument whose values the codec (``values.py``) still holds as an array is written as
   protobuf's serialization of the rest of the argument plus one packed field of those values.
 
@@ -55,12 +58,8 @@ _MAX_OTHER_FIELDS = 64
 CachedValues = Callable[[caffe2_pb2.Argument], "tuple[str, np.ndarray] | None"]
 
 
-#: Serialized bytes; a bytearray or a writable memoryview (of bytes) may be repacked in place.
+#: Serialized bytes.
 Buffer = bytes | bytearray | memoryview
-
-
-def _writable(data: Buffer) -> bool:
-    return isinstance(data, bytearray) or (isinstance(data, memoryview) and not data.readonly)
 
 
 def varints(values: np.ndarray) -> bytes:
@@ -119,198 +118,241 @@ def decode_varints(payload: np.ndarray) -> np.ndarray:
 
 @dataclass
 class _ArgLists:
-    """One Argument on the wire: its bytes other than its floats, its floats and its ints."""
+    """One Argument on the wire with a large list: where its fields are, its floats and ints."""
 
-    others: bytes
-    floats: list[np.ndarray]
+    span: tuple[int, int]  # the whole ``arg`` field of the OperatorDef, key included
+    fields: list[tuple[int, int, str]]  # (start, stop, "floats" / "ints" / "") per field
+    floats: list[np.ndarray]  # empty where there are too few to take
     ints: np.ndarray | None  # decoded from packed fields; None where some are unpacked or few
 
     @property
     def float_count(self) -> int:
         return sum(chunk.size for chunk in self.floats)
 
+    def body(self, data: Buffer, leave_out: tuple[str, ...]) -> bytes:
+        """The Argument's bytes without the fields of the kinds ``leave_out`` names."""
+        return b"".join(bytes(data[s:e]) for s, e, kind in self.fields if kind not in leave_out)
 
-def _arg_lists(data: Buffer, start: int, end: int) -> _ArgLists | None:
+    def taken(self) -> tuple[str, ...]:
+        """The kinds of list this argument hands over as arrays."""
+        return ("floats",) * bool(self.floats) + ("ints",) * (self.ints is not None)
+
+
+def _arg_lists(data: Buffer, span: tuple[int, int], start: int, end: int) -> _ArgLists | None:
     """An Argument split for the fast path; None where it holds no large float or int list.
 
     Also None for an argument with many other fields (unpacked ints, strings): walking them here
-    one by one would be slower than protobuf. Packed ints stay among the other bytes (protobuf
-    reads them fast) and are decoded too, for ``get_ints``.
+    one by one would be slower than protobuf.
     """
-    others: list[bytes] = []
+    fields: list[tuple[int, int, str]] = []
     floats: list[np.ndarray] = []
     ints: list[np.ndarray] | None = []
+    others = 0
     pos = start
     while pos < end:
         number, wire_type, body, stop = field(data, pos, end)
         if number == ARG_FLOATS and wire_type == FIXED32:
             # A run of unpacked records, as Caffe2 writes them: up to the first other key.
             records = np.frombuffer(data, dtype=_UNPACKED_FLOAT, count=(end - pos) // 5, offset=pos)
-            breaks = np.flatnonzero(records["key"] != _FLOAT_KEY)
-            run = int(breaks[0]) if breaks.size else records.size
-            if run == 0:  # a key spelled in more than one byte
-                raise WireError("unexpected float key")
-            floats.append(records["value"][:run])
+            if (end - pos) % 5 == 0 and records["key"][-1] == _FLOAT_KEY:
+                # Most likely the rest of the argument (Caffe2 writes floats last): the keys are
+                # checked while the values are gathered, the bytes read once (``_gather``).
+                run = records.size
+                floats.append(records)
+            else:
+                breaks = np.flatnonzero(records["key"] != _FLOAT_KEY)
+                run = int(breaks[0]) if breaks.size else records.size
+                if run == 0:  # a key spelled in more than one byte
+                    raise WireError("unexpected float key")
+                floats.append(records["value"][:run])
+            fields.append((pos, pos + 5 * run, "floats"))
             pos += 5 * run
             continue
         if number == ARG_FLOATS and wire_type == LENGTH_DELIMITED:
             if (stop - body) % 4:
                 raise WireError("packed floats of a length not a multiple of 4")
             floats.append(np.frombuffer(data, dtype="<f4", count=(stop - body) // 4, offset=body))
+            fields.append((pos, stop, "floats"))
             pos = stop
             continue
+        kind = ""
         if number == ARG_INTS and ints is not None:
             if wire_type == LENGTH_DELIMITED:
                 ints.append(decode_varints(np.frombuffer(data, np.uint8, stop - body, body)))
+                kind = "ints"
             else:
                 ints = None  # unpacked ints: left to protobuf
-        if len(others) >= _MAX_OTHER_FIELDS:
-            return None
-        others.append(bytes(data[pos:stop]))
+        if not kind:
+            others += 1
+            if others > _MAX_OTHER_FIELDS:
+                return None
+        fields.append((pos, stop, kind))
         pos = stop
-    lists = _ArgLists(b"".join(others), floats, None)
+    lists = _ArgLists(span, fields, floats, None)
     if ints is not None and sum(chunk.size for chunk in ints) >= FAST_MIN:
         lists.ints = ints[0] if len(ints) == 1 else np.concatenate(ints)
+    else:
+        lists.fields = [(s, e, "" if kind == "ints" else kind) for s, e, kind in fields]
     if lists.float_count < FAST_MIN:
         lists.floats = []
+        lists.fields = [(s, e, "" if kind == "floats" else kind) for s, e, kind in lists.fields]
         if lists.ints is None:
             return None
     return lists
 
 
-@dataclass
-class _OpPlan:
-    """What the walk found in one OperatorDef: where its bytes are and how to repack them."""
+def _packed(chunk: np.ndarray) -> bool:
+    """Whether a float chunk is packed floats as they are (not records, not strided)."""
+    return chunk.dtype == np.dtype("<f4") and chunk.flags.c_contiguous
 
-    start: int
-    end: int
-    pieces: list[bytes | list[np.ndarray]]  # the op's new bytes: copies, and float runs
-    size: int  # of the new bytes
-    places: list[tuple[int, int, int]]  # per repacked list: arg index, offset, float count
-    lists: list[tuple[int, str, np.ndarray]]  # per large list: arg index, field, values
-    rewrite: bool  # whether the op's own bytes do not serve
+
+#: Records gathered at a time: the keys are checked, then the values copied while still cached.
+_GATHER_BLOCK = 1 << 16
+_FLOAT_KEYS = bytes([_FLOAT_KEY]) * _GATHER_BLOCK
+
+
+def _gather(chunks: list[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
+    """The chunks' floats, one after another, in ``out`` (or new memory).
+
+    A chunk of whole unpacked records (``_UNPACKED_FLOAT``) is a run whose keys are not yet
+    checked; one that is not all float keys raises WireError.
+    """
+    if out is None:
+        out = np.empty(sum(chunk.size for chunk in chunks), dtype="<f4")
+    offset = 0
+    for chunk in chunks:
+        target = out[offset : offset + chunk.size]
+        offset += chunk.size
+        if chunk.dtype != _UNPACKED_FLOAT:
+            np.copyto(target, chunk)
+            continue
+        keys, values = chunk["key"], chunk["value"]
+        for start in range(0, chunk.size, _GATHER_BLOCK):
+            block = slice(start, start + _GATHER_BLOCK)
+            found = keys[block].tobytes()  # then one memcmp: twice as fast as a numpy compare
+            if found != (_FLOAT_KEYS if len(found) == _GATHER_BLOCK else _FLOAT_KEYS[: len(found)]):
+                raise WireError("another field among unpacked floats")
+            np.copyto(target[block], values[block])
+    return out
+
+
+#: One OperatorDef on the wire: its fields, verbatim ones as (start, stop), args with large lists
+#: as (arg index, lists).
+_OpPlan = list["tuple[int, int] | tuple[int, _ArgLists]"]
 
 
 def _plan_op(data: Buffer, start: int, end: int) -> _OpPlan | None:
     """Walks one OperatorDef; None where it has no large list. Reads ``data`` only."""
-    pieces: list[bytes | list[np.ndarray]] = []
-    places: list[tuple[int, int, int]] = []
-    lists: list[tuple[int, str, np.ndarray]] = []
-    rewrite = False
-    size = 0
+    plan: _OpPlan = []
     arg_index = -1
+    large = False
     pos = start
     while pos < end:
         number, wire_type, body, stop = field(data, pos, end)
-        split = None
         if number == OP_ARG and wire_type == LENGTH_DELIMITED:
             arg_index += 1
-            split = _arg_lists(data, body, stop)
-        if split is None or not split.floats:
-            if split is not None and split.ints is not None:
-                lists.append((arg_index, "ints", split.ints))
-            pieces.append(bytes(data[pos:stop]))
-            size += stop - pos
-            pos = stop
-            continue
-        if split.ints is not None:
-            lists.append((arg_index, "ints", split.ints))
-        if len(split.floats) == 1 and split.floats[0].flags.c_contiguous:
-            lists.append((arg_index, "floats", split.floats[0]))
-        else:
-            rewrite = True
-        count = split.float_count
-        floats_head = key(ARG_FLOATS, LENGTH_DELIMITED) + varint(4 * count)
-        arg_size = len(split.others) + len(floats_head) + 4 * count
-        head = key(OP_ARG, LENGTH_DELIMITED) + varint(arg_size) + split.others + floats_head
-        pieces.append(head)
-        size += len(head)
-        places.append((arg_index, size, count))
-        pieces.append(split.floats)
-        size += 4 * count
+            split = _arg_lists(data, (pos, stop), body, stop)
+            if split is not None:
+                plan.append((arg_index, split))
+                large = True
+                pos = stop
+                continue
+        plan.append((pos, stop))
         pos = stop
-    if not lists and not places:
-        return None
-    return _OpPlan(start, end, pieces, size, places, lists, rewrite)
+    return plan if large else None
 
 
-#: Floats copied at a time when repacking in place.
-_BLOCK = 1 << 16
+def _field_bytes(number: int, payload: bytes | int) -> bytes:
+    """A length-delimited field's key and length, followed by ``payload`` (or only its length)."""
+    size = payload if isinstance(payload, int) else len(payload)
+    head = key(number, LENGTH_DELIMITED) + varint(size)
+    return head if isinstance(payload, int) else head + payload
 
 
-def _safe_in_place(runs: list[tuple[int, np.ndarray]], moves: list[int]) -> bool:
-    """Whether float runs can be repacked over their own bytes, each run copied block by block.
+def _complete_op(
+    plan: _OpPlan, data: Buffer, start: int, end: int
+) -> tuple[Buffer, list[tuple[int, str, np.ndarray]]]:
+    """The op's bytes with each large float list as one packed field, and its large lists.
 
-    Within a run, block k is read before it is written, and its write must end before block
-    k+1's source starts: a run of 5-byte records may move up to a block later, a packed run only
-    earlier. Across runs, those that move later are copied last first, those that move earlier
-    first first, so that no run is written over before it is read; mixed directions are not.
+    The op's own bytes serve where every large float list already is one packed field; otherwise
+    the op is written anew, the floats gathered once into it.
     """
-    for (_, chunk), move in zip(runs, moves, strict=True):
-        limit = {4: 0, _UNPACKED_FLOAT.itemsize: _BLOCK}.get(chunk.strides[0])
-        if limit is None or move > limit:
-            return False
-    return all(move >= 0 for move in moves) or all(move <= 0 for move in moves)
-
-
-def _copy_forward(target: np.ndarray, source: np.ndarray) -> None:
-    """``target[:] = source`` block by block from the start, each block read before written."""
-    staging = np.empty(min(_BLOCK, source.size), dtype="<f4")
-    for start in range(0, source.size, _BLOCK):
-        block = source[start : start + _BLOCK]
-        staging[: block.size] = block
-        target[start : start + block.size] = staging[: block.size]
-
-
-def _repack(
-    plan: _OpPlan, data: Buffer
-) -> tuple[memoryview | None, list[tuple[int, str, np.ndarray]]]:
-    """The op's bytes with its float lists packed (None where its own serve), and its lists.
-
-    The new bytes are shorter than the op's (4 bytes a float, not 5), so where ``data`` is
-    writable they are written over the op's own bytes.
-    """
-    if not plan.rewrite:
-        return None, plan.lists
-    in_place = _writable(data) and plan.size <= plan.end - plan.start
-    base = plan.start if in_place else 0
-    heads: list[tuple[int, bytes]] = []
-    runs: list[tuple[int, np.ndarray]] = []
-    offset = base
-    for piece in plan.pieces:
+    splits = [(index, split) for index, split in plan if isinstance(split, _ArgLists)]
+    lists = [(index, "ints", split.ints) for index, split in splits if split.ints is not None]
+    packed = all(
+        len(split.floats) == 1 and _packed(split.floats[0]) for _, split in splits if split.floats
+    )
+    if packed:
+        lists.extend((index, "floats", split.floats[0]) for index, split in splits if split.floats)
+        return memoryview(data)[start:end], lists
+    pieces: list[bytes | tuple[int, _ArgLists]] = []
+    for first, second in plan:
+        if not isinstance(second, _ArgLists) or not second.floats:
+            span = second.span if isinstance(second, _ArgLists) else (first, second)
+            pieces.append(bytes(data[span[0] : span[1]]))
+            continue
+        others = second.body(data, ("floats",))
+        floats_head = _field_bytes(ARG_FLOATS, 4 * second.float_count)
+        arg_size = len(others) + len(floats_head) + 4 * second.float_count
+        pieces.append(_field_bytes(OP_ARG, arg_size) + others + floats_head)
+        pieces.append((first, second))
+    size = sum(len(p) if isinstance(p, bytes) else 4 * p[1].float_count for p in pieces)
+    out = empty_buffer(size)
+    offset = 0
+    for piece in pieces:
         if isinstance(piece, bytes):
-            heads.append((offset, piece))
+            out[offset : offset + len(piece)] = piece
             offset += len(piece)
             continue
-        for chunk in piece:
-            runs.append((offset, chunk))
-            offset += 4 * chunk.size
-    if in_place:
-        origin = np.frombuffer(data, np.uint8).ctypes.data
-        moves = [target - (chunk.ctypes.data - origin) for target, chunk in runs]
-        in_place = _safe_in_place(runs, moves)
-        if in_place and all(move >= 0 for move in moves):
-            runs.reverse()
-        if not in_place:
-            base = 0
-            heads = [(target - plan.start, piece) for target, piece in heads]
-            runs = [(target - plan.start, chunk) for target, chunk in runs]
-    out = data if in_place else empty_buffer(plan.size)
-    assert not isinstance(out, bytes)
-    for target, chunk in runs:
-        floats = np.frombuffer(out, dtype="<f4", count=chunk.size, offset=target)
-        if in_place:
-            _copy_forward(floats, chunk)
+        index, split = piece
+        target = np.frombuffer(out, dtype="<f4", count=split.float_count, offset=offset)
+        _gather(split.floats, target)
+        lists.append((index, "floats", target))
+        offset += target.nbytes
+    return out[:offset], lists
+
+
+def _detached_op(
+    plan: _OpPlan, data: Buffer
+) -> tuple[bytes, list[tuple[int, str, np.ndarray]], bool]:
+    """The op's bytes without its large lists, those lists as arrays, and whether any views data.
+
+    A packed float list is a view of ``data``; unpacked records are gathered into new memory.
+    """
+    pieces: list[bytes] = []
+    lists: list[tuple[int, str, np.ndarray]] = []
+    views = False
+    for first, second in plan:
+        if not isinstance(second, _ArgLists):
+            pieces.append(bytes(data[first:second]))
+            continue
+        taken = second.taken()
+        pieces.append(_field_bytes(OP_ARG, second.body(data, taken)))
+        if second.ints is not None:
+            lists.append((first, "ints", second.ints))
+        if second.floats:
+            floats = second.floats
+            single = len(floats) == 1 and _packed(floats[0])
+            views = views or single
+            lists.append((first, "floats", floats[0] if single else _gather(floats)))
+    return b"".join(pieces), lists, views
+
+
+def _walk(data: Buffer) -> tuple[list[bytes], list[tuple[int, int, _OpPlan | None]]]:
+    """The NetDef's fields other than ops, and each op's extent and plan."""
+    others: list[bytes] = []
+    ops: list[tuple[int, int, _OpPlan | None]] = []
+    pos, end = 0, len(data)
+    while pos < end:
+        number, wire_type, body, stop = field(data, pos, end)
+        if number == NET_OP and wire_type == LENGTH_DELIMITED:
+            ops.append((body, stop, _plan_op(data, body, stop)))
         else:
-            floats[:] = chunk
-    for target, piece in heads:
-        out[target : target + len(piece)] = piece
-    lists = [entry for entry in plan.lists if entry[1] == "ints"]
-    lists.extend(
-        (index, "floats", np.frombuffer(out, dtype="<f4", count=count, offset=base + offset))
-        for index, offset, count in plan.places
-    )
-    return memoryview(out)[base : base + plan.size], lists
+            others.append(bytes(data[pos:stop]))
+        pos = stop
+    if not any(plan is not None for _, _, plan in ops):
+        raise WireError("no large value lists: nothing to gain")
+    return others, ops
 
 
 def parse_netdef(
@@ -319,26 +361,15 @@ def parse_netdef(
     """A NetDef parsed with its large float lists moved as packed bytes, and those lists.
 
     Returns the net and, for each large ``floats`` or (packed) ``ints`` list, its argument, the
-    field's name and its values. Writable ``data`` is overwritten where lists are repacked.
+    field's name and its values. ``data`` is only read.
 
     Raises:
         WireError: the bytes are not what this fast path handles (or not a NetDef at all); parse
-            them with protobuf instead. Raised before anything in ``data`` is changed.
+            them with protobuf instead.
         DecodeError: protobuf refuses an op's other fields; it would refuse the whole net too.
     """
-    others: list[bytes] = []
-    ops: list[tuple[int, int, _OpPlan | None]] = []
-    pos, end = 0, len(data)
+    others, ops = _walk(data)
     view = memoryview(data)
-    while pos < end:  # the whole walk comes first, so that WireError leaves data as it was
-        number, wire_type, body, stop = field(data, pos, end)
-        if number == NET_OP and wire_type == LENGTH_DELIMITED:
-            ops.append((body, stop, _plan_op(data, body, stop)))
-        else:
-            others.append(bytes(view[pos:stop]))
-        pos = stop
-    if not any(plan is not None for _, _, plan in ops):
-        raise WireError("no large value lists: nothing to gain")
     net = caffe2_pb2.NetDef()
     found: list[tuple[caffe2_pb2.Argument, str, np.ndarray]] = []
     for body, stop, plan in ops:
@@ -346,11 +377,47 @@ def parse_netdef(
         if plan is None:
             op.MergeFromString(view[body:stop])
             continue
-        repacked, lists = _repack(plan, data)
-        op.MergeFromString(view[body:stop] if repacked is None else repacked)
+        op_bytes, lists = _complete_op(plan, data, body, stop)
+        op.MergeFromString(op_bytes)
         found.extend((op.arg[index], field, values) for index, field, values in lists)
     net.MergeFromString(b"".join(others))
     return net, found
+
+
+#: Large lists left out of a detached NetDef: (op index, arg index) -> (field name, values).
+Detached = dict[tuple[int, int], tuple[str, np.ndarray]]
+
+
+def parse_netdef_detached(
+    data: Buffer, release: Callable[[int, int], None] | None = None
+) -> tuple[caffe2_pb2.NetDef, Detached]:
+    """A NetDef parsed without its large lists, which are returned beside it as arrays.
+
+    Each weight is copied at most once: packed float lists are views of ``data``, unpacked ones
+    are gathered into new memory, and protobuf never holds them. The net alone is incomplete: its
+    ``floats``/``ints`` fields of those arguments are empty. ``release(start, stop)`` is called
+    for each op's bytes once its unpacked floats are gathered and nothing views them.
+
+    Raises:
+        WireError, DecodeError: as :func:`parse_netdef`.
+    """
+    others, ops = _walk(data)
+    view = memoryview(data)
+    net = caffe2_pb2.NetDef()
+    detached: Detached = {}
+    for op_index, (body, stop, plan) in enumerate(ops):
+        op = net.op.add()
+        if plan is None:
+            op.MergeFromString(view[body:stop])
+            continue
+        op_bytes, lists, views = _detached_op(plan, data)
+        op.MergeFromString(op_bytes)
+        for arg_index, field_name, values in lists:
+            detached[op_index, arg_index] = (field_name, values)
+        if release is not None and not views:
+            release(body, stop)
+    net.MergeFromString(b"".join(others))
+    return net, detached
 
 
 # -- writing ------------------------------------------------------------------------------------

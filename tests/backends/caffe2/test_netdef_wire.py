@@ -216,6 +216,26 @@ def test_split_float_lists_read_as_protobuf_reads_them(layout: str, buffer: type
     assert parse_netdef(buffer(data), "test") == caffe2_pb2.NetDef.FromString(data)
 
 
+def test_a_field_hidden_among_unpacked_floats_sends_the_net_to_protobuf() -> None:
+    # A 5-byte field between two float runs: the bytes after the first float key are a whole
+    # number of 5-byte records ending in a float key, as if all were floats.
+    first, second = _weights(3000, 5), _weights(2500, 6)
+    hidden = bytes([_I << 3]) + wire.varint(2**21)
+    assert len(hidden) == 5
+    arg = bytes([_NAME << 3 | 2, 1]) + b"v" + _unpacked(first) + hidden + _unpacked(second)
+    data = _net_bytes(arg)
+    with pytest.raises(wire.WireError):
+        wire.parse_netdef(data)
+    with pytest.raises(wire.WireError):
+        wire.parse_netdef_detached(data)
+    net = parse_netdef(data, "test")
+    assert net == caffe2_pb2.NetDef.FromString(data)
+    assert net.op[0].arg[0].i == 2**21
+    expected = np.concatenate([first, second])
+    got = get_floats(net.op[0].arg[0])
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
 def test_repacking_several_lists_and_ops() -> None:
     # Two ops, each with two large lists (unpacked, as Caffe2 writes them) around other fields:
     # the lists move in both directions, so the ops are repacked into new buffers.
@@ -238,26 +258,76 @@ def test_repacking_several_lists_and_ops() -> None:
         np.testing.assert_array_equal(get_floats(arg).view(np.uint32), expected.view(np.uint32))
 
 
-@pytest.mark.parametrize("writable", ["bytearray", "memoryview"])
-def test_caffe2s_own_fills_are_repacked_over_the_files_bytes(writable: str) -> None:
+def _without_lists(net: caffe2_pb2.NetDef, where: list[tuple[int, int, str]]) -> caffe2_pb2.NetDef:
+    """A copy of ``net`` with the fields named by (op index, arg index, field) cleared."""
+    copy = caffe2_pb2.NetDef()
+    copy.CopyFrom(net)
+    for op_index, arg_index, field in where:
+        copy.op[op_index].arg[arg_index].ClearField(field)
+    return copy
+
+
+@pytest.mark.parametrize("written_by", ["protobuf", "unframe"])
+def test_detached_read_leaves_the_large_lists_beside_the_net(
+    written_by: str, tmp_path: Path
+) -> None:
     slow, arrays = _net(fast=False)
-    data = slow.SerializeToString()
-    buffer = bytearray(data) if writable == "bytearray" else np.frombuffer(data, np.uint8).copy()
-    net, found = wire.parse_netdef(buffer if writable == "bytearray" else buffer.data)
-    assert net == slow
-    assert bytes(buffer) != data
-    origin = np.frombuffer(buffer, np.uint8).ctypes.data
-    for _, _, floats in found:  # views of the buffer itself, no copy
-        assert 0 <= floats.ctypes.data - origin < len(buffer)
+    if written_by == "protobuf":  # Caffe2's own serialization: unpacked floats, unpacked ints
+        data = slow.SerializeToString()
+    else:  # packed floats and ints
+        write_netdef(_net(fast=True)[0], tmp_path / "n.pb")
+        data = (tmp_path / "n.pb").read_bytes()
+    released: list[tuple[int, int]] = []
+    net, detached = wire.parse_netdef_detached(data, lambda *span: released.append(span))
+    expected = {(i, 1): ("floats", arrays[i]) for i in range(2)} | {(3, 0): ("floats", arrays[3])}
+    if written_by == "unframe":  # protobuf's unpacked ints are left to protobuf
+        expected |= {(4, 0): ("ints", _ints(7000)), (5, 0): ("ints", _ints(7000))}
+    assert sorted(detached) == sorted(expected)
+    for place, (field, array) in expected.items():
+        got_field, got = detached[place]
+        assert got_field == field
+        np.testing.assert_array_equal(got.view(array.dtype), array)
+    # The message is protobuf's own parse, less exactly those lists.
+    assert net == _without_lists(slow, [(o, a, f) for (o, a), (f, _) in expected.items()])
+    origin = np.frombuffer(data, np.uint8).ctypes.data
+    for field, got in detached.values():
+        inside = 0 <= got.ctypes.data - origin < len(data)
+        # Packed floats are views of the file's bytes; Caffe2's unpacked ones one gathered copy.
+        assert inside == (field == "floats" and written_by == "unframe")
+    # An op's bytes are released once its lists are copied out (gathered floats, decoded ints),
+    # never under a view handed out: here the fills of floats, or those of ints.
+    assert len(released) == (3 if written_by == "protobuf" else 2)
 
 
-def test_a_wire_error_leaves_the_buffer_as_it_was() -> None:
-    slow, _ = _net(fast=False)
-    data = slow.SerializeToString() + wire.varint(99 << 3 | 3) + wire.varint(99 << 3 | 4)
-    buffer = bytearray(data)
-    with pytest.raises(wire.WireError):
-        wire.parse_netdef(buffer)
-    assert buffer == data
+def test_a_model_read_detached_imports_the_same_weights(tmp_path: Path) -> None:
+    from unframe.backends.caffe2.netdef import read_model
+    from unframe.frontends.caffe2 import import_caffe2
+
+    predict = caffe2_pb2.NetDef(name="p", external_input=["x", "w"], external_output=["y"])
+    predict.op.add(type="Add", input=["x", "w"], output=["y"])
+    init = caffe2_pb2.NetDef(name="i")
+    weight = _weights(6000, 7)
+    fill = init.op.add(type="GivenTensorFill", output=["w"])
+    fill.arg.add(name="shape", ints=[6000])
+    fill.arg.add(name="values", floats=weight.tolist())
+    # A ``dtype`` argument makes GivenTensorFill hold ints: the executor evaluates it, with the
+    # values put back into the message.
+    typed = init.op.add(type="GivenTensorFill", output=["unused"])
+    typed.arg.add(name="shape", ints=[5000])
+    typed.arg.add(name="dtype", i=caffe2_pb2.TensorProto.INT64)
+    typed.arg.add(name="values", ints=_ints(5000).tolist())
+    (tmp_path / "predict_net.pb").write_bytes(predict.SerializeToString())
+    (tmp_path / "init_net.pb").write_bytes(init.SerializeToString())
+    (tmp_path / "value_info.json").write_text('{"x": [1, [6000]]}')
+    detached = read_model(tmp_path, detach_weights=True)
+    assert detached.init_net is not None and not detached.init_net.op[0].arg[1].floats
+    assert sorted(detached.init_values) == [(0, 1)]
+    for model in (detached, read_model(tmp_path)):
+        initializers = import_caffe2(model).graph.initializers
+        np.testing.assert_array_equal(initializers["w"].const_value.numpy(), weight)
+        unused = initializers["unused"].const_value.numpy()
+        assert unused.dtype == np.int64
+        np.testing.assert_array_equal(unused, _ints(5000))
 
 
 def test_few_floats_and_many_other_fields_are_left_to_protobuf() -> None:
