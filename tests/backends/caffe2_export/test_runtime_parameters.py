@@ -9,8 +9,10 @@ against onnx's expected outputs.
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnx_ir as ir
 import pytest
+from onnx.reference import ReferenceEvaluator
 
 from unframe.backends.caffe2.export import export_model
 from unframe.backends.caffe2.netdef import Caffe2Model
@@ -44,6 +46,7 @@ ROUND_TRIP = [
     "test_stft", "test_stft_with_window", "test_tensorscatter_circular", "test_tensorscatter_3d",
     "test_resize_upsample_scales_linear_half_pixel_symmetric",
     "test_resize_downsample_scales_linear_align_corners",
+    "test_reshape_allowzero_reordered",
 ]  # fmt: skip
 
 
@@ -200,3 +203,56 @@ def test_stft_follows_the_fed_step_and_length() -> None:
     (got,) = _run("test_stft", feeds)
     assert got.shape == (1, 11, 11, 2)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def _reference(case_name: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """onnx's reference run of a node test's model."""
+    return list(ReferenceEvaluator(_case(case_name).model).run(None, feeds))  # type: ignore[attr-defined]
+
+
+def _single_node_model(
+    node: onnx.NodeProto, inputs: list[onnx.ValueInfoProto], opset: int
+) -> onnx.ModelProto:
+    """One node, its output of unknown shape (the net cannot lean on a declared one)."""
+    output = onnx.helper.make_tensor_value_info(node.output[0], onnx.TensorProto.FLOAT, None)
+    graph = onnx.helper.make_graph([node], "runtime_parameter", inputs, [output])
+    return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
+
+
+def _run_model(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    nets = export_model(ir.from_proto(model))
+    return run_net(nets.predict_net, nets.init_net, feeds)[model.graph.output[0].name]
+
+
+def test_reshape_allowzero_follows_the_fed_shape() -> None:
+    # The test declares the output (3, 4, 0) of its own shape [3, 4, 0]; with allowzero=1 a 0 is
+    # a real zero dim (the input is then empty too), and the shape may hold none.
+    fed = [
+        ((0, 3, 4), [0, 12, 5]), ((0, 3, 4), [2, 0, 0]), ((2, 3, 4), [4, -1, 2]),
+        ((2, 3, 4), [24]), ((1, 1, 1), []),
+    ]  # fmt: skip
+    for dims, shape in fed:
+        data = np.arange(np.prod(dims), dtype=np.float32).reshape(dims)
+        feeds = {"data": data, "shape": np.array(shape, dtype=np.int64)}
+        (want,) = _reference("test_reshape_allowzero_reordered", feeds)
+        (got,) = _run("test_reshape_allowzero_reordered", feeds)
+        assert got.shape == want.shape, shape
+        np.testing.assert_array_equal(got, want)
+
+
+def test_reshape_allowzero_with_unknown_shapes() -> None:
+    # Neither the input's dims nor the output's are declared; onnxruntime is the oracle.
+    import onnxruntime
+
+    node = onnx.helper.make_node("Reshape", ["x", "shape"], ["y"], allowzero=1)
+    model = _single_node_model(node, [
+        onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["a", "b"]),
+        onnx.helper.make_tensor_value_info("shape", onnx.TensorProto.INT64, [3]),
+    ], 14)  # fmt: skip
+    session = onnxruntime.InferenceSession(model.SerializeToString())
+    for dims, shape in (((0, 6), [3, 0, 2]), ((4, 6), [2, -1, 3]), ((4, 6), [1, 24, 1])):
+        feeds = {"x": np.ones(dims, dtype=np.float32), "shape": np.array(shape, dtype=np.int64)}
+        (want,) = session.run(None, feeds)
+        got = _run_model(model, feeds)
+        assert got.shape == want.shape, shape
+        np.testing.assert_array_equal(got, want)

@@ -28,21 +28,57 @@ def constant_v1(node: ir.Node, ctx: ExportContext) -> None:
 @ops.register("Reshape", since=5)
 def reshape_v5(node: ir.Node, ctx: ExportContext) -> None:
     shape = ctx.const_ints(node.inputs[1])
+    allowzero = attr_int(node, "allowzero", 0)
+    if shape is None:
+        # Caffe2's Reshape reads a 0 as "copy this dim", which is ONNX's allowzero=0.
+        if allowzero:
+            _reshape_allowzero(node, ctx)
+        else:
+            reshape(ctx, ctx.input(node, 0), ctx.input(node, 1), ctx.output(node))
+        return
+    dtype = ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT
+    if allowzero and 0 in shape:
+        # A 0 is a real zero dim, so the result is empty and its shape is the given one.
+        if -1 in shape:
+            raise ctx.error(f"allowzero=1 forbids a shape with both 0 and -1, got {shape}")
+        ctx.constant_output(np.zeros(shape, dtype=dtype.numpy()), node)
+        return
     out_shape = ctx.shape(node.outputs[0])
     if out_shape is not None and 0 in out_shape:
         # An empty result: Caffe2's Reshape reads a 0 as "copy this dim", so fill it instead.
-        dtype = ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT
         ctx.constant_output(np.zeros(out_shape, dtype=dtype.numpy()), node)
         return
-    if attr_int(node, "allowzero", 0) and (shape is None or 0 in shape):
-        # Caffe2 reads a 0 as "copy this dim"; with allowzero the static output shape is exact.
-        out = ctx.need_shape(node.outputs[0], "for allowzero=1 with a zero or run-time shape")
-        reshape(ctx, ctx.input(node, 0), list(out), ctx.output(node))
-        return
-    if shape is None:
-        reshape(ctx, ctx.input(node, 0), ctx.input(node, 1), ctx.output(node))
-        return
     reshape(ctx, ctx.input(node, 0), shape, ctx.output(node))
+
+
+def _reshape_allowzero(node: ir.Node, ctx: ExportContext) -> None:
+    """Reshape to a run-time shape whose 0s are real zero dims (allowzero=1).
+
+    Caffe2's Reshape copies the input's dim for a 0, and a run-time shape may or may not hold
+    one. ONNX forbids -1 beside a 0, and a 0 makes the result empty, so the input is empty too.
+    The result is read from the flattened input by a Gather whose index tensor has the target
+    shape: ``positions + base``, broadcast. Without a 0 in the shape, the positions are
+    0 .. n - 1 reshaped to the shape (Caffe2 resolves any -1) and the base has shape 1, ..., 1;
+    with one, the positions are one 0 of shape 1, ..., 1 and the base is an empty tensor of the
+    shape itself, built by ConstantFill, which reads the shape's values as they are.
+    """
+    i64 = caffe2_dtype(ir.DataType.INT64)
+    shape = ctx.input(node, 1)
+    zero, one = runtime.const64(ctx, 0), runtime.const64(ctx, 1)
+    zeros = ctx.temp("Cast", [ctx.temp("EQ", [shape, zero], "is_zero")], "zeros", to=i64)
+    count = ctx.temp("ReduceSum", [zeros], "count", axes=[0], keepdims=0)
+    empty = ctx.temp("GT", [count, zero], "empty")
+    flags = runtime.like(ctx, empty, shape)
+    ones = ctx.temp("ConstantFill", [shape], "ones", value=1, dtype=i64)
+    base_shape = ctx.temp("Where", [flags, shape, ones], "base_shape")
+    positions_shape = ctx.temp("Where", [flags, ones, shape], "positions_shape")
+    size = ctx.temp("Size", [ctx.input(node, 0)], "size")
+    stop = ctx.temp("Add", [size, ctx.temp("Cast", [empty], "extra", to=i64)], "stop")
+    positions = reshape(ctx, ctx.temp("Range", [zero, stop, one], "positions"), positions_shape)
+    base = ctx.temp("ConstantFill", [base_shape], "base", input_as_shape=1, value=0, dtype=i64)
+    indices = ctx.temp("Add", [positions, base], "indices")
+    flat = reshape(ctx, ctx.input(node, 0), [-1])
+    ctx.emit("Gather", [flat, indices], [ctx.output(node)])
 
 
 @ops.register("Flatten", since=1)
