@@ -20,6 +20,7 @@ from unframe.backends.caffe2.runtime import run_net
 from unframe.converters import conformance
 from unframe.converters.framework import ConvertOptions
 from unframe.frontends.caffe2 import import_caffe2
+from unframe.shared_ir.errors import BadInputError
 from unframe.shared_ir.inputs import InputSpec
 from unframe.shared_ir.runner import run_reference
 
@@ -256,3 +257,27 @@ def test_reshape_allowzero_with_unknown_shapes() -> None:
         got = _run_model(model, feeds)
         assert got.shape == want.shape, shape
         np.testing.assert_array_equal(got, want)
+
+
+def test_max_unpool_follows_the_fed_output_shape() -> None:
+    # The test declares the output (1, 1, 5, 5) of its own output_shape; the unpooled 4 x 4
+    # values keep their places and the rest of each axis is zeros.
+    x = np.array([[[[5, 6], [7, 8]]]], dtype=np.float32)
+    indices = np.array([[[[5, 7], [13, 15]]]], dtype=np.int64)
+    for output_shape in ([1, 1, 4, 4], [1, 1, 4, 7], [1, 1, 6, 5], [2, 3, 4, 4]):
+        feeds = {"xT": x, "xI": indices, "output_shape": np.array(output_shape, dtype=np.int64)}
+        (want,) = _reference("test_maxunpool_export_with_output_shape", feeds)
+        (got,) = _run("test_maxunpool_export_with_output_shape", feeds)
+        assert got.shape == tuple(output_shape)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_max_unpool_rejects_a_fed_output_shape_too_small() -> None:
+    # As onnx's reference does: 3 rows cannot hold the 4 unpooled ones.
+    x = np.array([[[[5, 6], [7, 8]]]], dtype=np.float32)
+    indices = np.array([[[[5, 7], [13, 15]]]], dtype=np.int64)
+    feeds = {"xT": x, "xI": indices, "output_shape": np.array([1, 1, 3, 4], dtype=np.int64)}
+    with pytest.raises(ValueError):
+        _reference("test_maxunpool_export_with_output_shape", feeds)
+    with pytest.raises(BadInputError, match="out of range"):
+        _run("test_maxunpool_export_with_output_shape", feeds)

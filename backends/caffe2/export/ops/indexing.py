@@ -70,10 +70,11 @@ def max_unpool_v11(node: ir.Node, ctx: ExportContext) -> None:
         (in_shape[2 + i] - 1) * strides[i] + kernel[i] - pads[i] - pads[spatial + i]
         for i in range(spatial)
     )
-    final = ctx.shape(node.outputs[0])
-    if final is None and ctx.has_input(node, 2):
-        final = tuple(int(d) for d in ctx.need_const(node.inputs[2], "output_shape"))
-    final = final or default
+    # The output_shape input, where given, decides the output's shape (not the declared one).
+    given = ctx.const_ints(node.inputs[2]) if ctx.has_input(node, 2) else None
+    final = tuple(given) if given is not None else default
+    if len(final) != len(default):
+        raise ctx.error(f"output_shape {list(final)} must have {len(default)} dims")
     if any(f < d for f, d in zip(final, default, strict=True)):
         raise ctx.error("an output_shape smaller than the pooled input has no exact form")
     out_shape = default
@@ -86,6 +87,9 @@ def max_unpool_v11(node: ir.Node, ctx: ExportContext) -> None:
     positions = reshape(ctx, ctx.input(node, 1), [-1])
     ctx.emit("ScatterAssign", [work, positions, reshape(ctx, ctx.blob(x), [-1])], [work])
     blob = reshape(ctx, work, list(out_shape))
+    if ctx.has_input(node, 2) and given is None:
+        _grow_at_run_time(ctx, node, blob, out_shape)
+        return
     # A larger output_shape keeps the unpooled values at the start of each axis.
     current = list(out_shape)
     for axis, (want, have) in enumerate(zip(final, out_shape, strict=True)):
@@ -96,6 +100,24 @@ def max_unpool_v11(node: ir.Node, ctx: ExportContext) -> None:
             grown = ctx.fresh("grown")
             ctx.emit("Concat", [blob, zeros], [grown, ctx.fresh("split_info")], axis=axis)
             blob, current[axis] = grown, want
+    ctx.emit("Copy", [blob], [ctx.output(node)])
+
+
+def _grow_at_run_time(ctx: ExportContext, node: ir.Node, blob: str, shape: tuple[int, ...]) -> None:
+    """``blob`` (the unpooled values) zero-padded at the end of each axis to the run-time
+    output_shape, as onnx's reference places them: each axis reads positions 0 .. size - 1,
+    those past the unpooled ones written as 0."""
+    x = required(ctx, node, 0)
+    sizes = runtime.int64(ctx, required(ctx, node, 2))
+    fill = ctx.scalar(0, x)
+    zero, one = runtime.const64(ctx, 0), runtime.const64(ctx, 1)
+    for axis, dim in enumerate(shape):
+        size = ctx.temp("Gather", [sizes, runtime.const64(ctx, axis)], "size")
+        # ONNX rejects an output_shape smaller than the unpooled values, which the window below
+        # would crop: reading position dim - 1 of 0 .. size - 1 fails the net there instead.
+        room = ctx.temp("Range", [zero, size, one], "room")
+        ctx.temp("Gather", [room, runtime.const64(ctx, dim - 1)], "fits")
+        blob = runtime.window(ctx, blob, len(shape), axis, dim, (zero, size), "constant", fill)
     ctx.emit("Copy", [blob], [ctx.output(node)])
 
 
