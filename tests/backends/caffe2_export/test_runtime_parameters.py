@@ -20,7 +20,7 @@ from unframe.backends.caffe2.runtime import run_net
 from unframe.converters import conformance
 from unframe.converters.framework import ConvertOptions
 from unframe.frontends.caffe2 import import_caffe2
-from unframe.shared_ir.errors import BadInputError
+from unframe.shared_ir.errors import BadInputError, UnsupportedOpsError
 from unframe.shared_ir.inputs import InputSpec
 from unframe.shared_ir.runner import run_reference
 
@@ -47,7 +47,10 @@ ROUND_TRIP = [
     "test_stft", "test_stft_with_window", "test_tensorscatter_circular", "test_tensorscatter_3d",
     "test_resize_upsample_scales_linear_half_pixel_symmetric",
     "test_resize_downsample_scales_linear_align_corners",
-    "test_reshape_allowzero_reordered",
+    "test_reshape_allowzero_reordered", "test_resize_upsample_sizes_nearest",
+    "test_resize_downsample_sizes_linear_pytorch_half_pixel", "test_resize_upsample_sizes_cubic",
+    "test_resize_downsample_sizes_cubic_antialias", "test_resize_upsample_scales_cubic",
+    "test_resize_upsample_sizes_nearest_not_larger",
 ]  # fmt: skip
 
 
@@ -225,6 +228,14 @@ def _run_model(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> np.ndarr
     return run_net(nets.predict_net, nets.init_net, feeds)[model.graph.output[0].name]
 
 
+def _refusal(model: onnx.ModelProto) -> str:
+    """The reason export gives for refusing the model's one node."""
+    with pytest.raises(UnsupportedOpsError) as caught:
+        export_model(ir.from_proto(model))
+    (op,) = caught.value.ops
+    return op.reason
+
+
 def test_reshape_allowzero_follows_the_fed_shape() -> None:
     # The test declares the output (3, 4, 0) of its own shape [3, 4, 0]; with allowzero=1 a 0 is
     # a real zero dim (the input is then empty too), and the shape may hold none.
@@ -281,3 +292,77 @@ def test_max_unpool_rejects_a_fed_output_shape_too_small() -> None:
         _reference("test_maxunpool_export_with_output_shape", feeds)
     with pytest.raises(BadInputError, match="out of range"):
         _run("test_maxunpool_export_with_output_shape", feeds)
+
+
+#: Resize tests with run-time sizes, fed other sizes than their own.
+RESIZE_SIZES = [
+    ("test_resize_upsample_sizes_nearest", [1, 1, 3, 5]),
+    ("test_resize_downsample_sizes_nearest", [1, 1, 3, 2]),
+    ("test_resize_upsample_sizes_nearest_axes_3_2", [5, 3]),
+    ("test_resize_upsample_sizes_nearest_floor_align_corners", [1, 1, 5, 1]),
+    ("test_resize_upsample_sizes_nearest_ceil_half_pixel", [1, 1, 3, 7]),
+    ("test_resize_upsample_sizes_nearest_round_prefer_ceil_asymmetric", [1, 1, 6, 3]),
+    ("test_resize_downsample_sizes_linear_pytorch_half_pixel", [1, 1, 1, 6]),
+    ("test_resize_downsample_sizes_linear_antialias", [1, 1, 2, 3]),
+    ("test_resize_upsample_sizes_cubic", [1, 1, 5, 3]),
+    ("test_resize_downsample_sizes_cubic", [1, 1, 4, 2]),
+    ("test_resize_downsample_sizes_cubic_antialias", [1, 1, 1, 3]),
+    # The kept scale is the smallest (largest) of 5 / 2 and 3 / 2; sizes are rounded half up.
+    ("test_resize_upsample_sizes_nearest_not_larger", [5, 3]),
+    ("test_resize_upsample_sizes_nearest_not_smaller", [5, 3]),
+    ("test_resize_downsample_sizes_nearest_not_larger", [1, 3]),
+]
+
+
+@pytest.mark.parametrize(("name", "sizes"), RESIZE_SIZES, ids=[n for n, _ in RESIZE_SIZES])
+def test_resize_follows_the_fed_sizes(name: str, sizes: list[int]) -> None:
+    x_name, sizes_name = (value.name for value in _case(name).model.graph.input)  # type: ignore[attr-defined]
+    (x, _), _ = _case(name).data_sets[0]  # type: ignore[attr-defined]
+    x = np.random.default_rng(5).standard_normal(x.shape).astype(np.float32)
+    feeds = {x_name: x, sizes_name: np.array(sizes, dtype=np.int64)}
+    (want,) = _reference(name, feeds)
+    (got,) = _run(name, feeds)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    # onnx's reference takes cubic coefficients in float32 (its cubic_coeff_a is a float32
+    # scalar), the net in double: they differ by about one float32 rounding.
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 if "cubic" in name else 1e-6)
+
+
+def test_resize_refuses_wide_antialiasing_at_run_time() -> None:
+    # Antialiasing a 40-wide axis at an unknown scale reads up to 80 taps per output position.
+    node = onnx.helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="linear",
+                                 antialias=1)  # fmt: skip
+    model = _single_node_model(node, [
+        onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 1, 40, 40]),
+        onnx.helper.make_tensor_value_info("sizes", onnx.TensorProto.INT64, [4]),
+    ], 19)  # fmt: skip
+    assert "antialiasing an axis of 40" in _refusal(model)
+
+
+def test_resize_cubic_follows_the_fed_scales() -> None:
+    x = np.random.default_rng(6).standard_normal((1, 1, 4, 4)).astype(np.float32)
+    for name in ("test_resize_upsample_scales_cubic_A_n0p5_exclude_outside",
+                 "test_resize_downsample_scales_cubic_antialias"):  # fmt: skip
+        feeds = {"X": x, "scales": np.array([1, 1, 0.6, 1.7], dtype=np.float32)}
+        (want,) = _reference(name, feeds)
+        (got,) = _run(name, feeds)
+        assert got.shape == want.shape == (1, 1, 2, 6)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+def test_resize_sizes_the_output_from_scales_in_double() -> None:
+    # float32(0.7) * 10 is 6.99999988 (6 positions) in double, as onnx computes it, but rounds
+    # to 7.0 in float32.
+    node = onnx.helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="linear")
+    model = _single_node_model(node, [
+        onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 1, 1, 10]),
+        onnx.helper.make_tensor_value_info("scales", onnx.TensorProto.FLOAT, [4]),
+    ], 19)  # fmt: skip
+    feeds = {
+        "x": np.arange(10, dtype=np.float32).reshape(1, 1, 1, 10),
+        "scales": np.array([1, 1, 1, 0.7], dtype=np.float32),
+    }
+    (want,) = ReferenceEvaluator(model).run(None, feeds)
+    got = _run_model(model, feeds)
+    assert got.shape == want.shape == (1, 1, 1, 6)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)

@@ -4,9 +4,15 @@ else an exact separable form: per resized axis, a few Gathers weighted by consta
 The coefficients are what ONNX's own definition (``onnx.reference``) computes for each output
 position: the op is linear in its input along each axis, so resizing the identity matrix gives
 them, whatever the mode, coordinate transform, rounding, cubic coefficient or antialiasing.
+
+Scales or sizes fed at run time leave the output size and the positions unknown at export: the
+net then computes them per axis, in double precision as the reference does, and weighs the taps
+around each position with ONNX's coefficients computed in the net (``_runtime_resize``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import onnx
@@ -14,7 +20,14 @@ import onnx_ir as ir
 
 from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
 from unframe.backends.caffe2.export.ops import _runtime as runtime
-from unframe.backends.caffe2.export.ops._common import attr_int, attr_ints, attr_str, reshape
+from unframe.backends.caffe2.export.ops._common import (
+    attr_float,
+    attr_int,
+    attr_ints,
+    attr_str,
+    required,
+    reshape,
+)
 from unframe.backends.caffe2.export.registry import ops
 
 #: Attributes passed through to the one-axis Resize that yields the coefficients.
@@ -111,8 +124,11 @@ def _scales(
     axes = attr_ints(node, "axes") or list(range(rank))
     axes = [a + rank if a < 0 else a for a in axes]
     full = [1.0] * rank
-    given = ctx.const(node.inputs[scales_index]) if ctx.has_input(node, scales_index) else None
-    if given is None and ctx.has_input(node, scales_index):
+    # Where sizes are given, the scales are empty or left out (ONNX allows one of the two).
+    with_sizes = sizes_index is not None and ctx.has_input(node, sizes_index)
+    with_scales = ctx.has_input(node, scales_index) and not with_sizes
+    given = ctx.const(node.inputs[scales_index]) if with_scales else None
+    if given is None and with_scales:
         # The sampling positions follow from the scales themselves, not from the output size
         # they round to; Caffe2 needs them when the coefficients are written.
         raise ctx.error("Caffe2 needs the scales as a constant (they are a run-time input)")
@@ -120,16 +136,12 @@ def _scales(
         for axis, scale in zip(axes, given.reshape(-1), strict=True):
             full[axis] = float(scale)
         return full
-    sizes = None
-    if sizes_index is not None and ctx.has_input(node, sizes_index):
-        sizes = ctx.const_ints(node.inputs[sizes_index])
-    policy = attr_str(node, "keep_aspect_ratio_policy", "stretch")
+    if sizes_index is None or not with_sizes:
+        raise ctx.error("has neither scales nor sizes")
+    sizes = ctx.const_ints(node.inputs[sizes_index])
     if sizes is None:
-        if policy != "stretch":
-            raise ctx.error(f"keep_aspect_ratio_policy={policy!r} needs the sizes as a constant")
-        # Stretched to run-time sizes: each scale is the output size over the input size.
-        out = ctx.need_shape(node.outputs[0], "to find the scales")
-        return [o / s for o, s in zip(out, shape, strict=True)]
+        raise ctx.error("Caffe2 needs the sizes as a constant (they are a run-time input)")
+    policy = attr_str(node, "keep_aspect_ratio_policy", "stretch")
     ratios = [size / shape[axis] for axis, size in zip(axes, sizes, strict=True)]
     if policy in ("not_larger", "not_smaller"):
         ratios = [min(ratios) if policy == "not_larger" else max(ratios)] * len(ratios)
@@ -159,11 +171,14 @@ def _settings(node: ir.Node, transform: str, nearest: str) -> dict[str, str]:
 @ops.register("Resize", since=11)
 def resize_v11(node: ir.Node, ctx: ExportContext) -> None:
     settings = _settings(node, "half_pixel", "round_prefer_floor")
-    if (
-        _runtime_scales(node, ctx, 2)
-        and settings["mode"] in ("nearest", "linear")
-        and not settings["antialias"]
-    ):
+    if settings["transform"] == "tf_crop_and_resize":
+        raise ctx.error("tf_crop_and_resize (a region and an extrapolation value) is not exported")
+    if ctx.has_input(node, 3):
+        # Sizes given (the scales are then empty or left out).
+        if ctx.const(node.inputs[3]) is None:
+            _runtime_resize(node, ctx, 3, settings, sizes=True)
+            return
+    elif _runtime_scales(node, ctx, 2):
         _runtime_resize(node, ctx, 2, settings)
         return
     _resize(node, ctx, _scales(ctx, node, 2, 3), settings, ctx.opset)
@@ -179,7 +194,7 @@ def resize_v10(node: ir.Node, ctx: ExportContext) -> None:
 def upsample_v9(node: ir.Node, ctx: ExportContext) -> None:
     mode = attr_str(node, "mode", "nearest")
     if _runtime_scales(node, ctx, 1) and mode in ("nearest", "linear"):
-        settings = {"mode": mode, "transform": "asymmetric", "nearest": "floor"}
+        settings = {"mode": mode, "transform": "asymmetric", "nearest": "floor", "antialias": ""}
         _runtime_resize(node, ctx, 1, settings)
         return
     _upsample(node, ctx, _scales(ctx, node, 1, None))
@@ -190,82 +205,285 @@ def _runtime_scales(node: ir.Node, ctx: ExportContext, index: int) -> bool:
 
 
 def _runtime_resize(
-    node: ir.Node, ctx: ExportContext, index: int, settings: dict[str, str]
+    node: ir.Node,
+    ctx: ExportContext,
+    index: int,
+    settings: dict[str, str],
+    *,
+    sizes: bool = False,
 ) -> None:
-    """Nearest or linear resizing by run-time scales, per axis as ONNX's reference does it: the
-    output size floor(size * scale); each output position x mapped back by the coordinate
-    transform (with size * scale unrounded where the transform uses the output width); then the
-    rounded position (nearest) or the two neighbours around it, weighted (linear), clamped to
+    """Resizing by run-time scales (or sizes, with ``sizes``), per axis as onnx's reference
+    does it, in double precision as it computes: the output size floor(size * scale) (or the
+    size given, and scale = that size / the input size; under a keep_aspect_ratio_policy, the
+    smallest or largest of those scales for every axis, and the sizes it gives rounded half
+    up); each output position x mapped back by the coordinate transform; then the rounded
+    position (nearest) or the taps around it, weighted (linear, cubic, antialiased), clamped to
     the axis as edge padding does."""
-    shape = ctx.need_shape(node.inputs[0], "to resize it")
+    x_value = node.inputs[0]
+    shape = ctx.need_shape(x_value, "to resize it")
     rank = len(shape)
     axes = [a + rank if a < 0 else a for a in attr_ints(node, "axes") or range(rank)]
-    mode, transform, rounding = settings["mode"], settings["transform"], settings["nearest"]
-    f32 = ir.DataType.FLOAT
-    scales = ctx.temp("Cast", [ctx.input(node, index)], "scales", to=caffe2_dtype(f32))
+    mode = settings["mode"]
+    dtype = ctx.dtype(x_value) or ir.DataType.FLOAT
+    if mode not in ("nearest", "linear", "cubic"):
+        raise ctx.error(f"mode={mode!r} has no Caffe2 form")
+    if mode != "nearest" and not dtype.is_floating_point():
+        raise ctx.error(f"{mode} interpolation of {dtype.name} values has no exact Caffe2 form")
+    f64, i64 = caffe2_dtype(ir.DataType.DOUBLE), caffe2_dtype(ir.DataType.INT64)
+    if sizes:
+        params = runtime.int64(ctx, required(ctx, node, index))
+    else:
+        params = ctx.temp("Cast", [ctx.input(node, index)], "scales", to=f64)
     blob = ctx.input(node, 0)
+    if mode != "nearest":
+        blob = ctx.temp("Cast", [blob], "double", to=f64)
+    number, op = _helpers(ctx)
+    if any(shape[axis] == 0 for axis in axes):
+        raise ctx.error("cannot resize an empty axis")
+    policy = attr_str(node, "keep_aspect_ratio_policy", "stretch") if sizes else "stretch"
+    kept = _kept_scale(ctx, params, [shape[axis] for axis in axes], policy)
+    for entry, axis in enumerate(axes):
+        dim = shape[axis]
+        picked = "" if kept else ctx.temp("Gather", [params, runtime.const64(ctx, entry)], "param")
+        if kept:
+            scale = kept
+            width = op("Mul", scale, number(dim))
+            resized = op("Floor", op("Add", width, number(0.5)))  # rounded half up
+            count = ctx.temp("Cast", [resized], "count", to=i64)
+        elif sizes:
+            count = picked
+            resized = ctx.temp("Cast", [count], "resized", to=f64)
+            scale = op("Div", resized, number(dim))
+            width = op("Mul", scale, number(dim))
+        else:
+            scale = picked
+            width = op("Mul", scale, number(dim))  # the output width before rounding
+            resized = op("Floor", width)
+            count = ctx.temp("Cast", [resized], "count", to=i64)
+        one64 = runtime.const64(ctx, 1)
+        steps = ctx.temp("Range", [runtime.const64(ctx, 0), count, one64], "steps")
+        x = ctx.temp("Cast", [steps], "x", to=f64)
+        source = _source(ctx, settings["transform"], x, scale, width, resized, dim)
+        # onnx's reference leaves an axis alone where its size is unchanged and its scale is 1
+        # (math.isclose: to 1e-9 of the larger of the two), whatever the transform would say.
+        larger = ctx.temp("Where", [op("GT", scale, number(1.0)), scale, number(1.0)], "larger")
+        unit = op("LE", op("Abs", op("Sub", scale, number(1.0))),
+                  op("Mul", larger, runtime.double(ctx, 1e-9)))  # fmt: skip
+        same = op("And", op("EQ", count, runtime.const64(ctx, dim)), unit)
+        source = ctx.temp("Where", [runtime.like(ctx, same, x), x, source], "source")
+        if mode == "nearest":
+            blob = _nearest(ctx, blob, source, settings["nearest"], axis, dim)
+        else:
+            blob = _interpolate(ctx, node, blob, source, scale, settings, axis, rank, dim)
+    if mode != "nearest":
+        blob = ctx.temp("Cast", [blob], "resized", to=caffe2_dtype(dtype))
+    ctx.emit("Copy", [blob], [ctx.output(node)])
+
+
+def _kept_scale(ctx: ExportContext, sizes: str, dims: list[int], policy: str) -> str:
+    """For keep_aspect_ratio_policy not_larger (not_smaller): the smallest (largest) of the
+    scales size / dim of the resized axes, a 0-d double; "" for stretch."""
+    if policy == "stretch":
+        return ""
+    if policy not in ("not_larger", "not_smaller"):
+        raise ctx.error(f"keep_aspect_ratio_policy={policy!r} is not one of ONNX's")
+    number, op = _helpers(ctx)
+    kept = ""
+    for entry, dim in enumerate(dims):
+        size = ctx.temp("Gather", [sizes, runtime.const64(ctx, entry)], "size")
+        f64 = caffe2_dtype(ir.DataType.DOUBLE)
+        ratio = op("Div", ctx.temp("Cast", [size], "size", to=f64), number(dim))
+        if kept:
+            better = op("LT" if policy == "not_larger" else "GT", ratio, kept)
+            ratio = ctx.temp("Where", [better, ratio, kept], "kept")
+        kept = ratio
+    return kept
+
+
+def _helpers(ctx: ExportContext) -> tuple[Callable[[float], str], Callable[..., str]]:
+    """``number``: a 0-d double constant (exact for float32 values: integers, halves...);
+    ``op``: a one-output op on blobs."""
 
     def number(value: float) -> str:
-        return ctx.scalar(value, f32)
+        return ctx.scalar(value, ir.DataType.DOUBLE)
 
     def op(op_type: str, *inputs: str) -> str:
         return ctx.temp(op_type, list(inputs), op_type.lower())
 
-    for entry, axis in enumerate(axes):
-        scale = ctx.temp("Gather", [scales, runtime.const64(ctx, entry)], "scale")
-        size = number(float(shape[axis]))
-        width = op("Mul", size, scale)  # the output width before rounding
-        resized = op("Floor", width)
-        count = ctx.temp("Cast", [resized], "count", to=caffe2_dtype(ir.DataType.INT64))
-        steps = ctx.temp("Range", [runtime.const64(ctx, 0), count, runtime.const64(ctx, 1)])
-        x = ctx.temp("Cast", [steps], "x", to=caffe2_dtype(f32))
-        centered = op("Sub", op("Div", op("Add", x, number(0.5)), scale), number(0.5))
-        single = runtime.like(ctx, op("EQ", width, number(1.0)), x)
-        if transform == "asymmetric":
-            source = op("Div", x, scale)
-        elif transform == "tf_half_pixel_for_nearest":
-            source = op("Div", op("Add", x, number(0.5)), scale)
-        elif transform == "half_pixel":
-            source = centered
-        elif transform == "pytorch_half_pixel":
-            lone = runtime.like(ctx, number(-0.5), x)
-            source = ctx.temp("Where", [single, lone, centered], "source")
-        elif transform == "half_pixel_symmetric":
-            adjustment = op("Div", resized, width)
-            offset = op("Mul", number(shape[axis] / 2), op("Sub", number(1.0), adjustment))
-            source = op("Add", centered, offset)
-        elif transform == "align_corners":
-            spans = op("Sub", width, number(1.0))
-            safe = ctx.temp("Where", [op("EQ", width, number(1.0)), number(1.0), spans], "spans")
-            ratio = op("Div", number(float(shape[axis] - 1)), safe)
-            source = ctx.temp("Where", [single, runtime.like(ctx, number(0.0), x),
-                                        op("Mul", x, ratio)], "source")  # fmt: skip
-        else:
-            raise ctx.error(f"coordinate_transformation_mode={transform!r} with run-time scales")
-        if mode == "nearest":
-            if rounding == "round_prefer_floor":
-                picked = op("Ceil", op("Sub", source, number(0.5)))
-            elif rounding == "round_prefer_ceil":
-                picked = op("Floor", op("Add", source, number(0.5)))
-            elif rounding in ("floor", "ceil"):
-                picked = op(rounding.capitalize(), source)
-            else:
-                raise ctx.error(f"nearest_mode={rounding!r} has no Caffe2 form")
-            whole = ctx.temp("Cast", [picked], "index", to=caffe2_dtype(ir.DataType.INT64))
-            indices = runtime.clamp(ctx, whole, 0, shape[axis] - 1)
-            blob = ctx.temp("Gather", [blob, indices], "resized", axis=axis)
-            continue
-        below = op("Floor", source)
-        weight = reshape(ctx, op("Sub", source, below), [1] * axis + [-1] + [1] * (rank - axis - 1))
-        left = ctx.temp("Cast", [below], "left", to=caffe2_dtype(ir.DataType.INT64))
-        right = op("Add", left, runtime.const64(ctx, 1))
-        near, far = (
-            ctx.temp("Gather", [blob, runtime.clamp(ctx, i, 0, shape[axis] - 1)], "tap", axis=axis)
-            for i in (left, right)
-        )
-        kept = op("Mul", near, op("Sub", number(1.0), weight))
-        blob = op("Add", kept, op("Mul", far, weight))
-    ctx.emit("Copy", [blob], [ctx.output(node)])
+    return number, op
+
+
+def _source(
+    ctx: ExportContext, transform: str, x: str, scale: str, width: str, resized: str, dim: int
+) -> str:
+    """The input position each output position ``x`` maps back to, computed in the order
+    onnx's reference computes it (so that the rounding is the same)."""
+    number, op = _helpers(ctx)
+
+    def shifted() -> str:  # (x + 0.5) / scale
+        return op("Div", op("Add", x, number(0.5)), scale)
+
+    def single() -> str:  # whether the output width is 1, per position
+        return runtime.like(ctx, op("EQ", width, number(1.0)), x)
+
+    if transform == "asymmetric":
+        return op("Div", x, scale)
+    if transform == "tf_half_pixel_for_nearest":
+        return shifted()
+    if transform == "half_pixel":
+        return op("Sub", shifted(), number(0.5))
+    if transform == "pytorch_half_pixel":
+        lone = runtime.like(ctx, number(-0.5), x)
+        return ctx.temp("Where", [single(), lone, op("Sub", shifted(), number(0.5))], "source")
+    if transform == "half_pixel_symmetric":
+        adjustment = op("Div", resized, width)
+        offset = op("Mul", number(dim / 2), op("Sub", number(1.0), adjustment))
+        return op("Sub", op("Add", offset, shifted()), number(0.5))
+    if transform == "align_corners":
+        spans = op("Sub", width, number(1.0))
+        safe = ctx.temp("Where", [op("EQ", width, number(1.0)), number(1.0), spans], "spans")
+        stretched = op("Div", op("Mul", x, number(float(dim - 1))), safe)
+        origin = runtime.like(ctx, number(0.0), x)
+        return ctx.temp("Where", [single(), origin, stretched], "source")
+    raise ctx.error(f"coordinate_transformation_mode={transform!r} with run-time scales or sizes")
+
+
+def _nearest(ctx: ExportContext, blob: str, source: str, rounding: str, axis: int, dim: int) -> str:
+    """``blob`` read along ``axis`` at the rounded positions ``source``, clamped to the axis."""
+    number, op = _helpers(ctx)
+    if rounding == "round_prefer_floor":
+        picked = op("Ceil", op("Sub", source, number(0.5)))
+    elif rounding == "round_prefer_ceil":
+        picked = op("Floor", op("Add", source, number(0.5)))
+    elif rounding in ("floor", "ceil"):
+        picked = op(rounding.capitalize(), source)
+    else:
+        raise ctx.error(f"nearest_mode={rounding!r} has no Caffe2 form")
+    whole = ctx.temp("Cast", [picked], "index", to=caffe2_dtype(ir.DataType.INT64))
+    indices = runtime.clamp(ctx, whole, 0, dim - 1)
+    return ctx.temp("Gather", [blob, indices], "resized", axis=axis)
+
+
+#: Antialiased kernels reach 1 / scale taps (2 / scale for cubic) each side, and scale >= 1 / size
+#: wherever the output is not empty: so 2 * reach * size taps along an axis, at most this many.
+_MAX_TAPS = 64
+
+
+def _interpolate(
+    ctx: ExportContext,
+    node: ir.Node,
+    blob: str,
+    source: str,
+    scale: str,
+    settings: dict[str, str],
+    axis: int,
+    rank: int,
+    dim: int,
+) -> str:
+    """The double ``blob`` interpolated along ``axis`` at the positions ``source``: the taps
+    floor(source) + offset, each weighted by ONNX's coefficient for its distance."""
+    number, op = _helpers(ctx)
+    below = op("Floor", source)
+    ratio = op("Sub", source, below)  # in [0, 1)
+    left = ctx.temp("Cast", [below], "left", to=caffe2_dtype(ir.DataType.INT64))
+    cubic = settings["mode"] == "cubic"
+    a = float(attr_float(node, "cubic_coeff_a", -0.75))
+    if settings["antialias"]:
+        reach = (2 if cubic else 1) * dim
+        if 2 * reach > _MAX_TAPS:
+            raise ctx.error(
+                f"antialiasing an axis of {dim} at a run-time scale reads up to {2 * reach} "
+                f"taps (over {_MAX_TAPS}); give the scales or sizes as a constant"
+            )
+        offsets = list(range(1 - reach, reach + 1))
+        # The kernel is stretched by 1 / scale when downsampling.
+        shrink = ctx.temp("Where", [op("GT", scale, number(1.0)), number(1.0), scale], "shrink")
+        weights = []
+        for offset in offsets:
+            distance = op("Mul", op("Sub", number(float(offset)), ratio), shrink)
+            weights.append(_kernel(ctx, distance, a, cubic))
+        weights = _normalized(ctx, weights)
+    elif cubic:
+        weights = _cubic_weights(ctx, ratio, a)
+        offsets = [-1, 0, 1, 2]
+    else:
+        weights = [op("Sub", number(1.0), ratio), ratio]
+        offsets = [0, 1]
+    taps = [op("Add", left, runtime.const64(ctx, offset)) for offset in offsets]
+    if attr_int(node, "exclude_outside", 0):
+        # Taps outside the axis weigh nothing; the others are scaled to sum to 1 again.
+        zero = number(0.0)
+        for i, tap in enumerate(taps):
+            inside = op("And", op("GE", tap, runtime.const64(ctx, 0)),
+                        op("LT", tap, runtime.const64(ctx, dim)))  # fmt: skip
+            weights[i] = ctx.temp("Where", [inside, weights[i], runtime.like(ctx, zero, tap)])
+        weights = _normalized(ctx, weights, guard=True)
+    column = [1] * axis + [-1] + [1] * (rank - axis - 1)
+    total = ""
+    for tap, weight in zip(taps, weights, strict=True):
+        read = ctx.temp("Gather", [blob, runtime.clamp(ctx, tap, 0, dim - 1)], "tap", axis=axis)
+        term = op("Mul", read, reshape(ctx, weight, column))
+        total = term if not total else op("Add", total, term)
+    return total
+
+
+def _cubic_weights(ctx: ExportContext, ratio: str, a: float) -> list[str]:
+    """ONNX's cubic coefficients of the taps at -1, 0, 1, 2 from floor(x), x - floor(x) being
+    ``ratio``, each written as onnx's reference writes it."""
+    number, op = _helpers(ctx)
+    big = [runtime.double(ctx, v) for v in (a, 5 * a, 8 * a, 4 * a, a + 2, a + 3)]
+    coeff_a, five_a, eight_a, four_a, a_plus_2, a_plus_3 = big
+
+    def outer(t: str) -> str:  # ((A t - 5A) t + 8A) t - 4A, for t = 1 + distance
+        return op("Sub", op("Mul", op("Add", op("Mul", op("Sub", op("Mul", coeff_a, t), five_a),
+                                                       t), eight_a), t), four_a)  # fmt: skip
+
+    def inner(t: str) -> str:  # ((A + 2) t - (A + 3)) t t + 1
+        return op("Add", op("Mul", op("Mul", op("Sub", op("Mul", a_plus_2, t), a_plus_3), t), t),
+                  number(1.0))  # fmt: skip
+
+    rest = op("Sub", number(1.0), ratio)
+    return [
+        outer(op("Add", ratio, number(1.0))),
+        inner(ratio),
+        inner(rest),
+        outer(op("Add", rest, number(1.0))),
+    ]
+
+
+def _kernel(ctx: ExportContext, distance: str, a: float, cubic: bool) -> str:
+    """The antialiasing kernel at ``distance`` (scaled): the triangle max(1 - |d|, 0), or Keys'
+    cubic (0 beyond 2), as onnx's reference writes them."""
+    number, op = _helpers(ctx)
+    d = op("Abs", distance)
+    zero = runtime.like(ctx, number(0.0), d)
+    if not cubic:
+        tent = op("Sub", number(1.0), d)
+        return ctx.temp("Where", [op("GT", tent, zero), tent, zero], "coeff")
+    coeff_a, five_a, eight_a, four_a, a_plus_2, a_plus_3 = (
+        runtime.double(ctx, v) for v in (a, 5 * a, 8 * a, 4 * a, a + 2, a + 3)
+    )
+    d2 = op("Mul", d, d)
+    d3 = op("Mul", d, d2)
+    near = op("Add", op("Sub", op("Mul", a_plus_2, d3), op("Mul", a_plus_3, d2)), number(1.0))
+    far = op("Sub", op("Add", op("Sub", op("Mul", coeff_a, d3), op("Mul", five_a, d2)),
+                       op("Mul", eight_a, d)), four_a)  # fmt: skip
+    within_one = op("LE", d, runtime.like(ctx, number(1.0), d))
+    within_two = op("LT", d, runtime.like(ctx, number(2.0), d))
+    outer = ctx.temp("Where", [within_two, far, zero], "coeff")
+    return ctx.temp("Where", [within_one, near, outer], "coeff")
+
+
+def _normalized(ctx: ExportContext, weights: list[str], guard: bool = False) -> list[str]:
+    """``weights`` divided by their sum, added in order (with ``guard``, a sum of 0 counts 1)."""
+    number, op = _helpers(ctx)
+    total = weights[0]
+    for weight in weights[1:]:
+        total = op("Add", total, weight)
+    if guard:
+        zero = op("EQ", total, runtime.like(ctx, number(0.0), total))
+        total = ctx.temp("Where", [zero, runtime.like(ctx, number(1.0), total), total], "sum")
+    return [op("Div", weight, total) for weight in weights]
 
 
 @ops.register("Upsample", since=7, until=8)
