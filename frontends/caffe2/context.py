@@ -274,7 +274,7 @@ class ImportContext:
     def const(self, array: np.ndarray, hint: str = "const") -> ir.Value:
         """A new initializer holding ``array``."""
         name = self._unique(f"{self.op.name or self.op.type if self.op else 'net'}/{hint}")
-        value = ir.Value(name=name, const_value=ir.tensor(np.asarray(array), name=name))
+        value = ir.Value(name=name, const_value=_tensor(np.asarray(array), name))
         value.dtype = ir.DataType.from_numpy(np.asarray(array).dtype)
         value.shape = ir.Shape(np.asarray(array).shape)
         self.initializers[name] = value
@@ -284,7 +284,7 @@ class ImportContext:
         return self.const(np.array(list(values), dtype=np.int64), "ints")
 
     def add_initializer(self, blob: str, array: np.ndarray) -> None:
-        value = ir.Value(name=blob, const_value=ir.tensor(array, name=blob))
+        value = ir.Value(name=blob, const_value=_tensor(array, blob))
         value.dtype = ir.DataType.from_numpy(array.dtype)
         value.shape = ir.Shape(array.shape)
         self._taken.add(blob)
@@ -351,10 +351,15 @@ def _infer(node: ir.Node) -> None:
             for v in node.inputs
             if v is not None and v.name
         }
+        # Inference reads the values of shape-like inputs (shapes, axes, scales, pads): small,
+        # and integers but for Resize's scales; a Conv's bias need not be serialized for it.
         data = {
             v.name: ir.serde.serialize_tensor(v.const_value)
             for v in node.inputs
-            if v is not None and v.name and v.const_value is not None and v.const_value.size < 1024
+            if v is not None
+            and v.name
+            and v.const_value is not None
+            and v.const_value.size < (1024 if v.dtype is not None and v.dtype.is_integer() else 64)
         }
         opsets = [onnx.helper.make_opsetid("", OPSET)]
         inferred = onnx.shape_inference.infer_node_outputs(schema, proto, types, data, None, opsets)
@@ -372,6 +377,13 @@ def _infer(node: ir.Node) -> None:
             for dim in tensor.shape.dim:
                 dims.append(dim.dim_value if dim.HasField("dim_value") else (dim.dim_param or None))
             value.shape = ir.Shape(dims)
+
+
+def _tensor(array: np.ndarray, name: str) -> ir.TensorProtocol:
+    """An IR tensor of ``array``; numeric arrays skip ``ir.tensor``'s protocol checks (slow)."""
+    if array.dtype.kind in "biuf":
+        return ir.Tensor(array, name=name)
+    return ir.tensor(array, name=name)
 
 
 def _attribute(name: str, value: Any) -> ir.Attr:
