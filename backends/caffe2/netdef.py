@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -262,25 +262,59 @@ def read_value_info(path: Path) -> ValueInfo:
     return info
 
 
-def data_inputs(predict_net: caffe2_pb2.NetDef, init_net: caffe2_pb2.NetDef | None) -> list[str]:
-    """The blobs a caller must feed: read by the predict net, written by neither net before.
+def subnets(arg: caffe2_pb2.Argument) -> list[caffe2_pb2.NetDef]:
+    """The nets an argument holds (If's branches, a loop's body)."""
+    return [arg.n] if arg.HasField("n") else list(arg.nets)
 
-    In the predict net's ``external_input`` order where it declares them, else in order of first
-    use. A blob the init net only fills with a placeholder ConstantFill (as some exporters do for
-    the data input) still counts as an input.
+
+def blobs_read(net: caffe2_pb2.NetDef) -> set[str]:
+    """Blobs the ops of ``net`` and of its subnets read."""
+    read = {blob for op in net.op for blob in op.input}
+    for op in net.op:
+        for arg in op.arg:
+            for subnet in subnets(arg):
+                read |= blobs_read(subnet)
+    return read
+
+
+def placeholder_inputs(model: Caffe2Model, named: Iterable[str] = ()) -> set[str]:
+    """Data inputs that the init net fills with a ConstantFill only to declare them.
+
+    Nets saved by hand often hold ``ConstantFill -> data`` in the init net; that blob is still the
+    net's input when value_info or ``named`` (the caller's input specs) names it, or when it is the
+    first external input. Other ConstantFills are constants (a zero bias).
     """
-    weights = set()
-    if init_net is not None:
-        weights = {out for op in init_net.op if op.type != "ConstantFill" for out in op.output}
+    if model.init_net is None:
+        return set()
+    filled = {b for op in model.init_net.op if op.type == "ConstantFill" for b in op.output}
+    external = list(model.predict_net.external_input)
+    declared = set(named) | set(model.value_info) | set(external[:1])
+    return {b for b in filled if b in declared and b in external}
+
+
+def data_inputs(model: Caffe2Model, named: Iterable[str] = ()) -> list[str]:
+    """The blobs a caller must feed: read by the predict net, filled by no init net op.
+
+    The predict net's ``external_input`` that some op reads (the zoo's nets also list data-queue
+    blobs that none does), in that order; for a net that declares none, every blob read before an
+    op writes it, in order of first use. Placeholders (``placeholder_inputs``) are inputs.
+    """
+    net = model.predict_net
+    filled: set[str] = set()
+    if model.init_net is not None:
+        filled = {b for op in model.init_net.op for b in op.output}
+        filled -= placeholder_inputs(model, named)
+    if net.external_input:
+        read = blobs_read(net)
+        return [b for b in net.external_input if b not in filled and b in read]
     written: set[str] = set()
     needed: list[str] = []
-    for op in predict_net.op:
-        for blob in op.input:
-            if blob not in written and blob not in weights and blob not in needed:
-                needed.append(blob)
+    for op in net.op:
+        needed.extend(
+            b for b in op.input if b not in written and b not in filled and b not in needed
+        )
         written.update(op.output)
-    declared = [name for name in predict_net.external_input if name in needed]
-    return declared + [name for name in needed if name not in declared]
+    return needed
 
 
 # -- writing ------------------------------------------------------------------------------------

@@ -8,7 +8,12 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from unframe.backends.caffe2.netdef import Caffe2Model
+from unframe.backends.caffe2.netdef import (
+    Caffe2Model,
+    data_inputs,
+    placeholder_inputs,
+    subnets,
+)
 from unframe.backends.caffe2.proto import caffe2_pb2
 from unframe.backends.caffe2.proto.values import get_floats, get_ints, set_floats, set_ints
 from unframe.backends.caffe2.proto.wire import Detached
@@ -54,7 +59,7 @@ def import_caffe2(model: Caffe2Model, options: Any = None) -> ir.Model:
         raise UnsupportedOpsError(missing, framework=FRAMEWORK, direction="import", path=where)
     ctx = ImportContext(where)
     specs = getattr(options, "inputs", None) or {}
-    placeholders = _placeholders(model, specs)
+    placeholders = placeholder_inputs(model, specs)
     if model.init_net is not None:
         _load_init_net(model.init_net, ctx, where, placeholders, model.init_values)
     _add_inputs(model, ctx, specs)
@@ -113,38 +118,10 @@ def _missing_converters(
                 )
             )
         for arg in op.arg:
-            for subnet in _subnets(arg):
+            for subnet in subnets(arg):
                 inner = f"{scope}{op.name or f'op {i}'}/{arg.name}: "
                 missing.extend(_missing_converters(subnet, registry, inner))
     return missing
-
-
-def _subnets(arg: caffe2_pb2.Argument) -> list[caffe2_pb2.NetDef]:
-    return [arg.n] if arg.HasField("n") else list(arg.nets)
-
-
-def _reads(net: caffe2_pb2.NetDef) -> set[str]:
-    """Blobs the ops of ``net`` and of its subnets read."""
-    read = {b for op in net.op for b in op.input}
-    for op in net.op:
-        for arg in op.arg:
-            for subnet in _subnets(arg):
-                read |= _reads(subnet)
-    return read
-
-
-def _placeholders(model: Caffe2Model, specs: dict[str, Any]) -> set[str]:
-    """Data inputs that the init net fills with a ConstantFill only to declare them.
-
-    Nets saved by hand often hold ``ConstantFill -> data`` in the init net; that blob is still the
-    net's input when value_info or --input names it, or when it is the first external input.
-    """
-    if model.init_net is None:
-        return set()
-    filled = {b for op in model.init_net.op if op.type == "ConstantFill" for b in op.output}
-    external = list(model.predict_net.external_input)
-    named = set(specs) | set(model.value_info) | set(external[:1])
-    return {b for b in filled if b in named and b in external}
 
 
 def _load_init_net(
@@ -229,17 +206,7 @@ def _run_fill(
 
 
 def _add_inputs(model: Caffe2Model, ctx: ImportContext, specs: dict[str, Any]) -> None:
-    net = model.predict_net
-    read = _reads(net)
-    # external_input also lists blobs no op reads (the zoo's data-queue blobs): not inputs.
-    names = [b for b in net.external_input if b not in ctx.blobs and b in read]
-    if not net.external_input:
-        written: set[str] = set()
-        for op in net.op:
-            names.extend(
-                b for b in op.input if b not in written and b not in ctx.blobs and b not in names
-            )
-            written.update(op.output)
+    names = [b for b in data_inputs(model, specs) if b not in ctx.blobs]
     for blob in names:
         spec = specs.get(blob)
         elem, dims = model.value_info.get(blob, (1, None))

@@ -6,6 +6,7 @@ weights straight from the init net's GivenTensorFill arguments.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -230,7 +231,7 @@ def test_zoo_nets_run_with_random_weights(name: str) -> None:
     assert len(filled) == len(set(filled))
     assert set(filled) == needed - set(model.value_info)
     ((input_name, (_, dims)),) = model.value_info.items()
-    assert data_inputs(model.predict_net, init) == [input_name]
+    assert data_inputs(dataclasses.replace(model, init_net=init)) == [input_name]
     x = np.random.default_rng(1).standard_normal(dims).astype(np.float32)
     out = run_net(model.predict_net, init, {input_name: x})
     (result,) = out.values()

@@ -6,6 +6,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from unframe.backends.caffe2.netdef import (
@@ -190,7 +191,7 @@ def test_lenet_fixture_structure() -> None:
     assert model.init_net is not None
     assert {op.type for op in model.init_net.op} == {"GivenTensorFill"}
     assert model.value_info == {}
-    assert data_inputs(model.predict_net, model.init_net) == ["1"]
+    assert data_inputs(model) == ["1"]
 
 
 @needs_fixtures
@@ -202,7 +203,7 @@ def test_mtcnn_fixture_structure() -> None:
     filled = {out for op in model.init_net.op for out in op.output}
     # Every parameter, and a placeholder for the data input that feeding replaces.
     assert filled == set(model.predict_net.external_input)
-    assert data_inputs(model.predict_net, model.init_net) == ["data"]
+    assert data_inputs(model) == ["data"]
 
 
 @needs_fixtures
@@ -215,7 +216,7 @@ def test_zoo_fixtures_read_without_weights(name: str, tmp_path: Path) -> None:
     ((input_name, (elem_type, dims)),) = model.value_info.items()
     assert (elem_type, dims) == (1, [1, 3, 224, 224])
     assert input_name == model.predict_net.op[0].input[0]
-    assert input_name in data_inputs(model.predict_net, None)  # with every weight
+    assert input_name in data_inputs(model)  # with every weight
     # Copying the text net to binary and back keeps it intact.
     write_model(model, tmp_path)
     assert read_model(tmp_path, allow_missing_init=True).predict_net == model.predict_net
@@ -229,3 +230,27 @@ def test_fixture_copy_with_truncated_init(tmp_path: Path) -> None:
     init.write_bytes(init.read_bytes()[:1000])
     with pytest.raises(BadInputError, match=r"init_net\.pb.*truncated"):
         read_model(tmp_path / "lenet")
+
+
+def test_a_constantfill_in_the_init_net_is_an_input_only_where_named() -> None:
+    from unframe.frontends.caffe2 import import_caffe2
+
+    predict = caffe2_pb2.NetDef(external_input=["data", "bias"], external_output=["y"])
+    predict.op.add(type="Add", input=["data", "bias"], output=["y"])
+    init = caffe2_pb2.NetDef()
+    for blob in ("data", "bias"):  # a placeholder for the data, and a real constant
+        fill = init.op.add(type="ConstantFill", output=[blob])
+        fill.arg.add(name="shape", ints=[2])
+        fill.arg.add(name="value", f=3.0)
+    model = Caffe2Model(predict, init)
+    assert data_inputs(model) == ["data"]  # the first external input
+    assert data_inputs(model, named=["bias"]) == ["data", "bias"]
+    # The importer takes the same inputs; the constant stays a weight.
+    graph = import_caffe2(model).graph
+    assert [v.name for v in graph.inputs] == ["data"]
+    np.testing.assert_array_equal(graph.initializers["bias"].const_value.numpy(), [3.0, 3.0])
+    # Without the placeholder's position, value_info names the data input.
+    del predict.external_input[:]
+    predict.external_input.extend(["bias", "data"])
+    assert data_inputs(Caffe2Model(predict, init, {"data": (1, [2])})) == ["bias", "data"]
+    assert data_inputs(Caffe2Model(predict, init)) == ["bias"]
