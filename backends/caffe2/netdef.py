@@ -331,24 +331,53 @@ def write_model(model: Caffe2Model, directory: Path, *, text: bool = False) -> N
     suffix = ".pbtxt" if text else ".pb"
     write_netdef(model.predict_net, directory / f"predict_net{suffix}")
     if model.init_net is not None:
-        write_netdef(model.init_net, directory / f"init_net{suffix}")
+        write_netdef(model.init_net, directory / f"init_net{suffix}", model.init_values)
     if model.value_info:
         payload = {name: [elem, list(dims)] for name, (elem, dims) in model.value_info.items()}
         (directory / VALUE_INFO_NAME).write_text(json.dumps(payload) + "\n", encoding="utf-8")
 
 
-def write_netdef(net: caffe2_pb2.NetDef, path: Path) -> None:
+def write_netdef(net: caffe2_pb2.NetDef, path: Path, detached: wire.Detached | None = None) -> None:
     """Writes one NetDef, as protobuf text where ``path`` ends in ``.pbtxt``, else binary.
 
     Binary nets are written straight to the file, weights the codec still holds as arrays
-    (``proto/values.py``) as packed fields from those arrays.
+    (``proto/values.py``) and those ``detached`` from the messages as packed fields from those
+    arrays.
     """
     path = Path(path)
-    if path.suffix.lower() in (".pbtxt", ".prototxt", ".txt"):
+    if _is_text(path):
+        if detached:
+            net = attached(net, detached)
         path.write_text(text_format.MessageToString(net), encoding="utf-8")
     else:
         with path.open("wb") as handle:
-            wire.write_netdef(net, handle, values.take_for_writing)
+            wire.write_netdef(net, handle, values.take_for_writing, detached)
+
+
+def attached(net: caffe2_pb2.NetDef, detached: wire.Detached) -> caffe2_pb2.NetDef:
+    """A copy of ``net`` with the lists ``detached`` from it put back into its messages."""
+    whole = caffe2_pb2.NetDef()
+    whole.CopyFrom(net)
+    for index, op in enumerate(whole.op):
+        _attach(op, index, detached)
+    return whole
+
+
+def attached_op(
+    op: caffe2_pb2.OperatorDef, index: int, detached: wire.Detached
+) -> caffe2_pb2.OperatorDef:
+    """A copy of op ``index`` of a net with the lists ``detached`` from it put back."""
+    whole = caffe2_pb2.OperatorDef()
+    whole.CopyFrom(op)
+    _attach(whole, index, detached)
+    return whole
+
+
+def _attach(op: caffe2_pb2.OperatorDef, index: int, detached: wire.Detached) -> None:
+    for arg_index, arg in enumerate(op.arg):
+        if (index, arg_index) in detached:
+            field_name, array = detached[index, arg_index]
+            (values.set_floats if field_name == "floats" else values.set_ints)(arg, array)
 
 
 # -- checks -------------------------------------------------------------------------------------

@@ -85,8 +85,12 @@ class Caffe2Framework(Framework):
         from unframe.backends.caffe2.export import export_model
         from unframe.backends.caffe2.netdef import Caffe2Model, write_model
 
-        nets = export_model(model)
-        write_model(Caffe2Model(nets.predict_net, nets.init_net, nets.value_info), path)
+        nets = export_model(model, detach_weights=True)
+        init_values = nets.init_values
+        write_model(
+            Caffe2Model(nets.predict_net, nets.init_net, nets.value_info, init_values=init_values),
+            path,
+        )
 
     def export_registry(self) -> OpRegistry[Any] | None:
         from unframe.backends.caffe2.export import export_registry

@@ -10,12 +10,13 @@ import onnx_ir as ir
 
 from unframe.backends.caffe2.netdef import (
     Caffe2Model,
+    attached_op,
     data_inputs,
     placeholder_inputs,
     subnets,
 )
 from unframe.backends.caffe2.proto import caffe2_pb2
-from unframe.backends.caffe2.proto.values import get_floats, get_ints, set_floats, set_ints
+from unframe.backends.caffe2.proto.values import get_floats, get_ints
 from unframe.backends.caffe2.proto.wire import Detached
 from unframe.frontends.caffe2.context import FRAMEWORK, IR_DTYPES, OPSET, Args, ImportContext
 from unframe.frontends.caffe2.registry import DOMAIN, ops
@@ -143,7 +144,7 @@ def _load_init_net(
         given = given and {"shape", "values"} <= set(names)
         held = [i for i in range(len(names)) if (index, i) in detached]
         if held and not (given and held == [values_at]):
-            op = _attached(op, index, detached)
+            op = attached_op(op, index, detached)
             held = []
         args = {arg.name: arg for arg in op.arg}
         shape = [int(d) for d in args["shape"].ints] if "shape" in args else None
@@ -173,17 +174,6 @@ def _load_init_net(
             array = array.reshape(shape)
         for blob in op.output:
             ctx.add_initializer(blob, array)
-
-
-def _attached(op: caffe2_pb2.OperatorDef, index: int, detached: Detached) -> caffe2_pb2.OperatorDef:
-    """A copy of init net op ``index`` with the lists read detached put back into its message."""
-    whole = caffe2_pb2.OperatorDef()
-    whole.CopyFrom(op)
-    for arg_index, arg in enumerate(whole.arg):
-        if (index, arg_index) in detached:
-            field, values = detached[index, arg_index]
-            (set_floats if field == "floats" else set_ints)(arg, values)
-    return whole
 
 
 def _run_fill(

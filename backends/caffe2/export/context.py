@@ -15,6 +15,7 @@ import onnx_ir as ir
 
 from unframe.backends.caffe2.proto import caffe2_pb2
 from unframe.backends.caffe2.proto.values import set_floats, set_ints
+from unframe.backends.caffe2.proto.wire import FAST_MIN, Detached
 from unframe.shared_ir.errors import ConversionError
 from unframe.shared_ir.passes import infer_shapes as shape_inference
 
@@ -93,13 +94,24 @@ class ExportedNets:
     predict_net: caffe2_pb2.NetDef
     init_net: caffe2_pb2.NetDef
     value_info: dict[str, tuple[int, list[int]]] = field(default_factory=dict)
+    #: The init net's large value lists where it was built detached (then absent from it).
+    init_values: Detached = field(default_factory=dict)
 
 
 class ExportContext:
     """Builds the predict and init nets for one ``ir.Model``; converters call its methods."""
 
-    def __init__(self, model: ir.Model, inferred: dict[str, ir.TypeAndShape] | None = None) -> None:
+    def __init__(
+        self,
+        model: ir.Model,
+        inferred: dict[str, ir.TypeAndShape] | None = None,
+        *,
+        detach_weights: bool = False,
+    ) -> None:
         self.model = model
+        #: Whether large weights stay out of the init net's messages, in ``init_values``.
+        self.detach_weights = detach_weights
+        self.init_values: Detached = {}
         self.opset = int(model.opset_imports.get("", model.opset_imports.get("ai.onnx", 18)))
         name = model.graph.name or "unframe"
         self.predict = caffe2_pb2.NetDef(name=name)
@@ -228,7 +240,15 @@ class ExportContext:
         values = op.arg.add(name="values")
         if fill_dtype == ir.DataType.DOUBLE:
             _warn_if_rounded(flat, blob)
-        if fill_dtype in (ir.DataType.FLOAT, ir.DataType.DOUBLE):
+        floats = fill_dtype in (ir.DataType.FLOAT, ir.DataType.DOUBLE)
+        if self.detach_weights and flat.size >= FAST_MIN:
+            # Caffe2's Argument holds floats as float32 and ints as int64, whatever the fill.
+            held = flat.astype("<f4" if floats else np.int64, copy=False)
+            self.init_values[len(self.init.op) - 1, len(op.arg) - 1] = (
+                "floats" if floats else "ints",
+                held,
+            )
+        elif floats:
             set_floats(values, flat)
         else:
             set_ints(values, flat)

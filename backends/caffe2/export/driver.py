@@ -15,7 +15,6 @@ from unframe.backends.caffe2.export.context import (
     infer_shapes,
 )
 from unframe.backends.caffe2.export.registry import ops
-from unframe.backends.caffe2.proto.values import forget
 from unframe.shared_ir.errors import ConversionError, UnsupportedOp, UnsupportedOpsError
 from unframe.shared_ir.op_registry import OpRegistry
 
@@ -30,7 +29,7 @@ def export_registry() -> OpRegistry[Converter]:
     return ops
 
 
-def export_model(model: ir.Model) -> ExportedNets:
+def export_model(model: ir.Model, *, detach_weights: bool = False) -> ExportedNets:
     """Converts ``model`` to Caffe2's predict and init nets.
 
     Every node is converted even after one fails, so that one ``UnsupportedOpsError`` lists them
@@ -38,6 +37,8 @@ def export_model(model: ir.Model) -> ExportedNets:
 
     Args:
         model: the model; its main graph must hold standard ONNX ops only.
+        detach_weights: leave large weights out of the init net's messages, in ``init_values``
+            (for ``write_model``, which writes them from there): protobuf then never copies them.
 
     Raises:
         UnsupportedOpsError: ops without a converter, or that Caffe2 cannot express as given.
@@ -46,10 +47,10 @@ def export_model(model: ir.Model) -> ExportedNets:
     missing = registry.unsupported_nodes(model)
     if missing:
         raise UnsupportedOpsError(missing, framework=FRAMEWORK)
-    ctx, failures = _convert(model, registry)
+    ctx, failures = _convert(model, registry, detach_weights=detach_weights)
     if failures:
         raise UnsupportedOpsError(failures, framework=FRAMEWORK)
-    return ExportedNets(ctx.predict, ctx.init, _value_info(model, ctx))
+    return ExportedNets(ctx.predict, ctx.init, _value_info(model, ctx), ctx.init_values)
 
 
 def unsupported(model: ir.Model) -> list[UnsupportedOp]:
@@ -58,15 +59,15 @@ def unsupported(model: ir.Model) -> list[UnsupportedOp]:
     missing = registry.unsupported_nodes(model)
     if missing:
         return missing
-    ctx, failures = _convert(model, registry)
-    forget(ctx.init)  # a dry run: its weights will never be written
+    # A dry run: its weights, never written, stay out of protobuf.
+    _, failures = _convert(model, registry, detach_weights=True)
     return failures
 
 
 def _convert(
-    model: ir.Model, registry: OpRegistry[Converter]
+    model: ir.Model, registry: OpRegistry[Converter], *, detach_weights: bool
 ) -> tuple[ExportContext, list[UnsupportedOp]]:
-    ctx = ExportContext(model, infer_shapes(model))
+    ctx = ExportContext(model, infer_shapes(model), detach_weights=detach_weights)
     ctx.convert_graph = functools.partial(_convert_subgraph, registry=registry)
     graph = model.graph
     failures: list[UnsupportedOp] = []

@@ -505,14 +505,24 @@ def _op_parts(
     return parts
 
 
-def write_netdef(net: caffe2_pb2.NetDef, handle: BinaryIO, cached: CachedValues) -> None:
+def write_netdef(
+    net: caffe2_pb2.NetDef,
+    handle: BinaryIO,
+    cached: CachedValues,
+    detached: Detached | None = None,
+) -> None:
     """Writes ``net`` serialized to ``handle``, each value list that ``cached`` gives packed.
 
-    Ops are serialized and written one at a time, so that the file's bytes are never all in
-    memory at once.
+    ``detached`` holds lists left out of ``net``'s messages, by (op index, arg index); they are
+    written packed in their arguments. Ops are serialized and written one at a time, so that the
+    file's bytes are never all in memory at once.
     """
     header = _without(net, "op")
-    found = [[cached(arg) for arg in op.arg] for op in net.op]
+    detached = detached or {}
+    found = [
+        [detached.get((op_index, arg_index)) or cached(arg) for arg_index, arg in enumerate(op.arg)]
+        for op_index, op in enumerate(net.op)
+    ]
     if header is None or not any(any(op_found) for op_found in found):
         handle.write(net.SerializeToString())
         return

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from google.protobuf.message import DecodeError
 
@@ -484,3 +485,86 @@ def test_protobufs_pure_python_parser_reads_the_packed_file_too(tmp_path: Path) 
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def _weights_model() -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """A model whose initializers are large float, double and int64 weights and a small one."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = {
+        "w": _weights(6000, 8),
+        "d": _weights(5000, 9).astype(np.float64),
+        "k": _ints(5000),
+        "s": _weights(10, 10),
+    }
+    nodes = [helper.make_node("Add", ["x", "w"], ["y"])]
+    nodes += [helper.make_node("Identity", [name], [f"{name}_out"]) for name in "dks"]
+    graph = helper.make_graph(
+        nodes,
+        "weights",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6000])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [6000])]
+        + [
+            helper.make_tensor_value_info(
+                f"{n}_out", helper.np_dtype_to_tensor_dtype(a.dtype), None
+            )
+            for n, a in weights.items()
+            if n != "w"
+        ],
+        [numpy_helper.from_array(array, name) for name, array in weights.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), weights
+
+
+def test_a_detached_export_writes_the_nets_a_complete_one_does(tmp_path: Path) -> None:
+    import onnx_ir as ir
+
+    from unframe.backends.caffe2.export import export_model
+    from unframe.backends.caffe2.netdef import Caffe2Model, read_model, write_model
+    from unframe.backends.caffe2.runtime import run_net
+
+    proto, weights = _weights_model()
+    complete = export_model(ir.from_proto(proto))
+    detached = export_model(ir.from_proto(proto), detach_weights=True)
+    # The three large lists are left out of the messages: nothing else differs.
+    assert len(detached.init_values) == 3
+    assert detached.predict_net == complete.predict_net
+    expected_init = caffe2_pb2.NetDef()
+    expected_init.CopyFrom(complete.init_net)
+    for (op_index, arg_index), (field, _) in detached.init_values.items():
+        expected_init.op[op_index].arg[arg_index].ClearField(field)
+    assert detached.init_net == expected_init
+    for text in (False, True):
+        for name, nets in (("complete", complete), ("detached", detached)):
+            model = Caffe2Model(nets.predict_net, nets.init_net, init_values=nets.init_values)
+            write_model(model, tmp_path / f"{name}{text}", text=text)
+        suffix = ".pbtxt" if text else ".pb"
+        written = (tmp_path / f"detached{text}" / f"init_net{suffix}").read_bytes()
+        assert written == (tmp_path / f"complete{text}" / f"init_net{suffix}").read_bytes()
+    # Protobuf's own parser reads the complete message back; the executor runs it.
+    written = (tmp_path / "detachedFalse" / "init_net.pb").read_bytes()
+    assert caffe2_pb2.NetDef.FromString(written) == complete.init_net
+    read = read_model(tmp_path / "detachedFalse")
+    x = _weights(6000, 11)
+    outputs = run_net(read.predict_net, read.init_net, {"x": x})
+    np.testing.assert_array_equal(outputs["y"], x + weights["w"])
+    np.testing.assert_array_equal(outputs["k_out"], weights["k"])
+    np.testing.assert_array_equal(outputs["s_out"], weights["s"])
+    # Doubles go through Caffe2's float32 Argument (the exporter warns of the rounding).
+    np.testing.assert_array_equal(outputs["d_out"], weights["d"].astype(np.float32))
+
+
+def test_the_exporters_dry_run_hands_no_weight_to_protobuf(monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnx_ir as ir
+
+    from unframe.backends.caffe2.export import context
+    from unframe.backends.caffe2.export.driver import unsupported
+
+    handed: list[int] = []
+    for name in ("set_floats", "set_ints"):
+        setter = getattr(context, name)
+        monkeypatch.setattr(
+            context, name, lambda arg, array, s=setter: (handed.append(array.size), s(arg, array))
+        )
+    assert unsupported(ir.from_proto(_weights_model()[0])) == []
+    assert handed == [10]  # the small weight only
