@@ -10,8 +10,8 @@ the array they came from is kept beside the message until it is read (``get_floa
 The arrays kept are checked against the message when used (its wrapper object, the count and a few
 values), and without one, values are read back by serializing the field and viewing it with numpy.
 Arrays read from a file are dropped with the NetDef they belong to (at the next garbage collection);
-arrays of a net being built are dropped when written, when a later net's are written, by
-``forget``, or beyond ``_PENDING_LIMIT`` bytes.
+arrays of a net being built are dropped when written, when a later net's are written, or beyond
+``_PENDING_LIMIT`` bytes.
 """
 
 from __future__ import annotations
@@ -108,13 +108,6 @@ class _ValueCache:
                     self._drop(oldest)
             self._drop(id(arg))
         return kept if _matches(getattr(arg, kept.field), kept.values) else None
-
-    def forget(self, args: list[caffe2_pb2.Argument]) -> None:
-        with self._lock:
-            for arg in args:
-                kept = self._kept.get(id(arg))
-                if kept is not None and kept.arg is arg:
-                    self._drop(id(arg))
 
     def _drop(self, arg_id: int) -> None:
         kept = self._kept.pop(arg_id, None)
@@ -234,15 +227,6 @@ def keep_read(
 ) -> None:
     """Keeps the arrays that ``wire.parse_netdef`` found in ``net``, for the getters."""
     _CACHE.keep_read(net, found)
-
-
-def forget(net: caffe2_pb2.NetDef) -> None:
-    """Drops the arrays kept for ``net``'s arguments.
-
-    For a net that will be neither read nor written (an exporter's dry run): the arrays, and the
-    argument messages they are kept with, would otherwise live until a later net is written.
-    """
-    _CACHE.forget([arg for op in net.op for arg in op.arg])
 
 
 def take_for_writing(arg: caffe2_pb2.Argument) -> tuple[str, np.ndarray] | None:

@@ -433,16 +433,6 @@ def test_a_later_net_written_forgets_the_arrays_of_earlier_unwritten_ones(tmp_pa
     assert caffe2_pb2.NetDef.FromString((tmp_path / "dry.pb").read_bytes()) == _net(False)[0]
 
 
-def test_forget_drops_the_arrays_of_a_net_never_written(tmp_path: Path) -> None:
-    net, _ = _net(fast=True)
-    args = [arg for op in net.op for arg in op.arg]
-    assert any(id(arg) in values._CACHE._kept for arg in args)
-    values.forget(net)
-    assert not any(id(arg) in values._CACHE._kept for arg in args)
-    write_netdef(net, tmp_path / "n.pb")  # through protobuf, the same message
-    assert caffe2_pb2.NetDef.FromString((tmp_path / "n.pb").read_bytes()) == _net(False)[0]
-
-
 def test_packed_ints_beside_unpacked_ones_are_left_to_protobuf() -> None:
     numbers = _ints(5000)
     payload = wire.varints(numbers)
