@@ -96,7 +96,7 @@ class _ValueCache:
         """The values kept for ``arg``, if they still match it; forgotten once taken.
 
         ``drop_older`` also forgets the arrays of nets built before ``arg``'s: a net is written
-        after the nets built before it, or never (the exporter's dry run).
+        after the nets built before it, or never (an export kept in memory).
         """
         with self._lock:
             self._drop_unowned()
