@@ -123,6 +123,8 @@ class ImportContext:
         self.where = where
         self.nodes: list[ir.Node] = []
         self.inputs: list[ir.Value] = []
+        #: The main net's inputs (``inputs`` of a subnet context are its subgraph's).
+        self.net_inputs = self.inputs
         self.initializers: dict[str, ir.Value] = {}
         self.blobs: dict[str, ir.Value] = {}
         self.versions: dict[str, int] = {}
@@ -198,7 +200,7 @@ class ImportContext:
         """
         child = copy.copy(self)
         child.nodes = []
-        child.inputs = []
+        child.inputs = []  # the net's own inputs stay in ``net_inputs``
         child.blobs = dict(self.blobs)
         child.versions = dict(self.versions)
         child.scope = self._unique(scope)
@@ -335,8 +337,19 @@ class ImportContext:
     def unsupported(self, message: str) -> UnsupportedError:
         return UnsupportedError(
             f"{self._location()}: {message}", path=self.where, framework=FRAMEWORK,
-            op_type=self.op.type if self.op is not None else None,
+            op_type=self.op.type if self.op is not None else None, hint=self._shape_hint(),
         )  # fmt: skip
+
+    def _shape_hint(self) -> str | None:
+        """What to do where a converter needs a shape that an input without one leaves unknown."""
+        shapeless = [v.name for v in self.net_inputs if v.shape is None]
+        if not shapeless:
+            return None
+        example = f"{shapeless[0]}=1,3,224,224"
+        return (
+            f"input(s) {', '.join(repr(n) for n in shapeless)} have no shape: give them with "
+            f"--input {example} or a value_info.json beside the nets"
+        )
 
 
 def _infer(node: ir.Node) -> None:

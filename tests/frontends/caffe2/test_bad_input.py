@@ -8,11 +8,17 @@ import numpy as np
 import pytest
 from netdef_builders import model, op
 
-from unframe.backends.caffe2.netdef import read_model, write_model
+from unframe.backends.caffe2.netdef import Caffe2Model, read_model, write_model
+from unframe.backends.caffe2.proto import caffe2_pb2
 from unframe.converters.adapters.caffe2 import Caffe2Framework
 from unframe.converters.framework import ConvertOptions
 from unframe.frontends.caffe2 import import_caffe2
-from unframe.shared_ir.errors import BadInputError, ExitCode, UnsupportedOpsError
+from unframe.shared_ir.errors import (
+    BadInputError,
+    ExitCode,
+    UnsupportedError,
+    UnsupportedOpsError,
+)
 
 
 def _write(tmp_path: Path, c2: object) -> Path:
@@ -75,3 +81,23 @@ def test_missing_init_net(tmp_path: Path) -> None:
     directory = _write(tmp_path, c2)
     with pytest.raises(BadInputError, match="init net"):
         read_model(directory)
+
+
+def test_a_shape_needed_from_a_shapeless_input_says_how_to_give_it() -> None:
+    predict = caffe2_pb2.NetDef(external_input=["x", "b"], external_output=["y"])
+    add = predict.op.add(type="Add", input=["x", "b"], output=["y"])
+    add.arg.add(name="broadcast", i=1)
+    add.arg.add(name="axis", i=1)
+    init = caffe2_pb2.NetDef()
+    fill = init.op.add(type="GivenTensorFill", output=["b"])
+    fill.arg.add(name="shape", ints=[3])
+    fill.arg.add(name="values", floats=[1.0, 2.0, 3.0])
+    with pytest.raises(UnsupportedError, match="needs the rank") as caught:
+        import_caffe2(Caffe2Model(predict, init))
+    assert caught.value.hint == (
+        "input(s) 'x' have no shape: give them with --input x=1,3,224,224 "
+        "or a value_info.json beside the nets"
+    )
+    # With the shape given, the same net imports.
+    shaped = import_caffe2(Caffe2Model(predict, init, {"x": (1, [2, 3, 4])}))
+    assert [d for d in shaped.graph.outputs[0].shape] == [2, 3, 4]
