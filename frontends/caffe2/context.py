@@ -345,10 +345,10 @@ class ImportContext:
         shapeless = [v.name for v in self.net_inputs if v.shape is None]
         if not shapeless:
             return None
-        example = f"{shapeless[0]}=1,3,224,224"
         return (
-            f"input(s) {', '.join(repr(n) for n in shapeless)} have no shape: give them with "
-            f"--input {example} or a value_info.json beside the nets"
+            f"input(s) {', '.join(repr(n) for n in shapeless)} have no shape: give each with "
+            f"--input NAME=DIMS (e.g. --input {shapeless[0]}=1,3,224,224) or a value_info.json "
+            "beside the nets"
         )
 
 

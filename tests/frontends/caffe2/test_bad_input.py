@@ -95,8 +95,8 @@ def test_a_shape_needed_from_a_shapeless_input_says_how_to_give_it() -> None:
     with pytest.raises(UnsupportedError, match="needs the rank") as caught:
         import_caffe2(Caffe2Model(predict, init))
     assert caught.value.hint == (
-        "input(s) 'x' have no shape: give them with --input x=1,3,224,224 "
-        "or a value_info.json beside the nets"
+        "input(s) 'x' have no shape: give each with --input NAME=DIMS "
+        "(e.g. --input x=1,3,224,224) or a value_info.json beside the nets"
     )
     # With the shape given, the same net imports.
     shaped = import_caffe2(Caffe2Model(predict, init, {"x": (1, [2, 3, 4])}))
