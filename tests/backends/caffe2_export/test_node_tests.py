@@ -48,21 +48,7 @@ KNOWN_FAILURES = {
     "test_resize_tf_crop_and_resize_axes_2_3": "tf_crop_and_resize is not exported",
     "test_resize_tf_crop_and_resize_axes_3_2": "tf_crop_and_resize is not exported",
     "test_resize_tf_crop_and_resize_extrapolation_value": "tf_crop_and_resize is not exported",
-    "test_resize_downsample_sizes_nearest_not_smaller": "keep_aspect_ratio_policy sizes rounding",
 }
-# Cubic and antialiased Resize take their coefficients from the scales, which must be constants
-# to export; sizes under a keep_aspect_ratio_policy likewise.
-KNOWN_FAILURES.update({
-    f"test_resize_{name}": "run-time scales (cubic, antialias) or aspect-policy sizes: refused"
-    for name in (
-        "downsample_scales_cubic", "downsample_scales_cubic_A_n0p5_exclude_outside",
-        "downsample_scales_cubic_align_corners", "downsample_scales_cubic_antialias",
-        "downsample_scales_linear_antialias", "downsample_sizes_nearest_not_larger",
-        "upsample_scales_cubic", "upsample_scales_cubic_A_n0p5_exclude_outside",
-        "upsample_scales_cubic_align_corners", "upsample_scales_cubic_asymmetric",
-        "upsample_sizes_nearest_not_larger", "upsample_sizes_nearest_not_smaller",
-    )
-})  # fmt: skip
 
 #: Element types Caffe2's TensorProto has no number for: such tests cannot pass on any backend.
 _FOREIGN_TYPES = re.compile(r"bfloat16|uint32|uint64|string|float8|int4|float4")
