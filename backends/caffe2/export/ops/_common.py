@@ -10,6 +10,14 @@ import onnx_ir as ir
 
 from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
 
+#: Integer types Caffe2's arithmetic, comparisons, Where and Expand have no kernel for: they take
+#: int32, int64, float and double (elementwise_ops.h's NumericTypes, elementwise_ops.cc,
+#: elementwise_logical_ops.h, expand_op.cc). Converters widen them to int64, where 8- and 16-bit
+#: arithmetic cannot overflow, and cast results back, which wraps them as the narrow type would.
+NARROW_INTEGERS = frozenset(
+    {ir.DataType.INT8, ir.DataType.INT16, ir.DataType.UINT8, ir.DataType.UINT16}
+)
+
 
 def since(op_type: str, opset: int = 7) -> int:
     """The since_version of the schema ``op_type`` has at ``opset`` (or its first, if later)."""
@@ -59,8 +67,12 @@ def out_shape(ctx: ExportContext, node: ir.Node, index: int = 0) -> tuple[int, .
     return None
 
 
-def expanded_inputs(ctx: ExportContext, node: ir.Node, indices: Sequence[int]) -> list[str]:
-    """The inputs' blobs, each expanded to the output shape where its own shape differs.
+def expanded_inputs(
+    ctx: ExportContext, node: ir.Node, indices: Sequence[int], *, widen: bool = False
+) -> list[str]:
+    """The inputs' blobs, each expanded to the output shape where its own shape differs; with
+    ``widen``, 8- and 16-bit integers first cast to int64 (Caffe2's Expand and Where have no
+    kernel for them).
 
     Caffe2's variadic and some binary operators want inputs of one shape; ONNX broadcasts.
     """
@@ -69,14 +81,26 @@ def expanded_inputs(ctx: ExportContext, node: ir.Node, indices: Sequence[int]) -
     for index in indices:
         value = node.inputs[index]
         blob = ctx.blob(value)
+        if widen and ctx.dtype(value) in NARROW_INTEGERS:
+            blob = cast(ctx, blob, ir.DataType.INT64)
         shape = ctx.shape(value)
         if shape != target:
             if target is None:
                 raise ctx.error("needs static shapes to broadcast its inputs for Caffe2")
             shape_blob = ctx.constant(np.array(target, dtype=np.int64), "shape")
-            blob = ctx.temp("Expand", [blob, shape_blob], "expand")
+            blob = expand(ctx, blob, shape_blob, flag=ctx.dtype(value) == ir.DataType.BOOL)
         blobs.append(blob)
     return blobs
+
+
+def expand(ctx: ExportContext, blob: str, shape: str, *, flag: bool = False) -> str:
+    """Caffe2's Expand of ``blob`` to the int64 ``shape`` blob. Caffe2 registers Expand for
+    int32, int64, float and double (expand_op.cc): a bool blob (``flag``) goes through int32."""
+    if not flag:
+        return ctx.temp("Expand", [blob, shape], "expand")
+    as_int = ctx.temp("Cast", [blob], "flag", to=caffe2_dtype(ir.DataType.INT32))
+    expanded = ctx.temp("Expand", [as_int, shape], "expand")
+    return ctx.temp("Cast", [expanded], "flag", to=caffe2_dtype(ir.DataType.BOOL))
 
 
 def cast(ctx: ExportContext, blob: str, dtype: ir.DataType) -> str:
@@ -119,10 +143,14 @@ def required(ctx: ExportContext, node: ir.Node, index: int) -> ir.Value:
     return value
 
 
-def expanded_blobs(ctx: ExportContext, node: ir.Node, blobs: list[str]) -> list[str]:
-    """``blobs`` (each of the output's shape or a broadcast of it) expanded to that shape."""
+def expanded_blobs(
+    ctx: ExportContext, node: ir.Node, blobs: list[str], flags: Sequence[bool] = ()
+) -> list[str]:
+    """``blobs`` (each of the output's shape or a broadcast of it) expanded to that shape;
+    ``flags`` says which blobs are bool."""
     target = out_shape(ctx, node)
     if target is None:
         raise ctx.error("needs the output's static shape to broadcast for Caffe2")
     shape_blob = ctx.constant(np.array(target, dtype=np.int64), "shape")
-    return [ctx.temp("Expand", [blob, shape_blob], "expand") for blob in blobs]
+    kinds = list(flags) + [False] * (len(blobs) - len(flags))
+    return [expand(ctx, b, shape_blob, flag=f) for b, f in zip(blobs, kinds, strict=True)]

@@ -17,6 +17,7 @@ from unframe.backends.caffe2.export.ops._common import (
     attr_int,
     attr_ints,
     attr_str,
+    expand,
     normalize_axis,
     required,
     reshape,
@@ -200,7 +201,7 @@ def _scan(node: ir.Node, ctx: ExportContext, combine: str, identity: int) -> Non
     result = _scan_along(node, ctx, shape, 0, combine, identity)
     for axis in range(1, len(shape)):
         named = runtime.axis_flag(ctx, axes, len(shape), axis)
-        chosen = ctx.temp("Expand", [named, shape_blob], "chosen")
+        chosen = expand(ctx, named, shape_blob, flag=True)
         scanned = _scan_along(node, ctx, shape, axis, combine, identity)
         result = ctx.temp("Where", [chosen, scanned, result], "scan")
     ctx.emit("Copy", [result], [ctx.output(node)])
@@ -247,15 +248,15 @@ def cum_prod_v26(node: ir.Node, ctx: ExportContext) -> None:
 def round_half_even(ctx: ExportContext, blob: str, dtype: ir.DataType) -> str:
     """Rounds half to even: floor(x + 0.5), minus one at exact ties that land on an odd number."""
     half_blob = ctx.scalar(0.5, dtype)
-    rounded = ctx.temp("Floor", [ctx.temp("Add", [blob, half_blob])], "rounded")
+    rounded = runtime.floor(ctx, ctx.temp("Add", [blob, half_blob]), dtype)
     tie = ctx.temp("EQ", [ctx.temp("Sub", [rounded, blob]), half_blob], "tie")
     half = ctx.temp("Mul", [rounded, half_blob], "half")
-    odd = ctx.temp("NE", [ctx.temp("Floor", [half]), half], "odd")
+    odd = ctx.temp("NE", [runtime.floor(ctx, half, dtype), half], "odd")
     down = ctx.temp("Sub", [rounded, ctx.scalar(1.0, dtype)], "down")
     even = ctx.temp("Where", [ctx.temp("And", [tie, odd]), down, rounded], "even")
     # Past 2**mantissa every value is whole already (and x + 0.5 may round up).
     whole = {ir.DataType.FLOAT16: 2.0**10, ir.DataType.DOUBLE: 2.0**52}.get(dtype, 2.0**23)
-    large = ctx.temp("GE", [ctx.temp("Abs", [blob]), ctx.scalar(whole, dtype)], "large")
+    large = ctx.temp("GE", [runtime.absolute(ctx, blob, dtype), ctx.scalar(whole, dtype)], "large")
     return ctx.temp("Where", [large, blob, even], "round")
 
 

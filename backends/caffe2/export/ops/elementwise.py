@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from unframe.backends.caffe2.export.context import Converter, ExportContext
+from unframe.backends.caffe2.export.context import Converter, ExportContext, caffe2_dtype
+from unframe.backends.caffe2.export.ops import _runtime as runtime
 from unframe.backends.caffe2.export.ops._common import (
+    NARROW_INTEGERS,
     attr_float,
     attr_int,
     attr_str,
@@ -39,17 +41,47 @@ _BINARY = {
 _VARIADIC = {"Sum": "Sum", "Mean": "Mean", "Max": "Max", "Min": "Min"}
 
 
+# Caffe2 ops registered for float only (each in its own <name>_op.cc): in double, the ones
+# ``_runtime`` builds from other ops; the others are refused when exporting.
+_DOUBLE_FORMS = {
+    "Abs": runtime.absolute, "Floor": runtime.floor, "Ceil": runtime.ceil, "Exp": runtime.exp,
+    "Log": runtime.log,
+}  # fmt: skip
+_FLOAT_ONLY = {"Acos", "Cos", "Sin", "Tanh", "Sigmoid", "Softsign", *_DOUBLE_FORMS}
+
+
 def _one_to_one(onnx_type: str, caffe2_type: str, version: int) -> Converter:
     def convert(node: ir.Node, ctx: ExportContext) -> None:
+        dtype = ctx.dtype(node.inputs[0])
+        if caffe2_type in _FLOAT_ONLY and dtype not in (None, ir.DataType.FLOAT):
+            form = _DOUBLE_FORMS.get(caffe2_type)
+            if form is None or dtype != ir.DataType.DOUBLE:
+                raise ctx.error(f"Caffe2 runs {caffe2_type} on float only, not {dtype.name}")
+            ctx.emit("Copy", [form(ctx, ctx.input(node, 0), dtype)], [ctx.output(node)])
+            return
         ctx.emit(caffe2_type, [ctx.input(node, 0)], [ctx.output(node)])
 
     convert.__name__ = convert.__qualname__ = f"{onnx_type.lower()}_v{version}"
     return convert
 
 
+_ARITHMETIC = {"Add", "Sub", "Mul", "Div"}
+_COMPARISONS = {"EQ", "LT", "LE", "GT", "GE"}
+
+
 def _binary(onnx_type: str, caffe2_type: str, version: int) -> Converter:
     def convert(node: ir.Node, ctx: ExportContext) -> None:
-        ctx.emit(caffe2_type, [ctx.input(node, 0), ctx.input(node, 1)], [ctx.output(node)])
+        inputs = [ctx.input(node, 0), ctx.input(node, 1)]
+        dtype = ctx.dtype(node.inputs[0])
+        if dtype in NARROW_INTEGERS and caffe2_type in _ARITHMETIC | _COMPARISONS:
+            wide = [cast(ctx, blob, ir.DataType.INT64) for blob in inputs]
+            if caffe2_type in _COMPARISONS:
+                ctx.emit(caffe2_type, wide, [ctx.output(node)])
+                return
+            result = ctx.temp(caffe2_type, wide, caffe2_type.lower())
+            ctx.emit("Cast", [result], [ctx.output(node)], to=caffe2_dtype(dtype))
+            return
+        ctx.emit(caffe2_type, inputs, [ctx.output(node)])
 
     convert.__name__ = convert.__qualname__ = f"{onnx_type.lower()}_v{version}"
     return convert
@@ -82,14 +114,55 @@ for _onnx, _caffe2 in _VARIADIC.items():
 def pow_v7(node: ir.Node, ctx: ExportContext) -> None:
     base, exponent = expanded_inputs(ctx, node, [0, 1])
     base_type, exp_type = ctx.dtype(node.inputs[0]), ctx.dtype(node.inputs[1])
+    if base_type in (ir.DataType.INT32, ir.DataType.INT64):
+        if exp_type is None or exp_type.is_floating_point():
+            raise ctx.error(
+                "an integer base with a floating-point exponent has no exact Caffe2 form "
+                "(Caffe2's Pow is float only: pow_op.cc)"
+            )
+        if exp_type != base_type:
+            exponent = cast(ctx, exponent, base_type)
+        ctx.emit("Copy", [_integer_power(ctx, base, exponent, base_type)], [ctx.output(node)])
+        return
+    if base_type not in (None, ir.DataType.FLOAT):
+        raise ctx.error(f"Caffe2's Pow is float only (pow_op.cc), not {base_type.name}")
     if base_type is not None and exp_type is not None and base_type != exp_type:
         exponent = cast(ctx, exponent, base_type)
     ctx.emit("Pow", [base, exponent], [ctx.output(node)])
 
 
+def _integer_power(ctx: ExportContext, base: str, exponent: str, dtype: ir.DataType) -> str:
+    """base ** exponent for int32 or int64 blobs of one shape, by squaring: one step per bit of
+    |exponent|, multiplying in base ** 2**i where the bit is set (wrapping on overflow, as
+    numpy's integer power). A negative exponent gives 1 / base ** |exponent| truncated toward
+    zero (0 unless |base| is 1), as C's integer division."""
+    zero, one, two = (ctx.scalar(v, dtype) for v in (0, 1, 2))
+    negative = ctx.temp("LT", [exponent, zero], "negative")
+    left = ctx.temp("Where", [negative, ctx.temp("Negative", [exponent]), exponent], "bits")
+    result = ctx.temp("Add", [ctx.temp("Mul", [base, zero]), one], "power")
+    square = base
+    bits = 31 if dtype == ir.DataType.INT32 else 63
+    for bit in range(bits):
+        half = ctx.temp("Div", [left, two], "half")
+        odd = ctx.temp("NE", [left, ctx.temp("Mul", [half, two])], "odd")
+        result = ctx.temp("Where", [odd, ctx.temp("Mul", [result, square]), result], "power")
+        left = half
+        if bit < bits - 1:
+            square = ctx.temp("Mul", [square, square], "square")
+    nonzero = ctx.temp("Where", [ctx.temp("EQ", [result, zero]), ctx.temp("Add", [result, one]),
+                                 result], "nonzero")  # fmt: skip
+    inverse = ctx.temp("Div", [ctx.temp("Add", [ctx.temp("Mul", [result, zero]), one]), nonzero])
+    return ctx.temp("Where", [negative, inverse, result], "power")
+
+
 @ops.register("Where", since=9)
 def where_v9(node: ir.Node, ctx: ExportContext) -> None:
-    ctx.emit("Where", expanded_inputs(ctx, node, [0, 1, 2]), [ctx.output(node)])
+    dtype = ctx.dtype(node.inputs[1])
+    if dtype not in NARROW_INTEGERS:
+        ctx.emit("Where", expanded_inputs(ctx, node, [0, 1, 2]), [ctx.output(node)])
+        return
+    chosen = ctx.temp("Where", expanded_inputs(ctx, node, [0, 1, 2], widen=True), "chosen")
+    ctx.emit("Cast", [chosen], [ctx.output(node)], to=caffe2_dtype(dtype))
 
 
 @ops.register("LeakyRelu", since=6)
@@ -276,10 +349,15 @@ def mod_v10(node: ir.Node, ctx: ExportContext) -> None:
     if dtype is None or dtype.is_floating_point():
         raise ctx.error("a floating-point remainder has no exact Caffe2 form")
     a, b = ctx.input(node, 0), ctx.input(node, 1)
+    out_type = dtype
+    if dtype in NARROW_INTEGERS:
+        # Caffe2's Div, Mul, Sub... take 32- and 64-bit integers only: computed in int64.
+        a, b = (cast(ctx, blob, ir.DataType.INT64) for blob in (a, b))
+        dtype = ir.DataType.INT64
     quotient = ctx.temp("Div", [a, b], "quotient")
     remainder = ctx.temp("Sub", [a, ctx.temp("Mul", [b, quotient])], "remainder")
     if attr_int(node, "fmod", 0):
-        ctx.emit("Copy", [remainder], [ctx.output(node)])
+        _write_as(ctx, node, remainder, out_type, dtype)
         return
     zero = ctx.scalar(0, dtype)
     signs_differ = ctx.temp(
@@ -287,4 +365,15 @@ def mod_v10(node: ir.Node, ctx: ExportContext) -> None:
     )
     fix = ctx.temp("And", [ctx.temp("NE", [remainder, zero]), signs_differ], "fix")
     shifted = ctx.temp("Add", [remainder, b], "shifted")
-    ctx.emit("Where", expanded_blobs(ctx, node, [fix, shifted, remainder]), [ctx.output(node)])
+    blobs = expanded_blobs(ctx, node, [fix, shifted, remainder], flags=[True])
+    _write_as(ctx, node, ctx.temp("Where", blobs, "mod"), out_type, dtype)
+
+
+def _write_as(
+    ctx: ExportContext, node: ir.Node, blob: str, dtype: ir.DataType, computed: ir.DataType
+) -> None:
+    """``blob`` (of type ``computed``) as the node's output of type ``dtype``."""
+    if dtype == computed:
+        ctx.emit("Copy", [blob], [ctx.output(node)])
+    else:
+        ctx.emit("Cast", [blob], [ctx.output(node)], to=caffe2_dtype(dtype))

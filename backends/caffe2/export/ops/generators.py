@@ -7,6 +7,8 @@ run-time size is computed as ONNX's function body defines it, a sum of cosines o
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx_ir as ir
 
@@ -86,12 +88,15 @@ def _runtime_mel_weight_matrix(node: ir.Node, ctx: ExportContext) -> None:
     def number(value: float) -> str:
         return ctx.scalar(value, f64)
 
-    # Caffe2 arguments hold float32 values only: ln 10 in double is computed in the net.
-    ln10 = ctx.temp("Log", [number(10.0)], "ln10")
+    # Caffe2's Log, Log1p and Exp are float only: in double, the net computes them from
+    # arithmetic (runtime.log, runtime.exp).
+    ln10 = runtime.double(ctx, math.log(10))
 
     def mel(hertz: str) -> str:
-        ratio = ctx.temp("Log1p", [ctx.temp("Div", [hertz, number(700.0)], "ratio")])
-        return ctx.temp("Div", [ctx.temp("Mul", [number(2595.0), ratio]), ln10], "mel")
+        ratio = ctx.temp("Add", [ctx.temp("Div", [hertz, number(700.0)], "ratio"), number(1.0)])
+        return ctx.temp(
+            "Div", [ctx.temp("Mul", [number(2595.0), runtime.log(ctx, ratio, f64)]), ln10], "mel"
+        )
 
     low_mel, high_mel = mel(low), mel(high)
     points = ctx.temp("Add", [count, number(2.0)], "points")
@@ -99,10 +104,10 @@ def _runtime_mel_weight_matrix(node: ir.Node, ctx: ExportContext) -> None:
     indices = ctx.temp("Range", [number(0.0), points, number(1.0)], "indices")
     mels = ctx.temp("Add", [ctx.temp("Mul", [indices, step], "mels"), low_mel], "mels")
     scaled = ctx.temp("Mul", [ctx.temp("Div", [mels, number(2595.0)]), ln10], "scaled")
-    hertz = ctx.temp("Mul", [ctx.temp("Sub", [ctx.temp("Exp", [scaled]), number(1.0)]),
+    hertz = ctx.temp("Mul", [ctx.temp("Sub", [runtime.exp(ctx, scaled, f64), number(1.0)]),
                              number(700.0)], "hertz")  # fmt: skip
     spread = ctx.temp("Mul", [ctx.temp("Add", [dft, number(1.0)], "spread"), hertz], "spread")
-    bins = ctx.temp("Floor", [ctx.temp("Div", [spread, rate], "bins")], "bins")
+    bins = runtime.floor(ctx, ctx.temp("Div", [spread, rate], "bins"), f64)
     edges = {}
     for name, start in (("left", 0), ("center", 1), ("right", 2)):
         stop = ctx.temp("Add", [count, number(float(start))], "stop")
@@ -111,7 +116,7 @@ def _runtime_mel_weight_matrix(node: ir.Node, ctx: ExportContext) -> None:
         ]
         picked = ctx.temp("Range", [*whole, runtime.const64(ctx, 1)], "picked")
         edges[name] = reshape(ctx, ctx.temp("Gather", [bins, picked], name), [1, -1])
-    half = ctx.temp("Floor", [ctx.temp("Div", [dft, number(2.0)], "half")], "half")
+    half = runtime.floor(ctx, ctx.temp("Div", [dft, number(2.0)], "half"), f64)
     rows = ctx.temp("Range", [number(0.0), ctx.temp("Add", [half, number(1.0)]), number(1.0)])
     j = reshape(ctx, rows, [-1, 1])
     left, center, right = edges["left"], edges["center"], edges["right"]
@@ -129,10 +134,13 @@ def _runtime_mel_weight_matrix(node: ir.Node, ctx: ExportContext) -> None:
     safe_rise = ctx.temp("Where", [flat, one, rise_span], "rise_span")
     rise = ctx.temp("Div", [full(ctx.temp("Sub", [j, left], "rise")), safe_rise], "rise")
     rise = ctx.temp("Where", [flat, one, rise], "rise")
-    on_rise = ctx.temp("And", [full(ctx.temp("GE", [j, left])), full(ctx.temp("LE", [j, center]))])
+    # Comparisons of expanded operands: Caffe2's Expand takes no bool (expand_op.cc).
+    on_rise = ctx.temp("And", [ctx.temp("GE", [full(j), full(left)]),
+                               ctx.temp("LE", [full(j), full(center)])])  # fmt: skip
     fall_span = full(ctx.temp("Sub", [right, center], "fall_span"))
     fall = ctx.temp("Div", [full(ctx.temp("Sub", [right, j], "fall")), fall_span], "fall")
-    on_fall = ctx.temp("And", [full(ctx.temp("GE", [j, center])), full(ctx.temp("LT", [j, right]))])
+    on_fall = ctx.temp("And", [ctx.temp("GE", [full(j), full(center)]),
+                               ctx.temp("LT", [full(j), full(right)])])  # fmt: skip
     zeros = full(number(0.0))
     weights = ctx.temp("Where", [on_fall, fall, ctx.temp("Where", [on_rise, rise, zeros])])
     to = ir.DataType(attr_int(node, "output_datatype", int(ir.DataType.FLOAT)))
@@ -175,22 +183,13 @@ def stft_v17(node: ir.Node, ctx: ExportContext) -> None:
     k = reshape(ctx, ctx.temp("Range", [zero, bins, one], "k"), [1, -1])
     product = ctx.temp("Mul", [n, k], "nk")
     turns = ctx.temp("Sub", [product, ctx.temp("Mul", [ctx.temp("Div", [product, frame]), frame])])
-    f64 = ir.DataType.DOUBLE
-    as_double = [ctx.temp("Cast", [b], "double", to=caffe2_dtype(f64)) for b in (turns, frame)]
-    two_pi = runtime.double(ctx, 2 * np.pi)
-    angles = ctx.temp("Div", [ctx.temp("Mul", [as_double[0], two_pi]), as_double[1]], "angles")
-    # cos and sin of 2 pi m / N are 0 exactly or at least sin(2 pi / N) in magnitude; double's
-    # ~1e-16 left over at multiples of pi / 2 is set back to the exact 0 an FFT gives.
-    zero_f64, tiny = ctx.scalar(0.0, f64), ctx.scalar(1e-9, f64)
-    cos: list[str] = []
-    sin: list[str] = []
-    for name, out in (("Cos", cos), ("Sin", sin)):
-        values = ctx.temp(name, [angles], name.lower())
-        small = ctx.temp("LT", [ctx.temp("Abs", [values]), runtime.like(ctx, tiny, values)])
-        exact = ctx.temp("Where", [small, runtime.like(ctx, zero_f64, values), values])
-        out.append(ctx.temp("Cast", [exact], name.lower(), to=caffe2_dtype(dtype)))
-    real = ctx.temp("BatchMatMul", [framed, cos[0]], "real", broadcast=1)
-    imag = ctx.temp("BatchMatMul", [framed, sin[0]], "imag", broadcast=1)
+    # Caffe2's Cos and Sin are float only: in double, from the integer turns (runtime).
+    cos, sin = (
+        ctx.temp("Cast", [part], name, to=caffe2_dtype(dtype))
+        for part, name in zip(runtime.cos_sin_turns(ctx, turns, frame), ("cos", "sin"), strict=True)
+    )
+    real = ctx.temp("BatchMatMul", [framed, cos], "real", broadcast=1)
+    imag = ctx.temp("BatchMatMul", [framed, sin], "imag", broadcast=1)
     imag = ctx.temp("Negative", [imag], "imag")
     pair = [ctx.temp("ExpandDims", [part], "part", dims=[3]) for part in (real, imag)]
     ctx.emit("Concat", pair, [ctx.output(node), ctx.fresh("split_info")], axis=3)

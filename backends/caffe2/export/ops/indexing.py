@@ -285,6 +285,6 @@ def tensor_scatter_v24(node: ir.Node, ctx: ExportContext) -> None:
         index = ctx.constant(np.array([entry], dtype=np.int64), "entry")
         value = ctx.temp("Gather", [ctx.input(node, 1), index], "update", axis=axis)
         here = ctx.temp("EQ", [offsets, runtime.const64(ctx, entry)], "here")
-        chosen = runtime.like(ctx, here, blob)
+        chosen = runtime.like_flag(ctx, here, blob)
         blob = ctx.temp("Where", [chosen, runtime.like(ctx, value, blob), blob], "written")
     ctx.emit("Copy", [blob], [ctx.output(node)])

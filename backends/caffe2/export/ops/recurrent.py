@@ -186,7 +186,7 @@ def _unrolled(node: ir.Node, ctx: ExportContext) -> None:
             if lengths:
                 running = ctx.temp("LT", [runtime.const64(ctx, t), lengths], "running")
                 column = ctx.temp("ExpandDims", [running], "running", dims=[1])
-                mask = runtime.like(ctx, column, h_new)
+                mask = runtime.like_flag(ctx, column, h_new)
                 ys[t] = ctx.temp("Where", [mask, h_new, zeros], "y")
                 h = ctx.temp("Where", [mask, h_new, h], "h")
                 c = ctx.temp("Where", [mask, c_new, c], "c") if kind == "LSTM" else c

@@ -11,8 +11,10 @@ import onnx_ir as ir
 from unframe.backends.caffe2.export.context import Converter, ExportContext, caffe2_dtype
 from unframe.backends.caffe2.export.ops import _runtime as runtime
 from unframe.backends.caffe2.export.ops._common import (
+    NARROW_INTEGERS,
     attr_int,
     attr_ints,
+    cast,
     normalize_axis,
     reshape,
 )
@@ -79,8 +81,10 @@ def reduce_named_axes(
     named: NamedAxes,
     step: Step,
     identity: float,
+    dtype: ir.DataType | None = None,
 ) -> str:
-    """``blob`` (``value``'s shape) reduced over the ``named`` axes, keeping every dim.
+    """``blob`` (``value``'s shape; ``dtype``, where not ``value``'s) reduced over the ``named``
+    axes, keeping every dim.
 
     Each axis is reduced (``step``, one axis, keepdims) into a copy of the data's shape and
     chosen by Where where the axis is named; a Slice with run-time ends then keeps one entry of
@@ -89,7 +93,7 @@ def reduce_named_axes(
     """
     shape = ctx.need_shape(value, "to reduce over run-time axes")
     rank = len(shape)
-    dtype = ctx.dtype(value) or ir.DataType.FLOAT
+    dtype = dtype or ctx.dtype(value) or ir.DataType.FLOAT
     for axis in sorted(range(rank), key=lambda a: shape[a] != 0):
         flag = named.each[axis]
         if shape[axis] == 0:
@@ -104,7 +108,7 @@ def reduce_named_axes(
             blob = ctx.temp("Tile", [filled, tiles, runtime.const64(ctx, axis)], "tiled")
             continue
         reduced = runtime.like(ctx, step(blob, axis), blob)
-        blob = ctx.temp("Where", [runtime.like(ctx, flag, blob), reduced, blob], "reduced")
+        blob = ctx.temp("Where", [runtime.like_flag(ctx, flag, blob), reduced, blob], "reduced")
     ones = ctx.constant(np.ones(rank, dtype=np.int64), "ones")
     ends = ctx.temp("Where", [named.vector, ones, ctx.temp("Shape", [blob], "dims")], "ends")
     starts = ctx.constant(np.zeros(rank, dtype=np.int64), "starts")
@@ -119,17 +123,25 @@ def drop_named(ctx: ExportContext, blob: str, named: NamedAxes, out: str) -> Non
 
 
 def _reduce_runtime(
-    node: ir.Node, ctx: ExportContext, blob: str, step: Step, identity: float, post: str | None
-) -> None:
-    """A reduction over run-time axes of ``blob`` (input 0, maybe transformed elementwise)."""
+    node: ir.Node,
+    ctx: ExportContext,
+    blob: str,
+    step: Step,
+    identity: float,
+    post: str | None,
+    dtype: ir.DataType | None = None,
+) -> str:
+    """A reduction over run-time axes of ``blob`` (input 0, maybe transformed elementwise, of
+    ``dtype`` where not input 0's); returns the output's blob."""
     named = named_axes(node, ctx, ctx.need_rank(node.inputs[0]))
-    reduced = reduce_named_axes(ctx, blob, node.inputs[0], named, step, identity)  # type: ignore[arg-type]
+    reduced = reduce_named_axes(ctx, blob, node.inputs[0], named, step, identity, dtype)  # type: ignore[arg-type]
     if post is not None:
         reduced = ctx.temp(post, [reduced], "reduced")
     if attr_int(node, "keepdims", 1):
-        ctx.emit("Copy", [reduced], [ctx.output(node)])
-    else:
-        drop_named(ctx, reduced, named, ctx.output(node))
+        return reduced
+    out = ctx.fresh("reduced")
+    drop_named(ctx, reduced, named, out)
+    return out
 
 
 def _fill_value(identity: float, dtype: ir.DataType) -> float | int:
@@ -171,29 +183,41 @@ def _reduce(onnx_type: str, from_input: bool, version: int) -> Converter:
     pre, caffe2_type, post = _COMPOSED.get(onnx_type, (None, onnx_type, None))
 
     def convert(node: ir.Node, ctx: ExportContext) -> None:
+        dtype = ctx.dtype(node.inputs[0])
+        # Caffe2's ReduceSum, ReduceMax and ReduceMin take int32, int64, float and double
+        # (reduce_ops.cc): bool and narrow integers are reduced in int64 and cast back.
+        wide = dtype in _WIDENED and caffe2_type in ("ReduceSum", "ReduceMax", "ReduceMin")
         if _runtime_axes(node, ctx, from_input):
             x = ctx.input(node, 0)
+            if wide:
+                x = cast(ctx, x, ir.DataType.INT64)
             if pre is not None:
                 x = ctx.temp(pre, [x])
             step = one_axis(ctx, caffe2_type)
-            _reduce_runtime(node, ctx, x, step, _EMPTY[caffe2_type], post)
+            identity = _EMPTY[caffe2_type]
+            if wide and dtype is not None:
+                identity = _fill_value(identity, dtype)  # the narrow type's, not int64's
+            reduced = _reduce_runtime(
+                node, ctx, x, step, identity, post, ir.DataType.INT64 if wide else None
+            )
+            _write(ctx, node, reduced, dtype if wide else None)
             return
         axes = _axes(node, ctx, from_input)
         if _empty_reduction(node, ctx, axes):
             return
         x = ctx.input(node, 0)
-        out = ctx.output(node)
         if axes is None:
-            ctx.emit("Copy", [x], [out])
+            ctx.emit("Copy", [x], [ctx.output(node)])
             return
+        if wide:
+            x = cast(ctx, x, ir.DataType.INT64)
         keepdims = attr_int(node, "keepdims", 1)
         if pre is not None:
             x = ctx.temp(pre, [x])
-        if post is None:
-            ctx.emit(caffe2_type, [x], [out], axes=axes, keepdims=keepdims)
-            return
         reduced = ctx.temp(caffe2_type, [x], "reduced", axes=axes, keepdims=keepdims)
-        ctx.emit(post, [reduced], [out])
+        if post is not None:
+            reduced = ctx.temp(post, [reduced], "reduced")
+        _write(ctx, node, reduced, dtype if wide else None)
 
     convert.__name__ = convert.__qualname__ = f"{onnx_type.lower()}_v{version}"
     return convert
@@ -203,6 +227,18 @@ for _op in (*_DIRECT, *_COMPOSED):
     _switch = _AXES_INPUT_SINCE.get(_op, 18)
     ops.register(_op, since=1, until=_switch - 1)(_reduce(_op, False, 1))
     ops.register(_op, since=_switch)(_reduce(_op, True, _switch))
+
+
+#: Element types a reduction widens to int64 (see ``_reduce``).
+_WIDENED = {ir.DataType.BOOL, *NARROW_INTEGERS}
+
+
+def _write(ctx: ExportContext, node: ir.Node, blob: str, dtype: ir.DataType | None) -> None:
+    """``blob`` as the node's output, cast to ``dtype`` where given."""
+    if dtype is None:
+        ctx.emit("Copy", [blob], [ctx.output(node)])
+    else:
+        ctx.emit("Cast", [blob], [ctx.output(node)], to=caffe2_dtype(dtype))
 
 
 def one_axis(ctx: ExportContext, caffe2_type: str) -> Step:
@@ -220,9 +256,10 @@ def _runtime_log_sum_exp(node: ir.Node, ctx: ExportContext) -> None:
     data = node.inputs[0]
     named = named_axes(node, ctx, ctx.need_rank(data))
     peak = reduce_named_axes(ctx, x, data, named, one_axis(ctx, "ReduceMax"), -np.inf)  # type: ignore[arg-type]
-    exps = ctx.temp("Exp", [ctx.temp("Sub", [x, peak], "shifted")])
+    dtype = ctx.dtype(data) or ir.DataType.FLOAT
+    exps = runtime.exp(ctx, ctx.temp("Sub", [x, peak], "shifted"), dtype)
     total = reduce_named_axes(ctx, exps, data, named, one_axis(ctx, "ReduceSum"), 0)  # type: ignore[arg-type]
-    result = ctx.temp("Add", [ctx.temp("Log", [total]), peak], "lse")
+    result = ctx.temp("Add", [runtime.log(ctx, total, dtype), peak], "lse")
     if attr_int(node, "keepdims", 1):
         ctx.emit("Copy", [result], [ctx.output(node)])
     else:
@@ -242,9 +279,11 @@ def _reduce_log_sum_exp(node: ir.Node, ctx: ExportContext, from_input: bool) -> 
         return
     # max + log(sum(exp(x - max))), with the max kept for broadcasting and reduced at the end.
     peak = ctx.temp("ReduceMax", [x], "max", axes=axes, keepdims=1)
-    exps = ctx.temp("Exp", [ctx.temp("Sub", [x, peak], "shifted")])
+    dtype = ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT
+    exps = runtime.exp(ctx, ctx.temp("Sub", [x, peak], "shifted"), dtype)
     keepdims = attr_int(node, "keepdims", 1)
-    total = ctx.temp("Log", [ctx.temp("ReduceSum", [exps], "sum", axes=axes, keepdims=keepdims)])
+    summed = ctx.temp("ReduceSum", [exps], "sum", axes=axes, keepdims=keepdims)
+    total = runtime.log(ctx, summed, dtype)
     if not keepdims:
         peak = ctx.temp("Squeeze", [peak], "max", dims=axes)
     ctx.emit("Add", [total, peak], [ctx.output(node)])

@@ -230,6 +230,7 @@ def _runtime_resize(
     if mode != "nearest" and not dtype.is_floating_point():
         raise ctx.error(f"{mode} interpolation of {dtype.name} values has no exact Caffe2 form")
     f64, i64 = caffe2_dtype(ir.DataType.DOUBLE), caffe2_dtype(ir.DataType.INT64)
+    f64_type = ir.DataType.DOUBLE
     if sizes:
         params = runtime.int64(ctx, required(ctx, node, index))
     else:
@@ -248,7 +249,7 @@ def _runtime_resize(
         if kept:
             scale = kept
             width = op("Mul", scale, number(dim))
-            resized = op("Floor", op("Add", width, number(0.5)))  # rounded half up
+            resized = runtime.floor(ctx, op("Add", width, number(0.5)), f64_type)  # half up
             count = ctx.temp("Cast", [resized], "count", to=i64)
         elif sizes:
             count = picked
@@ -258,7 +259,7 @@ def _runtime_resize(
         else:
             scale = picked
             width = op("Mul", scale, number(dim))  # the output width before rounding
-            resized = op("Floor", width)
+            resized = runtime.floor(ctx, width, f64_type)
             count = ctx.temp("Cast", [resized], "count", to=i64)
         one64 = runtime.const64(ctx, 1)
         steps = ctx.temp("Range", [runtime.const64(ctx, 0), count, one64], "steps")
@@ -267,10 +268,10 @@ def _runtime_resize(
         # onnx's reference leaves an axis alone where its size is unchanged and its scale is 1
         # (math.isclose: to 1e-9 of the larger of the two), whatever the transform would say.
         larger = ctx.temp("Where", [op("GT", scale, number(1.0)), scale, number(1.0)], "larger")
-        unit = op("LE", op("Abs", op("Sub", scale, number(1.0))),
+        unit = op("LE", runtime.absolute(ctx, op("Sub", scale, number(1.0)), f64_type),
                   op("Mul", larger, runtime.double(ctx, 1e-9)))  # fmt: skip
         same = op("And", op("EQ", count, runtime.const64(ctx, dim)), unit)
-        source = ctx.temp("Where", [runtime.like(ctx, same, x), x, source], "source")
+        source = ctx.temp("Where", [runtime.like_flag(ctx, same, x), x, source], "source")
         if mode == "nearest":
             blob = _nearest(ctx, blob, source, settings["nearest"], axis, dim)
         else:
@@ -324,7 +325,7 @@ def _source(
         return op("Div", op("Add", x, number(0.5)), scale)
 
     def single() -> str:  # whether the output width is 1, per position
-        return runtime.like(ctx, op("EQ", width, number(1.0)), x)
+        return runtime.like_flag(ctx, op("EQ", width, number(1.0)), x)
 
     if transform == "asymmetric":
         return op("Div", x, scale)
@@ -351,12 +352,15 @@ def _source(
 def _nearest(ctx: ExportContext, blob: str, source: str, rounding: str, axis: int, dim: int) -> str:
     """``blob`` read along ``axis`` at the rounded positions ``source``, clamped to the axis."""
     number, op = _helpers(ctx)
+    f64 = ir.DataType.DOUBLE
     if rounding == "round_prefer_floor":
-        picked = op("Ceil", op("Sub", source, number(0.5)))
+        picked = runtime.ceil(ctx, op("Sub", source, number(0.5)), f64)
     elif rounding == "round_prefer_ceil":
-        picked = op("Floor", op("Add", source, number(0.5)))
-    elif rounding in ("floor", "ceil"):
-        picked = op(rounding.capitalize(), source)
+        picked = runtime.floor(ctx, op("Add", source, number(0.5)), f64)
+    elif rounding == "floor":
+        picked = runtime.floor(ctx, source, f64)
+    elif rounding == "ceil":
+        picked = runtime.ceil(ctx, source, f64)
     else:
         raise ctx.error(f"nearest_mode={rounding!r} has no Caffe2 form")
     whole = ctx.temp("Cast", [picked], "index", to=caffe2_dtype(ir.DataType.INT64))
@@ -383,7 +387,7 @@ def _interpolate(
     """The double ``blob`` interpolated along ``axis`` at the positions ``source``: the taps
     floor(source) + offset, each weighted by ONNX's coefficient for its distance."""
     number, op = _helpers(ctx)
-    below = op("Floor", source)
+    below = runtime.floor(ctx, source, ir.DataType.DOUBLE)
     ratio = op("Sub", source, below)  # in [0, 1)
     left = ctx.temp("Cast", [below], "left", to=caffe2_dtype(ir.DataType.INT64))
     cubic = settings["mode"] == "cubic"
@@ -455,7 +459,7 @@ def _kernel(ctx: ExportContext, distance: str, a: float, cubic: bool) -> str:
     """The antialiasing kernel at ``distance`` (scaled): the triangle max(1 - |d|, 0), or Keys'
     cubic (0 beyond 2), as onnx's reference writes them."""
     number, op = _helpers(ctx)
-    d = op("Abs", distance)
+    d = runtime.absolute(ctx, distance, ir.DataType.DOUBLE)
     zero = runtime.like(ctx, number(0.0), d)
     if not cubic:
         tent = op("Sub", number(1.0), d)

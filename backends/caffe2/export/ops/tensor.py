@@ -8,10 +8,13 @@ import onnx_ir as ir
 from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
 from unframe.backends.caffe2.export.ops import _runtime as runtime
 from unframe.backends.caffe2.export.ops._common import (
+    NARROW_INTEGERS,
     attr_float,
     attr_int,
     attr_ints,
     attr_str,
+    cast,
+    expand,
     normalize_axis,
     reshape,
     zeros_like,
@@ -68,7 +71,7 @@ def _reshape_allowzero(node: ir.Node, ctx: ExportContext) -> None:
     zeros = ctx.temp("Cast", [ctx.temp("EQ", [shape, zero], "is_zero")], "zeros", to=i64)
     count = ctx.temp("ReduceSum", [zeros], "count", axes=[0], keepdims=0)
     empty = ctx.temp("GT", [count, zero], "empty")
-    flags = runtime.like(ctx, empty, shape)
+    flags = runtime.like_flag(ctx, empty, shape)
     ones = ctx.temp("ConstantFill", [shape], "ones", value=1, dtype=i64)
     base_shape = ctx.temp("Where", [flags, shape, ones], "base_shape")
     positions_shape = ctx.temp("Where", [flags, ones, shape], "positions_shape")
@@ -271,7 +274,7 @@ def _runtime_squeeze(node: ir.Node, ctx: ExportContext) -> None:
     ctx.emit("Concat", columns, [named, ctx.fresh("split_info")], axis=0)
     none = ctx.temp("EQ", [ctx.temp("Size", [axes], "count"), runtime.const64(ctx, 0)], "none")
     ones = ctx.temp("EQ", [dims, runtime.const64(ctx, 1)], "ones")
-    every_one = ctx.temp("And", [runtime.like(ctx, none, ones), ones], "ones")
+    every_one = ctx.temp("And", [runtime.like_flag(ctx, none, ones), ones], "ones")
     dropped = ctx.temp("Or", [named, every_one], "dropped")
     kept = ctx.temp("BooleanMask", [dims, ctx.temp("Not", [dropped], "kept")], "kept")
     reshape(ctx, ctx.input(node, 0), kept, ctx.output(node))
@@ -445,6 +448,9 @@ def clip_v11(node: ir.Node, ctx: ExportContext) -> None:
     shape = ctx.need_shape(x, "to broadcast the clip bounds")
     shape_blob = ctx.constant(np.array(shape, dtype=np.int64), "shape")
     blob = ctx.blob(x)
+    if not floating:
+        _clip_integers(node, ctx, bounds, shape_blob)
+        return
     present = [(op, b) for op, b in zip(("Max", "Min"), bounds, strict=True) if b is not None]
     if not present:
         ctx.emit("Copy", [blob], [ctx.output(node)])
@@ -453,6 +459,29 @@ def clip_v11(node: ir.Node, ctx: ExportContext) -> None:
         out = ctx.output(node) if index == len(present) - 1 else ctx.fresh("clipped")
         ctx.emit(op_type, [blob, wide], [out])
         blob = out
+
+
+def _clip_integers(
+    node: ir.Node, ctx: ExportContext, bounds: list[ir.Value | None], shape: str
+) -> None:
+    """Clip of integers: Caffe2's Max, Min and Clip are float-only, so each bound is applied by
+    a comparison and Where, in int64 (8- and 16-bit integers have no Where or Expand kernel)."""
+    dtype = ctx.dtype(node.inputs[0]) or ir.DataType.INT64
+    wide = dtype in NARROW_INTEGERS
+
+    def widened(blob: str) -> str:
+        return cast(ctx, blob, ir.DataType.INT64) if wide else blob
+
+    blob = widened(ctx.input(node, 0))
+    for compare, bound in zip(("LT", "GT"), bounds, strict=True):
+        if bound is None:
+            continue
+        limit = expand(ctx, widened(ctx.blob(bound)), shape)
+        beyond = ctx.temp(compare, [blob, limit], "beyond")
+        blob = ctx.temp("Where", [beyond, limit, blob], "clipped")
+    if wide:
+        blob = cast(ctx, blob, dtype)
+    ctx.emit("Copy", [blob], [ctx.output(node)])
 
 
 def _source_indices(size: int, before: int, after: int, mode: str) -> np.ndarray:
@@ -662,7 +691,7 @@ def trilu_v14(node: ir.Node, ctx: ExportContext) -> None:
         compare = "GE" if upper else "LE"
         small = ctx.temp(compare, [ctx.constant(offsets, "offsets"), ctx.input(node, 1)], "mask")
         shape_blob = ctx.constant(np.array(shape, dtype=np.int64), "shape")
-        mask_blob = ctx.temp("Expand", [small, shape_blob], "mask")
+        mask_blob = expand(ctx, small, shape_blob, flag=True)
     assert x is not None  # Trilu's data input is required by its schema
     ctx.emit("Where", [mask_blob, ctx.blob(x), zeros_like(ctx, x)], [ctx.output(node)])
 
