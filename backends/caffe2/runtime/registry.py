@@ -186,6 +186,51 @@ class OpContext:
         )
 
 
+#: The C++ names of the element types Caffe2's kernels are registered for.
+_CPP_NAMES: dict[np.dtype, str] = {
+    np.dtype(np.float32): "float",
+    np.dtype(np.float64): "double",
+    np.dtype(np.int32): "int32",
+    np.dtype(np.int64): "int64",
+    np.dtype(np.bool_): "bool",
+    np.dtype(np.uint8): "uint8",
+    np.dtype(np.int8): "int8",
+    np.dtype(np.uint16): "uint16",
+    np.dtype(np.int16): "int16",
+    np.dtype(object): "std::string",
+}
+
+
+@dataclass(frozen=True)
+class KernelTypes:
+    """The element types Caffe2 registers an op's CPU kernel for, and the source that says so.
+
+    Caffe2 dispatches on the input's type and throws for any type outside its list (and a kernel
+    written for float reads ``X.data<float>()``, which throws for any other type), so a net that
+    feeds another type runs here but not on Caffe2.
+    """
+
+    dtypes: frozenset[np.dtype]
+    source: str
+
+    @classmethod
+    def of(cls, source: str, *dtypes: type) -> KernelTypes:
+        return cls(frozenset(np.dtype(d) for d in dtypes), source)
+
+    def check(self, ctx: OpContext, x: np.ndarray, what: str = "input 0") -> None:
+        """A clear error where ``x``'s element type is not one of Caffe2's for this op."""
+        if x.dtype not in self.dtypes:
+            names = ", ".join(sorted(_CPP_NAMES.get(d, str(d)) for d in self.dtypes))
+            raise ctx.error(
+                f"Caffe2 registers {ctx.op.type or '?'} for {names} only "
+                f"(caffe2/operators/{self.source}); {what} is {_CPP_NAMES.get(x.dtype, x.dtype)}"
+            )
+
+
+#: Caffe2's ``NumericTypes`` (caffe2/operators/elementwise_ops.h).
+NUMERIC_TYPES = (np.int32, np.int64, np.float32, np.float64)
+
+
 def canonical_axis(ctx: OpContext, axis: int, ndim: int, *, extra: int = 0) -> int:
     """``axis`` in ``[0, ndim + extra)``, counting negative values from the end."""
     size = ndim + extra

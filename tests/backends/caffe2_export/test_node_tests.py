@@ -48,6 +48,9 @@ KNOWN_FAILURES = {
     "test_resize_tf_crop_and_resize_axes_2_3": "tf_crop_and_resize is not exported",
     "test_resize_tf_crop_and_resize_axes_3_2": "tf_crop_and_resize is not exported",
     "test_resize_tf_crop_and_resize_extrapolation_value": "tf_crop_and_resize is not exported",
+    # Caffe2 registers Div, Mul, Add... for int32, int64, float and double only, and its Cast
+    # refuses float16 on CPU (cast_op.cc): float16 arithmetic has no Caffe2 form.
+    "test_celu_float16_expanded": "float16 arithmetic: Caffe2 has no CPU kernel for it",
 }
 
 #: Element types Caffe2's TensorProto has no number for: such tests cannot pass on any backend.

@@ -14,11 +14,18 @@ import numpy as np
 from unframe.backends.caffe2.runtime.ops.math import binary_operands
 from unframe.backends.caffe2.runtime.registry import (
     CAFFE2_OPS,
+    NUMERIC_TYPES,
+    KernelTypes,
     OpContext,
     OpFunction,
     caffe2_op,
     canonical_axis,
 )
+
+# ExpandOp<TensorTypes<std::int32_t, std::int64_t, float, double>, CPUContext>.
+_EXPAND = KernelTypes.of("expand_op.cc", *NUMERIC_TYPES)
+# RangeOp dispatches on input 0: TensorTypes<int32_t, int64_t, float, double> (utility_ops.h).
+_RANGE = KernelTypes.of("utility_ops.h", *NUMERIC_TYPES)
 
 
 def _provide(*op_types: str) -> Callable[[OpFunction], OpFunction]:
@@ -33,6 +40,7 @@ def _provide(*op_types: str) -> Callable[[OpFunction], OpFunction]:
 def expand(ctx: OpContext) -> list[np.ndarray]:
     # Caffe2: the result of numpy.array(X) * numpy.ones(shape), without the multiplication.
     x, shape = ctx.input(0), ctx.input(1)
+    _EXPAND.check(ctx, x)
     dims = [int(d) for d in np.asarray(shape).reshape(-1)]
     target = np.broadcast_shapes(x.shape, tuple(dims))
     return [np.broadcast_to(x, target).copy()]
@@ -76,6 +84,8 @@ def mish(ctx: OpContext) -> list[np.ndarray]:
 @_provide("Range")
 def range_(ctx: OpContext) -> list[np.ndarray]:
     values = [np.asarray(ctx.input(i)) for i in range(ctx.num_inputs)]
+    if values:
+        _RANGE.check(ctx, values[0])
     if not 1 <= len(values) <= 3 or any(v.size != 1 for v in values):
         raise ctx.error("takes one to three scalar inputs: [start,] stop[, step]")
     dtype = values[0].dtype

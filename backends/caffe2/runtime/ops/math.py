@@ -14,11 +14,36 @@ from collections.abc import Callable
 import numpy as np
 
 from unframe.backends.caffe2.runtime.registry import (
+    NUMERIC_TYPES,
     DataType,
+    KernelTypes,
     OpContext,
     caffe2_op,
     numpy_dtype,
 )
+
+# The element types Caffe2 registers these ops' CPU kernels for, from the files named (the
+# binary ops check input 0, which Caffe2 dispatches on; the inputs must share one type).
+_ARITHMETIC = {
+    name: KernelTypes.of(f"elementwise_{name.lower()}_op.cc", *NUMERIC_TYPES)
+    for name in ("Add", "Sub", "Mul", "Div")
+}
+# REGISTER_CPU_COMPARE_OPERATOR: TensorTypes<bool, int32_t, int64_t, float, double>.
+_COMPARISON = KernelTypes.of("elementwise_ops.cc", np.bool_, *NUMERIC_TYPES)
+_FLOAT_ONLY = {
+    name: KernelTypes.of(f"{name.lower()}_op.cc", np.float32)
+    for name in ("Floor", "Ceil", "Exp", "Log", "Log1p", "Abs", "Sin", "Cos", "Acos")
+}
+_UNARY_TYPES = {
+    **_FLOAT_ONLY,
+    "Sqrt": KernelTypes.of("sqrt_op.cc", np.float32, np.float64),
+    "Negative": KernelTypes.of("negative_op.cc", *NUMERIC_TYPES),
+    "Sign": KernelTypes.of("elementwise_ops.cc", *NUMERIC_TYPES),
+}
+_POW = KernelTypes.of("pow_op.cc", np.float32)
+# WhereOp dispatches on X: TensorTypes<float, double, int, long, std::string, bool>.
+_WHERE = KernelTypes.of("elementwise_logical_ops.h", np.float32, np.float64, np.int32, np.int64,
+                        object, np.bool_)  # fmt: skip
 
 
 def binary_operands(ctx: OpContext) -> tuple[np.ndarray, np.ndarray]:
@@ -75,6 +100,7 @@ def _same_dtype(ctx: OpContext, a: np.ndarray, b: np.ndarray) -> None:
 
 def _arith(name: str, function: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
     def run(ctx: OpContext) -> list[np.ndarray]:
+        _ARITHMETIC[name].check(ctx, ctx.input(0))
         a, b = binary_operands(ctx)
         _same_dtype(ctx, a, b)
         out_shape = a.shape if ctx.arg_int("broadcast", 0) else None
@@ -103,6 +129,7 @@ _arith("Div", _divide)
 
 def _compare(name: str, function: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
     def run(ctx: OpContext) -> list[np.ndarray]:
+        _COMPARISON.check(ctx, ctx.input(0))
         a, b = binary_operands(ctx)
         _same_dtype(ctx, a, b)
         y = np.asarray(function(a, b), dtype=np.bool_)
@@ -157,8 +184,12 @@ def erf(x: np.ndarray) -> np.ndarray:
 def _unary(
     name: str, function: Callable[[np.ndarray], np.ndarray], *, floating: bool = True
 ) -> None:
+    types = _UNARY_TYPES.get(name)
+
     def run(ctx: OpContext) -> list[np.ndarray]:
         x = ctx.input(0)
+        if types is not None:
+            types.check(ctx, x)
         if floating and not np.issubdtype(x.dtype, np.floating):
             raise ctx.error(f"expects a floating-point input, got {x.dtype}")
         with np.errstate(all="ignore"):  # log(0), sqrt(-1)... give inf/nan as in C++
@@ -238,6 +269,7 @@ def min_op(ctx: OpContext) -> list[np.ndarray]:
 def pow_op(ctx: OpContext) -> list[np.ndarray]:
     """X ** exponent, the exponent an argument or (broadcast like Mul) a second input."""
     x = ctx.input(0)
+    _POW.check(ctx, x)
     if ctx.has("exponent"):
         if ctx.num_inputs > 1:
             raise ctx.error("give the exponent as an argument or as an input, not both")
@@ -283,6 +315,7 @@ def mod(ctx: OpContext) -> list[np.ndarray]:
 def where(ctx: OpContext) -> list[np.ndarray]:
     """X where C else Y; with broadcast_on_rows=1 a 1-D C picks whole rows."""
     c, x, y = ctx.input(0), ctx.input(1), ctx.input(2)
+    _WHERE.check(ctx, x, "X (input 1)")
     if c.dtype != np.bool_:
         raise ctx.error(f"the condition must be bool, got {c.dtype}")
     if x.shape != y.shape or x.dtype != y.dtype:

@@ -7,7 +7,17 @@ import math
 import numpy as np
 
 from unframe.backends.caffe2.runtime.ops.math import erf
-from unframe.backends.caffe2.runtime.registry import OpContext, caffe2_op, canonical_axis
+from unframe.backends.caffe2.runtime.registry import (
+    KernelTypes,
+    OpContext,
+    caffe2_op,
+    canonical_axis,
+)
+
+# Registered for float only: UnaryElementwiseOp<TensorTypes<float>, ...> in each file.
+_SIGMOID = KernelTypes.of("sigmoid_op.cc", np.float32)
+_TANH = KernelTypes.of("tanh_op.cc", np.float32)
+_SOFTSIGN = KernelTypes.of("softsign_op.cc", np.float32)
 
 
 # -- fully connected ----------------------------------------------------------------------------
@@ -277,12 +287,14 @@ def selu(ctx: OpContext) -> list[np.ndarray]:
 @caffe2_op("Sigmoid")
 def sigmoid(ctx: OpContext) -> list[np.ndarray]:
     x = _float_input(ctx)
+    _SIGMOID.check(ctx, x)
     return [_sigmoid(x).astype(x.dtype)]
 
 
 @caffe2_op("Tanh")
 def tanh(ctx: OpContext) -> list[np.ndarray]:
     x = _float_input(ctx)
+    _TANH.check(ctx, x)
     return [np.tanh(x)]
 
 
@@ -295,6 +307,7 @@ def softplus(ctx: OpContext) -> list[np.ndarray]:
 @caffe2_op("Softsign")
 def softsign(ctx: OpContext) -> list[np.ndarray]:
     x = _float_input(ctx)
+    _SOFTSIGN.check(ctx, x)
     return [(x / (1 + np.abs(x))).astype(x.dtype)]
 
 

@@ -7,14 +7,31 @@ from typing import Any
 
 import numpy as np
 
-from unframe.backends.caffe2.runtime.registry import OpContext, caffe2_op, canonical_axis
+from unframe.backends.caffe2.runtime.registry import (
+    NUMERIC_TYPES,
+    KernelTypes,
+    OpContext,
+    caffe2_op,
+    canonical_axis,
+)
 
 Reducer = Callable[[np.ndarray, tuple[int, ...], bool], Any]
 
+# The element types of ReduceOp<TensorTypes<...>, CPUContext, ...Reducer> in reduce_ops.cc.
+_REDUCER_TYPES = {
+    "ReduceSum": KernelTypes.of("reduce_ops.cc", *NUMERIC_TYPES),
+    "ReduceMean": KernelTypes.of("reduce_ops.cc", np.float32),
+    "ReduceMax": KernelTypes.of("reduce_ops.cc", *NUMERIC_TYPES),
+}
+
 
 def _reducer(name: str, function: Reducer) -> None:
+    types = _REDUCER_TYPES.get(name)
+
     def run(ctx: OpContext) -> list[np.ndarray]:
         x = ctx.input(0)
+        if types is not None:
+            types.check(ctx, x)
         axes = ctx.arg_ints("axes")
         dims = (
             tuple(sorted({canonical_axis(ctx, a, x.ndim) for a in axes}))
