@@ -1,5 +1,11 @@
 """Import converters by op family; importing this package registers them all."""
 
-from unframe.frontends.caffe2.ops import control_flow, math, nn, tensor
+from unframe.frontends.caffe2.ops import (
+    aliases,
+    control_flow,
+    math,
+    nn,
+    tensor,
+)
 
-__all__ = ["control_flow", "math", "nn", "tensor"]
+__all__ = ["aliases", "control_flow", "math", "nn", "tensor"]

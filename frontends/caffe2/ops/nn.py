@@ -403,6 +403,13 @@ def leaky_relu(op: Op, args: Args, ctx: ImportContext) -> None:
     ctx.output(0, ctx.op1("LeakyRelu", [ctx.input(0)], {"alpha": args.number("alpha", 0.01)}))
 
 
+@ops.register("ThresholdedRelu", since=1, domain=DOMAIN)
+def thresholded_relu(op: Op, args: Args, ctx: ImportContext) -> None:
+    # x where x > alpha, else 0 (thresholded_relu_op.cc): ONNX's ThresholdedRelu.
+    attrs = {"alpha": args.number("alpha", 1.0)}
+    ctx.output(0, ctx.op1("ThresholdedRelu", [ctx.input(0)], attrs))
+
+
 @ops.register("Elu", since=1, domain=DOMAIN)
 def elu(op: Op, args: Args, ctx: ImportContext) -> None:
     ctx.output(0, ctx.op1("Elu", [ctx.input(0)], {"alpha": args.number("alpha", 1.0)}))
