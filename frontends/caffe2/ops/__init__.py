@@ -5,7 +5,8 @@ from unframe.frontends.caffe2.ops import (
     control_flow,
     math,
     nn,
+    reduce,
     tensor,
 )
 
-__all__ = ["aliases", "control_flow", "math", "nn", "tensor"]
+__all__ = ["aliases", "control_flow", "math", "nn", "reduce", "tensor"]
