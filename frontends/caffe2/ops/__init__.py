@@ -3,10 +3,11 @@
 from unframe.frontends.caffe2.ops import (
     aliases,
     control_flow,
+    indexing,
     math,
     nn,
     reduce,
     tensor,
 )
 
-__all__ = ["aliases", "control_flow", "math", "nn", "reduce", "tensor"]
+__all__ = ["aliases", "control_flow", "indexing", "math", "nn", "reduce", "tensor"]
