@@ -3,6 +3,7 @@
 from unframe.frontends.caffe2.ops import (
     aliases,
     control_flow,
+    fill,
     indexing,
     math,
     nn,
@@ -10,4 +11,4 @@ from unframe.frontends.caffe2.ops import (
     tensor,
 )
 
-__all__ = ["aliases", "control_flow", "indexing", "math", "nn", "reduce", "tensor"]
+__all__ = ["aliases", "control_flow", "fill", "indexing", "math", "nn", "reduce", "tensor"]
