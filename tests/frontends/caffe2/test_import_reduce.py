@@ -8,6 +8,7 @@ import pytest
 from netdef_builders import op, randn
 from typed_nets import check, run_imported, typed_net
 
+from unframe.backends.caffe2.runtime import run_net
 from unframe.frontends.caffe2 import import_caffe2
 from unframe.shared_ir.errors import BadInputError
 
@@ -59,10 +60,12 @@ def test_reduce_back_with_lengths(kind: str) -> None:
     )
     want = _caffe2_lengths(x.reshape(6, 4), lengths.reshape(-1), kind).reshape(2, 3)
     got = run_imported(c2, {"x": x, "lengths": lengths})["y"]
-    assert got.shape == (2, 3)
-    np.testing.assert_allclose(got, want, rtol=1e-6)
-    if kind == "Mean":  # length 0: the first element over 0, as Caffe2 divides
-        assert np.isinf(got[1, 1])
+    executed = run_net(c2.predict_net, c2.init_net, {"x": x, "lengths": lengths})["y"]
+    for result in (got, executed):
+        assert result.shape == (2, 3)
+        np.testing.assert_allclose(result, want, rtol=1e-6)
+        if kind == "Mean":  # length 0: the first element over 0, as Caffe2 divides
+            assert np.isinf(result[1, 1])
 
 
 @pytest.mark.parametrize("kind", ["Sum", "Mean", "Max"])
@@ -74,7 +77,9 @@ def test_reduce_front_with_lengths(kind: str) -> None:
     )
     want = _caffe2_lengths(x.reshape(4, 6).T, lengths, kind).reshape(2, 3)
     got = run_imported(c2, {"x": x, "lengths": lengths})["y"]
+    executed = run_net(c2.predict_net, c2.init_net, {"x": x, "lengths": lengths})["y"]
     np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_allclose(executed, want, rtol=1e-6)
 
 
 def test_lengths_need_one_reduced_dim() -> None:
@@ -97,6 +102,8 @@ def test_empty_reduction_gives_zeros(kind: str, dynamic: bool) -> None:
     shapes = {"x": ("n", 3)} if dynamic else None
     got = run_imported(c2, {"x": x}, shapes)["y"]
     np.testing.assert_array_equal(got, np.zeros(3, np.float32))
+    executed = run_net(c2.predict_net, c2.init_net, {"x": x})["y"]
+    np.testing.assert_array_equal(executed, np.zeros(3, np.float32))
 
 
 # -- LpNorm, ThresholdedRelu ----------------------------------------------------------------------

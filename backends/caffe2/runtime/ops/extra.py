@@ -181,7 +181,9 @@ def scatter_assign(ctx: OpContext) -> list[np.ndarray]:
 
 @_provide("ScatterWeightedSum")
 def scatter_weighted_sum(ctx: OpContext) -> list[np.ndarray]:
-    # X0[INDICES[i]] = X0[INDICES[i]] * w0 + sum_k Xk[i] * wk, one index after another.
+    # As utility_ops.h: every indexed row of X0 is scaled by w0 (a repeated index once per
+    # occurrence; skipped where w0 is 1), then each pair adds wk * Xk[i] to row INDICES[i], in
+    # order.
     if ctx.num_inputs < 5 or ctx.num_inputs % 2 == 0:
         raise ctx.error("takes X0, Weight0, INDICES, then pairs of slices and weights")
     out = ctx.input(0).copy()
@@ -196,11 +198,12 @@ def scatter_weighted_sum(ctx: OpContext) -> list[np.ndarray]:
         )
         for i in range(3, ctx.num_inputs, 2)
     ]
-    for position, row in enumerate(flat):
-        total = out[row] * weight0
-        for slices, weight in pairs:
-            total = total + slices[position] * weight
-        out[row] = total
+    if weight0 != 1.0:
+        for row in flat:
+            out[row] = out[row] * out.dtype.type(weight0)
+    for slices, weight in pairs:
+        for position, row in enumerate(flat):
+            out[row] = out[row] + slices[position] * out.dtype.type(weight)
     return [out]
 
 

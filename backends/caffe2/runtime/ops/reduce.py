@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -58,25 +59,75 @@ _reducer(
 )
 
 
-def _front_back(name: str, front: bool, function: Callable[..., np.ndarray]) -> None:
+# reduce_front_back_{sum_mean,max}_ops.h: Sum and Mean for int32, int64, float and double; Max
+# for float only.
+_FRONT_BACK_TYPES = {
+    "Sum": KernelTypes.of("reduce_front_back_sum_mean_ops.h", *NUMERIC_TYPES),
+    "Mean": KernelTypes.of("reduce_front_back_sum_mean_ops.h", *NUMERIC_TYPES),
+    "Max": KernelTypes.of("reduce_front_back_max_ops.h", np.float32),
+}
+
+
+def _front_back(kind: str, front: bool) -> None:
+    """Reduce{Front,Back}{Sum,Mean,Max}, as Caffe2's kernels compute them.
+
+    The input is a table: the reduced dims by the kept ones (front), or the kept by the reduced
+    (back). Each kept position reduces its first ``lengths[k]`` values (all without ``lengths``),
+    the loop always starting from the first one (so a length of 0 still reads it); Mean divides by
+    the length. An empty table gives zeros.
+    """
+
     def run(ctx: OpContext) -> list[np.ndarray]:
         x = ctx.input(0)
-        if ctx.num_inputs > 1:
-            raise ctx.unsupported("the lengths input is not supported")
+        _FRONT_BACK_TYPES[kind].check(ctx, x)
         count = ctx.arg_int("num_reduce_dim", 1)
         if not 0 <= count <= x.ndim:
             raise ctx.error(f"num_reduce_dim {count} is out of range for a {x.ndim}-D input")
-        axes = tuple(range(count)) if front else tuple(range(x.ndim - count, x.ndim))
-        return [np.asarray(function(x, axis=axes)).astype(x.dtype)]
+        split = count if front else x.ndim - count
+        kept_shape = x.shape[split:] if front else x.shape[:split]
+        reduced = math.prod(x.shape[:count]) if front else math.prod(x.shape[split:])
+        kept = math.prod(kept_shape)
+        if reduced == 0 or kept == 0:
+            return [np.zeros(kept_shape, dtype=x.dtype)]
+        table = x.reshape(reduced, kept).T if front else x.reshape(kept, reduced)
+        lengths = np.full(kept, reduced, dtype=np.int64)
+        if ctx.num_inputs > 1:
+            given = ctx.input(1)
+            if given.dtype != np.int32:
+                raise ctx.error(f"lengths must be int32 (Caffe2 reads them so), got {given.dtype}")
+            if count != 1:
+                raise ctx.error("given lengths, num_reduce_dim must be 1")
+            if given.size != kept:
+                raise ctx.error(f"{given.size} lengths for {kept} positions")
+            lengths = given.reshape(-1).astype(np.int64)
+        if ((lengths < 0) | (lengths > reduced)).any():
+            raise ctx.error(f"a length is outside [0, {reduced}]")
+        out = np.empty(kept, dtype=x.dtype)
+        for position, length in enumerate(lengths):
+            values = table[position, : max(int(length), 1)]
+            if kind == "Max":
+                out[position] = values.max()
+            elif kind == "Sum":
+                out[position] = values.sum(dtype=x.dtype)
+            elif np.issubdtype(x.dtype, np.integer):  # C++ integer division truncates
+                if not length:
+                    raise ctx.error("an integer mean over a length of 0 divides by zero")
+                total = int(values.sum(dtype=x.dtype))
+                quotient = abs(total) // int(length)
+                out[position] = quotient if total >= 0 else -quotient
+            else:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    out[position] = values.sum(dtype=x.dtype) / x.dtype.type(length)
+        return [out.reshape(kept_shape)]
 
+    name = f"Reduce{'Front' if front else 'Back'}{kind}"
     run.__name__ = name.lower()
     caffe2_op(name)(run)
 
 
-for _side, _front in (("Front", True), ("Back", False)):
-    _front_back(f"Reduce{_side}Sum", _front, np.sum)
-    _front_back(f"Reduce{_side}Mean", _front, np.mean)
-    _front_back(f"Reduce{_side}Max", _front, np.max)
+for _front in (True, False):
+    for _kind in ("Sum", "Mean", "Max"):
+        _front_back(_kind, _front)
 
 
 def _arg_extreme(ctx: OpContext, function: Callable[..., np.ndarray]) -> list[np.ndarray]:
