@@ -12,7 +12,7 @@ import onnx.defs
 import onnx_ir as ir
 
 from unframe.backends.caffe2.proto import caffe2_pb2
-from unframe.shared_ir.errors import BadInputError, UnsupportedError
+from unframe.shared_ir.errors import BadInputError, UnsupportedError, UnsupportedOp
 
 FRAMEWORK = "caffe2"
 OPSET = 18
@@ -339,6 +339,20 @@ class ImportContext:
             f"{self._location()}: {message}", path=self.where, framework=FRAMEWORK,
             op_type=self.op.type if self.op is not None else None, hint=self._shape_hint(),
         )  # fmt: skip
+
+    def refusal(self, error: UnsupportedError) -> UnsupportedOp:
+        """The current op's entry in the list of every op the import refuses."""
+        prefix = f"{self._location()}: "
+        reason = error.message.removeprefix(prefix)
+        if error.hint:
+            reason = f"{reason} ({error.hint})"
+        assert self.op is not None
+        name = self.op.name or f"op {self.index}"
+        return UnsupportedOp(
+            node=f"{self.scope}/{name}" if self.scope is not None else name,
+            op_type=self.op.type,
+            reason=reason,
+        )
 
     def _shape_hint(self) -> str | None:
         """What to do where a converter needs a shape that an input without one leaves unknown."""

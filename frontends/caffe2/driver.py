@@ -20,7 +20,12 @@ from unframe.backends.caffe2.proto.values import get_floats, get_ints
 from unframe.backends.caffe2.proto.wire import Detached
 from unframe.frontends.caffe2.context import FRAMEWORK, IR_DTYPES, OPSET, Args, ImportContext
 from unframe.frontends.caffe2.registry import DOMAIN, ops
-from unframe.shared_ir.errors import BadInputError, UnsupportedOp, UnsupportedOpsError
+from unframe.shared_ir.errors import (
+    BadInputError,
+    UnsupportedError,
+    UnsupportedOp,
+    UnsupportedOpsError,
+)
 from unframe.shared_ir.op_registry import OpRegistry
 
 _FILL_DTYPES = {
@@ -84,24 +89,47 @@ def import_caffe2(model: Caffe2Model, options: Any = None) -> ir.Model:
 
 
 def _convert_ops(net: caffe2_pb2.NetDef, ctx: ImportContext, *, registry: OpRegistry[Any]) -> None:
-    """Converts ``net``'s ops in order into ``ctx`` (the main net's context or a subnet's)."""
+    """Converts ``net``'s ops in order into ``ctx`` (the main net's context or a subnet's).
+
+    An op a converter refuses does not stop the others: ops that read what it would have written
+    are skipped, and every refusal is raised at the end in one UnsupportedOpsError. Bad input
+    (unknown arguments, a blob read before written) raises at once.
+    """
+    failures: list[UnsupportedOp] = []
+    unwritten: set[str] = set()  # blobs of refused ops, and of the ops that read them
     for index, op in enumerate(net.op):
         ctx.index, ctx.op = index, op
-        converter = registry.lookup(op.type, 1, DOMAIN)
-        if converter is None:
-            raise ctx.unsupported("no caffe2 import converter")
-        args = Args(op, ctx)
-        for blob in op.input:
-            ctx.read(blob)
-        converter(op, args, ctx)
-        unknown = args.unknown()
-        if unknown:
-            raise ctx.bad(
-                f"unknown argument(s) {', '.join(unknown)} (output blob {op.output[0]!r})"
-                if op.output
-                else f"unknown argument(s) {', '.join(unknown)}"
-            )
+        if any(blob in unwritten for blob in op.input):
+            unwritten.update(op.output)
+            continue
+        try:
+            _convert_op(op, ctx, registry)
+        except UnsupportedOpsError as error:  # inside a subnet
+            failures.extend(error.ops)
+            unwritten.update(op.output)
+        except UnsupportedError as error:
+            failures.append(ctx.refusal(error))
+            unwritten.update(op.output)
     ctx.op = None
+    if failures:
+        raise UnsupportedOpsError(failures, framework=FRAMEWORK, direction="import", path=ctx.where)
+
+
+def _convert_op(op: caffe2_pb2.OperatorDef, ctx: ImportContext, registry: OpRegistry[Any]) -> None:
+    converter = registry.lookup(op.type, 1, DOMAIN)
+    if converter is None:
+        raise ctx.unsupported("no caffe2 import converter")
+    args = Args(op, ctx)
+    for blob in op.input:
+        ctx.read(blob)
+    converter(op, args, ctx)
+    unknown = args.unknown()
+    if unknown:
+        raise ctx.bad(
+            f"unknown argument(s) {', '.join(unknown)} (output blob {op.output[0]!r})"
+            if op.output
+            else f"unknown argument(s) {', '.join(unknown)}"
+        )
 
 
 def _missing_converters(

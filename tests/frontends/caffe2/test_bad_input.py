@@ -16,7 +16,6 @@ from unframe.frontends.caffe2 import import_caffe2
 from unframe.shared_ir.errors import (
     BadInputError,
     ExitCode,
-    UnsupportedError,
     UnsupportedOpsError,
 )
 
@@ -92,12 +91,35 @@ def test_a_shape_needed_from_a_shapeless_input_says_how_to_give_it() -> None:
     fill = init.op.add(type="GivenTensorFill", output=["b"])
     fill.arg.add(name="shape", ints=[3])
     fill.arg.add(name="values", floats=[1.0, 2.0, 3.0])
-    with pytest.raises(UnsupportedError, match="needs the rank") as caught:
+    with pytest.raises(UnsupportedOpsError) as caught:
         import_caffe2(Caffe2Model(predict, init))
-    assert caught.value.hint == (
-        "input(s) 'x' have no shape: give each with --input NAME=DIMS "
-        "(e.g. --input x=1,3,224,224) or a value_info.json beside the nets"
+    ((node, reason),) = [(o.node, o.reason) for o in caught.value.ops]
+    assert node == "op 0"
+    assert reason == (
+        "needs the rank of blob 'x', which is unknown (input(s) 'x' have no shape: give each "
+        "with --input NAME=DIMS (e.g. --input x=1,3,224,224) or a value_info.json beside the nets)"
     )
     # With the shape given, the same net imports.
     shaped = import_caffe2(Caffe2Model(predict, init, {"x": (1, [2, 3, 4])}))
     assert [d for d in shaped.graph.outputs[0].shape] == [2, 3, 4]
+
+
+def test_every_refused_op_is_listed_at_once_and_what_depends_on_one_is_skipped() -> None:
+    predict = caffe2_pb2.NetDef(external_input=["x"], external_output=["a", "c"])
+    refused = predict.op.add(type="UniformIntFill", output=["r"], name="random_ints")
+    refused.arg.add(name="shape", ints=[3])
+    predict.op.add(type="Add", input=["x", "r"], output=["a"])  # reads a refused op's output
+    predict.op.add(type="Relu", input=["x"], output=["b"])
+    late = predict.op.add(type="UniformIntFill", output=["c"])
+    late.arg.add(name="shape", ints=[3])
+    with pytest.raises(UnsupportedOpsError) as caught:
+        import_caffe2(Caffe2Model(predict, None, {"x": (1, [3])}))
+    assert [(o.node, o.op_type) for o in caught.value.ops] == [
+        ("random_ints", "UniformIntFill"),
+        ("op 3", "UniformIntFill"),
+    ]
+    assert caught.value.exit_code == ExitCode.UNSUPPORTED
+    # Bad input still stops at once, whatever was refused before it.
+    predict.op.add(type="Relu", input=["nowhere"], output=["d"])
+    with pytest.raises(BadInputError, match="op 4 \\(Relu\\): reads blob 'nowhere'"):
+        import_caffe2(Caffe2Model(predict, None, {"x": (1, [3])}))

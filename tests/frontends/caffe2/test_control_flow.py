@@ -13,7 +13,7 @@ from unframe.backends.caffe2.export import export_model
 from unframe.backends.caffe2.netdef import Caffe2Model
 from unframe.backends.caffe2.proto import caffe2_pb2
 from unframe.frontends.caffe2 import import_caffe2
-from unframe.shared_ir.errors import UnsupportedError, UnsupportedOpsError
+from unframe.shared_ir.errors import UnsupportedOpsError
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -90,8 +90,11 @@ def test_if_without_else_net_keeps_the_outputs_it_had() -> None:
 def test_if_without_else_net_and_no_earlier_output_is_refused() -> None:
     ops = [_with_nets(op("If", ["c", "x"], ["y"]), then_net=_net([op("Relu", ["x"], ["y"])]))]
     c2 = model(ops, {}, {"c": [1], "x": [3]}, ["y"])
-    with pytest.raises(UnsupportedError, match="else_net"):
+    with pytest.raises(UnsupportedOpsError) as caught:
         import_caffe2(c2)
+    ((node, op_type, reason),) = [(o.node, o.op_type, o.reason) for o in caught.value.ops]
+    assert (node, op_type) == ("op 0", "If")
+    assert "else_net" in reason
 
 
 def test_missing_converters_inside_subnets_are_listed() -> None:
