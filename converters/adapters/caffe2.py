@@ -30,14 +30,19 @@ _CONFORMANCE_NOTE = """\
   `Range` positions per axis, clamped as ONNX does; reductions reduce every axis, keep the named
   ones with Where and cut them with a Slice of run-time ends (BooleanMask drops them without
   keepdims); CumSum and CumProd scan along every axis and keep the one named; TopK sorts the
-  whole axis and slices k; nearest and linear Resize map output positions back from the
-  run-time scales. Cubic and antialiased Resize with run-time scales (their coefficients are
-  written when exporting) and sizes under a keep_aspect_ratio_policy are refused; binding the
-  fed values would pass those 12 tests, and no op more.
+  whole axis and slices k; Resize (nearest, linear, cubic, antialiased) maps output positions
+  back from the run-time scales or sizes (keep_aspect_ratio_policy included) and computes its
+  coefficients in the net, in double precision as ONNX's reference does.
 - **Element types**: 191 of the failures are tests with an input or output element type that
   Caffe2's `TensorProto` cannot hold (uint32, uint64, bfloat16, float8, int4, strings); the
-  backend refuses them by name ("graph input" in the reason). Counting those as skipped, 159 ops
+  backend refuses them by name ("graph input" in the reason). Counting those as skipped, 153 ops
   pass every test; 172 ops pass at least one.
+- **Kernel types**: the executor refuses an element type that Caffe2 registers no CPU kernel for
+  (Floor, Ceil, Exp, Log, Abs, Sin, Cos, Pow, ReduceMean: float only; no float16 kernels; Expand
+  without bool...), naming the operator's source file, as Caffe2 would fail. The exporter builds
+  double floor, ceil, abs, exp, log, sin and cos from arithmetic, comparisons and casts, and runs
+  narrow integers through int64. Tests of float16 graphs that reach an op without a float16
+  kernel fail for that reason (Caffe2's CPU Cast refuses float16 too).
 - **Decompositions**: ops Caffe2 lacks are built exactly from ones it has (e.g. GatherElements
   from a flat Gather, CumSum as a shifted-add scan, Round half-to-even, Pad in any rank, LayerNorm
   statistics, dilated ConvTranspose kernels, scatter reductions as ordered read-combine-writes,
