@@ -123,3 +123,24 @@ def test_every_refused_op_is_listed_at_once_and_what_depends_on_one_is_skipped()
     predict.op.add(type="Relu", input=["nowhere"], output=["d"])
     with pytest.raises(BadInputError, match="op 4 \\(Relu\\): reads blob 'nowhere'"):
         import_caffe2(Caffe2Model(predict, None, {"x": (1, [3])}))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "html"])
+def test_a_broken_init_net_through_the_weight_reading_path(tmp_path: Path, damage: str) -> None:
+    # The adapter reads init nets with their weights left out of protobuf (detach_weights);
+    # a broken one still gives one clear error naming the file, exit 2.
+    weight = np.arange(6000, dtype=np.float32)
+    c2 = model([op("Add", ["x", "w"], ["y"])], {"w": weight}, {"x": [6000]}, ["y"])
+    directory = _write(tmp_path, c2)
+    init = directory / "init_net.pb"
+    # As Caffe2 writes it: protobuf's own serialization, unpacked floats.
+    data = caffe2_pb2.NetDef.FromString(init.read_bytes()).SerializeToString()
+    if damage == "truncated":
+        init.write_bytes(data[: len(data) - 7])
+        expected = r"init_net\.pb.*truncated or corrupt"
+    else:
+        init.write_bytes(b"<!DOCTYPE html><html><body>Not Found</body></html>")
+        expected = r"init_net\.pb.*HTML page"
+    with pytest.raises(BadInputError, match=expected) as caught:
+        Caffe2Framework().load(directory, ConvertOptions())
+    assert caught.value.exit_code == ExitCode.BAD_INPUT
