@@ -111,8 +111,26 @@ class Workspace:
         missing = unsupported_ops(net)
         if missing:
             raise UnsupportedOpsError(missing, framework=FRAMEWORK, direction="run")
+        self._check_sources(net)
         for index, op in enumerate(net.op):
             self.run_op(op, index)
+
+    def _check_sources(self, net: caffe2_pb2.NetDef) -> None:
+        """Before any op runs, as Caffe2 creating the net does (NetBase's constructor in
+        caffe2/core/net.cc, and each operator's constructor, which looks its inputs up in the
+        workspace): every input an op reads exists already or an earlier op writes it, and every
+        declared output is written."""
+        known: set[str] = set()
+        for index, op in enumerate(net.op):
+            for name in op.input:
+                if name not in known and self._lookup(name) is None:
+                    raise _unwritten(op, index, name)
+            known.update(op.output)
+        for name in net.external_output:
+            if name not in known and self._lookup(name) is None:
+                raise BadInputError(
+                    f"the net declares output {name!r} but no op writes it", framework=FRAMEWORK
+                )
 
     def run_op(self, op: caffe2_pb2.OperatorDef, index: int = 0) -> None:
         """Runs one op, reading its inputs from and writing its outputs to the workspace."""
@@ -128,12 +146,7 @@ class Workspace:
         for name in op.input:
             value = self._lookup(name)
             if value is None:
-                raise BadInputError(
-                    f"op {index} ({op.type}) reads blob {name!r} before any op or input wrote it",
-                    framework=FRAMEWORK,
-                    node=f"op {index}",
-                    op_type=op.type,
-                )
+                raise _unwritten(op, index, name)
             inputs.append(value)
         ctx = OpContext(op, index, inputs, seed=self.seed)
         if function is None:
@@ -152,6 +165,15 @@ class Workspace:
             )
         for name, value in zip(op.output, outputs, strict=False):
             self.feed(name, value)
+
+
+def _unwritten(op: caffe2_pb2.OperatorDef, index: int, name: str) -> BadInputError:
+    return BadInputError(
+        f"op {index} ({op.type}) reads blob {name!r} before any op or input wrote it",
+        framework=FRAMEWORK,
+        node=f"op {index}",
+        op_type=op.type,
+    )
 
 
 def run_net(
