@@ -25,11 +25,21 @@ from unframe.shared_ir.errors import UnsupportedOpsError
 #: Caffe2 op -> the element types of input 0 it has a CPU kernel for (caffe2/operators/...).
 FLOAT = {np.dtype(np.float32)}
 NUMERIC = {np.dtype(t) for t in (np.int32, np.int64, np.float32, np.float64)}
+FLOAT_ONLY_OPS = (
+    "Max", "Min", "Clip", "Relu", "LeakyRelu", "Elu", "Softplus", "Erf", "Sqr", "Reciprocal",
+    "Softmax", "TopK", "MatMul", "BatchMatMul", "Conv", "MaxPool", "AveragePool",
+)  # fmt: skip
 KERNELS = {
     **{op: FLOAT for op in ("Floor", "Ceil", "Abs", "Exp", "Log", "Log1p", "Cos", "Sin", "Pow")},
     **{op: NUMERIC for op in ("Add", "Sub", "Mul", "Div", "Expand", "Negative", "Range")},
     **{op: NUMERIC | {np.dtype(np.bool_)} for op in ("EQ", "NE", "LT", "LE", "GT", "GE")},
     **{op: NUMERIC for op in ("ReduceSum", "ReduceMax")},
+    # Round 2: minmax_ops.cc, clip_op.cc, utility_ops.h (Sum), mean_op.h, scale_op.h, the
+    # activations' own files, top_k.cc, arg_ops.h, transpose_op.h, matmul and pooling.
+    **{op: FLOAT for op in FLOAT_ONLY_OPS},
+    "Sum": {np.dtype(np.float32), np.dtype(np.int32)},
+    **{op: {np.dtype(np.float32), np.dtype(np.float64)} for op in ("Mean", "Scale")},
+    **{op: NUMERIC for op in ("ArgMax", "ArgMin", "Transpose")},
 }
 
 
@@ -356,3 +366,231 @@ def test_integer_pow_with_a_float_exponent_is_refused() -> None:
         [helper.make_tensor_value_info("y", TensorProto.INT32, [2])],
     )  # fmt: skip
     assert "integer base with a floating-point exponent" in _refusal(model)
+
+
+# -- round 2: Max, Min, Sum, Mean, Clip, activations, data movement, pooling, softmax -----------
+def _variadic(op: str, dtype: int, opset: int = 13) -> onnx.ModelProto:
+    return _model(
+        [helper.make_node(op, ["a", "b", "c"], ["y"])],
+        [helper.make_tensor_value_info("a", dtype, [2, 3]),
+         helper.make_tensor_value_info("b", dtype, [3]),
+         helper.make_tensor_value_info("c", dtype, [2, 3])],
+        [helper.make_tensor_value_info("y", dtype, [2, 3])],
+        opset,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("op", "dtype"),
+    [
+        ("Max", np.int64), ("Max", np.int8), ("Max", np.float64), ("Max", np.int32),
+        ("Min", np.int64), ("Min", np.uint16), ("Min", np.float64),
+        ("Sum", np.int64), ("Sum", np.int8), ("Sum", np.float64), ("Mean", np.float64),
+    ],
+)  # fmt: skip
+def test_variadic_ops_of_types_caffe2_lacks_are_exact(op: str, dtype: type) -> None:
+    model = _variadic(op, helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
+    assert op not in _op_types(model)
+    rng = np.random.default_rng(3)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        a, b, c = (rng.integers(info.min, info.max, size=s, dtype=dtype, endpoint=True)
+                   for s in ((2, 3), (3,), (2, 3)))  # fmt: skip
+    else:
+        a, b, c = rng.normal(size=(2, 3)) * 1e3, rng.normal(size=3), rng.normal(size=(2, 3))
+        a[0, 0], b[1], c[1, 2] = np.nan, -0.0, np.inf
+    feeds = {"a": a, "b": b, "c": c}
+    (got,) = _run_checked(model, feeds)
+    (want,) = ReferenceEvaluator(model).run(None, feeds)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+def test_float_variadic_ops_stay_native() -> None:
+    for op in ("Max", "Min", "Sum", "Mean"):
+        assert op in _op_types(_variadic(op, TensorProto.FLOAT))
+    assert "Sum" in _op_types(_variadic("Sum", TensorProto.INT32))
+
+
+def _unary(op: str, dtype: int, opset: int = 14, **attrs: object) -> onnx.ModelProto:
+    return _model(
+        [helper.make_node(op, ["x"], ["y"], **attrs)],
+        [helper.make_tensor_value_info("x", dtype, [6])],
+        [helper.make_tensor_value_info("y", dtype, [6])],
+        opset,
+    )
+
+
+@pytest.mark.parametrize(
+    ("op", "dtype", "attrs"),
+    [
+        ("Relu", np.int32, {}), ("Relu", np.int8, {}), ("Relu", np.int64, {}),
+        ("Relu", np.float64, {}), ("LeakyRelu", np.float64, {"alpha": 0.3}),
+        ("Reciprocal", np.float64, {}),
+    ],
+)  # fmt: skip
+def test_float_only_activations_of_other_types_are_exact(
+    op: str, dtype: type, attrs: dict[str, object]
+) -> None:
+    model = _unary(op, helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), **attrs)
+    assert op not in _op_types(model)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        x = np.array([info.min, -1, 0, 1, 7, info.max], dtype=dtype)
+    else:
+        x = np.array([-3.3e-300, -0.0, 0.1, np.nan, -np.inf, 7.25], dtype=dtype)
+    (got,) = _run_checked(model, {"x": x})
+    (want,) = ReferenceEvaluator(model).run(None, {"x": x})
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("form", ["attributes", "constants", "inputs"])
+def test_double_clip_is_exact(form: str) -> None:
+    f64 = TensorProto.DOUBLE
+    x = np.array([-np.inf, -2.5, -0.5, 0.25, 3.0, np.nan], dtype=np.float64)
+    feeds: dict[str, np.ndarray] = {"x": x}
+    if form == "attributes":
+        model = _unary("Clip", f64, 10, min=-1.0, max=1.5)
+    else:
+        bounds = [np.array(-1.0), np.array(1.5)]
+        inputs = [helper.make_tensor_value_info("x", f64, [6])]
+        initializers = []
+        if form == "inputs":
+            inputs += [helper.make_tensor_value_info(n, f64, []) for n in ("low", "high")]
+            feeds.update(low=bounds[0], high=bounds[1])
+        else:
+            initializers = [onnx.numpy_helper.from_array(b, n)
+                            for b, n in zip(bounds, ("low", "high"), strict=True)]  # fmt: skip
+        graph = helper.make_graph(
+            [helper.make_node("Clip", ["x", "low", "high"], ["y"])], "g", inputs,
+            [helper.make_tensor_value_info("y", f64, [6])], initializers,
+        )  # fmt: skip
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    assert not {"Clip", "Max", "Min"} & _op_types(model)
+    (got,) = _run_checked(model, feeds)
+    np.testing.assert_array_equal(got, ReferenceEvaluator(model).run(None, feeds)[0])
+
+
+def _shaped(node: onnx.NodeProto, dtype: int, shape: list[int], out: list[int] | None):  # type: ignore[no-untyped-def]
+    return _model(
+        [node],
+        [helper.make_tensor_value_info("x", dtype, shape)],
+        [helper.make_tensor_value_info("y", dtype if out is not None else TensorProto.INT64, out)],
+    )
+
+
+@pytest.mark.parametrize(
+    ("node", "dtype", "out"),
+    [
+        (helper.make_node("Transpose", ["x"], ["y"], perm=[1, 0]), np.bool_, [3, 2]),
+        (helper.make_node("Transpose", ["x"], ["y"], perm=[1, 0]), np.int8, [3, 2]),
+        (helper.make_node("Tile", ["x", "reps"], ["y"]), np.bool_, [4, 6]),
+        (helper.make_node("Tile", ["x", "reps"], ["y"]), np.int16, [4, 6]),
+        (helper.make_node("ArgMax", ["x"], ["y"], axis=1), np.int8, None),
+        (helper.make_node("ArgMin", ["x"], ["y"], axis=1, select_last_index=1), np.uint16, None),
+    ],
+    ids=lambda v: v.op_type if isinstance(v, onnx.NodeProto) else None,
+)
+def test_data_movement_of_narrow_types_goes_through_wider_ones(
+    node: onnx.NodeProto, dtype: type, out: list[int] | None
+) -> None:
+    onnx_type = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    model = _shaped(node, onnx_type, [2, 3], out)
+    feeds = {"x": np.array([[1, 0, 1], [0, 0, 1]], dtype=dtype)}
+    if node.op_type == "Tile":
+        reps = onnx.numpy_helper.from_array(np.array([2, 2], dtype=np.int64), "reps")
+        model.graph.initializer.append(reps)
+    (got,) = _run_checked(model, feeds)
+    (want,) = ReferenceEvaluator(model).run(None, feeds)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+def test_uint8_max_pool_pools_in_float() -> None:
+    node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2])
+    model = _shaped(node, TensorProto.UINT8, [1, 1, 3, 3], [1, 1, 2, 2])
+    x = np.array([[[[0, 255, 3], [7, 1, 200], [9, 9, 254]]]], dtype=np.uint8)
+    (got,) = _run_checked(model, {"x": x})
+    (want,) = ReferenceEvaluator(model).run(None, {"x": x})
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    ("op", "opset", "axis"),
+    [("Softmax", 13, 0), ("Softmax", 11, 1), ("LogSoftmax", 13, -1), ("LogSoftmax", 11, 1)],
+)
+def test_double_softmax_and_log_softmax_take_the_double_exp_and_log(
+    op: str, opset: int, axis: int
+) -> None:
+    model = _model(
+        [helper.make_node(op, ["x"], ["y"], axis=axis)],
+        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [2, 3, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [2, 3, 2])],
+        opset,
+    )
+    assert not {"Softmax", "Exp", "Log"} & _op_types(model)
+    x = np.random.default_rng(5).normal(size=(2, 3, 2)) * 30
+    (got,) = _run_checked(model, {"x": x})
+    # onnxruntime: onnx's reference takes opset 11's Softmax along one axis, not flattened.
+    (want,) = onnxruntime.InferenceSession(model.SerializeToString()).run(None, {"x": x})
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("op", "dtype"),
+    [("ReduceSumSquare", np.int32), ("ReduceSumSquare", np.float64), ("ReduceLogSum", np.float64)],
+)
+def test_composed_reductions_of_other_types(op: str, dtype: type) -> None:
+    onnx_type = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    model = _model(
+        [helper.make_node(op, ["x"], ["y"], axes=[1], keepdims=0)],
+        [helper.make_tensor_value_info("x", onnx_type, [2, 3])],
+        [helper.make_tensor_value_info("y", onnx_type, [2])],
+        13,
+    )
+    assert not {"Sqr", "Log"} & _op_types(model)
+    x = np.array([[1, 2, 3], [40, 5, 6]], dtype=dtype)
+    (got,) = _run_checked(model, {"x": x})
+    (want,) = ReferenceEvaluator(model).run(None, {"x": x})
+    np.testing.assert_allclose(got, want, rtol=1e-15)
+
+
+def _top_k(dtype: int) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        [helper.make_node("TopK", ["x", "k"], ["values", "indices"])], "g",
+        [helper.make_tensor_value_info("x", dtype, [6])],
+        [helper.make_tensor_value_info("values", dtype, [2]),
+         helper.make_tensor_value_info("indices", TensorProto.INT64, [2])],
+        [onnx.numpy_helper.from_array(np.array([2], dtype=np.int64), "k")],
+    )  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_float_top_k_still_exports() -> None:
+    x = np.array([1.0, 5.0, 3.0, 5.0, -2.0, 0.0], dtype=np.float32)
+    values, indices = _run_checked(_top_k(TensorProto.FLOAT), {"x": x})
+    assert values.tolist() == [5, 5] and indices.tolist() == [1, 3]
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (_top_k(TensorProto.INT64), "Caffe2 registers TopK for float only (top_k.cc)"),
+        (_unary("Elu", TensorProto.DOUBLE), "Caffe2 registers Elu (elu_op.cc) for float only"),
+        (_unary("Softplus", TensorProto.DOUBLE), "Caffe2 runs Softplus on float only, not DOUBLE"),
+        (_unary("Erf", TensorProto.DOUBLE), "Caffe2 runs Erf on float only, not DOUBLE"),
+        (_binary("MatMul", TensorProto.DOUBLE),
+         "Caffe2 registers BatchMatMul (batch_matmul_op.h) for float only, not DOUBLE"),
+        (_variadic("Max", TensorProto.FLOAT16), "Caffe2 registers Max for FLOAT only, not FLOAT16"),
+        (_shaped(helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[1, 1]),
+                 TensorProto.DOUBLE, [1, 1, 2, 2], [1, 1, 2, 2]),
+         "Caffe2 registers MaxPool (pool_op.cc) for float only, not DOUBLE"),
+    ],
+    ids=["TopK", "Elu", "Softplus", "Erf", "MatMul", "Max", "MaxPool"],
+)  # fmt: skip
+def test_float_only_ops_without_exact_forms_are_refused_when_exporting(
+    model: onnx.ModelProto, message: str
+) -> None:
+    assert message in _refusal(model)

@@ -154,3 +154,41 @@ def expanded_blobs(
     shape_blob = ctx.constant(np.array(target, dtype=np.int64), "shape")
     kinds = list(flags) + [False] * (len(blobs) - len(flags))
     return [expand(ctx, b, shape_blob, flag=f) for b, f in zip(blobs, kinds, strict=True)]
+
+
+#: What 8- and 16-bit integers and bools are carried through an op Caffe2 lacks a kernel for:
+#: int64 (or int32, or float) holds each of their values exactly.
+_CARRIERS = (ir.DataType.INT64, ir.DataType.INT32, ir.DataType.FLOAT)
+
+
+def carried(
+    ctx: ExportContext,
+    blob: str,
+    dtype: ir.DataType | None,
+    kernel: frozenset[ir.DataType],
+    what: str,
+) -> tuple[str, ir.DataType | None]:
+    """``blob`` as a type of ``kernel`` (the element types Caffe2 registers the op for; ``what``
+    names the op and its source) that holds its values exactly, and the type to cast the result
+    back to (None where it is already of ``kernel``). Bools and 8- and 16-bit integers go
+    through int64, int32 or float; any other type is refused when exporting."""
+    if dtype is None or dtype in kernel:
+        return blob, None
+    if dtype == ir.DataType.BOOL or dtype in NARROW_INTEGERS:
+        for carrier in _CARRIERS:
+            if carrier in kernel:
+                return cast(ctx, blob, carrier), dtype
+    names = ", ".join(sorted(t.name for t in kernel))
+    raise ctx.error(f"Caffe2 registers {what} for {names} only, not {dtype.name}")
+
+
+def carried_back(ctx: ExportContext, blob: str, dtype: ir.DataType | None, out: str) -> None:
+    """Writes ``blob`` to ``out``, cast back to ``dtype`` where ``carried`` widened it."""
+    if dtype is None:
+        ctx.emit("Copy", [blob], [out])
+    else:
+        ctx.emit("Cast", [blob], [out], to=caffe2_dtype(dtype))
+
+
+#: Caffe2's NumericTypes: int32, int64, float and double (elementwise_ops.h).
+NUMERIC = frozenset({ir.DataType.INT32, ir.DataType.INT64, ir.DataType.FLOAT, ir.DataType.DOUBLE})

@@ -386,3 +386,51 @@ def cos_sin_turns(ctx: ExportContext, m: str, n: str) -> tuple[str, str]:
         return chosen
 
     return pick((c, minus_s, minus_c, s)), pick((s, c, minus_s, minus_c))
+
+
+# -- float-only ops on other types -----------------------------------------------------------
+def bounded(
+    ctx: ExportContext, x: str, low: float | None, high: float | None, dtype: ir.DataType
+) -> str:
+    """``x`` limited to the constants [low, high] (either None for no bound). Caffe2's Clip is
+    float only (clip_op.cc): any other type is limited by LT/GT and Where, exactly; NaN stays
+    NaN."""
+    if dtype == ir.DataType.FLOAT:
+        args = {k: v for k, v in (("min", low), ("max", high)) if v is not None}
+        return ctx.temp("Clip", [x], "clipped", **args)
+    for compare, bound in (("LT", low), ("GT", high)):
+        if bound is None:
+            continue
+        limit = like(ctx, ctx.scalar(bound, dtype), x)
+        x = ctx.temp("Where", [ctx.temp(compare, [x, limit], "beyond"), limit, x], "clipped")
+    return x
+
+
+def extreme(ctx: ExportContext, a: str, b: str, dtype: ir.DataType, op_type: str) -> str:
+    """max (``op_type`` "Max") or min of same-shaped ``a`` and ``b``. Caffe2's Max and Min are
+    float only (minmax_ops.cc): for double, int32 and int64 the comparison picks, with NaN in
+    either taken as numpy's maximum/minimum takes it. Exact."""
+    if dtype == ir.DataType.FLOAT:
+        return ctx.temp(op_type, [a, b], op_type.lower())
+    first = ctx.temp("GT" if op_type == "Max" else "LT", [a, b], "first")
+    if dtype in (ir.DataType.DOUBLE, ir.DataType.FLOAT):
+        first = ctx.temp("Or", [first, ctx.temp("NE", [a, a], "nan")], "first")
+    return ctx.temp("Where", [first, a, b], op_type.lower())
+
+
+def relu(ctx: ExportContext, x: str, dtype: ir.DataType) -> str:
+    """max(x, 0), elementwise (Caffe2's Relu: float only, relu_op.cc): other types take 0 where
+    x < 0. Exact; NaN stays NaN."""
+    if dtype == ir.DataType.FLOAT:
+        return ctx.temp("Relu", [x], "relu")
+    negative = ctx.temp("LT", [x, ctx.scalar(0, dtype)], "negative")
+    return ctx.temp("Where", [negative, like(ctx, ctx.scalar(0, dtype), x), x], "relu")
+
+
+def reciprocal(ctx: ExportContext, x: str, dtype: ir.DataType) -> str:
+    """1 / x, elementwise (Caffe2's Reciprocal: float only, reciprocal_op.cc): for double, a
+    Div, correctly rounded as 1 / x is."""
+    native = _native(ctx, "Reciprocal", x, dtype)
+    if native is not None:
+        return native
+    return ctx.temp("Div", [like(ctx, ctx.scalar(1.0, dtype), x), x], "reciprocal")

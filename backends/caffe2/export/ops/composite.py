@@ -13,6 +13,7 @@ from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
 from unframe.backends.caffe2.export.ops import _runtime as runtime
 from unframe.backends.caffe2.export.ops import reduce
 from unframe.backends.caffe2.export.ops._common import (
+    NUMERIC,
     attr_float,
     attr_int,
     attr_ints,
@@ -137,10 +138,24 @@ def _scatter(node: ir.Node, ctx: ExportContext, positions: str, rows: int, rest:
                 "Slice", [updates], "update", starts=[i] + [0] * len(rest), ends=[i + 1, *rest]
             )
             current = ctx.temp("Gather", [work, where], "current")
-            ctx.emit("ScatterAssign", [work, where, ctx.temp(combine, [current, value])], [work])
+            if combine in ("Max", "Min"):
+                # Caffe2's Max and Min are float only (minmax_ops.cc).
+                combined = runtime.extreme(ctx, current, value, _numeric(ctx, node), combine)
+            else:
+                combined = ctx.temp(combine, [current, value])
+            ctx.emit("ScatterAssign", [work, where, combined], [work])
     else:
         raise ctx.error(f"reduction={reduction!r} has no Caffe2 scatter operator")
     reshape(ctx, work, list(data_shape), ctx.output(node))
+
+
+def _numeric(ctx: ExportContext, node: ir.Node) -> ir.DataType:
+    """Input 0's type, where Caffe2's comparisons and Where take it (int32, int64, float,
+    double); refused otherwise."""
+    dtype = ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT
+    if dtype not in NUMERIC:
+        raise ctx.error(f"a max or min reduction of {dtype.name} has no Caffe2 form here")
+    return dtype
 
 
 @ops.register("ScatterElements", since=11)

@@ -9,9 +9,12 @@ from unframe.backends.caffe2.export.context import Converter, ExportContext, caf
 from unframe.backends.caffe2.export.ops import _runtime as runtime
 from unframe.backends.caffe2.export.ops._common import (
     NARROW_INTEGERS,
+    NUMERIC,
     attr_float,
     attr_int,
     attr_str,
+    carried,
+    carried_back,
     cast,
     expanded_blobs,
     expanded_inputs,
@@ -45,14 +48,27 @@ _VARIADIC = {"Sum": "Sum", "Mean": "Mean", "Max": "Max", "Min": "Min"}
 # ``_runtime`` builds from other ops; the others are refused when exporting.
 _DOUBLE_FORMS = {
     "Abs": runtime.absolute, "Floor": runtime.floor, "Ceil": runtime.ceil, "Exp": runtime.exp,
-    "Log": runtime.log,
+    "Log": runtime.log, "Reciprocal": runtime.reciprocal,
 }  # fmt: skip
-_FLOAT_ONLY = {"Acos", "Cos", "Sin", "Tanh", "Sigmoid", "Softsign", *_DOUBLE_FORMS}
+# Softplus (softplus_op.cc), Erf (erf_op.cc), Relu (relu_op.cc): float only too.
+_FLOAT_ONLY = {"Acos", "Cos", "Sin", "Tanh", "Sigmoid", "Softsign", "Softplus", "Erf", "Relu",
+               *_DOUBLE_FORMS}  # fmt: skip
+#: The types relu() computes exactly besides float; 8- and 16-bit integers go through int64.
+_RELU_TYPES = frozenset({ir.DataType.DOUBLE, ir.DataType.INT32, ir.DataType.INT64})
+
+
+def _relu(node: ir.Node, ctx: ExportContext, dtype: ir.DataType) -> None:
+    blob, back = carried(ctx, ctx.input(node, 0), dtype, _RELU_TYPES, "Relu (relu_op.cc)")
+    carried_back(ctx, runtime.relu(ctx, blob, ir.DataType.INT64 if back else dtype),
+                 back, ctx.output(node))  # fmt: skip
 
 
 def _one_to_one(onnx_type: str, caffe2_type: str, version: int) -> Converter:
     def convert(node: ir.Node, ctx: ExportContext) -> None:
         dtype = ctx.dtype(node.inputs[0])
+        if caffe2_type == "Relu" and dtype not in (None, ir.DataType.FLOAT):
+            _relu(node, ctx, dtype)
+            return
         if caffe2_type in _FLOAT_ONLY and dtype not in (None, ir.DataType.FLOAT):
             form = _DOUBLE_FORMS.get(caffe2_type)
             if form is None or dtype != ir.DataType.DOUBLE:
@@ -87,8 +103,23 @@ def _binary(onnx_type: str, caffe2_type: str, version: int) -> Converter:
     return convert
 
 
+#: The element types of Caffe2's Sum (utility_ops.h: float, int32), Max and Min
+#: (minmax_ops.cc: float) and Mean (mean_op.h: float, double; but it multiplies by the float
+#: 1.0f / n, which for double is not ONNX's sum / n, so double is built from Add and Div).
+_VARIADIC_TYPES = {
+    "Sum": frozenset({ir.DataType.FLOAT, ir.DataType.INT32}),
+    "Mean": frozenset({ir.DataType.FLOAT}),
+    "Max": frozenset({ir.DataType.FLOAT}),
+    "Min": frozenset({ir.DataType.FLOAT}),
+}
+
+
 def _variadic(onnx_type: str, caffe2_type: str, version: int) -> Converter:
     def convert(node: ir.Node, ctx: ExportContext) -> None:
+        dtype = ctx.dtype(node.inputs[0])
+        if dtype is not None and dtype not in _VARIADIC_TYPES[caffe2_type]:
+            _variadic_in(node, ctx, caffe2_type, dtype)
+            return
         inputs = expanded_inputs(ctx, node, range(len(node.inputs)))
         if len(inputs) == 1:
             ctx.emit("Copy", inputs, [ctx.output(node)])
@@ -97,6 +128,27 @@ def _variadic(onnx_type: str, caffe2_type: str, version: int) -> Converter:
 
     convert.__name__ = convert.__qualname__ = f"{onnx_type.lower()}_v{version}"
     return convert
+
+
+def _variadic_in(node: ir.Node, ctx: ExportContext, caffe2_type: str, dtype: ir.DataType) -> None:
+    """Sum, Mean, Max or Min of a type Caffe2's op lacks: pairwise, in input order, by Add (then
+    a Div for Mean, as ONNX's sum / n) or by comparisons and Where, each exact; 8- and 16-bit
+    integers in int64, cast back."""
+    if dtype not in NUMERIC and dtype not in NARROW_INTEGERS:
+        names = ", ".join(sorted(t.name for t in _VARIADIC_TYPES[caffe2_type]))
+        raise ctx.error(f"Caffe2 registers {caffe2_type} for {names} only, not {dtype.name}")
+    blobs = expanded_inputs(ctx, node, range(len(node.inputs)), widen=True)
+    work = ir.DataType.INT64 if dtype in NARROW_INTEGERS else dtype
+    result = blobs[0]
+    for blob in blobs[1:]:
+        if caffe2_type in ("Sum", "Mean"):
+            result = ctx.temp("Add", [result, blob], "sum")
+        else:
+            result = runtime.extreme(ctx, result, blob, work, caffe2_type)
+    if caffe2_type == "Mean":
+        count = runtime.like(ctx, ctx.scalar(float(len(blobs)), work), result)
+        result = ctx.temp("Div", [result, count], "mean")
+    carried_back(ctx, result, dtype if work != dtype else None, ctx.output(node))
 
 
 for _onnx, _caffe2 in _UNARY.items():
@@ -168,11 +220,27 @@ def where_v9(node: ir.Node, ctx: ExportContext) -> None:
 @ops.register("LeakyRelu", since=6)
 def leaky_relu_v6(node: ir.Node, ctx: ExportContext) -> None:
     alpha = attr_float(node, "alpha", 0.01)
+    dtype = ctx.dtype(node.inputs[0])
+    if dtype == ir.DataType.DOUBLE:
+        # Caffe2's LeakyRelu is float only (leaky_relu_op.cc): x where x >= 0, else alpha x.
+        x = ctx.input(node, 0)
+        scaled = ctx.temp("Mul", [x, ctx.scalar(alpha, dtype)], "scaled")
+        negative = ctx.temp("LT", [x, ctx.scalar(0.0, dtype)], "negative")
+        ctx.emit("Where", [negative, scaled, x], [ctx.output(node)])
+        return
+    _float_only(ctx, dtype, "LeakyRelu (leaky_relu_op.cc)")
     ctx.emit("LeakyRelu", [ctx.input(node, 0)], [ctx.output(node)], alpha=alpha)
+
+
+def _float_only(ctx: ExportContext, dtype: ir.DataType | None, what: str) -> None:
+    """Refuses, when exporting, an op Caffe2 registers for float only on another type."""
+    if dtype not in (None, ir.DataType.FLOAT):
+        raise ctx.error(f"Caffe2 registers {what} for float only, not {dtype.name}")
 
 
 @ops.register("Elu", since=6)
 def elu_v6(node: ir.Node, ctx: ExportContext) -> None:
+    _float_only(ctx, ctx.dtype(node.inputs[0]), "Elu (elu_op.cc)")
     ctx.emit("Elu", [ctx.input(node, 0)], [ctx.output(node)], alpha=attr_float(node, "alpha", 1.0))
 
 

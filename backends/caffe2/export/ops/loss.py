@@ -91,5 +91,5 @@ def softmax_cross_entropy_loss_v13(node: ir.Node, ctx: ExportContext) -> None:
     dtype = ctx.dtype(scores) or ir.DataType.FLOAT
     wants_log_prob = len(node.outputs) > 1 and node.outputs[1] is not None
     log_prob = ctx.output(node, 1) if wants_log_prob else ctx.fresh("log_prob")
-    log_softmax_into(ctx, ctx.blob(scores), 1, log_prob)
+    log_softmax_into(ctx, ctx.blob(scores), 1, log_prob, ctx.dtype(scores))
     _nll(node, ctx, log_prob, shape, dtype, ctx.output(node))

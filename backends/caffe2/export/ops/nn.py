@@ -8,6 +8,7 @@ import numpy as np
 import onnx_ir as ir
 
 from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
+from unframe.backends.caffe2.export.ops import _runtime as runtime
 from unframe.backends.caffe2.export.ops._common import (
     attr_float,
     attr_int,
@@ -59,6 +60,7 @@ def conv_v1(node: ir.Node, ctx: ExportContext) -> None:
     strides = attr_ints(node, "strides") or [1] * spatial
     dilations = attr_ints(node, "dilations") or [1] * spatial
     pads = explicit_pads(ctx, node, kernel, strides, dilations)
+    _float_only(ctx, node, "Conv (conv_op.cc)")
     inputs = [ctx.input(node, 0), ctx.input(node, 1)]
     if ctx.has_input(node, 2):
         inputs.append(ctx.input(node, 2))
@@ -137,7 +139,33 @@ def _dilated_kernel(
     return blob, shape[2:]
 
 
+def _float_only(ctx: ExportContext, node: ir.Node, what: str) -> None:
+    """Refuses, when exporting, input 0 of a type other than float for an op Caffe2 registers
+    for float only (``what`` names it and its source): there is no exact other form."""
+    dtype = ctx.dtype(node.inputs[0])
+    if dtype not in (None, ir.DataType.FLOAT):
+        raise ctx.error(f"Caffe2 registers {what} for float only, not {dtype.name}")
+
+
+#: Caffe2's pooling is float only (PoolOp<float, CPUContext, ...>, pool_op.cc); 8-bit integers
+#: pool exactly in float (every value is one), their max the same.
+_POOLED_IN_FLOAT = frozenset({ir.DataType.INT8, ir.DataType.UINT8})
+
+
 def _pool(node: ir.Node, ctx: ExportContext, caffe2_type: str) -> None:
+    dtype = ctx.dtype(node.inputs[0])
+    if caffe2_type == "MaxPool" and dtype in _POOLED_IN_FLOAT:
+        source, target = ctx.input(node, 0), ctx.output(node)
+        wide = ctx.temp("Cast", [source], "wide", to=caffe2_dtype(ir.DataType.FLOAT))
+        pooled = ctx.fresh("pooled")
+        _pool_float(node, ctx, caffe2_type, wide, pooled)
+        ctx.emit("Cast", [pooled], [target], to=caffe2_dtype(dtype))  # type: ignore[arg-type]
+        return
+    _float_only(ctx, node, f"{caffe2_type} (pool_op.cc)")
+    _pool_float(node, ctx, caffe2_type, ctx.input(node, 0), ctx.output(node))
+
+
+def _pool_float(node: ir.Node, ctx: ExportContext, caffe2_type: str, x: str, y: str) -> None:
     indices = node.outputs[1] if len(node.outputs) > 1 else None
     wants_indices = indices is not None and bool(
         indices.uses() or indices in ctx.model.graph.outputs
@@ -148,6 +176,8 @@ def _pool(node: ir.Node, ctx: ExportContext, caffe2_type: str) -> None:
     dilations = attr_ints(node, "dilations") or [1] * spatial
     pads = explicit_pads(ctx, node, kernel, strides, dilations)
     dilated = any(d != 1 for d in dilations)
+    if x != ctx.input(node, 0) and (dilated or wants_indices):
+        raise ctx.error("an int8 or uint8 MaxPool with dilations or indices has no Caffe2 form")
     if caffe2_type == "MaxPool" and (dilated or wants_indices):
         # Caffe2's MaxPool has neither dilation nor an Indices output: gather the windows.
         from unframe.backends.caffe2.export.ops.pooling import gathered_max_pool
@@ -182,15 +212,9 @@ def _pool(node: ir.Node, ctx: ExportContext, caffe2_type: str) -> None:
     if caffe2_type == "AveragePool":
         args["count_include_pad"] = count_include_pad
     if caffe2_type == "LpPool":
-        ctx.emit(
-            caffe2_type,
-            [ctx.input(node, 0)],
-            [ctx.output(node)],
-            p=float(attr_int(node, "p", 2)),
-            **args,
-        )
+        ctx.emit(caffe2_type, [x], [y], p=float(attr_int(node, "p", 2)), **args)
         return
-    ctx.emit(caffe2_type, [ctx.input(node, 0)], [ctx.output(node)], **args)
+    ctx.emit(caffe2_type, [x], [y], **args)
 
 
 @ops.register("MaxPool", since=1)
@@ -336,9 +360,36 @@ def lrn_v1(node: ir.Node, ctx: ExportContext) -> None:
     )  # fmt: skip
 
 
+def _double_softmax(ctx: ExportContext, blob: str, axis: int, out: str) -> None:
+    """exp(x - max) / sum(exp(x - max)) along ``axis`` of a double ``blob``: Caffe2's Softmax
+    and Exp are float only (softmax_op.cc, exp_op.cc), so exp is runtime.exp's, within a unit
+    or two in the last place."""
+    f64 = ir.DataType.DOUBLE
+    peak = ctx.temp("ReduceMax", [blob], "max", axes=[axis], keepdims=1)
+    powers = runtime.exp(ctx, ctx.temp("Sub", [blob, peak], "shifted"), f64)
+    total = ctx.temp("ReduceSum", [powers], "sum", axes=[axis], keepdims=1)
+    ctx.emit("Div", [powers, total], [out])
+
+
+def _softmax_type(ctx: ExportContext, node: ir.Node) -> bool:
+    """Whether input 0 is double (built from other ops); refuses types other than float."""
+    if ctx.dtype(node.inputs[0]) == ir.DataType.DOUBLE:
+        return True
+    _float_only(ctx, node, "Softmax (softmax_op.cc)")
+    return False
+
+
 @ops.register("Softmax", since=1, until=12)
 def softmax_v1(node: ir.Node, ctx: ExportContext) -> None:
     # Before opset 13 ONNX's Softmax is Caffe2's: the input coerced to 2-D at ``axis``.
+    if _softmax_type(ctx, node):
+        rank = ctx.need_rank(node.inputs[0])
+        axis = normalize_axis(ctx, attr_int(node, "axis", 1), rank)
+        x = ctx.input(node, 0)
+        result = ctx.fresh("softmax")
+        _double_softmax(ctx, ctx.temp("Flatten", [x], "flat", axis=axis), 1, result)
+        reshape(ctx, result, ctx.temp("Shape", [x], "shape"), ctx.output(node))
+        return
     ctx.emit("Softmax", [ctx.input(node, 0)], [ctx.output(node)], axis=attr_int(node, "axis", 1))
 
 
@@ -346,6 +397,9 @@ def softmax_v1(node: ir.Node, ctx: ExportContext) -> None:
 def softmax_v13(node: ir.Node, ctx: ExportContext) -> None:
     rank = ctx.need_rank(node.inputs[0])
     axis = normalize_axis(ctx, attr_int(node, "axis", -1), rank)
+    if _softmax_type(ctx, node):
+        _double_softmax(ctx, ctx.input(node, 0), axis, ctx.output(node))
+        return
     if axis == rank - 1:
         ctx.emit("Softmax", [ctx.input(node, 0)], [ctx.output(node)], axis=axis)
         return
@@ -356,12 +410,17 @@ def softmax_v13(node: ir.Node, ctx: ExportContext) -> None:
     ctx.emit("Transpose", [soft], [ctx.output(node)], axes=perm)
 
 
-def log_softmax_into(ctx: ExportContext, blob: str, axis: int, out: str) -> None:
-    # x - max - log(sum(exp(x - max))): exact where log(softmax) would underflow.
+def log_softmax_into(
+    ctx: ExportContext, blob: str, axis: int, out: str, dtype: ir.DataType | None = None
+) -> None:
+    # x - max - log(sum(exp(x - max))): exact where log(softmax) would underflow. Caffe2's Exp
+    # and Log are float only (exp_op.cc, log_op.cc): a double ``dtype`` takes runtime's forms.
+    dtype = dtype or ir.DataType.FLOAT
     peak = ctx.temp("ReduceMax", [blob], "max", axes=[axis], keepdims=1)
     shifted = ctx.temp("Sub", [blob, peak], "shifted")
-    total = ctx.temp("ReduceSum", [ctx.temp("Exp", [shifted])], "sum", axes=[axis], keepdims=1)
-    ctx.emit("Sub", [shifted, ctx.temp("Log", [total])], [out])
+    powers = runtime.exp(ctx, shifted, dtype)
+    total = ctx.temp("ReduceSum", [powers], "sum", axes=[axis], keepdims=1)
+    ctx.emit("Sub", [shifted, runtime.log(ctx, total, dtype)], [out])
 
 
 @ops.register("LogSoftmax", since=1, until=12)
@@ -371,7 +430,7 @@ def log_softmax_v1(node: ir.Node, ctx: ExportContext) -> None:
     x = ctx.input(node, 0)
     flat = ctx.temp("Flatten", [x], "flat", axis=axis)
     result = ctx.fresh("log_softmax")
-    log_softmax_into(ctx, flat, 1, result)
+    log_softmax_into(ctx, flat, 1, result, ctx.dtype(node.inputs[0]))
     reshape(ctx, result, ctx.temp("Shape", [x], "shape"), ctx.output(node))
 
 
@@ -379,11 +438,12 @@ def log_softmax_v1(node: ir.Node, ctx: ExportContext) -> None:
 def log_softmax_v13(node: ir.Node, ctx: ExportContext) -> None:
     rank = ctx.need_rank(node.inputs[0])
     axis = normalize_axis(ctx, attr_int(node, "axis", -1), rank)
-    log_softmax_into(ctx, ctx.input(node, 0), axis, ctx.output(node))
+    log_softmax_into(ctx, ctx.input(node, 0), axis, ctx.output(node), ctx.dtype(node.inputs[0]))
 
 
 @ops.register("MatMul", since=1)
 def matmul_v1(node: ir.Node, ctx: ExportContext) -> None:
+    _float_only(ctx, node, "BatchMatMul (batch_matmul_op.h)")
     ctx.emit(
         "BatchMatMul", [ctx.input(node, 0), ctx.input(node, 1)], [ctx.output(node)], broadcast=1
     )
@@ -430,6 +490,7 @@ def det_v11(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("Gemm", since=7)
 def gemm_v7(node: ir.Node, ctx: ExportContext) -> None:
+    _float_only(ctx, node, "MatMul (matmul_op.cc)")
     alpha, beta = attr_float(node, "alpha", 1.0), attr_float(node, "beta", 1.0)
     trans_a, trans_b = attr_int(node, "transA", 0), attr_int(node, "transB", 0)
     has_c = ctx.has_input(node, 2)

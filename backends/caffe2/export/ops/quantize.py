@@ -6,6 +6,7 @@ from __future__ import annotations
 import onnx_ir as ir
 
 from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
+from unframe.backends.caffe2.export.ops import _runtime as runtime
 from unframe.backends.caffe2.export.ops._common import (
     attr_int,
     attr_ints,
@@ -187,6 +188,7 @@ def qlinear_conv_v10(node: ir.Node, ctx: ExportContext) -> None:
         point = ctx.temp("Cast", [ctx.input(node, 7)], "zero", to=caffe2_dtype(f64))
         scaled = ctx.temp("Add", [scaled, point], "shifted")
     low, high = _RANGES[target]
-    clipped = ctx.temp("Clip", [scaled], "clipped", min=float(low), max=float(high))
+    # Caffe2's Clip is float only (clip_op.cc): the double is limited by comparisons.
+    clipped = runtime.bounded(ctx, scaled, float(low), float(high), f64)
     rounded = round_half_even(ctx, clipped, f64)
     ctx.emit("Cast", [rounded], [ctx.output(node)], to=caffe2_dtype(target))

@@ -12,8 +12,10 @@ from unframe.backends.caffe2.export.context import Converter, ExportContext, caf
 from unframe.backends.caffe2.export.ops import _runtime as runtime
 from unframe.backends.caffe2.export.ops._common import (
     NARROW_INTEGERS,
+    NUMERIC,
     attr_int,
     attr_ints,
+    carried,
     cast,
     normalize_axis,
     reshape,
@@ -135,8 +137,8 @@ def _reduce_runtime(
     ``dtype`` where not input 0's); returns the output's blob."""
     named = named_axes(node, ctx, ctx.need_rank(node.inputs[0]))
     reduced = reduce_named_axes(ctx, blob, node.inputs[0], named, step, identity, dtype)  # type: ignore[arg-type]
-    if post is not None:
-        reduced = ctx.temp(post, [reduced], "reduced")
+    if post is not None:  # Log: float only in Caffe2 (log_op.cc), runtime.log's form for double
+        reduced = runtime.log(ctx, reduced, ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT)
     if attr_int(node, "keepdims", 1):
         return reduced
     out = ctx.fresh("reduced")
@@ -179,6 +181,13 @@ def _empty_reduction(node: ir.Node, ctx: ExportContext, axes: list[int] | None) 
     return True
 
 
+def _square(ctx: ExportContext, x: str, dtype: ir.DataType | None) -> str:
+    """x * x: Caffe2's Sqr is float only (sqr_op.cc), Mul takes every numeric type."""
+    if dtype in (None, ir.DataType.FLOAT):
+        return ctx.temp("Sqr", [x])
+    return ctx.temp("Mul", [x, x], "square")
+
+
 def _reduce(onnx_type: str, from_input: bool, version: int) -> Converter:
     pre, caffe2_type, post = _COMPOSED.get(onnx_type, (None, onnx_type, None))
 
@@ -192,7 +201,7 @@ def _reduce(onnx_type: str, from_input: bool, version: int) -> Converter:
             if wide:
                 x = cast(ctx, x, ir.DataType.INT64)
             if pre is not None:
-                x = ctx.temp(pre, [x])
+                x = _square(ctx, x, dtype)
             step = one_axis(ctx, caffe2_type)
             identity = _EMPTY[caffe2_type]
             if wide and dtype is not None:
@@ -213,10 +222,11 @@ def _reduce(onnx_type: str, from_input: bool, version: int) -> Converter:
             x = cast(ctx, x, ir.DataType.INT64)
         keepdims = attr_int(node, "keepdims", 1)
         if pre is not None:
-            x = ctx.temp(pre, [x])
+            x = _square(ctx, x, dtype)
         reduced = ctx.temp(caffe2_type, [x], "reduced", axes=axes, keepdims=keepdims)
         if post is not None:
-            reduced = ctx.temp(post, [reduced], "reduced")
+            # Caffe2's Log is float only (log_op.cc): double takes runtime.log's form.
+            reduced = runtime.log(ctx, reduced, dtype or ir.DataType.FLOAT)
         _write(ctx, node, reduced, dtype if wide else None)
 
     convert.__name__ = convert.__qualname__ = f"{onnx_type.lower()}_v{version}"
@@ -303,15 +313,16 @@ def _arg(node: ir.Node, ctx: ExportContext, caffe2_type: str) -> None:
     rank = ctx.need_rank(node.inputs[0])
     axis = normalize_axis(ctx, attr_int(node, "axis", 0), rank)
     keepdims = attr_int(node, "keepdims", 1)
+    # ArgOp: int32, int64, float, double (arg_ops.h); narrower integers compare alike in int64.
+    x, _ = carried(ctx, ctx.input(node, 0), ctx.dtype(node.inputs[0]), NUMERIC,
+                   f"{caffe2_type} (arg_ops.h)")  # fmt: skip
     if not attr_int(node, "select_last_index", 0):
-        ctx.emit(
-            caffe2_type, [ctx.input(node, 0)], [ctx.output(node)], axis=axis, keepdims=keepdims
-        )
+        ctx.emit(caffe2_type, [x], [ctx.output(node)], axis=axis, keepdims=keepdims)
         return
     # The last extreme is the first one in the reversed axis: n - 1 - index there.
     size = ctx.need_shape(node.inputs[0], "to reverse the axis")[axis]
     reverse = ctx.constant(np.arange(size - 1, -1, -1, dtype=np.int64), "reverse")
-    flipped = ctx.temp("Gather", [ctx.input(node, 0), reverse], "flipped", axis=axis)
+    flipped = ctx.temp("Gather", [x, reverse], "flipped", axis=axis)
     index = ctx.temp(caffe2_type, [flipped], "index", axis=axis, keepdims=keepdims)
     last = ctx.constant(np.array(size - 1, dtype=np.int64), "last")
     ctx.emit("Sub", [last, index], [ctx.output(node)])

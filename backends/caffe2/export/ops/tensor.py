@@ -9,10 +9,13 @@ from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
 from unframe.backends.caffe2.export.ops import _runtime as runtime
 from unframe.backends.caffe2.export.ops._common import (
     NARROW_INTEGERS,
+    NUMERIC,
     attr_float,
     attr_int,
     attr_ints,
     attr_str,
+    carried,
+    carried_back,
     cast,
     expand,
     normalize_axis,
@@ -97,7 +100,12 @@ def transpose_v1(node: ir.Node, ctx: ExportContext) -> None:
     perm = attr_ints(node, "perm")
     if perm is None:
         perm = list(reversed(range(ctx.need_rank(node.inputs[0]))))
-    ctx.emit("Transpose", [ctx.input(node, 0)], [ctx.output(node)], axes=perm)
+    blob, back = carried(ctx, ctx.input(node, 0), ctx.dtype(node.inputs[0]), NUMERIC,
+                         "Transpose (transpose_op.h)")  # fmt: skip
+    if back is None:
+        ctx.emit("Transpose", [blob], [ctx.output(node)], axes=perm)
+        return
+    carried_back(ctx, ctx.temp("Transpose", [blob], "moved", axes=perm), back, ctx.output(node))
 
 
 @ops.register("Concat", since=4)
@@ -326,7 +334,26 @@ def _runtime_unsqueeze(node: ir.Node, ctx: ExportContext) -> None:
 @ops.register("Tile", since=6)
 def tile_v6(node: ir.Node, ctx: ExportContext) -> None:
     repeats = ctx.const_ints(node.inputs[1])
-    blob = ctx.input(node, 0)
+    blob, back = carried(ctx, ctx.input(node, 0), ctx.dtype(node.inputs[0]), _TILE_TYPES,
+                         "Tile (tile_op.cc)")  # fmt: skip
+    if back is not None:
+        # Tiled in a type Caffe2's Tile takes, then cast back.
+        wide = ctx.fresh("tiled")
+        _tile(node, ctx, blob, repeats, wide)
+        carried_back(ctx, wide, back, ctx.output(node))
+        return
+    _tile(node, ctx, blob, repeats, ctx.output(node))
+
+
+#: TileOp<CPUContext>: at::Half, uint8, int32, int64, float, double, std::string (tile_op.cc).
+_TILE_TYPES = frozenset({ir.DataType.FLOAT16, ir.DataType.UINT8, ir.DataType.INT32,
+                         ir.DataType.INT64, ir.DataType.FLOAT, ir.DataType.DOUBLE,
+                         ir.DataType.STRING})  # fmt: skip
+
+
+def _tile(
+    node: ir.Node, ctx: ExportContext, blob: str, repeats: list[int] | None, output: str
+) -> None:
     if repeats is None:
         # Run-time repeats: Caffe2's Tile also takes its tiles and axis as tensors, one axis each.
         counts = runtime.int64(ctx, node.inputs[1])  # type: ignore[arg-type]
@@ -334,15 +361,15 @@ def tile_v6(node: ir.Node, ctx: ExportContext) -> None:
         for position in range(rank):
             axis_blob = ctx.constant(np.array([position], dtype=np.int64), "axis")
             tiles = ctx.temp("Gather", [counts, axis_blob], "tiles")
-            tiled = ctx.output(node) if position == rank - 1 else ctx.fresh("tiled")
+            tiled = output if position == rank - 1 else ctx.fresh("tiled")
             ctx.emit("Tile", [blob, tiles, axis_blob], [tiled])
             blob = tiled
         return
     axes = [axis for axis, count in enumerate(repeats) if count != 1]
     if not axes:
-        ctx.emit("Copy", [blob], [ctx.output(node)])
+        ctx.emit("Copy", [blob], [output])
     for index, axis in enumerate(axes):
-        out = ctx.output(node) if index == len(axes) - 1 else ctx.fresh("tiled")
+        out = output if index == len(axes) - 1 else ctx.fresh("tiled")
         ctx.emit("Tile", [blob], [out], tiles=repeats[axis], axis=axis)
         blob = out
 
@@ -427,9 +454,13 @@ def range_v11(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("Clip", since=6, until=10)
 def clip_v6(node: ir.Node, ctx: ExportContext) -> None:
-    args = {"min": attr_float(node, "min", -3.4028234663852886e38)}
-    args["max"] = attr_float(node, "max", 3.4028234663852886e38)
-    ctx.emit("Clip", [ctx.input(node, 0)], [ctx.output(node)], **args)
+    low = attr_float(node, "min", -3.4028234663852886e38)
+    high = attr_float(node, "max", 3.4028234663852886e38)
+    dtype = ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT
+    if dtype not in (ir.DataType.FLOAT, ir.DataType.DOUBLE):
+        raise ctx.error(f"Caffe2 registers Clip for float only (clip_op.cc), not {dtype.name}")
+    clipped = runtime.bounded(ctx, ctx.input(node, 0), low, high, dtype)
+    ctx.emit("Copy", [clipped], [ctx.output(node)])
 
 
 @ops.register("Clip", since=11)
@@ -437,7 +468,16 @@ def clip_v11(node: ir.Node, ctx: ExportContext) -> None:
     x = node.inputs[0]
     bounds = [node.inputs[i] if ctx.has_input(node, i) else None for i in (1, 2)]
     consts = [ctx.const(b) if b is not None else None for b in bounds]
-    floating = (ctx.dtype(x) or ir.DataType.FLOAT).is_floating_point()
+    dtype = ctx.dtype(x) or ir.DataType.FLOAT
+    floating = dtype.is_floating_point()
+    if dtype == ir.DataType.DOUBLE:
+        # Caffe2's Clip, Max and Min are float only (clip_op.cc, minmax_ops.cc): comparisons
+        # and Where, as for integers.
+        _clip_integers(node, ctx, bounds, ctx.constant(np.array(ctx.need_shape(
+            x, "to broadcast the clip bounds"), dtype=np.int64), "shape"))  # fmt: skip
+        return
+    if floating and dtype != ir.DataType.FLOAT:
+        raise ctx.error(f"Caffe2 registers Clip for float only (clip_op.cc), not {dtype.name}")
     if floating and all(b is None or c is not None for b, c in zip(bounds, consts, strict=True)):
         args = {
             name: float(c) for name, c in zip(("min", "max"), consts, strict=True) if c is not None
@@ -666,6 +706,10 @@ def top_k_v10(node: ir.Node, ctx: ExportContext) -> None:
 
 def _top_k(node: ir.Node, ctx: ExportContext, k: int, axis: int, values: str, indices: str) -> None:
     x = ctx.input(node, 0)
+    dtype = ctx.dtype(node.inputs[0])
+    if dtype not in (None, ir.DataType.FLOAT):
+        # No exact form: float cannot hold every int32, int64 or double value.
+        raise ctx.error(f"Caffe2 registers TopK for float only (top_k.cc), not {dtype.name}")
     if attr_int(node, "largest", 1):
         ctx.emit("TopK", [x], [values, indices], k=k, axis=axis)
         return
