@@ -197,6 +197,7 @@ _CPP_NAMES: dict[np.dtype, str] = {
     np.dtype(np.int8): "int8",
     np.dtype(np.uint16): "uint16",
     np.dtype(np.int16): "int16",
+    np.dtype(np.float16): "float16",
     np.dtype(object): "std::string",
 }
 

@@ -15,7 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from unframe.backends.caffe2.runtime.registry import OpContext, caffe2_op
+from unframe.backends.caffe2.runtime.registry import KernelTypes, OpContext, caffe2_op
+
+# ConvOp<float, CPUContext> (conv_op.cc); PoolOp<float, CPUContext, ...> for MaxPool and
+# AveragePool (pool_op.cc).
+_CONV = KernelTypes.of("conv_op.cc", np.float32)
+_POOL = KernelTypes.of("pool_op.cc", np.float32)
 
 # caffe2_legacy.proto's LegacyPadding values.
 NOTSET, VALID, SAME, CAFFE_LEGACY_POOLING = 0, 1, 2, 3
@@ -184,6 +189,7 @@ def _spatial_input(ctx: OpContext) -> tuple[np.ndarray, str]:
 def conv(ctx: OpContext) -> list[np.ndarray]:
     """Y = X * W (+ b), with groups; W is (M, C/group, k...) in NCHW, (M, k..., C/group) in NHWC."""
     x, order = _spatial_input(ctx)
+    _CONV.check(ctx, ctx.input(0))
     w = _to_nchw(ctx.input(1), order)
     group = ctx.arg_int("group", 1)
     n, c = x.shape[:2]
@@ -230,6 +236,7 @@ def _taps(pos: tuple[int, ...], window: Window) -> list[slice]:
 def conv_transpose(ctx: OpContext) -> list[np.ndarray]:
     """Transposed convolution; W is (C, M/group, k...) in NCHW, (C, k..., M/group) in NHWC."""
     x, order = _spatial_input(ctx)
+    _CONV.check(ctx, ctx.input(0))
     w = _to_nchw(ctx.input(1), order)
     group = ctx.arg_int("group", 1)
     n, c = x.shape[:2]
@@ -317,6 +324,7 @@ def _pool_setup(ctx: OpContext) -> tuple[np.ndarray, str, Window]:
 @caffe2_op("MaxPool", "MaxPool1D", "MaxPool2D", "MaxPool3D")
 def max_pool(ctx: OpContext) -> list[np.ndarray]:
     x, order, window = _pool_setup(ctx)
+    _POOL.check(ctx, x)
     fill = -np.inf if np.issubdtype(x.dtype, np.floating) else np.iinfo(x.dtype).min
     axes = tuple(range(-len(window.kernel), 0))
     y = _pool_windows(x, window, fill).max(axis=axes)
@@ -327,6 +335,7 @@ def max_pool(ctx: OpContext) -> list[np.ndarray]:
 def average_pool(ctx: OpContext) -> list[np.ndarray]:
     """Mean over each window; by default (count_include_pad=0) over its in-image elements only."""
     x, order, window = _pool_setup(ctx)
+    _POOL.check(ctx, x)
     axes = tuple(range(-len(window.kernel), 0))
     total = _pool_windows(x, window, 0.0).sum(axis=axes, dtype=np.float64)
     if ctx.arg_int("count_include_pad", 0):

@@ -36,11 +36,34 @@ _FLOAT_ONLY = {
 }
 _UNARY_TYPES = {
     **_FLOAT_ONLY,
+    # UnaryElementwiseOp<TensorTypes<float>, ...> in each file.
+    "Sqr": KernelTypes.of("sqr_op.cc", np.float32),
+    "Reciprocal": KernelTypes.of("reciprocal_op.cc", np.float32),
+    "Erf": KernelTypes.of("erf_op.cc", np.float32),
     "Sqrt": KernelTypes.of("sqrt_op.cc", np.float32, np.float64),
     "Negative": KernelTypes.of("negative_op.cc", *NUMERIC_TYPES),
     "Sign": KernelTypes.of("elementwise_ops.cc", *NUMERIC_TYPES),
 }
 _POW = KernelTypes.of("pow_op.cc", np.float32)
+_VARIADIC_TYPES = {
+    # SumOp::RunOnDevice: IsType<float>, else IsType<int>, else CAFFE_THROW.
+    "Sum": KernelTypes.of("utility_ops.h", np.float32, np.int32),
+    # MeanOp::RunOnDevice: IsType<float>, else IsType<double>, else CAFFE_THROW.
+    "Mean": KernelTypes.of("mean_op.h", np.float32, np.float64),
+    # MaxOp<float, CPUContext>, MinOp<float, CPUContext>.
+    "Max": KernelTypes.of("minmax_ops.cc", np.float32),
+    "Min": KernelTypes.of("minmax_ops.cc", np.float32),
+}
+# ClipOp<float, CPUContext>.
+_CLIP = KernelTypes.of("clip_op.cc", np.float32)
+# ScaleOp: DispatchHelper<TensorTypes<float, double>>.
+_SCALE = KernelTypes.of("scale_op.h", np.float32, np.float64)
+# ModOp: DispatchHelper<TensorTypes<int, int64_t>> on DATA.
+_MOD = KernelTypes.of("mod_op.h", np.int32, np.int64)
+# CastOp<CPUContext>::DoRunWithDstType dispatches on the input: TensorTypes<float, int32_t, bool,
+# uint8_t, int8_t, uint16_t, int16_t, int64_t, double>; SetBody throws for a FLOAT16 'to'.
+_CAST_FROM = KernelTypes.of("cast_op.cc", np.float32, np.int32, np.bool_, np.uint8, np.int8,
+                            np.uint16, np.int16, np.int64, np.float64)  # fmt: skip
 # WhereOp dispatches on X: TensorTypes<float, double, int, long, std::string, bool>.
 _WHERE = KernelTypes.of("elementwise_logical_ops.h", np.float32, np.float64, np.int32, np.int64,
                         object, np.bool_)  # fmt: skip
@@ -227,6 +250,7 @@ _unary("Erf", erf)
 def _same_shapes(ctx: OpContext) -> list[np.ndarray]:
     """The inputs of Sum/Mean/Max/Min, which Caffe2 requires to share shape and type."""
     inputs = [ctx.input(i) for i in range(max(ctx.num_inputs, 1))]
+    _VARIADIC_TYPES[ctx.op.type].check(ctx, inputs[0])
     for i, x in enumerate(inputs[1:], start=1):
         if x.shape != inputs[0].shape or x.dtype != inputs[0].dtype:
             raise ctx.error(
@@ -247,9 +271,14 @@ def sum_op(ctx: OpContext) -> list[np.ndarray]:
 
 @caffe2_op("Mean")
 def mean_op(ctx: OpContext) -> list[np.ndarray]:
+    """The inputs added in order, then multiplied by the float 1.0f / n (MeanOp, mean_op.h: its
+    math::Scale takes a float factor, for double too)."""
     inputs = _same_shapes(ctx)
-    total = np.sum(np.stack(inputs).astype(np.float64), axis=0) / len(inputs)
-    return [total.astype(inputs[0].dtype)]
+    total = inputs[0].copy()
+    for x in inputs[1:]:
+        total += x
+    factor = np.float32(1.0) / np.float32(len(inputs))
+    return [(total * total.dtype.type(factor)).astype(inputs[0].dtype)]
 
 
 @caffe2_op("Max")
@@ -284,6 +313,7 @@ def pow_op(ctx: OpContext) -> list[np.ndarray]:
 @caffe2_op("Clip")
 def clip(ctx: OpContext) -> list[np.ndarray]:
     x = ctx.input(0)
+    _CLIP.check(ctx, x)
     low = ctx.arg_float("min", -np.inf)
     high = ctx.arg_float("max", np.inf)
     if low > high:
@@ -294,6 +324,7 @@ def clip(ctx: OpContext) -> list[np.ndarray]:
 @caffe2_op("Scale")
 def scale(ctx: OpContext) -> list[np.ndarray]:
     x = ctx.input(0)
+    _SCALE.check(ctx, x)
     return [(x * ctx.arg_float("scale", 1.0)).astype(x.dtype)]
 
 
@@ -301,6 +332,7 @@ def scale(ctx: OpContext) -> list[np.ndarray]:
 def mod(ctx: OpContext) -> list[np.ndarray]:
     """Integer remainder; its sign follows the dividend (C++ %) unless sign_follow_divisor=1."""
     x = ctx.input(0)
+    _MOD.check(ctx, x)
     divisor = ctx.arg_int("divisor", 0)
     if divisor == 0:
         raise ctx.error("argument 'divisor' must be given and non-zero")
@@ -344,6 +376,14 @@ def cast(ctx: OpContext) -> list[np.ndarray]:
     else:
         data_type = ctx.arg_int("to", 0)
     dtype = numpy_dtype(ctx, data_type)
+    if dtype == np.dtype(np.float16):
+        # cast_op.cc, CastOp<CPUContext>::SetBody.
+        raise ctx.error(
+            "Caffe2 cannot cast to float16 on CPU (caffe2/operators/cast_op.cc: 'Casting to and "
+            "from at::Half on CPU is not supported yet')"
+        )
+    if x.dtype != np.dtype(object):
+        _CAST_FROM.check(ctx, x)
     if dtype == np.dtype(object) or x.dtype == np.dtype(object):
         raise ctx.unsupported("casts from or to STRING are not supported")
     return [x.astype(dtype)]

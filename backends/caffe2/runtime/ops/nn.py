@@ -18,6 +18,12 @@ from unframe.backends.caffe2.runtime.registry import (
 _SIGMOID = KernelTypes.of("sigmoid_op.cc", np.float32)
 _TANH = KernelTypes.of("tanh_op.cc", np.float32)
 _SOFTSIGN = KernelTypes.of("softsign_op.cc", np.float32)
+_RELU = KernelTypes.of("relu_op.cc", np.float32)
+_ELU = KernelTypes.of("elu_op.cc", np.float32)  # UnaryElementwiseWithArgsOp<TensorTypes<float>...
+# LeakyReluOp<float, CPUContext>, SoftplusOp<float, CPUContext>, SoftmaxOp<float, CPUContext>.
+_LEAKY_RELU = KernelTypes.of("leaky_relu_op.cc", np.float32)
+_SOFTPLUS = KernelTypes.of("softplus_op.cc", np.float32)
+_SOFTMAX = KernelTypes.of("softmax_op.cc", np.float32)
 
 
 # -- fully connected ----------------------------------------------------------------------------
@@ -237,12 +243,14 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 @caffe2_op("Relu")
 def relu(ctx: OpContext) -> list[np.ndarray]:
     x = ctx.input(0)
+    _RELU.check(ctx, x)
     return [np.maximum(x, 0).astype(x.dtype)]
 
 
 @caffe2_op("LeakyRelu")
 def leaky_relu(ctx: OpContext) -> list[np.ndarray]:
     x = _float_input(ctx)
+    _LEAKY_RELU.check(ctx, x)
     alpha = ctx.arg_float("alpha", 0.01)
     return [np.where(x >= 0, x, x * alpha).astype(x.dtype)]
 
@@ -272,6 +280,7 @@ def prelu(ctx: OpContext) -> list[np.ndarray]:
 @caffe2_op("Elu")
 def elu(ctx: OpContext) -> list[np.ndarray]:
     x = _float_input(ctx)
+    _ELU.check(ctx, x)
     alpha = ctx.arg_float("alpha", 1.0)
     return [np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))).astype(x.dtype)]
 
@@ -301,6 +310,7 @@ def tanh(ctx: OpContext) -> list[np.ndarray]:
 @caffe2_op("Softplus")
 def softplus(ctx: OpContext) -> list[np.ndarray]:
     x = _float_input(ctx)
+    _SOFTPLUS.check(ctx, x)
     return [np.logaddexp(0, x).astype(x.dtype)]
 
 
@@ -340,6 +350,7 @@ def gelu(ctx: OpContext) -> list[np.ndarray]:
 def softmax(ctx: OpContext) -> list[np.ndarray]:
     """Softmax over all dims from ``axis`` (default 1) on, taken together as one."""
     x = _float_input(ctx)
+    _SOFTMAX.check(ctx, x)
     axis = canonical_axis(ctx, ctx.arg_int("axis", 1), x.ndim)
     rows = x.reshape(math.prod(x.shape[:axis]), -1).astype(np.float64)
     shifted = np.exp(rows - rows.max(axis=1, keepdims=True))

@@ -24,6 +24,10 @@ _REDUCER_TYPES = {
     "ReduceMean": KernelTypes.of("reduce_ops.cc", np.float32),
     "ReduceMax": KernelTypes.of("reduce_ops.cc", *NUMERIC_TYPES),
 }
+# ArgOp::RunOnDevice: DispatchHelper<TensorTypes<std::int32_t, std::int64_t, float, double>>.
+_ARG = KernelTypes.of("arg_ops.h", *NUMERIC_TYPES)
+# TopKOp<float, CPUContext>.
+_TOP_K = KernelTypes.of("top_k.cc", np.float32)
 
 
 def _reducer(name: str, function: Reducer) -> None:
@@ -132,6 +136,7 @@ for _front in (True, False):
 
 def _arg_extreme(ctx: OpContext, function: Callable[..., np.ndarray]) -> list[np.ndarray]:
     x = ctx.input(0)
+    _ARG.check(ctx, x)
     axis = canonical_axis(ctx, ctx.arg_int("axis", -1), x.ndim)
     if x.shape[axis] == 0:
         raise ctx.error(f"dimension {axis} is empty")
@@ -158,6 +163,7 @@ def top_k(ctx: OpContext) -> list[np.ndarray]:
     Equal values keep their input order. Output 2, where asked for, is the flattened indices.
     """
     x = ctx.input(0)
+    _TOP_K.check(ctx, x)
     k = ctx.arg_int("k", -1)
     axis = canonical_axis(ctx, ctx.arg_int("axis", -1), x.ndim)
     if not 1 <= k <= x.shape[axis]:

@@ -6,7 +6,23 @@ import math
 
 import numpy as np
 
-from unframe.backends.caffe2.runtime.registry import OpContext, caffe2_op, canonical_axis
+from unframe.backends.caffe2.runtime.registry import (
+    NUMERIC_TYPES,
+    KernelTypes,
+    OpContext,
+    caffe2_op,
+    canonical_axis,
+)
+
+# TransposeOp::RunOnDevice: DispatchHelper<TensorTypes<float, double, int, int64_t>>.
+_TRANSPOSE = KernelTypes.of("transpose_op.h", *NUMERIC_TYPES)
+# TileOp<CPUContext>::RunOnDevice: TensorTypes<at::Half, std::uint8_t, std::int32_t, std::int64_t,
+# float, double, std::string>.
+_TILE = KernelTypes.of("tile_op.cc", np.float16, np.uint8, np.int32, np.int64, np.float32,
+                       np.float64, object)  # fmt: skip
+# MatMulOp<float, CPUContext>; BatchMatMulOp: DispatchHelper<TensorTypes<float>>.
+_MATMUL = KernelTypes.of("matmul_op.cc", np.float32)
+_BATCH_MATMUL = KernelTypes.of("batch_matmul_op.h", np.float32)
 
 
 def _order_axis(ctx: OpContext) -> int:
@@ -131,6 +147,7 @@ def flatten_to_vec(ctx: OpContext) -> list[np.ndarray]:
 def transpose(ctx: OpContext) -> list[np.ndarray]:
     """Permutes the axes by ``axes`` (default: reversed)."""
     x = ctx.input(0)
+    _TRANSPOSE.check(ctx, x)
     axes = ctx.arg_ints("axes") or list(range(x.ndim))[::-1]
     if sorted(axes) != list(range(x.ndim)):
         raise ctx.error(f"axes {axes} is not a permutation of a {x.ndim}-D input's axes")
@@ -167,6 +184,7 @@ def expand_dims(ctx: OpContext) -> list[np.ndarray]:
 def tile(ctx: OpContext) -> list[np.ndarray]:
     """Repeats the whole tensor ``tiles`` times along ``axis`` (inputs 1, 2 may give them)."""
     x = ctx.input(0)
+    _TILE.check(ctx, x)
     tiles = ctx.arg_int("tiles", 1)
     axis = ctx.arg_int("axis", 0)
     if ctx.num_inputs > 1:
@@ -236,6 +254,7 @@ def batch_gather(ctx: OpContext) -> list[np.ndarray]:
 def matmul(ctx: OpContext) -> list[np.ndarray]:
     """2-D product of A and B, each flattened to 2-D at axis_a/axis_b and optionally transposed."""
     a, b = ctx.input(0), ctx.input(1)
+    _MATMUL.check(ctx, a)
     axis_a = canonical_axis(ctx, ctx.arg_int("axis_a", 1), a.ndim)
     axis_b = canonical_axis(ctx, ctx.arg_int("axis_b", 1), b.ndim)
     a2 = a.reshape(math.prod(a.shape[:axis_a]), -1)
@@ -253,6 +272,7 @@ def matmul(ctx: OpContext) -> list[np.ndarray]:
 def batch_matmul(ctx: OpContext) -> list[np.ndarray]:
     """Matrix products over the last two dims; batch dims must match unless broadcast=1."""
     a, b = ctx.input(0), ctx.input(1)
+    _BATCH_MATMUL.check(ctx, a)
     broadcast = bool(ctx.arg_int("broadcast", 0))
     if not broadcast and (a.ndim < 2 or a.ndim != b.ndim or a.shape[:-2] != b.shape[:-2]):
         raise ctx.error(f"without broadcast=1, A {a.shape} and B {b.shape} need equal batch dims")
