@@ -40,6 +40,8 @@ KERNELS = {
     "Sum": {np.dtype(np.float32), np.dtype(np.int32)},
     **{op: {np.dtype(np.float32), np.dtype(np.float64)} for op in ("Mean", "Scale")},
     **{op: NUMERIC for op in ("ArgMax", "ArgMin", "Transpose")},
+    "ScatterWeightedSum": FLOAT,
+    "ScatterAssign": {np.dtype(t) for t in (np.float32, np.float16, np.uint8, np.int32, np.int64)},
 }
 
 
@@ -594,3 +596,39 @@ def test_float_only_ops_without_exact_forms_are_refused_when_exporting(
     model: onnx.ModelProto, message: str
 ) -> None:
     assert message in _refusal(model)
+
+
+# -- scatters: ScatterAssign's data types, ScatterWeightedSum float only (utility_ops.h/.cc) ----
+def _scatter(dtype: int, reduction: str = "none") -> onnx.ModelProto:
+    return _model(
+        [helper.make_node("ScatterElements", ["x", "i", "u"], ["y"], axis=1, reduction=reduction)],
+        [helper.make_tensor_value_info("x", dtype, [2, 3]),
+         helper.make_tensor_value_info("i", TensorProto.INT64, [2, 2]),
+         helper.make_tensor_value_info("u", dtype, [2, 2])],
+        [helper.make_tensor_value_info("y", dtype, [2, 3])],
+        18,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("dtype", "reduction"),
+    [(np.bool_, "none"), (np.int8, "none"), (np.int16, "add"), (np.uint16, "max"),
+     (np.int32, "min"), (np.float32, "add"), (np.float32, "max")],
+)  # fmt: skip
+def test_scatter_elements_feeds_scatter_ops_their_types(dtype: type, reduction: str) -> None:
+    model = _scatter(helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), reduction)
+    feeds = {
+        "x": np.array([[1, 0, 3], [4, 5, 0]], dtype=dtype),
+        "i": np.array([[2, 2], [0, 1]], dtype=np.int64),
+        "u": np.array([[1, 1], [0, 7]], dtype=dtype),
+    }
+    (got,) = _run_checked(model, feeds)
+    (want,) = ReferenceEvaluator(model).run(None, feeds)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+def test_double_scatter_is_refused_when_exporting() -> None:
+    message = "Caffe2 registers ScatterAssign (utility_ops.h) for FLOAT, FLOAT16, INT32, INT64"
+    assert message in _refusal(_scatter(TensorProto.DOUBLE))
+    assert message in _refusal(_scatter(TensorProto.DOUBLE, "add"))

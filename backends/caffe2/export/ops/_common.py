@@ -192,3 +192,9 @@ def carried_back(ctx: ExportContext, blob: str, dtype: ir.DataType | None, out: 
 
 #: Caffe2's NumericTypes: int32, int64, float and double (elementwise_ops.h).
 NUMERIC = frozenset({ir.DataType.INT32, ir.DataType.INT64, ir.DataType.FLOAT, ir.DataType.DOUBLE})
+
+#: ScatterAssignOp's data types (its runners in utility_ops.h): float, float16, uint8, int32, int64.
+SCATTER_ASSIGN_TYPES = frozenset(
+    {ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.UINT8, ir.DataType.INT32,
+     ir.DataType.INT64}
+)  # fmt: skip

@@ -14,10 +14,14 @@ from unframe.backends.caffe2.export.ops import _runtime as runtime
 from unframe.backends.caffe2.export.ops import reduce
 from unframe.backends.caffe2.export.ops._common import (
     NUMERIC,
+    SCATTER_ASSIGN_TYPES,
     attr_float,
     attr_int,
     attr_ints,
     attr_str,
+    carried,
+    carried_back,
+    cast,
     expand,
     normalize_axis,
     required,
@@ -105,16 +109,20 @@ def gather_nd_v11(node: ir.Node, ctx: ExportContext) -> None:
 def _scatter(node: ir.Node, ctx: ExportContext, positions: str, rows: int, rest: list[int]) -> None:
     reduction = attr_str(node, "reduction", "none")
     data_shape = ctx.need_shape(node.inputs[0], "to flatten it")
-    table = reshape(ctx, ctx.input(node, 0), [rows, *rest])
+    dtype = ctx.dtype(node.inputs[0])
+    # ScatterAssign's data types (utility_ops.h): bools and 8/16-bit integers go through int64.
+    table, back = carried(ctx, reshape(ctx, ctx.input(node, 0), [rows, *rest]), dtype,
+                          SCATTER_ASSIGN_TYPES, "ScatterAssign (utility_ops.h)")  # fmt: skip
     flat_positions = reshape(ctx, positions, [-1])
     updates = reshape(ctx, ctx.input(node, 2), [-1, *rest])
+    if back is not None:
+        updates = cast(ctx, updates, ir.DataType.INT64)
     # Caffe2's scatter ops update DATA in place, so they work on a copy.
     work = ctx.temp("Copy", [table], "scattered")
     if reduction == "none":
         ctx.emit("ScatterAssign", [work, flat_positions, updates], [work])
-    elif (
-        reduction == "add" and (ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT).is_floating_point()
-    ):
+    elif reduction == "add" and dtype in (None, ir.DataType.FLOAT):
+        # ScatterWeightedSumOp<float, CPUContext> (utility_ops.cc): float only.
         one = ctx.constant(np.array([1.0], dtype=np.float32), "one")
         inputs = [work, one, flat_positions, updates, one]
         ctx.emit("ScatterWeightedSum", inputs, [work])
@@ -140,13 +148,17 @@ def _scatter(node: ir.Node, ctx: ExportContext, positions: str, rows: int, rest:
             current = ctx.temp("Gather", [work, where], "current")
             if combine in ("Max", "Min"):
                 # Caffe2's Max and Min are float only (minmax_ops.cc).
-                combined = runtime.extreme(ctx, current, value, _numeric(ctx, node), combine)
+                work_type = ir.DataType.INT64 if back is not None else _numeric(ctx, node)
+                combined = runtime.extreme(ctx, current, value, work_type, combine)
             else:
                 combined = ctx.temp(combine, [current, value])
             ctx.emit("ScatterAssign", [work, where, combined], [work])
     else:
         raise ctx.error(f"reduction={reduction!r} has no Caffe2 scatter operator")
-    reshape(ctx, work, list(data_shape), ctx.output(node))
+    if back is None:
+        reshape(ctx, work, list(data_shape), ctx.output(node))
+        return
+    carried_back(ctx, reshape(ctx, work, list(data_shape)), back, ctx.output(node))
 
 
 def _numeric(ctx: ExportContext, node: ir.Node) -> ir.DataType:

@@ -9,6 +9,7 @@ import onnx_ir as ir
 from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
 from unframe.backends.caffe2.export.ops import _runtime as runtime
 from unframe.backends.caffe2.export.ops._common import (
+    SCATTER_ASSIGN_TYPES,
     attr_float,
     attr_int,
     attr_ints,
@@ -80,6 +81,10 @@ def max_unpool_v11(node: ir.Node, ctx: ExportContext) -> None:
     out_shape = default
     # MaxPool's indices are flat positions in its input, which is MaxUnpool's output.
     dtype = ctx.dtype(x) or ir.DataType.FLOAT
+    if dtype not in SCATTER_ASSIGN_TYPES:
+        names = ", ".join(sorted(t.name for t in SCATTER_ASSIGN_TYPES))
+        raise ctx.error(f"Caffe2 registers ScatterAssign for {names} only (utility_ops.h), "
+                        f"not {dtype.name}")  # fmt: skip
     size = int(np.prod(out_shape))
     work = ctx.temp(
         "ConstantFill", [], "unpooled", shape=[size], value=0.0, dtype=caffe2_dtype(dtype)
