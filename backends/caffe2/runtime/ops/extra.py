@@ -104,7 +104,16 @@ def range_(ctx: OpContext) -> list[np.ndarray]:
 
 @_provide("OneHot")
 def one_hot(ctx: OpContext) -> list[np.ndarray]:
+    # one_hot_ops.h: "indices input must be 1D tensor of data type int64_t", the size a
+    # one-element int64 tensor (both read with data<int64_t>()).
     indices, size = ctx.input(0), ctx.input(1)
+    if indices.ndim != 1 or indices.dtype != np.int64:
+        raise ctx.error(
+            f"indices must be a 1-D int64 tensor (caffe2/operators/one_hot_ops.h), got "
+            f"{indices.dtype} {indices.shape}"
+        )
+    if size.size != 1 or size.dtype != np.int64:
+        raise ctx.error(f"the index size must be one int64 value, got {size.dtype} {size.shape}")
     depth = int(np.asarray(size).reshape(-1)[0])
     flat = np.asarray(indices).reshape(-1).astype(np.int64)
     if ((flat < 0) | (flat >= depth)).any():
@@ -166,10 +175,36 @@ def upsample_bilinear(ctx: OpContext) -> list[np.ndarray]:
     return [out.astype(x.dtype)]
 
 
+# ScatterAssignOp's runners (utility_ops.h): data float, at::Half, uint8, int32 or int64,
+# indices int32 or int64. ScatterWeightedSumOp<float, CPUContext> (utility_ops.cc) dispatches on
+# the indices: TensorTypes<int32_t, int64_t>.
+_SCATTER_ASSIGN = KernelTypes.of("utility_ops.h", np.float32, np.float16, np.uint8, np.int32,
+                                 np.int64)  # fmt: skip
+_SCATTER_WEIGHTED_SUM = KernelTypes.of("utility_ops.cc", np.float32)
+_SCATTER_INDICES = KernelTypes.of("utility_ops.h", np.int32, np.int64)
+
+
+def _in_place(ctx: OpContext) -> None:
+    """Caffe2's scatter ops update their first input: CAFFE_ENFORCE_EQ(&X0, output, "In place
+    operation is required") (utility_ops.h)."""
+    op = ctx.op
+    if not op.output or op.output[0] != op.input[0]:
+        written = op.output[0] if op.output else "nothing"
+        raise ctx.error(
+            f"In place operation is required: output 0 must be input 0 {op.input[0]!r}, "
+            f"not {written!r} (caffe2/operators/utility_ops.h)"
+        )
+
+
 @_provide("ScatterAssign")
 def scatter_assign(ctx: OpContext) -> list[np.ndarray]:
     # DATA[INDICES[i]] = SLICES[i]; Caffe2 runs it in place on DATA.
+    _in_place(ctx)
     data, indices, slices = ctx.input(0), ctx.input(1), ctx.input(2)
+    _SCATTER_ASSIGN.check(ctx, data, "DATA (input 0)")
+    _SCATTER_INDICES.check(ctx, indices, "INDICES (input 1)")
+    if slices.dtype != data.dtype:
+        raise ctx.error(f"Data and slice types must match: {data.dtype} and {slices.dtype}")
     flat = np.asarray(indices).reshape(-1).astype(np.int64)
     if ((flat < 0) | (flat >= data.shape[0])).any():
         raise ctx.error(f"an index is outside [0, {data.shape[0]})")
@@ -186,6 +221,9 @@ def scatter_weighted_sum(ctx: OpContext) -> list[np.ndarray]:
     # order.
     if ctx.num_inputs < 5 or ctx.num_inputs % 2 == 0:
         raise ctx.error("takes X0, Weight0, INDICES, then pairs of slices and weights")
+    _in_place(ctx)
+    _SCATTER_WEIGHTED_SUM.check(ctx, ctx.input(0), "X0 (input 0)")
+    _SCATTER_INDICES.check(ctx, ctx.input(2), "INDICES (input 2)")
     out = ctx.input(0).copy()
     weight0 = float(np.asarray(ctx.input(1)).reshape(-1)[0])
     flat = np.asarray(ctx.input(2)).reshape(-1).astype(np.int64)

@@ -22,6 +22,9 @@ from unframe.backends.caffe2.runtime.registry import (
 FLOAT = DataType.Value("FLOAT")
 INT64 = DataType.Value("INT64")
 _FLOATING = {DataType.Value(n) for n in ("FLOAT", "DOUBLE", "FLOAT16")}
+_GIVEN_TYPES = {
+    DataType.Value(n) for n in ("FLOAT", "DOUBLE", "BOOL", "INT16", "INT32", "INT64", "STRING")
+}
 _INTEGER = {
     DataType.Value(n) for n in ("INT32", "INT64", "INT16", "INT8", "UINT8", "UINT16", "BYTE")
 }
@@ -74,6 +77,13 @@ def _given(ctx: OpContext, values: np.ndarray) -> list[np.ndarray]:
 def given_tensor_fill(ctx: OpContext) -> list[np.ndarray]:
     """``values`` (floats; ints for an integer or bool ``dtype``) reshaped to the fill shape."""
     data_type = ctx.arg_int("dtype", FLOAT)
+    if data_type not in _GIVEN_TYPES:
+        # given_tensor_fill_op.h: the dtype switch has FLOAT, DOUBLE, BOOL, INT16, INT32, INT64
+        # and STRING; anything else throws "Unexpected 'dtype' argument value".
+        raise ctx.error(
+            f"Unexpected 'dtype' argument value: {DataType.Name(data_type)} (Caffe2 fills FLOAT, "
+            "DOUBLE, BOOL, INT16, INT32, INT64 or STRING: caffe2/operators/given_tensor_fill_op.h)"
+        )
     dtype = numpy_dtype(ctx, data_type)
     if data_type in _FLOATING:
         values = _float_values(ctx)
@@ -143,29 +153,53 @@ def constant_fill(ctx: OpContext) -> list[np.ndarray]:
     return [np.full(fill_shape(ctx), value, dtype=dtype)]
 
 
-def _bounds(ctx: OpContext, low: float, high: float) -> tuple[float, float]:
-    """min/max from arguments, or (UniformFill with 3 inputs) from inputs 1 and 2."""
+def _bounds(ctx: OpContext, low: float, high: float, dtype: type) -> tuple[float, float, bool]:
+    """min/max from arguments, or (with 3 inputs) from inputs 1 and 2, as UniformFillOp takes
+    them (filler_op.h): arguments need min < max; inputs one value each of the op's type, and
+    where min > max the output's first dim becomes 0 (the third value says so)."""
     if ctx.num_inputs == 3:
-        return float(np.asarray(ctx.input(1)).reshape(-1)[0]), float(
-            np.asarray(ctx.input(2)).reshape(-1)[0]
-        )
+        if ctx.has("min") or ctx.has("max"):
+            raise ctx.error("Cannot set both min arg and min input blob (or max)")
+        bounds = [ctx.input(1), ctx.input(2)]
+        for name, bound in zip(("min", "max"), bounds, strict=True):
+            if bound.size != 1 or bound.dtype != np.dtype(dtype):
+                raise ctx.error(
+                    f"{name} blob must be a scalar {np.dtype(dtype)}, got {bound.dtype} "
+                    f"{bound.shape} (caffe2/operators/filler_op.h)"
+                )
+        low, high = (float(b.reshape(-1)[0]) for b in bounds)
+        return low, high, low > high
     low, high = ctx.arg_float("min", low), ctx.arg_float("max", high)
-    if low > high:
-        raise ctx.error(f"min ({low}) is larger than max ({high})")
-    return low, high
+    if not low < high:
+        raise ctx.error(
+            f"Max value should be bigger than min value: min {low}, max {high} "
+            "(caffe2/operators/filler_op.h)"
+        )
+    return low, high, False
+
+
+def _emptied(ctx: OpContext, shape: list[int], dtype: type) -> list[np.ndarray]:
+    """UniformFillOp with input bounds min > max: the output with its first dim 0, unfilled."""
+    if not shape:
+        raise ctx.error("min > max empties the output's first dim, and a 0-d output has none")
+    return [np.zeros([0, *shape[1:]], dtype=dtype)]
 
 
 @caffe2_op("UniformFill")
 def uniform_fill(ctx: OpContext) -> list[np.ndarray]:
-    low, high = _bounds(ctx, 0.0, 1.0)
+    low, high, empty = _bounds(ctx, 0.0, 1.0, np.float32)
     shape = fill_shape(ctx)
+    if empty:
+        return _emptied(ctx, shape, np.float32)
     return [ctx.rng().uniform(low, high, size=shape).astype(np.float32)]
 
 
 @caffe2_op("UniformIntFill")
 def uniform_int_fill(ctx: OpContext) -> list[np.ndarray]:
-    low, high = _bounds(ctx, 0.0, 1.0)
+    low, high, empty = _bounds(ctx, 0.0, 1.0, np.int32)
     shape = fill_shape(ctx)
+    if empty:
+        return _emptied(ctx, shape, np.int32)
     return [ctx.rng().integers(int(low), int(high), size=shape, endpoint=True).astype(np.int32)]
 
 
@@ -180,8 +214,17 @@ def gaussian_fill(ctx: OpContext) -> list[np.ndarray]:
 def xavier_fill(ctx: OpContext) -> list[np.ndarray]:
     """Uniform in +-sqrt(3 / fan_in), fan_in being the size over the first dimension."""
     shape = fill_shape(ctx)
-    fan_in = math.prod(shape) / shape[0] if shape and shape[0] else 1.0
-    scale = math.sqrt(3.0 / max(fan_in, 1.0))
+    # filler_op.h: fan_in = numel / dim32(0), an int division: a 0-d shape has no dim 0 and a
+    # first dim of 0 divides by zero. Another dim of 0 gives an empty output.
+    if not shape or shape[0] == 0:
+        raise ctx.error(
+            f"shape {shape}: fan_in = numel / dim 0 needs a first dim that is not 0 "
+            "(caffe2/operators/filler_op.h)"
+        )
+    fan_in = math.prod(shape) // shape[0]
+    if fan_in == 0:
+        return [np.zeros(shape, dtype=np.float32)]
+    scale = math.sqrt(3.0 / fan_in)
     return [ctx.rng().uniform(-scale, scale, size=shape).astype(np.float32)]
 
 
@@ -189,8 +232,17 @@ def xavier_fill(ctx: OpContext) -> list[np.ndarray]:
 def msra_fill(ctx: OpContext) -> list[np.ndarray]:
     """Normal with std sqrt(2 / fan_out), fan_out being the size over the second dimension."""
     shape = fill_shape(ctx)
-    fan_out = math.prod(shape) / shape[1] if len(shape) > 1 and shape[1] else 1.0
-    std = math.sqrt(2.0 / max(fan_out, 1.0))
+    # filler_op.h: fan_out = numel / dim32(1), an int division: fewer than 2 dims have no
+    # dim 1 and a dim 1 of 0 divides by zero. Another dim of 0 gives an empty output.
+    if len(shape) < 2 or shape[1] == 0:
+        raise ctx.error(
+            f"shape {shape}: fan_out = numel / dim 1 needs at least 2 dims and a dim 1 that is "
+            "not 0 (caffe2/operators/filler_op.h)"
+        )
+    fan_out = math.prod(shape) // shape[1]
+    if fan_out == 0:
+        return [np.zeros(shape, dtype=np.float32)]
+    std = math.sqrt(2.0 / fan_out)
     return [ctx.rng().normal(0.0, std, size=shape).astype(np.float32)]
 
 

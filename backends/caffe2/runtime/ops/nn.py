@@ -24,6 +24,7 @@ _ELU = KernelTypes.of("elu_op.cc", np.float32)  # UnaryElementwiseWithArgsOp<Ten
 _LEAKY_RELU = KernelTypes.of("leaky_relu_op.cc", np.float32)
 _SOFTPLUS = KernelTypes.of("softplus_op.cc", np.float32)
 _SOFTMAX = KernelTypes.of("softmax_op.cc", np.float32)
+_LP_NORM = KernelTypes.of("lpnorm_op.cc", np.float32)  # LpNormOp<float, CPUContext>
 
 
 # -- fully connected ----------------------------------------------------------------------------
@@ -216,13 +217,17 @@ def normalize(ctx: OpContext) -> list[np.ndarray]:
 @caffe2_op("LpNorm")
 def lp_norm(ctx: OpContext) -> list[np.ndarray]:
     """sum |x| (p=1) or sum x^2 (p=2, no square root), divided by the size where average=1."""
+    _LP_NORM.check(ctx, ctx.input(0))
     x = ctx.input(0).astype(np.float64)
     p = ctx.arg_int("p", 2)
     if p not in (1, 2):
         raise ctx.error(f"p must be 1 or 2, got {p}")
     total = np.sum(np.abs(x)) if p == 1 else np.sum(x * x)
     if ctx.arg_int("average", 0):
-        total = total / max(x.size, 1)
+        if x.size == 0:
+            # lpnorm_op.cc: size = average_ ? X.numel() : 1, then CAFFE_ENFORCE_GT(size, 0).
+            raise ctx.error("average=1 needs a non-empty input (caffe2/operators/lpnorm_op.cc)")
+        total = total / x.size
     return [np.asarray([total], dtype=ctx.input(0).dtype)]
 
 
