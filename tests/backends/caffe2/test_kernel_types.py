@@ -235,3 +235,11 @@ def test_round_two_registered_types_still_run(run1: Run1) -> None:
     assert run1("Clip", np.array([-1.0, 2.0], dtype=F32), min=0.0, max=1.0).tolist() == [0, 1]
     assert run1("Max", np.array([1.0, 5.0], dtype=F32), np.array([3.0, 2.0], dtype=F32)).tolist() == [3, 5]  # fmt: skip
     assert run1("TopK", np.array([1.0, 3.0, 2.0], dtype=F32), k=2).tolist() == [3, 2]
+
+
+def test_mean_scales_by_the_float_one_over_n(run1: Run1) -> None:
+    # MeanOp (mean_op.h): the sum times math::Scale's float factor 1.0f / n, for double too.
+    ones = np.ones(1, dtype=F64)
+    got = run1("Mean", ones, ones, ones)
+    assert got.tolist() == [3 * float(np.float32(1) / np.float32(3))]
+    assert got[0] != 1.0
