@@ -632,3 +632,19 @@ def test_double_scatter_is_refused_when_exporting() -> None:
     message = "Caffe2 registers ScatterAssign (utility_ops.h) for FLOAT, FLOAT16, INT32, INT64"
     assert message in _refusal(_scatter(TensorProto.DOUBLE))
     assert message in _refusal(_scatter(TensorProto.DOUBLE, "add"))
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.int8, np.float32])
+def test_compress_along_a_later_axis_transposes_in_a_wider_type(dtype: type) -> None:
+    onnx_type = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    model = _model(
+        [helper.make_node("Compress", ["x", "c"], ["y"], axis=1)],
+        [helper.make_tensor_value_info("x", onnx_type, [2, 3]),
+         helper.make_tensor_value_info("c", TensorProto.BOOL, [3])],
+        [helper.make_tensor_value_info("y", onnx_type, None)],
+    )  # fmt: skip
+    feeds = {"x": np.array([[1, 0, 1], [0, 1, 1]], dtype=dtype), "c": np.array([1, 0, 1], bool)}
+    (got,) = _run_checked(model, feeds)
+    (want,) = ReferenceEvaluator(model).run(None, feeds)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)

@@ -198,3 +198,16 @@ SCATTER_ASSIGN_TYPES = frozenset(
     {ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.UINT8, ir.DataType.INT32,
      ir.DataType.INT64}
 )  # fmt: skip
+
+
+def transpose(
+    ctx: ExportContext, blob: str, perm: list[int], dtype: ir.DataType | None, out: str
+) -> None:
+    """Writes ``blob`` transposed by ``perm`` to ``out``. Caffe2's Transpose takes int32,
+    int64, float and double (transpose_op.h): bools and 8/16-bit integers go through int32 or
+    int64 and are cast back; other types are refused when exporting."""
+    wide, back = carried(ctx, blob, dtype, NUMERIC, "Transpose (transpose_op.h)")
+    if back is None:
+        ctx.emit("Transpose", [wide], [out], axes=perm)
+        return
+    carried_back(ctx, ctx.temp("Transpose", [wide], "moved", axes=perm), back, out)

@@ -26,6 +26,7 @@ from unframe.backends.caffe2.export.ops._common import (
     normalize_axis,
     required,
     reshape,
+    transpose,
 )
 from unframe.backends.caffe2.export.registry import ops
 
@@ -328,7 +329,9 @@ def compress_v11(node: ir.Node, ctx: ExportContext) -> None:
     perm = list(range(len(shape)))
     perm[0], perm[axis] = perm[axis], perm[0]
     if axis:
-        blob = ctx.temp("Transpose", [blob], "moved", axes=perm)
+        moved = ctx.fresh("moved")
+        transpose(ctx, blob, perm, ctx.dtype(data), moved)
+        blob = moved
     mask = ctx.input(node, 1)
     length = ctx.need_shape(node.inputs[1], "for the mask length")[0]
     if length < shape[axis]:
@@ -342,7 +345,7 @@ def compress_v11(node: ir.Node, ctx: ExportContext) -> None:
         ctx.emit("BooleanMask", [blob, mask], [ctx.output(node)])
         return
     masked = ctx.temp("BooleanMask", [blob, mask], "masked")
-    ctx.emit("Transpose", [masked], [ctx.output(node)], axes=perm)
+    transpose(ctx, masked, perm, ctx.dtype(data), ctx.output(node))
 
 
 @ops.register("CenterCropPad", since=18)

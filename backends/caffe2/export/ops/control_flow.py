@@ -34,6 +34,7 @@ from unframe.backends.caffe2.export.ops._common import (
     attr_ints,
     normalize_axis,
     required,
+    transpose,
 )
 from unframe.backends.caffe2.export.registry import ops
 from unframe.backends.caffe2.proto import caffe2_pb2
@@ -232,7 +233,7 @@ def _place_scan_output(
         return
     perm = list(range(1, rank))
     perm.insert(axis, 0)
-    ctx.emit("Transpose", [blob], [target], axes=perm)
+    transpose(ctx, blob, perm, ctx.dtype(node.outputs[num_states + k]), target)
 
 
 def _graph(ctx: ExportContext, node: ir.Node, name: str) -> ir.Graph:

@@ -9,7 +9,6 @@ from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
 from unframe.backends.caffe2.export.ops import _runtime as runtime
 from unframe.backends.caffe2.export.ops._common import (
     NARROW_INTEGERS,
-    NUMERIC,
     attr_float,
     attr_int,
     attr_ints,
@@ -20,6 +19,7 @@ from unframe.backends.caffe2.export.ops._common import (
     expand,
     normalize_axis,
     reshape,
+    transpose,
     zeros_like,
 )
 from unframe.backends.caffe2.export.registry import ops
@@ -100,12 +100,7 @@ def transpose_v1(node: ir.Node, ctx: ExportContext) -> None:
     perm = attr_ints(node, "perm")
     if perm is None:
         perm = list(reversed(range(ctx.need_rank(node.inputs[0]))))
-    blob, back = carried(ctx, ctx.input(node, 0), ctx.dtype(node.inputs[0]), NUMERIC,
-                         "Transpose (transpose_op.h)")  # fmt: skip
-    if back is None:
-        ctx.emit("Transpose", [blob], [ctx.output(node)], axes=perm)
-        return
-    carried_back(ctx, ctx.temp("Transpose", [blob], "moved", axes=perm), back, ctx.output(node))
+    transpose(ctx, ctx.input(node, 0), perm, ctx.dtype(node.inputs[0]), ctx.output(node))
 
 
 @ops.register("Concat", since=4)
