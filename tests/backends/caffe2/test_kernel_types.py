@@ -243,3 +243,12 @@ def test_mean_scales_by_the_float_one_over_n(run1: Run1) -> None:
     got = run1("Mean", ones, ones, ones)
     assert got.tolist() == [3 * float(np.float32(1) / np.float32(3))]
     assert got[0] != 1.0
+
+
+def test_gather_takes_any_data_and_int32_or_int64_indices(run1: Run1) -> None:
+    data = np.array([True, False, True])
+    assert run1("Gather", data, np.array([2, 1], dtype=I32)).tolist() == [True, False]
+    with pytest.raises(BadInputError) as error:
+        run1("Gather", data, np.array([2, 1], dtype=np.int8))
+    message = _message("Gather", "int32, int64 only", "gather_op.h", "int8", "INDICES (input 1)")
+    assert message in str(error.value)

@@ -23,6 +23,8 @@ _TILE = KernelTypes.of("tile_op.cc", np.float16, np.uint8, np.int32, np.int64, n
 # MatMulOp<float, CPUContext>; BatchMatMulOp: DispatchHelper<TensorTypes<float>>.
 _MATMUL = KernelTypes.of("matmul_op.cc", np.float32)
 _BATCH_MATMUL = KernelTypes.of("batch_matmul_op.h", np.float32)
+# GatherOp copies DATA of any type; it dispatches on INDICES: TensorTypes<int32_t, int64_t>.
+_GATHER_INDICES = KernelTypes.of("gather_op.h", np.int32, np.int64)
 
 
 def _order_axis(ctx: OpContext) -> int:
@@ -227,7 +229,9 @@ def slice_op(ctx: OpContext) -> list[np.ndarray]:
 def _gather(ctx: OpContext, axis: int) -> list[np.ndarray]:
     data, indices = ctx.input(0), ctx.input(1)
     axis = canonical_axis(ctx, axis, data.ndim)
-    if not np.issubdtype(indices.dtype, np.integer):
+    if ctx.op.type == "Gather":
+        _GATHER_INDICES.check(ctx, indices, "INDICES (input 1)")
+    elif not np.issubdtype(indices.dtype, np.integer):
         raise ctx.error(f"indices must be integers, got {indices.dtype}")
     size = data.shape[axis]
     idx = indices.astype(np.int64)
