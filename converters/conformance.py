@@ -25,7 +25,7 @@ import onnx_ir as ir
 
 from unframe.converters.framework import ConvertOptions, Framework
 from unframe.shared_ir.compare import compare_arrays
-from unframe.shared_ir.errors import UnframeError
+from unframe.shared_ir.errors import UnframeError, UnsupportedOp
 
 #: One node test may not take longer than this; a hung test fails instead of stalling the run.
 TEST_TIMEOUT_SECONDS = 60
@@ -199,6 +199,20 @@ def _flatten(name: str, value: Any) -> list[tuple[str, Any]]:
     return [(name, value)]
 
 
+def _unsupported_reason(unsupported: list[UnsupportedOp]) -> str:
+    """Why a backend refuses a test's model: the op types without a converter, then the first
+    reason given for each other refused op type (an element type, an attribute...)."""
+    reasons: dict[str, str] = {}
+    for entry in unsupported:
+        reasons.setdefault(entry.qualified_type, entry.reason)
+    missing = sorted(k for k, r in reasons.items() if r.startswith("no ") and "converter" in r)
+    parts = [f"no converter for {', '.join(missing)}"] if missing else []
+    parts += [
+        f"{kind}: {reason}" for kind, reason in sorted(reasons.items()) if kind not in missing
+    ]
+    return f"unsupported: {'; '.join(parts)}"
+
+
 def _as_value(value: Any) -> Any:
     """Test data as arrays: some cases hold TensorProto, SequenceProto or OptionalProto."""
     from onnx import numpy_helper
@@ -226,10 +240,7 @@ def run_test(framework: Framework, case: Any) -> NodeTestOutcome:
         model = ir.from_proto(case.model)
         unsupported = framework.unsupported_nodes(model)
         if unsupported:
-            kinds = sorted({u.qualified_type for u in unsupported})
-            return NodeTestOutcome(
-                case.name, op, "fail", f"unsupported: no converter for {', '.join(kinds)}"
-            )
+            return NodeTestOutcome(case.name, op, "fail", _unsupported_reason(unsupported))
         for raw_inputs, raw_expected in case.data_sets:
             inputs = [_as_value(v) for v in raw_inputs]
             expected = [_as_value(v) for v in raw_expected]

@@ -35,14 +35,16 @@ _CONFORMANCE_NOTE = """\
   coefficients in the net, in double precision as ONNX's reference does.
 - **Element types**: 191 of the failures are tests with an input or output element type that
   Caffe2's `TensorProto` cannot hold (uint32, uint64, bfloat16, float8, int4, strings); the
-  backend refuses them by name ("graph input" in the reason). Counting those as skipped, 153 ops
+  backend refuses them by name ("graph input" in the reason). Counting those as skipped, 149 ops
   pass every test; 172 ops pass at least one.
-- **Kernel types**: the executor refuses an element type that Caffe2 registers no CPU kernel for
-  (Floor, Ceil, Exp, Log, Abs, Sin, Cos, Pow, ReduceMean: float only; no float16 kernels; Expand
-  without bool...), naming the operator's source file, as Caffe2 would fail. The exporter builds
-  double floor, ceil, abs, exp, log, sin and cos from arithmetic, comparisons and casts, and runs
-  narrow integers through int64. Tests of float16 graphs that reach an op without a float16
-  kernel fail for that reason (Caffe2's CPU Cast refuses float16 too).
+- **Kernel types**: the executor refuses an element type that Caffe2 registers no CPU kernel for,
+  naming the operator's source file, as Caffe2 would fail: Floor, Ceil, Exp, Log, Abs, Sin, Cos,
+  Pow, Max, Min, Clip, MatMul, Conv, pooling, TopK, Relu, Softmax and others are float only;
+  Caffe2 has almost no float16 CPU kernels and its CPU Cast refuses float16. The exporter builds
+  what it can exactly from ops that exist for the type (double floor, ceil, abs, exp, log, sin,
+  cos, max, min, clip and relu from arithmetic, comparisons, casts and Where; narrow integers and
+  bools through int32/int64) and refuses the rest by name (double MatMul, Conv and pooling; TopK
+  on integers; most float16 ops): about 29 of the failures.
 - **Decompositions**: ops Caffe2 lacks are built exactly from ones it has (e.g. GatherElements
   from a flat Gather, CumSum as a shifted-add scan, Round half-to-even, Pad in any rank, LayerNorm
   statistics, dilated ConvTranspose kernels, scatter reductions as ordered read-combine-writes,

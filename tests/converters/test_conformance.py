@@ -77,3 +77,27 @@ def test_a_wrong_result_fails_with_the_error_figures():
     passing = run_conformance(get_framework("onnx"), [case])
     assert passing.summary_line() == "1 passed, 0 failed, 0 skipped"
     assert passing.supported_ops() == ["Relu"]
+
+
+class RefusesRelu:
+    """A backend that refuses Relu for a reason (not a missing converter) and has no Abs."""
+
+    name = "refusing"
+
+    def unsupported_nodes(self, model):
+        from unframe.shared_ir.errors import UnsupportedOp
+
+        return [
+            UnsupportedOp("r1", "Relu", reason="Relu on float only"),
+            UnsupportedOp("r2", "Relu", reason="a second node, the same kind"),
+            UnsupportedOp("a", "Abs", reason="no refusing export converter"),
+        ]
+
+
+def test_a_refusal_keeps_the_backends_reason():
+    (case,) = collect_node_tests(["Relu"], name_pattern="^test_relu$")
+    outcome = run_test(RefusesRelu(), case)  # type: ignore[arg-type]
+    assert (outcome.status, outcome.reason) == (
+        "fail",
+        "unsupported: no converter for Abs; Relu: Relu on float only",
+    )
