@@ -27,19 +27,17 @@ import numpy as np
 
 from unframe.backends.caffe2.proto import caffe2_pb2
 from unframe.backends.caffe2.proto.wire import (
-    ARG_FLOATS,
     ARG_INTS,
     FAST_MIN,
-    FIXED32,
+    FLOAT_KEY,
     LENGTH_DELIMITED,
+    UNPACKED_FLOAT,
     key,
     packed_floats,
     varint,
     varints,
 )
 
-#: One unpacked float on the wire: its tag byte, then 4 little-endian bytes.
-_UNPACKED_FLOAT = np.dtype([("tag", "u1"), ("value", "<f4")])
 #: Bytes of arrays kept for nets being built and not yet written; older ones beyond are dropped.
 _PENDING_LIMIT = 1 << 30
 #: References to an owning NetDef when only the cache holds it: its dict, the loop, getrefcount.
@@ -205,9 +203,9 @@ def get_floats(arg: caffe2_pb2.Argument) -> np.ndarray:
     only = caffe2_pb2.Argument()
     only.floats.MergeFrom(arg.floats)
     data = only.SerializeToString()
-    if len(data) == count * _UNPACKED_FLOAT.itemsize:
-        records = np.frombuffer(data, dtype=_UNPACKED_FLOAT)
-        if (records["tag"] == (ARG_FLOATS << 3) | FIXED32).all():
+    if len(data) == count * UNPACKED_FLOAT.itemsize:
+        records = np.frombuffer(data, dtype=UNPACKED_FLOAT)
+        if (records["key"] == FLOAT_KEY).all():
             return records["value"].astype(np.float32)
     return np.asarray(arg.floats, dtype=np.float32)
 

@@ -50,9 +50,9 @@ ARG_INTS = caffe2_pb2.Argument.DESCRIPTOR.fields_by_name["ints"].number
 #: Below this many values protobuf's own path is as fast.
 FAST_MIN = 4096
 #: One unpacked float on the wire: its one-byte key, then 4 little-endian bytes.
-_UNPACKED_FLOAT = np.dtype([("key", "u1"), ("value", "<f4")])
-_FLOAT_KEY = ARG_FLOATS << 3 | FIXED32
-assert _FLOAT_KEY < 0x80, "the unpacked-float view needs a one-byte key"
+UNPACKED_FLOAT = np.dtype([("key", "u1"), ("value", "<f4")])
+FLOAT_KEY = ARG_FLOATS << 3 | FIXED32
+assert FLOAT_KEY < 0x80, "the unpacked-float view needs a one-byte key"
 #: An argument with more fields than this besides floats is left to protobuf.
 _MAX_OTHER_FIELDS = 64
 
@@ -155,14 +155,14 @@ def _arg_lists(data: Buffer, span: tuple[int, int], start: int, end: int) -> _Ar
         number, wire_type, body, stop = field(data, pos, end)
         if number == ARG_FLOATS and wire_type == FIXED32:
             # A run of unpacked records, as Caffe2 writes them: up to the first other key.
-            records = np.frombuffer(data, dtype=_UNPACKED_FLOAT, count=(end - pos) // 5, offset=pos)
-            if (end - pos) % 5 == 0 and records["key"][-1] == _FLOAT_KEY:
+            records = np.frombuffer(data, dtype=UNPACKED_FLOAT, count=(end - pos) // 5, offset=pos)
+            if (end - pos) % 5 == 0 and records["key"][-1] == FLOAT_KEY:
                 # Most likely the rest of the argument (Caffe2 writes floats last): the keys are
                 # checked while the values are gathered, the bytes read once (``_gather``).
                 run = records.size
                 floats.append(records)
             else:
-                breaks = np.flatnonzero(records["key"] != _FLOAT_KEY)
+                breaks = np.flatnonzero(records["key"] != FLOAT_KEY)
                 run = int(breaks[0]) if breaks.size else records.size
                 if run == 0:  # a key spelled in more than one byte
                     raise WireError("unexpected float key")
@@ -210,13 +210,13 @@ def _packed(chunk: np.ndarray) -> bool:
 
 #: Records gathered at a time: the keys are checked, then the values copied while still cached.
 _GATHER_BLOCK = 1 << 16
-_FLOAT_KEYS = bytes([_FLOAT_KEY]) * _GATHER_BLOCK
+_FLOAT_KEYS = bytes([FLOAT_KEY]) * _GATHER_BLOCK
 
 
 def _gather(chunks: list[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
     """The chunks' floats, one after another, in ``out`` (or new memory).
 
-    A chunk of whole unpacked records (``_UNPACKED_FLOAT``) is a run whose keys are not yet
+    A chunk of whole unpacked records (``UNPACKED_FLOAT``) is a run whose keys are not yet
     checked; one that is not all float keys raises WireError.
     """
     if out is None:
@@ -225,7 +225,7 @@ def _gather(chunks: list[np.ndarray], out: np.ndarray | None = None) -> np.ndarr
     for chunk in chunks:
         target = out[offset : offset + chunk.size]
         offset += chunk.size
-        if chunk.dtype != _UNPACKED_FLOAT:
+        if chunk.dtype != UNPACKED_FLOAT:
             np.copyto(target, chunk)
             continue
         keys, values = chunk["key"], chunk["value"]
