@@ -200,27 +200,35 @@ def floor(ctx: ExportContext, x: str, dtype: ir.DataType) -> str:
     """floor(x), elementwise (Caffe2's Floor: float only, floor_op.cc). For double: x truncated
     toward zero, less 1 where that is above x; NaN, infinities and |x| >= 2**52 stay as they
     are. Exact."""
-    native = _native(ctx, "Floor", x, dtype)
-    if native is not None:
-        return native
-    inside, safe, truncated = _truncated(ctx, x)
-    f64 = caffe2_dtype(ir.DataType.DOUBLE)
-    above = ctx.temp("Cast", [ctx.temp("LT", [safe, truncated], "above")], "above", to=f64)
-    floored = ctx.temp("Sub", [truncated, above], "floored")
-    return ctx.temp("Where", [inside, floored, x], "floor")
+    return _to_whole(ctx, x, dtype, "Floor", ("LT", "above"), "Sub")
 
 
 def ceil(ctx: ExportContext, x: str, dtype: ir.DataType) -> str:
     """ceil(x), elementwise (Caffe2's Ceil: float only, ceil_op.cc); for double, as ``floor``
     does it: x truncated toward zero, plus 1 where that is below x. Exact."""
-    native = _native(ctx, "Ceil", x, dtype)
+    return _to_whole(ctx, x, dtype, "Ceil", ("GT", "below"), "Add")
+
+
+def _to_whole(
+    ctx: ExportContext,
+    x: str,
+    dtype: ir.DataType,
+    op_type: str,
+    past: tuple[str, str],
+    step: str,
+) -> str:
+    """Caffe2's ``op_type`` where it runs on ``dtype``; else x truncated, moved by 1 (``step``)
+    where the comparison ``past`` (op, hint) of the values with their truncation holds."""
+    native = _native(ctx, op_type, x, dtype)
     if native is not None:
         return native
     inside, safe, truncated = _truncated(ctx, x)
     f64 = caffe2_dtype(ir.DataType.DOUBLE)
-    below = ctx.temp("Cast", [ctx.temp("GT", [safe, truncated], "below")], "below", to=f64)
-    ceiled = ctx.temp("Add", [truncated, below], "ceiled")
-    return ctx.temp("Where", [inside, ceiled, x], "ceil")
+    compare, hint = past
+    moved = ctx.temp("Cast", [ctx.temp(compare, [safe, truncated], hint)], hint, to=f64)
+    name = op_type.lower()
+    stepped = ctx.temp(step, [truncated, moved], f"{name}ed")
+    return ctx.temp("Where", [inside, stepped, x], name)
 
 
 def _split(value: float | Decimal) -> list[float]:
