@@ -135,6 +135,15 @@ class _ArgLists:
         """The Argument's bytes without the fields of the kinds ``leave_out`` names."""
         return b"".join(bytes(data[s:e]) for s, e, kind in self.fields if kind not in leave_out)
 
+    @property
+    def packed(self) -> np.ndarray | None:
+        """The floats as they lie in the data, where that is one packed field; else None (they
+        are records, or several runs, to gather)."""
+        if len(self.floats) != 1:
+            return None
+        (chunk,) = self.floats
+        return chunk if chunk.dtype == np.dtype("<f4") and chunk.flags.c_contiguous else None
+
     def taken(self) -> tuple[str, ...]:
         """The kinds of list this argument hands over as arrays."""
         return ("floats",) * bool(self.floats) + ("ints",) * (self.ints is not None)
@@ -201,11 +210,6 @@ def _arg_lists(data: Buffer, span: tuple[int, int], start: int, end: int) -> _Ar
         if lists.ints is None:
             return None
     return lists
-
-
-def _packed(chunk: np.ndarray) -> bool:
-    """Whether a float chunk is packed floats as they are (not records, not strided)."""
-    return chunk.dtype == np.dtype("<f4") and chunk.flags.c_contiguous
 
 
 #: Records gathered at a time: the keys are checked, then the values copied while still cached.
@@ -281,11 +285,9 @@ def _complete_op(
     """
     splits = [(index, split) for index, split in plan if isinstance(split, _ArgLists)]
     lists = [(index, "ints", split.ints) for index, split in splits if split.ints is not None]
-    packed = all(
-        len(split.floats) == 1 and _packed(split.floats[0]) for _, split in splits if split.floats
-    )
-    if packed:
-        lists.extend((index, "floats", split.floats[0]) for index, split in splits if split.floats)
+    floats = [(index, split.packed) for index, split in splits if split.floats]
+    if all(view is not None for _, view in floats):
+        lists.extend((index, "floats", view) for index, view in floats if view is not None)
         return memoryview(data)[start:end], lists
     pieces: list[bytes | tuple[int, _ArgLists]] = []
     for first, second in plan:
@@ -331,10 +333,9 @@ def _detached_op(plan: _OpPlan, data: Buffer) -> tuple[bytes, list[tuple[int, st
         if second.ints is not None:
             lists.append((first, "ints", second.ints))
         if second.floats:
-            floats = second.floats
-            single = len(floats) == 1 and _packed(floats[0])
-            views = views or single
-            lists.append((first, "floats", floats[0] if single else floats))
+            view = second.packed
+            views = views or view is not None
+            lists.append((first, "floats", second.floats if view is None else view))
     return b"".join(pieces), lists, views
 
 
