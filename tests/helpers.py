@@ -85,3 +85,13 @@ def light_model_data(name: str) -> tuple[Path, dict[str, np.ndarray], list[np.nd
         for i in range(len(proto.graph.output))
     ]
     return path, inputs, expected
+
+
+def assert_same_outputs(
+    actual: list[np.ndarray], expected: list[np.ndarray], *, rtol: float = 1e-6, atol: float = 1e-6
+) -> None:
+    """``actual`` matches ``expected`` output by output: count, element type, then values."""
+    assert len(actual) == len(expected)
+    for got, want in zip(actual, expected, strict=True):
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)

@@ -19,6 +19,8 @@ from unframe.converters import conformance
 from unframe.converters.adapters.caffe2 import Caffe2Framework
 from unframe.shared_ir.errors import UnsupportedOpsError
 
+from helpers import assert_same_outputs
+
 ort = pytest.importorskip("onnxruntime")
 
 FLOAT, INT64, BOOL = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
@@ -44,10 +46,7 @@ def _caffe2(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.nda
 def _check(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> None:
     expected = _onnxruntime(model, feeds)
     actual = _caffe2(model, feeds)
-    assert len(actual) == len(expected)
-    for got, want in zip(actual, expected, strict=True):
-        assert got.dtype == want.dtype
-        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    assert_same_outputs(actual, expected)
 
 
 def _arg(op: caffe2_pb2.OperatorDef, name: str) -> caffe2_pb2.Argument:

@@ -15,6 +15,8 @@ from unframe.backends.caffe2.proto import caffe2_pb2
 from unframe.frontends.caffe2 import import_caffe2
 from unframe.shared_ir.errors import UnsupportedOpsError
 
+from helpers import assert_same_outputs
+
 ort = pytest.importorskip("onnxruntime")
 
 
@@ -160,10 +162,7 @@ def _round_trip(source: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> onnx.M
     back = _import(Caffe2Model(nets.predict_net, nets.init_net, nets.value_info))
     expected = _onnxruntime(source, feeds)
     actual = _onnxruntime(back, feeds)
-    assert len(actual) == len(expected)
-    for got, want in zip(actual, expected, strict=True):
-        assert got.dtype == want.dtype
-        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    assert_same_outputs(actual, expected)
     return back
 
 
