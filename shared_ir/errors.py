@@ -20,6 +20,10 @@ class ExitCode(enum.IntEnum):
     BAD_INPUT = 2
     UNSUPPORTED = 3
     NOT_INSTALLED = 4
+    #: A bug inside unframe, not the user's model: the message says so and how to report it.
+    INTERNAL = 5
+    #: The machine ran out of something (memory, disk, address space): not the model's fault.
+    RESOURCES = 6
 
 
 class UnframeError(Exception):
@@ -90,6 +94,28 @@ class FrameworkNotInstalledError(UnframeError):
     """A framework's optional dependencies are missing (exit 4)."""
 
     exit_code = ExitCode.NOT_INSTALLED
+
+
+class LimitExceededError(BadInputError):
+    """An input declares more than a safety limit allows (a tensor's size, a graph's depth).
+
+    Raised before anything is allocated; the hint says how to raise the limit (exit 2).
+    """
+
+
+class InternalError(UnframeError):
+    """A bug inside unframe (a converter raised something unexpected), exit 5.
+
+    The user's model is not at fault; the message says so and how to get the traceback.
+    """
+
+    exit_code = ExitCode.INTERNAL
+
+
+class ResourceError(UnframeError):
+    """The machine ran out of memory, disk or address space (exit 6); nothing partial is left."""
+
+    exit_code = ExitCode.RESOURCES
 
 
 @dataclass(frozen=True)
