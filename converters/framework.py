@@ -11,7 +11,6 @@ import abc
 import importlib.util
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,18 +18,8 @@ import numpy as np
 import onnx_ir as ir
 
 from unframe.shared_ir.errors import FrameworkNotInstalledError, UnsupportedOp
-from unframe.shared_ir.inputs import InputSpec
 from unframe.shared_ir.op_registry import OpRegistry
-
-
-@dataclass
-class ConvertOptions:
-    """Options every adapter may read; adapters ignore what does not concern them."""
-
-    opset: int | None = None
-    inputs: dict[str, InputSpec] = field(default_factory=dict)
-    dynamic: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+from unframe.shared_ir.options import ConvertOptions
 
 
 class Framework(abc.ABC):

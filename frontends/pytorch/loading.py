@@ -27,10 +27,10 @@ import numpy as np
 import onnx_ir as ir
 import torch
 
-from unframe.converters.framework import ConvertOptions
 from unframe.frontends.pytorch.export import DEFAULT_OPSET, forward_parameters, from_torch
 from unframe.shared_ir.errors import BadInputError
 from unframe.shared_ir.inputs import InputSpec, random_array
+from unframe.shared_ir.options import ConvertOptions
 
 PT2_SUFFIXES = (".pt2",)
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
