@@ -1,12 +1,7 @@
-"""Loading and saving ONNX models: external data, lazy memory-mapped weights, atomic writes."""
+"""Loading and saving ONNX models: external data, lazy memory-mapped weights."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
@@ -15,6 +10,7 @@ from google.protobuf.message import DecodeError
 
 from unframe.shared_ir.errors import BadInputError
 from unframe.shared_ir.onnx_wire import load_mapped
+from unframe.shared_ir.output import atomic_output as atomic_output  # kept for old callers
 
 #: Protobuf cannot serialize one message over 2 GiB; above this total, weights go to a side file.
 EXTERNAL_DATA_THRESHOLD = 1 << 30
@@ -79,36 +75,3 @@ def save_onnx(model: ir.Model, path: Path, *, external_data: bool | None = None)
         )
     else:
         ir.save(model, path)
-
-
-@contextlib.contextmanager
-def atomic_output(target: Path, *, force: bool, directory: bool = False) -> Iterator[Path]:
-    """Yields a fresh temporary path beside ``target``; renames it onto ``target`` on success.
-
-    Nothing is left behind when the body raises, and an existing ``target`` is only replaced when
-    ``force`` is set. Files written beside the temporary path whose names start with its name (an
-    ``.onnx.data`` side file) are moved along with it.
-    """
-    target = target.resolve()
-    if target.exists() and not force:
-        raise BadInputError("already exists", path=str(target), hint="pass --force to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(
-        tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".unframe-tmp", dir=target.parent)
-    )
-    temporary = staging / target.name
-    try:
-        if directory:
-            temporary.mkdir()
-        yield temporary
-        siblings = [p for p in staging.iterdir() if p != temporary]
-        if target.exists():
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            else:
-                target.unlink()
-        os.replace(temporary, target)
-        for sibling in siblings:
-            os.replace(sibling, target.parent / sibling.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
