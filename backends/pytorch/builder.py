@@ -3,7 +3,10 @@
 Graph inputs become placeholders, initializers parameters (float) or buffers (others) that share
 memory with the IR's arrays where they can, each node the output of its registered converter, and
 the graph outputs one tuple in graph-output order. Every name that reaches generated code or module
-attributes goes through ``naming.sanitize``.
+attributes goes through ``naming.sanitize``; the ONNX names stay recoverable: each fx node that
+yields an ONNX value carries it as ``node.meta["onnx_name"]``, and the module's
+``meta["unframe_source_names"]`` maps parameter/buffer names (``state_dict`` keys) and forward
+argument names back to the ONNX initializer and input names.
 """
 
 from __future__ import annotations
@@ -24,13 +27,18 @@ from torch import fx, nn
 from unframe.backends.pytorch import runtime
 from unframe.backends.pytorch.context import BuildContext, Subgraph
 from unframe.backends.pytorch.dtypes import maybe_torch_dtype, widen_emulated
-from unframe.backends.pytorch.naming import NameScope
+from unframe.backends.pytorch.naming import NameScope, module_attribute_names
 from unframe.backends.pytorch.registry import ops
 from unframe.shared_ir.errors import ConversionError, UnsupportedOpsError
 from unframe.shared_ir.onnx_wire import MappedTensor
 from unframe.shared_ir.passes import infer_shapes
 
 FRAMEWORK = "pytorch"
+#: ``GraphModule.meta`` key: ``{"initializers": {state_dict key: ONNX name},
+#: "inputs": {forward argument: ONNX name}}``.
+SOURCE_NAMES = "unframe_source_names"
+#: ``fx.Node.meta`` key: the ONNX value the node yields.
+ONNX_NAME = "onnx_name"
 
 
 def model_opset(model: ir.Model) -> int:
@@ -116,9 +124,12 @@ class GraphBuilder:
         self.depth = depth
         self.fx_graph = fx.Graph()
         self.root = nn.Module()
-        self.attr_names = NameScope(reserved={"forward", "training", "graph", "code"})
+        self.attr_names = NameScope(reserved=module_attribute_names())
         self.arg_names = NameScope()
         self.captures = list(captures)
+        #: sanitized attribute / argument name -> the ONNX name it came from
+        self._initializer_names: dict[str, str] = {}
+        self._input_names: dict[str, str] = {}
         self._env: dict[ir.Value, fx.Node] = {}
         #: initializers, turned into arrays (and parameters) only when first used
         self._lazy_constants: dict[ir.Value, ir.TensorProtocol] = {}
@@ -174,6 +185,8 @@ class GraphBuilder:
             self.root.register_buffer(name, tensor)
         node = self.fx_graph.get_attr(name)
         self._node_constants[node] = array
+        self._initializer_names[name] = value.name or ""
+        node.meta[ONNX_NAME] = value.name or ""
         return node
 
     # -- building -------------------------------------------------------------------------------
@@ -184,7 +197,10 @@ class GraphBuilder:
             if value in initializers:
                 continue  # an input with an initializer is a constant here (its default)
             name = self.arg_names.fresh(value.name or "input", prefix="x")
-            self._env[value] = self.fx_graph.placeholder(name)
+            placeholder = self.fx_graph.placeholder(name)
+            placeholder.meta[ONNX_NAME] = value.name or ""
+            self._input_names[name] = value.name or ""
+            self._env[value] = placeholder
         for value in graph.initializers.values():
             if value in self._env or value.const_value is None:
                 continue
@@ -201,7 +217,26 @@ class GraphBuilder:
         self.fx_graph.output(tuple(outputs))
         self.fx_graph.eliminate_dead_code()
         self.fx_graph.lint()
-        return fx.GraphModule(self.root, self.fx_graph, class_name=class_name)
+        module = fx.GraphModule(self.root, self.fx_graph, class_name=class_name)
+        used = {str(node.target) for node in self.fx_graph.nodes if node.op == "get_attr"}
+        module.meta[SOURCE_NAMES] = {
+            "initializers": {
+                **{k: v for k, v in self._initializer_names.items() if k in used},
+                **self._subgraph_initializer_names(used),
+            },
+            "inputs": dict(self._input_names),
+        }
+        return module
+
+    def _subgraph_initializer_names(self, used: set[str]) -> dict[str, str]:
+        """The initializers of subgraph modules, keyed by their qualified ``state_dict`` names."""
+        names: dict[str, str] = {}
+        for attr, child in self.root.named_children():
+            if attr not in used or not isinstance(child, fx.GraphModule):
+                continue
+            inner = child.meta.get(SOURCE_NAMES, {}).get("initializers", {})
+            names.update({f"{attr}.{key}": source for key, source in inner.items()})
+        return names
 
     def _convert(self, node: ir.Node) -> None:
         domain_opset = self.imports.get(node.domain, self.opset) if node.domain else self.opset
@@ -234,6 +269,8 @@ class GraphBuilder:
         for value, result in zip(node.outputs, results, strict=False):
             if result is not None and value.name:
                 self._env[value] = result
+                # An Identity's result is its input's node, which keeps its first name.
+                result.meta.setdefault(ONNX_NAME, value.name)
         if _FOLDABLE(node) and all(
             ctx.constant(i) is not None and ctx.constant(i).size <= _FOLD_LIMIT  # type: ignore[union-attr]
             for i in range(len(node.inputs))

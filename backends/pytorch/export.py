@@ -2,12 +2,14 @@
 
 A saved ``.pt2`` loads with ``torch.export.load(path).module()`` and plain torch; unframe only adds
 an ``unframe.json`` extra file with the ONNX input and output names so that ``run`` can key outputs
-by them.
+by them, and ``initializers``: each ``state_dict`` key with the ONNX initializer it came from
+(``source_names`` reads them back).
 """
 
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import onnx_ir as ir
 import torch
 from torch import fx
 
-from unframe.backends.pytorch.builder import FRAMEWORK, to_torch
+from unframe.backends.pytorch.builder import FRAMEWORK, SOURCE_NAMES, to_torch
 from unframe.backends.pytorch.dispatch import fresh_export_state
 from unframe.backends.pytorch.dtypes import maybe_torch_dtype, widen_emulated
 from unframe.shared_ir.errors import BadInputError, ConversionError
@@ -126,14 +128,28 @@ def save_pt2(
 
     Symbolic input dims (and ``dynamic_axes``: input name -> axes) stay dynamic in the program.
     """
-    program = export_program(model, specs, dynamic_axes=dynamic_axes)
+    module = to_torch(model)
+    program = export_program(model, specs, module=module, dynamic_axes=dynamic_axes)
     meta = {
         "inputs": [
             v.name for v in model.graph.inputs if v not in model.graph.initializers.values()
         ],
         "outputs": [v.name for v in model.graph.outputs],
+        "initializers": module.meta[SOURCE_NAMES]["initializers"],
     }
     torch.export.save(program, str(path), extra_files={_META: json.dumps(meta)})
+
+
+def source_names(path: Path) -> dict[str, Any]:
+    """The ONNX names unframe recorded in a ``.pt2`` it wrote (``{}`` for any other ``.pt2``).
+
+    ``inputs`` and ``outputs`` list the graph's input and output names in order;
+    ``initializers`` maps each ``state_dict`` key of the program to its ONNX initializer name.
+    """
+    # Read from the archive as it lies: the names need none of the program's weights.
+    with zipfile.ZipFile(path) as archive:
+        members = [n for n in archive.namelist() if n.split("/")[1:] == ["extra", _META]]
+        return dict(json.loads(archive.read(members[0]))) if members else {}
 
 
 def run_native(path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -2,12 +2,15 @@
 
 Model-provided names (values, nodes, initializers, graph inputs) are arbitrary strings. They reach
 ``torch.fx`` code generation and ``nn.Module`` attribute names, so every one is reduced here to
-``[A-Za-z_][A-Za-z0-9_]*``, kept off Python keywords and builtins, and made unique.
+``[A-Za-z_][A-Za-z0-9_]*``, kept off Python keywords and builtins, and made unique. Attribute names
+are also kept off everything an ``fx.GraphModule`` already has (``to``, ``cuda``, ``state_dict``,
+``meta``...): an initializer called ``to`` must not shadow, or collide with, the module's method.
 """
 
 from __future__ import annotations
 
 import builtins
+import functools
 import keyword
 import re
 
@@ -28,10 +31,19 @@ def sanitize(name: str, *, prefix: str = "v") -> str:
     return text
 
 
+@functools.cache
+def module_attribute_names() -> frozenset[str]:
+    """Every name an ``fx.GraphModule`` answers to: class members and instance attributes."""
+    from torch import fx, nn
+
+    sample = fx.GraphModule(nn.Module(), fx.Graph())
+    return frozenset(dir(fx.GraphModule)) | frozenset(vars(sample))
+
+
 class NameScope:
     """Hands out unique sanitized names; the same source name always gets a fresh one."""
 
-    def __init__(self, reserved: set[str] | None = None) -> None:
+    def __init__(self, reserved: set[str] | frozenset[str] | None = None) -> None:
         self._used: set[str] = set(reserved or ())
 
     def fresh(self, name: str, *, prefix: str = "v") -> str:
