@@ -12,6 +12,7 @@ import onnx.defs
 import onnx_ir as ir
 
 from unframe.backends.caffe2.proto import caffe2_pb2
+from unframe.frontends.caffe2.arguments import BENIGN_ARGS
 from unframe.shared_ir.errors import BadInputError, UnsupportedError, UnsupportedOp
 
 FRAMEWORK = "caffe2"
@@ -31,13 +32,6 @@ IR_DTYPES: dict[int, ir.DataType] = {
     caffe2_pb2.TensorProto.FLOAT16: ir.DataType.FLOAT16,
     caffe2_pb2.TensorProto.DOUBLE: ir.DataType.DOUBLE,
 }
-
-#: Arguments that tune Caffe2's kernels or devices and never change what an op computes.
-BENIGN_ARGS = frozenset({
-    "order", "engine", "use_cudnn", "cudnn_exhaustive_search", "exhaustive_search",
-    "ws_nbytes_limit", "shared_buffer", "float16_compute", "deterministic", "init_params",
-    "use_gpu_engine", "is_test", "training_mode", "no_bias", "device_option",
-})  # fmt: skip
 
 
 class Args:
@@ -106,8 +100,9 @@ class Args:
             return [float(v) for v in arg.ints]
         return []
 
-    def unknown(self) -> list[str]:
-        return sorted(set(self.args) - self.used - BENIGN_ARGS)
+    def unread(self) -> set[str]:
+        """Arguments no reader asked for (``arguments.sort_unread`` tells what each one is)."""
+        return set(self.args) - self.used - BENIGN_ARGS
 
 
 ImportConverter = Callable[[caffe2_pb2.OperatorDef, Args, "ImportContext"], None]
@@ -323,26 +318,26 @@ class ImportContext:
         return tuple(int(d) for d in value.shape)  # type: ignore[arg-type]
 
     # -- errors -------------------------------------------------------------------------------
-    def _location(self) -> str:
+    def location(self) -> str:
         op_type = self.op.type if self.op is not None else "?"
         where = f"op {self.index} ({op_type})"
         return f"{self.scope}: {where}" if self.scope is not None else where
 
     def bad(self, message: str) -> BadInputError:
         return BadInputError(
-            f"{self._location()}: {message}", path=self.where, framework=FRAMEWORK,
+            f"{self.location()}: {message}", path=self.where, framework=FRAMEWORK,
             op_type=self.op.type if self.op is not None else None,
         )  # fmt: skip
 
     def unsupported(self, message: str) -> UnsupportedError:
         return UnsupportedError(
-            f"{self._location()}: {message}", path=self.where, framework=FRAMEWORK,
+            f"{self.location()}: {message}", path=self.where, framework=FRAMEWORK,
             op_type=self.op.type if self.op is not None else None, hint=self._shape_hint(),
         )  # fmt: skip
 
     def refusal(self, error: UnsupportedError) -> UnsupportedOp:
         """The current op's entry in the list of every op the import refuses."""
-        prefix = f"{self._location()}: "
+        prefix = f"{self.location()}: "
         reason = error.message.removeprefix(prefix)
         if error.hint:
             reason = f"{reason} ({error.hint})"

@@ -18,6 +18,7 @@ from unframe.backends.caffe2.netdef import (
 from unframe.backends.caffe2.proto import caffe2_pb2
 from unframe.backends.caffe2.proto.values import get_floats, get_ints
 from unframe.backends.caffe2.proto.wire import Detached
+from unframe.frontends.caffe2.arguments import sort_unread, warn_ignored
 from unframe.frontends.caffe2.context import FRAMEWORK, IR_DTYPES, OPSET, Args, ImportContext
 from unframe.frontends.caffe2.registry import DOMAIN, ops
 from unframe.shared_ir.errors import (
@@ -55,7 +56,7 @@ def import_caffe2(model: Caffe2Model, options: Any = None) -> ir.Model:
 
     Raises:
         UnsupportedOpsError: listing every op type the frontend does not know, before converting.
-        BadInputError: a blob read before it is written, malformed or unknown arguments.
+        BadInputError: a blob read before it is written, malformed arguments.
     """
     registry = import_registry()
     net = model.predict_net
@@ -93,7 +94,8 @@ def _convert_ops(net: caffe2_pb2.NetDef, ctx: ImportContext, *, registry: OpRegi
 
     An op a converter refuses does not stop the others: ops that read what it would have written
     are skipped, and every refusal is raised at the end in one UnsupportedOpsError. Bad input
-    (unknown arguments, a blob read before written) raises at once.
+    (malformed arguments, a blob read before written) raises at once. Arguments that Caffe2's
+    operator does not read either are warned about (``arguments.py``).
     """
     failures: list[UnsupportedOp] = []
     unwritten: set[str] = set()  # blobs of refused ops, and of the ops that read them
@@ -123,13 +125,14 @@ def _convert_op(op: caffe2_pb2.OperatorDef, ctx: ImportContext, registry: OpRegi
     for blob in op.input:
         ctx.read(blob)
     converter(op, args, ctx)
-    unknown = args.unknown()
-    if unknown:
-        raise ctx.bad(
-            f"unknown argument(s) {', '.join(unknown)} (output blob {op.output[0]!r})"
-            if op.output
-            else f"unknown argument(s) {', '.join(unknown)}"
+    lost, ignored = sort_unread(op, args.unread())
+    if lost:
+        raise ctx.unsupported(
+            f"argument(s) {', '.join(repr(n) for n in lost)} change what Caffe2's {op.type} "
+            "computes, and this importer does not read them"
         )
+    if ignored:
+        warn_ignored(ctx.where, ctx.location(), op, ignored)
 
 
 def _missing_converters(

@@ -18,15 +18,37 @@ Op: TypeAlias = caffe2_pb2.OperatorDef
 
 
 def _per_dim(
-    args: Args, plural: str, single: str, hw: tuple[str, str], default: int, rank: int
-) -> list[int]:
-    """An argument given in any of Caffe2's spellings: ``kernels``, ``kernel``, ``kernel_h/w``."""
+    args: Args, plural: str, single: str, hw: tuple[str, str], rank: int
+) -> list[int] | None:
+    """An argument in Caffe2's spellings and precedence (ConvPoolOpBase): ``kernels``, then
+    ``kernel``, then ``kernel_h`` with ``kernel_w``; None where none is given."""
     values = args.integers(plural)
+    given = [args.has(name) for name in (single, *hw)]
     if values:
         return values
-    if args.has(hw[0]) or args.has(hw[1]):
-        return [args.integer(hw[0], default), args.integer(hw[1], default)]
-    return [args.integer(single, default)] * rank
+    if given[0]:
+        return [args.integer(single, 0)] * rank
+    if all(given[1:]):
+        return [args.integer(hw[0], 0), args.integer(hw[1], 0)]
+    if any(given[1:]):
+        raise args.ctx.bad(f"give both {hw[0]} and {hw[1]}, or neither")
+    return None
+
+
+def _explicit_pads(args: Args, rank: int) -> list[int] | None:
+    """``pads`` (all begins, then all ends), ``pad``, or all four of ``pad_t/l/b/r``."""
+    pads = args.integers("pads")
+    sides = ("pad_t", "pad_l", "pad_b", "pad_r")
+    given = [args.has(name) for name in ("pad", *sides)]
+    if pads:
+        return pads
+    if given[0]:
+        return [args.integer("pad", 0)] * (2 * rank)
+    if all(given[1:]):
+        return [args.integer(name, 0) for name in sides]
+    if any(given[1:]):
+        raise args.ctx.bad("give all four of pad_t, pad_l, pad_b and pad_r, or none")
+    return None
 
 
 def _spatial_rank(args: Args, ctx: ImportContext, x: ir.Value, weight: ir.Value | None) -> int:
@@ -41,37 +63,44 @@ def _spatial_rank(args: Args, ctx: ImportContext, x: ir.Value, weight: ir.Value 
 
 
 def _conv_attrs(
-    args: Args, ctx: ImportContext, x: ir.Value, weight: ir.Value | None, *, pool: bool
+    args: Args,
+    ctx: ImportContext,
+    x: ir.Value,
+    weight: ir.Value | None,
+    *,
+    pool: bool,
+    dilated: bool = True,
 ) -> dict[str, list[int] | int]:
+    """ONNX window attributes from Caffe2's geometry arguments, refused where Caffe2 refused.
+
+    ``dilated``: the op reads dilations (ConvTranspose's base does not: they stay unread).
+    """
     rank = _spatial_rank(args, ctx, x, weight)
-    if (
-        weight is not None
-        and not args.has("kernels")
-        and not args.has("kernel")
-        and not args.has("kernel_h")
-    ):
-        kernel = [int(d) for d in ctx.shape(weight)[2:]] if ctx.shape(weight) else []  # type: ignore[index]
-    else:
-        kernel = _per_dim(args, "kernels", "kernel", ("kernel_h", "kernel_w"), 0, rank)
-    strides = _per_dim(args, "strides", "stride", ("stride_h", "stride_w"), 1, rank)
-    dilations = _per_dim(args, "dilations", "dilation", ("dilation_h", "dilation_w"), 1, rank)
-    pads = args.integers("pads")
-    if not pads:
-        if any(args.has(k) for k in ("pad_t", "pad_l", "pad_b", "pad_r")):
-            pads = [
-                args.integer("pad_t", 0),
-                args.integer("pad_l", 0),
-                args.integer("pad_b", 0),
-                args.integer("pad_r", 0),
-            ]
-        else:
-            pads = [args.integer("pad", 0)] * (2 * rank)
+    kernel = _per_dim(args, "kernels", "kernel", ("kernel_h", "kernel_w"), rank)
+    if kernel is None and weight is not None and ctx.shape(weight):
+        kernel = [int(d) for d in ctx.shape(weight)[2:]]  # type: ignore[index]
+    strides = _per_dim(args, "strides", "stride", ("stride_h", "stride_w"), rank) or [1] * rank
+    dilations = [1] * rank
+    if dilated:
+        dilations = (
+            _per_dim(args, "dilations", "dilation", ("dilation_h", "dilation_w"), rank) or dilations
+        )
+    explicit = _explicit_pads(args, rank)
+    pads = explicit or [0] * (2 * rank)
+    legacy = args.integer("legacy_pad", NOTSET)
+    if legacy in (VALID, SAME) and explicit is not None:
+        # ConvPoolOpBase: "If you use legacy padding VALID or SAME, you should not specify any
+        # specific padding values."
+        raise ctx.bad("legacy_pad VALID or SAME cannot be combined with explicit pads")
+    if kernel is None:
+        raise ctx.bad("no kernel size given (kernels, kernel or kernel_h and kernel_w)")
     if len(kernel) != rank or len(strides) != rank or len(pads) != 2 * rank:
         raise ctx.bad("kernel, stride and pad arguments disagree on the number of spatial dims")
+    if len(dilations) != rank:
+        raise ctx.bad("kernel and dilation arguments disagree on the number of spatial dims")
     attrs: dict[str, list[int] | int] = {"kernel_shape": kernel, "strides": strides, "pads": pads}
     if not pool or any(d != 1 for d in dilations):
         attrs["dilations"] = dilations
-    legacy = args.integer("legacy_pad", NOTSET)
     if legacy == VALID:
         attrs["pads"] = [0] * (2 * rank)
     elif legacy == SAME:
@@ -93,6 +122,30 @@ def _conv_attrs(
     elif legacy != NOTSET:
         raise ctx.bad(f"legacy_pad={legacy} is not one of Caffe2's values 0-3")
     return attrs
+
+
+def _check_global_pooling(args: Args, ctx: ImportContext) -> None:
+    """Global pooling reads every geometry argument and needs the neutral ones (ConvPoolOpBase).
+
+    Caffe2 replaces the kernel by the input's spatial size and ignores ``legacy_pad`` (the
+    output is 1 per axis), but refuses pads, strides and dilations other than 0, 1 and 1.
+    """
+    rank = len(args.integers("kernels") or []) or 2
+    _per_dim(args, "kernels", "kernel", ("kernel_h", "kernel_w"), rank)  # the input's size wins
+    strides = _per_dim(args, "strides", "stride", ("stride_h", "stride_w"), rank) or []
+    dilations = _per_dim(args, "dilations", "dilation", ("dilation_h", "dilation_w"), rank) or []
+    explicit = _explicit_pads(args, rank)
+    pads = explicit or []
+    legacy = args.integer("legacy_pad", NOTSET)
+    if legacy not in (NOTSET, VALID, SAME, CAFFE_LEGACY_POOLING):
+        raise ctx.bad(f"legacy_pad={legacy} is not one of Caffe2's values 0-3")
+    if legacy in (VALID, SAME) and explicit is not None:
+        raise ctx.bad("legacy_pad VALID or SAME cannot be combined with explicit pads")
+    if any(pads) or any(s != 1 for s in strides) or any(d != 1 for d in dilations):
+        raise ctx.bad(
+            f"global_pooling with pads {pads or [0]}, strides {strides or [1]} and dilations "
+            f"{dilations or [1]}: Caffe2 refuses global pooling unless they are 0, 1 and 1"
+        )
 
 
 def _nhwc(args: Args) -> bool:
@@ -146,9 +199,9 @@ def conv_transpose(op: Op, args: Args, ctx: ImportContext) -> None:
     x, weight, bias = ctx.input(0), ctx.input(1), ctx.optional_input(2)
     if _nhwc(args):
         weight = _weight_to_nchw(ctx, weight)
-    attrs = _conv_attrs(args, ctx, x, weight, pool=False)
+    attrs = _conv_attrs(args, ctx, x, weight, pool=False, dilated=False)
     rank = len(attrs["kernel_shape"])  # type: ignore[arg-type]
-    adjs = _per_dim(args, "adjs", "adj", ("adj_h", "adj_w"), 0, rank)
+    adjs = _per_dim(args, "adjs", "adj", ("adj_h", "adj_w"), rank) or [0] * rank
     if any(adjs):
         attrs["output_padding"] = adjs
     attrs["group"] = args.integer("group", 1)
@@ -158,7 +211,11 @@ def conv_transpose(op: Op, args: Args, ctx: ImportContext) -> None:
 def _pool(op: Op, args: Args, ctx: ImportContext, onnx_type: str) -> None:
     x = ctx.input(0)
     if args.integer("global_pooling", 0):
-        _channel_first(args, ctx, f"Global{onnx_type}", [x], {})
+        _check_global_pooling(args, ctx)
+        if onnx_type == "AveragePool":  # every window is the whole image: no pad to count
+            args.integer("count_include_pad", 0)
+        attrs = {"p": int(args.number("p", 2.0))} if onnx_type == "LpPool" else {}
+        _channel_first(args, ctx, f"Global{onnx_type}", [x], attrs)
         return
     attrs = _conv_attrs(args, ctx, x, None, pool=True)
     if onnx_type == "AveragePool":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from netdef_builders import model, op
+from netdef_builders import compare, model, op
 
 from unframe.backends.caffe2.netdef import Caffe2Model, read_model, write_model
 from unframe.backends.caffe2.proto import caffe2_pb2
@@ -38,10 +38,18 @@ def test_blob_read_before_it_is_written(tmp_path: Path) -> None:
     assert caught.value.exit_code == ExitCode.BAD_INPUT
 
 
-def test_unknown_argument(tmp_path: Path) -> None:
-    c2 = model([op("Relu", ["x"], ["y"], flavour=3)], {}, {"x": [1, 2]}, ["y"])
-    with pytest.raises(BadInputError, match=r"op 0 \(Relu\).*flavour.*'y'"):
-        import_caffe2(c2)
+def test_an_argument_caffe2_does_not_read_is_ignored_with_one_warning() -> None:
+    # Caffe2's operators look up only the arguments they read; the rest never mattered.
+    relu = op("Relu", ["x"], ["y"], flavour=3)
+    relu.name = "act"
+    c2 = model([relu], {}, {"x": [1, 2]}, ["y"])
+    with pytest.warns(UserWarning) as caught:
+        compare(c2, {"x": np.array([[-1.0, 2.0]], np.float32)})
+    (warning,) = [w for w in caught if "flavour" in str(w.message)]
+    assert str(warning.message) == (
+        "predict_net: op 0 (Relu) 'act': ignored argument(s) 'flavour': "
+        "Caffe2's Relu does not read them"
+    )
 
 
 def test_every_unknown_op_type_is_listed_at_once() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import onnx_ir as ir
 import pytest
@@ -10,6 +12,7 @@ from netdef_builders import compare, model, op, randn
 from unframe.backends.caffe2.export.context import CAFFE2_DTYPES
 from unframe.backends.caffe2.runtime import run_net
 from unframe.frontends.caffe2 import import_caffe2
+from unframe.shared_ir.errors import BadInputError, UnsupportedOpsError
 
 X = randn(1, 4, 7, 9)
 W = randn(6, 4, 3, 3, seed=1)
@@ -327,3 +330,75 @@ def test_split_with_run_time_sizes() -> None:
     compare(c2, feeds)
     outputs = run_net(c2.predict_net, c2.init_net, feeds)
     np.testing.assert_array_equal(outputs["b"], [[2, 3, 4], [7, 8, 9]])
+
+
+# Caffe2's Caffe translator (caffe_translator.py, TranslatePool) writes every pooling layer with
+# kernel, stride, pad and legacy_pad=CAFFE_LEGACY_POOLING, global_pooling=1 included; Caffe2's
+# ConvPoolOpBase accepts them there while pads are 0 and strides 1.
+@pytest.mark.parametrize("op_type", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"kernel": 0, "stride": 1, "pad": 0, "legacy_pad": 3},
+        {"kernel": 7, "stride": 1, "pad": 0, "legacy_pad": 3},
+        {"kernel_h": 3, "kernel_w": 5, "pads": [0, 0, 0, 0], "strides": [1, 1]},
+    ],
+)
+def test_global_pooling_with_the_caffe_translators_neutral_arguments(
+    op_type: str, args: dict[str, object]
+) -> None:
+    c2 = model(
+        [op(op_type, ["x"], ["y"], global_pooling=1, order="NCHW", **args)],
+        {}, {"x": [1, 4, 7, 9]}, ["y"],
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Caffe2 reads every one of them: nothing is ignored
+        imported = compare(c2, {"x": X})
+    assert [n.op_type for n in imported.graph] == [f"Global{op_type}"]
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [({"pad": 1}, "pads \\[1, 1, 1, 1\\]"), ({"stride": 2}, "strides \\[2, 2\\]"),
+     ({"dilation": 2}, "dilations \\[2, 2\\]")],
+)  # fmt: skip
+def test_global_pooling_refuses_what_caffe2_refused(args: dict[str, object], named: str) -> None:
+    c2 = model(
+        [op("MaxPool", ["x"], ["y"], global_pooling=1, **args)], {}, {"x": [1, 4, 7, 9]}, ["y"]
+    )
+    with pytest.raises(BadInputError, match=f"op 0 \\(MaxPool\\): global_pooling with .*{named}"):
+        import_caffe2(c2)
+    # Caffe2's own executor (here, unframe's) refuses the same net.
+    with pytest.raises(BadInputError, match="global_pooling"):
+        run_net(c2.predict_net, c2.init_net, {"x": X})
+
+
+def test_legacy_valid_padding_with_explicit_pads_is_refused_as_caffe2_did() -> None:
+    c2 = model([op("Conv", ["x", "w"], ["y"], kernel=3, pad=1, legacy_pad=1)], {"w": W},
+               {"x": [1, 4, 7, 9]}, ["y"])  # fmt: skip
+    with pytest.raises(BadInputError, match="legacy_pad VALID or SAME cannot be combined"):
+        import_caffe2(c2)
+
+
+def test_an_argument_caffe2_reads_and_the_importer_does_not_is_refused() -> None:
+    # ConvPoolOpBase reads global_pooling for Conv too; a non-neutral value is not imported.
+    c2 = model([op("Conv", ["x", "w"], ["y"], kernel=3, global_pooling=1)], {"w": W},
+               {"x": [1, 4, 7, 9]}, ["y"])  # fmt: skip
+    with pytest.raises(UnsupportedOpsError) as caught:
+        import_caffe2(c2)
+    ((refused,),) = [caught.value.ops]
+    assert refused.op_type == "Conv" and "'global_pooling'" in refused.reason
+    # Its neutral value changes nothing, and is accepted without a word.
+    c2.predict_net.op[0].arg[-1].i = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compare(c2, {"x": X})
+
+
+def test_conv_transpose_ignores_dilations_as_caffe2_does() -> None:
+    # ConvTransposeUnpoolBase reads no dilation: Caffe2 computed the undilated transpose.
+    w = randn(4, 3, 3, 3, seed=8)
+    c2 = model([op("ConvTranspose", ["x", "w"], ["y"], kernel=3, stride=2, dilation=2)],
+               {"w": w}, {"x": [1, 4, 7, 9]}, ["y"])  # fmt: skip
+    with pytest.warns(UserWarning, match="ignored argument\\(s\\) 'dilation'"):
+        compare(c2, {"x": X})
