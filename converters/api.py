@@ -21,12 +21,12 @@ from unframe.shared_ir import passes
 from unframe.shared_ir.compare import DEFAULT_ATOL, DEFAULT_RTOL, OutputComparison, compare_outputs
 from unframe.shared_ir.errors import (
     BadInputError,
-    ConversionError,
     UnframeError,
     UnsupportedOpsError,
+    unexpected_error,
 )
 from unframe.shared_ir.inputs import InputSpec, align_feeds, example_inputs, parse_input_specs
-from unframe.shared_ir.io import atomic_output
+from unframe.shared_ir.output import atomic_output, check_output
 from unframe.shared_ir.runner import run_reference
 from unframe.shared_ir.stats import model_summary
 
@@ -149,6 +149,10 @@ def _load(framework: Framework, path: Path, options: ConvertOptions) -> ir.Model
         error.path = error.path or str(path)
         error.framework = error.framework or framework.name
         raise
+    except Exception as error:  # noqa: BLE001 - a bug (exit 5) or no memory (6), located
+        raise unexpected_error(
+            error, f"the {framework.name} frontend", path=str(path), framework=framework.name
+        ) from error
 
 
 # -- public API ------------------------------------------------------------------------------
@@ -178,7 +182,12 @@ def save(
     unsupported = adapter.unsupported_nodes(model)
     if unsupported:
         raise UnsupportedOpsError(unsupported, framework=adapter.name, path=str(target))
-    with atomic_output(target, force=force, directory=adapter.writes_directory) as temporary:
+    with atomic_output(
+        target,
+        force=force,
+        directory=adapter.writes_directory,
+        is_own_output=adapter.is_own_output,
+    ) as temporary:
         _save(adapter, model, temporary, target, _options(opset, None, None, options))
     return target
 
@@ -192,11 +201,9 @@ def _save(
         error.path = str(target) if error.path in (None, str(temporary)) else error.path
         error.framework = error.framework or adapter.name
         raise
-    except Exception as error:  # noqa: BLE001 - a converter bug must still name the framework
-        raise ConversionError(
-            f"the {adapter.name} backend failed: {type(error).__name__}: {error}",
-            path=str(target),
-            framework=adapter.name,
+    except Exception as error:  # noqa: BLE001 - a bug (exit 5) or a full disk (6), located
+        raise unexpected_error(
+            error, f"the {adapter.name} backend", path=str(target), framework=adapter.name
         ) from error
 
 
@@ -222,10 +229,13 @@ def convert(
     target_path = Path(str(dst))
     source_fw = _framework(source, src, for_writing=False)
     target_fw = _framework(target, dst, for_writing=True)
-    if target_path.exists() and not force:
-        raise BadInputError(
-            "already exists", path=str(target_path), hint="pass --force to replace it"
-        )
+    # Refused before any work: an existing output without --force, or one that is not ours.
+    check_output(
+        target_path,
+        force=force,
+        directory=target_fw.writes_directory,
+        is_own_output=target_fw.is_own_output,
+    )
     convert_options = _options(opset, inputs, dynamic, options)
     steps: dict[str, float] = {}
 
@@ -243,7 +253,12 @@ def convert(
         raise UnsupportedOpsError(unsupported, framework=target_fw.name, path=str(source_path))
 
     tick = time.perf_counter()
-    with atomic_output(target_path, force=force, directory=target_fw.writes_directory) as temporary:
+    with atomic_output(
+        target_path,
+        force=force,
+        directory=target_fw.writes_directory,
+        is_own_output=target_fw.is_own_output,
+    ) as temporary:
         _save(target_fw, model, temporary, target_path, convert_options)
     steps["export"] = time.perf_counter() - tick
 

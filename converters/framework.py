@@ -20,6 +20,7 @@ import onnx_ir as ir
 from unframe.shared_ir.errors import FrameworkNotInstalledError, UnsupportedOp
 from unframe.shared_ir.op_registry import OpRegistry
 from unframe.shared_ir.options import ConvertOptions
+from unframe.shared_ir.output import is_regular_file
 
 
 class Framework(abc.ABC):
@@ -69,6 +70,14 @@ class Framework(abc.ABC):
         suffixes = self.writes if for_writing else self.reads
         name = path.name.lower()
         return any(name.endswith(suffix) for suffix in suffixes)
+
+    def is_own_output(self, path: Path) -> bool:
+        """Whether the existing ``path`` is a model this backend writes, which ``--force`` may replace.
+
+        By default a regular file for a file format (never a link's target, a directory or a device)
+        and nothing for a directory format, whose adapter says which directories are its models.
+        """
+        return not self.writes_directory and is_regular_file(path)
 
     # -- conversion ---------------------------------------------------------------------------
     @abc.abstractmethod

@@ -13,8 +13,11 @@ import onnx_ir as ir
 from unframe.converters.framework import ConvertOptions, Framework
 from unframe.shared_ir.errors import UnsupportedOp
 from unframe.shared_ir.op_registry import OpRegistry
+from unframe.shared_ir.output import is_regular_file
 
 _PREDICT_FILES = ("predict_net.pb", "predict_net.pbtxt")
+#: Every file a Caffe2 model directory holds; ``--force`` replaces no directory holding more.
+_MODEL_FILES = frozenset({*_PREDICT_FILES, "init_net.pb", "init_net.pbtxt", "value_info.json"})
 
 _CONFORMANCE_NOTE = """\
 ## How to read this report
@@ -81,6 +84,17 @@ class Caffe2Framework(Framework):
             return any((path / name).is_file() for name in _PREDICT_FILES)
         # TensorFlow's SavedModel is also a .pb; it sits in a directory of its own.
         return path.name.lower().endswith(self.reads) and path.name != "saved_model.pb"
+
+    def is_own_output(self, path: Path) -> bool:
+        try:
+            if path.is_symlink() or not path.is_dir():
+                return False
+            entries = list(path.iterdir())
+            return any(entry.name in _PREDICT_FILES for entry in entries) and all(
+                entry.name in _MODEL_FILES and is_regular_file(entry) for entry in entries
+            )
+        except OSError:
+            return False
 
     def load(self, path: Path, options: ConvertOptions) -> ir.Model:
         from unframe.backends.caffe2.netdef import read_model
