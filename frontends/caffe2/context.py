@@ -280,10 +280,11 @@ class ImportContext:
     def ints(self, values: Sequence[int]) -> ir.Value:
         return self.const(np.array(list(values), dtype=np.int64), "ints")
 
-    def add_initializer(self, blob: str, array: np.ndarray) -> None:
-        value = ir.Value(name=blob, const_value=_tensor(array, blob))
-        value.dtype = ir.DataType.from_numpy(array.dtype)
-        value.shape = ir.Shape(array.shape)
+    def add_initializer(self, blob: str, array: np.ndarray | ir.TensorProtocol) -> None:
+        tensor = _tensor(array, blob) if isinstance(array, np.ndarray) else array
+        value = ir.Value(name=blob, const_value=tensor)
+        value.dtype = tensor.dtype
+        value.shape = ir.Shape(tensor.shape)
         self._taken.add(blob)
         self.initializers[blob] = value
         self.blobs[blob] = value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import numpy as np
@@ -23,10 +24,12 @@ from unframe.frontends.caffe2.context import FRAMEWORK, IR_DTYPES, OPSET, Args, 
 from unframe.frontends.caffe2.registry import DOMAIN, ops
 from unframe.shared_ir.errors import (
     BadInputError,
+    LimitExceededError,
     UnsupportedError,
     UnsupportedOp,
     UnsupportedOpsError,
 )
+from unframe.shared_ir.limits import check_tensor_bytes, declared_bytes
 from unframe.shared_ir.op_registry import OpRegistry
 
 _FILL_DTYPES = {
@@ -179,32 +182,65 @@ def _load_init_net(
             held = []
         args = {arg.name: arg for arg in op.arg}
         shape = [int(d) for d in args["shape"].ints] if "shape" in args else None
+        what = f"init net op {index} ({op.type})"
+        what += f" (blob {op.output[0]!r})" if op.output else ""
+        if shape is not None and any(d < 0 for d in shape):
+            raise BadInputError(
+                f"{what}: shape {shape} has a negative dimension", path=where, framework=FRAMEWORK
+            )
         if given and shape is not None:
             values = args["values"]
             if held:
                 raw = detached[index, values_at][1]
             else:
                 raw = get_floats(values) if values.floats else get_ints(values)
-            array = raw.astype(_FILL_DTYPES[op.type], copy=False)
+            if raw.size != math.prod(shape):
+                raise BadInputError(
+                    f"{what}: fills {raw.size} values into shape {shape} "
+                    f"({math.prod(shape)} elements)",
+                    path=where, framework=FRAMEWORK,
+                )  # fmt: skip
+            array = raw.astype(_FILL_DTYPES[op.type], copy=False).reshape(shape)
         elif op.type == "ConstantFill" and shape is not None and not op.input:
             dtype = IR_DTYPES.get(args["dtype"].i if "dtype" in args else 1, ir.DataType.FLOAT)
+            _check_declared(shape, dtype.bitwidth, what, where)
             value_arg = args.get("value")
             value = 0.0
             if value_arg is not None:
                 value = value_arg.f if value_arg.HasField("f") else float(value_arg.i)
-            array = np.full(shape, value, dtype=dtype.numpy())
+            # Built when read (by an exporter or a converter), never just to inspect the net.
+            for blob in op.output:
+                ctx.add_initializer(blob, _lazy_full(blob, shape, value, dtype))
+            continue
         else:
+            if shape is not None:
+                _check_declared(shape, 64, what, where)
             array = _run_fill(init_net, op, index, where)
-        if shape is not None and array.size != int(np.prod(shape)):
-            raise BadInputError(
-                f"init net op {index} ({op.type}) fills {array.size} values into shape {shape} "
-                f"(blob {op.output[0]!r})",
-                path=where, framework=FRAMEWORK,
-            )  # fmt: skip
-        if shape is not None:
-            array = array.reshape(shape)
+            if shape is not None and array.size != math.prod(shape):
+                raise BadInputError(
+                    f"{what}: fills {array.size} values into shape {shape}",
+                    path=where, framework=FRAMEWORK,
+                )  # fmt: skip
+            if shape is not None:
+                array = array.reshape(shape)
         for blob in op.output:
             ctx.add_initializer(blob, array)
+
+
+def _check_declared(shape: list[int], bitwidth: int, what: str, where: str) -> None:
+    """LimitExceededError where a fill declares more bytes than one tensor may hold."""
+    try:
+        check_tensor_bytes(declared_bytes(shape, bitwidth), what=f"{what}: shape {shape}")
+    except LimitExceededError as error:
+        error.path, error.framework = where, FRAMEWORK
+        raise
+
+
+def _lazy_full(blob: str, shape: list[int], value: float, dtype: ir.DataType) -> ir.LazyTensor:
+    def build() -> ir.Tensor:
+        return ir.Tensor(np.full(shape, value, dtype=dtype.numpy()), name=blob)
+
+    return ir.LazyTensor(build, dtype, ir.Shape(shape), name=blob)
 
 
 def _run_fill(

@@ -13,11 +13,14 @@ import numpy as np
 
 from unframe.backends.caffe2.proto.values import get_floats
 from unframe.backends.caffe2.runtime.registry import (
+    FRAMEWORK,
     DataType,
     OpContext,
     caffe2_op,
     numpy_dtype,
 )
+from unframe.shared_ir.errors import LimitExceededError
+from unframe.shared_ir.limits import check_tensor_bytes, declared_bytes
 
 FLOAT = DataType.Value("FLOAT")
 INT64 = DataType.Value("INT64")
@@ -55,6 +58,13 @@ def fill_shape(ctx: OpContext) -> list[int]:
         shape += extra
     if any(d < 0 for d in shape):
         raise ctx.error(f"shape {shape} has a negative dimension")
+    # Checked before anything is allocated; 8 bytes an element covers every filler's type and
+    # the float64 draws the random ones make first.
+    try:
+        check_tensor_bytes(declared_bytes(shape, 64), what=f"the fill's shape {shape}")
+    except LimitExceededError as error:
+        error.framework, error.node, error.op_type = FRAMEWORK, ctx.where, ctx.op.type or "?"
+        raise
     return shape
 
 
