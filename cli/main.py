@@ -1,7 +1,8 @@
 """The ``unframe`` command. It only parses arguments and calls the library.
 
 Exit codes: 0 ok, 1 validation mismatch, 2 bad usage or bad input, 3 unsupported op or feature,
-4 a framework not installed. No traceback is printed unless ``--debug``.
+4 a framework not installed, 5 a bug inside unframe (an internal error, not the model's fault),
+6 the machine ran out of memory or disk. No traceback is printed unless ``--debug``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from typing import Any, TextIO
 
 import click
 
-from unframe.shared_ir.errors import ExitCode, UnframeError, UnsupportedOpsError
+from unframe.shared_ir.errors import (
+    InternalError,
+    UnframeError,
+    UnsupportedOpsError,
+    unexpected_error,
+)
 
 FRAMEWORK_HELP = (
     "one of onnx, pytorch, caffe2, tensorflow, coreml (detected from the path if left out)"
@@ -38,13 +44,9 @@ class UnframeGroup(click.Group):
         except Exception as error:  # noqa: BLE001 - a bug still gets one line, not a traceback
             if ctx.obj and ctx.obj.get("debug"):
                 traceback.print_exc()
-            text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            click.echo(
-                f"unframe: internal error: {type(error).__name__}: {text} "
-                "(rerun with --debug for the traceback, and please report it)",
-                err=True,
-            )
-            ctx.exit(int(ExitCode.BAD_INPUT))
+            classified = unexpected_error(error, f"unframe {ctx.invoked_subcommand or ''}".strip())
+            _report_error(classified)
+            ctx.exit(int(classified.exit_code))
 
 
 def _show_warning(
@@ -60,7 +62,8 @@ def _show_warning(
 
 
 def _report_error(error: UnframeError) -> None:
-    click.echo(f"unframe: error: {error}", err=True)
+    kind = "internal error" if isinstance(error, InternalError) else "error"
+    click.echo(f"unframe: {kind}: {error}", err=True)
     if isinstance(error, UnsupportedOpsError):
         for line in error.details():
             click.echo(line, err=True)
@@ -74,7 +77,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """Convert trained models between frameworks through one shared ONNX IR.
 
     Exit codes: 0 ok, 1 validation mismatch, 2 bad usage or input, 3 unsupported op or feature,
-    4 framework not installed.
+    4 framework not installed, 5 internal error (a bug in unframe), 6 out of memory or disk.
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug

@@ -32,6 +32,7 @@ from unframe.shared_ir.errors import (
     UnsupportedError,
     UnsupportedOp,
     UnsupportedOpsError,
+    unexpected_error,
 )
 
 N = TypeVar("N")
@@ -174,20 +175,18 @@ class ConversionLoop(Generic[N]):
             info.name, info.op_type, info.domain, info.opset, error.message or type(error).__name__
         )
 
-    def _internal(self, node: N, error: Exception) -> InternalError:
+    def _internal(self, node: N, error: Exception) -> UnframeError:
+        """A bug as a located ``InternalError``; out of memory or disk as a ``ResourceError``."""
         info = self.describe(node)
-        text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        return InternalError(
-            f"the {self.framework} {self.direction} converter failed with "
-            f"{type(error).__name__}: {text}",
+        return unexpected_error(
+            error,
+            f"the {self.framework} {self.direction} converter",
             path=self.path,
             framework=self.framework,
             node=info.name,
             op_type=info.op_type,
             domain=info.domain or None,
             opset=info.opset,
-            hint="a bug in unframe, not in your model: rerun with --debug for the traceback "
-            "and please report it",
         )
 
 

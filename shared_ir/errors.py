@@ -7,9 +7,11 @@ can print one clear line without a traceback.
 from __future__ import annotations
 
 import enum
+import errno
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class ExitCode(enum.IntEnum):
@@ -103,6 +105,10 @@ class LimitExceededError(BadInputError):
     """
 
 
+#: The tail of every internal error's one line: whose fault it is and what to do.
+INTERNAL_HINT = "this is a bug in unframe, not in your model; rerun with --debug for the traceback and report it"
+
+
 class InternalError(UnframeError):
     """A bug inside unframe (a converter raised something unexpected), exit 5.
 
@@ -111,11 +117,62 @@ class InternalError(UnframeError):
 
     exit_code = ExitCode.INTERNAL
 
+    def __init__(self, message: str, **location: Any) -> None:
+        location.setdefault("hint", INTERNAL_HINT)
+        super().__init__(message, **location)
+
 
 class ResourceError(UnframeError):
     """The machine ran out of memory, disk or address space (exit 6); nothing partial is left."""
 
     exit_code = ExitCode.RESOURCES
+
+
+#: errno values that mean the machine, not the model or unframe, ran out of something.
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+_NO_MEMORY = {errno.ENOMEM}
+
+
+def unexpected_error(error: BaseException, doing: str, **location: Any) -> UnframeError:
+    """The error to raise for an exception unframe did not raise on purpose.
+
+    A deliberate ``UnframeError`` is returned unchanged (it keeps its exit code). Running out of
+    memory or disk becomes a ``ResourceError`` (exit 6) that says what to try; a file that is
+    missing or may not be written is a ``BadInputError`` (exit 2) naming it; anything else is a
+    bug in unframe, an ``InternalError`` (exit 5). ``doing`` names what failed ("the pytorch
+    export converter"); ``location`` takes ``UnframeError``'s keywords (path, framework, node...).
+    """
+    if isinstance(error, UnframeError):
+        return error
+    errno_value = getattr(error, "errno", None)
+    # torch's CPU allocator reports exhaustion as a RuntimeError, not a MemoryError.
+    if (
+        isinstance(error, MemoryError)
+        or errno_value in _NO_MEMORY
+        or (isinstance(error, RuntimeError) and "can't allocate memory" in str(error))
+    ):
+        return ResourceError(
+            f"ran out of memory in {doing}",
+            hint="close other programs or use a machine with more memory",
+            **location,
+        )
+    if isinstance(error, OSError) and errno_value in _DISK_FULL:
+        where = f" writing {error.filename}" if error.filename else ""
+        return ResourceError(
+            f"no space left on the disk{where} in {doing}",
+            hint="free disk space where the output goes and in the temporary directory (TMPDIR)",
+            **location,
+        )
+    if (
+        isinstance(error, FileNotFoundError | PermissionError | IsADirectoryError)
+        and error.filename
+    ):
+        # A path the user named or a folder they may not write: theirs to fix, not a bug.
+        location["path"] = str(error.filename)
+        return BadInputError(error.strerror or type(error).__name__, **location)
+    text = str(error).strip()
+    first_line = f": {text.splitlines()[0]}" if text else ""
+    return InternalError(f"{doing} failed with {type(error).__name__}{first_line}", **location)
 
 
 @dataclass(frozen=True)

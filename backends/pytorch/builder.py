@@ -29,7 +29,12 @@ from unframe.backends.pytorch.context import BuildContext, Subgraph
 from unframe.backends.pytorch.dtypes import maybe_torch_dtype, widen_emulated
 from unframe.backends.pytorch.naming import NameScope, module_attribute_names
 from unframe.backends.pytorch.registry import ops
-from unframe.shared_ir.errors import ConversionError, UnsupportedOpsError
+from unframe.shared_ir.errors import (
+    ConversionError,
+    UnframeError,
+    UnsupportedOpsError,
+    unexpected_error,
+)
 from unframe.shared_ir.onnx_wire import MappedTensor
 from unframe.shared_ir.passes import infer_shapes
 
@@ -254,12 +259,12 @@ class GraphBuilder:
         last = self.fx_graph._root.prev  # noqa: SLF001 - the node before this converter's
         try:
             results = list(converter(node, ctx))
-        except ConversionError:
+        except UnframeError:
             raise
-        except Exception as error:
-            raise ConversionError(
-                f"converter {getattr(converter, '__name__', '?')} failed: "
-                f"{type(error).__name__}: {error}",
+        except Exception as error:  # noqa: BLE001 - a bug (exit 5) or no memory (6), located
+            raise unexpected_error(
+                error,
+                f"converter {getattr(converter, '__name__', '?')}",
                 framework=FRAMEWORK,
                 node=node.name or "",
                 op_type=node.op_type,

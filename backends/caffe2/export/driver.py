@@ -15,7 +15,14 @@ from unframe.backends.caffe2.export.context import (
     infer_shapes,
 )
 from unframe.backends.caffe2.export.registry import ops
-from unframe.shared_ir.errors import ConversionError, UnsupportedOp, UnsupportedOpsError
+from unframe.shared_ir.errors import (
+    ConversionError,
+    UnframeError,
+    UnsupportedError,
+    UnsupportedOp,
+    UnsupportedOpsError,
+    unexpected_error,
+)
 from unframe.shared_ir.op_registry import OpRegistry
 
 #: ONNX elem_type numbers for value_info.json (the model zoo's convention).
@@ -116,12 +123,21 @@ def _convert_nodes(
                 if reason:
                     raise ctx.error(reason)
             converter(node, ctx)
-        except ConversionError as error:
+        except UnsupportedError as error:
             failures.append(_failure(node, opset, error.message))
             ctx.failed_nodes.append(node)
-        except Exception as error:  # noqa: BLE001 - reported with the node, never swallowed
-            failures.append(_failure(node, opset, f"{type(error).__name__}: {error}"))
-            ctx.failed_nodes.append(node)
+        except UnframeError:
+            raise
+        except Exception as error:  # noqa: BLE001 - a bug (exit 5) or no memory (6), located
+            raise unexpected_error(
+                error,
+                "the caffe2 export converter",
+                framework=FRAMEWORK,
+                node=node.name or "",
+                op_type=node.op_type,
+                domain=node.domain or None,
+                opset=opset,
+            ) from error
     return failures
 
 
