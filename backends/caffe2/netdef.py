@@ -21,6 +21,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
+from onnx import TensorProto
 
 from unframe.backends.caffe2.proto import caffe2_pb2, values, wire
 from unframe.shared_ir.errors import BadInputError
@@ -31,6 +32,8 @@ INIT_NAMES = ("init_net.pb", "init_net.pbtxt")
 VALUE_INFO_NAME = "value_info.json"
 
 ValueInfo = dict[str, tuple[int, list[int]]]
+#: The element types value_info.json may name: ONNX's, but for UNDEFINED.
+_ONNX_ELEM_TYPES = frozenset(TensorProto.DataType.values()) - {TensorProto.UNDEFINED}
 
 
 @dataclass
@@ -258,7 +261,21 @@ def read_value_info(path: Path) -> ValueInfo:
                 path=str(path),
                 framework=FRAMEWORK,
             )
-        info[name] = (int(entry[0]), [int(d) for d in entry[1]])
+        elem_type, dims = int(entry[0]), [int(d) for d in entry[1]]
+        if elem_type not in _ONNX_ELEM_TYPES:
+            raise BadInputError(
+                f"value_info entry {name!r}: element type {elem_type} is not an ONNX "
+                "TensorProto data type (1 is float, 7 int64)",
+                path=str(path),
+                framework=FRAMEWORK,
+            )
+        if any(d < 0 for d in dims):
+            raise BadInputError(
+                f"value_info entry {name!r}: shape {dims} has a negative dimension",
+                path=str(path),
+                framework=FRAMEWORK,
+            )
+        info[name] = (elem_type, dims)
     return info
 
 

@@ -105,6 +105,10 @@ class Args:
         return set(self.args) - self.used - BENIGN_ARGS
 
 
+class ShapeNeededError(BadInputError):
+    """An op needs the shape of a net input given without one (value_info.json or --input)."""
+
+
 ImportConverter = Callable[[caffe2_pb2.OperatorDef, Args, "ImportContext"], None]
 
 #: Converts a net's ops into a context (the driver's op loop), for control-flow subnets.
@@ -310,7 +314,7 @@ class ImportContext:
 
     def rank(self, value: ir.Value) -> int:
         if value.shape is None:
-            raise self.unsupported(f"needs the rank of blob {value.name!r}, which is unknown")
+            raise self.needs_shape(f"needs the rank of blob {value.name!r}, which is unknown")
         return len(value.shape)
 
     def shape(self, value: ir.Value) -> tuple[int, ...] | None:
@@ -333,7 +337,21 @@ class ImportContext:
     def unsupported(self, message: str) -> UnsupportedError:
         return UnsupportedError(
             f"{self.location()}: {message}", path=self.where, framework=FRAMEWORK,
-            op_type=self.op.type if self.op is not None else None, hint=self._shape_hint(),
+            op_type=self.op.type if self.op is not None else None,
+        )  # fmt: skip
+
+    def needs_shape(self, message: str) -> UnsupportedError | ShapeNeededError:
+        """A converter needs a shape that is unknown here.
+
+        Where a net input has no shape, that is the missing piece, and the user can give it:
+        exit 2 saying how. With every input shaped, the importer failed to infer one: exit 3.
+        """
+        hint = self._shape_hint()
+        if hint is None:
+            return self.unsupported(message)
+        return ShapeNeededError(
+            f"{self.location()}: {message}", path=self.where, framework=FRAMEWORK,
+            op_type=self.op.type if self.op is not None else None, hint=hint,
         )  # fmt: skip
 
     def refusal(self, error: UnsupportedError) -> UnsupportedOp:

@@ -106,7 +106,7 @@ def _conv_attrs(
     elif legacy == SAME:
         shape = ctx.shape(x)
         if shape is None:
-            raise ctx.unsupported("legacy_pad=SAME needs the input's static shape")
+            raise ctx.needs_shape("legacy_pad=SAME needs the input's static shape")
         begins, ends = [], []
         for i in range(rank):
             size = shape[2 + i] if not _nhwc(args) else shape[1 + i]
@@ -308,7 +308,7 @@ def group_norm(op: Op, args: Args, ctx: ImportContext) -> None:
     rank = ctx.rank(x)
     channels = ctx.shape(x)
     if channels is None:
-        raise ctx.unsupported("GroupNorm needs the input's channel count")
+        raise ctx.needs_shape("GroupNorm needs the input's channel count")
     groups = int(attrs["num_groups"])
     ones = ctx.const(np.ones(groups, dtype=(x.dtype or ir.DataType.FLOAT).numpy()))
     zeros = ctx.const(np.zeros(groups, dtype=(x.dtype or ir.DataType.FLOAT).numpy()))
@@ -401,7 +401,7 @@ def channel_shuffle(op: Op, args: Args, ctx: ImportContext) -> None:
         x = _to_nchw(ctx, x)
     shape = ctx.shape(x)
     if shape is None:
-        raise ctx.unsupported("ChannelShuffle needs the input's channel count")
+        raise ctx.needs_shape("ChannelShuffle needs the input's channel count")
     channels = shape[1]
     grouped = ctx.op1("Reshape", [x, ctx.ints([0, group, channels // group, -1])])
     moved = ctx.op1("Transpose", [grouped], {"perm": [0, 2, 1, 3]})

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from netdef_builders import compare, model, op
 
 from unframe.backends.caffe2.netdef import Caffe2Model, read_model, write_model
 from unframe.backends.caffe2.proto import caffe2_pb2
+from unframe.cli.main import cli
 from unframe.converters.adapters.caffe2 import Caffe2Framework
 from unframe.converters.framework import ConvertOptions
 from unframe.frontends.caffe2 import import_caffe2
@@ -90,7 +94,7 @@ def test_missing_init_net(tmp_path: Path) -> None:
         read_model(directory)
 
 
-def test_a_shape_needed_from_a_shapeless_input_says_how_to_give_it() -> None:
+def test_a_shape_needed_from_a_shapeless_input_says_how_to_give_it_with_exit_2() -> None:
     predict = caffe2_pb2.NetDef(external_input=["x", "b"], external_output=["y"])
     add = predict.op.add(type="Add", input=["x", "b"], output=["y"])
     add.arg.add(name="broadcast", i=1)
@@ -99,13 +103,14 @@ def test_a_shape_needed_from_a_shapeless_input_says_how_to_give_it() -> None:
     fill = init.op.add(type="GivenTensorFill", output=["b"])
     fill.arg.add(name="shape", ints=[3])
     fill.arg.add(name="values", floats=[1.0, 2.0, 3.0])
-    with pytest.raises(UnsupportedOpsError) as caught:
+    # It is missing input, not an unsupported op: exit 2, saying how to give it.
+    with pytest.raises(BadInputError) as caught:
         import_caffe2(Caffe2Model(predict, init))
-    ((node, reason),) = [(o.node, o.reason) for o in caught.value.ops]
-    assert node == "op 0"
-    assert reason == (
-        "needs the rank of blob 'x', which is unknown (input(s) 'x' have no shape: give each "
-        "with --input NAME=DIMS (e.g. --input x=1,3,224,224) or a value_info.json beside the nets)"
+    assert caught.value.exit_code == ExitCode.BAD_INPUT
+    assert str(caught.value) == (
+        "predict_net: Add: op 0 (Add): needs the rank of blob 'x', which is unknown (input(s) "
+        "'x' have no shape: give each with --input NAME=DIMS (e.g. --input x=1,3,224,224) or a "
+        "value_info.json beside the nets)"
     )
     # With the shape given, the same net imports.
     shaped = import_caffe2(Caffe2Model(predict, init, {"x": (1, [2, 3, 4])}))
@@ -152,3 +157,46 @@ def test_a_broken_init_net_through_the_weight_reading_path(tmp_path: Path, damag
     with pytest.raises(BadInputError, match=expected) as caught:
         Caffe2Framework().load(directory, ConvertOptions())
     assert caught.value.exit_code == ExitCode.BAD_INPUT
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ([99, [1, 2]], "entry 'x': element type 99 is not an ONNX TensorProto data type"),
+        ([0, [1, 2]], "entry 'x': element type 0 is not an ONNX TensorProto data type"),
+        ([1, [1, -2]], "entry 'x': shape \\[1, -2\\] has a negative dimension"),
+    ],
+)
+def test_a_bad_value_info_names_the_file_and_blob(
+    tmp_path: Path, entry: list[object], expected: str
+) -> None:
+    c2 = model([op("Relu", ["x"], ["y"])], {}, {"x": [1, 2]}, ["y"])
+    directory = _write(tmp_path, c2)
+    (directory / "value_info.json").write_text(json.dumps({"x": entry}), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["inspect", str(directory)])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    (line,) = result.output.strip().splitlines()
+    assert re.fullmatch(
+        f"unframe: error: {re.escape(str(directory))}/value_info.json: value_info {expected}.*",
+        line,
+    )
+
+
+def test_a_missing_value_info_when_converting_says_how_to_give_the_shape(tmp_path: Path) -> None:
+    predict = caffe2_pb2.NetDef(external_input=["x", "b"], external_output=["y"])
+    add = predict.op.add(type="Add", input=["x", "b"], output=["y"])
+    add.arg.add(name="broadcast", i=1)
+    add.arg.add(name="axis", i=1)
+    c2 = model([], {"b": np.ones(3, np.float32)}, {}, ["y"])
+    c2.predict_net = predict
+    directory = _write(tmp_path, c2)
+    out = tmp_path / "out.onnx"
+    result = CliRunner().invoke(cli, ["convert", str(directory), "-o", str(out)])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    (line,) = result.output.strip().splitlines()
+    assert (
+        "needs the rank of blob 'x'" in line and "--input x=" in line and "value_info.json" in line
+    )
+    assert not out.exists()
+    given = CliRunner().invoke(cli, ["convert", str(directory), "-o", str(out), "--input", "x=2,3"])
+    assert given.exit_code == 0, given.output
