@@ -10,15 +10,42 @@ from typing import Any
 
 import click
 import numpy as np
+from click.shell_completion import CompletionItem
 
 from unframe.cli import render
 from unframe.cli.main import FRAMEWORK_HELP, cli
 from unframe.shared_ir.compare import DEFAULT_ATOL, DEFAULT_RTOL
 from unframe.shared_ir.errors import BadInputError, ExitCode
 
-FRAMEWORKS = click.Choice(
-    ["onnx", "pytorch", "caffe2", "tensorflow", "coreml"], case_sensitive=False
-)
+
+class FrameworkName(click.ParamType):
+    """A framework's name, checked against the registry when the option is parsed.
+
+    The names are those of the ``unframe.frameworks`` entry points (a plugin's included) and the
+    planned frameworks; listing them imports no adapter, so ``--help`` stays fast.
+    """
+
+    name = "framework"
+
+    def choices(self) -> list[str]:
+        from unframe.converters.registry import KNOWN_FRAMEWORKS, framework_names
+
+        names = framework_names()
+        return names + [name for name in KNOWN_FRAMEWORKS if name not in names]
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        choices = self.choices()
+        if str(value).lower() in choices:
+            return str(value).lower()
+        self.fail(f"{value!r} is not one of {', '.join(choices)}", param, ctx)
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        return [CompletionItem(n) for n in self.choices() if n.startswith(incomplete.lower())]
+
+
+FRAMEWORKS = FrameworkName()
 
 
 def _input_option(function: Any) -> Any:

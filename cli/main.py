@@ -21,7 +21,8 @@ from unframe.shared_ir.errors import (
 )
 
 FRAMEWORK_HELP = (
-    "one of onnx, pytorch, caffe2, tensorflow, coreml (detected from the path if left out)"
+    "onnx, pytorch, caffe2, tensorflow, coreml or one a plugin adds (`unframe frameworks` lists "
+    "them); detected from the path if left out"
 )
 
 
