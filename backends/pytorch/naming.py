@@ -17,6 +17,12 @@ import re
 _NOT_WORD = re.compile(r"[^0-9A-Za-z_]+")
 _MAX_LENGTH = 64
 _RESERVED = frozenset(dir(builtins)) | {"self", "torch", "fx", "math", "operator"}
+#: The names torch.onnx gives the values it creates (onnx_ir's ``NameAuthority``). It does not
+#: check them against the program's parameter and buffer names, so a weight called ``val_25``
+#: (as torch.onnx itself names constants in the ONNX files it writes) and a new ``val_25`` become
+#: two initializers of one name, and reading our ``.pt2`` back fails ("Initializer 'val_25' is
+#: already registered").
+_EXPORTER_NAMES = re.compile(r"val_\d+")
 
 
 def sanitize(name: str, *, prefix: str = "v") -> str:
@@ -28,6 +34,8 @@ def sanitize(name: str, *, prefix: str = "v") -> str:
         text = f"{text}_"
     if text.startswith("_"):
         text = f"{prefix}{text}"
+    if _EXPORTER_NAMES.fullmatch(text):
+        text = f"{prefix}_{text}"
     return text
 
 
