@@ -8,7 +8,13 @@ import onnx
 import onnx_ir as ir
 from google.protobuf.message import DecodeError
 
-from unframe.shared_ir.errors import BadInputError
+from unframe.shared_ir.errors import BadInputError, UnframeError
+from unframe.shared_ir.onnx_checks import (
+    check_structure,
+    check_tensors,
+    open_regular,
+    regular_file_size,
+)
 from unframe.shared_ir.onnx_wire import load_mapped
 from unframe.shared_ir.output import atomic_output as atomic_output  # kept for old callers
 
@@ -23,19 +29,28 @@ def load_onnx(path: Path) -> ir.Model:
 
     That holds for weights inside the ``.onnx`` (see ``onnx_wire``) and for external data.
     """
-    if not path.exists():
-        raise BadInputError("no such file", path=str(path))
-    if path.is_dir():
-        raise BadInputError("is a directory, not an .onnx file", path=str(path))
+    model = _load_unchecked(path)
+    check_tensors(model, path)
+    return model
+
+
+def _load_unchecked(path: Path) -> ir.Model:
+    """The model at ``path``, its structure checked but not yet its tensors' sizes and places."""
+    if regular_file_size(path) == 0:
+        raise BadInputError("the file is empty, not an ONNX model", path=str(path))
     if path.suffix.lower() == ".onnx":
         try:
             mapped = load_mapped(path)
+        except UnframeError:
+            raise
         except Exception:  # noqa: BLE001 - any surprise: protobuf's own load decides and reports
             mapped = None
         if mapped is not None:
             return mapped
     try:
-        return ir.load(path)
+        proto = _read_proto(path)
+        check_structure(proto, path)
+        model = ir.serde.deserialize_model(proto)
     except (
         DecodeError,
         RuntimeError,
@@ -49,6 +64,18 @@ def load_onnx(path: Path) -> ir.Model:
             path=str(path),
             hint="the file is corrupt, truncated or of another format",
         ) from None
+    # As ``ir.load``: external data is found beside the model.
+    ir.external_data.set_base_dir(model.graph, path.parent)
+    return model
+
+
+def _read_proto(path: Path) -> onnx.ModelProto:
+    """``onnx.load`` without external data, reading only a regular file (never a FIFO)."""
+    descriptor, _ = open_regular(path)
+    with open(descriptor, "rb") as file:
+        data = file.read()
+    text_format = onnx.serialization.registry.get_format_from_file_extension(path.suffix)
+    return onnx.load_model_from_string(data, format=text_format or "protobuf")
 
 
 def initializer_bytes(model: ir.Model) -> int:

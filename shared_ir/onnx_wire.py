@@ -11,11 +11,13 @@ tensor is read.
 
 Anything unexpected on the way (a malformed field, a duplicated graph, an unusual dtype) makes
 :func:`load_mapped` return ``None`` so the caller falls back to the plain protobuf load, which
-also produces the error message for a corrupt file.
+also produces the error message for a corrupt file. A file that is not a regular file, or a model
+that parses but breaks ONNX's rules (``onnx_checks``), raises ``BadInputError`` at once.
 """
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import sys
@@ -28,6 +30,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
+from unframe.shared_ir.onnx_checks import check_structure, open_regular
 from unframe.shared_ir.protowire import (
     LENGTH_DELIMITED,
     VARINT,
@@ -202,8 +205,8 @@ def load_mapped(path: Path) -> ir.Model | None:
     """
     if sys.byteorder != "little":  # raw_data is little-endian; views would need a byte swap
         return None
-    with open(path, "rb") as file:
-        stat = os.fstat(file.fileno())
+    descriptor, stat = open_regular(path)
+    with open(descriptor, "rb") as file:
         try:
             stripped, placements = _strip_weights(_FileBytes(file.fileno(), stat.st_size))
         except WireError:
@@ -220,6 +223,8 @@ def load_mapped(path: Path) -> ir.Model | None:
         proto.ParseFromString(stripped)
     except Exception:  # noqa: BLE001 - protobuf's DecodeError and upb's RuntimeError alike
         return None
+    # Raises rather than falls back: the plain load would find the same fault, at twice the cost.
+    check_structure(proto, path)
     if len(proto.graph.initializer) != len(placements):
         return None
     views: dict[str, MappedTensor] = {}
@@ -250,7 +255,7 @@ def _view(
     dtype = ir.DataType(placement.data_type)
     numpy_dtype = np.dtype(dtype.numpy()).newbyteorder("<")
     shape = tuple(proto.dims)
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)  # Python integers: a shape of 2**32 x 2**32 must not wrap to 0
     if count * numpy_dtype.itemsize != placement.length:
         return None
     array = np.frombuffer(buffer, dtype=numpy_dtype, count=count, offset=placement.offset)

@@ -1,0 +1,293 @@
+"""Checks on an ``.onnx`` file read from the user, made before any weight is read.
+
+A model file is input like any other: it may name external data anywhere on the disk
+(``../../etc/passwd``, an absolute path, a symlink leaving its folder), declare tensors far larger
+than the bytes it holds, point at a device or a FIFO, or break ONNX's rules in ways that would
+only surface when the converted model is checked, blamed on the output. Every check here looks at
+shapes, types, paths and file sizes only: no weight is read or copied, so loading a large model
+stays as fast as before.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import onnx
+import onnx_ir as ir
+
+from unframe.shared_ir.errors import BadInputError
+from unframe.shared_ir.limits import check_tensor_bytes, declared_bytes
+
+
+def open_regular(path: Path, *, what: str = "the model") -> tuple[int, os.stat_result]:
+    """A read-only descriptor on ``path`` and its ``stat``; ``path`` must be a regular file.
+
+    Opened without blocking, so that a FIFO cannot hang us before ``fstat`` says what it is; a
+    device (``/dev/zero``) never ends and is refused the same way. The caller closes it.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise BadInputError("no such file", path=str(path)) from None
+    except OSError as error:
+        raise BadInputError(f"cannot read {what}: {error.strerror}", path=str(path)) from None
+    info = os.fstat(descriptor)
+    if stat.S_ISREG(info.st_mode):
+        os.set_blocking(descriptor, True)
+        return descriptor, info
+    os.close(descriptor)
+    if stat.S_ISDIR(info.st_mode):
+        raise BadInputError("is a directory, not an .onnx file", path=str(path))
+    raise BadInputError(
+        f"{what} is not a regular file (a device, FIFO or socket)",
+        path=str(path),
+        hint="copy the model into a file first",
+    )
+
+
+def regular_file_size(path: Path, *, what: str = "the model") -> int:
+    """The size of ``path`` after :func:`open_regular` has found it a regular file."""
+    descriptor, info = open_regular(path, what=what)
+    os.close(descriptor)
+    return info.st_size
+
+
+# -- structure -------------------------------------------------------------------------------
+
+
+def check_structure(proto: onnx.ModelProto, path: Path) -> None:
+    """``onnx.checker`` on the model with its initializers declared as graph inputs instead.
+
+    The checker serializes what it is given, so it sees a copy of the graph without weights: the
+    cost is that of the nodes, not of the data. A model that fails here would otherwise convert
+    and then fail the same check on the written output, blamed on the wrong file.
+    """
+    try:
+        onnx.checker.check_model(_without_weights(proto))
+    except onnx.checker.ValidationError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "invalid model"
+        raise BadInputError(
+            f"not a valid ONNX model: {first}",
+            path=str(path),
+            hint="the file is corrupt or was written by a faulty exporter (onnx.checker)",
+        ) from None
+
+
+def _without_weights(proto: onnx.ModelProto) -> onnx.ModelProto:
+    light = onnx.ModelProto()
+    for field, value in proto.ListFields():
+        if field.name == "graph":
+            light.graph.CopyFrom(_graph_without_weights(value))
+        else:
+            _copy_field(light, field.name, field, value)
+    return light
+
+
+def _graph_without_weights(graph: onnx.GraphProto) -> onnx.GraphProto:
+    light = onnx.GraphProto()
+    for field, value in graph.ListFields():
+        if field.name == "initializer":
+            continue
+        if field.name == "node":
+            light.node.extend(_node_without_weights(node) for node in value)
+        else:
+            _copy_field(light, field.name, field, value)
+    declared = {value.name for value in graph.input}
+    for tensor in graph.initializer:
+        if tensor.name not in declared:
+            light.input.append(
+                onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims)
+            )
+    return light
+
+
+def _node_without_weights(node: onnx.NodeProto) -> onnx.NodeProto:
+    if not any(attribute.g.ByteSize() or attribute.graphs for attribute in node.attribute):
+        return node
+    light = onnx.NodeProto()
+    light.CopyFrom(node)
+    for attribute in light.attribute:
+        if attribute.HasField("g"):
+            attribute.g.CopyFrom(_graph_without_weights(attribute.g))
+        for index, subgraph in enumerate(attribute.graphs):
+            attribute.graphs[index].CopyFrom(_graph_without_weights(subgraph))
+    return light
+
+
+def _copy_field(
+    target: onnx.ModelProto | onnx.GraphProto, name: str, field: Any, value: Any
+) -> None:
+    # ``is_repeated`` replaced ``label`` in protobuf 6; older releases have only ``label``.
+    repeated = getattr(field, "is_repeated", None)
+    if repeated is None:
+        repeated = field.label == field.LABEL_REPEATED
+    if repeated:
+        getattr(target, name).extend(value)
+    elif field.type == field.TYPE_MESSAGE:
+        getattr(target, name).CopyFrom(value)
+    else:
+        setattr(target, name, value)
+
+
+# -- tensors ---------------------------------------------------------------------------------
+
+
+def check_tensors(model: ir.Model, path: Path) -> None:
+    """Every tensor's type and declared size, and where its bytes lie, before any is read.
+
+    External data must lie in the model's folder or below it: after resolving symlinks, inside
+    the folder the model was named in, or the folder the model file really lives in (a model
+    folder of symlinks into a cache). Functions' constants get the model's folder as their base,
+    as the graph's do (``onnx_ir`` sets it for graphs only).
+    """
+    folder = path.parent
+    roots = {os.path.realpath(folder), os.path.dirname(os.path.realpath(path))}
+    for tensor in _all_tensors(model):
+        name = tensor.name or "(unnamed)"
+        nbytes = _declared_bytes(tensor, name, path)
+        check_tensor_bytes(nbytes, what=f"tensor {name!r}", path=str(path))
+        if isinstance(tensor, ir.ExternalTensor):
+            if not tensor.base_dir:
+                tensor.base_dir = folder
+            _check_external(tensor, name, nbytes, folder, roots, path)
+        elif isinstance(tensor, ir.serde.TensorProtoTensor):
+            _check_inline(tensor.raw, name, nbytes, path)
+        elif isinstance(tensor, ir.StringTensor):
+            _check_count(len(tensor.raw), tensor.size, name, "strings", path)
+
+
+def _all_tensors(model: ir.Model) -> Iterator[ir.TensorProtocol]:
+    for graph in model.graphs():
+        for value in graph.initializers.values():
+            if value.const_value is not None:
+                yield value.const_value
+    owners: list[ir.Graph | ir.Function] = [model.graph, *model.functions.values()]
+    for owner in owners:
+        for node in ir.traversal.RecursiveGraphIterator(owner):
+            for attribute in node.attributes.values():
+                if not isinstance(attribute, ir.Attr):
+                    continue
+                if attribute.type == ir.AttributeType.TENSOR:
+                    yield attribute.as_tensor()
+                elif attribute.type == ir.AttributeType.TENSORS:
+                    yield from attribute.as_tensors()
+
+
+def _declared_bytes(tensor: ir.TensorProtocol, name: str, path: Path) -> int:
+    try:
+        dtype = tensor.dtype
+    except ValueError:
+        raise BadInputError(f"tensor {name!r} has an unknown data type", path=str(path)) from None
+    if dtype == ir.DataType.UNDEFINED:
+        raise BadInputError(
+            f"tensor {name!r} has no data type (data_type 0, UNDEFINED)", path=str(path)
+        )
+    # Strings have no fixed width: count one byte each for the limit, the strings are checked
+    # against their count.
+    bitwidth = 8 if dtype == ir.DataType.STRING else dtype.bitwidth
+    try:
+        return declared_bytes(tensor.shape.numpy(), bitwidth)
+    except ValueError as error:
+        raise BadInputError(f"tensor {name!r} has a {error}", path=str(path)) from None
+
+
+def _check_external(
+    tensor: ir.ExternalTensor,
+    name: str,
+    nbytes: int,
+    folder: Path,
+    roots: set[str],
+    path: Path,
+) -> None:
+    location = os.fspath(tensor.location)
+
+    def refuse(
+        why: str, hint: str = "external data must be a file in the model's folder"
+    ) -> BadInputError:
+        return BadInputError(
+            f"tensor {name!r}: external data location {location!r} {why}",
+            path=str(path),
+            hint=hint,
+        )
+
+    truncated = "the data file is truncated or does not belong to this model"
+
+    if not location:
+        raise refuse("is empty")
+    if "\0" in location:
+        raise refuse("holds a NUL character")
+    if os.path.isabs(location):
+        raise refuse("is an absolute path")
+    joined = os.path.normpath(os.path.join(os.path.abspath(folder), location))
+    if not _inside(joined, os.path.normpath(os.path.abspath(folder))):
+        raise refuse("leaves the model's folder")
+    real = os.path.realpath(joined)
+    if not any(_inside(real, root) for root in roots):
+        raise refuse(f"leaves the model's folder through a symlink (to {real})")
+    try:
+        info = os.stat(real)
+    except FileNotFoundError:
+        raise refuse("names a file that does not exist") from None
+    except OSError as error:
+        raise refuse(f"cannot be read: {error.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise refuse("is not a regular file (a directory, device, FIFO or socket)")
+    offset = tensor.offset or 0
+    if offset > info.st_size:
+        raise refuse(
+            f"has offset {offset}, beyond the file's end ({info.st_size} bytes)", truncated
+        )
+    available = info.st_size - offset
+    length = tensor.length
+    if length is not None and length > available:
+        raise refuse(
+            f"has offset {offset} and length {length}, beyond the file's end "
+            f"({info.st_size} bytes)",
+            truncated,
+        )
+    if length is not None and length != nbytes:
+        raise refuse(f"holds {length} bytes where its shape and type declare {nbytes}", truncated)
+    if nbytes > available:
+        raise refuse(
+            f"holds {available} bytes after offset {offset} where {nbytes} are declared", truncated
+        )
+
+
+def _inside(candidate: str, root: str) -> bool:
+    return candidate == root or candidate.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _check_inline(proto: onnx.TensorProto, name: str, nbytes: int, path: Path) -> None:
+    if proto.HasField("raw_data"):
+        if len(proto.raw_data) != nbytes:
+            raise BadInputError(
+                f"tensor {name!r} holds {len(proto.raw_data)} bytes of raw data where its shape "
+                f"and type declare {nbytes}",
+                path=str(path),
+            )
+        return
+    count = 1
+    for dim in proto.dims:
+        count *= dim
+    data_type = proto.data_type
+    if data_type in (onnx.TensorProto.COMPLEX64, onnx.TensorProto.COMPLEX128):
+        expected = 2 * count
+    elif ir.DataType(data_type).bitwidth < 8:
+        expected = nbytes  # packed: one byte of values in each int32_data entry
+    else:
+        expected = count
+    field = onnx.helper.tensor_dtype_to_field(data_type)
+    _check_count(len(getattr(proto, field)), expected, name, field, path)
+
+
+def _check_count(present: int, expected: int, name: str, field: str, path: Path) -> None:
+    if present != expected:
+        raise BadInputError(
+            f"tensor {name!r} holds {present} values in {field} where its shape declares "
+            f"{expected}",
+            path=str(path),
+        )
