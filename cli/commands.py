@@ -279,7 +279,7 @@ def inspect(src: str, source: str | None, inputs: tuple[str, ...], as_json: bool
     from unframe.converters import api
     from unframe.shared_ir.stats import model_summary
 
-    summary = model_summary(api.load(src, source, inputs=list(inputs)))
+    summary = model_summary(api.load(src, source, inputs=list(inputs), inspect=True))
     if as_json:
         render.print_json(summary)
         return

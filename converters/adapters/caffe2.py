@@ -100,7 +100,10 @@ class Caffe2Framework(Framework):
         from unframe.backends.caffe2.netdef import read_model
         from unframe.frontends.caffe2 import import_caffe2
 
-        return import_caffe2(read_model(path, detach_weights=True), options)
+        # ``inspect`` (options.extra["inspect"]) lists a net without weights or shapes too.
+        inspecting = bool(options.extra.get("inspect"))
+        model = read_model(path, allow_missing_init=inspecting, detach_weights=True)
+        return import_caffe2(model, options, structure_only=inspecting)
 
     def save(self, model: ir.Model, path: Path, options: ConvertOptions) -> None:
         from unframe.backends.caffe2.export import export_model

@@ -264,6 +264,18 @@ class ImportContext:
     ) -> ir.Value:
         return self.node(op_type, inputs, attributes)[0]
 
+    def opaque(self) -> None:
+        """The current op as a node of domain ``caffe2``, its outputs of unknown type (inspect)."""
+        assert self.op is not None
+        inputs = [self.read(blob) for blob in self.op.input]
+        base = self.op.name or f"{self.op.type}_{self.index}"
+        node = ir.Node(
+            "caffe2", self.op.type, inputs, num_outputs=len(self.op.output), name=self._unique(base)
+        )
+        self.nodes.append(node)
+        for i, value in enumerate(node.outputs):
+            self.output(i, value)
+
     def identity(self, value: ir.Value, blob: str) -> ir.Value:
         """An Identity of ``value``, for graph outputs that are inputs or initializers."""
         node = ir.Node("", "Identity", [value], name=self._unique(f"{blob}/identity"))
@@ -284,11 +296,13 @@ class ImportContext:
     def ints(self, values: Sequence[int]) -> ir.Value:
         return self.const(np.array(list(values), dtype=np.int64), "ints")
 
-    def add_initializer(self, blob: str, array: np.ndarray | ir.TensorProtocol) -> None:
+    def add_initializer(self, blob: str, array: np.ndarray | ir.TensorProtocol | None) -> None:
+        """A weight; None: one whose value is not known (a net published without weights)."""
         tensor = _tensor(array, blob) if isinstance(array, np.ndarray) else array
         value = ir.Value(name=blob, const_value=tensor)
-        value.dtype = tensor.dtype
-        value.shape = ir.Shape(tensor.shape)
+        if tensor is not None:
+            value.dtype = tensor.dtype
+            value.shape = ir.Shape(tensor.shape)
         self._taken.add(blob)
         self.initializers[blob] = value
         self.blobs[blob] = value

@@ -20,7 +20,14 @@ from unframe.backends.caffe2.proto import caffe2_pb2
 from unframe.backends.caffe2.proto.values import get_floats, get_ints
 from unframe.backends.caffe2.proto.wire import Detached
 from unframe.frontends.caffe2.arguments import sort_unread, warn_ignored
-from unframe.frontends.caffe2.context import FRAMEWORK, IR_DTYPES, OPSET, Args, ImportContext
+from unframe.frontends.caffe2.context import (
+    FRAMEWORK,
+    IR_DTYPES,
+    OPSET,
+    Args,
+    ImportContext,
+    ShapeNeededError,
+)
 from unframe.frontends.caffe2.registry import DOMAIN, ops
 from unframe.shared_ir.errors import (
     BadInputError,
@@ -49,13 +56,19 @@ def import_registry() -> OpRegistry[Any]:
     return ops
 
 
-def import_caffe2(model: Caffe2Model, options: Any = None) -> ir.Model:
+def import_caffe2(
+    model: Caffe2Model, options: Any = None, *, structure_only: bool = False
+) -> ir.Model:
     """Converts a Caffe2 model to the IR.
 
     Args:
         model: the nets as ``read_model`` returns them; a model without an init net must have
             every weight blob filled some other way (the zoo nets get random weights first).
         options: a ``ConvertOptions``; its ``inputs`` (name -> InputSpec) override value_info.
+        structure_only: for ``inspect``: a net without weights is accepted (its weights become
+            initializers without values), and an op that cannot be imported (no converter, a
+            shape that is unknown) becomes an opaque node of domain ``caffe2``, so that the
+            graph's inputs, outputs and ops can be listed. Never use the result to convert.
 
     Raises:
         UnsupportedOpsError: listing every op type the frontend does not know, before converting.
@@ -65,16 +78,20 @@ def import_caffe2(model: Caffe2Model, options: Any = None) -> ir.Model:
     net = model.predict_net
     where = str(model.directory) if model.directory is not None else "predict_net"
     missing = _missing_converters(net, registry)
-    if missing:
+    if missing and not structure_only:
         raise UnsupportedOpsError(missing, framework=FRAMEWORK, direction="import", path=where)
     ctx = ImportContext(where)
     specs = getattr(options, "inputs", None) or {}
     placeholders = placeholder_inputs(model, specs)
     if model.init_net is not None:
         _load_init_net(model.init_net, ctx, where, placeholders, model.init_values)
+    elif structure_only:
+        for blob in _unpublished_weights(model, specs):
+            ctx.add_initializer(blob, None)
     _add_inputs(model, ctx, specs)
-    ctx.convert_net = functools.partial(_convert_ops, registry=registry)
-    _convert_ops(net, ctx, registry=registry)
+    convert = functools.partial(_convert_ops, registry=registry, structure_only=structure_only)
+    ctx.convert_net = convert
+    convert(net, ctx)
     outputs = []
     for blob in net.external_output or _dangling(net):
         if blob not in ctx.blobs:
@@ -85,20 +102,43 @@ def import_caffe2(model: Caffe2Model, options: Any = None) -> ir.Model:
         if value in ctx.inputs or value.name in ctx.initializers:
             value = ctx.identity(value, blob)
         outputs.append(value)
+    opsets = {"": OPSET}
+    if any(node.domain == DOMAIN for node in ctx.nodes):
+        opsets[DOMAIN] = 1
     graph = ir.Graph(
         ctx.inputs, outputs, nodes=ctx.nodes, initializers=list(ctx.initializers.values()),
-        opset_imports={"": OPSET}, name=net.name or "caffe2",
+        opset_imports=opsets, name=net.name or "caffe2",
     )  # fmt: skip
     return ir.Model(graph, ir_version=10, producer_name="unframe-caffe2")
 
 
-def _convert_ops(net: caffe2_pb2.NetDef, ctx: ImportContext, *, registry: OpRegistry[Any]) -> None:
+def _unpublished_weights(model: Caffe2Model, specs: dict[str, Any]) -> list[str]:
+    """The weights of a net published without them (the model zoo's pbtxt files).
+
+    Its data inputs are the blobs value_info or ``--input`` names, else the first external
+    input (Caffe2's convention); the other external inputs that ops read are its weights.
+    """
+    declared = set(specs) | set(model.value_info)
+    names = data_inputs(model, specs)
+    if not declared and names:
+        declared = {names[0]}
+    return [blob for blob in names if blob not in declared]
+
+
+def _convert_ops(
+    net: caffe2_pb2.NetDef,
+    ctx: ImportContext,
+    *,
+    registry: OpRegistry[Any],
+    structure_only: bool = False,
+) -> None:
     """Converts ``net``'s ops in order into ``ctx`` (the main net's context or a subnet's).
 
     An op a converter refuses does not stop the others: ops that read what it would have written
     are skipped, and every refusal is raised at the end in one UnsupportedOpsError. Bad input
     (malformed arguments, a blob read before written) raises at once. Arguments that Caffe2's
-    operator does not read either are warned about (``arguments.py``).
+    operator does not read either are warned about (``arguments.py``). With ``structure_only``
+    a refused op becomes an opaque node (see ``import_caffe2``).
     """
     failures: list[UnsupportedOp] = []
     unwritten: set[str] = set()  # blobs of refused ops, and of the ops that read them
@@ -107,14 +147,21 @@ def _convert_ops(net: caffe2_pb2.NetDef, ctx: ImportContext, *, registry: OpRegi
         if any(blob in unwritten for blob in op.input):
             unwritten.update(op.output)
             continue
+        built = len(ctx.nodes)
         try:
             _convert_op(op, ctx, registry)
-        except UnsupportedOpsError as error:  # inside a subnet
-            failures.extend(error.ops)
-            unwritten.update(op.output)
-        except UnsupportedError as error:
-            failures.append(ctx.refusal(error))
-            unwritten.update(op.output)
+        except (UnsupportedError, ShapeNeededError) as error:
+            if structure_only:
+                del ctx.nodes[built:]  # what the converter built before it gave up
+                ctx.opaque()
+            elif isinstance(error, UnsupportedOpsError):  # inside a subnet
+                failures.extend(error.ops)
+                unwritten.update(op.output)
+            elif isinstance(error, UnsupportedError):
+                failures.append(ctx.refusal(error))
+                unwritten.update(op.output)
+            else:
+                raise
     ctx.op = None
     if failures:
         raise UnsupportedOpsError(failures, framework=FRAMEWORK, direction="import", path=ctx.where)
