@@ -109,7 +109,11 @@ def output_path(target: Path | str) -> Path:
 def _protected(path: Path) -> bool:
     """The root, home and every folder holding the working directory, which nothing may replace."""
     cwd = Path.cwd().resolve()
-    return path == Path(path.anchor) or path == Path.home().resolve() or path in (cwd, *cwd.parents)
+    try:
+        home = Path.home().resolve()
+    except (OSError, RuntimeError):  # no home directory to protect
+        home = cwd
+    return path in (Path(path.anchor), home, cwd, *cwd.parents)
 
 
 def _check_replaceable(path: Path, *, force: bool, own: OwnOutput) -> None:

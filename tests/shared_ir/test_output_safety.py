@@ -297,3 +297,25 @@ def test_a_failed_save_removes_the_folders_it_created(tmp_path):
     with atomic_output(target, force=False) as staged:
         staged.write_text("whole")
     assert target.read_text() == "whole" and _listing(target.parent) == ["out.onnx"]
+
+
+def test_without_renameat2_links_and_placeholders_keep_the_same_rules(tmp_path, monkeypatch):
+    # Kernels, libcs and filesystems without renameat2 (macOS, musl, some network filesystems).
+    monkeypatch.setattr("unframe.shared_ir.output._RENAMEAT2", None)
+    link = tmp_path / "out.onnx"
+    link.symlink_to(tmp_path / "elsewhere.onnx")
+    with pytest.raises(BadInputError, match="already exists"):
+        with atomic_output(link, force=False) as staged:
+            staged.write_text("new")
+    net = tmp_path / "net"
+    with atomic_output(net, force=False, directory=True) as staged:
+        (staged / "predict_net.pb").write_text("first")
+    with pytest.raises(BadInputError, match="already exists"):
+        with atomic_output(net, force=False, directory=True) as staged:
+            (staged / "predict_net.pb").write_text("second")
+    with atomic_output(
+        net, force=True, directory=True, is_own_output=CAFFE2.is_own_output
+    ) as staged:
+        (staged / "predict_net.pb").write_text("third")
+    assert (net / "predict_net.pb").read_text() == "third"
+    assert _listing(tmp_path) == ["net", "out.onnx"] and link.is_symlink()
