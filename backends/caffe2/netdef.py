@@ -441,8 +441,20 @@ def _check_netdef(net: caffe2_pb2.NetDef, where: str, *, allow_empty: bool) -> N
 
 def _check_ops(net: caffe2_pb2.NetDef, where: str, scope: str) -> None:
     """Op types, blob and argument names, in ``net`` and the subnets its ops hold (If, While)."""
+    if not isinstance(net.name, str):  # the wire reader keeps bytes that are not UTF-8 as bytes
+        raise BadInputError(
+            f"not a Caffe2 NetDef: {scope}the net's name is not UTF-8 text",
+            path=where,
+            framework=FRAMEWORK,
+        )
     for index, op in enumerate(net.op):
         at = f"{scope}operator {index}"
+        if not isinstance(op.name, str):
+            raise BadInputError(
+                f"not a Caffe2 NetDef: {at} has a name that is not UTF-8 text",
+                path=where,
+                framework=FRAMEWORK,
+            )
         if not isinstance(op.type, str) or not op.type or not op.type.isprintable():
             raise BadInputError(
                 f"not a Caffe2 NetDef: {at} has {'no' if not op.type else 'a garbled'} type",
