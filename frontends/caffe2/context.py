@@ -302,7 +302,7 @@ class ImportContext:
         value = ir.Value(name=blob, const_value=tensor)
         if tensor is not None:
             value.dtype = tensor.dtype
-            value.shape = ir.Shape(tensor.shape)
+            value.shape = ir.Shape(tensor.shape.numpy())
         self._taken.add(blob)
         self.initializers[blob] = value
         self.blobs[blob] = value

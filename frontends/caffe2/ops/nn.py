@@ -214,8 +214,8 @@ def _pool(op: Op, args: Args, ctx: ImportContext, onnx_type: str) -> None:
         _check_global_pooling(args, ctx)
         if onnx_type == "AveragePool":  # every window is the whole image: no pad to count
             args.integer("count_include_pad", 0)
-        attrs = {"p": int(args.number("p", 2.0))} if onnx_type == "LpPool" else {}
-        _channel_first(args, ctx, f"Global{onnx_type}", [x], attrs)
+        lp = {"p": int(args.number("p", 2.0))} if onnx_type == "LpPool" else {}
+        _channel_first(args, ctx, f"Global{onnx_type}", [x], lp)
         return
     attrs = _conv_attrs(args, ctx, x, None, pool=True)
     if onnx_type == "AveragePool":
