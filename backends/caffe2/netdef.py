@@ -269,9 +269,10 @@ def read_value_info(path: Path) -> ValueInfo:
                 path=str(path),
                 framework=FRAMEWORK,
             )
-        if any(d < 0 for d in dims):
+        if any(d < -1 for d in dims):  # -1 is an unknown size, as the Caffe2 writer marks one
             raise BadInputError(
-                f"value_info entry {name!r}: shape {dims} has a negative dimension",
+                f"value_info entry {name!r}: shape {dims} has a negative dimension other than "
+                "-1 (unknown)",
                 path=str(path),
                 framework=FRAMEWORK,
             )

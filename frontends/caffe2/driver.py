@@ -315,7 +315,9 @@ def _add_inputs(model: Caffe2Model, ctx: ImportContext, specs: dict[str, Any]) -
         spec = specs.get(blob)
         elem, dims = model.value_info.get(blob, (1, None))
         dtype = ir.DataType(elem) if elem else ir.DataType.FLOAT
-        shape: list[int | str | None] | None = list(dims) if dims is not None else None
+        shape: list[int | str | None] | None = (
+            [None if d == -1 else d for d in dims] if dims is not None else None
+        )
         if spec is not None:
             if spec.shape is not None:
                 shape = list(spec.shape)

@@ -200,3 +200,14 @@ def test_a_missing_value_info_when_converting_says_how_to_give_the_shape(tmp_pat
     assert not out.exists()
     given = CliRunner().invoke(cli, ["convert", str(directory), "-o", str(out), "--input", "x=2,3"])
     assert given.exit_code == 0, given.output
+
+
+def test_value_info_minus_one_is_an_unknown_size_as_unframe_writes_it(tmp_path: Path) -> None:
+    # The exporter writes -1 for a symbolic dimension: reading it back must work.
+    c2 = model([op("Relu", ["x"], ["y"])], {}, {"x": [1, 2]}, ["y"])
+    directory = _write(tmp_path, c2)
+    (directory / "value_info.json").write_text('{"x": [1, [-1, 2]]}', encoding="utf-8")
+    imported = Caffe2Framework().load(directory, ConvertOptions())
+    assert imported.graph.inputs[0].shape is not None
+    assert imported.graph.inputs[0].shape[1] == 2
+    assert not isinstance(imported.graph.inputs[0].shape[0], int)
