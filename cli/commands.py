@@ -188,6 +188,7 @@ def _print_validation(validation: Any) -> None:
         )
     )
     render.stdout.print(f"how: {validation.how}")
+    render.print_findings(validation.problems, validation.warnings)
     render.stdout.print(
         "[green]outputs match[/green]" if validation.ok else "[red]outputs differ[/red]"
     )
@@ -265,6 +266,7 @@ def roundtrip(
         for key in ("nodes", "parameters", "parameter_bytes"):
             render.stdout.print(f"{key}: {result.before[key]} -> {result.after[key]}")
         render.stdout.print(f"how: {result.how}")
+        render.print_findings(result.problems, result.warnings)
     if not result.ok:
         sys.exit(int(ExitCode.MISMATCH))
 

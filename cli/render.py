@@ -32,21 +32,39 @@ def _number(value: float) -> str:
 
 
 def comparison_table(title: str, outputs: list[OutputComparison]) -> Table:
+    """One row per output: errors against atol/rtol and against the output's own scale.
+
+    A dtype that differs from the reference's is named in the result's note (JSON has both).
+    """
     table = Table(title=title, title_justify="left")
-    for column in ("output", "shape", "max abs err", "max rel err", "mismatched", "result"):
+    columns = ("output", "shape", "max abs err", "max rel err", "err/std", "mismatched")
+    for column in (*columns, "result"):
+        numeric = "err" in column or column == "mismatched"
+        # Figures and shapes never wrap mid-value; names and notes may.
         table.add_column(
-            column, justify="right" if "err" in column or column == "mismatched" else "left"
+            column, justify="right" if numeric else "left", no_wrap=numeric or column == "shape"
         )
     for o in outputs:
         result = "[green]pass[/green]" if o.ok else "[red]FAIL[/red]"
-        if o.note:
-            result += f" ({o.note})"
+        details = [o.note] if o.note else []
+        details += [f"[yellow]{flag}[/yellow]" for flag in o.flags]
+        if details:
+            result += f" ({'; '.join(details)})"
         table.add_row(
             o.name,
             str(o.shape),
             _number(o.max_abs),
             _number(o.max_rel),
+            "-" if o.rel_to_scale is None else _number(o.rel_to_scale),
             f"{o.mismatched}/{o.total}",
             result,
         )
     return table
+
+
+def print_findings(problems: list[str], warnings: list[str]) -> None:
+    """What fails the comparison as a whole (red) and what weakens a pass (yellow), after the table."""
+    for problem in problems:
+        stdout.print(f"[red]problem:[/red] {problem}")
+    for warning in warnings:
+        stdout.print(f"[yellow]warning:[/yellow] {warning}")

@@ -18,7 +18,7 @@ import onnx_ir as ir
 from unframe.converters.framework import ConvertOptions, Framework
 from unframe.converters.registry import detect_framework, get_framework
 from unframe.shared_ir import passes
-from unframe.shared_ir.compare import DEFAULT_ATOL, DEFAULT_RTOL, OutputComparison, compare_outputs
+from unframe.shared_ir.compare import DEFAULT_ATOL, DEFAULT_RTOL, OutputComparison, compare_models
 from unframe.shared_ir.errors import (
     BadInputError,
     UnframeError,
@@ -43,9 +43,18 @@ class ValidationResult:
     rtol: float
     atol: float
     seconds: float = 0.0
+    #: Why the comparison as a whole fails (nothing compared) and what weakens a pass.
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "how": self.how, "outputs": [o.as_json() for o in self.outputs]}
+        return {
+            "ok": self.ok,
+            "how": self.how,
+            "outputs": [o.as_json() for o in self.outputs],
+            "problems": self.problems,
+            "warnings": self.warnings,
+        }
 
 
 @dataclass
@@ -85,6 +94,8 @@ class RoundtripResult:
     before: dict[str, Any]
     after: dict[str, Any]
     seconds: float
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         keys = ("nodes", "parameters", "parameter_bytes", "ops")
@@ -94,6 +105,8 @@ class RoundtripResult:
             "how": self.how,
             "seconds": round(self.seconds, 4),
             "outputs": [o.as_json() for o in self.outputs],
+            "problems": self.problems,
+            "warnings": self.warnings,
             "stats": {
                 "before": {k: self.before[k] for k in keys},
                 "after": {k: self.after[k] for k in keys},
@@ -338,14 +351,18 @@ def _validate(
         else _load(target_fw, target_path, options)
     )
     actual, how_cand = _run_side(target_fw, target_path, target_model, feeds, "the converted model")
-    outputs = compare_outputs(actual, expected, rtol=rtol, atol=atol)
+    report = compare_models(
+        actual, expected, rtol=rtol, atol=atol, frameworks=(source_fw.name, target_fw.name)
+    )
     return ValidationResult(
-        ok=all(o.ok for o in outputs),
+        ok=report.ok,
         how=f"{how_ref}; {how_cand}",
-        outputs=outputs,
+        outputs=report.outputs,
         rtol=rtol,
         atol=atol,
         seconds=time.perf_counter() - started,
+        problems=report.problems,
+        warnings=report.warnings,
     )
 
 
@@ -406,15 +423,23 @@ def roundtrip(
         after = _load(via_fw, middle, convert_options)
         names = [v.name or "" for v in after.graph.inputs if v.name not in after.graph.initializers]
         actual = run_reference(after, align_feeds(names, feeds))
-    outputs = compare_outputs(actual.outputs, expected.outputs, rtol=rtol, atol=atol)
+    report = compare_models(
+        actual.outputs,
+        expected.outputs,
+        rtol=rtol,
+        atol=atol,
+        frameworks=(source_fw.name, via_fw.name),
+    )
     return RoundtripResult(
-        ok=all(o.ok for o in outputs),
+        ok=report.ok,
         via=via_fw.name,
         how=f"both IRs run by {expected.engine} / {actual.engine}",
-        outputs=outputs,
+        outputs=report.outputs,
         before=model_summary(before),
         after=model_summary(after),
         seconds=time.perf_counter() - started,
+        problems=report.problems,
+        warnings=report.warnings,
     )
 
 

@@ -42,7 +42,7 @@ def test_convert_light_resnet50_to_opset_13_validates(tmp_path):
     assert data["ok"] and data["from"] == "onnx" and data["to"] == "onnx"
     assert onnx.load(out).opset_import[0].version == 13
     (output,) = data["validation"]["outputs"]
-    assert set(output) == {"name", "shape", "max_abs", "max_rel", "mismatched", "total", "ok"}
+    assert set(output) >= {"name", "shape", "max_abs", "max_rel", "mismatched", "total", "ok"}
     assert output["shape"] == [1, 1000] and output["ok"] and output["mismatched"] == 0
 
 
@@ -62,7 +62,7 @@ def test_validate_reports_a_mismatch_with_exit_code_1(tmp_path, write_model):
     result = invoke("validate", str(reference), str(candidate), "--input", "x=4,2", "--json")
     assert result.exit_code == 1
     data = json.loads(result.stdout)
-    assert set(data) == {"ok", "how", "outputs"} and not data["ok"]
+    assert set(data) >= {"ok", "how", "outputs"} and not data["ok"]
     (output,) = data["outputs"]
     assert output["shape"] == [4, 3] and output["total"] == 12
     # Exactly the elements of column 0 whose x[:, 0] is large enough to exceed the tolerance.
