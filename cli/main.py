@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 validation mismatch, 2 bad usage or bad input, 3 unsupported
 
 from __future__ import annotations
 
+import logging
 import traceback
 import warnings
 from typing import Any, TextIO
@@ -82,6 +83,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    # The library lets frameworks' own logs and tracebacks through only at DEBUG.
+    logging.getLogger("unframe").setLevel(logging.DEBUG if debug else logging.NOTSET)
     if not debug:
         warnings.showwarning = _show_warning
 

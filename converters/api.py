@@ -25,6 +25,7 @@ from unframe.shared_ir.errors import (
     UnsupportedOpsError,
     unexpected_error,
 )
+from unframe.shared_ir.factory_spec import is_factory_spec
 from unframe.shared_ir.inputs import InputSpec, align_feeds, example_inputs, parse_input_specs
 from unframe.shared_ir.output import atomic_output, check_output
 from unframe.shared_ir.runner import run_reference
@@ -138,8 +139,8 @@ def _specs(inputs: InputsArg) -> dict[str, InputSpec]:
 
 def _source_path(src: Path | str) -> Path:
     path = Path(str(src))
-    # A PyTorch factory ``file.py:make_model`` or ``package.module:make_model`` is not a path.
-    if not path.exists() and ":" not in str(src):
+    # Only an explicit factory spec (``py:file.py:make_model``) is not a path; ``x.onnx:w`` is one.
+    if not path.exists() and not is_factory_spec(src):
         raise BadInputError("no such file or directory", path=str(src))
     return path
 

@@ -84,7 +84,8 @@ def detect_framework(path: Path | str, *, for_writing: bool) -> Framework:
         return matches[0]
     flag = "--to" if for_writing else "--from"
     if not matches:
-        if not for_writing and not candidate.exists() and ":" not in str(path):
+        # A factory spec (``py:...``) matches the PyTorch adapter; any other colon path is a path.
+        if not for_writing and not candidate.exists():
             raise BadInputError("no such file", path=str(path))
         raise BadInputError(
             "cannot tell which framework this is from its name",

@@ -1,6 +1,6 @@
 """A small PyTorch CNN for `make demo`: conv, batch norm, residual add, pooling and a classifier.
 
-Used as a factory: ``unframe convert examples/demo_model.py:make_model --input x=1,3,32,32 ...``.
+Used as a factory: ``unframe convert py:examples/demo_model.py:make_model --input x=1,3,32,32 ...``.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ mkdir -p "$out"
 available() { unframe frameworks --json | python -c "import json,sys; d={f['name']: f for f in json.load(sys.stdin)}; sys.exit(0 if d.get('$1', {}).get('export') else 1)"; }
 
 if available pytorch && available caffe2; then
-  echo "== PyTorch -> Caffe2 (examples/demo_model.py:make_model) =="
-  unframe convert examples/demo_model.py:make_model --input x=1,3,32,32 \
+  echo "== PyTorch -> Caffe2 (py:examples/demo_model.py:make_model) =="
+  unframe convert py:examples/demo_model.py:make_model --input x=1,3,32,32 \
     --from pytorch --to caffe2 -o "$out/demo_net" --validate --force
   echo
   echo "== Caffe2 -> ONNX =="

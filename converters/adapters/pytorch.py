@@ -6,7 +6,6 @@ imports it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,11 +14,8 @@ import numpy as np
 import onnx_ir as ir
 
 from unframe.converters.framework import ConvertOptions, Framework
+from unframe.shared_ir.factory_spec import is_factory_spec
 from unframe.shared_ir.op_registry import OpRegistry
-
-#: ``path/to/file.py:make_model`` or ``package.module:make_model``.
-_FACTORY = re.compile(r"^(?P<target>[^:]+\.py|[A-Za-z_][\w.]*):(?P<function>[A-Za-z_]\w*)$")
-
 
 _CONFORMANCE_NOTE = """\
 ## How to read this report
@@ -46,7 +42,7 @@ class PyTorchFramework(Framework):
     conformance_note: ClassVar[str] = _CONFORMANCE_NOTE
 
     def matches(self, path: Path, *, for_writing: bool) -> bool:
-        if not for_writing and _FACTORY.match(str(path)) and path.suffix.lower() not in self.reads:
+        if not for_writing and is_factory_spec(path):
             return True
         return super().matches(path, for_writing=for_writing)
 
@@ -65,9 +61,9 @@ class PyTorchFramework(Framework):
     def run(self, path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.ensure_installed()
         from unframe.backends.pytorch import run_native
-        from unframe.frontends.pytorch.loading import instantiate_factory, is_factory_spec
+        from unframe.frontends.pytorch.loading import instantiate_factory
 
-        if is_factory_spec(str(path)) and not path.exists():
+        if is_factory_spec(path):
             # The source of a conversion may be a factory: run the user's own module on the
             # inputs, so validation compares against PyTorch itself, not against our import.
             import torch

@@ -151,7 +151,7 @@ def _export_dynamo(
     opset: int,
 ) -> ir.Model:
     fresh_export_state()  # else a second export in a process unrolls nn.GRU/LSTM
-    with _quiet_exporter():
+    with quiet_torch():
         program = torch.onnx.export(
             module,
             args,
@@ -180,7 +180,7 @@ def _export_torchscript(
     if kwargs:
         args = args + tuple(kwargs[name] for name in names[len(args) :] if name in kwargs)
     buffer = io.BytesIO()
-    with _quiet_exporter():
+    with quiet_torch():
         torch.onnx.export(
             module,
             args,
@@ -195,8 +195,14 @@ def _export_torchscript(
 
 
 @contextlib.contextmanager
-def _quiet_exporter() -> Iterator[None]:
-    """Silences the exporters' chatter: progress lines, graph dumps, deprecation notes."""
+def quiet_torch() -> Iterator[None]:
+    """Silences torch's chatter: progress lines, graph dumps, deprecation notes, logged tracebacks.
+
+    Where the ``unframe`` logger is at DEBUG (``unframe --debug``), everything is let through.
+    """
+    if logging.getLogger("unframe").isEnabledFor(logging.DEBUG):
+        yield
+        return
     manager = logging.Logger.manager
     noisy = [logging.getLogger("torch")] + [
         logger

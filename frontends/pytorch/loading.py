@@ -4,7 +4,10 @@ No file a user hands us is ever unpickled with ``weights_only=False``: ``.pt2`` 
 for pickled payloads before ``torch.export.load`` reads them, and every ``torch.load`` made while
 reading one is forced to ``weights_only=True``. TorchScript archives go through ``torch.jit.load``,
 whose unpickler builds TorchScript objects only. A factory runs the user's own code: that is its
-contract.
+contract, and only an explicit factory spec names one (``unframe.shared_ir.factory_spec``).
+
+Only regular files are read (a FIFO would block, ``/dev/zero`` never ends), and a ``.pt2`` archive's
+members must fit in the archive and under ``UNFRAME_MAX_PT2_BYTES`` before torch reads any of them.
 """
 
 from __future__ import annotations
@@ -14,29 +17,52 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import logging
+import os
 import re
+import stat
 import sys
 import threading
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import onnx_ir as ir
 import torch
 
-from unframe.frontends.pytorch.export import DEFAULT_OPSET, forward_parameters, from_torch
-from unframe.shared_ir.errors import BadInputError
+from unframe.frontends.pytorch.export import (
+    DEFAULT_OPSET,
+    forward_parameters,
+    from_torch,
+    quiet_torch,
+)
+from unframe.shared_ir.errors import BadInputError, LimitExceededError
+from unframe.shared_ir.factory_spec import FactorySpec, is_factory_spec, parse_factory_spec
 from unframe.shared_ir.inputs import InputSpec, random_array
 from unframe.shared_ir.options import ConvertOptions
 
 PT2_SUFFIXES = (".pt2",)
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
 
-_FACTORY = re.compile(r"^(?P<target>.+):(?P<function>[A-Za-z_][A-Za-z0-9_]*)$")
-_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+__all__ = [
+    "PT2_SUFFIXES",
+    "TORCHSCRIPT_SUFFIXES",
+    "instantiate_factory",
+    "is_factory_spec",
+    "load_exported_program",
+    "load_pytorch",
+    "load_torchscript",
+]
+
+#: Environment variable that raises the limit on a ``.pt2`` archive's unpacked size.
+MAX_PT2_BYTES_VARIABLE = "UNFRAME_MAX_PT2_BYTES"
+#: Default limit on the bytes a ``.pt2`` archive unpacks to (all members together): 64 GiB.
+DEFAULT_MAX_PT2_BYTES = 64 << 30
+#: Deflate cannot expand data more than 1032-fold; a member declaring more lies about its size.
+_MAX_DEFLATE_RATIO = 1032
 #: Example size of an axis the user leaves symbolic (``--input x=batch,3``): 1 may be specialized.
 _SYMBOLIC_EXAMPLE_SIZE = 2
 _LOAD_LOCK = threading.Lock()
@@ -44,21 +70,14 @@ _UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def is_factory_spec(text: str | Path) -> bool:
-    """Whether ``text`` reads ``path/to/file.py:make_model`` or ``package.module:make_model``."""
-    match = _FACTORY.match(str(text))
-    if not match:
-        return False
-    target = match["target"]
-    return target.endswith(".py") or bool(_DOTTED.match(target))
-
-
 def load_pytorch(path_or_spec: Path | str, options: ConvertOptions | None = None) -> ir.Model:
     """Frontend: reads a ``.pt2`` program, a TorchScript file or a factory spec into the IR.
 
     Args:
         path_or_spec: a ``.pt2`` file (``torch.export.save``), a TorchScript ``.pt``/``.ts`` file
-            (``torch.jit.save``), or ``file.py:make_model`` / ``package.module:make_model``.
+            (``torch.jit.save``), or a factory, which runs the user's code:
+            ``py:file.py:make_model`` / ``py:package.module:make_model`` (or an existing
+            ``file.py:make_model``).
         options: ``inputs`` give the example inputs' shapes (a factory needs them unless its module
             defines ``example_inputs()``); ``dynamic`` names the axes that stay symbolic.
 
@@ -69,8 +88,9 @@ def load_pytorch(path_or_spec: Path | str, options: ConvertOptions | None = None
     options = options or ConvertOptions()
     opset = options.opset or DEFAULT_OPSET
     text = str(path_or_spec)
-    if is_factory_spec(text) and not Path(text).exists():
-        module, where, factory_module = _call_factory(text)
+    spec = parse_factory_spec(text)
+    if spec is not None:
+        module, where, factory_module = _call_factory(spec)
         names = forward_parameters(module)
         inputs = _example_inputs(names, options, where, factory_module)
         return _convert(module, inputs, names, options, opset, where)
@@ -82,6 +102,7 @@ def load_pytorch(path_or_spec: Path | str, options: ConvertOptions | None = None
         raise BadInputError(
             "is a directory, not a .pt2 or TorchScript file", path=text, framework="pytorch"
         )
+    _check_regular_file(path)
     name = path.name.lower()
     if name.endswith(PT2_SUFFIXES):
         program = load_exported_program(path)
@@ -105,7 +126,7 @@ def load_pytorch(path_or_spec: Path | str, options: ConvertOptions | None = None
         "not a PyTorch model file",
         path=text,
         framework="pytorch",
-        hint="give a .pt2 (torch.export.save), a .pt/.ts (torch.jit.save) or file.py:make_model",
+        hint="give a .pt2 (torch.export.save), a .pt/.ts (torch.jit.save) or py:file.py:make_model",
     )
 
 
@@ -132,26 +153,16 @@ def _convert(
 
 
 def load_exported_program(path: Path) -> torch.export.ExportedProgram:
-    """Reads a ``torch.export.save`` archive, refusing any that would need unsafe unpickling."""
-    _check_pt2_archive(path)
-    try:
-        with _weights_only_loads():
-            program = torch.export.load(path)
-    except _UnsafePickle as error:
-        raise BadInputError(
-            f"loading the .pt2 program needs unpickling arbitrary objects ({error}), "
-            "which unframe refuses",
-            path=str(path),
-            framework="pytorch",
-            hint="export a program whose weights and constants are plain tensors",
-        ) from None
-    except Exception as error:  # noqa: BLE001 - any reader failure means a bad file
-        raise BadInputError(
-            f"loading the .pt2 program failed: {_reason(error)}",
-            path=str(path),
-            framework="pytorch",
-            hint="the file is corrupt, truncated, or from an incompatible torch version",
-        ) from None
+    """Reads a ``torch.export.save`` archive, refusing any that would need unsafe unpickling.
+
+    Raises:
+        BadInputError: not a regular file, a corrupt or foreign archive, or pickled contents.
+        LimitExceededError: the archive unpacks to more than ``UNFRAME_MAX_PT2_BYTES``.
+    """
+    with _open_regular_file(path) as file:
+        _check_pt2_archive(file, str(path))
+        file.seek(0)
+        program = _read_program(file, str(path))
     if not isinstance(program, torch.export.ExportedProgram):
         raise BadInputError(
             "the .pt2 archive holds no exported program", path=str(path), framework="pytorch"
@@ -159,17 +170,133 @@ def load_exported_program(path: Path) -> torch.export.ExportedProgram:
     return program
 
 
-def _check_pt2_archive(path: Path) -> None:
-    where = str(path)
+def _read_program(file: IO[bytes], where: str) -> object:
     try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
+        # torch logs its own traceback of a bad archive before raising: the user gets ours.
+        with _weights_only_loads(), quiet_torch(), _logged_load_errors() as logged:
+            return torch.export.load(file)
+    except _UnsafePickle as error:
+        raise BadInputError(
+            f"loading the .pt2 program needs unpickling arbitrary objects ({error}), "
+            "which unframe refuses",
+            path=where,
+            framework="pytorch",
+            hint="export a program whose weights and constants are plain tensors",
+        ) from None
+    except MemoryError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any reader failure means a bad file
+        # torch.export.load logs the archive reader's error, then fails again on a legacy-format
+        # retry with "check the warnings above": the logged error is the one that explains.
+        reason = _reason(logged[0] if logged else error)
+        raise BadInputError(
+            f"loading the .pt2 program failed: {reason}",
+            path=where,
+            framework="pytorch",
+            hint="the file is corrupt, truncated, or from an incompatible torch version",
+        ) from None
+
+
+@contextlib.contextmanager
+def _logged_load_errors() -> Iterator[list[BaseException]]:
+    """The exceptions ``torch.export.load`` logs, kept, and dropped unless at DEBUG (``--debug``)."""
+    logger = logging.getLogger("torch.export")
+    shown = logging.getLogger("unframe").isEnabledFor(logging.DEBUG)
+    logged: list[BaseException] = []
+
+    def keep(record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            logged.append(record.exc_info[1])
+        return shown
+
+    level = logger.level
+    logger.addFilter(keep)
+    if not shown:
+        logger.setLevel(logging.WARNING)  # records must exist to be kept; ``keep`` drops them
+    try:
+        yield logged
+    finally:
+        logger.removeFilter(keep)
+        logger.setLevel(level)
+
+
+def _check_regular_file(path: Path) -> None:
+    """Refuses FIFOs, devices and sockets before opening them (a FIFO would block the open)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        raise BadInputError(
+            f"cannot read the file ({error.strerror})", path=str(path), framework="pytorch"
+        ) from None
+    if not stat.S_ISREG(mode):
+        raise BadInputError(
+            f"not a regular file ({_file_kind(mode)}); unframe reads models from regular files only",
+            path=str(path),
+            framework="pytorch",
+        )
+
+
+@contextlib.contextmanager
+def _open_regular_file(path: Path) -> Iterator[IO[bytes]]:
+    """Opens ``path`` without blocking and checks what was opened is still a regular file."""
+    _check_regular_file(path)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as error:
+        raise BadInputError(
+            f"cannot open the file ({error.strerror})", path=str(path), framework="pytorch"
+        ) from None
+    with os.fdopen(descriptor, "rb") as file:
+        # The path may have been swapped for a FIFO or device between stat and open.
+        mode = os.fstat(file.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            raise BadInputError(
+                f"not a regular file ({_file_kind(mode)})", path=str(path), framework="pytorch"
+            )
+        yield file
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a plain file")
+
+
+def _check_pt2_archive(file: IO[bytes], where: str) -> None:
+    """Checks the archive's directory before torch reads it: sizes, names, pickled payloads."""
+    try:
+        archive_bytes = os.fstat(file.fileno()).st_size
+        with zipfile.ZipFile(file) as archive:
+            members = archive.infolist()
+            _check_member_sizes(members, archive_bytes, where)
+            names = [member.filename for member in members]
             configs = {
                 name: archive.read(name)
                 for name in names
                 if name.endswith(("_weights_config.json", "_constants_config.json"))
             }
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
+    except UnicodeDecodeError:
+        raise BadInputError(
+            "loading the .pt2 program failed: a member name in the archive is not valid UTF-8",
+            path=where,
+            framework="pytorch",
+            hint="the file is corrupt; make it with torch.export.save",
+        ) from None
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        EOFError,
+        ValueError,
+        NotImplementedError,
+        RuntimeError,
+    ) as error:
         raise BadInputError(
             f"loading the .pt2 program failed: not a torch.export archive ({_reason(error)})",
             path=where,
@@ -190,16 +317,19 @@ def _check_pt2_archive(path: Path) -> None:
     for config_name, raw in configs.items():
         try:
             config = json.loads(raw).get("config", {})
-        except (ValueError, AttributeError) as error:
+            flagged = [
+                fqn
+                for fqn, meta in config.items()
+                if meta.get("use_pickle")
+                or str(meta.get("path_name", "")).startswith(("custom_obj_", "opaque_obj_"))
+            ]
+        except (ValueError, AttributeError, TypeError) as error:
             raise BadInputError(
-                f"loading the .pt2 program failed: {config_name} is unreadable ({error})",
+                f"loading the .pt2 program failed: {config_name} is unreadable ({_reason(error)})",
                 path=where,
                 framework="pytorch",
             ) from None
-        for fqn, meta in config.items():
-            path_name = str(meta.get("path_name", ""))
-            if meta.get("use_pickle") or path_name.startswith(("custom_obj_", "opaque_obj_")):
-                unsafe.append(fqn)
+        unsafe.extend(flagged)
     if unsafe:
         shown = ", ".join(unsafe[:5]) + (" ..." if len(unsafe) > 5 else "")
         raise BadInputError(
@@ -209,6 +339,73 @@ def _check_pt2_archive(path: Path) -> None:
             framework="pytorch",
             hint="export a program whose weights and constants are plain tensors",
         )
+
+
+def _check_member_sizes(members: Sequence[zipfile.ZipInfo], archive_bytes: int, where: str) -> None:
+    """Each member's declared size must fit in the archive; all of them under the limit."""
+    packed = 0
+    unpacked = 0
+    for member in members:
+        if member.compress_type == zipfile.ZIP_STORED:
+            honest = member.file_size == member.compress_size
+        elif member.compress_type == zipfile.ZIP_DEFLATED:
+            honest = member.file_size <= member.compress_size * _MAX_DEFLATE_RATIO
+        else:
+            raise BadInputError(
+                f"loading the .pt2 program failed: member {member.filename!r} uses zip "
+                f"compression method {member.compress_type}, which torch.export does not write",
+                path=where,
+                framework="pytorch",
+                hint="make it with torch.export.save",
+            )
+        packed += member.compress_size
+        unpacked += member.file_size
+        if not honest:
+            raise BadInputError(
+                f"loading the .pt2 program failed: member {member.filename!r} declares "
+                f"{member.file_size} bytes, more than its {member.compress_size} stored bytes "
+                "can hold",
+                path=where,
+                framework="pytorch",
+                hint="the file is corrupt or crafted; make it with torch.export.save",
+            )
+        if member.header_offset + member.compress_size > archive_bytes:
+            raise BadInputError(
+                f"loading the .pt2 program failed: member {member.filename!r} ends past the end "
+                f"of the {archive_bytes}-byte archive",
+                path=where,
+                framework="pytorch",
+                hint="the file is corrupt or truncated; make it with torch.export.save",
+            )
+    if packed > archive_bytes:
+        raise BadInputError(
+            f"loading the .pt2 program failed: its members declare {packed} bytes, more than the "
+            f"{archive_bytes}-byte archive holds (overlapping members)",
+            path=where,
+            framework="pytorch",
+            hint="the file is corrupt or crafted; make it with torch.export.save",
+        )
+    limit = _max_pt2_bytes()
+    if unpacked > limit:
+        raise LimitExceededError(
+            f"the .pt2 archive unpacks to {unpacked} bytes, over the limit of {limit} bytes",
+            path=where,
+            framework="pytorch",
+            hint=f"set {MAX_PT2_BYTES_VARIABLE}=<bytes> to raise the limit",
+        )
+
+
+def _max_pt2_bytes() -> int:
+    text = os.environ.get(MAX_PT2_BYTES_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_MAX_PT2_BYTES
+    try:
+        return int(text)
+    except ValueError:
+        raise BadInputError(
+            f"{MAX_PT2_BYTES_VARIABLE}={text!r} is not a whole number of bytes",
+            hint=f"e.g. {MAX_PT2_BYTES_VARIABLE}={DEFAULT_MAX_PT2_BYTES}",
+        ) from None
 
 
 class _UnsafePickle(Exception):
@@ -261,17 +458,18 @@ def load_torchscript(path: Path) -> torch.jit.ScriptModule:
             "unpickling can run arbitrary code",
             path=str(path),
             framework="pytorch",
-            hint="save it with torch.jit.save or torch.export.save, or give file.py:make_model "
+            hint="save it with torch.jit.save or torch.export.save, or give py:file.py:make_model "
             "that builds the model and loads the weights with torch.load(..., weights_only=True)",
         )
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with quiet_torch():
+            module = torch.jit.load(str(path), map_location="cpu")
     except Exception as error:  # noqa: BLE001 - any reader failure means a bad file
         raise BadInputError(
             f"loading the TorchScript model failed: {_reason(error)}",
             path=str(path),
             framework="pytorch",
-            hint="save it with torch.jit.save or torch.export.save, or give file.py:make_model; "
+            hint="save it with torch.jit.save or torch.export.save, or give py:file.py:make_model; "
             "unframe never unpickles a whole model",
         ) from None
     module.eval()
@@ -299,11 +497,10 @@ def _is_plain_pickle(path: Path) -> bool:
 # -- factories --------------------------------------------------------------------------------
 
 
-def _call_factory(spec: str) -> tuple[torch.nn.Module, str, ModuleType]:
-    match = _FACTORY.match(spec)
-    assert match is not None  # checked by is_factory_spec
-    target, function = match["target"], match["function"]
-    user_module = _import_factory_module(target)
+def _call_factory(spec: FactorySpec) -> tuple[torch.nn.Module, str, ModuleType]:
+    """Imports the factory's file or module and calls it: the user asked us to run this code."""
+    target, function = spec.target, spec.function
+    user_module = _import_factory_module(spec)
     where = str(target)
     factory = getattr(user_module, function, None)
     if not callable(factory):
@@ -339,8 +536,9 @@ def _call_factory(spec: str) -> tuple[torch.nn.Module, str, ModuleType]:
     return module, where, user_module
 
 
-def _import_factory_module(target: str) -> ModuleType:
-    if target.endswith(".py"):
+def _import_factory_module(spec: FactorySpec) -> ModuleType:
+    target = spec.target
+    if spec.is_file:
         file = Path(target)
         if not file.is_file():
             raise BadInputError("no such factory file", path=target, framework="pytorch")
@@ -348,15 +546,15 @@ def _import_factory_module(target: str) -> ModuleType:
         digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:10]
         stem = re.sub(r"\W", "_", file.stem)
         module_name = f"_unframe_factory_{stem}_{digest}"
-        spec = importlib.util.spec_from_file_location(module_name, resolved)
-        if spec is None or spec.loader is None:
+        import_spec = importlib.util.spec_from_file_location(module_name, resolved)
+        if import_spec is None or import_spec.loader is None:
             raise BadInputError("cannot import the factory file", path=target, framework="pytorch")
-        user_module = importlib.util.module_from_spec(spec)
+        user_module = importlib.util.module_from_spec(import_spec)
         # Registered so that dataclasses and pickling inside the user's file work.
         sys.modules[module_name] = user_module
         try:
             with _on_sys_path(str(resolved.parent)):
-                spec.loader.exec_module(user_module)
+                import_spec.loader.exec_module(user_module)
         except Exception as error:  # noqa: BLE001 - the user's code may raise anything
             sys.modules.pop(module_name, None)
             raise BadInputError(
@@ -509,6 +707,15 @@ def _reason(error: BaseException) -> str:
 
 
 def instantiate_factory(spec: str) -> torch.nn.Module:
-    """The module a ``file.py:make_model`` factory returns, for running the source side itself."""
-    module, _, _ = _call_factory(spec)
+    """The module a ``py:file.py:make_model`` factory returns, for running the source side itself.
+
+    Raises:
+        BadInputError: ``spec`` names no factory, or the factory fails.
+    """
+    parsed = parse_factory_spec(spec)
+    if parsed is None:
+        raise BadInputError(
+            "not a factory spec", path=spec, framework="pytorch", hint="py:file.py:FUNCTION"
+        )
+    module, _, _ = _call_factory(parsed)
     return module

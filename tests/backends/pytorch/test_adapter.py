@@ -31,9 +31,17 @@ def test_matches_files_and_factories() -> None:
     framework = PyTorchFramework()
     assert framework.matches(Path("model.pt2"), for_writing=True)
     assert not framework.matches(Path("model.pt"), for_writing=True)
-    for name in ("model.pt2", "model.pt", "model.ts", "models/net.py:make_model", "pkg.mod:build"):
+    for name in (
+        "model.pt2",
+        "model.pt",
+        "model.ts",
+        "py:models/net.py:make_model",
+        "py:pkg.mod:b",
+    ):
         assert framework.matches(Path(name), for_writing=False), name
-    assert not framework.matches(Path("model.onnx"), for_writing=False)
+    # Without ``py:``, a colon path is a path (the old ``file.py:f`` form needs the file to exist).
+    for name in ("model.onnx", "model.onnx:weights", "pkg.mod:build", "models/net.py:make_model"):
+        assert not framework.matches(Path(name), for_writing=False), name
 
 
 def _model(op: str, **attrs: object) -> ir.Model:

@@ -239,10 +239,15 @@ def test_factory_file_that_fails_to_import(workdir: Path) -> None:
 
 
 def test_factory_missing_file_function_and_module(workdir: Path) -> None:
-    _one_line(_load_fails(f"{workdir / 'nope.py'}:make_model"), "no such factory file")
+    _one_line(_load_fails(f"py:{workdir / 'nope.py'}:make_model"), "no such factory file")
+    _one_line(
+        _load_fails(f"{workdir / 'nope.py'}:make_model"), "nope.py:make_model", "no such file"
+    )
     path = _factory(workdir, GOOD)
     _one_line(_load_fails(f"{path}:build"), "no function 'build'", "make_model")
-    _one_line(_load_fails("unframe_no_such_pkg.models:make"), "importing the factory module failed")
+    _one_line(
+        _load_fails("py:unframe_no_such_pkg.models:make"), "importing the factory module failed"
+    )
 
 
 def test_factory_returning_something_else(workdir: Path) -> None:

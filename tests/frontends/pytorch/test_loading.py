@@ -68,12 +68,19 @@ def _write_factory(folder: Path, extra: str = "") -> Path:
     return path
 
 
-def test_factory_spec_detection() -> None:
-    assert is_factory_spec("models/net.py:make_model")
-    assert is_factory_spec("pkg.sub.module:build")
+def test_factory_spec_detection(tmp_path: Path) -> None:
+    assert is_factory_spec("py:models/net.py:make_model")
+    assert is_factory_spec("py:pkg.sub.module:build")
     assert not is_factory_spec("model.pt2")
     assert not is_factory_spec("model.pt")
     assert not is_factory_spec("pkg.module:")
+    # Without ``py:`` only an existing ``.py`` file named with its suffix is a factory.
+    assert not is_factory_spec("pkg.sub.module:build")
+    assert not is_factory_spec("models/net.py:make_model")
+    assert not is_factory_spec("model.onnx:weights")
+    existing = _write_factory(tmp_path)
+    assert is_factory_spec(f"{existing}:make_model")
+    assert not is_factory_spec(f"{existing.with_suffix('')}:make_model")
 
 
 def test_factory_file_with_inputs_and_dynamic_batch(tmp_path: Path) -> None:
@@ -126,7 +133,7 @@ def test_factory_from_a_package_module(tmp_path: Path, monkeypatch: pytest.Monke
     options = ConvertOptions(
         inputs={"image": InputSpec("image", (1, 3, 5, 5)), "scale": InputSpec("scale", (1,))}
     )
-    model = load_pytorch("unframe_test_pkg_models.net_factory:make_model", options)
+    model = load_pytorch("py:unframe_test_pkg_models.net_factory:make_model", options)
     image, scale = torch.randn(1, 3, 5, 5), torch.tensor([3.0])
     actual = _run(model, {"image": image.numpy(), "scale": scale.numpy()})
     np.testing.assert_allclose(
