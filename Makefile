@@ -6,15 +6,16 @@ STAMP := $(VENV)/.unframe-installed
 # The CPU build of torch lies on this machine's disk; a bare `torch` would pull a CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install test lint typecheck demo conformance table clean
+.PHONY: install test lint typecheck demo conformance table constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python pyproject.toml setup.py
+# Everything but torch comes at the exact versions of constraints.txt (see its header).
+$(STAMP): $(BIN)/python pyproject.toml setup.py constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[all,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -38,6 +39,12 @@ conformance: $(STAMP)
 
 table: $(STAMP)
 	$(BIN)/python scripts/framework_table.py --write
+
+# After a deliberate upgrade inside .venv: rewrites the pins, keeping the file's comment header.
+constraints: $(BIN)/python
+	{ grep '^#' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable \
+		| grep -v -i -E '^torch=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf $(VENV) .typecheck build *.egg-info
