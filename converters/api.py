@@ -259,7 +259,7 @@ def convert(
 
     tick = time.perf_counter()
     if optimize:
-        passes.optimize(model)
+        model = passes.optimize(model)
     steps["passes"] = time.perf_counter() - tick
 
     unsupported = target_fw.unsupported_nodes(model)
@@ -409,7 +409,7 @@ def roundtrip(
     via_fw = _framework(via, "", for_writing=True)
     convert_options = _options(None, inputs, options.pop("dynamic", None), options)
     before = _load(source_fw, source_path, convert_options)
-    passes.optimize(before)
+    before = passes.optimize(before)
     unsupported = via_fw.unsupported_nodes(before)
     if unsupported:
         raise UnsupportedOpsError(unsupported, framework=via_fw.name, path=str(source_path))
