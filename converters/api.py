@@ -259,7 +259,9 @@ def convert(
 
     tick = time.perf_counter()
     if optimize:
-        model = passes.optimize(model)
+        model = passes.optimize(
+            model, reload=lambda: _load(source_fw, source_path, convert_options)
+        )
     steps["passes"] = time.perf_counter() - tick
 
     unsupported = target_fw.unsupported_nodes(model)
@@ -409,7 +411,7 @@ def roundtrip(
     via_fw = _framework(via, "", for_writing=True)
     convert_options = _options(None, inputs, options.pop("dynamic", None), options)
     before = _load(source_fw, source_path, convert_options)
-    before = passes.optimize(before)
+    before = passes.optimize(before, reload=lambda: _load(source_fw, source_path, convert_options))
     unsupported = via_fw.unsupported_nodes(before)
     if unsupported:
         raise UnsupportedOpsError(unsupported, framework=via_fw.name, path=str(source_path))

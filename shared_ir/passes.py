@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import onnx_ir as ir
@@ -208,17 +208,24 @@ def onnxscript_optimizer_passes(rules: Sequence[Any] | None = None) -> ir.passes
     )
 
 
-def optimize(model: ir.Model, *, fold_constants: bool = True) -> ir.Model:
+def optimize(
+    model: ir.Model,
+    *,
+    fold_constants: bool = True,
+    reload: Callable[[], ir.Model] | None = None,
+) -> ir.Model:
     """Runs onnxscript's optimizer, then the cleanup passes and our folding; returns the result.
 
-    The optimizer works on a copy (tensors are shared, not copied): where it fails, the model
-    passed on is the one given, unmodified by it, and the reason is logged at debug level
-    (``unframe --debug`` shows it). Use the returned model: it may be that copy.
+    Where the optimizer fails, the model passed on is one it has not touched, and the reason is
+    logged at debug level (``unframe --debug`` shows it): with ``reload`` (a caller that can
+    read its source again, as a conversion can), the optimizer works in place and the failure
+    costs a reload; without, it works on a copy (tensors are shared, nodes are not: on a long
+    graph the copy costs about as much as the rewriting). Use the returned model.
     Graph inputs, outputs and their names are kept: scripts and validation match on them.
     """
     with _quiet_loggers():
         if fold_constants:
-            candidate = model.clone()
+            candidate = model if reload is not None else model.clone()
             try:
                 onnxscript_optimizer_passes()(candidate)
             except Exception as error:  # noqa: BLE001 - the optimizer is optional; say why in --debug
@@ -228,6 +235,8 @@ def optimize(model: ir.Model, *, fold_constants: bool = True) -> ir.Model:
                     error,
                     exc_info=logger.isEnabledFor(logging.DEBUG),
                 )
+                if reload is not None:
+                    model = reload()
             else:
                 model = candidate
         cleanup_passes()(model)
