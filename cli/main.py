@@ -85,6 +85,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
     # The library lets frameworks' own logs and tracebacks through only at DEBUG.
     logging.getLogger("unframe").setLevel(logging.DEBUG if debug else logging.NOTSET)
+    if debug:  # a handler, or unframe's debug lines (why a pass was skipped...) go nowhere
+        logging.basicConfig(format="unframe: debug: %(name)s: %(message)s")
     if not debug:
         warnings.showwarning = _show_warning
 

@@ -136,3 +136,26 @@ def test_infer_shapes_fills_the_main_graph_and_subgraphs() -> None:
     assert list(if_node.outputs[0].shape) == [3, 2]
     # The weights were handed to onnx without their data and are back.
     assert model.graph.initializers["w"].const_value is not None
+
+
+def test_cli_debug_says_why_the_optimizer_was_skipped(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    source = tmp_path / "calls.onnx"
+    ir.save(_model_with_a_broken_call(), source)
+    command = [sys.executable, "-c", "from unframe.cli.main import main; main()"]
+    quiet = subprocess.run(
+        [*command, "convert", str(source), "-o", str(tmp_path / "a.onnx")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    debug = subprocess.run(
+        [*command, "--debug", "convert", str(source), "-o", str(tmp_path / "b.onnx")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "optimizer failed" not in quiet.stderr
+    assert "onnxscript's optimizer failed" in debug.stderr and "InlinePass" in debug.stderr
