@@ -60,15 +60,28 @@ def regular_file_size(path: Path, *, what: str = "the model") -> int:
 
 
 def check_structure(proto: onnx.ModelProto, path: Path) -> None:
-    """``onnx.checker`` on the model with its initializers declared as graph inputs instead.
+    """``onnx.checker`` and strict type and shape inference, on the model without its weights.
 
-    The checker serializes what it is given, so it sees a copy of the graph without weights: the
-    cost is that of the nodes, not of the data. A model that fails here would otherwise convert
-    and then fail the same check on the written output, blamed on the wrong file.
+    Both serialize what they are given, so they see a copy in which initializers are declared as
+    graph inputs instead: the cost is that of the nodes, not of the data. A model that fails here
+    would otherwise convert and then fail the same check on the written output, blamed on the
+    wrong file. One rule is relaxed: a main graph's input or output without a shape is accepted
+    (onnxruntime runs such models, and exporters write them).
     """
+    light = _without_weights(proto)
+    shapeless = [
+        value.type.tensor_type
+        for value in [*light.graph.input, *light.graph.output]
+        if value.type.HasField("tensor_type") and not value.type.tensor_type.HasField("shape")
+    ]
     try:
-        onnx.checker.check_model(_without_weights(proto))
-    except onnx.checker.ValidationError as error:
+        for tensor_type in shapeless:
+            tensor_type.shape.SetInParent()  # present for the checker, which only asks for one
+        onnx.checker.check_model(light)
+        for tensor_type in shapeless:
+            tensor_type.ClearField("shape")  # unknown rank again, for inference
+        onnx.shape_inference.infer_shapes(light, check_type=True, strict_mode=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else "invalid model"
         raise BadInputError(
             f"not a valid ONNX model: {first}",
@@ -88,13 +101,11 @@ def _without_weights(proto: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _graph_without_weights(graph: onnx.GraphProto) -> onnx.GraphProto:
+    # Subgraphs keep theirs: a branch or loop body may not declare inputs of its own, and what
+    # they hold is small (``onnx_wire`` maps the main graph's weights only).
     light = onnx.GraphProto()
     for field, value in graph.ListFields():
-        if field.name == "initializer":
-            continue
-        if field.name == "node":
-            light.node.extend(_node_without_weights(node) for node in value)
-        else:
+        if field.name != "initializer":
             _copy_field(light, field.name, field, value)
     declared = {value.name for value in graph.input}
     for tensor in graph.initializer:
@@ -102,19 +113,6 @@ def _graph_without_weights(graph: onnx.GraphProto) -> onnx.GraphProto:
             light.input.append(
                 onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims)
             )
-    return light
-
-
-def _node_without_weights(node: onnx.NodeProto) -> onnx.NodeProto:
-    if not any(attribute.g.ByteSize() or attribute.graphs for attribute in node.attribute):
-        return node
-    light = onnx.NodeProto()
-    light.CopyFrom(node)
-    for attribute in light.attribute:
-        if attribute.HasField("g"):
-            attribute.g.CopyFrom(_graph_without_weights(attribute.g))
-        for index, subgraph in enumerate(attribute.graphs):
-            attribute.graphs[index].CopyFrom(_graph_without_weights(subgraph))
     return light
 
 
