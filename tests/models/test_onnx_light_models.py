@@ -3,7 +3,8 @@
 Inputs are made exactly as onnx's own backend test runner makes them
 (``Runner.generate_dummy_data``), and the tolerances are the ones onnx declares for each model,
 so the stored ``light_*_output_0.pb`` files are an independent oracle. Each model runs through
-onnxruntime, then through the PyTorch backend (``to_torch``).
+onnxruntime, then through the PyTorch backend (``to_torch``); a model the backend refuses must be
+listed in ``expected_unsupported.py`` with exactly the op types refused.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 import pytest
+from models.expected_unsupported import convert_or_expect_refusal, misspelt_lines, unknown_models
 from onnx import numpy_helper
 from onnx.backend.test.runner import Runner
+
+from unframe.converters.registry import framework_names
+from unframe.shared_ir.runner import run_reference
 
 LIGHT_DIR = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 #: Tolerances onnx declares for these models (``onnx.backend.test.case.model``).
@@ -51,10 +56,13 @@ def test_the_light_models_are_there() -> None:
     assert len(MODELS) >= 9, f"onnx ships fewer light models than expected: {MODELS}"
 
 
+def test_expected_unsupported_names_real_models() -> None:
+    assert misspelt_lines(framework_names()) == []
+    assert unknown_models("onnx_light", MODELS) == []
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_light_model_onnxruntime(name: str) -> None:
-    from unframe.shared_ir.runner import run_reference
-
     proto, feeds, expected = _case(name)
     result = run_reference(ir.from_proto(proto), feeds)
     assert result.engine == "onnxruntime", result.fallback_reason
@@ -63,16 +71,14 @@ def test_light_model_onnxruntime(name: str) -> None:
 
 @pytest.mark.parametrize("name", MODELS)
 def test_light_model_pytorch_backend(name: str) -> None:
-    torch = pytest.importorskip("torch")
-    backend = pytest.importorskip("unframe.backends.pytorch", reason="PyTorch backend is absent")
-    adapters = pytest.importorskip("unframe.converters.adapters.pytorch")
+    torch = pytest.importorskip("torch", reason="the pytorch extra is not installed")
+    from unframe.backends.pytorch import to_torch
+
     proto, feeds, expected = _case(name)
     model = ir.from_proto(proto)
-    missing = adapters.PyTorchFramework().unsupported_nodes(model)
-    if missing:
-        ops = ", ".join(sorted({op.qualified_type for op in missing}))
-        pytest.skip(f"the PyTorch backend does not convert {ops} yet")
-    module = backend.to_torch(model)
+    module = convert_or_expect_refusal(f"onnx_light/{name}", "pytorch", lambda: to_torch(model))
+    if module is None:
+        return  # refused exactly as the table expects
     graph_inputs = [v.name for v in model.graph.inputs if v.name not in model.graph.initializers]
     with torch.no_grad():
         result = module(*(torch.from_numpy(feeds[name_]) for name_ in graph_inputs))
