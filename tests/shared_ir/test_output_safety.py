@@ -14,7 +14,12 @@ import pytest
 
 from unframe.converters.adapters.caffe2 import Caffe2Framework
 from unframe.shared_ir.errors import BadInputError
-from unframe.shared_ir.output import STAGING_MARK, atomic_output, sweep_stale_staging
+from unframe.shared_ir.output import (
+    STAGING_MARK,
+    atomic_output,
+    check_output,
+    sweep_stale_staging,
+)
 
 CAFFE2 = Caffe2Framework()
 
@@ -118,9 +123,14 @@ def test_folders_that_hold_the_user_are_never_outputs(tmp_path, monkeypatch, nam
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     target = {"~": str(tmp_path / "home"), "cwd": str(work), "cwd-parent": str(work.parent)}
     always = lambda path: True  # noqa: E731 - a format that would claim any directory
+    path = Path(target.get(name, name))
     with pytest.raises(BadInputError) as info:
-        with atomic_output(Path(target.get(name, name)), force=True, is_own_output=always):
-            pass
+        if name == "/":
+            # The real root: only the check runs, so a broken guard fails here and deletes nothing.
+            check_output(path, force=True, is_own_output=always)
+        else:
+            with atomic_output(path, force=True, is_own_output=always):
+                pass
     assert info.value.exit_code == 2
     assert (work / "predict_net.pb").read_text() == "looks like a model"
 
