@@ -9,12 +9,7 @@ import onnx_ir as ir
 from google.protobuf.message import DecodeError
 
 from unframe.shared_ir.errors import BadInputError, UnframeError
-from unframe.shared_ir.onnx_checks import (
-    check_structure,
-    check_tensors,
-    open_regular,
-    regular_file_size,
-)
+from unframe.shared_ir.onnx_checks import check_loaded, open_regular, regular_file_size
 from unframe.shared_ir.onnx_wire import load_mapped
 from unframe.shared_ir.output import atomic_output as atomic_output  # kept for old callers
 
@@ -28,14 +23,10 @@ def load_onnx(path: Path) -> ir.Model:
     """Reads an ONNX model; its weights stay on disk, memory-mapped, until they are read.
 
     That holds for weights inside the ``.onnx`` (see ``onnx_wire``) and for external data.
+    Both ways of reading check the model before returning it (``onnx_checks.check_loaded``):
+    external data only from the model's folder, declared sizes against the bytes present and a
+    limit, the structure with ``onnx.checker``; a file that fails is refused naming the tensor.
     """
-    model = _load_unchecked(path)
-    check_tensors(model, path)
-    return model
-
-
-def _load_unchecked(path: Path) -> ir.Model:
-    """The model at ``path``, its structure checked but not yet its tensors' sizes and places."""
     if regular_file_size(path) == 0:
         raise BadInputError("the file is empty, not an ONNX model", path=str(path))
     if path.suffix.lower() == ".onnx":
@@ -49,7 +40,6 @@ def _load_unchecked(path: Path) -> ir.Model:
             return mapped
     try:
         proto = _read_proto(path)
-        check_structure(proto, path)
         model = ir.serde.deserialize_model(proto)
     except (
         DecodeError,
@@ -66,6 +56,7 @@ def _load_unchecked(path: Path) -> ir.Model:
         ) from None
     # As ``ir.load``: external data is found beside the model.
     ir.external_data.set_base_dir(model.graph, path.parent)
+    check_loaded(proto, model, path)
     return model
 
 

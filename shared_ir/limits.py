@@ -55,7 +55,8 @@ def check_tensor_bytes(nbytes: int, *, what: str, path: str | None = None) -> No
     limit = max_tensor_bytes()
     if nbytes > limit:
         raise LimitExceededError(
-            f"{what} declares {_human(nbytes)}, over the limit of {_human(limit)} for one tensor",
+            f"{what} declares {_human(nbytes)}, over the limit of {_human(limit)} "
+            f"({limit} bytes) for one tensor",
             path=path,
             hint=f"set {MAX_TENSOR_BYTES_ENV} to a larger byte count if the model really is "
             "that large",

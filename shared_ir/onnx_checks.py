@@ -59,6 +59,16 @@ def regular_file_size(path: Path, *, what: str = "the model") -> int:
 # -- structure -------------------------------------------------------------------------------
 
 
+def check_loaded(proto: onnx.ModelProto, model: ir.Model, path: Path) -> None:
+    """Every check on a model just read from ``path``; ``proto`` may lack its mapped weights.
+
+    Tensors first: their sizes and the places of their bytes say more about a hostile file than
+    the graph errors they cause. Then the structure.
+    """
+    check_tensors(model, path)
+    check_structure(proto, path)
+
+
 def check_structure(proto: onnx.ModelProto, path: Path) -> None:
     """``onnx.checker`` and strict type and shape inference, on the model without its weights.
 

@@ -30,7 +30,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from unframe.shared_ir.onnx_checks import check_structure, open_regular
+from unframe.shared_ir.onnx_checks import check_loaded, open_regular
 from unframe.shared_ir.protowire import (
     LENGTH_DELIMITED,
     VARINT,
@@ -223,8 +223,6 @@ def load_mapped(path: Path) -> ir.Model | None:
         proto.ParseFromString(stripped)
     except Exception:  # noqa: BLE001 - protobuf's DecodeError and upb's RuntimeError alike
         return None
-    # Raises rather than falls back: the plain load would find the same fault, at twice the cost.
-    check_structure(proto, path)
     if len(proto.graph.initializer) != len(placements):
         return None
     views: dict[str, MappedTensor] = {}
@@ -242,6 +240,8 @@ def load_mapped(path: Path) -> ir.Model | None:
             return None
         value.const_value = tensor
     ir.external_data.set_base_dir(model.graph, path.parent)
+    # Raises rather than falls back: the plain load would find the same fault, at twice the cost.
+    check_loaded(proto, model, path)
     return model
 
 

@@ -1,0 +1,301 @@
+"""Hostile and broken ``.onnx`` files, through the real ``unframe`` command.
+
+Each file is built with the ``onnx`` package as an attacker or a careless exporter would write it:
+external data naming a file outside the model's folder, a FIFO, a directory, offsets past the end,
+tensors declaring far more than they hold, a structurally broken graph. Every command must refuse
+it with exit 2 and one line naming the file, the tensor and the location, and write nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import onnxruntime as ort
+import pytest
+from click.testing import CliRunner, Result
+from onnx import TensorProto, helper, numpy_helper
+
+from unframe.cli.main import cli
+from unframe.shared_ir.io import load_onnx
+from unframe.shared_ir.limits import MAX_TENSOR_BYTES_ENV
+from unframe.shared_ir.stats import model_summary
+
+WEIGHT = np.arange(64 * 32, dtype=np.float32).reshape(64, 32) / 100
+SECRET = np.full(64 * 32, 7.0, np.float32).tobytes()
+
+
+def _graph_model(initializers: list[TensorProto], *, out_dtype: int = TensorProto.FLOAT):
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"], name="matmul")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 64])],
+        [helper.make_tensor_value_info("y", out_dtype, [2, 32])],
+        initializer=initializers,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def _external_weight(location: str, *, offset: int | None = None, length: int | None = None):
+    tensor = TensorProto(name="W", data_type=TensorProto.FLOAT, dims=[64, 32])
+    tensor.data_location = TensorProto.EXTERNAL
+    entries = {"location": location, "offset": offset, "length": length}
+    for key, value in entries.items():
+        if value is not None:
+            tensor.external_data.add(key=key, value=str(value))
+    return tensor
+
+
+def _write(folder: Path, model: onnx.ModelProto, name: str = "model.onnx") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def refusal(result: Result) -> str:
+    """The one error line of a run that exited 2."""
+    assert result.exit_code == 2, result.output + result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("unframe: error: ")
+    return lines[0]
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> dict[str, Path]:
+    """A model folder, a secret file beside it (outside it) and an empty folder for outputs."""
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(SECRET)
+    out = tmp_path / "out"
+    out.mkdir()
+    return {"folder": tmp_path / "model", "secret": secret, "out": out}
+
+
+def _escapes(layout: dict[str, Path]) -> dict[str, str]:
+    """How a location may leave the model folder; each name maps to the location written."""
+    folder, secret = layout["folder"], layout["secret"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "link.bin").symlink_to(secret)
+    (folder / "sub").symlink_to(secret.parent)
+    return {
+        "dotdot": "../secret.bin",
+        "absolute": str(secret),
+        "symlink": "link.bin",
+        "symlinked_folder": "sub/secret.bin",
+        "deep_dotdot": "a/../../secret.bin",
+    }
+
+
+COMMANDS = {
+    "convert_caffe2": lambda src, out: ["convert", src, "-o", str(out / "m.caffe2")],
+    "convert_pytorch": lambda src, out: ["convert", src, "-o", str(out / "m.pt2")],
+    "convert_onnx": lambda src, out: ["convert", src, "-o", str(out / "m.onnx")],
+    "inspect": lambda src, out: ["inspect", src],
+    "validate": lambda src, out: ["validate", src, src],
+    "run": lambda src, out: ["run", src],
+    "roundtrip": lambda src, out: ["roundtrip", src, "--via", "onnx"],
+}
+
+
+@pytest.mark.parametrize("escape", ["dotdot", "absolute", "symlink", "symlinked_folder"])
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_external_data_outside_the_model_folder_is_refused_by_every_command(
+    layout: dict[str, Path], escape: str, command: str
+) -> None:
+    location = _escapes(layout)[escape]
+    source = _write(layout["folder"], _graph_model([_external_weight(location)]))
+    line = refusal(invoke(*COMMANDS[command](str(source), layout["out"])))
+    assert str(source) in line and "tensor 'W'" in line and repr(location) in line
+    assert "leaves the model's folder" in line or "absolute path" in line
+    assert list(layout["out"].iterdir()) == []
+
+
+def test_a_traversal_hidden_behind_a_subfolder_is_refused(layout: dict[str, Path]) -> None:
+    location = _escapes(layout)["deep_dotdot"]
+    source = _write(layout["folder"], _graph_model([_external_weight(location)]))
+    line = refusal(invoke("inspect", str(source)))
+    assert "tensor 'W'" in line and "leaves the model's folder" in line
+
+
+def _legit(folder: Path, location: str) -> Path:
+    data = folder / location
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.write_bytes(WEIGHT.tobytes())
+    return _write(
+        folder, _graph_model([_external_weight(location, offset=0, length=WEIGHT.nbytes)])
+    )
+
+
+@pytest.mark.parametrize("location", ["w.bin", "weights/w.bin", "weights/../w.bin"])
+def test_external_data_inside_the_folder_loads_mapped_and_converts(
+    layout: dict[str, Path], location: str
+) -> None:
+    source = _legit(layout["folder"], location)
+    model = load_onnx(source)
+    weight = model.graph.initializers["W"].const_value
+    assert isinstance(weight, ir.ExternalTensor)
+    model_summary(model)
+    assert weight.raw is None, "inspecting the graph must not map or read the weights"
+    np.testing.assert_array_equal(weight.numpy(), WEIGHT)
+    target = layout["out"] / "m.pt2"
+    result = invoke("convert", str(source), "-o", str(target), "--validate")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert target.is_file()
+
+
+def test_a_symlink_that_stays_inside_the_folder_is_accepted(layout: dict[str, Path]) -> None:
+    folder = layout["folder"]
+    source = _legit(folder, "real.bin")
+    (folder / "alias.bin").symlink_to("real.bin")
+    aliased = _write(folder, _graph_model([_external_weight("alias.bin")]), "aliased.onnx")
+    x = np.random.default_rng(0).standard_normal((2, 64)).astype(np.float32)
+    expected = ort.InferenceSession(str(source)).run(None, {"x": x})[0]
+    result = invoke("inspect", str(aliased))
+    assert result.exit_code == 0, result.stderr
+    got = load_onnx(aliased).graph.initializers["W"].const_value
+    assert got is not None
+    np.testing.assert_allclose(x @ got.numpy(), expected, rtol=1e-5)
+
+
+def test_a_model_folder_of_symlinks_into_a_cache_is_accepted(layout: dict[str, Path]) -> None:
+    # As the Hugging Face cache lays models out: the model and its data link into one blob folder.
+    blobs = layout["folder"] / "blobs"
+    source = _legit(blobs, "data")
+    snapshot = layout["folder"] / "snapshots" / "rev"
+    snapshot.mkdir(parents=True)
+    (snapshot / "model.onnx").symlink_to(source)
+    (snapshot / "data").symlink_to(blobs / "data")
+    result = invoke("inspect", str(snapshot / "model.onnx"))
+    assert result.exit_code == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("offset", "length", "says"),
+    [
+        (10**6, None, "beyond the file's end"),
+        (16, WEIGHT.nbytes, "beyond the file's end"),
+        (0, 16, f"where its shape and type declare {WEIGHT.nbytes}"),
+        (8, None, f"where {WEIGHT.nbytes} are declared"),
+    ],
+)
+def test_offsets_and_lengths_must_lie_inside_the_data_file(
+    layout: dict[str, Path], offset: int, length: int | None, says: str
+) -> None:
+    folder = layout["folder"]
+    _legit(folder, "w.bin")
+    source = _write(folder, _graph_model([_external_weight("w.bin", offset=offset, length=length)]))
+    for args in (["inspect", str(source)], COMMANDS["convert_caffe2"](str(source), layout["out"])):
+        line = refusal(invoke(*args))
+        assert "tensor 'W'" in line and "'w.bin'" in line and says in line
+    assert list(layout["out"].iterdir()) == []
+
+
+def test_external_data_that_is_a_directory_or_missing_is_refused(layout: dict[str, Path]) -> None:
+    folder = layout["folder"]
+    (folder / "adir").mkdir(parents=True)
+    source = _write(folder, _graph_model([_external_weight("adir")]))
+    assert "not a regular file" in refusal(invoke("inspect", str(source)))
+    source = _write(folder, _graph_model([_external_weight("nothing.bin")]))
+    assert "does not exist" in refusal(invoke("inspect", str(source)))
+
+
+def _unframe(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The installed command in its own process: a hang fails the test instead of stalling it."""
+    command = [sys.executable, "-m", "unframe", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_fifos_are_refused_without_blocking(layout: dict[str, Path]) -> None:
+    folder = layout["folder"]
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "w.bin")
+    source = _write(folder, _graph_model([_external_weight("w.bin")]))
+    os.mkfifo(folder / "pipe.onnx")
+    for path, names in ((source, "tensor 'W'"), (folder / "pipe.onnx", "pipe.onnx")):
+        done = _unframe("convert", str(path), "-o", str(layout["out"] / "m.caffe2"))
+        assert done.returncode == 2, done.stderr
+        assert names in done.stderr and "not a regular file" in done.stderr
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert list(layout["out"].iterdir()) == []
+
+
+def test_a_model_that_is_a_device_is_refused(layout: dict[str, Path]) -> None:
+    folder = layout["folder"]
+    folder.mkdir(parents=True)
+    (folder / "zero.onnx").symlink_to("/dev/zero")
+    done = _unframe("inspect", str(folder / "zero.onnx"), timeout=60)
+    assert done.returncode == 2 and "not a regular file" in done.stderr, done.stderr
+
+
+def _inline(dims: list[int], data: bytes, data_type: int = TensorProto.FLOAT) -> TensorProto:
+    return TensorProto(name="W", data_type=data_type, dims=dims, raw_data=data)
+
+
+def test_a_tensor_declaring_a_trillion_elements_over_16_bytes_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = _write(tmp_path, _graph_model([_inline([10**12], b"\0" * 16)]))
+    line = refusal(invoke("inspect", str(source)))
+    assert "tensor 'W' declares 3.6 TiB" in line and MAX_TENSOR_BYTES_ENV in line
+    monkeypatch.setenv(MAX_TENSOR_BYTES_ENV, str(1 << 60))
+    line = refusal(invoke("convert", str(source), "-o", str(tmp_path / "m.pt2")))
+    assert "tensor 'W' holds 16 bytes of raw data" in line and "4000000000000" in line
+    assert not (tmp_path / "m.pt2").exists()
+
+
+def test_a_shape_of_2_32_by_2_32_does_not_wrap_around(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 2**32 * 2**32 * 4 bytes wraps to 0 in 64-bit arithmetic, which an empty buffer would match.
+    source = _write(tmp_path, _graph_model([_inline([2**32, 2**32], b"")]))
+    assert "tensor 'W' declares" in refusal(invoke("inspect", str(source)))
+    monkeypatch.setenv(MAX_TENSOR_BYTES_ENV, str(1 << 80))
+    line = refusal(invoke("inspect", str(source)))
+    assert "holds 0 bytes of raw data" in line and str(2**66) in line
+
+
+def test_the_limit_is_the_environment_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = _write(tmp_path, _graph_model([numpy_helper.from_array(WEIGHT, "W")]))
+    assert invoke("inspect", str(source)).exit_code == 0
+    monkeypatch.setenv(MAX_TENSOR_BYTES_ENV, str(WEIGHT.nbytes - 1))
+    line = refusal(invoke("inspect", str(source)))
+    assert f"({WEIGHT.nbytes - 1} bytes)" in line and MAX_TENSOR_BYTES_ENV in line
+
+
+def test_an_undefined_data_type_is_refused(tmp_path: Path) -> None:
+    source = _write(tmp_path, _graph_model([_inline([64, 32], WEIGHT.tobytes(), data_type=0)]))
+    for args in (["inspect", str(source)], ["convert", str(source), "-o", str(tmp_path / "o.pt2")]):
+        line = refusal(invoke(*args))
+        assert str(source) in line and "Bitwidth" not in line
+    assert not (tmp_path / "o.pt2").exists()
+
+
+def test_an_empty_file_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "empty.onnx"
+    source.write_bytes(b"")
+    assert "empty" in refusal(invoke("inspect", str(source)))
+
+
+def test_a_broken_input_is_blamed_on_the_input_not_the_output(tmp_path: Path) -> None:
+    # MatMul of floats declared to give int64: onnx's checker refuses it, as onnxruntime does.
+    broken = _graph_model([numpy_helper.from_array(WEIGHT, "W")], out_dtype=TensorProto.INT64)
+    with pytest.raises(Exception, match="inconsistent|type"):
+        ort.InferenceSession(broken.SerializeToString())
+    source = _write(tmp_path, broken)
+    for name in ("o.onnx", "o.pt2", "o.caffe2"):
+        line = refusal(invoke("convert", str(source), "-o", str(tmp_path / name)))
+        assert line.startswith(f"unframe: error: {source}: not a valid ONNX model")
+        assert not (tmp_path / name).exists()
