@@ -130,7 +130,7 @@ def prepare(workdir: Path) -> int:
     unframe.save(model, workdir / "resnet50.onnx")
     unframe.convert(workdir / "resnet50.onnx", workdir / "resnet50.caffe2", target="caffe2")
     # The same net as Caffe2 writes it: protobuf's own (unpacked) serialization.
-    from unframe.backends.caffe2.proto import caffe2_pb2
+    from unframe.backends.caffe2.native import caffe2_pb2
 
     unpacked = workdir / "resnet50.unpacked.caffe2"
     unpacked.mkdir()

@@ -1,4 +1,4 @@
-"""Regenerates backends/caffe2/proto/caffe2_pb2.py (and .pyi) from caffe2.proto.
+"""Regenerates backends/caffe2/native/caffe2_pb2.py (and .pyi) from caffe2.proto.
 
 Run from anywhere: ``.venv/bin/python scripts/gen_caffe2_proto.py [--out DIR]``. Needs
 grpcio-tools (the ``dev`` extra), whose bundled protoc makes the output independent of any system
@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-PROTO_DIR = Path(__file__).resolve().parents[1] / "backends" / "caffe2" / "proto"
+PROTO_DIR = Path(__file__).resolve().parents[1] / "backends" / "caffe2" / "native"
 
 # protoc writes a guard that refuses protobuf runtimes older than protoc itself; the bindings use
 # only the descriptor-builder API (protobuf >= 3.20), so the guard would just narrow the

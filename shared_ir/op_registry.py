@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import bisect
 import functools
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -133,3 +135,21 @@ def iter_nodes(graph: ir.Graph | ir.Function) -> Iterator[ir.Node]:
             elif attr.type == ir.AttributeType.GRAPHS:
                 for sub in attr.as_graphs():
                     yield from iter_nodes(sub)
+
+
+def load_op_modules(package_name: str) -> list[str]:
+    """Imports every public module of the package ``package_name`` (so that its ops register).
+
+    Op modules are found by ``pkgutil``, in name order, so that adding an op family is adding a
+    file; modules whose name starts with ``_`` (shared helpers) are imported by those that use them.
+
+    Returns:
+        The names of the modules imported.
+    """
+    package = importlib.import_module(package_name)
+    names = []
+    for module in pkgutil.iter_modules(package.__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{package_name}.{module.name}")
+            names.append(module.name)
+    return names

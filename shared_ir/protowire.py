@@ -1,7 +1,7 @@
 """The protobuf wire format, read and written by hand where protobuf's own parser costs too much.
 
 Both fast paths that move weights around protobuf (``shared_ir.onnx_wire`` for ``.onnx`` files,
-``backends.caffe2.proto.wire`` for NetDefs) walk messages with these: a message is a run of
+``backends.caffe2.native.wire`` for NetDefs) walk messages with these: a message is a run of
 fields, each a varint key (field number << 3 | wire type) and a value whose extent the wire type
 gives. Anything else (group wire types, broken varints, lengths past the end) is a
 :class:`WireError`, on which callers fall back to protobuf.

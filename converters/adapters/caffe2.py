@@ -23,7 +23,7 @@ _CONFORMANCE_NOTE = """\
 ## How to read this report
 
 - **Runtime**: "caffe2's own runtime" is unframe's numpy NetDef executor
-  (`unframe.backends.caffe2.runtime`); Caffe2 itself installs nowhere any more.
+  (`unframe.backends.caffe2.native.executor`); Caffe2 itself installs nowhere any more.
 - **Parameter inputs**: onnx's node tests feed axes, pads, starts, k, repeats, shapes, scales and
   window sizes as graph inputs. They stay inputs of the exported net, which computes with the
   values it is fed (nothing is bound to the test's values). Where Caffe2 takes a tensor the net
@@ -97,7 +97,7 @@ class Caffe2Framework(Framework):
             return False
 
     def load(self, path: Path, options: ConvertOptions) -> ir.Model:
-        from unframe.backends.caffe2.netdef import read_model
+        from unframe.backends.caffe2.native import read_model
         from unframe.frontends.caffe2 import import_caffe2
 
         # ``inspect`` (options.extra["inspect"]) lists a net without weights or shapes too.
@@ -107,7 +107,7 @@ class Caffe2Framework(Framework):
 
     def save(self, model: ir.Model, path: Path, options: ConvertOptions) -> None:
         from unframe.backends.caffe2.export import export_model
-        from unframe.backends.caffe2.netdef import Caffe2Model, write_model
+        from unframe.backends.caffe2.native import Caffe2Model, write_model
 
         nets = export_model(model, detach_weights=True)
         init_values = nets.init_values
@@ -129,8 +129,7 @@ class Caffe2Framework(Framework):
         return unsupported(model)
 
     def run(self, path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from unframe.backends.caffe2.netdef import read_model
-        from unframe.backends.caffe2.runtime.workspace import run_net
+        from unframe.backends.caffe2.native import read_model, run_net
 
         model = read_model(path)
         return run_net(model.predict_net, model.init_net, inputs)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 
-from unframe.backends.caffe2.proto import caffe2_pb2
+from unframe.backends.caffe2.native import caffe2_pb2
 
 #: Arguments that tune Caffe2's kernels or devices and never change what an op computes.
 BENIGN_ARGS = frozenset({

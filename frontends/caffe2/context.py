@@ -11,98 +11,24 @@ import onnx
 import onnx.defs
 import onnx_ir as ir
 
-from unframe.backends.caffe2.proto import caffe2_pb2
+from unframe.backends.caffe2.native import ArgumentReader, caffe2_pb2
 from unframe.frontends.caffe2.arguments import BENIGN_ARGS
 from unframe.shared_ir.errors import BadInputError, UnsupportedError, UnsupportedOp
 
 FRAMEWORK = "caffe2"
 OPSET = 18
 
-#: Caffe2 ``TensorProto.DataType`` -> IR element type.
-IR_DTYPES: dict[int, ir.DataType] = {
-    caffe2_pb2.TensorProto.FLOAT: ir.DataType.FLOAT,
-    caffe2_pb2.TensorProto.INT32: ir.DataType.INT32,
-    caffe2_pb2.TensorProto.BYTE: ir.DataType.UINT8,
-    caffe2_pb2.TensorProto.BOOL: ir.DataType.BOOL,
-    caffe2_pb2.TensorProto.UINT8: ir.DataType.UINT8,
-    caffe2_pb2.TensorProto.INT8: ir.DataType.INT8,
-    caffe2_pb2.TensorProto.UINT16: ir.DataType.UINT16,
-    caffe2_pb2.TensorProto.INT16: ir.DataType.INT16,
-    caffe2_pb2.TensorProto.INT64: ir.DataType.INT64,
-    caffe2_pb2.TensorProto.FLOAT16: ir.DataType.FLOAT16,
-    caffe2_pb2.TensorProto.DOUBLE: ir.DataType.DOUBLE,
-}
 
-
-class Args:
-    """Reads one operator's arguments and remembers which ones the converter looked at."""
+class Args(ArgumentReader):
+    """The importer's argument reader: Caffe2's, with the arguments that never matter left out
+    of ``unread`` (``arguments.sort_unread`` tells what each unread one is)."""
 
     def __init__(self, op: caffe2_pb2.OperatorDef, ctx: ImportContext) -> None:
-        self.op = op
+        super().__init__(op, ctx.bad)
         self.ctx = ctx
-        self.args = {arg.name: arg for arg in op.arg}
-        self.used: set[str] = set()
-
-    def has(self, name: str) -> bool:
-        self.used.add(name)
-        return name in self.args
-
-    def integer(self, name: str, default: int) -> int:
-        self.used.add(name)
-        arg = self.args.get(name)
-        if arg is None:
-            return default
-        if arg.HasField("i"):
-            return int(arg.i)
-        if arg.HasField("f") and float(arg.f).is_integer():
-            return int(arg.f)
-        raise self.ctx.bad(f"argument {name!r} must be an integer")
-
-    def number(self, name: str, default: float) -> float:
-        self.used.add(name)
-        arg = self.args.get(name)
-        if arg is None:
-            return default
-        if arg.HasField("f"):
-            return float(arg.f)
-        if arg.HasField("i"):
-            return float(arg.i)
-        raise self.ctx.bad(f"argument {name!r} must be a number")
-
-    def string(self, name: str, default: str) -> str:
-        self.used.add(name)
-        arg = self.args.get(name)
-        if arg is None:
-            return default
-        if arg.HasField("s"):
-            return arg.s.decode("utf-8", errors="replace")
-        raise self.ctx.bad(f"argument {name!r} must be a string")
-
-    def integers(self, name: str) -> list[int] | None:
-        self.used.add(name)
-        arg = self.args.get(name)
-        if arg is None:
-            return None
-        if arg.ints:
-            return [int(v) for v in arg.ints]
-        if arg.HasField("i"):
-            return [int(arg.i)]
-        return []
-
-    def numbers(self, name: str) -> list[float] | None:
-        self.used.add(name)
-        arg = self.args.get(name)
-        if arg is None:
-            return None
-        if arg.floats:
-            return [float(v) for v in arg.floats]
-        if arg.ints:
-            return [float(v) for v in arg.ints]
-        return []
 
     def unread(self) -> set[str]:
-        """Arguments no reader asked for (``arguments.sort_unread`` tells what each one is)."""
-        return set(self.args) - self.used - BENIGN_ARGS
+        return super().unread() - BENIGN_ARGS
 
 
 class ShapeNeededError(BadInputError):

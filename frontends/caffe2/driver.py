@@ -9,20 +9,25 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from unframe.backends.caffe2.netdef import (
+from unframe.backends.caffe2.native import (
+    GIVEN_FILL_TYPES,
+    IR_DTYPES,
+    NUMPY_DTYPES,
     Caffe2Model,
+    DataType,
+    Detached,
+    Workspace,
     attached_op,
+    caffe2_pb2,
     data_inputs,
+    get_floats,
+    get_ints,
     placeholder_inputs,
     subnets,
 )
-from unframe.backends.caffe2.proto import caffe2_pb2
-from unframe.backends.caffe2.proto.values import get_floats, get_ints
-from unframe.backends.caffe2.proto.wire import Detached
 from unframe.frontends.caffe2.arguments import sort_unread, warn_ignored
 from unframe.frontends.caffe2.context import (
     FRAMEWORK,
-    IR_DTYPES,
     OPSET,
     Args,
     ImportContext,
@@ -39,13 +44,11 @@ from unframe.shared_ir.errors import (
 from unframe.shared_ir.limits import check_tensor_bytes, declared_bytes
 from unframe.shared_ir.op_registry import OpRegistry
 
+#: The typed fills whose values the importer reads itself, and their numpy types.
 _FILL_DTYPES = {
-    "GivenTensorFill": np.float32,
-    "GivenTensorDoubleFill": np.float64,
-    "GivenTensorIntFill": np.int32,
-    "GivenTensorInt64Fill": np.int64,
-    "GivenTensorBoolFill": np.bool_,
-    "GivenTensorInt16Fill": np.int16,
+    op_type: NUMPY_DTYPES[data_type]
+    for op_type, data_type in GIVEN_FILL_TYPES.items()
+    if data_type != DataType.Value("STRING")
 }
 
 
@@ -294,8 +297,6 @@ def _run_fill(
     init_net: caffe2_pb2.NetDef, op: caffe2_pb2.OperatorDef, index: int, where: str
 ) -> np.ndarray:
     """Other init-net ops (random fills, casts) run on the reference executor."""
-    from unframe.backends.caffe2.runtime.workspace import Workspace
-
     workspace = Workspace()
     single = caffe2_pb2.NetDef()
     single.op.append(op)

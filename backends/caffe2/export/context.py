@@ -13,41 +13,19 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from unframe.backends.caffe2.proto import caffe2_pb2
-from unframe.backends.caffe2.proto.values import set_floats, set_ints
-from unframe.backends.caffe2.proto.wire import FAST_MIN, Detached
+from unframe.backends.caffe2.native import (
+    CAFFE2_DTYPES,
+    EXACT_FILLS,
+    FAST_MIN,
+    Detached,
+    caffe2_pb2,
+    set_floats,
+    set_ints,
+)
 from unframe.shared_ir.errors import ConversionError
 from unframe.shared_ir.passes import infer_shapes as shape_inference
 
 FRAMEWORK = "caffe2"
-
-#: Caffe2 ``TensorProto.DataType`` numbers of the element types its runtime holds.
-CAFFE2_DTYPES: dict[ir.DataType, int] = {
-    ir.DataType.FLOAT: caffe2_pb2.TensorProto.FLOAT,
-    ir.DataType.INT32: caffe2_pb2.TensorProto.INT32,
-    ir.DataType.BOOL: caffe2_pb2.TensorProto.BOOL,
-    ir.DataType.UINT8: caffe2_pb2.TensorProto.UINT8,
-    ir.DataType.INT8: caffe2_pb2.TensorProto.INT8,
-    ir.DataType.UINT16: caffe2_pb2.TensorProto.UINT16,
-    ir.DataType.INT16: caffe2_pb2.TensorProto.INT16,
-    ir.DataType.INT64: caffe2_pb2.TensorProto.INT64,
-    ir.DataType.FLOAT16: caffe2_pb2.TensorProto.FLOAT16,
-    ir.DataType.DOUBLE: caffe2_pb2.TensorProto.DOUBLE,
-}
-
-#: The fill op that writes each element type exactly, and the type it fills before a Cast.
-_FILLS: dict[ir.DataType, tuple[str, ir.DataType]] = {
-    ir.DataType.FLOAT: ("GivenTensorFill", ir.DataType.FLOAT),
-    ir.DataType.DOUBLE: ("GivenTensorDoubleFill", ir.DataType.DOUBLE),
-    ir.DataType.INT32: ("GivenTensorIntFill", ir.DataType.INT32),
-    ir.DataType.INT64: ("GivenTensorInt64Fill", ir.DataType.INT64),
-    ir.DataType.BOOL: ("GivenTensorBoolFill", ir.DataType.BOOL),
-    ir.DataType.INT16: ("GivenTensorInt16Fill", ir.DataType.INT16),
-    ir.DataType.FLOAT16: ("GivenTensorFill", ir.DataType.FLOAT),
-    ir.DataType.INT8: ("GivenTensorIntFill", ir.DataType.INT32),
-    ir.DataType.UINT8: ("GivenTensorIntFill", ir.DataType.INT32),
-    ir.DataType.UINT16: ("GivenTensorIntFill", ir.DataType.INT32),
-}
 
 ArgValue = int | float | str | bytes | Sequence[int] | Sequence[float] | Sequence[str]
 
@@ -226,9 +204,9 @@ class ExportContext:
         """Writes ``array`` as a typed GivenTensor*Fill into the init net; returns its blob."""
         array = np.asarray(array)
         dtype = ir.DataType.from_numpy(array.dtype)
-        if dtype not in _FILLS:
+        if dtype not in EXACT_FILLS:
             raise self.error(f"Caffe2 cannot hold a {dtype.name} constant")
-        fill, fill_dtype = _FILLS[dtype]
+        fill, fill_dtype = EXACT_FILLS[dtype]
         blob = name or self.fresh(hint)
         target = blob if fill_dtype == dtype else self.fresh(f"{hint}_fill")
         op = self.init.op.add()

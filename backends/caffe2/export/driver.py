@@ -7,7 +7,6 @@ import functools
 import onnx_ir as ir
 
 from unframe.backends.caffe2.export.context import (
-    CAFFE2_DTYPES,
     FRAMEWORK,
     Converter,
     ExportContext,
@@ -15,6 +14,7 @@ from unframe.backends.caffe2.export.context import (
     infer_shapes,
 )
 from unframe.backends.caffe2.export.registry import ops
+from unframe.backends.caffe2.native import CAFFE2_DTYPES
 from unframe.shared_ir.errors import (
     ConversionError,
     UnframeError,

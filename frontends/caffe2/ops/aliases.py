@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
-from unframe.backends.caffe2.proto import caffe2_pb2
+from unframe.backends.caffe2.native import caffe2_pb2
 from unframe.frontends.caffe2.context import Args, ImportContext
 from unframe.frontends.caffe2.ops.nn import average_pool, conv, max_pool
 from unframe.frontends.caffe2.registry import DOMAIN, ops

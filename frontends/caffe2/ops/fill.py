@@ -15,8 +15,14 @@ from typing import TypeAlias
 import numpy as np
 import onnx_ir as ir
 
-from unframe.backends.caffe2.proto import caffe2_pb2
-from unframe.backends.caffe2.proto.values import get_floats, get_ints
+from unframe.backends.caffe2.native import (
+    GIVEN_FILL_TYPES,
+    GIVEN_TENSOR_FILL_DTYPES,
+    NUMPY_DTYPES,
+    caffe2_pb2,
+    get_floats,
+    get_ints,
+)
 from unframe.frontends.caffe2.context import Args, ImportContext
 from unframe.frontends.caffe2.registry import DOMAIN, ops
 
@@ -72,43 +78,27 @@ def _reshaped(ctx: ImportContext, flat: np.ndarray, shape: list[int] | ir.Value)
 
 
 # -- given values -------------------------------------------------------------------------------
-_GIVEN: dict[str, int] = {
-    "GivenTensorFill": DataType.FLOAT,
-    "GivenTensorDoubleFill": DataType.DOUBLE,
-    "GivenTensorIntFill": DataType.INT32,
-    "GivenTensorInt64Fill": DataType.INT64,
-    "GivenTensorInt16Fill": DataType.INT16,
-    "GivenTensorBoolFill": DataType.BOOL,
-    "GivenTensorStringFill": DataType.STRING,
-}
-#: The types GivenTensorFill's ``dtype`` may pick (given_tensor_fill_op.h).
-_GIVEN_DTYPES: dict[int, type] = {
-    DataType.FLOAT: np.float32, DataType.DOUBLE: np.float64, DataType.BOOL: np.bool_,
-    DataType.UINT16: np.uint16, DataType.INT16: np.int16, DataType.INT32: np.int32,
-    DataType.INT64: np.int64,
-}  # fmt: skip
 
 
 def _values(args: Args, data_type: int) -> np.ndarray:
     """``values`` as Caffe2 reads it for ``data_type``: floats, ints or strings."""
-    args.used.add("values")
-    arg = args.args.get("values")
+    arg = args.get("values")
     if data_type == DataType.STRING:
         return np.array(list(arg.strings) if arg else [], dtype=object)  # bytes, as ONNX holds them
     if arg is None:
-        return np.zeros(0, dtype=_GIVEN_DTYPES[data_type])
+        return np.zeros(0, dtype=NUMPY_DTYPES[data_type])
     if data_type in (DataType.FLOAT, DataType.DOUBLE):
         raw = get_floats(arg) if arg.floats else get_ints(arg)
     else:
         raw = get_ints(arg)
-    return np.asarray(raw).astype(_GIVEN_DTYPES[data_type])
+    return np.asarray(raw).astype(NUMPY_DTYPES[data_type])
 
 
 def given_tensor_fill(op: Op, args: Args, ctx: ImportContext) -> None:
-    data_type = _GIVEN[op.type]
+    data_type = GIVEN_FILL_TYPES[op.type]
     if op.type == "GivenTensorFill" and args.has("dtype"):
         data_type = args.integer("dtype", DataType.FLOAT)
-        if data_type not in _GIVEN_DTYPES and data_type != DataType.STRING:
+        if data_type not in GIVEN_TENSOR_FILL_DTYPES:
             raise ctx.bad(f"GivenTensorFill cannot fill Caffe2 data type {data_type}")
     else:
         args.used.add("dtype")  # the typed fills ignore it, as Caffe2 does
@@ -116,7 +106,7 @@ def given_tensor_fill(op: Op, args: Args, ctx: ImportContext) -> None:
     ctx.output(0, _reshaped(ctx, _values(args, data_type), shape))
 
 
-for _type in _GIVEN:
+for _type in GIVEN_FILL_TYPES:
     ops.register(_type, since=1, domain=DOMAIN)(given_tensor_fill)
 
 

@@ -14,7 +14,7 @@ from typing import TypeAlias
 import numpy as np
 import onnx_ir as ir
 
-from unframe.backends.caffe2.proto import caffe2_pb2
+from unframe.backends.caffe2.native import caffe2_pb2
 from unframe.frontends.caffe2.context import Args, ImportContext
 from unframe.frontends.caffe2.registry import DOMAIN, ops
 

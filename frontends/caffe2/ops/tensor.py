@@ -7,8 +7,8 @@ from typing import TypeAlias
 import numpy as np
 import onnx_ir as ir
 
-from unframe.backends.caffe2.proto import caffe2_pb2
-from unframe.frontends.caffe2.context import IR_DTYPES, Args, ImportContext
+from unframe.backends.caffe2.native import IR_DTYPES, caffe2_pb2
+from unframe.frontends.caffe2.context import Args, ImportContext
 from unframe.frontends.caffe2.registry import DOMAIN, ops
 
 Op: TypeAlias = caffe2_pb2.OperatorDef

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from unframe.backends.caffe2.runtime import Workspace
+from unframe.backends.caffe2.native.executor import Workspace
 from unframe.shared_ir.errors import BadInputError
 
 from .conftest import make_op

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from unframe.backends.caffe2.proto import caffe2_pb2
-from unframe.backends.caffe2.runtime import Workspace, run_net, unsupported_ops
+from unframe.backends.caffe2.native import caffe2_pb2
+from unframe.backends.caffe2.native.executor import Workspace, run_net, unsupported_ops
 from unframe.shared_ir.errors import BadInputError
 
 

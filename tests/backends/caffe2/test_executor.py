@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from unframe.backends.caffe2.netdef import data_inputs, read_model
-from unframe.backends.caffe2.proto import caffe2_pb2
-from unframe.backends.caffe2.runtime import CAFFE2_OPS, Workspace, caffe2_op, run_net
-from unframe.backends.caffe2.weights import random_init_net
+from unframe.backends.caffe2.native import caffe2_pb2
+from unframe.backends.caffe2.native.executor import CAFFE2_OPS, Workspace, caffe2_op, run_net
+from unframe.backends.caffe2.native.netdef import data_inputs, read_model
+from unframe.backends.caffe2.native.weights import random_init_net
 from unframe.shared_ir.errors import BadInputError, UnsupportedOpsError
 
 FIXTURES = Path(__file__).resolve().parents[3] / ".." / "shared" / "fixtures" / "caffe2"
@@ -101,7 +101,9 @@ def test_init_net_then_predict_net_with_in_place_ops() -> None:
 def test_registry_rejects_duplicates_and_is_open() -> None:
     with pytest.raises(ValueError, match="registered twice"):
         caffe2_op("Relu")(lambda ctx: [])
-    assert {"Conv", "GivenTensorFill", "SpatialBN", "Softmax", "Concat"} <= set(CAFFE2_OPS)
+    assert {"Conv", "GivenTensorFill", "SpatialBN", "Softmax", "Concat"} <= set(
+        CAFFE2_OPS.op_types("caffe2")
+    )
 
 
 # -- the fixtures, against a torch oracle -------------------------------------------------------

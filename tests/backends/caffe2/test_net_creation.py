@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from unframe.backends.caffe2.proto import caffe2_pb2
-from unframe.backends.caffe2.runtime import Workspace, run_net
+from unframe.backends.caffe2.native import caffe2_pb2
+from unframe.backends.caffe2.native.executor import Workspace, run_net
 from unframe.shared_ir.errors import BadInputError
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from unframe.backends.caffe2.netdef import (
+from unframe.backends.caffe2.native import caffe2_pb2
+from unframe.backends.caffe2.native.netdef import (
     Caffe2Model,
     data_inputs,
     parse_netdef,
@@ -18,7 +19,6 @@ from unframe.backends.caffe2.netdef import (
     read_value_info,
     write_model,
 )
-from unframe.backends.caffe2.proto import caffe2_pb2
 from unframe.shared_ir.errors import BadInputError
 
 FIXTURES = Path(__file__).resolve().parents[3] / ".." / "shared" / "fixtures" / "caffe2"

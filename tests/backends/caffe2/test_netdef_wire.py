@@ -18,9 +18,9 @@ import onnx
 import pytest
 from google.protobuf.message import DecodeError
 
-from unframe.backends.caffe2.netdef import parse_netdef, read_netdef, write_netdef
-from unframe.backends.caffe2.proto import caffe2_pb2, values, wire
-from unframe.backends.caffe2.proto.values import get_floats, get_ints, set_floats, set_ints
+from unframe.backends.caffe2.native import caffe2_pb2, values, wire
+from unframe.backends.caffe2.native.netdef import parse_netdef, read_netdef, write_netdef
+from unframe.backends.caffe2.native.values import get_floats, get_ints, set_floats, set_ints
 from unframe.shared_ir.errors import BadInputError
 
 _FLOATS = caffe2_pb2.Argument.DESCRIPTOR.fields_by_name["floats"].number
@@ -105,7 +105,7 @@ def test_unpacked_file_written_by_protobuf_reads_the_same_arrays(tmp_path: Path)
     slow, arrays = _net(fast=False)
     data = slow.SerializeToString()
     (tmp_path / "init_net.pb").write_bytes(data)
-    net, found = wire.parse_netdef(data)
+    net, found = wire.parse_netdef_with_lists(data)
     assert net == slow
     big = [a for a in arrays if a.size >= wire.FAST_MIN]
     assert len(found) == len(big)  # protobuf's unpacked ints are left to protobuf
@@ -127,7 +127,7 @@ def test_packed_ints_read_back_as_written(tmp_path: Path) -> None:
     fast, _ = _net(fast=True)
     write_netdef(fast, tmp_path / "n.pb")
     data = (tmp_path / "n.pb").read_bytes()
-    net, found = wire.parse_netdef(data)
+    net, found = wire.parse_netdef_with_lists(data)
     assert net == _net(fast=False)[0]
     ints = [array for _, field, array in found if field == "ints"]
     assert len(ints) == 2
@@ -208,7 +208,7 @@ def test_split_float_lists_read_as_protobuf_reads_them(layout: str, buffer: type
         "two packed": _packed(first) + name + _packed(second),
     }[layout]
     data = _net_bytes(arg)
-    net, found = wire.parse_netdef(buffer(data))
+    net, found = wire.parse_netdef_with_lists(buffer(data))
     assert net == caffe2_pb2.NetDef.FromString(data)
     ((_, field, floats),) = found
     assert field == "floats"
@@ -226,7 +226,7 @@ def test_a_field_hidden_among_unpacked_floats_sends_the_net_to_protobuf() -> Non
     arg = bytes([_NAME << 3 | 2, 1]) + b"v" + _unpacked(first) + hidden + _unpacked(second)
     data = _net_bytes(arg)
     with pytest.raises(wire.WireError):
-        wire.parse_netdef(data)
+        wire.parse_netdef_with_lists(data)
     with pytest.raises(wire.WireError):
         wire.parse_netdef_detached(data)
     net = parse_netdef(data, "test")
@@ -251,7 +251,7 @@ def test_repacking_several_lists_and_ops() -> None:
             op.arg.add(name="between", i=position)
     data = slow.SerializeToString()
     buffer = bytearray(data)
-    net, found = wire.parse_netdef(buffer)
+    net, found = wire.parse_netdef_with_lists(buffer)
     assert net == slow
     assert len(found) == 4
     for (arg, _, floats), expected in zip(found, arrays, strict=True):
@@ -301,7 +301,7 @@ def test_detached_read_leaves_the_large_lists_beside_the_net(
 
 
 def test_a_model_read_detached_imports_the_same_weights(tmp_path: Path) -> None:
-    from unframe.backends.caffe2.netdef import read_model
+    from unframe.backends.caffe2.native.netdef import read_model
     from unframe.frontends.caffe2 import import_caffe2
 
     predict = caffe2_pb2.NetDef(name="p", external_input=["x", "w"], external_output=["y"])
@@ -334,12 +334,12 @@ def test_a_model_read_detached_imports_the_same_weights(tmp_path: Path) -> None:
 def test_few_floats_and_many_other_fields_are_left_to_protobuf() -> None:
     small = _net_bytes(bytes([_NAME << 3 | 2, 1]) + b"v" + _unpacked(_weights(100)))
     with pytest.raises(wire.WireError):
-        wire.parse_netdef(small)
+        wire.parse_netdef_with_lists(small)
     assert parse_netdef(small, "test") == caffe2_pb2.NetDef.FromString(small)
     ints = b"".join(bytes([_INTS << 3]) + wire.varint(v) for v in range(200))
     busy = _net_bytes(bytes([_NAME << 3 | 2, 1]) + b"v" + ints + _unpacked(_weights(5000)))
     with pytest.raises(wire.WireError):
-        wire.parse_netdef(busy)
+        wire.parse_netdef_with_lists(busy)
     assert parse_netdef(busy, "test") == caffe2_pb2.NetDef.FromString(busy)
 
 
@@ -348,7 +348,7 @@ def test_a_float_key_spelled_in_two_bytes_falls_back_to_protobuf() -> None:
     odd = bytes([_FLOATS << 3 | 5 | 0x80, 0x00]) + struct.pack("<f", 1.25)
     data = _net_bytes(bytes([_NAME << 3 | 2, 1]) + b"v" + odd + _unpacked(array))
     with pytest.raises(wire.WireError):
-        wire.parse_netdef(data)
+        wire.parse_netdef_with_lists(data)
     net = parse_netdef(data, "test")
     assert net == caffe2_pb2.NetDef.FromString(data)
     assert len(net.op[0].arg[0].floats) == 5001
@@ -360,7 +360,7 @@ def test_group_wire_types_fall_back_to_protobufs_verdict() -> None:
     )  # an empty group of an unknown field
     data = _net_bytes(_unpacked(_weights(5000))) + group
     with pytest.raises(wire.WireError):
-        wire.parse_netdef(data)
+        wire.parse_netdef_with_lists(data)
     with pytest.raises(BadInputError, match=r"field number\(s\) \[99\]"):
         parse_netdef(data, "test")
 
@@ -440,14 +440,14 @@ def test_packed_ints_beside_unpacked_ones_are_left_to_protobuf() -> None:
     name = bytes([_NAME << 3 | 2, 1]) + b"v"
     data = _net_bytes(name + packed + bytes([_INTS << 3, 5]))
     with pytest.raises(wire.WireError):
-        wire.parse_netdef(data)
+        wire.parse_netdef_with_lists(data)
     net = parse_netdef(data, "test")
     assert net == caffe2_pb2.NetDef.FromString(data)
     assert get_ints(net.op[0].arg[0]).tolist() == [*numbers.tolist(), 5]
     # Beside large floats, the floats are still taken and the ints left to protobuf.
     floats = _weights(5000)
     data = _net_bytes(name + packed + bytes([_INTS << 3, 5]) + _unpacked(floats))
-    net, found = wire.parse_netdef(data)
+    net, found = wire.parse_netdef_with_lists(data)
     assert net == caffe2_pb2.NetDef.FromString(data)
     assert [field for _, field, _ in found] == ["floats"]
 
@@ -461,7 +461,7 @@ def test_protobufs_pure_python_parser_reads_the_packed_file_too(tmp_path: Path) 
     script = (
         "import sys\n"
         "from google.protobuf.internal import api_implementation\n"
-        "from unframe.backends.caffe2.proto import caffe2_pb2\n"
+        "from unframe.backends.caffe2.native import caffe2_pb2\n"
         "assert api_implementation.Type() == 'python'\n"
         "fast, slow = (caffe2_pb2.NetDef.FromString(open(p, 'rb').read()) for p in sys.argv[1:])\n"
         "assert fast == slow and len(fast.op[0].arg[1].floats) == 9000\n"
@@ -510,8 +510,8 @@ def test_a_detached_export_writes_the_nets_a_complete_one_does(tmp_path: Path) -
     import onnx_ir as ir
 
     from unframe.backends.caffe2.export import export_model
-    from unframe.backends.caffe2.netdef import Caffe2Model, read_model, write_model
-    from unframe.backends.caffe2.runtime import run_net
+    from unframe.backends.caffe2.native.executor import run_net
+    from unframe.backends.caffe2.native.netdef import Caffe2Model, read_model, write_model
 
     proto, weights = _weights_model()
     complete = export_model(ir.from_proto(proto))

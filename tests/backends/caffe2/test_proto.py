@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from unframe.backends.caffe2.proto import caffe2_pb2
+from unframe.backends.caffe2.native import caffe2_pb2
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -133,5 +133,5 @@ def test_committed_bindings_are_current(tmp_path: Path) -> None:
         pytest.skip("grpcio-tools (the dev extra) is not installed")
     script = REPO / "scripts" / "gen_caffe2_proto.py"
     subprocess.run([sys.executable, str(script), "--out", str(tmp_path)], check=True)
-    committed = REPO / "backends" / "caffe2" / "proto" / "caffe2_pb2.py"
+    committed = REPO / "backends" / "caffe2" / "native" / "caffe2_pb2.py"
     assert (tmp_path / "caffe2_pb2.py").read_text() == committed.read_text()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from unframe.backends.caffe2.proto import caffe2_pb2
-from unframe.backends.caffe2.proto.values import get_floats, set_floats, set_ints
+from unframe.backends.caffe2.native import caffe2_pb2
+from unframe.backends.caffe2.native.values import get_floats, set_floats, set_ints
 
 
 @pytest.mark.parametrize("count", [3, 50_000])

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 
 from cnn_models import MobileNetish, ResNetish, UNetish  # noqa: E402
 
-from unframe.backends.caffe2.runtime import run_net  # noqa: E402
+from unframe.backends.caffe2.native.executor import run_net  # noqa: E402
 from unframe.converters.adapters.caffe2 import Caffe2Framework  # noqa: E402
 from unframe.converters.framework import ConvertOptions  # noqa: E402
 
@@ -51,7 +51,7 @@ def test_cnn_matches_torch(model_class: type, tmp_path: Path) -> None:
 
 
 def framework_nets(path: Path):  # type: ignore[no-untyped-def]
-    from unframe.backends.caffe2.netdef import read_model
+    from unframe.backends.caffe2.native.netdef import read_model
 
     return read_model(path).predict_net
 

@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from unframe.backends.caffe2.export import export_model
-from unframe.backends.caffe2.runtime import run_net
+from unframe.backends.caffe2.native.executor import run_net
 from unframe.shared_ir.errors import UnsupportedOpsError
 
 

@@ -12,9 +12,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from unframe.backends.caffe2.export import export_model
-from unframe.backends.caffe2.netdef import Caffe2Model, read_model, write_model
-from unframe.backends.caffe2.proto import caffe2_pb2
-from unframe.backends.caffe2.runtime import run_net
+from unframe.backends.caffe2.native import caffe2_pb2
+from unframe.backends.caffe2.native.executor import run_net
+from unframe.backends.caffe2.native.netdef import Caffe2Model, read_model, write_model
 from unframe.converters import conformance
 from unframe.converters.adapters.caffe2 import Caffe2Framework
 from unframe.shared_ir.errors import UnsupportedOpsError

@@ -19,7 +19,7 @@ from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
 
 from unframe.backends.caffe2.export import export_model
-from unframe.backends.caffe2.runtime import Workspace
+from unframe.backends.caffe2.native.executor import Workspace
 from unframe.shared_ir.errors import UnsupportedOpsError
 
 #: Caffe2 op -> the element types of input 0 it has a CPU kernel for (caffe2/operators/...).

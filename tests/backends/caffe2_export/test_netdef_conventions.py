@@ -13,8 +13,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from unframe.backends.caffe2.export import export_model
-from unframe.backends.caffe2.proto import caffe2_pb2
-from unframe.backends.caffe2.runtime import run_net
+from unframe.backends.caffe2.native import caffe2_pb2
+from unframe.backends.caffe2.native.executor import run_net
 from unframe.converters.adapters.caffe2 import Caffe2Framework
 from unframe.converters.framework import ConvertOptions
 from unframe.shared_ir.errors import ExitCode, UnsupportedOpsError

@@ -15,8 +15,8 @@ import pytest
 from onnx.reference import ReferenceEvaluator
 
 from unframe.backends.caffe2.export import export_model
-from unframe.backends.caffe2.netdef import Caffe2Model
-from unframe.backends.caffe2.runtime import run_net
+from unframe.backends.caffe2.native.executor import run_net
+from unframe.backends.caffe2.native.netdef import Caffe2Model
 from unframe.converters import conformance
 from unframe.converters.framework import ConvertOptions
 from unframe.frontends.caffe2 import import_caffe2

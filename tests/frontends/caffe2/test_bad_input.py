@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 from netdef_builders import compare, model, op
 
-from unframe.backends.caffe2.netdef import Caffe2Model, read_model, write_model
-from unframe.backends.caffe2.proto import caffe2_pb2
+from unframe.backends.caffe2.native import caffe2_pb2
+from unframe.backends.caffe2.native.netdef import Caffe2Model, read_model, write_model
 from unframe.cli.main import cli
 from unframe.converters.adapters.caffe2 import Caffe2Framework
 from unframe.converters.framework import ConvertOptions

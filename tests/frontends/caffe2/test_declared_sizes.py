@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from unframe.backends.caffe2.netdef import read_model
-from unframe.backends.caffe2.proto import caffe2_pb2
-from unframe.backends.caffe2.runtime import run_net
+from unframe.backends.caffe2.native import caffe2_pb2
+from unframe.backends.caffe2.native.executor import run_net
+from unframe.backends.caffe2.native.netdef import read_model
 from unframe.cli.main import cli
 from unframe.converters.adapters.caffe2 import Caffe2Framework
 from unframe.converters.framework import ConvertOptions

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from unframe.backends.caffe2.export import export_model
-from unframe.backends.caffe2.netdef import Caffe2Model, read_model
-from unframe.backends.caffe2.runtime import run_net
-from unframe.backends.caffe2.weights import random_init_net
+from unframe.backends.caffe2.native.executor import run_net
+from unframe.backends.caffe2.native.netdef import Caffe2Model, read_model
+from unframe.backends.caffe2.native.weights import random_init_net
 from unframe.converters.framework import ConvertOptions
 from unframe.frontends.caffe2 import import_caffe2
 from unframe.shared_ir.inputs import InputSpec

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from google.protobuf import text_format
 from netdef_builders import model, op, randn
 
-from unframe.backends.caffe2.netdef import write_model
+from unframe.backends.caffe2.native.netdef import write_model
 from unframe.cli.main import cli
 
 CASES = 100

@@ -12,8 +12,8 @@ import pytest
 from netdef_builders import op, randn
 from typed_nets import check, imported, run_imported, typed_net
 
-from unframe.backends.caffe2.netdef import Caffe2Model
-from unframe.backends.caffe2.runtime import run_net
+from unframe.backends.caffe2.native.executor import run_net
+from unframe.backends.caffe2.native.netdef import Caffe2Model
 from unframe.frontends.caffe2 import import_caffe2
 from unframe.shared_ir.errors import BadInputError, UnsupportedOpsError
 from unframe.shared_ir.runner import run_reference

@@ -9,8 +9,8 @@ import onnx_ir as ir
 import pytest
 from netdef_builders import compare, model, op, randn
 
-from unframe.backends.caffe2.export.context import CAFFE2_DTYPES
-from unframe.backends.caffe2.runtime import run_net
+from unframe.backends.caffe2.native import CAFFE2_DTYPES
+from unframe.backends.caffe2.native.executor import run_net
 from unframe.frontends.caffe2 import import_caffe2
 from unframe.shared_ir.errors import BadInputError, UnsupportedOpsError
 

@@ -8,7 +8,7 @@ import pytest
 from netdef_builders import op, randn
 from typed_nets import check, run_imported, typed_net
 
-from unframe.backends.caffe2.runtime import run_net
+from unframe.backends.caffe2.native.executor import run_net
 from unframe.frontends.caffe2 import import_caffe2
 from unframe.shared_ir.errors import BadInputError
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from unframe.backends.caffe2.netdef import read_netdef
+from unframe.backends.caffe2.native.netdef import read_netdef
 from unframe.cli.main import cli
 from unframe.shared_ir.errors import ExitCode
 

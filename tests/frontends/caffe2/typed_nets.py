@@ -9,9 +9,9 @@ import numpy as np
 import onnx_ir as ir
 from netdef_builders import model
 
-from unframe.backends.caffe2.export.context import CAFFE2_DTYPES
-from unframe.backends.caffe2.netdef import Caffe2Model
-from unframe.backends.caffe2.runtime import run_net
+from unframe.backends.caffe2.native import CAFFE2_DTYPES
+from unframe.backends.caffe2.native.executor import run_net
+from unframe.backends.caffe2.native.netdef import Caffe2Model
 from unframe.converters.framework import ConvertOptions
 from unframe.frontends.caffe2 import import_caffe2
 from unframe.shared_ir.inputs import InputSpec

@@ -37,7 +37,7 @@ from unframe.backends.caffe2.export.ops._common import (
     transpose,
 )
 from unframe.backends.caffe2.export.registry import ops
-from unframe.backends.caffe2.proto import caffe2_pb2
+from unframe.backends.caffe2.native import caffe2_pb2
 
 
 @ops.register("If", since=1)

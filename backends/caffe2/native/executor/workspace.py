@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import functools
 from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from unframe.backends.caffe2.proto import caffe2_pb2
-from unframe.backends.caffe2.runtime.registry import CAFFE2_OPS, FRAMEWORK, OpContext
+from unframe.backends.caffe2.native import caffe2_pb2
+from unframe.backends.caffe2.native.executor.registry import (
+    CAFFE2_OPS,
+    DOMAIN,
+    FRAMEWORK,
+    OpContext,
+)
 from unframe.shared_ir.errors import BadInputError, UnframeError, UnsupportedOp, UnsupportedOpsError
-
-_OP_MODULES = ("fill", "math", "nn", "conv", "tensor", "reduce", "control_flow")
-_loaded = False
+from unframe.shared_ir.op_registry import OpRegistry, load_op_modules
 
 #: Ops that run nets of their own (If, ONNXWhile): they get the workspace and write their outputs
 #: themselves, as Caffe2 runs subnets in the op's workspace or a scope forwarded to it.
 SubnetOp = Callable[["Workspace", OpContext], None]
-SUBNET_OPS: dict[str, SubnetOp] = {}
+SUBNET_OPS: OpRegistry[SubnetOp] = OpRegistry(FRAMEWORK, "run")
 
 
 def subnet_op(*op_types: str) -> Callable[[SubnetOp], SubnetOp]:
@@ -26,25 +28,22 @@ def subnet_op(*op_types: str) -> Callable[[SubnetOp], SubnetOp]:
 
     def decorate(function: SubnetOp) -> SubnetOp:
         for op_type in op_types:
-            if op_type in SUBNET_OPS or op_type in CAFFE2_OPS:
+            if CAFFE2_OPS.supports(op_type, 1, DOMAIN):
                 raise ValueError(f"caffe2 executor: op {op_type!r} is registered twice")
-            SUBNET_OPS[op_type] = function
+            SUBNET_OPS.register(op_type, since=1, domain=DOMAIN)(function)
         return function
 
     return decorate
 
 
+@functools.cache
 def load_ops() -> None:
-    """Imports every op module (and ``ops/extra.py`` where it exists) so that they register."""
-    global _loaded
-    if _loaded:
-        return
-    package = "unframe.backends.caffe2.runtime.ops"
-    for module in _OP_MODULES:
-        importlib.import_module(f"{package}.{module}")
-    if importlib.util.find_spec(f"{package}.extra") is not None:
-        importlib.import_module(f"{package}.extra")
-    _loaded = True
+    """Imports every op module of ``executor/ops`` (found by pkgutil) so that they register."""
+    load_op_modules("unframe.backends.caffe2.native.executor.ops")
+
+
+def _implemented(op_type: str) -> bool:
+    return CAFFE2_OPS.supports(op_type, 1, DOMAIN) or SUBNET_OPS.supports(op_type, 1, DOMAIN)
 
 
 def unsupported_ops(net: caffe2_pb2.NetDef) -> list[UnsupportedOp]:
@@ -52,7 +51,7 @@ def unsupported_ops(net: caffe2_pb2.NetDef) -> list[UnsupportedOp]:
     load_ops()
     missing = []
     for index, op in enumerate(net.op):
-        if op.type not in CAFFE2_OPS and op.type not in SUBNET_OPS:
+        if not _implemented(op.type):
             missing.append(
                 UnsupportedOp(
                     node=f"op {index}" + (f" {op.name!r}" if op.name else ""),
@@ -135,8 +134,9 @@ class Workspace:
     def run_op(self, op: caffe2_pb2.OperatorDef, index: int = 0) -> None:
         """Runs one op, reading its inputs from and writing its outputs to the workspace."""
         load_ops()
-        function = CAFFE2_OPS.get(op.type)
-        if function is None and op.type not in SUBNET_OPS:
+        function = CAFFE2_OPS.lookup(op.type, 1, DOMAIN)
+        subnet_function = SUBNET_OPS.lookup(op.type, 1, DOMAIN)
+        if function is None and subnet_function is None:
             raise UnsupportedOpsError(
                 [UnsupportedOp(node=f"op {index}", op_type=op.type)],
                 framework=FRAMEWORK,
@@ -150,7 +150,8 @@ class Workspace:
             inputs.append(value)
         ctx = OpContext(op, index, inputs, seed=self.seed)
         if function is None:
-            SUBNET_OPS[op.type](self, ctx)
+            assert subnet_function is not None
+            subnet_function(self, ctx)
             return
         try:
             outputs = list(function(ctx))

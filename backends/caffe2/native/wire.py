@@ -5,7 +5,7 @@ writes a ResNet-50's 25 million weights one 5-byte record at a time, ten times t
 the bytes. Here the NetDef is walked on the wire just far enough to find the large ``floats`` and
 ``ints`` lists of its operators' arguments:
 
-* reading, a float list (unpacked records or packed) is viewed with numpy. ``parse_netdef`` hands
+* reading, a float list (unpacked records or packed) is viewed with numpy. ``parse_netdef_with_lists`` hands
   it to protobuf as one packed field, which protobuf copies in one go (Caffe2's unpacked records
   are gathered into that field first), so the message is complete. ``parse_netdef_detached``
   leaves the large lists out of the message and returns them beside it: packed ones as views of
@@ -33,7 +33,7 @@ import numpy as np
 from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from unframe.backends.caffe2.proto import caffe2_pb2
+from unframe.backends.caffe2.native import caffe2_pb2
 from unframe.shared_ir.protowire import (
     FIXED32,
     LENGTH_DELIMITED,
@@ -363,7 +363,7 @@ def _walk(data: Buffer) -> tuple[list[bytes], list[tuple[int, int, _OpPlan | Non
     return others, ops
 
 
-def parse_netdef(
+def parse_netdef_with_lists(
     data: Buffer,
 ) -> tuple[caffe2_pb2.NetDef, list[tuple[caffe2_pb2.Argument, str, np.ndarray]]]:
     """A NetDef parsed with its large float lists moved as packed bytes, and those lists.
@@ -407,7 +407,7 @@ def parse_netdef_detached(
     for each op's bytes once its unpacked floats are gathered and nothing views them.
 
     Raises:
-        WireError, DecodeError: as :func:`parse_netdef`.
+        WireError, DecodeError: as :func:`parse_netdef_with_lists`.
     """
     others, ops = _walk(data)
     view = memoryview(data)
@@ -506,7 +506,7 @@ def _op_parts(
     return parts
 
 
-def write_netdef(
+def write_netdef_stream(
     net: caffe2_pb2.NetDef,
     handle: BinaryIO,
     cached: CachedValues,

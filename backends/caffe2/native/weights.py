@@ -15,12 +15,12 @@ from collections.abc import Mapping
 import numpy as np
 import onnx.helper
 
-from unframe.backends.caffe2.netdef import ValueInfo
-from unframe.backends.caffe2.proto import caffe2_pb2
-from unframe.backends.caffe2.proto.values import set_floats
-from unframe.backends.caffe2.runtime.ops.conv import geometry_arg
-from unframe.backends.caffe2.runtime.registry import FRAMEWORK, OpContext
-from unframe.backends.caffe2.runtime.workspace import Workspace, unsupported_ops
+from unframe.backends.caffe2.native import caffe2_pb2
+from unframe.backends.caffe2.native.executor.ops.conv import geometry_arg
+from unframe.backends.caffe2.native.executor.registry import FRAMEWORK, OpContext
+from unframe.backends.caffe2.native.executor.workspace import Workspace, unsupported_ops
+from unframe.backends.caffe2.native.netdef import ValueInfo
+from unframe.backends.caffe2.native.values import set_floats
 from unframe.shared_ir.errors import BadInputError, UnsupportedOpsError
 
 _CONV = {"Conv", "Conv1D", "Conv2D", "Conv3D"}

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from unframe.backends.caffe2.runtime.ops.math import erf
-from unframe.backends.caffe2.runtime.registry import (
+from unframe.backends.caffe2.native.executor.ops.math import erf
+from unframe.backends.caffe2.native.executor.registry import (
     KernelTypes,
     OpContext,
     caffe2_op,

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from unframe.backends.caffe2.runtime.registry import (
+from unframe.backends.caffe2.native.executor.registry import (
     NUMERIC_TYPES,
     KernelTypes,
     OpContext,

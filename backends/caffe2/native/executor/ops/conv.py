@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from unframe.backends.caffe2.runtime.registry import KernelTypes, OpContext, caffe2_op
+from unframe.backends.caffe2.native.executor.registry import KernelTypes, OpContext, caffe2_op
 
 # ConvOp<float, CPUContext> (conv_op.cc); PoolOp<float, CPUContext, ...> for MaxPool and
 # AveragePool (pool_op.cc).

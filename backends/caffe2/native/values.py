@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from unframe.backends.caffe2.proto import caffe2_pb2
-from unframe.backends.caffe2.proto.wire import (
+from unframe.backends.caffe2.native import caffe2_pb2
+from unframe.backends.caffe2.native.wire import (
     ARG_INTS,
     FAST_MIN,
     FLOAT_KEY,
@@ -223,7 +223,7 @@ def get_ints(arg: caffe2_pb2.Argument) -> np.ndarray:
 def keep_read(
     net: caffe2_pb2.NetDef, found: list[tuple[caffe2_pb2.Argument, str, np.ndarray]]
 ) -> None:
-    """Keeps the arrays that ``wire.parse_netdef`` found in ``net``, for the getters."""
+    """Keeps the arrays that ``wire.parse_netdef_with_lists`` found in ``net``, for the getters."""
     _CACHE.keep_read(net, found)
 
 

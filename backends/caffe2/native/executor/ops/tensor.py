@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from unframe.backends.caffe2.runtime.registry import (
+from unframe.backends.caffe2.native.executor.registry import (
     NUMERIC_TYPES,
     KernelTypes,
     OpContext,

@@ -11,33 +11,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from unframe.backends.caffe2.proto import caffe2_pb2
+from unframe.backends.caffe2.native import caffe2_pb2
+from unframe.backends.caffe2.native.arguments import ArgumentReader
+from unframe.backends.caffe2.native.dtypes import NUMPY_DTYPES, data_type_name
 from unframe.shared_ir.errors import BadInputError, UnsupportedError
+from unframe.shared_ir.op_registry import OpRegistry
 
 FRAMEWORK = "caffe2"
 
+#: The domain the executor's op types are registered in (Caffe2 op types are not ONNX's).
+DOMAIN = "caffe2"
+
 OpFunction = Callable[["OpContext"], Sequence[np.ndarray]]
 
-#: Every registered op type and its function.
-CAFFE2_OPS: dict[str, OpFunction] = {}
-
-DataType = caffe2_pb2.TensorProto.DataType
-
-#: Caffe2 TensorProto data types -> numpy dtypes.
-NUMPY_DTYPES: dict[int, np.dtype] = {
-    DataType.Value("FLOAT"): np.dtype(np.float32),
-    DataType.Value("INT32"): np.dtype(np.int32),
-    DataType.Value("BYTE"): np.dtype(np.uint8),
-    DataType.Value("STRING"): np.dtype(object),
-    DataType.Value("BOOL"): np.dtype(np.bool_),
-    DataType.Value("UINT8"): np.dtype(np.uint8),
-    DataType.Value("INT8"): np.dtype(np.int8),
-    DataType.Value("UINT16"): np.dtype(np.uint16),
-    DataType.Value("INT16"): np.dtype(np.int16),
-    DataType.Value("INT64"): np.dtype(np.int64),
-    DataType.Value("FLOAT16"): np.dtype(np.float16),
-    DataType.Value("DOUBLE"): np.dtype(np.float64),
-}
+#: Every op type the executor implements (as ``OpContext -> outputs``), at version 1.
+CAFFE2_OPS: OpRegistry[OpFunction] = OpRegistry(FRAMEWORK, "run")
 
 
 def caffe2_op(*op_types: str) -> Callable[[OpFunction], OpFunction]:
@@ -52,9 +40,7 @@ def caffe2_op(*op_types: str) -> Callable[[OpFunction], OpFunction]:
 
     def decorate(function: OpFunction) -> OpFunction:
         for op_type in op_types:
-            if op_type in CAFFE2_OPS:
-                raise ValueError(f"caffe2 executor: op {op_type!r} is registered twice")
-            CAFFE2_OPS[op_type] = function
+            CAFFE2_OPS.register(op_type, since=1, domain=DOMAIN)(function)
         return function
 
     return decorate
@@ -68,10 +54,10 @@ class OpContext:
     index: int
     inputs: list[np.ndarray]
     seed: int = 0
-    _args: dict[str, caffe2_pb2.Argument] = field(default_factory=dict, repr=False)
+    args: ArgumentReader = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._args = {arg.name: arg for arg in self.op.arg}
+        self.args = ArgumentReader(self.op, self.error)
 
     # -- inputs and outputs ---------------------------------------------------------------------
     @property
@@ -91,67 +77,33 @@ class OpContext:
     def optional_input(self, i: int) -> np.ndarray | None:
         return self.inputs[i] if i < len(self.inputs) else None
 
-    # -- arguments ------------------------------------------------------------------------------
+    # -- arguments (read by the one Caffe2 argument reader) ---------------------------------------
     def has(self, name: str) -> bool:
-        return name in self._args
+        return self.args.has(name)
 
     def arg_int(self, name: str, default: int) -> int:
-        arg = self._args.get(name)
-        if arg is None:
-            return default
-        if arg.HasField("i"):
-            return int(arg.i)
-        if arg.HasField("f") and float(arg.f).is_integer():
-            return int(arg.f)
-        raise self.error(f"argument {name!r} must be an integer, got {_describe(arg)}")
+        return self.args.integer(name, default)
 
     def arg_float(self, name: str, default: float) -> float:
-        arg = self._args.get(name)
-        if arg is None:
-            return default
-        if arg.HasField("f"):
-            return float(arg.f)
-        if arg.HasField("i"):
-            return float(arg.i)
-        raise self.error(f"argument {name!r} must be a number, got {_describe(arg)}")
+        return self.args.number(name, default)
 
     def arg_str(self, name: str, default: str) -> str:
-        arg = self._args.get(name)
-        if arg is None:
-            return default
-        if arg.HasField("s"):
-            return arg.s.decode("utf-8", errors="replace")
-        raise self.error(f"argument {name!r} must be a string, got {_describe(arg)}")
+        return self.args.string(name, default)
 
     def arg_ints(self, name: str, default: Sequence[int] | None = None) -> list[int]:
-        arg = self._args.get(name)
-        if arg is None:
+        found = self.args.integers(name)
+        if found is None:
             return list(default) if default is not None else []
-        if arg.ints:
-            return [int(v) for v in arg.ints]
-        if arg.HasField("i"):
-            return [int(arg.i)]
-        if arg.floats and all(float(v).is_integer() for v in arg.floats):
-            return [int(v) for v in arg.floats]
-        # An empty repeated argument is a valid, empty list.
-        if not (arg.HasField("f") or arg.HasField("s") or arg.strings):
-            return []
-        raise self.error(f"argument {name!r} must be a list of integers, got {_describe(arg)}")
+        return found
 
     def arg_floats(self, name: str, default: Sequence[float] | None = None) -> list[float]:
-        arg = self._args.get(name)
-        if arg is None:
+        found = self.args.numbers(name)
+        if found is None:
             return list(default) if default is not None else []
-        if arg.floats:
-            return [float(v) for v in arg.floats]
-        if arg.ints:
-            return [float(v) for v in arg.ints]
-        if arg.HasField("f"):
-            return [float(arg.f)]
-        return []
+        return found
 
     def arg(self, name: str) -> caffe2_pb2.Argument | None:
-        return self._args.get(name)
+        return self.args.get(name)
 
     def order(self) -> str:
         """The ``order`` argument, NCHW or NHWC."""
@@ -244,11 +196,7 @@ def numpy_dtype(ctx: OpContext, data_type: int) -> np.dtype:
     """The numpy dtype of a Caffe2 ``TensorProto.DataType`` value."""
     dtype = NUMPY_DTYPES.get(data_type)
     if dtype is None:
-        name = DataType.Name(data_type) if data_type in DataType.values() else str(data_type)
-        raise ctx.unsupported(f"data type {name} is not supported by the executor")
+        raise ctx.unsupported(
+            f"data type {data_type_name(data_type)} is not supported by the executor"
+        )
     return dtype
-
-
-def _describe(arg: caffe2_pb2.Argument) -> str:
-    fields = [descriptor.name for descriptor, _ in arg.ListFields() if descriptor.name != "name"]
-    return f"an argument with {', '.join(fields) or 'no value'}"

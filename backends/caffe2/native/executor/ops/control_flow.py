@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from unframe.backends.caffe2.proto import caffe2_pb2
-from unframe.backends.caffe2.runtime.registry import OpContext
-from unframe.backends.caffe2.runtime.workspace import Workspace, subnet_op
+from unframe.backends.caffe2.native import caffe2_pb2
+from unframe.backends.caffe2.native.executor.registry import OpContext
+from unframe.backends.caffe2.native.executor.workspace import Workspace, subnet_op
 
 #: Condition types ONNXWhile dispatches on (Caffe2's ``TensorTypes<int, bool, long>``).
 _CONDITION_TYPES = (np.dtype(np.int32), np.dtype(np.bool_), np.dtype(np.int64))

@@ -5,26 +5,33 @@ Run a model with :func:`run_net` (``predict_net.external_output`` in order), or 
 
 Adding an op: write a function that takes an :class:`OpContext` and returns its outputs in order,
 and register it with the :func:`caffe2_op` decorator, in the module of its family under ``ops/``
-(``ops/extra.py`` is imported too where it exists)::
+(every module there is loaded by ``pkgutil``; ``CAFFE2_OPS`` is an ``OpRegistry`` of domain
+``caffe2``)::
 
     import numpy as np
 
-    from unframe.backends.caffe2.runtime.registry import OpContext, caffe2_op
+    from unframe.backends.caffe2.native.executor.registry import OpContext, caffe2_op
 
     @caffe2_op("Softsign")
     def softsign(ctx: OpContext) -> list[np.ndarray]:
         x = ctx.input(0)
         return [x / (1 + np.abs(x))]
 
-``OpContext`` reads arguments (``arg_int``, ``arg_float``, ``arg_str``, ``arg_ints``, ``order``)
+``OpContext`` reads arguments with Caffe2's one argument reader (``native/arguments.py``) through
+``arg_int``, ``arg_float``, ``arg_str``, ``arg_ints`` and ``order``,
 and makes errors that name the op (``ctx.error``, ``ctx.unsupported``). Registering an op type
 twice raises. Semantics must be Caffe2's own, written from its operator documentation.
 """
 
 from __future__ import annotations
 
-from unframe.backends.caffe2.runtime.registry import CAFFE2_OPS, OpContext, caffe2_op
-from unframe.backends.caffe2.runtime.workspace import Workspace, load_ops, run_net, unsupported_ops
+from unframe.backends.caffe2.native.executor.registry import CAFFE2_OPS, OpContext, caffe2_op
+from unframe.backends.caffe2.native.executor.workspace import (
+    Workspace,
+    load_ops,
+    run_net,
+    unsupported_ops,
+)
 
 __all__ = [
     "CAFFE2_OPS",

@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from unframe.backends.caffe2.runtime.registry import (
+from unframe.backends.caffe2.native.dtypes import DataType
+from unframe.backends.caffe2.native.executor.registry import (
     NUMERIC_TYPES,
-    DataType,
     KernelTypes,
     OpContext,
     caffe2_op,

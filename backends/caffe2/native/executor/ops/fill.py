@@ -11,23 +11,20 @@ import math
 
 import numpy as np
 
-from unframe.backends.caffe2.proto.values import get_floats
-from unframe.backends.caffe2.runtime.registry import (
+from unframe.backends.caffe2.native.dtypes import GIVEN_TENSOR_FILL_DTYPES, DataType
+from unframe.backends.caffe2.native.executor.registry import (
     FRAMEWORK,
-    DataType,
     OpContext,
     caffe2_op,
     numpy_dtype,
 )
+from unframe.backends.caffe2.native.values import get_floats
 from unframe.shared_ir.errors import LimitExceededError
 from unframe.shared_ir.limits import check_tensor_bytes, declared_bytes
 
 FLOAT = DataType.Value("FLOAT")
 INT64 = DataType.Value("INT64")
 _FLOATING = {DataType.Value(n) for n in ("FLOAT", "DOUBLE", "FLOAT16")}
-_GIVEN_TYPES = {
-    DataType.Value(n) for n in ("FLOAT", "DOUBLE", "BOOL", "INT16", "INT32", "INT64", "STRING")
-}
 _INTEGER = {
     DataType.Value(n) for n in ("INT32", "INT64", "INT16", "INT8", "UINT8", "UINT16", "BYTE")
 }
@@ -87,7 +84,7 @@ def _given(ctx: OpContext, values: np.ndarray) -> list[np.ndarray]:
 def given_tensor_fill(ctx: OpContext) -> list[np.ndarray]:
     """``values`` (floats; ints for an integer or bool ``dtype``) reshaped to the fill shape."""
     data_type = ctx.arg_int("dtype", FLOAT)
-    if data_type not in _GIVEN_TYPES:
+    if data_type not in GIVEN_TENSOR_FILL_DTYPES:
         # given_tensor_fill_op.h: the dtype switch has FLOAT, DOUBLE, BOOL, INT16, INT32, INT64
         # and STRING; anything else throws "Unexpected 'dtype' argument value".
         raise ctx.error(

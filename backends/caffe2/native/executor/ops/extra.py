@@ -1,7 +1,7 @@
 """Caffe2 operators the export backend emits that the core executor modules do not implement.
 
-Each follows its Caffe2 operator schema. Registration is skipped where an executor module already
-provides the op, so the core modules can grow without a duplicate-registration error here.
+Each follows its Caffe2 operator schema. An op type registered twice raises when the executor's
+op modules are loaded, so an op moved into a core module must leave this one.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from unframe.backends.caffe2.runtime.ops.math import binary_operands
-from unframe.backends.caffe2.runtime.registry import (
-    CAFFE2_OPS,
+from unframe.backends.caffe2.native.executor.ops.math import binary_operands
+from unframe.backends.caffe2.native.executor.registry import (
     NUMERIC_TYPES,
     KernelTypes,
     OpContext,
@@ -28,15 +27,7 @@ _EXPAND = KernelTypes.of("expand_op.cc", *NUMERIC_TYPES)
 _RANGE = KernelTypes.of("utility_ops.h", *NUMERIC_TYPES)
 
 
-def _provide(*op_types: str) -> Callable[[OpFunction], OpFunction]:
-    """``caffe2_op`` for the op types no other executor module registered."""
-    missing = tuple(t for t in op_types if t not in CAFFE2_OPS)
-    if not missing:
-        return lambda function: function
-    return caffe2_op(*missing)
-
-
-@_provide("Expand")
+@caffe2_op("Expand")
 def expand(ctx: OpContext) -> list[np.ndarray]:
     # Caffe2: the result of numpy.array(X) * numpy.ones(shape), without the multiplication.
     x, shape = ctx.input(0), ctx.input(1)
@@ -58,12 +49,12 @@ def _bitwise(function: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> OpFunc
     return run
 
 
-_provide("BitwiseAnd")(_bitwise(np.bitwise_and))
-_provide("BitwiseOr")(_bitwise(np.bitwise_or))
-_provide("BitwiseXor")(_bitwise(np.bitwise_xor))
+caffe2_op("BitwiseAnd")(_bitwise(np.bitwise_and))
+caffe2_op("BitwiseOr")(_bitwise(np.bitwise_or))
+caffe2_op("BitwiseXor")(_bitwise(np.bitwise_xor))
 
 
-@_provide("NormalizeL1")
+@caffe2_op("NormalizeL1")
 def normalize_l1(ctx: OpContext) -> list[np.ndarray]:
     x = ctx.input(0)
     axis = canonical_axis(ctx, ctx.arg_int("axis", -1), x.ndim)
@@ -73,7 +64,7 @@ def normalize_l1(ctx: OpContext) -> list[np.ndarray]:
     return [(x / safe).astype(x.dtype)]
 
 
-@_provide("Mish")
+@caffe2_op("Mish")
 def mish(ctx: OpContext) -> list[np.ndarray]:
     x = ctx.input(0)
     if not np.issubdtype(x.dtype, np.floating):
@@ -81,7 +72,7 @@ def mish(ctx: OpContext) -> list[np.ndarray]:
     return [(x * np.tanh(np.logaddexp(0, x))).astype(x.dtype)]
 
 
-@_provide("Range")
+@caffe2_op("Range")
 def range_(ctx: OpContext) -> list[np.ndarray]:
     values = [np.asarray(ctx.input(i)) for i in range(ctx.num_inputs)]
     if values:
@@ -102,7 +93,7 @@ def range_(ctx: OpContext) -> list[np.ndarray]:
     return [(start + np.arange(count, dtype=dtype) * step).astype(dtype)]
 
 
-@_provide("OneHot")
+@caffe2_op("OneHot")
 def one_hot(ctx: OpContext) -> list[np.ndarray]:
     # one_hot_ops.h: "indices input must be 1D tensor of data type int64_t", the size a
     # one-element int64 tensor (both read with data<int64_t>()).
@@ -123,7 +114,7 @@ def one_hot(ctx: OpContext) -> list[np.ndarray]:
     return [out]
 
 
-@_provide("PadImage")
+@caffe2_op("PadImage")
 def pad_image(ctx: OpContext) -> list[np.ndarray]:
     x = ctx.input(0)
     if x.ndim != 4:
@@ -145,7 +136,7 @@ def pad_image(ctx: OpContext) -> list[np.ndarray]:
     raise ctx.error(f"unknown mode {mode!r} (constant, reflect or edge)")
 
 
-@_provide("UpsampleBilinear")
+@caffe2_op("UpsampleBilinear")
 def upsample_bilinear(ctx: OpContext) -> list[np.ndarray]:
     x = ctx.input(0)
     if x.ndim != 4:
@@ -196,7 +187,7 @@ def _in_place(ctx: OpContext) -> None:
         )
 
 
-@_provide("ScatterAssign")
+@caffe2_op("ScatterAssign")
 def scatter_assign(ctx: OpContext) -> list[np.ndarray]:
     # DATA[INDICES[i]] = SLICES[i]; Caffe2 runs it in place on DATA.
     _in_place(ctx)
@@ -214,7 +205,7 @@ def scatter_assign(ctx: OpContext) -> list[np.ndarray]:
     return [out]
 
 
-@_provide("ScatterWeightedSum")
+@caffe2_op("ScatterWeightedSum")
 def scatter_weighted_sum(ctx: OpContext) -> list[np.ndarray]:
     # As utility_ops.h: every indexed row of X0 is scaled by w0 (a repeated index once per
     # occurrence; skipped where w0 is 1), then each pair adds wk * Xk[i] to row INDICES[i], in
@@ -245,7 +236,7 @@ def scatter_weighted_sum(ctx: OpContext) -> list[np.ndarray]:
     return [out]
 
 
-@_provide("BooleanMask")
+@caffe2_op("BooleanMask")
 def boolean_mask(ctx: OpContext) -> list[np.ndarray]:
     data, mask = ctx.input(0), np.asarray(ctx.input(1))
     if mask.ndim != 1 or mask.shape[0] != data.shape[0]:

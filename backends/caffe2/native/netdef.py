@@ -23,7 +23,7 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 from onnx import TensorProto
 
-from unframe.backends.caffe2.proto import caffe2_pb2, values, wire
+from unframe.backends.caffe2.native import caffe2_pb2, values, wire
 from unframe.shared_ir.errors import BadInputError
 
 FRAMEWORK = "caffe2"
@@ -168,7 +168,7 @@ def parse_netdef(
 ) -> caffe2_pb2.NetDef:
     """Parses serialized NetDef bytes; ``where`` names the source in error messages.
 
-    Large float lists (weights) are moved past protobuf (``proto/wire.py``); anything that path
+    Large float lists (weights) are moved past protobuf (``native/wire.py``); anything that path
     does not expect is parsed by protobuf alone, which also reports corrupt data.
     """
     return _parse(data, where, allow_empty=allow_empty, detach=False)[0]
@@ -187,7 +187,7 @@ def _parse(
                 release = _releaser(data) if isinstance(data, memoryview) else None
                 net, detached = wire.parse_netdef_detached(data, release)
             else:
-                net, found = wire.parse_netdef(data)
+                net, found = wire.parse_netdef_with_lists(data)
         except wire.WireError:  # not a net this path handles: protobuf alone reads it
             net = caffe2_pb2.NetDef.FromString(data)
     except DecodeError as error:
@@ -359,7 +359,7 @@ def write_netdef(net: caffe2_pb2.NetDef, path: Path, detached: wire.Detached | N
     """Writes one NetDef, as protobuf text where ``path`` ends in ``.pbtxt``, else binary.
 
     Binary nets are written straight to the file, weights the codec still holds as arrays
-    (``proto/values.py``) and those ``detached`` from the messages as packed fields from those
+    (``native/values.py``) and those ``detached`` from the messages as packed fields from those
     arrays.
     """
     path = Path(path)
@@ -369,7 +369,7 @@ def write_netdef(net: caffe2_pb2.NetDef, path: Path, detached: wire.Detached | N
         path.write_text(text_format.MessageToString(net), encoding="utf-8")
     else:
         with path.open("wb") as handle:
-            wire.write_netdef(net, handle, values.take_for_writing, detached)
+            wire.write_netdef_stream(net, handle, values.take_for_writing, detached)
 
 
 def attached(net: caffe2_pb2.NetDef, detached: wire.Detached) -> caffe2_pb2.NetDef:
