@@ -104,7 +104,7 @@ def _items(value: Any) -> list[Any]:
 
 def _names() -> list[Any]:
     return [
-        pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_FAILURES[name], strict=False))
+        pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_FAILURES[name], strict=True))
         if name in KNOWN_FAILURES
         else name
         for name in sorted(_cases())
