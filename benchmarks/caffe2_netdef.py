@@ -110,7 +110,7 @@ def phase(name: str, workdir: Path) -> dict[str, float]:
 
 
 def _import_converters() -> None:
-    from unframe.backends.caffe2.export import export_registry
+    from unframe.backends.caffe2.driver import export_registry
     from unframe.frontends.caffe2.driver import import_registry
 
     export_registry()

@@ -29,7 +29,7 @@ _CONFORMANCE_NOTE = """\
   values it is fed (nothing is bound to the test's values). Where Caffe2 takes a tensor the net
   passes it on: Reshape's shape, Expand's shape, ConstantFill's `input_as_shape`, Range, Split's
   sizes, Tile's tiles and axis, Slice's starts and ends. Elsewhere it computes the parameter's
-  effect (`unframe.backends.caffe2.export.ops._runtime`): Slice, Pad and CenterCropPad gather
+  effect (`unframe.backends.caffe2.ops._runtime`): Slice, Pad and CenterCropPad gather
   `Range` positions per axis, clamped as ONNX does; reductions reduce every axis, keep the named
   ones with Where and cut them with a Slice of run-time ends (BooleanMask drops them without
   keepdims); CumSum and CumProd scan along every axis and keep the one named; TopK sorts the
@@ -106,7 +106,7 @@ class Caffe2Framework(Framework):
         return import_caffe2(model, options, structure_only=inspecting)
 
     def save(self, model: ir.Model, path: Path, options: ConvertOptions) -> None:
-        from unframe.backends.caffe2.export import export_model
+        from unframe.backends.caffe2.driver import export_model
         from unframe.backends.caffe2.native import Caffe2Model, write_model
 
         nets = export_model(model, detach_weights=True)
@@ -117,14 +117,14 @@ class Caffe2Framework(Framework):
         )
 
     def export_registry(self) -> OpRegistry[Any] | None:
-        from unframe.backends.caffe2.export import export_registry
+        from unframe.backends.caffe2.driver import export_registry
 
         return export_registry()
 
     def unsupported_nodes(self, model: ir.Model) -> list[UnsupportedOp]:
         # A converter may refuse a node for its attributes or non-constant inputs; a dry run
         # finds those too, so that every problem is reported before anything is written.
-        from unframe.backends.caffe2.export.driver import unsupported
+        from unframe.backends.caffe2.driver import unsupported
 
         return unsupported(model)
 

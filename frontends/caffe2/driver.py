@@ -42,7 +42,7 @@ from unframe.shared_ir.errors import (
     UnsupportedOpsError,
 )
 from unframe.shared_ir.limits import check_tensor_bytes, declared_bytes
-from unframe.shared_ir.op_registry import OpRegistry
+from unframe.shared_ir.op_registry import OpRegistry, load_op_modules
 
 #: The typed fills whose values the importer reads itself, and their numpy types.
 _FILL_DTYPES = {
@@ -54,8 +54,7 @@ _FILL_DTYPES = {
 
 def import_registry() -> OpRegistry[Any]:
     """The import registry with every converter module loaded."""
-    import unframe.frontends.caffe2.ops  # noqa: F401 - registers the converters
-
+    load_op_modules("unframe.frontends.caffe2.ops")
     return ops
 
 

@@ -1,14 +1,5 @@
-"""Import converters by op family; importing this package registers them all."""
+"""Import converters, one module per op family.
 
-from unframe.frontends.caffe2.ops import (
-    aliases,
-    control_flow,
-    fill,
-    indexing,
-    math,
-    nn,
-    reduce,
-    tensor,
-)
-
-__all__ = ["aliases", "control_flow", "fill", "indexing", "math", "nn", "reduce", "tensor"]
+Every public module here is imported by ``driver.import_registry`` (``load_op_modules``, by
+``pkgutil``), so adding a family is adding a file.
+"""

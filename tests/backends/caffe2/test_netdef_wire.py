@@ -509,7 +509,7 @@ def _weights_model() -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
 def test_a_detached_export_writes_the_nets_a_complete_one_does(tmp_path: Path) -> None:
     import onnx_ir as ir
 
-    from unframe.backends.caffe2.export import export_model
+    from unframe.backends.caffe2.driver import export_model
     from unframe.backends.caffe2.native.executor import run_net
     from unframe.backends.caffe2.native.netdef import Caffe2Model, read_model, write_model
 
@@ -547,8 +547,8 @@ def test_a_detached_export_writes_the_nets_a_complete_one_does(tmp_path: Path) -
 def test_the_exporters_dry_run_hands_no_weight_to_protobuf(monkeypatch: pytest.MonkeyPatch) -> None:
     import onnx_ir as ir
 
-    from unframe.backends.caffe2.export import context
-    from unframe.backends.caffe2.export.driver import unsupported
+    from unframe.backends.caffe2 import context
+    from unframe.backends.caffe2.driver import unsupported
 
     handed: list[int] = []
     for name in ("set_floats", "set_ints"):

@@ -65,7 +65,7 @@ _CAFFE2_OPS = {
 
 
 def test_run_net_directly_on_exported_nets() -> None:
-    from unframe.backends.caffe2.export import export_model
+    from unframe.backends.caffe2.driver import export_model
 
     torch.manual_seed(1)
     module = torch.nn.Sequential(

@@ -11,7 +11,7 @@ import onnx_ir as ir
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from unframe.backends.caffe2.export import export_model
+from unframe.backends.caffe2.driver import export_model
 from unframe.backends.caffe2.native import caffe2_pb2
 from unframe.backends.caffe2.native.executor import run_net
 from unframe.backends.caffe2.native.netdef import Caffe2Model, read_model, write_model

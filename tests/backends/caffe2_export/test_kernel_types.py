@@ -18,7 +18,7 @@ import pytest
 from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
 
-from unframe.backends.caffe2.export import export_model
+from unframe.backends.caffe2.driver import export_model
 from unframe.backends.caffe2.native.executor import Workspace
 from unframe.shared_ir.errors import UnsupportedOpsError
 

@@ -14,7 +14,7 @@ import onnx_ir as ir
 import pytest
 from onnx.reference import ReferenceEvaluator
 
-from unframe.backends.caffe2.export import export_model
+from unframe.backends.caffe2.driver import export_model
 from unframe.backends.caffe2.native.executor import run_net
 from unframe.backends.caffe2.native.netdef import Caffe2Model
 from unframe.converters import conformance

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from unframe.backends.caffe2.export.context import make_arg
+from unframe.backends.caffe2.context import make_arg
 from unframe.backends.caffe2.native import caffe2_pb2
 from unframe.backends.caffe2.native.executor import run_net
 from unframe.backends.caffe2.native.netdef import Caffe2Model

@@ -9,7 +9,7 @@ import onnx_ir as ir
 import pytest
 from netdef_builders import compare, model, op
 
-from unframe.backends.caffe2.export import export_model
+from unframe.backends.caffe2.driver import export_model
 from unframe.backends.caffe2.native import caffe2_pb2
 from unframe.backends.caffe2.native.netdef import Caffe2Model
 from unframe.frontends.caffe2 import import_caffe2

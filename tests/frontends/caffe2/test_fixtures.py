@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from unframe.backends.caffe2.export import export_model
+from unframe.backends.caffe2.driver import export_model
 from unframe.backends.caffe2.native.executor import run_net
 from unframe.backends.caffe2.native.netdef import Caffe2Model, read_model
 from unframe.backends.caffe2.native.weights import random_init_net

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
-from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
-from unframe.backends.caffe2.export.ops import _runtime as runtime
-from unframe.backends.caffe2.export.ops._common import (
+from unframe.backends.caffe2.context import ExportContext, caffe2_dtype
+from unframe.backends.caffe2.ops import _runtime as runtime
+from unframe.backends.caffe2.ops._common import (
     attr_int,
     attr_ints,
     normalize_axis,
     required,
     reshape,
 )
-from unframe.backends.caffe2.export.ops.composite import round_half_even
-from unframe.backends.caffe2.export.ops.nn import explicit_pads
-from unframe.backends.caffe2.export.registry import ops
+from unframe.backends.caffe2.ops.elementwise import round_half_even
+from unframe.backends.caffe2.ops.nn import explicit_pads
+from unframe.backends.caffe2.registry import ops
 
 _RANGES = {
     ir.DataType.UINT8: (0, 255), ir.DataType.INT8: (-128, 127),
@@ -192,3 +192,24 @@ def qlinear_conv_v10(node: ir.Node, ctx: ExportContext) -> None:
     clipped = runtime.bounded(ctx, scaled, float(low), float(high), f64)
     rounded = round_half_even(ctx, clipped, f64)
     ctx.emit("Cast", [rounded], [ctx.output(node)], to=caffe2_dtype(target))
+
+
+@ops.register("DynamicQuantizeLinear", since=11)
+def dynamic_quantize_linear_v11(node: ir.Node, ctx: ExportContext) -> None:
+    x = ctx.input(node, 0)
+    f32 = ir.DataType.FLOAT
+    zero, top = ctx.scalar(0.0, f32), ctx.scalar(255.0, f32)
+    axes = list(range(ctx.need_rank(node.inputs[0])))
+    low = ctx.temp("Min", [ctx.temp("ReduceMin", [x], "min", axes=axes, keepdims=0), zero], "low")
+    high = ctx.temp("Max", [ctx.temp("ReduceMax", [x], "max", axes=axes, keepdims=0), zero], "high")
+    spread = ctx.temp("Sub", [high, low], "spread")
+    flat = ctx.temp("EQ", [spread, zero], "flat")
+    spread = ctx.temp("Where", [flat, ctx.scalar(1.0, f32), spread], "spread")
+    scale = ctx.temp("Div", [spread, top], "scale")
+    ctx.emit("Copy", [scale], [ctx.output(node, 1)])
+    start = ctx.temp("Div", [ctx.temp("Negative", [low]), scale], "start")
+    point = round_half_even(ctx, ctx.temp("Clip", [start], "start", min=0.0, max=255.0), f32)
+    ctx.emit("Cast", [point], [ctx.output(node, 2)], to=caffe2_dtype(ir.DataType.UINT8))
+    steps = round_half_even(ctx, ctx.temp("Div", [x, scale], "steps"), f32)
+    shifted = ctx.temp("Clip", [ctx.temp("Add", [steps, point])], "shifted", min=0.0, max=255.0)
+    ctx.emit("Cast", [shifted], [ctx.output(node, 0)], to=caffe2_dtype(ir.DataType.UINT8))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from unframe.backends.caffe2.export.context import Converter
+from unframe.backends.caffe2.context import Converter
 from unframe.shared_ir.op_registry import OpRegistry
 
 ops: OpRegistry[Converter] = OpRegistry("caffe2", "export")

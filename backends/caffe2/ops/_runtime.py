@@ -22,8 +22,8 @@ from decimal import Decimal
 import numpy as np
 import onnx_ir as ir
 
-from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
-from unframe.backends.caffe2.export.ops._common import expand, reshape
+from unframe.backends.caffe2.context import ExportContext, caffe2_dtype
+from unframe.backends.caffe2.ops._common import expand, normalize_axis, reshape
 
 
 def int64(ctx: ExportContext, value: ir.Value) -> str:
@@ -442,3 +442,13 @@ def reciprocal(ctx: ExportContext, x: str, dtype: ir.DataType) -> str:
     if native is not None:
         return native
     return ctx.temp("Div", [like(ctx, ctx.scalar(1.0, dtype), x), x], "reciprocal")
+
+
+def axes_input(ctx: ExportContext, node: ir.Node, index: int, rank: int) -> list[int] | str:
+    """Input ``index`` as normalized constant axes or a run-time int64 blob; all axes if absent."""
+    if not ctx.has_input(node, index):
+        return list(range(rank))
+    axes = ctx.const_ints(node.inputs[index])
+    if axes is None:
+        return int64(ctx, node.inputs[index])  # type: ignore[arg-type]
+    return [normalize_axis(ctx, a, rank) for a in axes]

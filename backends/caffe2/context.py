@@ -294,7 +294,7 @@ class ExportContext:
         if node.op_type == "Size":
             shape = self.shape(node.inputs[0])
             return None if shape is None else np.array(int(np.prod(shape)), dtype=np.int64)
-        if node.op_type not in _FOLDABLE or self._folding_depth > 50:
+        if node.op_type not in _EXPORT_FOLDABLE or self._folding_depth > 50:
             return None
         self._folding_depth += 1
         try:
@@ -370,7 +370,7 @@ class ExportContext:
         node = value.producer()
         if node is None or node.domain not in ("", "ai.onnx"):
             return None
-        const = self.const(value) if node.op_type in _FOLDABLE else None
+        const = self.const(value) if node.op_type in _EXPORT_FOLDABLE else None
         if const is not None:
             return tuple(const.shape)
         types: dict[str, onnx.TypeProto] = {}
@@ -453,7 +453,7 @@ class ExportContext:
 
 
 #: Ops folded at export time when all their inputs are known (shape arithmetic, mostly).
-_FOLDABLE = frozenset({
+_EXPORT_FOLDABLE = frozenset({
     "Add", "Sub", "Mul", "Div", "Neg", "Abs", "Cast", "CastLike", "Concat", "Gather", "Slice",
     "Squeeze", "Unsqueeze", "Reshape", "Identity", "Equal", "Less", "Greater", "Where", "Not",
     "Max", "Min", "ReduceProd", "ReduceSum", "ReduceMax", "ReduceMin", "Range", "Expand",
@@ -537,7 +537,7 @@ def _all_values(graph: ir.Graph, nested: bool = True) -> list[ir.Value]:
     return values
 
 
-def infer_shapes(model: ir.Model) -> dict[str, ir.TypeAndShape]:
+def inferred_value_types(model: ir.Model) -> dict[str, ir.TypeAndShape]:
     """Shapes ONNX shape inference finds for the model's values (annotated in place)."""
     shape_inference(model, data_prop=True)
     values = _all_values(model.graph)

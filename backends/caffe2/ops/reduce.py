@@ -8,19 +8,21 @@ from typing import NamedTuple
 import numpy as np
 import onnx_ir as ir
 
-from unframe.backends.caffe2.export.context import Converter, ExportContext, caffe2_dtype
-from unframe.backends.caffe2.export.ops import _runtime as runtime
-from unframe.backends.caffe2.export.ops._common import (
+from unframe.backends.caffe2.context import Converter, ExportContext, caffe2_dtype
+from unframe.backends.caffe2.ops import _runtime as runtime
+from unframe.backends.caffe2.ops._common import (
     NARROW_INTEGERS,
     NUMERIC,
     attr_int,
     attr_ints,
     carried,
     cast,
+    expand,
     normalize_axis,
+    required,
     reshape,
 )
-from unframe.backends.caffe2.export.registry import ops
+from unframe.backends.caffe2.registry import ops
 
 # ONNX reduction -> the Caffe2 operator of the same name and meaning.
 _DIRECT = ("ReduceMax", "ReduceMin", "ReduceSum", "ReduceMean", "ReduceL1", "ReduceL2")
@@ -336,3 +338,144 @@ def arg_max_v1(node: ir.Node, ctx: ExportContext) -> None:
 @ops.register("ArgMin", since=1)
 def arg_min_v1(node: ir.Node, ctx: ExportContext) -> None:
     _arg(node, ctx, "ArgMin")
+
+
+def _shift(
+    ctx: ExportContext,
+    blob: str,
+    shape: tuple[int, ...],
+    axis: int,
+    by: int,
+    dtype: np.dtype,
+    fill: int = 0,
+) -> str:
+    """``blob`` moved ``by`` places along ``axis``, ``fill`` coming in at the front."""
+    n = shape[axis]
+    ends = list(shape)
+    ends[axis] = n - by
+    kept = ctx.temp("Slice", [blob], "kept", starts=[0] * len(shape), ends=ends)
+    zero_shape = list(shape)
+    zero_shape[axis] = by
+    zeros = ctx.constant(np.full(zero_shape, fill, dtype=dtype), "fill")
+    out = ctx.fresh("shifted")
+    ctx.emit("Concat", [zeros, kept], [out, ctx.fresh("split_info")], axis=axis)
+    return out
+
+
+def _scan(node: ir.Node, ctx: ExportContext, combine: str, identity: int) -> None:
+    shape = ctx.need_shape(node.inputs[0], "for the scan")
+    axis_value = ctx.const(node.inputs[1])
+    if axis_value is not None:
+        axis = normalize_axis(ctx, int(axis_value), len(shape))
+        ctx.emit("Copy", [_scan_along(node, ctx, shape, axis, combine, identity)],
+                 [ctx.output(node)])  # fmt: skip
+        return
+    # A run-time axis: scan along every axis and keep the scan whose axis the input names.
+    axis_blob = runtime.int64(ctx, required(ctx, node, 1))
+    axes = ctx.temp("Reshape", [axis_blob], "axes", shape=[1])
+    shape_blob = ctx.constant(np.array(shape, dtype=np.int64), "shape")
+    result = _scan_along(node, ctx, shape, 0, combine, identity)
+    for axis in range(1, len(shape)):
+        named = runtime.axis_flag(ctx, axes, len(shape), axis)
+        chosen = expand(ctx, named, shape_blob, flag=True)
+        scanned = _scan_along(node, ctx, shape, axis, combine, identity)
+        result = ctx.temp("Where", [chosen, scanned, result], "scan")
+    ctx.emit("Copy", [result], [ctx.output(node)])
+
+
+def _scan_along(
+    node: ir.Node,
+    ctx: ExportContext,
+    shape: tuple[int, ...],
+    axis: int,
+    combine: str,
+    identity: int,
+) -> str:
+    dtype = (ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT).numpy()
+    n = shape[axis]
+    blob = ctx.input(node, 0)
+    reverse = attr_int(node, "reverse", 0)
+    flip = ctx.constant(np.arange(n - 1, -1, -1, dtype=np.int64), "flip") if reverse else ""
+    if reverse:
+        blob = ctx.temp("Gather", [blob, flip], "reversed", axis=axis)
+    # Hillis-Steele scan: log2(n) steps, each combining with a copy shifted by 2**k.
+    step = 1
+    while step < n:
+        shifted = _shift(ctx, blob, shape, axis, step, dtype, identity)
+        blob = ctx.temp(combine, [blob, shifted], "scan")
+        step *= 2
+    if attr_int(node, "exclusive", 0) and n:
+        blob = _shift(ctx, blob, shape, axis, 1, dtype, identity)
+    if reverse:
+        blob = ctx.temp("Gather", [blob, flip], "reversed", axis=axis)
+    return blob
+
+
+@ops.register("CumSum", since=11)
+def cum_sum_v11(node: ir.Node, ctx: ExportContext) -> None:
+    _scan(node, ctx, "Add", 0)
+
+
+@ops.register("CumProd", since=26)
+def cum_prod_v26(node: ir.Node, ctx: ExportContext) -> None:
+    _scan(node, ctx, "Mul", 1)
+
+
+@ops.register("ReduceProd", since=1, until=17)
+def reduce_prod_v1(node: ir.Node, ctx: ExportContext) -> None:
+    _reduce_prod(node, ctx, attr_ints(node, "axes"))
+
+
+@ops.register("ReduceProd", since=18)
+def reduce_prod_v18(node: ir.Node, ctx: ExportContext) -> None:
+    axes = ctx.const_ints(node.inputs[1]) if ctx.has_input(node, 1) else None
+    if ctx.has_input(node, 1) and axes is None:
+        _runtime_reduce_prod(node, ctx)
+        return
+    if not axes and attr_int(node, "noop_with_empty_axes", 0):
+        ctx.emit("Copy", [ctx.input(node, 0)], [ctx.output(node)])
+        return
+    _reduce_prod(node, ctx, axes)
+
+
+def _runtime_reduce_prod(node: ir.Node, ctx: ExportContext) -> None:
+    shape = ctx.need_shape(node.inputs[0], "to split it")
+
+    def product_along(blob: str, axis: int) -> str:
+        pieces = [ctx.fresh("slice") for _ in range(shape[axis])]
+        ctx.emit("Split", [blob], pieces, axis=axis, split=[1] * shape[axis])
+        product = pieces[0]
+        for piece in pieces[1:]:
+            product = ctx.temp("Mul", [product, piece], "product")
+        return product
+
+    data = required(ctx, node, 0)
+    named = named_axes(node, ctx, len(shape))
+    reduced = reduce_named_axes(ctx, ctx.blob(data), data, named, product_along, 1)
+    if attr_int(node, "keepdims", 1):
+        ctx.emit("Copy", [reduced], [ctx.output(node)])
+    else:
+        drop_named(ctx, reduced, named, ctx.output(node))
+
+
+def _reduce_prod(node: ir.Node, ctx: ExportContext, axes: list[int] | None) -> None:
+    # Caffe2 has no product reduction: multiply the slices along each axis.
+    shape = list(ctx.need_shape(node.inputs[0], "to split it"))
+    rank = len(shape)
+    axes = sorted({normalize_axis(ctx, a, rank) for a in (axes or range(rank))})
+    out_shape = ctx.need_shape(node.outputs[0], "for the result's shape")
+    if any(shape[a] == 0 for a in axes):
+        dtype = (ctx.dtype(node.outputs[0]) or ir.DataType.FLOAT).numpy()
+        ctx.constant_output(np.ones(out_shape, dtype=dtype), node)
+        return
+    blob = ctx.input(node, 0)
+    for axis in axes:
+        if shape[axis] == 1:
+            continue
+        pieces = [ctx.fresh("slice") for _ in range(shape[axis])]
+        ctx.emit("Split", [blob], pieces, axis=axis, split=[1] * shape[axis])
+        blob = pieces[0]
+        for piece in pieces[1:]:
+            blob = ctx.temp("Mul", [blob, piece], "product")
+        shape[axis] = 1
+    reshape(ctx, blob, list(out_shape), ctx.output(node))

@@ -12,10 +12,10 @@ import math
 import numpy as np
 import onnx_ir as ir
 
-from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype, evaluate_node
-from unframe.backends.caffe2.export.ops import _runtime as runtime
-from unframe.backends.caffe2.export.ops._common import attr_int, reshape
-from unframe.backends.caffe2.export.registry import ops
+from unframe.backends.caffe2.context import ExportContext, caffe2_dtype, evaluate_node
+from unframe.backends.caffe2.ops import _runtime as runtime
+from unframe.backends.caffe2.ops._common import attr_int, reshape
+from unframe.backends.caffe2.registry import ops
 
 
 def _fold(node: ir.Node, ctx: ExportContext) -> None:

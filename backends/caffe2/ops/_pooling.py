@@ -12,8 +12,8 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from unframe.backends.caffe2.export.context import ExportContext
-from unframe.backends.caffe2.export.ops._common import attr_int
+from unframe.backends.caffe2.context import ExportContext
+from unframe.backends.caffe2.ops._common import attr_int
 
 
 def _reference_pool(node: ir.Node, spatial: tuple[int, ...], opset: int) -> np.ndarray:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from unframe.backends.caffe2.export.context import Converter, ExportContext, caffe2_dtype
-from unframe.backends.caffe2.export.ops import _runtime as runtime
-from unframe.backends.caffe2.export.ops._common import (
+from unframe.backends.caffe2.context import Converter, ExportContext, caffe2_dtype
+from unframe.backends.caffe2.ops import _runtime as runtime
+from unframe.backends.caffe2.ops._common import (
     NARROW_INTEGERS,
     NUMERIC,
     attr_float,
@@ -18,9 +18,10 @@ from unframe.backends.caffe2.export.ops._common import (
     cast,
     expanded_blobs,
     expanded_inputs,
+    required,
     since,
 )
-from unframe.backends.caffe2.export.registry import ops
+from unframe.backends.caffe2.registry import ops
 
 # ONNX op -> Caffe2 op of the same meaning, one input and one output, no arguments.
 _UNARY = {
@@ -445,3 +446,25 @@ def _write_as(
         ctx.emit("Copy", [blob], [ctx.output(node)])
     else:
         ctx.emit("Cast", [blob], [ctx.output(node)], to=caffe2_dtype(dtype))
+
+
+def round_half_even(ctx: ExportContext, blob: str, dtype: ir.DataType) -> str:
+    """Rounds half to even: floor(x + 0.5), minus one at exact ties that land on an odd number."""
+    half_blob = ctx.scalar(0.5, dtype)
+    rounded = runtime.floor(ctx, ctx.temp("Add", [blob, half_blob]), dtype)
+    tie = ctx.temp("EQ", [ctx.temp("Sub", [rounded, blob]), half_blob], "tie")
+    half = ctx.temp("Mul", [rounded, half_blob], "half")
+    odd = ctx.temp("NE", [runtime.floor(ctx, half, dtype), half], "odd")
+    down = ctx.temp("Sub", [rounded, ctx.scalar(1.0, dtype)], "down")
+    even = ctx.temp("Where", [ctx.temp("And", [tie, odd]), down, rounded], "even")
+    # Past 2**mantissa every value is whole already (and x + 0.5 may round up).
+    whole = {ir.DataType.FLOAT16: 2.0**10, ir.DataType.DOUBLE: 2.0**52}.get(dtype, 2.0**23)
+    large = ctx.temp("GE", [runtime.absolute(ctx, blob, dtype), ctx.scalar(whole, dtype)], "large")
+    return ctx.temp("Where", [large, blob, even], "round")
+
+
+@ops.register("Round", since=11)
+def round_v11(node: ir.Node, ctx: ExportContext) -> None:
+    x = required(ctx, node, 0)
+    result = round_half_even(ctx, ctx.blob(x), ctx.dtype(x) or ir.DataType.FLOAT)
+    ctx.emit("Copy", [result], [ctx.output(node)])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
-from unframe.backends.caffe2.export.ops import _runtime as runtime
-from unframe.backends.caffe2.export.ops._common import (
+from unframe.backends.caffe2.context import ExportContext, caffe2_dtype
+from unframe.backends.caffe2.ops import _runtime as runtime
+from unframe.backends.caffe2.ops._common import (
     NARROW_INTEGERS,
     attr_float,
     attr_int,
@@ -22,7 +22,7 @@ from unframe.backends.caffe2.export.ops._common import (
     transpose,
     zeros_like,
 )
-from unframe.backends.caffe2.export.registry import ops
+from unframe.backends.caffe2.registry import ops
 
 
 @ops.register("Constant", since=1)
@@ -195,23 +195,13 @@ def slice_v10(node: ir.Node, ctx: ExportContext) -> None:
     _slice(node, ctx, starts or [], ends or [], axes, steps)
 
 
-def _runtime_axes(ctx: ExportContext, node: ir.Node, index: int, rank: int) -> list[int] | str:
-    """Input ``index`` as normalized constant axes or a run-time int64 blob; all axes if absent."""
-    if not ctx.has_input(node, index):
-        return list(range(rank))
-    axes = ctx.const_ints(node.inputs[index])
-    if axes is None:
-        return runtime.int64(ctx, node.inputs[index])  # type: ignore[arg-type]
-    return [normalize_axis(ctx, a, rank) for a in axes]
-
-
 def _runtime_slice(node: ir.Node, ctx: ExportContext) -> None:
     """Slice with run-time starts, ends, axes or steps: per axis, clamp as ONNX does, then
     gather the positions ``Range(start, end, step)``."""
     shape = ctx.shape(node.inputs[0])
     rank = ctx.need_rank(node.inputs[0], "to slice it")
     count = ctx.need_shape(node.inputs[1], "for the number of sliced axes")[0]
-    axes = _runtime_axes(ctx, node, 3, rank) if ctx.has_input(node, 3) else list(range(count))
+    axes = runtime.axes_input(ctx, node, 3, rank) if ctx.has_input(node, 3) else list(range(count))
     starts, ends = runtime.int64(ctx, node.inputs[1]), runtime.int64(ctx, node.inputs[2])  # type: ignore[arg-type]
     steps = runtime.int64(ctx, node.inputs[4]) if ctx.has_input(node, 4) else None  # type: ignore[arg-type]
     blob = ctx.input(node, 0)
@@ -516,137 +506,6 @@ def _clip_integers(
         blob = ctx.temp("Where", [beyond, limit, blob], "clipped")
     if wide:
         blob = cast(ctx, blob, dtype)
-    ctx.emit("Copy", [blob], [ctx.output(node)])
-
-
-def _source_indices(size: int, before: int, after: int, mode: str) -> np.ndarray:
-    """For each padded position along one axis, the input position it copies."""
-    positions = np.arange(-before, size + after)
-    if mode == "edge":
-        return np.clip(positions, 0, size - 1)
-    if mode == "wrap":
-        return np.mod(positions, size)
-    period = 2 * (size - 1)  # reflect, without repeating the border
-    folded = np.mod(positions, period) if period else np.zeros_like(positions)
-    return np.where(folded < size, folded, period - folded)
-
-
-def _general_pad(
-    node: ir.Node, ctx: ExportContext, pads: list[int], mode: str, value: float
-) -> None:
-    """Any rank and axis: Slice for negative pads, then per axis a Gather (edge, reflect, wrap)
-    or a Concat with constant blocks (constant)."""
-    shape = list(ctx.need_shape(node.inputs[0], "to pad it"))
-    rank = len(shape)
-    blob = ctx.input(node, 0)
-    begins, ends = (
-        [max(-p, 0) for p in pads[:rank]],
-        [s + min(p, 0) for s, p in zip(shape, pads[rank:], strict=True)],
-    )
-    if any(p < 0 for p in pads):
-        blob = ctx.temp("Slice", [blob], "cropped", starts=begins, ends=ends)
-        shape = [e - b for b, e in zip(begins, ends, strict=True)]
-    dtype = (ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT).numpy()
-    for axis in range(rank):
-        before, after = max(pads[axis], 0), max(pads[rank + axis], 0)
-        if not before and not after:
-            continue
-        if mode == "constant":
-            parts = []
-            for count in (before, after):
-                block = list(shape)
-                block[axis] = count
-                parts.append(
-                    ctx.constant(np.full(block, value, dtype=dtype), "fill") if count else None
-                )
-            inputs = [p for p in (parts[0], blob, parts[1]) if p is not None]
-            joined = ctx.fresh("padded")
-            ctx.emit("Concat", inputs, [joined, ctx.fresh("split_info")], axis=axis)
-            blob = joined
-        else:
-            if shape[axis] == 0 or (mode == "reflect" and max(before, after) >= shape[axis]):
-                raise ctx.error(f"{mode} padding wider than the input has no exact Caffe2 form")
-            indices = _source_indices(shape[axis], before, after, mode).astype(np.int64)
-            blob = ctx.temp(
-                "Gather", [blob, ctx.constant(indices, "pad_indices")], "padded", axis=axis
-            )
-        shape[axis] += before + after
-    ctx.emit("Copy", [blob], [ctx.output(node)])
-
-
-def _pad(node: ir.Node, ctx: ExportContext, pads: list[int], mode: str, value: float) -> None:
-    rank = len(pads) // 2
-    begins, ends = pads[:rank], pads[rank:]
-    if mode not in ("constant", "reflect", "edge", "wrap"):
-        raise ctx.error(f"mode={mode!r} has no Caffe2 equivalent")
-    image = mode != "wrap" and rank == 4 and not any(begins[:2]) and not any(ends[:2])
-    if (
-        not image
-        or any(p < 0 for p in pads)
-        or not (ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT).is_floating_point()
-    ):
-        # PadImage pads the spatial dims of float NCHW images; the rest is built from slices.
-        _general_pad(node, ctx, pads, mode, value)
-        return
-    ctx.emit(
-        "PadImage", [ctx.input(node, 0)], [ctx.output(node)], pad_t=begins[2], pad_l=begins[3],
-        pad_b=ends[2], pad_r=ends[3], mode=mode, value=value, order="NCHW",
-    )  # fmt: skip
-
-
-@ops.register("Pad", since=2, until=10)
-def pad_v2(node: ir.Node, ctx: ExportContext) -> None:
-    pads = attr_ints(node, "pads") or []
-    _pad(node, ctx, pads, attr_str(node, "mode", "constant"), attr_float(node, "value", 0.0))
-
-
-@ops.register("Pad", since=11)
-def pad_v11(node: ir.Node, ctx: ExportContext) -> None:
-    value_known = not ctx.has_input(node, 2) or ctx.const(node.inputs[2]) is not None
-    axes_known = not ctx.has_input(node, 3) or ctx.const(node.inputs[3]) is not None
-    if ctx.const(node.inputs[1]) is None or not value_known or not axes_known:
-        _runtime_pad(node, ctx)
-        return
-    pads = [int(p) for p in ctx.need_const(node.inputs[1], "the pads").reshape(-1)]
-    value = 0.0
-    if ctx.has_input(node, 2):
-        value = float(ctx.need_const(node.inputs[2], "the constant value"))
-    if ctx.has_input(node, 3):
-        rank = ctx.need_rank(node.inputs[0])
-        axes = [
-            normalize_axis(ctx, int(a), rank) for a in ctx.need_const(node.inputs[3], "the axes")
-        ]
-        full = [0] * (2 * rank)
-        for i, axis in enumerate(axes):
-            full[axis], full[rank + axis] = pads[i], pads[len(axes) + i]
-        pads = full
-    _pad(node, ctx, pads, attr_str(node, "mode", "constant"), value)
-
-
-def _runtime_pad(node: ir.Node, ctx: ExportContext) -> None:
-    """Pad with run-time pads, value or axes: per axis, gather positions -before .. dim + after."""
-    x = node.inputs[0]
-    shape = ctx.need_shape(x, "to pad it")
-    rank = len(shape)
-    mode = attr_str(node, "mode", "constant")
-    axes = _runtime_axes(ctx, node, 3, rank)
-    count = ctx.need_shape(node.inputs[1], "for the number of pads")[0] // 2
-    pads = runtime.int64(ctx, node.inputs[1])  # type: ignore[arg-type]
-    befores = ctx.temp("Slice", [pads], "befores", starts=[0], ends=[count])
-    afters = ctx.temp("Slice", [pads], "afters", starts=[count], ends=[2 * count])
-    fill = None
-    if mode == "constant":
-        if ctx.has_input(node, 2):
-            fill = runtime.scalar_of(ctx, node.inputs[2])  # type: ignore[arg-type]
-        else:
-            fill = ctx.scalar(0, x)
-    blob = ctx.input(node, 0)
-    for axis in axes if isinstance(axes, list) else range(rank):
-        before = runtime.axis_param(ctx, befores, axes, rank, axis, 0)
-        after = runtime.axis_param(ctx, afters, axes, rank, axis, 0)
-        start = ctx.temp("Sub", [runtime.const64(ctx, 0), before], "start")
-        stop = ctx.temp("Add", [runtime.const64(ctx, shape[axis]), after], "stop")
-        blob = runtime.window(ctx, blob, rank, axis, shape[axis], (start, stop), mode, fill)
     ctx.emit("Copy", [blob], [ctx.output(node)])
 
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_ir as ir
 
-from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
-from unframe.backends.caffe2.export.ops import _runtime as runtime
-from unframe.backends.caffe2.export.ops._common import attr_int, attr_str, required
-from unframe.backends.caffe2.export.registry import ops
+from unframe.backends.caffe2.context import ExportContext, caffe2_dtype
+from unframe.backends.caffe2.ops import _runtime as runtime
+from unframe.backends.caffe2.ops._common import attr_int, attr_str, required
+from unframe.backends.caffe2.registry import ops
 
 #: Gates per cell, and the activations ONNX applies when the node names none.
 _GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}

@@ -6,19 +6,24 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
-from unframe.backends.caffe2.export.ops import _runtime as runtime
-from unframe.backends.caffe2.export.ops._common import (
+from unframe.backends.caffe2.context import ExportContext, caffe2_dtype
+from unframe.backends.caffe2.ops import _runtime as runtime
+from unframe.backends.caffe2.ops._common import (
+    NUMERIC,
     SCATTER_ASSIGN_TYPES,
     attr_float,
     attr_int,
     attr_ints,
     attr_str,
+    carried,
+    carried_back,
+    cast,
     normalize_axis,
     required,
     reshape,
+    transpose,
 )
-from unframe.backends.caffe2.export.registry import ops
+from unframe.backends.caffe2.registry import ops
 
 
 @ops.register("OneHot", since=9)
@@ -293,3 +298,196 @@ def tensor_scatter_v24(node: ir.Node, ctx: ExportContext) -> None:
         chosen = runtime.like_flag(ctx, here, blob)
         blob = ctx.temp("Where", [chosen, runtime.like(ctx, value, blob), blob], "written")
     ctx.emit("Copy", [blob], [ctx.output(node)])
+
+
+def _strides(shape: tuple[int, ...]) -> list[int]:
+    """Element strides of a C-ordered array of ``shape``."""
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= size
+    return list(reversed(strides))
+
+
+def _wrapped_indices(ctx: ExportContext, value: ir.Value, sizes: np.ndarray) -> str:
+    """``value`` as int64 with negative entries wrapped by ``sizes`` (broadcast)."""
+    blob = ctx.blob(value)
+    if ctx.dtype(value) != ir.DataType.INT64:
+        blob = ctx.temp("Cast", [blob], "indices", to=caffe2_dtype(ir.DataType.INT64))
+    negative = ctx.temp("LT", [blob, ctx.constant(np.array(0, dtype=np.int64), "zero")], "negative")
+    shifted = ctx.temp("Add", [blob, ctx.constant(sizes.astype(np.int64), "sizes")], "shifted")
+    return ctx.temp("Where", [negative, shifted, blob], "wrapped")
+
+
+def _flat_positions(
+    ctx: ExportContext, data_shape: tuple[int, ...], index: ir.Value, axis: int
+) -> str:
+    """Flat positions in ``data`` of GatherElements/ScatterElements' ``index`` along ``axis``."""
+    index_shape = ctx.need_shape(index, "to compute flat positions")
+    strides = _strides(data_shape)
+    grid = np.indices(index_shape, dtype=np.int64)
+    base = sum(grid[d] * strides[d] for d in range(len(index_shape)) if d != axis)
+    base_blob = ctx.constant(np.asarray(base, dtype=np.int64), "base")
+    wrapped = _wrapped_indices(ctx, index, np.array(data_shape[axis]))
+    along = ctx.temp("Mul", [wrapped, ctx.constant(np.array(strides[axis], np.int64), "stride")])
+    return ctx.temp("Add", [base_blob, along], "positions")
+
+
+@ops.register("GatherElements", since=11)
+def gather_elements_v11(node: ir.Node, ctx: ExportContext) -> None:
+    data_shape = ctx.need_shape(node.inputs[0], "to flatten it")
+    axis = normalize_axis(ctx, attr_int(node, "axis", 0), len(data_shape))
+    positions = _flat_positions(ctx, data_shape, required(ctx, node, 1), axis)
+    flat = reshape(ctx, ctx.input(node, 0), [-1])
+    ctx.emit("Gather", [flat, positions], [ctx.output(node)])
+
+
+def _row_positions(
+    ctx: ExportContext, data_shape: tuple[int, ...], index: ir.Value, batch_dims: int
+) -> tuple[str, int]:
+    """Row numbers into ``data`` reshaped to [rows, rest] for GatherND/ScatterND's ``index``."""
+    index_shape = ctx.need_shape(index, "to compute row positions")
+    depth = index_shape[-1]
+    lead = data_shape[batch_dims : batch_dims + depth]
+    rows_per_batch = int(np.prod(lead))
+    strides = np.array(_strides(tuple(lead)), dtype=np.int64)
+    wrapped = _wrapped_indices(ctx, index, np.array(lead, dtype=np.int64))
+    weighted = ctx.temp("Mul", [wrapped, ctx.constant(strides, "strides")], "weighted")
+    rows = ctx.temp("ReduceSum", [weighted], "rows", axes=[len(index_shape) - 1], keepdims=0)
+    if batch_dims:
+        batch = np.indices(index_shape[:-1], dtype=np.int64)[:batch_dims]
+        batch_strides = _strides(tuple(index_shape[:batch_dims]))
+        offset = sum(batch[d] * batch_strides[d] for d in range(batch_dims)) * rows_per_batch
+        rows = ctx.temp("Add", [rows, ctx.constant(np.asarray(offset, np.int64), "batch")], "rows")
+    total_rows = int(np.prod(data_shape[: batch_dims + depth]))
+    return rows, total_rows
+
+
+@ops.register("GatherND", since=11)
+def gather_nd_v11(node: ir.Node, ctx: ExportContext) -> None:
+    data_shape = ctx.need_shape(node.inputs[0], "to flatten it")
+    batch_dims = attr_int(node, "batch_dims", 0)
+    rows, total = _row_positions(ctx, data_shape, required(ctx, node, 1), batch_dims)
+    index_shape = ctx.need_shape(node.inputs[1], "")
+    rest = list(data_shape[batch_dims + index_shape[-1] :])
+    table = reshape(ctx, ctx.input(node, 0), [total, *rest])
+    gathered = ctx.temp("Gather", [table, rows], "gathered")
+    out = ctx.need_shape(node.outputs[0], "for the result's shape")
+    reshape(ctx, gathered, list(out), ctx.output(node))
+
+
+def _scatter(node: ir.Node, ctx: ExportContext, positions: str, rows: int, rest: list[int]) -> None:
+    reduction = attr_str(node, "reduction", "none")
+    data_shape = ctx.need_shape(node.inputs[0], "to flatten it")
+    dtype = ctx.dtype(node.inputs[0])
+    # ScatterAssign's data types (utility_ops.h): bools and 8/16-bit integers go through int64.
+    table, back = carried(ctx, reshape(ctx, ctx.input(node, 0), [rows, *rest]), dtype,
+                          SCATTER_ASSIGN_TYPES, "ScatterAssign (utility_ops.h)")  # fmt: skip
+    flat_positions = reshape(ctx, positions, [-1])
+    updates = reshape(ctx, ctx.input(node, 2), [-1, *rest])
+    if back is not None:
+        updates = cast(ctx, updates, ir.DataType.INT64)
+    # Caffe2's scatter ops update DATA in place, so they work on a copy.
+    work = ctx.temp("Copy", [table], "scattered")
+    if reduction == "none":
+        ctx.emit("ScatterAssign", [work, flat_positions, updates], [work])
+    elif reduction == "add" and dtype in (None, ir.DataType.FLOAT):
+        # ScatterWeightedSumOp<float, CPUContext> (utility_ops.cc): float only.
+        one = ctx.constant(np.array([1.0], dtype=np.float32), "one")
+        inputs = [work, one, flat_positions, updates, one]
+        ctx.emit("ScatterWeightedSum", inputs, [work])
+    elif reduction in ("add", "mul", "max", "min"):
+        # No Caffe2 scatter reduces this way: one read-combine-write per update, in order,
+        # so that repeated indices combine as ONNX defines.
+        combine = {"add": "Add", "mul": "Mul", "max": "Max", "min": "Min"}[reduction]
+        index_shape = ctx.need_shape(node.inputs[1], "to unroll the updates")
+        count = int(
+            np.prod(
+                index_shape[:-1]
+                if rest or len(index_shape) > 1 and rows != int(np.prod(data_shape))
+                else index_shape
+            )
+        )
+        if count > 256:
+            raise ctx.error(f"reduction={reduction!r} over {count} updates is too many to unroll")
+        for i in range(count):
+            where = ctx.temp("Slice", [flat_positions], "at", starts=[i], ends=[i + 1])
+            value = ctx.temp(
+                "Slice", [updates], "update", starts=[i] + [0] * len(rest), ends=[i + 1, *rest]
+            )
+            current = ctx.temp("Gather", [work, where], "current")
+            if combine in ("Max", "Min"):
+                # Caffe2's Max and Min are float only (minmax_ops.cc).
+                work_type = ir.DataType.INT64 if back is not None else _numeric(ctx, node)
+                combined = runtime.extreme(ctx, current, value, work_type, combine)
+            else:
+                combined = ctx.temp(combine, [current, value])
+            ctx.emit("ScatterAssign", [work, where, combined], [work])
+    else:
+        raise ctx.error(f"reduction={reduction!r} has no Caffe2 scatter operator")
+    if back is None:
+        reshape(ctx, work, list(data_shape), ctx.output(node))
+        return
+    carried_back(ctx, reshape(ctx, work, list(data_shape)), back, ctx.output(node))
+
+
+def _numeric(ctx: ExportContext, node: ir.Node) -> ir.DataType:
+    """Input 0's type, where Caffe2's comparisons and Where take it (int32, int64, float,
+    double); refused otherwise."""
+    dtype = ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT
+    if dtype not in NUMERIC:
+        raise ctx.error(f"a max or min reduction of {dtype.name} has no Caffe2 form here")
+    return dtype
+
+
+@ops.register("ScatterElements", since=11)
+def scatter_elements_v11(node: ir.Node, ctx: ExportContext) -> None:
+    data_shape = ctx.need_shape(node.inputs[0], "to flatten it")
+    axis = normalize_axis(ctx, attr_int(node, "axis", 0), len(data_shape))
+    positions = _flat_positions(ctx, data_shape, required(ctx, node, 1), axis)
+    _scatter(node, ctx, positions, int(np.prod(data_shape)), [])
+
+
+@ops.register("Scatter", since=9, until=10)
+def scatter_v9(node: ir.Node, ctx: ExportContext) -> None:
+    scatter_elements_v11(node, ctx)
+
+
+@ops.register("ScatterND", since=11)
+def scatter_nd_v11(node: ir.Node, ctx: ExportContext) -> None:
+    data_shape = ctx.need_shape(node.inputs[0], "to flatten it")
+    rows, total = _row_positions(ctx, data_shape, required(ctx, node, 1), 0)
+    depth = ctx.need_shape(node.inputs[1], "")[-1]
+    _scatter(node, ctx, rows, total, list(data_shape[depth:]))
+
+
+@ops.register("Compress", since=11)
+def compress_v11(node: ir.Node, ctx: ExportContext) -> None:
+    data = node.inputs[0]
+    shape = ctx.need_shape(data, "to mask it")
+    axis_attr = node.attributes.get("axis")
+    blob = ctx.blob(data)
+    if axis_attr is None:
+        blob, shape, axis = reshape(ctx, blob, [-1]), (int(np.prod(shape)),), 0
+    else:
+        axis = normalize_axis(ctx, attr_int(node, "axis", 0), len(shape))
+    perm = list(range(len(shape)))
+    perm[0], perm[axis] = perm[axis], perm[0]
+    if axis:
+        moved = ctx.fresh("moved")
+        transpose(ctx, blob, perm, ctx.dtype(data), moved)
+        blob = moved
+    mask = ctx.input(node, 1)
+    length = ctx.need_shape(node.inputs[1], "for the mask length")[0]
+    if length < shape[axis]:
+        falses = ctx.constant(np.zeros(shape[axis] - length, dtype=np.bool_), "falses")
+        padded = ctx.fresh("mask")
+        ctx.emit("Concat", [mask, falses], [padded, ctx.fresh("split_info")], axis=0)
+        mask = padded
+    elif length > shape[axis]:
+        mask = ctx.temp("Slice", [mask], "mask", starts=[0], ends=[shape[axis]])
+    if not axis:
+        ctx.emit("BooleanMask", [blob, mask], [ctx.output(node)])
+        return
+    masked = ctx.temp("BooleanMask", [blob, mask], "masked")
+    transpose(ctx, masked, perm, ctx.dtype(data), ctx.output(node))

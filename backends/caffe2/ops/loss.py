@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
-from unframe.backends.caffe2.export.ops._common import attr_str, required
-from unframe.backends.caffe2.export.ops.nn import log_softmax_into
-from unframe.backends.caffe2.export.registry import ops
+from unframe.backends.caffe2.context import ExportContext, caffe2_dtype
+from unframe.backends.caffe2.ops._common import attr_str, required
+from unframe.backends.caffe2.ops.nn import log_softmax_into
+from unframe.backends.caffe2.registry import ops
 
 
 def _nll(

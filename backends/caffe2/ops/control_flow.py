@@ -28,16 +28,16 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import onnx_ir as ir
 
-from unframe.backends.caffe2.export.context import ExportContext
-from unframe.backends.caffe2.export.ops._common import (
+from unframe.backends.caffe2.context import ExportContext
+from unframe.backends.caffe2.native import caffe2_pb2
+from unframe.backends.caffe2.ops._common import (
     attr_int,
     attr_ints,
     normalize_axis,
     required,
     transpose,
 )
-from unframe.backends.caffe2.export.registry import ops
-from unframe.backends.caffe2.native import caffe2_pb2
+from unframe.backends.caffe2.registry import ops
 
 
 @ops.register("If", since=1)

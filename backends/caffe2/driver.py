@@ -6,15 +6,15 @@ import functools
 
 import onnx_ir as ir
 
-from unframe.backends.caffe2.export.context import (
+from unframe.backends.caffe2.context import (
     FRAMEWORK,
     Converter,
     ExportContext,
     ExportedNets,
-    infer_shapes,
+    inferred_value_types,
 )
-from unframe.backends.caffe2.export.registry import ops
 from unframe.backends.caffe2.native import CAFFE2_DTYPES
+from unframe.backends.caffe2.registry import ops
 from unframe.shared_ir.errors import (
     ConversionError,
     UnframeError,
@@ -23,7 +23,7 @@ from unframe.shared_ir.errors import (
     UnsupportedOpsError,
     unexpected_error,
 )
-from unframe.shared_ir.op_registry import OpRegistry
+from unframe.shared_ir.op_registry import OpRegistry, load_op_modules
 
 #: ONNX elem_type numbers for value_info.json (the model zoo's convention).
 _ONNX_ELEM = {dtype: int(dtype) for dtype in ir.DataType}
@@ -31,8 +31,7 @@ _ONNX_ELEM = {dtype: int(dtype) for dtype in ir.DataType}
 
 def export_registry() -> OpRegistry[Converter]:
     """The export registry with every converter module loaded."""
-    import unframe.backends.caffe2.export.ops  # noqa: F401 - registers the converters
-
+    load_op_modules("unframe.backends.caffe2.ops")
     return ops
 
 
@@ -74,7 +73,7 @@ def unsupported(model: ir.Model) -> list[UnsupportedOp]:
 def _convert(
     model: ir.Model, registry: OpRegistry[Converter], *, detach_weights: bool
 ) -> tuple[ExportContext, list[UnsupportedOp]]:
-    ctx = ExportContext(model, infer_shapes(model), detach_weights=detach_weights)
+    ctx = ExportContext(model, inferred_value_types(model), detach_weights=detach_weights)
     ctx.convert_graph = functools.partial(_convert_subgraph, registry=registry)
     graph = model.graph
     failures: list[UnsupportedOp] = []

@@ -7,20 +7,21 @@ import math
 import numpy as np
 import onnx_ir as ir
 
-from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
-from unframe.backends.caffe2.export.ops import _runtime as runtime
-from unframe.backends.caffe2.export.ops._common import (
+from unframe.backends.caffe2.context import ExportContext, caffe2_dtype
+from unframe.backends.caffe2.ops import _runtime as runtime
+from unframe.backends.caffe2.ops._common import (
     attr_float,
     attr_int,
     attr_ints,
     attr_str,
     normalize_axis,
+    required,
     reshape,
 )
-from unframe.backends.caffe2.export.ops._common import (
+from unframe.backends.caffe2.ops._common import (
     required as _required,
 )
-from unframe.backends.caffe2.export.registry import ops
+from unframe.backends.caffe2.registry import ops
 
 
 def explicit_pads(
@@ -180,7 +181,7 @@ def _pool_float(node: ir.Node, ctx: ExportContext, caffe2_type: str, x: str, y: 
         raise ctx.error("an int8 or uint8 MaxPool with dilations or indices has no Caffe2 form")
     if caffe2_type == "MaxPool" and (dilated or wants_indices):
         # Caffe2's MaxPool has neither dilation nor an Indices output: gather the windows.
-        from unframe.backends.caffe2.export.ops.pooling import gathered_max_pool
+        from unframe.backends.caffe2.ops._pooling import gathered_max_pool
 
         gathered_max_pool(node, ctx, kernel, strides, dilations, pads)
         return
@@ -188,7 +189,7 @@ def _pool_float(node: ir.Node, ctx: ExportContext, caffe2_type: str, x: str, y: 
         raise ctx.error("Caffe2's pooling has no Indices output")
     if dilated:
         # Caffe2's pooling has no dilation; sums over dilated windows come from a Conv.
-        from unframe.backends.caffe2.export.ops.pooling import dilated_pool
+        from unframe.backends.caffe2.ops._pooling import dilated_pool
 
         dilated_pool(node, ctx, caffe2_type, kernel, strides, dilations, pads)
         return
@@ -600,3 +601,94 @@ def _hardmax(node: ir.Node, ctx: ExportContext, axis: int, *, coerce: bool) -> N
         return
     back = reshape(ctx, hot, moved_shape)
     ctx.emit("Transpose", [back], [ctx.output(node)], axes=perm)
+
+
+@ops.register("BatchNormalization", since=14)
+def batch_normalization_v14(node: ir.Node, ctx: ExportContext) -> None:
+    if not attr_int(node, "training_mode", 0):
+        batch_normalization_v9(node, ctx)
+        return
+    # Batch statistics over all dims but the channels, as ONNX's training mode defines them.
+    x = node.inputs[0]
+    rank = ctx.need_rank(x)
+    channels = ctx.need_shape(x, "for the channel count")[1]
+    axes = [0, *range(2, rank)]
+    blob = ctx.blob(x)
+    eps = attr_float(node, "epsilon", 1e-5)
+    momentum = attr_float(node, "momentum", 0.9)
+    mean = ctx.temp("ReduceMean", [blob], "mean", axes=axes, keepdims=1)
+    centered = ctx.temp("Sub", [blob, mean], "centered")
+    var = ctx.temp("ReduceMean", [ctx.temp("Sqr", [centered])], "var", axes=axes, keepdims=1)
+    std = ctx.temp("Sqrt", [ctx.temp("Add", [var, ctx.scalar(eps, x)])], "std")
+    per_channel = [1, channels] + [1] * (rank - 2)
+    scale = reshape(ctx, ctx.input(node, 1), per_channel)
+    bias = reshape(ctx, ctx.input(node, 2), per_channel)
+    normed = ctx.temp("Mul", [ctx.temp("Div", [centered, std]), scale], "scaled")
+    ctx.emit("Add", [normed, bias], [ctx.output(node)])
+    for index, current, running in ((1, mean, 3), (2, var, 4)):
+        if index < len(node.outputs) and node.outputs[index] is not None:
+            flat = reshape(ctx, current, [channels])
+            kept = ctx.temp("Scale", [ctx.input(node, running)], "kept", scale=momentum)
+            new = ctx.temp("Scale", [flat], "new", scale=1.0 - momentum)
+            ctx.emit("Add", [kept, new], [ctx.output(node, index)])
+
+
+@ops.register("RotaryEmbedding", since=23)
+def rotary_embedding_v23(node: ir.Node, ctx: ExportContext) -> None:
+    x = required(ctx, node, 0)
+    original = ctx.need_shape(x, "to split the heads")
+    blob = ctx.blob(x)
+    if len(original) == 4:  # [batch, heads, seq, head] -> [batch, seq, heads, head]
+        blob = ctx.temp("Transpose", [blob], "bshd", axes=[0, 2, 1, 3])
+        batch, heads, seq, head = original
+    else:
+        heads = attr_int(node, "num_heads", 0)
+        if not heads:
+            raise ctx.error("a 3-D input needs num_heads")
+        batch, seq, hidden = original
+        head = hidden // heads
+        blob = reshape(ctx, blob, [batch, seq, heads, head])
+    rotary = attr_int(node, "rotary_embedding_dim", 0) or head
+    half = rotary // 2
+    rotate = blob
+    if rotary < head:
+        rotate = ctx.temp(
+            "Slice", [blob], "rotate", starts=[0, 0, 0, 0], ends=[batch, seq, heads, rotary]
+        )
+        kept = ctx.temp(
+            "Slice", [blob], "kept", starts=[0, 0, 0, rotary], ends=[batch, seq, heads, head]
+        )
+    caches = []
+    for index in (1, 2):
+        cache = ctx.input(node, index)
+        if ctx.has_input(node, 3):
+            cache = ctx.temp("Gather", [cache, ctx.input(node, 3)], "cache")
+        caches.append(ctx.temp("ExpandDims", [cache], "cache", dims=[2]))
+    cos, sin = caches
+    interleaved = attr_int(node, "interleaved", 0)
+    if interleaved:
+        evens = ctx.constant(np.arange(0, rotary, 2, dtype=np.int64), "evens")
+        odds = ctx.constant(np.arange(1, rotary, 2, dtype=np.int64), "odds")
+        x1 = ctx.temp("Gather", [rotate, evens], "x1", axis=3)
+        x2 = ctx.temp("Gather", [rotate, odds], "x2", axis=3)
+    else:
+        x1, x2 = ctx.fresh("x1"), ctx.fresh("x2")
+        ctx.emit("Split", [rotate], [x1, x2], axis=3, split=[half, half])
+    real = ctx.temp("Sub", [ctx.temp("Mul", [cos, x1]), ctx.temp("Mul", [sin, x2])], "real")
+    imag = ctx.temp("Add", [ctx.temp("Mul", [sin, x1]), ctx.temp("Mul", [cos, x2])], "imag")
+    rotated = ctx.fresh("rotated")
+    if interleaved:
+        pairs = [ctx.temp("ExpandDims", [part], "pair", dims=[4]) for part in (real, imag)]
+        woven = ctx.fresh("woven")
+        ctx.emit("Concat", pairs, [woven, ctx.fresh("split_info")], axis=4)
+        reshape(ctx, woven, [batch, seq, heads, rotary], rotated)
+    else:
+        ctx.emit("Concat", [real, imag], [rotated, ctx.fresh("split_info")], axis=3)
+    if rotary < head:
+        joined = ctx.fresh("joined")
+        ctx.emit("Concat", [rotated, kept], [joined, ctx.fresh("split_info")], axis=3)
+        rotated = joined
+    if len(original) == 4:
+        ctx.emit("Transpose", [rotated], [ctx.output(node)], axes=[0, 2, 1, 3])
+    else:
+        reshape(ctx, rotated, list(original), ctx.output(node))

@@ -18,9 +18,9 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
-from unframe.backends.caffe2.export.ops import _runtime as runtime
-from unframe.backends.caffe2.export.ops._common import (
+from unframe.backends.caffe2.context import ExportContext, caffe2_dtype
+from unframe.backends.caffe2.ops import _runtime as runtime
+from unframe.backends.caffe2.ops._common import (
     attr_float,
     attr_int,
     attr_ints,
@@ -28,7 +28,7 @@ from unframe.backends.caffe2.export.ops._common import (
     required,
     reshape,
 )
-from unframe.backends.caffe2.export.registry import ops
+from unframe.backends.caffe2.registry import ops
 
 #: Attributes passed through to the one-axis Resize that yields the coefficients.
 _PASSED = ("mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a",

@@ -8,7 +8,7 @@ import numpy as np
 import onnx.defs
 import onnx_ir as ir
 
-from unframe.backends.caffe2.export.context import ExportContext, caffe2_dtype
+from unframe.backends.caffe2.context import ExportContext, caffe2_dtype
 
 #: Integer types Caffe2's arithmetic, comparisons, Where and Expand have no kernel for: they take
 #: int32, int64, float and double (elementwise_ops.h's NumericTypes, elementwise_ops.cc,
