@@ -299,3 +299,20 @@ def test_a_broken_input_is_blamed_on_the_input_not_the_output(tmp_path: Path) ->
         line = refusal(invoke("convert", str(source), "-o", str(tmp_path / name)))
         assert line.startswith(f"unframe: error: {source}: not a valid ONNX model")
         assert not (tmp_path / name).exists()
+
+
+def test_outputs_without_a_shape_are_accepted_in_and_out(tmp_path: Path) -> None:
+    # onnx.checker wants shapes on a main graph's outputs; onnxruntime and exporters do without.
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"], name="relu")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    source = _write(tmp_path, helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
+    target = tmp_path / "out.onnx"
+    result = invoke("convert", str(source), "-o", str(target))
+    assert result.exit_code == 0, result.stderr
+    x = np.array([[-1, 0, 2], [3, -4, 5]], np.float32)
+    (got,) = ort.InferenceSession(str(target)).run(None, {"x": x})
+    np.testing.assert_array_equal(got, np.maximum(x, 0))
