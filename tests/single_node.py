@@ -54,7 +54,7 @@ def run_single_node(
     import torch
 
     from unframe.backends.pytorch import to_torch
-    from unframe.backends.pytorch.export import outputs_to_numpy, tensors_from_numpy
+    from unframe.backends.pytorch.pt2_file import outputs_to_numpy, tensors_from_numpy
 
     fixed = {i: v for i, v in enumerate(inputs) if i in constants and v is not None}
     model = single_node_model(op, inputs, opset, fixed, outputs, **attributes)

@@ -15,7 +15,7 @@ import importlib
 import mmap
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -24,11 +24,12 @@ import onnx_ir as ir
 import torch
 from torch import fx, nn
 
-from unframe.backends.pytorch import runtime
+from unframe.backends.pytorch import fx_functions
 from unframe.backends.pytorch.context import BuildContext, Subgraph
 from unframe.backends.pytorch.dtypes import maybe_torch_dtype, widen_emulated
 from unframe.backends.pytorch.naming import NameScope, module_attribute_names
 from unframe.backends.pytorch.registry import ops
+from unframe.backends.pytorch.scope import free_values
 from unframe.shared_ir.errors import (
     ConversionError,
     UnframeError,
@@ -46,7 +47,8 @@ SOURCE_NAMES = "unframe_source_names"
 ONNX_NAME = "onnx_name"
 
 
-def model_opset(model: ir.Model) -> int:
+def default_domain_opset(model: ir.Model) -> int:
+    """The model's ai.onnx opset; the newest onnx knows where it imports none."""
     opset = model.opset_imports.get("", model.opset_imports.get("ai.onnx"))
     if opset is None:
         # No default-domain op can appear; any version serves for the subgraph bookkeeping.
@@ -64,7 +66,7 @@ def to_torch(model: ir.Model) -> fx.GraphModule:
     missing = ops.unsupported_nodes(model)
     if missing:
         raise UnsupportedOpsError(missing, framework=FRAMEWORK)
-    opset = model_opset(model)
+    opset = default_domain_opset(model)
     # Ranks of intermediate values let Shape stay symbolic; converters fall back where unknown.
     infer_shapes(model)
     builder = GraphBuilder(model.graph, opset, imports=dict(model.opset_imports))
@@ -101,7 +103,7 @@ _FOLD_OPS = frozenset(
 _FOLD_MAX_OUTPUT = 65536
 
 
-def _FOLDABLE(node: ir.Node) -> bool:  # noqa: N802
+def _is_shape_arithmetic(node: ir.Node) -> bool:
     """Deterministic shape-arithmetic ops of the default domain (see ``_FOLD_OPS``)."""
     return node.domain in ("", "ai.onnx") and node.op_type in _FOLD_OPS and bool(node.inputs)
 
@@ -217,7 +219,7 @@ class GraphBuilder:
             out = self.fx_value(value)
             dtype = maybe_torch_dtype(value.dtype)
             if dtype is not None:
-                out = self.fx_graph.call_function(runtime.cast_to, (out, dtype))
+                out = self.fx_graph.call_function(fx_functions.cast_to, (out, dtype))
             outputs.append(out)
         self.fx_graph.output(tuple(outputs))
         self.fx_graph.eliminate_dead_code()
@@ -276,7 +278,7 @@ class GraphBuilder:
                 self._env[value] = result
                 # An Identity's result is its input's node, which keeps its first name.
                 result.meta.setdefault(ONNX_NAME, value.name)
-        if _FOLDABLE(node) and all(
+        if _is_shape_arithmetic(node) and all(
             ctx.constant(i) is not None and ctx.constant(i).size <= _FOLD_LIMIT  # type: ignore[union-attr]
             for i in range(len(node.inputs))
             if ctx.has_input(i)
@@ -363,29 +365,6 @@ class GraphBuilder:
             num_inputs=len(graph.inputs),
             num_outputs=len(graph.outputs),
         )
-
-
-def free_values(graph: ir.Graph) -> set[ir.Value]:
-    """Values that ``graph`` (or a nested subgraph) reads but neither defines nor takes as input."""
-    defined: set[ir.Value] = set(graph.inputs) | set(graph.initializers.values())
-    used: set[ir.Value] = set()
-    for node in graph:
-        used.update(v for v in node.inputs if v is not None)
-        for sub in _subgraphs(node):
-            used.update(free_values(sub))
-        defined.update(node.outputs)
-    used.update(graph.outputs)
-    return used - defined
-
-
-def _subgraphs(node: ir.Node) -> Iterable[ir.Graph]:
-    for attr in node.attributes.values():
-        if not isinstance(attr, ir.Attr):
-            continue
-        if attr.type == ir.AttributeType.GRAPH:
-            yield attr.as_graph()
-        elif attr.type == ir.AttributeType.GRAPHS:
-            yield from attr.as_graphs()
 
 
 _BIT_VIEWS: dict[str, tuple[type, torch.dtype]] = {

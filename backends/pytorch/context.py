@@ -9,7 +9,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import onnx
@@ -18,11 +18,9 @@ import onnx_ir as ir
 import torch
 from torch import fx
 
-from unframe.backends.pytorch import runtime
+from unframe.backends.pytorch import fx_functions
 from unframe.backends.pytorch.dtypes import maybe_torch_dtype
-
-if TYPE_CHECKING:
-    from unframe.backends.pytorch.builder import GraphBuilder
+from unframe.backends.pytorch.scope import free_values
 
 #: Sentinel: ``ctx.attr(name)`` without a default falls back to the ONNX schema's default.
 SCHEMA_DEFAULT: Any = object()
@@ -42,10 +40,32 @@ class Subgraph:
     num_outputs: int
 
 
+class GraphBuilding(Protocol):
+    """What a context needs of the graph builder (``builder.GraphBuilder`` is the one there is).
+
+    Spelled out here so that the context depends on these few members, not on the builder's module.
+    """
+
+    opset: int
+    fx_graph: fx.Graph
+    #: 1-D int tensors known element-wise (from Shape and ops on its result).
+    shape_elements: dict[fx.Node, list[int | fx.Node]]
+
+    def fx_value(self, value: ir.Value) -> fx.Node: ...
+
+    def constant_of(self, value: ir.Value) -> np.ndarray | None: ...
+
+    def constant_node(self, array: np.ndarray, dtype: torch.dtype | None = None) -> fx.Node: ...
+
+    def build_subgraph(
+        self, graph: ir.Graph, hint: str, captures: Sequence[ir.Value] | None = None
+    ) -> Subgraph: ...
+
+
 class BuildContext:
     """The converter's view of one ONNX node and of the ``torch.fx`` graph being built."""
 
-    def __init__(self, builder: GraphBuilder, node: ir.Node) -> None:
+    def __init__(self, builder: GraphBuilding, node: ir.Node) -> None:
         self._builder = builder
         self.node = node
         self.opset: int = builder.opset
@@ -94,7 +114,7 @@ class BuildContext:
         elements = self._builder.shape_elements.get(node)
         if elements is not None:
             return list(elements)
-        return self.call(runtime.to_int_list, node)
+        return self.call(fx_functions.to_int_list, node)
 
     def shape_elements(self, index: int) -> list[int | fx.Node] | None:
         """The element-wise list behind a shape-like input (constant or from ``Shape``), or None."""
@@ -214,8 +234,6 @@ class BuildContext:
 
     def free_values(self, *names: str) -> list[ir.Value]:
         """The outer values read by the graph attributes ``names`` (union, name order)."""
-        from unframe.backends.pytorch.builder import free_values
-
         found: set[ir.Value] = set()
         for name in names:
             graph = self.attr(name, None)

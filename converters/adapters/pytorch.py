@@ -68,7 +68,7 @@ class PyTorchFramework(Framework):
             # inputs, so validation compares against PyTorch itself, not against our import.
             import torch
 
-            from unframe.backends.pytorch.export import outputs_to_numpy, tensors_from_numpy
+            from unframe.backends.pytorch.pt2_file import outputs_to_numpy, tensors_from_numpy
 
             module = instantiate_factory(str(path)).eval()
             with torch.no_grad():
@@ -88,7 +88,7 @@ class PyTorchFramework(Framework):
 
         from unframe.backends.pytorch import to_torch
         from unframe.backends.pytorch.dtypes import narrow_emulated
-        from unframe.backends.pytorch.export import outputs_to_numpy, tensors_from_numpy
+        from unframe.backends.pytorch.pt2_file import outputs_to_numpy, tensors_from_numpy
 
         module = to_torch(model)
         names = [

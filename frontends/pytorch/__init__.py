@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-from unframe.frontends.pytorch.export import DEFAULT_OPSET, ExporterFallbackWarning, from_torch
 from unframe.frontends.pytorch.loading import (
     PT2_SUFFIXES,
     TORCHSCRIPT_SUFFIXES,
@@ -14,6 +13,7 @@ from unframe.frontends.pytorch.loading import (
     load_pytorch,
     load_torchscript,
 )
+from unframe.frontends.pytorch.torch_onnx import DEFAULT_OPSET, ExporterFallbackWarning, from_torch
 
 __all__ = [
     "DEFAULT_OPSET",

@@ -33,7 +33,7 @@ import numpy as np
 import onnx_ir as ir
 import torch
 
-from unframe.frontends.pytorch.export import (
+from unframe.frontends.pytorch.torch_onnx import (
     DEFAULT_OPSET,
     forward_parameters,
     from_torch,

@@ -52,7 +52,7 @@ Rules:
 * ``ctx.opset`` and ``ctx.node`` are there for messages, not for version checks.
 
 Functions called from the graph must be module-level (``torch.fx`` references them by name); put
-run-time helpers in the op module (private, ``_name``) or in ``backends/pytorch/runtime.py``.
+run-time helpers in the op module (private, ``_name``) or in ``backends/pytorch/fx_functions.py``.
 
 Families and who holds them (a duplicate registration raises at import, so check here first):
 

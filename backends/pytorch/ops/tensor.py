@@ -11,7 +11,7 @@ import math
 import operator
 from typing import Any
 
-from unframe.backends.pytorch import runtime
+from unframe.backends.pytorch import fx_functions
 from unframe.backends.pytorch.dtypes import EMULATED, to_torch_dtype
 from unframe.backends.pytorch.ops._common import (
     BuildContext,
@@ -66,11 +66,11 @@ def _shape(ctx: BuildContext, start: int, end: int | None) -> Outputs:
     x = ctx.input(0)
     rank = ctx.input_rank(0)
     if rank is None:
-        full = ctx.call(runtime.shape_tensor, ctx.call(list, ctx.call(getattr, x, "shape")))
+        full = ctx.call(fx_functions.shape_tensor, ctx.call(list, ctx.call(getattr, x, "shape")))
         return [ctx.call(operator.getitem, full, slice(start, end))]
     dims = list(range(rank))[slice(start, end)]
     elements: list[int | fx.Node] = [ctx.size(x, d) for d in dims]
-    return [ctx.set_shape_elements(ctx.call(runtime.shape_tensor, elements), elements)]
+    return [ctx.set_shape_elements(ctx.call(fx_functions.shape_tensor, elements), elements)]
 
 
 @ops.register("Shape", since=1)

@@ -24,7 +24,7 @@ torch = pytest.importorskip("torch")
 import unframe  # noqa: E402
 from unframe.backends.pytorch import to_torch  # noqa: E402
 from unframe.backends.pytorch.builder import ONNX_NAME, SOURCE_NAMES  # noqa: E402
-from unframe.backends.pytorch.export import source_names  # noqa: E402
+from unframe.backends.pytorch.pt2_file import source_names  # noqa: E402
 
 #: Names of ``nn.Module`` / ``fx.GraphModule`` members, keywords, builtins, unicode, dots, digits,
 #: names that collide once sanitized, names torch.onnx gives its own values (val_<n>), and two

@@ -12,8 +12,8 @@ from onnx import helper, numpy_helper
 
 torch = pytest.importorskip("torch")
 
-from unframe.backends.pytorch import export_program, runtime, to_torch  # noqa: E402
-from unframe.backends.pytorch.export import outputs_to_numpy, tensors_from_numpy  # noqa: E402
+from unframe.backends.pytorch import export_program, fx_functions, to_torch  # noqa: E402
+from unframe.backends.pytorch.pt2_file import outputs_to_numpy, tensors_from_numpy  # noqa: E402
 
 from node_family import check_node_case, family_cases, ops_without_node_tests  # noqa: E402
 
@@ -67,7 +67,7 @@ def _run(
     # The builder casts graph outputs to their inferred type; drop that cast so that the dtype
     # checked is the converter's own.
     for fx_node in list(module.graph.nodes):
-        if fx_node.target is runtime.cast_to:
+        if fx_node.target is fx_functions.cast_to:
             fx_node.replace_all_uses_with(fx_node.args[0])
             module.graph.erase_node(fx_node)
     module.recompile()

@@ -12,7 +12,7 @@ from onnx.reference import ReferenceEvaluator
 torch = pytest.importorskip("torch")
 
 from unframe.backends.pytorch import export_program  # noqa: E402
-from unframe.backends.pytorch.export import outputs_to_numpy, tensors_from_numpy  # noqa: E402
+from unframe.backends.pytorch.pt2_file import outputs_to_numpy, tensors_from_numpy  # noqa: E402
 
 from node_family import check_node_case, family_cases, ops_without_node_tests  # noqa: E402
 from single_node import run_single_node, single_node_model  # noqa: E402
@@ -26,7 +26,7 @@ OPS = [
 
 @pytest.mark.parametrize("name", sorted(family_cases(tuple(OPS))))
 def test_node_case(name: str) -> None:
-    check_node_case(name, OPS, None, skip_other_families=True)
+    check_node_case(name, OPS, None)
 
 
 def test_every_op_has_node_tests() -> None:

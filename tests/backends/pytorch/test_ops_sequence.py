@@ -14,7 +14,7 @@ from onnx.reference import ReferenceEvaluator
 torch = pytest.importorskip("torch")
 
 from unframe.backends.pytorch import export_program, to_torch  # noqa: E402
-from unframe.backends.pytorch.export import outputs_to_numpy, tensors_from_numpy  # noqa: E402
+from unframe.backends.pytorch.pt2_file import outputs_to_numpy, tensors_from_numpy  # noqa: E402
 
 from node_family import check_node_case, family_cases, ops_without_node_tests  # noqa: E402
 
