@@ -11,8 +11,6 @@ import pytest
 from unframe.converters.conformance import collect_node_tests, node_test_op, run_test
 from unframe.converters.registry import get_framework
 
-_UNSUPPORTED = "unsupported: no converter for "
-
 
 @functools.cache
 def family_cases(ops: tuple[str, ...]) -> dict[str, Any]:
@@ -24,21 +22,17 @@ def check_node_case(
     name: str,
     ops: Sequence[str],
     known_failures: Mapping[str, str] | None = None,
-    *,
-    skip_other_families: bool = False,
 ) -> None:
     """Runs one node test on the PyTorch backend and asserts it passes.
 
-    ``known_failures`` xfail with their reason. With ``skip_other_families``, an ``*_expanded``
-    case that fails only for want of converters outside ``ops`` is skipped, saying which.
+    ``known_failures`` xfail with their reason, but still run: one that now passes fails, so the
+    list cannot go stale. A case needing converters of another family is not skipped: a missing
+    converter fails here too.
     """
-    if known_failures and name in known_failures:
-        pytest.xfail(known_failures[name])
     outcome = run_test(get_framework("pytorch"), family_cases(tuple(ops))[name])
-    if skip_other_families and outcome.status == "fail" and outcome.reason.startswith(_UNSUPPORTED):
-        missing = set(outcome.reason.removeprefix(_UNSUPPORTED).split(", "))
-        if not missing & set(ops):
-            pytest.skip(f"needs converters of another family: {', '.join(sorted(missing))}")
+    if known_failures and name in known_failures:
+        assert outcome.status != "pass", f"{name} now passes: remove it from the known failures"
+        pytest.xfail(f"{known_failures[name]} ({outcome.reason})")
     assert outcome.status == "pass", outcome.reason
 
 
