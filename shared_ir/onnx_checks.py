@@ -244,6 +244,12 @@ def _check_external(
         raise refuse(f"cannot be read: {error.strerror}") from None
     if not stat.S_ISREG(info.st_mode):
         raise refuse("is not a regular file (a directory, device, FIFO or socket)")
+    if info.st_nlink > 1:
+        # A hard link can bring any file of the filesystem into the folder; onnx_ir refuses to
+        # read such data too, so refusing it here keeps every writer's answer the same.
+        raise refuse(
+            f"is a file with {info.st_nlink} hard links", "copy the data file so it has one"
+        )
     offset = tensor.offset or 0
     if offset > info.st_size:
         raise refuse(

@@ -121,6 +121,16 @@ def test_external_data_outside_the_model_folder_is_refused_by_every_command(
     assert list(layout["out"].iterdir()) == []
 
 
+def test_a_hard_link_into_the_folder_is_refused(layout: dict[str, Path]) -> None:
+    folder = layout["folder"]
+    folder.mkdir(parents=True)
+    os.link(layout["secret"], folder / "w.bin")
+    source = _write(folder, _graph_model([_external_weight("w.bin")]))
+    for args in (["inspect", str(source)], COMMANDS["convert_caffe2"](str(source), layout["out"])):
+        assert "tensor 'W'" in (line := refusal(invoke(*args))) and "2 hard links" in line
+    assert list(layout["out"].iterdir()) == []
+
+
 def test_a_traversal_hidden_behind_a_subfolder_is_refused(layout: dict[str, Path]) -> None:
     location = _escapes(layout)["deep_dotdot"]
     source = _write(layout["folder"], _graph_model([_external_weight(location)]))
