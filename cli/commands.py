@@ -13,7 +13,7 @@ import numpy as np
 from click.shell_completion import CompletionItem
 
 from unframe.cli import render
-from unframe.cli.main import FRAMEWORK_HELP, cli
+from unframe.cli.group import FRAMEWORK_HELP, cli
 from unframe.shared_ir.compare import DEFAULT_ATOL, DEFAULT_RTOL
 from unframe.shared_ir.errors import BadInputError, ExitCode
 
