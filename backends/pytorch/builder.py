@@ -11,6 +11,7 @@ argument names back to the ONNX initializer and input names.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import mmap
 import os
@@ -25,21 +26,17 @@ import torch
 from torch import fx, nn
 
 from unframe.backends.pytorch import fx_functions
-from unframe.backends.pytorch.context import BuildContext, Subgraph
+from unframe.backends.pytorch.context import FRAMEWORK, BuildContext, Subgraph
 from unframe.backends.pytorch.dtypes import maybe_torch_dtype, widen_emulated
 from unframe.backends.pytorch.naming import NameScope, module_attribute_names
-from unframe.backends.pytorch.registry import ops
-from unframe.backends.pytorch.scope import free_values
-from unframe.shared_ir.errors import (
-    ConversionError,
-    UnframeError,
-    UnsupportedOpsError,
-    unexpected_error,
-)
+from unframe.backends.pytorch.registry import Converter, ops
+from unframe.backends.pytorch.scope import free_values, subgraphs
+from unframe.shared_ir.conversion import ConversionLoop, node_opset, onnx_loop
+from unframe.shared_ir.errors import ConversionError
 from unframe.shared_ir.onnx_wire import MappedTensor
+from unframe.shared_ir.op_registry import iter_nodes
 from unframe.shared_ir.passes import infer_shapes
 
-FRAMEWORK = "pytorch"
 #: ``GraphModule.meta`` key: ``{"initializers": {state_dict key: ONNX name},
 #: "inputs": {forward argument: ONNX name}}``.
 SOURCE_NAMES = "unframe_source_names"
@@ -59,18 +56,37 @@ def default_domain_opset(model: ir.Model) -> int:
 def to_torch(model: ir.Model) -> fx.GraphModule:
     """Converts ``model`` into a ``torch.fx.GraphModule`` (a trainable ``nn.Module``).
 
-    Raises ``UnsupportedOpsError`` listing every node without a converter, before building.
+    Raises ``UnsupportedOpsError`` listing every node without a converter (subgraphs included)
+    before building, and after building every node a converter refused; a converter's bug is an
+    ``InternalError`` naming the node.
     """
     load_converters()
-
-    missing = ops.unsupported_nodes(model)
-    if missing:
-        raise UnsupportedOpsError(missing, framework=FRAMEWORK)
-    opset = default_domain_opset(model)
+    imports = dict(model.opset_imports)
+    _loop(imports).check_supported(
+        iter_nodes(model.graph), lambda node: converter_for(node, imports) is not None
+    )
     # Ranks of intermediate values let Shape stay symbolic; converters fall back where unknown.
     infer_shapes(model)
-    builder = GraphBuilder(model.graph, opset, imports=dict(model.opset_imports))
+    builder = GraphBuilder(model.graph, default_domain_opset(model), imports=imports)
     return builder.build(class_name="UnframeModule")
+
+
+def converter_for(node: ir.Node, imports: dict[str, int]) -> Converter | None:
+    """The converter for ``node`` at the opset its domain is imported at (None if not imported)."""
+    opset = node_opset(node.domain, imports)
+    return None if opset is None else ops.lookup(node.op_type, opset, node.domain)
+
+
+def _loop(imports: dict[str, int]) -> ConversionLoop[ir.Node]:
+    """The shared loop over ONNX nodes; a node also reads what its subgraphs capture."""
+    return dataclasses.replace(onnx_loop(FRAMEWORK, "export", imports), reads=_values_read)
+
+
+def _values_read(node: ir.Node) -> list[ir.Value]:
+    read = [value for value in node.inputs if value is not None]
+    for graph in subgraphs(node):
+        read.extend(free_values(graph))
+    return read
 
 
 #: Only small constant computations are folded at build time (shape arithmetic, not weights).
@@ -172,11 +188,14 @@ class GraphBuilder:
         node = self._env.get(value)
         return None if node is None else self._node_constants.get(node)
 
-    def constant_node(self, array: np.ndarray, dtype: torch.dtype | None = None) -> fx.Node:
+    def make_constant(
+        self, array: np.ndarray, hint: str = "const", dtype: torch.dtype | None = None
+    ) -> fx.Node:
+        """A new buffer holding ``array`` (in ``dtype`` where given), named after ``hint``."""
         tensor = _tensor_from_numpy(array)
         if dtype is not None:
             tensor = tensor.to(dtype)
-        name = self.attr_names.fresh("const", prefix="c")
+        name = self.attr_names.fresh(hint, prefix="c")
         self.root.register_buffer(name, tensor)
         node = self.fx_graph.get_attr(name)
         if dtype is None:
@@ -212,8 +231,8 @@ class GraphBuilder:
             if value in self._env or value.const_value is None:
                 continue
             self._lazy_constants[value] = value.const_value
-        for node in graph:
-            self._convert(node)
+        loop = _loop(self.imports)
+        loop.finish(loop.run(graph, self._convert))
         outputs = []
         for value in graph.outputs:
             out = self.fx_value(value)
@@ -246,40 +265,20 @@ class GraphBuilder:
         return names
 
     def _convert(self, node: ir.Node) -> None:
-        domain_opset = self.imports.get(node.domain, self.opset) if node.domain else self.opset
-        converter = ops.lookup(node.op_type, domain_opset, node.domain)
+        """Converts one node (run by the shared loop, which locates what it raises)."""
+        converter = converter_for(node, self.imports)
         if converter is None:
-            raise ConversionError(
-                "no pytorch export converter",
-                framework=FRAMEWORK,
-                node=node.name or "",
-                op_type=node.op_type,
-                domain=node.domain,
-                opset=self.opset,
-            )
+            raise ConversionError(f"no {FRAMEWORK} export converter")
         ctx = BuildContext(self, node)
         last = self.fx_graph._root.prev  # noqa: SLF001 - the node before this converter's
-        try:
-            results = list(converter(node, ctx))
-        except UnframeError:
-            raise
-        except Exception as error:  # noqa: BLE001 - a bug (exit 5) or no memory (6), located
-            raise unexpected_error(
-                error,
-                f"converter {getattr(converter, '__name__', '?')}",
-                framework=FRAMEWORK,
-                node=node.name or "",
-                op_type=node.op_type,
-                domain=node.domain,
-                opset=self.opset,
-            ) from error
+        results = list(converter(node, ctx))
         for value, result in zip(node.outputs, results, strict=False):
             if result is not None and value.name:
                 self._env[value] = result
                 # An Identity's result is its input's node, which keeps its first name.
                 result.meta.setdefault(ONNX_NAME, value.name)
         if _is_shape_arithmetic(node) and all(
-            ctx.constant(i) is not None and ctx.constant(i).size <= _FOLD_LIMIT  # type: ignore[union-attr]
+            ctx.constant_input(i) is not None and ctx.constant_input(i).size <= _FOLD_LIMIT  # type: ignore[union-attr]
             for i in range(len(node.inputs))
             if ctx.has_input(i)
         ):
@@ -290,13 +289,7 @@ class GraphBuilder:
             if value.name and (value.uses() or value.is_graph_output())
         ]
         if missing:
-            raise ConversionError(
-                f"converter produced no value for output(s) {missing}",
-                framework=FRAMEWORK,
-                node=node.name or "",
-                op_type=node.op_type,
-                opset=self.opset,
-            )
+            raise ctx.error(f"converter produced no value for output(s) {missing}")
 
     def _fold(self, last: fx.Node, results: Sequence[fx.Node | None]) -> None:
         """Evaluates a node whose inputs are all small constants, so later converters see its

@@ -9,7 +9,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import onnx
@@ -21,9 +21,10 @@ from torch import fx
 from unframe.backends.pytorch import fx_functions
 from unframe.backends.pytorch.dtypes import maybe_torch_dtype
 from unframe.backends.pytorch.scope import free_values
+from unframe.shared_ir.conversion import SCHEMA_DEFAULT, ConverterContext
+from unframe.shared_ir.errors import ConversionError
 
-#: Sentinel: ``ctx.attr(name)`` without a default falls back to the ONNX schema's default.
-SCHEMA_DEFAULT: Any = object()
+FRAMEWORK = "pytorch"
 
 #: An int list known at build time, element-wise symbolic (fx nodes yielding ints), or one fx node
 #: that yields a ``list[int]`` at run time.
@@ -55,7 +56,9 @@ class GraphBuilding(Protocol):
 
     def constant_of(self, value: ir.Value) -> np.ndarray | None: ...
 
-    def constant_node(self, array: np.ndarray, dtype: torch.dtype | None = None) -> fx.Node: ...
+    def make_constant(
+        self, array: np.ndarray, hint: str = "const", dtype: torch.dtype | None = None
+    ) -> fx.Node: ...
 
     def build_subgraph(
         self, graph: ir.Graph, hint: str, captures: Sequence[ir.Value] | None = None
@@ -81,10 +84,10 @@ class BuildContext:
         return index < len(self.node.inputs) and self.node.inputs[index] is not None
 
     def input(self, index: int) -> fx.Node:
-        """The fx node that yields input ``index`` (raises when the input is absent)."""
+        """The fx node that yields input ``index`` (a located error when the input is absent)."""
         value = self.node.inputs[index] if index < len(self.node.inputs) else None
         if value is None:
-            raise ValueError(f"input {index} of {self.node.op_type} is required but absent")
+            raise self.error(f"input {index} of {self.node.op_type} is required but absent")
         return self._builder.fx_value(value)
 
     def optional_input(self, index: int) -> fx.Node | None:
@@ -93,7 +96,7 @@ class BuildContext:
     def inputs(self) -> list[fx.Node | None]:
         return [self.optional_input(i) for i in range(self.num_inputs)]
 
-    def constant(self, index: int) -> np.ndarray | None:
+    def constant_input(self, index: int) -> np.ndarray | None:
         """Input ``index`` as a numpy array where it is known at build time, else None."""
         if not self.has_input(index):
             return None
@@ -107,7 +110,7 @@ class BuildContext:
         Constant -> ``list[int]``; computed from ``Shape`` -> list of symbolic sizes (stays dynamic
         under ``torch.export``); otherwise an fx node calling ``tolist`` at run time.
         """
-        array = self.constant(index)
+        array = self.constant_input(index)
         if array is not None:
             return [int(v) for v in array.reshape(-1)]
         node = self.input(index)
@@ -118,7 +121,7 @@ class BuildContext:
 
     def shape_elements(self, index: int) -> list[int | fx.Node] | None:
         """The element-wise list behind a shape-like input (constant or from ``Shape``), or None."""
-        array = self.constant(index)
+        array = self.constant_input(index)
         if array is not None and array.ndim <= 1 and array.dtype.kind in "iu":
             return [int(v) for v in array.reshape(-1)]
         if not self.has_input(index):
@@ -149,7 +152,7 @@ class BuildContext:
         shape = self.input_shape(index)
         if shape is not None:
             return len(shape)
-        array = self.constant(index)
+        array = self.constant_input(index)
         return None if array is None else array.ndim
 
     def output_used(self, index: int) -> bool:
@@ -174,16 +177,30 @@ class BuildContext:
     def unpack(self, obj: fx.Node, count: int) -> list[fx.Node]:
         return [self.getitem(obj, i) for i in range(count)]
 
-    def tensor(
-        self, array: np.ndarray | float | int | bool, dtype: torch.dtype | None = None
+    def make_constant(
+        self,
+        array: np.ndarray | float | int | bool,
+        hint: str = "const",
+        *,
+        dtype: torch.dtype | None = None,
     ) -> fx.Node:
-        """A constant tensor (registered as a buffer on the module) as an fx node."""
-        node = self._builder.constant_node(np.asarray(array), dtype=dtype)
-        return node
+        """A new constant tensor (a buffer of the module, named after ``hint``) as an fx node."""
+        return self._builder.make_constant(np.asarray(array), hint, dtype=dtype)
 
     def size(self, obj: fx.Node, dim: int) -> fx.Node:
         """``obj.size(dim)`` (a symbolic int under export)."""
         return self.method("size", obj, dim)
+
+    def error(self, message: str) -> ConversionError:
+        """A refusal located at this node, for the converter to raise."""
+        return ConversionError(
+            message,
+            framework=FRAMEWORK,
+            node=self.node.name or "",
+            op_type=self.node.op_type,
+            domain=self.node.domain or None,
+            opset=self.opset,
+        )
 
     # -- attributes -----------------------------------------------------------------------------
     def has_attr(self, name: str) -> bool:
@@ -282,3 +299,10 @@ def _schema_default(node: ir.Node, opset: int, name: str) -> Any:
     if isinstance(value, list):
         return [v.decode() if isinstance(v, bytes) else v for v in value]
     return value
+
+
+if TYPE_CHECKING:
+
+    def _speaks_the_shared_vocabulary(context: BuildContext) -> ConverterContext[fx.Node]:
+        """mypy checks here that ``BuildContext`` implements ``ConverterContext``."""
+        return context

@@ -13,14 +13,14 @@ def free_values(graph: ir.Graph) -> set[ir.Value]:
     used: set[ir.Value] = set()
     for node in graph:
         used.update(v for v in node.inputs if v is not None)
-        for sub in _subgraphs(node):
+        for sub in subgraphs(node):
             used.update(free_values(sub))
         defined.update(node.outputs)
     used.update(graph.outputs)
     return used - defined
 
 
-def _subgraphs(node: ir.Node) -> Iterable[ir.Graph]:
+def subgraphs(node: ir.Node) -> Iterable[ir.Graph]:
     for attr in node.attributes.values():
         if not isinstance(attr, ir.Attr):
             continue

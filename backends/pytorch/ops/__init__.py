@@ -1,7 +1,7 @@
 """ONNX op converters for the PyTorch backend, one module per op family.
 
-Every module in this package is imported on first use of the backend (by ``pkgutil``), so adding a
-family is adding a file: ``ops/math.py`` with its converters needs no edit anywhere else.
+Every module in this package is imported on first use of the backend (by
+``shared_ir.op_registry.load_op_modules``), so adding a family is adding a file: ``ops/math.py`` with its converters needs no edit anywhere else.
 
 Writing a converter
 -------------------
@@ -28,11 +28,12 @@ Rules:
 * Semantics are ONNX's (onnxruntime / ``onnx.reference``), including integer behaviour (``Div`` on
   ints truncates, ``Mod`` with ``fmod=0`` follows the divisor's sign), broadcasting and dtypes.
 
-``BuildContext`` (``backends/pytorch/context.py``):
+``BuildContext`` (``backends/pytorch/context.py``) speaks the words of ``ConverterContext``
+(``shared_ir/conversion.py``) that every backend's context shares, plus torch-specific helpers:
 
 * ``ctx.input(i)`` fx node of input i (required); ``ctx.optional_input(i)`` -> None if absent;
   ``ctx.has_input(i)``; ``ctx.num_inputs``; ``ctx.inputs()``.
-* ``ctx.constant(i)`` -> ``np.ndarray`` when input i is an initializer, a ``Constant``, or the
+* ``ctx.constant_input(i)`` reads input i's value: ``np.ndarray`` when input i is an initializer, a ``Constant``, or the
   result of a node whose inputs were all small constants (the driver evaluates those at build
   time), else None. Prefer it for axes/shapes/pads, falling back to a run-time path.
 * ``ctx.int_list(i)`` -> a list usable as a torch size/axes argument: python ints when constant,
@@ -42,7 +43,9 @@ Rules:
   1-D int shape tensors; shape-manipulating ops (Gather, Concat, Slice, ...) propagate it.
 * ``ctx.call(fn, *args, **kwargs)`` emits ``fn(...)``; ``ctx.method("name", x, ...)`` emits
   ``x.name(...)``; ``ctx.getitem(x, i)``; ``ctx.unpack(x, n)``; ``ctx.size(x, d)``;
-  ``ctx.tensor(array, dtype=None)`` a constant buffer.
+  ``ctx.make_constant(array, hint="const", dtype=None)`` creates a constant buffer.
+* ``raise ctx.error("why")``: a refusal located at the node (exit 3); the driver collects every
+  refusal and reports them at once. Any other exception is a bug, reported as an internal error.
 * ``ctx.attr(name, default=<schema default>)`` and typed ``attr_int/attr_float/attr_str/attr_ints/
   attr_floats``; tensors come back as numpy, graphs as ``ir.Graph``.
 * ``ctx.input_dtype(i)``, ``ctx.output_dtype(i)`` (torch dtypes from the IR's types, None if
@@ -74,9 +77,6 @@ Families and who holds them (a duplicate registration raises at import, so check
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from unframe.shared_ir.op_registry import load_op_modules
 
-for _module in pkgutil.iter_modules(__path__):
-    if not _module.name.startswith("_"):
-        importlib.import_module(f"{__name__}.{_module.name}")
+load_op_modules(__name__)

@@ -64,7 +64,7 @@ def _propagate_elements(ctx: BuildContext, out: fx.Node, symbolic: Callable[...,
     if (
         left is None
         or right is None
-        or (ctx.constant(0) is not None and ctx.constant(1) is not None)
+        or (ctx.constant_input(0) is not None and ctx.constant_input(1) is not None)
     ):
         return
     if ctx.input_rank(0) == 0 and left:

@@ -135,8 +135,8 @@ def loop_v1(node: ir.Node, ctx: BuildContext) -> Outputs:
     body = ctx.subgraph("body")
     num_carried = ctx.num_inputs - 2
     num_scan = len(body_graph.outputs) - 1 - num_carried
-    trip = ctx.constant(0)
-    start = ctx.constant(1)
+    trip = ctx.constant_input(0)
+    start = ctx.constant_input(1)
     # The condition never changes: absent or constant True, and passed through by the body.
     cond_fixed = (start is None and not ctx.has_input(1)) or (
         start is not None and bool(start.reshape(-1)[0])

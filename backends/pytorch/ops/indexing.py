@@ -207,7 +207,7 @@ def _one_hot(indices: torch.Tensor, depth: Any, values: torch.Tensor, axis: int)
 
 @ops.register("OneHot", since=9)
 def one_hot_v9(node: ir.Node, ctx: BuildContext) -> Outputs:
-    depth: Any = ctx.constant(1)
+    depth: Any = ctx.constant_input(1)
     depth = ctx.input(1) if depth is None else depth.reshape(-1)[0].item()
     axis = ctx.attr_int("axis", -1)
     return [ctx.call(_one_hot, ctx.input(0), depth, ctx.input(2), axis)]
@@ -296,7 +296,7 @@ def _range(start: Any, limit: Any, delta: Any, dtype: torch.dtype, stash: torch.
 def _range_node(ctx: BuildContext, stash: torch.dtype) -> Outputs:
     args: list[Any] = []
     for i in range(3):
-        array = ctx.constant(i)
+        array = ctx.constant_input(i)
         args.append(ctx.input(i) if array is None else array.reshape(-1)[0].item())
     dtype = ctx.input_dtype(0) or ctx.output_dtype(0) or torch.float32
     return [ctx.call(_range, *args, dtype, stash)]
@@ -335,7 +335,7 @@ def _trilu(x: torch.Tensor, k: Any, upper: int) -> torch.Tensor:
 
 @ops.register("Trilu", since=14)
 def trilu_v14(node: ir.Node, ctx: BuildContext) -> Outputs:
-    k: Any = ctx.constant(1)
+    k: Any = ctx.constant_input(1)
     k = ctx.optional_input(1) if k is None else int(k.reshape(-1)[0])
     return [ctx.call(_trilu, ctx.input(0), k, ctx.attr_int("upper", 1))]
 

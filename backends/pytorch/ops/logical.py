@@ -105,7 +105,7 @@ def _propagate_elements(ctx: BuildContext, out: fx.Node, symbolic: Callable[...,
     left, right = ctx.shape_elements(0), ctx.shape_elements(1)
     if left is None or right is None:
         return
-    if ctx.constant(0) is not None and ctx.constant(1) is not None:
+    if ctx.constant_input(0) is not None and ctx.constant_input(1) is not None:
         return
     left, right = _broadcast_elements(left, right)
     if left is None or len(left) > _MAX_ELEMENTS:
@@ -185,7 +185,7 @@ def where_v9(node: ir.Node, ctx: BuildContext) -> Outputs:
 
 def _bool_elements(ctx: BuildContext) -> list[Any] | None:
     """The condition of a ``Where`` element-wise: a constant bool vector or a compared shape."""
-    array = ctx.constant(0)
+    array = ctx.constant_input(0)
     if array is not None:
         return [bool(v) for v in array.reshape(-1)] if array.ndim <= 1 else None
     return ctx.shape_elements(0)

@@ -68,7 +68,7 @@ def _propagate_elements(
     ``Max(shape, 1)`` feeding a Reshape stays symbolic under ``torch.export``.
     """
     lists = [ctx.shape_elements(i) for i in inputs]
-    if any(e is None for e in lists) or all(ctx.constant(i) is not None for i in inputs):
+    if any(e is None for e in lists) or all(ctx.constant_input(i) is not None for i in inputs):
         return
     vectors = [e for e in lists if e is not None]
     size = max(len(e) for e in vectors)
@@ -292,7 +292,7 @@ def _mod(a: torch.Tensor, b: torch.Tensor, fmod: bool) -> torch.Tensor:
 def mod_v10(node: ir.Node, ctx: BuildContext) -> Outputs:
     fmod = ctx.attr_int("fmod", 0)
     if fmod not in (0, 1):
-        raise ValueError(f"Mod: fmod must be 0 or 1, got {fmod}")
+        raise ctx.error(f"Mod: fmod must be 0 or 1, got {fmod}")
     out = ctx.call(_mod, ctx.input(0), ctx.input(1), bool(fmod))
     if not fmod:  # Python's % on sizes is ONNX's fmod=0
         _propagate_elements(ctx, out, operator.mod, [0, 1])
@@ -332,7 +332,7 @@ def _variadic(
 ) -> Outputs:
     present = [i for i in range(ctx.num_inputs) if ctx.has_input(i)]
     if not present:
-        raise ValueError(f"{ctx.node.op_type} needs at least one input")
+        raise ctx.error(f"{ctx.node.op_type} needs at least one input")
     if len(present) == 1:
         return [ctx.input(present[0])]
     out = ctx.call(function, *(ctx.input(i) for i in present))
@@ -429,7 +429,7 @@ def _bit_shift(x: torch.Tensor, shift: torch.Tensor, left: bool) -> torch.Tensor
 def bit_shift_v11(node: ir.Node, ctx: BuildContext) -> Outputs:
     direction = ctx.attr_str("direction", "")
     if direction not in ("LEFT", "RIGHT"):
-        raise ValueError(f"BitShift: direction must be LEFT or RIGHT, got {direction!r}")
+        raise ctx.error(f"BitShift: direction must be LEFT or RIGHT, got {direction!r}")
     return [ctx.call(_bit_shift, ctx.input(0), ctx.input(1), direction == "LEFT")]
 
 
@@ -476,10 +476,10 @@ def bit_cast_v26(node: ir.Node, ctx: BuildContext) -> Outputs:
     to = ctx.attr_int("to")
     dtype = maybe_torch_dtype(to)
     if dtype is None:
-        raise ValueError(f"BitCast: torch has no dtype for {ir.DataType(to).name}")
+        raise ctx.error(f"BitCast: torch has no dtype for {ir.DataType(to).name}")
     source = ctx.input_dtype(0)
     if source is not None and source.itemsize != dtype.itemsize:
-        raise ValueError(f"BitCast: {source} and {dtype} differ in width")
+        raise ctx.error(f"BitCast: {source} and {dtype} differ in width")
     return [ctx.call(_bit_cast, ctx.input(0), dtype)]
 
 

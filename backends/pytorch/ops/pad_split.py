@@ -72,7 +72,7 @@ def pad_v2(node: ir.Node, ctx: BuildContext) -> Outputs:
 def _pad_inputs(ctx: BuildContext, with_axes: bool) -> Outputs:
     value: Any = 0
     if ctx.has_input(2):
-        constant = ctx.constant(2)
+        constant = ctx.constant_input(2)
         value = constant.reshape(-1)[0].item() if constant is not None else ctx.input(2)
     axes = ctx.int_list(3) if with_axes and ctx.has_input(3) else None
     return [

@@ -116,7 +116,7 @@ def _reduce_input_axes(node: ir.Node, ctx: BuildContext) -> Outputs:
     axes: Any = None
     if ctx.has_input(1):
         shape = ctx.input_shape(1)
-        if ctx.constant(1) is not None or shape is None or shape != (0,):
+        if ctx.constant_input(1) is not None or shape is None or shape != (0,):
             axes = ctx.int_list(1)
         if isinstance(axes, list) and not axes:
             axes = None
@@ -248,7 +248,7 @@ def _top_k(
 def _top_k_node(ctx: BuildContext, k: int | None, largest: int) -> Outputs:
     axis = ctx.attr_int("axis", -1)
     if k is None:
-        array = ctx.constant(1)
+        array = ctx.constant_input(1)
         k_arg: int | fx.Node = ctx.input(1) if array is None else int(array.reshape(-1)[0])
     else:
         k_arg = k

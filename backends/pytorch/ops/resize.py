@@ -225,7 +225,7 @@ def _options(ctx: BuildContext, coordinate: str) -> dict[str, Any]:
 def _float_list(ctx: BuildContext, index: int) -> Any:
     if not ctx.has_input(index):
         return None
-    array = ctx.constant(index)
+    array = ctx.constant_input(index)
     if array is not None:
         return [float(v) for v in array.reshape(-1)]
     return ctx.method("tolist", ctx.input(index))

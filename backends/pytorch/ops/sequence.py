@@ -66,7 +66,7 @@ def _split(
 
 def _position_input(ctx: BuildContext, index: int) -> fx.Node | int | None:
     """A position input as a python int where it is a constant, so export sees no ``.item()``."""
-    array = ctx.constant(index)
+    array = ctx.constant_input(index)
     return ctx.optional_input(index) if array is None else int(array.reshape(-1)[0])
 
 
@@ -108,7 +108,7 @@ def concat_from_sequence_v11(node: ir.Node, ctx: BuildContext) -> Outputs:
 
 @ops.register("SplitToSequence", since=11)
 def split_to_sequence_v11(node: ir.Node, ctx: BuildContext) -> Outputs:
-    array = ctx.constant(1)
+    array = ctx.constant_input(1)
     split: Any = ctx.optional_input(1)
     if array is not None:
         split = int(array) if array.ndim == 0 else [int(s) for s in array.reshape(-1)]
@@ -159,7 +159,7 @@ def optional_v15(node: ir.Node, ctx: BuildContext) -> Outputs:
 @ops.register("OptionalHasElement", since=15)
 def optional_has_element_v15(node: ir.Node, ctx: BuildContext) -> Outputs:
     if not ctx.has_input(0):
-        return [ctx.tensor(False)]
+        return [ctx.make_constant(False)]
     return [ctx.call(_has_element, ctx.input(0))]
 
 

@@ -29,7 +29,7 @@ def _size(value: Any) -> Any:
 
 def _scalar_input(ctx: BuildContext, index: int) -> Any:
     """Input ``index`` as a python number where it is a constant, else its fx node (or None)."""
-    array = ctx.constant(index)
+    array = ctx.constant_input(index)
     if array is None:
         return ctx.optional_input(index)
     return array.reshape(-1)[0].item()
@@ -184,5 +184,5 @@ def mel_weight_matrix_v17(node: ir.Node, ctx: BuildContext) -> Outputs:
     dtype = to_torch_dtype(ctx.attr_int("output_datatype", 1))
     args = [_scalar_input(ctx, i) for i in range(5)]
     if all(not isinstance(a, torch.fx.Node) for a in args):
-        return [ctx.tensor(_mel_matrix(*args), dtype=dtype)]
+        return [ctx.make_constant(_mel_matrix(*args), dtype=dtype)]
     return [ctx.call(_mel_weight_matrix, *args, dtype)]

@@ -35,14 +35,14 @@ def constant_v1(node: ir.Node, ctx: BuildContext) -> Outputs:
             array = ctx.attr(name)
             break
     if array is None:
-        raise ValueError("Constant without a numeric value attribute (sparse/string unsupported)")
+        raise ctx.error("Constant without a numeric value attribute (sparse/string unsupported)")
     if isinstance(array, float) or (
         isinstance(array, list) and array and isinstance(array[0], float)
     ):
         array = np.asarray(array, dtype=np.float32)
     elif not isinstance(array, np.ndarray):
         array = np.asarray(array, dtype=np.int64)
-    return [ctx.tensor(array)]
+    return [ctx.make_constant(array)]
 
 
 @ops.register("ConstantOfShape", since=9)
@@ -109,8 +109,8 @@ def _reshape(ctx: BuildContext, allowzero: int) -> Outputs:
         return [ctx.call(_onnx_reshape, ctx.input(0), shape, allowzero)]
     out = ctx.call(torch.reshape, ctx.input(0), shape)
     elements = ctx.shape_elements(0)
-    target = ctx.constant(1)
-    if elements is not None and ctx.constant(0) is None and target is not None:
+    target = ctx.constant_input(1)
+    if elements is not None and ctx.constant_input(0) is None and target is not None:
         # A shape vector reshaped to 1-D (or a single size to a scalar) keeps its elements.
         if target.size == 1 and int(target.reshape(-1)[0]) in (-1, len(elements)):
             ctx.set_shape_elements(out, elements)
@@ -229,7 +229,7 @@ def concat_v4(node: ir.Node, ctx: BuildContext) -> Outputs:
     out = ctx.call(torch.cat, parts, axis)
     pieces = [ctx.shape_elements(i) for i in range(ctx.num_inputs) if ctx.has_input(i)]
     if all(p is not None for p in pieces) and any(
-        ctx.constant(i) is None for i in range(ctx.num_inputs) if ctx.has_input(i)
+        ctx.constant_input(i) is None for i in range(ctx.num_inputs) if ctx.has_input(i)
     ):
         ctx.set_shape_elements(out, [e for p in pieces if p is not None for e in p])
     return [out]
@@ -251,12 +251,12 @@ def gather_v1(node: ir.Node, ctx: BuildContext) -> Outputs:
     axis = ctx.attr_int("axis", 0)
     out = ctx.call(_gather, ctx.input(0), ctx.input(1), axis)
     elements = ctx.shape_elements(0)
-    indices = ctx.constant(1)
+    indices = ctx.constant_input(1)
     if (
         elements is not None
         and indices is not None
         and indices.ndim <= 1
-        and ctx.constant(0) is None
+        and ctx.constant_input(0) is None
     ):
         picked = [elements[int(i)] for i in indices.reshape(-1)]
         ctx.set_shape_elements(out, picked)
@@ -293,7 +293,7 @@ def _slice_node(ctx: BuildContext, starts: Any, ends: Any, axes: Any, steps: Any
     elements = ctx.shape_elements(0)
     if (
         elements is not None
-        and ctx.constant(0) is None
+        and ctx.constant_input(0) is None
         and all(isinstance(v, list) or v is None for v in (starts, ends, axes, steps))
         and len(starts) == 1
         and (steps is None or steps[0] > 0)
@@ -396,7 +396,7 @@ def _cast_node(ctx: BuildContext, saturate: bool) -> Outputs:
     dtype = to_torch_dtype(target)
     out = ctx.call(_cast, ctx.input(0), dtype, saturate)
     elements = ctx.shape_elements(0)
-    if elements is not None and ctx.constant(0) is None and not dtype.is_floating_point:
+    if elements is not None and ctx.constant_input(0) is None and not dtype.is_floating_point:
         ctx.set_shape_elements(out, elements)
     return [out]
 
