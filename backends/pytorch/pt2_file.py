@@ -3,13 +3,12 @@
 A saved ``.pt2`` loads with ``torch.export.load(path).module()`` and plain torch; unframe only adds
 an ``unframe.json`` extra file with the ONNX input and output names so that ``run`` can key outputs
 by them, and ``initializers``: each ``state_dict`` key with the ONNX initializer it came from
-(``source_names`` reads them back).
+(``pt2_names.source_names`` reads them back).
 """
 
 from __future__ import annotations
 
 import json
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,20 @@ from torch import fx
 from unframe.backends.pytorch.builder import FRAMEWORK, SOURCE_NAMES, to_torch
 from unframe.backends.pytorch.dispatch import fresh_export_state
 from unframe.backends.pytorch.dtypes import maybe_torch_dtype, widen_emulated
+from unframe.backends.pytorch.pt2_names import UNFRAME_JSON, source_names
 from unframe.shared_ir.errors import BadInputError, ConversionError
 from unframe.shared_ir.inputs import InputSpec
 
-_META = "unframe.json"
+__all__ = [
+    "example_tensors",
+    "export_program",
+    "outputs_to_numpy",
+    "run_native",
+    "save_pt2",
+    "source_names",
+    "tensors_from_numpy",
+]
+
 #: Example sizes for symbolic dims (torch.export specializes 0 and 1; tracing is on fake tensors,
 #: so a generous size for later axes costs nothing and survives downsampling).
 _EXAMPLE_BATCH = 2
@@ -137,19 +146,7 @@ def save_pt2(
         "outputs": [v.name for v in model.graph.outputs],
         "initializers": module.meta[SOURCE_NAMES]["initializers"],
     }
-    torch.export.save(program, str(path), extra_files={_META: json.dumps(meta)})
-
-
-def source_names(path: Path) -> dict[str, Any]:
-    """The ONNX names unframe recorded in a ``.pt2`` it wrote (``{}`` for any other ``.pt2``).
-
-    ``inputs`` and ``outputs`` list the graph's input and output names in order;
-    ``initializers`` maps each ``state_dict`` key of the program to its ONNX initializer name.
-    """
-    # Read from the archive as it lies: the names need none of the program's weights.
-    with zipfile.ZipFile(path) as archive:
-        members = [n for n in archive.namelist() if n.split("/")[1:] == ["extra", _META]]
-        return dict(json.loads(archive.read(members[0]))) if members else {}
+    torch.export.save(program, str(path), extra_files={UNFRAME_JSON: json.dumps(meta)})
 
 
 def run_native(path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -162,10 +159,10 @@ def run_native(path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.nda
     meta: dict[str, Any] = {}
     runnable: Any
     if suffix == ".pt2":
-        extra = {_META: ""}
+        extra = {UNFRAME_JSON: ""}
         program = torch.export.load(str(path), extra_files=extra)
-        if extra[_META]:
-            meta = json.loads(extra[_META])
+        if extra[UNFRAME_JSON]:
+            meta = json.loads(extra[UNFRAME_JSON])
         runnable = program.module()
     elif suffix in (".pt", ".ts", ".torchscript"):
         try:

@@ -33,6 +33,8 @@ import numpy as np
 import onnx_ir as ir
 import torch
 
+from unframe.backends.pytorch.pt2_names import checked_source_names
+from unframe.frontends.pytorch.source_names import restore_source_names
 from unframe.frontends.pytorch.torch_onnx import (
     DEFAULT_OPSET,
     forward_parameters,
@@ -116,7 +118,9 @@ def load_pytorch(path_or_spec: Path | str, options: ConvertOptions | None = None
                 framework="pytorch",
                 hint="export it again with dynamic_shapes=...",
             )
-        return from_torch(program, opset=opset, path=text)
+        model = from_torch(program, opset=opset, path=text)
+        restore_source_names(model, checked_source_names(path))
+        return model
     if name.endswith(TORCHSCRIPT_SUFFIXES):
         script = load_torchscript(path)
         names = forward_parameters(script)

@@ -1,0 +1,73 @@
+"""Giving a model read from a ``.pt2`` that unframe wrote its ONNX names back.
+
+torch.onnx names the graph's values after the program's own (sanitized) names: ``image_0`` for the
+ONNX input ``image:0``, ``encoder_dense_0_W`` for the weight ``encoder/dense:0/W``. The ``.pt2``'s
+``unframe.json`` (``backends/pytorch/pt2_names.py``) records the original names of the inputs, the
+outputs and each ``state_dict`` key; they are put back here, after the export, so that a value can
+be matched across ONNX -> ``.pt2`` -> ONNX.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+import onnx_ir as ir
+
+from unframe.shared_ir.op_registry import iter_nodes
+
+
+def restore_source_names(model: ir.Model, names: Mapping[str, Any]) -> None:
+    """Renames ``model``'s inputs, outputs and initializers to the names in ``names``, in place.
+
+    Inputs and outputs are matched by position (only when their counts agree), initializers by
+    their ``state_dict`` key. A value of the graph that already holds a wanted name is renamed
+    out of the way; an output that is also an input, an initializer or another output gets its
+    name through an ``Identity``.
+    """
+    graph = model.graph
+    initializer_values = set(graph.initializers.values())
+    inputs = [v for v in graph.inputs if v not in initializer_values]
+    wanted: dict[ir.Value, str] = {}
+    if len(names.get("inputs", [])) == len(inputs):
+        wanted.update(zip(inputs, names["inputs"], strict=True))
+    by_key = names.get("initializers", {})
+    for key, value in list(graph.initializers.items()):
+        if key in by_key and value not in wanted:
+            wanted[value] = by_key[key]
+    outputs = list(graph.outputs)
+    output_names = names.get("outputs", [])
+    if len(output_names) == len(outputs):
+        for index, (value, name) in enumerate(zip(outputs, output_names, strict=True)):
+            if value in wanted or value.is_graph_input() or value in initializer_values:
+                graph.outputs[index] = _identity(graph, value)
+                value = graph.outputs[index]
+            wanted[value] = name
+    if len(set(wanted.values())) != len(wanted):
+        return  # two values claim one name: a record unframe never writes; keep torch's names
+    _rename(model, wanted)
+
+
+def _identity(graph: ir.Graph, value: ir.Value) -> ir.Value:
+    node = ir.node("Identity", [value])
+    graph.append(node)
+    return node.outputs[0]
+
+
+def _rename(model: ir.Model, wanted: Mapping[ir.Value, str]) -> None:
+    graph = model.graph
+    values: list[ir.Value] = [*graph.inputs, *graph.initializers.values()]
+    for node in iter_nodes(graph):
+        values.extend(node.outputs)
+    taken = {v.name for v in values if v.name}
+    taken.update(wanted.values())
+    fresh = (f"val_renamed_{i}" for i in itertools.count())
+    targets = set(wanted.values())
+    # Bystanders holding a wanted name move aside; the renamed values pass through unique
+    # temporary names, so that two of them may swap names.
+    for value in values:
+        if value in wanted or value.name in targets:
+            value.name = next(name for name in fresh if name not in taken)
+    for value, name in wanted.items():
+        value.name = name
