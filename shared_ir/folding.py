@@ -147,7 +147,9 @@ class FoldConstantsPass(ir.passes.InPlacePass):
             value.const_value = ir.tensor(array, name=value.name)
             value.shape = ir.Shape(array.shape)
             value.dtype = ir.DataType.from_numpy(array.dtype)
-        if not main or any(v.is_graph_output() or not v.name for v in outputs):
+        if not main or any(
+            v.is_graph_output() or not v.name or v.name in graph.initializers for v in outputs
+        ):
             return
         for value in outputs:
             name = value.name

@@ -21,20 +21,22 @@ from unframe.shared_ir.folding import FOLD_SIZE_LIMIT, FOLDABLE_OPS, FoldConstan
 logger = logging.getLogger(__name__)
 
 
-def cleanup_passes() -> PassManager:
+def cleanup_passes(*, fold_constants: bool = True) -> PassManager:
     """Identity and dead-code elimination, a topological sort, then folding; always safe.
 
     Folding runs after the sort so that one sweep in order sees every producer before its users,
     and dead-code elimination runs again after it to drop what only the folded nodes used.
     """
+    folding: list[ir.passes.PassBase] = (
+        [FoldConstantsPass(), common.RemoveUnusedNodesPass()] if fold_constants else []
+    )
     return PassManager(
         [
             common.IdentityEliminationPass(),
             common.RemoveUnusedNodesPass(),
             common.RemoveUnusedFunctionsPass(),
             SortIfUnsortedPass(),
-            FoldConstantsPass(),
-            common.RemoveUnusedNodesPass(),
+            *folding,
         ]
     )
 
@@ -222,6 +224,7 @@ def optimize(
     costs a reload; without, it works on a copy (tensors are shared, nodes are not: on a long
     graph the copy costs about as much as the rewriting). Use the returned model.
     Graph inputs, outputs and their names are kept: scripts and validation match on them.
+    ``fold_constants=False`` runs only the cleanup: no optimizer, no folding.
     """
     with _quiet_loggers():
         if fold_constants:
@@ -239,7 +242,7 @@ def optimize(
                     model = reload()
             else:
                 model = candidate
-        cleanup_passes()(model)
+        cleanup_passes(fold_constants=fold_constants)(model)
     return model
 
 
@@ -249,7 +252,7 @@ def infer_shapes(model: ir.Model, *, data_prop: bool = False) -> ir.Model:
     onnx sees the graph without the weights' data (onnx_ir's ``call_onnx_api``), so this
     neither copies nor serializes large models. What onnx infers is merged into the IR value by
     value, walking both graphs side by side: onnx_ir's ``ShapeInferencePass`` instead builds a
-    second IR of the whole inferred model, ~30x the cost of inference itself on long graphs.
+    second IR of the whole inferred model, ~20x the cost of inference itself on long graphs.
     Inference is best effort: where it fails, the model is unchanged.
     """
     import onnx
