@@ -25,7 +25,7 @@ import onnx_ir as ir
 
 from unframe.converters.framework import ConvertOptions, Framework
 from unframe.shared_ir.compare import compare_arrays
-from unframe.shared_ir.errors import UnframeError, UnsupportedOp
+from unframe.shared_ir.errors import UnframeError, UnsupportedOp, UnsupportedOpsError
 
 #: One node test may not take longer than this; a hung test fails instead of stalling the run.
 TEST_TIMEOUT_SECONDS = 60
@@ -284,6 +284,8 @@ def run_test(framework: Framework, case: Any) -> NodeTestOutcome:
                             "elements mismatched"
                         )
                         return _fail(case, op, started, f"{item_name}: {detail}")
+    except UnsupportedOpsError as error:  # refusals a backend finds while converting, listed
+        return _fail(case, op, started, _unsupported_reason(list(error.ops)))
     except (UnframeError, Exception) as error:  # noqa: BLE001 - one test's failure is a report line
         return _fail(case, op, started, _first_line(error))
     return NodeTestOutcome(case.name, op, "pass", "", time.perf_counter() - started)

@@ -7,7 +7,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -22,6 +22,7 @@ from unframe.backends.caffe2.native import (
     set_floats,
     set_ints,
 )
+from unframe.shared_ir.conversion import SCHEMA_DEFAULT, ConverterContext
 from unframe.shared_ir.errors import ConversionError
 from unframe.shared_ir.passes import infer_shapes as shape_inference
 
@@ -102,8 +103,6 @@ class ExportContext:
         self.convert_graph: GraphConverter | None = None
         self.inferred = inferred or {}
         self.node: ir.Node | None = None
-        #: The node of each conversion failure (None for graph inputs and initializers).
-        self.failed_nodes: list[ir.Node | None] = []
         self._names: dict[ir.Value, str] = {}
         #: Blob names given to values; a subgraph value whose name a sibling graph already used
         #: gets a fresh one, so that every blob is written by one value (SSA across subnets).
@@ -147,7 +146,6 @@ class ExportContext:
         child.predict = caffe2_pb2.NetDef(name=name)
         child.graph = graph
         child.node = None
-        child.failed_nodes = []
         failures = self.convert_graph(graph, child)
         return child, failures
 
@@ -163,14 +161,48 @@ class ExportContext:
                 self._taken.add(candidate)
                 return candidate
 
-    def input(self, node: ir.Node, index: int) -> str:
+    # -- the converter vocabulary every backend shares (shared_ir.conversion.ConverterContext) --
+    def input(self, index: int) -> str:
+        """The blob of the current node's input ``index`` (a located error if it is absent)."""
+        node = self._current()
         return self.blob(node.inputs[index] if index < len(node.inputs) else None)
+
+    def has_input(self, index: int) -> bool:
+        node = self._current()
+        return index < len(node.inputs) and node.inputs[index] is not None
+
+    def constant_input(self, index: int) -> np.ndarray | None:
+        """The value of the current node's input ``index`` where it is known before running."""
+        node = self._current()
+        return self.known_value(node.inputs[index]) if index < len(node.inputs) else None
+
+    def attr(self, name: str, default: Any = SCHEMA_DEFAULT) -> Any:
+        """The current node's attribute ``name`` (tensors as numpy), else ``default``, else the
+        op schema's default; a located error where the attribute is required and absent."""
+        node = self._current()
+        attribute = node.attributes.get(name)
+        if isinstance(attribute, ir.Attr):
+            if attribute.type == ir.AttributeType.TENSOR:
+                return attribute.as_tensor().numpy()
+            return attribute.value
+        if default is not SCHEMA_DEFAULT:
+            return default
+        try:
+            schema = onnx.defs.get_schema(node.op_type, self.opset, node.domain or "")
+        except onnx.defs.SchemaError:
+            schema = None
+        found = schema.attributes.get(name) if schema is not None else None
+        if found is None or not found.default_value.name:
+            raise self.error(f"needs attribute {name!r}")
+        return onnx.helper.get_attribute_value(found.default_value)
 
     def output(self, node: ir.Node, index: int = 0) -> str:
         return self.blob(node.outputs[index])
 
-    def has_input(self, node: ir.Node, index: int) -> bool:
-        return index < len(node.inputs) and node.inputs[index] is not None
+    def _current(self) -> ir.Node:
+        if self.node is None:
+            raise self.error("no node is being converted")
+        return self.node
 
     # -- ops ----------------------------------------------------------------------------------
     def emit(
@@ -200,7 +232,7 @@ class ExportContext:
         self.emit(op_type, inputs, [out], **args)
         return out
 
-    def constant(self, array: np.ndarray, hint: str = "const", name: str | None = None) -> str:
+    def make_constant(self, array: np.ndarray, hint: str = "const", name: str | None = None) -> str:
         """Writes ``array`` as a typed GivenTensor*Fill into the init net; returns its blob."""
         array = np.asarray(array)
         dtype = ir.DataType.from_numpy(array.dtype)
@@ -240,25 +272,25 @@ class ExportContext:
             self.main_predict.external_input.append(blob)
         return blob
 
-    def constant_output(self, array: np.ndarray, node: ir.Node, index: int = 0) -> None:
+    def make_constant_output(self, array: np.ndarray, node: ir.Node, index: int = 0) -> None:
         """Writes a node output that is known before running.
 
         A graph output must be written by the predict net, so it gets a Copy of the filled blob.
         """
         value = node.outputs[index]
         if value in self.graph.outputs:
-            self.emit("Copy", [self.constant(array, "const")], [self.blob(value)])
+            self.emit("Copy", [self.make_constant(array, "const")], [self.blob(value)])
         else:
-            self.constant(array, name=self.blob(value))
+            self.make_constant(array, name=self.blob(value))
 
     def scalar(self, value: float | int | bool, like: ir.Value | ir.DataType | None) -> str:
         """A 0-d constant of ``like``'s element type."""
         dtype = like if isinstance(like, ir.DataType) else self.dtype(like)
         np_dtype = dtype.numpy() if dtype is not None else np.dtype(np.float32)
-        return self.constant(np.array(value, dtype=np_dtype), "scalar")
+        return self.make_constant(np.array(value, dtype=np_dtype), "scalar")
 
     # -- what is known about values --------------------------------------------------------------
-    def const(self, value: ir.Value | None) -> np.ndarray | None:
+    def known_value(self, value: ir.Value | None) -> np.ndarray | None:
         """The value's data where it is known before running.
 
         Initializers and Constant nodes, and small shape computations on them (``Shape`` of a
@@ -298,7 +330,7 @@ class ExportContext:
             return None
         self._folding_depth += 1
         try:
-            inputs = [self.const(v) if v is not None else None for v in node.inputs]
+            inputs = [self.known_value(v) if v is not None else None for v in node.inputs]
         finally:
             self._folding_depth -= 1
         if any(a is None for a, v in zip(inputs, node.inputs, strict=True) if v is not None):
@@ -331,8 +363,8 @@ class ExportContext:
         elif shape is not None:
             self._shapes[value] = tuple(shape)
 
-    def const_ints(self, value: ir.Value | None) -> list[int] | None:
-        array = self.const(value)
+    def known_ints(self, value: ir.Value | None) -> list[int] | None:
+        array = self.known_value(value)
         return None if array is None else [int(v) for v in np.asarray(array).reshape(-1)]
 
     def shape(self, value: ir.Value | None) -> tuple[int, ...] | None:
@@ -361,7 +393,7 @@ class ExportContext:
             return _static(inferred.shape)
         producer = value.producer()
         if producer is not None and producer.op_type == "Constant":
-            const = self.const(value)
+            const = self.known_value(value)
             return None if const is None else tuple(const.shape)
         return None
 
@@ -370,7 +402,7 @@ class ExportContext:
         node = value.producer()
         if node is None or node.domain not in ("", "ai.onnx"):
             return None
-        const = self.const(value) if node.op_type in _EXPORT_FOLDABLE else None
+        const = self.known_value(value) if node.op_type in _EXPORT_FOLDABLE else None
         if const is not None:
             return tuple(const.shape)
         types: dict[str, onnx.TypeProto] = {}
@@ -383,7 +415,7 @@ class ExportContext:
             if dtype is None:
                 return None
             types[v.name] = onnx.helper.make_tensor_type_proto(int(dtype), shape)
-            folded = self.const(v)
+            folded = self.known_value(v)
             if folded is not None and folded.size <= _FOLD_LIMIT:
                 data[v.name] = onnx.numpy_helper.from_array(np.asarray(folded), v.name)
         try:
@@ -420,7 +452,7 @@ class ExportContext:
         inferred = self.inferred.get(value.name or "")
         if inferred is not None and inferred.type is not None:
             return inferred.type.dtype
-        const = self.const(value)
+        const = self.known_value(value)
         return None if const is None else ir.DataType.from_numpy(const.dtype)
 
     def need_shape(self, value: ir.Value | None, why: str) -> tuple[int, ...]:
@@ -435,8 +467,8 @@ class ExportContext:
             raise self.error(f"needs the rank of {value.name if value else '?'!r} {why}".strip())
         return rank
 
-    def need_const(self, value: ir.Value | None, what: str) -> np.ndarray:
-        array = self.const(value)
+    def need_known_value(self, value: ir.Value | None, what: str) -> np.ndarray:
+        array = self.known_value(value)
         if array is None:
             raise self.error(f"Caffe2 needs {what} as a constant (it is computed at run time here)")
         return array
@@ -566,3 +598,9 @@ def _warn_if_rounded(values: np.ndarray, blob: str) -> None:
             f"so {int(changed.sum())} of {values.size} values are rounded (max abs error {error:.3g})",
             stacklevel=2,
         )
+
+
+if TYPE_CHECKING:
+
+    def _speaks_the_converter_vocabulary(ctx: ExportContext) -> ConverterContext[str]:
+        return ctx  # mypy checks that ExportContext implements the Protocol

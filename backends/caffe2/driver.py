@@ -1,4 +1,4 @@
-"""Drives an export: scans for unsupported ops, converts node by node, collects every failure."""
+"""Drives an export with the shared conversion loop: scan, convert node by node, raise once."""
 
 from __future__ import annotations
 
@@ -15,15 +15,9 @@ from unframe.backends.caffe2.context import (
 )
 from unframe.backends.caffe2.native import CAFFE2_DTYPES
 from unframe.backends.caffe2.registry import ops
-from unframe.shared_ir.errors import (
-    ConversionError,
-    UnframeError,
-    UnsupportedError,
-    UnsupportedOp,
-    UnsupportedOpsError,
-    unexpected_error,
-)
-from unframe.shared_ir.op_registry import OpRegistry, load_op_modules
+from unframe.shared_ir.conversion import onnx_loop, onnx_node_info
+from unframe.shared_ir.errors import ConversionError, UnsupportedOp, UnsupportedOpsError
+from unframe.shared_ir.op_registry import OpRegistry, iter_nodes, load_op_modules
 
 #: ONNX elem_type numbers for value_info.json (the model zoo's convention).
 _ONNX_ELEM = {dtype: int(dtype) for dtype in ir.DataType}
@@ -38,8 +32,10 @@ def export_registry() -> OpRegistry[Converter]:
 def export_model(model: ir.Model, *, detach_weights: bool = False) -> ExportedNets:
     """Converts ``model`` to Caffe2's predict and init nets.
 
-    Every node is converted even after one fails, so that one ``UnsupportedOpsError`` lists them
-    all.
+    The shared conversion loop (``shared_ir.conversion``) scans every node first, then converts
+    them in order; every refused node (an attribute, a run-time value or an element type Caffe2
+    cannot express) is collected, and one ``UnsupportedOpsError`` lists them all before anything
+    is written.
 
     Args:
         model: the model; its main graph must hold standard ONNX ops only.
@@ -60,14 +56,36 @@ def export_model(model: ir.Model, *, detach_weights: bool = False) -> ExportedNe
 
 
 def unsupported(model: ir.Model) -> list[UnsupportedOp]:
-    """Every node the backend cannot export: missing converters, then failing conversions."""
+    """What a scan finds before converting: nodes without a converter, and graph inputs and node
+    inputs or outputs whose type Caffe2 cannot hold (subgraphs included).
+
+    Refusals that only converting finds (an attribute, a value computed at run time) are raised
+    by ``export_model``, all at once, before anything is written.
+    """
     registry = export_registry()
     missing = registry.unsupported_nodes(model)
-    if missing:
-        return missing
-    # A dry run: its weights, never written, stay out of protobuf.
-    _, failures = _convert(model, registry, detach_weights=True)
-    return failures
+    refused = {
+        id(node) for node in iter_nodes(model.graph) if not _has_converter(node, registry, model)
+    }
+    found = list(missing)
+    for value in model.graph.inputs:
+        reason = _not_a_caffe2_tensor(value) if value.const_value is None else None
+        if reason:
+            found.append(UnsupportedOp(value.name or "", "graph input", reason=reason))
+    imports = dict(model.opset_imports)
+    for node in iter_nodes(model.graph):
+        if id(node) in refused:
+            continue
+        reason = _port_type_problem(node)
+        if reason:
+            info = onnx_node_info(node, imports)
+            found.append(UnsupportedOp(info.name, info.op_type, info.domain, info.opset, reason))
+    return found
+
+
+def _has_converter(node: ir.Node, registry: OpRegistry[Converter], model: ir.Model) -> bool:
+    info = onnx_node_info(node, dict(model.opset_imports))
+    return info.opset is not None and registry.supports(node.op_type, info.opset, info.domain)
 
 
 def _convert(
@@ -83,7 +101,6 @@ def _convert(
             reason = _not_a_caffe2_tensor(value)
             if reason:
                 failures.append(UnsupportedOp(value.name or "", "graph input", reason=reason))
-                ctx.failed_nodes.append(None)
     failures.extend(_convert_nodes(graph, ctx, registry))
     ctx.node = None
     for value in graph.outputs:
@@ -98,45 +115,31 @@ def _convert(
 def _convert_nodes(
     graph: ir.Graph, ctx: ExportContext, registry: OpRegistry[Converter]
 ) -> list[UnsupportedOp]:
-    """Writes ``graph``'s initializers into the init net and its nodes into ``ctx.predict``."""
+    """Writes ``graph``'s initializers into the init net and its nodes into ``ctx.predict``,
+    node by node with the shared conversion loop; returns the refusals."""
     failures: list[UnsupportedOp] = []
     for value in graph.initializers.values():
         if value.const_value is None:
             continue
         try:
-            ctx.constant(value.const_value.numpy(), name=ctx.blob(value))
+            ctx.make_constant(value.const_value.numpy(), name=ctx.blob(value))
         except ConversionError as error:
             failures.append(UnsupportedOp(value.name or "", "initializer", reason=error.message))
-            ctx.failed_nodes.append(None)
     model = ctx.model
-    for node in graph:
+    loop = onnx_loop(FRAMEWORK, "export", dict(model.opset_imports))
+
+    def convert(node: ir.Node) -> None:
         ctx.node = node
-        domain = "" if node.domain in ("", "ai.onnx") else node.domain
-        opset = int(model.opset_imports.get(domain, ctx.opset))
-        converter = registry.lookup(node.op_type, opset, domain)
-        try:
-            if converter is None:
-                raise ctx.error("no converter")
-            for port in [*node.inputs, *node.outputs]:
-                reason = _not_a_caffe2_tensor(port) if port is not None else None
-                if reason:
-                    raise ctx.error(reason)
-            converter(node, ctx)
-        except UnsupportedError as error:
-            failures.append(_failure(node, opset, error.message))
-            ctx.failed_nodes.append(node)
-        except UnframeError:
-            raise
-        except Exception as error:  # noqa: BLE001 - a bug (exit 5) or no memory (6), located
-            raise unexpected_error(
-                error,
-                "the caffe2 export converter",
-                framework=FRAMEWORK,
-                node=node.name or "",
-                op_type=node.op_type,
-                domain=node.domain or None,
-                opset=opset,
-            ) from error
+        info = loop.describe(node)
+        converter = registry.lookup(node.op_type, info.opset or ctx.opset, info.domain)
+        if converter is None:
+            raise ctx.error("no converter")
+        reason = _port_type_problem(node)
+        if reason:
+            raise ctx.error(reason)
+        converter(node, ctx)
+
+    failures.extend(loop.run(graph, convert))
     return failures
 
 
@@ -152,6 +155,15 @@ def _convert_subgraph(
     ]
 
 
+def _port_type_problem(node: ir.Node) -> str | None:
+    """Why one of ``node``'s inputs or outputs cannot be a Caffe2 blob, if one cannot."""
+    for port in [*node.inputs, *node.outputs]:
+        reason = _not_a_caffe2_tensor(port) if port is not None else None
+        if reason:
+            return reason
+    return None
+
+
 def _not_a_caffe2_tensor(value: ir.Value) -> str | None:
     """Why ``value`` cannot be a Caffe2 blob (sequences, optionals, types Caffe2 lacks)."""
     if value.type is not None and not isinstance(value.type, ir.TensorType):
@@ -159,10 +171,6 @@ def _not_a_caffe2_tensor(value: ir.Value) -> str | None:
     if value.dtype is not None and value.dtype not in CAFFE2_DTYPES:
         return f"{value.name!r} is {value.dtype.name}, an element type Caffe2 does not have"
     return None
-
-
-def _failure(node: ir.Node, opset: int, reason: str) -> UnsupportedOp:
-    return UnsupportedOp(node.name or "", node.op_type, node.domain, opset, reason)
 
 
 def _value_info(model: ir.Model, ctx: ExportContext) -> dict[str, tuple[int, list[int]]]:

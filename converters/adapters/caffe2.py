@@ -122,8 +122,9 @@ class Caffe2Framework(Framework):
         return export_registry()
 
     def unsupported_nodes(self, model: ir.Model) -> list[UnsupportedOp]:
-        # A converter may refuse a node for its attributes or non-constant inputs; a dry run
-        # finds those too, so that every problem is reported before anything is written.
+        # The registry scan and the static type check only: a converter that refuses a node for
+        # its attributes or run-time inputs is reported by the export itself, which collects
+        # every refusal and raises once, before anything is written.
         from unframe.backends.caffe2.driver import unsupported
 
         return unsupported(model)

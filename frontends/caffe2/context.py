@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -13,6 +13,7 @@ import onnx_ir as ir
 
 from unframe.backends.caffe2.native import ArgumentReader, caffe2_pb2
 from unframe.frontends.caffe2.arguments import BENIGN_ARGS
+from unframe.shared_ir.conversion import SCHEMA_DEFAULT, ConverterContext
 from unframe.shared_ir.errors import BadInputError, UnsupportedError, UnsupportedOp
 
 FRAMEWORK = "caffe2"
@@ -75,6 +76,28 @@ class ImportContext:
         if index >= len(self.op.input):
             raise self.bad(f"needs at least {index + 1} input(s), has {len(self.op.input)}")
         return self.read(self.op.input[index])
+
+    def has_input(self, index: int) -> bool:
+        return self.op is not None and index < len(self.op.input)
+
+    def constant_input(self, index: int) -> np.ndarray | None:
+        """The value of input ``index`` where it is an initializer (known before running)."""
+        return self.known_value(self.input(index)) if self.has_input(index) else None
+
+    def attr(self, name: str, default: Any = SCHEMA_DEFAULT) -> Any:
+        """Argument ``name`` of the current op as Caffe2 holds it (i, f, s, ints, floats or
+        strings), else ``default``; Caffe2 has no schema defaults here, so none is required."""
+        assert self.op is not None
+        for arg in self.op.arg:
+            if arg.name == name:
+                return _argument_value(arg)
+        if default is SCHEMA_DEFAULT:
+            raise self.unsupported(f"needs argument {name!r}")
+        return default
+
+    def error(self, message: str) -> UnsupportedError:
+        """An error located at the current op (the Protocol's word for ``unsupported``)."""
+        return self.unsupported(message)
 
     def optional_input(self, index: int) -> ir.Value | None:
         assert self.op is not None
@@ -210,7 +233,7 @@ class ImportContext:
         self.nodes.append(node)
         return node.outputs[0]
 
-    def const(self, array: np.ndarray, hint: str = "const") -> ir.Value:
+    def make_constant(self, array: np.ndarray, hint: str = "const") -> ir.Value:
         """A new initializer holding ``array``."""
         name = self._unique(f"{self.op.name or self.op.type if self.op else 'net'}/{hint}")
         value = ir.Value(name=name, const_value=_tensor(np.asarray(array), name))
@@ -220,7 +243,7 @@ class ImportContext:
         return value
 
     def ints(self, values: Sequence[int]) -> ir.Value:
-        return self.const(np.array(list(values), dtype=np.int64), "ints")
+        return self.make_constant(np.array(list(values), dtype=np.int64), "ints")
 
     def add_initializer(self, blob: str, array: np.ndarray | ir.TensorProtocol | None) -> None:
         """A weight; None: one whose value is not known (a net published without weights)."""
@@ -247,7 +270,7 @@ class ImportContext:
 
     # -- facts --------------------------------------------------------------------------------
     @staticmethod
-    def const_of(value: ir.Value | None) -> np.ndarray | None:
+    def known_value(value: ir.Value | None) -> np.ndarray | None:
         if value is None or value.const_value is None:
             return None
         return np.asarray(value.const_value.numpy())
@@ -387,3 +410,21 @@ def _attribute(name: str, value: Any) -> ir.Attr:
         if all(isinstance(v, str) for v in value):
             return ir.AttrStrings(name, list(value))
     return ir.convenience.convert_attribute(name, value)
+
+
+def _argument_value(arg: caffe2_pb2.Argument) -> Any:
+    """The one field an Argument holds, as Python values (None where it holds none)."""
+    for field_name in ("i", "f", "s"):
+        if arg.HasField(field_name):
+            return getattr(arg, field_name)
+    for field_name in ("ints", "floats", "strings"):
+        values = getattr(arg, field_name)
+        if values:
+            return list(values)
+    return None
+
+
+if TYPE_CHECKING:
+
+    def _speaks_the_converter_vocabulary(ctx: ImportContext) -> ConverterContext[ir.Value]:
+        return ctx  # mypy checks that ImportContext implements the Protocol

@@ -34,6 +34,7 @@ from unframe.frontends.caffe2.context import (
     ShapeNeededError,
 )
 from unframe.frontends.caffe2.registry import DOMAIN, ops
+from unframe.shared_ir.conversion import ConversionLoop, NodeInfo
 from unframe.shared_ir.errors import (
     BadInputError,
     LimitExceededError,
@@ -136,37 +137,47 @@ def _convert_ops(
 ) -> None:
     """Converts ``net``'s ops in order into ``ctx`` (the main net's context or a subnet's).
 
-    An op a converter refuses does not stop the others: ops that read what it would have written
-    are skipped, and every refusal is raised at the end in one UnsupportedOpsError. Bad input
-    (malformed arguments, a blob read before written) raises at once. Arguments that Caffe2's
-    operator does not read either are warned about (``arguments.py``). With ``structure_only``
-    a refused op becomes an opaque node (see ``import_caffe2``).
+    The shared conversion loop (``shared_ir.conversion``) runs them: an op a converter refuses
+    does not stop the others, ops that read what it would have written are skipped, and every
+    refusal is raised at the end in one UnsupportedOpsError. Bad input (malformed arguments, a
+    blob read before written) raises at once. Arguments that Caffe2's operator does not read
+    either are warned about (``arguments.py``). With ``structure_only`` a refused op becomes an
+    opaque node (see ``import_caffe2``).
     """
-    failures: list[UnsupportedOp] = []
-    unwritten: set[str] = set()  # blobs of refused ops, and of the ops that read them
-    for index, op in enumerate(net.op):
-        ctx.index, ctx.op = index, op
-        if any(blob in unwritten for blob in op.input):
-            unwritten.update(op.output)
-            continue
+    loop: ConversionLoop[tuple[int, caffe2_pb2.OperatorDef]] = ConversionLoop(
+        framework=FRAMEWORK,
+        direction="import",
+        describe=lambda item: _describe(item, ctx),
+        reads=lambda item: list(item[1].input),
+        writes=lambda item: list(item[1].output),
+        path=ctx.where,
+    )
+
+    def convert(item: tuple[int, caffe2_pb2.OperatorDef]) -> None:
+        ctx.index, ctx.op = item
         built = len(ctx.nodes)
         try:
-            _convert_op(op, ctx, registry)
+            _convert_op(item[1], ctx, registry)
         except (UnsupportedError, ShapeNeededError) as error:
-            if structure_only:
+            if structure_only and not isinstance(error, UnsupportedOpsError):
                 del ctx.nodes[built:]  # what the converter built before it gave up
                 ctx.opaque()
-            elif isinstance(error, UnsupportedOpsError):  # inside a subnet
-                failures.extend(error.ops)
-                unwritten.update(op.output)
-            elif isinstance(error, UnsupportedError):
-                failures.append(ctx.refusal(error))
-                unwritten.update(op.output)
-            else:
-                raise
+                return
+            if isinstance(error, UnsupportedError) and not isinstance(error, UnsupportedOpsError):
+                # The list names the op: its entry gives the reason without the location.
+                raise UnsupportedError(ctx.refusal(error).reason) from error
+            raise
+
+    failures = loop.run(list(enumerate(net.op)), convert)
     ctx.op = None
-    if failures:
-        raise UnsupportedOpsError(failures, framework=FRAMEWORK, direction="import", path=ctx.where)
+    loop.finish(failures)
+
+
+def _describe(item: tuple[int, caffe2_pb2.OperatorDef], ctx: ImportContext) -> NodeInfo:
+    """An op's entry in the list of refusals: its name (``op N`` if it has none) in its scope."""
+    index, op = item
+    name = op.name or f"op {index}"
+    return NodeInfo(f"{ctx.scope}/{name}" if ctx.scope is not None else name, op.type)
 
 
 def _convert_op(op: caffe2_pb2.OperatorDef, ctx: ImportContext, registry: OpRegistry[Any]) -> None:

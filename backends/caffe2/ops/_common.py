@@ -87,7 +87,7 @@ def expanded_inputs(
         if shape != target:
             if target is None:
                 raise ctx.error("needs static shapes to broadcast its inputs for Caffe2")
-            shape_blob = ctx.constant(np.array(target, dtype=np.int64), "shape")
+            shape_blob = ctx.make_constant(np.array(target, dtype=np.int64), "shape")
             blob = expand(ctx, blob, shape_blob, flag=ctx.dtype(value) == ir.DataType.BOOL)
         blobs.append(blob)
     return blobs
@@ -151,7 +151,7 @@ def expanded_blobs(
     target = out_shape(ctx, node)
     if target is None:
         raise ctx.error("needs the output's static shape to broadcast for Caffe2")
-    shape_blob = ctx.constant(np.array(target, dtype=np.int64), "shape")
+    shape_blob = ctx.make_constant(np.array(target, dtype=np.int64), "shape")
     kinds = list(flags) + [False] * (len(blobs) - len(flags))
     return [expand(ctx, b, shape_blob, flag=f) for b, f in zip(blobs, kinds, strict=True)]
 

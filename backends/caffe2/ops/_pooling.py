@@ -77,7 +77,7 @@ def dilated_pool(
         span = (kernel[i] - 1) * dilations[i] + 1
         needed = (out[2 + i] - 1) * strides[i] + span - (spatial[i] + pads[i])
         ends[i] = max(ends[i], needed)
-    ones = ctx.constant(np.ones((channels, 1, *kernel), dtype=dtype.numpy()), "ones")
+    ones = ctx.make_constant(np.ones((channels, 1, *kernel), dtype=dtype.numpy()), "ones")
     blob = ctx.blob(x)
     p = int(node.attributes["p"].as_int()) if "p" in node.attributes else 2  # type: ignore[union-attr]
     if kind == "LpPool":
@@ -103,7 +103,7 @@ def dilated_pool(
         raise ctx.error("the pooled size disagrees with the model's output shape")
     # AveragePool(ones) = counted / divisor, so sum * AveragePool(ones) / counted = sum / divisor.
     factor = np.where(counts > 0, averages[0, 0] / np.where(counts > 0, counts, 1), 0.0)
-    scale = ctx.constant(factor.reshape(1, 1, *out[2:]).astype(dtype.numpy()), "divisor")
+    scale = ctx.make_constant(factor.reshape(1, 1, *out[2:]).astype(dtype.numpy()), "divisor")
     ctx.emit("Mul", [sums, scale], [ctx.output(node)])
 
 
@@ -153,23 +153,23 @@ def gathered_max_pool(
     lowest = -np.inf if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
     table = _window_table(spatial, tuple(out[2:]), kernel, strides, dilations, pads[: len(kernel)])
     flat = ctx.temp("Reshape", [ctx.blob(x)], "flat", shape=[batch, channels, size])
-    outside = ctx.constant(np.full((batch, channels, 1), lowest, dtype=dtype), "outside")
+    outside = ctx.make_constant(np.full((batch, channels, 1), lowest, dtype=dtype), "outside")
     padded = ctx.fresh("padded")
     ctx.emit("Concat", [flat, outside], [padded, ctx.fresh("split_info")], axis=2)
-    windows = ctx.temp("Gather", [padded, ctx.constant(table, "windows")], "windows", axis=2)
+    windows = ctx.temp("Gather", [padded, ctx.make_constant(table, "windows")], "windows", axis=2)
     pooled = ctx.temp("ReduceMax", [windows], "pooled", axes=[3], keepdims=0)
     ctx.emit("Reshape", [pooled], [ctx.output(node), ctx.fresh("old_shape")], shape=list(out))
     if len(node.outputs) < 2 or node.outputs[1] is None:
         return
     first = ctx.temp("ArgMax", [windows], "tap", axis=3, keepdims=0)
-    rows = ctx.constant(np.arange(table.shape[0], dtype=np.int64) * table.shape[1], "rows")
-    chosen = ctx.temp("Gather", [ctx.constant(table.reshape(-1), "table"),
+    rows = ctx.make_constant(np.arange(table.shape[0], dtype=np.int64) * table.shape[1], "rows")
+    chosen = ctx.temp("Gather", [ctx.make_constant(table.reshape(-1), "table"),
                                  ctx.temp("Add", [first, rows], "entry")], "position")  # fmt: skip
     if attr_int(node, "storage_order", 0):
         # Column-major: the same coordinates, read with the dims in reverse order.
         coords = np.unravel_index(np.arange(size), spatial)[::-1]
         order = np.ravel_multi_index(coords, spatial[::-1]).astype(np.int64)
-        chosen = ctx.temp("Gather", [ctx.constant(order, "order"), chosen], "position")
+        chosen = ctx.temp("Gather", [ctx.make_constant(order, "order"), chosen], "position")
     planes = np.arange(batch * channels, dtype=np.int64).reshape(batch, channels, 1) * size
-    index = ctx.temp("Add", [chosen, ctx.constant(planes, "planes")], "index")
+    index = ctx.temp("Add", [chosen, ctx.make_constant(planes, "planes")], "index")
     ctx.emit("Reshape", [index], [ctx.output(node, 1), ctx.fresh("old_shape")], shape=list(out))

@@ -44,7 +44,7 @@ def scalar_of(ctx: ExportContext, value: ir.Value, blob: str | None = None) -> s
 
 def const64(ctx: ExportContext, value: int) -> str:
     """A 0-d int64 constant."""
-    return ctx.constant(np.array(value, dtype=np.int64), "int")
+    return ctx.make_constant(np.array(value, dtype=np.int64), "int")
 
 
 def double(ctx: ExportContext, value: float) -> str:
@@ -107,7 +107,7 @@ def axis_param(
     if isinstance(axes, list):
         if axis not in axes:
             return fallback
-        index = ctx.constant(np.array(axes.index(axis), dtype=np.int64), "index")
+        index = ctx.make_constant(np.array(axes.index(axis), dtype=np.int64), "index")
         return ctx.temp("Gather", [values, index], "param")
     hits = _hits(ctx, axes, rank, axis)
     picked = ctx.temp("ReduceSum", [ctx.temp("Mul", [values, hits])], "param", axes=[0], keepdims=0)
@@ -446,9 +446,9 @@ def reciprocal(ctx: ExportContext, x: str, dtype: ir.DataType) -> str:
 
 def axes_input(ctx: ExportContext, node: ir.Node, index: int, rank: int) -> list[int] | str:
     """Input ``index`` as normalized constant axes or a run-time int64 blob; all axes if absent."""
-    if not ctx.has_input(node, index):
+    if not ctx.has_input(index):
         return list(range(rank))
-    axes = ctx.const_ints(node.inputs[index])
+    axes = ctx.known_ints(node.inputs[index])
     if axes is None:
         return int64(ctx, node.inputs[index])  # type: ignore[arg-type]
     return [normalize_axis(ctx, a, rank) for a in axes]

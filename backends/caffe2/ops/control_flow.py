@@ -43,7 +43,7 @@ from unframe.backends.caffe2.registry import ops
 @ops.register("If", since=1)
 def if_v1(node: ir.Node, ctx: ExportContext) -> None:
     outputs = [ctx.output(node, i) for i in range(len(node.outputs))]
-    known = ctx.const(node.inputs[0])
+    known = ctx.known_value(node.inputs[0])
     if known is not None and known.size == 1:
         # A condition fixed at export time (a rank or shape test): only that branch ever
         # runs, so it is written into this net; the other may not even be exportable.
@@ -52,7 +52,7 @@ def if_v1(node: ir.Node, ctx: ExportContext) -> None:
         sub, net = _branch(ctx, graph, outputs, taken)
         ctx.predict.op.extend(net.op)
         for value, source in zip(node.outputs, graph.outputs, strict=True):
-            ctx.note(value, shape=sub.shape(source), const=sub.const(source))
+            ctx.note(value, shape=sub.shape(source), const=sub.known_value(source))
         return
     then_graph, else_graph = _graph(ctx, node, "then_branch"), _graph(ctx, node, "else_branch")
     then_sub, then_net = _branch(ctx, then_graph, outputs, "then_net")
@@ -63,7 +63,7 @@ def if_v1(node: ir.Node, ctx: ExportContext) -> None:
         shape = then_sub.shape(then_out)
         if shape is not None and shape == else_sub.shape(else_out):
             ctx.note(value, shape=shape)
-    condition = ctx.input(node, 0)
+    condition = ctx.input(0)
     outer = _ordered_union(then_net.external_input, else_net.external_input, skip={condition})
     op = ctx.emit("If", [condition, *outer], outputs)
     op.arg.add(name="then_net", n=then_net)
@@ -82,17 +82,15 @@ def loop_v1(node: ir.Node, ctx: ExportContext) -> None:
             f"its body has {len(body.inputs)} inputs and {len(body.outputs)} outputs for "
             f"{num_carried} loop-carried values"
         )
-    has_trip_count = ctx.has_input(node, 0)
+    has_trip_count = ctx.has_input(0)
     # ONNXWhile always reads both slots; has_trip_count says whether to obey the first.
     trip_count = (
-        ctx.input(node, 0)
+        ctx.input(0)
         if has_trip_count
-        else ctx.constant(np.array(0, dtype=np.int64), "no_trip_count")
+        else ctx.make_constant(np.array(0, dtype=np.int64), "no_trip_count")
     )
     condition = (
-        ctx.input(node, 1)
-        if ctx.has_input(node, 1)
-        else ctx.constant(np.array(True), "first_condition")
+        ctx.input(1) if ctx.has_input(1) else ctx.make_constant(np.array(True), "first_condition")
     )
     body_inputs = [ctx.blob(value) for value in body.inputs]
     # The iteration number and condition are scalars whether the body says so or not.
@@ -170,7 +168,7 @@ def scan_v9(node: ir.Node, ctx: ExportContext) -> None:
     del sub.predict.op[:]
     reverse_index = None
     if any(in_reversed):
-        last = sub.constant(np.array(length - 1, np.int64), "last")
+        last = sub.make_constant(np.array(length - 1, np.int64), "last")
         reverse_index = sub.temp("Sub", [last, iteration], "reverse_index")
     for value, element, axis, backwards in zip(
         scanned, body.inputs[num_states:], in_axes, in_reversed, strict=True
@@ -178,7 +176,7 @@ def scan_v9(node: ir.Node, ctx: ExportContext) -> None:
         index = reverse_index if backwards and reverse_index else iteration
         sub.emit("Gather", [ctx.blob(value), index], [sub.blob(element)], axis=axis)
     # A body-local condition: Caffe2 resizes the condition blob in the loop's workspace.
-    always = sub.temp("Copy", [sub.constant(np.array(True), "always")], "condition_out")
+    always = sub.temp("Copy", [sub.make_constant(np.array(True), "always")], "condition_out")
     sub.predict.op.extend(body_ops)
     net = sub.predict
     body_outputs = [always, *(sub.blob(value) for value in body.outputs)]
@@ -191,8 +189,8 @@ def scan_v9(node: ir.Node, ctx: ExportContext) -> None:
     for k in range(num_scan_outputs):
         plain = out_axes[k] == 0 and not out_reversed[k]
         stacked.append(ctx.output(node, num_states + k) if plain else ctx.fresh("stacked"))
-    trip_count = ctx.constant(np.array(length, np.int64), "trip_count")
-    first_condition = ctx.constant(np.array(True), "first_condition")
+    trip_count = ctx.make_constant(np.array(length, np.int64), "trip_count")
+    first_condition = ctx.make_constant(np.array(True), "first_condition")
     op = ctx.emit(
         "ONNXWhile",
         [trip_count, first_condition, *states, *outer],
@@ -226,7 +224,7 @@ def _place_scan_output(
     axis = normalize_axis(ctx, axis, rank)
     blob = stacked
     if backwards:
-        order = ctx.constant(np.arange(length - 1, -1, -1, dtype=np.int64), "reversed")
+        order = ctx.make_constant(np.arange(length - 1, -1, -1, dtype=np.int64), "reversed")
         blob = ctx.temp("Gather", [blob, order], "reversed", axis=0)
     if axis == 0:
         ctx.emit("Copy", [blob], [target])

@@ -59,7 +59,7 @@ _RELU_TYPES = frozenset({ir.DataType.DOUBLE, ir.DataType.INT32, ir.DataType.INT6
 
 
 def _relu(node: ir.Node, ctx: ExportContext, dtype: ir.DataType) -> None:
-    blob, back = carried(ctx, ctx.input(node, 0), dtype, _RELU_TYPES, "Relu (relu_op.cc)")
+    blob, back = carried(ctx, ctx.input(0), dtype, _RELU_TYPES, "Relu (relu_op.cc)")
     carried_back(ctx, runtime.relu(ctx, blob, ir.DataType.INT64 if back else dtype),
                  back, ctx.output(node))  # fmt: skip
 
@@ -74,9 +74,9 @@ def _one_to_one(onnx_type: str, caffe2_type: str, version: int) -> Converter:
             form = _DOUBLE_FORMS.get(caffe2_type)
             if form is None or dtype != ir.DataType.DOUBLE:
                 raise ctx.error(f"Caffe2 runs {caffe2_type} on float only, not {dtype.name}")
-            ctx.emit("Copy", [form(ctx, ctx.input(node, 0), dtype)], [ctx.output(node)])
+            ctx.emit("Copy", [form(ctx, ctx.input(0), dtype)], [ctx.output(node)])
             return
-        ctx.emit(caffe2_type, [ctx.input(node, 0)], [ctx.output(node)])
+        ctx.emit(caffe2_type, [ctx.input(0)], [ctx.output(node)])
 
     convert.__name__ = convert.__qualname__ = f"{onnx_type.lower()}_v{version}"
     return convert
@@ -88,7 +88,7 @@ _COMPARISONS = {"EQ", "LT", "LE", "GT", "GE"}
 
 def _binary(onnx_type: str, caffe2_type: str, version: int) -> Converter:
     def convert(node: ir.Node, ctx: ExportContext) -> None:
-        inputs = [ctx.input(node, 0), ctx.input(node, 1)]
+        inputs = [ctx.input(0), ctx.input(1)]
         dtype = ctx.dtype(node.inputs[0])
         if dtype in NARROW_INTEGERS and caffe2_type in _ARITHMETIC | _COMPARISONS:
             wide = [cast(ctx, blob, ir.DataType.INT64) for blob in inputs]
@@ -224,13 +224,13 @@ def leaky_relu_v6(node: ir.Node, ctx: ExportContext) -> None:
     dtype = ctx.dtype(node.inputs[0])
     if dtype == ir.DataType.DOUBLE:
         # Caffe2's LeakyRelu is float only (leaky_relu_op.cc): x where x >= 0, else alpha x.
-        x = ctx.input(node, 0)
+        x = ctx.input(0)
         scaled = ctx.temp("Mul", [x, ctx.scalar(alpha, dtype)], "scaled")
         negative = ctx.temp("LT", [x, ctx.scalar(0.0, dtype)], "negative")
         ctx.emit("Where", [negative, scaled, x], [ctx.output(node)])
         return
     _float_only(ctx, dtype, "LeakyRelu (leaky_relu_op.cc)")
-    ctx.emit("LeakyRelu", [ctx.input(node, 0)], [ctx.output(node)], alpha=alpha)
+    ctx.emit("LeakyRelu", [ctx.input(0)], [ctx.output(node)], alpha=alpha)
 
 
 def _float_only(ctx: ExportContext, dtype: ir.DataType | None, what: str) -> None:
@@ -242,25 +242,25 @@ def _float_only(ctx: ExportContext, dtype: ir.DataType | None, what: str) -> Non
 @ops.register("Elu", since=6)
 def elu_v6(node: ir.Node, ctx: ExportContext) -> None:
     _float_only(ctx, ctx.dtype(node.inputs[0]), "Elu (elu_op.cc)")
-    ctx.emit("Elu", [ctx.input(node, 0)], [ctx.output(node)], alpha=attr_float(node, "alpha", 1.0))
+    ctx.emit("Elu", [ctx.input(0)], [ctx.output(node)], alpha=attr_float(node, "alpha", 1.0))
 
 
 @ops.register("Selu", since=6)
 def selu_v6(node: ir.Node, ctx: ExportContext) -> None:
     alpha = attr_float(node, "alpha", 1.67326319217681884765625)
     gamma = attr_float(node, "gamma", 1.05070102214813232421875)
-    ctx.emit("Selu", [ctx.input(node, 0)], [ctx.output(node)], alpha=alpha, scale=gamma)
+    ctx.emit("Selu", [ctx.input(0)], [ctx.output(node)], alpha=alpha, scale=gamma)
 
 
 @ops.register("HardSigmoid", since=6)
 def hard_sigmoid_v6(node: ir.Node, ctx: ExportContext) -> None:
     alpha, beta = attr_float(node, "alpha", 0.2), attr_float(node, "beta", 0.5)
-    ctx.emit("HardSigmoid", [ctx.input(node, 0)], [ctx.output(node)], alpha=alpha, beta=beta)
+    ctx.emit("HardSigmoid", [ctx.input(0)], [ctx.output(node)], alpha=alpha, beta=beta)
 
 
 @ops.register("HardSwish", since=14)
 def hard_swish_v14(node: ir.Node, ctx: ExportContext) -> None:
-    x = ctx.input(node, 0)
+    x = ctx.input(0)
     gate = ctx.temp("HardSigmoid", [x], "gate", alpha=1.0 / 6.0, beta=0.5)
     ctx.emit("Mul", [x, gate], [ctx.output(node)])
 
@@ -271,13 +271,13 @@ def gelu_v20(node: ir.Node, ctx: ExportContext) -> None:
     if approximate not in ("none", "tanh"):
         raise ctx.error(f"approximate={approximate!r} has no Caffe2 equivalent")
     fast = int(approximate == "tanh")
-    ctx.emit("Gelu", [ctx.input(node, 0)], [ctx.output(node)], fast_gelu=fast)
+    ctx.emit("Gelu", [ctx.input(0)], [ctx.output(node)], fast_gelu=fast)
 
 
 @ops.register("Swish", since=24)
 def swish_v24(node: ir.Node, ctx: ExportContext) -> None:
     alpha = attr_float(node, "alpha", 1.0)
-    x = ctx.input(node, 0)
+    x = ctx.input(0)
     if alpha == 1.0:
         ctx.emit("Swish", [x], [ctx.output(node)])
         return
@@ -290,7 +290,7 @@ def swish_v24(node: ir.Node, ctx: ExportContext) -> None:
 def celu_v12(node: ir.Node, ctx: ExportContext) -> None:
     # celu(x, a) = a * elu(x / a, 1): the same two branches, exactly.
     alpha = attr_float(node, "alpha", 1.0)
-    scaled = ctx.temp("Scale", [ctx.input(node, 0)], "scaled", scale=1.0 / alpha)
+    scaled = ctx.temp("Scale", [ctx.input(0)], "scaled", scale=1.0 / alpha)
     elu = ctx.temp("Elu", [scaled], "elu", alpha=1.0)
     ctx.emit("Scale", [elu], [ctx.output(node)], scale=alpha)
 
@@ -321,7 +321,7 @@ def shrink_v9(node: ir.Node, ctx: ExportContext) -> None:
 @ops.register("Asinh", since=9)
 def asinh_v9(node: ir.Node, ctx: ExportContext) -> None:
     # asinh(x) = log(x + sqrt(x^2 + 1))
-    x = ctx.input(node, 0)
+    x = ctx.input(0)
     inner = ctx.temp("Add", [ctx.temp("Sqr", [x]), ctx.scalar(1.0, node.inputs[0])])
     ctx.emit("Log", [ctx.temp("Add", [x, ctx.temp("Sqrt", [inner])])], [ctx.output(node)])
 
@@ -329,7 +329,7 @@ def asinh_v9(node: ir.Node, ctx: ExportContext) -> None:
 @ops.register("Acosh", since=9)
 def acosh_v9(node: ir.Node, ctx: ExportContext) -> None:
     # acosh(x) = log(x + sqrt(x^2 - 1))
-    x = ctx.input(node, 0)
+    x = ctx.input(0)
     inner = ctx.temp("Sub", [ctx.temp("Sqr", [x]), ctx.scalar(1.0, node.inputs[0])])
     ctx.emit("Log", [ctx.temp("Add", [x, ctx.temp("Sqrt", [inner])])], [ctx.output(node)])
 
@@ -337,7 +337,7 @@ def acosh_v9(node: ir.Node, ctx: ExportContext) -> None:
 @ops.register("Atanh", since=9)
 def atanh_v9(node: ir.Node, ctx: ExportContext) -> None:
     # atanh(x) = 0.5 * log((1 + x) / (1 - x))
-    x = ctx.input(node, 0)
+    x = ctx.input(0)
     one = ctx.scalar(1.0, node.inputs[0])
     ratio = ctx.temp("Div", [ctx.temp("Add", [one, x]), ctx.temp("Sub", [one, x])])
     ctx.emit("Scale", [ctx.temp("Log", [ratio])], [ctx.output(node)], scale=0.5)
@@ -345,7 +345,7 @@ def atanh_v9(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("IsNaN", since=9)
 def is_nan_v9(node: ir.Node, ctx: ExportContext) -> None:
-    x = ctx.input(node, 0)
+    x = ctx.input(0)
     ctx.emit("NE", [x, x], [ctx.output(node)])
 
 
@@ -370,8 +370,8 @@ def bitwise_not_v18(node: ir.Node, ctx: ExportContext) -> None:
     if dtype is None:
         raise ctx.error("needs the input's element type")
     ones = np.array(-1).astype(dtype.numpy()) if dtype.is_signed() else np.iinfo(dtype.numpy()).max
-    mask = ctx.constant(np.array(ones, dtype=dtype.numpy()), "ones")
-    ctx.emit("BitwiseXor", [ctx.input(node, 0), mask], [ctx.output(node)])
+    mask = ctx.make_constant(np.array(ones, dtype=dtype.numpy()), "ones")
+    ctx.emit("BitwiseXor", [ctx.input(0), mask], [ctx.output(node)])
 
 
 @ops.register("PRelu", since=9)
@@ -399,7 +399,7 @@ def prelu_v9(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("SwiGLU", since=28)
 def swiglu_v28(node: ir.Node, ctx: ExportContext) -> None:
-    gate_in, value = ctx.input(node, 0), ctx.input(node, 1)
+    gate_in, value = ctx.input(0), ctx.input(1)
     alpha = attr_float(node, "alpha", 1.0)
     if alpha == 1.0:
         gate = ctx.temp("Swish", [gate_in], "gate")
@@ -417,7 +417,7 @@ def mod_v10(node: ir.Node, ctx: ExportContext) -> None:
     dtype = ctx.dtype(node.inputs[0])
     if dtype is None or dtype.is_floating_point():
         raise ctx.error("a floating-point remainder has no exact Caffe2 form")
-    a, b = ctx.input(node, 0), ctx.input(node, 1)
+    a, b = ctx.input(0), ctx.input(1)
     out_type = dtype
     if dtype in NARROW_INTEGERS:
         # Caffe2's Div, Mul, Sub... take 32- and 64-bit integers only: computed in int64.

@@ -20,24 +20,24 @@ from unframe.backends.caffe2.registry import ops
 
 def _fold(node: ir.Node, ctx: ExportContext) -> None:
     inputs = [
-        ctx.need_const(v, f"{node.op_type}'s inputs") if v is not None else None
+        ctx.need_known_value(v, f"{node.op_type}'s inputs") if v is not None else None
         for v in node.inputs
     ]
     results = evaluate_node(node, inputs, ctx.opset, limit=1 << 22)
     if results is None:
         raise ctx.error("cannot be evaluated on its constant inputs")
     for index, array in enumerate(results):
-        ctx.constant_output(array, node, index)
+        ctx.make_constant_output(array, node, index)
 
 
 def _window(node: ir.Node, ctx: ExportContext, a0: float, a1: float, a2: float) -> None:
     """a0 - a1 cos(2 pi n / N) + a2 cos(4 pi n / N), n < size; N is size, or size - 1 when
     symmetric (periodic=0). Float32 throughout, as in ONNX's function body."""
-    if ctx.const(node.inputs[0]) is not None:
+    if ctx.known_value(node.inputs[0]) is not None:
         _fold(node, ctx)
         return
     f32 = ir.DataType.FLOAT
-    size = ctx.temp("Cast", [ctx.input(node, 0)], "size", to=caffe2_dtype(f32))
+    size = ctx.temp("Cast", [ctx.input(0)], "size", to=caffe2_dtype(f32))
     one = ctx.scalar(1.0, f32)
     period = size if attr_int(node, "periodic", 1) else ctx.temp("Sub", [size, one], "period")
     step = ctx.temp("Div", [ctx.scalar(float(np.float32(2 * np.pi)), f32), period], "step")
@@ -71,7 +71,7 @@ def blackman_window_v17(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("MelWeightMatrix", since=17)
 def mel_weight_matrix_v17(node: ir.Node, ctx: ExportContext) -> None:
-    if all(v is None or ctx.const(v) is not None for v in node.inputs):
+    if all(v is None or ctx.known_value(v) is not None for v in node.inputs):
         _fold(node, ctx)
         return
     _runtime_mel_weight_matrix(node, ctx)
@@ -82,7 +82,7 @@ def _runtime_mel_weight_matrix(node: ir.Node, ctx: ExportContext) -> None:
     them: rising from bin i to bin i + 1, falling to bin i + 2 (double precision throughout)."""
     f64, i64 = ir.DataType.DOUBLE, ir.DataType.INT64
     count, dft, rate, low, high = (
-        ctx.temp("Cast", [ctx.input(node, i)], "input", to=caffe2_dtype(f64)) for i in range(5)
+        ctx.temp("Cast", [ctx.input(i)], "input", to=caffe2_dtype(f64)) for i in range(5)
     )
 
     def number(value: float) -> str:
@@ -157,11 +157,11 @@ def stft_v17(node: ir.Node, ctx: ExportContext) -> None:
         raise ctx.error("complex signals are not exported")
     f32, i64 = ir.DataType.FLOAT, ir.DataType.INT64
     dtype = ctx.dtype(signal) or f32
-    step = ctx.temp("Cast", [ctx.input(node, 1)], "step", to=caffe2_dtype(i64))
-    if ctx.has_input(node, 3):
-        frame = ctx.temp("Cast", [ctx.input(node, 3)], "frame", to=caffe2_dtype(i64))
-    elif ctx.has_input(node, 2):
-        frame = ctx.temp("Size", [ctx.input(node, 2)], "frame")
+    step = ctx.temp("Cast", [ctx.input(1)], "step", to=caffe2_dtype(i64))
+    if ctx.has_input(3):
+        frame = ctx.temp("Cast", [ctx.input(3)], "frame", to=caffe2_dtype(i64))
+    elif ctx.has_input(2):
+        frame = ctx.temp("Size", [ctx.input(2)], "frame")
     else:
         frame = runtime.const64(ctx, length)
     zero, one = runtime.const64(ctx, 0), runtime.const64(ctx, 1)
@@ -172,8 +172,8 @@ def stft_v17(node: ir.Node, ctx: ExportContext) -> None:
     positions = ctx.temp("Add", [reshape(ctx, starts, [-1, 1]), reshape(ctx, offsets, [1, -1])])
     gathered = ctx.temp("Gather", [ctx.blob(signal), positions], "frames", axis=1)
     framed = ctx.temp("Squeeze", [gathered], "frames", dims=[3])
-    if ctx.has_input(node, 2):
-        framed = ctx.temp("Mul", [framed, ctx.input(node, 2)], "windowed")
+    if ctx.has_input(2):
+        framed = ctx.temp("Mul", [framed, ctx.input(2)], "windowed")
     # Angles 2 pi (n k mod N) / N: the product is reduced in integers first.
     if attr_int(node, "onesided", 1):
         bins = ctx.temp("Add", [ctx.temp("Div", [frame, runtime.const64(ctx, 2)]), one], "bins")

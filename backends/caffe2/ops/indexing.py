@@ -31,14 +31,14 @@ def one_hot_v9(node: ir.Node, ctx: ExportContext) -> None:
     indices = required(ctx, node, 0)
     shape = ctx.need_shape(indices, "to place the one-hot axis")
     axis = normalize_axis(ctx, attr_int(node, "axis", -1), len(shape) + 1)
-    depth_value = ctx.const(node.inputs[1])
+    depth_value = ctx.known_value(node.inputs[1])
     targets_shape = [1] * (len(shape) + 1)
     if depth_value is not None:
         depth = int(depth_value.reshape(-1)[0])
-        depth_blob = ctx.constant(np.array(depth, dtype=np.float64), "depth")
+        depth_blob = ctx.make_constant(np.array(depth, dtype=np.float64), "depth")
         targets_shape[axis] = depth
         positions = np.arange(depth, dtype=np.float64).reshape(targets_shape)
-        targets = ctx.constant(positions, "targets")
+        targets = ctx.make_constant(positions, "targets")
     else:
         # A run-time depth (any numeric type, truncated to an integer as ONNX says).
         depth_input = required(ctx, node, 1)
@@ -47,18 +47,21 @@ def one_hot_v9(node: ir.Node, ctx: ExportContext) -> None:
         )
         scalar = runtime.scalar_of(ctx, depth_input, whole)
         depth_blob = ctx.temp("Cast", [scalar], "depth", to=caffe2_dtype(ir.DataType.DOUBLE))
-        zero, one = ctx.constant(np.array(0.0), "zero"), ctx.constant(np.array(1.0), "one")
+        zero, one = (
+            ctx.make_constant(np.array(0.0), "zero"),
+            ctx.make_constant(np.array(1.0), "one"),
+        )
         targets_shape[axis] = -1
         targets = reshape(ctx, ctx.temp("Range", [zero, depth_blob, one], "targets"), targets_shape)
     # Negative indices count from the end; out-of-range ones match no position.
     value = ctx.temp("Cast", [ctx.blob(indices)], "indices", to=caffe2_dtype(ir.DataType.DOUBLE))
-    negative = ctx.temp("LT", [value, ctx.constant(np.array(0.0), "zero")], "negative")
+    negative = ctx.temp("LT", [value, ctx.make_constant(np.array(0.0), "zero")], "negative")
     shifted = ctx.temp("Add", [value, depth_blob], "shifted")
     wrapped = ctx.temp("Where", [negative, shifted, value], "wrapped")
     column = ctx.temp("ExpandDims", [wrapped], "column", dims=[axis])
     hot = ctx.temp("EQ", [column, targets], "hot")
     shape_blob = ctx.temp("Shape", [hot], "shape")
-    pair = ctx.input(node, 2)
+    pair = ctx.input(2)
     off = ctx.temp("Expand", [ctx.temp("Slice", [pair], "off", starts=[0], ends=[1]), shape_blob])
     on = ctx.temp("Expand", [ctx.temp("Slice", [pair], "on", starts=[1], ends=[2]), shape_blob])
     ctx.emit("Where", [hot, on, off], [ctx.output(node)])
@@ -77,7 +80,7 @@ def max_unpool_v11(node: ir.Node, ctx: ExportContext) -> None:
         for i in range(spatial)
     )
     # The output_shape input, where given, decides the output's shape (not the declared one).
-    given = ctx.const_ints(node.inputs[2]) if ctx.has_input(node, 2) else None
+    given = ctx.known_ints(node.inputs[2]) if ctx.has_input(2) else None
     final = tuple(given) if given is not None else default
     if len(final) != len(default):
         raise ctx.error(f"output_shape {list(final)} must have {len(default)} dims")
@@ -94,10 +97,10 @@ def max_unpool_v11(node: ir.Node, ctx: ExportContext) -> None:
     work = ctx.temp(
         "ConstantFill", [], "unpooled", shape=[size], value=0.0, dtype=caffe2_dtype(dtype)
     )
-    positions = reshape(ctx, ctx.input(node, 1), [-1])
+    positions = reshape(ctx, ctx.input(1), [-1])
     ctx.emit("ScatterAssign", [work, positions, reshape(ctx, ctx.blob(x), [-1])], [work])
     blob = reshape(ctx, work, list(out_shape))
-    if ctx.has_input(node, 2) and given is None:
+    if ctx.has_input(2) and given is None:
         _grow_at_run_time(ctx, node, blob, out_shape)
         return
     # A larger output_shape keeps the unpooled values at the start of each axis.
@@ -106,7 +109,7 @@ def max_unpool_v11(node: ir.Node, ctx: ExportContext) -> None:
         if want > have:
             block = list(current)
             block[axis] = want - have
-            zeros = ctx.constant(np.zeros(block, dtype=dtype.numpy()), "zeros")
+            zeros = ctx.make_constant(np.zeros(block, dtype=dtype.numpy()), "zeros")
             grown = ctx.fresh("grown")
             ctx.emit("Concat", [blob, zeros], [grown, ctx.fresh("split_info")], axis=axis)
             blob, current[axis] = grown, want
@@ -140,22 +143,22 @@ def reverse_sequence_v10(node: ir.Node, ctx: ExportContext) -> None:
     steps, batch = shape[time_axis], shape[batch_axis]
     grid = np.indices((shape[0], shape[1]), dtype=np.int64)
     t_grid, b_grid = grid[time_axis], grid[batch_axis]
-    lengths = ctx.input(node, 1)
+    lengths = ctx.input(1)
     if ctx.dtype(node.inputs[1]) != ir.DataType.INT64:
         lengths = ctx.temp("Cast", [lengths], "lengths", to=caffe2_dtype(ir.DataType.INT64))
     lengths = reshape(ctx, lengths, [1, batch] if batch_axis == 1 else [batch, 1])
-    t_blob = ctx.constant(t_grid, "t")
+    t_blob = ctx.make_constant(t_grid, "t")
     inside = ctx.temp("LT", [t_blob, lengths], "inside")
-    one = ctx.constant(np.array(1, dtype=np.int64), "one")
+    one = ctx.make_constant(np.array(1, dtype=np.int64), "one")
     mirrored = ctx.temp("Sub", [ctx.temp("Sub", [lengths, one]), t_blob], "mirrored")
     source = ctx.temp("Where", [inside, mirrored, t_blob], "source")
     # Row of x[t, b] (or x[b, t]) in x reshaped to [T * B, rest].
     if time_axis == 0:
-        rows = ctx.temp("Mul", [source, ctx.constant(np.array(batch, np.int64), "batch")])
-        rows = ctx.temp("Add", [rows, ctx.constant(b_grid, "b")], "rows")
+        rows = ctx.temp("Mul", [source, ctx.make_constant(np.array(batch, np.int64), "batch")])
+        rows = ctx.temp("Add", [rows, ctx.make_constant(b_grid, "b")], "rows")
     else:
-        rows = ctx.temp("Add", [ctx.constant(b_grid * steps, "b"), source], "rows")
-    table = reshape(ctx, ctx.input(node, 0), [steps * batch, *shape[2:]])
+        rows = ctx.temp("Add", [ctx.make_constant(b_grid * steps, "b"), source], "rows")
+    table = reshape(ctx, ctx.input(0), [steps * batch, *shape[2:]])
     gathered = ctx.temp("Gather", [table, rows], "gathered")
     reshape(ctx, gathered, list(shape), ctx.output(node))
 
@@ -171,8 +174,8 @@ def binarizer_v1(node: ir.Node, ctx: ExportContext) -> None:
 @ops.register("ArrayFeatureExtractor", since=1, domain="ai.onnx.ml")
 def array_feature_extractor_v1(node: ir.Node, ctx: ExportContext) -> None:
     rank = ctx.need_rank(node.inputs[0])
-    indices = reshape(ctx, ctx.input(node, 1), [-1])
-    ctx.emit("Gather", [ctx.input(node, 0), indices], [ctx.output(node)], axis=rank - 1)
+    indices = reshape(ctx, ctx.input(1), [-1])
+    ctx.emit("Gather", [ctx.input(0), indices], [ctx.output(node)], axis=rank - 1)
 
 
 @ops.register("NonZero", since=9)
@@ -185,7 +188,7 @@ def non_zero_v9(node: ir.Node, ctx: ExportContext) -> None:
         raise ctx.error("a scalar or empty input has no Caffe2 form here")
     flat = reshape(ctx, ctx.blob(x), [-1])
     mask = ctx.temp("Cast", [flat], "mask", to=caffe2_dtype(ir.DataType.BOOL))
-    every = ctx.constant(np.arange(size, dtype=np.int64), "positions")
+    every = ctx.make_constant(np.arange(size, dtype=np.int64), "positions")
     positions = ctx.temp("BooleanMask", [every, mask], "positions")
     rows = []
     stride = size
@@ -231,8 +234,8 @@ def col2im_v18(node: ir.Node, ctx: ExportContext) -> None:
     taps, area = const(1), const(1)
     for d in range(rank):
         taps, area = op("Mul", taps, kernel[d]), op("Mul", area, sizes[d])
-    column = ctx.constant(np.arange(rows, dtype=np.int64).reshape(rows, 1), "row")
-    place = ctx.constant(np.arange(blocks, dtype=np.int64).reshape(1, blocks), "block")
+    column = ctx.make_constant(np.arange(rows, dtype=np.int64).reshape(rows, 1), "row")
+    place = ctx.make_constant(np.arange(blocks, dtype=np.int64).reshape(1, blocks), "block")
     channel = op("Div", column, taps)
     tap = modulo(column, taps)
     flat, inside = const(0), ""
@@ -258,11 +261,13 @@ def col2im_v18(node: ir.Node, ctx: ExportContext) -> None:
     one_hot = ctx.temp("Cast", [hits], "one_hot", to=caffe2_dtype(dtype))
     summed = op("MatMul", reshape(ctx, ctx.blob(x), [batch, rows * blocks]), one_hot)
     ends = ctx.fresh("ends")
-    ctx.emit("Concat", [ctx.constant(np.array([-1], dtype=np.int64), "end"),
+    ctx.emit("Concat", [ctx.make_constant(np.array([-1], dtype=np.int64), "end"),
                         reshape(ctx, total, [1])], [ends, ctx.fresh("split_info")], axis=0)  # fmt: skip
-    kept = ctx.temp("Slice", [summed, ctx.constant(np.zeros(2, dtype=np.int64), "start"), ends])
+    kept = ctx.temp(
+        "Slice", [summed, ctx.make_constant(np.zeros(2, dtype=np.int64), "start"), ends]
+    )
     shape = ctx.fresh("shape")
-    leading = [ctx.constant(np.array([batch], dtype=np.int64), "batch"),
+    leading = [ctx.make_constant(np.array([batch], dtype=np.int64), "batch"),
                reshape(ctx, channels, [1]), image]  # fmt: skip
     ctx.emit("Concat", leading, [shape, ctx.fresh("split_info")], axis=0)
     reshape(ctx, kept, shape, ctx.output(node))
@@ -281,8 +286,10 @@ def tensor_scatter_v24(node: ir.Node, ctx: ExportContext) -> None:
     count = ctx.need_shape(node.inputs[1], "for the update length")[axis]
     along = [1] * rank
     along[axis] = shape[axis]
-    positions = ctx.constant(np.arange(shape[axis], dtype=np.int64).reshape(along), "positions")
-    if ctx.has_input(node, 2):
+    positions = ctx.make_constant(
+        np.arange(shape[axis], dtype=np.int64).reshape(along), "positions"
+    )
+    if ctx.has_input(2):
         starts = runtime.int64(ctx, required(ctx, node, 2))
         batch = reshape(ctx, starts, [-1] + [1] * (rank - 1))
         offsets = ctx.temp("Sub", [positions, batch], "offsets")
@@ -292,8 +299,8 @@ def tensor_scatter_v24(node: ir.Node, ctx: ExportContext) -> None:
         offsets = ctx.temp("Mod", [offsets], "offsets", divisor=shape[axis], sign_follow_divisor=1)
     blob = ctx.blob(cache)
     for entry in range(count):
-        index = ctx.constant(np.array([entry], dtype=np.int64), "entry")
-        value = ctx.temp("Gather", [ctx.input(node, 1), index], "update", axis=axis)
+        index = ctx.make_constant(np.array([entry], dtype=np.int64), "entry")
+        value = ctx.temp("Gather", [ctx.input(1), index], "update", axis=axis)
         here = ctx.temp("EQ", [offsets, runtime.const64(ctx, entry)], "here")
         chosen = runtime.like_flag(ctx, here, blob)
         blob = ctx.temp("Where", [chosen, runtime.like(ctx, value, blob), blob], "written")
@@ -314,8 +321,10 @@ def _wrapped_indices(ctx: ExportContext, value: ir.Value, sizes: np.ndarray) -> 
     blob = ctx.blob(value)
     if ctx.dtype(value) != ir.DataType.INT64:
         blob = ctx.temp("Cast", [blob], "indices", to=caffe2_dtype(ir.DataType.INT64))
-    negative = ctx.temp("LT", [blob, ctx.constant(np.array(0, dtype=np.int64), "zero")], "negative")
-    shifted = ctx.temp("Add", [blob, ctx.constant(sizes.astype(np.int64), "sizes")], "shifted")
+    negative = ctx.temp(
+        "LT", [blob, ctx.make_constant(np.array(0, dtype=np.int64), "zero")], "negative"
+    )
+    shifted = ctx.temp("Add", [blob, ctx.make_constant(sizes.astype(np.int64), "sizes")], "shifted")
     return ctx.temp("Where", [negative, shifted, blob], "wrapped")
 
 
@@ -327,9 +336,11 @@ def _flat_positions(
     strides = _strides(data_shape)
     grid = np.indices(index_shape, dtype=np.int64)
     base = sum(grid[d] * strides[d] for d in range(len(index_shape)) if d != axis)
-    base_blob = ctx.constant(np.asarray(base, dtype=np.int64), "base")
+    base_blob = ctx.make_constant(np.asarray(base, dtype=np.int64), "base")
     wrapped = _wrapped_indices(ctx, index, np.array(data_shape[axis]))
-    along = ctx.temp("Mul", [wrapped, ctx.constant(np.array(strides[axis], np.int64), "stride")])
+    along = ctx.temp(
+        "Mul", [wrapped, ctx.make_constant(np.array(strides[axis], np.int64), "stride")]
+    )
     return ctx.temp("Add", [base_blob, along], "positions")
 
 
@@ -338,7 +349,7 @@ def gather_elements_v11(node: ir.Node, ctx: ExportContext) -> None:
     data_shape = ctx.need_shape(node.inputs[0], "to flatten it")
     axis = normalize_axis(ctx, attr_int(node, "axis", 0), len(data_shape))
     positions = _flat_positions(ctx, data_shape, required(ctx, node, 1), axis)
-    flat = reshape(ctx, ctx.input(node, 0), [-1])
+    flat = reshape(ctx, ctx.input(0), [-1])
     ctx.emit("Gather", [flat, positions], [ctx.output(node)])
 
 
@@ -352,13 +363,15 @@ def _row_positions(
     rows_per_batch = int(np.prod(lead))
     strides = np.array(_strides(tuple(lead)), dtype=np.int64)
     wrapped = _wrapped_indices(ctx, index, np.array(lead, dtype=np.int64))
-    weighted = ctx.temp("Mul", [wrapped, ctx.constant(strides, "strides")], "weighted")
+    weighted = ctx.temp("Mul", [wrapped, ctx.make_constant(strides, "strides")], "weighted")
     rows = ctx.temp("ReduceSum", [weighted], "rows", axes=[len(index_shape) - 1], keepdims=0)
     if batch_dims:
         batch = np.indices(index_shape[:-1], dtype=np.int64)[:batch_dims]
         batch_strides = _strides(tuple(index_shape[:batch_dims]))
         offset = sum(batch[d] * batch_strides[d] for d in range(batch_dims)) * rows_per_batch
-        rows = ctx.temp("Add", [rows, ctx.constant(np.asarray(offset, np.int64), "batch")], "rows")
+        rows = ctx.temp(
+            "Add", [rows, ctx.make_constant(np.asarray(offset, np.int64), "batch")], "rows"
+        )
     total_rows = int(np.prod(data_shape[: batch_dims + depth]))
     return rows, total_rows
 
@@ -370,7 +383,7 @@ def gather_nd_v11(node: ir.Node, ctx: ExportContext) -> None:
     rows, total = _row_positions(ctx, data_shape, required(ctx, node, 1), batch_dims)
     index_shape = ctx.need_shape(node.inputs[1], "")
     rest = list(data_shape[batch_dims + index_shape[-1] :])
-    table = reshape(ctx, ctx.input(node, 0), [total, *rest])
+    table = reshape(ctx, ctx.input(0), [total, *rest])
     gathered = ctx.temp("Gather", [table, rows], "gathered")
     out = ctx.need_shape(node.outputs[0], "for the result's shape")
     reshape(ctx, gathered, list(out), ctx.output(node))
@@ -381,10 +394,10 @@ def _scatter(node: ir.Node, ctx: ExportContext, positions: str, rows: int, rest:
     data_shape = ctx.need_shape(node.inputs[0], "to flatten it")
     dtype = ctx.dtype(node.inputs[0])
     # ScatterAssign's data types (utility_ops.h): bools and 8/16-bit integers go through int64.
-    table, back = carried(ctx, reshape(ctx, ctx.input(node, 0), [rows, *rest]), dtype,
+    table, back = carried(ctx, reshape(ctx, ctx.input(0), [rows, *rest]), dtype,
                           SCATTER_ASSIGN_TYPES, "ScatterAssign (utility_ops.h)")  # fmt: skip
     flat_positions = reshape(ctx, positions, [-1])
-    updates = reshape(ctx, ctx.input(node, 2), [-1, *rest])
+    updates = reshape(ctx, ctx.input(2), [-1, *rest])
     if back is not None:
         updates = cast(ctx, updates, ir.DataType.INT64)
     # Caffe2's scatter ops update DATA in place, so they work on a copy.
@@ -393,7 +406,7 @@ def _scatter(node: ir.Node, ctx: ExportContext, positions: str, rows: int, rest:
         ctx.emit("ScatterAssign", [work, flat_positions, updates], [work])
     elif reduction == "add" and dtype in (None, ir.DataType.FLOAT):
         # ScatterWeightedSumOp<float, CPUContext> (utility_ops.cc): float only.
-        one = ctx.constant(np.array([1.0], dtype=np.float32), "one")
+        one = ctx.make_constant(np.array([1.0], dtype=np.float32), "one")
         inputs = [work, one, flat_positions, updates, one]
         ctx.emit("ScatterWeightedSum", inputs, [work])
     elif reduction in ("add", "mul", "max", "min"):
@@ -477,10 +490,10 @@ def compress_v11(node: ir.Node, ctx: ExportContext) -> None:
         moved = ctx.fresh("moved")
         transpose(ctx, blob, perm, ctx.dtype(data), moved)
         blob = moved
-    mask = ctx.input(node, 1)
+    mask = ctx.input(1)
     length = ctx.need_shape(node.inputs[1], "for the mask length")[0]
     if length < shape[axis]:
-        falses = ctx.constant(np.zeros(shape[axis] - length, dtype=np.bool_), "falses")
+        falses = ctx.make_constant(np.zeros(shape[axis] - length, dtype=np.bool_), "falses")
         padded = ctx.fresh("mask")
         ctx.emit("Concat", [mask, falses], [padded, ctx.fresh("split_info")], axis=0)
         mask = padded

@@ -30,7 +30,7 @@ def _nll(
     ignore = node.attributes.get("ignore_index")
     valid = None
     if ignore is not None:
-        ignored = ctx.constant(np.array(ignore.as_int(), dtype=np.int64), "ignore_index")  # type: ignore[union-attr]
+        ignored = ctx.make_constant(np.array(ignore.as_int(), dtype=np.int64), "ignore_index")  # type: ignore[union-attr]
         valid = ctx.temp("NE", [labels, ignored], "valid")
         zeros = ctx.temp(
             "ConstantFill", [labels], "zeros", value=0, dtype=caffe2_dtype(ir.DataType.INT64)
@@ -44,15 +44,17 @@ def _nll(
         flat_inner += grid[axis] * stride
         stride *= target_shape[axis]
     base = grid[0] * classes * inner + flat_inner
-    along = ctx.temp("Mul", [labels, ctx.constant(np.array(inner, np.int64), "inner")], "along")
-    positions = ctx.temp("Add", [ctx.constant(base, "base"), along], "positions")
+    along = ctx.temp(
+        "Mul", [labels, ctx.make_constant(np.array(inner, np.int64), "inner")], "along"
+    )
+    positions = ctx.temp("Add", [ctx.make_constant(base, "base"), along], "positions")
     flat = ctx.fresh("flat")
     ctx.emit("Reshape", [scores], [flat, ctx.fresh("old_shape")], shape=[-1])
     picked = ctx.temp("Gather", [flat, positions], "picked")
     loss = ctx.temp("Negative", [picked], "loss")
     weights = None
-    if ctx.has_input(node, 2):
-        weights = ctx.temp("Gather", [ctx.input(node, 2), labels], "weights")
+    if ctx.has_input(2):
+        weights = ctx.temp("Gather", [ctx.input(2), labels], "weights")
         loss = ctx.temp("Mul", [loss, weights], "weighted")
     if valid is not None:
         mask = ctx.temp("Cast", [valid], "mask", to=caffe2_dtype(dtype))
@@ -70,7 +72,9 @@ def _nll(
         ctx.emit("Copy", [total], [out])
         return
     if weights is None:
-        count = ctx.constant(np.array(int(np.prod(target_shape)), dtype=dtype.numpy()), "count")
+        count = ctx.make_constant(
+            np.array(int(np.prod(target_shape)), dtype=dtype.numpy()), "count"
+        )
     else:
         count = ctx.temp("ReduceSum", [weights], "count", axes=axes, keepdims=0)
     ctx.emit("Div", [total, count], [out])

@@ -62,9 +62,9 @@ def conv_v1(node: ir.Node, ctx: ExportContext) -> None:
     dilations = attr_ints(node, "dilations") or [1] * spatial
     pads = explicit_pads(ctx, node, kernel, strides, dilations)
     _float_only(ctx, node, "Conv (conv_op.cc)")
-    inputs = [ctx.input(node, 0), ctx.input(node, 1)]
-    if ctx.has_input(node, 2):
-        inputs.append(ctx.input(node, 2))
+    inputs = [ctx.input(0), ctx.input(1)]
+    if ctx.has_input(2):
+        inputs.append(ctx.input(2))
     ctx.emit(
         "Conv", inputs, [ctx.output(node)], kernels=kernel, strides=strides, pads=pads,
         dilations=dilations, group=attr_int(node, "group", 1), order="NCHW",
@@ -77,7 +77,7 @@ def conv_transpose_v1(node: ir.Node, ctx: ExportContext) -> None:
     spatial = len(kernel)
     strides = attr_ints(node, "strides") or [1] * spatial
     dilations = attr_ints(node, "dilations") or [1] * spatial
-    weight = ctx.input(node, 1)
+    weight = ctx.input(1)
     if any(d != 1 for d in dilations):
         # Caffe2's ConvTranspose has no dilation: spread the kernel out with zeros instead.
         weight, kernel = _dilated_kernel(ctx, _required(ctx, node, 1), dilations)
@@ -106,9 +106,9 @@ def conv_transpose_v1(node: ir.Node, ctx: ExportContext) -> None:
         pads = attr_ints(node, "pads") or [0] * (2 * spatial)
     if any(a >= s for a, s in zip(adjs, strides, strict=True)):
         raise ctx.error("output_padding must be smaller than the stride in Caffe2")
-    inputs = [ctx.input(node, 0), weight]
-    if ctx.has_input(node, 2):
-        inputs.append(ctx.input(node, 2))
+    inputs = [ctx.input(0), weight]
+    if ctx.has_input(2):
+        inputs.append(ctx.input(2))
     ctx.emit(
         "ConvTranspose", inputs, [ctx.output(node)], kernels=kernel, strides=strides, pads=pads,
         adjs=adjs, group=attr_int(node, "group", 1), order="NCHW",
@@ -128,7 +128,7 @@ def _dilated_kernel(
             continue
         taps = ctx.temp("ExpandDims", [blob], "taps", dims=[axis + 1])
         gap_shape = shape[: axis + 1] + [d - 1] + shape[axis + 1 :]
-        gaps = ctx.constant(np.zeros(gap_shape, dtype=dtype), "gaps")
+        gaps = ctx.make_constant(np.zeros(gap_shape, dtype=dtype), "gaps")
         spread = ctx.fresh("spread")
         ctx.emit("Concat", [taps, gaps], [spread, ctx.fresh("split_info")], axis=axis + 1)
         flat_shape = shape[:axis] + [shape[axis] * d] + shape[axis + 1 :]
@@ -156,14 +156,14 @@ _POOLED_IN_FLOAT = frozenset({ir.DataType.INT8, ir.DataType.UINT8})
 def _pool(node: ir.Node, ctx: ExportContext, caffe2_type: str) -> None:
     dtype = ctx.dtype(node.inputs[0])
     if caffe2_type == "MaxPool" and dtype in _POOLED_IN_FLOAT:
-        source, target = ctx.input(node, 0), ctx.output(node)
+        source, target = ctx.input(0), ctx.output(node)
         wide = ctx.temp("Cast", [source], "wide", to=caffe2_dtype(ir.DataType.FLOAT))
         pooled = ctx.fresh("pooled")
         _pool_float(node, ctx, caffe2_type, wide, pooled)
         ctx.emit("Cast", [pooled], [target], to=caffe2_dtype(dtype))  # type: ignore[arg-type]
         return
     _float_only(ctx, node, f"{caffe2_type} (pool_op.cc)")
-    _pool_float(node, ctx, caffe2_type, ctx.input(node, 0), ctx.output(node))
+    _pool_float(node, ctx, caffe2_type, ctx.input(0), ctx.output(node))
 
 
 def _pool_float(node: ir.Node, ctx: ExportContext, caffe2_type: str, x: str, y: str) -> None:
@@ -177,7 +177,7 @@ def _pool_float(node: ir.Node, ctx: ExportContext, caffe2_type: str, x: str, y: 
     dilations = attr_ints(node, "dilations") or [1] * spatial
     pads = explicit_pads(ctx, node, kernel, strides, dilations)
     dilated = any(d != 1 for d in dilations)
-    if x != ctx.input(node, 0) and (dilated or wants_indices):
+    if x != ctx.input(0) and (dilated or wants_indices):
         raise ctx.error("an int8 or uint8 MaxPool with dilations or indices has no Caffe2 form")
     if caffe2_type == "MaxPool" and (dilated or wants_indices):
         # Caffe2's MaxPool has neither dilation nor an Indices output: gather the windows.
@@ -235,14 +235,12 @@ def lp_pool_v11(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("GlobalAveragePool", since=1)
 def global_average_pool_v1(node: ir.Node, ctx: ExportContext) -> None:
-    ctx.emit(
-        "AveragePool", [ctx.input(node, 0)], [ctx.output(node)], global_pooling=1, order="NCHW"
-    )
+    ctx.emit("AveragePool", [ctx.input(0)], [ctx.output(node)], global_pooling=1, order="NCHW")
 
 
 @ops.register("GlobalMaxPool", since=1)
 def global_max_pool_v1(node: ir.Node, ctx: ExportContext) -> None:
-    ctx.emit("MaxPool", [ctx.input(node, 0)], [ctx.output(node)], global_pooling=1, order="NCHW")
+    ctx.emit("MaxPool", [ctx.input(0)], [ctx.output(node)], global_pooling=1, order="NCHW")
 
 
 @ops.register("RMSNormalization", since=23)
@@ -266,7 +264,7 @@ def rms_normalization_v23(node: ir.Node, ctx: ExportContext) -> None:
     normed = ctx.temp("Div", [blob, rms], "normed")
     if blob != ctx.blob(x) and dtype is not None:
         normed = ctx.temp("Cast", [normed], "normed", to=caffe2_dtype(dtype))
-    ctx.emit("Mul", [normed, ctx.input(node, 1)], [ctx.output(node)])
+    ctx.emit("Mul", [normed, ctx.input(1)], [ctx.output(node)])
 
 
 def _only_first_output(node: ir.Node, ctx: ExportContext, what: str) -> None:
@@ -280,14 +278,14 @@ def batch_normalization_v9(node: ir.Node, ctx: ExportContext) -> None:
     if attr_int(node, "training_mode", 0):
         raise ctx.error("training_mode=1 (batch statistics) is not exported; Caffe2 runs is_test")
     _only_first_output(node, ctx, "the running statistics outputs")
-    inputs = [ctx.input(node, i) for i in range(5)]
+    inputs = [ctx.input(i) for i in range(5)]
     epsilon = attr_float(node, "epsilon", 1e-5)
     ctx.emit("SpatialBN", inputs, [ctx.output(node)], epsilon=epsilon, is_test=1, order="NCHW")
 
 
 @ops.register("InstanceNormalization", since=6)
 def instance_normalization_v6(node: ir.Node, ctx: ExportContext) -> None:
-    inputs = [ctx.input(node, i) for i in range(3)]
+    inputs = [ctx.input(i) for i in range(3)]
     epsilon = attr_float(node, "epsilon", 1e-5)
     ctx.emit("InstanceNorm", inputs, [ctx.output(node)], epsilon=epsilon, order="NCHW")
 
@@ -303,11 +301,11 @@ def layer_normalization_v17(node: ir.Node, ctx: ExportContext) -> None:
     normed = ctx.fresh("normed")
     mean, std = ctx.fresh("mean"), ctx.fresh("std")
     ctx.emit("LayerNorm", [ctx.blob(x)], [normed, mean, std], axis=axis, epsilon=epsilon)
-    if ctx.has_input(node, 2):
-        scaled = ctx.temp("Mul", [normed, ctx.input(node, 1)], "scaled")
-        ctx.emit("Add", [scaled, ctx.input(node, 2)], [ctx.output(node)])
+    if ctx.has_input(2):
+        scaled = ctx.temp("Mul", [normed, ctx.input(1)], "scaled")
+        ctx.emit("Add", [scaled, ctx.input(2)], [ctx.output(node)])
     else:
-        ctx.emit("Mul", [normed, ctx.input(node, 1)], [ctx.output(node)])
+        ctx.emit("Mul", [normed, ctx.input(1)], [ctx.output(node)])
     # Caffe2 writes mean and std shaped [d0..d(axis-1), 1]; ONNX keeps every reduced dim as 1.
     stats = [(1, mean, False), (2, std, True)]
     for index, blob, invert in stats:
@@ -326,7 +324,7 @@ def _group_norm(node: ir.Node, ctx: ExportContext, scale: str, bias: str) -> Non
     epsilon = attr_float(node, "epsilon", 1e-5)
     outputs = [ctx.output(node), ctx.fresh("mean"), ctx.fresh("inv_std")]
     ctx.emit(
-        "GroupNorm", [ctx.input(node, 0), scale, bias], outputs, group=groups, epsilon=epsilon,
+        "GroupNorm", [ctx.input(0), scale, bias], outputs, group=groups, epsilon=epsilon,
         order="NCHW",
     )  # fmt: skip
 
@@ -336,12 +334,12 @@ def group_normalization_v18(node: ir.Node, ctx: ExportContext) -> None:
     # Opset 18 has one scale and bias per group; Caffe2 takes them per channel.
     channels = ctx.need_shape(node.inputs[0], "for the channel count")[1]
     groups = attr_int(node, "num_groups", 1)
-    scale = ctx.need_const(node.inputs[1], "the per-group scale")
-    bias = ctx.need_const(node.inputs[2], "the per-group bias")
+    scale = ctx.need_known_value(node.inputs[1], "the per-group scale")
+    bias = ctx.need_known_value(node.inputs[2], "the per-group bias")
     repeat = channels // groups
     _group_norm(
-        node, ctx, ctx.constant(np.repeat(scale, repeat), "scale"),
-        ctx.constant(np.repeat(bias, repeat), "bias"),
+        node, ctx, ctx.make_constant(np.repeat(scale, repeat), "scale"),
+        ctx.make_constant(np.repeat(bias, repeat), "bias"),
     )  # fmt: skip
 
 
@@ -349,13 +347,13 @@ def group_normalization_v18(node: ir.Node, ctx: ExportContext) -> None:
 def group_normalization_v21(node: ir.Node, ctx: ExportContext) -> None:
     if attr_int(node, "stash_type", 1) != 1:
         raise ctx.error("stash_type other than float32 has no Caffe2 equivalent")
-    _group_norm(node, ctx, ctx.input(node, 1), ctx.input(node, 2))
+    _group_norm(node, ctx, ctx.input(1), ctx.input(2))
 
 
 @ops.register("LRN", since=1)
 def lrn_v1(node: ir.Node, ctx: ExportContext) -> None:
     ctx.emit(
-        "LRN", [ctx.input(node, 0)], [ctx.output(node)], size=attr_int(node, "size", 1),
+        "LRN", [ctx.input(0)], [ctx.output(node)], size=attr_int(node, "size", 1),
         alpha=attr_float(node, "alpha", 1e-4), beta=attr_float(node, "beta", 0.75),
         bias=attr_float(node, "bias", 1.0), order="NCHW",
     )  # fmt: skip
@@ -386,12 +384,12 @@ def softmax_v1(node: ir.Node, ctx: ExportContext) -> None:
     if _softmax_type(ctx, node):
         rank = ctx.need_rank(node.inputs[0])
         axis = normalize_axis(ctx, attr_int(node, "axis", 1), rank)
-        x = ctx.input(node, 0)
+        x = ctx.input(0)
         result = ctx.fresh("softmax")
         _double_softmax(ctx, ctx.temp("Flatten", [x], "flat", axis=axis), 1, result)
         reshape(ctx, result, ctx.temp("Shape", [x], "shape"), ctx.output(node))
         return
-    ctx.emit("Softmax", [ctx.input(node, 0)], [ctx.output(node)], axis=attr_int(node, "axis", 1))
+    ctx.emit("Softmax", [ctx.input(0)], [ctx.output(node)], axis=attr_int(node, "axis", 1))
 
 
 @ops.register("Softmax", since=13)
@@ -399,14 +397,14 @@ def softmax_v13(node: ir.Node, ctx: ExportContext) -> None:
     rank = ctx.need_rank(node.inputs[0])
     axis = normalize_axis(ctx, attr_int(node, "axis", -1), rank)
     if _softmax_type(ctx, node):
-        _double_softmax(ctx, ctx.input(node, 0), axis, ctx.output(node))
+        _double_softmax(ctx, ctx.input(0), axis, ctx.output(node))
         return
     if axis == rank - 1:
-        ctx.emit("Softmax", [ctx.input(node, 0)], [ctx.output(node)], axis=axis)
+        ctx.emit("Softmax", [ctx.input(0)], [ctx.output(node)], axis=axis)
         return
     perm = list(range(rank))
     perm[axis], perm[-1] = perm[-1], perm[axis]
-    moved = ctx.temp("Transpose", [ctx.input(node, 0)], "moved", axes=perm)
+    moved = ctx.temp("Transpose", [ctx.input(0)], "moved", axes=perm)
     soft = ctx.temp("Softmax", [moved], "softmax", axis=rank - 1)
     ctx.emit("Transpose", [soft], [ctx.output(node)], axes=perm)
 
@@ -428,7 +426,7 @@ def log_softmax_into(
 def log_softmax_v1(node: ir.Node, ctx: ExportContext) -> None:
     rank = ctx.need_rank(node.inputs[0])
     axis = normalize_axis(ctx, attr_int(node, "axis", 1), rank)
-    x = ctx.input(node, 0)
+    x = ctx.input(0)
     flat = ctx.temp("Flatten", [x], "flat", axis=axis)
     result = ctx.fresh("log_softmax")
     log_softmax_into(ctx, flat, 1, result, ctx.dtype(node.inputs[0]))
@@ -439,15 +437,13 @@ def log_softmax_v1(node: ir.Node, ctx: ExportContext) -> None:
 def log_softmax_v13(node: ir.Node, ctx: ExportContext) -> None:
     rank = ctx.need_rank(node.inputs[0])
     axis = normalize_axis(ctx, attr_int(node, "axis", -1), rank)
-    log_softmax_into(ctx, ctx.input(node, 0), axis, ctx.output(node), ctx.dtype(node.inputs[0]))
+    log_softmax_into(ctx, ctx.input(0), axis, ctx.output(node), ctx.dtype(node.inputs[0]))
 
 
 @ops.register("MatMul", since=1)
 def matmul_v1(node: ir.Node, ctx: ExportContext) -> None:
     _float_only(ctx, node, "BatchMatMul (batch_matmul_op.h)")
-    ctx.emit(
-        "BatchMatMul", [ctx.input(node, 0), ctx.input(node, 1)], [ctx.output(node)], broadcast=1
-    )
+    ctx.emit("BatchMatMul", [ctx.input(0), ctx.input(1)], [ctx.output(node)], broadcast=1)
 
 
 #: Permutations of up to three rows with their signs, for Det by the Leibniz formula.
@@ -469,7 +465,7 @@ def det_v11(node: ir.Node, ctx: ExportContext) -> None:
     n = shape[-1]
     if len(shape) < 2 or shape[-2] != n or n not in _PERMUTATIONS:
         raise ctx.error(f"matrices of shape {shape[-2:]} have no Caffe2 form here")
-    flat = reshape(ctx, ctx.input(node, 0), [*shape[:-2], n * n])
+    flat = reshape(ctx, ctx.input(0), [*shape[:-2], n * n])
     axis = len(shape) - 2
     entries: dict[int, str] = {}
     terms = []
@@ -478,7 +474,7 @@ def det_v11(node: ir.Node, ctx: ExportContext) -> None:
         for row, column in enumerate(permutation):
             position = row * n + column
             if position not in entries:
-                index = ctx.constant(np.array(position, dtype=np.int64), "index")
+                index = ctx.make_constant(np.array(position, dtype=np.int64), "index")
                 entries[position] = ctx.temp("Gather", [flat, index], "entry", axis=axis)
             entry = entries[position]
             product = ctx.temp("Mul", [product, entry], "product") if product else entry
@@ -494,7 +490,7 @@ def gemm_v7(node: ir.Node, ctx: ExportContext) -> None:
     _float_only(ctx, node, "MatMul (matmul_op.cc)")
     alpha, beta = attr_float(node, "alpha", 1.0), attr_float(node, "beta", 1.0)
     trans_a, trans_b = attr_int(node, "transA", 0), attr_int(node, "transB", 0)
-    has_c = ctx.has_input(node, 2)
+    has_c = ctx.has_input(2)
     weight_shape = ctx.shape(node.inputs[1])
     bias_shape = ctx.shape(node.inputs[2]) if has_c else None
     if (
@@ -503,13 +499,13 @@ def gemm_v7(node: ir.Node, ctx: ExportContext) -> None:
     ):  # fmt: skip
         # A fully connected layer: Caffe2's FC (weights N x K) or FCTransposed (K x N).
         op_type = "FC" if trans_b else "FCTransposed"
-        inputs = [ctx.input(node, i) for i in range(3)]
+        inputs = [ctx.input(i) for i in range(3)]
         ctx.emit(op_type, inputs, [ctx.output(node)], axis=1, axis_w=1)
         return
     product = ctx.output(node) if (alpha == 1.0 and not has_c) else ctx.fresh("product")
     ctx.emit(
         "MatMul",
-        [ctx.input(node, 0), ctx.input(node, 1)],
+        [ctx.input(0), ctx.input(1)],
         [product],
         trans_a=trans_a,
         trans_b=trans_b,
@@ -520,7 +516,7 @@ def gemm_v7(node: ir.Node, ctx: ExportContext) -> None:
         return
     if alpha != 1.0:
         product = ctx.temp("Scale", [product], "scaled", scale=alpha)
-    bias = ctx.input(node, 2)
+    bias = ctx.input(2)
     if beta != 1.0:
         bias = ctx.temp("Scale", [bias], "bias", scale=beta)
     ctx.emit("Add", [product, bias], [ctx.output(node)])
@@ -528,17 +524,17 @@ def gemm_v7(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("Dropout", since=7)
 def dropout_v7(node: ir.Node, ctx: ExportContext) -> None:
-    if ctx.has_input(node, 2):
-        training = ctx.need_const(node.inputs[2], "training_mode")
+    if ctx.has_input(2):
+        training = ctx.need_known_value(node.inputs[2], "training_mode")
         if bool(training):
             raise ctx.error("training_mode=True (random masks) is not exported")
     ratio = attr_float(node, "ratio", 0.5)
-    if ctx.has_input(node, 1):
-        const = ctx.const(node.inputs[1])
+    if ctx.has_input(1):
+        const = ctx.known_value(node.inputs[1])
         ratio = float(const) if const is not None else ratio
-    ctx.emit("Dropout", [ctx.input(node, 0)], [ctx.output(node)], ratio=ratio, is_test=1)
+    ctx.emit("Dropout", [ctx.input(0)], [ctx.output(node)], ratio=ratio, is_test=1)
     if len(node.outputs) > 1 and node.outputs[1] is not None:
-        ctx.emit("ConstantFill", [ctx.input(node, 0)], [ctx.output(node, 1)], value=1, dtype=5)
+        ctx.emit("ConstantFill", [ctx.input(0)], [ctx.output(node, 1)], value=1, dtype=5)
 
 
 @ops.register("LpNormalization", since=1)
@@ -549,13 +545,13 @@ def lp_normalization_v1(node: ir.Node, ctx: ExportContext) -> None:
     rank = ctx.need_rank(node.inputs[0])
     axis = normalize_axis(ctx, attr_int(node, "axis", -1), rank)
     op_type = "Normalize" if p == 2 else "NormalizeL1"
-    ctx.emit(op_type, [ctx.input(node, 0)], [ctx.output(node)], axis=axis)
+    ctx.emit(op_type, [ctx.input(0)], [ctx.output(node)], axis=axis)
 
 
 @ops.register("MeanVarianceNormalization", since=9)
 def mean_variance_normalization_v9(node: ir.Node, ctx: ExportContext) -> None:
     axes = attr_ints(node, "axes") or [0, 2, 3]
-    x = ctx.input(node, 0)
+    x = ctx.input(0)
     mean = ctx.temp("ReduceMean", [x], "mean", axes=axes, keepdims=1)
     centered = ctx.temp("Sub", [x, mean], "centered")
     variance = ctx.temp("ReduceMean", [ctx.temp("Sqr", [centered])], "var", axes=axes, keepdims=1)
@@ -591,7 +587,7 @@ def _hardmax(node: ir.Node, ctx: ExportContext, axis: int, *, coerce: bool) -> N
     rows = reshape(ctx, blob, [-1, depth])
     index = ctx.temp("ArgMax", [rows], "index", axis=1, keepdims=0)
     hot = ctx.temp(
-        "OneHot", [index, ctx.constant(np.array([depth], dtype=np.int64), "depth")], "hot"
+        "OneHot", [index, ctx.make_constant(np.array([depth], dtype=np.int64), "depth")], "hot"
     )
     dtype = ctx.dtype(x) or ir.DataType.FLOAT
     if dtype != ir.DataType.FLOAT:
@@ -621,14 +617,14 @@ def batch_normalization_v14(node: ir.Node, ctx: ExportContext) -> None:
     var = ctx.temp("ReduceMean", [ctx.temp("Sqr", [centered])], "var", axes=axes, keepdims=1)
     std = ctx.temp("Sqrt", [ctx.temp("Add", [var, ctx.scalar(eps, x)])], "std")
     per_channel = [1, channels] + [1] * (rank - 2)
-    scale = reshape(ctx, ctx.input(node, 1), per_channel)
-    bias = reshape(ctx, ctx.input(node, 2), per_channel)
+    scale = reshape(ctx, ctx.input(1), per_channel)
+    bias = reshape(ctx, ctx.input(2), per_channel)
     normed = ctx.temp("Mul", [ctx.temp("Div", [centered, std]), scale], "scaled")
     ctx.emit("Add", [normed, bias], [ctx.output(node)])
     for index, current, running in ((1, mean, 3), (2, var, 4)):
         if index < len(node.outputs) and node.outputs[index] is not None:
             flat = reshape(ctx, current, [channels])
-            kept = ctx.temp("Scale", [ctx.input(node, running)], "kept", scale=momentum)
+            kept = ctx.temp("Scale", [ctx.input(running)], "kept", scale=momentum)
             new = ctx.temp("Scale", [flat], "new", scale=1.0 - momentum)
             ctx.emit("Add", [kept, new], [ctx.output(node, index)])
 
@@ -660,15 +656,15 @@ def rotary_embedding_v23(node: ir.Node, ctx: ExportContext) -> None:
         )
     caches = []
     for index in (1, 2):
-        cache = ctx.input(node, index)
-        if ctx.has_input(node, 3):
-            cache = ctx.temp("Gather", [cache, ctx.input(node, 3)], "cache")
+        cache = ctx.input(index)
+        if ctx.has_input(3):
+            cache = ctx.temp("Gather", [cache, ctx.input(3)], "cache")
         caches.append(ctx.temp("ExpandDims", [cache], "cache", dims=[2]))
     cos, sin = caches
     interleaved = attr_int(node, "interleaved", 0)
     if interleaved:
-        evens = ctx.constant(np.arange(0, rotary, 2, dtype=np.int64), "evens")
-        odds = ctx.constant(np.arange(1, rotary, 2, dtype=np.int64), "odds")
+        evens = ctx.make_constant(np.arange(0, rotary, 2, dtype=np.int64), "evens")
+        odds = ctx.make_constant(np.arange(1, rotary, 2, dtype=np.int64), "odds")
         x1 = ctx.temp("Gather", [rotate, evens], "x1", axis=3)
         x2 = ctx.temp("Gather", [rotate, odds], "x2", axis=3)
     else:

@@ -36,7 +36,7 @@ def _general_pad(
     or a Concat with constant blocks (constant)."""
     shape = list(ctx.need_shape(node.inputs[0], "to pad it"))
     rank = len(shape)
-    blob = ctx.input(node, 0)
+    blob = ctx.input(0)
     begins, ends = (
         [max(-p, 0) for p in pads[:rank]],
         [s + min(p, 0) for s, p in zip(shape, pads[rank:], strict=True)],
@@ -55,7 +55,7 @@ def _general_pad(
                 block = list(shape)
                 block[axis] = count
                 parts.append(
-                    ctx.constant(np.full(block, value, dtype=dtype), "fill") if count else None
+                    ctx.make_constant(np.full(block, value, dtype=dtype), "fill") if count else None
                 )
             inputs = [p for p in (parts[0], blob, parts[1]) if p is not None]
             joined = ctx.fresh("padded")
@@ -66,7 +66,7 @@ def _general_pad(
                 raise ctx.error(f"{mode} padding wider than the input has no exact Caffe2 form")
             indices = _source_indices(shape[axis], before, after, mode).astype(np.int64)
             blob = ctx.temp(
-                "Gather", [blob, ctx.constant(indices, "pad_indices")], "padded", axis=axis
+                "Gather", [blob, ctx.make_constant(indices, "pad_indices")], "padded", axis=axis
             )
         shape[axis] += before + after
     ctx.emit("Copy", [blob], [ctx.output(node)])
@@ -87,7 +87,7 @@ def _pad(node: ir.Node, ctx: ExportContext, pads: list[int], mode: str, value: f
         _general_pad(node, ctx, pads, mode, value)
         return
     ctx.emit(
-        "PadImage", [ctx.input(node, 0)], [ctx.output(node)], pad_t=begins[2], pad_l=begins[3],
+        "PadImage", [ctx.input(0)], [ctx.output(node)], pad_t=begins[2], pad_l=begins[3],
         pad_b=ends[2], pad_r=ends[3], mode=mode, value=value, order="NCHW",
     )  # fmt: skip
 
@@ -100,19 +100,20 @@ def pad_v2(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("Pad", since=11)
 def pad_v11(node: ir.Node, ctx: ExportContext) -> None:
-    value_known = not ctx.has_input(node, 2) or ctx.const(node.inputs[2]) is not None
-    axes_known = not ctx.has_input(node, 3) or ctx.const(node.inputs[3]) is not None
-    if ctx.const(node.inputs[1]) is None or not value_known or not axes_known:
+    value_known = not ctx.has_input(2) or ctx.known_value(node.inputs[2]) is not None
+    axes_known = not ctx.has_input(3) or ctx.known_value(node.inputs[3]) is not None
+    if ctx.known_value(node.inputs[1]) is None or not value_known or not axes_known:
         _runtime_pad(node, ctx)
         return
-    pads = [int(p) for p in ctx.need_const(node.inputs[1], "the pads").reshape(-1)]
+    pads = [int(p) for p in ctx.need_known_value(node.inputs[1], "the pads").reshape(-1)]
     value = 0.0
-    if ctx.has_input(node, 2):
-        value = float(ctx.need_const(node.inputs[2], "the constant value"))
-    if ctx.has_input(node, 3):
+    if ctx.has_input(2):
+        value = float(ctx.need_known_value(node.inputs[2], "the constant value"))
+    if ctx.has_input(3):
         rank = ctx.need_rank(node.inputs[0])
         axes = [
-            normalize_axis(ctx, int(a), rank) for a in ctx.need_const(node.inputs[3], "the axes")
+            normalize_axis(ctx, int(a), rank)
+            for a in ctx.need_known_value(node.inputs[3], "the axes")
         ]
         full = [0] * (2 * rank)
         for i, axis in enumerate(axes):
@@ -134,11 +135,11 @@ def _runtime_pad(node: ir.Node, ctx: ExportContext) -> None:
     afters = ctx.temp("Slice", [pads], "afters", starts=[count], ends=[2 * count])
     fill = None
     if mode == "constant":
-        if ctx.has_input(node, 2):
+        if ctx.has_input(2):
             fill = runtime.scalar_of(ctx, node.inputs[2])  # type: ignore[arg-type]
         else:
             fill = ctx.scalar(0, x)
-    blob = ctx.input(node, 0)
+    blob = ctx.input(0)
     for axis in axes if isinstance(axes, list) else range(rank):
         before = runtime.axis_param(ctx, befores, axes, rank, axis, 0)
         after = runtime.axis_param(ctx, afters, axes, rank, axis, 0)
@@ -154,10 +155,10 @@ def center_crop_pad_v18(node: ir.Node, ctx: ExportContext) -> None:
     axes = [
         normalize_axis(ctx, a, len(shape)) for a in (attr_ints(node, "axes") or range(len(shape)))
     ]
-    if ctx.const(node.inputs[1]) is None:
+    if ctx.known_value(node.inputs[1]) is None:
         _runtime_center_crop_pad(node, ctx, shape, axes)
         return
-    target = [int(v) for v in ctx.need_const(node.inputs[1], "the target shape").reshape(-1)]
+    target = [int(v) for v in ctx.need_known_value(node.inputs[1], "the target shape").reshape(-1)]
     starts, ends = [0] * len(shape), list(shape)
     pads: dict[int, tuple[int, int]] = {}
     for axis, size in zip(axes, target, strict=True):
@@ -168,7 +169,7 @@ def center_crop_pad_v18(node: ir.Node, ctx: ExportContext) -> None:
         elif size > dim:
             before = (size - dim) // 2
             pads[axis] = (before, size - dim - before)
-    blob = ctx.temp("Slice", [ctx.input(node, 0)], "cropped", starts=starts, ends=ends)
+    blob = ctx.temp("Slice", [ctx.input(0)], "cropped", starts=starts, ends=ends)
     current = [e - s for s, e in zip(starts, ends, strict=True)]
     dtype = (ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT).numpy()
     for axis, (before, after) in pads.items():
@@ -176,7 +177,9 @@ def center_crop_pad_v18(node: ir.Node, ctx: ExportContext) -> None:
         for count in (before, after):
             block = list(current)
             block[axis] = count
-            parts.append(ctx.constant(np.zeros(block, dtype=dtype), "zeros") if count else None)
+            parts.append(
+                ctx.make_constant(np.zeros(block, dtype=dtype), "zeros") if count else None
+            )
         inputs = [p for p in (parts[0], blob, parts[1]) if p is not None]
         blob_out = ctx.fresh("padded")
         ctx.emit("Concat", inputs, [blob_out, ctx.fresh("split_info")], axis=axis)
@@ -191,7 +194,7 @@ def _runtime_center_crop_pad(
     """A run-time target size per axis: read positions start .. start + size - 1, with start
     (dim - size) // 2 when cropping and -((size - dim) // 2) when padding (zeros outside)."""
     sizes = runtime.int64(ctx, required(ctx, node, 1))
-    blob = ctx.input(node, 0)
+    blob = ctx.input(0)
     two = runtime.const64(ctx, 2)
     zero = ctx.scalar(0, node.inputs[0])
     for index, axis in enumerate(axes):

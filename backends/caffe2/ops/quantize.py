@@ -56,7 +56,7 @@ def quantize_linear_v10(node: ir.Node, ctx: ExportContext) -> None:
     if ctx.dtype(node.inputs[1]) != f32:
         scale = ctx.temp("Cast", [scale], "scale", to=caffe2_dtype(f32))
     steps = round_half_even(ctx, ctx.temp("Div", [blob, scale], "steps"), f32)
-    if ctx.has_input(node, 2):
+    if ctx.has_input(2):
         point = ctx.temp("Cast", [_per_axis(ctx, node, 2, rank)], "zero", to=caffe2_dtype(f32))
         steps = ctx.temp("Add", [steps, point], "shifted")
     clipped = ctx.temp("Clip", [steps], "clipped", min=float(low), max=float(high))
@@ -74,7 +74,7 @@ def dequantize_linear_v10(node: ir.Node, ctx: ExportContext) -> None:
     f32 = ir.DataType.FLOAT
     out_type = ctx.dtype(node.outputs[0]) or f32
     blob = ctx.temp("Cast", [ctx.blob(x)], "x", to=caffe2_dtype(f32))
-    if ctx.has_input(node, 2):
+    if ctx.has_input(2):
         point = ctx.temp("Cast", [_per_axis(ctx, node, 2, rank)], "zero", to=caffe2_dtype(f32))
         blob = ctx.temp("Sub", [blob, point], "centered")
     scale = _per_axis(ctx, node, 1, rank)
@@ -105,7 +105,7 @@ def _zero_point(
     ctx: ExportContext, node: ir.Node, index: int, target: list[int] | None
 ) -> str | None:
     """Zero point ``index`` as float32: a scalar, or a vector reshaped to ``target``."""
-    if not ctx.has_input(node, index):
+    if not ctx.has_input(index):
         return None
     value = required(ctx, node, index)
     blob = ctx.temp("Cast", [ctx.blob(value)], "zero", to=caffe2_dtype(ir.DataType.FLOAT))
@@ -171,12 +171,10 @@ def qlinear_conv_v10(node: ir.Node, ctx: ExportContext) -> None:
                        to=caffe2_dtype(f64))  # fmt: skip
     rank = ctx.need_rank(node.inputs[0])
     channel = [1, -1] + [1] * (rank - 2)
-    if ctx.has_input(node, 8):
-        bias = ctx.temp("Cast", [ctx.input(node, 8)], "bias", to=caffe2_dtype(f64))
+    if ctx.has_input(8):
+        bias = ctx.temp("Cast", [ctx.input(8)], "bias", to=caffe2_dtype(f64))
         product = ctx.temp("Add", [product, reshape(ctx, bias, channel)], "biased")
-    scales = [
-        ctx.temp("Cast", [ctx.input(node, i)], "scale", to=caffe2_dtype(f32)) for i in (1, 4, 6)
-    ]
+    scales = [ctx.temp("Cast", [ctx.input(i)], "scale", to=caffe2_dtype(f32)) for i in (1, 4, 6)]
     if ctx.need_shape(node.inputs[4], "for the weight scale") not in ((), (1,)):
         scales[1] = reshape(ctx, scales[1], channel)
     factor = ctx.temp("Div", [ctx.temp("Mul", scales[:2], "factor"), scales[2]], "factor")
@@ -184,8 +182,8 @@ def qlinear_conv_v10(node: ir.Node, ctx: ExportContext) -> None:
     target = ctx.dtype(node.outputs[0]) or ir.DataType.UINT8
     if target not in (ir.DataType.UINT8, ir.DataType.INT8):
         raise ctx.error(f"quantizing to {target.name} has no Caffe2 form here")
-    if ctx.has_input(node, 7):
-        point = ctx.temp("Cast", [ctx.input(node, 7)], "zero", to=caffe2_dtype(f64))
+    if ctx.has_input(7):
+        point = ctx.temp("Cast", [ctx.input(7)], "zero", to=caffe2_dtype(f64))
         scaled = ctx.temp("Add", [scaled, point], "shifted")
     low, high = _RANGES[target]
     # Caffe2's Clip is float only (clip_op.cc): the double is limited by comparisons.
@@ -196,7 +194,7 @@ def qlinear_conv_v10(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("DynamicQuantizeLinear", since=11)
 def dynamic_quantize_linear_v11(node: ir.Node, ctx: ExportContext) -> None:
-    x = ctx.input(node, 0)
+    x = ctx.input(0)
     f32 = ir.DataType.FLOAT
     zero, top = ctx.scalar(0.0, f32), ctx.scalar(255.0, f32)
     axes = list(range(ctx.need_rank(node.inputs[0])))

@@ -66,15 +66,15 @@ def _split(ctx: ExportContext, blob: str, parts: int, hint: str) -> list[str]:
 def _direction(
     node: ir.Node, ctx: ExportContext, index: int, gates: int, hidden: int, dtype: np.dtype
 ) -> _Direction:
-    w = _split(ctx, _pick(ctx, ctx.input(node, 1), index), gates, "w")
-    r = _split(ctx, _pick(ctx, ctx.input(node, 2), index), gates, "r")
-    if ctx.has_input(node, 3):
-        biases = _split(ctx, _pick(ctx, ctx.input(node, 3), index), 2 * gates, "b")
+    w = _split(ctx, _pick(ctx, ctx.input(1), index), gates, "w")
+    r = _split(ctx, _pick(ctx, ctx.input(2), index), gates, "r")
+    if ctx.has_input(3):
+        biases = _split(ctx, _pick(ctx, ctx.input(3), index), 2 * gates, "b")
     else:
-        biases = [ctx.constant(np.zeros(hidden, dtype=dtype), "b")] * (2 * gates)
+        biases = [ctx.make_constant(np.zeros(hidden, dtype=dtype), "b")] * (2 * gates)
     peepholes: list[str] = []
-    if node.op_type == "LSTM" and ctx.has_input(node, 7):
-        peepholes = _split(ctx, _pick(ctx, ctx.input(node, 7), index), 3, "p")
+    if node.op_type == "LSTM" and ctx.has_input(7):
+        peepholes = _split(ctx, _pick(ctx, ctx.input(7), index), 3, "p")
     return _Direction(w, r, biases[:gates], biases[gates:], peepholes)
 
 
@@ -105,7 +105,7 @@ def _gru_step(
         hr = ctx.temp("MatMul", [reset, weights.r[2]], "hr", trans_b=1)
         candidate = ctx.temp("Add", [xw, ctx.temp("Add", [hr, weights.rb[2]])], "candidate")
     candidate = ctx.temp("Tanh", [candidate], "candidate")
-    keep = ctx.temp("Sub", [ctx.constant(np.ones((), dtype=dtype), "one"), z], "keep")
+    keep = ctx.temp("Sub", [ctx.make_constant(np.ones((), dtype=dtype), "one"), z], "keep")
     new = ctx.temp("Mul", [keep, candidate], "new")
     return ctx.temp("Add", [new, ctx.temp("Mul", [z, h], "old")], "h")
 
@@ -129,10 +129,10 @@ def _lstm_step(ctx: ExportContext, weights: _Direction, x: str, h: str, c: str) 
 
 
 def _initial(node: ir.Node, ctx: ExportContext, index: int, d: int, zeros: str) -> str:
-    if not ctx.has_input(node, index):
+    if not ctx.has_input(index):
         return zeros
     # initial_h and initial_c are [directions, batch, hidden], or [batch, directions, hidden].
-    return _pick(ctx, ctx.input(node, index), d, axis=attr_int(node, "layout", 0))
+    return _pick(ctx, ctx.input(index), d, axis=attr_int(node, "layout", 0))
 
 
 def _stack(ctx: ExportContext, blobs: list[str], axis: int) -> str:
@@ -160,13 +160,11 @@ def _unrolled(node: ir.Node, ctx: ExportContext) -> None:
     if layout:
         x = ctx.temp("Transpose", [x], "time_major", axes=[1, 0, 2])
     lengths = ""
-    if ctx.has_input(node, 4):
+    if ctx.has_input(4):
         if "reverse" in names:
             raise ctx.error("a reverse direction with sequence_lens is not exported")
-        lengths = ctx.temp(
-            "Cast", [ctx.input(node, 4)], "lengths", to=caffe2_dtype(ir.DataType.INT64)
-        )
-    zeros = ctx.constant(np.zeros((batch, hidden), dtype=dtype), "zeros")
+        lengths = ctx.temp("Cast", [ctx.input(4)], "lengths", to=caffe2_dtype(ir.DataType.INT64))
+    zeros = ctx.make_constant(np.zeros((batch, hidden), dtype=dtype), "zeros")
     outputs, finals, cells = [], [], []
     for d, name in enumerate(names):
         weights = _direction(node, ctx, d, _GATES[kind], hidden, dtype)

@@ -37,14 +37,14 @@ _AXES_INPUT_SINCE = {"ReduceSum": 13}
 
 def _runtime_axes(node: ir.Node, ctx: ExportContext, from_input: bool) -> bool:
     """Whether the axes to reduce are a run-time input."""
-    return from_input and ctx.has_input(node, 1) and ctx.const(node.inputs[1]) is None
+    return from_input and ctx.has_input(1) and ctx.known_value(node.inputs[1]) is None
 
 
 def _axes(node: ir.Node, ctx: ExportContext, from_input: bool) -> list[int] | None:
     """The normalized axes to reduce, or None where the node is a no-op (noop_with_empty_axes)."""
     rank = ctx.need_rank(node.inputs[0])
     if from_input:
-        axes = ctx.const_ints(node.inputs[1]) if ctx.has_input(node, 1) else None
+        axes = ctx.known_ints(node.inputs[1]) if ctx.has_input(1) else None
     else:
         axes = attr_ints(node, "axes")
     if not axes:
@@ -101,8 +101,8 @@ def reduce_named_axes(
     for axis in sorted(range(rank), key=lambda a: shape[a] != 0):
         flag = named.each[axis]
         if shape[axis] == 0:
-            one_here = ctx.constant(np.arange(rank) == axis, "axis")
-            ones = ctx.constant(np.ones(rank, dtype=np.int64), "ones")
+            one_here = ctx.make_constant(np.arange(rank) == axis, "axis")
+            ones = ctx.make_constant(np.ones(rank, dtype=np.int64), "ones")
             dims = ctx.temp("Where", [one_here, ones, ctx.temp("Shape", [blob], "dims")], "dims")
             filled = ctx.temp(
                 "ConstantFill", [dims], "identity", input_as_shape=1,
@@ -113,9 +113,9 @@ def reduce_named_axes(
             continue
         reduced = runtime.like(ctx, step(blob, axis), blob)
         blob = ctx.temp("Where", [runtime.like_flag(ctx, flag, blob), reduced, blob], "reduced")
-    ones = ctx.constant(np.ones(rank, dtype=np.int64), "ones")
+    ones = ctx.make_constant(np.ones(rank, dtype=np.int64), "ones")
     ends = ctx.temp("Where", [named.vector, ones, ctx.temp("Shape", [blob], "dims")], "ends")
-    starts = ctx.constant(np.zeros(rank, dtype=np.int64), "starts")
+    starts = ctx.make_constant(np.zeros(rank, dtype=np.int64), "starts")
     return ctx.temp("Slice", [blob, starts, ends], "kept")
 
 
@@ -179,7 +179,7 @@ def _empty_reduction(node: ir.Node, ctx: ExportContext, axes: list[int] | None) 
             fill = node.op_type == "ReduceMin"
         elif info is not None and np.isinf(fill):
             fill = info.max if fill > 0 else info.min
-    ctx.constant_output(np.full(out, fill, dtype=dtype), node)
+    ctx.make_constant_output(np.full(out, fill, dtype=dtype), node)
     return True
 
 
@@ -199,7 +199,7 @@ def _reduce(onnx_type: str, from_input: bool, version: int) -> Converter:
         # (reduce_ops.cc): bool and narrow integers are reduced in int64 and cast back.
         wide = dtype in _WIDENED and caffe2_type in ("ReduceSum", "ReduceMax", "ReduceMin")
         if _runtime_axes(node, ctx, from_input):
-            x = ctx.input(node, 0)
+            x = ctx.input(0)
             if wide:
                 x = cast(ctx, x, ir.DataType.INT64)
             if pre is not None:
@@ -216,7 +216,7 @@ def _reduce(onnx_type: str, from_input: bool, version: int) -> Converter:
         axes = _axes(node, ctx, from_input)
         if _empty_reduction(node, ctx, axes):
             return
-        x = ctx.input(node, 0)
+        x = ctx.input(0)
         if axes is None:
             ctx.emit("Copy", [x], [ctx.output(node)])
             return
@@ -264,7 +264,7 @@ def one_axis(ctx: ExportContext, caffe2_type: str) -> Step:
 
 def _runtime_log_sum_exp(node: ir.Node, ctx: ExportContext) -> None:
     # max + log(sum(exp(x - max))), both reductions keeping dims; keepdims=0 drops them last.
-    x = ctx.input(node, 0)
+    x = ctx.input(0)
     data = node.inputs[0]
     named = named_axes(node, ctx, ctx.need_rank(data))
     peak = reduce_named_axes(ctx, x, data, named, one_axis(ctx, "ReduceMax"), -np.inf)  # type: ignore[arg-type]
@@ -283,7 +283,7 @@ def _reduce_log_sum_exp(node: ir.Node, ctx: ExportContext, from_input: bool) -> 
         _runtime_log_sum_exp(node, ctx)
         return
     axes = _axes(node, ctx, from_input)
-    x = ctx.input(node, 0)
+    x = ctx.input(0)
     if _empty_reduction(node, ctx, axes):
         return
     if axes is None:
@@ -316,17 +316,17 @@ def _arg(node: ir.Node, ctx: ExportContext, caffe2_type: str) -> None:
     axis = normalize_axis(ctx, attr_int(node, "axis", 0), rank)
     keepdims = attr_int(node, "keepdims", 1)
     # ArgOp: int32, int64, float, double (arg_ops.h); narrower integers compare alike in int64.
-    x, _ = carried(ctx, ctx.input(node, 0), ctx.dtype(node.inputs[0]), NUMERIC,
+    x, _ = carried(ctx, ctx.input(0), ctx.dtype(node.inputs[0]), NUMERIC,
                    f"{caffe2_type} (arg_ops.h)")  # fmt: skip
     if not attr_int(node, "select_last_index", 0):
         ctx.emit(caffe2_type, [x], [ctx.output(node)], axis=axis, keepdims=keepdims)
         return
     # The last extreme is the first one in the reversed axis: n - 1 - index there.
     size = ctx.need_shape(node.inputs[0], "to reverse the axis")[axis]
-    reverse = ctx.constant(np.arange(size - 1, -1, -1, dtype=np.int64), "reverse")
+    reverse = ctx.make_constant(np.arange(size - 1, -1, -1, dtype=np.int64), "reverse")
     flipped = ctx.temp("Gather", [x, reverse], "flipped", axis=axis)
     index = ctx.temp(caffe2_type, [flipped], "index", axis=axis, keepdims=keepdims)
-    last = ctx.constant(np.array(size - 1, dtype=np.int64), "last")
+    last = ctx.make_constant(np.array(size - 1, dtype=np.int64), "last")
     ctx.emit("Sub", [last, index], [ctx.output(node)])
 
 
@@ -356,7 +356,7 @@ def _shift(
     kept = ctx.temp("Slice", [blob], "kept", starts=[0] * len(shape), ends=ends)
     zero_shape = list(shape)
     zero_shape[axis] = by
-    zeros = ctx.constant(np.full(zero_shape, fill, dtype=dtype), "fill")
+    zeros = ctx.make_constant(np.full(zero_shape, fill, dtype=dtype), "fill")
     out = ctx.fresh("shifted")
     ctx.emit("Concat", [zeros, kept], [out, ctx.fresh("split_info")], axis=axis)
     return out
@@ -364,7 +364,7 @@ def _shift(
 
 def _scan(node: ir.Node, ctx: ExportContext, combine: str, identity: int) -> None:
     shape = ctx.need_shape(node.inputs[0], "for the scan")
-    axis_value = ctx.const(node.inputs[1])
+    axis_value = ctx.known_value(node.inputs[1])
     if axis_value is not None:
         axis = normalize_axis(ctx, int(axis_value), len(shape))
         ctx.emit("Copy", [_scan_along(node, ctx, shape, axis, combine, identity)],
@@ -373,7 +373,7 @@ def _scan(node: ir.Node, ctx: ExportContext, combine: str, identity: int) -> Non
     # A run-time axis: scan along every axis and keep the scan whose axis the input names.
     axis_blob = runtime.int64(ctx, required(ctx, node, 1))
     axes = ctx.temp("Reshape", [axis_blob], "axes", shape=[1])
-    shape_blob = ctx.constant(np.array(shape, dtype=np.int64), "shape")
+    shape_blob = ctx.make_constant(np.array(shape, dtype=np.int64), "shape")
     result = _scan_along(node, ctx, shape, 0, combine, identity)
     for axis in range(1, len(shape)):
         named = runtime.axis_flag(ctx, axes, len(shape), axis)
@@ -393,9 +393,9 @@ def _scan_along(
 ) -> str:
     dtype = (ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT).numpy()
     n = shape[axis]
-    blob = ctx.input(node, 0)
+    blob = ctx.input(0)
     reverse = attr_int(node, "reverse", 0)
-    flip = ctx.constant(np.arange(n - 1, -1, -1, dtype=np.int64), "flip") if reverse else ""
+    flip = ctx.make_constant(np.arange(n - 1, -1, -1, dtype=np.int64), "flip") if reverse else ""
     if reverse:
         blob = ctx.temp("Gather", [blob, flip], "reversed", axis=axis)
     # Hillis-Steele scan: log2(n) steps, each combining with a copy shifted by 2**k.
@@ -428,12 +428,12 @@ def reduce_prod_v1(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("ReduceProd", since=18)
 def reduce_prod_v18(node: ir.Node, ctx: ExportContext) -> None:
-    axes = ctx.const_ints(node.inputs[1]) if ctx.has_input(node, 1) else None
-    if ctx.has_input(node, 1) and axes is None:
+    axes = ctx.known_ints(node.inputs[1]) if ctx.has_input(1) else None
+    if ctx.has_input(1) and axes is None:
         _runtime_reduce_prod(node, ctx)
         return
     if not axes and attr_int(node, "noop_with_empty_axes", 0):
-        ctx.emit("Copy", [ctx.input(node, 0)], [ctx.output(node)])
+        ctx.emit("Copy", [ctx.input(0)], [ctx.output(node)])
         return
     _reduce_prod(node, ctx, axes)
 
@@ -466,9 +466,9 @@ def _reduce_prod(node: ir.Node, ctx: ExportContext, axes: list[int] | None) -> N
     out_shape = ctx.need_shape(node.outputs[0], "for the result's shape")
     if any(shape[a] == 0 for a in axes):
         dtype = (ctx.dtype(node.outputs[0]) or ir.DataType.FLOAT).numpy()
-        ctx.constant_output(np.ones(out_shape, dtype=dtype), node)
+        ctx.make_constant_output(np.ones(out_shape, dtype=dtype), node)
         return
-    blob = ctx.input(node, 0)
+    blob = ctx.input(0)
     for axis in axes:
         if shape[axis] == 1:
             continue

@@ -49,7 +49,7 @@ def _native(
     if out[2:] != (int(shape[2] * height), int(shape[3] * width)):
         return False  # Caffe2 sizes its output as int(size * scale)
     mode, transform, nearest = settings["mode"], settings["transform"], settings["nearest"]
-    x, y = ctx.input(node, 0), ctx.output(node)
+    x, y = ctx.input(0), ctx.output(node)
     if mode == "nearest":
         whole = float(height).is_integer() and float(width).is_integer()
         # With whole scale factors half_pixel + round_prefer_floor picks the same pixels as
@@ -125,9 +125,9 @@ def _scales(
     axes = [a + rank if a < 0 else a for a in axes]
     full = [1.0] * rank
     # Where sizes are given, the scales are empty or left out (ONNX allows one of the two).
-    with_sizes = sizes_index is not None and ctx.has_input(node, sizes_index)
-    with_scales = ctx.has_input(node, scales_index) and not with_sizes
-    given = ctx.const(node.inputs[scales_index]) if with_scales else None
+    with_sizes = sizes_index is not None and ctx.has_input(sizes_index)
+    with_scales = ctx.has_input(scales_index) and not with_sizes
+    given = ctx.known_value(node.inputs[scales_index]) if with_scales else None
     if given is None and with_scales:
         # The sampling positions follow from the scales themselves, not from the output size
         # they round to; Caffe2 needs them when the coefficients are written.
@@ -138,7 +138,7 @@ def _scales(
         return full
     if sizes_index is None or not with_sizes:
         raise ctx.error("has neither scales nor sizes")
-    sizes = ctx.const_ints(node.inputs[sizes_index])
+    sizes = ctx.known_ints(node.inputs[sizes_index])
     if sizes is None:
         raise ctx.error("Caffe2 needs the sizes as a constant (they are a run-time input)")
     policy = attr_str(node, "keep_aspect_ratio_policy", "stretch")
@@ -173,9 +173,9 @@ def resize_v11(node: ir.Node, ctx: ExportContext) -> None:
     settings = _settings(node, "half_pixel", "round_prefer_floor")
     if settings["transform"] == "tf_crop_and_resize":
         raise ctx.error("tf_crop_and_resize (a region and an extrapolation value) is not exported")
-    if ctx.has_input(node, 3):
+    if ctx.has_input(3):
         # Sizes given (the scales are then empty or left out).
-        if ctx.const(node.inputs[3]) is None:
+        if ctx.known_value(node.inputs[3]) is None:
             _runtime_resize(node, ctx, 3, settings, sizes=True)
             return
     elif _runtime_scales(node, ctx, 2):
@@ -201,7 +201,7 @@ def upsample_v9(node: ir.Node, ctx: ExportContext) -> None:
 
 
 def _runtime_scales(node: ir.Node, ctx: ExportContext, index: int) -> bool:
-    return ctx.has_input(node, index) and ctx.const(node.inputs[index]) is None
+    return ctx.has_input(index) and ctx.known_value(node.inputs[index]) is None
 
 
 def _runtime_resize(
@@ -234,8 +234,8 @@ def _runtime_resize(
     if sizes:
         params = runtime.int64(ctx, required(ctx, node, index))
     else:
-        params = ctx.temp("Cast", [ctx.input(node, index)], "scales", to=f64)
-    blob = ctx.input(node, 0)
+        params = ctx.temp("Cast", [ctx.input(index)], "scales", to=f64)
+    blob = ctx.input(0)
     if mode != "nearest":
         blob = ctx.temp("Cast", [blob], "double", to=f64)
     number, op = _helpers(ctx)
@@ -544,10 +544,10 @@ def _apply(
     total = ""
     for tap in range(max(taps, 1)):
         picked = ctx.temp(
-            "Gather", [blob, ctx.constant(indices[tap], "resize_index")], "picked", axis=axis
+            "Gather", [blob, ctx.make_constant(indices[tap], "resize_index")], "picked", axis=axis
         )
         if not picks_only:
-            weight = ctx.constant(weights[tap].reshape(broadcast).astype(dtype.numpy()), "w")
+            weight = ctx.make_constant(weights[tap].reshape(broadcast).astype(dtype.numpy()), "w")
             picked = ctx.temp("Mul", [picked, weight], "weighted")
         total = picked if not total else ctx.temp("Add", [total, picked], "sum")
     return total

@@ -27,34 +27,34 @@ from unframe.backends.caffe2.registry import ops
 
 @ops.register("Constant", since=1)
 def constant_v1(node: ir.Node, ctx: ExportContext) -> None:
-    array = ctx.need_const(node.outputs[0], "the Constant's value (sparse or string values)")
-    ctx.constant_output(array, node)
+    array = ctx.need_known_value(node.outputs[0], "the Constant's value (sparse or string values)")
+    ctx.make_constant_output(array, node)
 
 
 @ops.register("Reshape", since=5)
 def reshape_v5(node: ir.Node, ctx: ExportContext) -> None:
-    shape = ctx.const_ints(node.inputs[1])
+    shape = ctx.known_ints(node.inputs[1])
     allowzero = attr_int(node, "allowzero", 0)
     if shape is None:
         # Caffe2's Reshape reads a 0 as "copy this dim", which is ONNX's allowzero=0.
         if allowzero:
             _reshape_allowzero(node, ctx)
         else:
-            reshape(ctx, ctx.input(node, 0), ctx.input(node, 1), ctx.output(node))
+            reshape(ctx, ctx.input(0), ctx.input(1), ctx.output(node))
         return
     dtype = ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT
     if allowzero and 0 in shape:
         # A 0 is a real zero dim, so the result is empty and its shape is the given one.
         if -1 in shape:
             raise ctx.error(f"allowzero=1 forbids a shape with both 0 and -1, got {shape}")
-        ctx.constant_output(np.zeros(shape, dtype=dtype.numpy()), node)
+        ctx.make_constant_output(np.zeros(shape, dtype=dtype.numpy()), node)
         return
     out_shape = ctx.shape(node.outputs[0])
     if out_shape is not None and 0 in out_shape:
         # An empty result: Caffe2's Reshape reads a 0 as "copy this dim", so fill it instead.
-        ctx.constant_output(np.zeros(out_shape, dtype=dtype.numpy()), node)
+        ctx.make_constant_output(np.zeros(out_shape, dtype=dtype.numpy()), node)
         return
-    reshape(ctx, ctx.input(node, 0), shape, ctx.output(node))
+    reshape(ctx, ctx.input(0), shape, ctx.output(node))
 
 
 def _reshape_allowzero(node: ir.Node, ctx: ExportContext) -> None:
@@ -69,7 +69,7 @@ def _reshape_allowzero(node: ir.Node, ctx: ExportContext) -> None:
     shape itself, built by ConstantFill, which reads the shape's values as they are.
     """
     i64 = caffe2_dtype(ir.DataType.INT64)
-    shape = ctx.input(node, 1)
+    shape = ctx.input(1)
     zero, one = runtime.const64(ctx, 0), runtime.const64(ctx, 1)
     zeros = ctx.temp("Cast", [ctx.temp("EQ", [shape, zero], "is_zero")], "zeros", to=i64)
     count = ctx.temp("ReduceSum", [zeros], "count", axes=[0], keepdims=0)
@@ -78,12 +78,12 @@ def _reshape_allowzero(node: ir.Node, ctx: ExportContext) -> None:
     ones = ctx.temp("ConstantFill", [shape], "ones", value=1, dtype=i64)
     base_shape = ctx.temp("Where", [flags, shape, ones], "base_shape")
     positions_shape = ctx.temp("Where", [flags, ones, shape], "positions_shape")
-    size = ctx.temp("Size", [ctx.input(node, 0)], "size")
+    size = ctx.temp("Size", [ctx.input(0)], "size")
     stop = ctx.temp("Add", [size, ctx.temp("Cast", [empty], "extra", to=i64)], "stop")
     positions = reshape(ctx, ctx.temp("Range", [zero, stop, one], "positions"), positions_shape)
     base = ctx.temp("ConstantFill", [base_shape], "base", input_as_shape=1, value=0, dtype=i64)
     indices = ctx.temp("Add", [positions, base], "indices")
-    flat = reshape(ctx, ctx.input(node, 0), [-1])
+    flat = reshape(ctx, ctx.input(0), [-1])
     ctx.emit("Gather", [flat, indices], [ctx.output(node)])
 
 
@@ -92,7 +92,7 @@ def flatten_v1(node: ir.Node, ctx: ExportContext) -> None:
     axis = attr_int(node, "axis", 1)
     if axis < 0:
         axis += ctx.need_rank(node.inputs[0])
-    ctx.emit("Flatten", [ctx.input(node, 0)], [ctx.output(node)], axis=axis)
+    ctx.emit("Flatten", [ctx.input(0)], [ctx.output(node)], axis=axis)
 
 
 @ops.register("Transpose", since=1)
@@ -100,7 +100,7 @@ def transpose_v1(node: ir.Node, ctx: ExportContext) -> None:
     perm = attr_ints(node, "perm")
     if perm is None:
         perm = list(reversed(range(ctx.need_rank(node.inputs[0]))))
-    transpose(ctx, ctx.input(node, 0), perm, ctx.dtype(node.inputs[0]), ctx.output(node))
+    transpose(ctx, ctx.input(0), perm, ctx.dtype(node.inputs[0]), ctx.output(node))
 
 
 @ops.register("Concat", since=4)
@@ -124,7 +124,7 @@ def _split(node: ir.Node, ctx: ExportContext, sizes: list[int] | None) -> None:
         chunk = -(-shape[axis] // count)
         sizes = [min(chunk, shape[axis] - i * chunk) for i in range(count)]
     outputs = [ctx.output(node, i) for i in range(len(node.outputs))]
-    ctx.emit("Split", [ctx.input(node, 0)], outputs, axis=axis, split=sizes)
+    ctx.emit("Split", [ctx.input(0)], outputs, axis=axis, split=sizes)
 
 
 @ops.register("Split", since=2, until=12)
@@ -134,14 +134,14 @@ def split_v2(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("Split", since=13)
 def split_v13(node: ir.Node, ctx: ExportContext) -> None:
-    sizes = ctx.const_ints(node.inputs[1]) if ctx.has_input(node, 1) else None
-    if ctx.has_input(node, 1) and sizes is None:
+    sizes = ctx.known_ints(node.inputs[1]) if ctx.has_input(1) else None
+    if ctx.has_input(1) and sizes is None:
         # Caffe2's Split takes the sizes as an int32 tensor too.
         rank = ctx.need_rank(node.inputs[0])
         axis = normalize_axis(ctx, attr_int(node, "axis", 0), rank)
-        split = ctx.temp("Cast", [ctx.input(node, 1)], "split", to=caffe2_dtype(ir.DataType.INT32))
+        split = ctx.temp("Cast", [ctx.input(1)], "split", to=caffe2_dtype(ir.DataType.INT32))
         outputs = [ctx.output(node, i) for i in range(len(node.outputs))]
-        ctx.emit("Split", [ctx.input(node, 0), split], outputs, axis=axis)
+        ctx.emit("Split", [ctx.input(0), split], outputs, axis=axis)
         return
     _split(node, ctx, sizes)
 
@@ -161,7 +161,7 @@ def _slice(
     begin, end, step = [0] * rank, list(shape), [1] * rank
     for axis, start, stop, stride in zip(axes, starts, ends, steps, strict=True):
         begin[axis], end[axis], step[axis] = slice(start, stop, stride).indices(shape[axis])
-    blob = ctx.input(node, 0)
+    blob = ctx.input(0)
     if all(s == 1 for s in step):
         ends_arg = [max(e, b) for b, e in zip(begin, end, strict=True)]
         ctx.emit("Slice", [blob], [ctx.output(node)], starts=begin, ends=ends_arg)
@@ -170,7 +170,7 @@ def _slice(
     strided = [a for a in range(rank) if step[a] != 1 or (begin[a], end[a]) != (0, shape[a])]
     for count, axis in enumerate(strided):
         indices = np.arange(begin[axis], end[axis], step[axis], dtype=np.int64)
-        index_blob = ctx.constant(indices, "indices")
+        index_blob = ctx.make_constant(indices, "indices")
         last = count == len(strided) - 1
         out = ctx.output(node) if last else ctx.fresh("sliced")
         ctx.emit("Gather", [blob, index_blob], [out], axis=axis)
@@ -185,10 +185,8 @@ def slice_v1(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("Slice", since=10)
 def slice_v10(node: ir.Node, ctx: ExportContext) -> None:
-    params = [
-        ctx.const_ints(node.inputs[i]) if ctx.has_input(node, i) else None for i in range(1, 5)
-    ]
-    if any(p is None and ctx.has_input(node, i) for i, p in enumerate(params, start=1)):
+    params = [ctx.known_ints(node.inputs[i]) if ctx.has_input(i) else None for i in range(1, 5)]
+    if any(p is None and ctx.has_input(i) for i, p in enumerate(params, start=1)):
         _runtime_slice(node, ctx)
         return
     starts, ends, axes, steps = params
@@ -201,10 +199,10 @@ def _runtime_slice(node: ir.Node, ctx: ExportContext) -> None:
     shape = ctx.shape(node.inputs[0])
     rank = ctx.need_rank(node.inputs[0], "to slice it")
     count = ctx.need_shape(node.inputs[1], "for the number of sliced axes")[0]
-    axes = runtime.axes_input(ctx, node, 3, rank) if ctx.has_input(node, 3) else list(range(count))
+    axes = runtime.axes_input(ctx, node, 3, rank) if ctx.has_input(3) else list(range(count))
     starts, ends = runtime.int64(ctx, node.inputs[1]), runtime.int64(ctx, node.inputs[2])  # type: ignore[arg-type]
-    steps = runtime.int64(ctx, node.inputs[4]) if ctx.has_input(node, 4) else None  # type: ignore[arg-type]
-    blob = ctx.input(node, 0)
+    steps = runtime.int64(ctx, node.inputs[4]) if ctx.has_input(4) else None  # type: ignore[arg-type]
+    blob = ctx.input(0)
     dims = ctx.temp("Shape", [blob], "dims") if shape is None else ""
     for axis in axes if isinstance(axes, list) else range(rank):
         if shape is not None:
@@ -238,7 +236,7 @@ def _squeeze(node: ir.Node, ctx: ExportContext, axes: list[int] | None) -> None:
         axes = [i for i, d in enumerate(shape) if d == 1]
     rank = ctx.need_rank(node.inputs[0])
     dims = sorted(normalize_axis(ctx, a, rank) for a in axes)
-    ctx.emit("Squeeze", [ctx.input(node, 0)], [ctx.output(node)], dims=dims)
+    ctx.emit("Squeeze", [ctx.input(0)], [ctx.output(node)], dims=dims)
 
 
 @ops.register("Squeeze", since=1, until=12)
@@ -248,17 +246,17 @@ def squeeze_v1(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("Squeeze", since=13)
 def squeeze_v13(node: ir.Node, ctx: ExportContext) -> None:
-    if ctx.has_input(node, 1) and ctx.const(node.inputs[1]) is None:
+    if ctx.has_input(1) and ctx.known_value(node.inputs[1]) is None:
         _runtime_squeeze(node, ctx)
         return
-    _squeeze(node, ctx, ctx.const_ints(node.inputs[1]) if ctx.has_input(node, 1) else None)
+    _squeeze(node, ctx, ctx.known_ints(node.inputs[1]) if ctx.has_input(1) else None)
 
 
 def _runtime_squeeze(node: ir.Node, ctx: ExportContext) -> None:
     """Run-time axes: reshape to the input's dims less the named ones (all 1s if none are)."""
     rank = ctx.need_rank(node.inputs[0], "to squeeze it")
     axes = ctx.temp("Reshape", [runtime.int64(ctx, node.inputs[1])], "axes", shape=[-1])  # type: ignore[arg-type]
-    dims = ctx.temp("Shape", [ctx.input(node, 0)], "dims")
+    dims = ctx.temp("Shape", [ctx.input(0)], "dims")
     named = ctx.fresh("named")
     columns = [
         ctx.temp("Reshape", [runtime.axis_flag(ctx, axes, rank, axis)], "named", shape=[1])
@@ -270,13 +268,13 @@ def _runtime_squeeze(node: ir.Node, ctx: ExportContext) -> None:
     every_one = ctx.temp("And", [runtime.like_flag(ctx, none, ones), ones], "ones")
     dropped = ctx.temp("Or", [named, every_one], "dropped")
     kept = ctx.temp("BooleanMask", [dims, ctx.temp("Not", [dropped], "kept")], "kept")
-    reshape(ctx, ctx.input(node, 0), kept, ctx.output(node))
+    reshape(ctx, ctx.input(0), kept, ctx.output(node))
 
 
 def _unsqueeze(node: ir.Node, ctx: ExportContext, axes: list[int]) -> None:
     rank = ctx.need_rank(node.inputs[0]) + len(axes)
     dims = sorted(normalize_axis(ctx, a, rank) for a in axes)
-    ctx.emit("ExpandDims", [ctx.input(node, 0)], [ctx.output(node)], dims=dims)
+    ctx.emit("ExpandDims", [ctx.input(0)], [ctx.output(node)], dims=dims)
 
 
 @ops.register("Unsqueeze", since=1, until=12)
@@ -286,7 +284,7 @@ def unsqueeze_v1(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("Unsqueeze", since=13)
 def unsqueeze_v13(node: ir.Node, ctx: ExportContext) -> None:
-    axes = ctx.const_ints(node.inputs[1])
+    axes = ctx.known_ints(node.inputs[1])
     if axes is None:
         _runtime_unsqueeze(node, ctx)
         return
@@ -298,7 +296,7 @@ def _runtime_unsqueeze(node: ir.Node, ctx: ExportContext) -> None:
     rank = ctx.need_rank(node.inputs[0], "to unsqueeze it")
     out_rank = rank + ctx.need_shape(node.inputs[1], "for the number of new axes")[0]
     axes = runtime.int64(ctx, node.inputs[1])  # type: ignore[arg-type]
-    dims = ctx.temp("Shape", [ctx.input(node, 0)], "dims")
+    dims = ctx.temp("Shape", [ctx.input(0)], "dims")
     one = runtime.const64(ctx, 1)
     inserted = runtime.const64(ctx, 0)  # new axes before the current position
     columns = []
@@ -313,13 +311,13 @@ def _runtime_unsqueeze(node: ir.Node, ctx: ExportContext) -> None:
         inserted = ctx.temp("Add", [inserted, count], "inserted")
     shape = ctx.fresh("shape")
     ctx.emit("Concat", columns, [shape, ctx.fresh("split_info")], axis=0)
-    reshape(ctx, ctx.input(node, 0), shape, ctx.output(node))
+    reshape(ctx, ctx.input(0), shape, ctx.output(node))
 
 
 @ops.register("Tile", since=6)
 def tile_v6(node: ir.Node, ctx: ExportContext) -> None:
-    repeats = ctx.const_ints(node.inputs[1])
-    blob, back = carried(ctx, ctx.input(node, 0), ctx.dtype(node.inputs[0]), _TILE_TYPES,
+    repeats = ctx.known_ints(node.inputs[1])
+    blob, back = carried(ctx, ctx.input(0), ctx.dtype(node.inputs[0]), _TILE_TYPES,
                          "Tile (tile_op.cc)")  # fmt: skip
     if back is not None:
         # Tiled in a type Caffe2's Tile takes, then cast back.
@@ -344,7 +342,7 @@ def _tile(
         counts = runtime.int64(ctx, node.inputs[1])  # type: ignore[arg-type]
         rank = ctx.need_rank(node.inputs[0], "to tile it")
         for position in range(rank):
-            axis_blob = ctx.constant(np.array([position], dtype=np.int64), "axis")
+            axis_blob = ctx.make_constant(np.array([position], dtype=np.int64), "axis")
             tiles = ctx.temp("Gather", [counts, axis_blob], "tiles")
             tiled = output if position == rank - 1 else ctx.fresh("tiled")
             ctx.emit("Tile", [blob, tiles, axis_blob], [tiled])
@@ -361,57 +359,55 @@ def _tile(
 
 @ops.register("Expand", since=8)
 def expand_v8(node: ir.Node, ctx: ExportContext) -> None:
-    ctx.emit("Expand", [ctx.input(node, 0), ctx.input(node, 1)], [ctx.output(node)])
+    ctx.emit("Expand", [ctx.input(0), ctx.input(1)], [ctx.output(node)])
 
 
 @ops.register("Gather", since=1)
 def gather_v1(node: ir.Node, ctx: ExportContext) -> None:
     rank = ctx.need_rank(node.inputs[0])
     axis = normalize_axis(ctx, attr_int(node, "axis", 0), rank)
-    indices = ctx.const(node.inputs[1])
+    indices = ctx.known_value(node.inputs[1])
     if indices is not None and (indices < 0).any():
         shape = ctx.need_shape(node.inputs[0], "to wrap negative indices")
         fixed = np.where(indices < 0, indices + shape[axis], indices).astype(indices.dtype)
-        index_blob = ctx.constant(fixed, "indices")
+        index_blob = ctx.make_constant(fixed, "indices")
     else:
-        index_blob = ctx.input(node, 1)
-    ctx.emit(
-        "Gather", [ctx.input(node, 0), index_blob], [ctx.output(node)], axis=axis, wrap_indices=1
-    )
+        index_blob = ctx.input(1)
+    ctx.emit("Gather", [ctx.input(0), index_blob], [ctx.output(node)], axis=axis, wrap_indices=1)
 
 
 @ops.register("Cast", since=6)
 def cast_v6(node: ir.Node, ctx: ExportContext) -> None:
     to = ir.DataType(attr_int(node, "to", 1))
     caffe2_dtype(ctx.dtype(node.inputs[0]), "the Cast's input")
-    ctx.emit("Cast", [ctx.input(node, 0)], [ctx.output(node)], to=caffe2_dtype(to, "Cast"))
+    ctx.emit("Cast", [ctx.input(0)], [ctx.output(node)], to=caffe2_dtype(to, "Cast"))
 
 
 @ops.register("CastLike", since=15)
 def cast_like_v15(node: ir.Node, ctx: ExportContext) -> None:
     caffe2_dtype(ctx.dtype(node.inputs[0]), "the Cast's input")
     to = caffe2_dtype(ctx.dtype(node.inputs[1]), "CastLike's target")
-    ctx.emit("Cast", [ctx.input(node, 0)], [ctx.output(node)], to=to)
+    ctx.emit("Cast", [ctx.input(0)], [ctx.output(node)], to=to)
 
 
 @ops.register("Shape", since=1)
 def shape_v1(node: ir.Node, ctx: ExportContext) -> None:
     start, end = attr_int(node, "start", 0), node.attributes.get("end")
     if start == 0 and end is None:
-        ctx.emit("Shape", [ctx.input(node, 0)], [ctx.output(node)])
+        ctx.emit("Shape", [ctx.input(0)], [ctx.output(node)])
         return
     rank = ctx.need_rank(node.inputs[0])
     stop = rank if end is None else attr_int(node, "end", rank)
     axes = list(range(rank))[slice(start, stop)]
     if not axes:
-        ctx.constant_output(np.zeros(0, dtype=np.int64), node)
+        ctx.make_constant_output(np.zeros(0, dtype=np.int64), node)
         return
-    ctx.emit("Shape", [ctx.input(node, 0)], [ctx.output(node)], axes=axes)
+    ctx.emit("Shape", [ctx.input(0)], [ctx.output(node)], axes=axes)
 
 
 @ops.register("Size", since=1)
 def size_v1(node: ir.Node, ctx: ExportContext) -> None:
-    ctx.emit("Size", [ctx.input(node, 0)], [ctx.output(node)])
+    ctx.emit("Size", [ctx.input(0)], [ctx.output(node)])
 
 
 @ops.register("ConstantOfShape", since=9)
@@ -420,21 +416,21 @@ def constant_of_shape_v9(node: ir.Node, ctx: ExportContext) -> None:
     value = np.asarray(attr.as_tensor().numpy()).reshape(-1) if attr is not None else None  # type: ignore[union-attr]
     if value is None:
         value = np.zeros(1, dtype=np.float32)
-    shape = ctx.const_ints(node.inputs[0])
+    shape = ctx.known_ints(node.inputs[0])
     if shape is not None:
-        ctx.constant_output(np.full(shape, value[0], dtype=value.dtype), node)
+        ctx.make_constant_output(np.full(shape, value[0], dtype=value.dtype), node)
         return
     dtype = ir.DataType.from_numpy(value.dtype)
     fill: float | int = float(value[0]) if dtype.is_floating_point() else int(value[0])
     ctx.emit(
-        "ConstantFill", [ctx.input(node, 0)], [ctx.output(node)], input_as_shape=1, value=fill,
+        "ConstantFill", [ctx.input(0)], [ctx.output(node)], input_as_shape=1, value=fill,
         dtype=caffe2_dtype(dtype, "ConstantOfShape"),
     )  # fmt: skip
 
 
 @ops.register("Range", since=11)
 def range_v11(node: ir.Node, ctx: ExportContext) -> None:
-    ctx.emit("Range", [ctx.input(node, i) for i in range(3)], [ctx.output(node)])
+    ctx.emit("Range", [ctx.input(i) for i in range(3)], [ctx.output(node)])
 
 
 @ops.register("Clip", since=6, until=10)
@@ -444,21 +440,21 @@ def clip_v6(node: ir.Node, ctx: ExportContext) -> None:
     dtype = ctx.dtype(node.inputs[0]) or ir.DataType.FLOAT
     if dtype not in (ir.DataType.FLOAT, ir.DataType.DOUBLE):
         raise ctx.error(f"Caffe2 registers Clip for float only (clip_op.cc), not {dtype.name}")
-    clipped = runtime.bounded(ctx, ctx.input(node, 0), low, high, dtype)
+    clipped = runtime.bounded(ctx, ctx.input(0), low, high, dtype)
     ctx.emit("Copy", [clipped], [ctx.output(node)])
 
 
 @ops.register("Clip", since=11)
 def clip_v11(node: ir.Node, ctx: ExportContext) -> None:
     x = node.inputs[0]
-    bounds = [node.inputs[i] if ctx.has_input(node, i) else None for i in (1, 2)]
-    consts = [ctx.const(b) if b is not None else None for b in bounds]
+    bounds = [node.inputs[i] if ctx.has_input(i) else None for i in (1, 2)]
+    consts = [ctx.known_value(b) if b is not None else None for b in bounds]
     dtype = ctx.dtype(x) or ir.DataType.FLOAT
     floating = dtype.is_floating_point()
     if dtype == ir.DataType.DOUBLE:
         # Caffe2's Clip, Max and Min are float only (clip_op.cc, minmax_ops.cc): comparisons
         # and Where, as for integers.
-        _clip_integers(node, ctx, bounds, ctx.constant(np.array(ctx.need_shape(
+        _clip_integers(node, ctx, bounds, ctx.make_constant(np.array(ctx.need_shape(
             x, "to broadcast the clip bounds"), dtype=np.int64), "shape"))  # fmt: skip
         return
     if floating and dtype != ir.DataType.FLOAT:
@@ -471,7 +467,7 @@ def clip_v11(node: ir.Node, ctx: ExportContext) -> None:
         return
     # Run-time or integer bounds: max(x, min) then min(.., max), bounds broadcast to x's shape.
     shape = ctx.need_shape(x, "to broadcast the clip bounds")
-    shape_blob = ctx.constant(np.array(shape, dtype=np.int64), "shape")
+    shape_blob = ctx.make_constant(np.array(shape, dtype=np.int64), "shape")
     blob = ctx.blob(x)
     if not floating:
         _clip_integers(node, ctx, bounds, shape_blob)
@@ -497,7 +493,7 @@ def _clip_integers(
     def widened(blob: str) -> str:
         return cast(ctx, blob, ir.DataType.INT64) if wide else blob
 
-    blob = widened(ctx.input(node, 0))
+    blob = widened(ctx.input(0))
     for compare, bound in zip(("LT", "GT"), bounds, strict=True):
         if bound is None:
             continue
@@ -517,7 +513,7 @@ def depth_to_space_v1(node: ir.Node, ctx: ExportContext) -> None:
         split, perm = [n, b, b, c // (b * b), h, w], [0, 3, 4, 1, 5, 2]
     else:
         split, perm = [n, c // (b * b), b, b, h, w], [0, 1, 4, 2, 5, 3]
-    grouped = reshape(ctx, ctx.input(node, 0), split)
+    grouped = reshape(ctx, ctx.input(0), split)
     moved = ctx.temp("Transpose", [grouped], "moved", axes=perm)
     reshape(ctx, moved, [n, c // (b * b), h * b, w * b], ctx.output(node))
 
@@ -526,7 +522,7 @@ def depth_to_space_v1(node: ir.Node, ctx: ExportContext) -> None:
 def space_to_depth_v1(node: ir.Node, ctx: ExportContext) -> None:
     n, c, h, w = ctx.need_shape(node.inputs[0], "to rearrange it")
     b = attr_int(node, "blocksize", 1)
-    grouped = reshape(ctx, ctx.input(node, 0), [n, c, h // b, b, w // b, b])
+    grouped = reshape(ctx, ctx.input(0), [n, c, h // b, b, w // b, b])
     crd = attr_str(node, "mode", "DCR") == "CRD"
     perm = [0, 1, 3, 5, 2, 4] if crd else [0, 3, 5, 1, 2, 4]
     moved = ctx.temp("Transpose", [grouped], "moved", axes=perm)
@@ -537,7 +533,7 @@ def space_to_depth_v1(node: ir.Node, ctx: ExportContext) -> None:
 def top_k_v10(node: ir.Node, ctx: ExportContext) -> None:
     rank = ctx.need_rank(node.inputs[0])
     axis = normalize_axis(ctx, attr_int(node, "axis", -1), rank)
-    k_const = ctx.const_ints(node.inputs[1])
+    k_const = ctx.known_ints(node.inputs[1])
     if not attr_int(node, "sorted", 1):
         raise ctx.error("sorted=0 has no Caffe2 equivalent (Caffe2's TopK always sorts)")
     values, indices = ctx.output(node, 0), ctx.output(node, 1)
@@ -549,17 +545,17 @@ def top_k_v10(node: ir.Node, ctx: ExportContext) -> None:
     everything = ctx.fresh("values"), ctx.fresh("indices")
     _top_k(node, ctx, size, axis, *everything)
     k = ctx.temp("Reshape", [runtime.int64(ctx, node.inputs[1])], "k", shape=[1])  # type: ignore[arg-type]
-    ends = [ctx.constant(np.full(axis, -1, dtype=np.int64), "ends"), k,
-            ctx.constant(np.full(rank - axis - 1, -1, dtype=np.int64), "ends")]  # fmt: skip
+    ends = [ctx.make_constant(np.full(axis, -1, dtype=np.int64), "ends"), k,
+            ctx.make_constant(np.full(rank - axis - 1, -1, dtype=np.int64), "ends")]  # fmt: skip
     end = ctx.fresh("ends")
     ctx.emit("Concat", ends, [end, ctx.fresh("split_info")], axis=0)
-    start = ctx.constant(np.zeros(rank, dtype=np.int64), "starts")
+    start = ctx.make_constant(np.zeros(rank, dtype=np.int64), "starts")
     for whole, out in zip(everything, (values, indices), strict=True):
         ctx.emit("Slice", [whole, start, end], [out])
 
 
 def _top_k(node: ir.Node, ctx: ExportContext, k: int, axis: int, values: str, indices: str) -> None:
-    x = ctx.input(node, 0)
+    x = ctx.input(0)
     dtype = ctx.dtype(node.inputs[0])
     if dtype not in (None, ir.DataType.FLOAT):
         # No exact form: float cannot hold every int32, int64 or double value.
@@ -581,14 +577,14 @@ def trilu_v14(node: ir.Node, ctx: ExportContext) -> None:
     upper = attr_int(node, "upper", 1)
     # Column minus row for each position; the triangle is where it is >= k (upper) or <= k.
     offsets = (np.arange(cols)[None, :] - np.arange(rows)[:, None]).astype(np.int64)
-    k = ctx.const(node.inputs[1]) if ctx.has_input(node, 1) else np.array(0)
+    k = ctx.known_value(node.inputs[1]) if ctx.has_input(1) else np.array(0)
     if k is not None:
         mask = offsets >= int(k) if upper else offsets <= int(k)
-        mask_blob = ctx.constant(np.broadcast_to(mask, shape).copy(), "mask")
+        mask_blob = ctx.make_constant(np.broadcast_to(mask, shape).copy(), "mask")
     else:
         compare = "GE" if upper else "LE"
-        small = ctx.temp(compare, [ctx.constant(offsets, "offsets"), ctx.input(node, 1)], "mask")
-        shape_blob = ctx.constant(np.array(shape, dtype=np.int64), "shape")
+        small = ctx.temp(compare, [ctx.make_constant(offsets, "offsets"), ctx.input(1)], "mask")
+        shape_blob = ctx.make_constant(np.array(shape, dtype=np.int64), "shape")
         mask_blob = expand(ctx, small, shape_blob, flag=True)
     assert x is not None  # Trilu's data input is required by its schema
     ctx.emit("Where", [mask_blob, ctx.blob(x), zeros_like(ctx, x)], [ctx.output(node)])
@@ -606,4 +602,4 @@ def eye_like_v9(node: ir.Node, ctx: ExportContext) -> None:
     if dtype is None:
         raise ctx.error("needs the element type")
     eye = np.eye(rows, cols, k=attr_int(node, "k", 0), dtype=dtype.numpy())
-    ctx.constant_output(eye, node)
+    ctx.make_constant_output(eye, node)

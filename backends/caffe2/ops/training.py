@@ -17,7 +17,7 @@ DOMAIN = "ai.onnx.preview.training"
 
 
 def _groups(node: ir.Node, ctx: ExportContext, kinds: int) -> list[list[str]]:
-    tensors = [ctx.input(node, i) for i in range(2, len(node.inputs))]
+    tensors = [ctx.input(i) for i in range(2, len(node.inputs))]
     count = len(tensors) // kinds
     if count * kinds != len(tensors):
         raise ctx.error(f"expects R, T and {kinds} groups of equally many tensors")
@@ -25,7 +25,7 @@ def _groups(node: ir.Node, ctx: ExportContext, kinds: int) -> list[list[str]]:
 
 
 def _step(ctx: ExportContext, node: ir.Node) -> str:
-    return ctx.temp("Cast", [ctx.input(node, 1)], "t", to=caffe2_dtype(ir.DataType.FLOAT))
+    return ctx.temp("Cast", [ctx.input(1)], "t", to=caffe2_dtype(ir.DataType.FLOAT))
 
 
 def _scaled(ctx: ExportContext, blob: str, factor: float) -> str:
@@ -43,7 +43,7 @@ def adagrad_v1(node: ir.Node, ctx: ExportContext) -> None:
     norm = attr_float(node, "norm_coefficient", 0.0)
     t = _step(ctx, node)
     denominator = ctx.temp("Add", [ctx.scalar(1.0, ir.DataType.FLOAT), _scaled(ctx, t, decay)])
-    rate = ctx.temp("Div", [ctx.input(node, 0), denominator], "rate")
+    rate = ctx.temp("Div", [ctx.input(0), denominator], "rate")
     for i, (x, g, h) in enumerate(zip(xs, gs, hs, strict=True)):
         g_reg = _regularized(ctx, x, g, norm)
         h_new = ctx.output(node, len(xs) + i)
@@ -55,7 +55,7 @@ def adagrad_v1(node: ir.Node, ctx: ExportContext) -> None:
 
 def _after_first(ctx: ExportContext, node: ir.Node, then: str, first: str) -> str:
     """``then`` where T > 0, else ``first`` (both scalars)."""
-    positive = ctx.temp("GT", [ctx.input(node, 1), ctx.constant(np.array(0, np.int64), "zero")])
+    positive = ctx.temp("GT", [ctx.input(1), ctx.make_constant(np.array(0, np.int64), "zero")])
     return ctx.temp("Where", [positive, then, first], "chosen")
 
 
@@ -76,7 +76,7 @@ def momentum_v1(node: ir.Node, ctx: ExportContext) -> None:
         direction = v_new
         if mode == "nesterov":
             direction = ctx.temp("Add", [g_reg, _scaled(ctx, v_new, alpha)], "direction")
-        step = ctx.temp("Mul", [ctx.input(node, 0), direction], "step")
+        step = ctx.temp("Mul", [ctx.input(0), direction], "step")
         ctx.emit("Sub", [x, step], [ctx.output(node, i)])
 
 
@@ -88,7 +88,7 @@ def adam_v1(node: ir.Node, ctx: ExportContext) -> None:
     norm = attr_float(node, "norm_coefficient", 0.0)
     post = attr_float(node, "norm_coefficient_post", 0.0)
     f32 = ir.DataType.FLOAT
-    t, one, rate = _step(ctx, node), ctx.scalar(1.0, f32), ctx.input(node, 0)
+    t, one, rate = _step(ctx, node), ctx.scalar(1.0, f32), ctx.input(0)
     # With bias correction after the first step: r * sqrt(1 - beta^t) / (1 - alpha^t).
     beta_t = ctx.temp("Pow", [ctx.scalar(beta, f32), t], "beta_t")
     alpha_t = ctx.temp("Pow", [ctx.scalar(alpha, f32), t], "alpha_t")

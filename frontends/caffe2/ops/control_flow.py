@@ -100,7 +100,7 @@ def onnx_while(op: Op, args: Args, ctx: ImportContext) -> None:
     sub.run(body)
     sub.op, sub.index = op, ctx.index
     body_outputs = [sub.read(blob) for blob in body.external_output]
-    cond_out = _as_bool(sub, body_outputs[0]) if has_cond else sub.const(np.array(True))
+    cond_out = _as_bool(sub, body_outputs[0]) if has_cond else sub.make_constant(np.array(True))
     graph = sub.graph([cond_out, *body_outputs[1:]], sub.scope or "body")
     results = ctx.node(
         "Loop", [trip_count, condition, *carried], {"body": graph}, num_outputs=len(op.output)

@@ -50,7 +50,7 @@ def _shape(op: Op, args: Args, ctx: ImportContext) -> list[int] | ir.Value:
         raise ctx.bad("give the shape either as the shape argument or as an input, not both")
     source = ctx.input(0)
     if as_shape:
-        values = ctx.const_of(source)
+        values = ctx.known_value(source)
         if values is not None:
             return [int(v) for v in values.reshape(-1)] + extra
         dims = ctx.op1("Cast", [source], {"to": ir.DataType.INT64})
@@ -118,8 +118,8 @@ def range_fill(op: Op, args: Args, ctx: ImportContext) -> None:
         ctx.output(0, _constant(ctx, np.arange(math.prod(shape), dtype=np.float32).reshape(shape)))
         return
     count = ctx.op1("ReduceProd", [shape], {"keepdims": 0})
-    zero = ctx.const(np.array(0, np.int64), "zero")
-    one = ctx.const(np.array(1, np.int64), "one")
+    zero = ctx.make_constant(np.array(0, np.int64), "zero")
+    one = ctx.make_constant(np.array(1, np.int64), "one")
     flat = ctx.op1("Cast", [ctx.op1("Range", [zero, count, one])], {"to": ir.DataType.FLOAT})
     ctx.output(0, ctx.op1("Reshape", [flat, shape]))
 

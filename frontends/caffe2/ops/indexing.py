@@ -25,7 +25,7 @@ def one_hot(op: Op, args: Args, ctx: ImportContext) -> None:
     indices, size = ctx.input(0), ctx.input(1)
     if indices.shape is not None and len(indices.shape) != 1:
         raise ctx.bad(f"indices must be 1-D (Caffe2 enforces it), got rank {len(indices.shape)}")
-    values = ctx.const(np.array([0.0, 1.0], dtype=np.float32), "off_on")
+    values = ctx.make_constant(np.array([0.0, 1.0], dtype=np.float32), "off_on")
     ctx.output(0, ctx.op1("OneHot", [indices, size, values], {"axis": -1}))
 
 
@@ -81,7 +81,7 @@ def scatter_weighted_sum(op: Op, args: Args, ctx: ImportContext) -> None:
     if len(op.input) < 3 or len(op.input) % 2 == 0:
         raise ctx.bad("takes X0, weight0, INDICES, then pairs of slices and weights")
     positions, shape = _rows(ctx, y, ctx.input(2))
-    w0 = ctx.const_of(ctx.input(1))
+    w0 = ctx.known_value(ctx.input(1))
     # Caffe2 skips the scaling where weight0 is exactly 1.
     if w0 is None or w0.size != 1 or float(w0.reshape(-1)[0]) != 1.0:
         scale = ctx.op1("Reshape", [ctx.input(1), ctx.ints([])])

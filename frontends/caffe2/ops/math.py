@@ -43,13 +43,13 @@ def legacy_operand(args: Args, ctx: ImportContext, a: ir.Value, b: ir.Value) -> 
     if axis == -1:
         return b  # B aligned to A's end is numpy's rule
     rank_a = ctx.rank(a)
-    const = ctx.const_of(b)
+    const = ctx.known_value(b)
     if const is not None:
         core = const.reshape(const.shape)
         trailing = rank_a - axis - core.ndim
         if trailing < 0:
             raise ctx.bad(f"broadcast axis {axis} leaves no room for B of shape {const.shape}")
-        return ctx.const(core.reshape(core.shape + (1,) * trailing), "broadcast")
+        return ctx.make_constant(core.reshape(core.shape + (1,) * trailing), "broadcast")
     trailing = rank_a - axis - ctx.rank(b)
     if trailing <= 0:
         return b
@@ -96,7 +96,7 @@ for _caffe2, _onnx in _NARY.items():
 
 def _scalar(ctx: ImportContext, like: ir.Value, value: float) -> ir.Value:
     dtype = (like.dtype or ir.DataType.FLOAT).numpy()
-    return ctx.const(np.array(value, dtype=dtype), "scalar")
+    return ctx.make_constant(np.array(value, dtype=dtype), "scalar")
 
 
 @ops.register("Scale", since=1, domain=DOMAIN)
@@ -135,7 +135,7 @@ def log1p(op: Op, args: Args, ctx: ImportContext) -> None:
 def mod(op: Op, args: Args, ctx: ImportContext) -> None:
     # Caffe2's Mod has C's sign (of the dividend) unless sign_follow_divisor is set.
     x = ctx.input(0)
-    divisor = ctx.const(
+    divisor = ctx.make_constant(
         np.array(args.integer("divisor", 0), dtype=(x.dtype or ir.DataType.INT64).numpy())
     )
     fmod = 0 if args.integer("sign_follow_divisor", 0) else 1

@@ -163,9 +163,9 @@ def _to_nhwc(ctx: ImportContext, x: ir.Value, rank: int) -> ir.Value:
 
 
 def _weight_to_nchw(ctx: ImportContext, weight: ir.Value) -> ir.Value:
-    const = ctx.const_of(weight)
+    const = ctx.known_value(weight)
     if const is not None:
-        return ctx.const(np.moveaxis(const, -1, 1).copy(), "weight_nchw")
+        return ctx.make_constant(np.moveaxis(const, -1, 1).copy(), "weight_nchw")
     return _to_nchw(ctx, weight)
 
 
@@ -248,10 +248,12 @@ def _fc(op: Op, args: Args, ctx: ImportContext, transposed: bool) -> None:
         if (x.shape is not None and len(x.shape) == 2 and axis == 1)
         else ctx.op1("Flatten", [x], {"axis": axis})
     )
-    const = ctx.const_of(weight)
+    const = ctx.known_value(weight)
     if const is not None and const.ndim != 2:
         split = axis_w if not transposed else const.ndim - 1
-        weight = ctx.const(const.reshape(int(np.prod(const.shape[:split])), -1), "weight_2d")
+        weight = ctx.make_constant(
+            const.reshape(int(np.prod(const.shape[:split])), -1), "weight_2d"
+        )
     elif const is None and (weight.shape is None or len(weight.shape) != 2):
         weight = ctx.op1("Flatten", [weight], {"axis": axis_w})
     y = ctx.op1("Gemm", [flat, weight, bias], {"transB": 0 if transposed else 1})
@@ -310,8 +312,8 @@ def group_norm(op: Op, args: Args, ctx: ImportContext) -> None:
     if channels is None:
         raise ctx.needs_shape("GroupNorm needs the input's channel count")
     groups = int(attrs["num_groups"])
-    ones = ctx.const(np.ones(groups, dtype=(x.dtype or ir.DataType.FLOAT).numpy()))
-    zeros = ctx.const(np.zeros(groups, dtype=(x.dtype or ir.DataType.FLOAT).numpy()))
+    ones = ctx.make_constant(np.ones(groups, dtype=(x.dtype or ir.DataType.FLOAT).numpy()))
+    zeros = ctx.make_constant(np.zeros(groups, dtype=(x.dtype or ir.DataType.FLOAT).numpy()))
     normed = ctx.op1("GroupNormalization", [x, ones, zeros], attrs)
     trailing = ctx.ints(list(range(1, rank - 1)))
     scale = ctx.op1("Unsqueeze", [inputs[1], trailing])
@@ -326,7 +328,7 @@ def normalize(op: Op, args: Args, ctx: ImportContext) -> None:
     axis = ctx.ints([args.integer("axis", -1)])
     norm = ctx.op1("ReduceL2", [x, axis], {"keepdims": 1})
     dtype = (x.dtype or ir.DataType.FLOAT).numpy()
-    floor = ctx.const(np.array(1e-12, dtype=dtype))
+    floor = ctx.make_constant(np.array(1e-12, dtype=dtype))
     ctx.output(0, ctx.op1("Div", [x, ctx.op1("Max", [norm, floor])]))
 
 
@@ -337,7 +339,10 @@ def normalize_l1(op: Op, args: Args, ctx: ImportContext) -> None:
     axis = ctx.ints([args.integer("axis", -1)])
     norm = ctx.op1("ReduceL1", [x, axis], {"keepdims": 1})
     dtype = (x.dtype or ir.DataType.FLOAT).numpy()
-    zero, one = ctx.const(np.array(0, dtype=dtype)), ctx.const(np.array(1, dtype=dtype))
+    zero, one = (
+        ctx.make_constant(np.array(0, dtype=dtype)),
+        ctx.make_constant(np.array(1, dtype=dtype)),
+    )
     safe = ctx.op1("Where", [ctx.op1("Equal", [norm, zero]), one, norm])
     ctx.output(0, ctx.op1("Div", [x, safe]))
 
@@ -380,13 +385,13 @@ def prelu(op: Op, args: Args, ctx: ImportContext) -> None:
     x, slope = ctx.input(0), ctx.input(1)
     rank = ctx.rank(x)
     channel_axis = rank - 1 if _nhwc(args) else 1
-    const = ctx.const_of(slope)
+    const = ctx.known_value(slope)
     trailing = rank - 1 - channel_axis
     if const is not None:
         if const.size == 1:
-            slope = ctx.const(const.reshape(()), "slope")
+            slope = ctx.make_constant(const.reshape(()), "slope")
         else:
-            slope = ctx.const(const.reshape((-1,) + (1,) * trailing), "slope")
+            slope = ctx.make_constant(const.reshape((-1,) + (1,) * trailing), "slope")
     elif trailing:
         slope = ctx.op1("Unsqueeze", [slope, ctx.ints(range(1, trailing + 1))])
     ctx.output(0, ctx.op1("PRelu", [x, slope]))
@@ -498,12 +503,16 @@ def gelu(op: Op, args: Args, ctx: ImportContext) -> None:
     # Opset 18 has no Gelu: 0.5 x (1 + erf(x / sqrt 2)), or the tanh form for fast_gelu.
     x = ctx.input(0)
     dtype = (x.dtype or ir.DataType.FLOAT).numpy()
-    half, one = ctx.const(np.array(0.5, dtype)), ctx.const(np.array(1.0, dtype))
+    half, one = ctx.make_constant(np.array(0.5, dtype)), ctx.make_constant(np.array(1.0, dtype))
     if args.integer("fast_gelu", 0):
         cube = ctx.op1("Mul", [ctx.op1("Mul", [x, x]), x])
-        inner = ctx.op1("Add", [x, ctx.op1("Mul", [cube, ctx.const(np.array(0.044715, dtype))])])
-        scaled = ctx.op1("Mul", [inner, ctx.const(np.array(np.sqrt(2 / np.pi), dtype))])
+        inner = ctx.op1(
+            "Add", [x, ctx.op1("Mul", [cube, ctx.make_constant(np.array(0.044715, dtype))])]
+        )
+        scaled = ctx.op1("Mul", [inner, ctx.make_constant(np.array(np.sqrt(2 / np.pi), dtype))])
         gate = ctx.op1("Tanh", [scaled])
     else:
-        gate = ctx.op1("Erf", [ctx.op1("Mul", [x, ctx.const(np.array(1 / np.sqrt(2), dtype))])])
+        gate = ctx.op1(
+            "Erf", [ctx.op1("Mul", [x, ctx.make_constant(np.array(1 / np.sqrt(2), dtype))])]
+        )
     ctx.output(0, ctx.op1("Mul", [ctx.op1("Mul", [x, half]), ctx.op1("Add", [gate, one])]))

@@ -24,7 +24,7 @@ Converter = Callable[[Op, Args, ImportContext], None]
 
 def _scalar(ctx: ImportContext, like: ir.Value, value: float) -> ir.Value:
     dtype = (like.dtype or ir.DataType.FLOAT).numpy()
-    return ctx.const(np.array(value, dtype=dtype), "scalar")
+    return ctx.make_constant(np.array(value, dtype=dtype), "scalar")
 
 
 def _masked(ctx: ImportContext, x: ir.Value, axis: int, rank: int, kind: str) -> ir.Value:
@@ -42,8 +42,8 @@ def _masked(ctx: ImportContext, x: ir.Value, axis: int, rank: int, kind: str) ->
     # Caffe2 starts each reduction at the first element, so a length below 1 still takes it.
     taken = ctx.op1("Max", [lengths, ctx.ints([1])])
     size = ctx.op1("Shape", [x], {"start": axis, "end": axis + 1})
-    zero = ctx.const(np.array(0, np.int64), "zero")
-    one = ctx.const(np.array(1, np.int64), "one")
+    zero = ctx.make_constant(np.array(0, np.int64), "zero")
+    one = ctx.make_constant(np.array(1, np.int64), "one")
     scalar_size = ctx.op1("Squeeze", [size, ctx.ints([0])])
     positions = ctx.op1("Range", [zero, scalar_size, one])
     if axis == 0:
@@ -62,7 +62,7 @@ def _empty_is_zero(ctx: ImportContext, x: ir.Value, y: ir.Value, axes: list[int]
     and its ReduceMean may give NaN. (Where the shape is known here, the converter checks.)"""
     dims = ctx.op1("Gather", [ctx.op1("Shape", [x]), ctx.ints(axes)], {"axis": 0})
     count = ctx.op1("ReduceProd", [dims], {"keepdims": 0})
-    empty = ctx.op1("Equal", [count, ctx.const(np.array(0, np.int64), "zero")])
+    empty = ctx.op1("Equal", [count, ctx.make_constant(np.array(0, np.int64), "zero")])
     return ctx.op1("Where", [empty, _scalar(ctx, x, 0), y])
 
 
@@ -83,7 +83,7 @@ def _front_back(kind: str, front: bool) -> Converter:
         shape = ctx.shape(x)
         if shape is not None and not all(shape[a] for a in axes):
             kept = [shape[d] for d in range(rank) if d not in axes]
-            ctx.output(0, ctx.const(np.zeros(kept, (x.dtype or ir.DataType.FLOAT).numpy())))
+            ctx.output(0, ctx.make_constant(np.zeros(kept, (x.dtype or ir.DataType.FLOAT).numpy())))
             return
         data = _masked(ctx, x, axes[0], rank, kind) if lengths else x
         reduce_axes = ctx.ints(axes)

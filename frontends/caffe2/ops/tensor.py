@@ -62,7 +62,7 @@ def split(op: Op, args: Args, ctx: ImportContext) -> None:
     axis = _axis(args)
     sizes = args.integers("split")
     if len(op.input) > 1:
-        sizes_value = ctx.const_of(ctx.input(1))
+        sizes_value = ctx.known_value(ctx.input(1))
         if sizes_value is None:
             runtime_sizes = ctx.op1("Cast", [ctx.input(1)], {"to": ir.DataType.INT64})
             parts = ctx.node(
@@ -135,7 +135,7 @@ def slice_(op: Op, args: Args, ctx: ImportContext) -> None:
     x = ctx.input(0)
     starts, ends = args.integers("starts"), args.integers("ends")
     if len(op.input) >= 3:
-        starts_c, ends_c = ctx.const_of(ctx.input(1)), ctx.const_of(ctx.input(2))
+        starts_c, ends_c = ctx.known_value(ctx.input(1)), ctx.known_value(ctx.input(2))
         if starts_c is None or ends_c is None:
             _runtime_slice(ctx, x)
             return
@@ -178,7 +178,9 @@ def resize_nearest(op: Op, args: Args, ctx: ImportContext) -> None:
         "coordinate_transformation_mode": "asymmetric",
         "nearest_mode": "floor",
     }
-    ctx.output(0, ctx.op1("Resize", [ctx.input(0), None, ctx.const(scales, "scales")], attrs))
+    ctx.output(
+        0, ctx.op1("Resize", [ctx.input(0), None, ctx.make_constant(scales, "scales")], attrs)
+    )
 
 
 @ops.register("UpsampleBilinear", since=1, domain=DOMAIN)
@@ -187,7 +189,9 @@ def upsample_bilinear(op: Op, args: Args, ctx: ImportContext) -> None:
         [1, 1, args.number("height_scale", 1.0), args.number("width_scale", 1.0)], np.float32
     )
     attrs = {"mode": "linear", "coordinate_transformation_mode": "align_corners"}
-    ctx.output(0, ctx.op1("Resize", [ctx.input(0), None, ctx.const(scales, "scales")], attrs))
+    ctx.output(
+        0, ctx.op1("Resize", [ctx.input(0), None, ctx.make_constant(scales, "scales")], attrs)
+    )
 
 
 @ops.register("PadImage", since=1, domain=DOMAIN)
@@ -200,7 +204,7 @@ def pad_image(op: Op, args: Args, ctx: ImportContext) -> None:
     if pads:
         t, l, b, r = pads  # noqa: E741
     mode = args.string("mode", "constant")
-    value = ctx.const(np.array(args.number("value", 0.0), dtype=np.float32), "value")
+    value = ctx.make_constant(np.array(args.number("value", 0.0), dtype=np.float32), "value")
     inputs: list[ir.Value | None] = [ctx.input(0), ctx.ints([0, 0, t, l, 0, 0, b, r])]
     if mode == "constant":
         inputs.append(value)
@@ -267,11 +271,11 @@ def tile(op: Op, args: Args, ctx: ImportContext) -> None:
     if len(op.input) > 2:
         axis = ctx.op1("Reshape", [ctx.op1("Cast", [ctx.input(2)], {"to": ir.DataType.INT64}),
                                    ctx.ints([])])  # fmt: skip
-        wrapped = ctx.op1("Add", [axis, ctx.const(np.array(rank, dtype=np.int64), "rank")])
-        negative = ctx.op1("Less", [axis, ctx.const(np.array(0, dtype=np.int64), "zero")])
+        wrapped = ctx.op1("Add", [axis, ctx.make_constant(np.array(rank, dtype=np.int64), "rank")])
+        negative = ctx.op1("Less", [axis, ctx.make_constant(np.array(0, dtype=np.int64), "zero")])
         axis = ctx.op1("Where", [negative, wrapped, axis])
     else:
-        axis = ctx.const(np.array(args.integer("axis", 0) % rank, dtype=np.int64), "axis")
+        axis = ctx.make_constant(np.array(args.integer("axis", 0) % rank, dtype=np.int64), "axis")
     here = ctx.op1("Equal", [ctx.ints(list(range(rank))), axis])
     counts = ctx.op1("Where", [here, tiles, ctx.ints([1] * rank)])
     ctx.output(0, ctx.op1("Tile", [x, counts]))
