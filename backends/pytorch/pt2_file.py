@@ -19,9 +19,9 @@ import torch
 from torch import fx
 
 from unframe.backends.pytorch.builder import FRAMEWORK, SOURCE_NAMES, to_torch
-from unframe.backends.pytorch.dispatch import fresh_export_state
 from unframe.backends.pytorch.dtypes import maybe_torch_dtype, widen_emulated
-from unframe.backends.pytorch.pt2_names import UNFRAME_JSON, source_names
+from unframe.backends.pytorch.native.dispatch import fresh_export_state
+from unframe.backends.pytorch.native.pt2_names import UNFRAME_JSON, source_names
 from unframe.shared_ir.errors import BadInputError, ConversionError
 from unframe.shared_ir.inputs import InputSpec
 

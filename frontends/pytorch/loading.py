@@ -33,7 +33,7 @@ import numpy as np
 import onnx_ir as ir
 import torch
 
-from unframe.backends.pytorch.pt2_names import checked_source_names
+from unframe.backends.pytorch.native import checked_source_names
 from unframe.frontends.pytorch.source_names import restore_source_names
 from unframe.frontends.pytorch.torch_onnx import (
     DEFAULT_OPSET,

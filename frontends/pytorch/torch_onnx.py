@@ -20,7 +20,7 @@ import onnx
 import onnx_ir as ir
 import torch
 
-from unframe.backends.pytorch.dispatch import fresh_export_state
+from unframe.backends.pytorch.native import fresh_export_state
 from unframe.shared_ir.errors import BadInputError, UnsupportedError
 
 #: The opset the dynamo exporter writes natively; it starts at 18.
