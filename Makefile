@@ -22,6 +22,7 @@ install: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	PYTHONPATH=scripts $(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	mkdir -p .typecheck && ln -sfn .. .typecheck/unframe
