@@ -88,6 +88,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
     # The library lets frameworks' own logs and tracebacks through only at DEBUG.
     logging.getLogger("unframe").setLevel(logging.DEBUG if debug else logging.NOTSET)
+    # onnx_ir warns on stderr (through logging's last resort) about a broken graph it reads,
+    # which the checks then refuse in one line; its lines only add noise around that line.
+    logging.getLogger("onnx_ir").setLevel(logging.NOTSET if debug else logging.ERROR)
     if debug:  # a handler, or unframe's debug lines (why a pass was skipped...) go nowhere
         logging.basicConfig(format="unframe: debug: %(name)s: %(message)s")
     if not debug:

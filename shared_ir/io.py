@@ -92,4 +92,7 @@ def save_onnx(model: ir.Model, path: Path, *, external_data: bool | None = None)
             size_threshold_bytes=EXTERNAL_TENSOR_MIN_BYTES,
         )
     else:
+        # ir.save keeps an external tensor's reference as it was, relative to the source's folder,
+        # not this file's: weights read from another model's external data are written inline.
+        ir.external_data.load_to_model(model)
         ir.save(model, path)

@@ -98,6 +98,13 @@ def check_structure(proto: onnx.ModelProto, path: Path) -> None:
             path=str(path),
             hint="the file is corrupt or was written by a faulty exporter (onnx.checker)",
         ) from None
+    except UnicodeDecodeError as error:  # proto2 strings are not checked for UTF-8 when parsed
+        raise BadInputError(
+            f"not a valid ONNX model: a name or string in it is not UTF-8 ({error.reason} at "
+            f"byte {error.start})",
+            path=str(path),
+            hint="the file is corrupt or was written by a faulty exporter",
+        ) from None
 
 
 def _without_weights(proto: onnx.ModelProto) -> onnx.ModelProto:
