@@ -6,7 +6,7 @@ STAMP := $(VENV)/.unframe-installed
 # The CPU build of torch lies on this machine's disk; a bare `torch` would pull a CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install test lint typecheck demo conformance table constraints clean
+.PHONY: install test lint typecheck demo conformance table constraints clean fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,3 +49,10 @@ constraints: $(BIN)/python
 
 clean:
 	rm -rf $(VENV) .typecheck build *.egg-info
+
+# The long fuzz run (docs/fuzzing.md): 10,000 seeded mutations per importer in worker processes;
+# findings and summary.json go to $(FUZZ_OUT).
+FUZZ_CASES ?= 10000
+FUZZ_OUT ?= build/fuzz
+fuzz: $(STAMP)
+	$(BIN)/python scripts/fuzz.py --cases $(FUZZ_CASES) --importer all --jobs 2 --out $(FUZZ_OUT)

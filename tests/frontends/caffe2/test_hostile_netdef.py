@@ -1,26 +1,27 @@
 """Seeded mutations of NetDef pairs and of a pbtxt: one clear error, never a crash or a partial file.
 
-Each case flips, truncates or inserts bytes in a valid model that unframe wrote (100 cases per file), then runs the CLI
-in-process. A mutation may leave a valid model (a flipped bit in a weight): that converts (exit
-0); anything else must exit 2 or 3 with exactly one ``unframe: error:`` line, no traceback, and
-nothing at the output path. Exit 5 (an internal error) fails the test: it is a bug to fix.
+The fuzz cases come from the shared harness (``tests/fuzzing.py``): each mutates a valid NetDef pair
+that unframe wrote (or its predict net as text) with byte, protobuf-field or text edits, then runs
+the CLI in-process. A mutation may leave a valid model (a flipped bit in a weight): that converts
+(exit 0) where Google's protobuf parser still reads the files; anything else must exit 2 or 3 with
+exactly one ``unframe: error:`` line naming the input, no traceback, and nothing at the output
+path. Exit 5 (an internal error) fails the test: it is a bug to fix.
 """
 
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
-from google.protobuf import text_format
+from fuzzing import exit_histogram, failures, netdef_importer, pbtxt_importer, run_cases, warm_up
 from netdef_builders import model, op, randn
 
 from unframe.backends.caffe2.native.netdef import write_model
 from unframe.cli.main import cli
 
-CASES = 100
+CASES = 240
+SEED = 20261206
 SECONDS_PER_CASE = 5.0
 
 
@@ -41,23 +42,6 @@ def _valid_model() -> object:
     return model(ops, weights, {"x": [1, 3, 6, 6]}, ["prob"])
 
 
-def _mutate(data: bytes, rng: random.Random) -> bytes:
-    if not data:
-        return bytes([rng.randrange(256)])
-    kind = rng.choice(["flip", "truncate", "insert"])
-    position = rng.randrange(len(data))
-    if kind == "flip":
-        count = rng.randint(1, 4)
-        mutated = bytearray(data)
-        for _ in range(count):
-            mutated[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
-        return bytes(mutated)
-    if kind == "truncate":
-        return data[:position]
-    inserted = bytes(rng.randrange(256) for _ in range(rng.randint(1, 16)))
-    return data[:position] + inserted + data[position:]
-
-
 def _check(args: list[str], out: Path, case: str) -> int:
     start = time.perf_counter()
     result = CliRunner().invoke(cli, args)
@@ -73,38 +57,25 @@ def _check(args: list[str], out: Path, case: str) -> int:
     return int(result.exit_code)
 
 
-@pytest.mark.parametrize("target", ["predict_net.pb", "init_net.pb"])
-def test_mutated_netdef_pairs(tmp_path: Path, target: str) -> None:
-    original = tmp_path / "original"
-    write_model(_valid_model(), original)  # type: ignore[arg-type]
-    pristine = {p.name: p.read_bytes() for p in original.iterdir()}
-    rng = random.Random(f"netdef-{target}")
-    codes = []
-    for case in range(CASES):
-        directory = tmp_path / f"case{case}"
-        directory.mkdir()
-        for name, data in pristine.items():
-            (directory / name).write_bytes(_mutate(data, rng) if name == target else data)
-        out = tmp_path / f"case{case}.onnx"
-        codes.append(_check(["convert", str(directory), "-o", str(out)], out, f"{target} #{case}"))
-    assert codes.count(0) < len(codes)  # the mutations do reach the error paths
+def test_mutated_netdef_pairs(tmp_path: Path) -> None:
+    importer = netdef_importer()
+    assert set(warm_up(importer, tmp_path / "pristine").values()) == {0}
+    results = run_cases(importer, SEED, range(CASES), tmp_path)
+    assert not failures(results), failures(results)
+    mutated = {r.mutation.split(":")[0] for r in results}
+    assert mutated == {"model/predict_net.pb", "model/init_net.pb"}
+    assert exit_histogram(results).get(0, 0) < CASES // 2  # the mutations reach the error paths
+    assert not list(tmp_path.iterdir())
 
 
 def test_mutated_pbtxt(tmp_path: Path) -> None:
-    c2 = _valid_model()
-    text = text_format.MessageToString(c2.predict_net).encode()  # type: ignore[attr-defined]
-    rng = random.Random("pbtxt")
-    codes = []
-    for case in range(CASES):
-        directory = tmp_path / f"case{case}"
-        directory.mkdir()
-        (directory / "predict_net.pbtxt").write_bytes(_mutate(text, rng))
-        (directory / "value_info.json").write_text('{"x": [1, [1, 3, 6, 6]]}', encoding="utf-8")
-        out = tmp_path / f"case{case}.onnx"
-        # Without weights it inspects (exit 0) or fails cleanly; converting always refuses.
-        _check(["inspect", str(directory)], out, f"pbtxt inspect #{case}")
-        codes.append(_check(["convert", str(directory), "-o", str(out)], out, f"pbtxt #{case}"))
-    assert 0 not in codes
+    importer = pbtxt_importer()
+    results = run_cases(importer, SEED, range(CASES), tmp_path)
+    assert not failures(results), failures(results)
+    # Without weights it inspects (exit 0) or fails cleanly; converting always refuses.
+    assert [r.describe() for r in results if r.args[0] == "convert" and r.exit_code == 0] == []
+    assert exit_histogram(results).get(2, 0) > CASES // 4
+    assert not list(tmp_path.iterdir())
 
 
 def test_the_unmutated_model_converts(tmp_path: Path) -> None:

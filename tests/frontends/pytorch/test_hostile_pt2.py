@@ -10,22 +10,18 @@ from __future__ import annotations
 import io
 import logging
 import os
-import random
 import struct
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner, Result
+from fuzzing import Importer, exit_histogram, failures, pt2_importer, run_cases, warm_up
 
 torch = pytest.importorskip("torch", reason="the pytorch extra is not installed")
-
-import onnxruntime as ort  # noqa: E402
 
 from unframe.cli.main import cli  # noqa: E402
 from unframe.converters.framework import ConvertOptions  # noqa: E402
@@ -34,9 +30,9 @@ from unframe.frontends.pytorch.loading import MAX_PT2_BYTES_VARIABLE  # noqa: E4
 from unframe.shared_ir.errors import BadInputError, LimitExceededError  # noqa: E402
 
 UNFRAME = Path(sys.executable).with_name("unframe")
+#: Fewer than the other importers' fuzz tests: a mutated archive that still loads costs ~1 s.
 FUZZ_CASES = 100
-#: A guard against a hang or a runaway read, far above what one small file takes.
-CASE_SECONDS = 30.0
+FUZZ_SEED = 20261206
 EXAMPLE = torch.arange(6, dtype=torch.float32).reshape(2, 3) / 7
 
 
@@ -235,66 +231,29 @@ def test_torch_log_is_silent_unless_debug(
 # -- seeded mutation fuzz ------------------------------------------------------------------------
 
 
-def _mutate(data: bytes, rng: random.Random) -> tuple[str, bytes]:
-    mutated = bytearray(data)
-    kind = rng.choice(("flip", "flip", "truncate", "insert", "zero"))
-    if kind == "flip":
-        for _ in range(rng.randint(1, 8)):
-            mutated[rng.randrange(len(mutated))] = rng.randrange(256)
-    elif kind == "truncate":
-        del mutated[rng.randrange(len(mutated)) :]
-    elif kind == "insert":
-        at = rng.randrange(len(mutated))
-        mutated[at:at] = rng.randbytes(rng.randint(1, 16))
-    else:
-        at = rng.randrange(len(mutated))
-        mutated[at : at + rng.randint(1, 64)] = bytes(min(64, len(mutated) - at))
-    return kind, bytes(mutated)
-
-
-def _still_the_model(module: Tiny, path: Path, written: Path) -> None:
-    """Exit 0 is right only for a file that is still the model: compare with the module itself."""
-    with torch.no_grad():
-        expected = module(EXAMPLE).numpy()
-        program = torch.export.load(path)  # our own archive, mutated: no foreign pickles
-        np.testing.assert_allclose(program.module()(EXAMPLE).numpy(), expected, rtol=1e-6)
-    session = ort.InferenceSession(str(written), providers=["CPUExecutionProvider"])
-    (actual,) = session.run(None, {session.get_inputs()[0].name: EXAMPLE.numpy()})
-    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+@pytest.fixture(scope="module")
+def fuzzed_importer(tmp_path_factory: pytest.TempPathFactory) -> Importer:
+    """Exported, and run once through every command, before the cases watch torch's log."""
+    importer = pt2_importer()
+    assert set(warm_up(importer, tmp_path_factory.mktemp("pristine")).values()) == {0}
+    return importer
 
 
 def test_mutated_pt2_files_fail_cleanly(
-    tiny: tuple[Tiny, bytes],
+    fuzzed_importer: Importer,
     tmp_path: Path,
     torch_log: io.StringIO,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    module, data = tiny
-    rng = random.Random(20261206)
-    runner = CliRunner()
-    codes: dict[int, int] = {}
-    kept: set[str] = set()
-    for case in range(FUZZ_CASES):
-        kind, mutated = _mutate(data, rng)
-        path = tmp_path / f"case{case}.pt2"
-        path.write_bytes(mutated)
-        output = tmp_path / f"case{case}.onnx"
-        started = time.monotonic()
-        result = runner.invoke(cli, ["convert", str(path), "-o", str(output)])
-        elapsed = time.monotonic() - started
-        where = f"case {case} ({kind}): exit {result.exit_code}: {result.stderr}"
-        assert elapsed < CASE_SECONDS, where
-        assert not torch_log.getvalue(), f"{where}\ntorch logged:\n{torch_log.getvalue()}"
-        codes[result.exit_code] = codes.get(result.exit_code, 0) + 1
-        if result.exit_code == 0:
-            _still_the_model(module, path, output)
-            kept |= {path.name, output.name}
-            continue
-        assert result.exit_code in (2, 3), where
-        assert f"{path}" in _one_error_line(result), where
-        assert not output.exists(), where
-        path.unlink()
-    assert {p.name for p in tmp_path.iterdir()} == kept  # no staging file or folder left
+    """The shared harness (``tests/fuzzing.py``): bytes and zip records of the archive mutated,
+    converted to ONNX and Caffe2 or inspected; exit 0 only where torch's own loader still gives
+    the module's outputs (and onnxruntime on the written ONNX does too)."""
+    importer = fuzzed_importer
+    results = run_cases(importer, FUZZ_SEED, range(FUZZ_CASES), tmp_path)
+    assert not failures(results), failures(results)
+    assert not torch_log.getvalue(), f"torch logged:\n{torch_log.getvalue()}"
     leaked = capfd.readouterr()
     assert not leaked.err and not leaked.out, leaked
-    assert sum(codes.get(code, 0) for code in (2, 3)) > FUZZ_CASES // 2, codes
+    codes = exit_histogram(results)
+    assert codes.get(2, 0) + codes.get(3, 0) > FUZZ_CASES // 2, codes
+    assert not list(tmp_path.iterdir())  # no case file, output or staging folder left
