@@ -222,8 +222,10 @@ def parse_netdef_text(
     try:
         text_format.Parse(text, net)
     except text_format.ParseError as error:
+        # protobuf quotes the offending line as it is: a form feed in it would break our one line.
+        reason = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(error))
         raise BadInputError(
-            f"not a Caffe2 NetDef in protobuf text format: {error}",
+            f"not a Caffe2 NetDef in protobuf text format: {reason}",
             path=where,
             framework=FRAMEWORK,
         ) from error
