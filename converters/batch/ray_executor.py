@@ -1,0 +1,217 @@
+"""Runs a batch's jobs as Ray tasks: on a local Ray instance, or on a cluster joined by address.
+
+Each job is one task with ``max_retries=0`` in a Ray worker process; Ray reuses a worker across
+tasks, so a framework is imported once per worker. The isolation is the local pool's: a worker that
+dies (a segfault, the OOM killer) fails its own job, a job past its timeout has its worker killed
+(``ray.cancel(force=True)``) and Ray starts another. At most ``workers`` tasks are in flight, so a
+task starts when it is submitted and its timeout counts from then. The conversion is
+``worker.run_job``, the function the local pool calls, so both engines end a job the same way.
+
+Ray is an optional extra (``pip install 'unframe[ray]'``), imported only when this executor runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from unframe.converters.batch.jobs import Job, JobResult, ProgressCallback
+from unframe.converters.batch.worker import (
+    crashed_result,
+    out_of_memory_result,
+    run_job,
+    timed_out_result,
+)
+from unframe.shared_ir.errors import FrameworkNotInstalledError, unexpected_error
+
+_logger = logging.getLogger("unframe.batch.ray")
+
+#: The remote function, made once per process on first use (``ray`` is imported only then).
+_REMOTE: Any = None
+
+
+def _import_ray() -> Any:
+    # Ray reports usage statistics unless told not to; a converter has no business doing that.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        import ray
+    except ImportError as error:
+        raise FrameworkNotInstalledError(
+            "--executor ray needs Ray, which is not installed",
+            hint="pip install 'unframe[ray]'",
+        ) from error
+    return ray
+
+
+def _run_in_ray_worker(job: Job, force: bool) -> JobResult:
+    return run_job(job, force=force)
+
+
+def _remote(ray: Any) -> Any:
+    global _REMOTE
+    if _REMOTE is None:
+        # No retries: a job that killed its worker would kill the next one the same way.
+        _REMOTE = ray.remote(max_retries=0, num_cpus=1)(_run_in_ray_worker)
+    return _REMOTE
+
+
+@contextlib.contextmanager
+def _raylet_messages_logged(ray: Any) -> Iterator[None]:
+    """Sends the raylet's "a worker died" paragraphs to the log instead of stdout.
+
+    Ray's driver prints them on stdout from a background thread whatever ``log_to_driver`` says,
+    which would break ``--json``; the job's result already says that its worker died. The thread
+    looks the printer up by name on each message, so swapping it (and back) is enough; a Ray that
+    moved it keeps printing, and nothing else changes.
+    """
+    module = getattr(getattr(ray, "_private", None), "worker", None)
+    printer: Callable[..., None] | None = getattr(module, "print_to_stdstream", None)
+    if module is None or printer is None:
+        yield
+        return
+
+    def print_or_log(data: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        if data.get("pid") == "raylet":
+            for line in data.get("lines", []):
+                _logger.debug("raylet: %s", line)
+            return
+        assert printer is not None
+        printer(data, *args, **kwargs)
+
+    module.print_to_stdstream = print_or_log
+    try:
+        yield
+    finally:
+        module.print_to_stdstream = printer
+
+
+def _failed_result(ray: Any, job: Job, error: BaseException, seconds: float) -> JobResult:
+    """The result of a task that ended in a Ray error rather than a ``JobResult``."""
+    exceptions = ray.exceptions
+    if isinstance(error, exceptions.OutOfMemoryError):
+        return out_of_memory_result(job, seconds)
+    if isinstance(error, exceptions.WorkerCrashedError):
+        return crashed_result(job, "a crash such as a segfault, or killed by the system", seconds)
+    if isinstance(error, exceptions.NodeDiedError):
+        return crashed_result(job, "its machine left the Ray cluster", seconds)
+    if isinstance(error, exceptions.RayTaskError):
+        # run_job returns every failure as a result, so this is a bug of ours: one line, exit 5.
+        cause = error.cause if isinstance(error.cause, BaseException) else error
+        classified = unexpected_error(cause, "the Ray worker", path=job.src)
+        return JobResult(
+            job=job,
+            ok=False,
+            seconds=seconds,
+            error=str(classified),
+            exit_code=int(classified.exit_code),
+        )
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return crashed_result(job, f"Ray: {type(error).__name__} {reason}".strip(), seconds)
+
+
+class RayExecutor:
+    """The ``Executor`` on Ray: ``address=None`` starts a local instance, else joins a cluster.
+
+    A Ray already initialised in this process (``ray.init`` by the caller) is used as it is and
+    left running; one this executor started is shut down when the batch ends. ``force`` replaces
+    existing outputs (a resumed job whose source changed).
+    """
+
+    def __init__(self, address: str | None = None, *, force: bool = False) -> None:
+        self.address = address
+        self.force = force
+
+    def _init(self, ray: Any, workers: int) -> bool:
+        """Starts or joins Ray unless it is up; whether this call started it (and must stop it)."""
+        if ray.is_initialized():
+            return False
+        quiet: dict[str, Any] = {
+            "log_to_driver": False,
+            "logging_level": logging.ERROR,
+            "configure_logging": True,
+        }
+        if self.address is None:
+            ray.init(num_cpus=workers, include_dashboard=False, **quiet)
+        else:
+            ray.init(address=self.address, **quiet)
+        return True
+
+    def run(
+        self,
+        jobs: Sequence[Job],
+        *,
+        workers: int,
+        timeout: float | None,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[JobResult]:
+        """Every job's result, in the order of ``jobs``."""
+        if not jobs:
+            return []
+        ray = _import_ray()
+        workers = max(1, workers)
+        started_ray = self._init(ray, workers)
+        try:
+            with _raylet_messages_logged(ray):
+                return self._run(ray, jobs, workers, timeout, on_progress)
+        finally:
+            if started_ray:
+                ray.shutdown()
+
+    def _run(
+        self,
+        ray: Any,
+        jobs: Sequence[Job],
+        workers: int,
+        timeout: float | None,
+        on_progress: ProgressCallback | None,
+    ) -> list[JobResult]:
+        remote = _remote(ray)
+        results: list[JobResult | None] = [None] * len(jobs)
+        # ref -> (index of its job, when it was submitted)
+        running: dict[Any, tuple[int, float]] = {}
+        next_index = 0
+
+        def finish(index: int, result: JobResult) -> None:
+            results[index] = result
+            if on_progress is not None:
+                on_progress("end", jobs[index], result)
+
+        try:
+            while next_index < len(jobs) or running:
+                while next_index < len(jobs) and len(running) < workers:
+                    job = jobs[next_index]
+                    if on_progress is not None:
+                        on_progress("start", job, None)
+                    running[remote.remote(job, self.force)] = (next_index, time.perf_counter())
+                    next_index += 1
+                wait_for: float | None = None
+                if timeout is not None:
+                    oldest = min(submitted for _, submitted in running.values())
+                    wait_for = max(0.0, oldest + timeout - time.perf_counter())
+                done, _ = ray.wait(list(running), num_returns=1, timeout=wait_for)
+                now = time.perf_counter()
+                for ref in done:
+                    index, submitted = running.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except ray.exceptions.RayError as error:
+                        result = _failed_result(ray, jobs[index], error, now - submitted)
+                    finish(index, result)
+                if timeout is None:
+                    continue
+                for ref, (index, submitted) in list(running.items()):
+                    if now - submitted >= timeout:
+                        ray.cancel(ref, force=True)
+                        del running[ref]
+                        finish(index, timed_out_result(jobs[index], timeout, now - submitted))
+        except BaseException:
+            # Ctrl-C (or a failing progress callback): no worker goes on writing after we stop.
+            for ref in running:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+            raise
+        return [result for result in results if result is not None]
