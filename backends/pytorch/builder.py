@@ -17,7 +17,6 @@ import mmap
 import os
 import warnings
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import onnx.defs
@@ -33,6 +32,7 @@ from unframe.backends.pytorch.registry import Converter, ops
 from unframe.backends.pytorch.scope import free_values, subgraphs
 from unframe.shared_ir.conversion import ConversionLoop, node_opset, onnx_loop
 from unframe.shared_ir.errors import ConversionError
+from unframe.shared_ir.folding import FoldConstantsPass
 from unframe.shared_ir.onnx_wire import MappedTensor
 from unframe.shared_ir.op_registry import iter_nodes
 from unframe.shared_ir.passes import infer_shapes
@@ -58,7 +58,9 @@ def to_torch(model: ir.Model) -> fx.GraphModule:
 
     Raises ``UnsupportedOpsError`` listing every node without a converter (subgraphs included)
     before building, and after building every node a converter refused; a converter's bug is an
-    ``InternalError`` naming the node.
+    ``InternalError`` naming the node. ``model`` is changed in place: shapes are inferred and
+    constants folded (:class:`~unframe.shared_ir.folding.FoldConstantsPass`), so converters read
+    computed values as ``value.const_value``.
     """
     load_converters()
     imports = dict(model.opset_imports)
@@ -67,6 +69,9 @@ def to_torch(model: ir.Model) -> fx.GraphModule:
     )
     # Ranks of intermediate values let Shape stay symbolic; converters fall back where unknown.
     infer_shapes(model)
+    # The shared pass, run here too because conversions without the pipeline (--no-optimize,
+    # conformance) reach the backend unfolded; on a folded model it finds nothing more to do.
+    FoldConstantsPass()(model)
     builder = GraphBuilder(model.graph, default_domain_opset(model), imports=imports)
     return builder.build(class_name="UnframeModule")
 
@@ -87,41 +92,6 @@ def _values_read(node: ir.Node) -> list[ir.Value]:
     for graph in subgraphs(node):
         read.extend(free_values(graph))
     return read
-
-
-#: Only small constant computations are folded at build time (shape arithmetic, not weights).
-_FOLD_LIMIT = 1024
-_NUMPY_SAFE = {
-    torch.float32,
-    torch.float64,
-    torch.float16,
-    torch.int64,
-    torch.int32,
-    torch.int16,
-    torch.int8,
-    torch.uint8,
-    torch.bool,
-}
-
-
-#: Ops folded at build time: shape arithmetic, whose output is no larger than its inputs
-#: broadcast together (generators such as ConstantOfShape, Expand, Tile or Range are left to run
-#: time, so a tiny input never materialises a huge constant).
-_FOLD_OPS = frozenset(
-    {
-        "Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Floor", "Ceil", "Sqrt", "Pow",
-        "Cast", "CastLike", "Concat", "Gather", "Slice", "Squeeze", "Unsqueeze", "Reshape",
-        "Flatten", "Identity", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Not",
-        "And", "Or", "Where", "Min", "Max", "Sum", "ReduceProd", "ReduceSum", "ReduceMax",
-        "ReduceMin", "Shape", "Size", "Transpose",
-    }
-)  # fmt: skip
-_FOLD_MAX_OUTPUT = 65536
-
-
-def _is_shape_arithmetic(node: ir.Node) -> bool:
-    """Deterministic shape-arithmetic ops of the default domain (see ``_FOLD_OPS``)."""
-    return node.domain in ("", "ai.onnx") and node.op_type in _FOLD_OPS and bool(node.inputs)
 
 
 def load_converters() -> None:
@@ -186,7 +156,13 @@ class GraphBuilder:
         if array is not None:
             return array
         node = self._env.get(value)
-        return None if node is None else self._node_constants.get(node)
+        if node is not None and node in self._node_constants:
+            return self._node_constants[node]
+        # A node output FoldConstantsPass computed (one left in place: a graph output or a node
+        # in a subgraph).
+        if value.const_value is not None and value.producer() is not None:
+            return value.const_value.numpy()
+        return None
 
     def make_constant(
         self, array: np.ndarray, hint: str = "const", dtype: torch.dtype | None = None
@@ -270,19 +246,12 @@ class GraphBuilder:
         if converter is None:
             raise ConversionError(f"no {FRAMEWORK} export converter")
         ctx = BuildContext(self, node)
-        last = self.fx_graph._root.prev  # noqa: SLF001 - the node before this converter's
         results = list(converter(node, ctx))
         for value, result in zip(node.outputs, results, strict=False):
             if result is not None and value.name:
                 self._env[value] = result
                 # An Identity's result is its input's node, which keeps its first name.
                 result.meta.setdefault(ONNX_NAME, value.name)
-        if _is_shape_arithmetic(node) and all(
-            ctx.constant_input(i) is not None and ctx.constant_input(i).size <= _FOLD_LIMIT  # type: ignore[union-attr]
-            for i in range(len(node.inputs))
-            if ctx.has_input(i)
-        ):
-            self._fold(last, results)
         missing = [
             value.name
             for value in node.outputs[len(results) :]
@@ -290,48 +259,6 @@ class GraphBuilder:
         ]
         if missing:
             raise ctx.error(f"converter produced no value for output(s) {missing}")
-
-    def _fold(self, last: fx.Node, results: Sequence[fx.Node | None]) -> None:
-        """Evaluates a node whose inputs are all small constants, so later converters see its
-        value as a constant (shape arithmetic in exported graphs: Mod, Div, Range of constants).
-
-        The fx nodes stay in the graph (they compute the same at run time); only their values
-        become known at build time.
-        """
-        values: dict[fx.Node, Any] = {}
-
-        def known(arg: fx.Node) -> Any:
-            if arg in values:
-                return values[arg]
-            if arg.op == "get_attr":
-                return getattr(self.root, str(arg.target))
-            return torch.from_numpy(np.array(self._node_constants[arg]))
-
-        node = last.next
-        try:
-            while node.op != "root":
-                if node.op == "get_attr":
-                    values[node] = getattr(self.root, str(node.target))
-                elif node.op in ("call_function", "call_method"):
-                    args = fx.node.map_arg(node.args, known)
-                    kwargs = fx.node.map_arg(node.kwargs, known)
-                    if node.op == "call_function":
-                        values[node] = node.target(*args, **kwargs)  # type: ignore[operator]
-                    else:
-                        values[node] = getattr(args[0], str(node.target))(*args[1:], **kwargs)
-                else:
-                    return
-                node = node.next
-        except Exception:  # noqa: BLE001 - folding is an optimisation; the graph stays as it is
-            return
-        for result in results:
-            value = values.get(result) if result is not None else None
-            if (
-                result is not None
-                and isinstance(value, torch.Tensor)
-                and value.dtype in _NUMPY_SAFE
-            ):
-                self._node_constants[result] = value.detach().numpy()
 
     def build_subgraph(
         self, graph: ir.Graph, hint: str, captures: Sequence[ir.Value] | None = None
