@@ -8,9 +8,16 @@ reports and the CLI do not know which engine ran them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+import signal
+import sys
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
+
+from unframe.shared_ir.errors import ExitCode, unexpected_error
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,9 @@ class Job:
     validate: bool = False
     rtol: float | None = None
     atol: float | None = None
+    #: replace an output that exists (only one unframe would have written there, as ``--force``);
+    #: ``batch(resume=True)`` sets it for an output an earlier run of the batch wrote
+    force: bool = False
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -80,3 +90,85 @@ class Executor(Protocol):
     ) -> list[JobResult]:
         """Every job's result, in the order of ``jobs``."""
         ...
+
+
+#: Test-only hooks (never set them in real use): a job whose ``src`` contains the value of
+#: ``UNFRAME_BATCH_TEST_CRASH`` kills its own worker with SIGSEGV, as a crashing framework would;
+#: one whose ``src`` contains ``UNFRAME_BATCH_TEST_HANG`` sleeps for an hour, as a hung one would.
+TEST_HOOKS = ("UNFRAME_BATCH_TEST_CRASH", "UNFRAME_BATCH_TEST_HANG")
+
+
+def hooks_from_environment() -> dict[str, str]:
+    """The test hooks set in this process's environment, to hand to workers that start elsewhere."""
+    return {name: os.environ[name] for name in TEST_HOOKS if os.environ.get(name)}
+
+
+def run_job(job: Job, *, test_hooks: Mapping[str, str] | None = None) -> JobResult:
+    """Runs one job in this process (a worker's): ``convert`` with the job's options.
+
+    An ``UnframeError`` becomes its exit code and one-line message, as the CLI prints it; any other
+    exception is classified as the CLI does (exit 5 for a bug, 6 for an exhausted machine).
+    ``details`` holds ``convert --json``'s fields plus ``worker``: this process's pid, how many
+    jobs it ran before, and how many modules this job imported (0 once a worker is warm).
+    ``test_hooks`` defaults to ``hooks_from_environment()``.
+    """
+    hooks = hooks_from_environment() if test_hooks is None else dict(test_hooks)
+    _fire_test_hooks(job, hooks)
+    global _jobs_run_here
+    modules_before = len(sys.modules)
+    started = time.perf_counter()
+    result = JobResult(job=job, ok=False)
+    try:
+        from unframe.converters import api
+
+        tolerances = {
+            name: value
+            for name, value in (("rtol", job.rtol), ("atol", job.atol))
+            if value is not None
+        }
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            converted = api.convert(
+                job.src,
+                job.out,
+                job.source,
+                job.to,
+                opset=job.opset,
+                inputs=list(job.inputs),
+                validate=job.validate,
+                force=job.force,
+                **tolerances,
+            )
+        result.details = converted.as_json()
+        result.details["warnings"] = sorted({str(w.message).splitlines()[0] for w in caught})
+        result.ok = converted.ok
+        if converted.validation is not None:
+            result.validation = converted.validation.as_json()
+        if not converted.ok:
+            result.exit_code = int(ExitCode.MISMATCH)
+            problems = converted.validation.problems if converted.validation else []
+            result.error = "; ".join(["outputs differ from the source's", *problems])
+    except Exception as error:  # noqa: BLE001 - every failure is this job's result, not the pool's
+        classified = unexpected_error(error, "unframe batch")
+        result.exit_code = int(classified.exit_code)
+        result.error = " ".join(str(classified).split())
+    result.seconds = time.perf_counter() - started
+    result.details["worker"] = {
+        "pid": os.getpid(),
+        "jobs_before": _jobs_run_here,
+        "modules_imported": len(sys.modules) - modules_before,
+    }
+    _jobs_run_here += 1
+    return result
+
+
+_jobs_run_here = 0
+
+
+def _fire_test_hooks(job: Job, hooks: Mapping[str, str]) -> None:
+    crash = hooks.get("UNFRAME_BATCH_TEST_CRASH")
+    if crash and crash in job.src:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    hang = hooks.get("UNFRAME_BATCH_TEST_HANG")
+    if hang and hang in job.src:
+        time.sleep(3600)
