@@ -1,0 +1,1 @@
+"""IR -> toyfw, one ONNX node at a time (driver, context, registry, ``ops/``)."""
