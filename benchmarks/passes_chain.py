@@ -11,6 +11,7 @@ and our folding pass) and ``passes.infer_shapes`` (which the PyTorch and Caffe2 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import time
 
@@ -56,7 +57,7 @@ def main() -> None:
         model = chain(size)
         gc.collect()
         started = time.perf_counter()
-        model = passes.optimize(model, reload=lambda: chain(size))  # as a conversion does
+        model = passes.optimize(model, reload=functools.partial(chain, size))  # as a conversion does
         optimized = time.perf_counter()
         passes.infer_shapes(model)
         finished = time.perf_counter()
