@@ -5,7 +5,9 @@ tasks, so a framework is imported once per worker. The isolation is the local po
 dies (a segfault, the OOM killer) fails its own job, a job past its timeout has its worker killed
 (``ray.cancel(force=True)``) and Ray starts another. At most ``workers`` tasks are in flight, so a
 task starts when it is submitted and its timeout counts from then. The conversion is
-``worker.run_job``, the function the local pool calls, so both engines end a job the same way.
+``jobs.run_job``, the function the local pool's workers call, and a job that never returns ends
+with the local pool's exit codes (5 for a dead worker, 6 past the timeout or out of memory), so
+both engines end a job the same way.
 
 Ray is an optional extra (``pip install 'unframe[ray]'``), imported only when this executor runs.
 """
@@ -19,14 +21,15 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from unframe.converters.batch.jobs import Job, JobResult, ProgressCallback
-from unframe.converters.batch.worker import (
-    crashed_result,
-    out_of_memory_result,
+from unframe.converters.batch.jobs import (
+    Job,
+    JobResult,
+    ProgressCallback,
+    hooks_from_environment,
     run_job,
-    timed_out_result,
 )
-from unframe.shared_ir.errors import FrameworkNotInstalledError, unexpected_error
+from unframe.shared_ir.errors import ExitCode, FrameworkNotInstalledError, unexpected_error
+from unframe.shared_ir.output import output_path, sweep_stale_staging
 
 _logger = logging.getLogger("unframe.batch.ray")
 
@@ -47,8 +50,19 @@ def _import_ray() -> Any:
     return ray
 
 
-def _run_in_ray_worker(job: Job, force: bool) -> JobResult:
-    return run_job(job, force=force)
+def _run_in_ray_worker(job: Job, test_hooks: dict[str, str]) -> JobResult:
+    # A worker on another machine does not see the driver's environment: hooks travel with jobs.
+    return run_job(job, test_hooks=test_hooks)
+
+
+def _ended_early(job: Job, reason: str, exit_code: int, seconds: float) -> JobResult:
+    """A job whose task never returned; the staging folder its worker left is swept."""
+    # On a cluster the folder may be on another machine's disk: then the next run there sweeps it.
+    with contextlib.suppress(Exception):
+        sweep_stale_staging(output_path(job.out).parent)
+    return JobResult(
+        job=job, ok=False, seconds=seconds, error=f"{job.src}: {reason}", exit_code=int(exit_code)
+    )
 
 
 def _remote(ray: Any) -> Any:
@@ -93,11 +107,19 @@ def _failed_result(ray: Any, job: Job, error: BaseException, seconds: float) -> 
     """The result of a task that ended in a Ray error rather than a ``JobResult``."""
     exceptions = ray.exceptions
     if isinstance(error, exceptions.OutOfMemoryError):
-        return out_of_memory_result(job, seconds)
+        reason = (
+            "its worker was killed by Ray's memory monitor (the model may need more memory than"
+            " the machine has)"
+        )
+        return _ended_early(job, reason, ExitCode.RESOURCES, seconds)
     if isinstance(error, exceptions.WorkerCrashedError):
-        return crashed_result(job, "a crash such as a segfault, or killed by the system", seconds)
+        reason = (
+            "its worker crashed (a segfault in a framework's native code or in unframe, or killed"
+            " by the system), not a fault of your model; the other jobs went on"
+        )
+        return _ended_early(job, reason, ExitCode.INTERNAL, seconds)
     if isinstance(error, exceptions.NodeDiedError):
-        return crashed_result(job, "its machine left the Ray cluster", seconds)
+        return _ended_early(job, "its Ray node left the cluster", ExitCode.INTERNAL, seconds)
     if isinstance(error, exceptions.RayTaskError):
         # run_job returns every failure as a result, so this is a bug of ours: one line, exit 5.
         cause = error.cause if isinstance(error.cause, BaseException) else error
@@ -109,21 +131,20 @@ def _failed_result(ray: Any, job: Job, error: BaseException, seconds: float) -> 
             error=str(classified),
             exit_code=int(classified.exit_code),
         )
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return crashed_result(job, f"Ray: {type(error).__name__} {reason}".strip(), seconds)
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    reason = f"its Ray task failed: {type(error).__name__} {detail}".strip()
+    return _ended_early(job, reason, ExitCode.INTERNAL, seconds)
 
 
 class RayExecutor:
     """The ``Executor`` on Ray: ``address=None`` starts a local instance, else joins a cluster.
 
     A Ray already initialised in this process (``ray.init`` by the caller) is used as it is and
-    left running; one this executor started is shut down when the batch ends. ``force`` replaces
-    existing outputs (a resumed job whose source changed).
+    left running; one this executor started is shut down when the batch ends.
     """
 
-    def __init__(self, address: str | None = None, *, force: bool = False) -> None:
+    def __init__(self, address: str | None = None) -> None:
         self.address = address
-        self.force = force
 
     def _init(self, ray: Any, workers: int) -> bool:
         """Starts or joins Ray unless it is up; whether this call started it (and must stop it)."""
@@ -170,6 +191,7 @@ class RayExecutor:
         on_progress: ProgressCallback | None,
     ) -> list[JobResult]:
         remote = _remote(ray)
+        hooks = hooks_from_environment()
         results: list[JobResult | None] = [None] * len(jobs)
         # ref -> (index of its job, when it was submitted)
         running: dict[Any, tuple[int, float]] = {}
@@ -178,7 +200,7 @@ class RayExecutor:
         def finish(index: int, result: JobResult) -> None:
             results[index] = result
             if on_progress is not None:
-                on_progress("end", jobs[index], result)
+                on_progress("done", jobs[index], result)
 
         try:
             while next_index < len(jobs) or running:
@@ -186,7 +208,7 @@ class RayExecutor:
                     job = jobs[next_index]
                     if on_progress is not None:
                         on_progress("start", job, None)
-                    running[remote.remote(job, self.force)] = (next_index, time.perf_counter())
+                    running[remote.remote(job, hooks)] = (next_index, time.perf_counter())
                     next_index += 1
                 wait_for: float | None = None
                 if timeout is not None:
@@ -198,6 +220,7 @@ class RayExecutor:
                     index, submitted = running.pop(ref)
                     try:
                         result = ray.get(ref)
+                        result.job = jobs[index]  # the caller's own object, not Ray's copy
                     except ray.exceptions.RayError as error:
                         result = _failed_result(ray, jobs[index], error, now - submitted)
                     finish(index, result)
@@ -207,7 +230,14 @@ class RayExecutor:
                     if now - submitted >= timeout:
                         ray.cancel(ref, force=True)
                         del running[ref]
-                        finish(index, timed_out_result(jobs[index], timeout, now - submitted))
+                        reason = (
+                            f"timed out after {timeout:g} s; its worker was killed"
+                            " (raise --timeout if the model is just big)"
+                        )
+                        finish(
+                            index,
+                            _ended_early(jobs[index], reason, ExitCode.RESOURCES, now - submitted),
+                        )
         except BaseException:
             # Ctrl-C (or a failing progress callback): no worker goes on writing after we stop.
             for ref in running:
