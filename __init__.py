@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _API = {
+    "batch": "unframe.converters.batch",
     "load": "unframe.converters.api",
     "save": "unframe.converters.api",
     "convert": "unframe.converters.api",
@@ -29,6 +30,7 @@ __all__ = [
     "ConversionResult",
     "RoundtripResult",
     "ValidationResult",
+    "batch",
     "convert",
     "framework_names",
     "from_torch",
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
         save,
         validate,
     )
+    from unframe.converters.batch import batch
     from unframe.converters.registry import framework_names, get_framework
 
 

@@ -439,3 +439,110 @@ def run(
     render.stdout.print(f"how: {result.how}")
     for item in summary:
         render.stdout.print(f"{item['name']}: {item['dtype']} {item['shape']} mean={item['mean']}")
+
+
+@cli.command()
+@click.argument("manifest", type=click.Path(path_type=Path))
+@click.option(
+    "-j",
+    "--jobs",
+    "workers",
+    type=click.IntRange(min=1),
+    help="Jobs run at once, each in its own worker process [default: one per CPU].",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds one job may run; past it its worker is killed and the job fails (exit 6).",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Skip jobs whose output an earlier run wrote from the same source and options.",
+)
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path),
+    help="Also write DIR/batch.json (as --json prints) and an HTML page with the table.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where jobs run: a process pool here, or Ray tasks (pip install 'unframe[ray]').",
+)
+@click.option("--address", help="The Ray cluster to join (--executor ray) [default: a local Ray].")
+@_json_option
+def batch(
+    manifest: Path,
+    workers: int | None,
+    timeout: float | None,
+    resume: bool,
+    report: Path | None,
+    executor: str,
+    address: str | None,
+    as_json: bool,
+) -> None:
+    """Run every conversion a MANIFEST (YAML, JSON or CSV) lists, in parallel, each isolated.
+
+    A job that fails, crashes its worker or hangs past --timeout fails alone; the others go on.
+    Exit 0 only if every job succeeded (and validated where asked), 1 otherwise.
+    """
+    from unframe.cli.batch_view import BatchProgress, results_table, summary_line
+    from unframe.converters.batch import batch as run_batch
+    from unframe.converters.batch import make_executor
+    from unframe.converters.batch.manifest import load_manifest
+
+    jobs = load_manifest(manifest)
+    engine = make_executor(executor, address=address)
+    progress = BatchProgress(len(jobs), quiet=as_json)
+    try:
+        with progress:
+            results = run_batch(
+                jobs,
+                jobs=workers,
+                executor=engine,
+                timeout=timeout,
+                resume=resume,
+                on_progress=progress,
+            )
+    except KeyboardInterrupt:
+        click.echo(
+            f"unframe: interrupted after {progress.done} of {len(jobs)} job(s); the workers were "
+            f"stopped and finished outputs kept. Resume with: unframe batch {manifest} --resume",
+            err=True,
+        )
+        sys.exit(130)
+    payload = {"ok": all(r.ok for r in results), "jobs": [r.as_json() for r in results]}
+    if report is not None:
+        _write_batch_report(payload, results, report)
+    if as_json:
+        render.print_json(payload)
+    else:
+        render.stdout.print(results_table(results))
+        render.stdout.print(summary_line(results))
+        if report is not None:
+            render.stdout.print(f"report: {report}")
+    if not payload["ok"]:
+        sys.exit(int(ExitCode.MISMATCH))
+
+
+def _write_batch_report(payload: dict[str, Any], results: list[Any], folder: Path) -> None:
+    import json
+    import os
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".batch.json.tmp-{os.getpid()}"
+        temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        os.replace(temporary, folder / "batch.json")
+    except OSError as error:
+        raise BadInputError(
+            f"cannot write the report: {error.strerror}", path=str(folder)
+        ) from None
+    try:
+        from unframe.converters.batch.report import write_html
+    except ImportError:  # the page is an addition; the JSON is the report
+        return
+    write_html(results, folder)
