@@ -30,10 +30,9 @@ class ExportContext(ConverterContext[str]):
 
     # -- the converter vocabulary every framework shares ---------------------------------------
     def input(self, index: int) -> str:
-        if not self.has_input(index):
+        value = self._node().inputs[index] if self.has_input(index) else None
+        if value is None:
             raise self.error(f"needs input {index}")
-        value = self._node().inputs[index]
-        assert value is not None  # has_input said so; for mypy
         return value.name or ""
 
     def has_input(self, index: int) -> bool:
