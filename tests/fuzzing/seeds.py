@@ -229,7 +229,7 @@ def pbtxt_importer() -> Importer:
 
 def pt2_importer() -> Importer:
     """A ``torch.export.save`` archive of Linear+ReLU; exit 0 is right only where torch's own
-    loader gives the module's outputs (and onnxruntime on our ONNX does too)."""
+    loader still loads and runs it (and onnxruntime on our ONNX gives what torch's program gives)."""
     import torch
 
     example = torch.arange(6, dtype=torch.float32).reshape(2, 3) / 7
@@ -256,16 +256,20 @@ def pt2_importer() -> Importer:
         try:
             with torch.no_grad():
                 program = torch.export.load(files.source)  # our own archive, mutated
-                actual = program.module()(example).numpy()
-            np.testing.assert_allclose(actual, expected, rtol=1e-6)
-            if files.output is not None and files.output.suffix == ".onnx":
-                session = ort.InferenceSession(
-                    str(files.output), providers=["CPUExecutionProvider"]
-                )
-                (written,) = session.run(None, {session.get_inputs()[0].name: example.numpy()})
-                np.testing.assert_allclose(written, expected, rtol=1e-5, atol=1e-6)
+                loaded = program.module()(example).numpy()
         except Exception as error:  # noqa: BLE001 - any refusal is the oracle's answer
-            return f"not the model any more: {type(error).__name__}: {str(error)[:300]}"
+            return f"torch cannot load it: {type(error).__name__}: {str(error)[:300]}"
+        if files.output is None or files.output.suffix != ".onnx":
+            return None
+        # A zip record torch reads past may leave other weights: the model is then what torch
+        # loads, not the module it came from.
+        session = ort.InferenceSession(str(files.output), providers=["CPUExecutionProvider"])
+        (written,) = session.run(None, {session.get_inputs()[0].name: example.numpy()})
+        try:
+            np.testing.assert_allclose(written, loaded, rtol=1e-5, atol=1e-6)
+        except AssertionError as error:
+            same = np.allclose(loaded, expected, rtol=1e-6)
+            return f"the ONNX differs from what torch loads ({same=} with the module): {error}"
         return None
 
     commands = (
