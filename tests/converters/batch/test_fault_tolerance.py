@@ -210,8 +210,5 @@ def test_ctrl_c_stops_the_workers_and_says_how_to_resume(tmp_path):
     assert process.returncode == 130
     assert f"Resume with: unframe batch {manifest} --resume" in stderr
     assert "Traceback" not in stderr
-    assert (
-        not Path(f"/proc/{worker}").exists()
-        or "Z" in Path(f"/proc/{worker}/stat").read_text().split()[2]
-    )
+    assert not Path(f"/proc/{worker}").exists(), "the worker outlived its batch"
     assert not os.path.lexists(tmp_path / "hangs.caffe2")
