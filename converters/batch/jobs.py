@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from unframe.shared_ir.compare import DEFAULT_ATOL, DEFAULT_RTOL
 from unframe.shared_ir.errors import ExitCode, unexpected_error
 
 
@@ -121,11 +122,6 @@ def run_job(job: Job, *, test_hooks: Mapping[str, str] | None = None) -> JobResu
     try:
         from unframe.converters import api
 
-        tolerances = {
-            name: value
-            for name, value in (("rtol", job.rtol), ("atol", job.atol))
-            if value is not None
-        }
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             converted = api.convert(
@@ -137,7 +133,8 @@ def run_job(job: Job, *, test_hooks: Mapping[str, str] | None = None) -> JobResu
                 inputs=list(job.inputs),
                 validate=job.validate,
                 force=job.force,
-                **tolerances,
+                rtol=DEFAULT_RTOL if job.rtol is None else job.rtol,
+                atol=DEFAULT_ATOL if job.atol is None else job.atol,
             )
         result.details = converted.as_json()
         result.details["warnings"] = sorted({str(w.message).splitlines()[0] for w in caught})

@@ -65,7 +65,7 @@ def load_manifest(path: Path | str) -> list[Job]:
     suffix = manifest.suffix.lower()
     if suffix == ".csv":
         defaults: Mapping[str, Any] = {}
-        entries = _csv_entries(text, manifest)
+        entries: Sequence[Mapping[str, Any]] = _csv_entries(text, manifest)
     else:
         defaults, entries = _structured_entries(_parse_structured(text, manifest, suffix), manifest)
     return expand_jobs(entries, defaults, base=manifest.parent, manifest=str(manifest))
@@ -216,7 +216,7 @@ def _jobs_of(entry: Mapping[str, Any], base: Path, manifest: str, where: str) ->
     source = entry.get("from")
     if source is not None and not isinstance(source, str):
         raise fail("'from' must be a framework name")
-    options = {
+    options: dict[str, Any] = {
         "source": source.lower() if source else None,
         "opset": _integer(entry.get("opset"), "opset", fail),
         "inputs": _inputs(entry.get("inputs"), fail),
