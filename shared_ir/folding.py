@@ -7,7 +7,9 @@ computes them once, before any backend, with one op set (:data:`FOLDABLE_OPS`) a
 
 One sweep in graph order touches each node once, so the pass is linear in the graph's size.
 Values are computed by ONNX's reference implementation of each op (``onnx.reference``), which
-defines what the op means.
+defines what the op means. Shape inference run before the pass cannot see the values it computes,
+so a node downstream of a folded value whose output shapes are not all static gets ONNX's
+per-node inference, fed those values: a ``Shape`` further on can then fold too.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import onnx
 import onnx.reference.ops
 import onnx_ir as ir
 
@@ -70,10 +73,13 @@ class FoldConstantsPass(ir.passes.InPlacePass):
         self.size_limit = size_limit
         self.visited = 0
         self.folded = 0
+        #: Values whose data or shape this run found: nodes reading them are inferred again.
+        self._learned: set[ir.Value] = set()
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         self.visited = 0
         self.folded = 0
+        self._learned = set()
         opsets = dict(model.opset_imports)
         self._fold_graph(model.graph, opsets.get("", opsets.get("ai.onnx", 1)), main=True)
         if self.folded:
@@ -94,14 +100,15 @@ class FoldConstantsPass(ir.passes.InPlacePass):
             if node.op_type == "Constant":
                 _annotate_constant(node)
                 continue
-            if node.op_type not in FOLDABLE_OPS:
-                continue
-            try:
-                results = self._evaluate(node, opset)
-            except Exception as error:  # noqa: BLE001 - what cannot be folded runs in the backend
-                logger.debug("not folding %s (%s): %s", node.name, node.op_type, error)
-                continue
+            results = None
+            if node.op_type in FOLDABLE_OPS:
+                try:
+                    results = self._evaluate(node, opset)
+                except Exception as error:  # noqa: BLE001 - what is not folded runs in the backend
+                    logger.debug("not folding %s (%s): %s", node.name, node.op_type, error)
             if results is None:
+                if any(v in self._learned for v in node.inputs if v is not None):
+                    self._learn_shapes(node, opset)
                 continue
             self.folded += 1
             self._replace(graph, node, results, main=main)
@@ -147,6 +154,7 @@ class FoldConstantsPass(ir.passes.InPlacePass):
             value.const_value = ir.tensor(array, name=value.name)
             value.shape = ir.Shape(array.shape)
             value.dtype = ir.DataType.from_numpy(array.dtype)
+            self._learned.add(value)
         if not main or any(
             v.is_graph_output() or not v.name or v.name in graph.initializers for v in outputs
         ):
@@ -161,7 +169,55 @@ class FoldConstantsPass(ir.passes.InPlacePass):
             )
             value.replace_all_uses_with(initializer)
             graph.register_initializer(initializer)
+            self._learned.add(initializer)
         graph.remove(node, safe=True)
+
+    def _learn_shapes(self, node: ir.Node, opset: int) -> None:
+        """Static output shapes from ONNX's inference of ``node`` alone, fed the known values."""
+        if all(v.shape is not None and v.shape.is_static() for v in node.outputs) or any(
+            isinstance(a, ir.Attr) and a.type in (ir.AttributeType.GRAPH, ir.AttributeType.GRAPHS)
+            for a in node.attributes.values()
+        ):
+            return
+        types: dict[str, onnx.TypeProto] = {}
+        data: dict[str, onnx.TensorProto] = {}
+        for value in node.inputs:
+            if value is None or not value.name or value.dtype is None:
+                continue
+            dims = None if value.shape is None else [_dim(d) for d in value.shape]
+            types[value.name] = onnx.helper.make_tensor_type_proto(int(value.dtype), dims)
+            tensor = value.const_value
+            if tensor is not None and not value.is_graph_input() and tensor.size <= self.size_limit:
+                data[value.name] = ir.serde.serialize_tensor(tensor)
+        try:
+            schema = onnx.defs.get_schema(node.op_type, opset, "")
+            inferred = onnx.shape_inference.infer_node_outputs(
+                schema,
+                ir.serde.serialize_node(node),
+                types,
+                data,
+                None,
+                [onnx.helper.make_opsetid("", opset)],
+            )
+        except Exception as error:  # noqa: BLE001 - no inference leaves the shapes as they are
+            logger.debug("no shapes for %s (%s): %s", node.name, node.op_type, error)
+            return
+        for value in node.outputs:
+            found = inferred.get(value.name or "")
+            if found is None or not found.tensor_type.HasField("shape"):
+                continue
+            dims = found.tensor_type.shape.dim
+            if not all(d.HasField("dim_value") for d in dims):
+                continue
+            if value.shape is None or not value.shape.is_static():
+                value.shape = ir.Shape([int(d.dim_value) for d in dims])
+                self._learned.add(value)
+            if value.dtype is None and found.tensor_type.elem_type:
+                value.dtype = ir.DataType(found.tensor_type.elem_type)
+
+
+def _dim(dim: int | ir.SymbolicDim) -> int | str | None:
+    return dim if isinstance(dim, int) else dim.value
 
 
 def _shape_or_size(node: ir.Node) -> list[np.ndarray] | None:

@@ -240,3 +240,42 @@ def test_a_long_chain_folds_in_one_sweep_touching_each_node_once() -> None:
     assert int(model.graph.outputs[0].const_value.numpy()) == length
     # All but the node producing the graph output became initializers.
     assert len(model.graph) == 1
+
+
+def test_shapes_downstream_of_folded_values_are_inferred_so_a_later_shape_folds() -> None:
+    # The split lengths are computed (an Add of constants): inference before the pass cannot
+    # know the Split's output shapes, so only after folding the Add can Shape(b) fold.
+    nodes = [
+        helper.make_node("Add", ["c0", "c1"], ["lengths"]),
+        helper.make_node("Split", ["x", "lengths"], ["a", "b"], axis=1),
+        helper.make_node("Shape", ["b"], ["s"]),
+        helper.make_node("Relu", ["a"], ["y"]),
+    ]
+    proto = helper.make_model(
+        helper.make_graph(
+            nodes,
+            "split",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6])],
+            [helper.make_empty_tensor_value_info("s"), helper.make_empty_tensor_value_info("y")],
+            initializer=[
+                numpy_helper.from_array(np.array([1, 4], i64), "c0"),
+                numpy_helper.from_array(np.array([1, 0], i64), "c1"),
+            ],
+        ),
+        opset_imports=[helper.make_opsetid("", OPSET)],
+    )
+    x = np.arange(12, dtype=np.float32).reshape(2, 6)
+    expected = _run_ort(proto, {"x": x})
+    model = ir.serde.deserialize_model(proto)
+
+    FoldConstantsPass()(model)
+
+    shape = model.graph.outputs[0]
+    assert shape.const_value is not None  # a graph output: the node stays, its value known
+    np.testing.assert_array_equal(shape.const_value.numpy(), expected["s"])
+    np.testing.assert_array_equal(shape.const_value.numpy(), [2, 4])  # by hand
+    split = next(n for n in model.graph if n.op_type == "Split")
+    assert [list(v.shape) for v in split.outputs] == [[2, 2], [2, 4]]
+    actual = _run_ort(ir.serde.serialize_model(model), {"x": x})
+    for name in ("s", "y"):
+        np.testing.assert_array_equal(actual[name], expected[name])
