@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,7 @@ from unframe.backends.caffe2.native import (
 )
 from unframe.shared_ir.conversion import SCHEMA_DEFAULT, ConverterContext
 from unframe.shared_ir.errors import ConversionError
-from unframe.shared_ir.passes import infer_shapes as shape_inference
+from unframe.shared_ir.folding import FOLD_SIZE_LIMIT
 
 FRAMEWORK = "caffe2"
 
@@ -80,13 +79,7 @@ class ExportedNets:
 class ExportContext:
     """Builds the predict and init nets for one ``ir.Model``; converters call its methods."""
 
-    def __init__(
-        self,
-        model: ir.Model,
-        inferred: dict[str, ir.TypeAndShape] | None = None,
-        *,
-        detach_weights: bool = False,
-    ) -> None:
+    def __init__(self, model: ir.Model, *, detach_weights: bool = False) -> None:
         self.model = model
         #: Whether large weights stay out of the init net's messages, in ``init_values``.
         self.detach_weights = detach_weights
@@ -101,7 +94,6 @@ class ExportContext:
         self.main_predict = self.predict
         #: The driver's node loop, which control-flow converters run on their subgraphs.
         self.convert_graph: GraphConverter | None = None
-        self.inferred = inferred or {}
         self.node: ir.Node | None = None
         self._names: dict[ir.Value, str] = {}
         #: Blob names given to values; a subgraph value whose name a sibling graph already used
@@ -110,7 +102,8 @@ class ExportContext:
         self._taken: set[str] = set()
         self._consts: dict[ir.Value, np.ndarray] = {}
         self._shapes: dict[ir.Value, tuple[int, ...] | None] = {}
-        self._folding_depth = 0
+        #: How deep ``shape`` is in per-node inference of producers (a bound on recursion).
+        self._inference_depth = 0
         self._counter = 0
         for value in _all_values(model.graph):
             if value.name:
@@ -293,57 +286,19 @@ class ExportContext:
     def known_value(self, value: ir.Value | None) -> np.ndarray | None:
         """The value's data where it is known before running.
 
-        Initializers and Constant nodes, and small shape computations on them (``Shape`` of a
-        statically shaped value, then Gather, Concat, arithmetic...), folded here with
-        ``onnx.reference`` so that converters see the shapes and axes they compute.
+        Initializers, Constant nodes and what :class:`~unframe.shared_ir.folding.FoldConstantsPass`
+        computed (``export_model`` runs it), and what a converter noted (the outputs of an If
+        whose condition is known).
         """
         if value is None:
             return None
         if value in self._consts:
             return self._consts[value]
-        array: np.ndarray | None = None
-        if value.const_value is not None:
-            array = np.asarray(value.const_value.numpy())
-        else:
-            producer = value.producer()
-            if producer is not None and producer.domain in ("", "ai.onnx"):
-                if producer.op_type == "Constant":
-                    array = constant_node_value(producer)
-                else:
-                    array = self._fold(producer, value)
-        if array is not None:
-            self._consts[value] = array
+        if value.const_value is None:
+            return None
+        array = np.asarray(value.const_value.numpy())
+        self._consts[value] = array
         return array
-
-    def _fold(self, node: ir.Node, value: ir.Value) -> np.ndarray | None:
-        if node.op_type == "Shape":
-            shape = self.shape(node.inputs[0])
-            if shape is None:
-                return None
-            start = _int_attr(node, "start", 0)
-            end = _int_attr(node, "end", len(shape))
-            return np.array(shape[slice(start, end)], dtype=np.int64)
-        if node.op_type == "Size":
-            shape = self.shape(node.inputs[0])
-            return None if shape is None else np.array(int(np.prod(shape)), dtype=np.int64)
-        if node.op_type not in _EXPORT_FOLDABLE or self._folding_depth > 50:
-            return None
-        self._folding_depth += 1
-        try:
-            inputs = [self.known_value(v) if v is not None else None for v in node.inputs]
-        finally:
-            self._folding_depth -= 1
-        if any(a is None for a, v in zip(inputs, node.inputs, strict=True) if v is not None):
-            return None
-        if any(a is not None and a.size > _FOLD_LIMIT for a in inputs):
-            return None
-        results = evaluate_node(node, inputs, self.opset)
-        if results is None:
-            return None
-        for output, result in zip(node.outputs, results, strict=False):
-            if output is not value and output is not None:
-                self._consts[output] = result
-        return results[list(node.outputs).index(value)]
 
     def note(
         self,
@@ -374,12 +329,12 @@ class ExportContext:
         if value in self._shapes:
             return self._shapes[value]
         result = self._known_shape(value)
-        if result is None and self._folding_depth <= 50:
-            self._folding_depth += 1
+        if result is None and self._inference_depth <= 50:
+            self._inference_depth += 1
             try:
                 result = self._node_shape(value)
             finally:
-                self._folding_depth -= 1
+                self._inference_depth -= 1
         self._shapes[value] = result
         return result
 
@@ -388,23 +343,14 @@ class ExportContext:
             return tuple(value.const_value.shape.numpy())
         if value.shape is not None and _static(value.shape) is not None:
             return _static(value.shape)
-        inferred = self.inferred.get(value.name or "")
-        if inferred is not None and inferred.shape is not None and _static(inferred.shape):
-            return _static(inferred.shape)
-        producer = value.producer()
-        if producer is not None and producer.op_type == "Constant":
-            const = self.known_value(value)
-            return None if const is None else tuple(const.shape)
-        return None
+        const = self._consts.get(value)
+        return None if const is None else tuple(const.shape)
 
     def _node_shape(self, value: ir.Value) -> tuple[int, ...] | None:
-        """ONNX's per-node inference, fed the static shapes and folded values found here."""
+        """ONNX's per-node inference, fed the static shapes and known values found here."""
         node = value.producer()
         if node is None or node.domain not in ("", "ai.onnx"):
             return None
-        const = self.known_value(value) if node.op_type in _EXPORT_FOLDABLE else None
-        if const is not None:
-            return tuple(const.shape)
         types: dict[str, onnx.TypeProto] = {}
         data: dict[str, onnx.TensorProto] = {}
         for v in node.inputs:
@@ -416,7 +362,7 @@ class ExportContext:
                 return None
             types[v.name] = onnx.helper.make_tensor_type_proto(int(dtype), shape)
             folded = self.known_value(v)
-            if folded is not None and folded.size <= _FOLD_LIMIT:
+            if folded is not None and folded.size <= FOLD_SIZE_LIMIT:
                 data[v.name] = onnx.numpy_helper.from_array(np.asarray(folded), v.name)
         try:
             schema = onnx.defs.get_schema(node.op_type, self.opset, "")
@@ -438,9 +384,6 @@ class ExportContext:
             return None
         if value.shape is not None:
             return len(value.shape)
-        inferred = self.inferred.get(value.name or "")
-        if inferred is not None and inferred.shape is not None:
-            return len(inferred.shape)
         shape = self.shape(value)
         return None if shape is None else len(shape)
 
@@ -449,9 +392,6 @@ class ExportContext:
             return None
         if value.dtype is not None:
             return value.dtype
-        inferred = self.inferred.get(value.name or "")
-        if inferred is not None and inferred.type is not None:
-            return inferred.type.dtype
         const = self.known_value(value)
         return None if const is None else ir.DataType.from_numpy(const.dtype)
 
@@ -484,66 +424,6 @@ class ExportContext:
         )
 
 
-#: Ops folded at export time when all their inputs are known (shape arithmetic, mostly).
-_EXPORT_FOLDABLE = frozenset({
-    "Add", "Sub", "Mul", "Div", "Neg", "Abs", "Cast", "CastLike", "Concat", "Gather", "Slice",
-    "Squeeze", "Unsqueeze", "Reshape", "Identity", "Equal", "Less", "Greater", "Where", "Not",
-    "Max", "Min", "ReduceProd", "ReduceSum", "ReduceMax", "ReduceMin", "Range", "Expand",
-    "ConstantOfShape", "Floor", "Ceil", "Sign", "Mod", "Tile", "Transpose", "Flatten", "Size",
-    "Shape", "And", "Or", "Clip", "Sqrt",
-})  # fmt: skip
-#: Larger tensors are left for the runtime; folding is for small shape and index tensors.
-_FOLD_LIMIT = 4096
-
-
-def _int_attr(node: ir.Node, name: str, default: int) -> int:
-    attr = node.attributes.get(name)
-    return default if attr is None else int(attr.as_int())  # type: ignore[union-attr]
-
-
-def evaluate_node(
-    node: ir.Node, inputs: list[np.ndarray | None], opset: int, limit: int = _FOLD_LIMIT
-) -> list[np.ndarray] | None:
-    """Runs one node on known inputs with onnx.reference; None where that fails."""
-    from onnx.reference import ReferenceEvaluator
-
-    try:
-        proto = ir.serde.serialize_node(node)
-        names = [n if n else "" for n in proto.input]
-        feeds = {n: a for n, a in zip(names, inputs, strict=True) if n and a is not None}
-        graph = onnx.helper.make_graph(
-            [proto], "fold",
-            [onnx.helper.make_tensor_value_info(n, onnx.helper.np_dtype_to_tensor_dtype(a.dtype), a.shape) for n, a in feeds.items()],
-            [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in proto.output if o],
-        )  # fmt: skip
-        model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
-        results = ReferenceEvaluator(model).run(None, feeds)
-    except Exception:  # noqa: BLE001 - a fold that fails is left to the runtime
-        return None
-    arrays = [np.asarray(r) for r in results]
-    if any(a.size > limit for a in arrays):
-        return None
-    return arrays
-
-
-def constant_node_value(node: ir.Node) -> np.ndarray | None:
-    """The data of an ONNX ``Constant`` node, whichever attribute holds it."""
-    for key, attr in node.attributes.items():
-        if not isinstance(attr, ir.Attr):
-            return None
-        if key == "value":
-            return np.asarray(attr.as_tensor().numpy())
-        if key == "value_float":
-            return np.array(attr.as_float(), dtype=np.float32)
-        if key == "value_floats":
-            return np.array(list(attr.as_floats()), dtype=np.float32)
-        if key == "value_int":
-            return np.array(attr.as_int(), dtype=np.int64)
-        if key == "value_ints":
-            return np.array(list(attr.as_ints()), dtype=np.int64)
-    return None
-
-
 def _static(dims: Any) -> tuple[int, ...] | None:
     result = []
     for dim in dims:
@@ -567,23 +447,6 @@ def _all_values(graph: ir.Graph, nested: bool = True) -> list[ir.Value]:
                 for sub in attr.as_graphs():
                     values.extend(_all_values(sub))
     return values
-
-
-def inferred_value_types(model: ir.Model) -> dict[str, ir.TypeAndShape]:
-    """Shapes ONNX shape inference finds for the model's values (annotated in place)."""
-    shape_inference(model, data_prop=True)
-    values = _all_values(model.graph)
-    # Sibling subgraphs may reuse a name for different values: such a name tells nothing,
-    # except for the main graph's own value, which subgraphs cannot shadow.
-    main = {id(v) for v in _all_values(model.graph, nested=False)}
-    counts = Counter(value.name for value in values if id(value) not in main)
-    return {
-        value.name: ir.TypeAndShape(value.type, value.shape)
-        for value in sorted(values, key=lambda v: id(v) in main)
-        if value.name
-        and (id(value) in main or counts[value.name] == 1)
-        and (value.shape is not None or value.type is not None)
-    }
 
 
 def _warn_if_rounded(values: np.ndarray, blob: str) -> None:

@@ -6,18 +6,14 @@ import functools
 
 import onnx_ir as ir
 
-from unframe.backends.caffe2.context import (
-    FRAMEWORK,
-    Converter,
-    ExportContext,
-    ExportedNets,
-    inferred_value_types,
-)
+from unframe.backends.caffe2.context import FRAMEWORK, Converter, ExportContext, ExportedNets
 from unframe.backends.caffe2.native import CAFFE2_DTYPES
 from unframe.backends.caffe2.registry import ops
 from unframe.shared_ir.conversion import onnx_loop, onnx_node_info
 from unframe.shared_ir.errors import ConversionError, UnsupportedOp, UnsupportedOpsError
+from unframe.shared_ir.folding import FoldConstantsPass
 from unframe.shared_ir.op_registry import OpRegistry, iter_nodes, load_op_modules
+from unframe.shared_ir.passes import infer_shapes
 
 #: ONNX elem_type numbers for value_info.json (the model zoo's convention).
 _ONNX_ELEM = {dtype: int(dtype) for dtype in ir.DataType}
@@ -38,7 +34,8 @@ def export_model(model: ir.Model, *, detach_weights: bool = False) -> ExportedNe
     is written.
 
     Args:
-        model: the model; its main graph must hold standard ONNX ops only.
+        model: the model; its main graph must hold standard ONNX ops only. It is changed in
+            place: shapes are inferred and constants folded.
         detach_weights: leave large weights out of the init net's messages, in ``init_values``
             (for ``write_model``, which writes them from there): protobuf then never copies them.
 
@@ -91,7 +88,12 @@ def _has_converter(node: ir.Node, registry: OpRegistry[Converter], model: ir.Mod
 def _convert(
     model: ir.Model, registry: OpRegistry[Converter], *, detach_weights: bool
 ) -> tuple[ExportContext, list[UnsupportedOp]]:
-    ctx = ExportContext(model, inferred_value_types(model), detach_weights=detach_weights)
+    # Shapes first (data propagation finds Shape values of computed shapes), then the shared
+    # folding pass, run here too because conversions without the pipeline (--no-optimize,
+    # conformance) reach the backend unfolded; converters read what it computes as const_value.
+    infer_shapes(model, data_prop=True)
+    FoldConstantsPass()(model)
+    ctx = ExportContext(model, detach_weights=detach_weights)
     ctx.convert_graph = functools.partial(_convert_subgraph, registry=registry)
     graph = model.graph
     failures: list[UnsupportedOp] = []

@@ -1,8 +1,8 @@
 """Generated tensors: windows and mel matrices.
 
-Caffe2 has no window or mel-filter operators. With constant inputs these ops are constants, and
-the value onnx's reference implementation computes is written into the init net; a window of
-run-time size is computed as ONNX's function body defines it, a sum of cosines over a Range.
+Caffe2 has no window or mel-filter operators. Each is computed in the net as ONNX's function body
+defines it (a window is a sum of cosines over a Range), except where its value is already known
+(an output the shared folding pass computed), which is written into the init net.
 """
 
 from __future__ import annotations
@@ -12,29 +12,27 @@ import math
 import numpy as np
 import onnx_ir as ir
 
-from unframe.backends.caffe2.context import ExportContext, caffe2_dtype, evaluate_node
+from unframe.backends.caffe2.context import ExportContext, caffe2_dtype
 from unframe.backends.caffe2.ops import _runtime as runtime
 from unframe.backends.caffe2.ops._common import attr_int, reshape
 from unframe.backends.caffe2.registry import ops
 
 
-def _fold(node: ir.Node, ctx: ExportContext) -> None:
-    inputs = [
-        ctx.need_known_value(v, f"{node.op_type}'s inputs") if v is not None else None
-        for v in node.inputs
-    ]
-    results = evaluate_node(node, inputs, ctx.opset, limit=1 << 22)
-    if results is None:
-        raise ctx.error("cannot be evaluated on its constant inputs")
-    for index, array in enumerate(results):
+def _write_known(node: ir.Node, ctx: ExportContext) -> bool:
+    """Writes the node's outputs as constants where all are known; whether it did."""
+    known = [ctx.known_value(value) for value in node.outputs]
+    if any(array is None for array in known):
+        return False
+    for index, array in enumerate(known):
+        assert array is not None
         ctx.make_constant_output(array, node, index)
+    return True
 
 
 def _window(node: ir.Node, ctx: ExportContext, a0: float, a1: float, a2: float) -> None:
     """a0 - a1 cos(2 pi n / N) + a2 cos(4 pi n / N), n < size; N is size, or size - 1 when
     symmetric (periodic=0). Float32 throughout, as in ONNX's function body."""
-    if ctx.known_value(node.inputs[0]) is not None:
-        _fold(node, ctx)
+    if _write_known(node, ctx):
         return
     f32 = ir.DataType.FLOAT
     size = ctx.temp("Cast", [ctx.input(0)], "size", to=caffe2_dtype(f32))
@@ -71,8 +69,7 @@ def blackman_window_v17(node: ir.Node, ctx: ExportContext) -> None:
 
 @ops.register("MelWeightMatrix", since=17)
 def mel_weight_matrix_v17(node: ir.Node, ctx: ExportContext) -> None:
-    if all(v is None or ctx.known_value(v) is not None for v in node.inputs):
-        _fold(node, ctx)
+    if _write_known(node, ctx):
         return
     _runtime_mel_weight_matrix(node, ctx)
 
