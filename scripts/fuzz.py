@@ -89,6 +89,7 @@ def _worker(args: argparse.Namespace) -> None:
 @dataclass
 class Tally:
     importer: str
+    first: int = 0
     cases: int = 0
     histogram: dict[str, int] = field(default_factory=dict)
     slowest: dict[str, Any] = field(default_factory=dict)
@@ -209,16 +210,19 @@ def _fuzz_importer(args: argparse.Namespace, name: str) -> Tally:
     for file_name, data in importer.files.items():
         (seeds / file_name).parent.mkdir(parents=True, exist_ok=True)
         (seeds / file_name).write_bytes(data)
-    tally = Tally(name)
+    tally = Tally(name, first=args.start)
     todo: queue.Queue[int] = queue.Queue()
     for case in range(args.start, args.start + args.cases):
         todo.put(case)
     done: queue.Queue[dict[str, Any]] = queue.Queue()
 
+    started = time.monotonic()
+    deadline = started + args.minutes * 60 if args.minutes else None
+
     def drive() -> None:
         worker = Worker(args, name)
         try:
-            while True:
+            while deadline is None or time.monotonic() < deadline:
                 try:
                     case = todo.get_nowait()
                 except queue.Empty:
@@ -227,12 +231,20 @@ def _fuzz_importer(args: argparse.Namespace, name: str) -> Tally:
         finally:
             worker.stop()
 
-    started = time.monotonic()
     threads = [threading.Thread(target=drive, daemon=True) for _ in range(args.jobs)]
     for thread in threads:
         thread.start()
-    for count in range(args.cases):
-        record = done.get()
+    # Cases leave the queue in order and each one taken is finished, so the cases run are
+    # start .. start + count - 1 even when the time budget stops the run early.
+    count = 0
+    while count < args.cases:
+        try:
+            record = done.get(timeout=1.0)
+        except queue.Empty:
+            if any(thread.is_alive() for thread in threads) or not done.empty():
+                continue
+            break
+        count += 1
         tally.add(record)
         if record["problems"]:
             record["kept"] = _keep(args, importer, record)
@@ -240,9 +252,9 @@ def _fuzz_importer(args: argparse.Namespace, name: str) -> Tally:
                 f"fuzz: {name} case {record['case']}: {'; '.join(record['problems'])[:500]}",
                 flush=True,
             )
-        if (count + 1) % 500 == 0:
-            rate = (count + 1) / (time.monotonic() - started)
-            print(f"fuzz: {name}: {count + 1}/{args.cases} cases, {rate:.1f}/s", flush=True)
+        if count % 500 == 0:
+            rate = count / (time.monotonic() - started)
+            print(f"fuzz: {name}: {count}/{args.cases} cases, {rate:.1f}/s", flush=True)
     for thread in threads:
         thread.join()
     tally.seconds = time.monotonic() - started
@@ -253,7 +265,7 @@ def _fuzz_importer(args: argparse.Namespace, name: str) -> Tally:
 def _report(tally: Tally) -> str:
     slow = tally.slowest
     lines = [
-        f"{tally.importer}: {tally.cases} cases in {tally.seconds:.0f} s "
+        f"{tally.importer}: {tally.cases} cases (from {tally.first}) in {tally.seconds:.0f} s "
         f"({tally.cases / max(tally.seconds, 1e-9):.1f}/s); exit codes {tally.histogram}; "
         f"slowest case {slow.get('case')} ({slow.get('mutation')}, unframe {' '.join(slow.get('args', []))}) "
         f"{slow.get('seconds', 0):.2f} s; peak RSS {tally.peak_rss_mib:.0f} MiB; "
@@ -289,6 +301,9 @@ def main() -> int:
     parser.add_argument("--out", default="fuzz-out", help="seeds, findings and summary.json")
     parser.add_argument(
         "--memory-mib", type=int, default=8192, help="address-space limit of a worker (0: none)"
+    )
+    parser.add_argument(
+        "--minutes", type=float, default=0, help="per importer: take no new case after this long"
     )
     parser.add_argument("--case", type=int, help="rerun this one case in this process")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
