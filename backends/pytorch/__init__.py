@@ -7,7 +7,7 @@ Importing this package imports torch.
 
 from __future__ import annotations
 
-from unframe.backends.pytorch.builder import to_torch
+from unframe.backends.pytorch.driver import to_torch
 from unframe.backends.pytorch.pt2_file import export_program, run_native, save_pt2
 
 __all__ = ["export_program", "run_native", "save_pt2", "to_torch"]

@@ -44,7 +44,7 @@ class Subgraph:
 class GraphBuilding(Protocol):
     """What a context needs of the graph builder (``builder.GraphBuilder`` is the one there is).
 
-    Spelled out here so that the context depends on these few members, not on the builder's module.
+    Spelled out here so that the context depends on these few members, not on the driver module.
     """
 
     opset: int

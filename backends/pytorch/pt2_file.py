@@ -18,7 +18,7 @@ import onnx_ir as ir
 import torch
 from torch import fx
 
-from unframe.backends.pytorch.builder import FRAMEWORK, SOURCE_NAMES, to_torch
+from unframe.backends.pytorch.driver import FRAMEWORK, SOURCE_NAMES, to_torch
 from unframe.backends.pytorch.dtypes import maybe_torch_dtype, widen_emulated
 from unframe.backends.pytorch.native.dispatch import fresh_export_state
 from unframe.backends.pytorch.native.pt2_names import UNFRAME_JSON, source_names

@@ -108,7 +108,7 @@ class PyTorchFramework(Framework):
         return outputs
 
     def export_registry(self) -> OpRegistry[Any] | None:
-        from unframe.backends.pytorch.builder import load_converters
+        from unframe.backends.pytorch.driver import load_converters
         from unframe.backends.pytorch.registry import ops
 
         load_converters()

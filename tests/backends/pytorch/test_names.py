@@ -23,7 +23,7 @@ torch = pytest.importorskip("torch")
 
 import unframe  # noqa: E402
 from unframe.backends.pytorch import to_torch  # noqa: E402
-from unframe.backends.pytorch.builder import ONNX_NAME, SOURCE_NAMES  # noqa: E402
+from unframe.backends.pytorch.driver import ONNX_NAME, SOURCE_NAMES  # noqa: E402
 from unframe.backends.pytorch.pt2_file import source_names  # noqa: E402
 
 #: Names of ``nn.Module`` / ``fx.GraphModule`` members, keywords, builtins, unicode, dots, digits,

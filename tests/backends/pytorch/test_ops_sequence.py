@@ -142,7 +142,7 @@ def test_split_to_sequence_scalar_and_list_splits() -> None:
 
 
 def test_every_sequence_op_is_registered() -> None:
-    from unframe.backends.pytorch.builder import load_converters
+    from unframe.backends.pytorch.driver import load_converters
     from unframe.backends.pytorch.registry import ops
 
     load_converters()
