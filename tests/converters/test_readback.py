@@ -12,11 +12,8 @@ is the oracle. A writer that legitimately cannot express a model must refuse it 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import onnx
@@ -24,13 +21,13 @@ import onnxruntime as ort
 import pytest
 
 torch = pytest.importorskip("torch")
+from models import torch_zoo as zoo  # noqa: E402
 from torch import nn  # noqa: E402
 
 import unframe  # noqa: E402
 from unframe.shared_ir.errors import UnsupportedOpsError  # noqa: E402
 
 RTOL, ATOL = 1e-4, 1e-5
-ZOO_PATH = Path(__file__).resolve().parents[1] / "models" / "torch_zoo.py"
 WRITERS = {"onnx": ".onnx", "pytorch": ".pt2", "caffe2": ".caffe2"}
 #: (model, writer) -> the op types the writer refuses, with why.
 EXPECTED_REFUSALS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -38,21 +35,6 @@ EXPECTED_REFUSALS: dict[tuple[str, str], tuple[str, ...]] = {
     # into its operator library), so a model sampling a grid cannot be a NetDef.
     ("stn", "caffe2"): ("GridSample",),
 }
-
-
-def _load_zoo() -> ModuleType:
-    name = "unframe_tests_torch_zoo"  # shared with tests/models/test_torch_models.py
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ZOO_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-zoo = _load_zoo()
 
 
 class TinyViT(nn.Module):

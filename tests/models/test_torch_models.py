@@ -12,11 +12,8 @@ want of a converter.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -26,28 +23,16 @@ from models.expected_unsupported import convert_or_expect_refusal, unknown_model
 
 torch = pytest.importorskip("torch", reason="the pytorch extra is not installed")
 
+from models import torch_zoo as zoo  # noqa: E402
+
 import unframe  # noqa: E402
 from unframe.backends.pytorch import export_program, to_torch  # noqa: E402
 from unframe.frontends.pytorch import from_torch  # noqa: E402
 from unframe.shared_ir.runner import run_reference  # noqa: E402
 
 RTOL, ATOL = 1e-4, 1e-5
-ZOO_PATH = Path(__file__).with_name("torch_zoo.py")
 
 
-def _load_zoo() -> ModuleType:
-    name = "unframe_tests_torch_zoo"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ZOO_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-zoo = _load_zoo()
 NAMES = sorted(zoo.ZOO)
 
 
@@ -135,7 +120,7 @@ def _factory_to_onnx(name: str, factory: pytest.TempPathFactory) -> Path:
         dims = ",".join(str(d) for d in entry.input_shape(2))
         path = factory.mktemp("onnx") / f"{name}.onnx"
         result = unframe.convert(
-            f"{ZOO_PATH}:{name}", path, inputs=[f"x={dims}"], dynamic=entry.dynamic
+            f"py:{zoo.__file__}:{name}", path, inputs=[f"x={dims}"], dynamic=entry.dynamic
         )
         assert result.ok and path.exists()
         _ONNX_FILES[name] = path
