@@ -67,6 +67,30 @@ def check_loaded(proto: onnx.ModelProto, model: ir.Model, path: Path) -> None:
     """
     check_tensors(model, path)
     check_structure(proto, path)
+    check_names(model, path)
+
+
+def check_names(model: ir.Model, path: Path) -> None:
+    """Refuses a node, value or attribute name that is not UTF-8.
+
+    protobuf does not check proto2 strings when parsing, and onnx_ir then keeps such a name as
+    bytes, which only fails when a backend or the ONNX writer uses it (an internal error).
+    """
+    graph = model.graph
+    names: list[Any] = [v.name for v in (*graph.inputs, *graph.outputs)]
+    names += list(graph.initializers)
+    owners: list[ir.Graph | ir.Function] = [graph, *model.functions.values()]
+    for owner in owners:
+        for node in ir.traversal.RecursiveGraphIterator(owner):
+            names += [node.name, node.op_type, node.domain, *node.attributes]
+            names += [value.name for value in (*node.inputs, *node.outputs) if value is not None]
+    for name in names:
+        if isinstance(name, bytes):
+            raise BadInputError(
+                f"not a valid ONNX model: the name {name!r} is not UTF-8",
+                path=str(path),
+                hint="the file is corrupt or was written by a faulty exporter",
+            )
 
 
 def check_structure(proto: onnx.ModelProto, path: Path) -> None:
@@ -78,13 +102,13 @@ def check_structure(proto: onnx.ModelProto, path: Path) -> None:
     wrong file. One rule is relaxed: a main graph's input or output without a shape is accepted
     (onnxruntime runs such models, and exporters write them).
     """
-    light = _without_weights(proto)
-    shapeless = [
-        value.type.tensor_type
-        for value in [*light.graph.input, *light.graph.output]
-        if value.type.HasField("tensor_type") and not value.type.tensor_type.HasField("shape")
-    ]
     try:
+        light = _without_weights(proto)
+        shapeless = [
+            value.type.tensor_type
+            for value in [*light.graph.input, *light.graph.output]
+            if value.type.HasField("tensor_type") and not value.type.tensor_type.HasField("shape")
+        ]
         for tensor_type in shapeless:
             tensor_type.shape.SetInParent()  # present for the checker, which only asks for one
         onnx.checker.check_model(light)

@@ -52,3 +52,21 @@ def test_external_data_written_to_onnx_inline(tmp_path: Path) -> None:
     want = ort.InferenceSession(str(tmp_path / "model.onnx")).run(None, {"x": x})[0]
     got = ort.InferenceSession(str(out)).run(None, {"x": x})[0]
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".caffe2"])
+def test_a_node_name_that_is_not_utf8(tmp_path: Path, suffix: str) -> None:
+    """Found by the fuzz: protobuf keeps such a proto2 string, onnx_ir holds it as bytes, and the
+    ONNX writer or the Caffe2 exporter then failed on it (exit 5)."""
+    data = onnx_importer().files["model.onnx"]
+    assert data.count(b"\x1a\x03mul") == 1  # NodeProto field 3 (name), 3 bytes
+    source = tmp_path / "model.onnx"
+    source.write_bytes(data.replace(b"\x1a\x03mul", b"\x1a\x03m\x80l"))
+    out = tmp_path / f"out{suffix}"
+    result = CliRunner().invoke(cli, ["convert", str(source), "-o", str(out)])
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr == (
+        f"unframe: error: {source}: not a valid ONNX model: the name b'm\\x80l' is not UTF-8 "
+        "(the file is corrupt or was written by a faulty exporter)\n"
+    )
+    assert not out.exists()
