@@ -12,7 +12,6 @@ from types import ModuleType
 from typing import Any
 
 
-
 @contextlib.contextmanager
 def quiet_stderr() -> Iterator[None]:
     """Sends file descriptor 2 (C and Python writers alike) and Python warnings to /dev/null.
