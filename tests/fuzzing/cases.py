@@ -79,7 +79,8 @@ def write_case(
     rng = case_rng(importer.name, seed, case)
     target = rng.choice(sorted(importer.mutable))
     mutation, mutated = mutate(importer.files[target], rng, importer.mutable[target])
-    folder.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)  # a rerun starts from nothing
+    folder.mkdir(parents=True)
     for name, data in importer.files.items():
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
