@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -28,13 +29,24 @@ from unframe.converters.batch.jobs import (
     hooks_from_environment,
     run_job,
 )
-from unframe.shared_ir.errors import ExitCode, FrameworkNotInstalledError, unexpected_error
+from unframe.shared_ir.errors import (
+    BadInputError,
+    ExitCode,
+    FrameworkNotInstalledError,
+    unexpected_error,
+)
 from unframe.shared_ir.output import output_path, sweep_stale_staging
 
 _logger = logging.getLogger("unframe.batch.ray")
 
 #: The remote function, made once per process on first use (``ray`` is imported only then).
 _REMOTE: Any = None
+#: How long joining a cluster may take to open a connection to its head before we give up.
+_CONNECT_TIMEOUT_S = 10.0
+_ADDRESS_HINT = (
+    "give --address as HOST:PORT of the head node (port 6379 unless `ray start --head --port` said"
+    " otherwise), ray://HOST:PORT for Ray Client, or leave it out to start a local Ray"
+)
 
 
 def _import_ray() -> Any:
@@ -136,6 +148,27 @@ def _failed_result(ray: Any, job: Job, error: BaseException, seconds: float) -> 
     return _ended_early(job, reason, ExitCode.INTERNAL, seconds)
 
 
+def _check_reachable(address: str) -> None:
+    """Fails at once, with one line, where nothing listens at ``address``.
+
+    ``ray.init`` would retry for minutes, printing its own log lines, then exit the process.
+    """
+    if address in ("auto", "local"):
+        return  # Ray finds the address itself (a cluster started on this machine)
+    target = address.split("://", 1)[-1]
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise BadInputError(f"not a Ray cluster address: {address!r}", hint=_ADDRESS_HINT)
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), _CONNECT_TIMEOUT_S):
+            pass
+    except OSError as error:
+        raise BadInputError(
+            f"cannot reach the Ray cluster at {address} ({error.strerror or error})",
+            hint=_ADDRESS_HINT,
+        ) from None
+
+
 class RayExecutor:
     """The ``Executor`` on Ray: ``address=None`` starts a local instance, else joins a cluster.
 
@@ -157,8 +190,14 @@ class RayExecutor:
         }
         if self.address is None:
             ray.init(num_cpus=workers, include_dashboard=False, **quiet)
-        else:
+            return True
+        _check_reachable(self.address)
+        try:
             ray.init(address=self.address, **quiet)
+        except (Exception, SystemExit) as error:  # Ray exits the process when it gives up
+            raise BadInputError(
+                f"cannot join the Ray cluster at {self.address} ({error})", hint=_ADDRESS_HINT
+            ) from None
         return True
 
     def run(

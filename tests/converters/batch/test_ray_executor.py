@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -145,3 +146,26 @@ def test_joining_a_running_instance_by_address_prints_nothing_of_ray(local_ray, 
     assert (converted["ok"], converted["exit_code"]) == (True, 0)
     _check_onnx_output(str(tmp_path / "r.onnx"))
     assert not (tmp_path / "c.onnx").exists()
+
+
+def test_an_address_where_no_cluster_listens_is_one_error_line_at_once(tmp_path):
+    """Ray itself would retry for minutes, logging, then exit; the user gets exit 2 and why."""
+    relu = _unary_model(tmp_path / "relu.onnx", "Relu")
+    manifest = tmp_path / "batch.json"
+    manifest.write_text(json.dumps({"jobs": [{"src": str(relu), "to": "onnx", "out": "o.onnx"}]}))
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    unframe = Path(sys.executable).with_name("unframe")
+    done = subprocess.run(
+        [str(unframe), "batch", str(manifest), "--executor", "ray", "--address",
+         f"127.0.0.1:{port}", "--json"],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"cannot reach the Ray cluster at 127.0.0.1:{port}" in lines[0]
+    assert not (tmp_path / "o.onnx").exists()
