@@ -257,6 +257,8 @@ def _check_external(
 
     if not location:
         raise refuse("is empty")
+    if not isinstance(location, str):  # protobuf keeps a proto2 string that is not UTF-8 as bytes
+        raise refuse("is not UTF-8")
     if "\0" in location:
         raise refuse("holds a NUL character")
     if os.path.isabs(location):

@@ -70,3 +70,20 @@ def test_a_node_name_that_is_not_utf8(tmp_path: Path, suffix: str) -> None:
         "(the file is corrupt or was written by a faulty exporter)\n"
     )
     assert not out.exists()
+
+
+def test_an_external_data_location_that_is_not_utf8(tmp_path: Path) -> None:
+    """Found by the fuzz: the location came through as bytes and its check failed (exit 5)."""
+    importer = onnx_importer(external=True)
+    for name, data in importer.files.items():
+        (tmp_path / name).write_bytes(data)
+    source = tmp_path / "model.onnx"
+    data = source.read_bytes()
+    assert data.count(b"weights.bin") == 5
+    source.write_bytes(data.replace(b"weights.bin", b"wei\xe7hts.bin", 1))
+    result = CliRunner().invoke(cli, ["inspect", str(source)])
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.startswith(
+        f"unframe: error: {source}: tensor 'w': external data location b'wei\\xe7hts.bin' is not "
+        "UTF-8 (external data must be a file in the model's folder)"
+    )
