@@ -1,0 +1,1 @@
+"""Converters, one module per family: ``mil_*`` for MIL ops, ``layers_*`` for NeuralNetwork layers."""

@@ -1,0 +1,252 @@
+"""MIL neural-network ops: convolution, pooling, normalization, linear, matmul, softmax."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+
+from unframe.frontends.coreml.context import MilContext
+from unframe.frontends.coreml.registry import IOS15, IOS16, MIL_DOMAIN, ops
+
+
+def _window_attrs(ctx: MilContext, spatial: int) -> dict[str, Any]:
+    """ONNX strides, dilations and padding from MIL's ``pad_type`` and ``pad``.
+
+    MIL's custom ``pad`` lists (begin, end) per spatial axis; ONNX lists every begin, then
+    every end. ``same`` puts the odd pixel at the end (SAME_UPPER), ``same_lower`` at the start.
+    """
+    attrs: dict[str, Any] = {}
+    strides = ctx.attr("strides", None)
+    attrs["strides"] = [int(s) for s in strides] if strides is not None else [1] * spatial
+    pad_type = str(ctx.attr("pad_type", "valid"))
+    if pad_type == "custom":
+        pad = [int(p) for p in ctx.attr("pad", [0] * (2 * spatial))]
+        attrs["pads"] = pad[0::2] + pad[1::2]
+    elif pad_type == "same":
+        attrs["auto_pad"] = "SAME_UPPER"
+    elif pad_type == "same_lower":
+        attrs["auto_pad"] = "SAME_LOWER"
+    elif pad_type == "valid":
+        attrs["pads"] = [0] * (2 * spatial)
+    else:
+        raise ctx.error(f"pad_type {pad_type!r} is not one MIL defines")
+    return attrs
+
+
+def _conv_common(ctx: MilContext) -> tuple[int, dict[str, Any]]:
+    spatial = ctx.rank("x") - 2
+    attrs = _window_attrs(ctx, spatial)
+    dilations = ctx.attr("dilations", None)
+    attrs["dilations"] = [int(d) for d in dilations] if dilations is not None else [1] * spatial
+    attrs["group"] = int(ctx.attr("groups", 1))
+    return spatial, attrs
+
+
+@ops.register("conv", since=IOS15, domain=MIL_DOMAIN)
+def conv(op: Any, ctx: MilContext) -> ir.Value:
+    _spatial, attrs = _conv_common(ctx)
+    inputs = [ctx.value("x"), ctx.value("weight")]
+    if ctx.has("bias"):
+        inputs.append(ctx.value("bias"))
+    return ctx.op1("Conv", inputs, attrs)
+
+
+@ops.register("conv_transpose", since=IOS15, domain=MIL_DOMAIN)
+def conv_transpose(op: Any, ctx: MilContext) -> ir.Value:
+    """MIL's weight is (C_in, C_out / groups, *kernel), as ONNX's; an output shape becomes
+    ONNX's ``output_shape`` (spatial dims), which then decides the padding."""
+    _spatial, attrs = _conv_common(ctx)
+    out = ctx.static_out_shape()
+    if out is not None and (ctx.has("output_shape") or attrs.get("auto_pad")):
+        attrs.pop("pads", None)
+        attrs["output_shape"] = out[2:]
+        attrs.setdefault("auto_pad", "SAME_UPPER" if attrs.get("auto_pad") else "NOTSET")
+        if attrs["auto_pad"] == "NOTSET":
+            del attrs["auto_pad"]
+    inputs = [ctx.value("x"), ctx.value("weight")]
+    if ctx.has("bias"):
+        inputs.append(ctx.value("bias"))
+    return ctx.op1("ConvTranspose", inputs, attrs)
+
+
+def _pool_attrs(ctx: MilContext) -> dict[str, Any]:
+    kernel = [int(k) for k in ctx.attr("kernel_sizes")]
+    attrs = _window_attrs(ctx, len(kernel))
+    attrs["kernel_shape"] = kernel
+    attrs["ceil_mode"] = int(bool(ctx.attr("ceil_mode", False)))
+    return attrs
+
+
+@ops.register("max_pool", since=IOS15, domain=MIL_DOMAIN)
+def max_pool(op: Any, ctx: MilContext) -> ir.Value:
+    return ctx.op1("MaxPool", [ctx.value("x")], _pool_attrs(ctx))
+
+
+@ops.register("avg_pool", since=IOS15, domain=MIL_DOMAIN)
+def avg_pool(op: Any, ctx: MilContext) -> ir.Value:
+    attrs = _pool_attrs(ctx)
+    attrs["count_include_pad"] = int(not ctx.attr("exclude_padding_from_average", False))
+    return ctx.op1("AveragePool", [ctx.value("x")], attrs)
+
+
+@ops.register("l2_pool", since=IOS15, domain=MIL_DOMAIN)
+def l2_pool(op: Any, ctx: MilContext) -> ir.Value:
+    attrs = _pool_attrs(ctx)
+    attrs["p"] = 2
+    return ctx.op1("LpPool", [ctx.value("x")], attrs)
+
+
+def _channel_param(ctx: MilContext, name: str, fill: float, channels: int) -> ir.Value:
+    if ctx.has(name):
+        return ctx.value(name)
+    return ctx.make_constant(np.full((channels,), fill, dtype=ctx.dtype("x")), name)
+
+
+@ops.register("batch_norm", since=IOS15, domain=MIL_DOMAIN)
+def batch_norm(op: Any, ctx: MilContext) -> ir.Value:
+    channels = int(ctx.shape("mean")[0])
+    inputs = [
+        ctx.value("x"),
+        _channel_param(ctx, "gamma", 1.0, channels),
+        _channel_param(ctx, "beta", 0.0, channels),
+        ctx.value("mean"),
+        ctx.value("variance"),
+    ]
+    return ctx.op1("BatchNormalization", inputs, {"epsilon": float(ctx.attr("epsilon", 1e-5))})
+
+
+@ops.register("instance_norm", since=IOS15, domain=MIL_DOMAIN)
+def instance_norm(op: Any, ctx: MilContext) -> ir.Value:
+    channels = ctx.shape("x")[1]
+    if not isinstance(channels, int | np.integer):
+        raise ctx.error("needs a known channel count")
+    inputs = [
+        ctx.value("x"),
+        _channel_param(ctx, "gamma", 1.0, int(channels)),
+        _channel_param(ctx, "beta", 0.0, int(channels)),
+    ]
+    return ctx.op1("InstanceNormalization", inputs, {"epsilon": float(ctx.attr("epsilon", 1e-5))})
+
+
+@ops.register("layer_norm", since=IOS15, domain=MIL_DOMAIN)
+def layer_norm(op: Any, ctx: MilContext) -> ir.Value:
+    """ONNX's LayerNormalization normalizes trailing axes; other axes are computed by formula."""
+    x = ctx.value("x")
+    rank = ctx.rank("x")
+    given = ctx.attr("axes", None)
+    axes = sorted(int(a) % rank for a in given) if given is not None else list(range(rank))
+    epsilon = float(ctx.attr("epsilon", 1e-5))
+    trailing = axes == list(range(rank - len(axes), rank)) and bool(axes)
+    if trailing:
+        dims = ctx.shape("x")[rank - len(axes) :]
+        if all(isinstance(d, int | np.integer) for d in dims):
+            norm_shape = tuple(int(d) for d in dims)
+            dtype = ctx.dtype("x")
+            scale = (
+                ctx.value("gamma")
+                if ctx.has("gamma")
+                else ctx.make_constant(np.ones(norm_shape, dtype), "gamma")
+            )
+            inputs = [x, scale] + ([ctx.value("beta")] if ctx.has("beta") else [])
+            attrs = {"axis": rank - len(axes), "epsilon": epsilon}
+            return ctx.op1("LayerNormalization", inputs, attrs)
+    axes_value = ctx.ints(axes)
+    mean = ctx.op1("ReduceMean", [x, axes_value], {"keepdims": 1})
+    centered = ctx.op1("Sub", [x, mean])
+    variance = ctx.op1(
+        "ReduceMean", [ctx.op1("Mul", [centered, centered]), axes_value], {"keepdims": 1}
+    )
+    shifted = ctx.op1("Add", [variance, ctx.scalar(epsilon, ctx.dtype("x"))])
+    normed = ctx.op1("Div", [centered, ctx.op1("Sqrt", [shifted])])
+    if ctx.has("gamma"):
+        normed = ctx.op1("Mul", [normed, ctx.value("gamma")])
+    if ctx.has("beta"):
+        normed = ctx.op1("Add", [normed, ctx.value("beta")])
+    return normed
+
+
+@ops.register("l2_norm", since=IOS15, domain=MIL_DOMAIN)
+def l2_norm(op: Any, ctx: MilContext) -> ir.Value:
+    """x / sqrt(max(sum(x^2) over the last three axes, epsilon))."""
+    x = ctx.value("x")
+    rank = ctx.rank("x")
+    axes = ctx.ints(list(range(max(rank - 3, 0), rank)))
+    total = ctx.op1("ReduceSumSquare", [x, axes], {"keepdims": 1})
+    floor = ctx.op1("Max", [total, ctx.scalar(float(ctx.attr("epsilon", 1e-6)), ctx.dtype("x"))])
+    return ctx.op1("Div", [x, ctx.op1("Sqrt", [floor])])
+
+
+@ops.register("linear", since=IOS15, domain=MIL_DOMAIN)
+def linear(op: Any, ctx: MilContext) -> ir.Value:
+    """x @ weight.T + bias, weight (D_out, D_in)."""
+    weight = ctx.const("weight")
+    if weight is not None:
+        transposed = ctx.make_constant(np.ascontiguousarray(np.asarray(weight).T), "weight_t")
+    else:
+        transposed = ctx.op1("Transpose", [ctx.value("weight")], {"perm": [1, 0]})
+    product = ctx.op1("MatMul", [ctx.value("x"), transposed])
+    if not ctx.has("bias"):
+        return product
+    bias = ctx.const("bias")
+    if bias is not None and not np.any(bias):
+        return product
+    return ctx.op1("Add", [product, ctx.value("bias")])
+
+
+def _swap_last(ctx: MilContext, name: str) -> ir.Value:
+    rank = ctx.rank(name)
+    if rank < 2:
+        raise ctx.error(f"transposes the rank-{rank} input {name!r}")
+    perm = list(range(rank - 2)) + [rank - 1, rank - 2]
+    return ctx.op1("Transpose", [ctx.value(name)], {"perm": perm})
+
+
+@ops.register("matmul", since=IOS15, domain=MIL_DOMAIN)
+def matmul(op: Any, ctx: MilContext) -> ir.Value:
+    x = _swap_last(ctx, "x") if ctx.attr("transpose_x", False) else ctx.value("x")
+    y = _swap_last(ctx, "y") if ctx.attr("transpose_y", False) else ctx.value("y")
+    return ctx.op1("MatMul", [x, y])
+
+
+@ops.register("softmax", since=IOS15, domain=MIL_DOMAIN)
+def softmax(op: Any, ctx: MilContext) -> ir.Value:
+    return ctx.op1("Softmax", [ctx.value("x")], {"axis": int(ctx.attr("axis", -1))})
+
+
+def _resize(ctx: MilContext, mode: str, coordinates: str, scales: list[float]) -> ir.Value:
+    rank = ctx.rank("x")
+    all_scales = ctx.make_constant(np.array([1.0] * (rank - 2) + scales, np.float32), "scales")
+    attrs: dict[str, Any] = {"mode": mode, "coordinate_transformation_mode": coordinates}
+    if mode == "nearest":
+        attrs["nearest_mode"] = "floor"
+    return ctx.op1("Resize", [ctx.value("x"), None, all_scales], attrs)
+
+
+@ops.register("upsample_nearest_neighbor", since=IOS15, domain=MIL_DOMAIN)
+def upsample_nearest_neighbor(op: Any, ctx: MilContext) -> ir.Value:
+    scales = [float(ctx.attr("scale_factor_height", 1)), float(ctx.attr("scale_factor_width", 1))]
+    return _resize(ctx, "nearest", "asymmetric", scales)
+
+
+def _bilinear(ctx: MilContext, half_pixel: bool) -> ir.Value:
+    scales = [float(ctx.attr("scale_factor_height", 1)), float(ctx.attr("scale_factor_width", 1))]
+    align_corners = bool(ctx.attr("align_corners", True))
+    if align_corners and half_pixel:
+        raise ctx.error("align_corners and half_pixel_centers cannot both hold")
+    mode = "align_corners" if align_corners else "half_pixel" if half_pixel else "asymmetric"
+    return _resize(ctx, "linear", mode, scales)
+
+
+@ops.register("upsample_bilinear", since=IOS15, domain=MIL_DOMAIN)
+def upsample_bilinear(op: Any, ctx: MilContext) -> ir.Value:
+    """iOS15: ``align_corners=False`` samples at half-pixel centers (clamped at the edges)."""
+    return _bilinear(ctx, half_pixel=not bool(ctx.attr("align_corners", True)))
+
+
+@ops.register("upsample_bilinear", since=IOS16, domain=MIL_DOMAIN)
+def upsample_bilinear_ios16(op: Any, ctx: MilContext) -> ir.Value:
+    """iOS16 adds ``half_pixel_centers`` (default: not ``align_corners``)."""
+    align_corners = bool(ctx.attr("align_corners", True))
+    return _bilinear(ctx, half_pixel=bool(ctx.attr("half_pixel_centers", not align_corners)))
