@@ -107,6 +107,9 @@ def test_ray_ends_every_job_as_documented_and_as_the_local_pool(local_ray, tmp_p
         assert result.error is None or result.error.startswith(result.job.src)
     assert "timed out after 10 s" in (ray_results[5].error or "")
     assert ray_results[2].validation is not None and ray_results[2].validation["ok"]
+    # Workers are reused (so frameworks are imported once each): the last job found its worker
+    # warm from an earlier one, even after a crash and a timeout each took a worker down.
+    assert ray_results[7].details["worker"]["jobs_before"] >= 1
     # Each job started once and ended once; the crash and the hang did not stop the rest.
     assert sorted(events) == sorted([("start", j.out) for j in ray_jobs] +
                                     [("done", j.out) for j in ray_jobs])  # fmt: skip
