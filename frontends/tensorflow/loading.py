@@ -1,0 +1,330 @@
+"""What the CLI hands the TensorFlow frontend: SavedModels, Keras files, frozen GraphDefs -> IR.
+
+- SavedModel directories (TF2 object graphs and TF1 graphs): one signature, ``serving_default``
+  unless ``options.extra["signature"]`` (API: ``unframe.converters.api.convert(...,
+  signature="name")``) names another; IR inputs and outputs are the signature's keys.
+- ``.keras`` (Keras 3) and legacy ``.h5`` (Keras 2) files: see ``keras_files``.
+- Frozen GraphDef ``.pb`` files: inputs are the names given with ``--input`` (``x`` or ``x:0``),
+  else every Placeholder; outputs are ``options.extra["outputs"]`` (API: ``outputs=["y"]``), else
+  every op whose outputs nothing reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import onnx_ir as ir
+
+from unframe.frontends.tensorflow.keras_files import (
+    H5_SUFFIXES,
+    KERAS_SUFFIXES,
+    keras_signature,
+    load_keras_file,
+    trace_keras,
+)
+from unframe.frontends.tensorflow.keras_files import (
+    output_names as keras_output_names,
+)
+from unframe.frontends.tensorflow.quiet import import_tensorflow, quiet_tensorflow
+from unframe.frontends.tensorflow.tf2onnx_handoff import FrozenGraph, freeze_function, to_ir
+from unframe.shared_ir.errors import BadInputError, UnsupportedError
+from unframe.shared_ir.inputs import InputSpec
+from unframe.shared_ir.options import ConvertOptions
+
+FRAMEWORK = "tensorflow"
+GRAPH_DEF_SUFFIXES = (".pb",)
+DEFAULT_SIGNATURE = "serving_default"
+
+#: Ops that end a frozen graph without being one of its outputs.
+_NOT_OUTPUTS = {"Const", "NoOp", "Placeholder", "PlaceholderWithDefault", "Assert", "VarHandleOp"}
+
+
+def is_saved_model(path: Path) -> bool:
+    """Whether ``path`` is a SavedModel directory (it holds ``saved_model.pb`` or ``.pbtxt``)."""
+    return path.is_dir() and any(
+        (path / name).is_file() for name in ("saved_model.pb", "saved_model.pbtxt")
+    )
+
+
+def load_tensorflow(path: Path, options: ConvertOptions) -> ir.Model:
+    """Reads a SavedModel directory, a ``.keras``/``.h5`` file or a frozen ``.pb`` into the IR.
+
+    Raises:
+        BadInputError: the path is none of those, or is one that cannot be read (exit 2).
+        UnsupportedError: the model holds code, custom objects or ops unframe cannot take (exit 3).
+    """
+    name = path.name.lower()
+    if path.is_dir():
+        return load_saved_model(path, options)
+    if name == "saved_model.pb" and (path.parent / "variables").is_dir():
+        return load_saved_model(path.parent, options)
+    if name.endswith(KERAS_SUFFIXES + H5_SUFFIXES):
+        model, loader = load_keras_file(path)
+        return from_keras(model, options, path=str(path), source=loader)
+    if name.endswith(GRAPH_DEF_SUFFIXES):
+        return load_graph_def(path, options)
+    raise BadInputError(
+        "not a TensorFlow model: expected a SavedModel directory, a .keras, .h5 or frozen .pb file",
+        path=str(path),
+        framework=FRAMEWORK,
+    )
+
+
+# -- SavedModel -------------------------------------------------------------------------------
+
+
+def load_saved_model(path: Path, options: ConvertOptions) -> ir.Model:
+    """Converts one signature of a SavedModel directory (TF2 or TF1)."""
+    if not is_saved_model(path):
+        raise BadInputError(
+            "not a SavedModel: the directory holds no saved_model.pb",
+            path=str(path),
+            framework=FRAMEWORK,
+            hint="point at the directory tf.saved_model.save or model.export wrote",
+        )
+    tf = import_tensorflow()
+    signature = str(options.extra.get("signature") or DEFAULT_SIGNATURE)
+    try:
+        with quiet_tensorflow():
+            loaded = tf.saved_model.load(str(path))
+    except Exception as error:  # noqa: BLE001 - TF's reason, said as a bad file
+        if isinstance(error, MemoryError):
+            raise
+        raise BadInputError(
+            f"TensorFlow cannot load the SavedModel: {type(error).__name__}: {_reason(error)}",
+            path=str(path),
+            framework=FRAMEWORK,
+            hint="is it complete? saved_model.pb and variables/ must be as TensorFlow wrote them",
+        ) from None
+    signatures = dict(getattr(loaded, "signatures", {}) or {})
+    if signature not in signatures:
+        have = ", ".join(sorted(signatures)) or "none"
+        raise BadInputError(
+            f"the SavedModel has no signature {signature!r} (its signatures: {have})",
+            path=str(path),
+            framework=FRAMEWORK,
+            hint="choose one with signature='NAME' (unframe.converters.api.convert/load)"
+            if signatures
+            else "save the model with signatures= (tf.saved_model.save) or with model.export",
+        )
+    function = signatures[signature]
+    inputs, input_names = _signature_inputs(function, tf, path)
+    outputs, names_out = _signature_outputs(function, path)
+    graph_def = freeze_function(function)
+    frozen = FrozenGraph(
+        graph_def,
+        inputs,
+        outputs,
+        input_names,
+        names_out,
+        source=f"SavedModel signature {signature!r}",
+        shape_override=_shape_override(inputs, input_names, options.inputs),
+    )
+    return to_ir(frozen, opset=options.opset, path=str(path))
+
+
+def _signature_inputs(function: Any, tf: Any, path: Path) -> tuple[list[str], list[str]]:
+    """Input tensor names and their signature keys, in the signature's (sorted-key) order."""
+    args, kwargs = function.structured_input_signature
+    specs = tf.nest.flatten(args) + [kwargs[key] for key in sorted(kwargs)]
+    keys = [spec.name for spec in tf.nest.flatten(args)] + sorted(kwargs)
+    tensors = [t.name for t in function.inputs if t.dtype != tf.resource]
+    if len(tensors) != len(specs) or not all(isinstance(s, tf.TensorSpec) for s in specs):
+        raise UnsupportedError(
+            "the signature takes composite tensors (sparse or ragged), which tf2onnx cannot take",
+            path=str(path),
+            framework=FRAMEWORK,
+        )
+    return tensors, [str(key) for key in keys]
+
+
+def _signature_outputs(function: Any, path: Path) -> tuple[list[str], list[str]]:
+    structured = function.structured_outputs
+    tensors = [t.name for t in function.outputs]
+    if not isinstance(structured, Mapping):
+        return tensors, [f"output_{i}" for i in range(len(tensors))]
+    keys = sorted(structured)  # the flattening order of function.outputs
+    if len(keys) != len(tensors):
+        raise UnsupportedError(
+            "the signature returns composite tensors (sparse or ragged), which tf2onnx cannot take",
+            path=str(path),
+            framework=FRAMEWORK,
+        )
+    # A TF1 signature holds its graph's tensors (their names say which is which); a TF2 one
+    # holds TensorSpecs, in the order of function.outputs.
+    named = [getattr(structured[key], "name", None) for key in keys]
+    if set(named) == set(tensors):
+        tensors = [str(name) for name in named]
+    return tensors, [str(key) for key in keys]
+
+
+def _shape_override(
+    tensors: Sequence[str], names: Sequence[str], specs: Mapping[str, InputSpec]
+) -> dict[str, list[int | None]]:
+    """``--input`` shapes for the named inputs (a dim given as ``?`` or a symbol stays dynamic)."""
+    unknown = sorted(set(specs) - set(names) - {t.split(":")[0] for t in tensors})
+    if unknown:
+        raise BadInputError(
+            f"--input names {', '.join(unknown)}, which the model does not take",
+            framework=FRAMEWORK,
+            hint=f"inputs: {', '.join(names)}",
+        )
+    override = {}
+    for tensor, name in zip(tensors, names, strict=True):
+        spec = specs.get(name) or specs.get(tensor.split(":")[0])
+        if spec is not None and spec.shape is not None:
+            override[tensor] = [dim if isinstance(dim, int) else None for dim in spec.shape]
+    return override
+
+
+# -- Keras ------------------------------------------------------------------------------------
+
+
+def from_keras(
+    model: Any,
+    options: ConvertOptions | None = None,
+    *,
+    path: str | None = None,
+    source: str = "Keras model",
+) -> ir.Model:
+    """Converts a Keras model object (Keras 3 or tf_keras; Sequential, functional, subclassed).
+
+    A subclassed model without Input layers takes its input shapes from ``options.inputs``.
+    """
+    options = options or ConvertOptions()
+    signature, input_names = keras_signature(model, options.inputs, options.dynamic)
+    try:
+        function = trace_keras(model, signature)
+    except (TypeError, ValueError) as error:
+        raise BadInputError(
+            f"Keras could not trace the model on inputs {_describe(signature)}: {_reason(error)}",
+            path=path,
+            framework=FRAMEWORK,
+            hint="give the input shapes with --input NAME=D1,D2,...:DTYPE",
+        ) from None
+    return from_concrete_function(
+        function,
+        input_names=input_names,
+        output_names=None,
+        opset=options.opset,
+        path=path,
+        source=source,
+        keras_model=model,
+    )
+
+
+def from_concrete_function(
+    function: Any,
+    *,
+    input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] | None = None,
+    opset: int | None = None,
+    path: str | None = None,
+    source: str = "tf.function",
+    keras_model: Any = None,
+) -> ir.Model:
+    """Converts a ``tf.function``'s concrete function; its inputs named ``input_names``."""
+    tf = import_tensorflow()
+    inputs = [t.name for t in function.inputs if t.dtype != tf.resource]
+    outputs = [t.name for t in function.outputs if t.dtype != tf.resource]
+    names_in = list(input_names) if input_names else [t.split(":")[0] for t in inputs]
+    if output_names:
+        names_out = list(output_names)
+    elif keras_model is not None:
+        names_out = keras_output_names(keras_model, len(outputs))
+    else:
+        names_out = [f"output_{i}" for i in range(len(outputs))]
+    graph_def = freeze_function(function)
+    frozen = FrozenGraph(graph_def, inputs, outputs, names_in, names_out, source=source)
+    return to_ir(frozen, opset=opset, path=path)
+
+
+# -- frozen GraphDef --------------------------------------------------------------------------
+
+
+def load_graph_def(path: Path, options: ConvertOptions) -> ir.Model:
+    """Converts a frozen GraphDef; inputs from ``--input``, outputs from ``outputs=``."""
+    tf = import_tensorflow()
+    from google.protobuf.message import DecodeError
+
+    graph_def = tf.compat.v1.GraphDef()
+    try:
+        graph_def.ParseFromString(path.read_bytes())
+    except DecodeError as error:
+        raise BadInputError(
+            f"not a frozen TensorFlow GraphDef: {error}", path=str(path), framework=FRAMEWORK
+        ) from None
+    ops = {node.name: node.op for node in graph_def.node}
+    if not ops:
+        raise BadInputError(
+            "not a frozen TensorFlow GraphDef: it holds no nodes",
+            path=str(path),
+            framework=FRAMEWORK,
+        )
+    if any(op in ("VariableV2", "VarHandleOp") for op in ops.values()):
+        raise BadInputError(
+            "the GraphDef holds variables, so it is not frozen",
+            path=str(path),
+            framework=FRAMEWORK,
+            hint="freeze it (convert_variables_to_constants), or convert the SavedModel instead",
+        )
+    given = list(options.inputs) or [n for n, op in ops.items() if op == "Placeholder"]
+    given_out = options.extra.get("outputs") or _sink_ops(graph_def)
+    if isinstance(given_out, str):
+        given_out = given_out.split(",")
+    inputs = [_tensor_name(name, ops, path, "input") for name in given]
+    outputs = [_tensor_name(str(name), ops, path, "output") for name in given_out]
+    frozen = FrozenGraph(
+        graph_def,
+        inputs,
+        outputs,
+        [t.split(":")[0] for t in inputs],
+        [t.split(":")[0] if t.endswith(":0") else t.replace(":", "_") for t in outputs],
+        source="frozen GraphDef",
+        shape_override=_shape_override(inputs, [t.split(":")[0] for t in inputs], options.inputs),
+    )
+    from tf2onnx import tf_loader
+
+    with quiet_tensorflow(), tf.Graph().as_default():
+        try:
+            tf.import_graph_def(graph_def, name="")
+        except (ValueError, tf.errors.OpError) as error:
+            raise BadInputError(
+                f"TensorFlow cannot import the GraphDef: {_reason(error)}",
+                path=str(path),
+                framework=FRAMEWORK,
+            ) from None
+        frozen.graph_def = tf_loader.tf_optimize(inputs, outputs, graph_def)
+    return to_ir(frozen, opset=options.opset, path=str(path))
+
+
+def _sink_ops(graph_def: Any) -> list[str]:
+    read = {name.lstrip("^").split(":")[0] for node in graph_def.node for name in node.input}
+    return [
+        node.name
+        for node in graph_def.node
+        if node.name not in read and node.op not in _NOT_OUTPUTS
+    ]
+
+
+def _tensor_name(name: str, ops: Mapping[str, str], path: Path, what: str) -> str:
+    node, _, port = name.partition(":")
+    if node not in ops:
+        raise BadInputError(
+            f"the graph has no node {node!r} to take as an {what}",
+            path=str(path),
+            framework=FRAMEWORK,
+            hint="name graph nodes (e.g. --input x=1,28,28,1) as the GraphDef spells them",
+        )
+    return f"{node}:{port or 0}"
+
+
+def _describe(signature: Sequence[Any]) -> str:
+    return ", ".join(f"{spec.name}{list(spec.shape)}" for spec in signature)
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,0 +1,200 @@
+"""A frozen TensorFlow graph -> the IR, through tf2onnx; nothing it left unconverted gets through.
+
+tf2onnx (``process_tf_graph``) logs each TF op it has no handler for, and each handler that raised,
+and returns a graph that still holds those TF ops. We keep its log, scan its graph (every node an
+op that ONNX's schemas know, in a domain we read), run onnx's full checker, and refuse the model
+listing every such node at once; our own handlers (``handlers.py``) cover what Keras 3 emits and
+tf2onnx lacks. Graph inputs and outputs get their signature names back, in signature order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import onnx
+import onnx_ir as ir
+
+from unframe.frontends.tensorflow.handlers import register_handlers
+from unframe.frontends.tensorflow.quiet import (
+    captured_tf2onnx_log,
+    import_tensorflow,
+    quiet_tensorflow,
+)
+from unframe.shared_ir.errors import UnsupportedError, UnsupportedOp, UnsupportedOpsError
+
+FRAMEWORK = "tensorflow"
+
+#: The newest opset tf2onnx 1.17 writes (its OPSET_TO_IR_VERSION table ends there).
+MAX_OPSET = 18
+DEFAULT_OPSET = 18
+
+#: Domains whose ops we accept from tf2onnx: ONNX's own (``onnx.defs`` versions them).
+ACCEPTED_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
+
+#: Metadata key naming what read the model (SavedModel signature, Keras 3, tf_keras, GraphDef).
+SOURCE_KEY = "unframe.tensorflow.source"
+
+
+@dataclass
+class FrozenGraph:
+    """A TF graph with its variables as constants, and what its inputs and outputs are called.
+
+    ``inputs``/``outputs`` are tensor names in the graph (``x:0``), in the order the IR keeps;
+    ``input_names``/``output_names`` the names the IR gives them (signature keys, Keras names).
+    """
+
+    graph_def: Any
+    inputs: list[str]
+    outputs: list[str]
+    input_names: list[str]
+    output_names: list[str]
+    source: str
+    shape_override: dict[str, list[int | None]] = field(default_factory=dict)
+
+
+def freeze_function(function: Any) -> Any:
+    """A concrete function's graph with its variables folded in as constants (tf2onnx's loader)."""
+    tf = import_tensorflow()
+    from tf2onnx import tf_loader
+
+    inputs = [t.name for t in function.inputs if t.dtype != tf.resource]
+    outputs = [t.name for t in function.outputs if t.dtype != tf.resource]
+    with quiet_tensorflow():
+        return tf_loader.from_function(function, inputs, outputs)
+
+
+def to_ir(frozen: FrozenGraph, *, opset: int | None, path: str | None) -> ir.Model:
+    """Converts a frozen graph with tf2onnx and checks every node of what comes back.
+
+    Raises:
+        UnsupportedOpsError: tf2onnx left TF ops in the graph or a handler of its failed; every
+            such node is listed with its name and op type.
+        UnsupportedError: the requested opset is newer than tf2onnx writes, or tf2onnx's model
+            fails onnx's checker.
+    """
+    tf = import_tensorflow()
+    from tf2onnx import optimizer, tfonnx
+
+    target = DEFAULT_OPSET if opset is None else opset
+    if target > MAX_OPSET:
+        raise UnsupportedError(
+            f"tf2onnx writes ONNX opsets up to {MAX_OPSET}, not {target}",
+            path=path,
+            framework=FRAMEWORK,
+            hint=f"import at opset {MAX_OPSET} (leave --opset out) and convert the ONNX model on",
+        )
+    register_handlers()
+    rename = dict(zip(frozen.inputs, frozen.input_names, strict=True))
+    rename |= dict(zip(frozen.outputs, frozen.output_names, strict=True))
+    tf_ops = {node.name: node.op for node in frozen.graph_def.node}
+    with captured_tf2onnx_log() as records, quiet_tensorflow():
+        try:
+            with tf.Graph().as_default() as graph:
+                tf.import_graph_def(frozen.graph_def, name="")
+                onnx_graph = tfonnx.process_tf_graph(
+                    graph,
+                    continue_on_error=True,
+                    opset=target,
+                    input_names=list(frozen.inputs),
+                    output_names=list(frozen.outputs),
+                    shape_override=frozen.shape_override or None,
+                    tensors_to_rename=rename,
+                )
+        except Exception as error:  # noqa: BLE001 - tf2onnx's own failure, said as such
+            if isinstance(error, MemoryError):
+                raise
+            raise UnsupportedError(
+                f"tf2onnx could not convert the graph: {type(error).__name__}: {_first_line(error)}",
+                path=path,
+                framework=FRAMEWORK,
+                hint="rerun with --debug for tf2onnx's log",
+            ) from None
+        failed = _failed_handlers(records, tf_ops, target)
+        onnx_graph = optimizer.optimize_graph(onnx_graph, True)
+        proto = onnx_graph.make_model(f"converted from {frozen.source}")
+    unconverted = _unconverted_nodes(proto, target, failed)
+    if unconverted:
+        raise UnsupportedOpsError(unconverted, framework=FRAMEWORK, direction="import", path=path)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        raise UnsupportedError(
+            f"tf2onnx wrote a model that onnx's checker refuses: {_first_line(error)}",
+            path=path,
+            framework=FRAMEWORK,
+            hint="rerun with --debug for tf2onnx's log; unframe never passes such a model on",
+        ) from None
+    model = ir.from_proto(proto)
+    _keep_io_order(model, frozen)
+    model.metadata_props[SOURCE_KEY] = frozen.source
+    return model
+
+
+def _failed_handlers(
+    records: Sequence[logging.LogRecord], tf_ops: dict[str, str], opset: int
+) -> list[UnsupportedOp]:
+    """The nodes whose tf2onnx handler raised: their node may now look like an ONNX op."""
+    failed = []
+    for record in records:
+        if not str(record.msg).startswith("Failed to convert node") or not record.args:
+            continue
+        args = record.args if isinstance(record.args, tuple) else (record.args,)
+        name = str(args[0])
+        error = record.exc_info[1] if record.exc_info else None
+        reason = "tf2onnx's converter failed"
+        if error is not None:
+            reason += f": {type(error).__name__}: {_first_line(error)}"
+        failed.append(UnsupportedOp(name, tf_ops.get(name, "?"), opset=None, reason=reason))
+    return failed
+
+
+def _unconverted_nodes(
+    proto: onnx.ModelProto, opset: int, failed: list[UnsupportedOp]
+) -> list[UnsupportedOp]:
+    """Every node (subgraphs too) that is not an ONNX op, plus every failed handler's node."""
+    found = {op.node: op for op in failed}
+    for node in _all_nodes(proto.graph):
+        if node.name in found:
+            continue
+        if node.domain not in ACCEPTED_DOMAINS:
+            reason = f"tf2onnx wrote an op of domain {node.domain!r}, which unframe does not read"
+        elif not onnx.defs.has(node.op_type, node.domain):
+            reason = "tf2onnx has no converter for this TensorFlow op and left it in the graph"
+        else:
+            continue
+        found[node.name] = UnsupportedOp(node.name, node.op_type, node.domain, None, reason)
+    return list(found.values())
+
+
+def _all_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    nodes = []
+    for node in graph.node:
+        nodes.append(node)
+        for attribute in node.attribute:
+            if attribute.HasField("g"):
+                nodes.extend(_all_nodes(attribute.g))
+            for subgraph in attribute.graphs:
+                nodes.extend(_all_nodes(subgraph))
+    return nodes
+
+
+def _keep_io_order(model: ir.Model, frozen: FrozenGraph) -> None:
+    """Puts the graph's inputs and outputs in signature order (tf2onnx keeps it; this checks)."""
+    for values, names in (
+        (model.graph.inputs, frozen.input_names),
+        (model.graph.outputs, frozen.output_names),
+    ):
+        by_name = {value.name: value for value in values}
+        if list(by_name) == names or set(by_name) != set(names):
+            continue
+        ordered = [by_name[name] for name in names]
+        values.clear()
+        values.extend(ordered)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
