@@ -42,15 +42,18 @@ class MilNames:
         #: MIL name -> the ONNX name it stands for, where the two differ.
         self.renamed: dict[str, str] = {}
 
-    def claim(self, source: str) -> str:
-        """A fresh MIL name for ``source`` (itself where MIL allows it and it is free)."""
+    def claim(self, source: str, *, record: bool = True) -> str:
+        """A fresh MIL name for ``source`` (itself where MIL allows it and it is free).
+
+        ``record``: ``source`` is an ONNX name, to be recorded where the MIL name differs.
+        """
         base = sanitize_name(source)
         name, counter = base, 0
         while name in self._taken:
             name = f"{base}_{counter}"
             counter += 1
         self._taken.add(name)
-        if name != source:
+        if record and name != source:
             self.renamed[name] = source
         return name
 

@@ -1,0 +1,210 @@
+"""Elementwise arithmetic, math, comparisons, logic, Where, Cast, Clip and Identity."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+
+from unframe.backends.coreml.context import ExportContext
+from unframe.backends.coreml.ops._common import is_float, require_float, scalar_like
+from unframe.backends.coreml.registry import ops
+
+
+def _binary(ctx: ExportContext, op: str) -> list[Any]:
+    ctx.mil_dtype(ctx.input_dtype(0))
+    return [getattr(ctx.mb, op)(x=ctx.input(0), y=ctx.input(1))]
+
+
+def _register_binary(onnx_op: str, since: int, mil_op: str) -> None:
+    def convert(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+        return _binary(ctx, mil_op)
+
+    convert.__name__ = f"{onnx_op.lower()}_v{since}"
+    ops.register(onnx_op, since=since)(convert)
+
+
+for _onnx_op, _since, _mil_op in [
+    ("Add", 7, "add"),
+    ("Sub", 7, "sub"),
+    ("Mul", 7, "mul"),
+    ("Equal", 7, "equal"),
+    ("Less", 7, "less"),
+    ("Greater", 7, "greater"),
+    ("LessOrEqual", 12, "less_equal"),
+    ("GreaterOrEqual", 12, "greater_equal"),
+    ("And", 7, "logical_and"),
+    ("Or", 7, "logical_or"),
+    ("Xor", 7, "logical_xor"),
+]:
+    _register_binary(_onnx_op, _since, _mil_op)
+
+
+def _unary(ctx: ExportContext, op: str, **kwargs: Any) -> list[Any]:
+    require_float(ctx, op)
+    return [getattr(ctx.mb, op)(x=ctx.input(0), **kwargs)]
+
+
+def _register_unary(onnx_op: str, since: int, mil_op: str) -> None:
+    def convert(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+        return _unary(ctx, mil_op)
+
+    convert.__name__ = f"{onnx_op.lower()}_v{since}"
+    ops.register(onnx_op, since=since)(convert)
+
+
+for _onnx_op, _since, _mil_op in [
+    ("Sqrt", 6, "sqrt"),
+    ("Exp", 6, "exp"),
+    ("Floor", 6, "floor"),
+    ("Ceil", 6, "ceil"),
+    ("Sin", 7, "sin"),
+    ("Cos", 7, "cos"),
+    ("Tan", 7, "tan"),
+    ("Asin", 7, "asin"),
+    ("Acos", 7, "acos"),
+    ("Atan", 7, "atan"),
+    ("Sinh", 9, "sinh"),
+    ("Cosh", 9, "cosh"),
+    ("Atanh", 9, "atanh"),
+]:
+    _register_unary(_onnx_op, _since, _mil_op)
+
+
+@ops.register("Log", since=6)
+def log_v6(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    # MIL's log adds epsilon (1e-45 by default) first; ONNX adds nothing.
+    return _unary(ctx, "log", epsilon=0.0)
+
+
+@ops.register("Abs", since=6)
+def abs_v6(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    ctx.mil_dtype(ctx.input_dtype(0))
+    return [ctx.mb.abs(x=ctx.input(0))]
+
+
+@ops.register("Sign", since=9)
+def sign_v9(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    ctx.mil_dtype(ctx.input_dtype(0))
+    return [ctx.mb.sign(x=ctx.input(0))]
+
+
+@ops.register("Neg", since=6)
+def neg_v6(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    return [ctx.mb.mul(x=ctx.input(0), y=scalar_like(ctx, -1))]
+
+
+@ops.register("Reciprocal", since=6)
+def reciprocal_v6(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    require_float(ctx, "Reciprocal")
+    # MIL's inverse adds epsilon (1e-4 by default); a plain division adds nothing.
+    return [ctx.mb.real_div(x=scalar_like(ctx, 1.0), y=ctx.input(0))]
+
+
+@ops.register("Div", since=7)
+def div_v7(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    a, b = ctx.input(0), ctx.input(1)
+    if is_float(ctx):
+        return [ctx.mb.real_div(x=a, y=b)]
+    ctx.mil_dtype(ctx.input_dtype(0))
+    # ONNX divides integers toward zero, MIL's floor_div toward -inf: add one back where the
+    # remainder is not zero and the signs differ.
+    mb = ctx.mb
+    quotient = mb.floor_div(x=a, y=b)
+    remainder = mb.sub(x=a, y=mb.mul(x=quotient, y=b))
+    zero = scalar_like(ctx, 0)
+    signs_differ = mb.not_equal(x=mb.less(x=a, y=zero), y=mb.less(x=b, y=zero))
+    inexact = mb.logical_and(x=mb.not_equal(x=remainder, y=zero), y=signs_differ)
+    return [mb.add(x=quotient, y=mb.cast(x=inexact, dtype="int32"))]
+
+
+@ops.register("Pow", since=7)
+def pow_v7(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    require_float(ctx, "Pow")
+    exponent = ctx.constant_input(1)
+    if exponent is not None and exponent.size == 1 and float(exponent.reshape(())) == 2.0:
+        return [ctx.mb.mul(x=ctx.input(0), y=ctx.input(0))]
+    if ctx.input_dtype(1) != ctx.input_dtype(0):
+        raise ctx.error("a base and an exponent of different element types")
+    return [ctx.mb.pow(x=ctx.input(0), y=ctx.input(1))]
+
+
+def _fold(ctx: ExportContext, op: str) -> Any:
+    ctx.mil_dtype(ctx.input_dtype(0))
+    present = [ctx.input(i) for i in range(len(ctx.node.inputs)) if ctx.has_input(i)]
+    return functools.reduce(lambda x, y: getattr(ctx.mb, op)(x=x, y=y), present)
+
+
+@ops.register("Max", since=8)
+def max_v8(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    return [_fold(ctx, "maximum") if len(node.inputs) > 1 else ctx.mb.identity(x=ctx.input(0))]
+
+
+@ops.register("Min", since=8)
+def min_v8(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    return [_fold(ctx, "minimum") if len(node.inputs) > 1 else ctx.mb.identity(x=ctx.input(0))]
+
+
+@ops.register("Sum", since=8)
+def sum_v8(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    return [_fold(ctx, "add") if len(node.inputs) > 1 else ctx.mb.identity(x=ctx.input(0))]
+
+
+@ops.register("Mean", since=8)
+def mean_v8(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    require_float(ctx, "Mean")
+    total = _fold(ctx, "add") if len(node.inputs) > 1 else ctx.input(0)
+    return [ctx.mb.real_div(x=total, y=scalar_like(ctx, float(len(node.inputs))))]
+
+
+@ops.register("Not", since=1)
+def not_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    return [ctx.mb.logical_not(x=ctx.input(0))]
+
+
+@ops.register("Where", since=9)
+def where_v9(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    ctx.mil_dtype(ctx.input_dtype(1))
+    return [ctx.mb.select(cond=ctx.input(0), a=ctx.input(1), b=ctx.input(2))]
+
+
+@ops.register("Identity", since=1)
+def identity_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    return [ctx.input(0)]
+
+
+@ops.register("Cast", since=6)
+def cast_v6(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    source = ctx.mil_dtype(ctx.input_dtype(0))
+    target = ctx.mil_dtype(ir.DataType(int(ctx.attr("to"))))
+    if source == target:
+        return [ctx.input(0)]
+    return [ctx.mb.cast(x=ctx.input(0), dtype=target)]
+
+
+def _clip(ctx: ExportContext, low: Any, high: Any) -> list[Any]:
+    x = ctx.input(0)
+    if low is not None:
+        x = ctx.mb.maximum(x=x, y=low)
+    if high is not None:
+        x = ctx.mb.minimum(x=x, y=high)
+    return [x if x is not ctx.input(0) else ctx.mb.identity(x=x)]
+
+
+@ops.register("Clip", since=6)
+def clip_v6(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    require_float(ctx, "Clip")
+    low = scalar_like(ctx, float(ctx.attr("min", -np.inf)))
+    high = scalar_like(ctx, float(ctx.attr("max", np.inf)))
+    return _clip(ctx, low, high)
+
+
+@ops.register("Clip", since=11)
+def clip_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    ctx.mil_dtype(ctx.input_dtype(0))
+    low = ctx.input(1) if ctx.has_input(1) else None
+    high = ctx.input(2) if ctx.has_input(2) else None
+    return _clip(ctx, low, high)

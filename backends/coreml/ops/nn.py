@@ -1,0 +1,255 @@
+"""Neural-network layers: Conv, ConvTranspose, pooling, normalizations, MatMul, Gemm, Dropout."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import onnx_ir as ir
+
+from unframe.backends.coreml.context import ExportContext
+from unframe.backends.coreml.ops._common import require_float, scalar_like
+from unframe.backends.coreml.registry import ops
+
+_AUTO_PAD = {"SAME_UPPER": "same", "SAME_LOWER": "same_lower", "VALID": "valid"}
+
+
+def _spatial_rank(ctx: ExportContext) -> int:
+    rank = ctx.input_rank(0)
+    if rank < 3 or rank > 5:
+        raise ctx.error(f"a rank-{rank} input: Core ML convolves and pools 1 to 3 spatial axes")
+    return rank - 2
+
+
+def _padding(ctx: ExportContext, spatial: int) -> dict[str, Any]:
+    """MIL's pad_type and pad (``[begin0, end0, begin1, end1, ...]``) from ONNX's attributes."""
+    auto_pad = ctx.attr("auto_pad", "NOTSET")
+    if auto_pad in _AUTO_PAD:
+        return {"pad_type": _AUTO_PAD[auto_pad]}
+    pads = ctx.attr("pads", None) or [0] * (2 * spatial)
+    return {
+        "pad_type": "custom",
+        "pad": [p for axis in range(spatial) for p in (pads[axis], pads[axis + spatial])],
+    }
+
+
+@ops.register("Conv", since=1)
+def conv_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    require_float(ctx, "Conv")
+    spatial = _spatial_rank(ctx)
+    kwargs: dict[str, Any] = {
+        "x": ctx.input(0),
+        "weight": ctx.input(1),
+        "strides": ctx.attr("strides", None) or [1] * spatial,
+        "dilations": ctx.attr("dilations", None) or [1] * spatial,
+        "groups": int(ctx.attr("group", 1)),
+        **_padding(ctx, spatial),
+    }
+    if ctx.has_input(2):
+        kwargs["bias"] = ctx.input(2)
+    return [ctx.mb.conv(**kwargs)]
+
+
+@ops.register("ConvTranspose", since=1)
+def conv_transpose_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    require_float(ctx, "ConvTranspose")
+    spatial = _spatial_rank(ctx)
+    if ctx.attr("output_shape", None):
+        raise ctx.error("output_shape: give pads and output_padding instead")
+    if ctx.constant_input(1) is None:
+        raise ctx.error("a weight computed at run time: Core ML's conv_transpose takes a constant")
+    if ctx.attr("auto_pad", "NOTSET") != "NOTSET":
+        raise ctx.error(f"auto_pad={ctx.attr('auto_pad')}: give explicit pads")
+    pads = list(ctx.attr("pads", None) or [0] * (2 * spatial))
+    output_padding = ctx.attr("output_padding", None) or [0] * spatial
+    # output_padding lengthens the end of each axis: that is cropping less there.
+    for axis, extra in enumerate(output_padding):
+        pads[axis + spatial] -= int(extra)
+        if pads[axis + spatial] < 0:
+            raise ctx.error("output_padding larger than the end padding it would offset")
+    kwargs: dict[str, Any] = {
+        "x": ctx.input(0),
+        "weight": ctx.input(1),
+        "strides": ctx.attr("strides", None) or [1] * spatial,
+        "dilations": ctx.attr("dilations", None) or [1] * spatial,
+        "groups": int(ctx.attr("group", 1)),
+        "pad_type": "custom",
+        "pad": [p for axis in range(spatial) for p in (pads[axis], pads[axis + spatial])],
+    }
+    if ctx.has_input(2):
+        kwargs["bias"] = ctx.input(2)
+    return [ctx.mb.conv_transpose(**kwargs)]
+
+
+def _pool(ctx: ExportContext, op: str, **extra: Any) -> list[Any]:
+    require_float(ctx, op)
+    spatial = _spatial_rank(ctx)
+    if any(d != 1 for d in ctx.attr("dilations", None) or []):
+        raise ctx.error("dilated pooling: Core ML pools without dilations")
+    if ctx.output_used(1):
+        raise ctx.error("the Indices output: Core ML's max_pool gives values only")
+    kernel = ctx.attr("kernel_shape")
+    return [
+        getattr(ctx.mb, op)(
+            x=ctx.input(0),
+            kernel_sizes=kernel,
+            strides=ctx.attr("strides", None) or [1] * spatial,
+            ceil_mode=bool(ctx.attr("ceil_mode", 0)),
+            **_padding(ctx, spatial),
+            **extra,
+        )
+    ]
+
+
+@ops.register("MaxPool", since=8)
+def max_pool_v8(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    if int(ctx.attr("storage_order", 0)) != 0:
+        raise ctx.error("storage_order=1 (only the Indices output depends on it)")
+    return _pool(ctx, "max_pool")
+
+
+@ops.register("AveragePool", since=7)
+def average_pool_v7(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    exclude = not int(ctx.attr("count_include_pad", 0))
+    return _pool(ctx, "avg_pool", exclude_padding_from_average=exclude)
+
+
+def _global(ctx: ExportContext, op: str) -> list[Any]:
+    require_float(ctx, op)
+    rank = ctx.input_rank(0)
+    return [getattr(ctx.mb, op)(x=ctx.input(0), axes=list(range(2, rank)), keep_dims=True)]
+
+
+@ops.register("GlobalAveragePool", since=1)
+def global_average_pool_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    return _global(ctx, "reduce_mean")
+
+
+@ops.register("GlobalMaxPool", since=1)
+def global_max_pool_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    return _global(ctx, "reduce_max")
+
+
+def _channel_vector(ctx: ExportContext, index: int, rank: int) -> Any:
+    """Input ``index`` (per channel) shaped to broadcast over a rank-``rank`` NC... tensor."""
+    return ctx.mb.reshape(x=ctx.input(index), shape=[-1] + [1] * (rank - 2))
+
+
+@ops.register("BatchNormalization", since=9)
+def batch_normalization_v9(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    require_float(ctx, "BatchNormalization")
+    if int(ctx.attr("training_mode", 0)):
+        raise ctx.error("training_mode=1: Core ML normalizes with the running statistics only")
+    epsilon = float(ctx.attr("epsilon"))
+    rank = ctx.input_rank(0)
+    params = [ctx.constant_input(i) for i in range(1, 5)]
+    if rank in (3, 4, 5) and all(p is not None for p in params):
+        scale, bias, mean, var = (ctx.input(i) for i in range(1, 5))
+        y = ctx.mb.batch_norm(
+            x=ctx.input(0), mean=mean, variance=var, gamma=scale, beta=bias, epsilon=epsilon
+        )
+        return [y]
+    mb = ctx.mb
+    scale, bias, mean, var = (_channel_vector(ctx, i, rank) for i in range(1, 5))
+    spread = mb.sqrt(x=mb.add(x=var, y=scalar_like(ctx, epsilon)))
+    normalized = mb.real_div(x=mb.sub(x=ctx.input(0), y=mean), y=spread)
+    return [mb.add(x=mb.mul(x=normalized, y=scale), y=bias)]
+
+
+@ops.register("InstanceNormalization", since=6)
+def instance_normalization_v6(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    require_float(ctx, "InstanceNormalization")
+    if (
+        ctx.input_rank(0) not in (3, 4)
+        or ctx.constant_input(1) is None
+        or ctx.constant_input(2) is None
+    ):
+        raise ctx.error(
+            "Core ML's instance_norm takes a rank-3 or -4 input and constant scale and bias"
+        )
+    return [
+        ctx.mb.instance_norm(
+            x=ctx.input(0),
+            gamma=ctx.input(1),
+            beta=ctx.input(2),
+            epsilon=float(ctx.attr("epsilon")),
+        )
+    ]
+
+
+@ops.register("LayerNormalization", since=17)
+def layer_normalization_v17(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    require_float(ctx, "LayerNormalization")
+    if ctx.output_used(1) or ctx.output_used(2):
+        raise ctx.error("the Mean and InvStdDev outputs: Core ML's layer_norm gives Y only")
+    if int(ctx.attr("stash_type", 1)) != 1:
+        raise ctx.error("stash_type other than float32")
+    rank = ctx.input_rank(0)
+    axis = int(ctx.attr("axis"))
+    axis = axis + rank if axis < 0 else axis
+    axes = list(range(axis, rank))
+    mb = ctx.mb
+    scale, bias = ctx.constant_input(1), ctx.constant_input(2) if ctx.has_input(2) else None
+    normalized_shape = ctx.input_shape(0)[axis:]  # type: ignore[index]
+    if (
+        scale is not None
+        and tuple(scale.shape) == normalized_shape
+        and (not ctx.has_input(2) or (bias is not None and tuple(bias.shape) == normalized_shape))
+    ):
+        kwargs: dict[str, Any] = {"gamma": ctx.input(1)}
+        if ctx.has_input(2):
+            kwargs["beta"] = ctx.input(2)
+        return [
+            mb.layer_norm(x=ctx.input(0), axes=axes, epsilon=float(ctx.attr("epsilon")), **kwargs)
+        ]
+    # Scale or bias broadcast from a smaller shape, or computed at run time: the formula.
+    y = mb.layer_norm(x=ctx.input(0), axes=axes, epsilon=float(ctx.attr("epsilon")))
+    y = mb.mul(x=y, y=ctx.input(1))
+    return [mb.add(x=y, y=ctx.input(2)) if ctx.has_input(2) else y]
+
+
+@ops.register("MatMul", since=1)
+def matmul_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    ctx.mil_dtype(ctx.input_dtype(0))
+    return [ctx.mb.matmul(x=ctx.input(0), y=ctx.input(1))]
+
+
+@ops.register("Gemm", since=11)
+def gemm_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    require_float(ctx, "Gemm")
+    mb = ctx.mb
+    trans_a, trans_b = bool(ctx.attr("transA", 0)), bool(ctx.attr("transB", 0))
+    alpha, beta = float(ctx.attr("alpha", 1.0)), float(ctx.attr("beta", 1.0))
+    weight, bias = ctx.constant_input(1), ctx.constant_input(2) if ctx.has_input(2) else None
+    if (
+        trans_b
+        and not trans_a
+        and alpha == 1.0
+        and weight is not None
+        and (
+            not ctx.has_input(2)
+            or (beta == 1.0 and bias is not None and bias.shape == (weight.shape[0],))
+        )
+    ):
+        # The fully connected layer: MIL's linear takes the weight as ONNX stores it.
+        kwargs = {"bias": ctx.input(2)} if ctx.has_input(2) else {}
+        return [mb.linear(x=ctx.input(0), weight=ctx.input(1), **kwargs)]
+    y = mb.matmul(x=ctx.input(0), y=ctx.input(1), transpose_x=trans_a, transpose_y=trans_b)
+    if alpha != 1.0:
+        y = mb.mul(x=y, y=scalar_like(ctx, alpha))
+    if ctx.has_input(2):
+        c = ctx.input(2)
+        if beta != 1.0:
+            c = mb.mul(x=c, y=scalar_like(ctx, beta, 2))
+        y = mb.add(x=y, y=c)
+    return [y]
+
+
+@ops.register("Dropout", since=7)
+def dropout_v7(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    training = ctx.constant_input(2)
+    if ctx.has_input(2) and (training is None or bool(training.reshape(()))):
+        raise ctx.error("training_mode true or computed at run time: Core ML runs inference only")
+    if ctx.output_used(1):
+        raise ctx.error("the mask output")
+    return [ctx.input(0)]

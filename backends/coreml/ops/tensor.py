@@ -1,0 +1,323 @@
+"""Shape and layout: Reshape, Flatten, Transpose, Concat, Split, Slice, Gather, Squeeze,
+Unsqueeze, Expand, Shape, Pad, Tile, ConstantOfShape, Constant, Range."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+
+from unframe.backends.coreml.context import ExportContext
+from unframe.backends.coreml.ops._common import normalized_axes
+from unframe.backends.coreml.registry import ops
+
+_INT32_MAX = int(np.iinfo(np.int32).max)
+
+
+def _shape_var(ctx: ExportContext, index: int) -> Any:
+    """Input ``index`` (a shape-like int tensor) as a constant list where known, else its Var."""
+    known = ctx.ints(index)
+    return known if known is not None else ctx.input(index)
+
+
+@ops.register("Reshape", since=5)
+def reshape_v5(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    ctx.mil_dtype(ctx.input_dtype(0))
+    shape = ctx.ints(1)
+    allow_zero = bool(ctx.attr("allowzero", 0))
+    if shape is None:
+        # A shape computed at run time: MIL reshapes by it as ONNX does, except that a 0 copies
+        # a dim only where the target has the input's rank.
+        return [ctx.mb.reshape(x=ctx.input(0), shape=ctx.input(1))]
+    if 0 in shape and not allow_zero:
+        dims = ctx.input_shape(0) or ()
+        copied = [dims[i] if v == 0 and i < len(dims) else v for i, v in enumerate(shape)]
+        if any(v is None for v in copied):
+            if len(shape) != len(dims):
+                raise ctx.error("a 0 (copy) in the shape of a dim unknown before run time")
+        else:
+            shape = [int(v) for v in copied]  # type: ignore[arg-type]
+    elif 0 in shape:
+        if -1 in shape:
+            raise ctx.error("allowzero=1 with both 0 and -1 in the shape")
+    return [ctx.mb.reshape(x=ctx.input(0), shape=shape)]
+
+
+@ops.register("Flatten", since=11)
+def flatten_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    dims = ctx.input_shape(0)
+    if dims is None:
+        raise ctx.error("an input of unknown rank")
+    axis = int(ctx.attr("axis"))
+    axis = axis + len(dims) if axis < 0 else axis
+    outer, inner = dims[:axis], dims[axis:]
+    if all(isinstance(d, int) for d in outer):
+        shape = [math.prod(d for d in outer if d is not None), -1]
+    elif all(isinstance(d, int) for d in inner):
+        shape = [-1, math.prod(d for d in inner if d is not None)]
+    else:
+        mb = ctx.mb
+        sizes = mb.shape(x=ctx.input(0))
+        lead = mb.reduce_prod(
+            x=mb.slice_by_index(x=sizes, begin=[0], end=[axis]), axes=[0], keep_dims=True
+        )
+        return [
+            mb.reshape(
+                x=ctx.input(0), shape=mb.concat(values=[lead, np.array([-1], np.int32)], axis=0)
+            )
+        ]
+    return [ctx.mb.reshape(x=ctx.input(0), shape=shape)]
+
+
+@ops.register("Transpose", since=1)
+def transpose_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    perm = ctx.attr("perm", None)
+    if perm is None:
+        perm = list(reversed(range(ctx.input_rank(0))))
+    return [ctx.mb.transpose(x=ctx.input(0), perm=[int(p) for p in perm])]
+
+
+@ops.register("Concat", since=4)
+def concat_v4(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    ctx.mil_dtype(ctx.input_dtype(0))
+    values = [ctx.input(i) for i in range(len(node.inputs)) if ctx.has_input(i)]
+    return [ctx.mb.concat(values=values, axis=int(ctx.attr("axis")))]
+
+
+def _split(ctx: ExportContext, sizes: list[int] | None) -> list[Any]:
+    axis = int(ctx.attr("axis", 0))
+    count = len(ctx.node.outputs)
+    if sizes is None:
+        dims = ctx.input_shape(0)
+        length = dims[axis] if dims is not None and -len(dims) <= axis < len(dims) else None
+        if length is None:
+            raise ctx.error("a split of an axis whose length is unknown before run time")
+        chunk = -(-length // count)
+        sizes = [min(chunk, length - i * chunk) for i in range(count)]
+    if len(sizes) == 1:
+        return [ctx.mb.identity(x=ctx.input(0))]
+    return list(ctx.mb.split(x=ctx.input(0), split_sizes=sizes, axis=axis))
+
+
+@ops.register("Split", since=2)
+def split_v2(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    return _split(ctx, ctx.attr("split", None))
+
+
+@ops.register("Split", since=13)
+def split_v13(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    if ctx.has_input(1) and ctx.ints(1) is None:
+        raise ctx.error("split sizes computed at run time")
+    return _split(ctx, ctx.ints(1) if ctx.has_input(1) else None)
+
+
+@ops.register("Split", since=18)
+def split_v18(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    return split_v13(node, ctx)
+
+
+@ops.register("Slice", since=10)
+def slice_v10(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    dims = ctx.input_shape(0)
+    if dims is None:
+        raise ctx.error("an input of unknown rank")
+    rank = len(dims)
+    starts, ends = ctx.ints(1), ctx.ints(2)
+    axes = ctx.ints(3) if ctx.has_input(3) else list(range(len(starts or [])))
+    steps = ctx.ints(4) if ctx.has_input(4) else [1] * len(starts or [])
+    if starts is None or ends is None or axes is None or steps is None:
+        raise ctx.error("starts, ends, axes or steps computed at run time")
+    begin, end, stride = [0] * rank, [0] * rank, [1] * rank
+    begin_mask, end_mask = [True] * rank, [True] * rank
+    for start, stop, axis, step in zip(
+        starts, ends, normalized_axes(axes, rank), steps, strict=True
+    ):
+        length = dims[axis]
+        stride[axis] = step
+        if length is not None:
+            first, last, _ = slice(start, stop, step).indices(length)
+            begin[axis], begin_mask[axis] = first, False
+            # A negative step that runs past index 0 has no end index in MIL's terms: a mask.
+            if step < 0 and last < 0:
+                continue
+            end[axis], end_mask[axis] = last, False
+            continue
+        big = abs(start) >= _INT32_MAX if step > 0 else start >= _INT32_MAX
+        if not big:
+            begin[axis], begin_mask[axis] = start, False
+        past = stop >= _INT32_MAX if step > 0 else stop <= -_INT32_MAX
+        if not past:
+            if stop < 0 and step < 0 or start < 0 != (stop < 0):
+                raise ctx.error(
+                    "negative bounds on an axis whose length is unknown before run time"
+                )
+            end[axis], end_mask[axis] = stop, False
+    return [
+        ctx.mb.slice_by_index(
+            x=ctx.input(0),
+            begin=begin,
+            end=end,
+            stride=stride,
+            begin_mask=begin_mask,
+            end_mask=end_mask,
+        )
+    ]
+
+
+@ops.register("Gather", since=11)
+def gather_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    ctx.mil_dtype(ctx.input_dtype(0))
+    dims = ctx.input_shape(0)
+    axis = int(ctx.attr("axis", 0))
+    indices = ctx.constant_input(1)
+    if indices is not None and dims is not None:
+        length = dims[axis]
+        if indices.size and indices.min() < 0:
+            if length is None:
+                raise ctx.error(
+                    "negative indices into an axis whose length is unknown before run time"
+                )
+            indices = np.where(indices < 0, indices + length, indices)
+        index_var = ctx.make_constant(indices.astype(np.int32), "indices")
+    else:
+        index_var = ctx.input(1)
+        mb = ctx.mb
+        length_var = mb.gather(
+            x=mb.shape(x=ctx.input(0)), indices=[axis if axis >= 0 else len(dims or ()) + axis]
+        )
+        index_var = mb.select(
+            cond=mb.less(x=index_var, y=np.int32(0)),
+            a=mb.add(x=index_var, y=length_var),
+            b=index_var,
+        )
+    return [ctx.mb.gather(x=ctx.input(0), indices=index_var, axis=axis)]
+
+
+def _axes(ctx: ExportContext) -> list[int] | None:
+    """Axes from input 1 (opset 13 on) or the ``axes`` attribute (before)."""
+    if ctx.has_input(1):
+        axes = ctx.ints(1)
+        if axes is None:
+            raise ctx.error("axes computed at run time")
+        return axes
+    return ctx.attr("axes", None)
+
+
+@ops.register("Squeeze", since=11)
+def squeeze_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    axes = _axes(ctx)
+    if axes is None:
+        dims = ctx.input_shape(0)
+        if dims is None or None in dims:
+            raise ctx.error("squeezing every unit axis of a shape unknown before run time")
+        axes = [i for i, d in enumerate(dims) if d == 1]
+    if not axes:
+        return [ctx.mb.identity(x=ctx.input(0))]
+    return [ctx.mb.squeeze(x=ctx.input(0), axes=axes)]
+
+
+@ops.register("Unsqueeze", since=11)
+def unsqueeze_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    axes = _axes(ctx)
+    if not axes:
+        raise ctx.error("no axes")
+    rank = ctx.input_rank(0) + len(axes)
+    return [ctx.mb.expand_dims(x=ctx.input(0), axes=sorted(normalized_axes(axes, rank)))]
+
+
+@ops.register("Expand", since=8)
+def expand_v8(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    word = ctx.mil_dtype(ctx.input_dtype(0))
+    mb = ctx.mb
+    # Bidirectional broadcasting is elementwise arithmetic with a tensor of the shape.
+    if word == "bool":
+        falses = mb.fill(shape=_shape_var(ctx, 1), value=False)
+        return [mb.logical_or(x=ctx.input(0), y=falses)]
+    zero = {"fp32": np.float32(0), "fp16": np.float16(0), "int32": np.int32(0)}[word]
+    return [mb.add(x=ctx.input(0), y=mb.fill(shape=_shape_var(ctx, 1), value=zero))]
+
+
+@ops.register("Tile", since=6)
+def tile_v6(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    return [ctx.mb.tile(x=ctx.input(0), reps=_shape_var(ctx, 1))]
+
+
+@ops.register("Shape", since=1)
+def shape_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    dims = ctx.input_shape(0)
+    if dims is None:
+        raise ctx.error("an input of unknown rank")
+    rank = len(dims)
+    start = int(ctx.attr("start", 0))
+    end = ctx.attr("end", None)
+    first, last, _ = slice(start, None if end is None else int(end)).indices(rank)
+    wanted = dims[first:last]
+    if all(d is not None for d in wanted):
+        return [ctx.make_constant(np.array(wanted, np.int32), "shape")]
+    sizes = ctx.mb.shape(x=ctx.input(0))
+    if (first, last) == (0, rank):
+        return [sizes]
+    return [ctx.mb.slice_by_index(x=sizes, begin=[first], end=[last])]
+
+
+@ops.register("Pad", since=11)
+def pad_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    rank = ctx.input_rank(0)
+    pads = ctx.ints(1)
+    if pads is None:
+        raise ctx.error("pads computed at run time")
+    axes = normalized_axes(ctx.ints(3), rank) if ctx.has_input(3) else list(range(rank))  # type: ignore[arg-type]
+    if axes is None:
+        raise ctx.error("axes computed at run time")
+    if any(p < 0 for p in pads):
+        raise ctx.error("negative pads (cropping)")
+    mode = str(ctx.attr("mode", "constant"))
+    full = [0] * (2 * rank)
+    for i, axis in enumerate(axes):
+        full[2 * axis], full[2 * axis + 1] = pads[i], pads[i + len(axes)]
+    kwargs: dict[str, Any] = {}
+    if mode == "constant":
+        fill = ctx.constant_input(2) if ctx.has_input(2) else None
+        if ctx.has_input(2) and fill is None:
+            raise ctx.error("a constant_value computed at run time")
+        kwargs["constant_val"] = float(fill.reshape(())) if fill is not None and fill.size else 0.0
+    elif mode in ("reflect", "edge"):
+        touched = [axis for axis in range(rank) if full[2 * axis] or full[2 * axis + 1]]
+        if touched and min(touched) < rank - 2:
+            raise ctx.error(f"mode={mode} on other than the last two axes")
+        kwargs["mode"] = "reflect" if mode == "reflect" else "replicate"
+        first_kept = rank - 2 if rank >= 2 else 0
+        full = full[2 * first_kept :]
+    else:
+        raise ctx.error(f"mode={mode!r}")
+    return [ctx.mb.pad(x=ctx.input(0), pad=full, **kwargs)]
+
+
+@ops.register("ConstantOfShape", since=9)
+def constant_of_shape_v9(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    value = ctx.attr("value", None)
+    fill = np.zeros((), np.float32) if value is None else np.asarray(value).reshape(())
+    shape = ctx.ints(0)
+    if shape is not None:
+        return [ctx.make_constant(np.full(shape, fill), "filled")]
+    held = ctx.make_constant(fill, "value").val
+    return [ctx.mb.fill(shape=ctx.input(0), value=held)]
+
+
+@ops.register("Constant", since=1)
+def constant_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    for name in ("value", "value_float", "value_floats", "value_int", "value_ints"):
+        found = ctx.attr(name, None)
+        if found is not None:
+            dtype = np.float32 if "float" in name else np.int64
+            return [ctx.make_constant(np.asarray(found, None if name == "value" else dtype))]
+    raise ctx.error("a Constant without a numeric value")
+
+
+@ops.register("Range", since=11)
+def range_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    ctx.mil_dtype(ctx.input_dtype(0))
+    return [ctx.mb.range_1d(start=ctx.input(0), end=ctx.input(1), step=ctx.input(2))]

@@ -1,0 +1,119 @@
+"""The Core ML adapter: ML Program packages (``.mlpackage``) and NeuralNetwork ``.mlmodel`` files.
+
+coremltools is imported lazily, inside the methods. Core ML itself runs only on macOS; elsewhere
+validation and conformance import a written package back through the frontend and run it on
+onnxruntime, and say so ("re-imported, not run in Core ML").
+"""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import onnx_ir as ir
+
+from unframe.converters.framework import ConvertOptions, Framework
+from unframe.shared_ir.inputs import align_feeds
+from unframe.shared_ir.op_registry import OpRegistry
+
+_NOT_HERE = "Core ML runs only on macOS: packages are re-imported, not run in Core ML"
+
+_CONFORMANCE_NOTE = """\
+## How to read this report
+
+- **Runtime**: Core ML runs only on macOS, so each test's model is exported to an `.mlpackage`
+  (a MIL program built op by op, float32 compute precision), read back by coremltools (spec and
+  milproto program), imported into the IR by unframe's Core ML frontend and run on onnxruntime:
+  re-imported, not run in Core ML. A pass says the package holds the test's computation as the
+  frontend reads it; numbers on a device may differ where Core ML's kernels do.
+- **Element types**: Core ML tensors are float32, float16, int32 and bool; int64 is held as
+  int32 (as coremltools' own converters do) and other types are refused by name.
+"""
+
+
+class CoreMLFramework(Framework):
+    """Core ML: reads ``.mlpackage``/``.mlmodel``, writes ML Program ``.mlpackage`` directories."""
+
+    name: ClassVar[str] = "coreml"
+    extra: ClassVar[str | None] = "coreml"
+    requires: ClassVar[tuple[str, ...]] = ("coremltools",)
+    reads: ClassVar[tuple[str, ...]] = (".mlpackage", ".mlmodel")
+    writes: ClassVar[tuple[str, ...]] = (".mlpackage",)
+    writes_directory: ClassVar[bool] = True
+    conformance_note: ClassVar[str] = _CONFORMANCE_NOTE
+
+    def is_own_output(self, path: Path) -> bool:
+        from unframe.backends.coreml.native import is_mlpackage
+
+        return is_mlpackage(path)
+
+    def load(self, path: Path, options: ConvertOptions) -> ir.Model:
+        self.ensure_installed()
+        from unframe.frontends.coreml.driver import load_coreml
+
+        return load_coreml(path, options)
+
+    def save(self, model: ir.Model, path: Path, options: ConvertOptions) -> None:
+        self.ensure_installed()
+        from unframe.backends.coreml.driver import export_mlprogram
+        from unframe.backends.coreml.native import quiet_stderr
+
+        exported = export_mlprogram(model, options)
+        if path.exists():
+            path.rmdir()  # the caller's empty staging directory: coremltools writes the package
+        with quiet_stderr():
+            exported.mlmodel.save(str(path))
+
+    def export_registry(self) -> OpRegistry[Any] | None:
+        from unframe.backends.coreml.driver import export_registry
+
+        return export_registry()
+
+    def runtime_unavailable(self) -> str | None:
+        if not self.is_installed():
+            return "coremltools is not installed"
+        return None if platform.system() == "Darwin" else _NOT_HERE
+
+    def run(self, path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Runs the package in Core ML (macOS only); inputs are matched by position."""
+        from unframe.backends.coreml.native import coremltools
+
+        ct = coremltools()
+        mlmodel = ct.models.MLModel(str(path))
+        description = mlmodel.get_spec().description
+        names = [feature.name for feature in description.input]
+        feeds = align_feeds(names, inputs)
+        outputs = mlmodel.predict(feeds)
+        return {feature.name: np.asarray(outputs[feature.name]) for feature in description.output}
+
+    def run_ir(
+        self,
+        model: ir.Model,
+        inputs: Mapping[str, np.ndarray],
+        options: ConvertOptions | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Exports ``model``; runs the package in Core ML on macOS, elsewhere re-imports it through
+        the frontend and runs it on onnxruntime (re-imported, not run in Core ML)."""
+        if self.runtime_unavailable() is None:
+            return super().run_ir(model, inputs, options)
+        from unframe.shared_ir.runner import run_reference
+
+        output_names = [value.name or "" for value in model.graph.outputs]
+        with tempfile.TemporaryDirectory(prefix="unframe-coreml-") as tmp:
+            path = Path(tmp) / "model.mlpackage"
+            self.save(model, path, options or ConvertOptions())
+            reimported = self.load(path, ConvertOptions())
+        names = [
+            value.name or ""
+            for value in reimported.graph.inputs
+            if value.name not in reimported.graph.initializers
+        ]
+        outputs = run_reference(reimported, align_feeds(names, inputs)).outputs
+        # The frontend restores the ONNX names from the package's record; by position otherwise.
+        if set(outputs) != set(output_names) and len(outputs) == len(output_names):
+            outputs = dict(zip(output_names, outputs.values(), strict=True))
+        return outputs
