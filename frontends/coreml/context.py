@@ -40,6 +40,8 @@ class GraphBuilder:
         self.op_type = ""
         self._bound: set[int] = set()
         self._taken: set[str] = set()
+        #: Node names are a namespace of their own in ONNX (a node may share its output's name).
+        self._node_names: set[str] = set()
         self._counter = 0
 
     # -- names --------------------------------------------------------------------------------
@@ -50,6 +52,20 @@ class GraphBuilder:
             name = f"{base}__{self._counter}"
         self._taken.add(name)
         return name
+
+    def unique_node(self, base: str) -> str:
+        name = base
+        while name in self._node_names:
+            self._counter += 1
+            name = f"{base}__{self._counter}"
+        self._node_names.add(name)
+        return name
+
+    def rename_away(self, value: ir.Value) -> None:
+        """Gives ``value`` another name, freeing its own for a value that needs it (outputs)."""
+        old = value.name or "value"
+        value.name = self.unique(f"{old}__blob")
+        self._taken.discard(old)
 
     def source(self, native_name: str) -> str:
         """The name a native name stands for (the ONNX name a unframe backend recorded)."""
@@ -67,7 +83,7 @@ class GraphBuilder:
         base = self.source(self.op_name) if self.op_name else op_type
         attrs = [_attribute(key, value) for key, value in (attributes or {}).items()]
         node = ir.Node(
-            "", op_type, list(inputs), attrs, num_outputs=num_outputs, name=self.unique(base)
+            "", op_type, list(inputs), attrs, num_outputs=num_outputs, name=self.unique_node(base)
         )
         for i, value in enumerate(node.outputs):
             value.name = self.unique(f"{base}/{op_type.lower()}_{i}")
@@ -92,11 +108,16 @@ class GraphBuilder:
     def initializer(self, name: str, array: np.ndarray) -> ir.Value:
         name = name if name not in self.initializers else self.unique(name)
         self._taken.add(name)
-        tensor = (
-            ir.Tensor(array, name=name)
-            if array.dtype.kind in "biuf"
-            else ir.tensor(array, name=name)
-        )
+        tensor: ir.TensorProtocol
+        if array.dtype.kind in "biuf":
+            tensor = ir.Tensor(array, name=name)
+        elif array.dtype.kind in "OUS":
+            encoded = [str(item).encode() for item in array.reshape(-1)]
+            tensor = ir.StringTensor(
+                np.array(encoded, dtype=object).reshape(array.shape), name=name
+            )
+        else:
+            tensor = ir.tensor(array, name=name)
         value = ir.Value(name=name, const_value=tensor)
         value.dtype = tensor.dtype
         value.shape = ir.Shape(array.shape)
@@ -143,7 +164,7 @@ class GraphBuilder:
 
     def identity(self, value: ir.Value, name: str) -> ir.Value:
         """An Identity of ``value`` named ``name`` (graph outputs that are inputs or weights)."""
-        node = ir.Node("", "Identity", [value], name=self.unique(f"{name}/identity"))
+        node = ir.Node("", "Identity", [value], name=self.unique_node(f"{name}/identity"))
         node.outputs[0].name = self.unique(name)
         node.outputs[0].type, node.outputs[0].shape = value.type, value.shape
         self.nodes.append(node)
