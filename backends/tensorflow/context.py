@@ -1,0 +1,263 @@
+"""State of one export to TensorFlow: converted values with their physical layout, weights, names.
+
+Every converted value is a :class:`Physical`: a ``tf.Tensor`` and the permutation that takes the
+ONNX (logical) layout to the one the tensor is held in (``None``: as ONNX has it). Convolution
+and pooling converters produce channels-last tensors (TensorFlow's CPU kernels take NHWC only);
+layout-agnostic converters pass the permutation on; every other converter reads ``ctx.input(i)``,
+the logical tensor, and the context inserts the one Transpose back at that region boundary (once
+per value, counted in ``transposes``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+
+from unframe.backends.tensorflow.native import tf_dtype, tf_name
+from unframe.shared_ir.conversion import SCHEMA_DEFAULT, ConverterContext
+from unframe.shared_ir.errors import ConversionError
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+FRAMEWORK = "tensorflow"
+
+Perm = tuple[int, ...]
+
+
+def channels_last(rank: int) -> Perm:
+    """N, C, D1.. -> N, D1.., C (NCHW -> NHWC for rank 4)."""
+    return (0, *range(2, rank), 1)
+
+
+def inverse(perm: Perm) -> Perm:
+    result = [0] * len(perm)
+    for position, axis in enumerate(perm):
+        result[axis] = position
+    return tuple(result)
+
+
+@dataclass(frozen=True)
+class Physical:
+    """A converted value: ``tensor`` holds the ONNX value transposed by ``perm`` (None: as is)."""
+
+    tensor: Any
+    perm: Perm | None = None
+
+    def physical_axis(self, axis: int) -> int:
+        """Where logical ``axis`` (non-negative) sits in ``tensor``."""
+        return axis if self.perm is None else self.perm.index(axis)
+
+
+@dataclass
+class ExportState:
+    """What one export accumulates across nodes."""
+
+    tf: ModuleType
+    #: "variables": float initializers become ``tf.Variable``s; "constants": graph constants.
+    weights: str = "variables"
+    env: dict[ir.Value, Physical] = field(default_factory=dict)
+    #: Logical views of values held in another layout, made once per value.
+    logical: dict[ir.Value, Any] = field(default_factory=dict)
+    channels_last_views: dict[ir.Value, Any] = field(default_factory=dict)
+    variables: list[Any] = field(default_factory=list)
+    #: Transposes the layout propagation added at region boundaries.
+    transposes: int = 0
+    #: Weights made as variables by the current trace.
+    weights_made: int = 0
+
+    def start_trace(self) -> None:
+        """Forgets the values of an earlier trace (the variables stay)."""
+        self.env.clear()
+        self.logical.clear()
+        self.channels_last_views.clear()
+        self.transposes = 0
+        self.weights_made = 0
+
+    def to_logical(self, value: ir.Value, held: Physical) -> Any:
+        """``value`` in ONNX's layout, made once: a Reshape where the permutation moves only
+        axes of size 1 (the memory order is the same), else a counted Transpose."""
+        if held.perm is None:
+            return held.tensor
+        cached = self.logical.get(value)
+        if cached is None:
+            tf = self.tf
+            back = inverse(held.perm)
+            if _moves_only_unit_axes(held.tensor.shape.as_list(), held.perm):
+                cached = tf.reshape(held.tensor, tf.gather(tf.shape(held.tensor), back))
+            else:
+                cached = tf.transpose(held.tensor, back)
+                self.transposes += 1
+            self.logical[value] = cached
+        return cached
+
+
+def _moves_only_unit_axes(physical_dims: list[int | None], perm: Perm) -> bool:
+    """Whether the axes of ``perm`` that are not statically 1 keep their relative order."""
+    kept = [axis for axis, dim in zip(perm, physical_dims, strict=True) if dim != 1]
+    return kept == sorted(kept)
+
+
+class ExportContext:
+    """The converter words of ``ConverterContext`` for one node, plus TF and layout helpers."""
+
+    def __init__(self, state: ExportState, node: ir.Node, opset: int) -> None:
+        self.state = state
+        self.tf = state.tf
+        self.node = node
+        self.opset = opset
+        self.name = tf_name(node.name or node.op_type, "node")
+
+    # -- the shared words -----------------------------------------------------------------------
+    def input(self, index: int) -> Any:
+        """Input ``index`` in ONNX's layout (a Transpose back where it is held channels-last)."""
+        value = self._value(index)
+        held = self.physical(index)
+        if held.perm is None:
+            return held.tensor
+        return self.state.to_logical(value, held)
+
+    def has_input(self, index: int) -> bool:
+        return index < len(self.node.inputs) and self.node.inputs[index] is not None
+
+    def constant_input(self, index: int) -> np.ndarray | None:
+        if not self.has_input(index):
+            return None
+        value = self.node.inputs[index]
+        assert value is not None
+        if value.const_value is not None:
+            return np.asarray(value.const_value.numpy())
+        return None
+
+    def make_constant(self, array: np.ndarray, hint: str = "const") -> Any:
+        return self.tf.constant(array, name=tf_name(hint, "const"))
+
+    def attr(self, name: str, default: Any = SCHEMA_DEFAULT) -> Any:
+        attribute = self.node.attributes.get(name)
+        if isinstance(attribute, ir.Attr):
+            if attribute.type == ir.AttributeType.TENSOR:
+                return attribute.as_tensor().numpy()
+            return attribute.value
+        if default is not SCHEMA_DEFAULT:
+            return default
+        try:
+            schema = onnx.defs.get_schema(self.node.op_type, self.opset, self.node.domain or "")
+        except onnx.defs.SchemaError:
+            schema = None
+        found = schema.attributes.get(name) if schema is not None else None
+        if found is None or not found.default_value.name:
+            raise self.error(f"needs attribute {name!r}")
+        return onnx.helper.get_attribute_value(found.default_value)
+
+    def error(self, message: str) -> ConversionError:
+        return ConversionError(
+            message,
+            framework=FRAMEWORK,
+            node=self.node.name or "",
+            op_type=self.node.op_type,
+            opset=self.opset,
+        )
+
+    # -- TensorFlow helpers ---------------------------------------------------------------------
+    def physical(self, index: int) -> Physical:
+        """Input ``index`` as it is held (tensor and layout); initializers on first use."""
+        value = self._value(index)
+        held = self.state.env.get(value)
+        if held is None:
+            if value.const_value is None:
+                raise self.error(f"input {value.name!r} is used before it is produced")
+            held = Physical(self.weight(np.asarray(value.const_value.numpy()), value.name or "w"))
+            self.state.env[value] = held
+        return held
+
+    def channels_last(self, index: int) -> Any:
+        """Input ``index`` held channels-last (one boundary Transpose per value where it is not)."""
+        value = self._value(index)
+        held = self.physical(index)
+        rank = len(held.tensor.shape)
+        wanted = channels_last(rank)
+        if held.perm == wanted:
+            return held.tensor
+        cached = self.state.channels_last_views.get(value)
+        if cached is None:
+            logical = self.input(index)
+            dims = logical.shape.as_list()
+            if _moves_only_unit_axes([dims[axis] for axis in wanted], wanted):
+                cached = self.tf.reshape(logical, self.tf.gather(self.tf.shape(logical), wanted))
+            else:
+                cached = self.tf.transpose(logical, wanted)
+                self.state.transposes += 1
+            self.state.channels_last_views[value] = cached
+        return cached
+
+    def weight(self, array: np.ndarray, hint: str) -> Any:
+        """A weight: a ``tf.Variable`` (float, in "variables" mode) or a constant, made outside
+        the function being traced so that the module owns it."""
+        tf = self.tf
+        name = tf_name(hint, "w")
+        if self.state.weights == "variables" and array.dtype.kind in "fc" and array.size > 1:
+            # tf.function traces a function that makes variables twice; the second trace takes
+            # the variables the first one made, in the same order.
+            index = self.state.weights_made
+            self.state.weights_made += 1
+            if index < len(self.state.variables):
+                return self.state.variables[index]
+            with tf.init_scope():
+                variable = tf.Variable(array, trainable=False, name=name)
+            self.state.variables.append(variable)
+            return variable
+        return tf.constant(array, name=name)
+
+    def input_shape(self, index: int) -> tuple[int | None, ...] | None:
+        """Input ``index``'s logical shape (None for a dim or rank not known statically)."""
+        value = self._value(index)
+        if value.shape is not None:
+            return tuple(dim if isinstance(dim, int) else None for dim in value.shape)
+        held = self.state.env.get(value)
+        if held is not None and held.tensor.shape.rank is not None:
+            dims = held.tensor.shape.as_list()
+            if held.perm is not None:
+                dims = [dims[held.perm.index(axis)] for axis in range(len(dims))]
+            return tuple(dims)
+        if value.const_value is not None:
+            return tuple(value.const_value.shape.numpy())
+        return None
+
+    def input_rank(self, index: int) -> int | None:
+        shape = self.input_shape(index)
+        return None if shape is None else len(shape)
+
+    def input_dtype(self, index: int) -> Any:
+        return self.physical(index).tensor.dtype
+
+    def output_dtype(self, index: int = 0) -> Any:
+        return tf_dtype(self.node.outputs[index].dtype, f"output {index}")
+
+    def int_list(self, index: int) -> list[int]:
+        """A constant integer input as a list; a refusal where it is computed at run time."""
+        array = self.constant_input(index)
+        if array is None:
+            raise self.error(f"input {index} must be a constant (it is computed at run time)")
+        return [int(v) for v in array.reshape(-1)]
+
+    def ints(self, name: str, default: Sequence[int] | None = None) -> list[int]:
+        found = self.attr(name, default if default is not None else SCHEMA_DEFAULT)
+        return [int(v) for v in (found or [])]
+
+    def _value(self, index: int) -> ir.Value:
+        if not self.has_input(index):
+            raise self.error(f"input {index} is missing")
+        value = self.node.inputs[index]
+        assert value is not None
+        return value
+
+
+if TYPE_CHECKING:
+
+    def _speaks_the_converter_vocabulary(ctx: ExportContext) -> ConverterContext[Any]:
+        return ctx  # mypy checks that ExportContext implements the Protocol

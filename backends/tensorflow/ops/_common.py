@@ -1,0 +1,72 @@
+"""What the op families share: imports, broadcasting in a layout, axes and ONNX rounding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+
+from unframe.backends.tensorflow.context import (
+    ExportContext,
+    Perm,
+    Physical,
+    channels_last,
+    inverse,
+)
+from unframe.backends.tensorflow.registry import Outputs, ops
+
+__all__ = [
+    "ExportContext",
+    "Outputs",
+    "Perm",
+    "Physical",
+    "channels_last",
+    "elementwise_inputs",
+    "inverse",
+    "ir",
+    "normalize_axis",
+    "np",
+    "ops",
+    "wrap",
+]
+
+
+def normalize_axis(axis: int, rank: int) -> int:
+    return axis + rank if axis < 0 else axis
+
+
+def elementwise_inputs(
+    ctx: ExportContext, count: int | None = None
+) -> tuple[list[Any], Perm | None]:
+    """The inputs of a broadcasting elementwise op, all in one layout, and that layout.
+
+    Where an input is held channels-last and every other one is either held the same way or a
+    constant (broadcast to the full rank and transposed in numpy, at no run-time cost), the op
+    runs in that layout. Otherwise every input is read in ONNX's layout.
+    """
+    indices = list(range(count if count is not None else len(ctx.node.inputs)))
+    constants = {i: ctx.constant_input(i) for i in indices}
+    held = {i: ctx.physical(i) for i in indices if constants[i] is None}
+    layouts = {h.perm for h in held.values() if h.perm is not None}
+    if len(layouts) == 1 and all(h.perm is not None for h in held.values()):
+        perm = next(iter(layouts))
+        rank = len(perm)
+        tensors: list[Any] = []
+        for index in indices:
+            constant = constants[index]
+            if constant is None:
+                tensors.append(held[index].tensor)
+                continue
+            if constant.ndim > rank:
+                break
+            aligned = constant.reshape((1,) * (rank - constant.ndim) + constant.shape)
+            tensors.append(ctx.make_constant(np.ascontiguousarray(aligned.transpose(perm))))
+        else:
+            return tensors, perm
+    return [ctx.input(i) for i in indices], None
+
+
+def wrap(tensor: Any, perm: Perm | None) -> Any:
+    """A result in ``perm``'s layout (a plain tensor where that is ONNX's)."""
+    return tensor if perm is None else Physical(tensor, perm)

@@ -1,0 +1,248 @@
+"""Elementwise arithmetic, math, comparison and logic; every one keeps its input's layout.
+
+Registered at the version whose semantics they implement (numpy broadcasting since opset 7);
+later versions only added element types, which the same TF op takes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from unframe.backends.tensorflow.ops._common import (
+    ExportContext,
+    Outputs,
+    elementwise_inputs,
+    ir,
+    ops,
+    wrap,
+)
+
+
+def _unary(ctx: ExportContext, fn: Callable[[Any], Any]) -> Outputs:
+    held = ctx.physical(0)
+    return [wrap(fn(held.tensor), held.perm)]
+
+
+def _binary(ctx: ExportContext, fn: Callable[[Any, Any], Any]) -> Outputs:
+    (a, b), perm = elementwise_inputs(ctx, 2)
+    return [wrap(fn(a, b), perm)]
+
+
+def _variadic(ctx: ExportContext, fn: Callable[[Any, Any], Any]) -> Outputs:
+    tensors, perm = elementwise_inputs(ctx)
+    result = tensors[0]
+    for tensor in tensors[1:]:
+        result = fn(result, tensor)
+    return [wrap(result, perm)]
+
+
+def _is_integer(tensor: Any) -> bool:
+    return bool(tensor.dtype.is_integer)
+
+
+@ops.register("Add", since=7)
+def add_v7(node: ir.Node, ctx: ExportContext) -> Outputs:
+    return _binary(ctx, ctx.tf.add)
+
+
+@ops.register("Sub", since=7)
+def sub_v7(node: ir.Node, ctx: ExportContext) -> Outputs:
+    return _binary(ctx, ctx.tf.subtract)
+
+
+@ops.register("Mul", since=7)
+def mul_v7(node: ir.Node, ctx: ExportContext) -> Outputs:
+    return _binary(ctx, ctx.tf.multiply)
+
+
+@ops.register("Div", since=7)
+def div_v7(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    # Integer Div truncates toward zero in ONNX (C's division); TF's // floors.
+    return _binary(
+        ctx, lambda a, b: tf.math.truncatediv(a, b) if _is_integer(a) else tf.math.divide(a, b)
+    )
+
+
+@ops.register("Mod", since=10)
+def mod_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    fmod = int(ctx.attr("fmod", 0))
+    if fmod:
+        return _binary(ctx, tf.math.truncatemod)
+    return _binary(ctx, tf.math.floormod)
+
+
+@ops.register("Pow", since=7)
+def pow_v7(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    return _binary(ctx, lambda a, b: tf.pow(a, tf.cast(b, a.dtype)))
+
+
+@ops.register("Max", since=8)
+def max_v8(node: ir.Node, ctx: ExportContext) -> Outputs:
+    return _variadic(ctx, ctx.tf.maximum)
+
+
+@ops.register("Min", since=8)
+def min_v8(node: ir.Node, ctx: ExportContext) -> Outputs:
+    return _variadic(ctx, ctx.tf.minimum)
+
+
+@ops.register("Sum", since=8)
+def sum_v8(node: ir.Node, ctx: ExportContext) -> Outputs:
+    return _variadic(ctx, ctx.tf.add)
+
+
+@ops.register("Mean", since=8)
+def mean_v8(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tensors, perm = elementwise_inputs(ctx)
+    total = tensors[0]
+    for tensor in tensors[1:]:
+        total = ctx.tf.add(total, tensor)
+    return [wrap(total / ctx.tf.cast(len(tensors), total.dtype), perm)]
+
+
+_UNARY: dict[str, tuple[int, str]] = {
+    "Neg": (6, "negative"),
+    "Abs": (6, "abs"),
+    "Exp": (6, "exp"),
+    "Log": (6, "math.log"),
+    "Sqrt": (6, "sqrt"),
+    "Reciprocal": (6, "math.reciprocal"),
+    "Floor": (6, "floor"),
+    "Ceil": (6, "math.ceil"),
+    "Sin": (7, "sin"),
+    "Cos": (7, "cos"),
+    "Tan": (7, "tan"),
+    "Asin": (7, "asin"),
+    "Acos": (7, "acos"),
+    "Atan": (7, "atan"),
+    "Sinh": (9, "sinh"),
+    "Cosh": (9, "cosh"),
+    "Asinh": (9, "asinh"),
+    "Acosh": (9, "acosh"),
+    "Atanh": (9, "atanh"),
+    "Erf": (9, "math.erf"),
+    "Sign": (9, "sign"),
+    "Round": (11, "round"),  # half to even, as ONNX
+    "Not": (1, "logical_not"),
+    "IsNaN": (9, "math.is_nan"),
+}
+
+
+def _tf_function(ctx: ExportContext, dotted: str) -> Callable[..., Any]:
+    target: Any = ctx.tf
+    for part in dotted.split("."):
+        target = getattr(target, part)
+    return target  # type: ignore[no-any-return]
+
+
+def _register_unary(op_type: str, since: int, dotted: str) -> None:
+    def convert(node: ir.Node, ctx: ExportContext) -> Outputs:
+        return _unary(ctx, _tf_function(ctx, dotted))
+
+    convert.__name__ = convert.__qualname__ = f"{op_type.lower()}_v{since}"
+    ops.register(op_type, since=since)(convert)
+
+
+for _op, (_since, _dotted) in _UNARY.items():
+    _register_unary(_op, _since, _dotted)
+
+_BINARY: dict[str, tuple[int, str]] = {
+    "Equal": (11, "equal"),
+    "Less": (9, "less"),
+    "Greater": (9, "greater"),
+    "LessOrEqual": (12, "less_equal"),
+    "GreaterOrEqual": (12, "greater_equal"),
+    "And": (7, "logical_and"),
+    "Or": (7, "logical_or"),
+    "Xor": (7, "math.logical_xor"),
+    "BitwiseAnd": (18, "bitwise.bitwise_and"),
+    "BitwiseOr": (18, "bitwise.bitwise_or"),
+    "BitwiseXor": (18, "bitwise.bitwise_xor"),
+}
+
+
+def _register_binary(op_type: str, since: int, dotted: str) -> None:
+    def convert(node: ir.Node, ctx: ExportContext) -> Outputs:
+        return _binary(ctx, _tf_function(ctx, dotted))
+
+    convert.__name__ = convert.__qualname__ = f"{op_type.lower()}_v{since}"
+    ops.register(op_type, since=since)(convert)
+
+
+for _op, (_since, _dotted) in _BINARY.items():
+    _register_binary(_op, _since, _dotted)
+
+
+@ops.register("BitwiseNot", since=18)
+def bitwise_not_v18(node: ir.Node, ctx: ExportContext) -> Outputs:
+    return _unary(ctx, ctx.tf.bitwise.invert)
+
+
+@ops.register("IsInf", since=10)
+def is_inf_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    positive = bool(ctx.attr("detect_positive", 1))
+    negative = bool(ctx.attr("detect_negative", 1))
+
+    def detect(x: Any) -> Any:
+        if positive and negative:
+            return tf.math.is_inf(x)
+        if positive:
+            return tf.equal(x, tf.constant(float("inf"), x.dtype))
+        if negative:
+            return tf.equal(x, tf.constant(float("-inf"), x.dtype))
+        return tf.zeros_like(x, dtype=tf.bool)
+
+    return _unary(ctx, detect)
+
+
+@ops.register("Where", since=9)
+def where_v9(node: ir.Node, ctx: ExportContext) -> Outputs:
+    (condition, x, y), perm = elementwise_inputs(ctx, 3)
+    return [wrap(ctx.tf.where(condition, x, y), perm)]
+
+
+@ops.register("Clip", since=11)
+def clip_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    held = ctx.physical(0)
+    result = held.tensor
+    if ctx.has_input(1):
+        result = tf.maximum(result, tf.cast(ctx.input(1), result.dtype))
+    if ctx.has_input(2):
+        result = tf.minimum(result, tf.cast(ctx.input(2), result.dtype))
+    return [wrap(result, held.perm)]
+
+
+@ops.register("Cast", since=6)
+def cast_v6(node: ir.Node, ctx: ExportContext) -> Outputs:
+    held = ctx.physical(0)
+    target = ctx.output_dtype(0)
+    tf = ctx.tf
+    tensor = held.tensor
+    if target == tf.string or tensor.dtype == tf.string:
+        raise ctx.error("casts to or from strings are not converted yet")
+    if target == tf.bool:
+        return [wrap(tf.not_equal(tensor, tf.zeros((), tensor.dtype)), held.perm)]
+    return [wrap(tf.cast(tensor, target), held.perm)]
+
+
+@ops.register("Identity", since=1)
+def identity_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
+    return [ctx.physical(0)]
+
+
+@ops.register("Dropout", since=12)
+def dropout_v12(node: ir.Node, ctx: ExportContext) -> Outputs:
+    training = ctx.constant_input(2) if ctx.has_input(2) else None
+    if ctx.has_input(2) and (training is None or bool(training.reshape(()))):
+        raise ctx.error("training-mode Dropout is random; only inference (training_mode false)")
+    held = ctx.physical(0)
+    mask = None
+    if len(node.outputs) > 1 and node.outputs[1] is not None and node.outputs[1].uses():
+        mask = wrap(ctx.tf.ones_like(held.tensor, dtype=ctx.tf.bool), held.perm)
+    return [held, mask]

@@ -1,0 +1,385 @@
+"""Convolution, pooling, normalization and matrix products.
+
+Conv, ConvTranspose and pooling run channels-last (TF's CPU kernels take NHWC only): they read
+``ctx.channels_last(0)`` (free where the producer already holds it so) and return a channels-last
+``Physical``. Weights known before run time are laid out for TF in numpy (OIHW -> HWIO), so no
+Transpose of a weight reaches the graph.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from unframe.backends.tensorflow.ops._common import (
+    ExportContext,
+    Outputs,
+    Physical,
+    channels_last,
+    ir,
+    normalize_axis,
+    np,
+    ops,
+    wrap,
+)
+
+
+def _spatial_attrs(ctx: ExportContext, spatial: int, kernel: list[int]) -> dict[str, Any]:
+    strides = ctx.ints("strides", [1] * spatial) or [1] * spatial
+    dilations = ctx.ints("dilations", [1] * spatial) or [1] * spatial
+    pads = ctx.ints("pads", [0] * 2 * spatial) or [0] * 2 * spatial
+    return {"strides": strides, "dilations": dilations, "pads": pads, "kernel": kernel}
+
+
+def _resolve_pads(
+    ctx: ExportContext, x_nhwc: Any, attrs: dict[str, Any], ceil_mode: bool = False
+) -> list[tuple[int, int]]:
+    """(begin, end) padding per spatial axis, from auto_pad or pads (and ceil_mode's extra end)."""
+    auto_pad = ctx.attr("auto_pad", "NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    spatial = len(attrs["kernel"])
+    sizes = x_nhwc.shape.as_list()[1:-1]
+    effective = [(k - 1) * d + 1 for k, d in zip(attrs["kernel"], attrs["dilations"], strict=True)]
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        pads = []
+        for size, k, s in zip(sizes, effective, attrs["strides"], strict=True):
+            if size is None:
+                raise ctx.error(f"auto_pad {auto_pad} needs static spatial sizes")
+            out = -(-size // s)
+            total = max((out - 1) * s + k - size, 0)
+            small, large = total // 2, total - total // 2
+            pads.append((small, large) if auto_pad == "SAME_UPPER" else (large, small))
+        return pads
+    if auto_pad == "VALID":
+        pads = [(0, 0)] * spatial
+    else:
+        flat = attrs["pads"]
+        pads = [(flat[i], flat[i + spatial]) for i in range(spatial)]
+    if ceil_mode:
+        extended = []
+        for (begin, end), size, k, s in zip(pads, sizes, effective, attrs["strides"], strict=True):
+            if size is None:
+                raise ctx.error("ceil_mode needs static spatial sizes")
+            span = size + begin + end - k
+            out = -(-span // s) + 1
+            # ONNX drops a last window that starts inside the end padding only.
+            if (out - 1) * s >= size + begin:
+                out -= 1
+            extended.append((begin, end + max((out - 1) * s + k - (size + begin + end), 0)))
+        pads = extended
+    return pads
+
+
+def _pad_spatial(ctx: ExportContext, x: Any, pads: list[tuple[int, int]], value: float) -> Any:
+    if not any(b or e for b, e in pads):
+        return x
+    return ctx.tf.pad(x, [[0, 0], *[[b, e] for b, e in pads], [0, 0]], constant_values=value)
+
+
+def _rank_and_spatial(ctx: ExportContext) -> tuple[int, int]:
+    rank = ctx.input_rank(0)
+    if rank is None or rank < 3 or rank > 5:
+        raise ctx.error(f"needs an input of rank 3, 4 or 5 (got {rank})")
+    return rank, rank - 2
+
+
+@ops.register("Conv", since=11)
+def conv_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    rank, spatial = _rank_and_spatial(ctx)
+    weight = ctx.constant_input(1)
+    weight_shape = _weight_shape(ctx)
+    group = int(ctx.attr("group", 1))
+    kernel = list(weight_shape[2:])
+    attrs = _spatial_attrs(ctx, spatial, kernel)
+    x = ctx.channels_last(0)
+    pads = _resolve_pads(ctx, x, attrs)
+    # OI<spatial> -> <spatial>IO, TF's filter layout (in numpy where the weight is known).
+    to_tf = (*range(2, rank), 1, 0)
+    filters: Any = (
+        np.ascontiguousarray(weight.transpose(to_tf))
+        if weight is not None
+        else tf.transpose(ctx.input(1), to_tf)
+    )
+    channels_in = int(weight_shape[1]) * group
+    out_channels = int(weight_shape[0])
+    strides, dilations = attrs["strides"], attrs["dilations"]
+    if group == 1:
+        result = _convolve(ctx, x, _filter(ctx, filters), pads, strides, dilations)
+    elif spatial == 2 and group == channels_in and weight_shape[1] == 1:
+        multiplier = out_channels // group
+        # <spatial>, 1, O -> <spatial>, C_in, multiplier: depthwise's layout.
+        depthwise = (
+            filters.reshape(*kernel, group, multiplier)
+            if weight is not None
+            else tf.reshape(filters, [*kernel, group, multiplier])
+        )
+        padded = _pad_spatial(ctx, x, pads, 0.0)
+        result = tf.nn.depthwise_conv2d(
+            padded,
+            _filter(ctx, depthwise),
+            strides=[1, *strides, 1],
+            padding="VALID",
+            dilations=dilations,
+        )
+    else:
+        pieces = tf.split(x, group, axis=-1)
+        per_group = out_channels // group
+        outputs = []
+        for index, piece in enumerate(pieces):
+            part = filters[..., index * per_group : (index + 1) * per_group]
+            weight_part = _filter(ctx, part, f"weight_g{index}")
+            outputs.append(_convolve(ctx, piece, weight_part, pads, strides, dilations))
+        result = tf.concat(outputs, axis=-1)
+    if ctx.has_input(2):
+        bias = ctx.constant_input(2)
+        bias_tensor = ctx.weight(bias, "bias") if bias is not None else ctx.input(2)
+        result = tf.nn.bias_add(result, bias_tensor)
+    return [Physical(result, channels_last(rank))]
+
+
+def _weight_shape(ctx: ExportContext) -> list[int]:
+    shape = ctx.input_shape(1)
+    if shape is None or any(dim is None for dim in shape):
+        raise ctx.error("the weight's shape must be known before run time")
+    return [int(dim) for dim in shape if dim is not None]
+
+
+def _filter(ctx: ExportContext, filters: Any, hint: str = "weight") -> Any:
+    """A weight laid out in numpy becomes a module weight; a run-time one is used as is."""
+    if isinstance(filters, np.ndarray):
+        return ctx.weight(np.ascontiguousarray(filters), hint)
+    return filters
+
+
+def _convolve(
+    ctx: ExportContext,
+    x: Any,
+    filters: Any,
+    pads: list[tuple[int, int]],
+    strides: list[int],
+    dilations: list[int],
+) -> Any:
+    tf = ctx.tf
+    if len(pads) == 2:
+        # conv2d takes explicit padding itself: no separate Pad op.
+        padding: Any = [[0, 0], *[[b, e] for b, e in pads], [0, 0]]
+        if not any(b or e for b, e in pads):
+            padding = "VALID"
+        return tf.nn.conv2d(x, filters, strides=strides, padding=padding, dilations=dilations)
+    padded = _pad_spatial(ctx, x, pads, 0.0)
+    return tf.nn.convolution(padded, filters, strides=strides, padding="VALID", dilations=dilations)
+
+
+@ops.register("ConvTranspose", since=11)
+def conv_transpose_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    rank, spatial = _rank_and_spatial(ctx)
+    weight = ctx.constant_input(1)
+    weight_shape = _weight_shape(ctx)
+    if int(ctx.attr("group", 1)) != 1:
+        raise ctx.error("grouped ConvTranspose is not converted yet")
+    kernel = list(weight_shape[2:])
+    attrs = _spatial_attrs(ctx, spatial, kernel)
+    if any(d != 1 for d in attrs["dilations"]):
+        raise ctx.error("dilated ConvTranspose is not converted yet")
+    if ctx.attr("output_shape", None) is not None:
+        raise ctx.error("ConvTranspose's output_shape attribute is not converted yet")
+    auto_pad = ctx.attr("auto_pad", "NOTSET")
+    if auto_pad not in ("NOTSET", b"NOTSET", "VALID", b"VALID"):
+        raise ctx.error(f"ConvTranspose auto_pad {auto_pad!r} is not converted yet")
+    output_padding = ctx.ints("output_padding", [0] * spatial) or [0] * spatial
+    strides = attrs["strides"]
+    flat_pads = attrs["pads"] if auto_pad in ("NOTSET", b"NOTSET") else [0] * 2 * spatial
+    x = ctx.channels_last(0)
+    # I O <spatial> -> <spatial> O I, conv_transpose's filter layout.
+    to_tf = (*range(2, rank), 1, 0)
+    filters = (
+        _filter(ctx, weight.transpose(to_tf))
+        if weight is not None
+        else tf.transpose(ctx.input(1), to_tf)
+    )
+    shape = tf.shape(x)
+    full = [(shape[1 + i] - 1) * strides[i] + kernel[i] + output_padding[i] for i in range(spatial)]
+    out_shape = tf.stack([shape[0], *full, int(weight_shape[1])])
+    result = tf.nn.conv_transpose(x, filters, out_shape, strides=strides, padding="VALID")
+    if any(flat_pads):
+        begin = [0, *flat_pads[:spatial], 0]
+        end = [0, *[-p if p else 0 for p in flat_pads[spatial:]], 0]
+        end_mask = 1 | (1 << (rank - 1))
+        for i, p in enumerate(flat_pads[spatial:]):
+            if p == 0:
+                end_mask |= 1 << (1 + i)
+        result = tf.strided_slice(result, begin, end, end_mask=end_mask)
+    if ctx.has_input(2):
+        bias = ctx.constant_input(2)
+        bias_tensor = ctx.weight(bias, "bias") if bias is not None else ctx.input(2)
+        result = tf.nn.bias_add(result, bias_tensor)
+    return [Physical(result, channels_last(rank))]
+
+
+def _pool_output_unused(node: ir.Node, index: int) -> bool:
+    return (
+        len(node.outputs) <= index
+        or not node.outputs[index].uses()
+        and not any(
+            node.outputs[index] is output for output in (node.graph.outputs if node.graph else [])
+        )
+    )
+
+
+@ops.register("MaxPool", since=12)
+def max_pool_v12(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    rank, spatial = _rank_and_spatial(ctx)
+    if not _pool_output_unused(node, 1):
+        raise ctx.error("MaxPool's Indices output is not converted yet")
+    kernel = ctx.ints("kernel_shape")
+    attrs = _spatial_attrs(ctx, spatial, kernel)
+    if any(d != 1 for d in attrs["dilations"]):
+        raise ctx.error("dilated MaxPool is not converted yet")
+    x = ctx.channels_last(0)
+    pads = _resolve_pads(ctx, x, attrs, ceil_mode=bool(ctx.attr("ceil_mode", 0)))
+    lowest = float(x.dtype.min) if x.dtype.is_floating else int(x.dtype.min)
+    padded = _pad_spatial(ctx, x, pads, lowest)
+    result = tf.nn.max_pool(padded, kernel, attrs["strides"], "VALID")
+    return [Physical(result, channels_last(rank)), None]
+
+
+@ops.register("AveragePool", since=11)
+def average_pool_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    rank, spatial = _rank_and_spatial(ctx)
+    kernel = ctx.ints("kernel_shape")
+    attrs = _spatial_attrs(ctx, spatial, kernel)
+    if any(d != 1 for d in attrs["dilations"]):
+        raise ctx.error("dilated AveragePool is not converted yet")
+    x = ctx.channels_last(0)
+    ceil_mode = bool(ctx.attr("ceil_mode", 0))
+    explicit = _resolve_pads(ctx, x, attrs)
+    pads = _resolve_pads(ctx, x, attrs, ceil_mode=ceil_mode)
+    include_pad = bool(ctx.attr("count_include_pad", 0))
+    strides = attrs["strides"]
+    if not any(b or e for b, e in pads):
+        return [Physical(tf.nn.avg_pool(x, kernel, strides, "VALID"), channels_last(rank))]
+    padded = _pad_spatial(ctx, x, pads, 0.0)
+    window = float(math.prod(kernel))
+    total = tf.nn.avg_pool(padded, kernel, strides, "VALID") * window
+    # How many cells of each window count: the input's, plus the explicit pads where
+    # count_include_pad says so; never ceil_mode's extra end.
+    ones = tf.ones_like(x[:1, ..., :1])
+    if include_pad:
+        ones = _pad_spatial(ctx, ones, explicit, 1.0)
+        extra = [(0, e - ee) for (_, e), (_, ee) in zip(pads, explicit, strict=True)]
+        counted = _pad_spatial(ctx, ones, extra, 0.0)
+    else:
+        counted = _pad_spatial(ctx, ones, pads, 0.0)
+    count = tf.nn.avg_pool(counted, kernel, strides, "VALID") * window
+    return [Physical(total / count, channels_last(rank))]
+
+
+def _global_pool(ctx: ExportContext, reduce: Any) -> Outputs:
+    held = ctx.physical(0)
+    rank = len(held.tensor.shape)
+    axes = [held.physical_axis(axis) for axis in range(2, rank)]
+    return [wrap(reduce(held.tensor, axis=axes, keepdims=True), held.perm)]
+
+
+@ops.register("GlobalAveragePool", since=1)
+def global_average_pool_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
+    return _global_pool(ctx, ctx.tf.reduce_mean)
+
+
+@ops.register("GlobalMaxPool", since=1)
+def global_max_pool_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
+    return _global_pool(ctx, ctx.tf.reduce_max)
+
+
+@ops.register("BatchNormalization", since=15)
+def batch_normalization_v15(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    if int(ctx.attr("training_mode", 0)):
+        raise ctx.error("training-mode BatchNormalization is not converted")
+    held = ctx.physical(0)
+    rank = len(held.tensor.shape)
+    epsilon = float(ctx.attr("epsilon"))
+    params = [ctx.constant_input(i) for i in range(1, 5)]
+    # Where the channel axis is last (channels-last, or rank 2) the per-channel vectors broadcast
+    # as they are; in NCHW they take trailing unit axes.
+    channel_axis = held.physical_axis(1)
+    trailing = rank - 1 - channel_axis
+    if all(p is not None for p in params):
+        scale, bias, mean, var = (np.asarray(p, dtype=np.float64) for p in params)  # type: ignore[arg-type]
+        factor = scale / np.sqrt(var + epsilon)
+        shift = bias - mean * factor
+        dtype = params[0].dtype  # type: ignore[union-attr]
+        shape = (-1,) + (1,) * trailing
+        factor_t = ctx.weight(factor.astype(dtype).reshape(shape), "scale")
+        shift_t = ctx.weight(shift.astype(dtype).reshape(shape), "shift")
+        return [wrap(held.tensor * factor_t + shift_t, held.perm)]
+    scale, bias, mean, var = (tf.reshape(ctx.input(i), [-1] + [1] * trailing) for i in range(1, 5))
+    x = held.tensor
+    result = (x - mean) * tf.math.rsqrt(var + epsilon) * scale + bias
+    return [wrap(result, held.perm)]
+
+
+@ops.register("LayerNormalization", since=17)
+def layer_normalization_v17(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    x = ctx.input(0)
+    rank = len(x.shape)
+    axis = normalize_axis(int(ctx.attr("axis", -1)), rank)
+    epsilon = float(ctx.attr("epsilon", 1e-5))
+    axes = list(range(axis, rank))
+    compute = x if x.dtype in (tf.float32, tf.float64) else tf.cast(x, tf.float32)
+    mean = tf.reduce_mean(compute, axis=axes, keepdims=True)
+    centered = compute - mean
+    variance = tf.reduce_mean(tf.square(centered), axis=axes, keepdims=True)
+    inv_std = tf.math.rsqrt(variance + tf.cast(epsilon, compute.dtype))
+    y = tf.cast(centered * inv_std, x.dtype) * ctx.input(1)
+    if ctx.has_input(2):
+        y = y + ctx.input(2)
+    return [y, mean, inv_std]
+
+
+@ops.register("MatMul", since=13)
+def matmul_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    a, b = ctx.input(0), ctx.input(1)
+    squeeze = []
+    if len(a.shape) == 1:
+        a = tf.expand_dims(a, 0)
+        squeeze.append(-2)
+    if len(b.shape) == 1:
+        b = tf.expand_dims(b, -1)
+        squeeze.append(-1)
+    result = tf.linalg.matmul(a, b)
+    if squeeze:
+        result = tf.squeeze(result, axis=squeeze)
+    return [result]
+
+
+@ops.register("Gemm", since=13)
+def gemm_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    alpha = float(ctx.attr("alpha", 1.0))
+    beta = float(ctx.attr("beta", 1.0))
+    trans_a = bool(ctx.attr("transA", 0))
+    trans_b = bool(ctx.attr("transB", 0))
+    a = ctx.input(0)
+    b_const = ctx.constant_input(1)
+    if b_const is not None and trans_b:
+        # Laid out for the product in numpy: no transpose at run time.
+        b = ctx.weight(np.ascontiguousarray(b_const.T), node.inputs[1].name or "B")
+        trans_b = False
+    else:
+        b = ctx.input(1)
+    result = tf.linalg.matmul(a, b, transpose_a=trans_a, transpose_b=trans_b)
+    if alpha != 1.0:
+        result = result * tf.constant(alpha, result.dtype)
+    if ctx.has_input(2):
+        c = ctx.input(2)
+        if beta != 1.0:
+            c = c * tf.constant(beta, c.dtype)
+        result = result + c
+    return [result]
