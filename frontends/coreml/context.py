@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx_ir as ir
 
-from unframe.backends.coreml.native import source_name
+from unframe.backends.coreml.native import SOURCE_NAMES_KEY, source_name
 from unframe.backends.coreml.native.reading import numpy_dtype
 from unframe.shared_ir.conversion import SCHEMA_DEFAULT, ConverterContext
 from unframe.shared_ir.errors import BadInputError, UnsupportedError
@@ -280,6 +280,17 @@ class MilContext(GraphBuilder):
         if all(isinstance(d, int | np.integer) for d in dims):
             return [int(d) for d in dims]
         return None
+
+
+def user_metadata(spec: Any) -> dict[str, str]:
+    """The model's description and user metadata, minus unframe's own name record."""
+    meta = spec.description.metadata
+    found = {f"coreml.{key}": str(value) for key, value in meta.userDefined.items()}
+    found.pop(f"coreml.{SOURCE_NAMES_KEY}", None)
+    for field in ("shortDescription", "author", "license", "versionString"):
+        if getattr(meta, field):
+            found[f"coreml.{field}"] = getattr(meta, field)
+    return found
 
 
 def _attribute(name: str, value: Any) -> ir.Attr:

@@ -16,17 +16,11 @@ import onnx_ir as ir
 
 from unframe.backends.coreml.native import SOURCE_NAMES_KEY, decode_source_names
 from unframe.backends.coreml.native.reading import mil_type_name, numpy_dtype, open_coreml
-from unframe.frontends.coreml.context import FRAMEWORK, OPSET, MilContext
-from unframe.frontends.coreml.registry import MIL_DOMAIN, ops
+from unframe.frontends.coreml.context import FRAMEWORK, OPSET, MilContext, user_metadata
+from unframe.frontends.coreml.neural_network import import_neural_network
+from unframe.frontends.coreml.registry import MIL_DOMAIN, import_registry
 from unframe.shared_ir.conversion import ConversionLoop, NodeInfo
 from unframe.shared_ir.errors import BadInputError, UnsupportedError
-from unframe.shared_ir.op_registry import OpRegistry, load_op_modules
-
-
-def import_registry() -> OpRegistry[Any]:
-    """The import registry with every converter module loaded."""
-    load_op_modules("unframe.frontends.coreml.ops")
-    return ops
 
 
 def load_coreml(path: Path, options: Any = None) -> ir.Model:
@@ -39,8 +33,6 @@ def load_coreml(path: Path, options: Any = None) -> ir.Model:
     source = open_coreml(Path(path))
     if source.kind == "mlprogram":
         return import_mlprogram(source.program, source.spec, str(path))
-    from unframe.frontends.coreml.neural_network import import_neural_network
-
     return import_neural_network(source.spec, str(path))
 
 
@@ -105,12 +97,12 @@ def import_mlprogram(program: Any, spec: Any, where: str) -> ir.Model:
         opset_imports={"": OPSET}, name="main",
     )  # fmt: skip
     model = ir.Model(graph, ir_version=10, producer_name="unframe-coreml")
-    model.metadata_props.update(_user_metadata(spec))
+    model.metadata_props.update(user_metadata(spec))
     return model
 
 
 def _input_vars(op: Any) -> list[Any]:
-    found = []
+    found: list[Any] = []
     for item in op.inputs.values():
         found.extend(item if isinstance(item, tuple | list) else [item])
     return found
@@ -135,14 +127,3 @@ def _ir_dtype(var: Any, ctx: MilContext) -> ir.DataType:
             path=ctx.where, framework=FRAMEWORK,
         )  # fmt: skip
     return ir.DataType.from_numpy(found)
-
-
-def _user_metadata(spec: Any) -> dict[str, str]:
-    """The model's description and user metadata, minus unframe's own name record."""
-    meta = spec.description.metadata
-    found = {f"coreml.{key}": str(value) for key, value in meta.userDefined.items()}
-    found.pop(f"coreml.{SOURCE_NAMES_KEY}", None)
-    for field in ("shortDescription", "author", "license", "versionString"):
-        if getattr(meta, field):
-            found[f"coreml.{field}"] = getattr(meta, field)
-    return found

@@ -19,9 +19,8 @@ import onnx
 import onnx.defs
 import onnx_ir as ir
 
-from unframe.frontends.coreml.context import FRAMEWORK, OPSET, GraphBuilder
-from unframe.frontends.coreml.driver import _user_metadata, import_registry
-from unframe.frontends.coreml.registry import NN_DOMAIN
+from unframe.frontends.coreml.context import FRAMEWORK, OPSET, GraphBuilder, user_metadata
+from unframe.frontends.coreml.registry import NN_DOMAIN, import_registry
 from unframe.shared_ir.conversion import SCHEMA_DEFAULT, ConversionLoop, ConverterContext, NodeInfo
 from unframe.shared_ir.errors import BadInputError, UnsupportedError
 
@@ -116,7 +115,7 @@ def import_neural_network(spec: Any, where: str) -> ir.Model:
     loop.check_supported(
         layers, lambda layer: registry.lookup(_layer_type(layer), version, NN_DOMAIN) is not None
     )
-    metadata = _user_metadata(spec)
+    metadata = user_metadata(spec)
     exact_arrays = getattr(network, "arrayInputShapeMapping", 0) == 1
     for feature in spec.description.input:
         _add_input(feature, network, ctx, metadata, exact_arrays)
@@ -217,7 +216,7 @@ def _preprocess(
             return scaled
         if which == "meanImage":
             mean = np.asarray(step.meanImage.meanImage, np.float32)
-            shape = [int(d) for d in value.shape or ()]
+            shape = [int(d) for d in value.shape.numpy()] if value.shape is not None else []
             if mean.size != int(np.prod(shape)):
                 raise BadInputError(
                     f"the mean image of input {name!r} has {mean.size} values, the image "
@@ -291,9 +290,11 @@ def _infer(node: ir.Node) -> None:
     try:
         schema = onnx.defs.get_schema(node.op_type, OPSET, "")
         proto = ir.serde.serialize_node(node)
-        types = {v.name: ir.serde.serialize_value(v).type for v in node.inputs if v is not None}
+        types = {
+            v.name or "": ir.serde.serialize_value(v).type for v in node.inputs if v is not None
+        }
         data = {
-            v.name: ir.serde.serialize_tensor(v.const_value)
+            v.name or "": ir.serde.serialize_tensor(v.const_value)
             for v in node.inputs
             if v is not None and v.const_value is not None and v.const_value.size < 64
         }

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from unframe.shared_ir.op_registry import OpRegistry
+from unframe.shared_ir.op_registry import OpRegistry, load_op_modules
 
 MIL_DOMAIN = "coreml.mil"
 NN_DOMAIN = "coreml.nn"
@@ -20,3 +20,9 @@ NN_DOMAIN = "coreml.nn"
 IOS15, IOS16, IOS17, IOS18 = 6, 7, 8, 9
 
 ops: OpRegistry[Callable[..., Any]] = OpRegistry("coreml", "import")
+
+
+def import_registry() -> OpRegistry[Callable[..., Any]]:
+    """The import registry with every converter module (``ops/``) loaded."""
+    load_op_modules("unframe.frontends.coreml.ops")
+    return ops

@@ -96,7 +96,7 @@ def _per_channel(ctx: LayerContext, params: Any, what: str, rank: int) -> ir.Val
 def activation(layer: Any, ctx: LayerContext) -> ir.Value:
     x = ctx.input(0)
     which = ctx.params.WhichOneof("NonlinearityType")
-    p = getattr(ctx.params, which) if which else None
+    p: Any = getattr(ctx.params, which) if which else None
     simple = {"ReLU": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "softsign": "Softsign",
               "softplus": "Softplus"}  # fmt: skip
     if which in simple:
