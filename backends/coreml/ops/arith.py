@@ -116,7 +116,7 @@ def div_v7(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     quotient = mb.floor_div(x=a, y=b)
     remainder = mb.sub(x=a, y=mb.mul(x=quotient, y=b))
     zero = scalar_like(ctx, 0)
-    signs_differ = mb.not_equal(x=mb.less(x=a, y=zero), y=mb.less(x=b, y=zero))
+    signs_differ = mb.logical_xor(x=mb.less(x=a, y=zero), y=mb.less(x=b, y=zero))
     inexact = mb.logical_and(x=mb.not_equal(x=remainder, y=zero), y=signs_differ)
     return [mb.add(x=quotient, y=mb.cast(x=inexact, dtype="int32"))]
 
