@@ -61,7 +61,7 @@ def div_v7(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
     # Integer Div truncates toward zero in ONNX (C's division); TF's // floors.
     return _binary(
-        ctx, lambda a, b: tf.math.truncatediv(a, b) if _is_integer(a) else tf.math.divide(a, b)
+        ctx, lambda a, b: tf.truncatediv(a, b) if _is_integer(a) else tf.math.divide(a, b)
     )
 
 
@@ -70,7 +70,7 @@ def mod_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
     fmod = int(ctx.attr("fmod", 0))
     if fmod:
-        return _binary(ctx, tf.math.truncatemod)
+        return _binary(ctx, tf.truncatemod)
     return _binary(ctx, tf.math.floormod)
 
 
@@ -220,8 +220,16 @@ def clip_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
 
 @ops.register("Cast", since=6)
 def cast_v6(node: ir.Node, ctx: ExportContext) -> Outputs:
+    return _cast(ctx, ctx.output_dtype(0))
+
+
+@ops.register("CastLike", since=15)
+def cast_like_v15(node: ir.Node, ctx: ExportContext) -> Outputs:
+    return _cast(ctx, ctx.input_dtype(1))
+
+
+def _cast(ctx: ExportContext, target: Any) -> Outputs:
     held = ctx.physical(0)
-    target = ctx.output_dtype(0)
     tf = ctx.tf
     tensor = held.tensor
     if target == tf.string or tensor.dtype == tf.string:

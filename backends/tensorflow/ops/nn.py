@@ -370,7 +370,7 @@ def gemm_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
     b_const = ctx.constant_input(1)
     if b_const is not None and trans_b:
         # Laid out for the product in numpy: no transpose at run time.
-        b = ctx.weight(np.ascontiguousarray(b_const.T), node.inputs[1].name or "B")
+        b = ctx.weight(np.ascontiguousarray(b_const.T), "B")
         trans_b = False
     else:
         b = ctx.input(1)

@@ -42,6 +42,17 @@ def _axes_input(ctx: ExportContext) -> list[int] | None:
     return ctx.int_list(1) if ctx.has_input(1) else None
 
 
+def _reduce_run_time_axes(ctx: ExportContext, fn: Callable[..., Any]) -> Outputs:
+    """Axes fed at run time: the reduction takes them as a tensor (in ONNX's layout)."""
+    tf = ctx.tf
+    x = ctx.input(0)
+    axes = tf.reshape(tf.cast(ctx.input(1), tf.int64), [-1])
+    if not ctx.attr("noop_with_empty_axes", 0):
+        every = tf.range(tf.rank(x, name="rank"), dtype=tf.int64)
+        axes = tf.cond(tf.size(axes) > 0, lambda: axes, lambda: every)
+    return [fn(x, axis=axes, keepdims=bool(ctx.attr("keepdims", 1)))]
+
+
 def _axes_attr(ctx: ExportContext) -> list[int] | None:
     found = ctx.attr("axes", None)
     return None if found is None else [int(a) for a in found]
@@ -88,6 +99,8 @@ def _register(op_type: str) -> None:
         return _reduce(ctx, _axes_attr(ctx), make(ctx.tf))
 
     def from_input(node: ir.Node, ctx: ExportContext) -> Outputs:
+        if ctx.has_input(1) and ctx.constant_input(1) is None:
+            return _reduce_run_time_axes(ctx, make(ctx.tf))
         return _reduce(ctx, _axes_input(ctx), make(ctx.tf))
 
     snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in op_type).lstrip("_")
