@@ -180,8 +180,6 @@ def instance_normalization_v6(node: ir.Node, ctx: ExportContext) -> Sequence[Any
 @ops.register("LayerNormalization", since=17)
 def layer_normalization_v17(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     require_float(ctx, "LayerNormalization")
-    if ctx.output_used(1) or ctx.output_used(2):
-        raise ctx.error("the Mean and InvStdDev outputs: Core ML's layer_norm gives Y only")
     if int(ctx.attr("stash_type", 1)) != 1:
         raise ctx.error("stash_type other than float32")
     rank = ctx.input_rank(0)
@@ -189,6 +187,7 @@ def layer_normalization_v17(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     axis = axis + rank if axis < 0 else axis
     axes = list(range(axis, rank))
     mb = ctx.mb
+    statistics = _layer_statistics(ctx, axes) if ctx.output_used(1) or ctx.output_used(2) else []
     scale, bias = ctx.constant_input(1), ctx.constant_input(2) if ctx.has_input(2) else None
     normalized_shape = ctx.input_shape(0)[axis:]  # type: ignore[index]
     if (
@@ -205,7 +204,18 @@ def layer_normalization_v17(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     # Scale or bias broadcast from a smaller shape, or computed at run time: the formula.
     y = mb.layer_norm(x=ctx.input(0), axes=axes, epsilon=float(ctx.attr("epsilon")))
     y = mb.mul(x=y, y=ctx.input(1))
-    return [mb.add(x=y, y=ctx.input(2)) if ctx.has_input(2) else y]
+    return [mb.add(x=y, y=ctx.input(2)) if ctx.has_input(2) else y, *statistics]
+
+
+def _layer_statistics(ctx: ExportContext, axes: list[int]) -> list[Any]:
+    """LayerNormalization's Mean and InvStdDev outputs (kept dims), which layer_norm does not give."""
+    mb = ctx.mb
+    x = ctx.input(0)
+    mean = mb.reduce_mean(x=x, axes=axes, keep_dims=True)
+    centered = mb.sub(x=x, y=mean)
+    variance = mb.reduce_mean(x=mb.mul(x=centered, y=centered), axes=axes, keep_dims=True)
+    epsilon = scalar_like(ctx, float(ctx.attr("epsilon")))
+    return [mean, mb.rsqrt(x=mb.add(x=variance, y=epsilon), epsilon=0.0)]
 
 
 @ops.register("MatMul", since=1)
