@@ -12,7 +12,7 @@ import bisect
 import functools
 import importlib
 import pkgutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -20,6 +20,7 @@ import onnx.defs
 import onnx_ir as ir
 
 from unframe.shared_ir.errors import UnsupportedOp
+from unframe.shared_ir.traversal import iter_nodes
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -121,20 +122,6 @@ def schema_since_version(op_type: str, opset: int, domain: str = "") -> int:
         return int(onnx.defs.get_schema(op_type, opset, _normal_domain(domain)).since_version)
     except onnx.defs.SchemaError:
         return opset
-
-
-def iter_nodes(graph: ir.Graph | ir.Function) -> Iterator[ir.Node]:
-    """Every node of ``graph`` and of the subgraphs in its attributes (If, Loop, Scan)."""
-    for node in graph:
-        yield node
-        for attr in node.attributes.values():
-            if not isinstance(attr, ir.Attr):
-                continue
-            if attr.type == ir.AttributeType.GRAPH:
-                yield from iter_nodes(attr.as_graph())
-            elif attr.type == ir.AttributeType.GRAPHS:
-                for sub in attr.as_graphs():
-                    yield from iter_nodes(sub)
 
 
 def load_op_modules(package_name: str) -> list[str]:

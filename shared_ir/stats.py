@@ -7,7 +7,7 @@ from typing import Any
 
 import onnx_ir as ir
 
-from unframe.shared_ir.op_registry import iter_nodes
+from unframe.shared_ir.traversal import iter_nodes
 
 
 def _dims(shape: ir.Shape | None) -> list[int | str] | None:

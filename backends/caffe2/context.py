@@ -24,6 +24,7 @@ from unframe.backends.caffe2.native import (
 from unframe.shared_ir.conversion import SCHEMA_DEFAULT, ConverterContext
 from unframe.shared_ir.errors import ConversionError
 from unframe.shared_ir.folding import FOLD_SIZE_LIMIT
+from unframe.shared_ir.traversal import all_values
 
 FRAMEWORK = "caffe2"
 
@@ -105,7 +106,7 @@ class ExportContext:
         #: How deep ``shape`` is in per-node inference of producers (a bound on recursion).
         self._inference_depth = 0
         self._counter = 0
-        for value in _all_values(model.graph):
+        for value in all_values(model.graph):
             if value.name:
                 self._taken.add(value.name)
 
@@ -431,22 +432,6 @@ def _static(dims: Any) -> tuple[int, ...] | None:
             return None
         result.append(dim)
     return tuple(result)
-
-
-def _all_values(graph: ir.Graph, nested: bool = True) -> list[ir.Value]:
-    """Every value of ``graph`` and (``nested``) of its subgraphs (If branches, Loop bodies)."""
-    values: list[ir.Value] = [*graph.inputs, *graph.initializers.values()]
-    for node in graph:
-        values.extend(v for v in node.outputs)
-        if not nested:
-            continue
-        for attr in node.attributes.values():
-            if isinstance(attr, ir.Attr) and attr.type == ir.AttributeType.GRAPH:
-                values.extend(_all_values(attr.as_graph()))
-            elif isinstance(attr, ir.Attr) and attr.type == ir.AttributeType.GRAPHS:
-                for sub in attr.as_graphs():
-                    values.extend(_all_values(sub))
-    return values
 
 
 def _warn_if_rounded(values: np.ndarray, blob: str) -> None:

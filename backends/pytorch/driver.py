@@ -34,8 +34,8 @@ from unframe.shared_ir.conversion import ConversionLoop, node_opset, onnx_loop
 from unframe.shared_ir.errors import ConversionError
 from unframe.shared_ir.folding import FoldConstantsPass
 from unframe.shared_ir.onnx_wire import MappedTensor
-from unframe.shared_ir.op_registry import iter_nodes
 from unframe.shared_ir.passes import infer_shapes
+from unframe.shared_ir.traversal import iter_nodes
 
 #: ``GraphModule.meta`` key: ``{"initializers": {state_dict key: ONNX name},
 #: "inputs": {forward argument: ONNX name}}``.

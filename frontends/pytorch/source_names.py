@@ -15,7 +15,7 @@ from typing import Any
 
 import onnx_ir as ir
 
-from unframe.shared_ir.op_registry import iter_nodes
+from unframe.shared_ir.traversal import iter_nodes
 
 
 def restore_source_names(model: ir.Model, names: Mapping[str, Any]) -> None:

@@ -6,7 +6,8 @@ import onnx_ir as ir
 import pytest
 from onnx import TensorProto, helper
 
-from unframe.shared_ir.op_registry import OpRegistry, iter_nodes, schema_since_version
+from unframe.shared_ir.op_registry import OpRegistry, schema_since_version
+from unframe.shared_ir.traversal import iter_nodes
 
 from helpers import as_ir, tiny_model
 
