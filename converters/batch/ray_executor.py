@@ -213,13 +213,14 @@ class RayExecutor:
             return []
         ray = _import_ray()
         workers = max(1, workers)
-        started_ray = self._init(ray, workers)
-        try:
-            with _raylet_messages_logged(ray):
+        # Until Ray is shut down: a worker's death may be announced after its job's result.
+        with _raylet_messages_logged(ray):
+            started_ray = self._init(ray, workers)
+            try:
                 return self._run(ray, jobs, workers, timeout, on_progress)
-        finally:
-            if started_ray:
-                ray.shutdown()
+            finally:
+                if started_ray:
+                    ray.shutdown()
 
     def _run(
         self,
