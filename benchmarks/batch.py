@@ -11,6 +11,10 @@ output folder; configurations take turns, ``--repeat`` rounds, and the medians a
   (``run_job`` in a loop, no pool), target < 10 %;
 - the same batch on Ray (a local instance started by the run, its start-up included), 2 workers.
 
+CPU seconds (user + system of the configuration's process and the workers it reaped) are printed
+beside the wall times: on a loaded machine they move less than wall time does. Ray's are not
+comparable (its raylet and workers are not all children of the run).
+
     .venv/bin/python benchmarks/batch.py [--repeat 3] [--modes inprocess,local1,local2,ray2]
                                          [--work /tmp/unframe-batch-bench] [--json figures.json]
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -113,11 +118,13 @@ def compare(modes: list[str], repeat: int, work: Path) -> dict[str, Any]:
     sources(work)  # the exports are set-up, not measured
     process: dict[str, list[float]] = {mode: [] for mode in modes}
     inside: dict[str, list[float]] = {mode: [] for mode in modes}
+    cpu: dict[str, list[float]] = {mode: [] for mode in modes}
     failed: dict[str, list[str]] = {}
     loads = [_load()]
     for round_number in range(repeat):
         for mode in modes:
             started = time.perf_counter()
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             done = subprocess.run(
                 [sys.executable, __file__, "--one", mode, "--work", str(work)],
                 capture_output=True,
@@ -125,6 +132,8 @@ def compare(modes: list[str], repeat: int, work: Path) -> dict[str, Any]:
                 check=True,
             )
             process[mode].append(time.perf_counter() - started)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[mode].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
             figures = json.loads(done.stdout.strip().splitlines()[-1])
             inside[mode].append(figures["wall"])
             failed[mode] = figures["failed"]
@@ -137,7 +146,8 @@ def compare(modes: list[str], repeat: int, work: Path) -> dict[str, Any]:
     return {
         "process_s": {mode: statistics.median(v) for mode, v in process.items()},
         "inside_s": {mode: statistics.median(v) for mode, v in inside.items()},
-        "runs": {"process_s": process, "inside_s": inside},
+        "cpu_s": {mode: statistics.median(v) for mode, v in cpu.items()},
+        "runs": {"process_s": process, "inside_s": inside, "cpu_s": cpu},
         "failed": failed,
         "load_average": loads,
         "cpus": os.cpu_count(),
@@ -145,12 +155,15 @@ def compare(modes: list[str], repeat: int, work: Path) -> dict[str, Any]:
 
 
 def report(figures: dict[str, Any]) -> None:
-    process, inside = figures["process_s"], figures["inside_s"]
+    process, inside, cpu = figures["process_s"], figures["inside_s"], figures["cpu_s"]
     print(f"load average during the run: {' -> '.join(figures['load_average'])}")
-    print("| configuration | whole process, median | inside the process, median |")
-    print("| --- | --- | --- |")
+    print("| configuration | whole process, median | inside the process | CPU (user+sys) |")
+    print("| --- | --- | --- | --- |")
     for mode in process:
-        print(f"| {mode} | {process[mode]:.1f} s | {inside[mode]:.1f} s |")
+        rounds = ", ".join(f"{v:.1f}" for v in figures["runs"]["process_s"][mode])
+        print(
+            f"| {mode} | {process[mode]:.1f} s ({rounds}) | {inside[mode]:.1f} s | {cpu[mode]:.1f} s |"
+        )
 
     def ratio(a: str, b: str) -> str:
         if a not in process or b not in process:
@@ -161,6 +174,8 @@ def report(figures: dict[str, Any]) -> None:
     if "local1" in process and "inprocess" in process:
         overhead = process["local1"] / process["inprocess"] - 1
         print(f"pool overhead, local1 vs inprocess: {overhead:+.1%} (target < 10 %)")
+        cpu_overhead = cpu["local1"] / cpu["inprocess"] - 1
+        print(f"pool overhead in CPU seconds (less sensitive to load): {cpu_overhead:+.1%}")
     print(f"ray2 / local2: {ratio('ray2', 'local2')}; ray2 / local1: {ratio('ray2', 'local1')}")
     for mode, lines in figures["failed"].items():
         for line in lines:
