@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -92,6 +93,10 @@ def _run_onnxruntime(
     options.log_severity_level = 3
     # Basic optimizations only: the reference should compute what the graph says, not a fusion.
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    # onnxruntime sizes its pool by the cores, not by OMP_NUM_THREADS: a batch worker's share.
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:
+        options.intra_op_num_threads = int(threads)
     session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     results = session.run(output_names, feeds)
     return {name: _output(value) for name, value in zip(output_names, results, strict=True)}

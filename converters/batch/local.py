@@ -85,6 +85,10 @@ class LocalExecutor:
         return pool.run(list(jobs))
 
 
+#: Thread-pool sizes read by OpenMP (torch, onnxruntime), MKL and OpenBLAS at start-up.
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
 class _Pool:
     def __init__(self, size: int, timeout: float | None, on_progress: ProgressCallback | None):
         self.size = max(1, int(size))
@@ -135,6 +139,12 @@ class _Pool:
         # The test hooks are read when the pool starts, then handed to each worker it starts.
         environment = {k: v for k, v in os.environ.items() if k not in TEST_HOOKS}
         environment.update(self.hooks)
+        # Each worker gets its share of the cores: N workers each running torch's and
+        # onnxruntime's thread pools on every core would oversubscribe them (the user's own
+        # setting wins).
+        threads = str(max(1, (os.cpu_count() or 1) // self.size))
+        for variable in _THREAD_VARIABLES:
+            environment.setdefault(variable, threads)
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", _WORKER_MODULE, str(child_end.fileno()), str(os.getpid())],
