@@ -2,13 +2,15 @@
 
 A saved ``.pt2`` loads with ``torch.export.load(path).module()`` and plain torch; unframe only adds
 an ``unframe.json`` extra file with the ONNX input and output names so that ``run`` can key outputs
-by them, and ``initializers``: each ``state_dict`` key with the ONNX initializer it came from
+by them, ``initializers``: each ``state_dict`` key with the ONNX initializer it came from, and
+``values``: the intermediate ONNX values, keyed by the names torch.onnx will give them
 (``pt2_names.source_names`` reads them back).
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import onnx_ir as ir
 import torch
 from torch import fx
 
-from unframe.backends.pytorch.driver import FRAMEWORK, SOURCE_NAMES, to_torch
+from unframe.backends.pytorch.driver import FRAMEWORK, ONNX_NAME, SOURCE_NAMES, to_torch
 from unframe.backends.pytorch.dtypes import maybe_torch_dtype, widen_emulated
 from unframe.backends.pytorch.native.dispatch import fresh_export_state
 from unframe.backends.pytorch.native.pt2_names import UNFRAME_JSON, source_names
@@ -145,8 +147,66 @@ def save_pt2(
         ],
         "outputs": [v.name for v in model.graph.outputs],
         "initializers": module.meta[SOURCE_NAMES]["initializers"],
+        "values": _value_names(model, module, program),
     }
     torch.export.save(program, str(path), extra_files={UNFRAME_JSON: json.dumps(meta)})
+
+
+def _value_names(
+    model: ir.Model, module: fx.GraphModule, program: torch.export.ExportedProgram
+) -> dict[str, dict[str, str]]:
+    """The ONNX values the program's nodes yield, keyed by the names torch.onnx gives them.
+
+    torch.onnx names each ONNX value after the fx node of the *decomposed* program that yields it
+    (``reshape`` becomes ``view``, ``add`` becomes ``add_16``), so the same decomposition runs here
+    and each decomposed node is traced back through ``meta["from_node"]`` to the builder's fx node,
+    which carries the ONNX name. Only 1:1 matches are kept: the last decomposed node made from one
+    builder node that yields an ONNX value. ``target`` lets the reader check that it renames the
+    node it means; the record is only a hint, so any failure here leaves it empty.
+    """
+    try:
+        decomposed = _onnx_decomposition(program)
+    except Exception:  # noqa: BLE001 - torch.onnx's internals vary between versions
+        return {}
+    tagged = {
+        node.name: node.meta[ONNX_NAME]
+        for node in module.graph.nodes
+        if node.op == "call_function" and node.meta.get(ONNX_NAME)
+    }
+    producers = {
+        value.name: node.name or "" for node in model.graph for value in node.outputs if value.name
+    }
+    last: dict[str, fx.Node] = {}  # builder node -> the last decomposed node made from it
+    for node in decomposed.graph.nodes:
+        sources = node.meta.get("from_node") or []
+        if node.op != "call_function" or len(sources) != 1:
+            continue
+        root = sources[0]
+        while root.from_node:
+            root = root.from_node[-1]
+        if root.graph_id == id(module.graph) and root.name in tagged:
+            last[root.name] = node
+    values: dict[str, dict[str, str]] = {}
+    for builder_name, node in last.items():
+        onnx_name = tagged[builder_name]
+        if node.users and isinstance(node.meta.get("val"), torch.Tensor) and onnx_name in producers:
+            values[node.name] = {
+                "value": onnx_name,
+                "node": producers[onnx_name],
+                "target": str(node.target),
+            }
+    return values
+
+
+def _onnx_decomposition(program: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
+    """``program`` decomposed as ``torch.onnx.export`` decomposes it (a new program)."""
+    from torch.onnx._internal.exporter import _fx_passes, _registration
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        registry = _registration.ONNXRegistry.from_torchlib()
+        with torch.fx.experimental._config.patch(backed_size_oblivious=True):
+            return _fx_passes.decompose_with_registry(program, registry)
 
 
 def run_native(path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -4,13 +4,15 @@ torch.onnx names the graph's values after the program's own (sanitized) names: `
 ONNX input ``image:0``, ``encoder_dense_0_W`` for the weight ``encoder/dense:0/W``. The ``.pt2``'s
 ``unframe.json`` (``backends/pytorch/pt2_names.py``) records the original names of the inputs, the
 outputs and each ``state_dict`` key; they are put back here, after the export, so that a value can
-be matched across ONNX -> ``.pt2`` -> ONNX.
+be matched across ONNX -> ``.pt2`` -> ONNX. Intermediate values (and the nodes yielding them) get
+theirs back where the record's fx node name and aten op match the node torch.onnx made, as its
+``namespace`` metadata says (``.../add_16: aten.add.Tensor``).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import onnx_ir as ir
@@ -46,7 +48,45 @@ def restore_source_names(model: ir.Model, names: Mapping[str, Any]) -> None:
             wanted[value] = name
     if len(set(wanted.values())) != len(wanted):
         return  # two values claim one name: a record unframe never writes; keep torch's names
+    node_names: dict[ir.Node, str] = {}
+    claimed = set(wanted.values())
+    for node, value, record in _recorded_values(graph, names.get("values", {})):
+        if wanted.get(value) != record["value"]:
+            if value in wanted or value.is_graph_input() or record["value"] in claimed:
+                continue  # the graph's own names come first
+            wanted[value] = record["value"]
+            claimed.add(record["value"])
+        if record["node"] and len(node.outputs) == 1:
+            node_names[node] = record["node"]
     _rename(model, wanted)
+    _rename_nodes(model, node_names)
+
+
+def _recorded_values(
+    graph: ir.Graph, records: Mapping[str, Mapping[str, str]]
+) -> Iterator[tuple[ir.Node, ir.Value, Mapping[str, str]]]:
+    """The node outputs the record names, where the node is the one the record describes."""
+    for node in graph:
+        namespace = node.metadata_props.get("namespace", "")
+        for value in node.outputs:
+            record = records.get(value.name or "")
+            if record is None:
+                continue
+            made_from = f"{value.name}: {record['target']}"
+            if namespace == made_from or namespace.endswith("/" + made_from):
+                yield node, value, record
+
+
+def _rename_nodes(model: ir.Model, wanted: Mapping[ir.Node, str]) -> None:
+    nodes = list(iter_nodes(model.graph))
+    taken = {n.name for n in nodes if n.name} | set(wanted.values())
+    targets = set(wanted.values())
+    fresh = (f"node_renamed_{i}" for i in itertools.count())
+    for node in nodes:
+        if node not in wanted and node.name in targets:
+            node.name = next(name for name in fresh if name not in taken)
+    for node, name in wanted.items():
+        node.name = name
 
 
 def _identity(graph: ir.Graph, value: ir.Value) -> ir.Value:

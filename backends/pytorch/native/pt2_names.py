@@ -5,7 +5,9 @@ frontend reads them back, so that a value keeps its name across ONNX -> ``.pt2``
 no torch: the names need none of the program's weights.
 
 ``unframe.json`` holds ``inputs`` and ``outputs`` (the graph's input and output names, in order) and
-``initializers`` (each ``state_dict`` key of the program -> the ONNX initializer it came from).
+``initializers`` (each ``state_dict`` key of the program -> the ONNX initializer it came from) and
+``values`` (the name torch.onnx gives an intermediate value -> ``{"value", "node", "target"}``: the
+ONNX value and node it came from, and the aten op of the fx node torch.onnx names it after).
 """
 
 from __future__ import annotations
@@ -46,7 +48,19 @@ def checked_source_names(path: Path) -> dict[str, Any]:
         and _strings(list(initializers.values()))
     ):
         return {}
-    return {"inputs": inputs, "outputs": outputs, "initializers": initializers}
+    values = names.get("values", {})
+    if not (isinstance(values, dict) and all(_value_record(v) for v in values.values())):
+        values = {}  # only the intermediate names are lost; the others still hold
+    return {"inputs": inputs, "outputs": outputs, "initializers": initializers, "values": values}
+
+
+def _value_record(record: object) -> bool:
+    # An unnamed source node is recorded as "" (its value is still worth its name).
+    return (
+        isinstance(record, dict)
+        and _strings([record.get("value"), record.get("target")])
+        and isinstance(record.get("node"), str)
+    )
 
 
 def _strings(items: object) -> bool:
