@@ -10,6 +10,7 @@ by them, ``initializers``: each ``state_dict`` key with the ONNX initializer it 
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -202,11 +203,18 @@ def _onnx_decomposition(program: torch.export.ExportedProgram) -> torch.export.E
     """``program`` decomposed as ``torch.onnx.export`` decomposes it (a new program)."""
     from torch.onnx._internal.exporter import _fx_passes, _registration
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        registry = _registration.ONNXRegistry.from_torchlib()
-        with torch.fx.experimental._config.patch(backed_size_oblivious=True):
-            return _fx_passes.decompose_with_registry(program, registry)
+    # The registry logs each torchvision op it skips; a save should print nothing of torch.onnx's.
+    onnx_logger = logging.getLogger("torch.onnx")
+    level = onnx_logger.level
+    onnx_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            registry = _registration.ONNXRegistry.from_torchlib()
+            with torch.fx.experimental._config.patch(backed_size_oblivious=True):
+                return _fx_passes.decompose_with_registry(program, registry)
+    finally:
+        onnx_logger.setLevel(level)
 
 
 def run_native(path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
