@@ -211,7 +211,7 @@ def _onnx_decomposition(program: torch.export.ExportedProgram) -> torch.export.E
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             registry = _registration.ONNXRegistry.from_torchlib()
-            with torch.fx.experimental._config.patch(backed_size_oblivious=True):
+            with torch.fx.experimental._config.patch(backed_size_oblivious=True):  # type: ignore[attr-defined]
                 return _fx_passes.decompose_with_registry(program, registry)
     finally:
         onnx_logger.setLevel(level)
