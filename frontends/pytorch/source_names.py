@@ -2,7 +2,7 @@
 
 torch.onnx names the graph's values after the program's own (sanitized) names: ``image_0`` for the
 ONNX input ``image:0``, ``encoder_dense_0_W`` for the weight ``encoder/dense:0/W``. The ``.pt2``'s
-``unframe.json`` (``backends/pytorch/pt2_names.py``) records the original names of the inputs, the
+``unframe.json`` (``backends/pytorch/native/pt2_names.py``) records the original names of the inputs, the
 outputs and each ``state_dict`` key; they are put back here, after the export, so that a value can
 be matched across ONNX -> ``.pt2`` -> ONNX. Intermediate values (and the nodes yielding them) get
 theirs back where the record's fx node name and aten op match the node torch.onnx made, as its
