@@ -22,7 +22,7 @@ from unframe.converters.registry import get_framework
 REPORTS = Path(__file__).resolve().parents[2] / "docs" / "conformance"
 
 
-@pytest.mark.parametrize("backend", ["onnx", "pytorch", "caffe2"])
+@pytest.mark.parametrize("backend", ["onnx", "pytorch", "caffe2", "tensorflow", "coreml"])
 def test_a_fresh_run_regenerates_the_committed_report(backend: str, tmp_path: Path) -> None:
     committed = (REPORTS / f"{backend}.md").read_text().splitlines()
     framework = get_framework(backend)
