@@ -26,6 +26,7 @@ from unframe.shared_ir.errors import (
     unexpected_error,
 )
 from unframe.shared_ir.factory_spec import is_factory_spec
+from unframe.shared_ir.imported_checks import check_imported
 from unframe.shared_ir.inputs import InputSpec, align_feeds, example_inputs, parse_input_specs
 from unframe.shared_ir.output import atomic_output, check_output
 from unframe.shared_ir.runner import run_reference
@@ -158,7 +159,10 @@ def _options(
 
 def _load(framework: Framework, path: Path, options: ConvertOptions) -> ir.Model:
     try:
-        return framework.load(path, options)
+        model = framework.load(path, options)
+        if framework.checks_imported_ir and not options.extra.get("inspect"):
+            check_imported(model, path)
+        return model
     except UnframeError as error:
         error.path = error.path or str(path)
         error.framework = error.framework or framework.name

@@ -38,6 +38,10 @@ class Framework(abc.ABC):
     writes_directory: ClassVar[bool] = False
     #: Markdown that explains this backend's conformance report (how it runs, what it binds).
     conformance_note: ClassVar[str] = ""
+    #: True where ``load`` builds the IR op by op from the input (a faithful image of it): the
+    #: imported graph then gets the checks every ``.onnx`` input gets, a failure blamed on the
+    #: input. False for frontends that hand off to an exporter, whose faults are not the input's.
+    checks_imported_ir: ClassVar[bool] = False
 
     # -- availability -------------------------------------------------------------------------
     def missing_modules(self) -> list[str]:

@@ -74,6 +74,7 @@ class Caffe2Framework(Framework):
     writes = (".caffe2",)
     writes_directory = True
     conformance_note = _CONFORMANCE_NOTE
+    checks_imported_ir = True
 
     def matches(self, path: Path, *, for_writing: bool) -> bool:
         if for_writing:
