@@ -24,6 +24,18 @@ def check_imported(model: ir.Model, path: Path) -> None:
         light = _proto_without_weights(model)
     except (ValueError, TypeError) as error:  # a value without a type the serializer needs
         _refuse(path, str(error).strip().splitlines()[0] if str(error).strip() else "invalid")
+    # First strict inference without the frontend's own shape annotations (an output may lack
+    # a type where its node's inputs do not fit), so that it names the node at fault; then
+    # everything a written model must pass.
+    bare = onnx.ModelProto()
+    bare.CopyFrom(light)
+    bare.graph.ClearField("value_info")
+    for output in bare.graph.output:
+        output.ClearField("type")
+    try:
+        onnx.shape_inference.infer_shapes(bare, check_type=True, strict_mode=True)
+    except onnx.shape_inference.InferenceError as error:
+        _refuse(path, str(error).strip().splitlines()[0] if str(error).strip() else "invalid")
     try:
         check_structure(light, path)
     except BadInputError as error:

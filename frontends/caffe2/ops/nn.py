@@ -98,6 +98,7 @@ def _conv_attrs(
         raise ctx.bad("kernel, stride and pad arguments disagree on the number of spatial dims")
     if len(dilations) != rank:
         raise ctx.bad("kernel and dilation arguments disagree on the number of spatial dims")
+    _check_geometry(ctx, x, args, kernel, strides, dilations, pads, pool=pool)
     attrs: dict[str, list[int] | int] = {"kernel_shape": kernel, "strides": strides, "pads": pads}
     if not pool or any(d != 1 for d in dilations):
         attrs["dilations"] = dilations
@@ -122,6 +123,50 @@ def _conv_attrs(
     elif legacy != NOTSET:
         raise ctx.bad(f"legacy_pad={legacy} is not one of Caffe2's values 0-3")
     return attrs
+
+
+#: Caffe2 keeps kernels, strides, dilations and pads as C++ ``int``: a larger value is corrupt.
+GEOMETRY_LIMIT = 2**31
+
+
+def _check_geometry(
+    ctx: ImportContext,
+    x: ir.Value,
+    args: Args,
+    kernel: list[int],
+    strides: list[int],
+    dilations: list[int],
+    pads: list[int],
+    *,
+    pool: bool,
+) -> None:
+    """Refuses the window arguments ConvPoolOpBase refuses, and a window larger than its input.
+
+    Caffe2 enforces kernels, strides and dilations above 0 and pads at 0 or more; each is an
+    ``int``. A pooling pad as large as the window puts whole windows in the padding (onnxruntime
+    refuses it). Where the input's spatial size is known, the padded input must hold one window.
+    """
+    for what, values, least in (
+        ("kernel", kernel, 1), ("stride", strides, 1), ("dilation", dilations, 1), ("pad", pads, 0),
+    ):  # fmt: skip
+        for value in values:
+            if value < least or value >= GEOMETRY_LIMIT:
+                bound = "positive" if least else "non-negative"
+                raise ctx.bad(f"{what} {value} in {values}: each must be {bound} and below 2**31")
+    rank = len(kernel)
+    extents = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
+    if pool and any(max(pads[i], pads[rank + i]) >= extents[i] for i in range(rank)):
+        raise ctx.bad(f"pads {pads} are not all smaller than the pooling window {kernel}")
+    shape = ctx.shape(x)
+    if shape is None or len(shape) != rank + 2:
+        return
+    sizes = shape[1:-1] if _nhwc(args) else shape[2:]
+    for i, size in enumerate(sizes):
+        if size + pads[i] + pads[rank + i] < extents[i]:
+            raise ctx.bad(
+                f"the window {kernel} (dilations {dilations}) is larger than the input's spatial "
+                f"size {list(sizes)} with pads {pads}: no output"
+            )
 
 
 def _check_global_pooling(args: Args, ctx: ImportContext) -> None:
@@ -184,19 +229,54 @@ def _channel_first(
     ctx.output(0, ctx.op1(op_type, inputs, attrs))
 
 
+def _check_parameters(ctx: ImportContext, *params: ir.Value | None) -> None:
+    """A weight or bias that the init net does not fill and no shape declares is missing.
+
+    Caffe2 would need it fed at run time; every converter and backend needs its shape.
+    """
+    for param in params:
+        if param is not None and param.shape is None and param in ctx.inputs:
+            raise ctx.bad(
+                f"its weight or bias {param.name!r} is not filled by the init net and has no "
+                f"shape: fill it there, or give it with --input {param.name}=DIMS"
+            )
+
+
+def _check_conv_weight(ctx: ImportContext, x: ir.Value, weight: ir.Value, args: Args) -> int:
+    """Caffe2's ConvOp: the weight is (M, C / group, *kernel) for C input channels; the group."""
+    group = args.integer("group", 1)
+    if group < 1 or group >= GEOMETRY_LIMIT:
+        raise ctx.bad(f"group {group} must be positive and below 2**31")
+    x_shape, w_shape = ctx.shape(x), ctx.shape(weight)
+    if w_shape is None:
+        return group
+    if len(w_shape) < 3 or w_shape[0] % group:
+        raise ctx.bad(f"weight {weight.name!r} of shape {list(w_shape)} for group {group}")
+    if x_shape is not None:
+        channels = x_shape[-1] if _nhwc(args) else x_shape[1]
+        if len(x_shape) != len(w_shape) or channels != w_shape[1] * group:
+            raise ctx.bad(
+                f"weight {weight.name!r} of shape {list(w_shape)} does not fit the input "
+                f"{x.name!r} of shape {list(x_shape)} with group {group}"
+            )
+    return group
+
+
 @ops.register("Conv", since=1, domain=DOMAIN)
 def conv(op: Op, args: Args, ctx: ImportContext) -> None:
     x, weight, bias = ctx.input(0), ctx.input(1), ctx.optional_input(2)
+    _check_parameters(ctx, weight, bias)
     if _nhwc(args):
         weight = _weight_to_nchw(ctx, weight)
     attrs = _conv_attrs(args, ctx, x, weight, pool=False)
-    attrs["group"] = args.integer("group", 1)
+    attrs["group"] = _check_conv_weight(ctx, x, weight, args)
     _channel_first(args, ctx, "Conv", [x, weight, bias], attrs)
 
 
 @ops.register("ConvTranspose", since=1, domain=DOMAIN)
 def conv_transpose(op: Op, args: Args, ctx: ImportContext) -> None:
     x, weight, bias = ctx.input(0), ctx.input(1), ctx.optional_input(2)
+    _check_parameters(ctx, weight, bias)
     if _nhwc(args):
         weight = _weight_to_nchw(ctx, weight)
     attrs = _conv_attrs(args, ctx, x, weight, pool=False, dilated=False)
@@ -242,7 +322,9 @@ def lp_pool(op: Op, args: Args, ctx: ImportContext) -> None:
 
 def _fc(op: Op, args: Args, ctx: ImportContext, transposed: bool) -> None:
     x, weight, bias = ctx.input(0), ctx.input(1), ctx.input(2)
+    _check_parameters(ctx, weight, bias)
     axis, axis_w = args.integer("axis", 1), args.integer("axis_w", 1)
+    _check_fc_weight(ctx, x, weight, axis, axis_w, transposed)
     flat = (
         x
         if (x.shape is not None and len(x.shape) == 2 and axis == 1)
@@ -265,6 +347,26 @@ def _fc(op: Op, args: Args, ctx: ImportContext, transposed: bool) -> None:
         shape = ctx.op1("Concat", [leading, ctx.ints([-1])], {"axis": 0})
         y = ctx.op1("Reshape", [y, shape])
     ctx.output(0, y)
+
+
+def _check_fc_weight(
+    ctx: ImportContext, x: ir.Value, weight: ir.Value, axis: int, axis_w: int, transposed: bool
+) -> None:
+    """Caffe2's FullyConnectedOp: K, the input's size past ``axis``, is the weight's too."""
+    x_shape, w_shape = ctx.shape(x), ctx.shape(weight)
+    if x_shape is None or w_shape is None:
+        return
+    axis += len(x_shape) if axis < 0 else 0  # canonical_axis_index
+    axis_w += len(w_shape) if axis_w < 0 else 0
+    if not 0 < axis <= len(x_shape) or not 0 < axis_w <= len(w_shape):
+        raise ctx.bad(f"axis {axis} or axis_w {axis_w} outside the input's or weight's dims")
+    k = int(np.prod(x_shape[axis:]))
+    w_k = int(np.prod(w_shape[:axis_w] if transposed else w_shape[axis_w:]))
+    if k != w_k:
+        raise ctx.bad(
+            f"weight {weight.name!r} of shape {list(w_shape)} does not fit the input "
+            f"{x.name!r} of shape {list(x_shape)}: {w_k} inputs per output, not {k}"
+        )
 
 
 @ops.register("FC", since=1, domain=DOMAIN)

@@ -211,3 +211,93 @@ def test_value_info_minus_one_is_an_unknown_size_as_unframe_writes_it(tmp_path: 
     assert imported.graph.inputs[0].shape is not None
     assert imported.graph.inputs[0].shape[1] == 2
     assert not isinstance(imported.graph.inputs[0].shape[0], int)
+
+
+# -- arguments and weights that only an export would have tripped on: blamed on the input -----
+
+
+def _refused(tmp_path: Path, c2: object, *extra: str) -> str:
+    """Converts ``c2`` to .pt2 (the export that tripped on these first); the one error line."""
+    directory = _write(tmp_path, c2)
+    out = tmp_path / "out.pt2"
+    result = CliRunner().invoke(cli, ["convert", str(directory), "-o", str(out), *extra])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("unframe: error:")]
+    assert len(errors) == 1 and str(directory) in errors[0] and str(out) not in errors[0], errors
+    assert "Traceback" not in result.output
+    assert not out.exists()
+    return errors[0]
+
+
+def _pool_net(**args: object) -> object:
+    return model([op("MaxPool", ["x"], ["y"], **args)], {}, {"x": [1, 2, 4, 4]}, ["y"])
+
+
+def _conv_net(weight: np.ndarray, **args: object) -> object:
+    ops = [op("Conv", ["x", "w", "b"], ["y"], **args)]
+    weights = {"w": weight, "b": np.zeros(weight.shape[0], np.float32)}
+    return model(ops, weights, {"x": [1, 3, 6, 6]}, ["y"])
+
+
+@pytest.mark.parametrize(
+    ("c2", "reason"),
+    [
+        (_pool_net(kernel=2, pad=2**32 + 1), r"pad 4294967297 .*below 2\*\*31"),
+        (_pool_net(kernel=0), r"kernel 0 .*must be positive"),
+        (_pool_net(kernel=2, stride=0), r"stride 0 .*must be positive"),
+        (_pool_net(kernel=2, pads=[0, 0, -1, 0]), r"pad -1 .*must be non-negative"),
+        (_pool_net(kernel=2, pad=2), r"pads \[2, 2, 2, 2\] are not all smaller than the pooling"),
+        (_pool_net(kernel=5, stride=2), r"window \[5, 5\].* larger than the input's spatial size"),
+        (_conv_net(np.ones((4, 3, 3, 3), np.float32), dilation=-1), r"dilation -1 .*positive"),
+        (_conv_net(np.ones((4, 3, 3, 3), np.float32), dilation=4), r"window \[3, 3\] \(dilat"),
+        (_conv_net(np.ones((4, 2, 3, 3), np.float32)), r"weight 'w' of shape \[4, 2, 3, 3\]"),
+        (_conv_net(np.ones((4, 3, 3, 3), np.float32), group=0), r"group 0 must be positive"),
+    ],
+    ids=[
+        "pool-pad-2**32+1", "pool-kernel-0", "pool-stride-0", "pool-pad-negative",
+        "pool-pad-past-window", "pool-window-past-input", "conv-dilation-negative",
+        "conv-dilated-window-past-input", "conv-weight-channels", "conv-group-0",
+    ],
+)  # fmt: skip
+def test_a_window_argument_caffe2_refuses_is_blamed_on_the_input(
+    tmp_path: Path, c2: object, reason: str
+) -> None:
+    line = _refused(tmp_path, c2)
+    op_type = "MaxPool" if "MaxPool" in line else "Conv"
+    assert f"op 0 ({op_type})" in line and re.search(reason, line), line
+
+
+def test_an_fc_weight_that_does_not_fit_its_input_is_blamed_on_the_input(tmp_path: Path) -> None:
+    # x is (2, 12): K = 12, but the weight (3, 8) takes 8 inputs per output.
+    weights = {"fw": np.ones((3, 8), np.float32), "fb": np.zeros(3, np.float32)}
+    c2 = model([op("FC", ["x", "fw", "fb"], ["y"])], weights, {"x": [2, 12]}, ["y"])
+    line = _refused(tmp_path, c2)
+    assert "op 0 (FC)" in line and "8 inputs per output, not 12" in line, line
+
+
+def test_a_weight_the_init_net_lost_is_blamed_on_the_input(tmp_path: Path) -> None:
+    c2 = _conv_net(np.ones((4, 3, 3, 3), np.float32))
+    init = c2.init_net  # type: ignore[attr-defined]
+    kept = [fill_op for fill_op in init.op if fill_op.output[0] != "w"]
+    del init.op[:]
+    init.op.extend(kept)
+    line = _refused(tmp_path, c2)
+    assert "op 0 (Conv)" in line and "'w' is not filled by the init net" in line, line
+    assert "--input w=" in line
+
+
+def test_a_graph_that_fails_onnx_s_checks_is_blamed_on_the_input(tmp_path: Path) -> None:
+    # No converter check looks at Add's broadcast; ONNX's strict shape inference refuses (2, 3)
+    # plus (4,), as numpy does.
+    with pytest.raises(ValueError, match="broadcast"):
+        np.ones((2, 3)) + np.ones(4)
+    c2 = model([op("Add", ["x", "b"], ["y"])], {"b": np.ones(4, np.float32)}, {"x": [2, 3]}, ["y"])
+    line = _refused(tmp_path, c2)
+    assert "is inconsistent:" in line and "Add" in line, line
+
+
+def test_the_same_arguments_in_range_still_convert(tmp_path: Path) -> None:
+    directory = _write(tmp_path, _pool_net(kernel=2, pad=1, stride=2, dilation=1))
+    out = tmp_path / "out.onnx"
+    result = CliRunner().invoke(cli, ["convert", str(directory), "-o", str(out)])
+    assert result.exit_code == 0, result.output
