@@ -111,8 +111,6 @@ KNOWN_BUGS: dict[tuple[str, str], str] = {
     },
     ("light_squeezenet", "pytorch"): "bug: wrong numbers after .pt2 and back (opset-9 Softmax"
     " on [1, 1000, 1, 1]: 1/750 and 0 where onnxruntime gives 1/1000)",
-    ("vit", "tensorflow"): "bug: the TensorFlow reader cannot import the BroadcastArgs the"
-    " TensorFlow writer put in the SavedModel",
 }
 
 

@@ -202,3 +202,46 @@ def test_legacy_h5_file_says_which_keras_read_it(keras: Any, tmp_path: Path) -> 
     np.testing.assert_allclose(
         run_ir(model, {"features": x})["scores"], legacy(x).numpy(), RTOL, ATOL
     )
+
+
+def test_broadcast_args_of_run_time_shapes_matches_tensorflow(tf: Any, tmp_path: Path) -> None:
+    """tf.broadcast_dynamic_shape on run-time shapes leaves BroadcastArgs, which tf2onnx lacks."""
+
+    class Broadcaster(tf.Module):  # type: ignore[misc]
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, None, None], tf.float32, name="a"),
+                tf.TensorSpec([None, None], tf.float32, name="b"),
+            ]
+        )
+        def __call__(self, a: Any, b: Any) -> dict[str, Any]:
+            shape = tf.broadcast_dynamic_shape(tf.shape(a), tf.shape(b))
+            wide = tf.broadcast_dynamic_shape(
+                tf.shape(b, out_type=tf.int64), tf.shape(a, out_type=tf.int64)
+            )
+            return {"shape": shape, "wide": wide, "expanded": tf.broadcast_to(b, shape) + a}
+
+    module = Broadcaster()
+    traced = module.__call__.get_concrete_function()
+    assert "BroadcastArgs" in {op.type for op in traced.graph.get_operations()}
+    tf.saved_model.save(module, str(tmp_path / "saved"), signatures=traced)
+
+    model = load_tensorflow(tmp_path / "saved", ConvertOptions())
+    assert "BroadcastArgs" not in {node.op_type for node in model.graph}
+    rng = np.random.default_rng(3)
+    # equal dims, a 1 on either side, a shorter rank on either side, and a 0-sized dim.
+    for a_shape, b_shape in [
+        ((2, 1, 4), (3, 1)),
+        ((1, 3, 1), (1, 5)),
+        ((2, 3, 4), (3, 4)),
+        ((2, 1, 1), (0, 1)),
+        ((4, 1, 2), (1, 1)),
+    ]:
+        a = rng.standard_normal(a_shape).astype(np.float32)
+        b = rng.standard_normal(b_shape).astype(np.float32)
+        expected = {k: v.numpy() for k, v in module(tf.constant(a), tf.constant(b)).items()}
+        got = run_ir(model, {"a": a, "b": b})
+        assert got.keys() == expected.keys()
+        for name, value in expected.items():
+            assert got[name].dtype == value.dtype, name
+            np.testing.assert_allclose(got[name], value, RTOL, ATOL, err_msg=name)
