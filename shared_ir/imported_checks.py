@@ -54,7 +54,7 @@ def _proto_without_weights(model: ir.Model) -> onnx.ModelProto:
     graph = model.graph
     declared = {value.name for value in graph.inputs}
     weights = [
-        value
+        (name, value.const_value)
         for name, value in graph.initializers.items()
         if name not in declared and value.const_value is not None
     ]
@@ -69,13 +69,9 @@ def _proto_without_weights(model: ir.Model) -> onnx.ModelProto:
         proto.opset_import.append(onnx.helper.make_opsetid(domain, version))
     for function in model.functions.values():
         proto.functions.append(ir.serde.serialize_function(function))
-    ir.serde.serialize_graph_into(proto.graph, view, model_ir_version=model.ir_version)
-    for value in weights:
-        tensor = value.const_value
-        assert tensor is not None
-        proto.graph.input.append(
-            onnx.helper.make_tensor_value_info(
-                value.name, int(tensor.dtype), [int(d) for d in tensor.shape]
-            )
-        )
+    # onnx_ir's GraphView has read-only ``meta`` where its protocol declares it settable.
+    ir.serde.serialize_graph_into(proto.graph, view, model_ir_version=model.ir_version)  # type: ignore[arg-type]
+    for name, tensor in weights:
+        dims = [int(d) for d in tensor.shape.numpy()]
+        proto.graph.input.append(onnx.helper.make_tensor_value_info(name, int(tensor.dtype), dims))
     return proto
