@@ -13,6 +13,7 @@ import numpy as np
 import onnx_ir as ir
 
 from unframe.shared_ir.errors import BadInputError
+from unframe.shared_ir.limits import check_tensor_bytes, declared_bytes
 
 DTYPES: dict[str, np.dtype] = {
     name: np.dtype(name)
@@ -106,13 +107,28 @@ def example_inputs(
             dtype = value.dtype.numpy()
         else:
             dtype = np.dtype("float32")
-        arrays[name] = random_array(rng, dims, dtype)
+        arrays[name] = random_array(rng, dims, dtype, what=f"input {name!r}")
     return arrays
 
 
-def random_array(rng: np.random.Generator, dims: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """Values a model can take: normal floats, small non-negative ints (safe as indices)."""
+def random_array(
+    rng: np.random.Generator,
+    dims: tuple[int, ...],
+    dtype: np.dtype,
+    *,
+    what: str = "an example input",
+) -> np.ndarray:
+    """Values a model can take: normal floats, small non-negative ints (safe as indices).
+
+    The declared size is checked against the tensor limit first (``LimitExceededError``): a
+    graph input may declare a dim of 2^32 + 1, which numpy would try to allocate.
+    """
     dtype = np.dtype(dtype)
+    try:
+        nbytes = declared_bytes(dims, dtype.itemsize * 8)
+    except ValueError as error:
+        raise BadInputError(f"{what} has a {error}") from None
+    check_tensor_bytes(nbytes, what=f"{what} (shape {list(dims)}, {dtype.name})")
     if dtype == np.bool_:
         return rng.integers(0, 2, size=dims).astype(np.bool_)
     if np.issubdtype(dtype, np.integer):

@@ -65,9 +65,12 @@ def check_loaded(proto: onnx.ModelProto, model: ir.Model, path: Path) -> None:
     Tensors first: their sizes and the places of their bytes say more about a hostile file than
     the graph errors they cause. Then the structure.
     """
+    check_external_entries(proto, path)
     check_tensors(model, path)
     check_structure(proto, path)
     check_names(model, path)
+    check_graphs(proto, path)
+    check_if_conditions(model, path)
 
 
 def check_names(model: ir.Model, path: Path) -> None:
@@ -170,6 +173,147 @@ def _copy_field(
         getattr(target, name).CopyFrom(value)
     else:
         setattr(target, name, value)
+
+
+# -- what onnxruntime refuses and onnx.checker lets through ---------------------------------
+
+#: The keys of a tensor's ``external_data`` entries, as onnx's ``ExternalDataInfo`` defines them.
+EXTERNAL_DATA_KEYS = frozenset({"location", "offset", "length", "checksum", "basepath"})
+
+
+def _proto_graphs(proto: onnx.ModelProto) -> Iterator[onnx.GraphProto]:
+    """The main graph and every subgraph (of its nodes and of the functions' nodes)."""
+    pending: list[onnx.NodeProto] = [node for function in proto.functions for node in function.node]
+    graphs = [proto.graph]
+    while graphs or pending:
+        if graphs:
+            graph = graphs.pop()
+            yield graph
+            pending.extend(graph.node)
+            continue
+        for attribute in pending.pop().attribute:
+            if attribute.HasField("g"):
+                graphs.append(attribute.g)
+            graphs.extend(attribute.graphs)
+
+
+def _proto_tensors(proto: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    nodes: list[onnx.NodeProto] = [node for function in proto.functions for node in function.node]
+    for graph in _proto_graphs(proto):
+        yield from graph.initializer
+        for sparse in graph.sparse_initializer:
+            yield from (sparse.values, sparse.indices)
+        nodes.extend(graph.node)
+    for node in nodes:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            if attribute.HasField("sparse_tensor"):
+                yield from (attribute.sparse_tensor.values, attribute.sparse_tensor.indices)
+            for sparse in attribute.sparse_tensors:
+                yield from (sparse.values, sparse.indices)
+
+
+def check_external_entries(proto: onnx.ModelProto, path: Path) -> None:
+    """Each external-data entry has a key onnx defines, and ``location`` comes exactly once.
+
+    onnx_ir only warns about an unknown key and takes the last of repeated locations, where
+    onnxruntime refuses the model ("model format error").
+    """
+    for tensor in _proto_tensors(proto):
+        if not tensor.external_data and tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        name = tensor.name or "(unnamed)"
+        keys = [entry.key for entry in tensor.external_data]
+        unknown = sorted({key for key in keys if key not in EXTERNAL_DATA_KEYS}, key=repr)
+        if unknown:
+            raise BadInputError(
+                f"tensor {name!r}: unknown external data key(s) "
+                f"{', '.join(repr(key) for key in unknown)} (onnx allows "
+                f"{', '.join(sorted(EXTERNAL_DATA_KEYS))})",
+                path=str(path),
+                hint="the file is corrupt or was written by a faulty exporter",
+            )
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        if repeated:
+            raise BadInputError(
+                f"tensor {name!r}: external data key(s) {', '.join(map(repr, repeated))} "
+                "given more than once",
+                path=str(path),
+                hint="the file is corrupt or was written by a faulty exporter",
+            )
+        if "location" not in keys:
+            raise BadInputError(
+                f"tensor {name!r}: external data without a location",
+                path=str(path),
+                hint="the file is corrupt or was written by a faulty exporter",
+            )
+
+
+def check_graphs(proto: onnx.ModelProto, path: Path) -> None:
+    """Every declared tensor type has an element type; no two nodes of a graph share a name."""
+    for graph in _proto_graphs(proto):
+        for value in (*graph.input, *graph.output, *graph.value_info):
+            if _lacks_element_type(value.type):
+                raise BadInputError(
+                    f"not a valid ONNX model: value {value.name!r} of graph {graph.name!r} is "
+                    "declared a tensor with no element type (elem_type 0, UNDEFINED)",
+                    path=str(path),
+                    hint="the file is corrupt or was written by a faulty exporter",
+                )
+        seen: set[str] = set()
+        for node in graph.node:
+            if not node.name:
+                continue
+            if node.name in seen:
+                raise BadInputError(
+                    f"not a valid ONNX model: two nodes of graph {graph.name!r} are named "
+                    f"{node.name!r}",
+                    path=str(path),
+                    hint="node names must be unique in a graph (onnxruntime refuses the model)",
+                )
+            seen.add(node.name)
+
+
+def _lacks_element_type(value_type: onnx.TypeProto) -> bool:
+    kind = value_type.WhichOneof("value")
+    if kind in ("tensor_type", "sparse_tensor_type"):
+        return getattr(value_type, kind).elem_type == onnx.TensorProto.UNDEFINED
+    if kind in ("sequence_type", "optional_type"):
+        inner = getattr(value_type, kind)
+        return inner.HasField("elem_type") and _lacks_element_type(inner.elem_type)
+    if kind == "map_type":
+        return value_type.map_type.HasField("value_type") and _lacks_element_type(
+            value_type.map_type.value_type
+        )
+    return False
+
+
+def check_if_conditions(model: ir.Model, path: Path) -> None:
+    """An If's condition, where its type and shape are known, is one boolean."""
+    owners: list[ir.Graph | ir.Function] = [model.graph, *model.functions.values()]
+    for owner in owners:
+        for node in ir.traversal.RecursiveGraphIterator(owner):
+            if node.op_type != "If" or node.domain not in ("", "ai.onnx") or not node.inputs:
+                continue
+            condition = node.inputs[0]
+            if condition is None:
+                continue
+            dtype, shape = condition.dtype, condition.shape
+            count = None
+            if shape is not None and all(isinstance(dim, int) and dim >= 0 for dim in shape):
+                count = declared_bytes(shape.numpy(), 8)
+            if (dtype is not None and dtype != ir.DataType.BOOL) or count not in (None, 1):
+                described = f"{dtype.name.lower() if dtype else 'tensor'}"
+                if shape is not None:
+                    described += f"{list(shape)}"
+                raise BadInputError(
+                    f"not a valid ONNX model: node {node.name or '(unnamed)'!r} (If): its "
+                    f"condition {condition.name!r} is {described}, not one boolean",
+                    path=str(path),
+                    hint="the file is corrupt or was written by a faulty exporter",
+                )
 
 
 # -- tensors ---------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from unframe.backends.pytorch.driver import FRAMEWORK, ONNX_NAME, SOURCE_NAMES, 
 from unframe.backends.pytorch.dtypes import maybe_torch_dtype, widen_emulated
 from unframe.backends.pytorch.native.dispatch import fresh_export_state
 from unframe.backends.pytorch.native.pt2_names import UNFRAME_JSON, source_names
+from unframe.backends.pytorch.native.quiet import quiet_torch
 from unframe.shared_ir.errors import BadInputError, ConversionError
 from unframe.shared_ir.inputs import InputSpec
 
@@ -123,7 +124,8 @@ def export_program(
     args, dynamic = example_tensors(inputs, specs, dynamic_axes=dynamic_axes)
     fresh_export_state()  # traces cached by an earlier export could fix this one's sizes
     try:
-        with torch.no_grad():
+        # torch logs the failing trace itself (torch._dynamo, torch.export); ours is one line.
+        with torch.no_grad(), quiet_torch():
             return torch.export.export(module, args, dynamic_shapes=dynamic, strict=False)
     except Exception as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

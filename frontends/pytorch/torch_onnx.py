@@ -7,20 +7,18 @@ as it is, without writing a file. The TorchScript exporter is used only where th
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import io
-import logging
 import re
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import onnx
 import onnx_ir as ir
 import torch
 
-from unframe.backends.pytorch.native import fresh_export_state
+from unframe.backends.pytorch.native import fresh_export_state, quiet_torch
 from unframe.shared_ir.errors import BadInputError, UnsupportedError
 
 #: The opset the dynamo exporter writes natively; it starts at 18.
@@ -192,42 +190,6 @@ def _export_torchscript(
             do_constant_folding=True,
         )
     return ir.from_proto(onnx.load_from_string(buffer.getvalue()))
-
-
-@contextlib.contextmanager
-def quiet_torch() -> Iterator[None]:
-    """Silences torch's chatter: progress lines, graph dumps, deprecation notes, logged tracebacks.
-
-    Where the ``unframe`` logger is at DEBUG (``unframe --debug``), everything is let through.
-    """
-    if logging.getLogger("unframe").isEnabledFor(logging.DEBUG):
-        yield
-        return
-    manager = logging.Logger.manager
-    noisy = [logging.getLogger("torch")] + [
-        logger
-        for name, logger in list(manager.loggerDict.items())
-        if name.startswith("torch.") and isinstance(logger, logging.Logger)
-    ]
-    levels = [logger.level for logger in noisy]
-    for logger in noisy:
-        logger.setLevel(logging.CRITICAL)
-    onnx_log = bool(torch._C._jit_is_onnx_log_enabled())
-    torch._C._jit_set_onnx_log_enabled(False)
-    try:
-        # torch.export prints the failing graph itself; the reason reaches the user in our error.
-        sink = io.StringIO()
-        with (
-            warnings.catch_warnings(),
-            contextlib.redirect_stdout(sink),
-            contextlib.redirect_stderr(sink),
-        ):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        torch._C._jit_set_onnx_log_enabled(onnx_log)
-        for logger, level in zip(noisy, levels, strict=True):
-            logger.setLevel(level)
 
 
 # -- inputs, names and dynamic axes -----------------------------------------------------------

@@ -326,3 +326,177 @@ def test_outputs_without_a_shape_are_accepted_in_and_out(tmp_path: Path) -> None
     x = np.array([[-1, 0, 2], [3, -4, 5]], np.float32)
     (got,) = ort.InferenceSession(str(target)).run(None, {"x": x})
     np.testing.assert_array_equal(got, np.maximum(x, 0))
+
+
+# -- found by the fuzz (tests/shared_ir/test_fuzz_onnx.py): accepted here, refused by onnxruntime --
+
+
+def _oracle_refuses(path: Path) -> None:
+    """onnxruntime, the oracle, refuses the file too: a refusal here is right, not too strict."""
+    with pytest.raises(Exception):  # noqa: B017, PT011 - onnxruntime's own error classes
+        ort.InferenceSession(str(path))
+
+
+@pytest.mark.parametrize(
+    ("entries", "why"),
+    [
+        ([("location", "w.bin"), ("lencth", "8192")], "unknown external data key(s) 'lencth'"),
+        ([("offset", "0")], "external data without a location"),
+        ([("location", "w.bin"), ("location", "w.bin")], "key(s) 'location' given more than once"),
+    ],
+    ids=["unknown-key", "no-location", "repeated-location"],
+)
+def test_malformed_external_data_entries_are_refused(
+    tmp_path: Path, entries: list[tuple[str, str]], why: str
+) -> None:
+    (tmp_path / "w.bin").write_bytes(WEIGHT.tobytes())
+    tensor = TensorProto(name="W", data_type=TensorProto.FLOAT, dims=[64, 32])
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in entries:
+        tensor.external_data.add(key=key, value=value)
+    source = _write(tmp_path, _graph_model([tensor]))
+    _oracle_refuses(source)
+    for args in (
+        ["inspect", str(source)],
+        ["convert", str(source), "-o", str(tmp_path / "o.onnx")],
+    ):
+        result = invoke(*args)
+        assert result.exit_code == 2, result.stderr
+        # onnx_ir warns of an unknown key while reading, before the check refuses it.
+        lines = [s for s in result.stderr.splitlines() if not s.startswith("unframe: warning: ")]
+        assert len(lines) == 1 and lines[0].startswith("unframe: error: "), result.stderr
+        assert f"{source}: tensor 'W': " in lines[0] and why in lines[0], lines[0]
+    assert not (tmp_path / "o.onnx").exists()
+
+
+def _relu_graph(nodes: list[onnx.NodeProto], **kwargs: object) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+@pytest.mark.parametrize("where", ["output", "value_info"])
+def test_a_tensor_type_without_an_element_type_is_refused(tmp_path: Path, where: str) -> None:
+    relus = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Relu", ["a"], ["y"])]
+    if where == "output":
+        model = _relu_graph(relus)
+        model.graph.output[0].type.tensor_type.elem_type = TensorProto.UNDEFINED
+        name = "y"
+    else:
+        untyped = helper.make_tensor_value_info("a", TensorProto.FLOAT, [2])
+        untyped.type.tensor_type.elem_type = TensorProto.UNDEFINED
+        model = _relu_graph(relus, value_info=[untyped])
+        name = "a"
+    source = _write(tmp_path, model)
+    _oracle_refuses(source)
+    line = refusal(invoke("inspect", str(source)))
+    assert f"value {name!r} of graph 'g' is declared a tensor with no element type" in line, line
+
+
+def test_two_nodes_with_one_name_are_refused(tmp_path: Path) -> None:
+    relus = [
+        helper.make_node("Relu", ["x"], ["a"], name="twice"),
+        helper.make_node("Relu", ["a"], ["y"], name="twice"),
+    ]
+    source = _write(tmp_path, _relu_graph(relus))
+    _oracle_refuses(source)
+    line = refusal(invoke("convert", str(source), "-o", str(tmp_path / "o.onnx")))
+    assert f"{source}: not a valid ONNX model: two nodes of graph 'g' are named 'twice'" in line
+    assert not (tmp_path / "o.onnx").exists()
+
+
+def _if_model(condition_type: int, condition_shape: list[int]) -> onnx.ModelProto:
+    def branch(name: str) -> onnx.GraphProto:
+        output = helper.make_tensor_value_info(f"{name}_y", TensorProto.FLOAT, [2])
+        return helper.make_graph(
+            [helper.make_node("Identity", ["x"], [f"{name}_y"])], name, [], [output]
+        )
+
+    graph = helper.make_graph(
+        [
+            helper.make_node(
+                "If",
+                ["c"],
+                ["y"],
+                name="pick",
+                then_branch=branch("then"),
+                else_branch=branch("else"),
+            )
+        ],
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2]),
+            helper.make_tensor_value_info("c", condition_type, condition_shape),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_an_if_condition_that_is_not_one_boolean_is_refused(tmp_path: Path) -> None:
+    x = np.ones(2, np.float32)
+    one = _write(tmp_path / "one", _if_model(TensorProto.BOOL, [1]))
+    got = ort.InferenceSession(str(one)).run(None, {"x": x, "c": np.array([True])})[0]
+    np.testing.assert_array_equal(got, x)  # the shape of condition onnxruntime runs
+    assert invoke("inspect", str(one)).exit_code == 0
+    two = _write(tmp_path / "two", _if_model(TensorProto.BOOL, [2]))
+    with pytest.raises(Exception, match="exactly one element"):  # noqa: PT011 - onnxruntime's own error class
+        ort.InferenceSession(str(two)).run(None, {"x": x, "c": np.array([True, False])})
+    line = refusal(invoke("convert", str(two), "-o", str(tmp_path / "o.onnx")))
+    assert (
+        f"{two}: not a valid ONNX model: node 'pick' (If): its condition 'c' is bool[2], " in line
+    )
+    assert "not one boolean" in line
+
+
+def test_an_input_declaring_more_than_the_limit_is_refused_before_allocating(
+    tmp_path: Path,
+) -> None:
+    """A graph input of 2^32 + 1 float32: example inputs for validation must not allocate 16 GiB."""
+    model = _relu_graph([helper.make_node("Relu", ["x"], ["y"])])
+    for value in (model.graph.input[0], model.graph.output[0]):
+        value.type.tensor_type.shape.dim[0].dim_value = 2**32 + 1
+    source = _write(tmp_path, model)
+    assert invoke("inspect", str(source)).exit_code == 0  # nothing is allocated to inspect it
+    out = tmp_path / "o.onnx"
+    line = refusal(invoke("convert", str(source), "-o", str(out), "--validate"))
+    assert "input 'x' (shape [4294967297], float32) declares 16.0 GiB" in line, line
+    assert MAX_TENSOR_BYTES_ENV in line
+
+
+def test_a_failing_torch_export_logs_nothing(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """torch.export logs the graph it failed on (56 lines); the user gets unframe's one line."""
+    pytest.importorskip("torch", reason="the pytorch extra is not installed (the test writes .pt2)")
+    branch = _if_model(TensorProto.BOOL, []).graph.node[0]
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+            helper.make_node("Greater", ["s", "zero"], ["c"]),
+            branch,
+            helper.make_node("NonZero", ["y"], ["nz"]),
+            helper.make_node("Reshape", ["nz", "flat"], ["shape"]),
+            helper.make_node("Reshape", ["x", "shape"], ["z"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+        [
+            helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+            helper.make_tensor("flat", TensorProto.INT64, [1], [-1]),
+        ],
+    )
+    source = _write(tmp_path, helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
+    capfd.readouterr()
+    result = invoke("convert", str(source), "-o", str(tmp_path / "o.pt2"))
+    assert result.exit_code != 0
+    assert "torch.export failed: Could not guard on data-dependent expression" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert capfd.readouterr() == ("", "")
+    assert not (tmp_path / "o.pt2").exists()

@@ -14,5 +14,12 @@ from unframe.backends.pytorch.native.pt2_names import (
     checked_source_names,
     source_names,
 )
+from unframe.backends.pytorch.native.quiet import quiet_torch
 
-__all__ = ["UNFRAME_JSON", "checked_source_names", "fresh_export_state", "source_names"]
+__all__ = [
+    "UNFRAME_JSON",
+    "checked_source_names",
+    "fresh_export_state",
+    "quiet_torch",
+    "source_names",
+]
