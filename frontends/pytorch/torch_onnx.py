@@ -19,6 +19,7 @@ import onnx_ir as ir
 import torch
 
 from unframe.backends.pytorch.native import fresh_export_state, quiet_torch
+from unframe.frontends.pytorch.global_pool import GlobalAveragePoolPass
 from unframe.shared_ir.errors import BadInputError, UnsupportedError
 
 #: The opset the dynamo exporter writes natively; it starts at 18.
@@ -164,6 +165,7 @@ def _export_dynamo(
     if program is None:  # pragma: no cover - only when given a file to write
         raise RuntimeError("torch.onnx.export returned no program")
     model: ir.Model = program.model
+    GlobalAveragePoolPass()(model)
     return model
 
 

@@ -109,8 +109,6 @@ KNOWN_BUGS: dict[tuple[str, str], str] = {
         "'running_mean'): the BatchNormalization statistics are written as trainable parameters"
         for model in "light_densenet121 light_inception_v2 light_resnet50 light_shufflenet".split()
     },
-    ("light_squeezenet", "pytorch"): "bug: wrong numbers after .pt2 and back (opset-9 Softmax"
-    " on [1, 1000, 1, 1]: 1/750 and 0 where onnxruntime gives 1/1000)",
 }
 
 

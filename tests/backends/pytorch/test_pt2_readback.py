@@ -1,0 +1,73 @@
+"""Hand-built ONNX models written as ``.pt2`` and read back agree with onnxruntime on the source.
+
+Regressions of what the read-back test (tests/converters/test_readback.py) found on real models.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+pytest.importorskip("torch")
+
+import unframe  # noqa: E402
+
+
+def _run(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [value.name for value in session.get_inputs()]
+    return [np.asarray(a) for a in session.run(None, {n: feeds[n] for n in names})]
+
+
+def _through_pt2(model: onnx.ModelProto, tmp_path: Path) -> tuple[Path, Path]:
+    source, written, back = tmp_path / "m.onnx", tmp_path / "m.pt2", tmp_path / "back.onnx"
+    onnx.save(model, source)
+    unframe.convert(source, written, target="pytorch")
+    unframe.convert(written, back, source="pytorch")
+    onnx.checker.check_model(onnx.load(back), full_check=True)
+    return source, back
+
+
+def test_opset9_global_pool_softmax_over_large_equal_logits(tmp_path: Path) -> None:
+    """light_squeezenet's head: every channel holds the same map at ~1e10, so every class is 1/1000.
+
+    A mean written back as ReduceMean rounded some channels one ulp apart in onnxruntime, and the
+    Softmax over 1e10-sized logits gave 1/750 and 0 instead.
+    """
+    shape = [1, 1000, 13, 13]
+    graph = helper.make_graph(
+        [
+            helper.make_node("GlobalAveragePool", ["x"], ["pooled"]),
+            helper.make_node("Softmax", ["pooled"], ["y"], axis=1),
+        ],
+        "head",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1000, 1, 1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)])
+    spatial = np.linspace(2e9, 1.4e10, 169, dtype=np.float32).reshape(1, 1, 13, 13)
+    feeds = {"x": np.broadcast_to(spatial, shape).copy()}
+    source, back = _through_pt2(model, tmp_path)
+    (want,) = _run(source, feeds)
+    (got,) = _run(back, feeds)
+    np.testing.assert_allclose(want, 1e-3, rtol=1e-5)  # the oracle itself: all classes equal
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-7)
+
+
+def test_opset9_softmax_coerces_to_2d(tmp_path: Path) -> None:
+    """Opset < 13 Softmax over [1, 1000, 1, 1], axis 1: one softmax over all 1000 values."""
+    graph = helper.make_graph(
+        [helper.make_node("Softmax", ["x"], ["y"], axis=1)],
+        "softmax",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1000, 1, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1000, 1, 1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)])
+    feeds = {"x": np.random.default_rng(0).standard_normal((1, 1000, 1, 1)).astype(np.float32)}
+    source, back = _through_pt2(model, tmp_path)
+    np.testing.assert_allclose(_run(back, feeds)[0], _run(source, feeds)[0], rtol=1e-5, atol=1e-8)
