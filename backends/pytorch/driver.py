@@ -181,7 +181,7 @@ class GraphBuilder:
     def _register_initializer(self, value: ir.Value, array: np.ndarray) -> fx.Node:
         tensor = _tensor_from_numpy(array)
         name = self.attr_names.fresh(value.name or "weight", prefix="w")
-        if tensor.is_floating_point() or tensor.is_complex():
+        if (tensor.is_floating_point() or tensor.is_complex()) and not _is_running_statistic(value):
             self.root.register_parameter(name, nn.Parameter(tensor, requires_grad=True))
         else:
             self.root.register_buffer(name, tensor)
@@ -294,6 +294,20 @@ _BIT_VIEWS: dict[str, tuple[type, torch.dtype]] = {
     "float8_e5m2": (np.uint8, torch.float8_e5m2),
     "float8_e5m2fnuz": (np.uint8, torch.float8_e5m2fnuz),
 }
+
+
+def _is_running_statistic(value: ir.Value) -> bool:
+    """Whether ``value`` is a BatchNormalization's running mean or variance (inputs 3 and 4).
+
+    Those are buffers in torch (as in ``nn.BatchNorm2d``): torch.export's inference ops take no
+    gradient for them, and torch.onnx refuses a program where they are trainable parameters.
+    """
+    return any(
+        use.node.op_type == "BatchNormalization"
+        and use.node.domain in ("", "ai.onnx")
+        and use.idx in (3, 4)
+        for use in value.uses()
+    )
 
 
 def _initializer_array(tensor: ir.TensorProtocol) -> np.ndarray:

@@ -103,12 +103,6 @@ KNOWN_BUGS: dict[tuple[str, str], str] = {
         " no attribute 'unsqueeze' in torch.onnx)"
         for model in ("gru", "lstm")
     },
-    **{
-        (model, "pytorch"): "bug: the .pt2 does not read back (torch.onnx: "
-        "'_native_batch_norm_legit_no_training' is not differentiable with respect to argument "
-        "'running_mean'): the BatchNormalization statistics are written as trainable parameters"
-        for model in "light_densenet121 light_inception_v2 light_resnet50 light_shufflenet".split()
-    },
 }
 
 

@@ -71,3 +71,27 @@ def test_opset9_softmax_coerces_to_2d(tmp_path: Path) -> None:
     feeds = {"x": np.random.default_rng(0).standard_normal((1, 1000, 1, 1)).astype(np.float32)}
     source, back = _through_pt2(model, tmp_path)
     np.testing.assert_allclose(_run(back, feeds)[0], _run(source, feeds)[0], rtol=1e-5, atol=1e-8)
+
+
+def test_batch_norm_statistics_read_back(tmp_path: Path) -> None:
+    """BatchNormalization's running mean and variance initializers: torch.onnx refused them as
+    trainable parameters ('not differentiable with respect to argument running_mean')."""
+    rng = np.random.default_rng(1)
+    channels = 4
+    stats = {
+        "scale": rng.uniform(0.5, 1.5, channels),
+        "bias": rng.standard_normal(channels),
+        "mean": rng.standard_normal(channels),
+        "var": rng.uniform(0.5, 2.0, channels),
+    }
+    graph = helper.make_graph(
+        [helper.make_node("BatchNormalization", ["x", *stats], ["y"], epsilon=1e-5)],
+        "bn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 5, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, channels, 5, 5])],
+        [onnx.numpy_helper.from_array(a.astype(np.float32), name) for name, a in stats.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)])
+    feeds = {"x": rng.standard_normal((1, channels, 5, 5)).astype(np.float32)}
+    source, back = _through_pt2(model, tmp_path)
+    np.testing.assert_allclose(_run(back, feeds)[0], _run(source, feeds)[0], rtol=1e-5, atol=1e-6)
