@@ -97,13 +97,7 @@ EXPECTED_REFUSALS: dict[tuple[str, str], tuple[str, ...]] = {
     **{(model, "coreml"): tuple(ops.split()) for model, ops in _NO_OPSET9_COREML.items()},
 }
 #: (model, writer) -> a bug in our own writer or reader, kept visible as a strict xfail.
-KNOWN_BUGS: dict[tuple[str, str], str] = {
-    **{
-        (model, "pytorch"): "bug: the .pt2 of a GRU/LSTM does not read back ('SymInt' object has"
-        " no attribute 'unsqueeze' in torch.onnx)"
-        for model in ("gru", "lstm")
-    },
-}
+KNOWN_BUGS: dict[tuple[str, str], str] = {}
 
 
 class TinyViT(nn.Module):

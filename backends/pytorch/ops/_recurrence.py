@@ -5,8 +5,9 @@
 A Python loop over time, and equally the kernels' fake implementations, would be unrolled by
 ``torch.export`` and fix the sequence length; under export every direction is therefore a
 ``scan`` (a higher-order op the program keeps, with a symbolic length) of one step, which for
-``fused_rnn`` is the kernel on one time step. Eagerly ``fused_rnn`` gives the whole sequence to
-the kernel and ``recur`` loops.
+``fused_rnn`` is the kernel's cell equations written with elementwise ops (``aten.gru`` or
+``aten.lstm`` inside a scan of symbolic length is a ``.pt2`` that ``torch.onnx`` cannot
+decompose). Eagerly ``fused_rnn`` gives the whole sequence to the kernel and ``recur`` loops.
 """
 
 from __future__ import annotations
@@ -41,12 +42,16 @@ def recur(
         weights = tuple(w.clone() for w in weights)
 
     def advance(carried: State, inputs: State) -> tuple[State, torch.Tensor]:
+        """The new state and this step's output, ``[1, batch, hidden]``."""
         new = step(weights, carried, inputs[0])
         if len(inputs) == 1:
-            return new, new[0].clone()  # scan rejects an output aliasing the carried state
+            # Another value than the state: scan rejects an output aliasing the carried state,
+            # and torch.onnx drops a plain clone, leaving a Scan body whose state and scan
+            # outputs are one value, which onnxruntime runs wrong (the .pt2 did not read back).
+            return new, new[0].unsqueeze(0).clone()
         on = inputs[1]
         kept = tuple(torch.where(on, n, old) for n, old in zip(new, carried, strict=True))
-        return kept, torch.where(on, new[0], torch.zeros_like(new[0]))
+        return kept, torch.where(on, new[0], torch.zeros_like(new[0])).unsqueeze(0)
 
     sequences = (xs,) if active is None else (xs, active)
     if exporting:
@@ -57,7 +62,7 @@ def recur(
         # tensor, as exporters write zeros) comes out of the scan wrong.
         initial = tuple(s.clone(memory_format=torch.contiguous_format) for s in state)
         final, ys = scan(advance, initial, sequences, reverse=reverse)
-        return ys, tuple(final)
+        return ys.squeeze(1), tuple(final)
     steps = xs.shape[0]
     outputs: list[torch.Tensor] = []
     for t in range(steps - 1, -1, -1) if reverse else range(steps):
@@ -65,7 +70,7 @@ def recur(
         outputs.append(output)
     if not steps:
         return xs.new_zeros((0, *state[0].shape)), state
-    return torch.stack(outputs[::-1] if reverse else outputs), state
+    return torch.cat(outputs[::-1] if reverse else outputs), state
 
 
 #: Where each of torch's gates sits among ONNX's: LSTM is iofc in ONNX and ifgo (g = c) in
@@ -118,13 +123,29 @@ def _call_kernel(
     return y, (h,)
 
 
-def _kernel_step(
-    kind: str, has_biases: bool, params: State, state: State, x_t: torch.Tensor
-) -> State:
-    """One time step of torch's kernel, on ``[batch, ...]`` state and input."""
-    batched = tuple(s.unsqueeze(0) for s in state)
-    _, new = _call_kernel(kind, x_t.unsqueeze(0), batched, list(params), has_biases, False)
-    return tuple(s[0] for s in new)
+def _torch_cell(kind: str, weights: State, state: State, xw: torch.Tensor) -> State:
+    """One time step of torch's cell equations (gates in torch's order) on ``[batch, ...]``.
+
+    ``xw`` is the step's input already projected with ``w_ih`` (and ``b_ih``); ``weights`` is
+    ``(w_hh[, b_hh])``. Written with elementwise ops because ``torch.onnx`` cannot decompose
+    ``aten.gru``/``aten.lstm`` inside a scan of symbolic length (the step's output came out a
+    SymInt), so the ``.pt2`` would not read back.
+    """
+    hw = torch.matmul(state[0], weights[0].t())
+    if len(weights) == 2:
+        hw = hw + weights[1]
+    if kind == "lstm":
+        i_g, f_g, c_g, o_g = (xw + hw).chunk(4, dim=1)
+        c_new = torch.sigmoid(f_g) * state[1] + torch.sigmoid(i_g) * torch.tanh(c_g)
+        return torch.sigmoid(o_g) * torch.tanh(c_new), c_new
+    if kind == "gru":
+        x_r, x_z, x_n = xw.chunk(3, dim=1)
+        h_r, h_z, h_n = hw.chunk(3, dim=1)
+        reset, update = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+        candidate = torch.tanh(x_n + reset * h_n)
+        return (candidate + update * (state[0] - candidate),)
+    activation = torch.tanh if kind == "rnn_tanh" else torch.relu
+    return (activation(xw + hw),)
 
 
 def fused_rnn(
@@ -160,11 +181,15 @@ def fused_rnn(
     has_biases = b is not None
     if torch.compiler.is_exporting():
         backwards = [reverse] if directions == 1 else [False, True]
-        step = functools.partial(_kernel_step, kind, has_biases)
-        runs = [
-            recur(step, tuple(params[d]), tuple(s[d] for s in states), x, None, backwards[d])
-            for d in range(directions)
-        ]
+        step = functools.partial(_torch_cell, kind)
+        runs = []
+        for d in range(directions):
+            projected = torch.matmul(x, params[d][0].t())  # all steps at once
+            if has_biases:
+                projected = projected + params[d][2]
+            recurrent = (params[d][1], params[d][3]) if has_biases else (params[d][1],)
+            state = tuple(s[d] for s in states)
+            runs.append(recur(step, recurrent, state, projected, None, backwards[d]))
         y = torch.stack([ys for ys, _ in runs], dim=1)
         finals = [torch.stack([state[k] for _, state in runs]) for k in range(len(states))]
     elif x.shape[0] == 0:  # the kernels reject it; the initial state, as the loop path gives

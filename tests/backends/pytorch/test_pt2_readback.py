@@ -95,3 +95,54 @@ def test_batch_norm_statistics_read_back(tmp_path: Path) -> None:
     feeds = {"x": rng.standard_normal((1, channels, 5, 5)).astype(np.float32)}
     source, back = _through_pt2(model, tmp_path)
     np.testing.assert_allclose(_run(back, feeds)[0], _run(source, feeds)[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("op_type", "attrs"),
+    [
+        ("GRU", {"linear_before_reset": 1}),  # torch's kernel equations
+        ("LSTM", {}),  # torch's kernel equations
+        ("GRU", {}),  # linear_before_reset=0: the step-by-step cells
+    ],
+    ids=["gru_kernel", "lstm_kernel", "gru_loop"],
+)
+def test_recurrence_of_symbolic_length_reads_back(
+    op_type: str, attrs: dict[str, int], tmp_path: Path
+) -> None:
+    """The torch zoo's GRU and LSTM: torch.onnx could not decompose ``aten.gru``/``aten.lstm``
+    inside the scan over a symbolic sequence ('SymInt' object has no attribute 'unsqueeze'), and
+    a Scan body returning one value as both its state and its per-step output (torch.onnx drops
+    the clone between them) ran wrong in onnxruntime."""
+    rng = np.random.default_rng(2)
+    hidden, features, gates = 3, 4, {"GRU": 3, "LSTM": 4}[op_type]
+    weights = {
+        "W": rng.standard_normal((2, gates * hidden, features)),
+        "R": rng.standard_normal((2, gates * hidden, hidden)),
+        "B": rng.standard_normal((2, 2 * gates * hidden)),
+    }
+    outputs = ["Y", "Y_h"] + (["Y_c"] if op_type == "LSTM" else [])
+    graph = helper.make_graph(
+        [
+            helper.make_node(
+                op_type,
+                ["x", *weights],
+                outputs,
+                hidden_size=hidden,
+                direction="bidirectional",
+                **attrs,
+            )
+        ],
+        "recurrence",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["seq", "batch", features])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in outputs],
+        [onnx.numpy_helper.from_array(a.astype(np.float32), n) for n, a in weights.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    source, back = _through_pt2(model, tmp_path)
+    for steps, batch in [(5, 2), (9, 3)]:  # the sequence axis stays symbolic through the .pt2
+        feeds = {"x": rng.standard_normal((steps, batch, features)).astype(np.float32)}
+        want = _run(source, feeds)
+        got = _run(back, feeds)
+        assert [a.shape for a in got] == [a.shape for a in want]
+        for actual, expected in zip(got, want, strict=True):
+            np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
