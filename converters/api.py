@@ -22,12 +22,14 @@ from unframe.shared_ir.compare import DEFAULT_ATOL, DEFAULT_RTOL, OutputComparis
 from unframe.shared_ir.errors import (
     BadInputError,
     UnframeError,
+    UnsupportedError,
     UnsupportedOpsError,
     unexpected_error,
 )
 from unframe.shared_ir.factory_spec import is_factory_spec
 from unframe.shared_ir.imported_checks import check_imported
 from unframe.shared_ir.inputs import InputSpec, align_feeds, example_inputs, parse_input_specs
+from unframe.shared_ir.io import EXTERNAL_DATA_THRESHOLD, initializer_bytes
 from unframe.shared_ir.output import atomic_output, check_output
 from unframe.shared_ir.runner import run_reference
 from unframe.shared_ir.stats import model_summary
@@ -210,6 +212,35 @@ def save(
     return target
 
 
+def _source_does_not_run(
+    model: ir.Model, source_path: Path, options: ConvertOptions
+) -> BadInputError | None:
+    """Where a backend failed on a model: the input's fault if the model itself cannot run.
+
+    Only on the failure path: the source is run once on onnxruntime (or onnx's reference) with
+    seeded inputs. A model that fails there too is a broken input (exit 2 naming it), not an
+    unsupported feature of the target (exit 3 naming the output).
+    """
+    if initializer_bytes(model) > EXTERNAL_DATA_THRESHOLD:
+        return None  # a check would copy gigabytes: keep the backend's own error
+    try:
+        feeds = example_inputs(list(model.graph.inputs), options.inputs)
+    except UnframeError:
+        return None  # no inputs to try it with: keep the backend's own error
+    try:
+        # onnxruntime's own reason is what counts; its fallback's success does not clear it.
+        text = run_reference(model, feeds).fallback_reason
+    except Exception as error:  # noqa: BLE001 - a failure to run is the model's
+        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if text is None or "NOT_IMPLEMENTED" in text or "implementation" in text:
+        return None  # it runs, or onnxruntime lacks an op: that says nothing about the model
+    return BadInputError(
+        f"the model does not run ({text[:300]})",
+        path=str(source_path),
+        hint="the input is inconsistent: onnxruntime refuses it too",
+    )
+
+
 def _save(
     adapter: Framework, model: ir.Model, temporary: Path, target: Path, options: ConvertOptions
 ) -> None:
@@ -279,7 +310,20 @@ def convert(
         directory=target_fw.writes_directory,
         is_own_output=target_fw.is_own_output,
     ) as temporary:
-        _save(target_fw, model, temporary, target_path, convert_options)
+        try:
+            _save(target_fw, model, temporary, target_path, convert_options)
+        except BadInputError as error:
+            # A backend's bad input is the model it was handed: the source, not the output.
+            if error.path == str(target_path):
+                error.path = str(source_path)
+            raise
+        except UnsupportedError as error:
+            if isinstance(error, UnsupportedOpsError):
+                raise  # ops the target lacks: the model is fine
+            broken = _source_does_not_run(model, source_path, convert_options)
+            if broken is not None:
+                raise broken from error
+            raise
     steps["export"] = time.perf_counter() - tick
 
     result = ConversionResult(

@@ -90,7 +90,8 @@ def _run_onnxruntime(
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    # Errors come back as exceptions, which we report; ORT would also print them (level 3).
+    options.log_severity_level = 4
     # Basic optimizations only: the reference should compute what the graph says, not a fusion.
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     # onnxruntime sizes its pool by the cores, not by OMP_NUM_THREADS: a batch worker's share.

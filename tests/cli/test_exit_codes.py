@@ -149,3 +149,37 @@ def test_a_bug_outside_any_converter_exits_5(write_model, monkeypatch):
     line = one_error_line(result)
     assert line.startswith("unframe: internal error: unframe inspect failed with KeyError")
     assert "not in your model" in line
+
+
+def _reshape_of_wrong_size(path: str) -> None:
+    """A model every load check accepts that cannot run: size 2 reshaped to [3]."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    nodes = [
+        helper.make_node("ReduceSum", ["x"], ["s"], keepdims=1, name="sum"),
+        helper.make_node("Reshape", ["x", "shape"], ["r"], name="reshape"),
+        helper.make_node("Add", ["r", "s"], ["y"], name="add"),
+    ]
+    graph = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.array([3], np.int64), "shape")],
+    )  # fmt: skip
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def test_a_backend_failing_on_a_model_that_cannot_run_blames_the_input(tmp_path):
+    # torch.export refuses the Reshape; onnxruntime refuses the model too, so the input is at
+    # fault (exit 2 naming it), not an unsupported feature of PyTorch (exit 3 naming the output).
+    source, output = tmp_path / "bad.onnx", tmp_path / "out.pt2"
+    _reshape_of_wrong_size(str(source))
+    result = invoke("convert", str(source), "-o", str(output))
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(
+        f"unframe: error: {source}: the model does not run"
+    )
+    assert "Traceback" not in result.stderr and not output.exists()
