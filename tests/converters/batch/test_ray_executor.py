@@ -26,7 +26,7 @@ from unframe.converters.batch.jobs import Job, JobResult
 from unframe.converters.batch.local import LocalExecutor
 from unframe.converters.batch.ray_executor import RayExecutor
 
-TIMEOUT_S = 10.0
+TIMEOUT_S = 30.0  # generous: a first job in a fresh worker imports the frameworks, on a busy CI
 CRASH, HANG = "crash-me", "hang-me"
 
 
