@@ -105,7 +105,7 @@ def test_ray_ends_every_job_as_documented_and_as_the_local_pool(local_ray, tmp_p
     for result in ray_results:
         assert (result.error is None) == result.ok
         assert result.error is None or result.error.startswith(result.job.src)
-    assert "timed out after 10 s" in (ray_results[5].error or "")
+    assert f"timed out after {TIMEOUT_S:g} s" in (ray_results[5].error or "")
     assert ray_results[2].validation is not None and ray_results[2].validation["ok"]
     # Workers are reused (so frameworks are imported once each): the last job found its worker
     # warm from an earlier one, even after a crash and a timeout each took a worker down.
