@@ -10,12 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
-import onnx.defs
 import onnx_ir as ir
 
 from unframe.backends.coreml.native import MilNames
-from unframe.shared_ir.conversion import SCHEMA_DEFAULT, ConverterContext
+from unframe.shared_ir.conversion import SCHEMA_DEFAULT, ConverterContext, schema_default
 from unframe.shared_ir.errors import ConversionError
 
 FRAMEWORK = "coreml"
@@ -120,7 +118,7 @@ class ExportContext:
             return value
         if default is not SCHEMA_DEFAULT:
             return default
-        return _schema_default(self.node, self.opset, name)
+        return schema_default(self.node, self.opset, name)
 
     def error(self, message: str) -> ConversionError:
         return ConversionError(
@@ -181,22 +179,6 @@ class ExportContext:
                 f"{name} tensors: Core ML ML Programs hold float32, float16, int32, bool"
             )
         return found
-
-
-def _schema_default(node: ir.Node, opset: int, name: str) -> Any:
-    try:
-        schema = onnx.defs.get_schema(node.op_type, opset, node.domain or "")
-    except onnx.defs.SchemaError:
-        return None
-    attribute = schema.attributes.get(name)
-    if attribute is None or not attribute.default_value.name:
-        return None
-    value = onnx.helper.get_attribute_value(attribute.default_value)
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, list):
-        return [v.decode() if isinstance(v, bytes) else v for v in value]
-    return value
 
 
 if TYPE_CHECKING:

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import onnx
-import onnx.defs
 import onnx_ir as ir
 import torch
 from torch import fx
@@ -21,7 +19,7 @@ from torch import fx
 from unframe.backends.pytorch import fx_functions
 from unframe.backends.pytorch.dtypes import maybe_torch_dtype
 from unframe.backends.pytorch.scope import free_values
-from unframe.shared_ir.conversion import SCHEMA_DEFAULT, ConverterContext
+from unframe.shared_ir.conversion import SCHEMA_DEFAULT, ConverterContext, schema_default
 from unframe.shared_ir.errors import ConversionError
 
 FRAMEWORK = "pytorch"
@@ -216,7 +214,7 @@ class BuildContext:
             return _attr_value(attr)
         if default is not SCHEMA_DEFAULT:
             return default
-        return _schema_default(self.node, self.opset, name)
+        return schema_default(self.node, self.opset, name)
 
     def attr_int(self, name: str, default: Any = SCHEMA_DEFAULT) -> int:
         return int(self.attr(name, default))
@@ -283,22 +281,6 @@ def _attr_value(attr: ir.Attr) -> Any:
     if kind == ir.AttributeType.GRAPHS:
         return list(attr.as_graphs())
     return attr.value
-
-
-def _schema_default(node: ir.Node, opset: int, name: str) -> Any:
-    try:
-        schema = onnx.defs.get_schema(node.op_type, opset, node.domain or "")
-    except onnx.defs.SchemaError:
-        return None
-    attribute = schema.attributes.get(name)
-    if attribute is None or not attribute.default_value.name:
-        return None
-    value = onnx.helper.get_attribute_value(attribute.default_value)
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, list):
-        return [v.decode() if isinstance(v, bytes) else v for v in value]
-    return value
 
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ import onnx_ir as ir
 
 from unframe.backends.caffe2.native import ArgumentReader, caffe2_pb2
 from unframe.frontends.caffe2.arguments import BENIGN_ARGS
-from unframe.shared_ir.conversion import SCHEMA_DEFAULT, ConverterContext
+from unframe.shared_ir.conversion import SCHEMA_DEFAULT, ConverterContext, make_attribute
 from unframe.shared_ir.errors import BadInputError, UnsupportedError, UnsupportedOp
 
 FRAMEWORK = "caffe2"
@@ -195,7 +195,7 @@ class ImportContext:
         """Appends an ONNX node (named after the Caffe2 op) and infers its outputs' types."""
         assert self.op is not None
         base = self.op.name or f"{self.op.type}_{self.index}"
-        attrs = [_attribute(key, value) for key, value in (attributes or {}).items()]
+        attrs = [make_attribute(key, value) for key, value in (attributes or {}).items()]
         node = ir.Node(
             "", op_type, list(inputs), attrs, num_outputs=num_outputs, name=self._unique(base)
         )
@@ -388,28 +388,6 @@ def _tensor(array: np.ndarray, name: str) -> ir.TensorProtocol:
     if array.dtype.kind in "biuf":
         return ir.Tensor(array, name=name)
     return ir.tensor(array, name=name)
-
-
-def _attribute(name: str, value: Any) -> ir.Attr:
-    """The plain Python values the op converters pass, typed directly.
-
-    ``ir.convenience.convert_attributes`` infers types through isinstance checks against
-    protocols, which took a third of a ResNet-50 import; anything else still goes through it.
-    """
-    if isinstance(value, bool | int | np.integer):
-        return ir.AttrInt64(name, int(value))
-    if isinstance(value, float | np.floating):
-        return ir.AttrFloat32(name, float(value))
-    if isinstance(value, str):
-        return ir.AttrString(name, value)
-    if isinstance(value, list | tuple) and value:
-        if all(isinstance(v, bool | int | np.integer) for v in value):
-            return ir.AttrInt64s(name, [int(v) for v in value])
-        if all(isinstance(v, float | int | np.number) for v in value):
-            return ir.AttrFloat32s(name, [float(v) for v in value])
-        if all(isinstance(v, str) for v in value):
-            return ir.AttrStrings(name, list(value))
-    return ir.convenience.convert_attribute(name, value)
 
 
 def _argument_value(arg: caffe2_pb2.Argument) -> Any:

@@ -15,7 +15,7 @@ import onnx_ir as ir
 
 from unframe.backends.coreml.native import SOURCE_NAMES_KEY, source_name
 from unframe.backends.coreml.native.reading import numpy_dtype
-from unframe.shared_ir.conversion import SCHEMA_DEFAULT, ConverterContext
+from unframe.shared_ir.conversion import SCHEMA_DEFAULT, ConverterContext, make_attribute
 from unframe.shared_ir.errors import BadInputError, UnsupportedError
 
 FRAMEWORK = "coreml"
@@ -81,7 +81,7 @@ class GraphBuilder:
     ) -> list[ir.Value]:
         """Appends an ONNX node named after the native op being converted."""
         base = self.source(self.op_name) if self.op_name else op_type
-        attrs = [_attribute(key, value) for key, value in (attributes or {}).items()]
+        attrs = [make_attribute(key, value) for key, value in (attributes or {}).items()]
         node = ir.Node(
             "", op_type, list(inputs), attrs, num_outputs=num_outputs, name=self.unique_node(base)
         )
@@ -291,21 +291,6 @@ def user_metadata(spec: Any) -> dict[str, str]:
         if getattr(meta, field):
             found[f"coreml.{field}"] = getattr(meta, field)
     return found
-
-
-def _attribute(name: str, value: Any) -> ir.Attr:
-    if isinstance(value, bool | int | np.integer):
-        return ir.AttrInt64(name, int(value))
-    if isinstance(value, float | np.floating):
-        return ir.AttrFloat32(name, float(value))
-    if isinstance(value, str):
-        return ir.AttrString(name, value)
-    if isinstance(value, list | tuple) and value:
-        if all(isinstance(v, bool | int | np.integer) for v in value):
-            return ir.AttrInt64s(name, [int(v) for v in value])
-        if all(isinstance(v, float | int | np.number) for v in value):
-            return ir.AttrFloat32s(name, [float(v) for v in value])
-    return ir.convenience.convert_attribute(name, value)
 
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ import onnx
 import onnx_ir as ir
 import pytest
 
-from unframe.shared_ir.conversion import onnx_loop
+from unframe.shared_ir.conversion import make_attribute, onnx_loop, schema_default
 from unframe.shared_ir.errors import (
     BadInputError,
     ExitCode,
@@ -106,3 +106,23 @@ def test_nested_refusals_from_a_subgraph_loop_are_kept_as_they_are() -> None:
 
     failures = onnx_loop("toy", "export", {"": 17}).run(model.graph, convert)
     assert [(f.node, f.op_type) for f in failures] == [("c", "Abs")]
+
+
+def test_schema_default_reads_onnx_schemas() -> None:
+    leaky = ir.Node("", "LeakyRelu", [], num_outputs=1)
+    assert schema_default(leaky, 16, "alpha") == pytest.approx(0.01)
+    conv = ir.Node("", "Conv", [], num_outputs=1)
+    assert schema_default(conv, 11, "auto_pad") == "NOTSET"  # bytes in the schema, str here
+    assert schema_default(conv, 11, "kernel_shape") is None  # no default: inferred or required
+    custom = ir.Node("example.com", "Mine", [], num_outputs=1)
+    assert schema_default(custom, 1, "anything") is None
+
+
+def test_make_attribute_types_plain_values() -> None:
+    assert make_attribute("n", 3).type == ir.AttributeType.INT
+    assert make_attribute("flag", True).value == 1
+    assert make_attribute("x", 0.5).type == ir.AttributeType.FLOAT
+    assert make_attribute("mode", "linear").value == "linear"
+    assert make_attribute("axes", [0, 2]).type == ir.AttributeType.INTS
+    assert make_attribute("scales", [1, 2.5]).type == ir.AttributeType.FLOATS
+    assert make_attribute("names", ["a", "b"]).type == ir.AttributeType.STRINGS
