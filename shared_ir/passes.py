@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import onnx
 import onnx_ir as ir
 import onnx_ir.passes.common as common
 from onnx_ir.passes import PassManager
@@ -311,3 +312,49 @@ def _merge_inferred(graph: ir.Graph, inferred: Any) -> None:
                     attr.as_graphs(), attr_proto.graphs, strict=False
                 ):
                     _merge_inferred(subgraph, subgraph_proto)
+
+
+def infer_node_types(node: ir.Node, opset: int) -> None:
+    """Sets ``node``'s output types and shapes from ONNX's inference of the node alone.
+
+    For op-by-op frontends, which build the IR one node at a time. Inference reads the values of
+    shape-like inputs (shapes, axes, scales, pads): small, and integers but for Resize's scales,
+    so a Conv's bias is never serialized for it. Inference is a help: where it fails, the outputs
+    stay as they are, and a converter that needs a shape says so.
+    """
+    if any(v is not None and v.type is None for v in node.inputs):
+        return
+    try:
+        schema = onnx.defs.get_schema(node.op_type, opset, "")
+        proto = ir.serde.serialize_node(node)
+        types = {
+            v.name: ir.serde.serialize_value(v).type
+            for v in node.inputs
+            if v is not None and v.name
+        }
+        data = {
+            v.name: ir.serde.serialize_tensor(v.const_value)
+            for v in node.inputs
+            if v is not None
+            and v.name
+            and v.const_value is not None
+            and v.const_value.size < (1024 if v.dtype is not None and v.dtype.is_integer() else 64)
+        }
+        opsets = [onnx.helper.make_opsetid("", opset)]
+        inferred = onnx.shape_inference.infer_node_outputs(schema, proto, types, data, None, opsets)
+    except Exception:  # noqa: BLE001 - inference is a help, never an error
+        return
+    for value in node.outputs:
+        type_proto = inferred.get(value.name or "")
+        if type_proto is None or not type_proto.HasField("tensor_type"):
+            continue
+        tensor = type_proto.tensor_type
+        if tensor.elem_type:
+            value.dtype = ir.DataType(tensor.elem_type)
+        if tensor.HasField("shape"):
+            value.shape = ir.Shape(
+                [
+                    d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                    for d in tensor.shape.dim
+                ]
+            )

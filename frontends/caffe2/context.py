@@ -7,14 +7,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
-import onnx.defs
 import onnx_ir as ir
 
 from unframe.backends.caffe2.native import ArgumentReader, caffe2_pb2
 from unframe.frontends.caffe2.arguments import BENIGN_ARGS
 from unframe.shared_ir.conversion import SCHEMA_DEFAULT, ConverterContext, make_attribute
 from unframe.shared_ir.errors import BadInputError, UnsupportedError, UnsupportedOp
+from unframe.shared_ir.passes import infer_node_types
 
 FRAMEWORK = "caffe2"
 OPSET = 18
@@ -202,7 +201,7 @@ class ImportContext:
         for i, value in enumerate(node.outputs):
             value.name = self._unique(f"{base}/{op_type.lower()}_{i}")
         self.nodes.append(node)
-        _infer(node)
+        infer_node_types(node, OPSET)
         return list(node.outputs)
 
     def op1(
@@ -341,46 +340,6 @@ class ImportContext:
             f"--input NAME=DIMS (e.g. --input {shapeless[0]}=1,3,224,224) or a value_info.json "
             "beside the nets"
         )
-
-
-def _infer(node: ir.Node) -> None:
-    """Sets the outputs' types and shapes from ONNX's own per-node inference, where it can."""
-    if any(v is not None and v.type is None for v in node.inputs):
-        return
-    try:
-        schema = onnx.defs.get_schema(node.op_type, OPSET, "")
-        proto = ir.serde.serialize_node(node)
-        types = {
-            v.name: ir.serde.serialize_value(v).type
-            for v in node.inputs
-            if v is not None and v.name
-        }
-        # Inference reads the values of shape-like inputs (shapes, axes, scales, pads): small,
-        # and integers but for Resize's scales; a Conv's bias need not be serialized for it.
-        data = {
-            v.name: ir.serde.serialize_tensor(v.const_value)
-            for v in node.inputs
-            if v is not None
-            and v.name
-            and v.const_value is not None
-            and v.const_value.size < (1024 if v.dtype is not None and v.dtype.is_integer() else 64)
-        }
-        opsets = [onnx.helper.make_opsetid("", OPSET)]
-        inferred = onnx.shape_inference.infer_node_outputs(schema, proto, types, data, None, opsets)
-    except Exception:  # noqa: BLE001 - inference is a help: ops that need shapes say so
-        return
-    for value in node.outputs:
-        type_proto = inferred.get(value.name or "")
-        if type_proto is None or not type_proto.HasField("tensor_type"):
-            continue
-        tensor = type_proto.tensor_type
-        if tensor.elem_type:
-            value.dtype = ir.DataType(tensor.elem_type)
-        if tensor.HasField("shape"):
-            dims: list[int | str | None] = []
-            for dim in tensor.shape.dim:
-                dims.append(dim.dim_value if dim.HasField("dim_value") else (dim.dim_param or None))
-            value.shape = ir.Shape(dims)
 
 
 def _tensor(array: np.ndarray, name: str) -> ir.TensorProtocol:

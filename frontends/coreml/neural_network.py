@@ -15,14 +15,13 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
-import onnx.defs
 import onnx_ir as ir
 
 from unframe.frontends.coreml.context import FRAMEWORK, OPSET, GraphBuilder, user_metadata
 from unframe.frontends.coreml.registry import NN_DOMAIN, import_registry
 from unframe.shared_ir.conversion import SCHEMA_DEFAULT, ConversionLoop, ConverterContext, NodeInfo
 from unframe.shared_ir.errors import BadInputError, UnsupportedError
+from unframe.shared_ir.passes import infer_node_types
 
 #: ``ImageFeatureType.ColorSpace``: GRAYSCALE, RGB, BGR, GRAYSCALE_FLOAT16.
 _CHANNELS = {10: 1, 20: 3, 30: 3, 40: 1}
@@ -92,7 +91,7 @@ class LayerContext(GraphBuilder):
         num_outputs: int = 1,
     ) -> list[ir.Value]:
         outputs = super().node(op_type, inputs, attributes, num_outputs)
-        _infer(self.nodes[-1])
+        infer_node_types(self.nodes[-1], OPSET)
         return outputs
 
 
@@ -281,41 +280,6 @@ def _output_value(name: str, ctx: LayerContext) -> ir.Value:
     if ctx.is_fixed(value) or value.name != name:
         value = ctx.identity(value, name)
     return value
-
-
-def _infer(node: ir.Node) -> None:
-    """The outputs' types and shapes from ONNX's own per-node inference, where it can."""
-    if any(v is not None and v.type is None for v in node.inputs):
-        return
-    try:
-        schema = onnx.defs.get_schema(node.op_type, OPSET, "")
-        proto = ir.serde.serialize_node(node)
-        types = {
-            v.name or "": ir.serde.serialize_value(v).type for v in node.inputs if v is not None
-        }
-        data = {
-            v.name or "": ir.serde.serialize_tensor(v.const_value)
-            for v in node.inputs
-            if v is not None and v.const_value is not None and v.const_value.size < 64
-        }
-        opsets = [onnx.helper.make_opsetid("", OPSET)]
-        inferred = onnx.shape_inference.infer_node_outputs(schema, proto, types, data, None, opsets)
-    except Exception:  # noqa: BLE001 - inference is a help: converters that need a rank say so
-        return
-    for value in node.outputs:
-        found = inferred.get(value.name or "")
-        if found is None or not found.HasField("tensor_type"):
-            continue
-        tensor = found.tensor_type
-        if tensor.elem_type:
-            value.dtype = ir.DataType(tensor.elem_type)
-        if tensor.HasField("shape"):
-            value.shape = ir.Shape(
-                [
-                    d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-                    for d in tensor.shape.dim
-                ]
-            )
 
 
 if TYPE_CHECKING:
