@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from unframe.backends.coreml.native._loading import coremltools, mil, quiet_stderr
 from unframe.backends.coreml.native.names import (
+    ONNX_SCALARS_KEY,
     SOURCE_NAMES_KEY,
     MilNames,
     decode_source_names,
@@ -29,6 +30,7 @@ from unframe.backends.coreml.native.package import (
 __all__ = [
     "DATA_DIR",
     "MANIFEST",
+    "ONNX_SCALARS_KEY",
     "SOURCE_NAMES_KEY",
     "SPEC_FILE",
     "WEIGHTS_DIR",

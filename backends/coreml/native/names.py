@@ -15,6 +15,9 @@ from collections.abc import Mapping
 
 #: The ``userDefined`` metadata key of the name record.
 SOURCE_NAMES_KEY = "unframe.source_names"
+#: ``userDefined`` metadata key: JSON ``{"mil input name": "scalar"}`` for the rank-0 ONNX inputs,
+#: which Core ML takes as shape (1,) (it has no rank-0 inputs); the program squeezes them.
+ONNX_SCALARS_KEY = "unframe.onnx_scalars"
 
 _INVALID = re.compile(r"[^A-Za-z0-9_]")
 #: Words MIL reserves (coremltools' NameSanitizer list).

@@ -221,7 +221,20 @@ def _layer_statistics(ctx: ExportContext, axes: list[int]) -> list[Any]:
 @ops.register("MatMul", since=1)
 def matmul_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     ctx.mil_dtype(ctx.input_dtype(0))
-    return [ctx.mb.matmul(x=ctx.input(0), y=ctx.input(1))]
+    mb = ctx.mb
+    x, y = ctx.input(0), ctx.input(1)
+    if ctx.input_rank(0) != 1 and ctx.input_rank(1) != 1:
+        return [mb.matmul(x=x, y=y)]
+    # numpy's rule for vectors (a row on the left, a column on the right, the unit axis dropped
+    # after), spelled out: MIL's type inference fails on a vector times a vector.
+    dropped = []
+    if ctx.input_rank(0) == 1:
+        x = mb.expand_dims(x=x, axes=[0])
+        dropped.append(-2)
+    if ctx.input_rank(1) == 1:
+        y = mb.expand_dims(x=y, axes=[-1])
+        dropped.append(-1)
+    return [mb.squeeze(x=mb.matmul(x=x, y=y), axes=dropped)]
 
 
 @ops.register("Gemm", since=11)
