@@ -218,27 +218,6 @@ def clip_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
     return [wrap(result, held.perm)]
 
 
-@ops.register("Cast", since=6)
-def cast_v6(node: ir.Node, ctx: ExportContext) -> Outputs:
-    return _cast(ctx, ctx.output_dtype(0))
-
-
-@ops.register("CastLike", since=15)
-def cast_like_v15(node: ir.Node, ctx: ExportContext) -> Outputs:
-    return _cast(ctx, ctx.input_dtype(1))
-
-
-def _cast(ctx: ExportContext, target: Any) -> Outputs:
-    held = ctx.physical(0)
-    tf = ctx.tf
-    tensor = held.tensor
-    if target == tf.string or tensor.dtype == tf.string:
-        raise ctx.error("casts to or from strings are not converted yet")
-    if target == tf.bool:
-        return [wrap(tf.not_equal(tensor, tf.zeros((), tensor.dtype)), held.perm)]
-    return [wrap(tf.cast(tensor, target), held.perm)]
-
-
 @ops.register("Identity", since=1)
 def identity_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
     return [ctx.physical(0)]
