@@ -1,0 +1,185 @@
+"""The driver: ONNX IR -> the TensorFlow backend's traced signature function -> TFLiteConverter.
+
+The TensorFlow backend (``backends/tensorflow``) runs the shared conversion loop and builds one
+``tf.function`` whose signature is the ONNX graph's inputs and outputs; TFLiteConverter lowers that
+concrete function to TFLite builtin ops. What the builtins cannot hold is refused, every such ONNX
+node listed (TFLite's own error names the TF op and the name scope, which is the ONNX node's name):
+LiteRT's interpreter here has no Flex delegate, so a file with ``SELECT_TF_OPS`` could not run.
+``select_tf_ops=True`` opts into them anyway. The file records the ONNX input and output names in
+graph order (metadata ``unframe.onnx_names``): TFLite sorts a signature's keys.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+
+from unframe.backends.tensorflow.driver import export_registry as tensorflow_registry
+from unframe.backends.tensorflow.driver import to_tensorflow
+from unframe.backends.tensorflow.native import import_tensorflow, tf_name
+from unframe.backends.tflite.native import (
+    parse_tflite,
+    quiet_stderr,
+    run_tflite,
+    with_onnx_names,
+)
+from unframe.shared_ir.errors import UnsupportedError, UnsupportedOp, UnsupportedOpsError
+from unframe.shared_ir.op_registry import OpRegistry
+
+FRAMEWORK = "tflite"
+PRECISIONS = ("float32", "float16")
+
+#: TFLite converter error codes and what they mean for the user.
+_NEEDS = {
+    "ERROR_NEEDS_FLEX_OPS": "TFLite's builtin ops cannot hold {op} (it would need a Flex op, "
+    "which LiteRT here cannot run)",
+    "ERROR_NEEDS_CUSTOM_OPS": "TFLite has no op for {op}, not even a Flex one",
+}
+
+
+@dataclass
+class TFLiteExport:
+    """A converted model: the ``.tflite`` bytes and what the TensorFlow build did."""
+
+    data: bytes
+    #: Transposes the TensorFlow backend's layout pass added.
+    transposes: int
+
+
+def export_registry() -> OpRegistry[Any]:
+    """The TensorFlow backend's registry: every ONNX op the TFLite path can start from."""
+    return tensorflow_registry()
+
+
+def to_tflite(
+    model: ir.Model,
+    *,
+    precision: str = "float32",
+    select_tf_ops: bool = False,
+    layout: str = "onnx",
+    path: str | None = None,
+) -> TFLiteExport:
+    """Converts ``model`` to ``.tflite`` bytes (float32 weights, or float16 with ``precision``).
+
+    Raises ``UnsupportedOpsError`` listing every node whose TF ops TFLite's builtins cannot hold,
+    ``UnsupportedError`` for a graph input TFLite cannot take (unknown rank) or another refusal of
+    TFLiteConverter's, said in one line.
+    """
+    if precision not in PRECISIONS:
+        raise UnsupportedError(
+            f"tflite writes float32 or float16 weights, not {precision!r}",
+            framework=FRAMEWORK,
+            path=path,
+            hint="--precision float32|float16",
+        )
+    _check_inputs(model, path)
+    tf = import_tensorflow()
+    nodes = {tf_name(node.name or node.op_type, "node"): node for node in model.graph.all_nodes()}
+    built = to_tensorflow(model, layout=layout) if layout != "onnx" else to_tensorflow(model)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([built.function], built.module)
+    supported = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if select_tf_ops:
+        supported.append(tf.lite.OpsSet.SELECT_TF_OPS)
+    converter.target_spec.supported_ops = supported
+    if precision == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    from tensorflow.lite.python.convert_phase import ConverterError
+
+    try:
+        with quiet_stderr():
+            data = converter.convert()
+    except ConverterError as error:
+        raise _refusal(error, nodes, path) from None
+    pairs_in = list(zip(built.input_names, built.input_keys, strict=True))
+    pairs_out = list(zip(built.output_names, built.output_keys, strict=True))
+    data = with_onnx_names(bytes(data), pairs_in, pairs_out)
+    return TFLiteExport(data=data, transposes=built.transposes)
+
+
+def run_export(export: TFLiteExport, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Runs converted bytes on LiteRT (no file written); outputs keyed by ONNX names."""
+    return run_tflite(parse_tflite(export.data), inputs)
+
+
+def _check_inputs(model: ir.Model, path: str | None) -> None:
+    initializers = set(model.graph.initializers.values())
+    for value in model.graph.inputs:
+        if value in initializers:
+            continue
+        if value.shape is None:
+            raise UnsupportedError(
+                f"graph input {value.name!r} has no rank; a TFLite signature needs each input's "
+                "rank (its dims may be dynamic)",
+                framework=FRAMEWORK,
+                path=path,
+                hint="give its shape with --input NAME=D1,D2,...",
+            )
+
+
+def _refusal(error: Exception, nodes: dict[str, ir.Node], path: str | None) -> UnsupportedError:
+    """TFLiteConverter's error as one located refusal: every node it names, else its first line."""
+    found: dict[str, UnsupportedOp] = {}
+    for data in getattr(error, "errors", None) or []:
+        tf_op = data.operator.name.removeprefix("tf.") if data.HasField("operator") else ""
+        code = type(data).ErrorCode.Name(data.error_code) if data.error_code else ""
+        scope = _scope(data)
+        if not tf_op or scope is None:
+            continue
+        node = _node_for(scope, nodes)
+        template = _NEEDS.get(code, "TFLiteConverter refused TF op {op}")
+        reason = template.format(op=f"TF op {tf_op}")
+        if node is None:
+            found.setdefault(scope, UnsupportedOp(scope, f"TF {tf_op}", reason=reason))
+            continue
+        key = node.name or scope
+        if key not in found:
+            found[key] = UnsupportedOp(node.name or scope, node.op_type, node.domain, reason=reason)
+    if found:
+        order = {node.name: index for index, node in enumerate(nodes.values())}
+        listed = sorted(found.values(), key=lambda op: order.get(op.node, len(order)))
+        return UnsupportedOpsError(listed, framework=FRAMEWORK, path=path)
+    return UnsupportedError(
+        f"TFLiteConverter refused the model: {_summary(str(error))}",
+        framework=FRAMEWORK,
+        path=path,
+        hint="rerun with --debug for the converter's log",
+    )
+
+
+def _scope(data: Any) -> str | None:
+    """The name scope of the TF op an error names (``node/Op@__inference_body_6`` -> ``node``)."""
+    if not data.HasField("location"):
+        return None
+    for call in data.location.call:
+        name = call.name.split("@", 1)[0]
+        if name and "/" in name:
+            return name.rsplit("/", 1)[0]
+    return None
+
+
+def _node_for(scope: str, nodes: dict[str, ir.Node]) -> ir.Node | None:
+    # TF uniquifies a repeated scope as ``name_1``; an ONNX node name may itself hold ``/``.
+    while scope:
+        if scope in nodes:
+            return nodes[scope]
+        trimmed = re.sub(r"_\d+$", "", scope)
+        if trimmed != scope and trimmed in nodes:
+            return nodes[trimmed]
+        if "/" not in scope:
+            return None
+        scope = scope.rsplit("/", 1)[0]
+    return None
+
+
+def _summary(text: str) -> str:
+    for line in text.splitlines():
+        line = line.strip()
+        if "error:" in line:
+            return line.split("error:", 1)[1].strip()[:300]
+    return (text.strip().splitlines() or ["no message"])[0][:300]

@@ -1,0 +1,112 @@
+"""Runs a ``.tflite`` on LiteRT (``ai_edge_litert``'s interpreter), fed and read by ONNX names."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from unframe.backends.tensorflow.native.tf_import import _stderr_silenced
+from unframe.backends.tflite.native.flatbuffer import DEFAULT_SIGNATURE, TFLiteFile
+from unframe.shared_ir.errors import BadInputError, FrameworkNotInstalledError
+from unframe.shared_ir.inputs import align_feeds
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Points fd 2 at /dev/null (TFLite's C++ writes there) unless unframe logs at DEBUG."""
+    if logging.getLogger("unframe").isEnabledFor(logging.DEBUG):
+        yield
+        return
+    with _stderr_silenced():
+        yield
+
+
+def litert_interpreter() -> Any:
+    """LiteRT's ``Interpreter`` class (its C++ logs silenced unless unframe logs at DEBUG)."""
+    if not logging.getLogger("unframe").isEnabledFor(logging.DEBUG):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as error:
+        raise FrameworkNotInstalledError(
+            f"the tflite adapter runs models on ai-edge-litert, which cannot be imported: {error}",
+            framework="tflite",
+            hint="pip install 'unframe[tflite]'",
+        ) from error
+    return Interpreter
+
+
+def run_tflite(
+    model: TFLiteFile,
+    inputs: Mapping[str, np.ndarray],
+    *,
+    where: str | None = None,
+    signature: str = DEFAULT_SIGNATURE,
+) -> dict[str, np.ndarray]:
+    """Runs ``model``'s signature on ``inputs``; outputs in ONNX order where unframe recorded it.
+
+    Inputs are matched by ONNX name where the file records them, else by signature key, else by
+    position (``align_feeds``). A file without signatures is run through its subgraph's tensors.
+    """
+    # LiteRT's C++ prints "Created TensorFlow Lite XNNPACK delegate" to fd 2 when it first runs.
+    with quiet_stderr():
+        return _run(model, inputs, where, signature)
+
+
+def _run(
+    model: TFLiteFile, inputs: Mapping[str, np.ndarray], where: str | None, signature: str
+) -> dict[str, np.ndarray]:
+    interpreter_class = litert_interpreter()
+    try:
+        interpreter = interpreter_class(model_content=model.data)
+    except (RuntimeError, ValueError) as error:
+        raise BadInputError(
+            f"LiteRT cannot load the model: {_first_line(error)}", path=where
+        ) from None
+    chosen = model.signature(signature)
+    if chosen is None:
+        return _run_subgraph(interpreter, inputs)
+    runner = interpreter.get_signature_runner(chosen.key)
+    details = runner.get_input_details()
+    if model.onnx_inputs is not None:
+        names = [name for name, _ in model.onnx_inputs]
+        fed = align_feeds(names, inputs)
+        feeds = {key: fed[name] for name, key in model.onnx_inputs}
+    else:
+        feeds = align_feeds([key for key, _ in chosen.inputs], inputs)
+    arrays = {
+        key: np.ascontiguousarray(np.asarray(array, dtype=details[key]["dtype"]))
+        for key, array in feeds.items()
+    }
+    result = runner(**arrays)
+    if model.onnx_outputs is not None:
+        return {name: np.array(result[key]) for name, key in model.onnx_outputs}
+    return {key: np.array(result[key]) for key, _ in chosen.outputs}
+
+
+def _run_subgraph(interpreter: Any, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    input_details = interpreter.get_input_details()
+    fed = align_feeds([detail["name"] for detail in input_details], inputs)
+    for detail in input_details:
+        array = np.asarray(fed[detail["name"]], dtype=detail["dtype"])
+        if tuple(array.shape) != tuple(detail["shape"]):
+            interpreter.resize_tensor_input(detail["index"], list(array.shape))
+    interpreter.allocate_tensors()
+    for detail in input_details:
+        array = np.asarray(fed[detail["name"]], dtype=detail["dtype"])
+        interpreter.set_tensor(detail["index"], np.ascontiguousarray(array))
+    interpreter.invoke()
+    return {
+        detail["name"]: np.array(interpreter.get_tensor(detail["index"]))
+        for detail in interpreter.get_output_details()
+    }
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

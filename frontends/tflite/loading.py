@@ -1,0 +1,136 @@
+"""A ``.tflite`` -> the IR, through tf2onnx's TFLite path; nothing it left unconverted gets through.
+
+The file is checked first in Python (``backends/tflite/native``: a whole FlatBuffer, its
+signatures), so that a damaged file is exit 2 before any C++ reads it. tf2onnx then maps each TFLite
+op to TF's and on to ONNX; its result gets the TensorFlow frontend's checks (every node a known ONNX
+op, failed handlers listed, onnx's full checker). Inputs and outputs get back the ONNX names unframe
+recorded in the file, in graph order, or else the signature's keys in the signature's order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import onnx_ir as ir
+
+from unframe.backends.tflite.native import DEFAULT_SIGNATURE, TFLiteFile, read_tflite
+from unframe.frontends.tensorflow.handlers import register_handlers
+from unframe.frontends.tensorflow.quiet import (
+    captured_tf2onnx_log,
+    import_tensorflow,
+    quiet_tensorflow,
+)
+from unframe.frontends.tensorflow.tf2onnx_handoff import (
+    DEFAULT_OPSET,
+    MAX_OPSET,
+    _failed_handlers,
+    _first_line,
+    _unconverted_nodes,
+)
+from unframe.shared_ir.errors import BadInputError, UnsupportedError, UnsupportedOpsError
+from unframe.shared_ir.options import ConvertOptions
+
+FRAMEWORK = "tflite"
+#: Metadata key naming what read the model.
+SOURCE_KEY = "unframe.tflite.source"
+
+
+def load_tflite(path: Path, options: ConvertOptions) -> ir.Model:
+    """Reads the ``.tflite`` at ``path`` into the IR (opset ``options.opset``, default 18)."""
+    model = read_tflite(path)
+    signature_key = str(options.extra.get("signature") or DEFAULT_SIGNATURE)
+    inputs, outputs = _io_names(model, signature_key, path)
+    return _convert(path, model, inputs, outputs, opset=options.opset)
+
+
+def _io_names(
+    model: TFLiteFile, signature_key: str, path: Path
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(IR name, TFLite tensor name) pairs of the inputs and outputs, in the order the IR keeps."""
+    signature = model.signature(signature_key)
+    if signature is None:
+        if model.signatures:
+            keys = ", ".join(s.key for s in model.signatures)
+            raise BadInputError(
+                f"{path}: the model has no signature {signature_key!r} (it has: {keys})",
+                hint="name one with --signature",
+            )
+        return [], []  # tf2onnx takes the subgraph's own inputs and outputs
+    tensor_in = dict(signature.inputs)
+    tensor_out = dict(signature.outputs)
+    if model.onnx_inputs is not None and model.onnx_outputs is not None:
+        try:
+            return (
+                [(name, tensor_in[key]) for name, key in model.onnx_inputs],
+                [(name, tensor_out[key]) for name, key in model.onnx_outputs],
+            )
+        except KeyError:
+            raise BadInputError(
+                f"{path}: the unframe metadata names a signature key the model does not have"
+            ) from None
+    return list(signature.inputs), list(signature.outputs)
+
+
+def _convert(
+    path: Path,
+    model: TFLiteFile,
+    inputs: list[tuple[str, str]],
+    outputs: list[tuple[str, str]],
+    *,
+    opset: int | None,
+) -> ir.Model:
+    import_tensorflow()
+    from tf2onnx import optimizer, tfonnx
+
+    target = DEFAULT_OPSET if opset is None else opset
+    if target > MAX_OPSET:
+        raise UnsupportedError(
+            f"tf2onnx writes ONNX opsets up to {MAX_OPSET}, not {target}",
+            path=str(path),
+            framework=FRAMEWORK,
+            hint=f"import at opset {MAX_OPSET} (leave --opset out) and convert the ONNX model on",
+        )
+    register_handlers()
+    rename = {tensor: name for name, tensor in inputs + outputs}
+    with captured_tf2onnx_log() as records, quiet_tensorflow():
+        try:
+            onnx_graph = tfonnx.process_tf_graph(
+                None,
+                continue_on_error=True,
+                opset=target,
+                tflite_path=str(path),
+                input_names=[tensor for _, tensor in inputs] or None,
+                output_names=[tensor for _, tensor in outputs] or None,
+                tensors_to_rename=rename,
+            )
+        except Exception as error:  # noqa: BLE001 - tf2onnx's own failure, said as such
+            if isinstance(error, MemoryError):
+                raise
+            raise UnsupportedError(
+                f"tf2onnx could not convert the TFLite model: {type(error).__name__}: "
+                f"{_first_line(error)}",
+                path=str(path),
+                framework=FRAMEWORK,
+                hint="rerun with --debug for tf2onnx's log",
+            ) from None
+        failed = _failed_handlers(records, model.operators, target)
+        onnx_graph = optimizer.optimize_graph(onnx_graph, True)
+        proto = onnx_graph.make_model(f"converted from {path.name}")
+    unconverted = _unconverted_nodes(proto, target, failed)
+    if unconverted:
+        raise UnsupportedOpsError(
+            unconverted, framework=FRAMEWORK, direction="import", path=str(path)
+        )
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        raise UnsupportedError(
+            f"tf2onnx wrote a model that onnx's checker refuses: {_first_line(error)}",
+            path=str(path),
+            framework=FRAMEWORK,
+            hint="rerun with --debug for tf2onnx's log; unframe never passes such a model on",
+        ) from None
+    result = ir.from_proto(proto)
+    result.metadata_props[SOURCE_KEY] = "tflite"
+    return result
