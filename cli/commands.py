@@ -86,6 +86,15 @@ def _json_option(function: Any) -> Any:
     )
 
 
+def _locate_option(function: Any) -> Any:
+    return click.option(
+        "--locate",
+        is_flag=True,
+        help="Where outputs differ, name the first node of SRC whose output differs "
+        "(matched by value names, else by bisecting SRC's nodes).",
+    )(function)
+
+
 def _parse_dynamic(texts: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
     dynamic: dict[str, tuple[int, ...]] = {}
     for text in texts:
@@ -130,6 +139,13 @@ def _status(message: str, quiet: bool) -> Iterator[None]:
 @click.option(
     "--validate", is_flag=True, help="Run source and result on the same inputs and compare."
 )
+@_locate_option
+@click.option(
+    "--inputs",
+    "inputs_file",
+    type=click.Path(path_type=Path),
+    help="Validate on inputs from an .npz file (one array per model input, by name).",
+)
 @_tolerances
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
 @click.option(
@@ -149,6 +165,8 @@ def convert(
     atol: float,
     force: bool,
     no_optimize: bool,
+    locate: bool,
+    inputs_file: Path | None,
     as_json: bool,
 ) -> None:
     """Convert SRC into another framework's format, written to OUT."""
@@ -168,6 +186,8 @@ def convert(
             atol=atol,
             force=force,
             optimize=not no_optimize,
+            feeds=_load_npz(inputs_file),
+            locate=locate,
         )
     if as_json:
         render.print_json(result.as_json())
@@ -181,6 +201,30 @@ def convert(
         sys.exit(int(ExitCode.MISMATCH))
 
 
+def _print_locate(located: Any) -> None:
+    """The first diverging node and its inputs' errors, as a table like validation's."""
+    from rich.table import Table
+
+    render.stdout.print(f"locate: {located.how}")
+    if not located.found:
+        render.stdout.print(f"[yellow]no diverging node found:[/yellow] {located.note}")
+        return
+    title = f"first diverging node: {located.node} ({located.op})"
+    if located.converted_name and located.converted_name != located.output:
+        title += f", {located.converted_name} in the converted model"
+    table = Table(title=title, title_justify="left")
+    for column in ("value", "role", "max abs err", "max rel err", "result"):
+        table.add_column(column, justify="right" if "err" in column else "left")
+    for item in located.inputs:
+        verdict = "-" if not item.compared else ("pass" if item.ok else "[red]FAIL[/red]")
+        numbers = [f"{item.max_abs:.3g}", f"{item.max_rel:.3g}"] if item.compared else ["-", "-"]
+        table.add_row(item.name, f"input ({item.kind})", *numbers, verdict)
+    figures = (f"{located.max_abs:.3g}", f"{located.max_rel:.3g}")
+    table.add_row(located.output, "output", *figures, "[red]FAIL[/red]")
+    render.stdout.print(table)
+    render.stdout.print(f"[red]diverges at {located.node}:[/red] {located.note}")
+
+
 def _print_validation(validation: Any) -> None:
     render.stdout.print(
         render.comparison_table(
@@ -192,6 +236,8 @@ def _print_validation(validation: Any) -> None:
     render.stdout.print(
         "[green]outputs match[/green]" if validation.ok else "[red]outputs differ[/red]"
     )
+    if getattr(validation, "locate", None) is not None:
+        _print_locate(validation.locate)
 
 
 @cli.command()
@@ -204,6 +250,7 @@ def _print_validation(validation: Any) -> None:
     "--inputs", "inputs_file", type=click.Path(path_type=Path), help="Inputs from an .npz file."
 )
 @_tolerances
+@_locate_option
 @_json_option
 def validate(
     src: str,
@@ -214,6 +261,7 @@ def validate(
     inputs_file: Path | None,
     rtol: float,
     atol: float,
+    locate: bool,
     as_json: bool,
 ) -> None:
     """Run SRC and CONVERTED on the same seeded inputs and compare every output."""
@@ -229,6 +277,7 @@ def validate(
             feeds=_load_npz(inputs_file),
             rtol=rtol,
             atol=atol,
+            locate=locate,
         )
     if as_json:
         render.print_json(result.as_json())

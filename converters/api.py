@@ -16,6 +16,7 @@ import numpy as np
 import onnx_ir as ir
 
 from unframe.converters.framework import ConvertOptions, Framework
+from unframe.converters.locate import LocateResult
 from unframe.converters.registry import detect_framework, get_framework
 from unframe.shared_ir import passes
 from unframe.shared_ir.compare import DEFAULT_ATOL, DEFAULT_RTOL, OutputComparison, compare_models
@@ -50,15 +51,21 @@ class ValidationResult:
     #: Why the comparison as a whole fails (nothing compared) and what weakens a pass.
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Where asked (``locate=True``): the first source node that diverges, once outputs differ.
+    locate: LocateResult | None = None
+    locate_requested: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "ok": self.ok,
             "how": self.how,
             "outputs": [o.as_json() for o in self.outputs],
             "problems": self.problems,
             "warnings": self.warnings,
         }
+        if self.locate_requested:
+            data["locate"] = self.locate.as_json() if self.locate is not None else None
+        return data
 
 
 @dataclass
@@ -270,9 +277,15 @@ def convert(
     atol: float = DEFAULT_ATOL,
     force: bool = False,
     optimize: bool = True,
+    feeds: Mapping[str, np.ndarray] | None = None,
+    locate: bool = False,
     **options: Any,
 ) -> ConversionResult:
-    """Converts ``src`` into ``dst``: backend(passes(frontend(src))), optionally validated."""
+    """Converts ``src`` into ``dst``: backend(passes(frontend(src))), optionally validated.
+
+    ``feeds`` (input name -> array) replace the seeded validation inputs; ``locate`` finds the
+    first diverging node where validation fails (``converters.locate``).
+    """
     started = time.perf_counter()
     source_path = _source_path(src)
     target_path = Path(str(dst))
@@ -336,7 +349,7 @@ def convert(
         steps=steps,
         model=model,
     )
-    if validate:
+    if validate or locate or feeds is not None:
         tick = time.perf_counter()
         result.validation = _validate(
             source_fw,
@@ -344,10 +357,11 @@ def convert(
             target_fw,
             target_path,
             convert_options,
-            None,
+            feeds,
             rtol,
             atol,
             source_model=model,
+            locate=locate,
         )
         steps["validate"] = time.perf_counter() - tick
         result.ok = result.validation.ok
@@ -389,6 +403,8 @@ def _validate(
     atol: float,
     *,
     source_model: ir.Model | None = None,
+    locate: bool = False,
+    locate_method: str = "auto",
 ) -> ValidationResult:
     started = time.perf_counter()
     if source_model is None:
@@ -405,16 +421,36 @@ def _validate(
     report = compare_models(
         actual, expected, rtol=rtol, atol=atol, frameworks=(source_fw.name, target_fw.name)
     )
-    return ValidationResult(
+    result = ValidationResult(
         ok=report.ok,
         how=f"{how_ref}; {how_cand}",
         outputs=report.outputs,
         rtol=rtol,
         atol=atol,
-        seconds=time.perf_counter() - started,
         problems=report.problems,
         warnings=report.warnings,
+        locate_requested=locate,
     )
+    if locate and not report.ok:
+        from unframe.converters.locate import locate as locate_divergence
+
+        converted = None if locate_method == "bisection" else target_model
+        if converted is source_model:
+            converted = _load(target_fw, target_path, options)
+        result.locate = locate_divergence(
+            source_model,
+            converted,
+            target_fw,
+            feeds,
+            options=options,
+            rtol=rtol,
+            atol=atol,
+            frameworks=(source_fw.name, target_fw.name),
+            failing_outputs=[o.name for o in report.outputs if not o.ok],
+            method=locate_method,
+        )
+    result.seconds = time.perf_counter() - started
+    return result
 
 
 def validate(
@@ -427,16 +463,32 @@ def validate(
     feeds: Mapping[str, np.ndarray] | None = None,
     rtol: float = DEFAULT_RTOL,
     atol: float = DEFAULT_ATOL,
+    locate: bool = False,
+    locate_method: str = "auto",
     **options: Any,
 ) -> ValidationResult:
-    """Runs ``reference`` and ``candidate`` on the same seeded inputs and compares every output."""
+    """Runs ``reference`` and ``candidate`` on the same seeded inputs and compares every output.
+
+    With ``locate``, where outputs differ, the result's ``locate`` names the first node of
+    ``reference`` that diverges (``converters.locate``: by names, else by bisection;
+    ``locate_method`` forces ``"names"`` or ``"bisection"``).
+    """
     reference_path = _source_path(reference)
     candidate_path = _source_path(candidate)
     source_fw = _framework(source, reference, for_writing=False)
     target_fw = _framework(target, candidate, for_writing=False)
     convert_options = _options(None, inputs, options.pop("dynamic", None), options)
     return _validate(
-        source_fw, reference_path, target_fw, candidate_path, convert_options, feeds, rtol, atol
+        source_fw,
+        reference_path,
+        target_fw,
+        candidate_path,
+        convert_options,
+        feeds,
+        rtol,
+        atol,
+        locate=locate,
+        locate_method=locate_method,
     )
 
 

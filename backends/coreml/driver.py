@@ -26,6 +26,7 @@ from unframe.backends.coreml.native import (
     encode_source_names,
     quiet_stderr,
 )
+from unframe.backends.coreml.native.dtypes import HELD_AS_IS, ONNX_DTYPES_KEY
 from unframe.backends.coreml.registry import Converter, ops
 from unframe.shared_ir.conversion import node_opset, onnx_loop
 from unframe.shared_ir.errors import BadInputError, UnsupportedOp, UnsupportedOpsError
@@ -36,9 +37,6 @@ from unframe.shared_ir.passes import infer_shapes
 
 #: The oldest target that runs float32 ML Programs with every op the converters emit.
 DEFAULT_TARGET = "iOS16"
-#: ``userDefined`` metadata key: JSON ``{"mil input/output name": "ONNX element type"}`` for the
-#: inputs and outputs held in another type than the ONNX model's (int64 held as int32).
-ONNX_DTYPES_KEY = "unframe.onnx_dtypes"
 #: The upper bound of a flexible dim (ML Programs need one): batch sizes, sequence lengths and
 #: image sides up to this; a larger ``--input`` size raises it for that dim.
 FLEXIBLE_DIM_LIMIT = 8192
@@ -99,7 +97,7 @@ def export_mlprogram(model: ir.Model, options: ConvertOptions | None = None) -> 
         for name, (value, _) in inputs.items():
             values[value] = function.inputs[name]
             claimed[value] = name
-            if value.dtype == ir.DataType.INT64:
+            if value.dtype is not None and value.dtype.name not in HELD_AS_IS:
                 narrowed[name] = value.dtype.name
         ctx = ExportContext(mb, values, names, opset)
         loop = onnx_loop(FRAMEWORK, "export", imports)
@@ -129,7 +127,7 @@ def export_mlprogram(model: ir.Model, options: ConvertOptions | None = None) -> 
             ):
                 var = mb.identity(x=var, name=names.claim(value.name or "output"))
             outputs.append(var)
-            if value.dtype == ir.DataType.INT64:
+            if value.dtype is not None and value.dtype.name not in HELD_AS_IS:
                 narrowed[var.name] = value.dtype.name
         function.set_outputs(outputs)
     program = Program()

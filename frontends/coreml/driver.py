@@ -18,6 +18,7 @@ from unframe.backends.coreml.native import SOURCE_NAMES_KEY, decode_source_names
 from unframe.backends.coreml.native.reading import mil_type_name, numpy_dtype, open_coreml
 from unframe.frontends.coreml.context import FRAMEWORK, OPSET, MilContext, user_metadata
 from unframe.frontends.coreml.neural_network import import_neural_network
+from unframe.frontends.coreml.onnx_dtypes import restore_onnx_dtypes
 from unframe.frontends.coreml.registry import MIL_DOMAIN, import_registry
 from unframe.shared_ir.conversion import ConversionLoop, NodeInfo
 from unframe.shared_ir.errors import BadInputError, UnsupportedError
@@ -98,6 +99,7 @@ def import_mlprogram(program: Any, spec: Any, where: str) -> ir.Model:
     )  # fmt: skip
     model = ir.Model(graph, ir_version=10, producer_name="unframe-coreml")
     model.metadata_props.update(user_metadata(spec))
+    restore_onnx_dtypes(model, spec, record)
     return model
 
 
