@@ -102,7 +102,9 @@ def _rounding_table(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]
     as_float = values.astype(np.float64)
     finite = np.isfinite(as_float)
     # +0 before -0 so that zero keeps the +0 pattern (ties and signs are the reference's).
-    order = sorted(np.flatnonzero(finite), key=lambda p: (as_float[p], bool(np.signbit(as_float[p]))))
+    order = sorted(
+        np.flatnonzero(finite), key=lambda p: (as_float[p], bool(np.signbit(as_float[p])))
+    )
     kept: list[int] = []
     for pattern in order:
         if kept and as_float[kept[-1]] == as_float[pattern]:
@@ -129,9 +131,7 @@ def _encode_float(ctx: ExportContext, x: Any, name: str) -> Any:
     low = tf.searchsorted(midpoints, flat, side="left")
     high = tf.searchsorted(midpoints, flat, side="right")
     # low != high: exactly on a midpoint, between grid points low and low + 1.
-    pick = tf.where(
-        tf.not_equal(low, high) & ~tf.gather(tf.constant(even), low), low + 1, low
-    )
+    pick = tf.where(tf.not_equal(low, high) & ~tf.gather(tf.constant(even), low), low + 1, low)
     chosen = tf.gather(tf.constant(patterns), pick)
     chosen = tf.where(tf.math.is_nan(flat), tf.constant(nan, tf.uint8), chosen)
     return tf.reshape(chosen, tf.shape(x))
