@@ -23,6 +23,7 @@ __all__ = [
     "Physical",
     "channels_last",
     "elementwise_inputs",
+    "in_kernel_type",
     "inverse",
     "ir",
     "normalize_axis",
@@ -60,6 +61,11 @@ def elementwise_inputs(
                 continue
             if constant.ndim > rank:
                 break
+            if constant.size == 1:
+                # A scalar broadcasts alike; TF's remapper fuses Conv2D+BiasAdd+Add with a
+                # [1,1,1,1] addend into a kernel that then fails ("as many biases as...").
+                tensors.append(ctx.make_constant(constant.reshape(())))
+                continue
             aligned = constant.reshape((1,) * (rank - constant.ndim) + constant.shape)
             tensors.append(ctx.make_constant(np.ascontiguousarray(aligned.transpose(perm))))
         else:
@@ -70,3 +76,38 @@ def elementwise_inputs(
 def wrap(tensor: Any, perm: Perm | None) -> Any:
     """A result in ``perm``'s layout (a plain tensor where that is ONNX's)."""
     return tensor if perm is None else Physical(tensor, perm)
+
+
+#: Element types some TF kernels lack, and the type that holds each of their values exactly.
+#: Integers keep their low bits when cast back, so wrap-around arithmetic is ONNX's as well.
+_WIDER: dict[str, str] = {
+    "int8": "int64",
+    "int16": "int64",
+    "uint8": "int64",
+    "uint16": "int64",
+    "uint32": "int64",
+    "float16": "float32",
+    "bfloat16": "float32",
+}
+
+
+def in_kernel_type(
+    ctx: ExportContext,
+    tensors: list[Any],
+    fn: Any,
+    lacking: frozenset[str] | set[str],
+) -> Any:
+    """``fn(*tensors)``, run in a wider type where the tensors' type is one of ``lacking`` (the
+    dtype names TF has no kernel of ``fn`` for), the result cast back where it has that type.
+
+    Exact where the wider type holds every value and the op's result in the narrow type is the
+    wide result rounded (floats) or truncated to the low bits (integers): elementwise arithmetic,
+    comparisons, shifts, remainders.
+    """
+    tf = ctx.tf
+    dtype = tensors[0].dtype
+    if dtype.name not in lacking:
+        return fn(*tensors)
+    wide = tf.as_dtype(_WIDER[dtype.name])
+    result = fn(*[tf.cast(t, wide) if t.dtype == dtype else t for t in tensors])
+    return tf.cast(result, dtype) if result.dtype == wide else result

@@ -13,6 +13,7 @@ from unframe.backends.tensorflow.ops._common import (
     ExportContext,
     Outputs,
     elementwise_inputs,
+    in_kernel_type,
     ir,
     ops,
     wrap,
@@ -69,9 +70,12 @@ def div_v7(node: ir.Node, ctx: ExportContext) -> Outputs:
 def mod_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
     fmod = int(ctx.attr("fmod", 0))
-    if fmod:
-        return _binary(ctx, tf.truncatemod)
-    return _binary(ctx, tf.math.floormod)
+    remainder = tf.truncatemod if fmod else tf.math.floormod
+    return _binary(ctx, lambda a, b: in_kernel_type(ctx, [a, b], remainder, _MOD_LACKING))
+
+
+#: Element types TF has no TruncateMod/FloorMod kernel for.
+_MOD_LACKING = frozenset({"float16", "bfloat16", "int8", "int16", "uint16", "uint32"})
 
 
 @ops.register("Pow", since=7)
@@ -233,3 +237,62 @@ def dropout_v12(node: ir.Node, ctx: ExportContext) -> Outputs:
     if len(node.outputs) > 1 and node.outputs[1] is not None and node.outputs[1].uses():
         mask = wrap(ctx.tf.ones_like(held.tensor, dtype=ctx.tf.bool), held.perm)
     return [held, mask]
+
+
+@ops.register("BitShift", since=11)
+def bit_shift_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    direction = ctx.attr("direction")
+    right = (direction.decode() if isinstance(direction, bytes) else direction) == "RIGHT"
+
+    def shift(x: Any, y: Any) -> Any:
+        bits = x.dtype.size * 8
+        shifted = (tf.bitwise.right_shift if right else tf.bitwise.left_shift)(x, y)
+        # TF leaves shifts out of [0, bits) undefined; ONNX fills with the sign bit alone.
+        zero = tf.zeros((), x.dtype)
+        fill = tf.where(x < zero, ~zero, zero) if right and not x.dtype.is_unsigned else zero
+        out_of_range = (y < zero) | (y >= tf.cast(bits, x.dtype))
+        return tf.where(out_of_range, tf.broadcast_to(fill, tf.shape(shifted)), shifted)
+
+    return _binary(ctx, shift)
+
+
+@ops.register("Shrink", since=9)
+def shrink_v9(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    bias = float(ctx.attr("bias", 0.0))
+    lambd = float(ctx.attr("lambd", 0.5))
+
+    def shrink(x: Any) -> Any:
+        # float64 holds every value of every input type Shrink takes (integers included).
+        low = tf.cast(x, tf.float64)
+        result = tf.where(low < -lambd, low + bias, tf.where(low > lambd, low - bias, 0.0))
+        return tf.cast(result, x.dtype)
+
+    return _unary(ctx, shrink)
+
+
+@ops.register("Binarizer", since=1, domain="ai.onnx.ml")
+def binarizer_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    threshold = float(ctx.attr("threshold", 0.0))
+    return _unary(ctx, lambda x: tf.cast(x > tf.cast(threshold, x.dtype), x.dtype))
+
+
+@ops.register("Det", since=11)
+def det_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    return [in_kernel_type(ctx, [ctx.input(0)], tf.linalg.det, frozenset({"float16", "bfloat16"}))]
+
+
+@ops.register("Einsum", since=12)
+def einsum_v12(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    equation = ctx.attr("equation")
+    equation = (equation.decode() if isinstance(equation, bytes) else equation).replace(" ", "")
+    tensors = [ctx.input(i) for i in range(len(node.inputs))]
+    return [in_kernel_type(ctx, tensors, lambda *t: tf.einsum(equation, *t), _EINSUM_LACKING)]
+
+
+#: Element types TF's Einsum has no kernel for (it contracts in float32 and rounds back).
+_EINSUM_LACKING = frozenset({"bfloat16"})

@@ -74,11 +74,18 @@ def _sum_square(tf: Any) -> Callable[..., Any]:
     return lambda x, axis, keepdims: tf.reduce_sum(x * x, axis=axis, keepdims=keepdims)
 
 
+def _bool_aware(reduce: Callable[..., Any], logical: Callable[..., Any]) -> Callable[..., Any]:
+    """TF's Max/Min take no bool (ReduceMax/ReduceMin do since opset 20): any/all do it."""
+    return lambda x, axis, keepdims: (logical if x.dtype.is_bool else reduce)(
+        x, axis=axis, keepdims=keepdims
+    )
+
+
 _REDUCTIONS: dict[str, Callable[[Any], Callable[..., Any]]] = {
     "ReduceSum": lambda tf: tf.reduce_sum,
     "ReduceMean": lambda tf: tf.reduce_mean,
-    "ReduceMax": lambda tf: tf.reduce_max,
-    "ReduceMin": lambda tf: tf.reduce_min,
+    "ReduceMax": lambda tf: _bool_aware(tf.reduce_max, tf.reduce_any),
+    "ReduceMin": lambda tf: _bool_aware(tf.reduce_min, tf.reduce_all),
     "ReduceProd": lambda tf: tf.reduce_prod,
     "ReduceL1": _l1,
     "ReduceL2": _l2,
