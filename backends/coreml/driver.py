@@ -20,6 +20,7 @@ import onnx_ir as ir
 
 from unframe.backends.coreml.context import FRAMEWORK, MIL_DTYPES, ExportContext
 from unframe.backends.coreml.native import (
+    ONNX_SCALARS_KEY,
     SOURCE_NAMES_KEY,
     MilNames,
     coremltools,
@@ -88,6 +89,7 @@ def export_mlprogram(model: ir.Model, options: ConvertOptions | None = None) -> 
     failures: list[UnsupportedOp] = []
     inputs, input_types = _inputs(ct, mb, graph, names, options, failures)
     narrowed: dict[str, str] = {}
+    scalars: dict[str, str] = {}
     function = Function(
         {name: placeholder for name, (_, placeholder) in inputs.items()}, opset_version=target
     )
@@ -97,6 +99,9 @@ def export_mlprogram(model: ir.Model, options: ConvertOptions | None = None) -> 
         for name, (value, _) in inputs.items():
             values[value] = function.inputs[name]
             claimed[value] = name
+            if value.shape is not None and len(value.shape) == 0:
+                values[value] = mb.squeeze(x=function.inputs[name], name=f"{name}_scalar")
+                scalars[name] = "scalar"
             if value.dtype is not None and value.dtype.name not in HELD_AS_IS:
                 narrowed[name] = value.dtype.name
         ctx = ExportContext(mb, values, names, opset)
@@ -150,6 +155,8 @@ def export_mlprogram(model: ir.Model, options: ConvertOptions | None = None) -> 
     metadata[SOURCE_NAMES_KEY] = encode_source_names(names.renamed)
     if narrowed:
         metadata[ONNX_DTYPES_KEY] = encode_source_names(narrowed)
+    if scalars:
+        metadata[ONNX_SCALARS_KEY] = encode_source_names(scalars)
     return ExportedProgram(mlmodel, dict(names.renamed))
 
 
@@ -224,8 +231,9 @@ def _inputs(
             continue
         spec = options.inputs.get(value.name or "")
         given = list(spec.shape) if spec is not None and spec.shape is not None else []
-        mil_shape: list[Any] = []
-        ct_shape: list[Any] = []
+        # Core ML has no rank-0 inputs: a scalar is fed as shape (1,) and squeezed inside.
+        mil_shape: list[Any] = [] if len(value.shape) else [1]
+        ct_shape: list[Any] = list(mil_shape)
         flexible = False
         for axis, dim in enumerate(value.shape):
             hint = given[axis] if axis < len(given) else None

@@ -14,7 +14,11 @@ from typing import Any
 
 import onnx_ir as ir
 
-from unframe.backends.coreml.native import SOURCE_NAMES_KEY, decode_source_names
+from unframe.backends.coreml.native import (
+    ONNX_SCALARS_KEY,
+    SOURCE_NAMES_KEY,
+    decode_source_names,
+)
 from unframe.backends.coreml.native.reading import mil_type_name, numpy_dtype, open_coreml
 from unframe.frontends.coreml.context import FRAMEWORK, OPSET, MilContext, user_metadata
 from unframe.frontends.coreml.neural_network import import_neural_network
@@ -66,8 +70,16 @@ def import_mlprogram(program: Any, spec: Any, where: str) -> ir.Model:
     loop.check_supported(
         operations, lambda op: registry.lookup(op.op_type, opset, MIL_DOMAIN) is not None
     )
+    # Inputs unframe wrote as shape (1,) for a rank-0 ONNX input are rank 0 again.
+    scalars = decode_source_names(spec.description.metadata.userDefined.get(ONNX_SCALARS_KEY))
     for name, var in function.inputs.items():
-        ctx.add_input(name, _ir_dtype(var, ctx), _dims(var.shape))
+        dims = _dims(var.shape)
+        if name in scalars and dims == [1]:
+            scalar = ctx.add_input(name, _ir_dtype(var, ctx), [])
+            reshaped = ctx.op1("Reshape", [scalar, ctx.ints([1])])
+            ctx.bind(name, reshaped, numpy_dtype(var.dtype), dims)
+            continue
+        ctx.add_input(name, _ir_dtype(var, ctx), dims)
 
     def convert(op: Any) -> None:
         ctx.op, ctx.op_name, ctx.op_type = op, op.name, op.op_type

@@ -250,3 +250,28 @@ def upsample_bilinear_ios16(op: Any, ctx: MilContext) -> ir.Value:
     """iOS16 adds ``half_pixel_centers`` (default: not ``align_corners``)."""
     align_corners = bool(ctx.attr("align_corners", True))
     return _bilinear(ctx, half_pixel=bool(ctx.attr("half_pixel_centers", not align_corners)))
+
+
+#: ``resize_bilinear``'s sampling modes as ONNX coordinate transformations (with the exact
+#: output size, ONNX's scale is output / input, which is the spacing these modes use).
+_SAMPLING_MODES = {
+    "STRICT_ALIGN_CORNERS": "align_corners",
+    "DEFAULT": "asymmetric",
+    "UNALIGN_CORNERS": "half_pixel",
+}
+
+
+@ops.register("resize_bilinear", since=IOS15, domain=MIL_DOMAIN)
+def resize_bilinear(op: Any, ctx: MilContext) -> ir.Value:
+    sampling = str(ctx.attr("sampling_mode", "DEFAULT"))
+    out = ctx.static_out_shape()
+    if out is None:
+        raise ctx.error("needs a known output shape")
+    if sampling == "ALIGN_CORNERS" and out[-2] > 1 and out[-1] > 1:
+        sampling = "STRICT_ALIGN_CORNERS"  # they differ only for an output of one pixel
+    coordinates = _SAMPLING_MODES.get(sampling)
+    if coordinates is None or min(out[-2:]) < 2:
+        raise ctx.error(f"sampling_mode={sampling} to {out[-2:]}: no ONNX Resize samples there")
+    sizes = ctx.make_constant(np.array(out, np.int64), "sizes")
+    attrs = {"mode": "linear", "coordinate_transformation_mode": coordinates}
+    return ctx.op1("Resize", [ctx.value("x"), None, None, sizes], attrs)

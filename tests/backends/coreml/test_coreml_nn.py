@@ -1,0 +1,98 @@
+"""Core ML backend, neural-network ops: onnx's own node tests (their expected outputs are the
+oracle) exported to .mlpackage, re-imported through the frontend and run on onnxruntime.
+
+Resize's scales and sizes are graph inputs in onnx's tests, while Core ML's resize ops take them
+as constants (as every exported model holds them): those tests run with every input but the
+first frozen into an initializer of the test's own value."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+import pytest
+
+from unframe.converters.conformance import _as_value, collect_node_tests, run_test
+from unframe.converters.registry import get_framework
+from unframe.shared_ir.errors import UnsupportedOpsError
+from unframe.shared_ir.options import ConvertOptions
+
+pytest.importorskip("coremltools", reason="the coreml extra is not installed")
+
+
+@functools.cache
+def _case(name: str) -> Any:
+    (case,) = collect_node_tests(name_pattern=f"^{name}$")
+    return case
+
+
+def _frozen(name: str) -> tuple[ir.Model, dict[str, np.ndarray], list[np.ndarray], Any]:
+    """The test's model with inputs 1.. as initializers, its first input and expected outputs."""
+    case = _case(name)
+    raw_inputs, raw_expected = case.data_sets[0]
+    model = ir.from_proto(case.model)
+    graph = model.graph
+    feeds: dict[str, np.ndarray] = {}
+    for index, raw in enumerate(raw_inputs):
+        value = graph.inputs[index]
+        array = np.asarray(_as_value(raw))
+        if index == 0:
+            feeds[value.name or ""] = array
+            continue
+        value.const_value = ir.tensor(array, name=value.name)
+        graph.register_initializer(value)
+    del graph.inputs[1:]
+    return model, feeds, [np.asarray(_as_value(r)) for r in raw_expected], case
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "test_matmul_1d_1d",  # a vector times a vector: MIL's matmul needed a row and a column
+        "test_matmul_4d_1d",
+        "test_gemm_default_scalar_bias",  # a rank-0 graph input: fed as (1,), squeezed inside
+        "test_dropout_default_ratio",
+    ],
+)
+def test_node_case_passes(name: str) -> None:
+    outcome = run_test(get_framework("coreml"), _case(name))
+    assert outcome.status == "pass", outcome.reason
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "test_resize_upsample_scales_nearest",
+        "test_resize_upsample_scales_nearest_axes_3_2",
+        "test_resize_upsample_sizes_nearest_not_smaller",
+        "test_resize_downsample_sizes_nearest_not_larger",
+        "test_resize_upsample_scales_linear",  # half_pixel: UNALIGN_CORNERS
+        "test_resize_upsample_scales_linear_align_corners",  # STRICT_ALIGN_CORNERS
+        "test_upsample_nearest",
+    ],
+)
+def test_resize_with_constant_scales_matches_onnx(name: str) -> None:
+    model, feeds, expected, case = _frozen(name)
+    actual = list(get_framework("coreml").run_ir(model, feeds, ConvertOptions()).values())
+    assert actual[0].shape == expected[0].shape
+    np.testing.assert_allclose(actual[0], expected[0], rtol=case.rtol, atol=case.atol)
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("test_resize_upsample_scales_cubic", "mode=cubic"),
+        ("test_resize_downsample_scales_nearest", "floor(i / scale)"),
+        ("test_resize_upsample_sizes_nearest_ceil_half_pixel", "nearest_mode=ceil"),
+        ("test_resize_downsample_scales_linear_antialias", "antialias=1"),
+        ("test_resize_tf_crop_and_resize", "tf_crop_and_resize"),
+    ],
+)
+def test_resize_samples_core_ml_cannot_hold_are_refused_by_name(name: str, reason: str) -> None:
+    model, feeds, _, _ = _frozen(name)
+    with pytest.raises(UnsupportedOpsError) as caught:
+        get_framework("coreml").run_ir(model, feeds, ConvertOptions())
+    assert caught.value.exit_code == 3
+    assert reason in caught.value.ops[0].reason
