@@ -8,7 +8,6 @@ Transpose of a weight reaches the graph.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from unframe.backends.tensorflow.ops._common import (
@@ -216,83 +215,6 @@ def conv_transpose_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
         bias_tensor = ctx.weight(bias, "bias") if bias is not None else ctx.input(2)
         result = tf.nn.bias_add(result, bias_tensor)
     return [Physical(result, channels_last(rank))]
-
-
-def _pool_output_unused(node: ir.Node, index: int) -> bool:
-    return (
-        len(node.outputs) <= index
-        or not node.outputs[index].uses()
-        and not any(
-            node.outputs[index] is output for output in (node.graph.outputs if node.graph else [])
-        )
-    )
-
-
-@ops.register("MaxPool", since=12)
-def max_pool_v12(node: ir.Node, ctx: ExportContext) -> Outputs:
-    tf = ctx.tf
-    rank, spatial = _rank_and_spatial(ctx)
-    if not _pool_output_unused(node, 1):
-        raise ctx.error("MaxPool's Indices output is not converted yet")
-    kernel = ctx.ints("kernel_shape")
-    attrs = _spatial_attrs(ctx, spatial, kernel)
-    if any(d != 1 for d in attrs["dilations"]):
-        raise ctx.error("dilated MaxPool is not converted yet")
-    x = ctx.channels_last(0)
-    pads = _resolve_pads(ctx, x, attrs, ceil_mode=bool(ctx.attr("ceil_mode", 0)))
-    lowest = float(x.dtype.min) if x.dtype.is_floating else int(x.dtype.min)
-    padded = _pad_spatial(ctx, x, pads, lowest)
-    result = tf.nn.max_pool(padded, kernel, attrs["strides"], "VALID")
-    return [Physical(result, channels_last(rank)), None]
-
-
-@ops.register("AveragePool", since=11)
-def average_pool_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
-    tf = ctx.tf
-    rank, spatial = _rank_and_spatial(ctx)
-    kernel = ctx.ints("kernel_shape")
-    attrs = _spatial_attrs(ctx, spatial, kernel)
-    if any(d != 1 for d in attrs["dilations"]):
-        raise ctx.error("dilated AveragePool is not converted yet")
-    x = ctx.channels_last(0)
-    ceil_mode = bool(ctx.attr("ceil_mode", 0))
-    explicit = _resolve_pads(ctx, x, attrs)
-    pads = _resolve_pads(ctx, x, attrs, ceil_mode=ceil_mode)
-    include_pad = bool(ctx.attr("count_include_pad", 0))
-    strides = attrs["strides"]
-    if not any(b or e for b, e in pads):
-        return [Physical(tf.nn.avg_pool(x, kernel, strides, "VALID"), channels_last(rank))]
-    padded = _pad_spatial(ctx, x, pads, 0.0)
-    window = float(math.prod(kernel))
-    total = tf.nn.avg_pool(padded, kernel, strides, "VALID") * window
-    # How many cells of each window count: the input's, plus the explicit pads where
-    # count_include_pad says so; never ceil_mode's extra end.
-    ones = tf.ones_like(x[:1, ..., :1])
-    if include_pad:
-        ones = _pad_spatial(ctx, ones, explicit, 1.0)
-        extra = [(0, e - ee) for (_, e), (_, ee) in zip(pads, explicit, strict=True)]
-        counted = _pad_spatial(ctx, ones, extra, 0.0)
-    else:
-        counted = _pad_spatial(ctx, ones, pads, 0.0)
-    count = tf.nn.avg_pool(counted, kernel, strides, "VALID") * window
-    return [Physical(total / count, channels_last(rank))]
-
-
-def _global_pool(ctx: ExportContext, reduce: Any) -> Outputs:
-    held = ctx.physical(0)
-    rank = len(held.tensor.shape)
-    axes = [held.physical_axis(axis) for axis in range(2, rank)]
-    return [wrap(reduce(held.tensor, axis=axes, keepdims=True), held.perm)]
-
-
-@ops.register("GlobalAveragePool", since=1)
-def global_average_pool_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
-    return _global_pool(ctx, ctx.tf.reduce_mean)
-
-
-@ops.register("GlobalMaxPool", since=1)
-def global_max_pool_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
-    return _global_pool(ctx, ctx.tf.reduce_max)
 
 
 @ops.register("BatchNormalization", since=15)
