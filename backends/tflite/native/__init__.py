@@ -15,6 +15,7 @@ from unframe.backends.tflite.native.flatbuffer import (
     TFLiteFile,
     parse_tflite,
     read_tflite,
+    schema,
     with_onnx_names,
 )
 from unframe.backends.tflite.native.runtime import litert_interpreter, quiet_stderr, run_tflite
@@ -30,5 +31,6 @@ __all__ = [
     "quiet_stderr",
     "read_tflite",
     "run_tflite",
+    "schema",
     "with_onnx_names",
 ]

@@ -96,7 +96,7 @@ def parse_tflite(data: bytes, where: str | None = None) -> TFLiteFile:
         signatures = [_signature(model, index) for index in range(len(model.signatureDefs or []))]
         onnx_inputs, onnx_outputs = _recorded_names(model)
         operators = _operators(model, bindings)
-    except (IndexError, struct.error, ValueError, TypeError, UnicodeDecodeError, AttributeError):
+    except (IndexError, KeyError, struct.error, ValueError, TypeError, AttributeError):
         raise BadInputError(
             f"a truncated or corrupt TFLite FlatBuffer ({len(data)} bytes)",
             path=where,
@@ -115,12 +115,17 @@ def _check_offsets(model: Any, size: int) -> None:
             raise ValueError("a buffer lies outside the file")
     for subgraph in model.subgraphs or []:
         count = len(subgraph.tensors or [])
+        for index in [*_ints(subgraph.inputs), *_ints(subgraph.outputs)]:
+            if index >= count:
+                raise ValueError("a subgraph input or output is not one of its tensors")
         for operator in subgraph.operators or []:
-            for index in list(operator.inputs if operator.inputs is not None else []) + list(
-                operator.outputs if operator.outputs is not None else []
-            ):
-                if int(index) >= count:
+            for index in [*_ints(operator.inputs), *_ints(operator.outputs)]:
+                if index >= count:
                     raise ValueError("an operator reads a tensor that does not exist")
+
+
+def _ints(values: Any) -> list[int]:
+    return [] if values is None else [int(value) for value in values]
 
 
 def _text(value: Any) -> str:

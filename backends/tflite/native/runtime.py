@@ -68,11 +68,26 @@ def _run(
         raise BadInputError(
             f"LiteRT cannot load the model: {_first_line(error)}", path=where
         ) from None
+    try:
+        return _invoke(interpreter, model, inputs, signature)
+    except (RuntimeError, ValueError) as error:
+        raise BadInputError(
+            f"LiteRT could not run the model: {_first_line(error)}", path=where
+        ) from None
+
+
+def _invoke(
+    interpreter: Any, model: TFLiteFile, inputs: Mapping[str, np.ndarray], signature: str
+) -> dict[str, np.ndarray]:
     chosen = model.signature(signature)
     if chosen is None:
         return _run_subgraph(interpreter, inputs)
     runner = interpreter.get_signature_runner(chosen.key)
     details = runner.get_input_details()
+    recorded = [key for _, key in (model.onnx_inputs or []) + (model.onnx_outputs or [])]
+    known = {key for key, _ in chosen.inputs + chosen.outputs}
+    if not set(recorded) <= known:
+        raise ValueError("the unframe metadata names a signature key the model does not have")
     if model.onnx_inputs is not None:
         names = [name for name, _ in model.onnx_inputs]
         fed = align_feeds(names, inputs)

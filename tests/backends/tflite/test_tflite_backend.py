@@ -1,0 +1,205 @@
+"""ONNX and PyTorch -> .tflite, run on LiteRT (ai-edge-litert) against the source's own runtime.
+
+Oracles: onnxruntime on the source ONNX model, PyTorch on the source ``.pt2`` (rtol 1e-4,
+atol 1e-5 for float32). TensorFlow and LiteRT are imported once per module; the models are tiny.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import pytest
+from click.testing import CliRunner
+from onnx import TensorProto, helper
+
+pytest.importorskip("tensorflow", reason="the tensorflow extra is not installed")
+pytest.importorskip("ai_edge_litert", reason="the tflite extra is not installed")
+torch = pytest.importorskip("torch", reason="the models are written by torch")
+ort = pytest.importorskip("onnxruntime")
+
+from unframe.backends.tflite import run_export, to_tflite  # noqa: E402
+from unframe.backends.tflite.native import read_tflite, schema  # noqa: E402
+from unframe.cli.main import cli  # noqa: E402
+from unframe.converters import api  # noqa: E402
+from unframe.converters.adapters.tflite import TFLiteFramework  # noqa: E402
+from unframe.shared_ir.errors import ExitCode  # noqa: E402
+
+RTOL, ATOL = 1e-4, 1e-5
+
+
+class _CNN(torch.nn.Module):
+    """Conv -> BN -> Relu -> MaxPool, a depthwise Conv, global average pool, Linear, Softmax."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.bn1 = torch.nn.BatchNorm2d(8)
+        self.conv2 = torch.nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=8)
+        self.pool = torch.nn.MaxPool2d(2)
+        self.fc = torch.nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(torch.relu(self.bn1(self.conv1(x))))
+        x = torch.relu(self.conv2(x)).mean(dim=(2, 3))
+        return torch.softmax(self.fc(x), dim=-1)
+
+
+class _Block(torch.nn.Module):
+    """A pre-norm transformer encoder block: LayerNorm, multi-head self-attention, MLP."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.TransformerEncoderLayer(
+            d_model=16, nhead=2, dim_feedforward=32, dropout=0.0, batch_first=True, norm_first=True
+        )
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.layer(tokens)
+
+
+def _seeded(module: torch.nn.Module) -> torch.nn.Module:
+    torch.manual_seed(0)
+    for parameter in module.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    if isinstance(module, _CNN):
+        module.bn1.running_mean.uniform_(-1, 1)
+        module.bn1.running_var.uniform_(0.5, 2)
+    return module.eval()
+
+
+MODELS = {
+    "cnn": (_CNN, (1, 3, 16, 16), "image", "probs"),
+    "block": (_Block, (2, 6, 16), "tokens", "encoded"),
+}
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    """Each model as ``.onnx`` (torch.onnx) and ``.pt2`` (torch.export), written once."""
+    folder = tmp_path_factory.mktemp("sources")
+    written = {}
+    for name, (factory, shape, input_name, output_name) in MODELS.items():
+        module = _seeded(factory())
+        example = (torch.randn(*shape),)
+        onnx_path, pt2_path = folder / f"{name}.onnx", folder / f"{name}.pt2"
+        buffer = io.BytesIO()
+        torch.onnx.export(
+            module,
+            example,
+            buffer,
+            input_names=[input_name],
+            output_names=[output_name],
+            opset_version=18,
+            dynamo=False,
+        )
+        onnx_path.write_bytes(buffer.getvalue())
+        torch.export.save(torch.export.export(module, example), pt2_path)
+        written[name] = (onnx_path, pt2_path)
+    return written
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("source", ["onnx", "pytorch"])
+def test_model_to_tflite_validates_on_litert(
+    model: str, source: str, sources: dict[str, tuple[Path, Path]], tmp_path: Path
+) -> None:
+    onnx_path, pt2_path = sources[model]
+    src = onnx_path if source == "onnx" else pt2_path
+    out = tmp_path / f"{model}.tflite"
+    result = api.convert(src, out, validate=True, rtol=RTOL, atol=ATOL)
+    assert result.validation is not None
+    assert "tflite" in result.validation.how
+    assert result.validation.ok, result.validation.as_json()
+    # The file runs on its own; from ONNX it keeps the source's output name (a .pt2's outputs
+    # are named by torch.export, not by the user).
+    _, shape, input_name, output_name = MODELS[model]
+    feed = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    outputs = TFLiteFramework().run(out, {input_name: feed})
+    if source == "onnx":
+        assert list(outputs) == [output_name]
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {input_name: feed})[0]
+    (got,) = outputs.values()
+    np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
+
+
+def _two_in_two_out() -> onnx.ModelProto:
+    """Names TFLite must sanitize (``:``, ``.``) and sorts differently from the graph's order."""
+    x = helper.make_tensor_value_info("zeta.x", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("alpha", TensorProto.FLOAT, ["batch", 4])
+    first = helper.make_tensor_value_info("out:sum", TensorProto.FLOAT, ["batch", 4])
+    second = helper.make_tensor_value_info("a_max", TensorProto.FLOAT, ["batch", 4])
+    nodes = [
+        helper.make_node("Add", ["zeta.x", "alpha"], ["out:sum"], name="add"),
+        helper.make_node("Max", ["zeta.x", "alpha"], ["a_max"], name="max"),
+    ]
+    graph = helper.make_graph(nodes, "g", [x, y], [first, second])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_names_order_and_dynamic_batch_are_kept() -> None:
+    proto = _two_in_two_out()
+    export = to_tflite(ir.from_proto(proto))
+    rng = np.random.default_rng(0)
+    for batch in (1, 5):
+        feeds = {
+            "zeta.x": rng.standard_normal((batch, 4)).astype(np.float32),
+            "alpha": rng.standard_normal((batch, 4)).astype(np.float32),
+        }
+        outputs = run_export(export, feeds)
+        assert list(outputs) == ["out:sum", "a_max"]
+        np.testing.assert_allclose(outputs["out:sum"], feeds["zeta.x"] + feeds["alpha"], 1e-6)
+        np.testing.assert_array_equal(outputs["a_max"], np.maximum(feeds["zeta.x"], feeds["alpha"]))
+
+
+def test_float16_precision_stores_half_weights(
+    sources: dict[str, tuple[Path, Path]], tmp_path: Path
+) -> None:
+    onnx_path, _ = sources["cnn"]
+    full, half = tmp_path / "full.tflite", tmp_path / "half.tflite"
+    api.convert(onnx_path, full)
+    api.convert(onnx_path, half, precision="float16")
+    float16 = schema().TensorType.FLOAT16
+
+    def half_tensors(path: Path) -> int:
+        model = schema().ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
+        return sum(t.type == float16 for g in model.subgraphs for t in g.tensors)
+
+    assert half_tensors(full) == 0
+    assert half_tensors(half) >= 4  # both conv kernels and biases, the Linear's weight...
+    assert read_tflite(half).onnx_inputs == [("image", "image")]
+    feed = np.random.default_rng(2).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"image": feed})[0]
+    got = TFLiteFramework().run(half, {"image": feed})["probs"]
+    np.testing.assert_allclose(got, expected, rtol=2e-2, atol=2e-3)
+
+
+def test_ops_tflite_lacks_are_listed_node_by_node(tmp_path: Path) -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
+    nodes = [
+        helper.make_node("Erf", ["x"], ["a"], name="first_erf"),
+        helper.make_node("Relu", ["a"], ["b"], name="relu"),
+        helper.make_node("Acos", ["b"], ["c"], name="scope/acos"),
+        helper.make_node("Erf", ["c"], ["y"], name="second_erf"),
+    ]
+    graph = helper.make_graph(nodes, "g", [x], [y])
+    src = tmp_path / "erf.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), src)
+    out = tmp_path / "erf.tflite"
+    result = CliRunner().invoke(cli, ["convert", str(src), "-o", str(out)])
+    assert result.exit_code == ExitCode.UNSUPPORTED, result.output
+    assert "Traceback" not in result.output
+    listed = [line.strip() for line in result.output.splitlines() if line.strip().startswith("node")]
+    assert [line.split(":")[0] for line in listed] == [
+        "node 'first_erf'",
+        "node 'scope/acos'",
+        "node 'second_erf'",
+    ]
+    assert "Flex" in listed[0]
+    assert not out.exists()
