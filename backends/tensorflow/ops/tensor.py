@@ -106,7 +106,7 @@ def concat_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
     return [wrap(ctx.tf.concat(tensors, axis=axis), perm)]
 
 
-def _split(ctx: ExportContext, node: ir.Node, sizes: list[int] | None) -> Outputs:
+def _split(ctx: ExportContext, node: ir.Node, sizes: Any) -> Outputs:
     tf = ctx.tf
     x = ctx.input(0)
     axis = normalize_axis(int(ctx.attr("axis", 0)), len(x.shape))
@@ -117,19 +117,26 @@ def _split(ctx: ExportContext, node: ir.Node, sizes: list[int] | None) -> Output
             raise ctx.error("Split without sizes needs a static length on its axis")
         chunk = -(-length // count)
         sizes = [chunk] * (count - 1) + [length - chunk * (count - 1)]
-    return list(tf.split(x, sizes, axis=axis))
+    return list(tf.split(x, sizes, num=count, axis=axis))
+
+
+def _split_sizes(ctx: ExportContext) -> Any:
+    """The split sizes: a list where constant, a tensor where computed at run time."""
+    if not ctx.has_input(1):
+        return None
+    if ctx.constant_input(1) is not None:
+        return ctx.int_list(1)
+    return _as_int64(ctx, ctx.input(1))
 
 
 @ops.register("Split", since=13)
 def split_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
-    sizes = ctx.int_list(1) if ctx.has_input(1) else None
-    return _split(ctx, node, sizes)
+    return _split(ctx, node, _split_sizes(ctx))
 
 
 @ops.register("Split", since=18)
 def split_v18(node: ir.Node, ctx: ExportContext) -> Outputs:
-    sizes = ctx.int_list(1) if ctx.has_input(1) else None
-    return _split(ctx, node, sizes)
+    return _split(ctx, node, _split_sizes(ctx))
 
 
 @ops.register("Slice", since=13)
@@ -140,6 +147,8 @@ def slice_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
     starts = _as_int64(ctx, ctx.input(1))
     ends = _as_int64(ctx, ctx.input(2))
     count = int(starts.shape[0]) if starts.shape[0] is not None else None
+    if ctx.has_input(3) and ctx.constant_input(3) is None:
+        return [_slice_run_time_axes(ctx, x, starts, ends)]
     if ctx.has_input(3):
         axes = [normalize_axis(a, rank) for a in ctx.int_list(3)]
     else:
@@ -184,6 +193,31 @@ def slice_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
     return [result]
 
 
+def _slice_run_time_axes(ctx: ExportContext, x: Any, starts: Any, ends: Any) -> Any:
+    """Slice whose axes are computed at run time: dense begin/end/stride vectors, the entries
+    of the sliced axes clamped as numpy does (see slice_v13) and scattered in."""
+    tf = ctx.tf
+    rank = len(x.shape)
+    dims = tf.shape(x, out_type=tf.int64)
+    axes = _as_int64(ctx, ctx.input(3))
+    axes = tf.where(axes < 0, axes + rank, axes)
+    steps = _as_int64(ctx, ctx.input(4)) if ctx.has_input(4) else tf.ones_like(starts)
+    size = tf.gather(dims, axes)
+    start = tf.where(starts < 0, starts + size, starts)
+    stop = tf.where(ends < 0, ends + size, ends)
+    forward = steps > 0
+    start = tf.where(
+        forward, tf.clip_by_value(start, 0, size), tf.clip_by_value(start, 0, size - 1)
+    )
+    stop = tf.where(forward, tf.clip_by_value(stop, 0, size), tf.clip_by_value(stop, -1, size - 1))
+    stop = tf.where(stop < 0, -size - 1, stop)
+    where = axes[:, None]
+    begin = tf.tensor_scatter_nd_update(tf.zeros([rank], tf.int64), where, start)
+    end = tf.tensor_scatter_nd_update(dims, where, stop)
+    stride = tf.tensor_scatter_nd_update(tf.ones([rank], tf.int64), where, steps)
+    return tf.strided_slice(x, begin, end, stride)
+
+
 @ops.register("Gather", since=13)
 def gather_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
@@ -204,17 +238,67 @@ def squeeze_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
     x = ctx.input(0)
     if not ctx.has_input(1):
         return [ctx.tf.squeeze(x)]
+    if ctx.constant_input(1) is None:
+        return [_squeeze_run_time_axes(ctx, x)]
     axes = [normalize_axis(a, len(x.shape)) for a in ctx.int_list(1)]
     return [ctx.tf.squeeze(x, axis=axes)]
+
+
+def _run_time_axes(ctx: ExportContext, rank: int) -> Any:
+    tf = ctx.tf
+    axes = tf.reshape(_as_int64(ctx, ctx.input(1)), [-1])
+    return tf.where(axes < 0, axes + rank, axes)
+
+
+def _axes_count(ctx: ExportContext) -> int:
+    count = ctx.input(1).shape.num_elements()
+    if count is None:
+        raise ctx.error("axes computed at run time need a static length")
+    return int(count)
+
+
+def _with_static_rank(ctx: ExportContext, result: Any, rank: int) -> Any:
+    """The result with the rank (and dims) ONNX's shape inference knows, which a reshape to a
+    computed shape loses."""
+    shape = ctx.node.outputs[0].shape
+    dims = (
+        [d if isinstance(d, int) else None for d in shape]
+        if shape is not None and len(shape) == rank
+        else [None] * rank
+    )
+    return ctx.tf.ensure_shape(result, dims)
+
+
+def _squeeze_run_time_axes(ctx: ExportContext, x: Any) -> Any:
+    tf = ctx.tf
+    rank = len(x.shape)
+    axes = _run_time_axes(ctx, rank)
+    dropped = tf.reduce_any(tf.equal(tf.range(rank, dtype=tf.int64)[:, None], axes[None, :]), 1)
+    shape = tf.boolean_mask(tf.shape(x, out_type=tf.int64), ~dropped)
+    return _with_static_rank(ctx, tf.reshape(x, shape), rank - _axes_count(ctx))
 
 
 @ops.register("Unsqueeze", since=13)
 def unsqueeze_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
     x = ctx.input(0)
+    if ctx.constant_input(1) is None:
+        return [_unsqueeze_run_time_axes(ctx, x)]
     rank = len(x.shape) + len(ctx.int_list(1))
     for axis in sorted(normalize_axis(a, rank) for a in ctx.int_list(1)):
         x = ctx.tf.expand_dims(x, axis)
     return [x]
+
+
+def _unsqueeze_run_time_axes(ctx: ExportContext, x: Any) -> Any:
+    tf = ctx.tf
+    rank = len(x.shape) + _axes_count(ctx)
+    axes = _run_time_axes(ctx, rank)
+    added = tf.reduce_any(tf.equal(tf.range(rank, dtype=tf.int64)[:, None], axes[None, :]), 1)
+    # Each kept position takes the next input dim in order.
+    source = tf.cumsum(tf.cast(~added, tf.int64)) - 1
+    dims = tf.concat([tf.shape(x, out_type=tf.int64), [1]], axis=0)
+    shape = tf.where(added, tf.ones([rank], tf.int64), tf.gather(dims, tf.maximum(source, 0)))
+    return _with_static_rank(ctx, tf.reshape(x, shape), rank)
 
 
 @ops.register("Expand", since=13)
@@ -278,7 +362,7 @@ def pad_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
 
 @ops.register("Pad", since=18)
 def pad_v18(node: ir.Node, ctx: ExportContext) -> Outputs:
-    axes = ctx.int_list(3) if ctx.has_input(3) else None
+    axes = ctx.int_list(3) if ctx.constant_input(3) is not None else None
     return _pad(ctx, axes)
 
 
@@ -287,26 +371,77 @@ def _pad(ctx: ExportContext, axes: list[int] | None) -> Outputs:
     mode = ctx.attr("mode", "constant")
     mode = mode.decode() if isinstance(mode, bytes) else mode
     modes = {"constant": "CONSTANT", "reflect": "REFLECT"}
-    if mode not in modes:
-        raise ctx.error(f"Pad mode {mode!r} is not converted yet")
-    pads = ctx.int_list(1)
+    fill = ctx.constant_input(2) if ctx.has_input(2) else None
+    pads = ctx.constant_input(1)
+    if (
+        mode not in modes
+        or pads is None
+        or (ctx.has_input(2) and fill is None)
+        or (ctx.has_input(3) and axes is None)
+        or (pads < 0).any()
+    ):
+        return [_pad_general(ctx, mode)]
     held = ctx.physical(0)
     rank = len(held.tensor.shape)
     axes = [normalize_axis(a, rank) for a in (axes if axes is not None else range(rank))]
     count = len(axes)
+    flat_pads = [int(p) for p in pads.reshape(-1)]
     per_axis = [[0, 0] for _ in range(rank)]
     for position, axis in enumerate(axes):
-        per_axis[axis] = [pads[position], pads[position + count]]
-    if any(p < 0 for pair in per_axis for p in pair):
-        raise ctx.error("negative pads (cropping) are not converted yet")
-    fill = ctx.constant_input(2) if ctx.has_input(2) else None
-    if ctx.has_input(2) and fill is None:
-        raise ctx.error("the pad value must be a constant")
+        per_axis[axis] = [flat_pads[position], flat_pads[position + count]]
     value = 0 if fill is None or fill.size == 0 else fill.reshape(-1)[0]
     # Padding is layout-agnostic: the same pads, on the axes where the held tensor has them.
     physical = per_axis if held.perm is None else [per_axis[axis] for axis in held.perm]
     result = tf.pad(held.tensor, physical, mode=modes[mode], constant_values=value)
     return [wrap(result, held.perm)]
+
+
+def _pad_general(ctx: ExportContext, mode: str) -> Any:
+    """Pad with pads, axes or value computed at run time, negative pads (crops), or the edge
+    and wrap modes: per-axis [before, after] as a tensor; constant mode pads the positive parts
+    and slices the negative ones off, the other modes gather each axis's source indices."""
+    tf = ctx.tf
+    x = ctx.input(0)
+    rank = len(x.shape)
+    pads = tf.reshape(_as_int64(ctx, ctx.input(1)), [2, -1])
+    if ctx.has_input(3):
+        axes = tf.reshape(_as_int64(ctx, ctx.input(3)), [-1])
+        axes = tf.where(axes < 0, axes + rank, axes)
+        before = tf.scatter_nd(axes[:, None], pads[0], [rank])
+        after = tf.scatter_nd(axes[:, None], pads[1], [rank])
+    else:
+        before, after = pads[0], pads[1]
+    dims = tf.shape(x, out_type=tf.int64)
+    if mode == "constant":
+        value = tf.zeros((), x.dtype)
+        if ctx.has_input(2):
+            # An empty value means 0.
+            given = tf.reshape(tf.cast(ctx.input(2), x.dtype), [-1])
+            value = tf.concat([given, tf.zeros([1], x.dtype)], axis=0)[0]
+        grown = tf.pad(
+            x,
+            tf.stack([tf.maximum(before, 0), tf.maximum(after, 0)], axis=1),
+            constant_values=value,
+        )
+        crop_front = tf.maximum(-before, 0)
+        kept = tf.shape(grown, out_type=tf.int64) - crop_front - tf.maximum(-after, 0)
+        return tf.slice(grown, crop_front, kept)
+    if mode not in ("reflect", "edge", "wrap"):
+        raise ctx.error(f"Pad mode {mode!r} is not an ONNX mode")
+    result = x
+    for axis in range(rank):
+        size = dims[axis]
+        positions = tf.range(-before[axis], size + after[axis])
+        if mode == "edge":
+            source = tf.clip_by_value(positions, 0, size - 1)
+        elif mode == "wrap":
+            source = tf.math.floormod(positions, size)
+        else:  # reflect about the first and last elements (period 2 * (size - 1))
+            period = tf.maximum(2 * (size - 1), 1)
+            folded = tf.math.floormod(positions, period)
+            source = tf.where(folded >= size, period - folded, folded)
+        result = tf.gather(result, source, axis=axis)
+    return result
 
 
 @ops.register("Tile", since=13)
