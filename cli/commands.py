@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from click.shell_completion import CompletionItem
 from unframe.cli import render
 from unframe.cli.group import FRAMEWORK_HELP, cli
 from unframe.shared_ir.compare import DEFAULT_ATOL, DEFAULT_RTOL
-from unframe.shared_ir.errors import BadInputError, ExitCode
+from unframe.shared_ir.errors import BadInputError, ExitCode, UnframeError
 
 
 class FrameworkName(click.ParamType):
@@ -118,6 +119,93 @@ def _load_npz(path: Path | None) -> dict[str, np.ndarray] | None:
         raise BadInputError(f"not a readable .npz file ({error})", path=str(path)) from None
 
 
+#: Options only some frameworks read: the ``ConvertOptions.extra`` key, the CLI flag, which side
+#: of the conversion reads it ("source" or "target") and the frameworks that do.
+FRAMEWORK_OPTIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "layout": ("--layout", "target", ("tensorflow", "tflite")),
+    "signature": ("--signature", "source", ("tensorflow",)),
+    "output_nodes": ("--output-node", "source", ("tensorflow",)),
+    "precision": ("--precision", "target", ("coreml", "tflite")),
+    "minimum_deployment_target": ("--minimum-deployment-target", "target", ("coreml",)),
+}
+
+
+def _framework_options(function: Any) -> Any:
+    """The convert options that only some sources or targets read (see FRAMEWORK_OPTIONS)."""
+    options = [
+        click.option(
+            "--layout",
+            type=click.Choice(["onnx", "nhwc"]),
+            help="TensorFlow/TFLite targets: 'nhwc' makes 4-D image inputs and outputs "
+            "channels-last (as Keras takes images) with no boundary Transposes; "
+            "'onnx' (default) keeps the ONNX graph's layout.",
+        ),
+        click.option(
+            "--signature",
+            metavar="NAME",
+            help="TensorFlow SavedModel sources: the signature to convert "
+            "[default: serving_default].",
+        ),
+        click.option(
+            "--output-node",
+            "output_nodes",
+            multiple=True,
+            metavar="NAME",
+            help="Frozen GraphDef (.pb) sources: an output node (repeatable; inputs come from "
+            "--input) [default: every node nothing reads].",
+        ),
+        click.option(
+            "--precision",
+            type=click.Choice(["float32", "float16"]),
+            help="Core ML/TFLite targets: the precision of weights and compute [default: float32].",
+        ),
+        click.option(
+            "--minimum-deployment-target",
+            metavar="TEXT",
+            help="Core ML targets: the oldest OS the model must run on (e.g. iOS16, macOS13).",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _refuse_ignored_options(
+    extra: dict[str, Any], src: str, out: str, source: str | None, target: str | None
+) -> None:
+    """Exit 2 for an option the conversion's source or target would silently ignore."""
+    if not extra:
+        return
+    from unframe.converters.registry import detect_framework
+
+    resolved: dict[str, str | None] = {"source": source, "target": target}
+    for key in extra:
+        flag, side, readers = FRAMEWORK_OPTIONS[key]
+        name = resolved[side]
+        if name is None:
+            try:
+                path = src if side == "source" else out
+                name = resolved[side] = detect_framework(path, for_writing=side == "target").name
+            except UnframeError:
+                return  # the conversion itself reports the path it cannot place
+        if name not in readers:
+            role = "source" if side == "source" else "target"
+            raise BadInputError(
+                f"{flag} applies only to a {' or '.join(readers)} {role}, "
+                f"and this conversion's {role} is {name}",
+                hint=f"drop {flag}",
+            )
+
+
+def _transposes_added(result: Any) -> int | None:
+    """The Transposes a layout pass added (TensorFlow targets), which it notes on the IR."""
+    from unframe.converters.adapters.tensorflow import TRANSPOSES_ADDED_KEY
+
+    model = getattr(result, "model", None)
+    text = None if model is None else model.metadata_props.get(TRANSPOSES_ADDED_KEY)
+    return None if text is None else int(text)
+
+
 @contextlib.contextmanager
 def _status(message: str, quiet: bool) -> Iterator[None]:
     """A spinner on stderr for long work, only when stderr is a terminal."""
@@ -151,6 +239,7 @@ def _status(message: str, quiet: bool) -> Iterator[None]:
 @click.option(
     "--no-optimize", is_flag=True, help="Skip constant folding and dead-code elimination."
 )
+@_framework_options
 @_json_option
 def convert(
     src: str,
@@ -167,12 +256,27 @@ def convert(
     no_optimize: bool,
     locate: bool,
     inputs_file: Path | None,
+    layout: str | None,
+    signature: str | None,
+    output_nodes: tuple[str, ...],
+    precision: str | None,
+    minimum_deployment_target: str | None,
     as_json: bool,
 ) -> None:
     """Convert SRC into another framework's format, written to OUT."""
     from unframe.converters import api
 
-    with _status("converting", as_json):
+    extra: dict[str, Any] = {
+        "layout": layout,
+        "signature": signature,
+        "output_nodes": list(output_nodes) or None,
+        "precision": precision,
+        "minimum_deployment_target": minimum_deployment_target,
+    }
+    extra = {key: value for key, value in extra.items() if value is not None}
+    _refuse_ignored_options(extra, src, out, source, target)
+    with _status("converting", as_json), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         result = api.convert(
             src,
             out,
@@ -188,9 +292,22 @@ def convert(
             optimize=not no_optimize,
             feeds=_load_npz(inputs_file),
             locate=locate,
+            **extra,
+        )
+    for caught_warning in caught:  # shown as they would have been, and kept for --json
+        warnings.showwarning(
+            caught_warning.message,
+            caught_warning.category,
+            caught_warning.filename,
+            caught_warning.lineno,
         )
     if as_json:
-        render.print_json(result.as_json())
+        payload = result.as_json()
+        payload["warnings"] = [str(w.message) for w in caught]
+        added = _transposes_added(result)
+        if added is not None:
+            payload["transposes_added"] = added
+        render.print_json(payload)
     else:
         render.stdout.print(
             f"{result.source} -> {result.target}: wrote {result.output} in {result.seconds:.2f} s"

@@ -15,7 +15,7 @@ import numpy as np
 import onnx_ir as ir
 
 from unframe.converters.framework import ConvertOptions, Framework
-from unframe.shared_ir.errors import UnsupportedOp
+from unframe.shared_ir.errors import BadInputError, UnsupportedOp
 from unframe.shared_ir.op_registry import OpRegistry
 
 _CONFORMANCE_NOTE = """\
@@ -27,6 +27,43 @@ _CONFORMANCE_NOTE = """\
 - **Layout**: Conv, ConvTranspose and pooling run channels-last (TF's CPU kernels take NHWC
   only); the backend transposes at the boundaries of channels-last regions only.
 """
+
+
+#: Where a backend with a layout pass notes on the converted IR (``metadata_props``) how many
+#: Transposes it added; ``unframe convert --json`` reports it as ``transposes_added``.
+TRANSPOSES_ADDED_KEY = "unframe.transposes_added"
+LAYOUTS = ("onnx", "nhwc")
+
+
+def layout_option(options: ConvertOptions) -> str:
+    """``extra["layout"]`` checked: "onnx" (default) or "nhwc"."""
+    layout = str(options.extra.get("layout") or "onnx").lower()
+    if layout not in LAYOUTS:
+        raise BadInputError(
+            f"layout {layout!r} is not one of {', '.join(LAYOUTS)}", hint="--layout onnx|nhwc"
+        )
+    return layout
+
+
+def note_transposes(model: ir.Model, built: Any, layout: str) -> None:
+    """Says (warnings) and notes on ``model`` how many Transposes the layout pass added and, with
+    ``--layout nhwc``, which inputs and outputs the signature takes channels-last."""
+    transposes = int(built.transposes)
+    model.metadata_props[TRANSPOSES_ADDED_KEY] = str(transposes)
+    if layout == "nhwc":
+        inputs = ", ".join(built.nhwc_inputs) or "none"
+        outputs = ", ".join(built.nhwc_outputs) or "none"
+        warnings.warn(
+            f"tensorflow: --layout nhwc: channels-last (NHWC) inputs: {inputs}; outputs: "
+            f"{outputs}; the others keep the ONNX graph's layout",
+            stacklevel=3,
+        )
+    if transposes:
+        warnings.warn(
+            f"tensorflow: the layout pass added {transposes} Transpose(s) at the "
+            "boundaries of channels-last (NHWC) regions",
+            stacklevel=3,
+        )
 
 
 class TensorFlowFramework(Framework):
@@ -71,13 +108,9 @@ class TensorFlowFramework(Framework):
         from unframe.backends.tensorflow import save_saved_model
 
         weights = str(options.extra.get("tensorflow_weights", "variables"))
-        built = save_saved_model(model, path, weights=weights)
-        if built.transposes:
-            warnings.warn(
-                f"tensorflow: the layout pass added {built.transposes} Transpose(s) at the "
-                "boundaries of channels-last (NHWC) regions",
-                stacklevel=2,
-            )
+        layout = layout_option(options)
+        built = save_saved_model(model, path, weights=weights, layout=layout)
+        note_transposes(model, built, layout)
 
     def run(self, path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.ensure_installed()

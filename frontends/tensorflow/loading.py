@@ -1,12 +1,15 @@
 """What the CLI hands the TensorFlow frontend: SavedModels, Keras files, frozen GraphDefs -> IR.
 
 - SavedModel directories (TF2 object graphs and TF1 graphs): one signature, ``serving_default``
-  unless ``options.extra["signature"]`` (API: ``unframe.converters.api.convert(...,
-  signature="name")``) names another; IR inputs and outputs are the signature's keys.
+  unless ``options.extra["signature"]`` (``--signature NAME``; API:
+  ``unframe.converters.api.convert(..., signature="name")``) names another; IR inputs and outputs
+  are the signature's keys.
 - ``.keras`` (Keras 3) and legacy ``.h5`` (Keras 2) files: see ``keras_files``.
 - Frozen GraphDef ``.pb`` files: inputs are the names given with ``--input`` (``x`` or ``x:0``),
-  else every Placeholder; outputs are ``options.extra["outputs"]`` (API: ``outputs=["y"]``), else
-  every op whose outputs nothing reads.
+  else every Placeholder; outputs are ``options.extra["output_nodes"]`` (``--output-node``; API:
+  ``output_nodes=["y"]``), else every op whose outputs nothing reads.
+- A SavedModel unframe wrote with ``--layout nhwc`` reads back in the ONNX graph's layout: its
+  recorded channels-last inputs and outputs get a Transpose at the IR's boundary.
 """
 
 from __future__ import annotations
@@ -105,7 +108,7 @@ def load_saved_model(path: Path, options: ConvertOptions) -> ir.Model:
             f"the SavedModel has no signature {signature!r} (its signatures: {have})",
             path=str(path),
             framework=FRAMEWORK,
-            hint="choose one with signature='NAME' (unframe.converters.api.convert/load)"
+            hint="choose one with --signature NAME (API: signature='NAME')"
             if signatures
             else "save the model with signatures= (tf.saved_model.save) or with model.export",
         )
@@ -122,7 +125,55 @@ def load_saved_model(path: Path, options: ConvertOptions) -> ir.Model:
         source=f"SavedModel signature {signature!r}",
         shape_override=_shape_override(inputs, input_names, options.inputs),
     )
-    return to_ir(frozen, opset=options.opset, path=str(path))
+    model = to_ir(frozen, opset=options.opset, path=str(path))
+    _restore_onnx_layout(model, loaded)
+    return model
+
+
+def _restore_onnx_layout(model: ir.Model, loaded: Any) -> None:
+    """A SavedModel unframe wrote with ``--layout nhwc``: its recorded NHWC inputs and outputs
+    become NCHW again behind one Transpose each, so the IR is the ONNX graph it came from."""
+    from unframe.backends.tensorflow.native import NHWC_INPUTS_ATTR, NHWC_OUTPUTS_ATTR
+
+    graph = model.graph
+    for attr, values, is_input in (
+        (NHWC_INPUTS_ATTR, graph.inputs, True),
+        (NHWC_OUTPUTS_ATTR, graph.outputs, False),
+    ):
+        variable = getattr(loaded, attr, None)
+        if variable is None:
+            continue
+        keys = {item.decode() for item in variable.numpy().tolist()}
+        for index, value in enumerate(list(values)):
+            if value.name not in keys or value.shape is None or len(value.shape) != 4:
+                continue
+            if is_input:
+                _nchw_input(graph, value)
+            else:
+                _nchw_output(graph, index, value)
+
+
+def _nchw_input(graph: ir.Graph, value: ir.Value) -> None:
+    name = value.name or ""
+    held = ir.Value(name=f"{name}__nhwc", shape=value.shape, type=value.type)
+    value.replace_all_uses_with(held)
+    transpose = ir.node("Transpose", [value], {"perm": [0, 2, 3, 1]}, outputs=[held])
+    if len(graph):
+        graph.insert_before(graph[0], transpose)
+    else:
+        graph.append(transpose)
+    dims = list(value.shape)
+    value.shape = ir.Shape([dims[0], dims[3], dims[1], dims[2]])
+
+
+def _nchw_output(graph: ir.Graph, index: int, value: ir.Value) -> None:
+    name = value.name or ""
+    value.name = f"{name}__nhwc"
+    dims = list(value.shape or ())
+    result = ir.Value(name=name, shape=ir.Shape([dims[0], dims[3], dims[1], dims[2]]))
+    result.type = value.type
+    graph.append(ir.node("Transpose", [value], {"perm": [0, 3, 1, 2]}, outputs=[result]))
+    graph.outputs[index] = result
 
 
 def _signature_inputs(function: Any, tf: Any, path: Path) -> tuple[list[str], list[str]]:
@@ -245,7 +296,7 @@ def from_concrete_function(
 
 
 def load_graph_def(path: Path, options: ConvertOptions) -> ir.Model:
-    """Converts a frozen GraphDef; inputs from ``--input``, outputs from ``outputs=``."""
+    """Converts a frozen GraphDef; inputs from ``--input``, outputs from ``--output-node``."""
     tf = import_tensorflow()
     from google.protobuf.message import DecodeError
 
@@ -271,7 +322,9 @@ def load_graph_def(path: Path, options: ConvertOptions) -> ir.Model:
             hint="freeze it (convert_variables_to_constants), or convert the SavedModel instead",
         )
     given = list(options.inputs) or [n for n, op in ops.items() if op == "Placeholder"]
-    given_out = options.extra.get("outputs") or _sink_ops(graph_def)
+    given_out = (
+        options.extra.get("output_nodes") or options.extra.get("outputs") or _sink_ops(graph_def)
+    )
     if isinstance(given_out, str):
         given_out = given_out.split(",")
     inputs = [_tensor_name(name, ops, path, "input") for name in given]

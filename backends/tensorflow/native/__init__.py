@@ -11,6 +11,8 @@ from __future__ import annotations
 from unframe.backends.tensorflow.native.names import signature_key, tf_name
 from unframe.backends.tensorflow.native.saved_model import (
     INPUT_NAMES_ATTR,
+    NHWC_INPUTS_ATTR,
+    NHWC_OUTPUTS_ATTR,
     OUTPUT_NAMES_ATTR,
     SAVED_MODEL_FILES,
     SERVING_SIGNATURE,
@@ -21,6 +23,8 @@ from unframe.backends.tensorflow.native.tf_import import import_tensorflow, tf_d
 
 __all__ = [
     "INPUT_NAMES_ATTR",
+    "NHWC_INPUTS_ATTR",
+    "NHWC_OUTPUTS_ATTR",
     "OUTPUT_NAMES_ATTR",
     "SAVED_MODEL_FILES",
     "SERVING_SIGNATURE",

@@ -27,6 +27,10 @@ SAVED_MODEL_FILES = frozenset(
 #: signature's inputs and outputs are maps: their order is not kept by TF itself).
 INPUT_NAMES_ATTR = "onnx_input_names"
 OUTPUT_NAMES_ATTR = "onnx_output_names"
+#: Signature keys of the inputs and outputs ``--layout nhwc`` made channels-last (NHWC where the
+#: ONNX graph has NCHW); unframe feeds and reads them in ONNX's layout.
+NHWC_INPUTS_ATTR = "onnx_nhwc_inputs"
+NHWC_OUTPUTS_ATTR = "onnx_nhwc_outputs"
 
 
 def is_saved_model_dir(path: Path) -> bool:
@@ -82,12 +86,20 @@ def run_saved_model(
         feeds = {key: fed[name] for key, name in zip(sanitized, input_order, strict=True)}
     else:
         feeds = align_feeds(keys, inputs)
+    nhwc_inputs = set(_recorded(loaded, NHWC_INPUTS_ATTR) or ())
+    nhwc_outputs = set(_recorded(loaded, NHWC_OUTPUTS_ATTR) or ())
     tensors = {
-        key: tf.convert_to_tensor(np.asarray(array), dtype=specs[key].dtype)
+        key: tf.convert_to_tensor(
+            np.asarray(array).transpose(0, 2, 3, 1) if key in nhwc_inputs else np.asarray(array),
+            dtype=specs[key].dtype,
+        )
         for key, array in feeds.items()
     }
     result = function(**tensors)
-    outputs = {name: tensor.numpy() for name, tensor in result.items()}
+    outputs = {
+        key: tensor.numpy().transpose(0, 3, 1, 2) if key in nhwc_outputs else tensor.numpy()
+        for key, tensor in result.items()
+    }
     if output_order is not None:
         ordered = {}
         for position, name in enumerate(output_order):
