@@ -61,12 +61,13 @@ class _Refused(Exception):
 class _Instance:
     """One node's body, built as a model of its own before it is spliced in.
 
-    ``sources[i]`` is the caller's value that feeds ``model.graph.inputs[i]``;
+    ``sources[i]`` is the position of the caller's input that feeds ``model.graph.inputs[i]``
+    (a position, not the value: splicing another node first may replace that value);
     ``targets[j]`` is the caller's output that ``model.graph.outputs[j]`` replaces.
     """
 
     model: ir.Model
-    sources: list[ir.Value]
+    sources: list[int]
     targets: list[ir.Value]
 
 
@@ -79,9 +80,9 @@ class _Names:
         self.counts: collections.Counter[str] = collections.Counter()
 
     def node(self, prefix: str, op_type: str) -> str:
-        """``prefix/OpType_k``, the k-th node of that op type under ``prefix``."""
+        """``prefix/OpType_k``, the k-th node of that op type under ``prefix`` (or at the top)."""
         while True:
-            key = f"{prefix}/{op_type}"
+            key = f"{prefix}/{op_type}" if prefix else op_type
             candidate = f"{key}_{self.counts[key]}"
             self.counts[key] += 1
             if candidate not in self.nodes:
@@ -309,10 +310,10 @@ def _build_instance(node: ir.Node, model: ir.Model, names: _Names) -> _Instance:
     proto.output.extend(kept)
     function = ir.serde.deserialize_function(proto)
     if not node.name:
-        node.name = names.node(node.graph.name or "graph" if node.graph else "graph", node.op_type)
+        node.name = names.node("", node.op_type)
     prefix = node.name
 
-    sources: list[ir.Value] = []
+    sources: list[int] = []
     inputs: dict[ir.Value, ir.Value] = {}
     value_map: dict[ir.Value, ir.Value | None] = {}
     for index, formal in enumerate(function.inputs):
@@ -326,7 +327,7 @@ def _build_instance(node: ir.Node, model: ir.Model, names: _Names) -> _Instance:
                 type=actual.type,
                 shape=actual.shape.copy() if actual.shape is not None else None,
             )
-            sources.append(actual)
+            sources.append(index)
         value_map[formal] = inputs[actual]
 
     def rename(clone: ir.Node) -> None:
@@ -420,7 +421,9 @@ def _splice(node: ir.Node, instance: _Instance) -> None:
     graph = node.graph
     assert graph is not None
     body = instance.model.graph
-    for formal, actual in zip(body.inputs, instance.sources, strict=True):
+    for formal, position in zip(body.inputs, instance.sources, strict=True):
+        actual = node.inputs[position]
+        assert actual is not None
         formal.replace_all_uses_with(actual)
     results = list(body.outputs)
     body.outputs.clear()

@@ -299,3 +299,21 @@ def test_an_op_without_a_body_is_untouched() -> None:
     expansion = ExpandFunctionsPass(lambda domain, op_type, opset: False)
     assert not expansion(model).modified
     assert [n.name for n in model.graph] == ["conv"] and not expansion.refused
+
+
+def test_chained_function_ops_and_an_unnamed_one() -> None:
+    """The second node reads the first's output, which the first's expansion replaces; a node
+    without a name gets one (its op type) to prefix its body's names."""
+    rng = np.random.default_rng(8)
+    proto = _model(
+        [
+            helper.make_node("Softplus", ["x"], ["s"]),
+            helper.make_node("HardSwish", ["s"], ["y"], name="hs"),
+        ],
+        {"x": (TensorProto.FLOAT, [4, 3])},
+        ["y"],
+        18,
+    )
+    model = _expand_and_compare(proto, {"x": _floats(rng, 4, 3) * 3})
+    prefixes = {(n.name or "").split("/")[0] for n in model.graph}
+    assert prefixes == {"Softplus_0", "hs"}
