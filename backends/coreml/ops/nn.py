@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import onnx_ir as ir
 
 from unframe.backends.coreml.context import ExportContext
@@ -114,6 +115,31 @@ def average_pool_v7(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     return _pool(ctx, "avg_pool", exclude_padding_from_average=exclude)
 
 
+@ops.register("LpPool", since=11)
+def lp_pool_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    """(sum over the window of |x|^p)^(1/p): an average pool counting the zero padding, times the
+    window's size, is that sum (ceil_mode's partial windows would count fewer: refused)."""
+    require_float(ctx, "LpPool")
+    if int(ctx.attr("ceil_mode", 0)):
+        raise ctx.error("ceil_mode=1: the partial windows' sums are not an average times a size")
+    mb = ctx.mb
+    p = float(ctx.attr("p", 2))
+    powered = mb.pow(x=mb.abs(x=ctx.input(0)), y=scalar_like(ctx, p))
+    window = float(np.prod([int(k) for k in ctx.attr("kernel_shape")]))
+    spatial = _spatial_rank(ctx)
+    if any(d != 1 for d in ctx.attr("dilations", None) or []):
+        raise ctx.error("dilated pooling: Core ML pools without dilations")
+    average = mb.avg_pool(
+        x=powered,
+        kernel_sizes=ctx.attr("kernel_shape"),
+        strides=ctx.attr("strides", None) or [1] * spatial,
+        exclude_padding_from_average=False,
+        **_padding(ctx, spatial),
+    )
+    total = mb.mul(x=average, y=scalar_like(ctx, window))
+    return [mb.pow(x=total, y=scalar_like(ctx, 1.0 / p))]
+
+
 def _global(ctx: ExportContext, op: str) -> list[Any]:
     require_float(ctx, op)
     rank = ctx.input_rank(0)
@@ -159,20 +185,92 @@ def batch_normalization_v9(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
 @ops.register("InstanceNormalization", since=6)
 def instance_normalization_v6(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     require_float(ctx, "InstanceNormalization")
-    if (
-        ctx.input_rank(0) not in (3, 4)
-        or ctx.constant_input(1) is None
-        or ctx.constant_input(2) is None
-    ):
-        raise ctx.error(
-            "Core ML's instance_norm takes a rank-3 or -4 input and constant scale and bias"
-        )
+    rank = ctx.input_rank(0)
+    epsilon = float(ctx.attr("epsilon"))
+    if rank in (3, 4) and ctx.constant_input(1) is not None and ctx.constant_input(2) is not None:
+        return [
+            ctx.mb.instance_norm(
+                x=ctx.input(0), gamma=ctx.input(1), beta=ctx.input(2), epsilon=epsilon
+            )
+        ]
+    # instance_norm takes rank 3 or 4 and constant parameters: the formula otherwise.
+    normalized = _normalize(ctx, ctx.input(0), list(range(2, rank)), epsilon)
+    scale, bias = _channel_vector(ctx, 1, rank), _channel_vector(ctx, 2, rank)
+    return [ctx.mb.add(x=ctx.mb.mul(x=normalized, y=scale), y=bias)]
+
+
+def _normalize(ctx: ExportContext, x: Any, axes: list[int], epsilon: float) -> Any:
+    """(x - mean) / sqrt(variance + epsilon) over ``axes`` (population variance)."""
+    mb = ctx.mb
+    centered = mb.sub(x=x, y=mb.reduce_mean(x=x, axes=axes, keep_dims=True))
+    variance = mb.reduce_mean(x=mb.mul(x=centered, y=centered), axes=axes, keep_dims=True)
+    spread = mb.sqrt(x=mb.add(x=variance, y=scalar_like(ctx, epsilon)))
+    return mb.real_div(x=centered, y=spread)
+
+
+def _group_normalization(ctx: ExportContext, per_group: bool) -> Sequence[Any]:
+    require_float(ctx, "GroupNormalization")
+    if int(ctx.attr("stash_type", 1)) != 1:
+        raise ctx.error("stash_type other than float32")
+    shape = ctx.input_shape(0)
+    if shape is None or len(shape) < 3 or any(d is None for d in shape[1:]):
+        raise ctx.error("an input of unknown channels or spatial size")
+    rank = len(shape)
+    channels = int(shape[1])  # type: ignore[arg-type]
+    groups = int(ctx.attr("num_groups"))
+    if groups <= 0 or channels % groups:
+        raise ctx.error(f"num_groups={groups} does not divide the {channels} channels")
+    mb = ctx.mb
+    x = ctx.input(0)
+    if shape[0] is not None:
+        grouped = mb.reshape(x=x, shape=[int(shape[0]), groups, -1])
+    else:
+        batch = mb.slice_by_size(x=mb.shape(x=x), begin=[0], size=[1])
+        grouped_shape = mb.concat(values=[batch, np.array([groups, -1], np.int32)], axis=0)
+        grouped = mb.reshape(x=x, shape=grouped_shape)
+    normalized = _normalize(ctx, grouped, [2], float(ctx.attr("epsilon")))
+    y = mb.reshape(x=normalized, shape=mb.shape(x=x))
+    scale, bias = (
+        _group_vector(ctx, i, groups, channels, rank)
+        if per_group
+        else _channel_vector(ctx, i, rank)
+        for i in (1, 2)
+    )
+    return [mb.add(x=mb.mul(x=y, y=scale), y=bias)]
+
+
+def _group_vector(ctx: ExportContext, index: int, groups: int, channels: int, rank: int) -> Any:
+    """Opset 18's per-group parameter repeated over each group's channels, shaped (C, 1, ...)."""
+    mb = ctx.mb
+    per_channel = mb.tile(
+        x=mb.reshape(x=ctx.input(index), shape=[groups, 1]), reps=[1, channels // groups]
+    )
+    return mb.reshape(x=per_channel, shape=[channels] + [1] * (rank - 2))
+
+
+@ops.register("GroupNormalization", since=18)
+def group_normalization_v18(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    return _group_normalization(ctx, per_group=True)
+
+
+@ops.register("GroupNormalization", since=21)
+def group_normalization_v21(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    return _group_normalization(ctx, per_group=False)
+
+
+@ops.register("LRN", since=1)
+def lrn_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    """x / (bias + alpha / size * sum of squares over ``size`` channels) ^ beta, as ONNX."""
+    require_float(ctx, "LRN")
+    if ctx.input_rank(0) != 4:
+        raise ctx.error("a rank other than 4: Core ML's window runs over dim -3, ONNX's over dim 1")
     return [
-        ctx.mb.instance_norm(
+        ctx.mb.local_response_norm(
             x=ctx.input(0),
-            gamma=ctx.input(1),
-            beta=ctx.input(2),
-            epsilon=float(ctx.attr("epsilon")),
+            size=int(ctx.attr("size")),
+            alpha=float(ctx.attr("alpha", 0.0001)),
+            beta=float(ctx.attr("beta", 0.75)),
+            k=float(ctx.attr("bias", 1.0)),
         )
     ]
 
@@ -273,6 +371,12 @@ def dropout_v7(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     training = ctx.constant_input(2)
     if ctx.has_input(2) and (training is None or bool(training.reshape(()))):
         raise ctx.error("training_mode true or computed at run time: Core ML runs inference only")
-    if ctx.output_used(1):
-        raise ctx.error("the mask output")
-    return [ctx.input(0)]
+    if not ctx.output_used(1):
+        return [ctx.input(0)]
+    # In inference every element is kept: the mask is all true.
+    shape = ctx.input_shape(0)
+    if shape is not None and all(d is not None for d in shape):
+        mask = ctx.make_constant(np.ones([int(d) for d in shape], np.bool_))  # type: ignore[arg-type]
+    else:
+        mask = ctx.mb.fill(shape=ctx.mb.shape(x=ctx.input(0)), value=True)
+    return [ctx.input(0), mask]

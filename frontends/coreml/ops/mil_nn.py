@@ -275,3 +275,17 @@ def resize_bilinear(op: Any, ctx: MilContext) -> ir.Value:
     sizes = ctx.make_constant(np.array(out, np.int64), "sizes")
     attrs = {"mode": "linear", "coordinate_transformation_mode": coordinates}
     return ctx.op1("Resize", [ctx.value("x"), None, None, sizes], attrs)
+
+
+@ops.register("local_response_norm", since=IOS15, domain=MIL_DOMAIN)
+def local_response_norm(op: Any, ctx: MilContext) -> ir.Value:
+    """MIL normalizes across dim -3: ONNX's LRN (across dim 1) holds it for rank-4 inputs."""
+    if ctx.rank("x") != 4:
+        raise ctx.error(f"a rank-{ctx.rank('x')} input: ONNX's LRN runs across dim 1 of rank 4")
+    attrs = {
+        "size": int(ctx.attr("size")),
+        "alpha": float(ctx.attr("alpha", 1e-4)),
+        "beta": float(ctx.attr("beta", 0.75)),
+        "bias": float(ctx.attr("k", 1.0)),
+    }
+    return ctx.op1("LRN", [ctx.value("x")], attrs)

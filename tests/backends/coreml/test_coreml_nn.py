@@ -13,11 +13,13 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 import pytest
+from onnx import TensorProto, helper
 
 from unframe.converters.conformance import _as_value, collect_node_tests, run_test
 from unframe.converters.registry import get_framework
 from unframe.shared_ir.errors import UnsupportedOpsError
 from unframe.shared_ir.options import ConvertOptions
+from unframe.shared_ir.runner import run_onnxruntime
 
 pytest.importorskip("coremltools", reason="the coreml extra is not installed")
 
@@ -54,6 +56,16 @@ def _frozen(name: str) -> tuple[ir.Model, dict[str, np.ndarray], list[np.ndarray
         "test_matmul_4d_1d",
         "test_gemm_default_scalar_bias",  # a rank-0 graph input: fed as (1,), squeezed inside
         "test_dropout_default_ratio",
+        "test_dropout_default_mask",  # the mask of inference: all true
+        "test_hardmax_axis_0",
+        "test_celu",
+        "test_shrink_soft",
+        "test_mish",
+        "test_lrn",
+        "test_lppool_2d_same_upper",
+        "test_lppool_3d_default",
+        "test_group_normalization_example",
+        "test_instancenorm_example",  # run-time scale and bias: the formula
     ],
 )
 def test_node_case_passes(name: str) -> None:
@@ -96,3 +108,46 @@ def test_resize_samples_core_ml_cannot_hold_are_refused_by_name(name: str, reaso
         get_framework("coreml").run_ir(model, feeds, ConvertOptions())
     assert caught.value.exit_code == 3
     assert reason in caught.value.ops[0].reason
+
+
+def _one_node(op: str, shape: list[int], opset: int, *params: np.ndarray, **attrs: Any) -> ir.Model:
+    """A one-node float model of ``op`` on input ``x``, its other inputs ``params`` constants."""
+    names = ["x"] + [f"p{i}" for i in range(len(params))]
+    graph = helper.make_graph(
+        [helper.make_node(op, names, ["y"], **attrs)],
+        op.lower(),
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [
+            helper.make_tensor(n, TensorProto.FLOAT, p.shape, p.ravel())
+            for n, p in zip(names[1:], params, strict=True)
+        ],
+    )
+    return ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]))
+
+
+@pytest.mark.parametrize(
+    ("op", "shape", "opset", "params", "attrs"),
+    [
+        # Before opset 13 these flatten to 2-D at axis: over dims 1 and 2 together here.
+        ("Softmax", [2, 3, 4], 11, (), {"axis": 1}),
+        ("LogSoftmax", [2, 3, 4], 11, (), {"axis": 1}),
+        ("Hardmax", [2, 3, 4], 11, (), {"axis": 1}),
+        ("Softmax", [2, 3, 4], 11, (), {}),
+        # Opset 18: one scale and bias per group, repeated over its channels.
+        ("GroupNormalization", [2, 6, 3, 3], 18, ("group", "group"), {"num_groups": 3}),
+        # Rank 5: instance_norm takes rank 3 or 4, the formula the rest.
+        ("InstanceNormalization", [1, 2, 3, 2, 2], 17, ("channel", "channel"), {}),
+    ],
+)
+def test_nn_op_matches_onnxruntime(
+    op: str, shape: list[int], opset: int, params: tuple[str, ...], attrs: dict[str, Any]
+) -> None:
+    rng = np.random.default_rng(0)
+    sizes = {"group": attrs.get("num_groups", 0), "channel": shape[1]}
+    arrays = [rng.uniform(0.5, 1.5, sizes[kind]).astype(np.float32) for kind in params]
+    model = _one_node(op, shape, opset, *arrays, **attrs)
+    feeds = {"x": rng.standard_normal(shape).astype(np.float32) * 3}
+    expected = run_onnxruntime(ir.from_proto(ir.to_proto(model)), feeds)["y"]
+    actual = get_framework("coreml").run_ir(model, feeds, ConvertOptions())["y"]
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
