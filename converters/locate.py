@@ -5,9 +5,10 @@ Two searches, both over the source graph's topological order:
 
 - **by names** (``locate_by_names``): both models are imported into the IR, where every value the
   two share by name (name provenance: the backends write the source's value names, the frontends
-  read them back) is exposed as a graph output; one run of each on onnxruntime gives every shared
-  value, and the first source node with a differing output is the answer. The converted model's
-  weights are also compared with the source's, by name, without a run.
+  read them back, or a converted op is scoped by the source node's name, as TensorFlow's are) is
+  exposed as a graph output; one run of each on onnxruntime gives every shared value, and the
+  first source node with a differing output is the answer. The converted model's weights are
+  also compared with the source's, by name, without a run.
 - **by bisection** (``locate_by_bisection``), where no name is shared: the prefix of the source up to
   a node (the subgraph that computes its output) is converted with the target's backend and run on
   the target's runtime, halving the range each time, so a search costs O(log n) conversions. It
@@ -181,10 +182,32 @@ def _converted_name(value: ir.Value | None) -> str | None:
 # -- by names -----------------------------------------------------------------------------------
 
 
-def shared_value_names(source: ir.Model, converted: ir.Model) -> list[str]:
-    """Names of the source's node outputs that the converted model also computes, in source order."""
+def shared_values(source: ir.Model, converted: ir.Model) -> dict[str, str]:
+    """The source's node outputs the converted model also computes: source name -> converted name.
+
+    A value matches one of the same name; failing that, a source node's first output matches the
+    output of the last converted node whose name holds the source node's name as a scope (the
+    TensorFlow backend scopes each op by its ONNX node: ``StatefulPartitionedCall/conv0/BiasAdd``
+    computes node ``conv0``'s output). In source order.
+    """
     theirs = {v.name for v in _node_outputs(converted.graph)}
-    return [v.name or "" for v in _node_outputs(source.graph) if v.name in theirs]
+    pairs = {v.name or "": v.name or "" for v in _node_outputs(source.graph) if v.name in theirs}
+    scoped = [
+        (f"/{node.name.strip('/')}/", node.outputs[0].name)
+        for node in converted.graph
+        if node.name and node.outputs and node.outputs[0].name
+    ]
+    source_names = [node.name for node in source.graph if node.name]
+    unique = {name for name in source_names if source_names.count(name) == 1}
+    for node in source.graph:
+        if node.name not in unique or not node.outputs or node.outputs[0].name in pairs:
+            continue
+        scope = f"/{node.name.strip('/')}/"
+        found = [name for path, name in scoped if scope in path and name not in pairs.values()]
+        if found and found[-1]:
+            pairs[node.outputs[0].name or ""] = found[-1]
+    order = [v.name for v in _node_outputs(source.graph)]
+    return {name: pairs[name] for name in order if name in pairs}
 
 
 def locate_by_names(
@@ -203,16 +226,16 @@ def locate_by_names(
     on the reference runner with every shared value exposed.
     """
     started = time.perf_counter()
-    names = shared_value_names(source, converted)
+    pairs = shared_values(source, converted)
     graph_outputs = {v.name for v in source.graph.outputs}
-    if not [n for n in names if n not in graph_outputs]:
+    if not [n for n in pairs if n not in graph_outputs]:
         return None
-    expected, engine = run_exposing(source, feeds, names)
-    actual, converted_engine = run_exposing(converted, feeds, names)
+    expected, engine = run_exposing(source, feeds, pairs)
+    actual, converted_engine = run_exposing(converted, feeds, pairs.values())
     theirs = {v.name: v for v in _node_outputs(converted.graph)}
     checks: dict[str, OutputComparison] = {}
-    for name in names:
-        want, got = expected.get(name), actual.get(name)
+    for name, converted_name in pairs.items():
+        want, got = expected.get(name), actual.get(converted_name)
         if not isinstance(want, np.ndarray) or not isinstance(got, np.ndarray):
             continue
         if want.shape != got.shape:
@@ -234,7 +257,7 @@ def locate_by_names(
         first = failing[0]
         result.found = True
         result.node, result.op, result.output = node.name, node.op_type, first.name
-        result.converted_name = _converted_name(theirs.get(first.name))
+        result.converted_name = _converted_name(theirs.get(pairs[first.name]))
         result.max_abs, result.max_rel = first.max_abs, first.max_rel
         result.inputs = [
             _input_check(value, source, converted, checks, rtol, atol, frameworks)

@@ -105,13 +105,16 @@ def tamper_init_net(path: Path, blob: str) -> None:
     write_caffe2(model, path)
 
 
-def strip_blob_names(path: Path) -> None:
-    """Renames every intermediate blob of a Caffe2 predict net (b0, b1, ...): no name survives."""
+def strip_blob_names(path: Path, *, op_names: bool = True) -> None:
+    """Renames every intermediate blob of a Caffe2 predict net (b0, b1, ...) and, with
+    ``op_names``, drops every op's name (the ONNX node's): then no name survives."""
     model = caffe2_model(path)
     net = model.predict_net
     kept = set(net.external_input) | set(net.external_output)
     renamed: dict[str, str] = {}
     for op in net.op:
+        if op_names:
+            op.ClearField("name")
         for field in (op.input, op.output):
             for index, name in enumerate(field):
                 if name not in kept:
@@ -227,6 +230,21 @@ def test_bisection_finds_the_wrong_op_where_no_name_survives(tmp_path, caffe2_si
     assert located.runs == 1
 
 
+def test_caffe2_op_names_alone_match_the_nodes_where_blobs_were_renamed(
+    tmp_path, caffe2_sigmoid_as_tanh
+):
+    source = conv_chain(tmp_path / "m.onnx")
+    converted = tmp_path / "m.caffe2"
+    api.convert(source, converted)
+    strip_blob_names(converted, op_names=False)
+
+    located = api.validate(source, converted, locate=True).locate
+
+    assert located is not None and located.method == "names" and located.conversions == 0
+    assert (located.node, located.op, located.inputs_ok) == ("act2", "Sigmoid", True)
+    assert located.converted_name is not None and located.converted_name.startswith("b")
+
+
 def test_bisection_says_so_where_the_backend_makes_a_matching_model(tmp_path):
     source = conv_chain(tmp_path / "m.onnx")
     converted = tmp_path / "m.caffe2"
@@ -238,3 +256,56 @@ def test_bisection_says_so_where_the_backend_makes_a_matching_model(tmp_path):
     located = result.locate
     assert located is not None and not located.found and located.conversions == 1
     assert "differs from what the backend makes now" in located.note
+
+
+def test_a_variable_edited_in_a_savedmodel_is_located_through_tf_op_scopes(tmp_path):
+    tf = pytest.importorskip("tensorflow", reason="the TensorFlow backend needs tensorflow")
+    source = conv_chain(tmp_path / "m.onnx")
+    converted = tmp_path / "m.savedmodel"
+    api.convert(source, converted)
+    loaded = tf.saved_model.load(str(converted))
+    signature = loaded.signatures["serving_default"]
+    (variable,) = [v for v in signature.variables if v.name == "conv4/weight:0"]
+    edited = variable.numpy()
+    edited.flat[0] += 1.0
+    variable.assign(edited)
+    tampered = tmp_path / "t.savedmodel"
+    tf.saved_model.save(loaded, str(tampered), signatures=loaded.signatures)
+
+    located = api.validate(source, tampered, locate=True).locate
+
+    assert located is not None and located.found and located.method == "names"
+    assert (located.node, located.op, located.inputs_ok) == ("conv4", "Conv", True)
+    # Matched through the op's scope: the TensorFlow tensor that computes conv4's output.
+    assert located.converted_name is not None and "/conv4/" in located.converted_name
+
+
+def test_a_weight_edited_in_a_core_ml_package_is_located_at_the_conv_reading_it(tmp_path):
+    pytest.importorskip("coremltools", reason="the Core ML backend needs coremltools")
+    from coremltools.proto import Model_pb2
+
+    source = conv_chain(tmp_path / "m.onnx")
+    converted = tmp_path / "m.mlpackage"
+    api.convert(source, converted)
+    data = converted / "Data" / "com.apple.CoreML"
+    spec = Model_pb2.Model()
+    spec.ParseFromString((data / "model.mlmodel").read_bytes())
+    function = spec.mlProgram.functions["main"]
+    (constant,) = [
+        op
+        for op in function.block_specializations[function.opset].operations
+        if op.type == "const" and op.outputs[0].name == "conv1_weight"
+    ]
+    # weight.bin: a 64-byte header per blob whose bytes 16..24 hold the data's offset.
+    header = constant.attributes["val"].blobFileValue.offset
+    weights = bytearray((data / "weights" / "weight.bin").read_bytes())
+    start = int(np.frombuffer(bytes(weights[header + 16 : header + 24]), np.uint64)[0])
+    first = np.frombuffer(bytes(weights[start : start + 4]), np.float32)[0]
+    weights[start : start + 4] = np.float32(first + 1.0).tobytes()
+    (data / "weights" / "weight.bin").write_bytes(bytes(weights))
+
+    located = api.validate(source, converted, locate=True).locate
+
+    assert located is not None and located.found
+    assert (located.node, located.op, located.inputs_ok) == ("conv1", "Conv", True)
+    assert [i.name for i in located.inputs if not i.ok] == ["conv1.weight"]
