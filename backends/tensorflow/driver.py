@@ -238,9 +238,19 @@ def run_built(built: TFExport, inputs: Mapping[str, np.ndarray]) -> dict[str, np
     ]
     result = built.function(*tensors)
     return {
-        name: _nhwc(result[key].numpy(), key in built.nhwc_outputs, to_nhwc=False)
+        name: _nhwc(_text_as_str(result[key].numpy()), key in built.nhwc_outputs, to_nhwc=False)
         for name, key in zip(built.output_names, built.output_keys, strict=True)
     }
+
+
+def _text_as_str(value: Any) -> np.ndarray:
+    """TF's string tensors come back as bytes; ONNX's (onnxruntime's) as str."""
+    array = np.asarray(value, dtype=object) if isinstance(value, bytes) else value
+    if array.dtype != object:
+        return array
+    return np.vectorize(
+        lambda item: item.decode() if isinstance(item, bytes) else item, otypes=[object]
+    )(array)
 
 
 def _nhwc(array: np.ndarray, held_nhwc: bool, *, to_nhwc: bool) -> np.ndarray:
