@@ -14,6 +14,7 @@ from unframe.backends.tensorflow.ops._common import (
     ExportContext,
     Outputs,
     Physical,
+    channels_last,
     elementwise_inputs,
     inverse,
     ir,
@@ -87,7 +88,14 @@ def transpose_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
     rank = len(held.tensor.shape)
     perm = tuple(ctx.ints("perm", list(reversed(range(rank)))) or reversed(range(rank)))
     if held.perm is None:
-        return [ctx.tf.transpose(held.tensor, perm)]
+        transposed = ctx.tf.transpose(held.tensor, perm)
+        if rank >= 3 and inverse(perm) == channels_last(rank):
+            # Channels-last to ONNX's NCHW (how tf2onnx opens a Keras model): the output stays
+            # held channels-last, so a Conv reading it needs no Transpose back; other readers
+            # get the model's own Transpose (unused ones are pruned from the traced graph).
+            ctx.state.logical[node.outputs[0]] = transposed
+            return [Physical(held.tensor, inverse(perm))]
+        return [transposed]
     # The output is the held tensor itself, in the layout that composes both permutations.
     back = inverse(perm)
     composed = tuple(back[axis] for axis in held.perm)

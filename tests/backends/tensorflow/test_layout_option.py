@@ -132,28 +132,38 @@ def test_nhwc_layout_takes_and_gives_images_channels_last_with_no_transposes(
         np.testing.assert_allclose(value, expected[name], RTOL, ATOL, err_msg=name)
 
 
-def test_nhwc_leaves_an_input_that_is_already_channels_last(
-    feeds: dict[str, np.ndarray],
+@pytest.mark.parametrize("layout", ["onnx", "nhwc"])
+def test_a_model_that_takes_nhwc_itself_runs_with_no_transposes(
+    feeds: dict[str, np.ndarray], layout: str
 ) -> None:
-    """A model that takes NHWC and transposes it itself (as tf2onnx writes Keras models)."""
+    """Transpose(NHWC->NCHW) -> Conv, as tf2onnx writes Keras models: the Conv reads the input
+    as it comes (no Transpose), the signature stays NHWC, and a reader in ONNX's layout (Flatten) still gets
+    the transposed tensor."""
     w = np.random.default_rng(2).standard_normal((4, 3, 3, 3)).astype(np.float32)
     graph = helper.make_graph(
         [
             helper.make_node("Transpose", ["x"], ["t"], "to_nchw", perm=list(NCHW)),
             helper.make_node("Conv", ["t", "w"], ["y"], "conv"),
+            helper.make_node("Flatten", ["t"], ["flat"], "flatten"),
         ],
         "keras_like",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 8, 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6]),
+            helper.make_tensor_value_info("flat", TensorProto.FLOAT, [1, 192]),
+        ],
         [onnx.numpy_helper.from_array(w, "w")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    built = _build(model, "nhwc")
+    built = _build(model, layout)
+    # the input needs none; the 4-D output y one back to NCHW unless nhwc returns it as held
     assert built.nhwc_inputs == []
+    assert (built.transposes, built.nhwc_outputs) == ((1, []) if layout == "onnx" else (0, ["y"]))
     x = feeds["img"][:1].transpose(NHWC).copy()
-    (want,) = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})
-    got = run_built(built, {"x": x})["y"]
-    np.testing.assert_allclose(got, want, RTOL, ATOL)
+    want = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})
+    got = run_built(built, {"x": x})
+    np.testing.assert_allclose(got["y"], want[0], RTOL, ATOL)
+    np.testing.assert_array_equal(got["flat"], want[1])
 
 
 def test_nhwc_saved_model_records_its_layout_for_run_and_reimport(
