@@ -176,45 +176,126 @@ def conv_transpose_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
     rank, spatial = _rank_and_spatial(ctx)
     weight = ctx.constant_input(1)
     weight_shape = _weight_shape(ctx)
-    if int(ctx.attr("group", 1)) != 1:
-        raise ctx.error("grouped ConvTranspose is not converted yet")
+    group = int(ctx.attr("group", 1))
     kernel = list(weight_shape[2:])
     attrs = _spatial_attrs(ctx, spatial, kernel)
-    if any(d != 1 for d in attrs["dilations"]):
-        raise ctx.error("dilated ConvTranspose is not converted yet")
-    if ctx.attr("output_shape", None) is not None:
-        raise ctx.error("ConvTranspose's output_shape attribute is not converted yet")
-    auto_pad = ctx.attr("auto_pad", "NOTSET")
-    if auto_pad not in ("NOTSET", b"NOTSET", "VALID", b"VALID"):
-        raise ctx.error(f"ConvTranspose auto_pad {auto_pad!r} is not converted yet")
+    strides, dilations = attrs["strides"], attrs["dilations"]
+    effective = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
     output_padding = ctx.ints("output_padding", [0] * spatial) or [0] * spatial
-    strides = attrs["strides"]
-    flat_pads = attrs["pads"] if auto_pad in ("NOTSET", b"NOTSET") else [0] * 2 * spatial
     x = ctx.channels_last(0)
+    begins, sizes = _transpose_crop(ctx, x, spatial, effective, output_padding)
+    if any(d != 1 for d in dilations):
+        weight_t = _dilated_kernel(ctx, weight, ctx.input(1) if weight is None else None, dilations)
+        weight = weight_t if isinstance(weight_t, np.ndarray) else None
+    else:
+        weight_t = weight if weight is not None else ctx.input(1)
     # I O <spatial> -> <spatial> O I, conv_transpose's filter layout.
     to_tf = (*range(2, rank), 1, 0)
-    filters = (
-        _filter(ctx, weight.transpose(to_tf))
-        if weight is not None
-        else tf.transpose(ctx.input(1), to_tf)
-    )
+    filters: Any = weight.transpose(to_tf) if weight is not None else tf.transpose(weight_t, to_tf)
     shape = tf.shape(x)
-    full = [(shape[1 + i] - 1) * strides[i] + kernel[i] + output_padding[i] for i in range(spatial)]
-    out_shape = tf.stack([shape[0], *full, int(weight_shape[1])])
-    result = tf.nn.conv_transpose(x, filters, out_shape, strides=strides, padding="VALID")
-    if any(flat_pads):
-        begin = [0, *flat_pads[:spatial], 0]
-        end = [0, *[-p if p else 0 for p in flat_pads[spatial:]], 0]
-        end_mask = 1 | (1 << (rank - 1))
-        for i, p in enumerate(flat_pads[spatial:]):
-            if p == 0:
-                end_mask |= 1 << (1 + i)
-        result = tf.strided_slice(result, begin, end, end_mask=end_mask)
+    full = [
+        (shape[1 + i] - 1) * strides[i] + effective[i] + output_padding[i] for i in range(spatial)
+    ]
+    per_group_out = int(weight_shape[1])
+    per_group_in = int(weight_shape[0]) // group
+    out_shape = tf.stack([shape[0], *full, per_group_out])
+    pieces = tf.split(x, group, axis=-1) if group > 1 else [x]
+    outputs = []
+    for index, piece in enumerate(pieces):
+        part = filters[..., index * per_group_in : (index + 1) * per_group_in]
+        part_tensor = _filter(ctx, part, f"weight_g{index}" if group > 1 else "weight")
+        outputs.append(
+            tf.nn.conv_transpose(piece, part_tensor, out_shape, strides=strides, padding="VALID")
+        )
+    result = tf.concat(outputs, axis=-1) if group > 1 else outputs[0]
+    if sizes is not None and all(isinstance(v, int) for v in sizes):
+        # output_shape may reach past the full result (a negative end pad): zeros there.
+        in_sizes = [int(v) for v in x.shape.as_list()[1:-1]]
+        extra = [
+            max(b + n - ((size - 1) * s + k + p), 0)
+            for b, n, size, s, k, p in zip(
+                begins, sizes, in_sizes, strides, effective, output_padding, strict=True
+            )
+        ]
+        if any(extra):
+            result = tf.pad(result, [[0, 0], *[[0, e] for e in extra], [0, 0]])
+    if any(isinstance(b, int) and b for b in begins) or sizes is not None:
+        size = [-1, *(sizes or [-1] * spatial), -1]
+        result = tf.slice(result, [0, *begins, 0], tf.stack(size))
     if ctx.has_input(2):
         bias = ctx.constant_input(2)
         bias_tensor = ctx.weight(bias, "bias") if bias is not None else ctx.input(2)
         result = tf.nn.bias_add(result, bias_tensor)
     return [Physical(result, channels_last(rank))]
+
+
+def _dilated_kernel(
+    ctx: ExportContext, weight: np.ndarray | None, tensor: Any, dilations: list[int]
+) -> Any:
+    """The kernel with ``d - 1`` zeros between its taps on each spatial axis (numpy where the
+    weight is constant)."""
+    if weight is not None:
+        effective = [(k - 1) * d + 1 for k, d in zip(weight.shape[2:], dilations, strict=True)]
+        dilated = np.zeros((*weight.shape[:2], *effective), dtype=weight.dtype)
+        dilated[(slice(None), slice(None), *(slice(None, None, d) for d in dilations))] = weight
+        return dilated
+    tf = ctx.tf
+    kernel = [int(k) for k in _weight_shape(ctx)[2:]]
+    for i, (k, d) in enumerate(zip(kernel, dilations, strict=True)):
+        if d == 1:
+            continue
+        axis = 2 + i
+        spaced = tf.stack([tensor] + [tf.zeros_like(tensor)] * (d - 1), axis=axis + 1)
+        dims = tf.shape(tensor)
+        merged = tf.reshape(spaced, tf.concat([dims[:axis], [k * d], dims[axis + 1 :]], 0))
+        tensor = tf.gather(merged, tf.range((k - 1) * d + 1), axis=axis)
+    # oneDNN's transposed convolution fails on a filter of unknown static shape.
+    shape = _weight_shape(ctx)
+    effective = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
+    return tf.ensure_shape(tensor, [*shape[:2], *effective])
+
+
+def _transpose_crop(
+    ctx: ExportContext, x: Any, spatial: int, effective: list[int], output_padding: list[int]
+) -> tuple[list[int], list[Any] | None]:
+    """Where ConvTranspose's output starts in the full (unpadded) result, per spatial axis, and
+    its sizes (None: to the end less the end pads), from pads, output_shape or auto_pad."""
+    tf = ctx.tf
+    strides = ctx.ints("strides", [1] * spatial) or [1] * spatial
+    auto_pad = ctx.attr("auto_pad", "NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    explicit = ctx.ints("pads", []) or None
+    output_shape = ctx.ints("output_shape", []) or None
+    in_sizes = x.shape.as_list()[1:-1]
+    if explicit is not None and (auto_pad in ("NOTSET", "VALID") or output_shape is not None):
+        if output_shape is not None:
+            return explicit[:spatial], [int(v) for v in output_shape[-spatial:]]
+        if auto_pad == "VALID":
+            return [0] * spatial, None
+        shape = tf.shape(x)
+        sizes = [
+            (shape[1 + i] - 1) * strides[i]
+            + effective[i]
+            + output_padding[i]
+            - explicit[i]
+            - explicit[spatial + i]
+            for i in range(spatial)
+        ]
+        return explicit[:spatial], sizes
+    if output_shape is None and auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        return [0] * spatial, None
+    if any(size is None for size in in_sizes):
+        raise ctx.error("ConvTranspose with output_shape or auto_pad needs static spatial sizes")
+    targets = (
+        [int(v) for v in output_shape[-spatial:]]
+        if output_shape is not None
+        else [int(size) * s for size, s in zip(in_sizes, strides, strict=True)]
+    )
+    begins = []
+    for i in range(spatial):
+        total = strides[i] * (int(in_sizes[i]) - 1) + output_padding[i] + effective[i] - targets[i]
+        begins.append(total // 2 if auto_pad == "SAME_UPPER" else total - total // 2)
+    return begins, list(targets)
 
 
 @ops.register("BatchNormalization", since=15)
