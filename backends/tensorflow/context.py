@@ -213,6 +213,53 @@ class ExportContext:
             return variable
         return tf.constant(array, name=name)
 
+    def convert_subgraph(self, graph: ir.Graph, inputs: Sequence[Any]) -> list[Any]:
+        """Converts ``graph`` (an If branch, a Loop or Scan body) with its inputs bound to
+        ``inputs``; returns its outputs in ONNX's layout.
+
+        Called inside the function TensorFlow traces for the branch or body: what it makes
+        (values, layout views, constants) stays there, and the enclosing values it reads are
+        captured by TensorFlow. A refusal inside is raised as one ``UnsupportedOpsError``
+        naming the subgraph's nodes.
+        """
+        from unframe.backends.tensorflow.registry import ops
+        from unframe.shared_ir.conversion import onnx_loop
+
+        state = self.state
+        saved = (state.env, state.logical, state.channels_last_views)
+        state.env, state.logical, state.channels_last_views = (dict(kept) for kept in saved)
+        try:
+            for value, tensor in zip(graph.inputs, inputs, strict=True):
+                state.env[value] = Physical(tensor)
+            loop = onnx_loop(FRAMEWORK, "export", {"": self.opset})
+
+            def convert(node: ir.Node) -> None:
+                ctx = ExportContext(state, node, self.opset)
+                converter = ops.lookup(node.op_type, self.opset, node.domain)
+                if converter is None:
+                    raise ctx.error(f"no {FRAMEWORK} export converter")
+                with self.tf.name_scope(ctx.name):
+                    results = list(converter(node, ctx))
+                for value, result in zip(node.outputs, results, strict=False):
+                    if result is not None:
+                        state.env[value] = (
+                            result if isinstance(result, Physical) else Physical(result)
+                        )
+
+            loop.convert(list(graph), convert)
+            return [self._subgraph_output(value) for value in graph.outputs]
+        finally:
+            state.env, state.logical, state.channels_last_views = saved
+
+    def _subgraph_output(self, value: ir.Value) -> Any:
+        held = self.state.env.get(value)
+        if held is None:
+            if value.const_value is None:
+                raise self.error(f"subgraph output {value.name!r} is never produced")
+            held = Physical(self.tf.constant(np.asarray(value.const_value.numpy())))
+        # An identity: a body output that is one of its inputs still needs a tensor of its own.
+        return self.tf.identity(self.state.to_logical(value, held))
+
     def input_shape(self, index: int) -> tuple[int | None, ...] | None:
         """Input ``index``'s logical shape (None for a dim or rank not known statically)."""
         value = self._value(index)

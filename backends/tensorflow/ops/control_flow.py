@@ -1,0 +1,227 @@
+"""Control flow: If as ``tf.cond``, Loop and Scan as ``tf.while_loop``.
+
+Branches and bodies are converted by the same registry, inside the functions TensorFlow traces
+for them (``ExportContext.convert_subgraph``), so the control flow happens at run time and
+dims unknown before it (the batch, a sequence length, a trip count) stay dynamic. Values a body
+carries from one iteration to the next may change shape, as ONNX allows: their shapes are
+left free in the loop. Scan outputs are gathered in ``tf.TensorArray``s and stacked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from unframe.backends.tensorflow.native import tf_dtype
+from unframe.backends.tensorflow.ops._common import (
+    ExportContext,
+    Outputs,
+    ir,
+    normalize_axis,
+    ops,
+)
+
+# -- If ----------------------------------------------------------------------------------------
+
+
+@ops.register("If", since=1)
+def if_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
+    then_branch, else_branch = _graph(ctx, "then_branch"), _graph(ctx, "else_branch")
+    known = ctx.constant_input(0)
+    if known is not None:
+        # A condition known before run time: only the branch taken is built.
+        return ctx.convert_subgraph(then_branch if bool(known.reshape(-1)[0]) else else_branch, [])
+    tf = ctx.tf
+    taken = tf.reshape(tf.cast(ctx.input(0), tf.bool), [])
+    results = tf.cond(
+        taken,
+        lambda: ctx.convert_subgraph(then_branch, []),
+        lambda: ctx.convert_subgraph(else_branch, []),
+    )
+    # tf.cond hands a one-element list back as its element.
+    return list(results) if isinstance(results, list | tuple) else [results]
+
+
+# -- Loop --------------------------------------------------------------------------------------
+
+
+@ops.register("Loop", since=1)
+def loop_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
+    """``for i in range(M) while cond``: M and cond are each optional; the body returns the
+    next condition, the carried values, then one value per step for each scan output."""
+    tf = ctx.tf
+    body = _graph(ctx, "body")
+    carried_count = len(node.inputs) - 2
+    scan_values = list(body.outputs[1 + carried_count :])
+    trip = tf.reshape(tf.cast(ctx.input(0), tf.int64), []) if ctx.has_input(0) else None
+    keep = tf.reshape(tf.cast(ctx.input(1), tf.bool), []) if ctx.has_input(1) else tf.constant(True)
+    carried = [ctx.input(2 + k) for k in range(carried_count)]
+    arrays = [_tensor_array(ctx, value) for value in scan_values]
+
+    def condition(step: Any, go: Any, *_rest: Any) -> Any:
+        return go if trip is None else tf.logical_and(go, step < trip)
+
+    def iterate(step: Any, go: Any, *rest: Any) -> tuple[Any, ...]:
+        values, gathered = rest[:carried_count], rest[carried_count:]
+        outputs = ctx.convert_subgraph(body, _body_inputs(ctx, body, [step, go, *values]))
+        next_go = tf.reshape(tf.cast(outputs[0], tf.bool), [])
+        written = [
+            array.write(tf.cast(step, tf.int32), output)
+            for array, output in zip(gathered, outputs[1 + carried_count :], strict=True)
+        ]
+        return (step + 1, next_go, *outputs[1 : 1 + carried_count], *written)
+
+    initial = (tf.constant(0, tf.int64), keep, *carried, *arrays)
+    invariants = (
+        tf.TensorShape([]),
+        tf.TensorShape([]),
+        *(
+            _invariant(ctx, tensor, value)
+            for tensor, value in zip(carried, body.outputs[1 : 1 + carried_count], strict=True)
+        ),
+        *(None for _ in arrays),
+    )
+    final = tf.while_loop(condition, iterate, initial, shape_invariants=invariants)
+    finals = list(final[2 : 2 + carried_count])
+    stacked = [array.stack() for array in final[2 + carried_count :]]
+    return [*finals, *stacked]
+
+
+# -- Scan --------------------------------------------------------------------------------------
+
+
+@ops.register("Scan", since=9)
+def scan_v9(node: ir.Node, ctx: ExportContext) -> Outputs:
+    """The body runs once per slice of the scan inputs (along each one's axis and direction),
+    carrying the state values; each scan output stacks one slice per step."""
+    tf = ctx.tf
+    body = _graph(ctx, "body")
+    scan_count = int(ctx.attr("num_scan_inputs"))
+    state_count = len(node.inputs) - scan_count
+    output_count = len(body.outputs) - state_count
+    input_axes = ctx.ints("scan_input_axes", [0] * scan_count)
+    input_directions = ctx.ints("scan_input_directions", [0] * scan_count)
+    output_axes = ctx.ints("scan_output_axes", [0] * output_count)
+    output_directions = ctx.ints("scan_output_directions", [0] * output_count)
+
+    sequences = []
+    for j in range(scan_count):
+        sequence = ctx.input(state_count + j)
+        rank = _rank(ctx, state_count + j, sequence)
+        axis = normalize_axis(input_axes[j], rank)
+        if axis:
+            sequence = tf.transpose(sequence, [axis, *(a for a in range(rank) if a != axis)])
+        if input_directions[j]:
+            sequence = tf.reverse(sequence, [0])
+        sequences.append(sequence)
+    length = tf.shape(sequences[0], out_type=tf.int64)[0]
+    states = [ctx.input(j) for j in range(state_count)]
+    arrays = [_tensor_array(ctx, value) for value in body.outputs[state_count:]]
+
+    def condition(step: Any, *_rest: Any) -> Any:
+        return step < length
+
+    def iterate(step: Any, *rest: Any) -> tuple[Any, ...]:
+        values, gathered = rest[:state_count], rest[state_count:]
+        slices = [tf.gather(sequence, step) for sequence in sequences]
+        outputs = ctx.convert_subgraph(body, _body_inputs(ctx, body, [*values, *slices]))
+        written = [
+            array.write(tf.cast(step, tf.int32), output)
+            for array, output in zip(gathered, outputs[state_count:], strict=True)
+        ]
+        return (step + 1, *outputs[:state_count], *written)
+
+    initial = (tf.constant(0, tf.int64), *states, *arrays)
+    invariants = (
+        tf.TensorShape([]),
+        *(
+            _invariant(ctx, tensor, value)
+            for tensor, value in zip(states, body.outputs[:state_count], strict=True)
+        ),
+        *(None for _ in arrays),
+    )
+    final = tf.while_loop(condition, iterate, initial, shape_invariants=invariants)
+    results = list(final[1 : 1 + state_count])
+    for j, array in enumerate(final[1 + state_count :]):
+        stacked = array.stack()
+        if output_directions[j]:
+            stacked = tf.reverse(stacked, [0])
+        index = state_count + j
+        target = node.outputs[index] if index < len(node.outputs) else None
+        rank = (
+            len(target.shape)
+            if target is not None and target.shape is not None
+            else stacked.shape.rank
+        )
+        axis = output_axes[j]
+        if axis:
+            if rank is None:
+                raise ctx.error(f"scan output {j}: its rank is not known, so axis {axis} is not")
+            axis = normalize_axis(axis, rank)
+            stacked = tf.transpose(stacked, [*range(1, axis + 1), 0, *range(axis + 1, rank)])
+        results.append(stacked)
+    return results
+
+
+# -- shared ------------------------------------------------------------------------------------
+
+
+def _graph(ctx: ExportContext, name: str) -> ir.Graph:
+    graph = ctx.attr(name)
+    if not isinstance(graph, ir.Graph):
+        raise ctx.error(f"attribute {name!r} is not a graph")
+    return graph
+
+
+def _rank(ctx: ExportContext, index: int, tensor: Any) -> int:
+    rank = ctx.input_rank(index)
+    if rank is None:
+        rank = tensor.shape.rank
+    if rank is None:
+        raise ctx.error(f"input {index}: its rank is not known")
+    return int(rank)
+
+
+def _invariant(ctx: ExportContext, initial: Any, value: ir.Value) -> Any:
+    """The shape a carried value keeps in every iteration: its rank, and the dims its initial
+    value and the body's output (as ONNX infers it) both give the same size; no shape where
+    the body's output has another rank (converters in the body then read ONNX's shapes)."""
+    tf = ctx.tf
+    if initial.shape.rank is None:
+        return tf.TensorShape(None)
+    dims = initial.shape.as_list()
+    if value.shape is None:
+        return tf.TensorShape([None] * len(dims))
+    if len(value.shape) != len(dims):
+        return tf.TensorShape(None)
+    kept = [dim if dim == out else None for dim, out in zip(dims, value.shape, strict=True)]
+    return tf.TensorShape(kept)
+
+
+def _tensor_array(ctx: ExportContext, value: ir.Value) -> Any:
+    """An empty array for one scan output, typed as the body's output."""
+    tf = ctx.tf
+    shape = None
+    if value.shape is not None:
+        shape = [dim if isinstance(dim, int) else None for dim in value.shape]
+    return tf.TensorArray(
+        tf_dtype(value.dtype, f"scan output {value.name!r}"),
+        size=0,
+        dynamic_size=True,
+        element_shape=tf.TensorShape(shape),
+    )
+
+
+def _body_inputs(ctx: ExportContext, body: ir.Graph, tensors: list[Any]) -> list[Any]:
+    """``tensors`` cast to the body's declared input types (a Loop's step count is int64 and
+    its condition bool whatever the body declares them as; a body may declare fewer dims)."""
+    tf = ctx.tf
+    fitted = []
+    for value, tensor in zip(body.inputs, tensors, strict=True):
+        if value.dtype is not None:
+            wanted = tf_dtype(value.dtype, f"body input {value.name!r}")
+            if tensor.dtype != wanted:
+                tensor = tf.cast(tensor, wanted)
+        if value.shape is not None and len(value.shape) == 1 and tensor.shape.rank == 0:
+            tensor = tf.reshape(tensor, [1])  # a body declaring its step count as shape [1]
+        fitted.append(tensor)
+    return fitted
