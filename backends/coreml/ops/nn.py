@@ -51,35 +51,144 @@ def conv_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     return [ctx.mb.conv(**kwargs)]
 
 
+def _transpose_crops(
+    ctx: ExportContext, spatial: int, kernel: list[int], strides: list[int], dilations: list[int]
+) -> tuple[list[int], list[int]]:
+    """How much ConvTranspose crops off the full output's start and end on each axis (negative:
+    rows it adds, which hold the bias only), from pads, auto_pad, output_shape, output_padding."""
+    in_shape = ctx.input_shape(0)
+    output_padding = [int(p) for p in ctx.attr("output_padding", None) or [0] * spatial]
+    full = (
+        [
+            (int(d) - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1
+            for i, d in enumerate(in_shape[2:])
+        ]  # fmt: skip
+        if in_shape is not None and all(d is not None for d in in_shape[2:])
+        else None
+    )
+    output_shape = ctx.attr("output_shape", None)
+    auto_pad = str(ctx.attr("auto_pad", "NOTSET"))
+    if output_shape or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        if full is None or in_shape is None:
+            raise ctx.error("output_shape or auto_pad SAME on an input of unknown size")
+        wanted = (
+            [int(d) for d in output_shape][-spatial:]
+            if output_shape
+            else [int(d) * strides[i] for i, d in enumerate(in_shape[2:])]  # type: ignore[arg-type]
+        )
+        total = [full[i] + output_padding[i] - wanted[i] for i in range(spatial)]
+        if auto_pad == "SAME_UPPER":
+            return [t // 2 for t in total], [
+                t - t // 2 - output_padding[i] for i, t in enumerate(total)
+            ]
+        return [t - t // 2 for t in total], [
+            t // 2 - output_padding[i] for i, t in enumerate(total)
+        ]
+    if auto_pad == "VALID":
+        pads = [0] * (2 * spatial)
+    else:
+        pads = [int(p) for p in ctx.attr("pads", None) or [0] * (2 * spatial)]
+    # output_padding lengthens the end of each axis: that is cropping less there.
+    return pads[:spatial], [pads[spatial + i] - output_padding[i] for i in range(spatial)]
+
+
 @ops.register("ConvTranspose", since=1)
 def conv_transpose_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     require_float(ctx, "ConvTranspose")
     spatial = _spatial_rank(ctx)
-    if ctx.attr("output_shape", None):
-        raise ctx.error("output_shape: give pads and output_padding instead")
-    if ctx.constant_input(1) is None:
-        raise ctx.error("a weight computed at run time: Core ML's conv_transpose takes a constant")
-    if ctx.attr("auto_pad", "NOTSET") != "NOTSET":
-        raise ctx.error(f"auto_pad={ctx.attr('auto_pad')}: give explicit pads")
-    pads = list(ctx.attr("pads", None) or [0] * (2 * spatial))
-    output_padding = ctx.attr("output_padding", None) or [0] * spatial
-    # output_padding lengthens the end of each axis: that is cropping less there.
-    for axis, extra in enumerate(output_padding):
-        pads[axis + spatial] -= int(extra)
-        if pads[axis + spatial] < 0:
-            raise ctx.error("output_padding larger than the end padding it would offset")
-    kwargs: dict[str, Any] = {
-        "x": ctx.input(0),
-        "weight": ctx.input(1),
-        "strides": ctx.attr("strides", None) or [1] * spatial,
-        "dilations": ctx.attr("dilations", None) or [1] * spatial,
-        "groups": int(ctx.attr("group", 1)),
-        "pad_type": "custom",
-        "pad": [p for axis in range(spatial) for p in (pads[axis], pads[axis + spatial])],
-    }
-    if ctx.has_input(2):
-        kwargs["bias"] = ctx.input(2)
-    return [ctx.mb.conv_transpose(**kwargs)]
+    weight_shape = ctx.input_shape(1)
+    if weight_shape is None or any(d is None for d in weight_shape):
+        raise ctx.error("a weight of unknown shape")
+    kernel = [int(k) for k in weight_shape[2:]]  # type: ignore[arg-type]
+    strides = [int(s) for s in ctx.attr("strides", None) or [1] * spatial]
+    dilations = [int(d) for d in ctx.attr("dilations", None) or [1] * spatial]
+    groups = int(ctx.attr("group", 1))
+    begin, end = _transpose_crops(ctx, spatial, kernel, strides, dilations)
+    mb = ctx.mb
+    cropped_begin, cropped_end = [max(b, 0) for b in begin], [max(e, 0) for e in end]
+    added = [(max(-b, 0), max(-e, 0)) for b, e in zip(begin, end, strict=True)]
+    bias_inside = (
+        ctx.has_input(2) and ctx.constant_input(2) is not None and not any(b or e for b, e in added)
+    )
+    if ctx.constant_input(1) is not None:
+        y = mb.conv_transpose(
+            x=ctx.input(0),
+            weight=ctx.input(1),
+            strides=strides,
+            dilations=dilations,
+            groups=groups,
+            pad_type="custom",
+            pad=[p for axis in range(spatial) for p in (cropped_begin[axis], cropped_end[axis])],
+            **({"bias": ctx.input(2)} if bias_inside else {}),
+        )
+    else:
+        bias_inside = False
+        y = _conv_transpose_by_conv(
+            ctx, spatial, kernel, strides, dilations, groups, cropped_begin, cropped_end
+        )
+    if any(b or e for b, e in added):
+        # Rows past the full output: no input reaches them, only the bias.
+        y = mb.pad(x=y, pad=[0, 0, 0, 0] + [p for pair in added for p in pair], mode="constant")
+    if ctx.has_input(2) and not bias_inside:
+        y = mb.add(x=y, y=_channel_vector(ctx, 2, spatial + 2))
+    return [y]
+
+
+def _conv_transpose_by_conv(
+    ctx: ExportContext,
+    spatial: int,
+    kernel: list[int],
+    strides: list[int],
+    dilations: list[int],
+    groups: int,
+    begin: list[int],
+    end: list[int],
+) -> Any:
+    """ConvTranspose with a weight computed at run time (MIL's conv_transpose takes a constant):
+    the input spread ``stride`` apart with zeros (a constant conv_transpose of ones), then a conv
+    with the weight flipped and its channel axes swapped per group."""
+    mb = ctx.mb
+    in_shape = ctx.input_shape(0)
+    weight_shape = ctx.input_shape(1)
+    assert in_shape is not None and weight_shape is not None
+    channels_in = in_shape[1]
+    if channels_in is None:
+        raise ctx.error("an input of unknown channels with a weight computed at run time")
+    x = ctx.input(0)
+    dtype = {"fp32": np.float32, "fp16": np.float16}[ctx.mil_dtype(ctx.input_dtype(0))]
+    if any(s != 1 for s in strides):
+        ones = np.ones([int(channels_in), 1] + [1] * spatial, dtype)
+        x = mb.conv_transpose(
+            x=x, weight=ctx.make_constant(ones), strides=strides, groups=int(channels_in)
+        )
+    per_group_out = int(weight_shape[1])  # type: ignore[arg-type]
+    per_group_in = int(channels_in) // groups
+    if groups == 1:
+        weight = mb.transpose(x=ctx.input(1), perm=[1, 0] + list(range(2, 2 + spatial)))
+    elif spatial < 3:
+        weight = mb.reshape(x=ctx.input(1), shape=[groups, per_group_in, per_group_out] + kernel)
+        weight = mb.transpose(x=weight, perm=[0, 2, 1] + list(range(3, 3 + spatial)))
+        weight = mb.reshape(x=weight, shape=[groups * per_group_out, per_group_in] + kernel)
+    else:
+        raise ctx.error("3-D groups with a weight computed at run time (a rank-6 regrouping)")
+    weight = mb.reverse(x=weight, axes=list(range(2, 2 + spatial)))
+    if any(d != 1 for d in dilations):
+        # MIL convolves run-time weights undilated: the weight spread apart with zeros instead.
+        ones = np.ones([per_group_in, 1] + [1] * spatial, dtype)
+        weight = mb.conv_transpose(
+            x=weight, weight=ctx.make_constant(ones), strides=dilations, groups=per_group_in
+        )
+    reach = [(kernel[i] - 1) * dilations[i] for i in range(spatial)]
+    pads = [(reach[i] - begin[i], reach[i] - end[i]) for i in range(spatial)]
+    if any(p < 0 for pair in pads for p in pair):
+        raise ctx.error("pads wider than the kernel's reach with a weight computed at run time")
+    return mb.conv(
+        x=x,
+        weight=weight,
+        groups=groups,
+        pad_type="custom",
+        pad=[p for pair in pads for p in pair],
+    )
 
 
 def _pool(ctx: ExportContext, op: str, **extra: Any) -> list[Any]:

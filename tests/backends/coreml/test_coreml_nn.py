@@ -1,9 +1,10 @@
 """Core ML backend, neural-network ops: onnx's own node tests (their expected outputs are the
 oracle) exported to .mlpackage, re-imported through the frontend and run on onnxruntime.
 
-Resize's scales and sizes are graph inputs in onnx's tests, while Core ML's resize ops take them
-as constants (as every exported model holds them): those tests run with every input but the
-first frozen into an initializer of the test's own value."""
+Resize's scales and sizes and ConvTranspose's weight are graph inputs in onnx's tests, while
+Core ML's resize ops and conv_transpose take them as constants (as exported models hold them):
+those tests also run with every input but the first frozen into an initializer of the test's own
+value."""
 
 from __future__ import annotations
 
@@ -66,6 +67,11 @@ def _frozen(name: str) -> tuple[ir.Model, dict[str, np.ndarray], list[np.ndarray
         "test_lppool_3d_default",
         "test_group_normalization_example",
         "test_instancenorm_example",  # run-time scale and bias: the formula
+        # A weight computed at run time: zeros spread by a constant conv_transpose, then a conv
+        "test_convtranspose_dilations",
+        "test_convtranspose_group_2_image_3",
+        "test_convtranspose_3d",
+        "test_convtranspose_output_shape",
     ],
 )
 def test_node_case_passes(name: str) -> None:
@@ -83,9 +89,15 @@ def test_node_case_passes(name: str) -> None:
         "test_resize_upsample_scales_linear",  # half_pixel: UNALIGN_CORNERS
         "test_resize_upsample_scales_linear_align_corners",  # STRICT_ALIGN_CORNERS
         "test_upsample_nearest",
+        # A constant weight: MIL's conv_transpose (output_shape, SAME, output_padding, groups)
+        "test_convtranspose_output_shape",  # rows past the full output: padded, then the bias
+        "test_convtranspose_autopad_same",
+        "test_convtranspose_kernel_shape",
+        "test_convtranspose_group_2",
+        "test_convtranspose_dilations",
     ],
 )
-def test_resize_with_constant_scales_matches_onnx(name: str) -> None:
+def test_with_constant_inputs_matches_onnx(name: str) -> None:
     model, feeds, expected, case = _frozen(name)
     actual = list(get_framework("coreml").run_ir(model, feeds, ConvertOptions()).values())
     assert actual[0].shape == expected[0].shape
