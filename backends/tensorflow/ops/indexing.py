@@ -372,3 +372,56 @@ def space_to_depth_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
     order = [0, 1, 3, 5, 2, 4] if _mode(ctx) == "CRD" else [0, 3, 5, 1, 2, 4]
     moved = tf.transpose(blocks, order)
     return [tf.reshape(moved, tf.stack([b, c * block * block, h // block, w // block]))]
+
+
+def _lexicographic_order(ctx: ExportContext, rows: Any, width: int) -> Any:
+    """The stable order that sorts the rows of a 2-D tensor lexicographically (a radix sort:
+    one stable argsort per column, last column first)."""
+    tf = ctx.tf
+    order = tf.range(tf.shape(rows)[0])
+    for column in reversed(range(width)):
+        keys = tf.gather(rows[:, column], order)
+        order = tf.gather(order, tf.argsort(keys, stable=True))
+    return order
+
+
+@ops.register("Unique", since=11)
+def unique_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    x = ctx.input(0)
+    axis_attr = ctx.attr("axis", None)
+    if axis_attr is None:
+        rows = tf.reshape(x, [-1, 1])
+        axis = 0
+    else:
+        rank = _rank(ctx, 0)
+        axis = normalize_axis(int(axis_attr), rank)
+        moved = tf.transpose(x, [axis] + [d for d in range(rank) if d != axis])
+        rows = tf.reshape(moved, tf.stack([tf.shape(x)[axis], -1]))
+    width = rows.shape[1]
+    if width is None:
+        raise ctx.error("Unique along an axis needs the other dims known")
+    keys = rows if rows.dtype.is_floating or rows.dtype.is_integer else tf.cast(rows, tf.int64)
+    # Rows in first-occurrence order, as tf.unique finds them (UniqueV2 takes a row per slice).
+    found, inverse = tf.raw_ops.UniqueV2(x=keys, axis=tf.constant([0], tf.int64), out_idx=tf.int64)
+    count = tf.shape(found, out_type=tf.int64)[0]
+    positions = tf.range(tf.shape(rows, out_type=tf.int64)[0])
+    first = tf.math.unsorted_segment_min(positions, inverse, count)
+    counts = tf.math.unsorted_segment_sum(tf.ones_like(inverse), inverse, count)
+    if bool(ctx.attr("sorted", 1)):
+        order = _lexicographic_order(ctx, found, int(width))
+        rank_of = tf.math.invert_permutation(order)
+        first, counts = tf.gather(first, order), tf.gather(counts, order)
+        inverse = tf.gather(tf.cast(rank_of, tf.int64), inverse)
+    unique_rows = tf.gather(rows, first)
+    if axis_attr is None:
+        values = tf.reshape(unique_rows, [-1])
+    else:
+        shape = tf.concat([[count], tf.shape(moved, out_type=tf.int64)[1:]], axis=0)
+        back = [d for d in range(rank) if d != axis]
+        restored = tf.reshape(unique_rows, shape)
+        perm = [0] * rank
+        for position, d in enumerate([axis, *back]):
+            perm[d] = position
+        values = tf.transpose(restored, perm)
+    return [values, first, inverse, counts]
