@@ -435,20 +435,25 @@ def _validate(
         from unframe.converters.locate import locate as locate_divergence
 
         converted = None if locate_method == "bisection" else target_model
-        if converted is source_model:
-            converted = _load(target_fw, target_path, options)
-        result.locate = locate_divergence(
-            source_model,
-            converted,
-            target_fw,
-            feeds,
-            options=options,
-            rtol=rtol,
-            atol=atol,
-            frameworks=(source_fw.name, target_fw.name),
-            failing_outputs=[o.name for o in report.outputs if not o.ok],
-            method=locate_method,
-        )
+        try:
+            if converted is source_model:
+                converted = _load(target_fw, target_path, options)
+            result.locate = locate_divergence(
+                source_model,
+                converted,
+                target_fw,
+                feeds,
+                options=options,
+                rtol=rtol,
+                atol=atol,
+                frameworks=(source_fw.name, target_fw.name),
+                failing_outputs=[o.name for o in report.outputs if not o.ok],
+                method=locate_method,
+            )
+        except UnframeError as error:  # the validation stands; only the search failed
+            result.locate = LocateResult(
+                found=False, method=locate_method, how="the search failed", note=str(error)
+            )
     result.seconds = time.perf_counter() - started
     return result
 

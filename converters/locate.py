@@ -559,15 +559,18 @@ def locate(
 
     ``converted_model`` is the converted model imported into the IR (None: bisect); ``target_fw``
     the target's ``Framework``, whose backend converts the prefixes when bisecting. ``method`` is
-    ``"auto"``, ``"names"`` or ``"bisection"``.
+    ``"auto"``, ``"names"`` or ``"bisection"``. In ``"auto"``, where every shared value agrees in
+    the IR (the difference comes from the target's runtime, which the IR does not run), the
+    search goes on by bisection, whose prefixes do run on the target's runtime.
     """
     if method not in ("auto", "names", "bisection"):
         raise ValueError(f"unknown locate method {method!r}")
+    by_names = None
     if method != "bisection" and converted_model is not None:
         by_names = locate_by_names(
             source_model, converted_model, feeds, rtol=rtol, atol=atol, frameworks=frameworks
         )
-        if by_names is not None:
+        if by_names is not None and (by_names.found or method == "names"):
             return by_names
         if method == "names":
             return LocateResult(
@@ -576,7 +579,7 @@ def locate(
                 how="by names: SRC and the converted model share no intermediate value name",
                 note="locate by bisection instead",
             )
-    return locate_by_bisection(
+    bisected = locate_by_bisection(
         source_model,
         prefix_runner(target_fw, options or ConvertOptions()),
         feeds,
@@ -586,6 +589,12 @@ def locate(
         failing_outputs=failing_outputs,
         backend_label=f"the {target_fw.name} backend",
     )
+    if by_names is not None:
+        bisected.how = f"{by_names.how}, every one agreeing; then {bisected.how}"
+        bisected.runs += by_names.runs
+        bisected.compared = by_names.compared
+        bisected.seconds += by_names.seconds
+    return bisected
 
 
 def prefix_runner(target_fw: Framework, options: ConvertOptions) -> PrefixRunner:

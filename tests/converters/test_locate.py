@@ -137,6 +137,35 @@ def caffe2_sigmoid_as_tanh(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(registry._entries, key, wrong)
 
 
+@pytest.fixture
+def caffe2_runtime_sigmoid_as_tanh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A planted runtime bug: Caffe2's executor computes Sigmoid as Tanh (the nets stay right)."""
+    from unframe.backends.caffe2.native.executor.registry import CAFFE2_OPS, DOMAIN
+    from unframe.shared_ir.op_registry import load_op_modules
+
+    load_op_modules("unframe.backends.caffe2.native.executor.ops")
+    tanh = CAFFE2_OPS.lookup("Tanh", 1, DOMAIN)
+    key = (DOMAIN, "Sigmoid")
+    wrong = [dataclasses.replace(entry, function=tanh) for entry in CAFFE2_OPS._entries[key]]
+    monkeypatch.setitem(CAFFE2_OPS._entries, key, wrong)
+
+
+def test_a_fault_of_the_target_runtime_alone_is_bisected_on_that_runtime(
+    tmp_path, caffe2_runtime_sigmoid_as_tanh
+):
+    source = conv_chain(tmp_path / "m.onnx")
+    converted = tmp_path / "m.caffe2"
+    api.convert(source, converted)
+
+    located = api.validate(source, converted, locate=True).locate
+
+    # In the IR every shared value agrees (the net is right); its prefixes, run by the
+    # executor, find the node whose kernel is wrong.
+    assert located is not None and located.found and located.method == "bisection"
+    assert "every one agreeing" in located.how
+    assert (located.node, located.op, located.inputs_ok) == ("act2", "Sigmoid", True)
+
+
 def test_a_weight_edited_in_a_caffe2_init_net_is_located_at_the_conv_reading_it(tmp_path):
     source = conv_chain(tmp_path / "m.onnx")
     converted = tmp_path / "m.caffe2"
