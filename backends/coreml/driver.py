@@ -32,6 +32,7 @@ from unframe.backends.coreml.registry import Converter, ops
 from unframe.shared_ir.conversion import node_opset, onnx_loop
 from unframe.shared_ir.errors import BadInputError, UnsupportedOp, UnsupportedOpsError
 from unframe.shared_ir.folding import FoldConstantsPass
+from unframe.shared_ir.function_expansion import expand_functions
 from unframe.shared_ir.op_registry import OpRegistry, load_op_modules
 from unframe.shared_ir.options import ConvertOptions
 from unframe.shared_ir.passes import infer_shapes
@@ -70,6 +71,8 @@ def export_mlprogram(model: ir.Model, options: ConvertOptions | None = None) -> 
     """
     options = options or ConvertOptions()
     registry = export_registry()
+    # Function ops without a converter become their ONNX function bodies first.
+    expand_functions(model, registry)
     missing = registry.unsupported_nodes(model)
     if missing:
         raise UnsupportedOpsError(missing, framework=FRAMEWORK)

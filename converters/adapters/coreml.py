@@ -17,6 +17,7 @@ import numpy as np
 import onnx_ir as ir
 
 from unframe.converters.framework import ConvertOptions, Framework
+from unframe.shared_ir.errors import UnsupportedOp
 from unframe.shared_ir.inputs import align_feeds
 from unframe.shared_ir.op_registry import OpRegistry
 
@@ -72,6 +73,13 @@ class CoreMLFramework(Framework):
         from unframe.backends.coreml.driver import export_registry
 
         return export_registry()
+
+    def unsupported_nodes(self, model: ir.Model) -> list[UnsupportedOp]:
+        # The backend converts function ops it has no converter for through their ONNX bodies.
+        from unframe.backends.coreml.driver import export_registry
+        from unframe.shared_ir.function_expansion import unsupported_after_expansion
+
+        return unsupported_after_expansion(model, export_registry())
 
     def runtime_unavailable(self) -> str | None:
         if not self.is_installed():
