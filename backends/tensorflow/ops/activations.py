@@ -122,6 +122,16 @@ def gelu_v20(node: ir.Node, ctx: ExportContext) -> Outputs:
     return _pointwise(ctx, 0.5 * x * (1 + tf.math.erf(x / math.sqrt(2))))
 
 
+@ops.register("Swish", since=24)
+def swish_v24(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    x = _x(ctx)
+    alpha = float(ctx.attr("alpha", 1.0))
+    if alpha == 1.0:
+        return _pointwise(ctx, tf.nn.silu(x))  # TF's fused kernel
+    return _pointwise(ctx, x * tf.sigmoid(tf.constant(alpha, x.dtype) * x))
+
+
 @ops.register("PRelu", since=9)
 def prelu_v9(node: ir.Node, ctx: ExportContext) -> Outputs:
     (x, slope), perm = elementwise_inputs(ctx, 2)

@@ -302,7 +302,9 @@ def _transpose_crop(
 def batch_normalization_v15(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
     if int(ctx.attr("training_mode", 0)):
-        raise ctx.error("training-mode BatchNormalization is not converted")
+        from unframe.backends.tensorflow.ops.normalization import batch_normalization_training
+
+        return batch_normalization_training(ctx)
     held = ctx.physical(0)
     rank = len(held.tensor.shape)
     epsilon = float(ctx.attr("epsilon"))
@@ -382,6 +384,10 @@ def gemm_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
         result = result * tf.constant(alpha, result.dtype)
     if ctx.has_input(2):
         c = ctx.input(2)
+        if c.shape.rank == 2 and c.shape[0] == 1:
+            # TF's oneDNN rewrite fuses MatMul + Add into a bias add that wants a vector
+            # ("bias must be 1-dimensional" at run time); broadcasting is the same.
+            c = tf.reshape(c, [-1])
         if beta != 1.0:
             c = c * tf.constant(beta, c.dtype)
         result = result + c
