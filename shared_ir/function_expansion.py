@@ -216,16 +216,17 @@ def unsupported_after_expansion(model: ir.Model, registry: OpRegistry[Any]) -> l
         return missing
     expansion = ExpandFunctionsPass(converts)
     planned = {id(node) for node, _ in expansion._plan(model)}  # noqa: SLF001 - a dry run
-    refused = {node.name or "": reason for node, reason in expansion.refused.items()}
+    # ``missing`` lists nodes in graph order: pair each entry with its node, names may repeat.
+    nodes = iter_nodes(model.graph)
     found = []
-    for node in iter_nodes(model.graph):
-        if id(node) in planned:
+    for op in missing:
+        node = next(
+            (n for n in nodes if (n.name or "") == op.node and n.op_type == op.op_type), None
+        )
+        if node is not None and id(node) in planned:
             continue
-        for op in missing:
-            if op.node == (node.name or "") and op.op_type == node.op_type:
-                reason = refused.get(op.node)
-                found.append(op if reason is None else _with_reason(op, reason))
-                break
+        reason = expansion.refused.get(node) if node is not None else None
+        found.append(op if reason is None else _with_reason(op, reason))
     return found
 
 
@@ -309,9 +310,8 @@ def _build_instance(node: ir.Node, model: ir.Model, names: _Names) -> _Instance:
     del proto.output[:]
     proto.output.extend(kept)
     function = ir.serde.deserialize_function(proto)
-    if not node.name:
-        node.name = names.node("", node.op_type)
-    prefix = node.name
+    # An unnamed node is not named here (a dry run leaves the model as it is): its body is.
+    prefix = node.name or names.node("", node.op_type)
 
     sources: list[int] = []
     inputs: dict[ir.Value, ir.Value] = {}

@@ -317,3 +317,19 @@ def test_chained_function_ops_and_an_unnamed_one() -> None:
     model = _expand_and_compare(proto, {"x": _floats(rng, 4, 3) * 3})
     prefixes = {(n.name or "").split("/")[0] for n in model.graph}
     assert prefixes == {"Softplus_0", "hs"}
+
+
+def test_the_scan_lists_every_unnamed_refused_node_and_leaves_the_model_as_it_is() -> None:
+    proto = _model(
+        [helper.make_node("Softmax", ["x"], ["a"]), helper.make_node("Softmax", ["a"], ["y"])],
+        {"x": (TensorProto.FLOAT, [2, 3])},
+        ["y"],
+        18,
+    )
+    registry: OpRegistry[Any] = OpRegistry("toy", "export")
+    registry.register("Exp", since=1)(lambda node, ctx: [])
+    model = ir.from_proto(proto)
+    found = unsupported_after_expansion(model, registry)
+    assert [(op.node, op.op_type) for op in found] == [("", "Softmax"), ("", "Softmax")]
+    assert all("its function body needs" in op.reason for op in found)
+    assert [(n.name, n.op_type) for n in model.graph] == [("", "Softmax"), ("", "Softmax")]
