@@ -168,11 +168,10 @@ def cast_tensor(ctx: ExportContext, tensor: Any, target: Any, saturate: bool = T
     if target.name not in _EMULATED:
         return tf.cast(tensor, target)
     if target.name in _SMALL_INTEGERS:
-        # ml_dtypes truncates and keeps the low bits, as a C cast to a narrower integer does.
-        bits = _bits(target.name)
-        offset = 2 ** (bits - 1) if target.name.startswith("int") else 0
-        wrapped = tf.math.floormod(tf.cast(tensor, tf.int64) + offset, 2**bits) - offset
-        patterns = tf.bitcast(tf.cast(wrapped, tf.int8), tf.uint8)
+        # ml_dtypes truncates and keeps the low bits, as a C cast to a narrower integer does,
+        # and stores only those bits (-8 as int4 is the byte 0x08, not 0xF8).
+        low_bits = tf.math.floormod(tf.cast(tensor, tf.int64), 2 ** _bits(target.name))
+        patterns = tf.cast(low_bits, tf.uint8)
     else:
         patterns = _encode_float(ctx, tf.cast(tensor, tf.float32), target.name)
     return _encode_patterns(ctx, patterns, target)

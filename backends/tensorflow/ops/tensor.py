@@ -438,8 +438,10 @@ def _pad_general(ctx: ExportContext, mode: str) -> Any:
         raise ctx.error(f"Pad mode {mode!r} is not an ONNX mode")
     result = x
     for axis in range(rank):
-        size = dims[axis]
-        positions = tf.range(-before[axis], size + after[axis])
+        # Negative pads crop first; the mode then pads the cropped axis (as onnxruntime does).
+        low = tf.maximum(-before[axis], 0)
+        size = dims[axis] - low - tf.maximum(-after[axis], 0)
+        positions = tf.range(-tf.maximum(before[axis], 0), size + tf.maximum(after[axis], 0))
         if mode == "edge":
             source = tf.clip_by_value(positions, 0, size - 1)
         elif mode == "wrap":
@@ -448,7 +450,7 @@ def _pad_general(ctx: ExportContext, mode: str) -> Any:
             period = tf.maximum(2 * (size - 1), 1)
             folded = tf.math.floormod(positions, period)
             source = tf.where(folded >= size, period - folded, folded)
-        result = tf.gather(result, source, axis=axis)
+        result = tf.gather(result, low + source, axis=axis)
     return result
 
 
