@@ -116,6 +116,10 @@ class TensorFlowFramework(Framework):
         self.ensure_installed()
         from unframe.backends.tensorflow.native import run_saved_model
 
+        if path.is_file() and path.name.lower().endswith((".keras", ".h5", ".hdf5")):
+            from unframe.frontends.tensorflow.keras_files import run_keras_file
+
+            return run_keras_file(path, inputs)
         if path.is_file() and path.name == "saved_model.pb":
             path = path.parent
         return run_saved_model(path, inputs)

@@ -274,3 +274,23 @@ def trace_keras(model: Any, signature: list[Any]) -> Any:
 
     with quiet_tensorflow():
         return tf.function(serve).get_concrete_function(*signature)
+
+
+def run_keras_file(path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Loads a Keras file as :func:`load_keras_file` does and calls the model (inference mode).
+
+    ``inputs`` are keyed by the names the frontend gives the IR's inputs (matched by position
+    where they differ); outputs are keyed by the IR's output names, in the model's order.
+    """
+    from unframe.shared_ir.inputs import align_feeds
+
+    tf = import_tensorflow()
+    model, _ = load_keras_file(path)
+    tensors = list(getattr(model, "inputs", None) or [])
+    names = [_input_name(tensor, i) for i, tensor in enumerate(tensors)] or list(inputs)
+    feeds = align_feeds(names, inputs)
+    arrays = [tf.constant(np.asarray(feeds[name])) for name in names]
+    with quiet_tensorflow():
+        result = model(arrays[0] if len(arrays) == 1 else arrays, training=False)
+    flat = [np.asarray(tensor) for tensor in tf.nest.flatten(result)]
+    return dict(zip(output_names(model, len(flat)), flat, strict=True))
