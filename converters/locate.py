@@ -513,7 +513,9 @@ def _prefix(
                     needed.update(_outer_names(graph))
     graph = onnx.GraphProto(name=proto.graph.name)
     graph.node.extend(nodes[position] for position in reversed(kept))
-    graph.input.extend(proto.graph.input)  # every input, so that feeds keep their positions
+    weights = {i.name for i in proto.graph.initializer}
+    # Every input, so that feeds keep their positions; an initializer's only where it is kept.
+    graph.input.extend(v for v in proto.graph.input if v.name not in weights or v.name in needed)
     graph.initializer.extend(i for i in proto.graph.initializer if i.name in needed)
     graph.sparse_initializer.extend(
         i for i in proto.graph.sparse_initializer if i.values.name in needed
