@@ -338,3 +338,8 @@ def test_a_weight_edited_in_a_core_ml_package_is_located_at_the_conv_reading_it(
     assert located is not None and located.found
     assert (located.node, located.op, located.inputs_ok) == ("conv1", "Conv", True)
     assert [i.name for i in located.inputs if not i.ok] == ["conv1.weight"]
+    # Core ML cannot run here: a bisection's prefixes are written, imported back and run in the
+    # IR; the backend's own output matches, so the edit is reported as made after conversion.
+    bisected = api.validate(source, converted, locate=True, locate_method="bisection").locate
+    assert bisected is not None and not bisected.found and bisected.conversions == 1
+    assert "differs from what the backend makes now" in bisected.note
