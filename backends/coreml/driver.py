@@ -150,7 +150,21 @@ def export_mlprogram(model: ir.Model, options: ConvertOptions | None = None) -> 
             # Our ops as built: coremltools' default passes fuse and rename them (names are the
             # provenance the frontend reads back); the Core ML compiler optimizes on device.
             pass_pipeline=ct.PassPipeline(
-                ["common::dead_code_elimination"], pipeline_name="unframe"
+                # float16: the pass that casts each op's float32 inputs to float16 (and the
+                # outputs back), which compute_precision only selects inside the default
+                # pipeline; then the casts of constants folded (float16 weights) and the
+                # float16 -> float32 -> float16 pairs between ops dropped.
+                (
+                    [
+                        "common::add_fp16_cast",
+                        "common::const_elimination",
+                        "common::cast_optimization",
+                    ]
+                    if precision == ct.precision.FLOAT16
+                    else []
+                )
+                + ["common::dead_code_elimination"],
+                pipeline_name="unframe",
             ),
             skip_model_load=True,
         )

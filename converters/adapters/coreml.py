@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import platform
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -64,6 +65,13 @@ class CoreMLFramework(Framework):
         from unframe.backends.coreml.native import quiet_stderr
 
         exported = export_mlprogram(model, options)
+        if str(options.extra.get("precision") or "float32") == "float16":
+            warnings.warn(
+                "coreml: float16 compute precision: the package computes in float16 (float32 "
+                "inputs and outputs); validation compares it with the float32 source, so its "
+                "errors are float16's (about 1e-3 relative): widen --rtol/--atol to accept them",
+                stacklevel=3,
+            )
         if path.exists():
             path.rmdir()  # the caller's empty staging directory: coremltools writes the package
         with quiet_stderr():
