@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import onnx_ir as ir
 
 from unframe.backends.coreml.context import ExportContext
 
@@ -32,3 +33,25 @@ def require_float(ctx: ExportContext, what: str, index: int = 0) -> None:
         raise ctx.error(
             f"{what} on {dtype.name if dtype else '?'}: Core ML computes it on floats only"
         )
+
+
+#: Integer types Core ML holds as int32 that are narrower: their value range (low, span).
+_NARROW_INTEGERS = {
+    ir.DataType.INT8: (-128, 256),
+    ir.DataType.UINT8: (0, 256),
+    ir.DataType.INT16: (-32768, 65536),
+    ir.DataType.UINT16: (0, 65536),
+}
+
+
+def wrap_integer(ctx: ExportContext, x: Any, dtype: ir.DataType | None) -> Any:
+    """``x`` (int32) wrapped into ``dtype``'s range, as a cast to a narrower integer wraps; other
+    types as they are."""
+    found = _NARROW_INTEGERS.get(dtype) if dtype is not None else None
+    if found is None:
+        return x
+    low, span = found
+    mb = ctx.mb
+    shifted = mb.add(x=x, y=np.int32(-low)) if low else x
+    wrapped = mb.mod(x=shifted, y=np.int32(span))
+    return mb.add(x=wrapped, y=np.int32(low)) if low else wrapped

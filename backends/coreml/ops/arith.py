@@ -10,7 +10,12 @@ import numpy as np
 import onnx_ir as ir
 
 from unframe.backends.coreml.context import ExportContext
-from unframe.backends.coreml.ops._common import is_float, require_float, scalar_like
+from unframe.backends.coreml.ops._common import (
+    is_float,
+    require_float,
+    scalar_like,
+    wrap_integer,
+)
 from unframe.backends.coreml.registry import ops
 
 
@@ -123,13 +128,31 @@ def div_v7(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
 
 @ops.register("Pow", since=7)
 def pow_v7(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
-    require_float(ctx, "Pow")
+    mb = ctx.mb
     exponent = ctx.constant_input(1)
-    if exponent is not None and exponent.size == 1 and float(exponent.reshape(())) == 2.0:
-        return [ctx.mb.mul(x=ctx.input(0), y=ctx.input(0))]
-    if ctx.input_dtype(1) != ctx.input_dtype(0):
-        raise ctx.error("a base and an exponent of different element types")
-    return [ctx.mb.pow(x=ctx.input(0), y=ctx.input(1))]
+    if (
+        is_float(ctx)
+        and exponent is not None
+        and exponent.size == 1
+        and float(exponent.reshape(())) == 2.0
+    ):
+        return [mb.mul(x=ctx.input(0), y=ctx.input(0))]
+    base_word = ctx.mil_dtype(ctx.input_dtype(0))
+    exponent_word = ctx.mil_dtype(ctx.input_dtype(1))
+    base, power = ctx.input(0), ctx.input(1)
+    if base_word == "int32":
+        # MIL's pow takes floats: an integer power is computed in float32 and rounded back.
+        as_float = [
+            v if w != "int32" else mb.cast(x=v, dtype="fp32")
+            for v, w in ((base, base_word), (power, exponent_word))
+        ]
+        if exponent_word == "fp16":
+            as_float[1] = mb.cast(x=as_float[1], dtype="fp32")
+        raised = mb.pow(x=as_float[0], y=as_float[1])
+        return [mb.cast(x=mb.round(x=raised), dtype="int32")]
+    if exponent_word != base_word:
+        power = mb.cast(x=power, dtype=base_word)
+    return [mb.pow(x=base, y=power)]
 
 
 def _fold(ctx: ExportContext, op: str) -> Any:
@@ -178,11 +201,112 @@ def identity_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
 
 @ops.register("Cast", since=6)
 def cast_v6(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
-    source = ctx.mil_dtype(ctx.input_dtype(0))
-    target = ctx.mil_dtype(ir.DataType(int(ctx.attr("to"))))
-    if source == target:
-        return [ctx.input(0)]
-    return [ctx.mb.cast(x=ctx.input(0), dtype=target)]
+    return [_cast(ctx, ir.DataType(int(ctx.attr("to"))))]
+
+
+@ops.register("CastLike", since=15)
+def cast_like_v15(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    target = ctx.input_dtype(1)
+    if target is None:
+        raise ctx.error("the element type of target_type is unknown")
+    return [_cast(ctx, target)]
+
+
+def _cast(ctx: ExportContext, target: ir.DataType) -> Any:
+    source_type = ctx.input_dtype(0)
+    source, word = ctx.mil_dtype(source_type), ctx.mil_dtype(target)
+    x = ctx.input(0)
+    if source != word:
+        x = ctx.mb.cast(x=x, dtype=word)
+    elif source_type == target:
+        return x
+    return wrap_integer(ctx, x, target)
+
+
+@ops.register("Mod", since=10)
+def mod_v10(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    mb = ctx.mb
+    x, y = ctx.input(0), ctx.input(1)
+    fmod = bool(ctx.attr("fmod", 0))
+    if is_float(ctx):
+        if not fmod:
+            return [mb.mod(x=x, y=y)]  # the divisor's sign, as Python's %
+        quotient = mb.real_div(x=x, y=y)
+        truncated = mb.mul(x=mb.floor(x=mb.abs(x=quotient)), y=mb.sign(x=quotient))
+        return [mb.sub(x=x, y=mb.mul(x=truncated, y=y))]
+    ctx.mil_dtype(ctx.input_dtype(0))
+    # MIL's mod takes the divisor's sign (fmod=0); fmod=1 takes the dividend's.
+    remainder = mb.mod(x=x, y=y)
+    if not fmod:
+        return [remainder]
+    zero = scalar_like(ctx, 0)
+    signs_differ = mb.logical_xor(x=mb.less(x=remainder, y=zero), y=mb.less(x=x, y=zero))
+    moved = mb.logical_and(x=mb.not_equal(x=remainder, y=zero), y=signs_differ)
+    return [mb.select(cond=moved, a=mb.sub(x=remainder, y=y), b=remainder)]
+
+
+@ops.register("Acosh", since=9)
+def acosh_v9(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    require_float(ctx, "Acosh")
+    return [_log_of_sum_with_root(ctx, -1.0)]
+
+
+@ops.register("Asinh", since=9)
+def asinh_v9(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    require_float(ctx, "Asinh")
+    return [_log_of_sum_with_root(ctx, 1.0)]
+
+
+def _log_of_sum_with_root(ctx: ExportContext, shift: float) -> Any:
+    """log(x + sqrt(x*x + shift)): MIL has no acosh (shift -1) or asinh (shift 1)."""
+    mb, x = ctx.mb, ctx.input(0)
+    root = mb.sqrt(x=mb.add(x=mb.mul(x=x, y=x), y=scalar_like(ctx, shift)))
+    return mb.log(x=mb.add(x=x, y=root), epsilon=0.0)
+
+
+@ops.register("IsNaN", since=9)
+def is_nan_v9(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    require_float(ctx, "IsNaN")
+    return [ctx.mb.not_equal(x=ctx.input(0), y=ctx.input(0))]
+
+
+@ops.register("IsInf", since=10)
+def is_inf_v10(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    require_float(ctx, "IsInf")
+    mb, x = ctx.mb, ctx.input(0)
+    positive = mb.equal(x=x, y=scalar_like(ctx, np.inf))
+    negative = mb.equal(x=x, y=scalar_like(ctx, -np.inf))
+    wanted = [
+        found
+        for found, flag in ((positive, "detect_positive"), (negative, "detect_negative"))
+        if int(ctx.attr(flag, 1))
+    ]
+    if not wanted:
+        return [mb.logical_and(x=positive, y=negative)]  # never both: all false
+    return [wanted[0] if len(wanted) == 1 else mb.logical_or(x=wanted[0], y=wanted[1])]
+
+
+@ops.register("BitwiseNot", since=18)
+def bitwise_not_v18(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    if ctx.mil_dtype(ctx.input_dtype(0)) != "int32" or is_float(ctx):
+        raise ctx.error("BitwiseNot on a non-integer tensor")
+    # In two's complement ~x is -1 - x; an unsigned type wraps back into its range.
+    inverted = ctx.mb.sub(x=scalar_like(ctx, -1), y=ctx.input(0))
+    return [wrap_integer(ctx, inverted, ctx.input_dtype(0))]
+
+
+@ops.register("BitShift", since=11)
+def bit_shift_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    dtype = ctx.input_dtype(0)
+    if ctx.mil_dtype(dtype) != "int32" or is_float(ctx):
+        raise ctx.error("BitShift on a non-integer tensor")
+    mb = ctx.mb
+    # 2 ** y, exact in float32 for the shifts int32 holds (y < 31).
+    shift = mb.cast(x=ctx.input(1), dtype="fp32")
+    factor = mb.cast(x=mb.round(x=mb.exp2(x=shift)), dtype="int32")
+    if ctx.attr("direction") == "LEFT":
+        return [wrap_integer(ctx, mb.mul(x=ctx.input(0), y=factor), dtype)]
+    return [mb.floor_div(x=ctx.input(0), y=factor)]
 
 
 def _clip(ctx: ExportContext, low: Any, high: Any) -> list[Any]:

@@ -1,13 +1,15 @@
-"""Reductions: ReduceMean/Sum/Max/Min/Prod/L1/L2/SumSquare/LogSumExp, ArgMax, ArgMin."""
+"""Reductions: ReduceMean/Sum/Max/Min/Prod/L1/L2/SumSquare/LogSum/LogSumExp, ArgMax, ArgMin."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import onnx_ir as ir
 
 from unframe.backends.coreml.context import ExportContext
+from unframe.backends.coreml.ops._common import normalized_axes
 from unframe.backends.coreml.registry import ops
 
 _REDUCTIONS = {
@@ -19,27 +21,90 @@ _REDUCTIONS = {
     "ReduceL1": "reduce_l1_norm",
     "ReduceL2": "reduce_l2_norm",
     "ReduceSumSquare": "reduce_sum_square",
+    "ReduceLogSum": "reduce_log_sum",
     "ReduceLogSumExp": "reduce_log_sum_exp",
+}
+
+#: How a reduction over several axes is one reduction per axis in turn, for axes known only at
+#: run time: (what is done to the input first, the per-axis MIL reduction, what is done last).
+#: Sums of squares and logs of sums are not sums of sums of squares / logs of logs; the others
+#: compose with themselves.
+_ONE_AXIS_AT_A_TIME: dict[str, tuple[str | None, str, str | None]] = {
+    "reduce_sum_square": ("square", "reduce_sum", None),
+    "reduce_log_sum": (None, "reduce_sum", "log"),
 }
 
 
 def _reduce(ctx: ExportContext, op: str, axes: list[int] | None) -> list[Any]:
-    ctx.mil_dtype(ctx.input_dtype(0))
     keep = bool(ctx.attr("keepdims", 1))
     if not axes:
         if int(ctx.attr("noop_with_empty_axes", 0)):
             return [ctx.mb.identity(x=ctx.input(0))]
         axes = None
-    return [getattr(ctx.mb, op)(x=ctx.input(0), axes=axes, keep_dims=keep)]
+    if ctx.mil_dtype(ctx.input_dtype(0)) == "bool" and op in ("reduce_max", "reduce_min"):
+        # any / all: MIL reduces numbers only.
+        as_int = ctx.mb.cast(x=ctx.input(0), dtype="int32")
+        return [ctx.mb.cast(x=_reduce_op(ctx, op, as_int, axes, keep), dtype="bool")]
+    return [_reduce_op(ctx, op, ctx.input(0), axes, keep)]
 
 
-def _axes_input(ctx: ExportContext) -> list[int] | None:
-    if not ctx.has_input(1):
-        return None
-    axes = ctx.ints(1)
-    if axes is None:
-        raise ctx.error("axes computed at run time")
-    return axes
+def _reduce_op(ctx: ExportContext, op: str, x: Any, axes: list[int] | None, keep: bool) -> Any:
+    if op == "reduce_log_sum":
+        # MIL's reduce_log_sum adds no epsilon but some targets lack it for ints: sum then log.
+        total = ctx.mb.reduce_sum(x=x, axes=axes, keep_dims=keep)
+        return ctx.mb.log(x=total, epsilon=0.0)
+    return getattr(ctx.mb, op)(x=x, axes=axes, keep_dims=keep)
+
+
+def _reduce_runtime_axes(ctx: ExportContext, op: str) -> list[Any]:
+    """A reduction over axes computed at run time: each axis of the input is reduced (kept) or
+    not, chosen with ``select`` by whether it is among the axes; then the kept unit dims are cut
+    to the reduced length (keepdims) or reshaped away to the node's known output shape."""
+    mb = ctx.mb
+    dims = ctx.input_shape(0)
+    axes_shape = ctx.input_shape(1)
+    if dims is None or axes_shape is None or None in axes_shape:
+        raise ctx.error("axes computed at run time, and the rank or the number of axes unknown")
+    rank, count = len(dims), int(np.prod(axes_shape))
+    if 0 in dims:
+        # select cannot broadcast a reduced unit axis back over an empty one.
+        raise ctx.error("an empty input reduced over axes computed at run time")
+    keep = bool(ctx.attr("keepdims", 1))
+    if count == 0:
+        return _reduce(ctx, op, [])
+    out_shape = ctx.node.outputs[0].shape
+    static_out = (
+        [int(d) for d in out_shape]
+        if out_shape is not None and all(isinstance(d, int) for d in out_shape)
+        else None
+    )
+    if not keep and static_out is None:
+        raise ctx.error("keepdims=0 with axes computed at run time and an output shape unknown")
+    before, per_axis, after = _ONE_AXIS_AT_A_TIME.get(op, (None, op, None))
+    x = ctx.input(0)
+    boolean = ctx.mil_dtype(ctx.input_dtype(0)) == "bool"
+    if boolean:
+        x = mb.cast(x=x, dtype="int32")
+    if before is not None:
+        x = getattr(mb, before)(x=x)
+    axes = mb.reshape(x=ctx.input(1), shape=[count, 1])
+    axes = mb.select(
+        cond=mb.less(x=axes, y=np.int32(0)), a=mb.add(x=axes, y=np.int32(rank)), b=axes
+    )
+    matches = mb.cast(x=mb.equal(x=axes, y=np.arange(rank, dtype=np.int32)), dtype="int32")
+    counts = mb.reduce_sum(x=matches, axes=[0], keep_dims=False)
+    chosen = mb.greater(x=counts, y=np.int32(0))
+    for axis in range(rank):
+        reduced = _reduce_op(ctx, per_axis, x, [axis], True)
+        picked = mb.greater(x=mb.gather(x=counts, indices=np.int32(axis), axis=0), y=np.int32(0))
+        x = mb.select(cond=picked, a=reduced, b=x)  # broadcast back along the axis when chosen
+    if after is not None:
+        x = getattr(mb, after)(x=x)
+    ends = mb.select(cond=chosen, a=np.ones(rank, np.int32), b=mb.shape(x=x))
+    x = mb.slice_by_index(x=x, begin=np.zeros(rank, np.int32), end=ends)
+    if boolean:
+        x = mb.cast(x=x, dtype="bool")
+    return [mb.reshape(x=x, shape=static_out) if static_out is not None and not keep else x]
 
 
 def _register(onnx_op: str, mil_op: str) -> None:
@@ -47,10 +112,15 @@ def _register(onnx_op: str, mil_op: str) -> None:
         return _reduce(ctx, mil_op, ctx.attr("axes", None))
 
     def by_input(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
-        return _reduce(ctx, mil_op, _axes_input(ctx))
+        if not ctx.has_input(1):
+            return _reduce(ctx, mil_op, None)
+        axes = ctx.ints(1)
+        if axes is None:
+            return _reduce_runtime_axes(ctx, mil_op)
+        return _reduce(ctx, mil_op, axes)
 
-    by_attribute.__name__ = f"{onnx_op.lower()}_v11"
-    ops.register(onnx_op, since=11)(by_attribute)
+    by_attribute.__name__ = f"{onnx_op.lower()}_v1"
+    ops.register(onnx_op, since=1)(by_attribute)
     # ReduceSum took its axes as an input from 13, the others from 18.
     since = 13 if onnx_op == "ReduceSum" else 18
     by_input.__name__ = f"{onnx_op.lower()}_v{since}"
@@ -62,20 +132,29 @@ for _onnx_op, _mil_op in _REDUCTIONS.items():
 
 
 def _arg(ctx: ExportContext, op: str) -> list[Any]:
-    if int(ctx.attr("select_last_index", 0)):
-        raise ctx.error("select_last_index=1")
-    return [
-        getattr(ctx.mb, op)(
-            x=ctx.input(0), axis=int(ctx.attr("axis", 0)), keep_dims=bool(ctx.attr("keepdims", 1))
-        )
-    ]
+    mb = ctx.mb
+    ctx.mil_dtype(ctx.input_dtype(0))
+    axis = int(ctx.attr("axis", 0))
+    keep = bool(ctx.attr("keepdims", 1))
+    if not int(ctx.attr("select_last_index", 0)):
+        return [getattr(mb, op)(x=ctx.input(0), axis=axis, keep_dims=keep)]
+    # The last of equal extremes: the first in the reversed axis, counted from its end.
+    axis = normalized_axes([axis], ctx.input_rank(0))[0]
+    found = getattr(mb, op)(x=mb.reverse(x=ctx.input(0), axes=[axis]), axis=axis, keep_dims=keep)
+    length = (ctx.input_shape(0) or ())[axis]
+    last: Any = (
+        np.int32(length - 1)
+        if length is not None
+        else mb.sub(x=mb.gather(x=mb.shape(x=ctx.input(0)), indices=np.int32(axis)), y=np.int32(1))
+    )
+    return [mb.sub(x=last, y=found)]
 
 
-@ops.register("ArgMax", since=11)
-def argmax_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+@ops.register("ArgMax", since=1)
+def argmax_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     return _arg(ctx, "reduce_argmax")
 
 
-@ops.register("ArgMin", since=11)
-def argmin_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+@ops.register("ArgMin", since=1)
+def argmin_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     return _arg(ctx, "reduce_argmin")

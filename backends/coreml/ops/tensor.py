@@ -321,3 +321,12 @@ def constant_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
 def range_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     ctx.mil_dtype(ctx.input_dtype(0))
     return [ctx.mb.range_1d(start=ctx.input(0), end=ctx.input(1), step=ctx.input(2))]
+
+
+@ops.register("Size", since=1)
+def size_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    dims = ctx.input_shape(0)
+    if dims is not None and all(d is not None for d in dims):
+        return [ctx.make_constant(np.array(math.prod(d for d in dims if d is not None), np.int32))]
+    sizes = ctx.mb.shape(x=ctx.input(0))
+    return [ctx.mb.reduce_prod(x=sizes, axes=[0], keep_dims=False)]

@@ -119,3 +119,62 @@ def test_gather_with_int64_indices_given_at_run_time() -> None:
 def test_an_int64_output_of_a_constant_shape_is_int64() -> None:
     model = single_node("Shape", [("x", TensorProto.FLOAT, [2, 5])], [("s", TensorProto.INT64)])
     check_against_onnxruntime(model, {"x": np.zeros((2, 5), np.float32)})
+
+
+def test_mod_with_the_dividends_sign_on_mixed_sign_integers() -> None:
+    model = single_node(
+        "Mod",
+        [("a", TensorProto.INT32, [6]), ("b", TensorProto.INT32, [6])],
+        [("c", TensorProto.INT32)],
+        fmod=1,
+    )
+    check_against_onnxruntime(
+        model,
+        {
+            "a": np.array([-7, 7, -7, 7, 6, -6], np.int32),
+            "b": np.array([3, -3, -3, 3, 3, 4], np.int32),
+        },
+    )
+
+
+def test_cast_to_uint8_and_bitwise_not_wrap_as_uint8_does() -> None:
+    cast = single_node(
+        "Cast", [("x", TensorProto.INT32, [5])], [("y", TensorProto.UINT8)], to=TensorProto.UINT8
+    )
+    check_against_onnxruntime(cast, {"x": np.array([-1, 0, 255, 256, 300], np.int32)})
+    inverted = single_node(
+        "BitwiseNot", [("x", TensorProto.UINT8, [4])], [("y", TensorProto.UINT8)]
+    )
+    check_against_onnxruntime(inverted, {"x": np.array([0, 1, 128, 255], np.uint8)})
+
+
+def test_argmax_select_last_index_picks_the_last_of_equal_maxima() -> None:
+    model = single_node(
+        "ArgMax",
+        [("x", TensorProto.FLOAT, [2, 4])],
+        [("i", TensorProto.INT64)],
+        axis=1,
+        keepdims=0,
+        select_last_index=1,
+    )
+    check_against_onnxruntime(model, {"x": np.array([[1, 3, 3, 0], [5, 5, 5, 5]], np.float32)})
+
+
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_reduce_over_axes_given_at_run_time(keepdims: int) -> None:
+    model = single_node(
+        "ReduceSumSquare",
+        [("x", TensorProto.FLOAT, [2, 3, 4]), ("axes", TensorProto.INT64, [2])],
+        [("y", TensorProto.FLOAT)],
+        keepdims=keepdims,
+    )
+    if not keepdims:  # the output shape is declared: keepdims=0 reshapes to it
+        model.graph.outputs[0].shape = ir.Shape([3])
+    rng = np.random.default_rng(3)
+    check_against_onnxruntime(
+        model,
+        {
+            "x": rng.standard_normal((2, 3, 4)).astype(np.float32),
+            "axes": np.array([-1, 0], np.int64),
+        },
+    )
