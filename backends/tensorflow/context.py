@@ -257,6 +257,9 @@ class ExportContext:
             if value.const_value is None:
                 raise self.error(f"subgraph output {value.name!r} is never produced")
             held = Physical(self.tf.constant(np.asarray(value.const_value.numpy())))
+        if not hasattr(held.tensor, "dtype"):
+            # A sequence or optional (ops/sequence.py) held between converters.
+            raise self.error(f"subgraph output {value.name!r} is a sequence or optional")
         # An identity: a body output that is one of its inputs still needs a tensor of its own.
         return self.tf.identity(self.state.to_logical(value, held))
 

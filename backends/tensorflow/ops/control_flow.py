@@ -55,6 +55,8 @@ def loop_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
     trip = tf.reshape(tf.cast(ctx.input(0), tf.int64), []) if ctx.has_input(0) else None
     keep = tf.reshape(tf.cast(ctx.input(1), tf.bool), []) if ctx.has_input(1) else tf.constant(True)
     carried = [ctx.input(2 + k) for k in range(carried_count)]
+    if not all(hasattr(value, "dtype") for value in carried):
+        raise ctx.error("a sequence or optional carried through a Loop is not converted")
     arrays = [_tensor_array(ctx, value) for value in scan_values]
 
     def condition(step: Any, go: Any, *_rest: Any) -> Any:
