@@ -12,6 +12,7 @@ from unframe.backends.caffe2.registry import ops
 from unframe.shared_ir.conversion import onnx_loop, onnx_node_info
 from unframe.shared_ir.errors import ConversionError, UnsupportedOp, UnsupportedOpsError
 from unframe.shared_ir.folding import FoldConstantsPass
+from unframe.shared_ir.function_expansion import expand_functions, unsupported_after_expansion
 from unframe.shared_ir.op_registry import OpRegistry, iter_nodes, load_op_modules
 from unframe.shared_ir.passes import infer_shapes
 
@@ -43,6 +44,8 @@ def export_model(model: ir.Model, *, detach_weights: bool = False) -> ExportedNe
         UnsupportedOpsError: ops without a converter, or that Caffe2 cannot express as given.
     """
     registry = export_registry()
+    # Function ops without a converter become their ONNX function bodies first.
+    expand_functions(model, registry)
     missing = registry.unsupported_nodes(model)
     if missing:
         raise UnsupportedOpsError(missing, framework=FRAMEWORK)
@@ -60,7 +63,7 @@ def unsupported(model: ir.Model) -> list[UnsupportedOp]:
     by ``export_model``, all at once, before anything is written.
     """
     registry = export_registry()
-    missing = registry.unsupported_nodes(model)
+    missing = unsupported_after_expansion(model, registry)
     refused = {
         id(node) for node in iter_nodes(model.graph) if not _has_converter(node, registry, model)
     }
