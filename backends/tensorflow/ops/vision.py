@@ -1,0 +1,130 @@
+"""Vision ops: GridSample (2-D and N-D), NonMaxSuppression, RoiAlign, Col2Im.
+
+GridSample reads the input channels-last (one ``gather_nd`` fetches every channel of a pixel)
+and follows onnx's reference: coordinates denormalized per axis, nearest rounded half to even,
+out-of-range coordinates clamped or reflected per padding_mode, then every tap combination of
+the per-axis kernels (1 nearest, 2 linear, 4 cubic) weighted and summed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from unframe.backends.tensorflow.ops._common import (
+    ExportContext,
+    Outputs,
+    Physical,
+    channels_last,
+    ir,
+    ops,
+)
+
+_CUBIC_A = -0.75
+
+
+def _text(ctx: ExportContext, name: str, default: str) -> str:
+    value = ctx.attr(name, default)
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _reflect(tf: Any, x: Any, low: float, high: float) -> Any:
+    """Reflects ``x`` by the near border until it lies in [low, high] (onnx's _gs_reflect)."""
+    span = high - low
+    below = low - x
+    above = x - high
+    n_below = tf.floor(below / span)
+    n_above = tf.floor(above / span)
+    r_below = below - n_below * span
+    r_above = above - n_above * span
+    even_below = tf.equal(tf.math.floormod(n_below, 2.0), 0.0)
+    even_above = tf.equal(tf.math.floormod(n_above, 2.0), 0.0)
+    from_below = tf.where(even_below, low + r_below, high - r_below)
+    from_above = tf.where(even_above, high - r_above, low + r_above)
+    return tf.where(x < low, from_below, tf.where(x > high, from_above, x))
+
+
+def _cubic_weights(tf: Any, t: Any) -> list[Any]:
+    a = _CUBIC_A
+
+    def far(d: Any) -> Any:
+        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+
+    def near(d: Any) -> Any:
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+
+    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+
+@ops.register("GridSample", since=16)
+def grid_sample_v16(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    mode = _text(ctx, "mode", "bilinear" if ctx.opset < 20 else "linear")
+    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(mode, mode)
+    padding_mode = _text(ctx, "padding_mode", "zeros")
+    align = bool(ctx.attr("align_corners", 0))
+    rank = ctx.input_rank(0)
+    shape = ctx.input_shape(0)
+    if rank is None or shape is None or any(d is None for d in shape[2:]):
+        raise ctx.error("GridSample needs the input's spatial sizes before run time")
+    dims = [int(d) for d in shape[2:] if d is not None]
+    spatial = len(dims)
+    x = ctx.channels_last(0)  # [N, D1.., C]
+    grid = ctx.input(1)  # [N, O1.., spatial], the last axis x (innermost) first
+    dtype = x.dtype
+    grid = tf.cast(grid, dtype)
+    taps = []
+    for i, size in enumerate(dims):
+        n = grid[..., spatial - 1 - i]
+        pos = (n + 1) / 2 * (size - 1) if align else ((n + 1) * size - 1) / 2
+        if mode == "nearest":
+            pos = tf.round(pos)  # half to even, as onnx's reference (np.rint)
+        low, high = (0.0, size - 1.0) if align else (-0.5, size - 0.5)
+        if padding_mode == "border":
+            pos = tf.where((pos < low) | (pos > high), tf.clip_by_value(pos, 0.0, size - 1.0), pos)
+        elif padding_mode == "reflection":
+            pos = _reflect(tf, pos, low, high)
+        if mode == "nearest":
+            taps.append([(tf.cast(pos, tf.int32), tf.ones_like(pos))])
+            continue
+        base = tf.floor(pos)
+        t = pos - base
+        start = tf.cast(base, tf.int32)
+        if mode == "linear":
+            taps.append([(start, 1 - t), (start + 1, t)])
+        elif mode == "cubic":
+            weights = _cubic_weights(tf, t)
+            taps.append([(start + k - 1, weights[k]) for k in range(4)])
+        else:
+            raise ctx.error(f"unknown GridSample mode {mode!r}")
+    batch = tf.shape(grid)[0]
+    out_rank = len(grid.shape) - 1
+    batch_index = tf.reshape(tf.range(batch), [-1] + [1] * (out_rank - 1))
+    batch_index = tf.broadcast_to(batch_index, tf.shape(grid)[:-1])
+    result = None
+    for combo in itertools.product(*taps):
+        indices, weight, valid = [], None, None
+        for axis, (index, w) in enumerate(combo):
+            fetched, inside = _pixel_index(tf, index, dims[axis], padding_mode, align)
+            indices.append(fetched)
+            weight = w if weight is None else weight * w
+            if inside is not None:
+                valid = inside if valid is None else valid & inside
+        values = tf.gather_nd(x, tf.stack([batch_index, *indices], axis=-1))  # [N, O.., C]
+        if valid is not None:
+            values = tf.where(valid[..., None], values, tf.zeros_like(values))
+        term = values * weight[..., None]
+        result = term if result is None else result + term
+    return [Physical(result, channels_last(spatial + 2))]
+
+
+def _pixel_index(tf: Any, index: Any, size: int, padding_mode: str, align: bool) -> tuple[Any, Any]:
+    """Where a tap reads (always in range) and, for zeros padding, whether it is inside."""
+    if padding_mode == "zeros":
+        inside = (index >= 0) & (index < size)
+        return tf.clip_by_value(index, 0, size - 1), inside
+    if padding_mode == "border":
+        return tf.clip_by_value(index, 0, size - 1), None
+    low, high = (0.0, size - 1.0) if align else (-0.5, size - 0.5)
+    reflected = _reflect(tf, tf.cast(index, tf.float32), low, high)
+    return tf.clip_by_value(tf.cast(reflected, tf.int32), 0, size - 1), None
