@@ -128,3 +128,92 @@ def _pixel_index(tf: Any, index: Any, size: int, padding_mode: str, align: bool)
     low, high = (0.0, size - 1.0) if align else (-0.5, size - 0.5)
     reflected = _reflect(tf, tf.cast(index, tf.float32), low, high)
     return tf.clip_by_value(tf.cast(reflected, tf.int32), 0, size - 1), None
+
+
+def _optional_scalar(ctx: ExportContext, index: int, dtype: Any, default: float) -> Any:
+    """A scalar input (absent or empty: ``default``)."""
+    tf = ctx.tf
+    if not ctx.has_input(index):
+        return tf.constant(default, dtype)
+    flat = tf.reshape(tf.cast(ctx.input(index), dtype), [-1])
+    return tf.cond(tf.size(flat) > 0, lambda: flat[0], lambda: tf.constant(default, dtype))
+
+
+@ops.register("NonMaxSuppression", since=10)
+def non_max_suppression_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
+    """TF's per-class NMS (corners in either order, IoU > threshold suppresses, scores above
+    score_threshold kept) for every batch and class; rows (batch, class, box) in that order."""
+    tf = ctx.tf
+    boxes, scores = ctx.input(0), ctx.input(1)
+    batches, classes = scores.shape[0], scores.shape[1]
+    if batches is None or classes is None:
+        raise ctx.error("NonMaxSuppression needs the batch and class counts before run time")
+    if int(ctx.attr("center_point_box", 0)):
+        xc, yc, w, h = (boxes[..., i] for i in range(4))
+        boxes = tf.stack([yc - h / 2, xc - w / 2, yc + h / 2, xc + w / 2], axis=-1)
+    limit = _optional_scalar(ctx, 2, tf.int64, 0)
+    iou = _optional_scalar(ctx, 3, tf.float32, 0.0)
+    score_cut = _optional_scalar(ctx, 4, tf.float32, float("-inf"))
+    rows = []
+    for b in range(batches):
+        batch_boxes = tf.cast(boxes[b], tf.float32)
+        for c in range(classes):
+            kept = tf.image.non_max_suppression(
+                batch_boxes,
+                tf.cast(scores[b, c], tf.float32),
+                tf.cast(limit, tf.int32),
+                iou_threshold=iou,
+                score_threshold=score_cut,
+            )
+            kept = tf.cast(kept, tf.int64)[:, None]
+            fixed = tf.broadcast_to(tf.constant([[b, c]], tf.int64), [tf.shape(kept)[0], 2])
+            rows.append(tf.concat([fixed, kept], axis=1))
+    if not rows:
+        return [tf.zeros([0, 3], tf.int64)]
+    return [tf.concat(rows, axis=0)]
+
+
+@ops.register("Col2Im", since=18)
+def col2im_v18(node: ir.Node, ctx: ExportContext) -> Outputs:
+    """Sums every column entry into its image cell (``unsorted_segment_sum``); image and block
+    shapes may be computed at run time (their length must be known)."""
+    tf = ctx.tf
+    x = ctx.input(0)  # [N, C * prod(block), L]
+    image = tf.cast(tf.reshape(ctx.input(1), [-1]), tf.int64)
+    block = tf.cast(tf.reshape(ctx.input(2), [-1]), tf.int64)
+    count = ctx.input_shape(1)
+    if count is None or count[0] is None:
+        raise ctx.error("Col2Im needs the length of image_shape before run time")
+    n = int(count[0])
+    dilations = ctx.ints("dilations", [1] * n) or [1] * n
+    pads = ctx.ints("pads", [0] * 2 * n) or [0] * 2 * n
+    strides = ctx.ints("strides", [1] * n) or [1] * n
+    blocks = [
+        (image[i] + pads[i] + pads[i + n] - (dilations[i] * (block[i] - 1) + 1)) // strides[i] + 1
+        for i in range(n)
+    ]
+    kernel_grid = tf.meshgrid(*[tf.range(block[i]) for i in range(n)], indexing="ij")
+    block_grid = tf.meshgrid(*[tf.range(blocks[i]) for i in range(n)], indexing="ij")
+    kernel_size = tf.reduce_prod(block)
+    block_count = tf.reduce_prod(tf.stack(blocks))
+    cells = tf.reduce_prod(image)
+    valid = tf.ones(tf.stack([kernel_size, block_count]), tf.bool)
+    flat = tf.zeros(tf.stack([kernel_size, block_count]), tf.int64)
+    for i in range(n):
+        pos = (
+            tf.reshape(block_grid[i], [1, -1]) * strides[i]
+            - pads[i]
+            + tf.reshape(kernel_grid[i], [-1, 1]) * dilations[i]
+        )
+        valid &= (pos >= 0) & (pos < image[i])
+        flat = flat * image[i] + pos
+    shape = tf.shape(x, out_type=tf.int64)
+    batch = shape[0]
+    channels = shape[1] // kernel_size
+    cols = tf.reshape(x, tf.stack([batch, channels, kernel_size * block_count]))
+    cols = tf.transpose(cols, [2, 0, 1])  # [K * L, N, C]
+    # Cells outside the image go to one extra segment, dropped after the sum.
+    segments = tf.reshape(tf.where(valid, flat, cells), [-1])
+    summed = tf.math.unsorted_segment_sum(cols, segments, cells + 1)[:-1]  # [P, N, C]
+    out = tf.transpose(summed, [1, 2, 0])
+    return [tf.reshape(out, tf.concat([tf.stack([batch, channels]), image], 0))]
