@@ -449,6 +449,7 @@ def _validate(
                 frameworks=(source_fw.name, target_fw.name),
                 failing_outputs=[o.name for o in report.outputs if not o.ok],
                 method=locate_method,
+                converted_path=target_path,
             )
         except UnframeError as error:  # the validation stands; only the search failed
             result.locate = LocateResult(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import importlib.util
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -115,6 +115,17 @@ class Framework(abc.ABC):
         renamed its inputs matches them by position (``shared_ir.inputs.align_feeds``).
         """
         raise NotImplementedError(f"{self.name} models cannot be run here")
+
+    def run_exposing(
+        self, path: Path, inputs: Mapping[str, np.ndarray], names: Sequence[str]
+    ) -> dict[str, np.ndarray] | None:
+        """Runs the native model with its intermediate values ``names`` among the outputs.
+
+        ``names`` are values of the model as its import into the IR names them; the result holds
+        those the runtime can hand back by that name. None where the runtime cannot (the default):
+        ``converters.locate`` then runs the imported IR instead.
+        """
+        return None
 
     def run_ir(
         self,

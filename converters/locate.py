@@ -6,8 +6,9 @@ Two searches, both over the source graph's topological order:
 - **by names** (``locate_by_names``): both models are imported into the IR, where every value the
   two share by name (name provenance: the backends write the source's value names, the frontends
   read them back, or a converted op is scoped by the source node's name, as TensorFlow's are) is
-  exposed as a graph output; one run of each on onnxruntime gives every shared value, and the
-  first source node with a differing output is the answer. The converted model's weights are
+  exposed as a graph output; one run of each on onnxruntime gives every shared value (the
+  converted model runs on its own runtime instead where that can expose its values:
+  ``Framework.run_exposing``), and the first source node with a differing output is the answer. The converted model's weights are
   also compared with the source's, by name, without a run.
 - **by bisection** (``locate_by_bisection``), where no name is shared: the prefix of the source up to
   a node (the subgraph that computes its output) is converted with the target's backend and run on
@@ -219,6 +220,7 @@ def locate_by_names(
     atol: float,
     frameworks: Sequence[str] = (),
     converted_label: str = "the converted model",
+    run_native: NativeRunner | None = None,
 ) -> LocateResult | None:
     """The first source node whose output differs in ``converted``, matched by value names.
 
@@ -231,7 +233,13 @@ def locate_by_names(
     if not [n for n in pairs if n not in graph_outputs]:
         return None
     expected, engine = run_exposing(source, feeds, pairs)
-    actual, converted_engine = run_exposing(converted, feeds, pairs.values())
+    native = run_native(list(pairs.values())) if run_native is not None else None
+    if native is not None:
+        actual, converted_engine = native
+        how_converted = f"SRC imported into the IR, {converted_label} run natively"
+    else:
+        actual, converted_engine = run_exposing(converted, feeds, pairs.values())
+        how_converted = f"SRC and {converted_label} imported into the IR"
     theirs = {v.name: v for v in _node_outputs(converted.graph)}
     checks: dict[str, OutputComparison] = {}
     for name, converted_name in pairs.items():
@@ -244,8 +252,8 @@ def locate_by_names(
             name, got, want, rtol, atol, against_scale=True, frameworks=frameworks
         )
     how = (
-        f"by names: SRC and {converted_label} imported into the IR, {len(checks)} shared values"
-        f" exposed, one run of each ({engine} / {converted_engine})"
+        f"by names: {how_converted}, {len(checks)} shared values exposed, one run of each"
+        f" ({engine} / {converted_engine})"
     )
     result = LocateResult(found=False, method="names", how=how, compared=len(checks), runs=1)
     for node in source.graph:
@@ -322,6 +330,10 @@ def _blame(result: LocateResult) -> str:
 
 
 # -- by bisection ------------------------------------------------------------------------------
+
+#: Runs the converted model natively with the named values exposed: (values, what ran it), or
+#: None where its runtime cannot expose them.
+NativeRunner = Callable[[Sequence[str]], tuple[dict[str, np.ndarray], str] | None]
 
 #: Converts a model with the target's backend, runs it, returns its outputs and what ran it.
 PrefixRunner = Callable[[ir.Model, Mapping[str, np.ndarray]], dict[str, np.ndarray]]
@@ -556,6 +568,7 @@ def locate(
     frameworks: Sequence[str] = (),
     failing_outputs: Sequence[str] = (),
     method: str = "auto",
+    converted_path: Path | None = None,
 ) -> LocateResult:
     """Locates the first diverging node of ``source_model``: by names, else by bisection.
 
@@ -570,7 +583,13 @@ def locate(
     by_names = None
     if method != "bisection" and converted_model is not None:
         by_names = locate_by_names(
-            source_model, converted_model, feeds, rtol=rtol, atol=atol, frameworks=frameworks
+            source_model,
+            converted_model,
+            feeds,
+            rtol=rtol,
+            atol=atol,
+            frameworks=frameworks,
+            run_native=native_runner(target_fw, converted_path, converted_model, feeds),
         )
         if by_names is not None and (by_names.found or method == "names"):
             return by_names
@@ -597,6 +616,25 @@ def locate(
         bisected.compared = by_names.compared
         bisected.seconds += by_names.seconds
     return bisected
+
+
+def native_runner(
+    target_fw: Framework,
+    path: Path | None,
+    converted: ir.Model,
+    feeds: Mapping[str, np.ndarray],
+) -> NativeRunner | None:
+    """The converted model run by its own runtime with values exposed, where that can be done."""
+    if path is None or target_fw.runtime_unavailable() is not None:
+        return None
+    graph = converted.graph
+    inputs = [v.name or "" for v in graph.inputs if v.name not in graph.initializers]
+
+    def run(names: Sequence[str]) -> tuple[dict[str, np.ndarray], str] | None:
+        outputs = target_fw.run_exposing(path, align_feeds(inputs, feeds), names)
+        return None if outputs is None else (outputs, f"{target_fw.name}'s runtime")
+
+    return run
 
 
 def prefix_runner(target_fw: Framework, options: ConvertOptions) -> PrefixRunner:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,23 @@ class Caffe2Framework(Framework):
 
         model = read_model(path)
         return run_net(model.predict_net, model.init_net, inputs)
+
+    def run_exposing(
+        self, path: Path, inputs: Mapping[str, np.ndarray], names: Sequence[str]
+    ) -> dict[str, np.ndarray] | None:
+        """Runs the nets with the blobs ``names`` added to the predict net's outputs.
+
+        Only blobs one op writes once: a blob an op overwrites (in place) ends as its last value,
+        which the import into the IR names otherwise.
+        """
+        from unframe.backends.caffe2.native import read_model, run_net
+
+        model = read_model(path)
+        net = model.predict_net
+        writes = Counter(name for op in net.op for name in op.output)
+        wanted = [n for n in names if writes[n] == 1 and n not in net.external_output]
+        net.external_output.extend(wanted)
+        return run_net(net, model.init_net, inputs)
 
     def run_ir(
         self,

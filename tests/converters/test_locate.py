@@ -150,7 +150,7 @@ def caffe2_runtime_sigmoid_as_tanh(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(CAFFE2_OPS._entries, key, wrong)
 
 
-def test_a_fault_of_the_target_runtime_alone_is_bisected_on_that_runtime(
+def test_a_fault_of_the_target_runtime_is_found_in_one_native_run_exposing_its_blobs(
     tmp_path, caffe2_runtime_sigmoid_as_tanh
 ):
     source = conv_chain(tmp_path / "m.onnx")
@@ -159,9 +159,32 @@ def test_a_fault_of_the_target_runtime_alone_is_bisected_on_that_runtime(
 
     located = api.validate(source, converted, locate=True).locate
 
-    # In the IR every shared value agrees (the net is right); its prefixes, run by the
-    # executor, find the node whose kernel is wrong.
-    assert located is not None and located.found and located.method == "bisection"
+    assert located is not None and located.found and located.method == "names"
+    assert "run natively" in located.how and "caffe2's runtime" in located.how
+    assert (located.node, located.op, located.inputs_ok) == ("act2", "Sigmoid", True)
+    assert located.runs == 1 and located.conversions == 0
+
+
+def test_where_only_the_ir_is_compared_a_runtime_fault_is_bisected_on_that_runtime(
+    tmp_path, caffe2_runtime_sigmoid_as_tanh
+):
+    from unframe.converters.locate import locate
+    from unframe.converters.registry import get_framework
+    from unframe.shared_ir.inputs import example_inputs
+
+    source = conv_chain(tmp_path / "m.onnx")
+    converted = tmp_path / "m.caffe2"
+    api.convert(source, converted)
+    source_model, converted_model = api.load(source), api.load(converted)
+    feeds = example_inputs(list(source_model.graph.inputs))
+
+    # No converted_path: the converted model is compared in the IR only, where the net is right
+    # and every shared value agrees; its prefixes, run by the executor, find the wrong kernel.
+    located = locate(
+        source_model, converted_model, get_framework("caffe2"), feeds, rtol=1e-4, atol=1e-5
+    )
+
+    assert located.found and located.method == "bisection"
     assert "every one agreeing" in located.how
     assert (located.node, located.op, located.inputs_ok) == ("act2", "Sigmoid", True)
 
