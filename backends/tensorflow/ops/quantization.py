@@ -2,8 +2,8 @@
 DynamicQuantizeLinear, QLinearMatMul, QLinearConv, MatMulInteger, ConvInteger.
 
 Integer results round half to even (``tf.round``) and saturate to the type's range. TensorFlow
-casts floats to neither 4-bit integers nor the fnuz/2-bit/4-bit-float types: 4-bit integers go
-through int32; the others are refused with the type named.
+casts floats to none of the 2- and 4-bit types nor the fnuz float 8s: those go through
+``casting.cast_tensor`` (ONNX's Cast on any pair of TF types).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from unframe.backends.tensorflow.ops._common import (
     np,
     ops,
 )
+from unframe.backends.tensorflow.ops.casting import cast_tensor
 from unframe.backends.tensorflow.ops.nn import _convolve, _resolve_pads, _spatial_attrs
 
 _RANGES = {
@@ -29,16 +30,8 @@ _RANGES = {
     ir.DataType.INT16: (-32768, 32767),
     ir.DataType.UINT4: (0, 15),
     ir.DataType.INT4: (-8, 7),
-}
-#: Float 8 types TensorFlow casts floats to, and their largest finite value (saturation).
-_FLOAT8_MAX = {ir.DataType.FLOAT8E4M3FN: 448.0, ir.DataType.FLOAT8E5M2: 57344.0}
-#: Types TensorFlow holds but casts to or from nothing.
-_NO_CAST = {
-    ir.DataType.INT2,
-    ir.DataType.UINT2,
-    ir.DataType.FLOAT4E2M1,
-    ir.DataType.FLOAT8E4M3FNUZ,
-    ir.DataType.FLOAT8E5M2FNUZ,
+    ir.DataType.UINT2: (0, 3),
+    ir.DataType.INT2: (-2, 1),
 }
 _NO_ZERO_POINT = {
     ir.DataType.FLOAT8E4M3FN,
@@ -67,10 +60,7 @@ def _param(ctx: ExportContext, value: Any, x: Any, axis: int, block_size: int) -
 
 
 def _to_float(ctx: ExportContext, x: Any) -> Any:
-    tf = ctx.tf
-    if x.dtype.name in ("int4", "uint4"):
-        x = tf.cast(x, tf.int32)
-    return tf.cast(x, tf.float32)
+    return cast_tensor(ctx, x, ctx.tf.float32)
 
 
 def _quantize(ctx: ExportContext, kind: ir.DataType, axis: int, block_size: int) -> Any:
@@ -87,21 +77,11 @@ def _quantize(ctx: ExportContext, kind: ir.DataType, axis: int, block_size: int)
         if zero is not None:
             q = q + _to_float(ctx, zero)
         q = tf.clip_by_value(q, float(low), float(high))
-        if kind in (ir.DataType.INT4, ir.DataType.UINT4):
-            return tf.cast(tf.cast(q, tf.int32), _tf_type(ctx, kind))
-        return tf.cast(q, _tf_type(ctx, kind))
-    if kind in _FLOAT8_MAX:
-        scaled = tf.cast(scaled, tf.float32)
-        if zero is not None:
-            scaled = scaled + tf.cast(zero, tf.float32)
-        if int(ctx.attr("saturate", 1)):
-            limit = _FLOAT8_MAX[kind]
-            # Clipping would turn NaN into a bound; where keeps it (and +-inf saturates).
-            scaled = tf.where(
-                tf.math.is_nan(scaled), scaled, tf.clip_by_value(scaled, -limit, limit)
-            )
-        return tf.cast(scaled, _tf_type(ctx, kind))
-    raise ctx.error(f"TensorFlow cannot cast floats to {kind.name}")
+        return cast_tensor(ctx, tf.cast(q, tf.int32), _tf_type(ctx, kind))
+    scaled = tf.cast(scaled, tf.float32)
+    if zero is not None:
+        scaled = scaled + _to_float(ctx, zero)
+    return cast_tensor(ctx, scaled, _tf_type(ctx, kind), bool(int(ctx.attr("saturate", 1))))
 
 
 def _quantize_node(ctx: ExportContext, with_dtype_attrs: bool) -> Outputs:
@@ -131,8 +111,6 @@ def _dequantize_node(ctx: ExportContext, with_dtype_attrs: bool) -> Outputs:
     kind = source.dtype if source is not None else None
     axis = int(ctx.attr("axis", 1))
     block_size = int(ctx.attr("block_size", 0)) if with_dtype_attrs else 0
-    if kind in _NO_CAST:
-        raise ctx.error(f"TensorFlow cannot cast {kind.name} to a float")
     x = ctx.input(0)
     dx = _to_float(ctx, x)
     if ctx.has_input(2) and kind not in _NO_ZERO_POINT:
