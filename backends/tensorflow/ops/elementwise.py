@@ -227,16 +227,38 @@ def identity_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
     return [ctx.physical(0)]
 
 
+def _dropout_identity(node: ir.Node, ctx: ExportContext) -> Outputs:
+    """Dropout that keeps everything: the input, and an all-true mask where one is read."""
+    held = ctx.physical(0)
+    mask = None
+    graph_outputs = node.graph.outputs if node.graph is not None else []
+    if len(node.outputs) > 1 and (
+        node.outputs[1].uses() or any(node.outputs[1] is o for o in graph_outputs)
+    ):
+        mask = wrap(ctx.tf.ones_like(held.tensor, dtype=ctx.tf.bool), held.perm)
+    return [held, mask]
+
+
+@ops.register("Dropout", since=7)
+def dropout_v7(node: ir.Node, ctx: ExportContext) -> Outputs:
+    return _dropout_identity(node, ctx)  # no training mode before opset 12
+
+
 @ops.register("Dropout", since=12)
 def dropout_v12(node: ir.Node, ctx: ExportContext) -> Outputs:
     training = ctx.constant_input(2) if ctx.has_input(2) else None
-    if ctx.has_input(2) and (training is None or bool(training.reshape(()))):
-        raise ctx.error("training-mode Dropout is random; only inference (training_mode false)")
-    held = ctx.physical(0)
-    mask = None
-    if len(node.outputs) > 1 and node.outputs[1] is not None and node.outputs[1].uses():
-        mask = wrap(ctx.tf.ones_like(held.tensor, dtype=ctx.tf.bool), held.perm)
-    return [held, mask]
+    if not ctx.has_input(2) or (training is not None and not bool(training.reshape(()))):
+        return _dropout_identity(node, ctx)
+    # Training mode: a random mask (TF's generator, so not onnx's numpy draws), kept values
+    # scaled by 1 / (1 - ratio); a ratio of 0 keeps everything exactly.
+    tf = ctx.tf
+    x = ctx.input(0)
+    ratio = tf.cast(tf.reshape(ctx.input(1), []), tf.float32) if ctx.has_input(1) else 0.5
+    on = tf.cast(tf.reshape(ctx.input(2), []), tf.bool)
+    keep = tf.logical_or(tf.logical_not(on), tf.random.uniform(tf.shape(x)) >= ratio)
+    scale = tf.where(on, 1.0 / (1.0 - ratio), 1.0)
+    y = tf.where(keep, x * tf.cast(scale, x.dtype), tf.zeros_like(x))
+    return [y, keep if len(node.outputs) > 1 else None]
 
 
 @ops.register("BitShift", since=11)
