@@ -217,3 +217,83 @@ def col2im_v18(node: ir.Node, ctx: ExportContext) -> Outputs:
     summed = tf.math.unsorted_segment_sum(cols, segments, cells + 1)[:-1]  # [P, N, C]
     out = tf.transpose(summed, [1, 2, 0])
     return [tf.reshape(out, tf.concat([tf.stack([batch, channels]), image], 0))]
+
+
+def _roi_axis(
+    tf: Any, start: Any, bin_size: Any, pooled: int, grid: Any, size: Any
+) -> tuple[Any, Any, Any, Any]:
+    """Per sample along one axis (float64): low index, high index, weight of high, validity."""
+    f64 = tf.float64
+    p = tf.cast(tf.range(pooled), f64)[:, None]
+    i = tf.cast(tf.range(grid), f64)[None, :]
+    pos = tf.reshape(start + p * bin_size + (i + 0.5) * bin_size / tf.cast(grid, f64), [-1])
+    size_f = tf.cast(size, f64)
+    valid = (pos >= -1.0) & (pos <= size_f)
+    pos = tf.maximum(pos, 0.0)
+    low = tf.cast(tf.floor(pos), tf.int32)
+    edge = low >= size - 1
+    low = tf.where(edge, tf.fill(tf.shape(low), size - 1), low)
+    high = tf.where(edge, low, low + 1)
+    pos = tf.where(edge, tf.cast(low, f64), pos)
+    return low, high, pos - tf.cast(low, f64), valid
+
+
+def _roi_align(ctx: ExportContext, default_mode: str) -> Outputs:
+    """Each RoI pooled from bilinear samples on a grid (adaptive where sampling_ratio is 0), as
+    onnxruntime does; one ``tf.map_fn`` step per RoI."""
+    tf = ctx.tf
+    f64 = tf.float64
+    half_pixel = _text(ctx, "coordinate_transformation_mode", default_mode) == "half_pixel"
+    mode = _text(ctx, "mode", "avg")
+    out_h = int(ctx.attr("output_height", 1))
+    out_w = int(ctx.attr("output_width", 1))
+    ratio = int(ctx.attr("sampling_ratio", 0))
+    scale = float(ctx.attr("spatial_scale", 1.0))
+    x = ctx.input(0)
+    data = tf.cast(x, f64)
+    height, width = tf.shape(x)[2], tf.shape(x)[3]
+    offset = 0.5 if half_pixel else 0.0
+
+    def pool(roi_and_batch: tuple[Any, Any]) -> Any:
+        roi, batch = roi_and_batch
+        x0, y0, x1, y1 = (roi[k] * scale - offset for k in range(4))
+        roi_w, roi_h = x1 - x0, y1 - y0
+        if not half_pixel:
+            roi_w, roi_h = tf.maximum(roi_w, 1.0), tf.maximum(roi_h, 1.0)
+        grid_h = ratio if ratio > 0 else tf.cast(tf.math.ceil(roi_h / out_h), tf.int32)
+        grid_w = ratio if ratio > 0 else tf.cast(tf.math.ceil(roi_w / out_w), tf.int32)
+        y_lo, y_hi, ly, y_ok = _roi_axis(tf, y0, roi_h / out_h, out_h, grid_h, height)
+        x_lo, x_hi, lx, x_ok = _roi_axis(tf, x0, roi_w / out_w, out_w, grid_w, width)
+        image = data[batch]  # [C, H, W]
+        rows_lo, rows_hi = tf.gather(image, y_lo, axis=1), tf.gather(image, y_hi, axis=1)
+        ly, lx = ly[:, None], lx[None, :]
+        terms = [
+            (1 - ly) * (1 - lx) * tf.gather(rows_lo, x_lo, axis=2),
+            (1 - ly) * lx * tf.gather(rows_lo, x_hi, axis=2),
+            ly * (1 - lx) * tf.gather(rows_hi, x_lo, axis=2),
+            ly * lx * tf.gather(rows_hi, x_hi, axis=2),
+        ]
+        ok = tf.cast(y_ok[:, None] & x_ok[None, :], f64)
+        combined = tf.add_n(terms) if mode == "avg" else tf.reduce_max(tf.stack(terms), axis=0)
+        value = tf.reshape(combined * ok, tf.stack([-1, out_h, grid_h, out_w, grid_w]))
+        if mode == "avg":
+            count = tf.cast(tf.maximum(grid_h * grid_w, 1), f64)
+            return tf.reduce_sum(value, axis=[2, 4]) / count
+        return tf.reduce_max(value, axis=[2, 4])
+
+    rois = tf.cast(ctx.input(1), f64)
+    batches = tf.cast(ctx.input(2), tf.int32)
+    pooled = tf.map_fn(
+        pool, (rois, batches), fn_output_signature=tf.TensorSpec([None, out_h, out_w], f64)
+    )
+    return [tf.cast(pooled, x.dtype)]
+
+
+@ops.register("RoiAlign", since=10)
+def roi_align_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
+    return _roi_align(ctx, "output_half_pixel")
+
+
+@ops.register("RoiAlign", since=16)
+def roi_align_v16(node: ir.Node, ctx: ExportContext) -> Outputs:
+    return _roi_align(ctx, "half_pixel")
