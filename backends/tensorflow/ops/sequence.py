@@ -161,7 +161,17 @@ def _sequence(ctx: ExportContext, index: int) -> TensorSequence:
 
 def _optional(ctx: ExportContext, index: int) -> OptionalValue:
     held = ctx.physical(index).tensor
-    return held if isinstance(held, OptionalValue) else OptionalValue(held)
+    if isinstance(held, OptionalValue):
+        return held
+    value = ctx.node.inputs[index]
+    if (
+        not isinstance(held, TensorSequence)
+        and value is not None
+        and isinstance(value.type, ir.OptionalType | ir.SequenceType)
+    ):
+        # A signature input of this type reaches the graph as a plain tensor: not its meaning.
+        raise ctx.error(f"input {index} is a sequence or optional made outside the graph")
+    return OptionalValue(held)
 
 
 def _held(ctx: ExportContext, held: TensorSequence | OptionalValue) -> Outputs:
