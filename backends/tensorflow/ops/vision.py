@@ -1,4 +1,4 @@
-"""Vision ops: GridSample (2-D and N-D), NonMaxSuppression, RoiAlign, Col2Im.
+"""Vision ops: GridSample (2-D and N-D), NonMaxSuppression, Col2Im, RoiAlign, DeformConv.
 
 GridSample reads the input channels-last (one ``gather_nd`` fetches every channel of a pixel)
 and follows onnx's reference: coordinates denormalized per axis, nearest rounded half to even,
@@ -297,3 +297,91 @@ def roi_align_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
 @ops.register("RoiAlign", since=16)
 def roi_align_v16(node: ir.Node, ctx: ExportContext) -> Outputs:
     return _roi_align(ctx, "half_pixel")
+
+
+def _bilinear_taps(tf: Any, ys: Any, xs: Any, height: Any, width: Any) -> list[tuple[Any, Any]]:
+    """The four corners of each sample: (y, x) int32 indices clipped in range, and their
+    weights, zero for corners outside the image (zeros padding)."""
+    y0, x0 = tf.floor(ys), tf.floor(xs)
+    wy1, wx1 = ys - y0, xs - x0
+    taps = []
+    for dy, wy in ((0.0, 1 - wy1), (1.0, wy1)):
+        for dx, wx in ((0.0, 1 - wx1), (1.0, wx1)):
+            y, x = y0 + dy, x0 + dx
+            inside = (y >= 0) & (y <= tf.cast(height - 1, ys.dtype))
+            inside &= (x >= 0) & (x <= tf.cast(width - 1, xs.dtype))
+            weight = tf.where(inside, wy * wx, tf.zeros_like(wy))
+            index = tf.stack(
+                [
+                    tf.clip_by_value(tf.cast(y, tf.int32), 0, height - 1),
+                    tf.clip_by_value(tf.cast(x, tf.int32), 0, width - 1),
+                ],
+                axis=-1,
+            )
+            taps.append((index, weight))
+    return taps
+
+
+@ops.register("DeformConv", since=19)
+def deform_conv_v19(node: ir.Node, ctx: ExportContext) -> Outputs:
+    """Each kernel tap samples the input bilinearly at its offset position (zeros outside),
+    scaled by the mask; the sampled columns meet the weight in one einsum per group."""
+    tf = ctx.tf
+    f64 = tf.float64
+    if ctx.input_rank(0) != 4:
+        raise ctx.error("only 2-D DeformConv is converted")
+    weight_shape = ctx.input_shape(1)
+    if weight_shape is None or any(d is None for d in weight_shape):
+        raise ctx.error("the weight's shape must be known before run time")
+    out_channels, _, kh, kw = (int(d) for d in weight_shape if d is not None)
+    group = int(ctx.attr("group", 1))
+    offset_group = int(ctx.attr("offset_group", 1))
+    dh, dw = ctx.ints("dilations", [1, 1]) or [1, 1]
+    sh, sw = ctx.ints("strides", [1, 1]) or [1, 1]
+    pads = ctx.ints("pads", [0, 0, 0, 0]) or [0, 0, 0, 0]
+    x = tf.cast(ctx.channels_last(0), f64)  # [N, H, W, C]
+    shape = tf.shape(x)
+    batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
+    out_h = (height - ((kh - 1) * dh + 1) + pads[0] + pads[2]) // sh + 1
+    out_w = (width - ((kw - 1) * dw + 1) + pads[1] + pads[3]) // sw + 1
+    offsets = tf.reshape(
+        tf.cast(ctx.input(2), f64), tf.stack([batch, offset_group, kh, kw, 2, out_h, out_w])
+    )
+    if ctx.has_input(4):
+        mask = tf.reshape(
+            tf.cast(ctx.input(4), f64), tf.stack([batch, offset_group, kh, kw, out_h, out_w])
+        )
+    else:
+        mask = tf.ones(tf.stack([batch, offset_group, kh, kw, out_h, out_w]), f64)
+    base_h = tf.reshape(tf.cast(tf.range(out_h) * sh - pads[0], f64), [1, 1, -1, 1])
+    base_w = tf.reshape(tf.cast(tf.range(out_w) * sw - pads[1], f64), [1, 1, 1, -1])
+    tap_h = tf.reshape(tf.constant([dh * i for i in range(kh)], f64), [kh, 1, 1, 1])
+    tap_w = tf.reshape(tf.constant([dw * j for j in range(kw)], f64), [1, kw, 1, 1])
+    batch_index = tf.broadcast_to(
+        tf.reshape(tf.range(batch), [-1, 1, 1, 1, 1]), tf.stack([batch, kh, kw, out_h, out_w])
+    )
+    per_offset_group = channels // offset_group
+    columns = []
+    for g in range(offset_group):
+        ys = base_h + tap_h + offsets[:, g, :, :, 0]  # [N, kh, kw, oh, ow]
+        xs = base_w + tap_w + offsets[:, g, :, :, 1]
+        part = x[..., g * per_offset_group : (g + 1) * per_offset_group]
+        sampled = None
+        for index, weight in _bilinear_taps(tf, ys, xs, height, width):
+            full_index = tf.concat([batch_index[..., None], index], axis=-1)
+            term = tf.gather_nd(part, full_index) * weight[..., None]
+            sampled = term if sampled is None else sampled + term
+        columns.append(sampled * mask[:, g][..., None])  # [N, kh, kw, oh, ow, Cg]
+    cols = tf.concat(columns, axis=-1) if offset_group > 1 else columns[0]
+    w = tf.cast(ctx.input(1), f64)  # [O, C / group, kh, kw]
+    per_group_in = channels // group
+    per_group_out = out_channels // group
+    outputs = []
+    for g in range(group):
+        part = cols[..., g * per_group_in : (g + 1) * per_group_in]
+        kernel = w[g * per_group_out : (g + 1) * per_group_out]
+        outputs.append(tf.einsum("nijhwc,ocij->nhwo", part, kernel))
+    result = tf.concat(outputs, axis=-1) if group > 1 else outputs[0]
+    if ctx.has_input(3):
+        result = result + tf.cast(ctx.input(3), f64)
+    return [Physical(tf.cast(result, ctx.input_dtype(0)), channels_last(4))]
