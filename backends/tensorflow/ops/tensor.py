@@ -67,8 +67,8 @@ def reshape_v14(node: ir.Node, ctx: ExportContext) -> Outputs:
     return _reshape(ctx, allowzero=bool(ctx.attr("allowzero", 0)))
 
 
-@ops.register("Flatten", since=13)
-def flatten_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
+@ops.register("Flatten", since=1)
+def flatten_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
     x = ctx.input(0)
     rank = len(x.shape)
@@ -82,11 +82,13 @@ def flatten_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
     return [tf.reshape(x, tf.stack([outer, inner]))]
 
 
-@ops.register("Transpose", since=13)
-def transpose_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
+@ops.register("Transpose", since=1)
+def transpose_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
     held = ctx.physical(0)
-    rank = len(held.tensor.shape)
-    perm = tuple(ctx.ints("perm", list(reversed(range(rank)))) or reversed(range(rank)))
+    given = ctx.ints("perm", [])
+    # The perm says the rank where the input's is not known statically.
+    rank = len(given) if given else len(held.tensor.shape)
+    perm = tuple(given or reversed(range(rank)))
     if held.perm is None:
         transposed = ctx.tf.transpose(held.tensor, perm)
         if rank >= 3 and inverse(perm) == channels_last(rank):
@@ -104,11 +106,16 @@ def transpose_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
     return [Physical(held.tensor, composed)]
 
 
-@ops.register("Concat", since=13)
-def concat_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
+@ops.register("Concat", since=4)
+def concat_v4(node: ir.Node, ctx: ExportContext) -> Outputs:
     tensors, perm = elementwise_inputs(ctx)
-    rank = len(tensors[0].shape)
-    axis = normalize_axis(int(ctx.attr("axis")), rank)
+    # Any input's rank will do (they share it); a non-negative axis needs none.
+    rank = next((t.shape.rank for t in tensors if t.shape.rank is not None), None)
+    axis = int(ctx.attr("axis"))
+    if rank is not None:
+        axis = normalize_axis(axis, rank)
+    elif axis < 0:
+        raise ctx.error("Concat on a negative axis needs its inputs' rank")
     if perm is not None:
         axis = perm.index(axis)
     return [wrap(ctx.tf.concat(tensors, axis=axis), perm)]
@@ -117,12 +124,24 @@ def concat_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
 def _split(ctx: ExportContext, node: ir.Node, sizes: Any) -> Outputs:
     tf = ctx.tf
     x = ctx.input(0)
-    axis = normalize_axis(int(ctx.attr("axis", 0)), len(x.shape))
+    rank = ctx.input_rank(0)
+    if rank is None:
+        rank = x.shape.rank
+    output_shape = node.outputs[0].shape
+    if rank is None and output_shape is not None:
+        rank = len(output_shape)
+    axis = int(ctx.attr("axis", 0))
+    if rank is not None:
+        axis = normalize_axis(axis, rank)
+    elif axis < 0:
+        raise ctx.error("Split on a negative axis needs its input's rank")
     count = len(node.outputs)
     if sizes is None:
-        length = x.shape.as_list()[axis]
+        shape = ctx.input_shape(0)
+        length = shape[axis] if shape is not None else None
         if length is None:
-            raise ctx.error("Split without sizes needs a static length on its axis")
+            # Equal parts (ONNX requires the length to divide evenly before opset 18).
+            return list(tf.split(x, count, axis=axis))
         chunk = -(-length // count)
         sizes = [chunk] * (count - 1) + [length - chunk * (count - 1)]
     return list(tf.split(x, sizes, num=count, axis=axis))
@@ -137,6 +156,12 @@ def _split_sizes(ctx: ExportContext) -> Any:
     return _as_int64(ctx, ctx.input(1))
 
 
+@ops.register("Split", since=2)
+def split_v2(node: ir.Node, ctx: ExportContext) -> Outputs:
+    sizes = ctx.ints("split", [])
+    return _split(ctx, node, sizes or None)
+
+
 @ops.register("Split", since=13)
 def split_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
     return _split(ctx, node, _split_sizes(ctx))
@@ -147,8 +172,8 @@ def split_v18(node: ir.Node, ctx: ExportContext) -> Outputs:
     return _split(ctx, node, _split_sizes(ctx))
 
 
-@ops.register("Slice", since=13)
-def slice_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
+@ops.register("Slice", since=10)
+def slice_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
     x = ctx.input(0)
     rank = len(x.shape)
@@ -203,7 +228,7 @@ def slice_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
 
 def _slice_run_time_axes(ctx: ExportContext, x: Any, starts: Any, ends: Any) -> Any:
     """Slice whose axes are computed at run time: dense begin/end/stride vectors, the entries
-    of the sliced axes clamped as numpy does (see slice_v13) and scattered in."""
+    of the sliced axes clamped as numpy does (see slice_v10) and scattered in."""
     tf = ctx.tf
     rank = len(x.shape)
     dims = tf.shape(x, out_type=tf.int64)
@@ -226,8 +251,8 @@ def _slice_run_time_axes(ctx: ExportContext, x: Any, starts: Any, ends: Any) -> 
     return tf.strided_slice(x, begin, end, stride)
 
 
-@ops.register("Gather", since=13)
-def gather_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
+@ops.register("Gather", since=1)
+def gather_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
     x = ctx.input(0)
     axis = normalize_axis(int(ctx.attr("axis", 0)), len(x.shape))
@@ -239,6 +264,13 @@ def gather_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
         size = tf.shape(x, out_type=tf.int64)[axis]
         indices = tf.where(indices < 0, indices + size, indices)
     return [tf.gather(x, indices, axis=axis)]
+
+
+@ops.register("Squeeze", since=1)
+def squeeze_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
+    x = ctx.input(0)
+    axes = [normalize_axis(a, len(x.shape)) for a in ctx.ints("axes", [])]
+    return [ctx.tf.squeeze(x, axis=axes or None)]
 
 
 @ops.register("Squeeze", since=13)
@@ -286,15 +318,32 @@ def _squeeze_run_time_axes(ctx: ExportContext, x: Any) -> Any:
     return _with_static_rank(ctx, tf.reshape(x, shape), rank - _axes_count(ctx))
 
 
+@ops.register("Unsqueeze", since=1)
+def unsqueeze_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
+    return [_unsqueeze(ctx, ctx.input(0), ctx.ints("axes"))]
+
+
 @ops.register("Unsqueeze", since=13)
 def unsqueeze_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
     x = ctx.input(0)
     if ctx.constant_input(1) is None:
         return [_unsqueeze_run_time_axes(ctx, x)]
-    rank = len(x.shape) + len(ctx.int_list(1))
-    for axis in sorted(normalize_axis(a, rank) for a in ctx.int_list(1)):
+    return [_unsqueeze(ctx, x, ctx.int_list(1))]
+
+
+def _unsqueeze(ctx: ExportContext, x: Any, axes: list[int]) -> Any:
+    if x.shape.rank is None:
+        # Without the rank: non-negative axes in increasing order, negative ones counted from
+        # the end in decreasing order, leave every inserted axis where ONNX puts it.
+        if all(a >= 0 for a in axes) or all(a < 0 for a in axes):
+            for axis in sorted(axes, reverse=axes[0] < 0):
+                x = ctx.tf.expand_dims(x, axis)
+            return x
+        raise ctx.error("Unsqueeze on axes of both signs needs its input's rank")
+    rank = len(x.shape) + len(axes)
+    for axis in sorted(normalize_axis(a, rank) for a in axes):
         x = ctx.tf.expand_dims(x, axis)
-    return [x]
+    return x
 
 
 def _unsqueeze_run_time_axes(ctx: ExportContext, x: Any) -> Any:
@@ -309,8 +358,8 @@ def _unsqueeze_run_time_axes(ctx: ExportContext, x: Any) -> Any:
     return _with_static_rank(ctx, tf.reshape(x, shape), rank)
 
 
-@ops.register("Expand", since=13)
-def expand_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
+@ops.register("Expand", since=8)
+def expand_v8(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
     x = ctx.input(0)
     shape = _as_int64(ctx, ctx.input(1))
@@ -324,6 +373,9 @@ def _shape(ctx: ExportContext, start: int, end: int | None) -> Outputs:
     shape = tf.shape(held.tensor, out_type=tf.int64)
     if held.perm is not None:
         shape = tf.gather(shape, inverse(held.perm))
+    if held.tensor.shape.rank is None:
+        # Python slicing clamps as Shape's start and end do.
+        return [shape[start:end]]
     rank = len(held.tensor.shape)
     start = max(0, min(rank, normalize_axis(start, rank)))
     stop = rank if end is None else max(0, min(rank, normalize_axis(end, rank)))
@@ -341,13 +393,13 @@ def shape_v15(node: ir.Node, ctx: ExportContext) -> Outputs:
     return _shape(ctx, int(ctx.attr("start", 0)), None if end is None else int(end))
 
 
-@ops.register("Size", since=13)
-def size_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
+@ops.register("Size", since=1)
+def size_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
     return [ctx.tf.size(ctx.physical(0).tensor, out_type=ctx.tf.int64)]
 
 
-@ops.register("Constant", since=13)
-def constant_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
+@ops.register("Constant", since=1)
+def constant_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
     value = node.outputs[0].const_value
     if value is None:
         raise ctx.error("this Constant's value form is not converted")
@@ -363,8 +415,8 @@ def constant_of_shape_v9(node: ir.Node, ctx: ExportContext) -> Outputs:
     return [tf.fill(_as_int64(ctx, ctx.input(0)), value)]
 
 
-@ops.register("Pad", since=13)
-def pad_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
+@ops.register("Pad", since=11)
+def pad_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
     return _pad(ctx, None)
 
 
@@ -454,13 +506,14 @@ def _pad_general(ctx: ExportContext, mode: str) -> Any:
     return result
 
 
-@ops.register("Tile", since=13)
-def tile_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
+@ops.register("Tile", since=6)
+def tile_v6(node: ir.Node, ctx: ExportContext) -> Outputs:
     return [ctx.tf.tile(ctx.input(0), _as_int64(ctx, ctx.input(1)))]
 
 
 @ops.register("Range", since=11)
 def range_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
-    start, limit, delta = ctx.input(0), ctx.input(1), ctx.input(2)
+    # Scalars in ONNX; a function body's shape arithmetic may hold them as one-element tensors.
+    start, limit, delta = (tf.reshape(ctx.input(i), []) for i in range(3))
     return [tf.range(start, limit, delta, dtype=start.dtype)]
