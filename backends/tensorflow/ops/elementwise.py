@@ -15,6 +15,7 @@ from unframe.backends.tensorflow.ops._common import (
     elementwise_inputs,
     in_kernel_type,
     ir,
+    np,
     ops,
     wrap,
 )
@@ -155,9 +156,9 @@ for _op, (_since, _dotted) in _UNARY.items():
     _register_unary(_op, _since, _dotted)
 
 _BINARY: dict[str, tuple[int, str]] = {
-    "Equal": (11, "equal"),
-    "Less": (9, "less"),
-    "Greater": (9, "greater"),
+    "Equal": (7, "equal"),
+    "Less": (7, "less"),
+    "Greater": (7, "greater"),
     "LessOrEqual": (12, "less_equal"),
     "GreaterOrEqual": (12, "greater_equal"),
     "And": (7, "logical_and"),
@@ -208,6 +209,17 @@ def is_inf_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
 def where_v9(node: ir.Node, ctx: ExportContext) -> Outputs:
     (condition, x, y), perm = elementwise_inputs(ctx, 3)
     return [wrap(ctx.tf.where(condition, x, y), perm)]
+
+
+@ops.register("Clip", since=6)
+def clip_v6(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    held = ctx.physical(0)
+    low = float(ctx.attr("min", float(np.finfo(np.float32).min)))
+    high = float(ctx.attr("max", float(np.finfo(np.float32).max)))
+    result = tf.maximum(held.tensor, tf.cast(low, held.tensor.dtype))
+    result = tf.minimum(result, tf.cast(high, held.tensor.dtype))
+    return [wrap(result, held.perm)]
 
 
 @ops.register("Clip", since=11)

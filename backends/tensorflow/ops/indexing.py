@@ -209,6 +209,12 @@ def _order_key(ctx: ExportContext, x: Any, largest: bool) -> Any:
     return tf.bitwise.invert(x) if x.dtype.is_integer else -x
 
 
+@ops.register("TopK", since=10)
+def top_k_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
+    # K as an input, the largest values sorted (TopK-11's defaults).
+    return top_k_v11(node, ctx)
+
+
 @ops.register("TopK", since=11)
 def top_k_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
@@ -425,3 +431,13 @@ def unique_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
             perm[d] = position
         values = tf.transpose(restored, perm)
     return [values, first, inverse, counts]
+
+
+@ops.register("ArrayFeatureExtractor", since=1, domain="ai.onnx.ml")
+def array_feature_extractor_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    x = ctx.input(0)
+    indices = tf.reshape(_int64(ctx, ctx.input(1)), [-1])
+    # The indices select along the last axis; a 1-D input gives a [1, k] result.
+    found = tf.gather(x, indices, axis=-1)
+    return [found[None, :] if _rank(ctx, 0) == 1 else found]

@@ -111,10 +111,11 @@ def _register(op_type: str) -> None:
         return _reduce(ctx, _axes_input(ctx), make(ctx.tf))
 
     snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in op_type).lstrip("_")
-    from_attribute.__name__ = from_attribute.__qualname__ = f"{snake}_v13"
+    # Axes as an attribute from opset 1 (later versions added element types and, at 13,
+    # ReduceSum's axes input); the semantics of the attribute form never changed.
+    from_attribute.__name__ = from_attribute.__qualname__ = f"{snake}_v1"
     from_input.__name__ = from_input.__qualname__ = f"{snake}_v{since_input}"
-    if since_input > 13:
-        ops.register(op_type, since=13)(from_attribute)
+    ops.register(op_type, since=1)(from_attribute)
     ops.register(op_type, since=since_input)(from_input)
 
 
@@ -138,11 +139,11 @@ def _arg(ctx: ExportContext, fn: Callable[..., Any]) -> Outputs:
     return [found]
 
 
-@ops.register("ArgMax", since=13)
-def arg_max_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
+@ops.register("ArgMax", since=1)
+def arg_max_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
     return _arg(ctx, ctx.tf.math.argmax)
 
 
-@ops.register("ArgMin", since=13)
-def arg_min_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
+@ops.register("ArgMin", since=1)
+def arg_min_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
     return _arg(ctx, ctx.tf.math.argmin)
