@@ -332,3 +332,8 @@ def clip_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     low = ctx.input(1) if ctx.has_input(1) else None
     high = ctx.input(2) if ctx.has_input(2) else None
     return _clip(ctx, low, high)
+
+
+@ops.register("Round", since=11)
+def round_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    return _unary(ctx, "round")

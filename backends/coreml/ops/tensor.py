@@ -43,6 +43,8 @@ def reshape_v5(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     elif 0 in shape:
         if -1 in shape:
             raise ctx.error("allowzero=1 with both 0 and -1 in the shape")
+    if len(shape) > 5:
+        raise ctx.error(f"a rank-{len(shape)} result: Core ML holds tensors up to rank 5")
     return [ctx.mb.reshape(x=ctx.input(0), shape=shape)]
 
 
@@ -110,7 +112,12 @@ def split_v2(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
 @ops.register("Split", since=13)
 def split_v13(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     if ctx.has_input(1) and ctx.ints(1) is None:
-        raise ctx.error("split sizes computed at run time")
+        # Sizes computed at run time, but the outputs' declared lengths along the axis are them.
+        shapes = [_declared_shape(ctx, i) for i in range(len(node.outputs))]
+        if any(shape is None for shape in shapes):
+            raise ctx.error("split sizes computed at run time, and the outputs' shapes unknown")
+        axis = normalized_axes([int(ctx.attr("axis", 0))], ctx.input_rank(0))[0]
+        return _split(ctx, [shape[axis] for shape in shapes if shape is not None])
     return _split(ctx, ctx.ints(1) if ctx.has_input(1) else None)
 
 
@@ -206,8 +213,29 @@ def _axes(ctx: ExportContext) -> list[int] | None:
     return ctx.attr("axes", None)
 
 
+def _declared_shape(ctx: ExportContext, output: int = 0) -> list[int] | None:
+    """Output ``output``'s shape where the model declares every dim of it."""
+    shape = ctx.node.outputs[output].shape
+    if shape is None or not all(isinstance(d, int) for d in shape):
+        return None
+    return [int(d) for d in shape]
+
+
+def _reshape_to_declared(ctx: ExportContext) -> list[Any]:
+    """Squeeze/Unsqueeze by axes computed at run time: only the output's declared shape can say
+    where the unit dims go (MIL takes constant axes)."""
+    shape = _declared_shape(ctx)
+    if not ctx.has_input(1) or ctx.ints(1) is not None or shape is None:
+        raise ctx.error("axes computed at run time, and the output's shape unknown")
+    if len(shape) > 5:
+        raise ctx.error(f"a rank-{len(shape)} result: Core ML holds tensors up to rank 5")
+    return [ctx.mb.reshape(x=ctx.input(0), shape=shape)]
+
+
 @ops.register("Squeeze", since=11)
 def squeeze_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    if ctx.has_input(1) and ctx.ints(1) is None:
+        return _reshape_to_declared(ctx)
     axes = _axes(ctx)
     if axes is None:
         dims = ctx.input_shape(0)
@@ -221,6 +249,8 @@ def squeeze_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
 
 @ops.register("Unsqueeze", since=11)
 def unsqueeze_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    if ctx.has_input(1) and ctx.ints(1) is None:
+        return _reshape_to_declared(ctx)
     axes = _axes(ctx)
     if not axes:
         raise ctx.error("no axes")
@@ -330,3 +360,21 @@ def size_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
         return [ctx.make_constant(np.array(math.prod(d for d in dims if d is not None), np.int32))]
     sizes = ctx.mb.shape(x=ctx.input(0))
     return [ctx.mb.reduce_prod(x=sizes, axes=[0], keep_dims=False)]
+
+
+@ops.register("DepthToSpace", since=1)
+def depth_to_space_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    ctx.mil_dtype(ctx.input_dtype(0))
+    block = int(ctx.attr("blocksize"))
+    if str(ctx.attr("mode", "DCR")) == "CRD":
+        return [ctx.mb.pixel_shuffle(x=ctx.input(0), upscale_factor=block)]
+    return [ctx.mb.depth_to_space(x=ctx.input(0), block_size=block)]
+
+
+@ops.register("SpaceToDepth", since=1)
+def space_to_depth_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    ctx.mil_dtype(ctx.input_dtype(0))
+    block = int(ctx.attr("blocksize"))
+    if str(ctx.attr("mode", "DCR")) == "CRD":
+        return [ctx.mb.pixel_unshuffle(x=ctx.input(0), downscale_factor=np.uint32(block))]
+    return [ctx.mb.space_to_depth(x=ctx.input(0), block_size=block)]

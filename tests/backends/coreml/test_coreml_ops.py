@@ -178,3 +178,81 @@ def test_reduce_over_axes_given_at_run_time(keepdims: int) -> None:
             "axes": np.array([-1, 0], np.int64),
         },
     )
+
+
+def test_gather_and_scatter_elements_with_negative_indices() -> None:
+    rng = np.random.default_rng(4)
+    data = rng.standard_normal((3, 4)).astype(np.float32)
+    indices = np.array([[0, -1], [-4, 2], [1, 3]], np.int64)
+    gather = single_node(
+        "GatherElements",
+        [("data", TensorProto.FLOAT, [3, 4]), ("indices", TensorProto.INT64, [3, 2])],
+        [("out", TensorProto.FLOAT)],
+        axis=1,
+    )
+    check_against_onnxruntime(gather, {"data": data, "indices": indices})
+    scatter = single_node(
+        "ScatterElements",
+        [
+            ("data", TensorProto.FLOAT, [3, 4]),
+            ("indices", TensorProto.INT64, [3, 2]),
+            ("updates", TensorProto.FLOAT, [3, 2]),
+        ],
+        [("out", TensorProto.FLOAT)],
+        axis=1,
+        reduction="add",
+    )
+    updates = rng.standard_normal((3, 2)).astype(np.float32)
+    check_against_onnxruntime(scatter, {"data": data, "indices": indices, "updates": updates})
+
+
+def test_one_hot_trilu_and_cumsum_with_parameters_given_at_run_time() -> None:
+    one_hot = single_node(
+        "OneHot",
+        [
+            ("indices", TensorProto.INT64, [2, 3]),
+            ("depth", TensorProto.INT64, []),
+            ("values", TensorProto.FLOAT, [2]),
+        ],
+        [("out", TensorProto.FLOAT)],
+        axis=1,
+    )
+    check_against_onnxruntime(
+        one_hot,
+        {
+            "indices": np.array([[0, -1, 2], [3, 1, -4]], np.int64),
+            "depth": np.array(4, np.int64),
+            "values": np.array([-2.0, 5.0], np.float32),
+        },
+    )
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 5)).astype(np.float32)
+    trilu = single_node(
+        "Trilu",
+        [("x", TensorProto.FLOAT, [2, 3, 5]), ("k", TensorProto.INT64, [])],
+        [("y", TensorProto.FLOAT)],
+        upper=0,
+    )
+    check_against_onnxruntime(trilu, {"x": x, "k": np.array(1, np.int64)})
+    cumsum = single_node(
+        "CumSum",
+        [("x", TensorProto.FLOAT, [2, 3, 5]), ("axis", TensorProto.INT64, [])],
+        [("y", TensorProto.FLOAT)],
+        reverse=1,
+    )
+    check_against_onnxruntime(cumsum, {"x": x, "axis": np.array(-2, np.int64)})
+
+
+def test_space_to_depth_in_crd_mode() -> None:
+    model = single_node(
+        "SpaceToDepth",
+        [("x", TensorProto.FLOAT, [1, 2, 4, 6])],
+        [("y", TensorProto.FLOAT)],
+        opset=28,
+        blocksize=2,
+        mode="CRD",
+    )
+    x = np.arange(48, dtype=np.float32).reshape(1, 2, 4, 6)
+    expected = x.reshape(1, 2, 2, 2, 3, 2).transpose(0, 1, 3, 5, 2, 4).reshape(1, 8, 2, 3)
+    actual = CoreMLFramework().run_ir(model, {"x": x})
+    np.testing.assert_array_equal(actual["y"], expected)  # onnxruntime lacks SpaceToDepth-28
