@@ -164,13 +164,12 @@ def _optional(ctx: ExportContext, index: int) -> OptionalValue:
     if isinstance(held, OptionalValue):
         return held
     value = ctx.node.inputs[index]
-    if (
-        not isinstance(held, TensorSequence)
-        and value is not None
-        and isinstance(value.type, ir.OptionalType | ir.SequenceType)
-    ):
-        # A signature input of this type reaches the graph as a plain tensor: not its meaning.
-        raise ctx.error(f"input {index} is a sequence or optional made outside the graph")
+    kind = value.type if value is not None else None
+    if isinstance(kind, ir.OptionalType):
+        kind = kind.elem_type
+    if not isinstance(held, TensorSequence) and isinstance(kind, ir.SequenceType):
+        # A sequence signature input reaches the graph as one stacked tensor: not its meaning.
+        raise ctx.error(f"input {index} is a sequence made outside the graph")
     return OptionalValue(held)
 
 
