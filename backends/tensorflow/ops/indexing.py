@@ -441,3 +441,41 @@ def array_feature_extractor_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
     # The indices select along the last axis; a 1-D input gives a [1, k] result.
     found = tf.gather(x, indices, axis=-1)
     return [found[None, :] if _rank(ctx, 0) == 1 else found]
+
+
+def _scalar_input(ctx: ExportContext, index: int, default: float, dtype: Any) -> Any:
+    tf = ctx.tf
+    if not ctx.has_input(index):
+        return tf.constant(default, dtype)
+    return tf.cast(tf.reshape(ctx.input(index), []), dtype)
+
+
+@ops.register("NonMaxSuppression", since=11)
+def non_max_suppression_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    boxes = tf.cast(ctx.input(0), tf.float32)
+    scores = tf.cast(ctx.input(1), tf.float32)
+    batches, classes = (ctx.input_shape(1) or (None, None, None))[:2]
+    if batches is None or classes is None:
+        raise ctx.error("NonMaxSuppression needs the batch and class counts known statically")
+    limit = _scalar_input(ctx, 2, 0, tf.int32)
+    iou = _scalar_input(ctx, 3, 0.0, tf.float32)
+    floor = _scalar_input(ctx, 4, float("-inf"), tf.float32)
+    if int(ctx.attr("center_point_box", 0)):
+        # [x_center, y_center, width, height] -> the corners [y1, x1, y2, x2] TF takes.
+        xc, yc, w, h = tf.unstack(boxes, axis=-1)
+        boxes = tf.stack([yc - h / 2, xc - w / 2, yc + h / 2, xc + w / 2], axis=-1)
+    selected = []
+    # TF suppresses as ONNX does (IOU above the threshold; scores above the floor kept) and
+    # takes any diagonal corner pair; one call per batch and class, in ONNX's output order.
+    for batch in range(batches):
+        for klass in range(classes):
+            found = tf.image.non_max_suppression(
+                boxes[batch], scores[batch, klass], limit, iou, floor
+            )
+            found = tf.cast(found, tf.int64)[:, None]
+            prefix = tf.broadcast_to(
+                tf.constant([[batch, klass]], tf.int64), [tf.shape(found)[0], 2]
+            )
+            selected.append(tf.concat([prefix, found], axis=1))
+    return [tf.concat(selected, axis=0) if selected else tf.zeros([0, 3], tf.int64)]
