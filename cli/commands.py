@@ -239,6 +239,13 @@ def _status(message: str, quiet: bool) -> Iterator[None]:
 @click.option(
     "--no-optimize", is_flag=True, help="Skip constant folding and dead-code elimination."
 )
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(path_type=Path),
+    help="Also write DIR/convert.html: both graphs, validation, error histograms (implies "
+    "--validate).",
+)
 @_framework_options
 @_json_option
 def convert(
@@ -262,6 +269,7 @@ def convert(
     precision: str | None,
     minimum_deployment_target: str | None,
     as_json: bool,
+    report_dir: Path | None = None,
 ) -> None:
     """Convert SRC into another framework's format, written to OUT."""
     from unframe.converters import api
@@ -285,7 +293,7 @@ def convert(
             opset=opset,
             inputs=list(inputs),
             dynamic=_parse_dynamic(dynamic),
-            validate=validate,
+            validate=validate or report_dir is not None,
             rtol=rtol,
             atol=atol,
             force=force,
@@ -314,6 +322,12 @@ def convert(
         )
         if result.validation is not None:
             _print_validation(result.validation)
+    if report_dir is not None:
+        from unframe.converters.report_html import write_conversion_report
+
+        page = write_conversion_report(result, report_dir)
+        if not as_json:
+            render.stdout.print(f"report: {page}")
     if not result.ok:
         sys.exit(int(ExitCode.MISMATCH))
 

@@ -7,7 +7,7 @@ Exit codes: 0 ok, 1 validation mismatch, 2 bad usage or bad input, 3 unsupported
 
 from __future__ import annotations
 
-from unframe.cli import commands  # noqa: F401 - registers every command on the group
+from unframe.cli import commands, matrix_command  # noqa: F401 - register the commands
 from unframe.cli.group import FRAMEWORK_HELP, cli
 
 __all__ = ["FRAMEWORK_HELP", "cli", "main"]

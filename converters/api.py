@@ -54,6 +54,9 @@ class ValidationResult:
     #: Where asked (``locate=True``): the first source node that diverges, once outputs differ.
     locate: LocateResult | None = None
     locate_requested: bool = False
+    #: The compared outputs (source's, converted model's), for ``convert --report``'s plots.
+    expected: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    actual: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -430,6 +433,8 @@ def _validate(
         problems=report.problems,
         warnings=report.warnings,
         locate_requested=locate,
+        expected=dict(expected),
+        actual=dict(actual),
     )
     if locate and not report.ok:
         from unframe.converters.locate import locate as locate_divergence

@@ -37,11 +37,19 @@ class Job:
     #: replace an output that exists (only one unframe would have written there, as ``--force``);
     #: ``batch(resume=True)`` sets it for an output an earlier run of the batch wrote
     force: bool = False
+    #: ``unframe matrix``'s checks (not manifest keys): locate the first diverging node where
+    #: validation fails, and import the written model back into the IR
+    locate: bool = False
+    reimport: bool = False
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["from"] = data.pop("source")
         data["inputs"] = list(self.inputs)
+        # Left out unless set, so a manifest job's JSON (and its resume key) stays as it was.
+        for name in ("locate", "reimport"):
+            if not data[name]:
+                del data[name]
         return data
 
 
@@ -135,8 +143,12 @@ def run_job(job: Job, *, test_hooks: Mapping[str, str] | None = None) -> JobResu
                 force=job.force,
                 rtol=DEFAULT_RTOL if job.rtol is None else job.rtol,
                 atol=DEFAULT_ATOL if job.atol is None else job.atol,
+                locate=job.locate,
             )
-        result.details = converted.as_json()
+            if job.reimport:
+                reimported = api.load(job.out, job.to, inputs=list(job.inputs))
+                result.details["reimported_nodes"] = len(reimported.graph)
+        result.details.update(converted.as_json())
         result.details["warnings"] = sorted({str(w.message).splitlines()[0] for w in caught})
         result.ok = converted.ok
         if converted.validation is not None:
