@@ -143,3 +143,67 @@ def label_encoder_v2(node: ir.Node, ctx: ExportContext) -> Outputs:
     found = tf.gather(value_tensor, tf.cast(last, tf.int32))
     fallback = tf.constant(default if output != tf.string else _text(default).encode(), output)
     return [tf.where(tf.reduce_any(matches, axis=-1), found, fallback)]
+
+
+def _pool_ngrams(ctx: ExportContext) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """TfIdfVectorizer's pool by n-gram size: the n-grams [K, n] and their output columns."""
+    pool_strings = ctx.attr("pool_strings", None)
+    pool = (
+        np.asarray([_text(s) for s in pool_strings], dtype=object)
+        if pool_strings
+        else np.asarray(ctx.ints("pool_int64s", []), dtype=np.int64)
+    )
+    starts = ctx.ints("ngram_counts")
+    columns = ctx.ints("ngram_indexes")
+    low, high = int(ctx.attr("min_gram_length")), int(ctx.attr("max_gram_length"))
+    grams: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    gram_id = 0
+    for position, start in enumerate(starts):
+        size = position + 1
+        end = starts[position + 1] if position + 1 < len(starts) else len(pool)
+        count = (end - start) // size
+        if low <= size <= high and count:
+            items = pool[start : start + count * size].reshape(count, size)
+            grams[size] = (items, np.asarray(columns[gram_id : gram_id + count], np.int64))
+        gram_id += count
+    return grams
+
+
+@ops.register("TfIdfVectorizer", since=9)
+def tf_idf_vectorizer_v9(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    x = ctx.input(0)
+    one_row = x.shape.rank == 1
+    rows = x[None, :] if one_row else x
+    width = max(ctx.ints("ngram_indexes")) + 1
+    max_skip = int(ctx.attr("max_skip_count", 0))
+    counts = tf.zeros(tf.stack([tf.shape(rows)[0], width]), tf.float32)
+    length = tf.shape(rows)[1]
+    for size, (items, columns) in _pool_ngrams(ctx).items():
+        pool = tf.constant(items.astype(bytes) if items.dtype == object else items)
+        if pool.dtype != rows.dtype:
+            pool = tf.cast(pool, rows.dtype)
+        # Unigrams are counted once; longer n-grams once per skip distance.
+        for distance in range(1, 2 if size == 1 else max_skip + 2):
+            # Window starts that fit (none in a row shorter than the span: a negative stop
+            # would count from the end).
+            fits = tf.maximum(length - (size - 1) * distance, 0)
+            windows = tf.stack(
+                [rows[:, j * distance : fits + j * distance] for j in range(size)],
+                axis=-1,
+            )  # [B, starts, size]
+            hits = tf.reduce_all(tf.equal(windows[:, :, None, :], pool[None, None]), axis=-1)
+            per_gram = tf.reduce_sum(tf.cast(hits, tf.float32), axis=1)  # [B, K]
+            placed = tf.one_hot(columns, width, dtype=tf.float32)  # [K, width]
+            counts += tf.matmul(per_gram, placed)
+    mode = _text(ctx.attr("mode"))
+    weights = ctx.attr("weights", None)
+    weight = tf.constant(np.asarray(weights, np.float32)) if weights else None
+    if mode == "IDF":
+        present = tf.cast(counts > 0, tf.float32)
+        result = present * weight if weight is not None else present
+    elif mode == "TFIDF" and weight is not None:
+        result = counts * weight
+    else:
+        result = counts
+    return [result[0] if one_row else result]
