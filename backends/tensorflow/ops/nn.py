@@ -351,11 +351,14 @@ def layer_normalization_v17(node: ir.Node, ctx: ExportContext) -> Outputs:
 def matmul_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
     a, b = ctx.input(0), ctx.input(1)
+    # A rank unknown here (a run-time Reshape's result) is taken as a matrix or a batch of them.
+    rank_a = a.shape.rank if a.shape.rank is not None else ctx.input_rank(0)
+    rank_b = b.shape.rank if b.shape.rank is not None else ctx.input_rank(1)
     squeeze = []
-    if len(a.shape) == 1:
+    if rank_a == 1:
         a = tf.expand_dims(a, 0)
         squeeze.append(-2)
-    if len(b.shape) == 1:
+    if rank_b == 1:
         b = tf.expand_dims(b, -1)
         squeeze.append(-1)
     result = tf.linalg.matmul(a, b)
