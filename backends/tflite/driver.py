@@ -132,8 +132,10 @@ def _refusal(error: Exception, nodes: dict[str, ir.Node], path: str | None) -> U
         if not tf_op or scope is None:
             continue
         node = _node_for(scope, nodes)
-        template = _NEEDS.get(code, "TFLiteConverter refused TF op {op}")
-        reason = template.format(op=f"TF op {tf_op}")
+        if code in _NEEDS:
+            reason = _NEEDS[code].format(op=f"TF op {tf_op}")
+        else:
+            reason = f"TFLiteConverter refused {data.operator.name}: {_summary(data.error_message)}"
         if node is None:
             found.setdefault(scope, UnsupportedOp(scope, f"TF {tf_op}", reason=reason))
             continue
@@ -178,6 +180,7 @@ def _node_for(scope: str, nodes: dict[str, ir.Node]) -> ir.Node | None:
 
 
 def _summary(text: str) -> str:
+    """The first ``error:`` line of the converter's text, else its first line."""
     for line in text.splitlines():
         line = line.strip()
         if "error:" in line:

@@ -15,7 +15,6 @@ import onnx
 import onnx_ir as ir
 
 from unframe.backends.tflite.native import DEFAULT_SIGNATURE, TFLiteFile, read_tflite
-from unframe.frontends.tensorflow.handlers import register_handlers
 from unframe.frontends.tensorflow.quiet import (
     captured_tf2onnx_log,
     import_tensorflow,
@@ -28,6 +27,7 @@ from unframe.frontends.tensorflow.tf2onnx_handoff import (
     _first_line,
     _unconverted_nodes,
 )
+from unframe.frontends.tflite.handlers import register_tflite_handlers
 from unframe.shared_ir.errors import BadInputError, UnsupportedError, UnsupportedOpsError
 from unframe.shared_ir.options import ConvertOptions
 
@@ -91,7 +91,7 @@ def _convert(
             framework=FRAMEWORK,
             hint=f"import at opset {MAX_OPSET} (leave --opset out) and convert the ONNX model on",
         )
-    register_handlers()
+    register_tflite_handlers()
     rename = {tensor: name for name, tensor in inputs + outputs}
     with captured_tf2onnx_log() as records, quiet_tensorflow():
         try:
