@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unframe.converters.batch import Job, JobResult, ProgressCallback
+from unframe.converters.batch import Executor, Job, JobResult, ProgressCallback
 from unframe.converters.batch import batch as run_batch
 from unframe.converters.registry import all_frameworks, detect_framework, get_framework
 from unframe.shared_ir.errors import BadInputError
@@ -137,12 +137,14 @@ def matrix(
     rtol: float | None = None,
     atol: float | None = None,
     on_progress: ProgressCallback | None = None,
+    executor: str | Executor = "local",
 ) -> MatrixResult:
     """Converts every source into every target of ``frameworks`` (default: all installed).
 
     ``source_framework`` names the sources' framework where their paths do not tell it; ``inputs``
     are ``--input`` specs for every source. Converted models go to a temporary folder, removed
-    afterwards. Bad sources or framework names raise before any cell runs.
+    afterwards. Cells run as batch jobs on ``executor`` (``converters.batch.make_executor``).
+    Bad sources or framework names raise before any cell runs.
     """
     if not sources:
         raise BadInputError("no source model given", hint="pass one or more model paths")
@@ -177,7 +179,9 @@ def matrix(
                         reimport=True,
                     )
                 )
-        results = run_batch(planned, jobs=jobs, timeout=timeout, on_progress=on_progress)
+        results = run_batch(
+            planned, jobs=jobs, executor=executor, timeout=timeout, on_progress=on_progress
+        )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     cells = [_cell(job, result) for job, result in zip(planned, results, strict=True)]
