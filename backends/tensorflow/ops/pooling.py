@@ -106,7 +106,7 @@ def _argmax_indices(
     flat = tf.reshape(moved, tf.concat([dims[: spatial + 2], [math.prod(kernel)]], 0))
     best = tf.argmax(flat, axis=-1, output_type=tf.int64)
     sizes = [int(v) for v in x.shape.as_list()[1:-1]]
-    positions = []
+    positions: list[Any] = []
     remaining = best
     for i in reversed(range(spatial)):
         tap = remaining % kernel[i]

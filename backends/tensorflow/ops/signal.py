@@ -15,7 +15,6 @@ from unframe.backends.tensorflow.ops._common import (
     Outputs,
     ir,
     normalize_axis,
-    np,
     ops,
 )
 
@@ -152,7 +151,5 @@ def mel_weight_matrix_v17(node: ir.Node, ctx: ExportContext) -> Outputs:
     falling_zone = (upper > center) & (j >= center) & (j < upper)
     falling = (uf - jf) / tf.maximum(uf - cf, 1.0)
     weights = tf.where(falling_zone, falling, rising)
-    dtype = np.float32
-    if int(ctx.attr("output_datatype", 1)):
-        dtype = ir.DataType(int(ctx.attr("output_datatype", 1))).numpy()
+    dtype = ir.DataType(int(ctx.attr("output_datatype", 1)) or 1).numpy()
     return [tf.cast(weights, tf.as_dtype(dtype))]

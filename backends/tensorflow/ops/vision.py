@@ -103,7 +103,9 @@ def grid_sample_v16(node: ir.Node, ctx: ExportContext) -> Outputs:
     batch_index = tf.broadcast_to(batch_index, tf.shape(grid)[:-1])
     result = None
     for combo in itertools.product(*taps):
-        indices, weight, valid = [], None, None
+        indices: list[Any] = []
+        weight: Any = None
+        valid: Any = None
         for axis, (index, w) in enumerate(combo):
             fetched, inside = _pixel_index(tf, index, dims[axis], padding_mode, align)
             indices.append(fetched)
