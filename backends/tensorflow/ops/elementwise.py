@@ -71,18 +71,43 @@ def div_v7(node: ir.Node, ctx: ExportContext) -> Outputs:
 def mod_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
     fmod = int(ctx.attr("fmod", 0))
-    remainder = tf.truncatemod if fmod else tf.math.floormod
-    return _binary(ctx, lambda a, b: in_kernel_type(ctx, [a, b], remainder, _MOD_LACKING))
+
+    def remainder(a: Any, b: Any) -> Any:
+        # Truncated and floored remainders agree on unsigned types, where floormod has kernels.
+        if not fmod or a.dtype.is_unsigned:
+            return tf.math.floormod(a, b)
+        return in_kernel_type(ctx, [a, b], tf.truncatemod, _TRUNCATE_MOD_LACKING)
+
+    return _binary(ctx, remainder)
 
 
-#: Element types TF has no TruncateMod/FloorMod kernel for.
-_MOD_LACKING = frozenset({"float16", "bfloat16", "int8", "int16", "uint16", "uint32"})
+#: Signed element types TF has no TruncateMod kernel for.
+_TRUNCATE_MOD_LACKING = frozenset({"float16", "bfloat16", "int8", "int16"})
 
 
 @ops.register("Pow", since=7)
 def pow_v7(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
-    return _binary(ctx, lambda a, b: tf.pow(a, tf.cast(b, a.dtype)))
+    # Unsigned powers run in int64, whose wrapped low bits are the unsigned type's.
+    return _binary(
+        ctx,
+        lambda a, b: in_kernel_type(
+            ctx, [a, tf.cast(b, a.dtype)], tf.pow, frozenset({"uint8", "uint16", "uint32"})
+        ),
+    )
+
+
+@ops.register("Abs", since=6)
+def abs_v6(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    return _unary(ctx, lambda x: x if x.dtype.is_unsigned else tf.abs(x))
+
+
+@ops.register("Sign", since=9)
+def sign_v9(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    # TF's Sign has no unsigned kernels: 0 or 1 there.
+    return _unary(ctx, lambda x: tf.cast(x > 0, x.dtype) if x.dtype.is_unsigned else tf.sign(x))
 
 
 @ops.register("Max", since=8)
@@ -111,7 +136,6 @@ def mean_v8(node: ir.Node, ctx: ExportContext) -> Outputs:
 
 _UNARY: dict[str, tuple[int, str]] = {
     "Neg": (6, "negative"),
-    "Abs": (6, "abs"),
     "Exp": (6, "exp"),
     "Log": (6, "math.log"),
     "Sqrt": (6, "sqrt"),
@@ -130,7 +154,6 @@ _UNARY: dict[str, tuple[int, str]] = {
     "Acosh": (9, "acosh"),
     "Atanh": (9, "atanh"),
     "Erf": (9, "math.erf"),
-    "Sign": (9, "sign"),
     "Round": (11, "round"),  # half to even, as ONNX
     "Not": (1, "logical_not"),
     "IsNaN": (9, "math.is_nan"),
@@ -328,5 +351,6 @@ def einsum_v12(node: ir.Node, ctx: ExportContext) -> Outputs:
     return [in_kernel_type(ctx, tensors, lambda *t: tf.einsum(equation, *t), _EINSUM_LACKING)]
 
 
-#: Element types TF's Einsum has no kernel for (it contracts in float32 and rounds back).
-_EINSUM_LACKING = frozenset({"bfloat16"})
+#: Element types TF's Einsum has no kernel for: contracted in float32 (rounded back) or int64
+#: (whose low bits are the narrow type's wrapped sums and products).
+_EINSUM_LACKING = frozenset({"bfloat16", "int8", "int16", "uint8", "uint16", "uint32"})

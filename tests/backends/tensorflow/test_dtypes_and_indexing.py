@@ -221,3 +221,44 @@ def test_unique_sorted_along_an_axis() -> None:
     got = _tensorflow(proto, {"x": x})
     for actual, expected in zip(got, want, strict=True):
         np.testing.assert_array_equal(actual, expected)
+
+
+def test_unsigned_and_small_integer_fallbacks_wrap_as_the_narrow_type() -> None:
+    """Pow on uint8 and Einsum on int8 run in int64 (TF has no kernel for them); their results
+    overflow the narrow type and must come back with its wrapped low bits."""
+    rng = np.random.default_rng(6)
+    base = rng.integers(0, 256, 40).astype(np.uint8)
+    exponent = rng.integers(0, 9, 40).astype(np.uint8)
+    a = rng.integers(-128, 128, (3, 8)).astype(np.int8)
+    b = rng.integers(-128, 128, (8, 4)).astype(np.int8)
+    u = rng.integers(0, 2**64, 10, dtype=np.uint64)
+    u[0] = 0
+    proto = _model(
+        [
+            helper.make_node("Pow", ["base", "exponent"], ["power"]),
+            helper.make_node("Einsum", ["a", "b"], ["product"], equation="ij,jk->ik"),
+            helper.make_node("Sign", ["u"], ["sign"]),
+            helper.make_node("Abs", ["u"], ["magnitude"]),
+        ],
+        [
+            ("base", TensorProto.UINT8, [40]),
+            ("exponent", TensorProto.UINT8, [40]),
+            ("a", TensorProto.INT8, [3, 8]),
+            ("b", TensorProto.INT8, [8, 4]),
+            ("u", TensorProto.UINT64, [10]),
+        ],
+        [
+            ("power", TensorProto.UINT8, [40]),
+            ("product", TensorProto.INT8, [3, 4]),
+            ("sign", TensorProto.UINT64, [10]),
+            ("magnitude", TensorProto.UINT64, [10]),
+        ],
+        opset=15,
+    )
+    feeds = {"base": base, "exponent": exponent, "a": a, "b": b, "u": u}
+    want = ReferenceEvaluator(proto).run(None, feeds)
+    got = _tensorflow(proto, feeds)
+    assert int(np.abs(a.astype(np.int64) @ b.astype(np.int64)).max()) > 127  # it does overflow
+    for actual, expected in zip(got, want, strict=True):
+        assert actual.dtype == expected.dtype
+        np.testing.assert_array_equal(actual, expected)
