@@ -9,8 +9,9 @@ tf2onnx lacks. Graph inputs and outputs get their signature names back, in signa
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,8 @@ DEFAULT_OPSET = 18
 
 #: Domains whose ops we accept from tf2onnx: ONNX's own (``onnx.defs`` versions them).
 ACCEPTED_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
+
+logger = logging.getLogger(__name__)
 
 #: Metadata key naming what read the model (SavedModel signature, Keras 3, tf_keras, GraphDef).
 SOURCE_KEY = "unframe.tensorflow.source"
@@ -75,9 +78,6 @@ def to_ir(frozen: FrozenGraph, *, opset: int | None, path: str | None) -> ir.Mod
         UnsupportedError: the requested opset is newer than tf2onnx writes, or tf2onnx's model
             fails onnx's checker.
     """
-    tf = import_tensorflow()
-    from tf2onnx import optimizer, tfonnx
-
     target = DEFAULT_OPSET if opset is None else opset
     if target > MAX_OPSET:
         raise UnsupportedError(
@@ -87,6 +87,43 @@ def to_ir(frozen: FrozenGraph, *, opset: int | None, path: str | None) -> ir.Mod
             hint=f"import at opset {MAX_OPSET} (leave --opset out) and convert the ONNX model on",
         )
     register_handlers()
+    try:
+        proto, failed = _tf2onnx(frozen, target, path, careful=False)
+    except (UnsupportedError, MemoryError):
+        raise
+    except Exception as error:  # noqa: BLE001 - an optimizer of tf2onnx failed: redo with care
+        logger.debug("tf2onnx's optimizers failed (%s); converting again, each on a copy", error)
+        proto, failed = _tf2onnx(frozen, target, path, careful=True)
+    unconverted = _unconverted_nodes(proto, target, failed)
+    if unconverted:
+        raise UnsupportedOpsError(unconverted, framework=FRAMEWORK, direction="import", path=path)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        raise UnsupportedError(
+            f"tf2onnx wrote a model that onnx's checker refuses: {_first_line(error)}",
+            path=path,
+            framework=FRAMEWORK,
+            hint="rerun with --debug for tf2onnx's log; unframe never passes such a model on",
+        ) from None
+    model = ir.from_proto(proto)
+    _keep_io_order(model, frozen)
+    model.metadata_props[SOURCE_KEY] = frozen.source
+    return model
+
+
+def _tf2onnx(
+    frozen: FrozenGraph, target: int, path: str | None, *, careful: bool
+) -> tuple[onnx.ModelProto, list[UnsupportedOp]]:
+    """tf2onnx's conversion and optimizers; the model and the nodes whose handler failed.
+
+    ``careful=False`` runs the optimizers in place. ``careful=True`` is tf2onnx's own default: each
+    optimizer runs on a deep copy of the whole graph, weights included, kept or dropped by
+    whether it raised, which made the peak of a Dense stack about 40x its weights.
+    """
+    tf = import_tensorflow()
+    from tf2onnx import optimizer, tfonnx
+
     rename = dict(zip(frozen.inputs, frozen.input_names, strict=True))
     rename |= dict(zip(frozen.outputs, frozen.output_names, strict=True))
     tf_ops = {node.name: node.op for node in frozen.graph_def.node}
@@ -113,24 +150,46 @@ def to_ir(frozen: FrozenGraph, *, opset: int | None, path: str | None) -> ir.Mod
                 hint="rerun with --debug for tf2onnx's log",
             ) from None
         failed = _failed_handlers(records, tf_ops, target)
-        onnx_graph = optimizer.optimize_graph(onnx_graph, True)
+        with _fresh_node_protos():
+            onnx_graph = optimizer.optimize_graph(onnx_graph, catch_errors=careful)
         proto = onnx_graph.make_model(f"converted from {frozen.source}")
-    unconverted = _unconverted_nodes(proto, target, failed)
-    if unconverted:
-        raise UnsupportedOpsError(unconverted, framework=FRAMEWORK, direction="import", path=path)
+    return proto, failed
+
+
+@contextlib.contextmanager
+def _fresh_node_protos() -> Iterator[None]:
+    """tf2onnx's ``Node.update_proto``, writing a new NodeProto instead of editing the old one.
+
+    Every optimizer ends with ``update_proto`` on every node, which clears the node's attributes
+    and extends them again: under protobuf's upb runtime the cleared ones (weights included) stay
+    in the node's arena, so each of the ~30 optimizer runs kept one more copy of every weight
+    (a Dense stack peaked at ~40x its weights). A fresh NodeProto drops the old arena with it.
+    """
+    from tf2onnx.graph import Node
+
+    original = Node.update_proto
+
+    def update_proto(self: Any, external_tensor_storage: Any = None) -> None:
+        old = self._op
+        fresh = onnx.NodeProto(
+            name=old.name, op_type=old.op_type, domain=old.domain, doc_string=old.doc_string
+        )
+        fresh.input.extend(self.input)
+        fresh.output.extend(self.output)
+        for attr_name, sub_graph in (self.get_body_graphs() or {}).items():
+            graph_proto = sub_graph.make_graph(
+                f"graph for {self.name} {attr_name}",
+                external_tensor_storage=external_tensor_storage,
+            )
+            self.set_attr(attr_name, graph_proto)
+        fresh.attribute.extend(self.get_onnx_attrs(external_tensor_storage).values())
+        self._op = fresh
+
+    Node.update_proto = update_proto
     try:
-        onnx.checker.check_model(proto, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
-        raise UnsupportedError(
-            f"tf2onnx wrote a model that onnx's checker refuses: {_first_line(error)}",
-            path=path,
-            framework=FRAMEWORK,
-            hint="rerun with --debug for tf2onnx's log; unframe never passes such a model on",
-        ) from None
-    model = ir.from_proto(proto)
-    _keep_io_order(model, frozen)
-    model.metadata_props[SOURCE_KEY] = frozen.source
-    return model
+        yield
+    finally:
+        Node.update_proto = original
 
 
 def _failed_handlers(
