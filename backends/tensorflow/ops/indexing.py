@@ -209,20 +209,30 @@ def _order_key(ctx: ExportContext, x: Any, largest: bool) -> Any:
     return tf.bitwise.invert(x) if x.dtype.is_integer else -x
 
 
+@ops.register("TopK", since=1)
+def top_k_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
+    return _top_k(ctx, ctx.tf.constant(int(ctx.attr("k")), ctx.tf.int32), largest=True)
+
+
 @ops.register("TopK", since=10)
 def top_k_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
-    # K as an input, the largest values sorted (TopK-11's defaults).
-    return top_k_v11(node, ctx)
+    return _top_k(ctx, _k_input(ctx), largest=True)
 
 
 @ops.register("TopK", since=11)
 def top_k_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
+    return _top_k(ctx, _k_input(ctx), largest=bool(ctx.attr("largest", 1)))
+
+
+def _k_input(ctx: ExportContext) -> Any:
+    return ctx.tf.cast(ctx.tf.reshape(ctx.input(1), []), ctx.tf.int32)
+
+
+def _top_k(ctx: ExportContext, k: Any, largest: bool) -> Outputs:
     tf = ctx.tf
     x = ctx.input(0)
     rank = _rank(ctx, 0)
     axis = normalize_axis(int(ctx.attr("axis", -1)), rank)
-    largest = bool(ctx.attr("largest", 1))
-    k = tf.cast(tf.reshape(ctx.input(1), []), tf.int32)
     perm = [d for d in range(rank) if d != axis] + [axis]
     moved = x if axis == rank - 1 else tf.transpose(x, perm)
     # top_k keeps the lower index first among equal keys, as ONNX wants.
@@ -243,8 +253,8 @@ def non_zero_v9(node: ir.Node, ctx: ExportContext) -> Outputs:
     return [tf.transpose(found)]
 
 
-@ops.register("Compress", since=11)
-def compress_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
+@ops.register("Compress", since=9)
+def compress_v9(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
     x = ctx.input(0)
     axis_attr = ctx.attr("axis", None)
@@ -261,8 +271,8 @@ def compress_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
     return [tf.gather(x, selected, axis=axis)]
 
 
-@ops.register("OneHot", since=11)
-def one_hot_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
+@ops.register("OneHot", since=9)
+def one_hot_v9(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
     indices = _int64(ctx, ctx.input(0))
     depth = tf.cast(tf.reshape(ctx.input(1), []), tf.int64)
@@ -276,6 +286,19 @@ def one_hot_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
             indices, tf.cast(depth, tf.int32), values[1], values[0], axis=axis, dtype=values.dtype
         )
     ]
+
+
+@ops.register("Hardmax", since=1)
+def hardmax_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    x = ctx.input(0)
+    axis = normalize_axis(int(ctx.attr("axis", 1)), _rank(ctx, 0))
+    # Before opset 13 the input is read as a matrix: dims before axis by dims from it.
+    shape = tf.shape(x, out_type=tf.int64)
+    rows = tf.reshape(x, tf.stack([tf.reduce_prod(shape[:axis]), tf.reduce_prod(shape[axis:])]))
+    first = tf.math.argmax(rows, axis=1)
+    hard = tf.one_hot(first, tf.cast(tf.shape(rows)[1], tf.int32), dtype=x.dtype)
+    return [tf.reshape(hard, shape)]
 
 
 @ops.register("Hardmax", since=13)
@@ -352,8 +375,8 @@ def _mode(ctx: ExportContext) -> str:
     return found.decode() if isinstance(found, bytes) else str(found)
 
 
-@ops.register("DepthToSpace", since=11)
-def depth_to_space_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
+@ops.register("DepthToSpace", since=1)
+def depth_to_space_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
     x = ctx.input(0)
     block = int(ctx.attr("blocksize"))

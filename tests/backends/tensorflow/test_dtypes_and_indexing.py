@@ -262,3 +262,17 @@ def test_unsigned_and_small_integer_fallbacks_wrap_as_the_narrow_type() -> None:
     for actual, expected in zip(got, want, strict=True):
         assert actual.dtype == expected.dtype
         np.testing.assert_array_equal(actual, expected)
+
+
+def test_opset_11_hardmax_reads_its_input_as_a_matrix() -> None:
+    """Hardmax before opset 13 takes the maximum over every dim from ``axis`` on, not one."""
+    x = np.random.default_rng(7).standard_normal((2, 3, 4)).astype(np.float32)
+    proto = _model(
+        [helper.make_node("Hardmax", ["x"], ["y"], axis=1)],
+        [("x", F, [2, 3, 4])],
+        [("y", F, [2, 3, 4])],
+        opset=11,
+    )
+    (want,) = _onnxruntime(proto, {"x": x})
+    (got,) = _tensorflow(proto, {"x": x})
+    np.testing.assert_array_equal(got, want)
