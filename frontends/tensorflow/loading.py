@@ -162,7 +162,7 @@ def _nchw_input(graph: ir.Graph, value: ir.Value) -> None:
         graph.insert_before(graph[0], transpose)
     else:
         graph.append(transpose)
-    dims = list(value.shape)
+    dims = list(value.shape or ())
     value.shape = ir.Shape([dims[0], dims[3], dims[1], dims[2]])
 
 
