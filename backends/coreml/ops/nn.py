@@ -405,9 +405,8 @@ def layer_normalization_v17(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
         kwargs: dict[str, Any] = {"gamma": ctx.input(1)}
         if ctx.has_input(2):
             kwargs["beta"] = ctx.input(2)
-        return [
-            mb.layer_norm(x=ctx.input(0), axes=axes, epsilon=float(ctx.attr("epsilon")), **kwargs)
-        ]
+        y = mb.layer_norm(x=ctx.input(0), axes=axes, epsilon=float(ctx.attr("epsilon")), **kwargs)
+        return [y, *statistics]
     # Scale or bias broadcast from a smaller shape, or computed at run time: the formula.
     y = mb.layer_norm(x=ctx.input(0), axes=axes, epsilon=float(ctx.attr("epsilon")))
     y = mb.mul(x=y, y=ctx.input(1))

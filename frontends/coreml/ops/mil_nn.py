@@ -231,12 +231,23 @@ def upsample_nearest_neighbor(op: Any, ctx: MilContext) -> ir.Value:
 
 
 def _bilinear(ctx: MilContext, half_pixel: bool) -> ir.Value:
-    scales = [float(ctx.attr("scale_factor_height", 1)), float(ctx.attr("scale_factor_width", 1))]
+    """MIL recomputes the scale from the sizes (spacing = input / output size), which ONNX does
+    given ``sizes``; the scale factors themselves (coremltools writes 1.2500062 for 16 -> 20)
+    would move every sample."""
     align_corners = bool(ctx.attr("align_corners", True))
     if align_corners and half_pixel:
         raise ctx.error("align_corners and half_pixel_centers cannot both hold")
     mode = "align_corners" if align_corners else "half_pixel" if half_pixel else "asymmetric"
-    return _resize(ctx, "linear", mode, scales)
+    out = ctx.static_out_shape()
+    if out is None:
+        scales = [
+            float(ctx.attr("scale_factor_height", 1)),
+            float(ctx.attr("scale_factor_width", 1)),
+        ]
+        return _resize(ctx, "linear", mode, scales)
+    sizes = ctx.make_constant(np.array(out, np.int64), "sizes")
+    attrs = {"mode": "linear", "coordinate_transformation_mode": mode}
+    return ctx.op1("Resize", [ctx.value("x"), None, None, sizes], attrs)
 
 
 @ops.register("upsample_bilinear", since=IOS15, domain=MIL_DOMAIN)
@@ -289,3 +300,16 @@ def local_response_norm(op: Any, ctx: MilContext) -> ir.Value:
         "bias": float(ctx.attr("k", 1.0)),
     }
     return ctx.op1("LRN", [ctx.value("x")], attrs)
+
+
+@ops.register("crop", since=IOS15, domain=MIL_DOMAIN)
+def crop(op: Any, ctx: MilContext) -> ir.Value:
+    """Drops ``crop_height`` = [top, bottom] and ``crop_width`` = [left, right] off the last two
+    axes: a Slice of those axes (ends counted back from the end)."""
+    top, bottom = (int(v) for v in ctx.attr("crop_height", [0, 0]))
+    left, right = (int(v) for v in ctx.attr("crop_width", [0, 0]))
+    rank = ctx.rank("x")
+    limit = np.iinfo(np.int64).max
+    ends = [-bottom if bottom else limit, -right if right else limit]
+    inputs = [ctx.value("x"), ctx.ints([top, left]), ctx.ints(ends), ctx.ints([rank - 2, rank - 1])]
+    return ctx.op1("Slice", inputs)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
+from unframe.backends.coreml.native.reading import numpy_dtype
 from unframe.frontends.coreml.context import MilContext
 from unframe.frontends.coreml.registry import IOS15, MIL_DOMAIN, ops
 
@@ -227,3 +228,27 @@ def reverse(op: Any, ctx: MilContext) -> ir.Value:
         ctx.ints([-1] * len(axes)),
     ]
     return ctx.op1("Slice", inputs)
+
+
+@ops.register("one_hot", since=IOS15, domain=MIL_DOMAIN)
+def one_hot(op: Any, ctx: MilContext) -> ir.Value:
+    """ONNX's OneHot (depth as a one-element tensor, values as [off, on] in the output type)."""
+    dtype = numpy_dtype(op.outputs[0].dtype) or np.float32
+    size = ctx.const("one_hot_vector_size")
+    if size is None:
+        size_value = ctx.op1("Reshape", [ctx.value("one_hot_vector_size"), ctx.ints([1])])
+        depth = ctx.op1("Cast", [size_value], {"to": int(ir.DataType.INT64)})
+    else:
+        depth = ctx.make_constant(np.array([int(size)], np.int64), "depth")
+    on = ctx.const("on_value") if ctx.has("on_value") else 1
+    off = ctx.const("off_value") if ctx.has("off_value") else 0
+    if on is None or off is None:
+        raise ctx.error("on_value and off_value computed at run time")
+    # onnxruntime's OneHot kernels take int64 indices and depth with float or int64 values.
+    held = np.float32 if dtype == np.float32 else np.int64
+    values = ctx.make_constant(np.array([off, on], held), "values")
+    indices = ctx.op1("Cast", [ctx.value("indices")], {"to": int(ir.DataType.INT64)})
+    hot = ctx.op1("OneHot", [indices, depth, values], {"axis": int(ctx.attr("axis", -1))})
+    if held == dtype:
+        return hot
+    return ctx.op1("Cast", [hot], {"to": int(ir.DataType.from_numpy(np.dtype(dtype)))})
