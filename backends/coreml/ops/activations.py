@@ -122,3 +122,11 @@ def thresholded_relu_v10(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     x = ctx.input(0)
     keep = ctx.mb.greater(x=x, y=scalar_like(ctx, float(ctx.attr("alpha"))))
     return [ctx.mb.select(cond=keep, a=x, b=scalar_like(ctx, 0.0))]
+
+
+@ops.register("Swish", since=24)
+def swish_v24(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    require_float(ctx, "Swish")
+    x = ctx.input(0)
+    scaled = ctx.mb.mul(x=x, y=scalar_like(ctx, float(ctx.attr("alpha"))))
+    return [ctx.mb.mul(x=x, y=ctx.mb.sigmoid(x=scaled))]

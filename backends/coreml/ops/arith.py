@@ -337,3 +337,54 @@ def clip_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
 @ops.register("Round", since=11)
 def round_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     return _unary(ctx, "round")
+
+
+#: Bits of each integer type (those held as int32 are computed on their low 32 bits).
+_BITS = {
+    ir.DataType.INT8: 8,
+    ir.DataType.UINT8: 8,
+    ir.DataType.INT16: 16,
+    ir.DataType.UINT16: 16,
+}
+
+
+def _bitwise(ctx: ExportContext, combine: str) -> list[Any]:
+    """MIL has no bitwise ops: the bits are taken one at a time (floor mod and floor division by
+    2 read two's complement bits of negative numbers too), combined, and summed back; the top bit
+    weighs -2^(bits-1), as in two's complement (unsigned types wrap back at the boundary)."""
+    dtype = ctx.input_dtype(0)
+    if ctx.mil_dtype(dtype) != "int32" or is_float(ctx):
+        raise ctx.error("a bitwise op on a non-integer tensor")
+    mb = ctx.mb
+    bits = _BITS.get(dtype, 32) if dtype is not None else 32
+    x, y = ctx.input(0), ctx.input(1)
+    total: Any = None
+    for bit in range(bits):
+        x_bit, y_bit = mb.mod(x=x, y=np.int32(2)), mb.mod(x=y, y=np.int32(2))
+        if bit < bits - 1:
+            x, y = mb.floor_div(x=x, y=np.int32(2)), mb.floor_div(x=y, y=np.int32(2))
+        if combine == "and":
+            both = mb.mul(x=x_bit, y=y_bit)
+        elif combine == "or":
+            both = mb.maximum(x=x_bit, y=y_bit)
+        else:
+            both = mb.abs(x=mb.sub(x=x_bit, y=y_bit))
+        weight = -(2 ** (bits - 1)) if bit == bits - 1 else 2**bit
+        term = mb.mul(x=both, y=np.int32(weight)) if weight != 1 else both
+        total = term if total is None else mb.add(x=total, y=term)
+    return [wrap_integer(ctx, total, dtype)]
+
+
+@ops.register("BitwiseAnd", since=18)
+def bitwise_and_v18(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    return _bitwise(ctx, "and")
+
+
+@ops.register("BitwiseOr", since=18)
+def bitwise_or_v18(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    return _bitwise(ctx, "or")
+
+
+@ops.register("BitwiseXor", since=18)
+def bitwise_xor_v18(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    return _bitwise(ctx, "xor")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -65,19 +66,19 @@ def _reduce_runtime_axes(ctx: ExportContext, op: str) -> list[Any]:
     axes_shape = ctx.input_shape(1)
     if dims is None or axes_shape is None or None in axes_shape:
         raise ctx.error("axes computed at run time, and the rank or the number of axes unknown")
-    rank, count = len(dims), int(np.prod(axes_shape))
-    if 0 in dims:
-        # select cannot broadcast a reduced unit axis back over an empty one.
-        raise ctx.error("an empty input reduced over axes computed at run time")
+    rank, count = len(dims), math.prod(d for d in axes_shape if d is not None)
     keep = bool(ctx.attr("keepdims", 1))
     if count == 0:
         return _reduce(ctx, op, [])
     out_shape = ctx.node.outputs[0].shape
-    static_out = (
-        [int(d) for d in out_shape]
-        if out_shape is not None and all(isinstance(d, int) for d in out_shape)
-        else None
-    )
+    static_out = [d for d in out_shape if isinstance(d, int)] if out_shape is not None else None
+    if out_shape is not None and static_out is not None and len(static_out) != len(out_shape):
+        static_out = None
+    empty = [axis for axis, dim in enumerate(dims) if dim == 0]
+    kept_empty = keep and static_out is not None and all(static_out[a] == 0 for a in empty)
+    if empty and not kept_empty:
+        # select cannot broadcast a reduced unit axis back over an empty one.
+        raise ctx.error("an empty input reduced over axes computed at run time")
     if not keep and static_out is None:
         raise ctx.error("keepdims=0 with axes computed at run time and an output shape unknown")
     before, per_axis, after = _ONE_AXIS_AT_A_TIME.get(op, (None, op, None))

@@ -216,9 +216,8 @@ def _axes(ctx: ExportContext) -> list[int] | None:
 def _declared_shape(ctx: ExportContext, output: int = 0) -> list[int] | None:
     """Output ``output``'s shape where the model declares every dim of it."""
     shape = ctx.node.outputs[output].shape
-    if shape is None or not all(isinstance(d, int) for d in shape):
-        return None
-    return [int(d) for d in shape]
+    dims = [d for d in shape if isinstance(d, int)] if shape is not None else []
+    return dims if shape is not None and len(dims) == len(shape) else None
 
 
 def _reshape_to_declared(ctx: ExportContext) -> list[Any]:

@@ -256,3 +256,20 @@ def test_space_to_depth_in_crd_mode() -> None:
     expected = x.reshape(1, 2, 2, 2, 3, 2).transpose(0, 1, 3, 5, 2, 4).reshape(1, 8, 2, 3)
     actual = CoreMLFramework().run_ir(model, {"x": x})
     np.testing.assert_array_equal(actual["y"], expected)  # onnxruntime lacks SpaceToDepth-28
+
+
+@pytest.mark.parametrize(
+    ("op", "dtype"),
+    [
+        ("BitwiseAnd", TensorProto.INT8),
+        ("BitwiseXor", TensorProto.UINT8),
+        ("BitwiseOr", TensorProto.INT32),
+    ],
+)
+def test_bitwise_ops_bit_by_bit_on_negative_and_unsigned_values(op: str, dtype: int) -> None:
+    model = single_node(op, [("a", dtype, [6]), ("b", dtype, [6])], [("c", dtype)])
+    kind = _NUMPY[dtype]
+    info = np.iinfo(kind)
+    a = np.array([info.min, -1 if info.min else 200, 0, 5, info.max, 77], np.int64).astype(kind)
+    b = np.array([info.max, 3, info.min, -6 if info.min else 250, 1, 99], np.int64).astype(kind)
+    check_against_onnxruntime(model, {"a": a, "b": b})
