@@ -172,6 +172,19 @@ def split_v18(node: ir.Node, ctx: ExportContext) -> Outputs:
     return _split(ctx, node, _split_sizes(ctx))
 
 
+@ops.register("Slice", since=1)
+def slice_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
+    x = ctx.input(0)
+    rank = len(x.shape)
+    starts, ends = ctx.ints("starts"), ctx.ints("ends")
+    axes = [normalize_axis(a, rank) for a in ctx.ints("axes", list(range(len(starts))))]
+    # Steps of 1: ONNX clamps starts and ends to each axis, as Python slicing does.
+    index = [slice(None)] * rank
+    for axis, start, stop in zip(axes, starts, ends, strict=True):
+        index[axis] = slice(start, stop)
+    return [x[tuple(index)]]
+
+
 @ops.register("Slice", since=10)
 def slice_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
@@ -415,6 +428,17 @@ def constant_of_shape_v9(node: ir.Node, ctx: ExportContext) -> Outputs:
     return [tf.fill(_as_int64(ctx, ctx.input(0)), value)]
 
 
+@ops.register("Pad", since=2)
+def pad_v2(node: ir.Node, ctx: ExportContext) -> Outputs:
+    tf = ctx.tf
+    x = ctx.input(0)
+    mode = ctx.attr("mode", "constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    pads = tf.constant(ctx.ints("pads"), tf.int64)
+    value = tf.constant(float(ctx.attr("value", 0.0)), x.dtype)
+    return [_pad_tensor(ctx, x, mode, pads, None, value)]
+
+
 @ops.register("Pad", since=11)
 def pad_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
     return _pad(ctx, None)
@@ -458,14 +482,24 @@ def _pad(ctx: ExportContext, axes: list[int] | None) -> Outputs:
 
 def _pad_general(ctx: ExportContext, mode: str) -> Any:
     """Pad with pads, axes or value computed at run time, negative pads (crops), or the edge
-    and wrap modes: per-axis [before, after] as a tensor; constant mode pads the positive parts
-    and slices the negative ones off, the other modes gather each axis's source indices."""
+    and wrap modes."""
     tf = ctx.tf
     x = ctx.input(0)
+    axes = _as_int64(ctx, ctx.input(3)) if ctx.has_input(3) else None
+    value = tf.cast(ctx.input(2), x.dtype) if ctx.has_input(2) else None
+    return _pad_tensor(ctx, x, mode, _as_int64(ctx, ctx.input(1)), axes, value)
+
+
+def _pad_tensor(
+    ctx: ExportContext, x: Any, mode: str, pads: Any, axes: Any | None, value: Any | None
+) -> Any:
+    """Per-axis [before, after] as tensors; constant mode pads the positive parts and slices the
+    negative ones off, the other modes gather each axis's source indices."""
+    tf = ctx.tf
     rank = len(x.shape)
-    pads = tf.reshape(_as_int64(ctx, ctx.input(1)), [2, -1])
-    if ctx.has_input(3):
-        axes = tf.reshape(_as_int64(ctx, ctx.input(3)), [-1])
+    pads = tf.reshape(pads, [2, -1])
+    if axes is not None:
+        axes = tf.reshape(axes, [-1])
         axes = tf.where(axes < 0, axes + rank, axes)
         before = tf.scatter_nd(axes[:, None], pads[0], [rank])
         after = tf.scatter_nd(axes[:, None], pads[1], [rank])
@@ -473,11 +507,9 @@ def _pad_general(ctx: ExportContext, mode: str) -> Any:
         before, after = pads[0], pads[1]
     dims = tf.shape(x, out_type=tf.int64)
     if mode == "constant":
-        value = tf.zeros((), x.dtype)
-        if ctx.has_input(2):
-            # An empty value means 0.
-            given = tf.reshape(tf.cast(ctx.input(2), x.dtype), [-1])
-            value = tf.concat([given, tf.zeros([1], x.dtype)], axis=0)[0]
+        # No value, or an empty one, means 0.
+        given = tf.zeros([0], x.dtype) if value is None else tf.reshape(value, [-1])
+        value = tf.concat([given, tf.zeros([1], x.dtype)], axis=0)[0]
         grown = tf.pad(
             x,
             tf.stack([tf.maximum(before, 0), tf.maximum(after, 0)], axis=1),

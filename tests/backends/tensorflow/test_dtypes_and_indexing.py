@@ -276,3 +276,21 @@ def test_opset_11_hardmax_reads_its_input_as_a_matrix() -> None:
     (want,) = _onnxruntime(proto, {"x": x})
     (got,) = _tensorflow(proto, {"x": x})
     np.testing.assert_array_equal(got, want)
+
+
+def test_opset_9_slice_and_pad_take_their_attributes() -> None:
+    x = np.random.default_rng(8).standard_normal((3, 6, 5)).astype(np.float32)
+    proto = _model(
+        [
+            helper.make_node("Slice", ["x"], ["s"], starts=[1, -4], ends=[100, -1], axes=[1, 2]),
+            helper.make_node("Pad", ["s"], ["p"], pads=[0, 2, 1, 1, 0, 2], mode="edge"),
+            helper.make_node("Pad", ["s"], ["c"], pads=[1, 0, 0, 0, -1, 1], value=2.5),
+        ],
+        [("x", F, [3, 6, 5])],
+        [("s", F, None), ("p", F, None), ("c", F, None)],
+        opset=9,
+    )
+    want = _onnxruntime(proto, {"x": x})
+    got = _tensorflow(proto, {"x": x})
+    for actual, expected in zip(got, want, strict=True):
+        np.testing.assert_array_equal(actual, expected)
