@@ -6,7 +6,7 @@ STAMP := $(VENV)/.unframe-installed
 # The CPU build of torch lies on this machine's disk; a bare `torch` would pull a CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install test lint typecheck demo conformance table constraints clean fuzz
+.PHONY: install browser test lint typecheck demo conformance table matrix-table constraints clean fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,22 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[all,dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) browser
+
+# The report pages' tests screenshot them in Chromium, from Debian's packages: installed where it
+# is missing and apt-get runs as root; never a failed install (those tests then skip, saying why).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null 2>&1 && \
+	        apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; }; \
+	    command -v chromium >/dev/null 2>&1 || \
+	      echo "make: chromium could not be installed; the browser tests will skip"; \
+	  else \
+	    echo "make: no chromium, and no apt-get run as root to install it; the browser tests will skip"; \
+	  fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -40,6 +55,13 @@ conformance: $(STAMP)
 
 table: $(STAMP)
 	$(BIN)/python scripts/framework_table.py --write
+
+# The README's framework x framework table, measured: `unframe matrix` over the small models
+# scripts/matrix_models.py builds; the heat-map page and matrix.json go to $(MATRIX_REPORT).
+MATRIX_REPORT ?= build/matrix
+matrix-table: $(STAMP)
+	$(BIN)/python scripts/framework_table.py --matrix --models build/matrix-models \
+		--report $(MATRIX_REPORT) --write
 
 # After a deliberate upgrade inside .venv: rewrites the pins, keeping the file's comment header.
 constraints: $(BIN)/python
