@@ -21,13 +21,14 @@ FRAMEWORK = "coreml"
 #: ONNX element types MIL holds, and the MIL dtype word for each. int64 is held as int32, as
 #: coremltools' own converters do (Core ML has no 64-bit tensors); values out of int32 range are
 #: refused where they are known. The narrower and unsigned integers are held as int32 too (MIL's
-#: int8/uint8 hold only a few ops' weights), double as float32 (as coremltools' PyTorch converter
-#: holds float64); the package records each graph input's and output's ONNX type, and the
+#: int8/uint8 hold only a few ops' weights), double and bfloat16 as float32 (as coremltools' PyTorch
+#: converter holds float64); the package records each graph input's and output's ONNX type, and the
 #: frontend casts back to it (``frontends/coreml/onnx_dtypes.py``).
 MIL_DTYPES: dict[ir.DataType, str] = {
     ir.DataType.FLOAT: "fp32",
     ir.DataType.FLOAT16: "fp16",
     ir.DataType.DOUBLE: "fp32",
+    ir.DataType.BFLOAT16: "fp32",
     ir.DataType.INT32: "int32",
     ir.DataType.INT64: "int32",
     ir.DataType.INT8: "int32",
@@ -45,7 +46,7 @@ def mil_array(array: np.ndarray) -> np.ndarray:
     """``array`` in an element type MIL holds (int64 narrowed to int32; a ValueError if it cannot)."""
     if array.dtype in (np.float32, np.float16, np.int32, np.bool_):
         return array
-    if array.dtype == np.float64:
+    if array.dtype == np.float64 or array.dtype.name == "bfloat16":
         return array.astype(np.float32)
     if array.dtype.kind in "iu":
         if array.size and (array.min() < _INT32.min or array.max() > _INT32.max):

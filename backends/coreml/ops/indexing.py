@@ -215,3 +215,19 @@ def eye_like_v9(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     numpy_type = dtype.numpy() if dtype is not None else np.float32
     rows, cols = (int(d) for d in dims if d is not None)
     return [ctx.make_constant(np.eye(rows, cols, int(ctx.attr("k", 0)), dtype=numpy_type))]
+
+
+@ops.register("Compress", since=9)
+def compress_v9(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    """The slices along ``axis`` (of the flattened input without one) where condition is true."""
+    mb = ctx.mb
+    ctx.mil_dtype(ctx.input_dtype(0))
+    known = ctx.constant_input(1)
+    if known is not None:
+        picked: Any = np.flatnonzero(known).astype(np.int32)
+    else:
+        picked = mb.reshape(x=mb.non_zero(x=ctx.input(1)), shape=[-1])
+    axis = ctx.attr("axis", None)
+    if axis is None:
+        return [mb.gather(x=mb.reshape(x=ctx.input(0), shape=[-1]), indices=picked, axis=0)]
+    return [mb.gather(x=ctx.input(0), indices=picked, axis=int(axis))]

@@ -10,7 +10,7 @@ import numpy as np
 import onnx_ir as ir
 
 from unframe.backends.coreml.context import ExportContext
-from unframe.backends.coreml.ops._common import normalized_axes
+from unframe.backends.coreml.ops._common import normalized_axes, require_float, scalar_like
 from unframe.backends.coreml.registry import ops
 
 _REDUCTIONS = {
@@ -159,3 +159,19 @@ def argmax_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
 @ops.register("ArgMin", since=1)
 def argmin_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     return _arg(ctx, "reduce_argmin")
+
+
+@ops.register("LpNormalization", since=1)
+def lp_normalization_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    require_float(ctx, "LpNormalization")
+    p = int(ctx.attr("p", 2))
+    if p not in (1, 2):
+        raise ctx.error(f"p={p}: ONNX defines 1 and 2")
+    norm = "reduce_l1_norm" if p == 1 else "reduce_l2_norm"
+    x = ctx.input(0)
+    axis = int(ctx.attr("axis", -1))
+    mb = ctx.mb
+    size = getattr(mb, norm)(x=x, axes=[axis], keep_dims=True)
+    # A zero vector stays zero (onnxruntime's result), not 0/0.
+    size = mb.select(cond=mb.equal(x=size, y=scalar_like(ctx, 0)), a=scalar_like(ctx, 1), b=size)
+    return [mb.real_div(x=x, y=size)]
