@@ -186,8 +186,9 @@ def test_unsupported_ops_are_all_listed_and_nothing_is_written(tmp_path):
     graph = helper.make_graph(
         [
             helper.make_node("Relu", ["x"], ["r"], name="fine"),
-            helper.make_node("Det", ["r"], ["d"], name="det_node"),
-            helper.make_node("NonMaxSuppression", ["r", "s"], ["y"], name="nms_node"),
+            # Ops of a domain no backend knows (Det and NonMaxSuppression, once refused, convert).
+            helper.make_node("Mystery", ["r"], ["d"], name="det_node", domain="com.example"),
+            helper.make_node("Riddle", ["r", "s"], ["y"], name="nms_node", domain="com.example"),
         ],
         "refused",
         [
@@ -200,7 +201,8 @@ def test_unsupported_ops_are_all_listed_and_nothing_is_written(tmp_path):
         ],
     )
     source = tmp_path / "refused.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), source)
+    opsets = [helper.make_opsetid("", 18), helper.make_opsetid("com.example", 1)]
+    onnx.save(helper.make_model(graph, opset_imports=opsets), source)
     target = tmp_path / "out.savedmodel"
     result = CliRunner().invoke(cli, ["convert", str(source), "-o", str(target)])
     assert result.exit_code == 3, result.output
