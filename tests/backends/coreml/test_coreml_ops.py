@@ -273,3 +273,14 @@ def test_bitwise_ops_bit_by_bit_on_negative_and_unsigned_values(op: str, dtype: 
     a = np.array([info.min, -1 if info.min else 200, 0, 5, info.max, 77], np.int64).astype(kind)
     b = np.array([info.max, 3, info.min, -6 if info.min else 250, 1, 99], np.int64).astype(kind)
     check_against_onnxruntime(model, {"a": a, "b": b})
+
+
+@pytest.mark.parametrize("equation", ["bij,bkj->kbi", "ij,jk", "ijk->j"])
+def test_einsum_as_broadcast_products_and_sums(equation: str) -> None:
+    terms = equation.split("->")[0].split(",")
+    sizes = {"b": 2, "i": 3, "j": 4, "k": 5}
+    inputs = [(f"x{n}", TensorProto.FLOAT, [sizes[c] for c in t]) for n, t in enumerate(terms)]
+    model = single_node("Einsum", inputs, [("y", TensorProto.FLOAT)], opset=12, equation=equation)
+    rng = np.random.default_rng(6)
+    feeds = {name: rng.standard_normal(shape).astype(np.float32) for name, _, shape in inputs}
+    check_against_onnxruntime(model, feeds)
