@@ -220,3 +220,38 @@ def upsample_v9(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
 def upsample_v7(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     scales = [float(s) for s in ctx.attr("scales")]
     return _resize(ctx, str(ctx.attr("mode", "nearest")), "asymmetric", "floor", scales, None)
+
+
+_GRID_MODES = {"linear": "bilinear", "bilinear": "bilinear", "nearest": "nearest"}
+
+
+@ops.register("GridSample", since=16)
+def grid_sample_v16(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    """MIL's resample, as coremltools maps torch's grid_sample (whose sampling ONNX's is): a
+    reflection without align_corners reflects about the pixels' outer edges, MIL's symmetric."""
+    require_float(ctx, "GridSample")
+    if ctx.input_rank(0) != 4:
+        raise ctx.error(f"a rank-{ctx.input_rank(0)} input: Core ML's resample samples 2-D images")
+    mode = str(ctx.attr("mode", "bilinear"))
+    if mode not in _GRID_MODES:
+        raise ctx.error(f"mode={mode}: Core ML's resample samples bilinear or nearest")
+    padding = str(ctx.attr("padding_mode", "zeros"))
+    align_corners = bool(int(ctx.attr("align_corners", 0)))
+    padding_mode = {"zeros": "constant", "border": "border", "reflection": "reflection"}.get(
+        padding
+    )
+    if padding_mode is None:
+        raise ctx.error(f"padding_mode={padding}")
+    if padding_mode == "reflection" and not align_corners:
+        padding_mode = "symmetric"
+    return [
+        ctx.mb.resample(
+            x=ctx.input(0),
+            coordinates=ctx.input(1),
+            sampling_mode=_GRID_MODES[mode],
+            padding_mode=padding_mode,
+            padding_value=0.0,
+            coordinates_mode="normalized_minus_one_to_one",
+            align_corners=align_corners,
+        )
+    ]

@@ -313,3 +313,37 @@ def crop(op: Any, ctx: MilContext) -> ir.Value:
     ends = [-bottom if bottom else limit, -right if right else limit]
     inputs = [ctx.value("x"), ctx.ints([top, left]), ctx.ints(ends), ctx.ints([rank - 2, rank - 1])]
     return ctx.op1("Slice", inputs)
+
+
+@ops.register("resample", since=IOS15, domain=MIL_DOMAIN)
+def resample(op: Any, ctx: MilContext) -> ir.Value:
+    """ONNX's GridSample samples as torch's grid_sample, which coremltools maps onto resample:
+    zero padding is constant 0, reflection is MIL's reflection with align_corners and its
+    symmetric without."""
+    align_corners = bool(ctx.attr("align_corners", False))
+    if str(ctx.attr("coordinates_mode", "normalized_minus_one_to_one")) != (
+        "normalized_minus_one_to_one"
+    ):
+        raise ctx.error(
+            f"coordinates_mode={ctx.attr('coordinates_mode')}: GridSample's are [-1, 1]"
+        )
+    padding = str(ctx.attr("padding_mode", "constant"))
+    padding_mode = {
+        ("constant", align_corners): "zeros",
+        ("border", align_corners): "border",
+        ("reflection", True): "reflection",
+        ("symmetric", False): "reflection",
+    }.get((padding, align_corners))
+    if padding_mode is None or (padding == "constant" and float(ctx.attr("padding_value", 0.0))):
+        raise ctx.error(
+            f"padding_mode={padding} (align_corners={align_corners}): no GridSample pads so"
+        )
+    sampling = str(ctx.attr("sampling_mode", "bilinear"))
+    if sampling not in ("bilinear", "nearest"):
+        raise ctx.error(f"sampling_mode={sampling}")
+    attrs = {
+        "mode": sampling,  # GridSample-16's words (20 renamed bilinear to linear)
+        "padding_mode": padding_mode,
+        "align_corners": int(align_corners),
+    }
+    return ctx.op1("GridSample", [ctx.value("x"), ctx.value("coordinates")], attrs)
