@@ -231,3 +231,16 @@ def compress_v9(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     if axis is None:
         return [mb.gather(x=mb.reshape(x=ctx.input(0), shape=[-1]), indices=picked, axis=0)]
     return [mb.gather(x=ctx.input(0), indices=picked, axis=int(axis))]
+
+
+@ops.register("ReverseSequence", since=10)
+def reverse_sequence_v10(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    ctx.mil_dtype(ctx.input_dtype(0))
+    return [
+        ctx.mb.reverse_sequence(
+            x=ctx.input(0),
+            lengths=ctx.input(1),
+            seq_axis=int(ctx.attr("time_axis", 0)),
+            batch_axis=int(ctx.attr("batch_axis", 1)),
+        )
+    ]

@@ -1,4 +1,5 @@
-"""MIL indexing ops: gather_nd, scatter, scatter_along_axis, scatter_nd, non_zero."""
+"""MIL indexing ops: gather_nd, scatter, scatter_along_axis, scatter_nd, non_zero, pixel_unshuffle,
+reverse_sequence."""
 
 from __future__ import annotations
 
@@ -84,3 +85,13 @@ def pixel_unshuffle(op: Any, ctx: MilContext) -> ir.Value:
     moved = ctx.op1("Transpose", [split], {"perm": [0, 1, 3, 5, 2, 4]})
     shape = [-1, channels * block * block, height // block, width // block]
     return ctx.op1("Reshape", [moved, ctx.ints(shape)])
+
+
+@ops.register("reverse_sequence", since=IOS15, domain=MIL_DOMAIN)
+def reverse_sequence(op: Any, ctx: MilContext) -> ir.Value:
+    lengths = ctx.op1("Cast", [ctx.value("lengths")], {"to": ir.DataType.INT64})
+    attrs = {
+        "time_axis": int(ctx.attr("seq_axis", 0)),
+        "batch_axis": int(ctx.attr("batch_axis", 0)),
+    }
+    return ctx.op1("ReverseSequence", [ctx.value("x"), lengths], attrs)
