@@ -154,10 +154,14 @@ def cast_tensor(ctx: ExportContext, tensor: Any, target: Any, saturate: bool = T
     if source == tf.string:
         if target == tf.bool:
             raise ctx.error("casts from strings to bool are not converted")
-        number = tf.strings.to_number(tensor, tf.float64)
-        return cast_tensor(ctx, number, target, saturate)
+        # Integers parse as int64 (float64 would round those past 2**53).
+        parsed = tf.int64 if target.is_integer else tf.float64
+        return cast_tensor(ctx, tf.strings.to_number(tensor, parsed), target, saturate)
     if target == tf.string:
-        raise ctx.error("casts to strings are not converted yet")
+        if source.is_integer and source.name not in _EMULATED:
+            return tf.strings.as_string(tensor)
+        # numpy writes the shortest repr that reads back ("0.12345678"); TF has no such format.
+        raise ctx.error(f"casts from {source.name} to strings are not converted")
     if source.name in _EMULATED:
         tensor = decode(ctx, tensor)
         source = tensor.dtype

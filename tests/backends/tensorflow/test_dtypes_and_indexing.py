@@ -294,3 +294,23 @@ def test_opset_9_slice_and_pad_take_their_attributes() -> None:
     got = _tensorflow(proto, {"x": x})
     for actual, expected in zip(got, want, strict=True):
         np.testing.assert_array_equal(actual, expected)
+
+
+def test_strings_and_integers_cast_both_ways() -> None:
+    """Integers past 2**53 survive string -> int64 (parsed as integers, not through float64)."""
+    text = np.array(["9007199254740993", "-42", "7"], dtype=object)
+    numbers = np.array([9007199254740993, -5, 0], np.int64)
+    proto = _model(
+        [
+            helper.make_node("Cast", ["text"], ["parsed"], to=TensorProto.INT64),
+            helper.make_node("Cast", ["numbers"], ["written"], to=TensorProto.STRING),
+        ],
+        [("text", TensorProto.STRING, [3]), ("numbers", TensorProto.INT64, [3])],
+        [("parsed", TensorProto.INT64, [3]), ("written", TensorProto.STRING, [3])],
+        opset=13,
+    )
+    feeds = {"text": text, "numbers": numbers}
+    want = _onnxruntime(proto, feeds)
+    got = _tensorflow(proto, feeds)
+    np.testing.assert_array_equal(got[0], want[0])
+    assert got[1].tolist() == want[1].tolist()
