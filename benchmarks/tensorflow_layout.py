@@ -87,6 +87,25 @@ def _median_latencies(engines: dict[str, Callable[[], Any]], runs: int) -> dict[
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def _nchw_variant(proto: Any) -> Any:
+    """The Keras model's ONNX graph taking NCHW: its opening Transpose's output is the input."""
+    import onnx_ir as ir
+
+    model = ir.from_proto(proto)
+    graph = model.graph
+    image = graph.inputs[0]
+    opening = next(user for user, _ in image.uses() if user.op_type == "Transpose")
+    dims = list(image.shape or ())
+    nchw = ir.Value(
+        name=image.name, shape=ir.Shape([dims[0], dims[3], dims[1], dims[2]]), type=image.type
+    )
+    opening.outputs[0].replace_all_uses_with(nchw)
+    graph.remove(opening, safe=True)
+    graph.inputs.clear()
+    graph.inputs.append(nchw)
+    return ir.to_proto(model)
+
+
 def _transpose_ops(function: Any) -> int:
     """Transpose ops the outputs depend on (an unused one is pruned before the graph runs)."""
     seen: set[Any] = set()
@@ -130,41 +149,44 @@ def latency_and_layout(figures: dict[str, Any], args: argparse.Namespace, tmp: P
     engines["keras SavedModel"] = lambda: serve(tf.constant(x))
     reference = model(x, training=False).numpy()
     layouts: dict[str, Any] = {}
-    for layout in ("onnx", "nhwc"):
-        path = tmp / f"converted_{layout}"
-        started = time.perf_counter()
-        built = save_saved_model(ir.from_proto(onnx_model), path, layout=layout)
-        seconds = time.perf_counter() - started
-        loaded = tf.saved_model.load(str(path))
-        signature = loaded.signatures["serving_default"]
-        key = next(iter(signature.structured_input_signature[1]))
-        feed = tf.constant(x)
-        (got,) = (v.numpy() for v in signature(**{key: feed}).values())
-        layouts[layout] = {
-            "onnx_to_tf_seconds": seconds,
-            "transposes_added": built.transposes,
-            "nhwc_inputs": built.nhwc_inputs,
-            "nhwc_outputs": built.nhwc_outputs,
-            "transpose_ops_in_graph": _transpose_ops(built.function),
-            "max_abs_diff": float(np.abs(got - reference).max()),
-        }
-        engines[f"unframe --layout {layout}"] = lambda signature=signature, key=key, feed=feed: (
-            signature(**{key: feed})
-        )
-        # keep the loaded object alive while its signature is timed
-        layouts[layout]["_loaded"] = loaded
+    # The ONNX graph as tf2onnx wrote it (NHWC input, its own Transpose to NCHW), and the same
+    # graph taking NCHW (that Transpose cut off), as a PyTorch export of the model would.
+    graphs = {"keras graph": (onnx_model, x), "NCHW graph": (_nchw_variant(onnx_model), None)}
+    for graph_name, (proto, fed) in graphs.items():
+        for layout in ("onnx", "nhwc"):
+            name = f"unframe {graph_name} --layout {layout}"
+            path = tmp / f"converted_{len(layouts)}"
+            started = time.perf_counter()
+            built = save_saved_model(ir.from_proto(proto), path, layout=layout)
+            seconds = time.perf_counter() - started
+            loaded = tf.saved_model.load(str(path))
+            signature = loaded.signatures["serving_default"]
+            key = next(iter(signature.structured_input_signature[1]))
+            feed_array = x if fed is not None or built.nhwc_inputs else x.transpose(0, 3, 1, 2)
+            feed = tf.constant(np.ascontiguousarray(feed_array))
+            (got,) = (v.numpy() for v in signature(**{key: feed}).values())
+            layouts[name] = {
+                "onnx_to_tf_seconds": seconds,
+                "transposes_added": built.transposes,
+                "nhwc_inputs": built.nhwc_inputs,
+                "nhwc_outputs": built.nhwc_outputs,
+                "transpose_ops_run": _transpose_ops(built.function),
+                "max_abs_diff": float(np.abs(got - reference).max()),
+                "_loaded": loaded,  # alive while its signature is timed
+            }
+            engines[name] = lambda signature=signature, key=key, feed=feed: signature(**{key: feed})
     figures["keras_export_transpose_ops"] = _transpose_ops(serve)
     print(f"   the Keras export runs {figures['keras_export_transpose_ops']} Transpose op(s)")
     medians = _median_latencies(engines, args.runs)
     baseline = medians["keras SavedModel"]
     print(f"\n1. latency, batch {args.batch}, median of {args.runs} (engines taking turns)")
     for name, seconds in medians.items():
-        print(f"   {name:24s} {seconds * 1e3:8.2f} ms   {seconds / baseline:5.2f}x")
-    for layout, data in layouts.items():
+        print(f"   {name:40s} {seconds * 1e3:8.2f} ms   {seconds / baseline:5.2f}x")
+    for name, data in layouts.items():
         data.pop("_loaded")
         print(
-            f"   --layout {layout}: {data['transposes_added']} Transpose(s) added, "
-            f"{data['transpose_ops_in_graph']} Transpose op(s) run, NHWC inputs "
+            f"   {name}: {data['transposes_added']} Transpose(s) added, "
+            f"{data['transpose_ops_run']} Transpose op(s) run, NHWC inputs "
             f"{data['nhwc_inputs']}, max abs diff to Keras {data['max_abs_diff']:.2e}, "
             f"ONNX -> SavedModel {data['onnx_to_tf_seconds']:.1f} s"
         )
