@@ -15,17 +15,22 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from unframe.converters.batch import Executor, Job, JobResult, ProgressCallback
 from unframe.converters.batch import batch as run_batch
-from unframe.converters.registry import all_frameworks, detect_framework, get_framework
+from unframe.converters.registry import (
+    all_frameworks,
+    detect_framework,
+    framework_names,
+    get_framework,
+)
 from unframe.shared_ir.errors import BadInputError
 
-__all__ = ["MatrixCell", "MatrixResult", "matrix", "target_frameworks"]
+__all__ = ["MatrixCell", "MatrixResult", "matrix", "ordered", "target_frameworks"]
 
 #: What a cell says where its target's runtime is missing here (Core ML off macOS).
 NOT_RUN_NOTE = "re-imported, not run in {name}"
@@ -62,7 +67,7 @@ class MatrixCell:
     @property
     def ran_natively(self) -> bool:
         """False where the converted model was re-imported and run in the IR, not its runtime."""
-        return "cannot run here" not in self.how.split(";")[-1]
+        return "the converted model cannot run here" not in self.how
 
 
 @dataclass
@@ -80,8 +85,15 @@ class MatrixResult:
         return {"ok": self.ok, "cells": [cell.as_json() for cell in self.cells]}
 
     def sources(self) -> list[str]:
-        """The source frameworks, in order of first appearance."""
-        return list(dict.fromkeys(cell.source for cell in self.cells))
+        """The source frameworks, in the registry's order (as the targets)."""
+        return ordered(cell.source for cell in self.cells)
+
+
+def ordered(names: Iterable[str]) -> list[str]:
+    """``names`` once each, in the registry's order of frameworks, unknown ones last."""
+    known = framework_names()
+    unique = list(dict.fromkeys(names))
+    return sorted(unique, key=lambda n: (known.index(n) if n in known else len(known), n))
 
 
 def target_frameworks(names: Sequence[str] | None = None) -> list[str]:
@@ -110,8 +122,11 @@ def _max_abs(validation: dict[str, Any] | None) -> float | None:
 def _cell(job: Job, result: JobResult) -> MatrixCell:
     validation = result.validation or {}
     error = result.error
-    if error is not None and result.exit_code:
-        error = f"exit {result.exit_code}: {error}"
+    if error is not None:
+        # The written model lies in a temporary folder gone once the matrix ends.
+        error = error.replace(job.out, f"the {job.to} model")
+        if result.exit_code:
+            error = f"exit {result.exit_code}: {error}"
     return MatrixCell(
         src=job.src,
         source=job.source or "",

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from unframe.converters.matrix import ordered
 from unframe.converters.registry import KNOWN_FRAMEWORKS, all_frameworks, framework_names
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,8 +81,8 @@ def matrix_table(payload: Mapping[str, Any], made_by: Mapping[str, str] | None =
     error or located layer; ``made_by`` notes sources their framework's own tools did not make.
     """
     cells: Sequence[Mapping[str, Any]] = payload["cells"]
-    sources = list(dict.fromkeys(c["from"] for c in cells))
-    targets = list(dict.fromkeys(c["to"] for c in cells))
+    sources = ordered(c["from"] for c in cells)
+    targets = ordered(c["to"] for c in cells)
     adapters = {fw.name: fw for fw in all_frameworks()}
     not_run = [t for t in targets if t in adapters and adapters[t].runtime_unavailable()]
     heading = [f"{t} (re-imported, not run)" if t in not_run else t for t in targets]

@@ -175,3 +175,25 @@ def test_bad_framework_names_and_missing_sources_fail_before_any_cell(tmp_path):
 
     assert unknown.exit_code == 2 and "unknown framework 'nope'" in unknown.stderr
     assert missing.exit_code == 2 and "no such file" in missing.stderr
+
+
+def test_a_core_ml_cell_says_it_was_re_imported_not_run(tmp_path):
+    from unframe.converters.registry import get_framework
+
+    if get_framework("coreml").runtime_unavailable() is None:
+        pytest.skip("Core ML runs here (macOS): its cells are run, not re-imported")
+    weight = np.random.default_rng(2).standard_normal((4, 3)).astype(np.float32)
+    source = save_graph(
+        tmp_path / "m.onnx",
+        [
+            helper.make_node("MatMul", ["x", "w"], ["h"], name="fc"),
+            helper.make_node("Relu", ["h"], ["y"], name="relu"),
+        ],
+        [numpy_helper.from_array(weight, "w")],
+    )
+
+    result = matrix([source], frameworks=["coreml"], executor=InProcess())
+
+    (cell,) = result.cells
+    assert cell.ok and not cell.ran_natively, cell
+    assert "re-imported, not run in coreml" in matrix_page(result)
