@@ -59,7 +59,10 @@ def _axes_attr(ctx: ExportContext) -> list[int] | None:
 
 
 def _l1(tf: Any) -> Callable[..., Any]:
-    return lambda x, axis, keepdims: tf.reduce_sum(tf.abs(x), axis=axis, keepdims=keepdims)
+    # TF's Abs has no unsigned kernels (nor needs one there).
+    return lambda x, axis, keepdims: tf.reduce_sum(
+        x if x.dtype.is_unsigned else tf.abs(x), axis=axis, keepdims=keepdims
+    )
 
 
 def _l2(tf: Any) -> Callable[..., Any]:
