@@ -43,7 +43,7 @@ def _element_coordinates(ctx: ExportContext, indices: Any, axis: int, size: Any)
     ScatterElements address: the position in ``indices`` with ``axis`` replaced by its value."""
     tf = ctx.tf
     shape = tf.shape(indices, out_type=tf.int64)
-    rank = int(indices.shape.rank)
+    rank = _rank(ctx, 1)
     grids = tf.meshgrid(*[tf.range(shape[d]) for d in range(rank)], indexing="ij")
     grids[axis] = _wrap_negative(ctx, indices, size)
     return tf.stack(grids, axis=-1)
