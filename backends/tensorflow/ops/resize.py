@@ -116,21 +116,16 @@ def _nearest_right(tf: Any, r: Any, nearest_mode: str) -> Any:
     return right | tf.equal(r, 1.0)
 
 
-def _resize_axis(
-    ctx: ExportContext,
-    data: Any,
-    axis: int,
-    logical_axis: int,
-    scale: Any,
-    out_int: Any,
-    roi: tuple[Any, Any],
-    options: ResizeOptions,
-) -> Any:
-    """Resizes physical ``axis`` of ``data``: a gather of neighbours and a weighted sum."""
-    tf = ctx.tf
+#: One axis' resampling: the neighbour indices ([out], or [out, n] with weights [out, n]) and
+#: which outputs take the extrapolation value (None: none).
+Plan = tuple[Any, Any, Any]
+
+
+def _axis_plan(
+    tf: Any, width_int: Any, scale: Any, out_int: Any, roi: tuple[Any, Any], options: ResizeOptions
+) -> Plan:
+    """Where each output position of one axis reads, and with which weights (float64)."""
     f64 = tf.float64
-    rank = len(data.shape)
-    width_int = tf.shape(data, out_type=tf.int64)[axis]
     width = tf.cast(width_int, f64)
     y = tf.cast(tf.range(out_int), f64)
     x, extrapolated = _source_coords(tf, options, y, scale, width, out_int, roi)
@@ -140,42 +135,68 @@ def _resize_axis(
         # The lower neighbour is floor(x), or x - 1 on a cell (where ratio is 1).
         lower = tf.where(tf.equal(x, x_floor), x_floor - 1, x_floor)
         chosen = lower + tf.cast(_nearest_right(tf, ratio, options.nearest_mode), f64)
-        index = tf.clip_by_value(tf.cast(chosen, tf.int64), 0, width_int - 1)
+        return tf.clip_by_value(tf.cast(chosen, tf.int64), 0, width_int - 1), None, extrapolated
+    coeffs = _coefficients(tf, ratio, scale, options)
+    n = tf.shape(coeffs, out_type=tf.int64)[1]
+    pad = (n + 1) // 2
+    padded = x + tf.cast(pad, f64)
+    p = tf.cast(tf.floor(padded), tf.int64)
+    frac = padded - tf.cast(p, f64)
+    offset = tf.where(
+        tf.equal(n % 2, 0),
+        tf.where(tf.equal(frac, 0.0), -(n // 2), -(n // 2) + 1),
+        tf.where(frac <= 0.5, -((n - 1) // 2), -((n - 1) // 2) + 1),
+    )
+    neighbours = (p + offset)[:, None] + tf.range(n)[None, :] - pad
+    if options.exclude_outside:
+        outside = (neighbours < 0) | (neighbours >= width_int)
+        coeffs = tf.where(outside, tf.zeros_like(coeffs), coeffs)
+        total = tf.reduce_sum(coeffs, axis=-1, keepdims=True)
+        coeffs = coeffs / tf.where(tf.equal(total, 0.0), tf.ones_like(total), total)
+    return tf.clip_by_value(neighbours, 0, width_int - 1), coeffs, extrapolated
+
+
+def _apply_plan(ctx: ExportContext, data: Any, axis: int, plan: Plan, fill: float) -> Any:
+    """Resamples physical ``axis`` of ``data``: one gather and, but for nearest, a weighted sum."""
+    tf = ctx.tf
+    index, coeffs, extrapolated = plan
+    rank = len(data.shape)
+    if coeffs is None:
         result = tf.gather(data, index, axis=axis)
+        out_int = tf.shape(index)[0]
     else:
-        coeffs = _coefficients(tf, ratio, scale, options)
-        n = tf.shape(coeffs, out_type=tf.int64)[1]
-        pad = (n + 1) // 2
-        padded = x + tf.cast(pad, f64)
-        p = tf.cast(tf.floor(padded), tf.int64)
-        frac = padded - tf.cast(p, f64)
-        offset = tf.where(
-            tf.equal(n % 2, 0),
-            tf.where(tf.equal(frac, 0.0), -(n // 2), -(n // 2) + 1),
-            tf.where(frac <= 0.5, -((n - 1) // 2), -((n - 1) // 2) + 1),
-        )
-        neighbours = (p + offset)[:, None] + tf.range(n)[None, :] - pad
-        if options.exclude_outside:
-            outside = (neighbours < 0) | (neighbours >= width_int)
-            coeffs = tf.where(outside, tf.zeros_like(coeffs), coeffs)
-            total = tf.reduce_sum(coeffs, axis=-1, keepdims=True)
-            coeffs = coeffs / tf.where(tf.equal(total, 0.0), tf.ones_like(total), total)
-        index = tf.clip_by_value(neighbours, 0, width_int - 1)
+        out_int, n = tf.shape(index)[0], tf.shape(index)[1]
         gathered = tf.gather(data, tf.reshape(index, [-1]), axis=axis)
-        dims = tf.shape(gathered, out_type=tf.int64)
+        dims = tf.shape(gathered)
         gathered = tf.reshape(gathered, tf.concat([dims[:axis], [out_int, n], dims[axis + 1 :]], 0))
         weight_shape = tf.concat(
-            [tf.ones([axis], tf.int64), [out_int, n], tf.ones([rank - axis - 1], tf.int64)], 0
+            [tf.ones([axis], tf.int32), [out_int, n], tf.ones([rank - axis - 1], tf.int32)], 0
         )
         weights = tf.reshape(tf.cast(coeffs, data.dtype), weight_shape)
         result = tf.reduce_sum(gathered * weights, axis=axis + 1)
     if extrapolated is not None:
         mask_shape = tf.concat(
-            [tf.ones([axis], tf.int64), [out_int], tf.ones([rank - axis - 1], tf.int64)], 0
+            [tf.ones([axis], tf.int32), [out_int], tf.ones([rank - axis - 1], tf.int32)], 0
         )
-        fill = tf.constant(options.extrapolation, result.dtype)
-        result = tf.where(tf.reshape(extrapolated, mask_shape), fill, result)
+        result = tf.where(
+            tf.reshape(extrapolated, mask_shape), tf.constant(fill, result.dtype), result
+        )
     return result
+
+
+def _static_plan(ctx: ExportContext, plan: Plan, dtype: Any) -> Plan:
+    """A plan computed eagerly at conversion time, as graph constants (int32 indices, weights
+    in the data's type): no float64 arithmetic at run time, which TFLite's builtins lack."""
+    index, coeffs, extrapolated = plan
+    weights = None if coeffs is None else coeffs.numpy().astype(dtype.as_numpy_dtype)
+    outside = None
+    if extrapolated is not None and bool(np.any(extrapolated.numpy())):
+        outside = ctx.make_constant(extrapolated.numpy(), "outside")
+    return (
+        ctx.make_constant(index.numpy().astype(np.int32), "index"),
+        None if weights is None else ctx.make_constant(weights, "weights"),
+        outside,
+    )
 
 
 def _vector(ctx: ExportContext, index: int) -> tuple[Any, np.ndarray | None]:
@@ -209,61 +230,88 @@ def _resize(
     policy: str,
 ) -> Outputs:
     tf = ctx.tf
-    f64 = tf.float64
     held = ctx.physical(0)
-    rank = ctx.input_rank(0)
-    if rank is None:
+    shape = ctx.input_shape(0)
+    if shape is None:
         raise ctx.error("Resize needs an input of known rank")
+    rank = len(shape)
     axes = [normalize_axis(a, rank) for a in axes] if axes else list(range(rank))
     count = len(axes)
-    physical_shape = tf.shape(held.tensor, out_type=tf.int64)
-    widths = tf.cast(tf.stack([physical_shape[held.physical_axis(a)] for a in axes]), f64)
-    (roi_tensor, roi_known), (scales_tensor, scales_known), (sizes_tensor, sizes_known) = (
-        roi,
-        scales,
-        sizes,
-    )
-    if sizes_tensor is not None:
-        targets = tf.cast(sizes_tensor, f64)
-        factors = targets / widths
-        if policy != "stretch":
-            pick = tf.reduce_min if policy == "not_larger" else tf.reduce_max
-            factors = tf.fill([count], pick(factors))
-            targets = tf.floor(factors * widths + 0.5)
-        out_sizes = tf.cast(targets, tf.int64)
-    elif scales_tensor is not None:
-        factors = tf.cast(scales_tensor, f64)
-        if scales_known is not None and len(scales_known) == rank and count != rank:
-            factors = tf.gather(factors, axes)
-        out_sizes = tf.cast(tf.floor(factors * widths), tf.int64)
-    else:
+    if sizes[0] is None and scales[0] is None:
         raise ctx.error("Resize needs scales or sizes")
     dtype = held.tensor.dtype
+    compute = dtype if dtype.is_floating else tf.float32
+    kept = [
+        i
+        for i in range(count)
+        if not _identity_axis(options, i, count, roi[1], scales[1], sizes[1], policy)
+    ]
+    known = all(t is None or k is not None for t, k in (roi, scales, sizes))
+    if known and all(shape[axes[i]] is not None for i in kept):
+        # Everything the indices depend on is known: compute them now, in numpy's float64.
+        with tf.init_scope():
+            eager = [None if k is None else tf.constant(k) for _, k in (roi, scales, sizes)]
+            widths = tf.constant([shape[a] or 1 for a in axes], tf.int64)
+            plans = _plans(tf, widths, eager, scales[1], rank, axes, kept, policy, options)
+            plans = [(i, _static_plan(ctx, plan, compute)) for i, plan in plans]
+        if not plans:
+            return [held]
+    else:
+        physical = tf.shape(held.tensor, out_type=tf.int64)
+        widths = tf.stack([physical[held.physical_axis(a)] for a in axes])
+        tensors = [roi[0], scales[0], sizes[0]]
+        plans = _plans(tf, widths, tensors, scales[1], rank, axes, kept, policy, options)
     result = held.tensor
     if options.mode != "nearest" and not dtype.is_floating:
-        result = tf.cast(result, tf.float32)
-    for i, axis in enumerate(axes):
-        if _identity_axis(options, i, count, roi_known, scales_known, sizes_known, policy):
-            continue
-        if roi_tensor is None:
-            axis_roi: tuple[Any, Any] = (0.0, 1.0)
-        else:
-            roi_f64 = tf.cast(roi_tensor, f64)
-            axis_roi = (roi_f64[i], roi_f64[count + i])
-        result = _resize_axis(
-            ctx,
-            result,
-            held.physical_axis(axis),
-            axis,
-            factors[i],
-            out_sizes[i],
-            axis_roi,
-            options,
-        )
+        result = tf.cast(result, compute)
+    for i, plan in plans:
+        result = _apply_plan(ctx, result, held.physical_axis(axes[i]), plan, options.extrapolation)
     if result.dtype != dtype:
         info = np.iinfo(dtype.as_numpy_dtype)
         result = tf.cast(tf.clip_by_value(tf.round(result), info.min, info.max), dtype)
     return [wrap(result, held.perm)]
+
+
+def _plans(
+    tf: Any,
+    widths: Any,
+    tensors: list[Any],
+    scales_known: np.ndarray | None,
+    rank: int,
+    axes: list[int],
+    kept: list[int],
+    policy: str,
+    options: ResizeOptions,
+) -> list[tuple[int, Plan]]:
+    """Every resized axis' plan (position among ``axes``, plan) from the roi/scales/sizes
+    tensors (eager constants or run-time values) and the axes' sizes (int64)."""
+    f64 = tf.float64
+    roi, scales, sizes = tensors
+    count = len(axes)
+    widths_f = tf.cast(widths, f64)
+    if sizes is not None:
+        targets = tf.cast(sizes, f64)
+        factors = targets / widths_f
+        if policy != "stretch":
+            pick = tf.reduce_min if policy == "not_larger" else tf.reduce_max
+            factors = tf.fill([count], pick(factors))
+            targets = tf.floor(factors * widths_f + 0.5)
+        out_sizes = tf.cast(targets, tf.int64)
+    else:
+        factors = tf.cast(scales, f64)
+        if scales_known is not None and len(scales_known) == rank and count != rank:
+            factors = tf.gather(factors, axes)
+        out_sizes = tf.cast(tf.floor(factors * widths_f), tf.int64)
+    plans = []
+    for i in kept:
+        if roi is None:
+            axis_roi: tuple[Any, Any] = (0.0, 1.0)
+        else:
+            roi_f64 = tf.cast(roi, f64)
+            axis_roi = (roi_f64[i], roi_f64[count + i])
+        plan = _axis_plan(tf, widths[i], factors[i], out_sizes[i], axis_roi, options)
+        plans.append((i, plan))
+    return plans
 
 
 def _identity_axis(

@@ -90,6 +90,14 @@ def test_resize_between_convs_stays_channels_last(
     feeds = [{"x": rng.standard_normal((n, 3, 5, 6)).astype(np.float32)} for n in (1, 3)]
     built = _check(model, feeds)
     assert built.transposes == 2  # the input to NHWC and the output back, nothing between
+    # Constant scales and static sizes: the indices and weights are graph constants, with no
+    # float64 arithmetic left to run (TFLite's builtins have none).
+    float64_ops = [
+        op.type
+        for op in built.function.graph.get_operations()
+        if op.type != "Const" and any(out.dtype.name == "float64" for out in op.outputs)
+    ]
+    assert float64_ops == []
 
 
 def test_conv_transpose_output_shape_group_and_dilations() -> None:
