@@ -165,6 +165,12 @@ def cast_tensor(ctx: ExportContext, tensor: Any, target: Any, saturate: bool = T
     if source.name in _EMULATED:
         tensor = decode(ctx, tensor)
         source = tensor.dtype
+    elif source.name.startswith("float8") and target != tf.float32:
+        # float32 holds every float8 value; TF's float8 types have few kernels beyond Cast.
+        tensor = tf.cast(tensor, tf.float32)
+        source = tensor.dtype
+        if source == target:
+            return tensor
     if target == tf.bool:
         return tf.not_equal(tensor, tf.zeros((), source))
     if target.name in _SATURATING and saturate and source.is_floating:

@@ -314,3 +314,22 @@ def test_strings_and_integers_cast_both_ways() -> None:
     got = _tensorflow(proto, feeds)
     np.testing.assert_array_equal(got[0], want[0])
     assert got[1].tolist() == want[1].tolist()
+
+
+@pytest.mark.parametrize(
+    "to", [TensorProto.INT4, TensorProto.INT8, TensorProto.FLOAT8E4M3FNUZ, TensorProto.FLOAT8E5M2]
+)
+def test_float8_sources_cast_as_the_reference(to: int) -> None:
+    """float8 values (few TF kernels) to wrapping integers and to other 8-bit floats."""
+    values = np.array([448, -448, 1.5, 0.3, -7, 3, 240, 0.0], np.float32)
+    x = values.astype(ml_dtypes.float8_e4m3fn)
+    proto = _model(
+        [helper.make_node("Cast", ["x"], ["y"], to=to)],
+        [("x", TensorProto.FLOAT8E4M3FN, [8])],
+        [("y", to, [8])],
+        opset=21,
+    )
+    (want,) = ReferenceEvaluator(proto).run(None, {"x": x})
+    (got,) = _tensorflow(proto, {"x": x})
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got.astype(np.float32), want.astype(np.float32))
