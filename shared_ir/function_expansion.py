@@ -258,7 +258,8 @@ def _function_proto(node: ir.Node, opset: int, domain: str) -> onnx.FunctionProt
             elif value.type is None:
                 raise _Refused(f"the type of input {value.name!r} is not known")
             else:
-                types.append(ir.serde.serialize_type(value.type).SerializeToString())
+                # The value's type with its shape: builders read ranks (RotaryEmbedding's).
+                types.append(ir.serde.serialize_value(value).type.SerializeToString())
         body = schema.get_context_dependent_function_with_opset_version(
             version, ir.serde.serialize_node(node).SerializeToString(), types
         )

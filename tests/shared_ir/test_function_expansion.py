@@ -333,3 +333,30 @@ def test_the_scan_lists_every_unnamed_refused_node_and_leaves_the_model_as_it_is
     assert [(op.node, op.op_type) for op in found] == [("", "Softmax"), ("", "Softmax")]
     assert all("its function body needs" in op.reason for op in found)
     assert [(n.name, n.op_type) for n in model.graph] == [("", "Softmax"), ("", "Softmax")]
+
+
+def test_a_body_built_from_its_inputs_ranks() -> None:
+    """RotaryEmbedding's body depends on its input's rank: the builder gets shapes, not types."""
+    rng = np.random.default_rng(9)
+    proto = _model(
+        [
+            helper.make_node(
+                "RotaryEmbedding", ["x", "cos", "sin", "pos"], ["y"], name="rope", num_heads=2
+            )
+        ],
+        {
+            "x": (TensorProto.FLOAT, [1, 3, 8]),
+            "cos": (TensorProto.FLOAT, [6, 2]),
+            "sin": (TensorProto.FLOAT, [6, 2]),
+            "pos": (TensorProto.INT64, [1, 3]),
+        },
+        ["y"],
+        23,
+    )
+    feeds = {
+        "x": _floats(rng, 1, 3, 8),
+        "cos": _floats(rng, 6, 2),
+        "sin": _floats(rng, 6, 2),
+        "pos": np.array([[0, 2, 5]], np.int64),
+    }
+    _expand_and_compare(proto, feeds)

@@ -184,19 +184,15 @@ def _rank(ctx: ExportContext, index: int, tensor: Any) -> int:
 
 
 def _invariant(ctx: ExportContext, initial: Any, value: ir.Value) -> Any:
-    """The shape a carried value keeps in every iteration: its rank, and the dims its initial
-    value and the body's output (as ONNX infers it) both give the same size; no shape where
-    the body's output has another rank (converters in the body then read ONNX's shapes)."""
+    """The shape a carried value keeps in every iteration: its rank, with every dim free (the
+    body may change them, and what TensorFlow traces of them is not known before); no shape
+    where the body's output has another rank as ONNX infers it. Converters in the body read
+    ONNX's shapes where TensorFlow's are free."""
     tf = ctx.tf
-    if initial.shape.rank is None:
+    rank = initial.shape.rank
+    if rank is None or (value.shape is not None and len(value.shape) != rank):
         return tf.TensorShape(None)
-    dims = initial.shape.as_list()
-    if value.shape is None:
-        return tf.TensorShape([None] * len(dims))
-    if len(value.shape) != len(dims):
-        return tf.TensorShape(None)
-    kept = [dim if dim == out else None for dim, out in zip(dims, value.shape, strict=True)]
-    return tf.TensorShape(kept)
+    return tf.TensorShape([None] * rank)
 
 
 def _tensor_array(ctx: ExportContext, value: ir.Value) -> Any:
