@@ -189,11 +189,13 @@ def _refuse_ignored_options(
             except UnframeError:
                 return  # the conversion itself reports the path it cannot place
         if name not in readers:
-            role = "source" if side == "source" else "target"
+            given = source if side == "source" else target
+            choose = "--from" if side == "source" else "--to"
             raise BadInputError(
-                f"{flag} applies only to a {' or '.join(readers)} {role}, "
-                f"and this conversion's {role} is {name}",
-                hint=f"drop {flag}",
+                f"{flag} applies only to a {' or '.join(readers)} {side}, "
+                f"and this conversion's {side} is {name}"
+                + ("" if given else " (detected from the path)"),
+                hint=f"drop {flag}" + ("" if given else f", or pass {choose} {readers[0]}"),
             )
 
 
