@@ -7,6 +7,8 @@ node (``backends/coreml/driver.py``), so converters never pass ``name=``.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -55,6 +57,10 @@ def mil_array(array: np.ndarray) -> np.ndarray:
     raise ValueError(f"is {array.dtype}, an element type Core ML ML Programs do not hold")
 
 
+def _no_subgraphs(graph: ir.Graph) -> list[Any]:
+    raise ConversionError("subgraphs are converted only inside a driver", framework=FRAMEWORK)
+
+
 class ExportContext:
     """The converter's view of one ONNX node and of the MIL function being built."""
 
@@ -67,6 +73,11 @@ class ExportContext:
         self.node: ir.Node = None  # type: ignore[assignment]  # set by the driver per node
         #: ops the context named itself (constants of initializers): the driver keeps their names.
         self.named_ops: set[int] = set()
+        #: Converts a subgraph's nodes into the block being built and gives its outputs' vars
+        #: (set by the driver; If and Loop build their branches and bodies with it).
+        self.convert_subgraph: Callable[[ir.Graph], list[Any]] = _no_subgraphs
+        #: How many subgraphs deep the conversion is: constants made there stay in their block.
+        self.subgraph_depth = 0
 
     # -- the shared words -----------------------------------------------------------------------
     def has_input(self, index: int) -> bool:
@@ -92,10 +103,22 @@ class ExportContext:
             held = mil_array(array)
         except ValueError as error:
             raise self.error(f"constant {value.name!r} {error}") from None
+        if self.subgraph_depth:
+            # Made inside a branch's block: out of scope after it, so made again where needed.
+            return self.mb.const(val=held)
         var = self.mb.const(val=held, name=self.names.claim(value.name or "const"))
         self.named_ops.add(id(var.op))
         self._values[value] = var
         return var
+
+    @contextlib.contextmanager
+    def in_subgraph(self) -> Iterator[None]:
+        """Around building a cond's or while_loop's blocks."""
+        self.subgraph_depth += 1
+        try:
+            yield
+        finally:
+            self.subgraph_depth -= 1
 
     def constant_input(self, index: int) -> np.ndarray | None:
         if not self.has_input(index):

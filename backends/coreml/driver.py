@@ -82,6 +82,7 @@ def export_mlprogram(model: ir.Model, options: ConvertOptions | None = None) -> 
     ct = coremltools()
     from coremltools.converters.mil import Builder as mb
     from coremltools.converters.mil.mil import Function, Program
+    from coremltools.converters.mil.mil.block import curr_block
 
     target = _deployment_target(ct, options)
     precision = _precision(ct, options)
@@ -116,11 +117,22 @@ def export_mlprogram(model: ir.Model, options: ConvertOptions | None = None) -> 
             if converter is None:
                 raise ctx.error("no converter")
             ctx.node = node
-            start = len(function.operations)
+            # The block being built: the function's, or a cond/while_loop body's (subgraphs).
+            block = curr_block()
+            start = len(block.operations)
             results = list(converter(node, ctx))
-            added = len(function.operations) - start
-            new_ops = list(itertools.islice(reversed(function.operations), added))[::-1]
+            ctx.node = node  # a subgraph's nodes set it while converting
+            added = len(block.operations) - start
+            new_ops = list(itertools.islice(reversed(block.operations), added))[::-1]
             _record(node, ctx, results, new_ops, values, claimed)
+
+        def convert_subgraph(subgraph: ir.Graph) -> list[Any]:
+            """Converts ``subgraph``'s nodes into the block being built; its outputs' vars."""
+            for inner in subgraph:
+                convert(inner)
+            return [ctx.var(value) for value in subgraph.outputs]
+
+        ctx.convert_subgraph = convert_subgraph
 
         failures.extend(loop.run(list(graph), convert))
         if failures:

@@ -7,7 +7,7 @@ that are unique and carry the native op's name); ``MilContext`` reads a MIL op's
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -186,6 +186,10 @@ class GraphBuilder:
         )
 
 
+def _no_blocks(op: Any) -> None:
+    raise AssertionError("MIL blocks are read only inside the driver")
+
+
 class MilContext(GraphBuilder):
     """Reads the current MIL op: its inputs are named (``x``, ``weight``, ``axes``...)."""
 
@@ -195,6 +199,8 @@ class MilContext(GraphBuilder):
         #: Constants not yet read as tensors (a const's value becomes an initializer when a
         #: node reads it, so that axes and flags read as attributes leave no initializer).
         self.constants: dict[str, Any] = {}
+        #: Converts one MIL op into ``nodes`` (set by the driver; cond reads its blocks with it).
+        self.convert_op: Callable[[Any], None] = _no_blocks
 
     # -- the protocol's words ------------------------------------------------------------------
     def input(self, index: int) -> ir.Value:

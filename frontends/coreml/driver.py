@@ -8,7 +8,7 @@ converter is listed before anything is converted; every refusal is listed at onc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,8 @@ def import_mlprogram(program: Any, spec: Any, where: str) -> ir.Model:
     def convert(op: Any) -> None:
         ctx.op, ctx.op_name, ctx.op_type = op, op.name, op.op_type
         converter = registry.lookup(op.op_type, opset, MIL_DOMAIN)
-        assert converter is not None  # the scan found one
+        if converter is None:  # the scan looks at the top block only
+            raise ctx.error(f"the MIL op {op.op_type} ({op.name}) inside a block has no reader")
         results = converter(op, ctx)
         if results is None:
             return
@@ -94,6 +95,7 @@ def import_mlprogram(program: Any, spec: Any, where: str) -> ir.Model:
         for var, value in zip(op.outputs, produced, strict=True):
             ctx.bind(var.name, value, numpy_dtype(var.dtype), _dims(var.shape))
 
+    ctx.convert_op = convert  # cond and while_loop convert their blocks' ops with it
     loop.convert(operations, convert)
     ctx.op, ctx.op_name, ctx.op_type = None, "", ""
     outputs = []
@@ -102,7 +104,7 @@ def import_mlprogram(program: Any, spec: Any, where: str) -> ir.Model:
         if ctx.is_fixed(value) or value in outputs:
             value = ctx.identity(value, ctx.source(var.name))
         outputs.append(value)
-    used = {id(v) for node in ctx.nodes for v in node.inputs if v is not None}
+    used = {id(v) for node in _all_nodes(ctx.nodes) for v in node.inputs if v is not None}
     used.update(id(v) for v in outputs)
     initializers = [v for v in ctx.initializers.values() if id(v) in used]
     graph = ir.Graph(
@@ -113,6 +115,15 @@ def import_mlprogram(program: Any, spec: Any, where: str) -> ir.Model:
     model.metadata_props.update(user_metadata(spec))
     restore_onnx_dtypes(model, spec, record)
     return model
+
+
+def _all_nodes(nodes: Sequence[ir.Node]) -> Iterator[ir.Node]:
+    """``nodes`` and those of their subgraphs (If branches read initializers of the graph)."""
+    for node in nodes:
+        yield node
+        for attr in node.attributes.values():
+            if isinstance(attr.value, ir.Graph):
+                yield from _all_nodes(list(attr.value))
 
 
 def _input_vars(op: Any) -> list[Any]:

@@ -94,6 +94,17 @@ class Indexing(torch.nn.Module):
         return z[:, :, 1:4, :] * hot.float()
 
 
+class Branching(torch.nn.Module):
+    """Data-dependent control flow (scripted, not traced): coremltools writes a cond."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # TorchScript reads the annotations
+        if x.sum() > 0:
+            y = torch.relu(x) * 2
+        else:
+            y = -x + 1
+        return y
+
+
 MODELS = {
     "images": (Images, (1, 3, 8, 8)),
     "sequence": (Sequence, (1, 5, 8)),
@@ -129,6 +140,7 @@ NODE_TESTS = [
     ("test_resize_upsample_scales_nearest", True),
     ("test_resize_upsample_scales_linear", True),
     ("test_gridsample_reflection_padding", False),
+    ("test_if", False),
 ]
 
 #: MIL ops the backend emits that no package coremltools writes from these models holds, and
@@ -165,6 +177,30 @@ def ct_packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Pat
     return made
 
 
+@pytest.fixture(scope="module")
+def cond_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ct = coremltools()
+    with quiet_stderr():
+        package = ct.convert(
+            torch.jit.script(Branching()),
+            inputs=[ct.TensorType(name="x", shape=(2, 3))],
+            convert_to="mlprogram",
+            compute_precision=ct.precision.FLOAT32,
+        )
+    path = tmp_path_factory.mktemp("cond") / "cond.mlpackage"
+    package.save(str(path))
+    return path
+
+
+def test_coremltools_cond_matches_torch_on_both_branches(cond_package: Path) -> None:
+    assert "cond" in _op_types(load_mil_program(cond_package))
+    model = load_coreml(cond_package)
+    example = torch.randn(2, 3)
+    for x in (example.abs() + 0.1, -example.abs() - 0.1):
+        (actual,) = run_onnxruntime(model, {"x": x.numpy()}).values()
+        np.testing.assert_allclose(actual, Branching()(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
 def _op_types(program: Any) -> set[str]:
     return {op.op_type for op in program.functions["main"].operations}
 
@@ -191,7 +227,7 @@ def _node_model(name: str, frozen: bool) -> ir.Model:
 
 
 def test_every_mil_op_the_backend_emits_is_read_on_a_coremltools_package(
-    ct_packages: dict[str, Any],
+    ct_packages: dict[str, Any], cond_package: Path
 ) -> None:
     from unframe.backends.coreml.driver import export_mlprogram
 
@@ -200,7 +236,8 @@ def test_every_mil_op_the_backend_emits_is_read_on_a_coremltools_package(
         exported = export_mlprogram(_node_model(name, frozen))
         for op_type in _op_types(exported.mlmodel._mil_program):
             emitted.setdefault(op_type, name)
-    covered = set().union(*(_op_types(load_mil_program(p)) for p, _, _ in ct_packages.values()))
+    paths = [path for path, _, _ in ct_packages.values()] + [cond_package]
+    covered = set().union(*(_op_types(load_mil_program(path)) for path in paths))
     gaps = {op: where for op, where in emitted.items() if op not in covered | {"const"}}
     assert sorted(gaps) == sorted(KNOWN_GAPS), (
         f"emitted but in no coremltools package (first node test): {gaps}"
