@@ -283,14 +283,26 @@ def gather_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
 def squeeze_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
     x = ctx.input(0)
     axes = [normalize_axis(a, len(x.shape)) for a in ctx.ints("axes", [])]
-    return [ctx.tf.squeeze(x, axis=axes or None)]
+    if not axes:
+        return [_squeeze_every_unit_dim(ctx, x)]
+    return [ctx.tf.squeeze(x, axis=axes)]
+
+
+def _squeeze_every_unit_dim(ctx: ExportContext, x: Any) -> Any:
+    """Squeeze without axes: TF loses the rank where a dim is dynamic; ONNX's shape inference
+    may know it (it only does where no dynamic dim could be 1)."""
+    result = ctx.tf.squeeze(x)
+    shape = ctx.node.outputs[0].shape
+    if result.shape.rank is None and shape is not None:
+        return _with_static_rank(ctx, result, len(shape))
+    return result
 
 
 @ops.register("Squeeze", since=13)
 def squeeze_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
     x = ctx.input(0)
     if not ctx.has_input(1):
-        return [ctx.tf.squeeze(x)]
+        return [_squeeze_every_unit_dim(ctx, x)]
     if ctx.constant_input(1) is None:
         return [_squeeze_run_time_axes(ctx, x)]
     axes = [normalize_axis(a, len(x.shape)) for a in ctx.int_list(1)]
