@@ -13,6 +13,7 @@ with the backend's message.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -125,6 +126,8 @@ def _cell(job: Job, result: JobResult) -> MatrixCell:
     if error is not None:
         # The written model lies in a temporary folder gone once the matrix ends.
         error = error.replace(job.out, f"the {job.to} model")
+        # The list of unsupported nodes that message points to is the CLI's; a cell has one line.
+        error = re.sub(r" \(see the list below[^)]*\)", "", error)
         if result.exit_code:
             error = f"exit {result.exit_code}: {error}"
     return MatrixCell(

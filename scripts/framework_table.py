@@ -126,11 +126,11 @@ def matrix_table(payload: Mapping[str, Any], made_by: Mapping[str, str] | None =
     ]
     for target in not_run:
         notes.append(
-            f"{target}: {adapters[target].runtime_unavailable()}; its cells are re-imported, "
-            f"not run in {target}"
+            f"{target}: {adapters[target].runtime_unavailable()}; the written model is imported "
+            "back into the IR and run on onnxruntime"
         )
     if notes:
-        lines += ["", *[f"- {note}" for note in notes]]
+        lines += ["", "Notes:", "", *[f"- {note}" for note in notes]]
     return "\n".join(lines)
 
 

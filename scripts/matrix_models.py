@@ -11,6 +11,7 @@ models written by unframe's own Caffe2 backend, which the table says.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 from collections.abc import Callable
@@ -275,7 +276,9 @@ def build(folder: Path, *, log: Callable[[str], None] = print) -> list[Path]:
         if importlib.util.find_spec(module.split(".")[0]) is None:
             log(f"skipped: {module} is not installed")
             continue
-        paths += make()
+        # TF's exporters print on stdout, where the table goes.
+        with contextlib.redirect_stdout(sys.stderr):
+            paths += make()
     return paths
 
 

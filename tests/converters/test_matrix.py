@@ -71,7 +71,7 @@ def matrix_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, in
     outcome = CliRunner().invoke(
         cli_main,
         ["matrix", *map(str, sources), "--frameworks", "onnx,pytorch,caffe2", "--json",
-         "--report", str(folder / "report"), "-j", "2"],
+         "--report", str(folder / "report"), "-j", "1"],
     )  # fmt: skip
     return folder, json.loads(outcome.stdout), outcome.exit_code
 
