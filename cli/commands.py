@@ -285,6 +285,10 @@ def convert(
     }
     extra = {key: value for key, value in extra.items() if value is not None}
     _refuse_ignored_options(extra, src, out, source, target)
+    if report_dir is not None:
+        from unframe.converters.report_html import check_report_folder
+
+        check_report_folder(report_dir)
     with _status("converting", as_json), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = api.convert(

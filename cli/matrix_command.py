@@ -32,7 +32,11 @@ def _table(result: MatrixResult) -> Table:
 
     table = Table(title="unframe matrix", title_justify="left")
     for column in ("src", "from", "to", "result", "max abs err", "s", "error / first diverging"):
-        table.add_column(column, justify="right" if column in ("max abs err", "s") else "left")
+        table.add_column(
+            column,
+            justify="right" if column in ("max abs err", "s") else "left",
+            no_wrap=column != "error / first diverging",
+        )
     for cell in result.cells:
         verdict = "[green]pass[/green]" if cell.ok else "[red]FAIL[/red]"
         if not cell.ran_natively:
@@ -42,7 +46,7 @@ def _table(result: MatrixResult) -> Table:
         if located:
             detail = f"{detail}; at {located}" if detail else f"at {located}"
         table.add_row(
-            escape(cell.src),
+            escape(Path(cell.src).name),  # the JSON has the path
             cell.source,
             cell.target,
             verdict,
@@ -117,6 +121,10 @@ def matrix(
     from unframe.converters.matrix import target_frameworks
     from unframe.converters.report_html import matrix_page, write_page
 
+    if report is not None:
+        from unframe.converters.report_html import check_report_folder
+
+        check_report_folder(report)
     targets = target_frameworks(_frameworks(framework_list))
     progress = BatchProgress(len(sources) * len(targets), quiet=as_json)
     try:

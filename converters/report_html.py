@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BAR_COLOUR",
+    "check_report_folder",
     "FAIL_COLOUR",
     "MIXED_COLOUR",
     "PASS_COLOUR",
@@ -90,6 +91,14 @@ def _page(title: str, body: str) -> str:
         f'<h1>{_e(title)}</h1>\n<p class="note">written {_e(when)} by unframe</p>\n'
         f"{body}\n</body>\n</html>\n"
     )
+
+
+def check_report_folder(folder: Path) -> None:
+    """Refuses (exit 2) a report folder that cannot be one, before any work is done."""
+    if folder.exists() and not folder.is_dir():
+        raise BadInputError(
+            "the report folder is not a folder", path=str(folder), hint="name a folder to write"
+        )
 
 
 def write_page(text: str, folder: Path, name: str) -> Path:

@@ -197,3 +197,32 @@ def test_a_core_ml_cell_says_it_was_re_imported_not_run(tmp_path):
     (cell,) = result.cells
     assert cell.ok and not cell.ran_natively, cell
     assert "re-imported, not run in coreml" in matrix_page(result)
+
+
+def test_the_terminal_table_on_stdout_and_progress_on_stderr_but_not_with_json(tmp_path):
+    source = einsum_models(tmp_path)[0]
+    arguments = ["matrix", str(source), "--frameworks", "onnx", "-j", "1"]
+
+    plain = CliRunner().invoke(cli_main, arguments)
+    as_json = CliRunner().invoke(cli_main, [*arguments, "--json"])
+
+    assert plain.exit_code == 0 and as_json.exit_code == 0
+    assert "einsum.onnx" in plain.stdout and "pass" in plain.stdout
+    assert "1 cell(s): 1 pass, 0 fail" in plain.stdout
+    assert "[1/1]" in plain.stderr and "-> onnx: ok" in plain.stderr
+    assert as_json.stderr == "" and json.loads(as_json.stdout)["ok"] is True
+
+
+def test_a_report_path_that_is_a_file_is_refused_before_any_cell(tmp_path):
+    source = einsum_models(tmp_path)[0]
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+
+    outcome = CliRunner().invoke(cli_main, ["matrix", str(source), "--report", str(taken)])
+    convert = CliRunner().invoke(
+        cli_main, ["convert", str(source), "-o", str(tmp_path / "m.onnx"), "--report", str(taken)]
+    )
+
+    assert outcome.exit_code == 2 and "report folder is not a folder" in outcome.stderr
+    assert convert.exit_code == 2 and not (tmp_path / "m.onnx").exists()
+    assert taken.read_text() == "mine"
