@@ -80,12 +80,11 @@ EXPECTED_REFUSALS: dict[tuple[str, str], tuple[str, ...]] = {
     ("lstm", "caffe2"): ("Slice",),
     ("unet", "caffe2"): ("Resize",),
     # No export converter yet in the TensorFlow and Core ML backends (gaps, not impossibilities:
-    # both frameworks have grid sampling, control flow, recurrent layers and resizing).
+    # both frameworks have grid sampling, recurrent layers and resizing).
     **{
         (model, writer): (op,)
         for model, op in {
             "stn": "GridSample",
-            "cond": "If",
             "gru": "GRU",
             "lstm": "LSTM",
             "unet": "Resize",
