@@ -337,7 +337,13 @@ def trilu_v14(node: ir.Node, ctx: ExportContext) -> Outputs:
 
 def _cumulative(ctx: ExportContext, fn: Any) -> Outputs:
     tf = ctx.tf
-    axis = tf.reshape(ctx.input(1), [])
+    constant = ctx.constant_input(1)
+    # A constant int32 axis where known: TFLite's CUMSUM takes nothing else.
+    axis = (
+        int(constant.reshape(()))
+        if constant is not None
+        else tf.cast(tf.reshape(ctx.input(1), []), tf.int32)
+    )
     return [
         fn(
             ctx.input(0),
