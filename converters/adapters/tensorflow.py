@@ -96,12 +96,22 @@ class TensorFlowFramework(Framework):
 
         return is_saved_model_dir(path)
 
+    def __init__(self) -> None:
+        #: Frozen GraphDefs read in this process -> the tensors taken as their outputs (the
+        #: runtime fetches those, ``--output-node`` included).
+        self._graph_outputs: dict[Path, list[str]] = {}
+
     def load(self, path: Path, options: ConvertOptions) -> ir.Model:
         self.ensure_installed()
         # The frontend (a hand-off to tf2onnx) is built beside this adapter.
         from unframe.frontends.tensorflow import load_tensorflow
+        from unframe.frontends.tensorflow.loading import GRAPH_OUTPUTS_KEY
 
-        return load_tensorflow(path, options)
+        model = load_tensorflow(path, options)
+        outputs = model.metadata_props.get(GRAPH_OUTPUTS_KEY)
+        if outputs:
+            self._graph_outputs[path.resolve()] = outputs.split(",")
+        return model
 
     def save(self, model: ir.Model, path: Path, options: ConvertOptions) -> None:
         self.ensure_installed()
@@ -120,6 +130,10 @@ class TensorFlowFramework(Framework):
             from unframe.frontends.tensorflow.keras_files import run_keras_file
 
             return run_keras_file(path, inputs)
+        if path.is_file() and path.name != "saved_model.pb" and path.suffix.lower() == ".pb":
+            from unframe.frontends.tensorflow.loading import run_graph_def
+
+            return run_graph_def(path, inputs, self._graph_outputs.get(path.resolve()))
         if path.is_file() and path.name == "saved_model.pb":
             path = path.parent
         return run_saved_model(path, inputs)

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx_ir as ir
 
 from unframe.frontends.tensorflow.keras_files import (
@@ -39,6 +40,9 @@ from unframe.shared_ir.options import ConvertOptions
 FRAMEWORK = "tensorflow"
 GRAPH_DEF_SUFFIXES = (".pb",)
 DEFAULT_SIGNATURE = "serving_default"
+
+#: Metadata key of a frozen GraphDef's IR: the tensors taken as its outputs (``x:0,y:0``).
+GRAPH_OUTPUTS_KEY = "unframe.tensorflow.graph_outputs"
 
 #: Ops that end a frozen graph without being one of its outputs.
 _NOT_OUTPUTS = {"Const", "NoOp", "Placeholder", "PlaceholderWithDefault", "Assert", "VarHandleOp"}
@@ -334,7 +338,7 @@ def load_graph_def(path: Path, options: ConvertOptions) -> ir.Model:
         inputs,
         outputs,
         [t.split(":")[0] for t in inputs],
-        [t.split(":")[0] if t.endswith(":0") else t.replace(":", "_") for t in outputs],
+        [_graph_output_name(t) for t in outputs],
         source="frozen GraphDef",
         shape_override=_shape_override(inputs, [t.split(":")[0] for t in inputs], options.inputs),
     )
@@ -350,7 +354,46 @@ def load_graph_def(path: Path, options: ConvertOptions) -> ir.Model:
                 framework=FRAMEWORK,
             ) from None
         frozen.graph_def = tf_loader.tf_optimize(inputs, outputs, graph_def)
-    return to_ir(frozen, opset=options.opset, path=str(path))
+    model = to_ir(frozen, opset=options.opset, path=str(path))
+    model.metadata_props[GRAPH_OUTPUTS_KEY] = ",".join(outputs)
+    return model
+
+
+def run_graph_def(
+    path: Path, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
+) -> dict[str, np.ndarray]:
+    """Runs a frozen GraphDef in TensorFlow: ``inputs`` keyed by node name (as the IR names
+    them), ``outputs`` the tensors to fetch (as ``load_graph_def`` recorded them in
+    ``GRAPH_OUTPUTS_KEY``; default: every op whose outputs nothing reads), keyed by IR name."""
+    tf = import_tensorflow()
+    from google.protobuf.message import DecodeError
+
+    graph_def = tf.compat.v1.GraphDef()
+    try:
+        graph_def.ParseFromString(path.read_bytes())
+    except DecodeError as error:
+        raise BadInputError(
+            f"not a frozen TensorFlow GraphDef: {error}", path=str(path), framework=FRAMEWORK
+        ) from None
+    ops = {node.name: node.op for node in graph_def.node}
+    fetched = [_tensor_name(n, ops, path, "output") for n in outputs or _sink_ops(graph_def)]
+    fed = [_tensor_name(name, ops, path, "input") for name in inputs]
+    with quiet_tensorflow():
+        wrapped = tf.compat.v1.wrap_function(
+            lambda: tf.compat.v1.import_graph_def(graph_def, name=""), []
+        )
+        element = wrapped.graph.as_graph_element
+        function = wrapped.prune([element(t) for t in fed], [element(t) for t in fetched])
+        results = function(*[tf.constant(np.asarray(a)) for a in inputs.values()])
+    return {
+        _graph_output_name(tensor): np.asarray(result)
+        for tensor, result in zip(fetched, results, strict=True)
+    }
+
+
+def _graph_output_name(tensor: str) -> str:
+    """The IR's name of a fetched tensor (``load_graph_def``'s rule)."""
+    return tensor.split(":")[0] if tensor.endswith(":0") else tensor.replace(":", "_")
 
 
 def _sink_ops(graph_def: Any) -> list[str]:
