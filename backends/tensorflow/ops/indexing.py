@@ -438,17 +438,26 @@ def unique_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
         raise ctx.error("Unique along an axis needs the other dims known")
     keys = rows if rows.dtype.is_floating or rows.dtype.is_integer else tf.cast(rows, tf.int64)
     # Rows in first-occurrence order, as tf.unique finds them (UniqueV2 takes a row per slice).
-    found, inverse = tf.raw_ops.UniqueV2(x=keys, axis=tf.constant([0], tf.int64), out_idx=tf.int64)
-    count = tf.shape(found, out_type=tf.int64)[0]
-    positions = tf.range(tf.shape(rows, out_type=tf.int64)[0])
+    # int32 indices throughout: TFLite's segment and scatter builtins take no others.
+    if axis_attr is None:  # TFLite's UNIQUE is this 1-D form
+        found, inverse = tf.unique(tf.reshape(keys, [-1]), out_idx=tf.int32)
+        found = found[:, None]
+    else:
+        found, inverse = tf.raw_ops.UniqueV2(
+            x=keys, axis=tf.constant([0], tf.int64), out_idx=tf.int32
+        )
+    count = tf.shape(found)[0]
+    positions = tf.range(tf.shape(rows)[0])
     first = tf.math.unsorted_segment_min(positions, inverse, count)
     counts = tf.math.unsorted_segment_sum(tf.ones_like(inverse), inverse, count)
     if bool(ctx.attr("sorted", 1)):
         order = _lexicographic_order(ctx, found, int(width))
-        rank_of = tf.math.invert_permutation(order)
+        # The inverse permutation of the order, by scattering (InvertPermutation is no builtin).
+        rank_of = tf.scatter_nd(order[:, None], tf.range(count), count[None])
         first, counts = tf.gather(first, order), tf.gather(counts, order)
-        inverse = tf.gather(tf.cast(rank_of, tf.int64), inverse)
+        inverse = tf.gather(rank_of, inverse)
     unique_rows = tf.gather(rows, first)
+    first, inverse, counts = (tf.cast(t, tf.int64) for t in (first, inverse, counts))
     if axis_attr is None:
         values = tf.reshape(unique_rows, [-1])
     else:
