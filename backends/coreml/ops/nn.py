@@ -58,12 +58,13 @@ def _transpose_crops(
     rows it adds, which hold the bias only), from pads, auto_pad, output_shape, output_padding."""
     in_shape = ctx.input_shape(0)
     output_padding = [int(p) for p in ctx.attr("output_padding", None) or [0] * spatial]
+    spatial_in = [int(d) for d in in_shape[2:] if d is not None] if in_shape else []
     full = (
         [
-            (int(d) - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1
-            for i, d in enumerate(in_shape[2:])
-        ]  # fmt: skip
-        if in_shape is not None and all(d is not None for d in in_shape[2:])
+            (d - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1
+            for i, d in enumerate(spatial_in)
+        ]
+        if len(spatial_in) == spatial
         else None
     )
     output_shape = ctx.attr("output_shape", None)

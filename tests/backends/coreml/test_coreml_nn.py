@@ -100,6 +100,11 @@ def test_node_case_passes(name: str) -> None:
         "test_convtranspose_dilations",
         # Constant scale and bias: layer_norm, with Mean and InvStdDev computed beside it
         "test_layer_normalization_3d_axis1_epsilon",
+        # Constant weights: MIL's lstm (gates reordered, directions side by side)
+        "test_lstm_defaults",
+        "test_lstm_bidirectional",
+        "test_lstm_batchwise",
+        "test_lstm_with_initial_bias",
     ],
 )
 def test_with_constant_inputs_matches_onnx(name: str) -> None:
@@ -119,6 +124,7 @@ def test_with_constant_inputs_matches_onnx(name: str) -> None:
         ("test_resize_upsample_sizes_nearest_ceil_half_pixel", "nearest_mode=ceil"),
         ("test_resize_downsample_scales_linear_antialias", "antialias=1"),
         ("test_resize_tf_crop_and_resize", "tf_crop_and_resize"),
+        ("test_lstm_with_peepholes", "sequence_lens"),
     ],
 )
 def test_resize_samples_core_ml_cannot_hold_are_refused_by_name(name: str, reason: str) -> None:

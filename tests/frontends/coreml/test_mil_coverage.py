@@ -94,6 +94,20 @@ class Indexing(torch.nn.Module):
         return z[:, :, 1:4, :] * hot.float()
 
 
+class Recurrent(torch.nn.Module):
+    """A forward LSTM, then a bidirectional one with its final states."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forward_lstm = torch.nn.LSTM(4, 5)
+        self.both = torch.nn.LSTM(5, 3, bidirectional=True)
+
+    def forward(self, x: Any) -> Any:
+        y, _ = self.forward_lstm(x)
+        z, (h, c) = self.both(y)
+        return z.sum(-1, keepdim=True) + h.sum() + c.mean()
+
+
 class Branching(torch.nn.Module):
     """Data-dependent control flow (scripted, not traced): coremltools writes a cond."""
 
@@ -109,6 +123,7 @@ MODELS = {
     "images": (Images, (1, 3, 8, 8)),
     "sequence": (Sequence, (1, 5, 8)),
     "indexing": (Indexing, (2, 4, 6)),
+    "recurrent": (Recurrent, (6, 2, 4)),
 }
 
 #: onnx node tests whose export samples the MIL ops the neural-network converters emit; those
@@ -141,6 +156,7 @@ NODE_TESTS = [
     ("test_resize_upsample_scales_linear", True),
     ("test_gridsample_reflection_padding", False),
     ("test_if", False),
+    ("test_lstm_bidirectional", True),
 ]
 
 #: MIL ops the backend emits that no package coremltools writes from these models holds, and
