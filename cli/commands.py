@@ -7,16 +7,18 @@ import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import numpy as np
 from click.shell_completion import CompletionItem
 
 from unframe.cli import render
 from unframe.cli.group import FRAMEWORK_HELP, cli
-from unframe.shared_ir.compare import DEFAULT_ATOL, DEFAULT_RTOL
 from unframe.shared_ir.errors import BadInputError, ExitCode, UnframeError
+from unframe.shared_ir.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class FrameworkName(click.ParamType):
@@ -112,6 +114,8 @@ def _parse_dynamic(texts: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
 def _load_npz(path: Path | None) -> dict[str, np.ndarray] | None:
     if path is None:
         return None
+    import numpy as np
+
     try:
         with np.load(path, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}
@@ -602,6 +606,8 @@ def run(
     as_json: bool,
 ) -> None:
     """Run MODEL on its framework's runtime (seeded inputs unless --inputs) and summarize outputs."""
+    import numpy as np
+
     from unframe.converters import api
 
     result = api.run(model, source, inputs=list(inputs), feeds=_load_npz(inputs_file))

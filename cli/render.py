@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
 from rich.table import Table
 
-from unframe.shared_ir.compare import OutputComparison
+if TYPE_CHECKING:
+    from rich.console import Console
 
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+    from unframe.shared_ir.compare import OutputComparison
+
+    stdout: Console
+    stderr: Console
+
+_consoles: dict[str, Console] = {}
+
+
+def __getattr__(name: str) -> Console:
+    # rich.console costs a third of ``unframe --help``'s start-up: made on first use.
+    if name not in ("stdout", "stderr"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _consoles:
+        from rich.console import Console
+
+        _consoles[name] = Console(stderr=name == "stderr", highlight=False, soft_wrap=True)
+    return _consoles[name]
 
 
 def print_json(data: Any) -> None:
@@ -65,6 +80,6 @@ def comparison_table(title: str, outputs: list[OutputComparison]) -> Table:
 def print_findings(problems: list[str], warnings: list[str]) -> None:
     """What fails the comparison as a whole (red) and what weakens a pass (yellow), after the table."""
     for problem in problems:
-        stdout.print(f"[red]problem:[/red] {problem}")
+        __getattr__("stdout").print(f"[red]problem:[/red] {problem}")
     for warning in warnings:
-        stdout.print(f"[yellow]warning:[/yellow] {warning}")
+        __getattr__("stdout").print(f"[yellow]warning:[/yellow] {warning}")

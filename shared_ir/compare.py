@@ -18,8 +18,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-DEFAULT_RTOL = 1e-4
-DEFAULT_ATOL = 1e-5
+from unframe.shared_ir.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
 
 #: Per framework: element types it has no tensor type for -> the type it holds them in instead.
 #: A validation accepts that substitution (values must still be equal after the cast) and says so.
