@@ -45,13 +45,13 @@ def _source_coords(
     roi: tuple[Any, Any],
 ) -> tuple[Any, Any]:
     """Output positions ``y`` mapped to input coordinates (and, for tf_crop_and_resize, which
-    ones fall outside the input and take the extrapolation value). All float64."""
+    ones fall outside the input and take the extrapolation value), in ``y``'s float type."""
     mode = options.coordinate
     out = scale * width
     single = tf.equal(out, 1.0)
     extrapolated = None
     if mode == "align_corners":
-        x = tf.where(single, tf.zeros_like(y), y * (width - 1) / tf.maximum(out - 1, 1e-300))
+        x = tf.where(single, tf.zeros_like(y), y * (width - 1) / tf.maximum(out - 1, 1e-30))
     elif mode == "asymmetric":
         x = y / scale
     elif mode == "tf_crop_and_resize":
@@ -62,12 +62,12 @@ def _source_coords(
         extrapolated = (x < 0) | (x > width - 1)
     elif mode == "pytorch_half_pixel":
         x = tf.where(
-            single, tf.fill(tf.shape(y), tf.constant(-0.5, tf.float64)), (y + 0.5) / scale - 0.5
+            single, tf.fill(tf.shape(y), tf.constant(-0.5, y.dtype)), (y + 0.5) / scale - 0.5
         )
     elif mode == "half_pixel":
         x = (y + 0.5) / scale - 0.5
     elif mode == "half_pixel_symmetric":
-        offset = width / 2 * (1 - tf.cast(out_int, tf.float64) / out)
+        offset = width / 2 * (1 - tf.cast(out_int, y.dtype) / out)
         x = offset + (y + 0.5) / scale - 0.5
     else:
         raise ValueError(f"unknown coordinate_transformation_mode {mode!r}")
@@ -122,10 +122,16 @@ Plan = tuple[Any, Any, Any]
 
 
 def _axis_plan(
-    tf: Any, width_int: Any, scale: Any, out_int: Any, roi: tuple[Any, Any], options: ResizeOptions
+    tf: Any,
+    width_int: Any,
+    scale: Any,
+    out_int: Any,
+    roi: tuple[Any, Any],
+    options: ResizeOptions,
 ) -> Plan:
-    """Where each output position of one axis reads, and with which weights (float64)."""
-    f64 = tf.float64
+    """Where each output position of one axis reads, and with which weights (in ``scale``'s
+    float type; sizes and indices int32)."""
+    f64 = scale.dtype
     width = tf.cast(width_int, f64)
     y = tf.cast(tf.range(out_int), f64)
     x, extrapolated = _source_coords(tf, options, y, scale, width, out_int, roi)
@@ -135,12 +141,12 @@ def _axis_plan(
         # The lower neighbour is floor(x), or x - 1 on a cell (where ratio is 1).
         lower = tf.where(tf.equal(x, x_floor), x_floor - 1, x_floor)
         chosen = lower + tf.cast(_nearest_right(tf, ratio, options.nearest_mode), f64)
-        return tf.clip_by_value(tf.cast(chosen, tf.int64), 0, width_int - 1), None, extrapolated
+        return tf.clip_by_value(tf.cast(chosen, tf.int32), 0, width_int - 1), None, extrapolated
     coeffs = _coefficients(tf, ratio, scale, options)
-    n = tf.shape(coeffs, out_type=tf.int64)[1]
+    n = tf.shape(coeffs)[1]
     pad = (n + 1) // 2
     padded = x + tf.cast(pad, f64)
-    p = tf.cast(tf.floor(padded), tf.int64)
+    p = tf.cast(tf.floor(padded), tf.int32)
     frac = padded - tf.cast(p, f64)
     offset = tf.where(
         tf.equal(n % 2, 0),
@@ -251,16 +257,21 @@ def _resize(
         # Everything the indices depend on is known: compute them now, in numpy's float64.
         with tf.init_scope():
             eager = [None if k is None else tf.constant(k) for _, k in (roi, scales, sizes)]
-            widths = tf.constant([shape[a] or 1 for a in axes], tf.int64)
-            plans = _plans(tf, widths, eager, scales[1], rank, axes, kept, policy, options)
+            widths = tf.constant([shape[a] or 1 for a in axes], tf.int32)
+            plans = _plans(
+                tf, widths, eager, scales[1], rank, axes, kept, policy, options, tf.float64
+            )
             plans = [(i, _static_plan(ctx, plan, compute)) for i, plan in plans]
         if not plans:
             return [held]
     else:
-        physical = tf.shape(held.tensor, out_type=tf.int64)
+        physical = tf.shape(held.tensor)
         widths = tf.stack([physical[held.physical_axis(a)] for a in axes])
         tensors = [roi[0], scales[0], sizes[0]]
-        plans = _plans(tf, widths, tensors, scales[1], rank, axes, kept, policy, options)
+        # float32 at run time: TFLite's builtins have no float64 arithmetic.
+        plans = _plans(
+            tf, widths, tensors, scales[1], rank, axes, kept, policy, options, tf.float32
+        )
     result = held.tensor
     if options.mode != "nearest" and not dtype.is_floating:
         result = tf.cast(result, compute)
@@ -282,10 +293,12 @@ def _plans(
     kept: list[int],
     policy: str,
     options: ResizeOptions,
+    real: Any,
 ) -> list[tuple[int, Plan]]:
     """Every resized axis' plan (position among ``axes``, plan) from the roi/scales/sizes
-    tensors (eager constants or run-time values) and the axes' sizes (int64)."""
-    f64 = tf.float64
+    tensors (eager constants or run-time values) and the axes' sizes (int32), computed in the
+    float type ``real``."""
+    f64 = real
     roi, scales, sizes = tensors
     count = len(axes)
     widths_f = tf.cast(widths, f64)
@@ -296,12 +309,12 @@ def _plans(
             pick = tf.reduce_min if policy == "not_larger" else tf.reduce_max
             factors = tf.fill([count], pick(factors))
             targets = tf.floor(factors * widths_f + 0.5)
-        out_sizes = tf.cast(targets, tf.int64)
+        out_sizes = tf.cast(targets, tf.int32)
     else:
         factors = tf.cast(scales, f64)
         if scales_known is not None and len(scales_known) == rank and count != rank:
             factors = tf.gather(factors, axes)
-        out_sizes = tf.cast(tf.floor(factors * widths_f), tf.int64)
+        out_sizes = tf.cast(tf.floor(factors * widths_f), tf.int32)
     plans = []
     for i in kept:
         if roi is None:
