@@ -80,7 +80,7 @@ def to_tflite(
     _check_inputs(model, path)
     tf = import_tensorflow()
     nodes = {tf_name(node.name or node.op_type, "node"): node for node in model.graph.all_nodes()}
-    built = to_tensorflow(model, layout=layout) if layout != "onnx" else to_tensorflow(model)
+    built = to_tensorflow(model, layout=layout)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([built.function], built.module)
     supported = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if select_tf_ops:
@@ -98,7 +98,7 @@ def to_tflite(
         raise _refusal(error, nodes, path) from None
     pairs_in = list(zip(built.input_names, built.input_keys, strict=True))
     pairs_out = list(zip(built.output_names, built.output_keys, strict=True))
-    data = with_onnx_names(bytes(data), pairs_in, pairs_out)
+    data = with_onnx_names(bytes(data), pairs_in, pairs_out, built.nhwc_inputs, built.nhwc_outputs)
     return TFLiteExport(data=data, transposes=built.transposes)
 
 

@@ -68,13 +68,13 @@ class TFLiteFramework(Framework):
     def _convert(self, model: ir.Model, options: ConvertOptions) -> Any:
         self.ensure_installed()
         from unframe.backends.tflite import to_tflite
+        from unframe.converters.adapters.tensorflow import layout_option
 
-        layout = str(options.extra.get("layout") or "onnx").lower()
         export = to_tflite(
             model,
             precision=precision_option(options),
             select_tf_ops=bool(options.extra.get(SELECT_TF_OPS_KEY, False)),
-            layout=layout,
+            layout=layout_option(options),
         )
         if export.transposes:
             warnings.warn(

@@ -46,6 +46,9 @@ class TFLiteFile:
     signatures: list[SignatureIO]
     onnx_inputs: list[tuple[str, str]] | None
     onnx_outputs: list[tuple[str, str]] | None
+    #: Signature keys of the inputs and outputs ``--layout nhwc`` made channels-last.
+    nhwc_inputs: list[str]
+    nhwc_outputs: list[str]
     #: Each operator's first output tensor name (how tf2onnx names its node) -> its op type.
     operators: dict[str, str]
 
@@ -94,7 +97,7 @@ def parse_tflite(data: bytes, where: str | None = None) -> TFLiteFile:
         model = bindings.ModelT.InitFromPackedBuf(bytearray(data), 0)
         _check_offsets(model, len(data))
         signatures = [_signature(model, index) for index in range(len(model.signatureDefs or []))]
-        onnx_inputs, onnx_outputs = _recorded_names(model)
+        onnx_inputs, onnx_outputs, nhwc_inputs, nhwc_outputs = _recorded_names(model)
         operators = _operators(model, bindings)
     except (IndexError, KeyError, struct.error, ValueError, TypeError, AttributeError):
         raise BadInputError(
@@ -104,7 +107,9 @@ def parse_tflite(data: bytes, where: str | None = None) -> TFLiteFile:
         ) from None
     if not model.subgraphs:
         raise BadInputError("the TFLite model has no subgraph", path=where)
-    return TFLiteFile(bytes(data), signatures, onnx_inputs, onnx_outputs, operators)
+    return TFLiteFile(
+        bytes(data), signatures, onnx_inputs, onnx_outputs, nhwc_inputs, nhwc_outputs, operators
+    )
 
 
 def _check_offsets(model: Any, size: int) -> None:
@@ -167,7 +172,7 @@ def _operators(model: Any, bindings: Any) -> dict[str, str]:
 
 def _recorded_names(
     model: Any,
-) -> tuple[list[tuple[str, str]] | None, list[tuple[str, str]] | None]:
+) -> tuple[list[tuple[str, str]] | None, list[tuple[str, str]] | None, list[str], list[str]]:
     for entry in model.metadata or []:
         if _text(entry.name) != ONNX_NAMES_METADATA:
             continue
@@ -175,19 +180,32 @@ def _recorded_names(
         record = json.loads(bytes(np.asarray(raw, dtype=np.uint8)).decode())
         inputs = [(str(name), str(key)) for name, key in record["inputs"]]
         outputs = [(str(name), str(key)) for name, key in record["outputs"]]
-        return inputs, outputs
-    return None, None
+        nhwc_inputs = [str(key) for key in record.get("nhwc_inputs", [])]
+        nhwc_outputs = [str(key) for key in record.get("nhwc_outputs", [])]
+        return inputs, outputs, nhwc_inputs, nhwc_outputs
+    return None, None, [], []
 
 
 def with_onnx_names(
-    data: bytes, inputs: list[tuple[str, str]], outputs: list[tuple[str, str]]
+    data: bytes,
+    inputs: list[tuple[str, str]],
+    outputs: list[tuple[str, str]],
+    nhwc_inputs: list[str] | None = None,
+    nhwc_outputs: list[str] | None = None,
 ) -> bytes:
-    """``data`` with a metadata entry recording (ONNX name, signature key) pairs in graph order."""
+    """``data`` with a metadata entry recording (ONNX name, signature key) pairs in graph order,
+    and the keys of the inputs and outputs held channels-last (``--layout nhwc``)."""
     import flatbuffers
 
     bindings = schema()
     model = bindings.ModelT.InitFromPackedBuf(bytearray(data), 0)
-    payload = json.dumps({"inputs": inputs, "outputs": outputs}).encode()
+    record = {
+        "inputs": inputs,
+        "outputs": outputs,
+        "nhwc_inputs": nhwc_inputs or [],
+        "nhwc_outputs": nhwc_outputs or [],
+    }
+    payload = json.dumps(record).encode()
     buffer = bindings.BufferT()
     buffer.data = np.frombuffer(payload, dtype=np.uint8)
     model.buffers = list(model.buffers or []) + [buffer]

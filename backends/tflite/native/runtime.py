@@ -94,14 +94,30 @@ def _invoke(
         feeds = {key: fed[name] for name, key in model.onnx_inputs}
     else:
         feeds = align_feeds([key for key, _ in chosen.inputs], inputs)
+    # Inputs and outputs --layout nhwc made channels-last are fed and read as ONNX's NCHW.
     arrays = {
-        key: np.ascontiguousarray(np.asarray(array, dtype=details[key]["dtype"]))
+        key: np.ascontiguousarray(
+            _nchw_to_nhwc(np.asarray(array, dtype=details[key]["dtype"]))
+            if key in model.nhwc_inputs
+            else np.asarray(array, dtype=details[key]["dtype"])
+        )
         for key, array in feeds.items()
     }
     result = runner(**arrays)
     if model.onnx_outputs is not None:
-        return {name: np.array(result[key]) for name, key in model.onnx_outputs}
+        return {
+            name: np.array(
+                result[key].transpose(0, 3, 1, 2) if key in model.nhwc_outputs else result[key]
+            )
+            for name, key in model.onnx_outputs
+        }
     return {key: np.array(result[key]) for key, _ in chosen.outputs}
+
+
+def _nchw_to_nhwc(array: np.ndarray) -> np.ndarray:
+    if array.ndim != 4:
+        raise ValueError(f"a channels-last input takes 4 dims, not {array.ndim}")
+    return array.transpose(0, 2, 3, 1)
 
 
 def _run_subgraph(interpreter: Any, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

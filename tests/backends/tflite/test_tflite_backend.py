@@ -179,6 +179,20 @@ def test_float16_precision_stores_half_weights(
     np.testing.assert_allclose(got, expected, rtol=2e-2, atol=2e-3)
 
 
+def test_nhwc_layout_takes_images_channels_last(
+    sources: dict[str, tuple[Path, Path]], tmp_path: Path
+) -> None:
+    onnx_path, _ = sources["cnn"]
+    out = tmp_path / "nhwc.tflite"
+    result = api.convert(onnx_path, out, validate=True, rtol=RTOL, atol=ATOL, layout="nhwc")
+    assert result.validation is not None and result.validation.ok, result.validation.as_json()
+    written = read_tflite(out)
+    assert written.nhwc_inputs == ["image"]
+    model = schema().ModelT.InitFromPackedBuf(bytearray(out.read_bytes()), 0)
+    (image,) = [t for t in model.subgraphs[0].tensors if t.name == b"serving_default_image:0"]
+    assert list(image.shape) == [1, 16, 16, 3]
+
+
 def test_ops_tflite_lacks_are_listed_node_by_node(tmp_path: Path) -> None:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
