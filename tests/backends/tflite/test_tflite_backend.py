@@ -209,7 +209,9 @@ def test_ops_tflite_lacks_are_listed_node_by_node(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["convert", str(src), "-o", str(out)])
     assert result.exit_code == ExitCode.UNSUPPORTED, result.output
     assert "Traceback" not in result.output
-    listed = [line.strip() for line in result.output.splitlines() if line.strip().startswith("node")]
+    listed = [
+        line.strip() for line in result.output.splitlines() if line.strip().startswith("node")
+    ]
     assert [line.split(":")[0] for line in listed] == [
         "node 'first_erf'",
         "node 'scope/acos'",
