@@ -10,7 +10,7 @@ from google.protobuf.message import DecodeError
 
 from unframe.shared_ir.errors import BadInputError, UnframeError
 from unframe.shared_ir.onnx_checks import check_loaded, open_regular, regular_file_size
-from unframe.shared_ir.onnx_wire import load_mapped
+from unframe.shared_ir.onnx_wire import load_mapped, map_external_data
 from unframe.shared_ir.output import atomic_output as atomic_output  # kept for old callers
 
 #: Protobuf cannot serialize one message over 2 GiB; above this total, weights go to a side file.
@@ -37,6 +37,7 @@ def load_onnx(path: Path) -> ir.Model:
         except Exception:  # noqa: BLE001 - any surprise: protobuf's own load decides and reports
             mapped = None
         if mapped is not None:
+            map_external_data(mapped)
             return mapped
     try:
         proto = _read_proto(path)
@@ -57,6 +58,7 @@ def load_onnx(path: Path) -> ir.Model:
     # As ``ir.load``: external data is found beside the model.
     ir.external_data.set_base_dir(model.graph, path.parent)
     check_loaded(proto, model, path)
+    map_external_data(model)
     return model
 
 

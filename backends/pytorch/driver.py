@@ -323,15 +323,21 @@ def _initializer_array(tensor: ir.TensorProtocol) -> np.ndarray:
         dtype = np.dtype(tensor.dtype.numpy()).newbyteorder("<")
         path, offset = place
         shape = tuple(tensor.shape.numpy())
-        if dtype.isnative and dtype.kind in "biufc":
+        # bfloat16 and float8 (ml_dtypes, numpy kind "V") are mapped as their unsigned storage
+        # and viewed back: mapped like float16 and float32, never copied.
+        bit_view = _BIT_VIEWS.get(dtype.name)
+        storage = np.dtype(bit_view[0]) if bit_view is not None else dtype
+        if storage.isnative and storage.kind in "biufc":
             try:
-                if offset % dtype.alignment == 0:
-                    return np.memmap(path, dtype=dtype, mode="c", offset=offset, shape=shape)
-                # Unaligned data crashes some kernels (torch#191238): read it into an aligned
-                # array, with read() rather than through a mapping whose pages would stay resident.
-                return np.fromfile(path, dtype=dtype, count=tensor.size, offset=offset).reshape(
-                    shape
-                )
+                if offset % storage.alignment == 0:
+                    mapped = np.memmap(path, dtype=storage, mode="c", offset=offset, shape=shape)
+                else:
+                    # Unaligned data crashes some kernels (torch#191238): read it into an aligned
+                    # array with read(), not through a mapping whose pages would stay resident.
+                    mapped = np.fromfile(
+                        path, dtype=storage, count=tensor.size, offset=offset
+                    ).reshape(shape)
+                return mapped if storage == dtype else mapped.view(dtype)
             except (OSError, ValueError):
                 pass
     return tensor.numpy()
