@@ -104,7 +104,9 @@ def _argmax_indices(
     moved = tf.transpose(view, [*outer, *_kernel_axes(spatial)])
     dims = tf.shape(moved)
     flat = tf.reshape(moved, tf.concat([dims[: spatial + 2], [math.prod(kernel)]], 0))
-    best = tf.argmax(flat, axis=-1, output_type=tf.int64)
+    # int32 for the window arithmetic (TFLite's FloorDiv/FloorMod have no int64), int64 for
+    # the flat offsets.
+    best = tf.argmax(flat, axis=-1, output_type=tf.int32)
     sizes = [int(v) for v in x.shape.as_list()[1:-1]]
     positions: list[Any] = []
     remaining = best
@@ -115,7 +117,7 @@ def _argmax_indices(
         shape[1 + i] = outs[i]
         start = np.arange(outs[i]) * attrs["strides"][i] - pads[i][0]
         origin = ctx.make_constant(start.reshape(shape).astype(np.int64), "origin")
-        positions.insert(0, origin + tap * attrs["dilations"][i])
+        positions.insert(0, origin + tf.cast(tap * attrs["dilations"][i], tf.int64))
     channels = tf.cast(tf.shape(x)[-1], tf.int64)
     batch_index = tf.range(tf.cast(tf.shape(x)[0], tf.int64))
     channel_index = tf.range(channels)
