@@ -178,11 +178,12 @@ def non_max_suppression_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
 @ops.register("Col2Im", since=18)
 def col2im_v18(node: ir.Node, ctx: ExportContext) -> Outputs:
     """Sums every column entry into its image cell (``unsorted_segment_sum``); image and block
-    shapes may be computed at run time (their length must be known)."""
+    shapes may be computed at run time (their length must be known). int32 index arithmetic:
+    TFLite's FloorDiv has no int64."""
     tf = ctx.tf
     x = ctx.input(0)  # [N, C * prod(block), L]
-    image = tf.cast(tf.reshape(ctx.input(1), [-1]), tf.int64)
-    block = tf.cast(tf.reshape(ctx.input(2), [-1]), tf.int64)
+    image = tf.cast(tf.reshape(ctx.input(1), [-1]), tf.int32)
+    block = tf.cast(tf.reshape(ctx.input(2), [-1]), tf.int32)
     count = ctx.input_shape(1)
     if count is None or count[0] is None:
         raise ctx.error("Col2Im needs the length of image_shape before run time")
@@ -200,7 +201,7 @@ def col2im_v18(node: ir.Node, ctx: ExportContext) -> Outputs:
     block_count = tf.reduce_prod(tf.stack(blocks))
     cells = tf.reduce_prod(image)
     valid = tf.ones(tf.stack([kernel_size, block_count]), tf.bool)
-    flat = tf.zeros(tf.stack([kernel_size, block_count]), tf.int64)
+    flat = tf.zeros(tf.stack([kernel_size, block_count]), tf.int32)
     for i in range(n):
         pos = (
             tf.reshape(block_grid[i], [1, -1]) * strides[i]
@@ -209,7 +210,7 @@ def col2im_v18(node: ir.Node, ctx: ExportContext) -> Outputs:
         )
         valid &= (pos >= 0) & (pos < image[i])
         flat = flat * image[i] + pos
-    shape = tf.shape(x, out_type=tf.int64)
+    shape = tf.shape(x)
     batch = shape[0]
     channels = shape[1] // kernel_size
     cols = tf.reshape(x, tf.stack([batch, channels, kernel_size * block_count]))
