@@ -12,6 +12,7 @@ from unframe.shared_ir.errors import BadInputError, UnframeError
 from unframe.shared_ir.onnx_checks import check_loaded, open_regular, regular_file_size
 from unframe.shared_ir.onnx_wire import load_mapped, map_external_data
 from unframe.shared_ir.output import atomic_output as atomic_output  # kept for old callers
+from unframe.shared_ir.weight_writing import chunk_written_weights
 
 #: Protobuf cannot serialize one message over 2 GiB; above this total, weights go to a side file.
 EXTERNAL_DATA_THRESHOLD = 1 << 30
@@ -87,12 +88,13 @@ def save_onnx(model: ir.Model, path: Path, *, external_data: bool | None = None)
     if external_data is None:
         external_data = initializer_bytes(model) > EXTERNAL_DATA_THRESHOLD
     if external_data:
-        ir.save(
-            model,
-            path,
-            external_data=f"{path.name}.data",
-            size_threshold_bytes=EXTERNAL_TENSOR_MIN_BYTES,
-        )
+        with chunk_written_weights(model):
+            ir.save(
+                model,
+                path,
+                external_data=f"{path.name}.data",
+                size_threshold_bytes=EXTERNAL_TENSOR_MIN_BYTES,
+            )
     else:
         # ir.save keeps an external tensor's reference as it was, relative to the source's folder,
         # not this file's: weights read from another model's external data are written inline.
