@@ -10,7 +10,7 @@ per value, counted in ``transposes``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +70,20 @@ class ExportState:
     transposes: int = 0
     #: Weights made as variables by the current trace.
     weights_made: int = 0
+    #: The converter of (node, opset), or None; set by the driver, so that subgraphs convert
+    #: through the one registry without this module importing it (the registry names this
+    #: module's context type).
+    lookup: Callable[[ir.Node, int], Any] | None = None
+
+    def convert_node(self, node: ir.Node, opset: int, converter: Any) -> None:
+        """Runs ``converter`` on ``node`` under a name scope from the node's name and binds its
+        results to the node's outputs."""
+        ctx = ExportContext(self, node, opset)
+        with self.tf.name_scope(ctx.name):
+            results = list(converter(node, ctx))
+        for value, result in zip(node.outputs, results, strict=False):
+            if result is not None:
+                self.env[value] = result if isinstance(result, Physical) else Physical(result)
 
     def start_trace(self) -> None:
         """Forgets the values of an earlier trace (the variables stay)."""
@@ -222,8 +236,10 @@ class ExportContext:
         captured by TensorFlow. A refusal inside is raised as one ``UnsupportedOpsError``
         naming the subgraph's nodes.
         """
-        from unframe.backends.tensorflow.registry import ops
         from unframe.shared_ir.conversion import onnx_loop
+
+        assert self.state.lookup is not None, "the driver sets the registry lookup"
+        lookup = self.state.lookup
 
         state = self.state
         saved = (state.env, state.logical, state.channels_last_views)
@@ -234,17 +250,12 @@ class ExportContext:
             loop = onnx_loop(FRAMEWORK, "export", {"": self.opset})
 
             def convert(node: ir.Node) -> None:
-                ctx = ExportContext(state, node, self.opset)
-                converter = ops.lookup(node.op_type, self.opset, node.domain)
+                converter = lookup(node, self.opset)
                 if converter is None:
-                    raise ctx.error(f"no {FRAMEWORK} export converter")
-                with self.tf.name_scope(ctx.name):
-                    results = list(converter(node, ctx))
-                for value, result in zip(node.outputs, results, strict=False):
-                    if result is not None:
-                        state.env[value] = (
-                            result if isinstance(result, Physical) else Physical(result)
-                        )
+                    raise ExportContext(state, node, self.opset).error(
+                        f"no {FRAMEWORK} export converter"
+                    )
+                state.convert_node(node, self.opset, converter)
 
             loop.convert(list(graph), convert)
             return [self._subgraph_output(value) for value in graph.outputs]

@@ -20,7 +20,6 @@ import onnx_ir as ir
 
 from unframe.backends.tensorflow.context import (
     FRAMEWORK,
-    ExportContext,
     ExportState,
     Physical,
     channels_last,
@@ -115,6 +114,7 @@ def to_tensorflow(model: ir.Model, *, weights: str = "variables", layout: str = 
         signature_key(v.name or "", taken, f"output_{i}") for i, v in enumerate(graph.outputs)
     ]
     state = ExportState(tf, weights)
+    state.lookup = lambda node, opset: ops.lookup(node.op_type, opset, node.domain)
     nodes = list(graph)
 
     def trace(nhwc: set[int]) -> tuple[Any, list[int]]:
@@ -137,17 +137,9 @@ def to_tensorflow(model: ir.Model, *, weights: str = "variables", layout: str = 
                 state.env[value] = Physical(arg, channels_last(4) if i in nhwc else None)
 
             def convert(node: ir.Node) -> None:
-                opset = node_opset(node.domain, imports) or 0
-                ctx = ExportContext(state, node, opset)
                 converter = converter_for(node, imports)
                 assert converter is not None  # check_supported refused the others
-                with tf.name_scope(ctx.name):
-                    results = list(converter(node, ctx))
-                for value, result in zip(node.outputs, results, strict=False):
-                    if result is not None:
-                        state.env[value] = (
-                            result if isinstance(result, Physical) else Physical(result)
-                        )
+                state.convert_node(node, node_opset(node.domain, imports) or 0, converter)
 
             loop.convert(nodes, convert)
             returned = {}
