@@ -181,8 +181,20 @@ def _load(framework: Framework, path: Path, options: ConvertOptions) -> ir.Model
         raise
     except Exception as error:  # noqa: BLE001 - a bug (exit 5) or no memory (6), located
         raise unexpected_error(
-            error, f"the {framework.name} frontend", path=str(path), framework=framework.name
+            error,
+            f"the {framework.name} frontend",
+            needed_bytes=_file_bytes(path),
+            path=str(path),
+            framework=framework.name,
         ) from error
+
+
+def _file_bytes(path: Path) -> int | None:
+    """The size of a model file (what its weights need, near enough), None for a folder."""
+    try:
+        return path.stat().st_size if path.is_file() else None
+    except OSError:
+        return None
 
 
 # -- public API ------------------------------------------------------------------------------
@@ -262,7 +274,11 @@ def _save(
         raise
     except Exception as error:  # noqa: BLE001 - a bug (exit 5) or a full disk (6), located
         raise unexpected_error(
-            error, f"the {adapter.name} backend", path=str(target), framework=adapter.name
+            error,
+            f"the {adapter.name} backend",
+            needed_bytes=initializer_bytes(model),
+            path=str(target),
+            framework=adapter.name,
         ) from error
 
 

@@ -131,16 +131,28 @@ class ResourceError(UnframeError):
 #: errno values that mean the machine, not the model or unframe, ran out of something.
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 _NO_MEMORY = {errno.ENOMEM}
+#: A process's file-size limit (``ulimit -f``; CPython ignores SIGXFSZ, so the write fails).
+_FILE_TOO_BIG = {errno.EFBIG}
 
 
-def unexpected_error(error: BaseException, doing: str, **location: Any) -> UnframeError:
+def _size(nbytes: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.1f} {unit}"
+    return f"{nbytes} bytes"
+
+
+def unexpected_error(
+    error: BaseException, doing: str, *, needed_bytes: int | None = None, **location: Any
+) -> UnframeError:
     """The error to raise for an exception unframe did not raise on purpose.
 
     A deliberate ``UnframeError`` is returned unchanged (it keeps its exit code). Running out of
     memory or disk becomes a ``ResourceError`` (exit 6) that says what to try; a file that is
     missing or may not be written is a ``BadInputError`` (exit 2) naming it; anything else is a
     bug in unframe, an ``InternalError`` (exit 5). ``doing`` names what failed ("the pytorch
-    export converter"); ``location`` takes ``UnframeError``'s keywords (path, framework, node...).
+    export converter"); ``needed_bytes`` (the model's weights) says how much the job needed;
+    ``location`` takes ``UnframeError``'s keywords (path, framework, node...).
     """
     if isinstance(error, UnframeError):
         return error
@@ -151,16 +163,25 @@ def unexpected_error(error: BaseException, doing: str, **location: Any) -> Unfra
         or errno_value in _NO_MEMORY
         or (isinstance(error, RuntimeError) and "can't allocate memory" in str(error))
     ):
+        need = f" (the model's weights are {_size(needed_bytes)})" if needed_bytes else ""
         return ResourceError(
-            f"ran out of memory in {doing}",
-            hint="close other programs or use a machine with more memory",
+            f"ran out of memory or address space in {doing}{need}",
+            hint="close other programs, raise the limit (ulimit -v) or use a machine with more "
+            "memory; keep large weights in ONNX external data, which unframe maps from disk",
             **location,
         )
-    if isinstance(error, OSError) and errno_value in _DISK_FULL:
+    if isinstance(error, OSError) and errno_value in _DISK_FULL | _FILE_TOO_BIG:
         where = f" writing {error.filename}" if error.filename else ""
+        need = f" (the weights alone are {_size(needed_bytes)})" if needed_bytes else ""
+        what = (
+            "a file grew past the file-size limit (ulimit -f)"
+            if errno_value in _FILE_TOO_BIG
+            else "no space left on the disk"
+        )
         return ResourceError(
-            f"no space left on the disk{where} in {doing}",
-            hint="free disk space where the output goes and in the temporary directory (TMPDIR)",
+            f"{what}{where} in {doing}{need}",
+            hint="free disk space (or raise the limit) where the output goes and in the "
+            "temporary directory (TMPDIR); nothing partial was left",
             **location,
         )
     if (

@@ -26,8 +26,14 @@ from unframe.backends.pytorch.dtypes import maybe_torch_dtype, widen_emulated
 from unframe.backends.pytorch.native.dispatch import fresh_export_state
 from unframe.backends.pytorch.native.pt2_names import UNFRAME_JSON, source_names
 from unframe.backends.pytorch.native.quiet import quiet_torch
-from unframe.shared_ir.errors import BadInputError, ConversionError
+from unframe.shared_ir.errors import (
+    BadInputError,
+    ConversionError,
+    ResourceError,
+    unexpected_error,
+)
 from unframe.shared_ir.inputs import InputSpec
+from unframe.shared_ir.io import initializer_bytes
 
 __all__ = [
     "example_tensors",
@@ -128,6 +134,11 @@ def export_program(
         with torch.no_grad(), quiet_torch():
             return torch.export.export(module, args, dynamic_shapes=dynamic, strict=False)
     except Exception as error:
+        resources = unexpected_error(
+            error, "torch.export", needed_bytes=initializer_bytes(model), framework=FRAMEWORK
+        )
+        if isinstance(resources, ResourceError):  # out of memory is the machine's, not the op's
+            raise resources from error
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConversionError(f"torch.export failed: {first}", framework=FRAMEWORK) from error
 
