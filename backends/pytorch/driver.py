@@ -329,6 +329,7 @@ def _initializer_array(tensor: ir.TensorProtocol) -> np.ndarray:
         storage = np.dtype(bit_view[0]) if bit_view is not None else dtype
         if storage.isnative and storage.kind in "biufc":
             try:
+                mapped: np.ndarray
                 if offset % storage.alignment == 0:
                     mapped = np.memmap(path, dtype=storage, mode="c", offset=offset, shape=shape)
                 else:
