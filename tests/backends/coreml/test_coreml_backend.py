@@ -185,13 +185,13 @@ def test_unsupported_ops_are_all_listed_and_nothing_is_written(tmp_path: Path) -
         [
             helper.make_node("Det", ["x"], ["d"], name="det_node"),
             helper.make_node("Relu", ["x"], ["r"], name="relu_node"),
-            helper.make_node("NonZero", ["r"], ["nz"], name="nonzero_node"),
+            helper.make_node("Unique", ["r"], ["nz"], name="unique_node"),
         ],
         "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 3])],
         [
             helper.make_tensor_value_info("d", TensorProto.FLOAT, []),
-            helper.make_tensor_value_info("nz", TensorProto.INT64, [2, None]),
+            helper.make_tensor_value_info("nz", TensorProto.FLOAT, [None]),
         ],
     )
     source = tmp_path / "two.onnx"
@@ -199,6 +199,6 @@ def test_unsupported_ops_are_all_listed_and_nothing_is_written(tmp_path: Path) -
     target = tmp_path / "two.mlpackage"
     result = CliRunner().invoke(cli, ["convert", str(source), "-o", str(target)])
     assert result.exit_code == 3, result.output
-    assert "det_node" in result.output and "nonzero_node" in result.output
+    assert "det_node" in result.output and "unique_node" in result.output
     assert "Traceback" not in result.output
     assert not target.exists()
