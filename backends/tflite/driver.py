@@ -26,9 +26,15 @@ from unframe.backends.tflite.native import (
     parse_tflite,
     quiet_stderr,
     run_tflite,
+    schema,
     with_onnx_names,
 )
-from unframe.shared_ir.errors import UnsupportedError, UnsupportedOp, UnsupportedOpsError
+from unframe.shared_ir.errors import (
+    BadInputError,
+    UnsupportedError,
+    UnsupportedOp,
+    UnsupportedOpsError,
+)
 from unframe.shared_ir.op_registry import OpRegistry
 
 FRAMEWORK = "tflite"
@@ -98,13 +104,61 @@ def to_tflite(
         raise _refusal(error, nodes, path) from None
     pairs_in = list(zip(built.input_names, built.input_keys, strict=True))
     pairs_out = list(zip(built.output_names, built.output_keys, strict=True))
+    _refuse_what_litert_aborts_on(bytes(data), nodes, path)
     data = with_onnx_names(bytes(data), pairs_in, pairs_out, built.nhwc_inputs, built.nhwc_outputs)
     return TFLiteExport(data=data, transposes=built.transposes)
 
 
 def run_export(export: TFLiteExport, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Runs converted bytes on LiteRT (no file written); outputs keyed by ONNX names."""
-    return run_tflite(parse_tflite(export.data), inputs)
+    """Runs converted bytes on LiteRT (no file written); outputs keyed by ONNX names.
+
+    A model LiteRT cannot run is the conversion's limit here, not a fault of the user's input.
+    """
+    try:
+        return run_tflite(parse_tflite(export.data), inputs)
+    except BadInputError as error:
+        raise UnsupportedError(
+            f"LiteRT cannot run what TFLiteConverter wrote: {error.message}",
+            framework=FRAMEWORK,
+        ) from None
+
+
+#: TFLite comparisons whose unquantized uint8 kernel aborts the process in LiteRT 2.3 (found by
+#: onnx's test_equal_uint8): TFLiteConverter writes them, so they are refused before anything runs.
+_ABORTING_UINT8_OPS = ("EQUAL", "NOT_EQUAL")
+
+
+def _refuse_what_litert_aborts_on(data: bytes, nodes: dict[str, ir.Node], path: str | None) -> None:
+    bindings = schema()
+    model = bindings.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    codes = {getattr(bindings.BuiltinOperator, name): name for name in _ABORTING_UINT8_OPS}
+    found = []
+    for subgraph in model.subgraphs or []:
+        tensors = subgraph.tensors or []
+        for operator in subgraph.operators or []:
+            code = model.operatorCodes[int(operator.opcodeIndex)]
+            kind = codes.get(max(int(code.builtinCode), int(code.deprecatedBuiltinCode)))
+            if kind is None:
+                continue
+            inputs = [tensors[int(i)] for i in operator.inputs if int(i) >= 0]
+            if any(t.type == bindings.TensorType.UINT8 and not _quantized(t) for t in inputs):
+                name = tensors[int(operator.outputs[0])].name
+                scope = (name.decode() if isinstance(name, bytes) else str(name)).split(";")[0]
+                node = _node_for(scope.rsplit("/", 1)[0], nodes)
+                found.append(
+                    UnsupportedOp(
+                        node.name or scope if node is not None else scope,
+                        node.op_type if node is not None else kind,
+                        reason=f"LiteRT's {kind} kernel aborts on uint8 tensors that are not "
+                        "quantized; cast the inputs to int32 first",
+                    )
+                )
+    if found:
+        raise UnsupportedOpsError(found, framework=FRAMEWORK, path=path)
+
+
+def _quantized(tensor: Any) -> bool:
+    return tensor.quantization is not None and tensor.quantization.scale is not None
 
 
 def _check_inputs(model: ir.Model, path: str | None) -> None:

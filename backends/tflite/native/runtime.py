@@ -69,7 +69,19 @@ def _run(
             f"LiteRT cannot load the model: {_first_line(error)}", path=where
         ) from None
     try:
-        return _invoke(interpreter, model, inputs, signature)
+        try:
+            return _invoke(interpreter, model, inputs, signature)
+        except RuntimeError as error:
+            if "Delegate" not in str(error) and "delegate" not in str(error):
+                raise
+        # XNNPACK (LiteRT's default CPU delegate) refused a node it claimed: LiteRT's own kernels.
+        from ai_edge_litert.interpreter import OpResolverType
+
+        plain = interpreter_class(
+            model_content=model.data,
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
+        return _invoke(plain, model, inputs, signature)
     except (RuntimeError, ValueError) as error:
         raise BadInputError(
             f"LiteRT could not run the model: {_first_line(error)}", path=where

@@ -26,7 +26,7 @@ from unframe.backends.tflite.native import read_tflite, schema  # noqa: E402
 from unframe.cli.main import cli  # noqa: E402
 from unframe.converters import api  # noqa: E402
 from unframe.converters.adapters.tflite import TFLiteFramework  # noqa: E402
-from unframe.shared_ir.errors import ExitCode  # noqa: E402
+from unframe.shared_ir.errors import ExitCode, UnsupportedOpsError  # noqa: E402
 
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -219,3 +219,32 @@ def test_ops_tflite_lacks_are_listed_node_by_node(tmp_path: Path) -> None:
     ]
     assert "Flex" in listed[0]
     assert not out.exists()
+
+
+def test_uint8_equal_that_litert_would_abort_on_is_refused() -> None:
+    """LiteRT 2.3's EQUAL aborts the process on unquantized uint8 (onnx's test_equal_uint8)."""
+    x = helper.make_tensor_value_info("x", TensorProto.UINT8, [3, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.UINT8, [3, 4])
+    z = helper.make_tensor_value_info("z", TensorProto.BOOL, [3, 4])
+    graph = helper.make_graph([helper.make_node("Equal", ["x", "y"], ["z"])], "g", [x, y], [z])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    with pytest.raises(UnsupportedOpsError, match="EQUAL") as error:
+        to_tflite(ir.from_proto(model))
+    assert "aborts on uint8" in error.value.ops[0].reason
+
+
+def test_a_node_xnnpack_refuses_runs_on_litert_kernels() -> None:
+    """XNNPACK fails to prepare this dilated 3-D pool's SUM; LiteRT's own kernels run it."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 6, 6, 6])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    pool = helper.make_node(
+        "AveragePool", ["x"], ["y"], kernel_shape=[2, 2, 2], dilations=[2, 2, 2]
+    )
+    proto = helper.make_model(
+        helper.make_graph([pool], "g", [x], [y]), opset_imports=[helper.make_opsetid("", 19)]
+    )
+    feed = np.random.default_rng(4).standard_normal((1, 1, 6, 6, 6)).astype(np.float32)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    (expected,) = session.run(None, {"x": feed})
+    got = run_export(to_tflite(ir.from_proto(proto)), {"x": feed})["y"]
+    np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
