@@ -46,28 +46,10 @@ RTOL, ATOL = 1e-4, 1e-5
 WRITERS: dict[str, str] = {
     name: get_framework(name).writes[0] for name in framework_names() if get_framework(name).writes
 }
-#: The light models' op types that TensorFlow and Core ML have no opset-9 export converter for yet.
-_NO_OPSET9_TF = {
-    "light_bvlc_alexnet": "Conv Dropout Gemm LRN MaxPool Softmax",
-    "light_densenet121": "AveragePool BatchNormalization Concat Conv MaxPool Unsqueeze",
-    "light_inception_v1": "AveragePool Concat Conv Dropout Gemm LRN MaxPool Softmax",
-    "light_inception_v2": "AveragePool BatchNormalization Concat Conv Gemm MaxPool Softmax Unsqueeze",
-    "light_resnet50": "AveragePool BatchNormalization Conv Gemm MaxPool Softmax",
-    "light_shufflenet": "AveragePool BatchNormalization Concat Conv Gemm MaxPool Softmax Transpose",
-    "light_squeezenet": "Concat Conv Dropout MaxPool Softmax",
-    "light_vgg19": "Conv Dropout Gemm MaxPool Softmax",
-    "light_zfnet512": "Conv Gemm LRN MaxPool Softmax",
-}
+#: The light models' op types that Core ML has no opset-9 export converter for yet.
 _NO_OPSET9_COREML = {
-    "light_bvlc_alexnet": "Gemm LRN Softmax",
     "light_densenet121": "Unsqueeze",
-    "light_inception_v1": "Gemm LRN Softmax",
-    "light_inception_v2": "Gemm Softmax Unsqueeze",
-    "light_resnet50": "Gemm Softmax",
-    "light_shufflenet": "Gemm Softmax",
-    "light_squeezenet": "Softmax",
-    "light_vgg19": "Gemm Softmax",
-    "light_zfnet512": "Gemm LRN Softmax",
+    "light_inception_v2": "Unsqueeze",
 }
 #: (model, writer) -> the op types the writer refuses (exit 3, nothing written), with why.
 EXPECTED_REFUSALS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -79,20 +61,17 @@ EXPECTED_REFUSALS: dict[tuple[str, str], tuple[str, ...]] = {
     ("gru", "caffe2"): ("Slice",),
     ("lstm", "caffe2"): ("Slice",),
     ("unet", "caffe2"): ("Resize",),
-    # No export converter yet in the TensorFlow and Core ML backends (gaps, not impossibilities:
-    # both frameworks have grid sampling, recurrent layers and resizing).
+    # No export converter yet in the Core ML backend (gaps, not impossibilities: Core ML has grid
+    # sampling, recurrent layers and resizing).
     **{
         (model, writer): (op,)
         for model, op in {
-            "stn": "GridSample",
             "gru": "GRU",
-            "lstm": "LSTM",
             "unet": "Resize",
         }.items()
-        for writer in ("tensorflow", "coreml")
+        for writer in ("coreml",)
     },
-    # The light models are opset 9; these backends convert those op types from later opsets only.
-    **{(model, "tensorflow"): tuple(ops.split()) for model, ops in _NO_OPSET9_TF.items()},
+    # The light models are opset 9; Core ML converts these op types from later opsets only.
     **{(model, "coreml"): tuple(ops.split()) for model, ops in _NO_OPSET9_COREML.items()},
 }
 # tflite lowers the TensorFlow backend's function with TFLiteConverter: it refuses what that backend
@@ -108,7 +87,13 @@ EXPECTED_REFUSALS |= {
     ("unet", "tflite"): ("Conv", "Resize"),
 }
 #: (model, writer) -> a bug in our own writer or reader, kept visible as a strict xfail.
-KNOWN_BUGS: dict[tuple[str, str], str] = {}
+KNOWN_BUGS: dict[tuple[str, str], str] = {
+    ("light_squeezenet", "coreml"): (
+        "the Core ML frontend reads GlobalAveragePool's reduce_mean back as ReduceMean, which "
+        "onnxruntime rounds an ulp apart across equal channels; the Softmax over ~1e10 logits "
+        "turns that into 1/750 and 0 (the PyTorch import reads such means as GlobalAveragePool)"
+    ),
+}
 
 
 class TinyViT(nn.Module):

@@ -444,6 +444,7 @@ def matmul_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     return [mb.squeeze(x=mb.matmul(x=x, y=y), axes=dropped)]
 
 
+@ops.register("Gemm", since=7)  # 7 to 10 require C, which this reads the same way
 @ops.register("Gemm", since=11)
 def gemm_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     require_float(ctx, "Gemm")
