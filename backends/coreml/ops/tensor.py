@@ -48,8 +48,8 @@ def reshape_v5(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     return [ctx.mb.reshape(x=ctx.input(0), shape=shape)]
 
 
-@ops.register("Flatten", since=11)
-def flatten_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+@ops.register("Flatten", since=1)
+def flatten_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     dims = ctx.input_shape(0)
     if dims is None:
         raise ctx.error("an input of unknown rank")
@@ -174,8 +174,8 @@ def slice_v10(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     ]
 
 
-@ops.register("Gather", since=11)
-def gather_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+@ops.register("Gather", since=1)
+def gather_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     ctx.mil_dtype(ctx.input_dtype(0))
     dims = ctx.input_shape(0)
     axis = int(ctx.attr("axis", 0))
@@ -231,8 +231,8 @@ def _reshape_to_declared(ctx: ExportContext) -> list[Any]:
     return [ctx.mb.reshape(x=ctx.input(0), shape=shape)]
 
 
-@ops.register("Squeeze", since=11)
-def squeeze_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+@ops.register("Squeeze", since=1)
+def squeeze_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     if ctx.has_input(1) and ctx.ints(1) is None:
         return _reshape_to_declared(ctx)
     axes = _axes(ctx)
@@ -246,8 +246,8 @@ def squeeze_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     return [ctx.mb.squeeze(x=ctx.input(0), axes=axes)]
 
 
-@ops.register("Unsqueeze", since=11)
-def unsqueeze_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+@ops.register("Unsqueeze", since=1)
+def unsqueeze_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     if ctx.has_input(1) and ctx.ints(1) is None:
         return _reshape_to_declared(ctx)
     axes = _axes(ctx)
