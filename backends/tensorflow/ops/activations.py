@@ -147,6 +147,29 @@ def _softmax(ctx: ExportContext, log: bool) -> Outputs:
     return [wrap(fn(held.tensor, axis=axis), held.perm)]
 
 
+def _softmax_as_matrix(ctx: ExportContext, log: bool) -> Outputs:
+    # Before opset 13 the input is read as a matrix, dims before ``axis`` by dims from it, and
+    # the softmax runs over each row.
+    tf = ctx.tf
+    x = ctx.input(0)
+    rank = len(x.shape)
+    axis = normalize_axis(int(ctx.attr("axis", 1)), rank)
+    shape = tf.shape(x, out_type=tf.int64)
+    rows = tf.reshape(x, tf.stack([tf.reduce_prod(shape[:axis]), tf.reduce_prod(shape[axis:])]))
+    fn = tf.nn.log_softmax if log else tf.nn.softmax
+    return [tf.reshape(fn(rows, axis=1), shape)]
+
+
+@ops.register("Softmax", since=1)
+def softmax_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
+    return _softmax_as_matrix(ctx, log=False)
+
+
+@ops.register("LogSoftmax", since=1)
+def log_softmax_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
+    return _softmax_as_matrix(ctx, log=True)
+
+
 @ops.register("Softmax", since=13)
 def softmax_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
     return _softmax(ctx, log=False)

@@ -82,6 +82,7 @@ def _rank_and_spatial(ctx: ExportContext) -> tuple[int, int]:
     return rank, rank - 2
 
 
+@ops.register("Conv", since=1)  # opset 11 only said how pads default; the semantics are one
 @ops.register("Conv", since=11)
 def conv_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
@@ -328,6 +329,15 @@ def batch_normalization_v15(node: ir.Node, ctx: ExportContext) -> Outputs:
     return [wrap(result, held.perm)]
 
 
+@ops.register("BatchNormalization", since=7)
+def batch_normalization_v7(node: ir.Node, ctx: ExportContext) -> Outputs:
+    # Before opset 14 the running statistics are outputs a training run fills; inference (the only
+    # mode those opsets' exporters wrote for deployment) has Y alone.
+    if any(value.name for value in node.outputs[1:]):
+        raise ctx.error("the training outputs (running mean/variance) of opsets 7-13")
+    return batch_normalization_v15(node, ctx)[:1]
+
+
 @ops.register("LayerNormalization", since=17)
 def layer_normalization_v17(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
@@ -367,6 +377,7 @@ def matmul_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
     return [result]
 
 
+@ops.register("Gemm", since=7)  # 7, 9 and 11 widen types and make C optional; one semantics
 @ops.register("Gemm", since=13)
 def gemm_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf

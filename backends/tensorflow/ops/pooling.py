@@ -63,6 +63,10 @@ def _kernel_axes(spatial: int) -> list[int]:
     return [2 + 2 * i for i in range(spatial)]
 
 
+@ops.register("MaxPool", since=1)  # later opsets add attributes whose defaults are the old rule
+@ops.register("MaxPool", since=8)
+@ops.register("MaxPool", since=10)
+@ops.register("MaxPool", since=11)
 @ops.register("MaxPool", since=12)
 def max_pool_v12(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
@@ -134,6 +138,9 @@ def _argmax_indices(
     return base + offset
 
 
+@ops.register("AveragePool", since=1)  # later opsets add attributes whose defaults are the old rule
+@ops.register("AveragePool", since=7)
+@ops.register("AveragePool", since=10)
 @ops.register("AveragePool", since=11)
 def average_pool_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
