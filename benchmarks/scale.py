@@ -1,0 +1,353 @@
+"""Scale: start-up tax, weight writing against the disk floor, and a LLaMA-style decoder both ways.
+
+Three sections, each printing its figures (issue #15); every child conversion runs in its own
+process, so its peak RSS (``ru_maxrss``) is its own:
+
+``startup``  ``unframe --help`` and a small ONNX -> ONNX / ONNX -> Caffe2 conversion (a 10M-parameter
+             MLP, weights inside the ``.onnx``): wall and CPU seconds, against ``python -c pass``, the
+             floor (reading the file plus ``np.save`` of its weights) and which frameworks got
+             imported.
+``weights``  writing ONNX external data through unframe (``save_onnx``) against ``np.save`` of the
+             same bytes, with half the tensors transposed views as torch.onnx's optimizer leaves them,
+             without and with torch imported.
+``llama``    a random-init LLaMA-style decoder (transformers' ``LlamaConfig``, no download) saved as a
+             ``.pt2``: PyTorch -> ONNX through unframe against ``torch.onnx.export`` called directly
+             on the same ``.pt2`` (external data on both sides above 1 GiB of weights), then ONNX -> ``.pt2`` against the floor, with
+             peak RSS over the weight bytes.
+
+Sizes for ``llama --size``: 100M (hidden 768, 12 layers), 1B (2048, 16), 3B (3072, 26),
+7B (4096, 32, as LLaMA-2 7B). Disk needed: about 4x the weights (the ``.pt2``, two ``.onnx``
+external-data files and the ``.pt2`` read back): 100M fp32 0.5 GB -> 2 GB; 1B fp32 4.4 GB -> 18 GB;
+7B bf16 13.5 GB -> 54 GB, and the 24 GB machine's memory. Do not run 7B on a shared machine.
+
+    python benchmarks/scale.py startup [--repeat 5]
+    python benchmarks/scale.py weights [--mib 256]
+    python benchmarks/scale.py llama [--size 100M] [--dtype float32|bfloat16] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+PYTHON = sys.executable
+UNFRAME = str(Path(PYTHON).with_name("unframe"))
+HEAVY = ("torch", "tensorflow", "coremltools", "onnxscript", "onnxruntime")
+
+LLAMA_SIZES = {
+    "100M": {"hidden_size": 768, "num_hidden_layers": 12, "intermediate_size": 2048, "heads": 12},
+    "1B": {"hidden_size": 2048, "num_hidden_layers": 16, "intermediate_size": 5632, "heads": 32},
+    "3B": {"hidden_size": 3072, "num_hidden_layers": 26, "intermediate_size": 8192, "heads": 32},
+    "7B": {"hidden_size": 4096, "num_hidden_layers": 32, "intermediate_size": 11008, "heads": 32},
+}
+
+
+def child(code: str, *args: str) -> dict[str, Any]:
+    """Runs ``code`` in a fresh interpreter; its last stdout line is JSON; adds wall, CPU, peak."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run([PYTHON, "-c", code, *args], capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"child failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["wall_s"] = wall
+    result["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if "peak_kib" in result:  # the child's own high-water mark (ru_maxrss is the largest child's)
+        result["peak_mib"] = result["peak_kib"] / 1024
+    return result
+
+
+def _floor(paths: list[Path], workdir: Path) -> float:
+    """Seconds to read ``paths`` and ``np.save`` the same bytes (the page cache as it is)."""
+    code = """
+import json, sys, time, numpy as np
+started = time.perf_counter()
+with open(sys.argv[-1], "wb") as out:
+    for path in sys.argv[1:-1]:
+        np.save(out, np.fromfile(path, dtype=np.uint8))
+print(json.dumps({"seconds": time.perf_counter() - started}))
+"""
+    result = child(code, *map(str, paths), str(workdir / "floor.npy"))
+    (workdir / "floor.npy").unlink()
+    return float(result["seconds"])
+
+
+# -- startup -------------------------------------------------------------------------------------
+_CONVERT = """
+import json, sys, time
+started = time.perf_counter()
+from unframe.converters import api
+api.convert(sys.argv[1], sys.argv[2], target=sys.argv[3], force=True)
+heavy = json.loads(sys.argv[4])
+print(json.dumps({"seconds": time.perf_counter() - started,
+                  "imported": [name for name in heavy if name in sys.modules]}))
+"""
+
+
+def _mlp(path: Path, parameters: int) -> None:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    width = int((parameters / 4) ** 0.5)
+    rng = np.random.default_rng(0)
+    nodes, weights, current = [], [], "x"
+    for index in range(4):
+        weight = rng.standard_normal((width, width)).astype(np.float32) / width**0.5
+        weights.append(numpy_helper.from_array(weight, f"w{index}"))
+        nodes.append(helper.make_node("MatMul", [current, f"w{index}"], [f"m{index}"]))
+        nodes.append(helper.make_node("Relu", [f"m{index}"], [f"r{index}"]))
+        current = f"r{index}"
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])],
+        [helper.make_tensor_value_info(current, TensorProto.FLOAT, [1, width])],
+        weights,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def startup(repeat: int) -> None:
+    help_walls, help_cpus, pass_walls = [], [], []
+    for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        subprocess.run([UNFRAME, "--help"], capture_output=True, check=True)
+        help_walls.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        help_cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        started = time.perf_counter()
+        subprocess.run([PYTHON, "-c", "pass"], check=True)
+        pass_walls.append(time.perf_counter() - started)
+    print(
+        f"unframe --help: wall {statistics.median(help_walls):.2f} s (median of {repeat}), "
+        f"CPU {statistics.median(help_cpus):.2f} s; python -c pass: "
+        f"{statistics.median(pass_walls):.2f} s"
+    )
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as folder:
+        workdir = Path(folder)
+        source = workdir / "mlp10m.onnx"
+        _mlp(source, 10_000_000)
+        floor = _floor([source], workdir)
+        imports = child(
+            "import json, time; t = time.perf_counter(); "
+            "import unframe.converters.api, onnx_ir; "
+            "print(json.dumps({'seconds': time.perf_counter() - t}))"
+        )
+        for target, name in (("onnx", "out.onnx"), ("caffe2", "out_net")):
+            result = child(_CONVERT, str(source), str(workdir / name), target, json.dumps(HEAVY))
+            budget = 3 * floor + float(imports["seconds"])
+            print(
+                f"10M ONNX -> {target}: {result['seconds']:.2f} s in the call "
+                f"(wall {result['wall_s']:.2f} s with start-up); floor {floor:.2f} s, "
+                f"unframe's imports {imports['seconds']:.2f} s; target <= 3x floor + imports = "
+                f"{budget:.2f} s; imported {result['imported']}"
+            )
+
+
+# -- weights -------------------------------------------------------------------------------------
+_WRITE = """
+import json, os, sys, time
+if sys.argv[2] == "torch":
+    import torch
+    torch.set_num_threads(1)
+import numpy as np, onnx_ir as ir
+from unframe.shared_ir.io import save_onnx
+mib, out = int(sys.argv[1]), sys.argv[3]
+rng = np.random.default_rng(0)
+count = max(2, mib // 4)
+arrays = [rng.standard_normal((1024, 1024), dtype=np.float32) for _ in range(count)]
+views = [a.T if i % 2 == 0 and sys.argv[4] == "transposed" else a for i, a in enumerate(arrays)]
+graph = ir.Graph([], [], nodes=[], opset_imports={"": 17})
+for i, a in enumerate(views):
+    value = ir.Value(name=f"w{i}", const_value=ir.Tensor(a, name=f"w{i}"))
+    value.type, value.shape = ir.TensorType(ir.DataType.FLOAT), ir.Shape(a.shape)
+    graph.register_initializer(value)
+    graph.outputs.append(value)
+model = ir.Model(graph, ir_version=10)
+floors, writes = [], []
+for _ in range(3):
+    # Each timing starts with no dirty pages: otherwise one pays for the other's writeback.
+    os.sync()
+    started = time.perf_counter()
+    with open(out + ".npy", "wb") as handle:
+        for a in arrays:
+            np.save(handle, a)
+    floors.append(time.perf_counter() - started)
+    os.unlink(out + ".npy")
+    for old in (out, out + ".data"):  # as the floor's file: not replaced inside the timing
+        if os.path.exists(old):
+            os.unlink(old)
+    os.sync()
+    started = time.perf_counter()
+    save_onnx(model, __import__("pathlib").Path(out), external_data=True)
+    writes.append(time.perf_counter() - started)
+print(json.dumps({"floor": min(floors), "write": min(writes), "mib": count * 4}))
+"""
+
+
+def weights(mib: int) -> None:
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as folder:
+        for mode, layout in (
+            ("numpy", "contiguous"),
+            ("numpy", "transposed"),
+            ("torch", "transposed"),
+        ):
+            result = child(_WRITE, str(mib), mode, str(Path(folder) / "w.onnx"), layout)
+            what = "half transposed views" if layout == "transposed" else "contiguous"
+            print(
+                f"ONNX external data, {result['mib']} MiB, {what}, {mode}: "
+                f"{result['write']:.2f} s vs np.save {result['floor']:.2f} s = "
+                f"{result['write'] / result['floor']:.2f}x (best of 3)"
+            )
+
+
+# -- llama ---------------------------------------------------------------------------------------
+_BUILD = """
+import json, sys, torch
+from transformers import LlamaConfig, LlamaForCausalLM
+size = json.loads(sys.argv[1]); dtype = getattr(torch, sys.argv[2]); out = sys.argv[3]
+config = LlamaConfig(vocab_size=32000, hidden_size=size["hidden_size"],
+    num_hidden_layers=size["num_hidden_layers"], intermediate_size=size["intermediate_size"],
+    num_attention_heads=size["heads"], num_key_value_heads=size["heads"],
+    max_position_embeddings=2048, use_cache=False)
+torch.manual_seed(0)
+with torch.device("cpu"):
+    model = LlamaForCausalLM(config).to(dtype).eval()
+class Logits(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+    def forward(self, input_ids):
+        return self.model(input_ids=input_ids, use_cache=False).logits
+ids = torch.randint(0, 32000, (1, 16))
+with torch.no_grad():
+    program = torch.export.export(Logits(model), (ids,), strict=False)
+torch.export.save(program, out)
+count = sum(p.numel() for p in model.parameters())
+nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
+print(json.dumps({"parameters": count, "weight_bytes": nbytes}))
+"""
+
+_DIRECT = """
+import json, sys, time, torch
+started = time.perf_counter()
+program = torch.export.load(sys.argv[1])
+onnx_program = torch.onnx.export(program, dynamo=True)
+# As unframe decides (shared_ir.io.EXTERNAL_DATA_THRESHOLD): the same file format on both sides.
+onnx_program.save(sys.argv[2], external_data=int(sys.argv[3]) > 1 << 30)
+seconds = time.perf_counter() - started
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(json.dumps({"seconds": seconds, "peak_kib": int(status["VmHWM"].split()[0])}))
+"""
+
+_UNFRAME = """
+import json, sys, time
+started = time.perf_counter()
+from unframe.converters import api
+api.convert(sys.argv[1], sys.argv[2], force=True)
+seconds = time.perf_counter() - started
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(json.dumps({"seconds": seconds, "peak_kib": int(status["VmHWM"].split()[0])}))
+"""
+
+
+_BASELINE = """
+import json, torch
+import unframe.backends.pytorch, unframe.converters.api
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(json.dumps({"seconds": 0.0, "peak_kib": int(status["VmHWM"].split()[0])}))
+"""
+
+
+def _data_files(onnx_path: Path) -> list[Path]:
+    return [onnx_path, *sorted(onnx_path.parent.glob(onnx_path.name + "*.data"))]
+
+
+def llama(size: str, dtype: str, workdir: Path) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    pt2 = workdir / f"llama{size}.pt2"
+    built = child(_BUILD, json.dumps(LLAMA_SIZES[size]), dtype, str(pt2))
+    weight_bytes = int(built["weight_bytes"])
+    print(
+        f"LLaMA {size} {dtype}: {built['parameters'] / 1e6:.0f}M parameters, "
+        f"{weight_bytes / 2**20:.0f} MiB of weights"
+    )
+    # Interleaved: unframe, direct, unframe, direct (the machine's load drifts).
+    times: dict[str, list[float]] = {"unframe": [], "direct": []}
+    peaks: dict[str, float] = {}
+    for _ in range(2):
+        for name, code in (("unframe", _UNFRAME), ("direct", _DIRECT)):
+            out = workdir / f"{name}.onnx"
+            result = child(code, str(pt2), str(out), str(weight_bytes))
+            times[name].append(float(result["seconds"]))
+            peaks[name] = float(result["peak_mib"])
+    ratio = min(times["unframe"]) / min(times["direct"])
+    print(
+        f"PyTorch -> ONNX: unframe {min(times['unframe']):.1f} s, torch.onnx.export directly "
+        f"{min(times['direct']):.1f} s: {ratio:.2f}x (best of 2, interleaved)"
+    )
+    source = workdir / "unframe.onnx"
+    floor_onnx = _floor([pt2], workdir)
+    print(
+        f"PyTorch -> ONNX vs the floor ({floor_onnx:.1f} s): "
+        f"{min(times['unframe']) / floor_onnx:.1f}x"
+    )
+    baseline = child(_BASELINE)
+    back = workdir / "back.pt2"
+    result = child(_UNFRAME, str(source), str(back))
+    floor = _floor(_data_files(source), workdir)
+    peak = float(result["peak_mib"]) * 2**20
+    print(
+        f"ONNX -> .pt2: {result['seconds']:.1f} s vs the floor {floor:.1f} s: "
+        f"{float(result['seconds']) / floor:.1f}x; peak RSS {peak / 2**20:.0f} MiB = "
+        f"{peak / weight_bytes:.2f}x the weights; above the interpreter's own "
+        f"{baseline['peak_mib']:.0f} MiB (torch and unframe imported): "
+        f"{(peak / 2**20 - baseline['peak_mib']) * 2**20 / weight_bytes:.2f}x"
+    )
+    mib = weight_bytes / 2**20
+    print(
+        f"PyTorch -> ONNX peak RSS: unframe {peaks['unframe']:.0f} MiB, direct "
+        f"{peaks['direct']:.0f} MiB ({peaks['unframe'] / mib:.2f}x / {peaks['direct'] / mib:.2f}x"
+        " the weights)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sections = parser.add_subparsers(dest="section", required=True)
+    start = sections.add_parser("startup")
+    start.add_argument("--repeat", type=int, default=5)
+    write = sections.add_parser("weights")
+    write.add_argument("--mib", type=int, default=256)
+    decoder = sections.add_parser("llama")
+    decoder.add_argument("--size", choices=sorted(LLAMA_SIZES), default="100M")
+    decoder.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    decoder.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    if args.section == "startup":
+        startup(args.repeat)
+    elif args.section == "weights":
+        weights(args.mib)
+    elif args.workdir is not None:
+        llama(args.size, args.dtype, args.workdir)
+    else:
+        with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as folder:
+            llama(args.size, args.dtype, Path(folder))
+
+
+if __name__ == "__main__":
+    main()
