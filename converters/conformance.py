@@ -97,11 +97,29 @@ class ConformanceReport:
             "| test | op | result | reason |",
             "| --- | --- | --- | --- |",
         ]
-        for o in self.outcomes:
-            reason = o.reason.replace("|", "\\|").replace("\n", " ")[:300]
-            lines.append(f"| {o.test} | {o.op} | {o.status} | {reason} |")
+        lines += [markdown_row(o) for o in self.outcomes]
         lines += ["", self.summary_line(), ""]
         return "\n".join(lines)
+
+
+def markdown_row(outcome: NodeTestOutcome) -> str:
+    """One test's row of a report's table (the reason escaped for markdown and cut short)."""
+    reason = outcome.reason.replace("|", "\\|").replace("\n", " ")[:300]
+    return f"| {outcome.test} | {outcome.op} | {outcome.status} | {reason} |"
+
+
+def parse_markdown_rows(text: str) -> list[NodeTestOutcome]:
+    """The outcomes a report's table holds (reasons as the table holds them: cut short)."""
+    outcomes = []
+    for line in text.splitlines():
+        parts = line.split(" | ")
+        if len(parts) < 4 or not line.startswith("| ") or parts[2] not in ("pass", "fail", "skip"):
+            continue
+        reason = " | ".join(parts[3:])[: -len(" |")] if line.endswith(" |") else ""
+        outcomes.append(
+            NodeTestOutcome(parts[0][2:], parts[1], parts[2], reason.replace("\\|", "|"))
+        )
+    return outcomes
 
 
 def _snake(name: str) -> str:
