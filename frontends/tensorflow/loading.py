@@ -185,7 +185,10 @@ def _signature_inputs(function: Any, tf: Any, path: Path) -> tuple[list[str], li
     args, kwargs = function.structured_input_signature
     specs = tf.nest.flatten(args) + [kwargs[key] for key in sorted(kwargs)]
     keys = [spec.name for spec in tf.nest.flatten(args)] + sorted(kwargs)
-    tensors = [t.name for t in function.inputs if t.dtype != tf.resource]
+    # The function's inputs are the signature's, then its captures (variables, and eager tensors
+    # it closed over, which freezing turns into constants): only the leading ones are fed.
+    own = function.inputs[: len(function.inputs) - len(function.captured_inputs)]
+    tensors = [t.name for t in own if t.dtype != tf.resource]
     if len(tensors) != len(specs) or not all(isinstance(s, tf.TensorSpec) for s in specs):
         raise UnsupportedError(
             "the signature takes composite tensors (sparse or ragged), which tf2onnx cannot take",

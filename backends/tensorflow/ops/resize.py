@@ -190,19 +190,29 @@ def _apply_plan(ctx: ExportContext, data: Any, axis: int, plan: Plan, fill: floa
     return result
 
 
-def _static_plan(ctx: ExportContext, plan: Plan, dtype: Any) -> Plan:
+def _static_plan(ctx: ExportContext, plan: Plan) -> Plan:
     """A plan computed eagerly at conversion time, as graph constants (int32 indices, weights
-    in the data's type): no float64 arithmetic at run time, which TFLite's builtins lack."""
+    in the data's type): no float64 arithmetic at run time, which TFLite's builtins lack.
+
+    Called outside ``tf.init_scope``: a constant made eagerly would be captured by the traced
+    function as an extra input, which readers of the SavedModel's signature do not expect.
+    """
+    index, weights, outside = plan
+    return (
+        ctx.make_constant(index, "index"),
+        None if weights is None else ctx.make_constant(weights, "weights"),
+        None if outside is None else ctx.make_constant(outside, "outside"),
+    )
+
+
+def _plan_arrays(plan: Plan, dtype: Any) -> Plan:
+    """An eagerly computed plan's values as numpy arrays (see ``_static_plan``)."""
     index, coeffs, extrapolated = plan
     weights = None if coeffs is None else coeffs.numpy().astype(dtype.as_numpy_dtype)
     outside = None
     if extrapolated is not None and bool(np.any(extrapolated.numpy())):
-        outside = ctx.make_constant(extrapolated.numpy(), "outside")
-    return (
-        ctx.make_constant(index.numpy().astype(np.int32), "index"),
-        None if weights is None else ctx.make_constant(weights, "weights"),
-        outside,
-    )
+        outside = extrapolated.numpy()
+    return index.numpy().astype(np.int32), weights, outside
 
 
 def _vector(ctx: ExportContext, index: int) -> tuple[Any, np.ndarray | None]:
@@ -261,7 +271,8 @@ def _resize(
             plans = _plans(
                 tf, widths, eager, scales[1], rank, axes, kept, policy, options, tf.float64
             )
-            plans = [(i, _static_plan(ctx, plan, compute)) for i, plan in plans]
+            arrays = [(i, _plan_arrays(plan, compute)) for i, plan in plans]
+        plans = [(i, _static_plan(ctx, plan)) for i, plan in arrays]
         if not plans:
             return [held]
     else:

@@ -168,6 +168,28 @@ def test_tf2_saved_model_names_and_order_of_several_inputs(tf: Any, tmp_path: Pa
         np.testing.assert_allclose(got[name], expected[name].numpy(), RTOL, ATOL)
 
 
+def test_tf2_saved_model_capturing_eager_tensors_is_not_composite(tf: Any, tmp_path: Path) -> None:
+    """A function that closed over eager tensors takes them as extra (captured) inputs; they
+    are frozen into constants, and the signature is still one plain tensor."""
+    offsets = tf.constant([[0.5, -1.0, 2.0]])
+    picks = tf.constant([2, 0, 1])
+
+    class Shifted(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+        def __call__(self, x: Any) -> dict[str, Any]:
+            return {"y": tf.gather(x + offsets, picks, axis=1)}
+
+    module = Shifted()
+    tf.saved_model.save(module, str(tmp_path / "shifted"), signatures=module.__call__)
+    signature = tf.saved_model.load(str(tmp_path / "shifted")).signatures["serving_default"]
+    assert len(signature.captured_inputs) == 2  # what this test is about
+    model = load_tensorflow(tmp_path / "shifted", ConvertOptions())
+    assert io_names(model) == (["x"], ["y"])
+    x = np.random.default_rng(5).standard_normal((4, 3)).astype(np.float32)
+    expected = signature(x=tf.constant(x))["y"].numpy()
+    np.testing.assert_allclose(run_ir(model, {"x": x})["y"], expected, RTOL, ATOL)
+
+
 def test_frozen_graph_def_with_named_outputs(tf: Any, tmp_path: Path) -> None:
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
