@@ -50,7 +50,7 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
 conformance: $(STAMP)
-	for fw in onnx pytorch caffe2 tensorflow coreml tflite; do $(BIN)/unframe conformance --backend $$fw || exit 1; done
+	for fw in onnx pytorch caffe2 tensorflow coreml tflite; do $(BIN)/unframe conformance --backend $$fw --jobs 2 || exit 1; done
 	$(BIN)/python scripts/framework_table.py --write
 
 table: $(STAMP)

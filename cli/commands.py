@@ -539,9 +539,23 @@ def frameworks(as_json: bool) -> None:
     type=click.Path(path_type=Path),
     help="Markdown report path [default: docs/conformance/BACKEND.md for a full run].",
 )
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes (each a fresh process per chunk of tests; a test whose framework "
+    "kills its process fails alone).",
+)
 @_json_option
 def conformance(
-    backend: str, ops: tuple[str, ...], name_pattern: str | None, report: Path | None, as_json: bool
+    backend: str,
+    ops: tuple[str, ...],
+    name_pattern: str | None,
+    report: Path | None,
+    jobs: int,
+    as_json: bool,
 ) -> None:
     """Run onnx's backend node tests through BACKEND's exporter and runtime."""
     from rich.progress import (
@@ -570,7 +584,16 @@ def conformance(
     )
     with progress:
         task = progress.add_task(f"conformance {backend}", total=len(cases))
-        result = harness.run_conformance(framework, cases, lambda _: progress.advance(task))
+        if jobs > 1:
+            from unframe.converters.conformance_isolated import run_isolated
+
+            tests = [(case.name, harness.node_test_op(case)) for case in cases]
+            outcomes = run_isolated(
+                framework.name, tests, jobs, lambda done: progress.advance(task, done)
+            )
+            result = harness.ConformanceReport(framework.name, outcomes)
+        else:
+            result = harness.run_conformance(framework, cases, lambda _: progress.advance(task))
     if report is None and not ops and not name_pattern:
         report = Path("docs/conformance") / f"{framework.name}.md"
     if report is not None:
