@@ -37,10 +37,25 @@ def run_reference(model: ir.Model | onnx.ModelProto, inputs: Mapping[str, np.nda
     return _run(proto.SerializeToString(), proto, inputs)
 
 
-def run_reference_path(path: Path, inputs: Mapping[str, np.ndarray]) -> RunResult:
-    """Runs the ``.onnx`` file at ``path`` (external data beside it is found by ORT)."""
-    proto = onnx.load(str(path), load_external_data=False)
+def run_reference_path(
+    path: Path, inputs: Mapping[str, np.ndarray], model: ir.Model | None = None
+) -> RunResult:
+    """Runs the ``.onnx`` file at ``path`` (external data beside it is found by ORT).
+
+    ``model``, the file as ``load_onnx`` read it (weights mapped, not read), gives the input and
+    output names: parsing the file again would hold a second copy of weights stored inside it
+    while onnxruntime holds its own (validation's peak, issue #15).
+    """
+    proto = onnx.load(str(path), load_external_data=False) if model is None else _names(model)
     return _run(str(path), proto, inputs)
+
+
+def _names(model: ir.Model) -> onnx.ModelProto:
+    """A model proto holding only the graph's input and output names, which ``_run`` reads."""
+    proto = onnx.ModelProto()
+    proto.graph.input.extend(onnx.ValueInfoProto(name=v.name or "") for v in model.graph.inputs)
+    proto.graph.output.extend(onnx.ValueInfoProto(name=v.name or "") for v in model.graph.outputs)
+    return proto
 
 
 def run_onnxruntime(model: ir.Model, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

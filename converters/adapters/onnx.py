@@ -41,8 +41,8 @@ class OnnxFramework(Framework):
     def run(self, path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         # onnxruntime reads the file itself: check it first as every load does (external data in
         # the model's folder, sizes, structure), which costs no weight read.
-        load_onnx(path)
-        return run_reference_path(path, inputs).outputs
+        model = load_onnx(path)
+        return run_reference_path(path, inputs, model=model).outputs
 
     def run_ir(
         self,
