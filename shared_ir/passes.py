@@ -33,13 +33,32 @@ def cleanup_passes(*, fold_constants: bool = True) -> PassManager:
     )
     return PassManager(
         [
-            common.IdentityEliminationPass(),
+            KeepingOuterScopeIdentityEliminationPass(),
             common.RemoveUnusedNodesPass(),
             common.RemoveUnusedFunctionsPass(),
             SortIfUnsortedPass(),
             *folding,
         ]
     )
+
+
+class KeepingOuterScopeIdentityEliminationPass(common.IdentityEliminationPass):
+    """onnx_ir's Identity elimination, keeping a subgraph's ``out = Identity(outer)``.
+
+    onnx_ir (1.1) renames the outer-scope value to the subgraph output's name and makes it the
+    subgraph's output, which no node of the subgraph then produces: onnx's checker refuses that
+    (an If branch returning a captured tensor, as tf2onnx writes for ``tf.cond``).
+    """
+
+    def _try_eliminate_identity_node(self, node: ir.Node) -> bool:
+        if node.op_type == "Identity" and node.domain == "" and len(node.inputs) == 1:
+            source, output = node.inputs[0], node.outputs[0]
+            if source is not None and output.is_graph_output():
+                producer = source.producer()
+                owner = source.graph if producer is None else producer.graph
+                if owner is not node.graph:
+                    return False
+        return super()._try_eliminate_identity_node(node)
 
 
 class SortIfUnsortedPass(ir.passes.InPlacePass):

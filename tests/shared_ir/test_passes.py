@@ -159,3 +159,38 @@ def test_cli_debug_says_why_the_optimizer_was_skipped(tmp_path) -> None:
     )
     assert "optimizer failed" not in quiet.stderr
     assert "onnxscript's optimizer failed" in debug.stderr and "InlinePass" in debug.stderr
+
+
+def test_an_if_branch_returning_an_outer_value_through_identity_stays_valid() -> None:
+    """``then = Identity(outer)``: the Identity stays (a branch output must be made inside it);
+    the branch's other Identity, of a value made inside, still goes."""
+    then_branch = helper.make_graph(
+        [helper.make_node("Identity", ["doubled"], ["then_out"])],
+        "then", [], [helper.make_tensor_value_info("then_out", TensorProto.FLOAT, [2])],
+    )  # fmt: skip
+    else_branch = helper.make_graph(
+        [helper.make_node("Neg", ["doubled"], ["negated"]),
+         helper.make_node("Identity", ["negated"], ["else_out"])],
+        "else", [], [helper.make_tensor_value_info("else_out", TensorProto.FLOAT, [2])],
+    )  # fmt: skip
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "x"], ["doubled"]),
+         helper.make_node("ReduceSum", ["x"], ["total"], keepdims=0),
+         helper.make_node("Greater", ["total", "zero"], ["positive"]),
+         helper.make_node("If", ["positive"], ["y"], then_branch=then_branch,
+                          else_branch=else_branch)],
+        "branches",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+        [numpy_helper.from_array(np.array(0.0, np.float32), "zero")],
+    )  # fmt: skip
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model = ir.serde.deserialize_model(proto)
+    passes.cleanup_passes()(model)
+    written = ir.serde.serialize_model(model)
+    onnx.checker.check_model(written, full_check=True)
+    branches = {a.name: a.g for a in written.graph.node[-1].attribute}
+    assert [n.op_type for n in branches["then_branch"].node] == ["Identity"]
+    assert [n.op_type for n in branches["else_branch"].node] == ["Neg"]
+    for x in (np.array([1.0, 2.5], np.float32), np.array([-3.0, 0.5], np.float32)):
+        np.testing.assert_array_equal(_run_ort(written, {"x": x}), _run_ort(proto, {"x": x}))

@@ -253,9 +253,11 @@ def _run_direction(
 
     initial = (h0, c0, tf.zeros_like(h0))
     hs, cs, ys = tf.scan(advance, (projected, active), initializer=initial)
-    empty = tf.equal(steps, 0)
-    h_last = tf.cond(empty, lambda: h0, lambda: hs[-1])
-    c_last = tf.cond(empty, lambda: c0, lambda: cs[-1])
+    # The last state, or the initial one over an empty sequence: the last row of the initial
+    # state stacked before the scan's (no tf.cond, whose branch returning a captured tensor
+    # tf2onnx reads back as a graph output no node makes).
+    h_last = tf.concat([h0[None], hs], 0)[-1]
+    c_last = tf.concat([c0[None], cs], 0)[-1]
     if reverse:
         if lengths is None:
             ys = tf.reverse(ys, [0])
