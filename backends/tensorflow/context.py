@@ -61,6 +61,9 @@ class ExportState:
     tf: ModuleType
     #: "variables": float initializers become ``tf.Variable``s; "constants": graph constants.
     weights: str = "variables"
+    #: "tensorflow", or "tflite": converters then emit TF ops TFLite's builtins hold where that
+    #: is as exact (int32/float32 arithmetic, builtin-only formulas), read by ``for_tflite``.
+    target: str = "tensorflow"
     env: dict[ir.Value, Physical] = field(default_factory=dict)
     #: Logical views of values held in another layout, made once per value.
     logical: dict[ir.Value, Any] = field(default_factory=dict)

@@ -82,7 +82,9 @@ def unsupported(model: ir.Model) -> list[UnsupportedOp]:
     return unsupported_after_expansion(model, ops)
 
 
-def to_tensorflow(model: ir.Model, *, weights: str = "variables", layout: str = "onnx") -> TFExport:
+def to_tensorflow(
+    model: ir.Model, *, weights: str = "variables", layout: str = "onnx", target: str = "tensorflow"
+) -> TFExport:
     """Builds ``model`` as a ``tf.Module`` with one traced signature function.
 
     ``layout="nhwc"`` makes the signature's 4-D float inputs whose first use runs channels-last
@@ -95,6 +97,8 @@ def to_tensorflow(model: ir.Model, *, weights: str = "variables", layout: str = 
     Raises ``UnsupportedOpsError`` listing every node without a converter before building, and
     after tracing every node a converter refused. ``model`` is changed in place (shapes inferred,
     constants folded by the shared :class:`~unframe.shared_ir.folding.FoldConstantsPass`).
+    ``target="tflite"`` (set by the tflite backend) asks converters for TF ops TFLite's builtins
+    hold where that is as exact (see ``ExportState.target``).
     """
     tf = import_tensorflow()
     load_converters()
@@ -113,7 +117,7 @@ def to_tensorflow(model: ir.Model, *, weights: str = "variables", layout: str = 
     output_keys = [
         signature_key(v.name or "", taken, f"output_{i}") for i, v in enumerate(graph.outputs)
     ]
-    state = ExportState(tf, weights)
+    state = ExportState(tf, weights, target)
     state.lookup = lambda node, opset: ops.lookup(node.op_type, opset, node.domain)
     nodes = list(graph)
 

@@ -86,7 +86,7 @@ def to_tflite(
     _check_inputs(model, path)
     tf = import_tensorflow()
     nodes = {tf_name(node.name or node.op_type, "node"): node for node in model.graph.all_nodes()}
-    built = to_tensorflow(model, layout=layout)
+    built = to_tensorflow(model, layout=layout, target="tflite")
     converter = tf.lite.TFLiteConverter.from_concrete_functions([built.function], built.module)
     supported = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if select_tf_ops:

@@ -23,7 +23,9 @@ __all__ = [
     "Physical",
     "channels_last",
     "elementwise_inputs",
+    "for_tflite",
     "in_kernel_type",
+    "in_tflite_type",
     "inverse",
     "ir",
     "normalize_axis",
@@ -111,3 +113,41 @@ def in_kernel_type(
     wide = tf.as_dtype(_WIDER[dtype.name])
     result = fn(*[tf.cast(t, wide) if t.dtype == dtype else t for t in tensors])
     return tf.cast(result, dtype) if result.dtype == wide else result
+
+
+#: Element types TFLite's builtin arithmetic and comparisons lack (unquantized), and the type that
+#: holds each of their values exactly; results cast back keep ONNX's values (low bits, rounding).
+_TFLITE_WIDER: dict[str, str] = {
+    "int8": "int32",
+    "uint8": "int32",
+    "int16": "int32",
+    "uint16": "int32",
+    "uint32": "int64",
+    "float16": "float32",
+    "bfloat16": "float32",
+}
+
+
+def for_tflite(ctx: ExportContext) -> bool:
+    """Whether this export is lowered to TFLite builtins next (``ExportState.target``)."""
+    return ctx.state.target == "tflite"
+
+
+def in_tflite_type(ctx: ExportContext, fn: Any) -> Any:
+    """``fn`` itself, or for a TFLite export, ``fn`` run in int32/float32 where its tensors' type
+    is one TFLite's builtin kernels lack and the wider type holds every value (see
+    ``in_kernel_type`` for why that is exact for elementwise arithmetic and comparisons)."""
+    if not for_tflite(ctx):
+        return fn
+
+    def widened(*tensors: Any) -> Any:
+        dtype = tensors[0].dtype
+        wide_name = _TFLITE_WIDER.get(dtype.name)
+        if wide_name is None:
+            return fn(*tensors)
+        tf = ctx.tf
+        wide = tf.as_dtype(wide_name)
+        result = fn(*[tf.cast(t, wide) if t.dtype == dtype else t for t in tensors])
+        return tf.cast(result, dtype) if result.dtype == wide else result
+
+    return widened

@@ -13,7 +13,9 @@ from unframe.backends.tensorflow.ops._common import (
     ExportContext,
     Outputs,
     elementwise_inputs,
+    for_tflite,
     in_kernel_type,
+    in_tflite_type,
     ir,
     np,
     ops,
@@ -23,17 +25,18 @@ from unframe.backends.tensorflow.ops._common import (
 
 def _unary(ctx: ExportContext, fn: Callable[[Any], Any]) -> Outputs:
     held = ctx.physical(0)
-    return [wrap(fn(held.tensor), held.perm)]
+    return [wrap(in_tflite_type(ctx, fn)(held.tensor), held.perm)]
 
 
 def _binary(ctx: ExportContext, fn: Callable[[Any, Any], Any]) -> Outputs:
     (a, b), perm = elementwise_inputs(ctx, 2)
-    return [wrap(fn(a, b), perm)]
+    return [wrap(in_tflite_type(ctx, fn)(a, b), perm)]
 
 
 def _variadic(ctx: ExportContext, fn: Callable[[Any, Any], Any]) -> Outputs:
     tensors, perm = elementwise_inputs(ctx)
     result = tensors[0]
+    fn = in_tflite_type(ctx, fn)
     for tensor in tensors[1:]:
         result = fn(result, tensor)
     return [wrap(result, perm)]
@@ -62,9 +65,22 @@ def mul_v7(node: ir.Node, ctx: ExportContext) -> Outputs:
 def div_v7(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
     # Integer Div truncates toward zero in ONNX (C's division); TF's // floors.
-    return _binary(
-        ctx, lambda a, b: tf.truncatediv(a, b) if _is_integer(a) else tf.math.divide(a, b)
+    truncate = (
+        (lambda a, b: _truncate_div_by_floor(tf, a, b)) if for_tflite(ctx) else tf.truncatediv
     )
+    return _binary(ctx, lambda a, b: truncate(a, b) if _is_integer(a) else tf.math.divide(a, b))
+
+
+def _truncate_div_by_floor(tf: Any, a: Any, b: Any) -> Any:
+    """C's integer division from FloorDiv (TFLite's builtins have no TruncateDiv): the floored
+    quotient, one more where a remainder is left and the signs differ."""
+    quotient = tf.math.floordiv(a, b)
+    if a.dtype.is_unsigned:
+        return quotient
+    zero = tf.zeros((), a.dtype)
+    inexact = tf.not_equal(a - quotient * b, zero)
+    signs_differ = tf.not_equal(a < zero, b < zero)
+    return quotient + tf.cast(tf.logical_and(inexact, signs_differ), a.dtype)
 
 
 @ops.register("Mod", since=10)
@@ -169,11 +185,52 @@ def _tf_function(ctx: ExportContext, dotted: str) -> Callable[..., Any]:
 
 def _register_unary(op_type: str, since: int, dotted: str) -> None:
     def convert(node: ir.Node, ctx: ExportContext) -> Outputs:
+        formula = _TFLITE_FORMULAS.get(op_type) if for_tflite(ctx) else None
+        if formula is not None:
+            tf = ctx.tf
+            return _unary(ctx, lambda x: formula(tf, x))
         return _unary(ctx, _tf_function(ctx, dotted))
 
     convert.__name__ = convert.__qualname__ = f"{op_type.lower()}_v{since}"
     ops.register(op_type, since=since)(convert)
 
+
+def _erf(tf: Any, x: Any) -> Any:
+    """erf from builtins: its Taylor series near 0 (relative error < 1e-7 below 0.5), Abramowitz
+    and Stegun 7.1.26 beyond (absolute error < 1.5e-7), both below float32's tolerance there."""
+    square = x * x
+    series = (
+        x
+        * (2.0 / np.sqrt(np.pi))
+        * (1.0 + square * (-1.0 / 3 + square * (1.0 / 10 + square * (-1.0 / 42 + square / 216))))
+    )
+    magnitude = tf.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * magnitude)
+    poly = t * (
+        0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))
+    )
+    tail = tf.sign(x) * (1.0 - poly * tf.exp(-square))
+    return tf.where(magnitude < 0.5, series, tail)
+
+
+def _one_minus_square_root(tf: Any, x: Any) -> Any:
+    return tf.sqrt((1.0 - x) * (1.0 + x))  # sqrt(1 - x^2) without the cancellation at |x| ~ 1
+
+
+#: Float formulas from TFLite builtins for the TF ops TFLite lacks (used for a TFLite export;
+#: float16 inputs run in float32 first).
+_TFLITE_FORMULAS: dict[str, Callable[[Any, Any], Any]] = {
+    "Tan": lambda tf, x: tf.sin(x) / tf.cos(x),
+    "Atan": lambda tf, x: tf.atan2(x, tf.ones_like(x)),
+    "Asin": lambda tf, x: tf.atan2(x, _one_minus_square_root(tf, x)),
+    "Acos": lambda tf, x: tf.atan2(_one_minus_square_root(tf, x), x),
+    "Sinh": lambda tf, x: (tf.exp(x) - tf.exp(-x)) * 0.5,
+    "Cosh": lambda tf, x: (tf.exp(x) + tf.exp(-x)) * 0.5,
+    "Asinh": lambda tf, x: tf.sign(x) * tf.math.log(tf.abs(x) + tf.sqrt(x * x + 1.0)),
+    "Acosh": lambda tf, x: tf.math.log(x + tf.sqrt((x - 1.0) * (x + 1.0))),
+    "Atanh": lambda tf, x: 0.5 * tf.math.log((1.0 + x) / (1.0 - x)),
+    "Erf": _erf,
+}
 
 for _op, (_since, _dotted) in _UNARY.items():
     _register_unary(_op, _since, _dotted)
@@ -240,8 +297,8 @@ def clip_v6(node: ir.Node, ctx: ExportContext) -> Outputs:
     held = ctx.physical(0)
     low = float(ctx.attr("min", float(np.finfo(np.float32).min)))
     high = float(ctx.attr("max", float(np.finfo(np.float32).max)))
-    result = tf.maximum(held.tensor, tf.cast(low, held.tensor.dtype))
-    result = tf.minimum(result, tf.cast(high, held.tensor.dtype))
+    result = in_tflite_type(ctx, tf.maximum)(held.tensor, tf.cast(low, held.tensor.dtype))
+    result = in_tflite_type(ctx, tf.minimum)(result, tf.cast(high, held.tensor.dtype))
     return [wrap(result, held.perm)]
 
 
@@ -251,9 +308,9 @@ def clip_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
     held = ctx.physical(0)
     result = held.tensor
     if ctx.has_input(1):
-        result = tf.maximum(result, tf.cast(ctx.input(1), result.dtype))
+        result = in_tflite_type(ctx, tf.maximum)(result, tf.cast(ctx.input(1), result.dtype))
     if ctx.has_input(2):
-        result = tf.minimum(result, tf.cast(ctx.input(2), result.dtype))
+        result = in_tflite_type(ctx, tf.minimum)(result, tf.cast(ctx.input(2), result.dtype))
     return [wrap(result, held.perm)]
 
 

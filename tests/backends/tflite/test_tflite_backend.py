@@ -194,18 +194,18 @@ def test_nhwc_layout_takes_images_channels_last(
 
 
 def test_ops_tflite_lacks_are_listed_node_by_node(tmp_path: Path) -> None:
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
     nodes = [
-        helper.make_node("Erf", ["x"], ["a"], name="first_erf"),
+        helper.make_node("Det", ["x"], ["a"], name="first_det"),
         helper.make_node("Relu", ["a"], ["b"], name="relu"),
-        helper.make_node("Acos", ["b"], ["c"], name="scope/acos"),
-        helper.make_node("Erf", ["c"], ["y"], name="second_erf"),
+        helper.make_node("Mod", ["b", "b"], ["c"], name="scope/mod", fmod=1),
+        helper.make_node("Mod", ["c", "b"], ["y"], name="second_mod", fmod=1),
     ]
     graph = helper.make_graph(nodes, "g", [x], [y])
-    src = tmp_path / "erf.onnx"
+    src = tmp_path / "lacking.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), src)
-    out = tmp_path / "erf.tflite"
+    out = tmp_path / "lacking.tflite"
     result = CliRunner().invoke(cli, ["convert", str(src), "-o", str(out)])
     assert result.exit_code == ExitCode.UNSUPPORTED, result.output
     assert "Traceback" not in result.output
@@ -213,9 +213,9 @@ def test_ops_tflite_lacks_are_listed_node_by_node(tmp_path: Path) -> None:
         line.strip() for line in result.output.splitlines() if line.strip().startswith("node")
     ]
     assert [line.split(":")[0] for line in listed] == [
-        "node 'first_erf'",
-        "node 'scope/acos'",
-        "node 'second_erf'",
+        "node 'first_det'",
+        "node 'scope/mod'",
+        "node 'second_mod'",
     ]
     assert "Flex" in listed[0]
     assert not out.exists()
@@ -248,3 +248,45 @@ def test_a_node_xnnpack_refuses_runs_on_litert_kernels() -> None:
     (expected,) = session.run(None, {"x": feed})
     got = run_export(to_tflite(ir.from_proto(proto)), {"x": feed})["y"]
     np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
+
+
+def test_types_and_functions_tflite_lacks_run_as_builtins() -> None:
+    """int8/int16/uint8 arithmetic and comparisons run in int32, C's integer division from
+    FloorDiv, Erf/Acos/Atanh from builtin formulas: LiteRT's outputs are onnxruntime's."""
+    names = {"i8": TensorProto.INT8, "i16": TensorProto.INT16, "u8": TensorProto.UINT8}
+    inputs = [helper.make_tensor_value_info(n, t, [4, 5]) for n, t in names.items()]
+    inputs.append(helper.make_tensor_value_info("f", TensorProto.FLOAT, [4, 5]))
+    nodes = [
+        helper.make_node("Add", ["i8", "i8"], ["i8_sum"]),
+        helper.make_node("Div", ["i16", "i16_divisor"], ["i16_quotient"]),
+        helper.make_node("Less", ["u8", "u8_other"], ["u8_less"]),
+        helper.make_node("Max", ["u8", "u8_other"], ["u8_max"]),
+        helper.make_node("Erf", ["f"], ["f_erf"]),
+        helper.make_node("Acos", ["f"], ["f_acos"]),
+        helper.make_node("Atanh", ["f"], ["f_atanh"]),
+    ]
+    constants = [
+        helper.make_tensor("i16_divisor", TensorProto.INT16, [5], [3, -3, 7, -2, 1]),
+        helper.make_tensor("u8_other", TensorProto.UINT8, [5], [0, 100, 200, 255, 7]),
+    ]
+    types = [TensorProto.INT8, TensorProto.INT16, TensorProto.BOOL, TensorProto.UINT8]
+    types += [TensorProto.FLOAT] * 3
+    outputs = [
+        helper.make_tensor_value_info(n.output[0], t, None)
+        for n, t in zip(nodes, types, strict=True)
+    ]
+    graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=constants)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    rng = np.random.default_rng(5)
+    feed = {
+        "i8": rng.integers(-128, 128, (4, 5)).astype(np.int8),
+        "i16": rng.integers(-30000, 30000, (4, 5)).astype(np.int16),
+        "u8": rng.integers(0, 256, (4, 5)).astype(np.uint8),
+        "f": rng.uniform(-0.99, 0.99, (4, 5)).astype(np.float32),
+    }
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    expected = dict(zip([n.output[0] for n in nodes], session.run(None, feed), strict=True))
+    got = run_export(to_tflite(ir.from_proto(proto)), feed)
+    for name, want in expected.items():
+        assert got[name].dtype == want.dtype, name
+        np.testing.assert_allclose(got[name], want, rtol=RTOL, atol=ATOL, err_msg=name)
