@@ -16,6 +16,7 @@ from unframe.backends.tensorflow.ops._common import (
     Physical,
     channels_last,
     elementwise_inputs,
+    for_tflite,
     inverse,
     ir,
     normalize_axis,
@@ -153,6 +154,8 @@ def _split_sizes(ctx: ExportContext) -> Any:
         return None
     if ctx.constant_input(1) is not None:
         return ctx.int_list(1)
+    if for_tflite(ctx):
+        return ctx.tf.cast(ctx.input(1), ctx.tf.int32)  # SPLIT_V's sizes; lengths fit
     return _as_int64(ctx, ctx.input(1))
 
 
@@ -331,6 +334,10 @@ def _with_static_rank(ctx: ExportContext, result: Any, rank: int) -> Any:
         if shape is not None and len(shape) == rank
         else [None] * rank
     )
+    if for_tflite(ctx):
+        # TFLite has no EnsureShape; the static shape alone is what the lowering needs.
+        result.set_shape(dims)
+        return result
     return ctx.tf.ensure_shape(result, dims)
 
 
