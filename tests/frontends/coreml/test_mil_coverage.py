@@ -94,6 +94,17 @@ class Indexing(torch.nn.Module):
         return z[:, :, 1:4, :] * hot.float()
 
 
+class Quantized(torch.nn.Module):
+    """Quantization spelled out: range, scale, round, saturate, int casts, per-block gather."""
+
+    def forward(self, x: Any) -> Any:
+        low = torch.minimum(x.min(), torch.tensor(0.0))
+        scale = (torch.maximum(x.max(), torch.tensor(0.0)) - low) / 255
+        q = torch.clamp(torch.round(x / scale) + 3, 0, 255).to(torch.int32)
+        blocks = torch.index_select(q, 2, torch.tensor([0, 0, 1, 1, 2]))
+        return (blocks - 3).float() * scale
+
+
 class Recurrent(torch.nn.Module):
     """A forward LSTM, then a bidirectional one with its final states."""
 
@@ -124,6 +135,7 @@ MODELS = {
     "sequence": (Sequence, (1, 5, 8)),
     "indexing": (Indexing, (2, 4, 6)),
     "recurrent": (Recurrent, (6, 2, 4)),
+    "quantized": (Quantized, (1, 3, 5)),
 }
 
 #: onnx node tests whose export samples the MIL ops the neural-network converters emit; those
@@ -157,6 +169,11 @@ NODE_TESTS = [
     ("test_gridsample_reflection_padding", False),
     ("test_if", False),
     ("test_lstm_bidirectional", True),
+    ("test_quantizelinear_blocked_asymmetric", False),
+    ("test_dequantizelinear_axis", False),
+    ("test_dynamicquantizelinear", False),
+    ("test_qlinearmatmul_3D_uint8_float16", False),
+    ("test_qlinearconv", False),
 ]
 
 #: MIL ops the backend emits that no package coremltools writes from these models holds, and
