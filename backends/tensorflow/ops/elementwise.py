@@ -274,6 +274,14 @@ def is_inf_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
     negative = bool(ctx.attr("detect_negative", 1))
 
     def detect(x: Any) -> Any:
+        if for_tflite(ctx):
+            # LiteRT answers IsInf and comparisons with an infinite constant wrongly; beyond the
+            # largest finite value is the same test.
+            largest = tf.constant(float(np.finfo(x.dtype.as_numpy_dtype).max), x.dtype)
+            if positive and negative:
+                return tf.greater(tf.abs(x), largest)
+            if positive or negative:
+                return tf.greater(x, largest) if positive else tf.less(x, -largest)
         if positive and negative:
             return tf.math.is_inf(x)
         if positive:
