@@ -32,8 +32,12 @@ _CONFORMANCE_NOTE = """\
   milproto program), imported into the IR by unframe's Core ML frontend and run on onnxruntime:
   re-imported, not run in Core ML. A pass says the package holds the test's computation as the
   frontend reads it; numbers on a device may differ where Core ML's kernels do.
-- **Element types**: Core ML tensors are float32, float16, int32 and bool; int64 is held as
-  int32 (as coremltools' own converters do) and other types are refused by name.
+- **Element types**: Core ML tensors are float32, float16, int32 and bool. int8, int16, int64,
+  uint8, uint16, uint32 and uint64 are held as int32 (as coremltools' own converters hold int64;
+  casts into a narrower type wrap as ONNX's do), double and bfloat16 as float32; every graph input
+  and output held in another type is recorded in the package and the frontend casts it back on
+  re-import, so the test compares ONNX's own types. Other types (strings, float8, int4) are
+  refused by name.
 """
 
 

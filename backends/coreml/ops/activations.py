@@ -17,6 +17,12 @@ def _unary_float(ctx: ExportContext, op: str) -> list[Any]:
     return [getattr(ctx.mb, op)(x=ctx.input(0))]
 
 
+def _param(ctx: ExportContext, value: Any) -> Any:
+    """An activation's scalar parameter in the input's float type (MIL's type check refuses a
+    float32 alpha beside a float16 x)."""
+    return scalar_like(ctx, float(value)).val
+
+
 @ops.register("Relu", since=6)
 def relu_v6(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     if ctx.mil_dtype(ctx.input_dtype(0)) == "int32":
@@ -78,34 +84,42 @@ def log_softmax_v13(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
 @ops.register("LeakyRelu", since=6)
 def leaky_relu_v6(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     require_float(ctx, "LeakyRelu")
-    return [ctx.mb.leaky_relu(x=ctx.input(0), alpha=float(ctx.attr("alpha")))]
+    return [ctx.mb.leaky_relu(x=ctx.input(0), alpha=_param(ctx, ctx.attr("alpha")))]
 
 
 @ops.register("Elu", since=6)
 def elu_v6(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     require_float(ctx, "Elu")
-    return [ctx.mb.elu(x=ctx.input(0), alpha=float(ctx.attr("alpha")))]
+    return [ctx.mb.elu(x=ctx.input(0), alpha=_param(ctx, ctx.attr("alpha")))]
 
 
 @ops.register("Selu", since=6)
 def selu_v6(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     require_float(ctx, "Selu")
     alpha, gamma = float(ctx.attr("alpha")), float(ctx.attr("gamma"))
-    return [ctx.mb.mul(x=ctx.mb.elu(x=ctx.input(0), alpha=alpha), y=scalar_like(ctx, gamma))]
+    return [
+        ctx.mb.mul(
+            x=ctx.mb.elu(x=ctx.input(0), alpha=_param(ctx, alpha)), y=scalar_like(ctx, gamma)
+        )
+    ]
 
 
 @ops.register("HardSigmoid", since=6)
 def hard_sigmoid_v6(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     require_float(ctx, "HardSigmoid")
     alpha, beta = float(ctx.attr("alpha")), float(ctx.attr("beta"))
-    return [ctx.mb.sigmoid_hard(x=ctx.input(0), alpha=alpha, beta=beta)]
+    return [ctx.mb.sigmoid_hard(x=ctx.input(0), alpha=_param(ctx, alpha), beta=_param(ctx, beta))]
 
 
 @ops.register("HardSwish", since=14)
 def hard_swish_v14(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     require_float(ctx, "HardSwish")
     x = ctx.input(0)
-    return [ctx.mb.mul(x=x, y=ctx.mb.sigmoid_hard(x=x, alpha=1.0 / 6, beta=0.5))]
+    return [
+        ctx.mb.mul(
+            x=x, y=ctx.mb.sigmoid_hard(x=x, alpha=_param(ctx, 1.0 / 6), beta=_param(ctx, 0.5))
+        )
+    ]
 
 
 @ops.register("PRelu", since=7)

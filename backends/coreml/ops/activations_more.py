@@ -24,7 +24,8 @@ def celu_v12(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     mb = ctx.mb
     alpha = float(ctx.attr("alpha", 1.0))
     scaled = mb.real_div(x=ctx.input(0), y=scalar_like(ctx, alpha))
-    return [mb.mul(x=mb.elu(x=scaled, alpha=1.0), y=scalar_like(ctx, alpha))]
+    # elu's alpha must be in x's type (a float32 1.0 fails MIL's type check on float16)
+    return [mb.mul(x=mb.elu(x=scaled, alpha=scalar_like(ctx, 1.0).val), y=scalar_like(ctx, alpha))]
 
 
 @ops.register("Shrink", since=9)

@@ -46,9 +46,13 @@ def conv_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
         "groups": int(ctx.attr("group", 1)),
         **_padding(ctx, spatial),
     }
-    if ctx.has_input(2):
+    if ctx.has_input(2) and ctx.constant_input(2) is not None:
         kwargs["bias"] = ctx.input(2)
-    return [ctx.mb.conv(**kwargs)]
+    y = ctx.mb.conv(**kwargs)
+    if ctx.has_input(2) and "bias" not in kwargs:
+        # MIL's conv takes a compile-time bias only: one given at run time is added after
+        y = ctx.mb.add(x=y, y=_channel_vector(ctx, 2, spatial + 2))
+    return [y]
 
 
 def _transpose_crops(
@@ -195,11 +199,15 @@ def _conv_transpose_by_conv(
 def _pool(ctx: ExportContext, op: str, **extra: Any) -> list[Any]:
     require_float(ctx, op)
     spatial = _spatial_rank(ctx)
-    if any(d != 1 for d in ctx.attr("dilations", None) or []):
-        raise ctx.error("dilated pooling: Core ML pools without dilations")
     if ctx.output_used(1):
         raise ctx.error("the Indices output: Core ML's max_pool gives values only")
     kernel = ctx.attr("kernel_shape")
+    if any(d != 1 for d in ctx.attr("dilations", None) or []):
+        return [
+            _dilated_pool(
+                ctx, "max" if op == "max_pool" else "avg", spatial, [int(k) for k in kernel]
+            )
+        ]
     return [
         getattr(ctx.mb, op)(
             x=ctx.input(0),
@@ -210,6 +218,107 @@ def _pool(ctx: ExportContext, op: str, **extra: Any) -> list[Any]:
             **extra,
         )
     ]
+
+
+def _pool_geometry(
+    ctx: ExportContext,
+    sizes: list[int],
+    kernel: list[int],
+    strides: list[int],
+    dilations: list[int],
+) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Each spatial axis's pad before, pad after, ceil_mode's overhang past that and output size,
+    by ONNX's rules for pads, auto_pad and ceil_mode."""
+    spatial = len(sizes)
+    spans = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
+    auto_pad = str(ctx.attr("auto_pad", "NOTSET"))
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        outs = [-(-n // s) for n, s in zip(sizes, strides, strict=True)]
+        totals = [
+            max((o - 1) * s + span - n, 0)
+            for o, s, span, n in zip(outs, strides, spans, sizes, strict=True)
+        ]
+        before = [t // 2 if auto_pad == "SAME_UPPER" else t - t // 2 for t in totals]
+        after = [t - b for t, b in zip(totals, before, strict=True)]
+    else:
+        pads = [0] * (2 * spatial)
+        if auto_pad != "VALID":
+            pads = [int(p) for p in ctx.attr("pads", None) or pads]
+        before, after = pads[:spatial], pads[spatial:]
+        ceil = bool(ctx.attr("ceil_mode", 0))
+        outs = []
+        for i in range(spatial):
+            room = sizes[i] + before[i] + after[i] - spans[i]
+            out = (-(-room // strides[i]) if ceil else room // strides[i]) + 1
+            # a last window starting in the end padding is dropped (as onnxruntime and torch do)
+            if ceil and (out - 1) * strides[i] >= sizes[i] + before[i]:
+                out -= 1
+            outs.append(out)
+    overhang = [
+        max((o - 1) * s + span - (n + b + a), 0)
+        for o, s, span, n, b, a in zip(outs, strides, spans, sizes, before, after, strict=True)
+    ]
+    return before, after, overhang, outs
+
+
+def _dilated_pool(
+    ctx: ExportContext, kind: str, spatial: int, kernel: list[int], x: Any = None
+) -> Any:
+    """MIL pools have no dilations: the window's elements are gathered as strided slices of the
+    padded input (one per kernel offset) and combined by maximum or sum; the average divides by
+    each window's count, computed here from the padding (the input's spatial sizes must be known).
+    ``kind``: "max", "avg" or "sum" (LpPool's)."""
+    shape = ctx.input_shape(0)
+    if shape is None or any(d is None for d in shape[2:]):
+        raise ctx.error("dilated pooling over spatial sizes unknown at conversion time")
+    sizes = [int(d) for d in shape[2:]]  # type: ignore[arg-type]
+    strides = [int(s) for s in ctx.attr("strides", None) or [1] * spatial]
+    dilations = [int(d) for d in ctx.attr("dilations", None) or [1] * spatial]
+    before, declared_after, overhang, outs = _pool_geometry(ctx, sizes, kernel, strides, dilations)
+    after = [a + h for a, h in zip(declared_after, overhang, strict=True)]
+    mb = ctx.mb
+    x = ctx.input(0) if x is None else x
+    if any(before) or any(after):
+        x = mb.pad(
+            x=x,
+            pad=[0, 0, 0, 0] + [p for b, a in zip(before, after, strict=True) for p in (b, a)],
+            mode="constant",
+            constant_val=float("-inf") if kind == "max" else 0.0,
+        )
+    combined = None
+    for offsets in np.ndindex(*kernel):
+        starts = [int(o) * d for o, d in zip(offsets, dilations, strict=True)]
+        window = mb.slice_by_index(
+            x=x,
+            begin=[0, 0, *starts],
+            end=[
+                0,
+                0,
+                *[b + (o - 1) * s + 1 for b, o, s in zip(starts, outs, strides, strict=True)],
+            ],
+            stride=[1, 1, *strides],
+            begin_mask=[True, True] + [False] * spatial,
+            end_mask=[True, True] + [False] * spatial,
+        )
+        if combined is None:
+            combined = window
+        else:
+            combined = (mb.maximum if kind == "max" else mb.add)(x=combined, y=window)
+    if kind != "avg":
+        return combined
+    include_pad = bool(int(ctx.attr("count_include_pad", 0)))
+    counts = np.ones(outs, np.float64)
+    for i in range(spatial):
+        padded = before[i] + sizes[i] + after[i]
+        counted = np.zeros(padded)
+        # count_include_pad counts the declared padding, never ceil_mode's overhang
+        low, high = (0, padded - overhang[i]) if include_pad else (before[i], before[i] + sizes[i])
+        counted[low:high] = 1
+        taps = np.arange(outs[i])[:, None] * strides[i] + np.arange(kernel[i]) * dilations[i]
+        per_output = counted[taps].sum(axis=1)
+        counts = counts * per_output.reshape([-1] + [1] * (spatial - 1 - i))
+    divisor = scalar_like(ctx, 0.0).val.dtype.type
+    return mb.real_div(x=combined, y=ctx.make_constant(counts.astype(divisor), "window_counts"))
 
 
 @ops.register("MaxPool", since=8)
@@ -228,17 +337,18 @@ def average_pool_v7(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
 @ops.register("LpPool", since=11)
 def lp_pool_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     """(sum over the window of |x|^p)^(1/p): an average pool counting the zero padding, times the
-    window's size, is that sum (ceil_mode's partial windows would count fewer: refused)."""
+    window's size, is that sum; with dilations or ceil_mode (whose partial windows count fewer)
+    the window's elements are summed one kernel offset at a time."""
     require_float(ctx, "LpPool")
-    if int(ctx.attr("ceil_mode", 0)):
-        raise ctx.error("ceil_mode=1: the partial windows' sums are not an average times a size")
     mb = ctx.mb
     p = float(ctx.attr("p", 2))
     powered = mb.pow(x=mb.abs(x=ctx.input(0)), y=scalar_like(ctx, p))
     window = float(np.prod([int(k) for k in ctx.attr("kernel_shape")]))
     spatial = _spatial_rank(ctx)
-    if any(d != 1 for d in ctx.attr("dilations", None) or []):
-        raise ctx.error("dilated pooling: Core ML pools without dilations")
+    if int(ctx.attr("ceil_mode", 0)) or any(d != 1 for d in ctx.attr("dilations", None) or []):
+        kernel = [int(k) for k in ctx.attr("kernel_shape")]
+        total = _dilated_pool(ctx, "sum", spatial, kernel, powered)
+        return [mb.pow(x=total, y=scalar_like(ctx, 1.0 / p))]
     average = mb.avg_pool(
         x=powered,
         kernel_sizes=ctx.attr("kernel_shape"),
