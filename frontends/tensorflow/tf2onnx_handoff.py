@@ -94,14 +94,14 @@ def to_ir(frozen: FrozenGraph, *, opset: int | None, path: str | None) -> ir.Mod
     except Exception as error:  # noqa: BLE001 - an optimizer of tf2onnx failed: redo with care
         logger.debug("tf2onnx's optimizers failed (%s); converting again, each on a copy", error)
         proto, failed = _tf2onnx(frozen, target, path, careful=True)
-    unconverted = _unconverted_nodes(proto, target, failed)
+    unconverted = unconverted_nodes(proto, target, failed)
     if unconverted:
         raise UnsupportedOpsError(unconverted, framework=FRAMEWORK, direction="import", path=path)
     try:
         onnx.checker.check_model(proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
         raise UnsupportedError(
-            f"tf2onnx wrote a model that onnx's checker refuses: {_first_line(error)}",
+            f"tf2onnx wrote a model that onnx's checker refuses: {first_line(error)}",
             path=path,
             framework=FRAMEWORK,
             hint="rerun with --debug for tf2onnx's log; unframe never passes such a model on",
@@ -144,12 +144,12 @@ def _tf2onnx(
             if isinstance(error, MemoryError):
                 raise
             raise UnsupportedError(
-                f"tf2onnx could not convert the graph: {type(error).__name__}: {_first_line(error)}",
+                f"tf2onnx could not convert the graph: {type(error).__name__}: {first_line(error)}",
                 path=path,
                 framework=FRAMEWORK,
                 hint="rerun with --debug for tf2onnx's log",
             ) from None
-        failed = _failed_handlers(records, tf_ops, target)
+        failed = failed_handlers(records, tf_ops, target)
         with _fresh_node_protos():
             onnx_graph = optimizer.optimize_graph(onnx_graph, catch_errors=careful)
         proto = onnx_graph.make_model(f"converted from {frozen.source}")
@@ -192,7 +192,7 @@ def _fresh_node_protos() -> Iterator[None]:
         Node.update_proto = original
 
 
-def _failed_handlers(
+def failed_handlers(
     records: Sequence[logging.LogRecord], tf_ops: dict[str, str], opset: int
 ) -> list[UnsupportedOp]:
     """The nodes whose tf2onnx handler raised: their node may now look like an ONNX op."""
@@ -205,12 +205,12 @@ def _failed_handlers(
         error = record.exc_info[1] if record.exc_info else None
         reason = "tf2onnx's converter failed"
         if error is not None:
-            reason += f": {type(error).__name__}: {_first_line(error)}"
+            reason += f": {type(error).__name__}: {first_line(error)}"
         failed.append(UnsupportedOp(name, tf_ops.get(name, "?"), opset=None, reason=reason))
     return failed
 
 
-def _unconverted_nodes(
+def unconverted_nodes(
     proto: onnx.ModelProto, opset: int, failed: list[UnsupportedOp]
 ) -> list[UnsupportedOp]:
     """Every node (subgraphs too) that is not an ONNX op, plus every failed handler's node."""
@@ -254,6 +254,6 @@ def _keep_io_order(model: ir.Model, frozen: FrozenGraph) -> None:
         values.extend(ordered)
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__

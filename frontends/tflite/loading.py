@@ -23,9 +23,9 @@ from unframe.frontends.tensorflow.quiet import (
 from unframe.frontends.tensorflow.tf2onnx_handoff import (
     DEFAULT_OPSET,
     MAX_OPSET,
-    _failed_handlers,
-    _first_line,
-    _unconverted_nodes,
+    failed_handlers,
+    first_line,
+    unconverted_nodes,
 )
 from unframe.frontends.tflite.handlers import register_tflite_handlers
 from unframe.shared_ir.errors import BadInputError, UnsupportedError, UnsupportedOpsError
@@ -109,15 +109,15 @@ def _convert(
                 raise
             raise UnsupportedError(
                 f"tf2onnx could not convert the TFLite model: {type(error).__name__}: "
-                f"{_first_line(error)}",
+                f"{first_line(error)}",
                 path=str(path),
                 framework=FRAMEWORK,
                 hint="rerun with --debug for tf2onnx's log",
             ) from None
-        failed = _failed_handlers(records, model.operators, target)
+        failed = failed_handlers(records, model.operators, target)
         onnx_graph = optimizer.optimize_graph(onnx_graph, True)
         proto = onnx_graph.make_model(f"converted from {path.name}")
-    unconverted = _unconverted_nodes(proto, target, failed)
+    unconverted = unconverted_nodes(proto, target, failed)
     if unconverted:
         raise UnsupportedOpsError(
             unconverted, framework=FRAMEWORK, direction="import", path=str(path)
@@ -126,7 +126,7 @@ def _convert(
         onnx.checker.check_model(proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
         raise UnsupportedError(
-            f"tf2onnx wrote a model that onnx's checker refuses: {_first_line(error)}",
+            f"tf2onnx wrote a model that onnx's checker refuses: {first_line(error)}",
             path=str(path),
             framework=FRAMEWORK,
             hint="rerun with --debug for tf2onnx's log; unframe never passes such a model on",

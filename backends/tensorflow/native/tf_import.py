@@ -32,7 +32,7 @@ def import_tensorflow() -> ModuleType:
         if debug:
             import tensorflow as tf
         else:
-            with _stderr_silenced():
+            with stderr_silenced():
                 import tensorflow as tf
     except ImportError as error:
         raise FrameworkNotInstalledError(
@@ -46,7 +46,7 @@ def import_tensorflow() -> ModuleType:
     return tf
 
 
-class _stderr_silenced:  # noqa: N801 - used as a context manager
+class stderr_silenced:  # noqa: N801 - used as a context manager
     def __enter__(self) -> None:
         sys.stderr.flush()
         self._saved = os.dup(2)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from unframe.backends.tensorflow.native.tf_import import _stderr_silenced
+from unframe.backends.tensorflow.native.tf_import import stderr_silenced
 from unframe.backends.tflite.native.flatbuffer import DEFAULT_SIGNATURE, TFLiteFile
 from unframe.shared_ir.errors import BadInputError, FrameworkNotInstalledError
 from unframe.shared_ir.inputs import align_feeds
@@ -22,7 +22,7 @@ def quiet_stderr() -> Iterator[None]:
     if logging.getLogger("unframe").isEnabledFor(logging.DEBUG):
         yield
         return
-    with _stderr_silenced():
+    with stderr_silenced():
         yield
 
 
