@@ -127,7 +127,7 @@ def _load_npz(path: Path | None) -> dict[str, np.ndarray] | None:
 #: of the conversion reads it ("source" or "target") and the frameworks that do.
 FRAMEWORK_OPTIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "layout": ("--layout", "target", ("tensorflow", "tflite")),
-    "signature": ("--signature", "source", ("tensorflow",)),
+    "signature": ("--signature", "source", ("tensorflow", "tflite")),
     "output_nodes": ("--output-node", "source", ("tensorflow",)),
     "precision": ("--precision", "target", ("coreml", "tflite")),
     "minimum_deployment_target": ("--minimum-deployment-target", "target", ("coreml",)),
@@ -147,7 +147,7 @@ def _framework_options(function: Any) -> Any:
         click.option(
             "--signature",
             metavar="NAME",
-            help="TensorFlow SavedModel sources: the signature to convert "
+            help="TensorFlow SavedModel and .tflite sources: the signature to convert "
             "[default: serving_default].",
         ),
         click.option(

@@ -40,6 +40,14 @@ def load_tflite(path: Path, options: ConvertOptions) -> ir.Model:
     """Reads the ``.tflite`` at ``path`` into the IR (opset ``options.opset``, default 18)."""
     model = read_tflite(path)
     signature_key = str(options.extra.get("signature") or DEFAULT_SIGNATURE)
+    keys = [signature.key for signature in model.signatures]
+    if options.extra.get("signature") and signature_key not in keys:
+        # Named, the signature must be there (without a name, a file's only one is taken).
+        raise BadInputError(
+            f"{path}: the model has no signature {signature_key!r} "
+            f"(it has: {', '.join(keys) or 'none'})",
+            hint="name one of them with --signature, or leave it out",
+        )
     inputs, outputs = _io_names(model, signature_key, path)
     return _convert(path, model, inputs, outputs, opset=options.opset)
 

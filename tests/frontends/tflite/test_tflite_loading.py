@@ -116,3 +116,23 @@ def test_bad_files_exit_2_with_nothing_written(
     assert expected in result.output and bad.name in result.output
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [bad.name]
+
+
+def test_signature_option_picks_the_tflite_signature(tmp_path: Path) -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    src, written = tmp_path / "relu.onnx", tmp_path / "relu.tflite"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), src)
+    api.convert(src, written)
+    missing = tmp_path / "missing.onnx"
+    args = ["convert", str(written), "-o", str(missing), "--signature", "nope"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert "'nope'" in result.output and "serving_default" in result.output
+    assert not missing.exists()
+    named = tmp_path / "named.onnx"
+    args = ["convert", str(written), "-o", str(named), "--signature", "serving_default"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == ExitCode.OK, result.output
+    assert [v.name for v in onnx.load(named).graph.output] == ["y"]
