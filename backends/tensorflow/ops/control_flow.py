@@ -115,8 +115,80 @@ def scan_v9(node: ir.Node, ctx: ExportContext) -> Outputs:
         if input_directions[j]:
             sequence = tf.reverse(sequence, [0])
         sequences.append(sequence)
-    length = tf.shape(sequences[0], out_type=tf.int64)[0]
     states = [ctx.input(j) for j in range(state_count)]
+    results, stacks = _scan_steps(ctx, body, states, sequences)
+    for j, stacked in enumerate(stacks):
+        if output_directions[j]:
+            stacked = tf.reverse(stacked, [0])
+        index = state_count + j
+        target = node.outputs[index] if index < len(node.outputs) else None
+        rank = (
+            len(target.shape)
+            if target is not None and target.shape is not None
+            else stacked.shape.rank
+        )
+        axis = output_axes[j]
+        if axis:
+            if rank is None:
+                raise ctx.error(f"scan output {j}: its rank is not known, so axis {axis} is not")
+            axis = normalize_axis(axis, rank)
+            stacked = tf.transpose(stacked, [*range(1, axis + 1), 0, *range(axis + 1, rank)])
+        results.append(stacked)
+    return results
+
+
+@ops.register("Scan", since=8)
+def scan_v8(node: ir.Node, ctx: ExportContext) -> Outputs:
+    """Opset 8's batched Scan: input 0 is the optional sequence lengths, every other input has
+    a leading batch axis and its scan axis is 1; the scan runs once per batch entry (scan outputs
+    in the order of iteration, as onnx's reference keeps them)."""
+    tf = ctx.tf
+    body = _graph(ctx, "body")
+    if ctx.has_input(0):
+        raise ctx.error("Scan-8's sequence_lens is not converted (leave it out: full lengths)")
+    scan_count = int(ctx.attr("num_scan_inputs"))
+    state_count = len(node.inputs) - 1 - scan_count
+    directions = ctx.ints("directions", [0] * scan_count)
+    batched_states = [ctx.input(1 + j) for j in range(state_count)]
+    batched_sequences = [ctx.input(1 + state_count + j) for j in range(scan_count)]
+    batch = tf.shape((batched_states or batched_sequences)[0])[0]
+    count = len(body.outputs)
+    # One entry per batch entry: its final states, then its scan outputs (any shape).
+    arrays = [
+        tf.TensorArray(
+            tf_dtype(value.dtype, f"scan output {value.name!r}"), size=0, dynamic_size=True
+        )
+        for value in body.outputs
+    ]
+
+    def condition(entry: Any, *_rest: Any) -> Any:
+        return entry < batch
+
+    def per_entry(entry: Any, *gathered: Any) -> tuple[Any, ...]:
+        states = [tf.gather(state, entry) for state in batched_states]
+        sequences = [
+            tf.reverse(tf.gather(seq, entry), [0]) if directions[j] else tf.gather(seq, entry)
+            for j, seq in enumerate(batched_sequences)
+        ]
+        finals, stacks = _scan_steps(ctx, body, states, sequences)
+        written = [
+            array.write(entry, value)
+            for array, value in zip(gathered, [*finals, *stacks], strict=True)
+        ]
+        return (entry + 1, *written)
+
+    final = tf.while_loop(condition, per_entry, (tf.constant(0), *arrays))
+    return [array.stack() for array in final[1 : 1 + count]]
+
+
+def _scan_steps(
+    ctx: ExportContext, body: ir.Graph, states: list[Any], sequences: list[Any]
+) -> tuple[list[Any], list[Any]]:
+    """The body over the (time-major) ``sequences``, carrying ``states``: the final states and
+    each scan output's slices stacked along a new axis 0."""
+    tf = ctx.tf
+    state_count = len(states)
+    length = tf.shape(sequences[0], out_type=tf.int64)[0]
     arrays = [_tensor_array(ctx, value) for value in body.outputs[state_count:]]
 
     def condition(step: Any, *_rest: Any) -> Any:
@@ -142,26 +214,7 @@ def scan_v9(node: ir.Node, ctx: ExportContext) -> Outputs:
         *(None for _ in arrays),
     )
     final = tf.while_loop(condition, iterate, initial, shape_invariants=invariants)
-    results = list(final[1 : 1 + state_count])
-    for j, array in enumerate(final[1 + state_count :]):
-        stacked = array.stack()
-        if output_directions[j]:
-            stacked = tf.reverse(stacked, [0])
-        index = state_count + j
-        target = node.outputs[index] if index < len(node.outputs) else None
-        rank = (
-            len(target.shape)
-            if target is not None and target.shape is not None
-            else stacked.shape.rank
-        )
-        axis = output_axes[j]
-        if axis:
-            if rank is None:
-                raise ctx.error(f"scan output {j}: its rank is not known, so axis {axis} is not")
-            axis = normalize_axis(axis, rank)
-            stacked = tf.transpose(stacked, [*range(1, axis + 1), 0, *range(axis + 1, rank)])
-        results.append(stacked)
-    return results
+    return list(final[1 : 1 + state_count]), [array.stack() for array in final[1 + state_count :]]
 
 
 # -- shared ------------------------------------------------------------------------------------

@@ -217,6 +217,37 @@ def test_scan_over_axes_and_directions_with_state() -> None:
     )
 
 
+def test_opset8_scan_runs_once_per_batch_entry_with_a_reversed_input() -> None:
+    """Scan-8: a batch axis on every input, sequence_lens left out, the second scan input read
+    backwards; the final state and the scan output stacked per batch entry."""
+    body = helper.make_graph(
+        [helper.make_node("Add", ["s_in", "x_t"], ["summed"], name="add"),
+         helper.make_node("Mul", ["summed", "r_t"], ["s_out"], name="mul"),
+         helper.make_node("Sub", ["s_out", "r_t"], ["step_out"], name="sub")],
+        "body",
+        [_info("s_in", F, [3]), _info("x_t", F, [3]), _info("r_t", F, [3])],
+        [_info("s_out", F, [3]), _info("step_out", F, [3])],
+    )  # fmt: skip
+    graph = helper.make_graph(
+        [helper.make_node("Scan", ["", "s0", "xs", "rs"], ["s", "steps"], body=body,
+                          num_scan_inputs=2, directions=[0, 1], name="scan")],
+        "g",
+        [_info("s0", F, ["batch", 3]), _info("xs", F, ["batch", "time", 3]),
+         _info("rs", F, ["batch", "time", 3])],
+        [_info("s", F, ["batch", 3]), _info("steps", F, ["batch", "time", 3])],
+    )  # fmt: skip
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 8)])
+    rng = np.random.default_rng(4)
+    _check(
+        proto,
+        [
+            {name: rng.random(shape).astype(np.float32)
+             for name, shape in (("s0", (b, 3)), ("xs", (b, t, 3)), ("rs", (b, t, 3)))}
+            for b, t in ((2, 4), (3, 1))
+        ],
+    )  # fmt: skip
+
+
 def test_a_refusal_inside_a_body_names_the_body_node() -> None:
     body = helper.make_graph(
         [helper.make_node("Unknown", ["x"], ["y"], name="inner", domain="com.example")],
