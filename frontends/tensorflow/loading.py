@@ -152,12 +152,13 @@ def _restore_onnx_layout(model: ir.Model, loaded: Any) -> None:
             if value.name not in keys or value.shape is None or len(value.shape) != 4:
                 continue
             if is_input:
-                _nchw_input(graph, value)
+                nchw_input(graph, value)
             else:
-                _nchw_output(graph, index, value)
+                nchw_output(graph, index, value)
 
 
-def _nchw_input(graph: ir.Graph, value: ir.Value) -> None:
+def nchw_input(graph: ir.Graph, value: ir.Value) -> None:
+    """The 4-D graph input ``value``, held NHWC by the file, taken NCHW behind one Transpose."""
     name = value.name or ""
     held = ir.Value(name=f"{name}__nhwc", shape=value.shape, type=value.type)
     value.replace_all_uses_with(held)
@@ -170,7 +171,8 @@ def _nchw_input(graph: ir.Graph, value: ir.Value) -> None:
     value.shape = ir.Shape([dims[0], dims[3], dims[1], dims[2]])
 
 
-def _nchw_output(graph: ir.Graph, index: int, value: ir.Value) -> None:
+def nchw_output(graph: ir.Graph, index: int, value: ir.Value) -> None:
+    """The 4-D graph output ``index``, held NHWC by the file, given NCHW behind one Transpose."""
     name = value.name or ""
     value.name = f"{name}__nhwc"
     dims = list(value.shape or ())

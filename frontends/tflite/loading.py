@@ -15,6 +15,7 @@ import onnx
 import onnx_ir as ir
 
 from unframe.backends.tflite.native import DEFAULT_SIGNATURE, TFLiteFile, read_tflite
+from unframe.frontends.tensorflow.loading import nchw_input, nchw_output
 from unframe.frontends.tensorflow.quiet import (
     captured_tf2onnx_log,
     import_tensorflow,
@@ -49,7 +50,25 @@ def load_tflite(path: Path, options: ConvertOptions) -> ir.Model:
             hint="name one of them with --signature, or leave it out",
         )
     inputs, outputs = _io_names(model, signature_key, path)
-    return _convert(path, model, inputs, outputs, opset=options.opset)
+    result = _convert(path, model, inputs, outputs, opset=options.opset)
+    _restore_onnx_layout(result, model)
+    return result
+
+
+def _restore_onnx_layout(result: ir.Model, model: TFLiteFile) -> None:
+    """A file unframe wrote with ``--layout nhwc``: its recorded NHWC inputs and outputs become
+    NCHW again behind one Transpose each, so the IR is the ONNX graph it came from."""
+    names_in = {key: name for name, key in model.onnx_inputs or []}
+    names_out = {key: name for name, key in model.onnx_outputs or []}
+    nhwc_in = {names_in.get(key, key) for key in model.nhwc_inputs}
+    nhwc_out = {names_out.get(key, key) for key in model.nhwc_outputs}
+    graph = result.graph
+    for value in list(graph.inputs):
+        if value.name in nhwc_in and value.shape is not None and len(value.shape) == 4:
+            nchw_input(graph, value)
+    for index, value in enumerate(list(graph.outputs)):
+        if value.name in nhwc_out and value.shape is not None and len(value.shape) == 4:
+            nchw_output(graph, index, value)
 
 
 def _io_names(

@@ -136,3 +136,33 @@ def test_signature_option_picks_the_tflite_signature(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == ExitCode.OK, result.output
     assert [v.name for v in onnx.load(named).graph.output] == ["y"]
+
+
+def test_a_file_written_with_layout_nhwc_reads_back_in_onnx_layout(tmp_path: Path) -> None:
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 2, 6, 6])
+    features = helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, 3, 6, 6])
+    weight = helper.make_tensor(
+        "w", TensorProto.FLOAT, [3, 2, 3, 3], np.linspace(-1, 1, 54, dtype=np.float32)
+    )
+    conv = helper.make_node("Conv", ["image", "w"], ["conv"], pads=[1, 1, 1, 1])
+    graph = helper.make_graph(
+        [conv, helper.make_node("Relu", ["conv"], ["features"])],
+        "g",
+        [image],
+        [features],
+        [weight],
+    )
+    src, written = tmp_path / "conv.onnx", tmp_path / "conv.tflite"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), src)
+    api.convert(src, written, layout="nhwc")
+    back = tmp_path / "back.onnx"
+    result = api.convert(written, back, validate=True, rtol=RTOL, atol=ATOL)
+    assert result.validation is not None and result.validation.ok
+    proto = onnx.load(back)
+    dims = [[d.dim_value for d in v.type.tensor_type.shape.dim] for v in proto.graph.input]
+    assert dims == [[1, 2, 6, 6]]
+    feed = {"image": np.random.default_rng(2).standard_normal((1, 2, 6, 6)).astype(np.float32)}
+    source = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+    again = ort.InferenceSession(str(back), providers=["CPUExecutionProvider"])
+    (want,), (got,) = source.run(None, feed), again.run(None, feed)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
