@@ -188,10 +188,32 @@ def not_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     return [ctx.mb.logical_not(x=ctx.input(0))]
 
 
+def _cond_widens(
+    cond: tuple[int | None, ...] | None,
+    a: tuple[int | None, ...] | None,
+    b: tuple[int | None, ...] | None,
+) -> bool:
+    """Whether Where's cond broadcasts its output past a's and b's own broadcast shape."""
+    if cond is None or a is None or b is None:
+        return False
+    if len(cond) > max(len(a), len(b)):
+        return True
+    if any(d is None for d in (*cond, *a, *b)):
+        return False
+    return bool(np.broadcast_shapes(a, b) != np.broadcast_shapes(cond, a, b))  # type: ignore[arg-type]
+
+
 @ops.register("Where", since=9)
 def where_v9(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     ctx.mil_dtype(ctx.input_dtype(1))
-    return [ctx.mb.select(cond=ctx.input(0), a=ctx.input(1), b=ctx.input(2))]
+    mb = ctx.mb
+    a = ctx.input(1)
+    if _cond_widens(*(ctx.input_shape(i) for i in range(3))):
+        # coremltools' select takes its output shape from a and b only: a is first broadcast
+        # against cond, or a cond larger than both reads back (and runs) at a's shape
+        zeros = mb.fill(shape=mb.shape(x=ctx.input(0)), value=scalar_like(ctx, 0, 1).val)
+        a = (mb.logical_or if ctx.mil_dtype(ctx.input_dtype(1)) == "bool" else mb.add)(x=a, y=zeros)
+    return [mb.select(cond=ctx.input(0), a=a, b=ctx.input(2))]
 
 
 @ops.register("Identity", since=1)

@@ -184,3 +184,68 @@ def test_nn_op_matches_onnxruntime(
     expected = run_onnxruntime(ir.from_proto(ir.to_proto(model)), feeds)["y"]
     actual = get_framework("coreml").run_ir(model, feeds, ConvertOptions())["y"]
     np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_where_with_a_wider_cond_then_float16_pad_matches_onnxruntime() -> None:
+    """Attention's function body: Where(mask, 0, -inf) broadcasts over the mask only (coremltools'
+    select took its shape from a and b: a (1,) result the Pad after it read back wrongly), then a
+    float16 constant Pad (its value must be float16 in MIL)."""
+    nodes = [
+        helper.make_node("Where", ["mask", "zero", "neg_inf"], ["bias"]),
+        helper.make_node("Pad", ["bias", "pads", "fill", "axes"], ["padded"]),
+        helper.make_node("Cast", ["x"], ["x16"], to=TensorProto.FLOAT16),
+        helper.make_node("Pad", ["x16", "pads", "fill16"], ["y16"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "masked",
+        [
+            helper.make_tensor_value_info("mask", TensorProto.BOOL, [2, 3]),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [3]),
+        ],
+        [
+            helper.make_tensor_value_info("padded", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("y16", TensorProto.FLOAT16, None),
+        ],
+        [
+            helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]),
+            helper.make_tensor("neg_inf", TensorProto.FLOAT, [1], [-np.inf]),
+            helper.make_tensor("pads", TensorProto.INT64, [2], [1, 2]),
+            helper.make_tensor("axes", TensorProto.INT64, [1], [-1]),
+            helper.make_tensor("fill", TensorProto.FLOAT, [], [-np.inf]),
+            helper.make_tensor("fill16", TensorProto.FLOAT16, [], [np.float16(2.5)]),
+        ],
+    )
+    model = ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]))
+    feeds = {
+        "mask": np.array([[True, False, True], [False, False, True]]),
+        "x": np.array([1.0, -2.0, 3.5], np.float32),
+    }
+    expected = run_onnxruntime(ir.from_proto(ir.to_proto(model)), feeds)
+    actual = get_framework("coreml").run_ir(model, feeds, ConvertOptions())
+    for name in ("padded", "y16"):
+        assert actual[name].dtype == expected[name].dtype
+        np.testing.assert_array_equal(actual[name], expected[name])
+
+
+def test_conv_with_a_bias_given_at_run_time_matches_onnxruntime() -> None:
+    """MIL's conv takes a compile-time bias only: a run-time one is added after the conv."""
+    rng = np.random.default_rng(1)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1])],
+        "conv",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5, 5]),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, [3]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [helper.make_tensor("w", TensorProto.FLOAT, [3, 2, 3, 3], rng.standard_normal(54))],
+    )
+    model = ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    feeds = {
+        "x": rng.standard_normal((1, 2, 5, 5)).astype(np.float32),
+        "b": np.array([0.5, -1.0, 2.0], np.float32),
+    }
+    expected = run_onnxruntime(ir.from_proto(ir.to_proto(model)), feeds)["y"]
+    actual = get_framework("coreml").run_ir(model, feeds, ConvertOptions())["y"]
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
