@@ -221,15 +221,28 @@ def test_ops_tflite_lacks_are_listed_node_by_node(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-def test_uint8_equal_that_litert_would_abort_on_is_refused() -> None:
-    """LiteRT 2.3's EQUAL aborts the process on unquantized uint8 (onnx's test_equal_uint8)."""
+def test_uint8_equal_runs_in_int32_and_a_uint8_equal_litert_aborts_on_is_refused() -> None:
+    """LiteRT 2.3's EQUAL aborts the process on unquantized uint8 (onnx's test_equal_uint8):
+    unframe's export compares in int32; a file holding such an EQUAL is refused before it runs."""
     x = helper.make_tensor_value_info("x", TensorProto.UINT8, [3, 4])
     y = helper.make_tensor_value_info("y", TensorProto.UINT8, [3, 4])
     z = helper.make_tensor_value_info("z", TensorProto.BOOL, [3, 4])
     graph = helper.make_graph([helper.make_node("Equal", ["x", "y"], ["z"])], "g", [x, y], [z])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    rng = np.random.default_rng(6)
+    feed = {name: rng.integers(0, 3, (3, 4)).astype(np.uint8) for name in ("x", "y")}
+    got = run_export(to_tflite(ir.from_proto(model)), feed)["z"]
+    np.testing.assert_array_equal(got, feed["x"] == feed["y"])
+
+    import tensorflow as tf
+
+    from unframe.backends.tflite.driver import _refuse_what_litert_aborts_on
+
+    spec = tf.TensorSpec([3, 4], tf.uint8)
+    function = tf.function(lambda a, b: tf.equal(a, b)).get_concrete_function(spec, spec)
+    data = tf.lite.TFLiteConverter.from_concrete_functions([function]).convert()
     with pytest.raises(UnsupportedOpsError, match="EQUAL") as error:
-        to_tflite(ir.from_proto(model))
+        _refuse_what_litert_aborts_on(data, {}, None)
     assert "aborts on uint8" in error.value.ops[0].reason
 
 
