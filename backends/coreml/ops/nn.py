@@ -196,8 +196,11 @@ def _conv_transpose_by_conv(
     )
 
 
-def _pool(ctx: ExportContext, op: str, **extra: Any) -> list[Any]:
-    require_float(ctx, op)
+def _pool(ctx: ExportContext, op: str, x: Any = None, **extra: Any) -> list[Any]:
+    """MIL's ``op`` over input 0 (or ``x``, input 0 already cast to float)."""
+    if x is None:
+        require_float(ctx, op)
+        x = ctx.input(0)
     spatial = _spatial_rank(ctx)
     if ctx.output_used(1):
         raise ctx.error("the Indices output: Core ML's max_pool gives values only")
@@ -205,12 +208,12 @@ def _pool(ctx: ExportContext, op: str, **extra: Any) -> list[Any]:
     if any(d != 1 for d in ctx.attr("dilations", None) or []):
         return [
             _dilated_pool(
-                ctx, "max" if op == "max_pool" else "avg", spatial, [int(k) for k in kernel]
+                ctx, "max" if op == "max_pool" else "avg", spatial, [int(k) for k in kernel], x
             )
         ]
     return [
         getattr(ctx.mb, op)(
-            x=ctx.input(0),
+            x=x,
             kernel_sizes=kernel,
             strides=ctx.attr("strides", None) or [1] * spatial,
             ceil_mode=bool(ctx.attr("ceil_mode", 0)),
@@ -278,12 +281,14 @@ def _dilated_pool(
     after = [a + h for a, h in zip(declared_after, overhang, strict=True)]
     mb = ctx.mb
     x = ctx.input(0) if x is None else x
+    # MIL's type check wants pad's value and the divisor in x's type (integers arrive as float32)
+    float_type = np.float16 if ctx.mil_dtype(ctx.input_dtype(0)) == "fp16" else np.float32
     if any(before) or any(after):
         x = mb.pad(
             x=x,
             pad=[0, 0, 0, 0] + [p for b, a in zip(before, after, strict=True) for p in (b, a)],
             mode="constant",
-            constant_val=float("-inf") if kind == "max" else 0.0,
+            constant_val=float_type(float("-inf") if kind == "max" else 0.0),
         )
     combined = None
     for offsets in np.ndindex(*kernel):
@@ -317,7 +322,7 @@ def _dilated_pool(
         taps = np.arange(outs[i])[:, None] * strides[i] + np.arange(kernel[i]) * dilations[i]
         per_output = counted[taps].sum(axis=1)
         counts = counts * per_output.reshape([-1] + [1] * (spatial - 1 - i))
-    divisor = scalar_like(ctx, 0.0).val.dtype.type
+    divisor = float_type
     return mb.real_div(x=combined, y=ctx.make_constant(counts.astype(divisor), "window_counts"))
 
 
@@ -325,7 +330,14 @@ def _dilated_pool(
 def max_pool_v8(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     if int(ctx.attr("storage_order", 0)) != 0:
         raise ctx.error("storage_order=1 (only the Indices output depends on it)")
+    if ctx.input_dtype(0) in _EXACT_IN_FLOAT32:
+        # Core ML pools floats only; these integers (held as int32) are exact in float32
+        (y,) = _pool(ctx, "max_pool", ctx.mb.cast(x=ctx.input(0), dtype="fp32"))
+        return [ctx.mb.cast(x=y, dtype="int32")]
     return _pool(ctx, "max_pool")
+
+
+_EXACT_IN_FLOAT32 = {ir.DataType.INT8, ir.DataType.UINT8, ir.DataType.INT16, ir.DataType.UINT16}
 
 
 @ops.register("AveragePool", since=7)

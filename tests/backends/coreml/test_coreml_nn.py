@@ -249,3 +249,34 @@ def test_conv_with_a_bias_given_at_run_time_matches_onnxruntime() -> None:
     expected = run_onnxruntime(ir.from_proto(ir.to_proto(model)), feeds)["y"]
     actual = get_framework("coreml").run_ir(model, feeds, ConvertOptions())["y"]
     np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "onnx_type", "attrs"),
+    [
+        # uint8 is held as int32: pooled in float32 (exact) and cast back
+        (np.uint8, TensorProto.UINT8, {"kernel_shape": [2, 2], "dilations": [1, 1]}),
+        # float16 dilated: the -inf padding in float16 beside float16 x
+        (
+            np.float16,
+            TensorProto.FLOAT16,
+            {"kernel_shape": [2, 2], "dilations": [2, 2], "pads": [1, 1, 1, 1]},
+        ),
+    ],
+)
+def test_max_pool_on_other_types_matches_onnxruntime(
+    dtype: Any, onnx_type: int, attrs: dict[str, Any]
+) -> None:
+    graph = helper.make_graph(
+        [helper.make_node("MaxPool", ["x"], ["y"], **attrs)],
+        "pool",
+        [helper.make_tensor_value_info("x", onnx_type, [1, 2, 5, 5])],
+        [helper.make_tensor_value_info("y", onnx_type, None)],
+    )
+    model = ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]))
+    rng = np.random.default_rng(2)
+    feeds = {"x": rng.integers(0, 255, (1, 2, 5, 5)).astype(dtype)}
+    expected = run_onnxruntime(ir.from_proto(ir.to_proto(model)), feeds)["y"]
+    actual = get_framework("coreml").run_ir(model, feeds, ConvertOptions())["y"]
+    assert actual.dtype == expected.dtype
+    np.testing.assert_array_equal(actual, expected)
