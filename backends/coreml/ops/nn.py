@@ -270,7 +270,8 @@ def _dilated_pool(
     """MIL pools have no dilations: the window's elements are gathered as strided slices of the
     padded input (one per kernel offset) and combined by maximum or sum; the average divides by
     each window's count, computed here from the padding (the input's spatial sizes must be known).
-    ``kind``: "max", "avg" or "sum" (LpPool's)."""
+    ``kind``: "max", "avg", "sum" (LpPool's) or "argmax" (the maximum and MaxPool's Indices: the
+    flat index of each window's first maximum, from constants of each offset's indices)."""
     shape = ctx.input_shape(0)
     if shape is None or any(d is None for d in shape[2:]):
         raise ctx.error("dilated pooling over spatial sizes unknown at conversion time")
@@ -288,9 +289,9 @@ def _dilated_pool(
             x=x,
             pad=[0, 0, 0, 0] + [p for b, a in zip(before, after, strict=True) for p in (b, a)],
             mode="constant",
-            constant_val=float_type(float("-inf") if kind == "max" else 0.0),
+            constant_val=float_type(float("-inf") if kind in ("max", "argmax") else 0.0),
         )
-    combined = None
+    combined = best = None
     for offsets in np.ndindex(*kernel):
         starts = [int(o) * d for o, d in zip(offsets, dilations, strict=True)]
         window = mb.slice_by_index(
@@ -305,10 +306,21 @@ def _dilated_pool(
             begin_mask=[True, True] + [False] * spatial,
             end_mask=[True, True] + [False] * spatial,
         )
-        if combined is None:
-            combined = window
-        else:
-            combined = (mb.maximum if kind == "max" else mb.add)(x=combined, y=window)
+        if kind == "argmax":
+            here = ctx.make_constant(
+                _flat_indices(ctx, shape, offsets, before, strides, dilations, outs), "indices"
+            )
+            if combined is not None:
+                # strictly greater: the first maximum keeps its index, as onnxruntime's does
+                better = mb.greater(x=window, y=combined)
+                here = mb.select(cond=better, a=here, b=best)
+                window = mb.select(cond=better, a=window, b=combined)
+            best = here
+        elif combined is not None:
+            window = (mb.maximum if kind == "max" else mb.add)(x=combined, y=window)
+        combined = window
+    if kind == "argmax":
+        return combined, best
     if kind != "avg":
         return combined
     include_pad = bool(int(ctx.attr("count_include_pad", 0)))
@@ -326,10 +338,45 @@ def _dilated_pool(
     return mb.real_div(x=combined, y=ctx.make_constant(counts.astype(divisor), "window_counts"))
 
 
+def _flat_indices(
+    ctx: ExportContext,
+    shape: tuple[int | None, ...],
+    offsets: tuple[int, ...],
+    before: list[int],
+    strides: list[int],
+    dilations: list[int],
+    outs: list[int],
+) -> np.ndarray:
+    """MaxPool's Indices of one kernel offset's elements: flat positions in the input, spatial
+    axes row-major (storage_order 0) or column-major (1), after batch and channel."""
+    if shape[0] is None or shape[1] is None:
+        raise ctx.error("the Indices output of an input whose batch or channels are unknown")
+    dims = [int(d) for d in shape]  # type: ignore[arg-type]
+    spatial = dims[2:]
+    order = (
+        range(len(spatial)) if int(ctx.attr("storage_order", 0)) else reversed(range(len(spatial)))
+    )
+    steps = [0] * len(spatial)
+    step = 1
+    for axis in order:
+        steps[axis] = step
+        step *= spatial[axis]
+    flat = np.arange(dims[0] * dims[1]).reshape(dims[:2] + [1] * len(spatial)) * step
+    for axis, size in enumerate(outs):
+        position = np.arange(size) * strides[axis] + offsets[axis] * dilations[axis] - before[axis]
+        view = [1] * len(dims)
+        view[2 + axis] = size
+        flat = flat + position.reshape(view) * steps[axis]
+    return flat.astype(np.int32)
+
+
 @ops.register("MaxPool", since=8)
 def max_pool_v8(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
-    if int(ctx.attr("storage_order", 0)) != 0:
-        raise ctx.error("storage_order=1 (only the Indices output depends on it)")
+    if ctx.output_used(1):
+        require_float(ctx, "MaxPool")
+        spatial = _spatial_rank(ctx)
+        kernel = [int(k) for k in ctx.attr("kernel_shape")]
+        return list(_dilated_pool(ctx, "argmax", spatial, kernel))
     if ctx.input_dtype(0) in _EXACT_IN_FLOAT32:
         # Core ML pools floats only; these integers (held as int32) are exact in float32
         (y,) = _pool(ctx, "max_pool", ctx.mb.cast(x=ctx.input(0), dtype="fp32"))
