@@ -443,10 +443,10 @@ def _channel_vector(ctx: ExportContext, index: int, rank: int) -> Any:
 @ops.register("BatchNormalization", since=9)
 def batch_normalization_v9(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     require_float(ctx, "BatchNormalization")
-    if int(ctx.attr("training_mode", 0)):
-        raise ctx.error("training_mode=1: Core ML normalizes with the running statistics only")
     epsilon = float(ctx.attr("epsilon"))
     rank = ctx.input_rank(0)
+    if int(ctx.attr("training_mode", 0)):
+        return _batch_norm_training(ctx, epsilon, rank)
     params = [ctx.constant_input(i) for i in range(1, 5)]
     if rank in (3, 4, 5) and all(p is not None for p in params):
         scale, bias, mean, var = (ctx.input(i) for i in range(1, 5))
@@ -459,6 +459,32 @@ def batch_normalization_v9(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     spread = mb.sqrt(x=mb.add(x=var, y=scalar_like(ctx, epsilon)))
     normalized = mb.real_div(x=mb.sub(x=ctx.input(0), y=mean), y=spread)
     return [mb.add(x=mb.mul(x=normalized, y=scale), y=bias)]
+
+
+def _batch_norm_training(ctx: ExportContext, epsilon: float, rank: int) -> list[Any]:
+    """training_mode=1: normalized by the batch's own mean and (population) variance over every
+    axis but channels; the running statistics blend the given ones with them by momentum."""
+    mb = ctx.mb
+    x = ctx.input(0)
+    axes = [0, *range(2, rank)]
+    mean = mb.reduce_mean(x=x, axes=axes, keep_dims=True)
+    centered = mb.sub(x=x, y=mean)
+    variance = mb.reduce_mean(x=mb.mul(x=centered, y=centered), axes=axes, keep_dims=True)
+    spread = mb.sqrt(x=mb.add(x=variance, y=scalar_like(ctx, epsilon)))
+    scale, bias = (_channel_vector(ctx, i, rank) for i in (1, 2))
+    y = mb.add(x=mb.mul(x=mb.real_div(x=centered, y=spread), y=scale), y=bias)
+    outputs = [y]
+    momentum = float(ctx.attr("momentum", 0.9))
+    for index, batch in ((3, mean), (4, variance)):
+        if ctx.output_used(index - 2):
+            given = mb.mul(x=ctx.input(index), y=scalar_like(ctx, momentum))
+            fresh = mb.mul(x=mb.reshape(x=batch, shape=[-1]), y=scalar_like(ctx, 1.0 - momentum))
+            outputs.append(mb.add(x=given, y=fresh))
+        else:
+            outputs.append(None)
+    while outputs and outputs[-1] is None:
+        outputs.pop()
+    return outputs
 
 
 @ops.register("InstanceNormalization", since=6)

@@ -85,6 +85,8 @@ def _frozen(name: str) -> tuple[ir.Model, dict[str, np.ndarray], list[np.ndarray
         # MaxPool's Indices: constants of each offset's flat indices, kept where strictly greater
         "test_maxpool_with_argmax_2d_precomputed_pads",
         "test_maxpool_with_argmax_2d_precomputed_strides",  # storage_order=1: column-major
+        # training_mode=1: the batch's statistics, running ones blended by momentum
+        "test_batchnorm_example_training_mode",
         "test_celu_float16_expanded",  # elu's alpha in float16 beside float16 x
     ],
 )
