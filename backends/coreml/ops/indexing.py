@@ -172,6 +172,50 @@ def cumsum_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     return [result]
 
 
+def _cumulative_product(ctx: ExportContext, axis: int, exclusive: bool, reverse: bool) -> Any:
+    """Products along ``axis`` slice by slice (MIL has no cumprod; a log-sum would round)."""
+    mb = ctx.mb
+    shape = ctx.input_shape(0) or ()
+    length = shape[axis]
+    if length is None or any(d is None for d in shape):
+        raise ctx.error("a cumulative product over a tensor whose shape is unknown before run time")
+    x = ctx.input(0)
+    pieces = list(mb.split(x=x, num_splits=length, axis=axis)) if length > 1 else [x]
+    one_shape = [int(d) for d in shape]  # type: ignore[arg-type]
+    one_shape[axis] = 1
+    word = ctx.mil_dtype(ctx.input_dtype(0))
+    one = ctx.make_constant(np.ones(one_shape, np.int32 if word == "int32" else np.float32))
+    products: list[Any] = [None] * length
+    running: Any = None
+    for position in reversed(range(length)) if reverse else range(length):
+        if exclusive:
+            products[position] = one if running is None else running
+        running = pieces[position] if running is None else mb.mul(x=running, y=pieces[position])
+        if not exclusive:
+            products[position] = running
+    return products[0] if length == 1 else mb.concat(values=products, axis=axis)
+
+
+@ops.register("CumProd", since=26)
+def cumprod_v26(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    mb = ctx.mb
+    flags = {"exclusive": bool(ctx.attr("exclusive", 0)), "reverse": bool(ctx.attr("reverse", 0))}
+    rank = ctx.input_rank(0)
+    axis = ctx.ints(1)
+    if axis is not None:
+        return [_cumulative_product(ctx, normalized_axes([axis[0]], rank)[0], **flags)]
+    # An axis given at run time: the products along every axis, the one asked for picked.
+    wanted = mb.reshape(x=ctx.input(1), shape=[1])
+    wanted = mb.select(
+        cond=mb.less(x=wanted, y=np.int32(0)), a=mb.add(x=wanted, y=np.int32(rank)), b=wanted
+    )
+    result = _cumulative_product(ctx, 0, **flags)
+    for candidate in range(1, rank):
+        product = _cumulative_product(ctx, candidate, **flags)
+        result = mb.select(cond=mb.equal(x=wanted, y=np.int32(candidate)), a=product, b=result)
+    return [result]
+
+
 @ops.register("Trilu", since=14)
 def trilu_v14(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     """Keeps the elements on and above (upper) or below (lower) the k-th diagonal."""

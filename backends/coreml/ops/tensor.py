@@ -136,7 +136,7 @@ def slice_v10(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     axes = ctx.ints(3) if ctx.has_input(3) else list(range(len(starts or [])))
     steps = ctx.ints(4) if ctx.has_input(4) else [1] * len(starts or [])
     if starts is None or ends is None or axes is None or steps is None:
-        raise ctx.error("starts, ends, axes or steps computed at run time")
+        return _slice_at_run_time(ctx)
     begin, end, stride = [0] * rank, [0] * rank, [1] * rank
     begin_mask, end_mask = [True] * rank, [True] * rank
     for start, stop, axis, step in zip(
@@ -172,6 +172,91 @@ def slice_v10(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
             end_mask=end_mask,
         )
     ]
+
+
+def _int_vector(ctx: ExportContext, index: int, default: np.ndarray) -> Any:
+    """Input ``index`` as an int32 vector: a constant where known (``default`` where absent)."""
+    if not ctx.has_input(index):
+        return ctx.make_constant(default.astype(np.int32))
+    known = ctx.ints(index)
+    if known is not None:
+        return ctx.make_constant(np.asarray(known, np.int32))
+    var = ctx.input(index)
+    return (
+        var
+        if ctx.mil_dtype(ctx.input_dtype(index)) == "int32"
+        else ctx.mb.cast(x=var, dtype="int32")
+    )
+
+
+def _slice_at_run_time(ctx: ExportContext) -> list[Any]:
+    """Slice by starts, axes or steps known only at run time. MIL's strides are constants, so
+    each axis is gathered at ``start + step * i`` for the ``i`` its declared output length
+    counts (the ends then say nothing more); axes the slice leaves alone gather everything."""
+    dims = ctx.input_shape(0)
+    wanted = _declared_shape(ctx)
+    count = (ctx.input_shape(1) or (None,))[0]
+    if dims is None or any(d is None for d in dims) or wanted is None or count is None:
+        raise ctx.error(
+            "starts, ends, axes or steps computed at run time, and the input's or output's "
+            "shape unknown before it"
+        )
+    if 0 in wanted:
+        # Empty whatever the bounds: nothing of the input reaches it.
+        word = ctx.mil_dtype(ctx.input_dtype(0))
+        empty = np.zeros(
+            wanted, {"fp32": np.float32, "fp16": np.float16, "int32": np.int32}.get(word, np.bool_)
+        )
+        return [ctx.make_constant(empty)]
+    mb = ctx.mb
+    rank = len(dims)
+    known_axes = ctx.ints(3) if ctx.has_input(3) else list(range(count))
+    axes: Any = None
+    if known_axes is None:
+        axes = ctx.input(3)
+        if ctx.mil_dtype(ctx.input_dtype(3)) != "int32":
+            axes = mb.cast(x=axes, dtype="int32")
+        axes = mb.select(
+            cond=mb.less(x=axes, y=np.int32(0)), a=mb.add(x=axes, y=np.int32(rank)), b=axes
+        )
+    starts, steps = _int_vector(ctx, 1, np.zeros(0)), _int_vector(ctx, 4, np.ones(count))
+    x = ctx.input(0)
+    for axis, length in enumerate(int(d or 0) for d in dims):
+        # This axis's start and step: those whose axis it is (masked sums), else 0 and 1.
+        hit = (
+            mb.cast(x=mb.equal(x=axes, y=np.int32(axis)), dtype="int32")
+            if known_axes is None
+            else np.asarray([a == axis for a in normalized_axes(known_axes, rank)], np.int32)
+        )
+        start = mb.reduce_sum(x=mb.mul(x=hit, y=starts), axes=[0], keep_dims=False)
+        known_steps = ctx.ints(4) if ctx.has_input(4) else [1] * count
+        step: Any
+        if known_axes is not None and known_steps is not None:
+            # Known before run time: plain ints (MIL folds constant selects into values its
+            # own reader then refuses).
+            step = sum(int(h) * s for h, s in zip(hit, known_steps, strict=True)) or 1
+            upper: Any = length if step > 0 else length - 1
+        else:
+            missing = mb.sub(x=np.int32(1), y=mb.reduce_sum(x=hit, axes=[0], keep_dims=False))
+            step = mb.add(
+                x=mb.reduce_sum(x=mb.mul(x=hit, y=steps), axes=[0], keep_dims=False), y=missing
+            )
+            upper = mb.select(
+                cond=mb.greater(x=step, y=np.int32(0)), a=np.int32(length), b=np.int32(length - 1)
+            )
+        # ONNX clamps a start into [0, length] stepping forward and [0, length - 1] backward.
+        start = mb.select(
+            cond=mb.less(x=start, y=np.int32(0)), a=mb.add(x=start, y=np.int32(length)), b=start
+        )
+        start = mb.maximum(
+            x=mb.minimum(x=start, y=np.int32(upper) if isinstance(upper, int) else upper),
+            y=np.int32(0),
+        )
+        counting = np.arange(wanted[axis], dtype=np.int32)
+        offsets = counting * step if isinstance(step, int) else mb.mul(x=step, y=counting)
+        positions = mb.add(x=start, y=offsets)
+        x = mb.gather(x=x, indices=positions, axis=axis)
+    return [x]
 
 
 @ops.register("Gather", since=1)

@@ -284,3 +284,66 @@ def test_einsum_as_broadcast_products_and_sums(equation: str) -> None:
     rng = np.random.default_rng(6)
     feeds = {name: rng.standard_normal(shape).astype(np.float32) for name, _, shape in inputs}
     check_against_onnxruntime(model, feeds)
+
+
+@pytest.mark.parametrize("exclusive", [0, 1])
+@pytest.mark.parametrize("reverse", [0, 1])
+def test_cumprod_products_slice_by_slice(exclusive: int, reverse: int) -> None:
+    # onnxruntime has no CumProd yet: numpy's cumprod is the oracle, shifted by hand.
+    x = np.random.default_rng(4).integers(-3, 4, size=(3, 4)).astype(np.float32)
+    node = helper.make_node("CumProd", ["x", "axis"], ["y"], exclusive=exclusive, reverse=reverse)
+    graph = helper.make_graph(
+        [node],
+        "cumprod",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [helper.make_tensor("axis", TensorProto.INT64, [], [1])],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 26)])
+    model = ir.from_proto(proto)
+    ordered = x[:, ::-1] if reverse else x
+    if exclusive:
+        ordered = np.concatenate([np.ones((3, 1), np.float32), ordered[:, :-1]], axis=1)
+    expected = np.cumprod(ordered, axis=1)
+    expected = expected[:, ::-1] if reverse else expected
+    (actual,) = CoreMLFramework().run_ir(model, {"x": x}).values()
+    np.testing.assert_array_equal(actual, expected)
+
+
+@pytest.mark.parametrize(
+    ("starts", "ends", "axes", "steps"),
+    [
+        ([-1, 20], [-100, 0], [-1, 0], [-2, -3]),  # backward, starts clamped into range
+        ([1, -3], [1000, 4], [2, 1], [2, 1]),  # forward, a negative start
+    ],
+)
+def test_slice_by_bounds_given_at_run_time(
+    starts: list[int], ends: list[int], axes: list[int], steps: list[int]
+) -> None:
+    x = np.random.default_rng(5).standard_normal((6, 5, 7)).astype(np.float32)
+    bounds = {
+        name: np.array(values, np.int64)
+        for name, values in zip(
+            ("starts", "ends", "axes", "steps"), (starts, ends, axes, steps), strict=True
+        )
+    }
+    # The output's shape declared, as exported models and onnx's node tests declare it.
+    expected_shape = run_onnxruntime(
+        single_node(
+            "Slice",
+            [("x", TensorProto.FLOAT, x.shape)]
+            + [(name, TensorProto.INT64, (2,)) for name in bounds],
+            [("y", TensorProto.FLOAT)],
+        ),
+        {"x": x, **bounds},
+    )["y"].shape
+    node = helper.make_node("Slice", ["x", *bounds], ["y"])
+    graph = helper.make_graph(
+        [node],
+        "slice",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)]
+        + [helper.make_tensor_value_info(name, TensorProto.INT64, [2]) for name in bounds],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, expected_shape)],
+    )
+    model = ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
+    check_against_onnxruntime(model, {"x": x, **bounds})

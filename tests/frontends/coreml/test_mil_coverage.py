@@ -148,6 +148,11 @@ NODE_TESTS = [
     ("test_maxpool_2d_pads", False),
     ("test_averagepool_2d_pads", False),
     ("test_lppool_2d_default", False),
+    ("test_maxpool_2d_dilations", False),  # dilated: strided slices of the padded input
+    ("test_averagepool_2d_dilations", False),
+    ("test_maxpool_with_argmax_2d_precomputed_pads", False),  # Indices: greater and select
+    ("test_batchnorm_example_training_mode", False),  # the batch's statistics
+    ("test_maxpool_2d_uint8", False),  # integers pooled in float32 and cast back
     ("test_globalaveragepool", False),
     ("test_globalmaxpool", False),
     ("test_batchnorm_example", True),
@@ -174,6 +179,8 @@ NODE_TESTS = [
     ("test_dynamicquantizelinear", False),
     ("test_qlinearmatmul_3D_uint8_float16", False),
     ("test_qlinearconv", False),
+    ("test_cumprod_2d_axis_0", False),  # the axis at run time: every axis, then select
+    ("test_slice_neg_steps", False),  # bounds at run time: scattered, then gathered
 ]
 
 #: MIL ops the backend emits that no package coremltools writes from these models holds, and
