@@ -83,8 +83,11 @@ EXPECTED_REFUSALS |= {
 } | {
     # tfl.squeeze takes at most 8 squeeze_dims: the axis-less tf.squeeze of a dynamic-batch tensor.
     ("transformer", "tflite"): ("Squeeze",),
-    # The Resize lowering's int64/float64 arithmetic needs Flex ops; the Conv after it then too.
-    ("unet", "tflite"): ("Conv", "Resize"),
+    # The recurrent nets' tf.scan: TFLiteConverter cannot legalize its tf.TensorListReserve.
+    ("gru", "tflite"): ("GRU",),
+    ("lstm", "tflite"): ("LSTM",),
+    # The Resize lowers to builtins (its index plans are constants); the last Conv2D needs Flex.
+    ("unet", "tflite"): ("Conv",),
 }
 #: (model, writer) -> a bug in our own writer or reader, kept visible as a strict xfail.
 KNOWN_BUGS: dict[tuple[str, str], str] = {
@@ -92,6 +95,21 @@ KNOWN_BUGS: dict[tuple[str, str], str] = {
         "the Core ML frontend reads GlobalAveragePool's reduce_mean back as ReduceMean, which "
         "onnxruntime rounds an ulp apart across equal channels; the Softmax over ~1e10 logits "
         "turns that into 1/750 and 0 (the PyTorch import reads such means as GlobalAveragePool)"
+    ),
+}
+
+#: (model, writer) -> an ill-conditioned output where reader and oracle agree to float32 rounding
+#: before the amplifying op; a strict xfail too, with the figures measured.
+ILL_CONDITIONED: dict[tuple[str, str], str] = {
+    ("light_squeezenet", "tensorflow"): (
+        "TensorFlow's own outputs equal onnxruntime's exactly; tf2onnx reads the reduce_mean back "
+        "as ReduceMean, whose pre-softmax logits (~9.5e9, all equal) onnxruntime rounds 1 ulp "
+        "apart across channels (max rel 1.08e-7 <= float32 eps 1.19e-7); the Softmax then gives "
+        "1/750 and 0 instead of 1/1000"
+    ),
+    ("light_squeezenet", "tflite"): (
+        "the tflite file reads back with the mean as ReduceMean too: pre-softmax logits 1 ulp "
+        "apart across channels in onnxruntime (max rel 1.08e-7), Softmax 1/750 and 0 for 1/1000"
     ),
 }
 
@@ -223,13 +241,16 @@ def test_expected_refusals_name_real_cases() -> None:
     assert {model for model, _ in EXPECTED_REFUSALS} <= set(MODELS)
     assert {writer for _, writer in EXPECTED_REFUSALS} <= set(WRITERS)
     assert set(KNOWN_BUGS) <= {(model, writer) for model in MODELS for writer in WRITERS}
+    assert set(ILL_CONDITIONED) <= {(model, writer) for model in MODELS for writer in WRITERS}
     assert not set(KNOWN_BUGS) & set(EXPECTED_REFUSALS)
+    assert not set(ILL_CONDITIONED) & (set(EXPECTED_REFUSALS) | set(KNOWN_BUGS))
 
 
 def _cases() -> list[object]:
+    xfails = KNOWN_BUGS | ILL_CONDITIONED
     return [
-        pytest.param(name, writer, marks=pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[key]))
-        if (key := (name, writer)) in KNOWN_BUGS
+        pytest.param(name, writer, marks=pytest.mark.xfail(strict=True, reason=xfails[key]))
+        if (key := (name, writer)) in xfails
         else pytest.param(name, writer)
         for name in MODELS
         for writer in WRITERS
