@@ -57,6 +57,36 @@ def _reduce_op(ctx: ExportContext, op: str, x: Any, axes: list[int] | None, keep
     return getattr(ctx.mb, op)(x=x, axes=axes, keep_dims=keep)
 
 
+#: What each reduction of no elements gives (onnx's reference): its identity element.
+_OF_NOTHING = {
+    "reduce_sum": 0.0,
+    "reduce_sum_square": 0.0,
+    "reduce_l1_norm": 0.0,
+    "reduce_l2_norm": 0.0,
+    "reduce_prod": 1.0,
+    "reduce_max": -np.inf,
+    "reduce_min": np.inf,
+    "reduce_log_sum": -np.inf,
+    "reduce_log_sum_exp": -np.inf,
+}
+
+
+def _reduction_of_nothing(ctx: ExportContext, op: str, shape: list[int]) -> Any:
+    if op not in _OF_NOTHING:
+        raise ctx.error("an empty input reduced over axes computed at run time")
+    word = ctx.mil_dtype(ctx.input_dtype(0))
+    value = _OF_NOTHING[op]
+    if word == "bool":
+        return ctx.make_constant(np.full(shape, value > 0, np.bool_))
+    if word == "int32":
+        if not np.isfinite(value) and ctx.input_dtype(0) != ir.DataType.INT32:
+            raise ctx.error("an empty integer input (its type's bound) reduced at run time axes")
+        bounds = np.iinfo(np.int32)
+        whole = {np.inf: bounds.max, -np.inf: bounds.min}.get(value, value)
+        return ctx.make_constant(np.full(shape, whole, np.int32))
+    return ctx.make_constant(np.full(shape, value, np.float16 if word == "fp16" else np.float32))
+
+
 def _reduce_runtime_axes(ctx: ExportContext, op: str) -> list[Any]:
     """A reduction over axes computed at run time: each axis of the input is reduced (kept) or
     not, chosen with ``select`` by whether it is among the axes; then the kept unit dims are cut
@@ -76,6 +106,10 @@ def _reduce_runtime_axes(ctx: ExportContext, op: str) -> list[Any]:
         static_out = None
     empty = [axis for axis, dim in enumerate(dims) if dim == 0]
     kept_empty = keep and static_out is not None and all(static_out[a] == 0 for a in empty)
+    if empty and static_out is not None and 0 not in static_out:
+        # Every empty axis is reduced (the declared output is not empty): whatever the axes,
+        # the result is the reduction of nothing, its identity element.
+        return [_reduction_of_nothing(ctx, op, static_out)]
     if empty and not kept_empty:
         # select cannot broadcast a reduced unit axis back over an empty one.
         raise ctx.error("an empty input reduced over axes computed at run time")

@@ -347,3 +347,24 @@ def test_slice_by_bounds_given_at_run_time(
     )
     model = ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
     check_against_onnxruntime(model, {"x": x, **bounds})
+
+
+@pytest.mark.parametrize(
+    ("op", "expected"), [("ReduceSum", 0.0), ("ReduceProd", 1.0), ("ReduceMin", np.inf)]
+)
+def test_reduction_of_an_empty_axis_given_at_run_time(op: str, expected: float) -> None:
+    # Hand-computed: the reduction of nothing is the operation's identity element.
+    x = np.zeros((2, 0, 4), np.float32)
+    node = helper.make_node(op, ["x", "axes"], ["y"], keepdims=1)
+    graph = helper.make_graph(
+        [node],
+        "empty",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape),
+            helper.make_tensor_value_info("axes", TensorProto.INT64, [1]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 1, 4])],
+    )
+    model = ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
+    actual = CoreMLFramework().run_ir(model, {"x": x, "axes": np.array([1], np.int64)})["y"]
+    np.testing.assert_array_equal(actual, np.full((2, 1, 4), expected, np.float32))

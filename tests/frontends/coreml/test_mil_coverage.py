@@ -180,7 +180,7 @@ NODE_TESTS = [
     ("test_qlinearmatmul_3D_uint8_float16", False),
     ("test_qlinearconv", False),
     ("test_cumprod_2d_axis_0", False),  # the axis at run time: every axis, then select
-    ("test_slice_neg_steps", False),  # bounds at run time: scattered, then gathered
+    ("test_slice_neg_steps", False),  # bounds at run time: masked sums, then gathers
 ]
 
 #: MIL ops the backend emits that no package coremltools writes from these models holds, and
