@@ -211,8 +211,16 @@ def where_v9(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     if _cond_widens(*(ctx.input_shape(i) for i in range(3))):
         # coremltools' select takes its output shape from a and b only: a is first broadcast
         # against cond, or a cond larger than both reads back (and runs) at a's shape
-        zeros = mb.fill(shape=mb.shape(x=ctx.input(0)), value=scalar_like(ctx, 0, 1).val)
-        a = (mb.logical_or if ctx.mil_dtype(ctx.input_dtype(1)) == "bool" else mb.add)(x=a, y=zeros)
+        word = ctx.mil_dtype(ctx.input_dtype(1))
+        held = "int32" if word == "bool" else word
+        zero = np.int32(0) if word == "bool" else scalar_like(ctx, 0, 1).val
+        cond_shape = ctx.input_shape(0)
+        if cond_shape is not None and None not in cond_shape:
+            zeros = ctx.make_constant(np.zeros(cond_shape, zero.dtype))  # type: ignore[arg-type]
+        else:  # cond's own shape at run time: cast to a's type, times zero
+            zeros = mb.mul(x=mb.cast(x=ctx.input(0), dtype=held), y=zero)
+        widened = mb.add(x=a if held == word else mb.cast(x=a, dtype=held), y=zeros)
+        a = widened if held == word else mb.cast(x=widened, dtype="bool")
     return [mb.select(cond=ctx.input(0), a=a, b=ctx.input(2))]
 
 
