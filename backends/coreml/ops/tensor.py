@@ -11,7 +11,7 @@ import numpy as np
 import onnx_ir as ir
 
 from unframe.backends.coreml.context import ExportContext
-from unframe.backends.coreml.ops._common import normalized_axes, scalar_like
+from unframe.backends.coreml.ops._common import normalized_axes
 from unframe.backends.coreml.registry import ops
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
@@ -28,6 +28,9 @@ def reshape_v5(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     ctx.mil_dtype(ctx.input_dtype(0))
     shape = ctx.ints(1)
     allow_zero = bool(ctx.attr("allowzero", 0))
+    declared = _declared_shape(ctx)
+    if shape is None and declared is not None and 0 in declared:
+        return [_empty_result(ctx, declared)]
     if shape is None:
         # A shape computed at run time: MIL reshapes by it as ONNX does, except that a 0 copies
         # a dim only where the target has the input's rank.
@@ -189,6 +192,13 @@ def _int_vector(ctx: ExportContext, index: int, default: np.ndarray) -> Any:
     )
 
 
+def _empty_result(ctx: ExportContext, wanted: list[int]) -> Any:
+    """An output declared empty: a constant, since nothing of the input reaches it."""
+    word = ctx.mil_dtype(ctx.input_dtype(0))
+    numpy_type = {"fp32": np.float32, "fp16": np.float16, "int32": np.int32}.get(word, np.bool_)
+    return ctx.make_constant(np.zeros(wanted, numpy_type))
+
+
 def _slice_at_run_time(ctx: ExportContext) -> list[Any]:
     """Slice by starts, axes or steps known only at run time. MIL's strides are constants, so
     each axis is gathered at ``start + step * i`` for the ``i`` its declared output length
@@ -202,12 +212,7 @@ def _slice_at_run_time(ctx: ExportContext) -> list[Any]:
             "shape unknown before it"
         )
     if 0 in wanted:
-        # Empty whatever the bounds: nothing of the input reaches it.
-        word = ctx.mil_dtype(ctx.input_dtype(0))
-        empty = np.zeros(
-            wanted, {"fp32": np.float32, "fp16": np.float16, "int32": np.int32}.get(word, np.bool_)
-        )
-        return [ctx.make_constant(empty)]
+        return [_empty_result(ctx, wanted)]  # whatever the bounds
     mb = ctx.mb
     rank = len(dims)
     known_axes = ctx.ints(3) if ctx.has_input(3) else list(range(count))
@@ -397,9 +402,7 @@ def pad_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
         fill = ctx.constant_input(2) if ctx.has_input(2) else None
         if ctx.has_input(2) and fill is None:
             raise ctx.error("a constant_value computed at run time")
-        value = float(fill.reshape(())) if fill is not None and fill.size else 0.0
-        # in x's type: MIL's type check refuses a float32 constant_val beside float16 x
-        kwargs["constant_val"] = scalar_like(ctx, value).val
+        kwargs["constant_val"] = float(fill.reshape(())) if fill is not None and fill.size else 0.0
     elif mode in ("reflect", "edge"):
         touched = [axis for axis in range(rank) if full[2 * axis] or full[2 * axis + 1]]
         if touched and min(touched) < rank - 2:

@@ -368,3 +368,21 @@ def test_reduction_of_an_empty_axis_given_at_run_time(op: str, expected: float) 
     model = ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
     actual = CoreMLFramework().run_ir(model, {"x": x, "axes": np.array([1], np.int64)})["y"]
     np.testing.assert_array_equal(actual, np.full((2, 1, 4), expected, np.float32))
+
+
+def test_reshape_allowzero_to_an_empty_shape_given_at_run_time() -> None:
+    # allowzero=1: the 0 is a length, not a copy of the input's dim (which MIL's reshape reads).
+    node = helper.make_node("Reshape", ["x", "shape"], ["y"], allowzero=1)
+    graph = helper.make_graph(
+        [node],
+        "reshape",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [0, 3, 4]),
+            helper.make_tensor_value_info("shape", TensorProto.INT64, [3]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 4, 0])],
+    )
+    model = ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
+    feeds = {"x": np.zeros((0, 3, 4), np.float32), "shape": np.array([3, 4, 0], np.int64)}
+    check_against_onnxruntime(model, feeds)
+    assert CoreMLFramework().run_ir(model, feeds)["y"].shape == (3, 4, 0)
