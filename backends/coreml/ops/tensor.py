@@ -11,7 +11,7 @@ import numpy as np
 import onnx_ir as ir
 
 from unframe.backends.coreml.context import ExportContext
-from unframe.backends.coreml.ops._common import normalized_axes
+from unframe.backends.coreml.ops._common import normalized_axes, scalar_like
 from unframe.backends.coreml.registry import ops
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
@@ -402,7 +402,9 @@ def pad_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
         fill = ctx.constant_input(2) if ctx.has_input(2) else None
         if ctx.has_input(2) and fill is None:
             raise ctx.error("a constant_value computed at run time")
-        kwargs["constant_val"] = float(fill.reshape(())) if fill is not None and fill.size else 0.0
+        value = float(fill.reshape(())) if fill is not None and fill.size else 0.0
+        # in x's type: MIL's type check refuses a float32 constant_val beside float16 x
+        kwargs["constant_val"] = scalar_like(ctx, value).val
     elif mode in ("reflect", "edge"):
         touched = [axis for axis in range(rank) if full[2 * axis] or full[2 * axis + 1]]
         if touched and min(touched) < rank - 2:
