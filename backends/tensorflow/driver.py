@@ -31,7 +31,7 @@ from unframe.backends.tensorflow.native import (
     OUTPUT_NAMES_ATTR,
     SERVING_SIGNATURE,
     import_tensorflow,
-    signature_key,
+    signature_keys,
     tf_dtype,
 )
 from unframe.backends.tensorflow.registry import Converter, ops
@@ -112,11 +112,9 @@ def to_tensorflow(
     graph = model.graph
     initializers = set(graph.initializers.values())
     inputs = [value for value in graph.inputs if value not in initializers]
-    taken: set[str] = set()
-    input_keys = [signature_key(v.name or "", taken, f"input_{i}") for i, v in enumerate(inputs)]
-    output_keys = [
-        signature_key(v.name or "", taken, f"output_{i}") for i, v in enumerate(graph.outputs)
-    ]
+    input_keys, output_keys = signature_keys(
+        [v.name or "" for v in inputs], [v.name or "" for v in graph.outputs]
+    )
     state = ExportState(tf, weights, target)
     state.lookup = lambda node, opset: ops.lookup(node.op_type, opset, node.domain)
     nodes = list(graph)

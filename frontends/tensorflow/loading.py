@@ -131,7 +131,42 @@ def load_saved_model(path: Path, options: ConvertOptions) -> ir.Model:
     )
     model = to_ir(frozen, opset=options.opset, path=str(path))
     _restore_onnx_layout(model, loaded)
+    _restore_onnx_names(model, loaded)
     return model
+
+
+def _restore_onnx_names(model: ir.Model, loaded: Any) -> None:
+    """A SavedModel unframe wrote: its inputs and outputs get back the ONNX names and order it
+    recorded (a signature orders its keys alphabetically and holds sanitized names)."""
+    from unframe.backends.tensorflow.native import (
+        INPUT_NAMES_ATTR,
+        OUTPUT_NAMES_ATTR,
+        signature_keys,
+    )
+    from unframe.shared_ir.traversal import all_values
+
+    recorded = [getattr(loaded, attr, None) for attr in (INPUT_NAMES_ATTR, OUTPUT_NAMES_ATTR)]
+    if any(variable is None for variable in recorded):
+        return
+    input_names, output_names = (
+        [item.decode() for item in variable.numpy().tolist()] for variable in recorded
+    )
+    input_keys, output_keys = signature_keys(input_names, output_names)
+    graph = model.graph
+    for values, keys, names in (
+        (graph.inputs, input_keys, input_names),
+        (graph.outputs, output_keys, output_names),
+    ):
+        by_key = {value.name: value for value in values}
+        if set(by_key) != set(keys):
+            return  # not the signature unframe recorded (edited since): keep TF's own
+        ordered = [by_key[key] for key in keys]
+        taken = {value.name for value in all_values(graph)} - set(by_key)
+        for value, name in zip(ordered, names, strict=True):
+            if name and name not in taken:  # never two values of one name
+                value.name = name
+        values.clear()
+        values.extend(ordered)
 
 
 def _restore_onnx_layout(model: ir.Model, loaded: Any) -> None:

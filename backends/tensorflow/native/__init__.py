@@ -8,7 +8,7 @@ package of the backend.
 
 from __future__ import annotations
 
-from unframe.backends.tensorflow.native.names import signature_key, tf_name
+from unframe.backends.tensorflow.native.names import signature_key, signature_keys, tf_name
 from unframe.backends.tensorflow.native.saved_model import (
     INPUT_NAMES_ATTR,
     NHWC_INPUTS_ATTR,
@@ -32,6 +32,7 @@ __all__ = [
     "is_saved_model_dir",
     "run_saved_model",
     "signature_key",
+    "signature_keys",
     "tf_dtype",
     "tf_name",
 ]
