@@ -46,11 +46,6 @@ RTOL, ATOL = 1e-4, 1e-5
 WRITERS: dict[str, str] = {
     name: get_framework(name).writes[0] for name in framework_names() if get_framework(name).writes
 }
-#: The light models' op types that Core ML has no opset-9 export converter for yet.
-_NO_OPSET9_COREML = {
-    "light_densenet121": "Unsqueeze",
-    "light_inception_v2": "Unsqueeze",
-}
 #: (model, writer) -> the op types the writer refuses (exit 3, nothing written), with why.
 EXPECTED_REFUSALS: dict[tuple[str, str], tuple[str, ...]] = {
     # Caffe2 has no grid sampling operator (its SpatialTransformer op is a contrib op never built
@@ -71,8 +66,6 @@ EXPECTED_REFUSALS: dict[tuple[str, str], tuple[str, ...]] = {
         }.items()
         for writer in ("coreml",)
     },
-    # The light models are opset 9; Core ML converts these op types from later opsets only.
-    **{(model, "coreml"): tuple(ops.split()) for model, ops in _NO_OPSET9_COREML.items()},
 }
 # tflite lowers the TensorFlow backend's function with TFLiteConverter: it refuses what that backend
 # refuses, and then what TFLite's builtins cannot hold (listed node by node by TFLiteConverter).
