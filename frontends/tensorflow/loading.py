@@ -145,12 +145,12 @@ def _restore_onnx_names(model: ir.Model, loaded: Any) -> None:
     )
     from unframe.shared_ir.traversal import all_values
 
-    recorded = [getattr(loaded, attr, None) for attr in (INPUT_NAMES_ATTR, OUTPUT_NAMES_ATTR)]
-    if any(variable is None for variable in recorded):
+    recorded_inputs = getattr(loaded, INPUT_NAMES_ATTR, None)
+    recorded_outputs = getattr(loaded, OUTPUT_NAMES_ATTR, None)
+    if recorded_inputs is None or recorded_outputs is None:
         return
-    input_names, output_names = (
-        [item.decode() for item in variable.numpy().tolist()] for variable in recorded
-    )
+    input_names = [item.decode() for item in recorded_inputs.numpy().tolist()]
+    output_names = [item.decode() for item in recorded_outputs.numpy().tolist()]
     input_keys, output_keys = signature_keys(input_names, output_names)
     graph = model.graph
     for values, keys, names in (
