@@ -30,11 +30,13 @@ def run_isolated(
     tests: Sequence[tuple[str, str]],
     jobs: int,
     progress: Callable[[int], None] | None = None,
+    chunk_size: int = CHUNK,
 ) -> list[NodeTestOutcome]:
-    """The outcomes of ``tests`` ((name, op) pairs), in their order, run by ``jobs`` workers."""
+    """The outcomes of ``tests`` ((name, op) pairs), in their order, run by ``jobs`` workers,
+    ``chunk_size`` tests per worker process."""
     op_of = dict(tests)
     names = [name for name, _ in tests]
-    pending = deque(names[i : i + CHUNK] for i in range(0, len(names), CHUNK))
+    pending = deque(names[i : i + chunk_size] for i in range(0, len(names), chunk_size))
     outcomes: dict[str, NodeTestOutcome] = {}
     environment = _worker_environment(jobs)
     with ThreadPoolExecutor(max(1, jobs)) as pool:
