@@ -239,11 +239,22 @@ def test_expected_refusals_name_real_cases() -> None:
     assert not set(ILL_CONDITIONED) & (set(EXPECTED_REFUSALS) | set(KNOWN_BUGS))
 
 
+#: The opset-9 light models go through the tflite writer's TensorFlow path already (the
+#: tensorflow writer); TFLiteConverter over them adds minutes to the suite, and over VGG19's
+#: 548 MB of weights it grew the test process to 23 GB and was OOM-killed (CI, 2026-12-06).
+#: `make conformance` and the matrix cover the tflite writer; a benchmark should measure this.
+_TFLITE_LIGHT_LEFT_OUT = (
+    "TFLiteConverter over the opset-9 light models: minutes, and 23 GB on VGG19"
+)
+
+
 def _cases() -> list[object]:
     xfails = KNOWN_BUGS | ILL_CONDITIONED
     return [
         pytest.param(name, writer, marks=pytest.mark.xfail(strict=True, reason=xfails[key]))
         if (key := (name, writer)) in xfails
+        else pytest.param(name, writer, marks=pytest.mark.skip(reason=_TFLITE_LIGHT_LEFT_OUT))
+        if writer == "tflite" and name.startswith("light_")
         else pytest.param(name, writer)
         for name in MODELS
         for writer in WRITERS
