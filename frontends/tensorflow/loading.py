@@ -339,9 +339,8 @@ def from_concrete_function(
 # -- frozen GraphDef --------------------------------------------------------------------------
 
 
-def load_graph_def(path: Path, options: ConvertOptions) -> ir.Model:
-    """Converts a frozen GraphDef; inputs from ``--input``, outputs from ``--output-node``."""
-    tf = import_tensorflow()
+def _read_graph_def(tf: Any, path: Path) -> Any:
+    """The frozen GraphDef at ``path``; a file that does not parse is bad input."""
     from google.protobuf.message import DecodeError
 
     graph_def = tf.compat.v1.GraphDef()
@@ -351,6 +350,13 @@ def load_graph_def(path: Path, options: ConvertOptions) -> ir.Model:
         raise BadInputError(
             f"not a frozen TensorFlow GraphDef: {error}", path=str(path), framework=FRAMEWORK
         ) from None
+    return graph_def
+
+
+def load_graph_def(path: Path, options: ConvertOptions) -> ir.Model:
+    """Converts a frozen GraphDef; inputs from ``--input``, outputs from ``--output-node``."""
+    tf = import_tensorflow()
+    graph_def = _read_graph_def(tf, path)
     ops = {node.name: node.op for node in graph_def.node}
     if not ops:
         raise BadInputError(
@@ -406,15 +412,7 @@ def run_graph_def(
     them), ``outputs`` the tensors to fetch (as ``load_graph_def`` recorded them in
     ``GRAPH_OUTPUTS_KEY``; default: every op whose outputs nothing reads), keyed by IR name."""
     tf = import_tensorflow()
-    from google.protobuf.message import DecodeError
-
-    graph_def = tf.compat.v1.GraphDef()
-    try:
-        graph_def.ParseFromString(path.read_bytes())
-    except DecodeError as error:
-        raise BadInputError(
-            f"not a frozen TensorFlow GraphDef: {error}", path=str(path), framework=FRAMEWORK
-        ) from None
+    graph_def = _read_graph_def(tf, path)
     ops = {node.name: node.op for node in graph_def.node}
     fetched = [_tensor_name(n, ops, path, "output") for n in outputs or _sink_ops(graph_def)]
     fed = [_tensor_name(name, ops, path, "input") for name in inputs]
