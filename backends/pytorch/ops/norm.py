@@ -98,8 +98,8 @@ def _group_norm(
     return y * scale.reshape(shape) + bias.reshape(shape)
 
 
-@ops.register("GroupNormalization", since=18)
-def group_normalization_v18(node: ir.Node, ctx: BuildContext) -> Outputs:
+def _group_normalization(ctx: BuildContext, per_group_affine: bool, stash: torch.dtype) -> Outputs:
+    """Every version's inputs and attributes; ``per_group_affine`` and ``stash`` are what changed."""
     return [
         ctx.call(
             _group_norm,
@@ -108,26 +108,21 @@ def group_normalization_v18(node: ir.Node, ctx: BuildContext) -> Outputs:
             ctx.input(2),
             ctx.attr_int("num_groups"),
             ctx.attr_float("epsilon", 1e-5),
-            True,
-            torch.float32,
+            per_group_affine,
+            stash,
         )
     ]
+
+
+@ops.register("GroupNormalization", since=18)
+def group_normalization_v18(node: ir.Node, ctx: BuildContext) -> Outputs:
+    # Opset 18: scale and bias hold one value per group, statistics in float32.
+    return _group_normalization(ctx, True, torch.float32)
 
 
 @ops.register("GroupNormalization", since=21)
 def group_normalization_v21(node: ir.Node, ctx: BuildContext) -> Outputs:
-    return [
-        ctx.call(
-            _group_norm,
-            ctx.input(0),
-            ctx.input(1),
-            ctx.input(2),
-            ctx.attr_int("num_groups"),
-            ctx.attr_float("epsilon", 1e-5),
-            False,
-            to_torch_dtype(ctx.attr_int("stash_type", 1)),
-        )
-    ]
+    return _group_normalization(ctx, False, to_torch_dtype(ctx.attr_int("stash_type", 1)))
 
 
 def _instance_norm(
