@@ -121,6 +121,12 @@ def _same_dtype(ctx: OpContext, a: np.ndarray, b: np.ndarray) -> None:
         raise ctx.error(f"inputs have different types: {a.dtype} and {b.dtype}")
 
 
+def _register_named(name: str, run: Callable[[OpContext], list[np.ndarray]]) -> None:
+    """RUN registered as the Caffe2 op NAME, and named after it so a traceback says which op ran."""
+    run.__name__ = name.lower()
+    caffe2_op(name)(run)
+
+
 def _arith(name: str, function: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
     def run(ctx: OpContext) -> list[np.ndarray]:
         _ARITHMETIC[name].check(ctx, ctx.input(0))
@@ -130,8 +136,7 @@ def _arith(name: str, function: Callable[[np.ndarray, np.ndarray], np.ndarray]) 
         y = np.asarray(function(a, b)).astype(a.dtype, copy=False)
         return [y.reshape(out_shape) if out_shape is not None else y]
 
-    run.__name__ = name.lower()
-    caffe2_op(name)(run)
+    _register_named(name, run)
 
 
 def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -150,16 +155,20 @@ _arith("Mul", np.multiply)
 _arith("Div", _divide)
 
 
+def _boolean_result(ctx: OpContext, result: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """A comparison's or logical op's output: bool, and A's shape under legacy ``broadcast=1``."""
+    y = np.asarray(result, dtype=np.bool_)
+    return np.broadcast_to(y, a.shape).copy() if ctx.arg_int("broadcast", 0) else y
+
+
 def _compare(name: str, function: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
     def run(ctx: OpContext) -> list[np.ndarray]:
         _COMPARISON.check(ctx, ctx.input(0))
         a, b = binary_operands(ctx)
         _same_dtype(ctx, a, b)
-        y = np.asarray(function(a, b), dtype=np.bool_)
-        return [np.broadcast_to(y, a.shape).copy() if ctx.arg_int("broadcast", 0) else y]
+        return [_boolean_result(ctx, function(a, b), a)]
 
-    run.__name__ = name.lower()
-    caffe2_op(name)(run)
+    _register_named(name, run)
 
 
 _compare("EQ", np.equal)
@@ -175,11 +184,9 @@ def _logical(name: str, function: Callable[[np.ndarray, np.ndarray], np.ndarray]
         a, b = binary_operands(ctx)
         if a.dtype != np.bool_ or b.dtype != np.bool_:
             raise ctx.error(f"inputs must be bool, got {a.dtype} and {b.dtype}")
-        y = np.asarray(function(a, b), dtype=np.bool_)
-        return [np.broadcast_to(y, a.shape).copy() if ctx.arg_int("broadcast", 0) else y]
+        return [_boolean_result(ctx, function(a, b), a)]
 
-    run.__name__ = name.lower()
-    caffe2_op(name)(run)
+    _register_named(name, run)
 
 
 _logical("And", np.logical_and)
@@ -218,8 +225,7 @@ def _unary(
         with np.errstate(all="ignore"):  # log(0), sqrt(-1)... give inf/nan as in C++
             return [np.asarray(function(x)).astype(x.dtype, copy=False)]
 
-    run.__name__ = name.lower()
-    caffe2_op(name)(run)
+    _register_named(name, run)
 
 
 _unary("Sqr", np.square, floating=False)
