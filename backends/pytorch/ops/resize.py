@@ -6,10 +6,17 @@ the coefficients computed by torch from the run-time sizes (nearest, linear, cub
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 from unframe.backends.pytorch.ops._common import BuildContext, Outputs, ir, ops, torch
+from unframe.shared_ir.resize_rules import (
+    ResizeOptions,
+    legacy_resize_options,
+    resize_axes_and_policy,
+    resize_options,
+)
 
 
 def _source_coords(
@@ -114,7 +121,12 @@ def _resize_axis(
     x_floor = torch.floor(x)
     ratio = torch.where(x == x_floor, torch.ones_like(x), x - x_floor)
     coeffs = _coefficients(
-        ratio, scale, options["mode"], options["nearest_mode"], options["a"], options["antialias"]
+        ratio,
+        scale,
+        options["mode"],
+        options["nearest_mode"],
+        options["cubic_a"],
+        options["antialias"],
     )
     n = coeffs.shape[1]
     pad = (n + 1) // 2
@@ -210,16 +222,9 @@ def onnx_resize(
     return result.round().clamp(info.min, info.max).to(x.dtype)
 
 
-def _options(ctx: BuildContext, coordinate: str) -> dict[str, Any]:
-    return {
-        "mode": ctx.attr_str("mode", "nearest"),
-        "coordinate": coordinate,
-        "nearest_mode": ctx.attr_str("nearest_mode", "round_prefer_floor"),
-        "a": ctx.attr_float("cubic_coeff_a", -0.75),
-        "exclude_outside": bool(ctx.attr_int("exclude_outside", 0)),
-        "extrapolation": ctx.attr_float("extrapolation_value", 0.0),
-        "antialias": bool(ctx.attr_int("antialias", 0)),
-    }
+def _as_call_argument(options: ResizeOptions) -> dict[str, Any]:
+    """The options as a plain dict: what an fx graph (and its .pt2 file) can hold as an argument."""
+    return dataclasses.asdict(options)
 
 
 def _float_list(ctx: BuildContext, index: int) -> Any:
@@ -231,22 +236,21 @@ def _float_list(ctx: BuildContext, index: int) -> Any:
     return ctx.method("tolist", ctx.input(index))
 
 
+def _resize_legacy(ctx: BuildContext, scales: Any) -> Outputs:
+    """Resize 10 and Upsample: every axis by ``scales``, by the rules of before opset 11."""
+    options = _as_call_argument(legacy_resize_options(ctx))
+    return [ctx.call(onnx_resize, ctx.input(0), None, scales, None, None, "stretch", options)]
+
+
 @ops.register("Resize", since=10)
 def resize_v10(node: ir.Node, ctx: BuildContext) -> Outputs:
-    options = _options(ctx, "asymmetric")
-    options["nearest_mode"] = "floor"  # opset 10 rounds down (as onnxruntime does)
-    return [
-        ctx.call(
-            onnx_resize, ctx.input(0), None, _float_list(ctx, 1), None, None, "stretch", options
-        )
-    ]
+    return _resize_legacy(ctx, _float_list(ctx, 1))
 
 
 def _resize_v11(ctx: BuildContext, with_axes: bool) -> Outputs:
-    options = _options(ctx, ctx.attr_str("coordinate_transformation_mode", "half_pixel"))
+    options = _as_call_argument(resize_options(ctx))
     sizes = ctx.int_list(3) if ctx.has_input(3) else None
-    axes = ctx.attr_ints("axes", None) if with_axes else None
-    policy = ctx.attr_str("keep_aspect_ratio_policy", "stretch") if with_axes else "stretch"
+    axes, policy = resize_axes_and_policy(ctx, with_axes)
     return [
         ctx.call(
             onnx_resize,
@@ -273,18 +277,9 @@ def resize_v18(node: ir.Node, ctx: BuildContext) -> Outputs:
 
 @ops.register("Upsample", since=7)
 def upsample_v7(node: ir.Node, ctx: BuildContext) -> Outputs:
-    options = _options(ctx, "asymmetric")
-    options["nearest_mode"] = "floor"
-    scales = ctx.attr_floats("scales", None)
-    return [ctx.call(onnx_resize, ctx.input(0), None, scales, None, None, "stretch", options)]
+    return _resize_legacy(ctx, ctx.attr_floats("scales", None))
 
 
 @ops.register("Upsample", since=9)
 def upsample_v9(node: ir.Node, ctx: BuildContext) -> Outputs:
-    options = _options(ctx, "asymmetric")
-    options["nearest_mode"] = "floor"
-    return [
-        ctx.call(
-            onnx_resize, ctx.input(0), None, _float_list(ctx, 1), None, None, "stretch", options
-        )
-    ]
+    return _resize_legacy(ctx, _float_list(ctx, 1))

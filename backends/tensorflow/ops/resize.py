@@ -10,7 +10,6 @@ stays channels-last).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from unframe.backends.tensorflow.ops._common import (
@@ -22,17 +21,12 @@ from unframe.backends.tensorflow.ops._common import (
     ops,
     wrap,
 )
-
-
-@dataclass(frozen=True)
-class ResizeOptions:
-    mode: str = "nearest"
-    coordinate: str = "half_pixel"
-    nearest_mode: str = "round_prefer_floor"
-    cubic_a: float = -0.75
-    exclude_outside: bool = False
-    extrapolation: float = 0.0
-    antialias: bool = False
+from unframe.shared_ir.resize_rules import (
+    ResizeOptions,
+    legacy_resize_options,
+    resize_axes_and_policy,
+    resize_options,
+)
 
 
 def _source_coords(
@@ -231,11 +225,6 @@ def _vector(ctx: ExportContext, index: int) -> tuple[Any, np.ndarray | None]:
     return ctx.tf.reshape(ctx.input(index), [-1]), None
 
 
-def _text(ctx: ExportContext, name: str, default: str) -> str:
-    value = ctx.attr(name, default)
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _resize(
     ctx: ExportContext,
     options: ResizeOptions,
@@ -357,29 +346,20 @@ def _identity_axis(
     return scales is not None and len(scales) == count and float(scales[i]) == 1.0
 
 
-def _options(ctx: ExportContext, coordinate: str, nearest_mode: str | None = None) -> ResizeOptions:
-    return ResizeOptions(
-        mode=_text(ctx, "mode", "nearest"),
-        coordinate=coordinate,
-        nearest_mode=nearest_mode or _text(ctx, "nearest_mode", "round_prefer_floor"),
-        cubic_a=float(ctx.attr("cubic_coeff_a", -0.75)),
-        exclude_outside=bool(ctx.attr("exclude_outside", 0)),
-        extrapolation=float(ctx.attr("extrapolation_value", 0.0)),
-        antialias=bool(ctx.attr("antialias", 0)),
-    )
+def _resize_legacy(ctx: ExportContext, scales: tuple[Any, np.ndarray | None]) -> Outputs:
+    """Resize 10 and Upsample: every axis by ``scales``, by the rules of before opset 11."""
+    options = legacy_resize_options(ctx)
+    return _resize(ctx, options, (None, None), scales, (None, None), None, "stretch")
 
 
 @ops.register("Resize", since=10)
 def resize_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
-    # Opset 10 maps coordinates asymmetrically and rounds nearest down (as onnxruntime does).
-    options = _options(ctx, "asymmetric", nearest_mode="floor")
-    return _resize(ctx, options, (None, None), _vector(ctx, 1), (None, None), None, "stretch")
+    return _resize_legacy(ctx, _vector(ctx, 1))
 
 
 def _resize_v11(ctx: ExportContext, with_axes: bool) -> Outputs:
-    options = _options(ctx, _text(ctx, "coordinate_transformation_mode", "half_pixel"))
-    axes = ctx.ints("axes", []) if with_axes else None
-    policy = _text(ctx, "keep_aspect_ratio_policy", "stretch") if with_axes else "stretch"
+    options = resize_options(ctx)
+    axes, policy = resize_axes_and_policy(ctx, with_axes)
     return _resize(ctx, options, _vector(ctx, 1), _vector(ctx, 2), _vector(ctx, 3), axes, policy)
 
 
@@ -395,13 +375,10 @@ def resize_v18(node: ir.Node, ctx: ExportContext) -> Outputs:
 
 @ops.register("Upsample", since=7)
 def upsample_v7(node: ir.Node, ctx: ExportContext) -> Outputs:
-    options = _options(ctx, "asymmetric", nearest_mode="floor")
     scales = np.asarray([float(s) for s in ctx.attr("scales")], dtype=np.float32)
-    known = (ctx.tf.constant(scales), scales)
-    return _resize(ctx, options, (None, None), known, (None, None), None, "stretch")
+    return _resize_legacy(ctx, (ctx.tf.constant(scales), scales))
 
 
 @ops.register("Upsample", since=9)
 def upsample_v9(node: ir.Node, ctx: ExportContext) -> Outputs:
-    options = _options(ctx, "asymmetric", nearest_mode="floor")
-    return _resize(ctx, options, (None, None), _vector(ctx, 1), (None, None), None, "stretch")
+    return _resize_legacy(ctx, _vector(ctx, 1))
