@@ -9,7 +9,7 @@ converted) and reduced, which is exact for max and sum because both are separabl
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 from unframe.backends.tensorflow.ops._common import (
     ExportContext,
@@ -63,6 +63,27 @@ def _kernel_axes(spatial: int) -> list[int]:
     return [2 + 2 * i for i in range(spatial)]
 
 
+class _Pooling(NamedTuple):
+    """What every windowed pool reads alike: its channels-last input and its window."""
+
+    x: Any
+    rank: int
+    spatial: int
+    kernel: list[int]
+    attrs: dict[str, Any]
+    #: (begin, end) per spatial axis, ceil_mode's extra end included.
+    pads: list[tuple[int, int]]
+
+
+def _read_pooling(ctx: ExportContext) -> _Pooling:
+    rank, spatial = _rank_and_spatial(ctx)
+    kernel = ctx.ints("kernel_shape")
+    attrs = _spatial_attrs(ctx, spatial, kernel)
+    x = ctx.channels_last(0)
+    pads = _resolve_pads(ctx, x, attrs, ceil_mode=bool(ctx.attr("ceil_mode", 0)))
+    return _Pooling(x, rank, spatial, kernel, attrs, pads)
+
+
 @ops.register("MaxPool", since=1)  # later opsets add attributes whose defaults are the old rule
 @ops.register("MaxPool", since=8)
 @ops.register("MaxPool", since=10)
@@ -70,11 +91,7 @@ def _kernel_axes(spatial: int) -> list[int]:
 @ops.register("MaxPool", since=12)
 def max_pool_v12(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
-    rank, spatial = _rank_and_spatial(ctx)
-    kernel = ctx.ints("kernel_shape")
-    attrs = _spatial_attrs(ctx, spatial, kernel)
-    x = ctx.channels_last(0)
-    pads = _resolve_pads(ctx, x, attrs, ceil_mode=bool(ctx.attr("ceil_mode", 0)))
+    x, rank, spatial, kernel, attrs, pads = _read_pooling(ctx)
     lowest = float(x.dtype.min) if x.dtype.is_floating else int(x.dtype.min)
     padded = _pad_spatial(ctx, x, pads, lowest)
     layout = channels_last(rank)
@@ -144,14 +161,9 @@ def _argmax_indices(
 @ops.register("AveragePool", since=11)
 def average_pool_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
-    rank, spatial = _rank_and_spatial(ctx)
-    kernel = ctx.ints("kernel_shape")
-    attrs = _spatial_attrs(ctx, spatial, kernel)
+    x, rank, spatial, kernel, attrs, pads = _read_pooling(ctx)
     dilated = any(d != 1 for d in attrs["dilations"])
-    x = ctx.channels_last(0)
-    ceil_mode = bool(ctx.attr("ceil_mode", 0))
     explicit = _resolve_pads(ctx, x, attrs)
-    pads = _resolve_pads(ctx, x, attrs, ceil_mode=ceil_mode)
     include_pad = bool(ctx.attr("count_include_pad", 0))
     strides = attrs["strides"]
     if not dilated and not any(b or e for b, e in pads):
@@ -180,12 +192,8 @@ def average_pool_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
 @ops.register("LpPool", since=2)
 def lp_pool_v2(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
-    rank, spatial = _rank_and_spatial(ctx)
-    kernel = ctx.ints("kernel_shape")
-    attrs = _spatial_attrs(ctx, spatial, kernel)
+    x, rank, spatial, kernel, attrs, pads = _read_pooling(ctx)
     p = float(ctx.attr("p", 2))
-    x = ctx.channels_last(0)
-    pads = _resolve_pads(ctx, x, attrs, ceil_mode=bool(ctx.attr("ceil_mode", 0)))
     view, _ = _window_view(
         ctx, _pad_spatial(ctx, x, pads, 0.0), kernel, attrs["strides"], attrs["dilations"]
     )
