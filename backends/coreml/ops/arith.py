@@ -260,7 +260,7 @@ def mod_v10(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     fmod = bool(ctx.attr("fmod", 0))
     if is_float(ctx):
         if not fmod:
-            return [mb.mod(x=x, y=y)]  # the divisor's sign, as Python's %
+            return [_floored_mod(ctx, x, y)]
         quotient = mb.real_div(x=x, y=y)
         truncated = mb.mul(x=mb.floor(x=mb.abs(x=quotient)), y=mb.sign(x=quotient))
         return [mb.sub(x=x, y=mb.mul(x=truncated, y=y))]
@@ -273,6 +273,27 @@ def mod_v10(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     signs_differ = mb.logical_xor(x=mb.less(x=remainder, y=zero), y=mb.less(x=x, y=zero))
     moved = mb.logical_and(x=mb.not_equal(x=remainder, y=zero), y=signs_differ)
     return [mb.select(cond=moved, a=mb.sub(x=remainder, y=y), b=remainder)]
+
+
+def _floored_mod(ctx: ExportContext, x: Any, y: Any) -> Any:
+    """x mod y with the divisor's sign, as Python's % (and onnxruntime's fmod=0 on floats).
+
+    MIL's mod is x - floor(x / y) * y, which is NaN for an infinite divisor (0 * inf); there
+    Python's % gives x where x is 0 or has y's sign, else y itself.
+    """
+    mb = ctx.mb
+    remainder = mb.mod(x=x, y=y)
+    zero, inf = scalar_like(ctx, 0.0), scalar_like(ctx, np.inf)
+    divisor_infinite = mb.equal(x=mb.abs(x=y), y=inf)
+    dividend_finite = mb.less(x=mb.abs(x=x), y=inf)
+    other_side = mb.logical_and(
+        x=mb.not_equal(x=x, y=zero),
+        y=mb.logical_xor(x=mb.less(x=x, y=zero), y=mb.less(x=y, y=zero)),
+    )
+    at_infinity = mb.select(cond=other_side, a=y, b=x)
+    return mb.select(
+        cond=mb.logical_and(x=divisor_infinite, y=dividend_finite), a=at_infinity, b=remainder
+    )
 
 
 @ops.register("Acosh", since=9)
@@ -331,12 +352,29 @@ def bit_shift_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     if ctx.mil_dtype(dtype) != "int32" or is_float(ctx):
         raise ctx.error("BitShift on a non-integer tensor")
     mb = ctx.mb
-    # 2 ** y, exact in float32 for the shifts int32 holds (y < 31).
-    shift = mb.cast(x=ctx.input(1), dtype="fp32")
-    factor = mb.cast(x=mb.round(x=mb.exp2(x=shift)), dtype="int32")
+    bits = _BITS.get(dtype, 32) if dtype is not None else 32
+    x, shift = ctx.input(0), ctx.input(1)
+    # A shift below 0 or of the whole width or more shifts every bit out (onnxruntime: 0 to the
+    # left, the sign to the right); the rest shift in two steps of at most 16 bits, each by a
+    # power of two exact in float32 and int32 (one step of 31 would not fit int32).
+    outside = mb.logical_or(
+        x=mb.less(x=shift, y=np.int32(0)), y=mb.greater_equal(x=shift, y=np.int32(bits))
+    )
+    inside = mb.clip(x=mb.cast(x=shift, dtype="fp32"), alpha=0.0, beta=float(bits - 1))
+    first = mb.minimum(x=inside, y=np.float32(16))
+    result = x
+    for step in (first, mb.sub(x=inside, y=first)):
+        factor = mb.cast(x=mb.round(x=mb.exp2(x=step)), dtype="int32")
+        if ctx.attr("direction") == "LEFT":
+            result = mb.mul(x=result, y=factor)
+        else:
+            result = mb.floor_div(x=result, y=factor)
     if ctx.attr("direction") == "LEFT":
-        return [wrap_integer(ctx, mb.mul(x=ctx.input(0), y=factor), dtype)]
-    return [mb.floor_div(x=ctx.input(0), y=factor)]
+        shifted_out: Any = np.int32(0)
+        result = wrap_integer(ctx, result, dtype)
+    else:
+        shifted_out = mb.select(cond=mb.less(x=x, y=np.int32(0)), a=np.int32(-1), b=np.int32(0))
+    return [mb.select(cond=outside, a=shifted_out, b=result)]
 
 
 def _clip(ctx: ExportContext, low: Any, high: Any) -> list[Any]:

@@ -1,0 +1,166 @@
+"""Core ML backend: edge cases of Mod and BitShift, ai.onnx.ml's Binarizer and
+ArrayFeatureExtractor, and the preview training optimizers, each exported to .mlpackage,
+re-imported through the frontend and run on onnxruntime, against onnxruntime on the source model
+(onnx's reference implementation for the training ops, which onnxruntime does not run)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+import pytest
+from onnx import TensorProto, helper
+from onnx.reference import ReferenceEvaluator
+
+from unframe.converters.adapters.coreml import CoreMLFramework
+from unframe.shared_ir.runner import run_onnxruntime
+
+pytest.importorskip("coremltools", reason="the coreml extra is not installed")
+
+
+def one_node(
+    op: str,
+    inputs: Sequence[tuple[str, int, Sequence[int]]],
+    outputs: Sequence[str],
+    opsets: dict[str, int],
+    domain: str = "",
+    output_type: int = TensorProto.FLOAT,
+    **attributes: Any,
+) -> ir.Model:
+    node = helper.make_node(
+        op, [n for n, _, _ in inputs], list(outputs), domain=domain, **attributes
+    )
+    graph = helper.make_graph(
+        [node],
+        op.lower(),
+        [helper.make_tensor_value_info(n, t, list(s)) for n, t, s in inputs],
+        [helper.make_tensor_value_info(n, output_type, None) for n in outputs],
+    )
+    imports = [helper.make_opsetid(d, v) for d, v in opsets.items()]
+    return ir.from_proto(helper.make_model(graph, opset_imports=imports))
+
+
+def exported(model: ir.Model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return CoreMLFramework().run_ir(model, feeds)
+
+
+def check_against(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray]) -> None:
+    assert list(actual) == list(expected)
+    for name, want in expected.items():
+        assert actual[name].dtype == want.dtype, name
+        np.testing.assert_allclose(actual[name], want, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def onnxruntime_on(model: ir.Model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return run_onnxruntime(ir.from_proto(ir.to_proto(model)), feeds)
+
+
+def test_mod_by_an_infinite_divisor_keeps_the_dividend_or_takes_the_divisor() -> None:
+    x = np.array([0, -3, 3, -1, 1, 2.5, np.inf, 1, np.nan, 7.5, -7.5], np.float32)
+    y = np.array([np.inf, np.inf, np.inf, -np.inf, -np.inf, 0, 2, np.nan, 2, -2, 2], np.float32)
+    model = one_node(
+        "Mod",
+        [("x", TensorProto.FLOAT, [11]), ("y", TensorProto.FLOAT, [11])],
+        ["z"],
+        {"": 28},
+        fmod=0,  # floats with fmod=0 from opset 28
+    )
+    feeds = {"x": x, "y": y}
+    check_against(onnxruntime_on(model, feeds), exported(model, feeds))
+
+
+@pytest.mark.parametrize("dtype", [TensorProto.INT32, TensorProto.INT8])
+@pytest.mark.parametrize("direction", ["LEFT", "RIGHT"])
+def test_bitshift_by_every_width_and_out_of_range(dtype: int, direction: str) -> None:
+    numpy_type = {TensorProto.INT32: np.int32, TensorProto.INT8: np.int8}[dtype]
+    bits = np.iinfo(numpy_type).bits
+    shifts = np.array([-1, -40, 0, 1, 7, bits - 1, bits, bits + 3, 100], numpy_type)
+    x = np.array([-8, 5, -1, 3, -7, -1, 9, -9, 1], numpy_type)
+    model = one_node(
+        "BitShift",
+        [("x", dtype, [9]), ("s", dtype, [9])],
+        ["z"],
+        {"": 28},  # signed types from opset 28
+        output_type=dtype,
+        direction=direction,
+    )
+    # onnxruntime: every bit shifted out by a shift outside [0, width): 0, or the sign (RIGHT).
+    feeds = {"x": x, "s": shifts}
+    check_against(onnxruntime_on(model, feeds), exported(model, feeds))
+
+
+def test_binarizer_and_array_feature_extractor_match_onnxruntime() -> None:
+    rng = np.random.default_rng(0)
+    opsets = {"": 13, "ai.onnx.ml": 1}
+    model = one_node(
+        "Binarizer",
+        [("x", TensorProto.FLOAT, [3, 4])],
+        ["y"],
+        opsets,
+        "ai.onnx.ml",
+        threshold=0.25,
+    )
+    feeds = {"x": rng.standard_normal((3, 4)).astype(np.float32)}
+    check_against(onnxruntime_on(model, feeds), exported(model, feeds))
+    for shape in ([3, 5], [5]):
+        model = one_node(
+            "ArrayFeatureExtractor",
+            [("x", TensorProto.FLOAT, shape), ("i", TensorProto.INT64, [2, 2])],
+            ["y"],
+            opsets,
+            "ai.onnx.ml",
+        )
+        feeds = {
+            "x": rng.standard_normal(shape).astype(np.float32),
+            "i": np.array([[4, 0], [2, 2]], np.int64),
+        }
+        check_against(onnxruntime_on(model, feeds), exported(model, feeds))
+
+
+_TRAINING = {"": 13, "ai.onnx.preview.training": 1}
+
+
+@pytest.mark.parametrize("step", [0, 3])
+@pytest.mark.parametrize(
+    ("op", "operands", "attributes"),
+    [
+        ("Adagrad", 3, {"decay_factor": 0.1, "epsilon": 1e-5, "norm_coefficient": 0.01}),
+        (
+            "Adam",
+            4,
+            {
+                "alpha": 0.9,
+                "beta": 0.8,
+                "epsilon": 1e-3,
+                "norm_coefficient": 0.01,
+                "norm_coefficient_post": 0.05,
+            },
+        ),
+        ("Momentum", 3, {"alpha": 0.9, "beta": 0.5, "mode": "standard", "norm_coefficient": 0.02}),
+        ("Momentum", 3, {"alpha": 0.9, "beta": 0.5, "mode": "nesterov", "norm_coefficient": 0.02}),
+    ],
+)
+def test_training_optimizers_match_onnx_reference(
+    op: str, operands: int, attributes: dict[str, Any], step: int
+) -> None:
+    """Two tensors updated at once, at the first step (T = 0: no bias correction) and after."""
+    rng = np.random.default_rng(step)
+    shapes = [[3], [2, 2]]
+    inputs = [("R", TensorProto.FLOAT, []), ("T", TensorProto.INT64, [])]
+    feeds: dict[str, np.ndarray] = {"R": np.array(0.1, np.float32), "T": np.array(step, np.int64)}
+    for k in range(operands):
+        for i, shape in enumerate(shapes):
+            name = f"in{k}_{i}"
+            inputs.append((name, TensorProto.FLOAT, shape))
+            values = rng.standard_normal(shape).astype(np.float32)
+            feeds[name] = np.abs(values) if k == operands - 1 and op != "Momentum" else values
+    outputs = [f"out{k}_{i}" for k in range(operands - 1) for i in range(len(shapes))]
+    model = one_node(op, inputs, outputs, _TRAINING, "ai.onnx.preview.training", **attributes)
+    reference = ReferenceEvaluator(ir.to_proto(model))
+    expected = dict(zip(outputs, reference.run(None, feeds), strict=True))
+    actual = exported(model, feeds)
+    assert list(actual) == outputs
+    for name in outputs:
+        np.testing.assert_allclose(actual[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
