@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from memory_peaks import MemoryPeaks
 
 GOALS = {"convert_ratio": 1.0, "latency_ratio": 1.10, "memory_ratio": 1.5}
 
@@ -171,21 +172,8 @@ def _median_latencies(engines: dict[str, Callable[[], Any]], runs: int) -> dict[
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def _rss_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
-
-
 def _child_memory(kind: str, path: Path) -> None:
-    """In a fresh process: imports first, then RSS before, then the conversion, then the peaks.
-
-    ``VmHWM`` counts memory-mapped weight pages too (file-backed, reclaimable); a sampler thread
-    also records the peak of anonymous memory (``RssAnon``), which is what the process allocated.
-    """
-    import threading
-
+    """In a fresh process: imports first, then the conversion between memory readings."""
     import torch  # noqa: F401 - imported before measuring so it is not counted
 
     import unframe.backends.pytorch  # noqa: F401
@@ -193,36 +181,9 @@ def _child_memory(kind: str, path: Path) -> None:
 
     if kind == "onnx2torch":
         _import_onnx2torch()
-    gc.collect()
-    before = _rss_kib("VmRSS")
-    anon_before = _rss_kib("RssAnon")
-    anon_peak = anon_before
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal anon_peak
-        while not done.is_set():
-            anon_peak = max(anon_peak, _rss_kib("RssAnon"))
-            time.sleep(0.002)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    module = _onnx2torch_convert(path) if kind == "onnx2torch" else _unframe_convert(path)
-    done.set()
-    sampler.join()
-    anon_peak = max(anon_peak, _rss_kib("RssAnon"))
-    peak = _rss_kib("VmHWM")
-    print(
-        json.dumps(
-            {
-                "before_kib": before,
-                "peak_kib": peak,
-                "anon_before_kib": anon_before,
-                "anon_peak_kib": anon_peak,
-                "ok": module is not None,
-            }
-        )
-    )
+    with MemoryPeaks() as peaks:
+        module = _onnx2torch_convert(path) if kind == "onnx2torch" else _unframe_convert(path)
+    print(json.dumps({**peaks.figures(), "ok": module is not None}))
 
 
 def _measure_memory(kind: str, path: Path) -> dict[str, Any] | str:
