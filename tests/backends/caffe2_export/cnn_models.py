@@ -4,25 +4,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from models.torch_zoo import BasicBlock
 from torch import nn
-
-
-class Block(nn.Module):
-    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
-        super().__init__()
-        self.c1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.b1 = nn.BatchNorm2d(c_out)
-        self.c2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.b2 = nn.BatchNorm2d(c_out)
-        self.skip: nn.Module = nn.Identity()
-        if stride != 1 or c_in != c_out:
-            self.skip = nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.b1(self.c1(x)))
-        return F.relu(self.b2(self.c2(y)) + self.skip(x))
 
 
 class ResNetish(nn.Module):
@@ -34,7 +17,7 @@ class ResNetish(nn.Module):
             nn.ReLU(),
             nn.MaxPool2d(3, 2, 1),
         )
-        self.layers = nn.Sequential(Block(8, 8, 1), Block(8, 16, 2))
+        self.layers = nn.Sequential(BasicBlock(8, 8, 1), BasicBlock(8, 16, 2))
         self.fc = nn.Linear(16, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
