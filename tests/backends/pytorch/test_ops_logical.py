@@ -10,8 +10,9 @@ from onnx import helper, numpy_helper
 
 torch = pytest.importorskip("torch")
 
-from unframe.backends.pytorch import export_program, fx_functions, to_torch  # noqa: E402
-from unframe.backends.pytorch.pt2_file import outputs_to_numpy, tensors_from_numpy  # noqa: E402
+from torch_single_node import assert_same, run_single_node  # noqa: E402
+
+from unframe.backends.pytorch import export_program  # noqa: E402
 
 from node_family import check_node_case, family_cases, ops_without_node_tests  # noqa: E402
 
@@ -37,63 +38,32 @@ def test_every_op_has_node_tests() -> None:
 
 
 # -- hand-computed cases ---------------------------------------------------------------------------
-def _run(op: str, inputs: list[np.ndarray], opset: int = 18) -> np.ndarray:
-    """Runs one ``op`` node and returns output 0 in the dtype the converter produced."""
-    names = [f"x{i}" for i in range(len(inputs))]
-    graph = helper.make_graph(
-        [helper.make_node(op, names, ["y"])],
-        "single",
-        [
-            helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
-            for name, v in zip(names, inputs, strict=True)
-        ],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.UNDEFINED, None)],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    module = to_torch(ir.from_proto(model))
-    # The builder casts graph outputs to their inferred type; drop that cast so that the dtype
-    # checked is the converter's own.
-    for fx_node in list(module.graph.nodes):
-        if fx_node.target is fx_functions.cast_to:
-            fx_node.replace_all_uses_with(fx_node.args[0])
-            module.graph.erase_node(fx_node)
-    module.recompile()
-    with torch.no_grad():
-        (result,) = module(*tensors_from_numpy(inputs))
-    return next(iter(outputs_to_numpy([result]).values()))
-
-
-def _assert_same(got: np.ndarray, want: np.ndarray) -> None:
-    assert got.dtype == want.dtype, (got.dtype, want.dtype)
-    np.testing.assert_array_equal(got, want)
-
-
 @pytest.mark.parametrize("dtype", ["uint16", "uint32", "uint64", "int8", "float16"])
 def test_comparisons_on_every_numeric_type(dtype: str) -> None:
     info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else np.finfo(dtype)
     a = np.array([info.max, 1, 0, 2], dtype=dtype)
     b = np.array([1, info.max, 0, 2], dtype=dtype)
-    _assert_same(_run("Greater", [a, b]), a > b)
-    _assert_same(_run("GreaterOrEqual", [a, b]), a >= b)
-    _assert_same(_run("Less", [a, b]), a < b)
-    _assert_same(_run("LessOrEqual", [a, b]), a <= b)
-    _assert_same(_run("Equal", [a, b]), a == b)
+    assert_same(run_single_node("Greater", [a, b]), a > b)
+    assert_same(run_single_node("GreaterOrEqual", [a, b]), a >= b)
+    assert_same(run_single_node("Less", [a, b]), a < b)
+    assert_same(run_single_node("LessOrEqual", [a, b]), a <= b)
+    assert_same(run_single_node("Equal", [a, b]), a == b)
 
 
 def test_comparison_broadcasts() -> None:
     a = np.arange(6, dtype=np.int64).reshape(2, 3)
     b = np.array([1, 4, 2], dtype=np.int64)
-    _assert_same(_run("Less", [a, b]), a < b)
-    _assert_same(_run("Equal", [a, np.array(4, np.int64)]), a == 4)
+    assert_same(run_single_node("Less", [a, b]), a < b)
+    assert_same(run_single_node("Equal", [a, np.array(4, np.int64)]), a == 4)
 
 
 def test_logical_ops_broadcast() -> None:
     a = np.array([[True], [False]])
     b = np.array([True, False, True])
-    _assert_same(_run("And", [a, b]), a & b)
-    _assert_same(_run("Or", [a, b]), a | b)
-    _assert_same(_run("Xor", [a, b]), a ^ b)
-    _assert_same(_run("Not", [b]), ~b)
+    assert_same(run_single_node("And", [a, b]), a & b)
+    assert_same(run_single_node("Or", [a, b]), a | b)
+    assert_same(run_single_node("Xor", [a, b]), a ^ b)
+    assert_same(run_single_node("Not", [b]), ~b)
 
 
 @pytest.mark.parametrize("dtype", ["uint16", "uint32", "uint64", "int8", "bool", "float64"])
@@ -103,7 +73,7 @@ def test_where_keeps_the_type(dtype: str) -> None:
     y = np.array([[0], [1]], dtype=dtype)
     if np.dtype(dtype).kind == "u":
         x[0] = np.iinfo(dtype).max
-    _assert_same(_run("Where", [condition, x, y]), np.where(condition, x, y))
+    assert_same(run_single_node("Where", [condition, x, y]), np.where(condition, x, y))
 
 
 def test_where_on_a_shape_stays_dynamic() -> None:
