@@ -1,15 +1,18 @@
-"""Resize and Upsample on MIL's image resizing ops.
+"""Resize and Upsample: MIL's image resizing ops where they sample as ONNX does, else gathers.
 
 MIL resizes the last two axes only, nearest by a scale factor (``upsample_nearest_neighbor``:
 source index ``floor(i / scale)``) and bilinear to a target size (``resize_bilinear``, whose
 sampling modes place the grid from ``input size / output size``). ONNX places its samples by a
-coordinate transformation of its own scale, so each converter computes both grids for the
-node's static sizes and emits the MIL op only where they agree; otherwise it refuses, naming
-the mode, coordinate transformation and rounding it could not hold.
+coordinate transformation of its own scale, so with constant scales or sizes each converter
+computes both grids for the node's static sizes and emits the MIL op only where they agree.
+Everything else (cubic, antialiasing, tf_crop_and_resize, other axes, roundings MIL's grid
+does not make, scales, sizes or a region given at run time) is resampled axis by axis with
+gathers and weighted sums that follow ONNX's reference step by step (``_resampling``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,7 +21,9 @@ import onnx_ir as ir
 
 from unframe.backends.coreml.context import ExportContext
 from unframe.backends.coreml.ops._common import require_float
+from unframe.backends.coreml.ops._resampling import AxisResize, Sampling, resample
 from unframe.backends.coreml.registry import ops
+from unframe.shared_ir.errors import ConversionError
 
 #: MIL ``resize_bilinear`` sampling modes and each one's sample grid (output index, in, out).
 _BILINEAR_GRIDS: dict[str, Callable[[np.ndarray, int, int], np.ndarray]] = {
@@ -172,54 +177,183 @@ def _floats(ctx: ExportContext, index: int) -> list[float] | None:
     return [float(v) for v in array.reshape(-1)]
 
 
-def _checked_options(ctx: ExportContext) -> None:
-    if int(ctx.attr("antialias", 0)):
-        raise ctx.error("antialias=1: Core ML's resize ops do not filter")
-    if ctx.has_input(2) and ctx.constant_input(2) is None:
-        raise ctx.error("scales computed at run time")
-    if ctx.has_input(3) and ctx.constant_input(3) is None:
-        raise ctx.error("sizes computed at run time")
+def _given(ctx: ExportContext, index: int) -> bool:
+    """Whether input ``index`` is there and not an empty tensor (ONNX's way to leave it out)."""
+    if not ctx.has_input(index):
+        return False
+    constant = ctx.constant_input(index)
+    if constant is not None:
+        return constant.size > 0
+    shape = ctx.input_shape(index)
+    return shape is None or shape != (0,)
+
+
+def _entry(ctx: ExportContext, index: int, k: int) -> Any:
+    """Entry ``k`` of 1-D input ``index`` as float32: a constant where known, else a (1,) var."""
+    array = ctx.constant_input(index)
+    if array is not None:
+        return np.asarray([array.reshape(-1)[k]], np.float32)
+    entry = ctx.mb.gather(x=ctx.input(index), indices=np.array([k], np.int32), axis=0)
+    return entry if "fp32" in str(entry.dtype) else ctx.mb.cast(x=entry, dtype="fp32")
+
+
+def _resize_by_gathers(
+    ctx: ExportContext, sampling: Sampling, scales_index: int, sizes_index: int, roi_index: int
+) -> list[Any]:
+    """Any Resize whose input and output sizes are known when built (``_resampling``)."""
+    if sampling.mode != "nearest":
+        require_float(ctx, ctx.node.op_type)
+    shape = ctx.input_shape(0)
+    if shape is None or any(d is None for d in shape):
+        raise ctx.error("an input of unknown size: Core ML's resize ops need the sizes when built")
+    dims = [int(d) for d in shape]  # type: ignore[arg-type]
+    rank = len(dims)
+    axes_attr = ctx.attr("axes", None)
+    axes = [a % rank for a in axes_attr] if axes_attr else list(range(rank))
+    has_scales = scales_index >= 0 and _given(ctx, scales_index)
+    has_sizes = sizes_index >= 0 and _given(ctx, sizes_index)
+    if not has_scales and not has_sizes:
+        raise ctx.error("neither scales nor sizes given")
+    constant_scales = _floats(ctx, scales_index) if has_scales else None
+    constant_sizes = ctx.ints(sizes_index) if has_sizes else None
+    if constant_scales is not None or constant_sizes is not None:
+        out = _sizes(ctx, constant_scales, constant_sizes)[2]
+    else:
+        declared = ctx.node.outputs[0].shape
+        if declared is None or any(not isinstance(d, int) for d in declared):
+            raise ctx.error(
+                "scales or sizes computed at run time and an output shape not declared: Core ML "
+                "needs the output size when the program is built"
+            )
+        out = [int(d) for d in declared]  # type: ignore[arg-type]
+    policy = str(ctx.attr("keep_aspect_ratio_policy", "stretch"))
+    scales: list[Any] = []
+    if has_scales:
+        scales = [_entry(ctx, scales_index, k) for k in range(len(axes))]
+    else:
+        mb = ctx.mb
+        ratios = [
+            mb.real_div(x=_entry(ctx, sizes_index, k), y=np.float32(dims[axis]))
+            for k, axis in enumerate(axes)
+        ]
+        if policy != "stretch":
+            stacked = mb.concat(values=ratios, axis=0)
+            reduce = mb.reduce_min if policy == "not_larger" else mb.reduce_max
+            common = reduce(x=stacked, axes=[0], keep_dims=True)
+            ratios = [common] * len(axes)
+        scales = ratios
+    crop = sampling.coordinates == "tf_crop_and_resize"
+    plans = []
+    for k, axis in enumerate(axes):
+        scale = scales[k]
+        known = getattr(scale, "val", scale)
+        roi: tuple[Any, Any] = (0.0, 1.0)
+        if crop:
+            if not _given(ctx, roi_index):
+                raise ctx.error("coordinate_transformation_mode=tf_crop_and_resize without roi")
+            roi = (_entry(ctx, roi_index, k), _entry(ctx, roi_index, len(axes) + k))
+        roi_known = [getattr(v, "val", v) for v in roi]
+        if (
+            known is not None
+            and math.isclose(float(np.asarray(known).reshape(-1)[0]), 1.0)
+            and out[axis] == dims[axis]
+            and (
+                not crop
+                or (
+                    all(v is not None for v in roi_known)
+                    and math.isclose(float(np.asarray(roi_known[0]).reshape(-1)[0]), 0.0)
+                    and math.isclose(float(np.asarray(roi_known[1]).reshape(-1)[0]), 1.0)
+                )
+            )
+        ):
+            continue  # the identity on this axis, which the reference skips too
+        smallest = (
+            float(np.asarray(known).reshape(-1)[0])
+            if known is not None
+            else max(out[axis] - 0.5, 0.5) / dims[axis]
+        )
+        plans.append(AxisResize(axis, dims[axis], out[axis], scale, smallest, roi))
+    return [resample(ctx, ctx.input(0), plans, sampling)]
+
+
+def _sampling(ctx: ExportContext, coordinates: str, nearest_mode: str) -> Sampling:
+    mode = str(ctx.attr("mode", "nearest"))
+    return Sampling(
+        mode="linear" if mode == "bilinear" else mode,
+        coordinates=coordinates,
+        nearest_mode=nearest_mode,
+        cubic_a=float(ctx.attr("cubic_coeff_a", -0.75)),
+        exclude_outside=bool(int(ctx.attr("exclude_outside", 0))),
+        antialias=bool(int(ctx.attr("antialias", 0))),
+        extrapolation=float(ctx.attr("extrapolation_value", 0.0)),
+    )
+
+
+def _on_mil_resize_or_gathers(
+    ctx: ExportContext, sampling: Sampling, scales_index: int, sizes_index: int, roi_index: int
+) -> list[Any]:
+    """MIL's own resize op where it samples exactly where ONNX does, else gathers."""
+    scales = _floats(ctx, scales_index) if scales_index >= 0 else None
+    sizes = ctx.ints(sizes_index) if sizes_index >= 0 and _given(ctx, sizes_index) else None
+    on_mil = (
+        (scales is not None or sizes is not None)
+        and not sampling.antialias
+        and sampling.mode in ("nearest", "linear")
+    )
+    if on_mil:
+        try:
+            return _resize(
+                ctx,
+                sampling.mode,
+                sampling.coordinates,
+                sampling.nearest_mode,
+                scales,
+                sizes or None,
+            )
+        except ConversionError:
+            pass  # no MIL resize op samples there: gathers do (nothing was built yet)
+    return _resize_by_gathers(ctx, sampling, scales_index, sizes_index, roi_index)
 
 
 @ops.register("Resize", since=11)
 def resize_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
-    _checked_options(ctx)
-    sizes = ctx.ints(3) if ctx.has_input(3) and ctx.constant_input(3) is not None else None
-    if sizes is not None and not sizes:
-        sizes = None
-    return _resize(
+    sampling = _sampling(
         ctx,
-        str(ctx.attr("mode", "nearest")),
         str(ctx.attr("coordinate_transformation_mode", "half_pixel")),
         str(ctx.attr("nearest_mode", "round_prefer_floor")),
-        _floats(ctx, 2),
-        sizes,
     )
+    return _on_mil_resize_or_gathers(ctx, sampling, 2, 3, 1)
 
 
 @ops.register("Resize", since=10)
 def resize_v10(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     """Opset 10's Resize samples as Upsample does: asymmetric coordinates, nearest floors."""
-    if ctx.has_input(1) and ctx.constant_input(1) is None:
-        raise ctx.error("scales computed at run time")
-    return _resize(
-        ctx, str(ctx.attr("mode", "nearest")), "asymmetric", "floor", _floats(ctx, 1), None
-    )
+    return _on_mil_resize_or_gathers(ctx, _sampling(ctx, "asymmetric", "floor"), 1, -1, -1)
 
 
 @ops.register("Upsample", since=9)
 def upsample_v9(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
-    if ctx.constant_input(1) is None:
-        raise ctx.error("scales computed at run time")
-    return _resize(
-        ctx, str(ctx.attr("mode", "nearest")), "asymmetric", "floor", _floats(ctx, 1), None
-    )
+    return _on_mil_resize_or_gathers(ctx, _sampling(ctx, "asymmetric", "floor"), 1, -1, -1)
 
 
 @ops.register("Upsample", since=7)
 def upsample_v7(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     scales = [float(s) for s in ctx.attr("scales")]
-    return _resize(ctx, str(ctx.attr("mode", "nearest")), "asymmetric", "floor", scales, None)
+    sampling = _sampling(ctx, "asymmetric", "floor")
+    try:
+        return _resize(ctx, sampling.mode, "asymmetric", "floor", scales, None)
+    except ConversionError:
+        pass
+    shape = ctx.input_shape(0)
+    if shape is None or any(d is None for d in shape):
+        raise ctx.error("an input of unknown size: Core ML's resize ops need the sizes when built")
+    dims = [int(d) for d in shape]  # type: ignore[arg-type]
+    plans = [
+        AxisResize(axis, dims[axis], int(np.floor(dims[axis] * s)), np.float32([s]), s)
+        for axis, s in enumerate(scales)
+        if s != 1.0
+    ]
+    return [resample(ctx, ctx.input(0), plans, sampling)]
 
 
 _GRID_MODES = {"linear": "bilinear", "bilinear": "bilinear", "nearest": "nearest"}

@@ -132,11 +132,6 @@ def test_with_constant_inputs_matches_onnx(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "reason"),
     [
-        ("test_resize_upsample_scales_cubic", "mode=cubic"),
-        ("test_resize_downsample_scales_nearest", "floor(i / scale)"),
-        ("test_resize_upsample_sizes_nearest_ceil_half_pixel", "nearest_mode=ceil"),
-        ("test_resize_downsample_scales_linear_antialias", "antialias=1"),
-        ("test_resize_tf_crop_and_resize", "tf_crop_and_resize"),
         ("test_lstm_with_peepholes", "sequence_lens"),
     ],
 )
