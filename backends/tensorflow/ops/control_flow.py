@@ -4,17 +4,20 @@ Branches and bodies are converted by the same registry, inside the functions Ten
 for them (``ExportContext.convert_subgraph``), so the control flow happens at run time and
 dims unknown before it (the batch, a sequence length, a trip count) stay dynamic. Values a body
 carries from one iteration to the next may change shape, as ONNX allows: their shapes are
-left free in the loop. Scan outputs are gathered in ``tf.TensorArray``s and stacked.
+left free in the loop. Scan outputs are gathered in ``tf.TensorArray``s and stacked; for a TFLite
+export, whose builtins hold no TensorList, in a tensor grown by one slice per step instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from unframe.backends.tensorflow.native import tf_dtype
 from unframe.backends.tensorflow.ops._common import (
     ExportContext,
     Outputs,
+    for_tflite,
     ir,
     normalize_axis,
     ops,
@@ -57,34 +60,42 @@ def loop_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
     carried = [ctx.input(2 + k) for k in range(carried_count)]
     if not all(hasattr(value, "dtype") for value in carried):
         raise ctx.error("a sequence or optional carried through a Loop is not converted")
-    arrays = [_tensor_array(ctx, value) for value in scan_values]
 
     def condition(step: Any, go: Any, *_rest: Any) -> Any:
         return go if trip is None else tf.logical_and(go, step < trip)
+
+    def step_outputs(step: Any, go: Any, *values: Any) -> list[Any]:
+        return ctx.convert_subgraph(body, _body_inputs(ctx, body, [step, go, *values]))[1:]
 
     def iterate(step: Any, go: Any, *rest: Any) -> tuple[Any, ...]:
         values, gathered = rest[:carried_count], rest[carried_count:]
         outputs = ctx.convert_subgraph(body, _body_inputs(ctx, body, [step, go, *values]))
         next_go = tf.reshape(tf.cast(outputs[0], tf.bool), [])
         written = [
-            array.write(tf.cast(step, tf.int32), output)
+            _stack_write(ctx, array, step, output)
             for array, output in zip(gathered, outputs[1 + carried_count :], strict=True)
         ]
         return (step + 1, next_go, *outputs[1 : 1 + carried_count], *written)
 
+    counters = [tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.bool)]
+    carried_shapes = _carried_shapes(
+        ctx, carried, list(body.outputs[1 : 1 + carried_count]), counters, step_outputs
+    )
+    specs = [
+        *counters,
+        *(tf.TensorSpec(shape, t.dtype) for shape, t in zip(carried_shapes, carried, strict=True)),
+    ]
+    arrays = _stack_starts(ctx, scan_values, specs, step_outputs, first=carried_count)
     initial = (tf.constant(0, tf.int64), keep, *carried, *arrays)
     invariants = (
         tf.TensorShape([]),
         tf.TensorShape([]),
-        *(
-            _invariant(ctx, tensor, value)
-            for tensor, value in zip(carried, body.outputs[1 : 1 + carried_count], strict=True)
-        ),
-        *(None for _ in arrays),
+        *carried_shapes,
+        *(_stack_invariant(ctx, array) for array in arrays),
     )
     final = tf.while_loop(condition, iterate, initial, shape_invariants=invariants)
     finals = list(final[2 : 2 + carried_count])
-    stacked = [array.stack() for array in final[2 + carried_count :]]
+    stacked = [_stack_finish(ctx, array) for array in final[2 + carried_count :]]
     return [*finals, *stacked]
 
 
@@ -153,32 +164,39 @@ def scan_v8(node: ir.Node, ctx: ExportContext) -> Outputs:
     batched_sequences = [ctx.input(1 + state_count + j) for j in range(scan_count)]
     batch = tf.shape((batched_states or batched_sequences)[0])[0]
     count = len(body.outputs)
-    # One entry per batch entry: its final states, then its scan outputs (any shape).
-    arrays = [
-        tf.TensorArray(
-            tf_dtype(value.dtype, f"scan output {value.name!r}"), size=0, dynamic_size=True
-        )
-        for value in body.outputs
-    ]
 
     def condition(entry: Any, *_rest: Any) -> Any:
         return entry < batch
 
-    def per_entry(entry: Any, *gathered: Any) -> tuple[Any, ...]:
+    def entry_outputs(entry: Any) -> list[Any]:
         states = [tf.gather(state, entry) for state in batched_states]
         sequences = [
             tf.reverse(tf.gather(seq, entry), [0]) if directions[j] else tf.gather(seq, entry)
             for j, seq in enumerate(batched_sequences)
         ]
         finals, stacks = _scan_steps(ctx, body, states, sequences)
+        return [*finals, *stacks]
+
+    def per_entry(entry: Any, *gathered: Any) -> tuple[Any, ...]:
         written = [
-            array.write(entry, value)
-            for array, value in zip(gathered, [*finals, *stacks], strict=True)
+            _stack_write(ctx, array, entry, value)
+            for array, value in zip(gathered, entry_outputs(entry), strict=True)
         ]
         return (entry + 1, *written)
 
-    final = tf.while_loop(condition, per_entry, (tf.constant(0), *arrays))
-    return [array.stack() for array in final[1 : 1 + count]]
+    # One entry per batch entry: its final states, then its scan outputs (any shape).
+    arrays = _stack_starts(
+        ctx,
+        list(body.outputs),
+        [tf.TensorSpec([], tf.int32)],
+        entry_outputs,
+        onnx_shaped=[index < state_count for index in range(count)],
+    )
+    invariants = (tf.TensorShape([]), *(_stack_invariant(ctx, array) for array in arrays))
+    final = tf.while_loop(
+        condition, per_entry, (tf.constant(0), *arrays), shape_invariants=invariants
+    )
+    return [_stack_finish(ctx, array) for array in final[1 : 1 + count]]
 
 
 def _scan_steps(
@@ -189,32 +207,48 @@ def _scan_steps(
     tf = ctx.tf
     state_count = len(states)
     length = tf.shape(sequences[0], out_type=tf.int64)[0]
-    arrays = [_tensor_array(ctx, value) for value in body.outputs[state_count:]]
 
     def condition(step: Any, *_rest: Any) -> Any:
         return step < length
+
+    def step_outputs(step: Any, *values: Any) -> list[Any]:
+        slices = [tf.gather(sequence, step) for sequence in sequences]
+        return ctx.convert_subgraph(body, _body_inputs(ctx, body, [*values, *slices]))
 
     def iterate(step: Any, *rest: Any) -> tuple[Any, ...]:
         values, gathered = rest[:state_count], rest[state_count:]
         slices = [tf.gather(sequence, step) for sequence in sequences]
         outputs = ctx.convert_subgraph(body, _body_inputs(ctx, body, [*values, *slices]))
         written = [
-            array.write(tf.cast(step, tf.int32), output)
+            _stack_write(ctx, array, step, output)
             for array, output in zip(gathered, outputs[state_count:], strict=True)
         ]
         return (step + 1, *outputs[:state_count], *written)
 
+    counters = [tf.TensorSpec([], tf.int64)]
+    state_shapes = _carried_shapes(
+        ctx, states, list(body.outputs[:state_count]), counters, step_outputs
+    )
+    specs = [
+        *counters,
+        *(tf.TensorSpec(shape, t.dtype) for shape, t in zip(state_shapes, states, strict=True)),
+    ]
+    arrays = _stack_starts(
+        ctx, list(body.outputs[state_count:]), specs, step_outputs, first=state_count
+    )
     initial = (tf.constant(0, tf.int64), *states, *arrays)
     invariants = (
         tf.TensorShape([]),
-        *(
-            _invariant(ctx, tensor, value)
-            for tensor, value in zip(states, body.outputs[:state_count], strict=True)
-        ),
-        *(None for _ in arrays),
+        *state_shapes,
+        *(_stack_invariant(ctx, array) for array in arrays),
     )
     final = tf.while_loop(condition, iterate, initial, shape_invariants=invariants)
-    return list(final[1 : 1 + state_count]), [array.stack() for array in final[1 + state_count :]]
+    stacks = [_stack_finish(ctx, array) for array in final[1 + state_count :]]
+    steps = sequences[0].shape[0]
+    for stacked in stacks:
+        if steps is not None and stacked.shape.rank is not None:
+            stacked.set_shape([steps, *stacked.shape.as_list()[1:]])  # a static step count
+    return list(final[1 : 1 + state_count]), stacks
 
 
 # -- shared ------------------------------------------------------------------------------------
@@ -248,11 +282,11 @@ def _invariant(ctx: ExportContext, initial: Any, value: ir.Value) -> Any:
     return tf.TensorShape([None] * rank)
 
 
-def _tensor_array(ctx: ExportContext, value: ir.Value) -> Any:
+def _tensor_array(ctx: ExportContext, value: ir.Value, *, known: bool = True) -> Any:
     """An empty array for one scan output, typed as the body's output."""
     tf = ctx.tf
     shape = None
-    if value.shape is not None:
+    if value.shape is not None and known:
         shape = [dim if isinstance(dim, int) else None for dim in value.shape]
     return tf.TensorArray(
         tf_dtype(value.dtype, f"scan output {value.name!r}"),
@@ -260,6 +294,113 @@ def _tensor_array(ctx: ExportContext, value: ir.Value) -> Any:
         dynamic_size=True,
         element_shape=tf.TensorShape(shape),
     )
+
+
+def _stack_starts(
+    ctx: ExportContext,
+    values: list[ir.Value],
+    specs: list[Any],
+    outputs_of: Callable[..., list[Any]],
+    *,
+    first: int = 0,
+    onnx_shaped: list[bool] | None = None,
+) -> list[Any]:
+    """Where each scan output's slices gather: a ``tf.TensorArray``, or for a TFLite export (no
+    TensorList builtins) a tensor of one zero slice that each step grows by its slice (LiteRT's
+    WHILE runs a loop value that grows, but not one that starts empty); the zero slice is
+    dropped at the end.
+
+    The slice's shape is ONNX's where that is static (and ``onnx_shaped``, default all, says that
+    value is the slice itself), else the static shape TensorFlow gives ``outputs_of`` (the step, traced once
+    aside with inputs ``specs``; ``values`` are its results from ``first`` on).
+    """
+    shaped = onnx_shaped if onnx_shaped is not None else [True] * len(values)
+    if not for_tflite(ctx):
+        return [
+            _tensor_array(ctx, value, known=known)
+            for value, known in zip(values, shaped, strict=True)
+        ]
+    tf = ctx.tf
+    shapes: list[list[int | None] | None] = [
+        [dim if isinstance(dim, int) else None for dim in value.shape]
+        if value.shape is not None and known
+        else None
+        for value, known in zip(values, shaped, strict=True)
+    ]
+    if any(shape is None or None in shape for shape in shapes):
+        traced = _trace_aside(ctx, outputs_of, specs)[first:]
+        shapes = [
+            shape if shape is not None and None not in shape else traced_shape
+            for shape, traced_shape in zip(shapes, traced, strict=True)
+        ]
+    stacks = []
+    for value, shape in zip(values, shapes, strict=True):
+        if shape is None or None in shape:
+            raise ctx.error(
+                f"scan output {value.name!r} has a shape known only at run time ({shape}): "
+                "TFLite's builtins hold no TensorList to gather its slices"
+            )
+        dtype = tf_dtype(value.dtype, f"scan output {value.name!r}")
+        stacks.append(tf.zeros([1, *(int(dim) for dim in shape)], dtype))
+    return stacks
+
+
+def _carried_shapes(
+    ctx: ExportContext,
+    initial: list[Any],
+    returned: list[ir.Value],
+    counters: list[Any],
+    outputs_of: Callable[..., list[Any]],
+) -> list[Any]:
+    """The shape each carried value keeps through the loop (``_invariant``); for a TFLite export
+    its initial static shape where the body, traced aside on those shapes, returns it with the
+    same shape (then every iteration does): the slices a step gathers then have static shapes."""
+    free = [_invariant(ctx, tensor, value) for tensor, value in zip(initial, returned, strict=True)]
+    if not for_tflite(ctx) or not initial:
+        return free
+    tf = ctx.tf
+    shapes = [tensor.shape for tensor in initial]
+    specs = [*counters, *(tf.TensorSpec(s, t.dtype) for s, t in zip(shapes, initial, strict=True))]
+    traced = _trace_aside(ctx, outputs_of, specs)[: len(initial)]
+    return [
+        shape if shape.is_fully_defined() and shape.as_list() == after else loose
+        for shape, after, loose in zip(shapes, traced, free, strict=True)
+    ]
+
+
+def _trace_aside(
+    ctx: ExportContext, outputs_of: Callable[..., list[Any]], specs: list[Any]
+) -> list[list[int | None] | None]:
+    """The static shapes of ``outputs_of``'s results, traced in a function of its own that is
+    never called; the weights it makes are the ones the real trace takes next, in order."""
+    tf = ctx.tf
+    made = ctx.state.weights_made
+    try:
+        traced = tf.function(lambda *args: outputs_of(*args), autograph=False)
+        results = traced.get_concrete_function(*specs).structured_outputs
+    finally:
+        ctx.state.weights_made = made
+    return [
+        None if result.shape.rank is None else result.shape.as_list()
+        for result in (results if isinstance(results, list | tuple) else [results])
+    ]
+
+
+def _stack_write(ctx: ExportContext, stack: Any, step: Any, output: Any) -> Any:
+    tf = ctx.tf
+    if not for_tflite(ctx):
+        return stack.write(tf.cast(step, tf.int32), output)
+    return tf.concat([stack, tf.reshape(output, [1, *stack.shape.as_list()[1:]])], 0)
+
+
+def _stack_invariant(ctx: ExportContext, stack: Any) -> Any:
+    if not for_tflite(ctx):
+        return None
+    return ctx.tf.TensorShape([None, *stack.shape.as_list()[1:]])
+
+
+def _stack_finish(ctx: ExportContext, stack: Any) -> Any:
+    return stack[1:] if for_tflite(ctx) else stack.stack()
 
 
 def _body_inputs(ctx: ExportContext, body: ir.Graph, tensors: list[Any]) -> list[Any]:

@@ -1,0 +1,123 @@
+"""The TFLite export's builtin-only forms of what TFLite's builtins lack, run on LiteRT.
+
+Each model is converted to ``.tflite`` and run on LiteRT (ai-edge-litert); the oracle is
+onnxruntime on the same ONNX model (exact equality for integers, rtol 1e-5 for float32).
+TensorFlow and LiteRT are imported once per module; the models are tiny.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import pytest
+from onnx import TensorProto, helper
+
+pytest.importorskip("tensorflow", reason="the tensorflow extra is not installed")
+pytest.importorskip("ai_edge_litert", reason="the tflite extra is not installed")
+ort = pytest.importorskip("onnxruntime")
+
+from unframe.backends.tflite import run_export, to_tflite  # noqa: E402
+
+RTOL, ATOL = 1e-5, 1e-6
+
+
+def _model(
+    nodes: list[onnx.NodeProto],
+    inputs: dict[str, tuple[int, list[int] | None]],
+    outputs: dict[str, int],
+    opset: int = 18,
+    initializers: list[onnx.TensorProto] | None = None,
+) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(n, t, s) for n, (t, s) in inputs.items()],
+        [helper.make_tensor_value_info(n, t, None) for n, t in outputs.items()],
+        initializer=initializers or [],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _assert_litert_matches_onnxruntime(
+    proto: onnx.ModelProto, feed: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [output.name for output in proto.graph.output]
+    expected = dict(zip(names, session.run(None, feed), strict=True))
+    got = run_export(to_tflite(ir.from_proto(proto)), feed)
+    for name, want in expected.items():
+        assert got[name].dtype == want.dtype, name
+        assert got[name].shape == want.shape, name
+        if want.dtype.kind in "iub":
+            np.testing.assert_array_equal(got[name], want, err_msg=name)
+        else:
+            np.testing.assert_allclose(got[name], want, rtol=RTOL, atol=ATOL, err_msg=name)
+    return got
+
+
+def test_scan_and_loop_gather_their_slices_without_tensor_lists() -> None:
+    """A Scan whose body output's shape ONNX does not declare (TensorFlow's trace gives it) and
+    a Loop with a trip count known only at run time: their slices gather in growing tensors."""
+    body_in = [
+        helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, None),
+        helper.make_tensor_value_info("row", TensorProto.FLOAT, None),
+    ]
+    body_out = [
+        helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, None),
+        helper.make_tensor_value_info("doubled", TensorProto.FLOAT, None),
+    ]
+    scan_body = helper.make_graph(
+        [
+            helper.make_node("Add", ["acc_in", "row"], ["acc_out"]),
+            helper.make_node("Add", ["acc_out", "acc_out"], ["doubled"]),
+        ],
+        "scan_body",
+        body_in,
+        body_out,
+    )
+    loop_body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Mul", ["value_in", "factor"], ["value_out"]),
+            helper.make_node("Cast", ["step"], ["step_float"], to=TensorProto.FLOAT),
+            helper.make_node("Add", ["value_out", "step_float"], ["per_step"]),
+        ],
+        "loop_body",
+        [
+            helper.make_tensor_value_info("step", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("value_in", TensorProto.FLOAT, None),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("value_out", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("per_step", TensorProto.FLOAT, None),
+        ],
+    )
+    nodes = [
+        helper.make_node(
+            "Scan", ["initial", "rows"], ["total", "doubles"], num_scan_inputs=1, body=scan_body
+        ),
+        helper.make_node("Loop", ["trips", "", "start"], ["final", "steps"], body=loop_body),
+    ]
+    factor = helper.make_tensor("factor", TensorProto.FLOAT, [], [1.5])
+    proto = _model(
+        nodes,
+        {
+            "initial": (TensorProto.FLOAT, [3]),
+            "rows": (TensorProto.FLOAT, [4, 3]),
+            "trips": (TensorProto.INT64, []),
+            "start": (TensorProto.FLOAT, [2]),
+        },
+        dict.fromkeys(["total", "doubles", "final", "steps"], TensorProto.FLOAT),
+        initializers=[factor],
+    )
+    rng = np.random.default_rng(0)
+    feed = {
+        "initial": rng.standard_normal(3).astype(np.float32),
+        "rows": rng.standard_normal((4, 3)).astype(np.float32),
+        "trips": np.array(5, np.int64),
+        "start": rng.standard_normal(2).astype(np.float32),
+    }
+    _assert_litert_matches_onnxruntime(proto, feed)
