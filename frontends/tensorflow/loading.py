@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
+from unframe.frontends.tensorflow.freezing import freeze_function
 from unframe.frontends.tensorflow.keras_files import (
     H5_SUFFIXES,
     KERAS_SUFFIXES,
@@ -32,7 +33,7 @@ from unframe.frontends.tensorflow.keras_files import (
     output_names as keras_output_names,
 )
 from unframe.frontends.tensorflow.quiet import import_tensorflow, quiet_tensorflow
-from unframe.frontends.tensorflow.tf2onnx_handoff import FrozenGraph, freeze_function, to_ir
+from unframe.frontends.tensorflow.tf2onnx_handoff import FrozenGraph, to_ir
 from unframe.shared_ir.errors import BadInputError, UnsupportedError
 from unframe.shared_ir.inputs import InputSpec
 from unframe.shared_ir.options import ConvertOptions
@@ -119,15 +120,16 @@ def load_saved_model(path: Path, options: ConvertOptions) -> ir.Model:
     function = signatures[signature]
     inputs, input_names = _signature_inputs(function, tf, path)
     outputs, names_out = _signature_outputs(function, path)
-    graph_def = freeze_function(function)
+    freezing = freeze_function(function, taken_names=input_names + names_out)
     frozen = FrozenGraph(
-        graph_def,
+        freezing.graph_def,
         inputs,
         outputs,
         input_names,
         names_out,
         source=f"SavedModel signature {signature!r}",
         shape_override=_shape_override(inputs, input_names, options.inputs),
+        held=freezing.held,
     )
     model = to_ir(frozen, opset=options.opset, path=str(path))
     _restore_onnx_layout(model, loaded)
@@ -331,8 +333,16 @@ def from_concrete_function(
         names_out = keras_output_names(keras_model, len(outputs))
     else:
         names_out = [f"output_{i}" for i in range(len(outputs))]
-    graph_def = freeze_function(function)
-    frozen = FrozenGraph(graph_def, inputs, outputs, names_in, names_out, source=source)
+    freezing = freeze_function(function, taken_names=names_in + names_out)
+    frozen = FrozenGraph(
+        freezing.graph_def,
+        inputs,
+        outputs,
+        names_in,
+        names_out,
+        source=source,
+        held=freezing.held,
+    )
     return to_ir(frozen, opset=opset, path=path)
 
 

@@ -4,7 +4,8 @@ tf2onnx (``process_tf_graph``) logs each TF op it has no handler for, and each h
 and returns a graph that still holds those TF ops. We keep its log, scan its graph (every node an
 op that ONNX's schemas know, in a domain we read), run onnx's full checker, and refuse the model
 listing every such node at once; our own handlers (``handlers.py``) cover what Keras 3 emits and
-tf2onnx lacks. Graph inputs and outputs get their signature names back, in signature order.
+tf2onnx lacks. Graph inputs and outputs get their signature names back, in signature order, and
+their dynamic dims names that say what they are (``dim_names.py``).
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import onnx
 import onnx_ir as ir
 
+from unframe.frontends.tensorflow.dim_names import name_dynamic_dims
+from unframe.frontends.tensorflow.freezing import HeldWeight
 from unframe.frontends.tensorflow.handlers import register_handlers
 from unframe.frontends.tensorflow.quiet import (
     captured_tf2onnx_log,
@@ -56,17 +60,9 @@ class FrozenGraph:
     output_names: list[str]
     source: str
     shape_override: dict[str, list[int | None]] = field(default_factory=dict)
-
-
-def freeze_function(function: Any) -> Any:
-    """A concrete function's graph with its variables folded in as constants (tf2onnx's loader)."""
-    tf = import_tensorflow()
-    from tf2onnx import tf_loader
-
-    inputs = [t.name for t in function.inputs if t.dtype != tf.resource]
-    outputs = [t.name for t in function.outputs if t.dtype != tf.resource]
-    with quiet_tensorflow():
-        return tf_loader.from_function(function, inputs, outputs)
+    #: Weights frozen as Placeholders (``freezing.py``): graph inputs to tf2onnx, initializers
+    #: of the IR.
+    held: list[HeldWeight] = field(default_factory=list)
 
 
 def to_ir(frozen: FrozenGraph, *, opset: int | None, path: str | None) -> ir.Model:
@@ -107,7 +103,9 @@ def to_ir(frozen: FrozenGraph, *, opset: int | None, path: str | None) -> ir.Mod
             hint="rerun with --debug for tf2onnx's log; unframe never passes such a model on",
         ) from None
     model = ir.from_proto(proto)
+    _hold_weights_as_initializers(model, frozen.held)
     _keep_io_order(model, frozen)
+    name_dynamic_dims(model)
     model.metadata_props[SOURCE_KEY] = frozen.source
     return model
 
@@ -126,6 +124,7 @@ def _tf2onnx(
 
     rename = dict(zip(frozen.inputs, frozen.input_names, strict=True))
     rename |= dict(zip(frozen.outputs, frozen.output_names, strict=True))
+    rename |= {weight.tensor: weight.name for weight in frozen.held}
     tf_ops = {node.name: node.op for node in frozen.graph_def.node}
     with captured_tf2onnx_log() as records, quiet_tensorflow():
         try:
@@ -135,7 +134,7 @@ def _tf2onnx(
                     graph,
                     continue_on_error=True,
                     opset=target,
-                    input_names=list(frozen.inputs),
+                    input_names=list(frozen.inputs) + [w.tensor for w in frozen.held],
                     output_names=list(frozen.outputs),
                     shape_override=frozen.shape_override or None,
                     tensors_to_rename=rename,
@@ -238,6 +237,47 @@ def _all_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
             for subgraph in attribute.graphs:
                 nodes.extend(_all_nodes(subgraph))
     return nodes
+
+
+def _hold_weights_as_initializers(model: ir.Model, held: Sequence[HeldWeight]) -> None:
+    """The held weights, graph inputs of tf2onnx's model, become initializers holding the
+    variables' arrays; a Transpose tf2onnx put on one (a Conv kernel from HWIO to OIHW) is
+    folded into it, as tf2onnx folds it on a constant."""
+    if not held:
+        return
+    graph = model.graph
+    by_name = {value.name: value for value in graph.inputs}
+    for weight in held:
+        value = by_name.get(weight.name)
+        if value is None:
+            continue  # nothing read it: tf2onnx dropped it
+        graph.inputs.remove(value)
+        value.const_value = ir.Tensor(weight.array(), name=weight.name)
+        graph.register_initializer(value)
+    held_names = {weight.name for weight in held}
+    outputs = set(graph.outputs)
+    for node in list(graph):
+        source = node.inputs[0] if node.op_type == "Transpose" and node.inputs else None
+        if source is None or source.name not in held_names or source.const_value is None:
+            continue
+        result = node.outputs[0]
+        if result in outputs:
+            continue
+        perm = node.attributes.get_ints("perm")
+        array = source.const_value.numpy()
+        folded = ir.Value(
+            name=f"{result.name}__folded",
+            shape=result.shape,
+            type=result.type,
+            const_value=ir.Tensor(np.transpose(array, perm), name=result.name),
+        )
+        result.replace_all_uses_with(folded)
+        graph.remove(node, safe=True)
+        folded.name = result.name
+        graph.register_initializer(folded)
+        held_names.add(folded.name or "")
+        if not source.uses():
+            graph.initializers.pop(source.name or "")
 
 
 def _keep_io_order(model: ir.Model, frozen: FrozenGraph) -> None:

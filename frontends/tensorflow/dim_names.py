@@ -1,0 +1,88 @@
+"""Names for the dynamic dims of a model tf2onnx wrote (it calls each one ``unk__N``).
+
+tf2onnx gives every unknown dim of every value a fresh ``unk__N``, so nothing says which dims
+are one and the same, and the numbers change with the graph. Here:
+
+- an input's dynamic dims are ``batch`` where every graph input has a dynamic leading dim (the
+  batch of a Keras model, which its inputs share), else ``<input>_dim<k>``;
+- the other values' ``unk__N`` dims are forgotten and ONNX's shape inference runs from those
+  inputs: a dim it proves equal to an input's (a MatMul's rows, a Conv's batch) takes that name;
+- an output dim still unknown after that is ``<output>_dim<k>``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import onnx_ir as ir
+
+from unframe.shared_ir.passes import infer_shapes
+from unframe.shared_ir.traversal import all_values
+
+BATCH = "batch"
+
+#: What tf2onnx calls an unknown dim.
+_TF2ONNX_UNKNOWN = re.compile(r"unk__\d+")
+
+
+def name_dynamic_dims(model: ir.Model) -> None:
+    """Renames the dynamic dims of ``model`` (in place) by the rules of the module's docstring."""
+    graph = model.graph
+    initializers = set(graph.initializers.values())
+    inputs = [value for value in graph.inputs if value not in initializers]
+    shared_batch = bool(inputs) and all(_dynamic_leading_dim(value) for value in inputs)
+    for value in inputs:
+        if value.shape is None:
+            continue
+        name = _dim_prefix(value)
+        value.shape = ir.Shape(
+            [
+                dim
+                if isinstance(dim, int)
+                else (BATCH if axis == 0 and shared_batch else f"{name}_dim{axis}")
+                for axis, dim in enumerate(value.shape)
+            ]
+        )
+    input_set = set(inputs)
+    forgot = False
+    for value in all_values(graph):
+        if value in input_set or value.shape is None:
+            continue
+        if any(_is_tf2onnx_unknown(dim) for dim in value.shape):
+            value.shape = ir.Shape(
+                [None if _is_tf2onnx_unknown(dim) else dim for dim in value.shape]
+            )
+            forgot = True
+    if forgot:
+        infer_shapes(model, data_prop=True)
+    for value in graph.outputs:
+        if value in input_set or value.shape is None:
+            continue
+        name = _dim_prefix(value)
+        value.shape = ir.Shape(
+            [
+                f"{name}_dim{axis}" if _is_unknown(dim) else dim
+                for axis, dim in enumerate(value.shape)
+            ]
+        )
+
+
+def _dynamic_leading_dim(value: ir.Value) -> bool:
+    return value.shape is not None and len(value.shape) > 0 and not isinstance(value.shape[0], int)
+
+
+def _is_tf2onnx_unknown(dim: int | ir.SymbolicDim) -> bool:
+    return (
+        not isinstance(dim, int)
+        and dim.value is not None
+        and bool(_TF2ONNX_UNKNOWN.fullmatch(dim.value))
+    )
+
+
+def _is_unknown(dim: int | ir.SymbolicDim) -> bool:
+    return not isinstance(dim, int) and (dim.value is None or _is_tf2onnx_unknown(dim))
+
+
+def _dim_prefix(value: ir.Value) -> str:
+    """The value's name as the start of a dim name (``:`` and ``/`` are not wanted in one)."""
+    return re.sub(r"[^A-Za-z0-9_.]", "_", value.name or "value")
