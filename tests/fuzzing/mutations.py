@@ -187,13 +187,22 @@ def _pick(fields: list[_Field], rng: random.Random, wire: int | None = None) -> 
     return rng.choice(chosen) if chosen else None
 
 
+def _field_to_mutate(
+    data: bytes, rng: random.Random, wire: int | None = None
+) -> tuple[list[_Field], _Field] | None:
+    """Every field of ``data``'s framing and one of them (of wire type ``wire``, else any);
+    None where there is none (the caller flips bits instead)."""
+    fields = protobuf_fields(data)
+    index = _pick(fields, rng, wire)
+    return None if index is None else (fields, fields[index])
+
+
 def protobuf_length(data: bytes, rng: random.Random) -> bytes:
     """A length prefix that lies (enclosing lengths left alone)."""
-    fields = protobuf_fields(data)
-    index = _pick(fields, rng, _LEN)
-    if index is None:
+    picked = _field_to_mutate(data, rng, _LEN)
+    if picked is None:
         return flip_bits(data, rng)
-    one = fields[index]
+    fields, one = picked
     length_at = _varint(data, one.tag, one.end)
     assert length_at is not None
     size = one.end - one.payload
@@ -203,11 +212,10 @@ def protobuf_length(data: bytes, rng: random.Random) -> bytes:
 
 def protobuf_tag(data: bytes, rng: random.Random) -> bytes:
     """A field renumbered or given another wire type, framing kept."""
-    fields = protobuf_fields(data)
-    index = _pick(fields, rng)
-    if index is None:
+    picked = _field_to_mutate(data, rng)
+    if picked is None:
         return flip_bits(data, rng)
-    one = fields[index]
+    fields, one = picked
     read = _varint(data, one.tag, one.end)
     assert read is not None
     number = rng.choice((rng.randint(1, 20), read[0] >> 3))
@@ -217,24 +225,23 @@ def protobuf_tag(data: bytes, rng: random.Random) -> bytes:
 
 def protobuf_varint(data: bytes, rng: random.Random) -> bytes:
     """A varint value (a dim, a data type, an attribute, an offset) set to an extreme."""
-    fields = protobuf_fields(data)
-    index = _pick(fields, rng, 0)
-    if index is None:
+    picked = _field_to_mutate(data, rng, 0)
+    if picked is None:
         return flip_bits(data, rng)
-    one = fields[index]
+    fields, one = picked
     value = rng.choice((*_INTERESTING_INTS, -1, -(2**31), rng.randint(0, 30)))
     return _splice(data, fields, one.parent, one.payload, one.end, _encode_varint(value))
 
 
 def protobuf_payload(data: bytes, rng: random.Random) -> bytes:
     """A string or bytes value (a name, a location, raw data) replaced by another."""
-    fields = protobuf_fields(data)
-    index = _pick(fields, rng, _LEN)
-    if index is None:
+    picked = _field_to_mutate(data, rng, _LEN)
+    if picked is None:
         return flip_bits(data, rng)
-    one = fields[index]
+    fields, one = picked
     if rng.random() < 0.5:
-        other = fields[_pick(fields, rng, _LEN) or index]
+        other_index = _pick(fields, rng, _LEN)
+        other = fields[other_index] if other_index else one
         payload = data[other.payload : other.end]
     else:
         payload = rng.choice(_INTERESTING_PAYLOADS)
