@@ -58,11 +58,17 @@ def _assert_matches(rebuilt: Any, module: torch.nn.Module, inputs: list[torch.Te
         np.testing.assert_allclose(actual, _eager(module, x), rtol=RTOL, atol=ATOL)
 
 
+def _inputs_per_branch(entry: Any, batch: int, seed: int) -> list[torch.Tensor]:
+    """One input of ``batch``; for ``cond`` two, one per branch of its torch.cond."""
+    x = entry.inputs(batch, seed=seed)[0]
+    if entry.name == "cond":
+        return [x.abs() + 0.1, -x.abs() - 0.1]
+    return [x]
+
+
 def _run_inputs(entry: Any) -> list[torch.Tensor]:
     """Run-time inputs: a batch (and, where dynamic, a length) unlike the export's examples."""
-    inputs = [entry.inputs(3, seed=7)[0]]
-    if entry.name == "cond":  # one input per branch of the torch.cond
-        inputs = [inputs[0].abs() + 0.1, -inputs[0].abs() - 0.1]
+    inputs = _inputs_per_branch(entry, 3, seed=7)
     if 1 in entry.dynamic.get("x", ()):
         longer = list(entry.input_shape(2))
         longer[1] += 3
@@ -140,14 +146,20 @@ def test_onnx_file_roundtrip(name: str, tmp_path_factory: pytest.TempPathFactory
     _assert_matches(rebuilt, module, _run_inputs(entry))
 
 
-def _pt2_module(name: str, folder: Path, factory: pytest.TempPathFactory, sized: bool) -> Any:
-    """``.onnx`` -> ``.pt2`` with ``unframe.convert``, loaded back by plain torch.
-
-    ``None`` where the conversion refuses the model exactly as ``expected_unsupported`` says.
+def _assert_pt2_matches(
+    name: str,
+    folder: Path,
+    factory: pytest.TempPathFactory,
+    sized: bool,
+    inputs: list[torch.Tensor],
+) -> None:
+    """``.onnx`` -> ``.pt2`` with ``unframe.convert``, loaded back by plain torch and run on
+    ``inputs`` against the source module; or refused exactly as ``expected_unsupported`` says.
     """
     onnx_path = _factory_to_onnx(name, factory)
     pt2_path = folder / f"{name}.pt2"
-    dims = ",".join(str(d) for d in zoo.ZOO[name].input_shape(2))
+    entry = zoo.ZOO[name]
+    dims = ",".join(str(d) for d in entry.input_shape(2))
     result = convert_or_expect_refusal(
         f"torch_zoo/{name}",
         "pytorch",
@@ -155,9 +167,10 @@ def _pt2_module(name: str, folder: Path, factory: pytest.TempPathFactory, sized:
     )
     if result is None:
         assert not pt2_path.exists(), "a refused conversion wrote its output"
-        return None
+        return
     assert result.ok and pt2_path.exists()
-    return torch.export.load(pt2_path).module()  # our own file, just written
+    rebuilt = torch.export.load(pt2_path).module()  # our own file, just written
+    _assert_matches(rebuilt, entry.model(), inputs)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -165,15 +178,8 @@ def test_pt2_file_roundtrip(
     name: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """factory -> ``.onnx`` -> ``.pt2`` (``--input`` at the source's example shape), run by torch."""
-    rebuilt = _pt2_module(name, tmp_path, tmp_path_factory, sized=True)
-    if rebuilt is None:
-        return  # refused exactly as the table expects
-    entry = zoo.ZOO[name]
-    module = entry.model()
-    inputs = [entry.inputs(2, seed=11)[0]]
-    if name == "cond":
-        inputs = [inputs[0].abs() + 0.1, -inputs[0].abs() - 0.1]
-    _assert_matches(rebuilt, module, inputs)
+    inputs = _inputs_per_branch(zoo.ZOO[name], 2, seed=11)
+    _assert_pt2_matches(name, tmp_path, tmp_path_factory, sized=True, inputs=inputs)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -181,12 +187,8 @@ def test_pt2_file_keeps_dynamic_axes(
     name: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """``.onnx`` (symbolic axes) -> ``.pt2`` without ``--input``: other sizes must still run."""
-    rebuilt = _pt2_module(name, tmp_path, tmp_path_factory, sized=False)
-    if rebuilt is None:
-        return  # refused exactly as the table expects
-    entry = zoo.ZOO[name]
-    module = entry.model()
-    _assert_matches(rebuilt, module, _run_inputs(entry))
+    inputs = _run_inputs(zoo.ZOO[name])
+    _assert_pt2_matches(name, tmp_path, tmp_path_factory, sized=False, inputs=inputs)
 
 
 def test_an_earlier_export_in_the_process_does_not_fix_the_gru_batch(
