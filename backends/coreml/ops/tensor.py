@@ -12,6 +12,7 @@ import onnx_ir as ir
 
 from unframe.backends.coreml.context import ExportContext
 from unframe.backends.coreml.ops._common import normalized_axes, scalar_like
+from unframe.backends.coreml.ops.padding import MODES, pad_by_gathers
 from unframe.backends.coreml.registry import ops
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
@@ -202,16 +203,18 @@ def _empty_result(ctx: ExportContext, wanted: list[int]) -> Any:
 def _slice_at_run_time(ctx: ExportContext) -> list[Any]:
     """Slice by starts, axes or steps known only at run time. MIL's strides are constants, so
     each axis is gathered at ``start + step * i`` for the ``i`` its declared output length
-    counts (the ends then say nothing more); axes the slice leaves alone gather everything."""
+    counts (the ends then say nothing more), or where the output's shape is not declared, for
+    the ``i`` below the count of positions the clamped bounds hold, counted at run time (an
+    axis whose length is known only at run time reads it from the input's shape)."""
     dims = ctx.input_shape(0)
     wanted = _declared_shape(ctx)
     count = (ctx.input_shape(1) or (None,))[0]
-    if dims is None or any(d is None for d in dims) or wanted is None or count is None:
+    if dims is None or count is None:
         raise ctx.error(
-            "starts, ends, axes or steps computed at run time, and the input's or output's "
-            "shape unknown before it"
+            "starts, ends, axes or steps computed at run time, and the input's rank or their "
+            "count unknown before it"
         )
-    if 0 in wanted:
+    if wanted is not None and 0 in wanted:
         return [_empty_result(ctx, wanted)]  # whatever the bounds
     mb = ctx.mb
     rank = len(dims)
@@ -225,8 +228,17 @@ def _slice_at_run_time(ctx: ExportContext) -> list[Any]:
             cond=mb.less(x=axes, y=np.int32(0)), a=mb.add(x=axes, y=np.int32(rank)), b=axes
         )
     starts, steps = _int_vector(ctx, 1, np.zeros(0)), _int_vector(ctx, 4, np.ones(count))
+    ends = _int_vector(ctx, 2, np.zeros(0))
     x = ctx.input(0)
-    for axis, length in enumerate(int(d or 0) for d in dims):
+    sizes: Any = None
+    for axis, dim in enumerate(dims):
+        if known_axes is not None and axis not in normalized_axes(known_axes, rank):
+            continue
+        length: Any = np.int32(dim) if dim is not None else None
+        if length is None:
+            sizes = sizes if sizes is not None else mb.shape(x=ctx.input(0))
+            length = mb.gather(x=sizes, indices=np.int32(axis), axis=0)
+        last = np.int32(dim - 1) if dim is not None else mb.sub(x=length, y=np.int32(1))
         # This axis's start and step: those whose axis it is (masked sums), else 0 and 1.
         hit = (
             mb.cast(x=mb.equal(x=axes, y=np.int32(axis)), dtype="int32")
@@ -236,32 +248,64 @@ def _slice_at_run_time(ctx: ExportContext) -> list[Any]:
         start = mb.reduce_sum(x=mb.mul(x=hit, y=starts), axes=[0], keep_dims=False)
         known_steps = ctx.ints(4) if ctx.has_input(4) else [1] * count
         step: Any
+        missing: Any = 0
         if known_axes is not None and known_steps is not None:
             # Known before run time: plain ints (MIL folds constant selects into values its
             # own reader then refuses).
             step = sum(int(h) * s for h, s in zip(hit, known_steps, strict=True)) or 1
-            upper: Any = length if step > 0 else length - 1
+            upper: Any = length if step > 0 else last
         else:
             missing = mb.sub(x=np.int32(1), y=mb.reduce_sum(x=hit, axes=[0], keep_dims=False))
             step = mb.add(
                 x=mb.reduce_sum(x=mb.mul(x=hit, y=steps), axes=[0], keep_dims=False), y=missing
             )
-            upper = mb.select(
-                cond=mb.greater(x=step, y=np.int32(0)), a=np.int32(length), b=np.int32(length - 1)
-            )
+            upper = mb.select(cond=mb.greater(x=step, y=np.int32(0)), a=length, b=last)
         # ONNX clamps a start into [0, length] stepping forward and [0, length - 1] backward.
         start = mb.select(
-            cond=mb.less(x=start, y=np.int32(0)), a=mb.add(x=start, y=np.int32(length)), b=start
+            cond=mb.less(x=start, y=np.int32(0)), a=mb.add(x=start, y=length), b=start
         )
-        start = mb.maximum(
-            x=mb.minimum(x=start, y=np.int32(upper) if isinstance(upper, int) else upper),
-            y=np.int32(0),
-        )
-        counting = np.arange(wanted[axis], dtype=np.int32)
-        offsets = counting * step if isinstance(step, int) else mb.mul(x=step, y=counting)
+        start = mb.maximum(x=mb.minimum(x=start, y=upper), y=np.int32(0))
+        if wanted is not None:
+            counting: Any = np.arange(wanted[axis], dtype=np.int32)
+            offsets = counting * step if isinstance(step, int) else mb.mul(x=step, y=counting)
+        else:
+            held = _positions_held(ctx, (hit, ends, missing), start, step, (length, last))
+            counting = mb.range_1d(start=np.int32(0), end=held, step=np.int32(1))
+            offsets = mb.mul(x=np.int32(step) if isinstance(step, int) else step, y=counting)
         positions = mb.add(x=start, y=offsets)
         x = mb.gather(x=x, indices=positions, axis=axis)
-    return [x]
+    return [x if x is not ctx.input(0) else mb.identity(x=x)]
+
+
+def _positions_held(
+    ctx: ExportContext,
+    ends_of: tuple[Any, Any, Any],
+    start: Any,
+    step: Any,
+    bounds: tuple[Any, Any],
+) -> Any:
+    """How many positions ``start, start + step, ...`` a slice of an axis takes before its end
+    (the masked sum of ``ends`` by ``hit``, or the axis's length where ``missing``; clamped as
+    ONNX does: into [0, length] stepping forward, [-1, length - 1] backward), at run time."""
+    mb = ctx.mb
+    hit, ends, missing = ends_of
+    length, last = bounds
+    end = mb.reduce_sum(x=mb.mul(x=hit, y=ends), axes=[0], keep_dims=False)
+    end = mb.select(cond=mb.less(x=end, y=np.int32(0)), a=mb.add(x=end, y=length), b=end)
+    if not isinstance(missing, int):
+        end = mb.add(x=end, y=mb.mul(x=missing, y=length))
+    if isinstance(step, int):
+        low, high = (np.int32(0), length) if step > 0 else (np.int32(-1), last)
+        step = np.int32(step)
+    else:
+        forward = mb.greater(x=step, y=np.int32(0))
+        low = mb.select(cond=forward, a=np.int32(0), b=np.int32(-1))
+        high = mb.select(cond=forward, a=length, b=last)
+    end = mb.maximum(x=mb.minimum(x=end, y=high), y=low)
+    # ceil((end - start) / step), as a floor division of the negated distance
+    behind = mb.sub(x=start, y=end)
+    held = mb.sub(x=np.int32(0), y=mb.floor_div(x=behind, y=step))
+    return mb.maximum(x=held, y=np.int32(0))
 
 
 @ops.register("Gather", since=1)
@@ -385,15 +429,15 @@ def shape_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
 @ops.register("Pad", since=11)
 def pad_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     rank = ctx.input_rank(0)
-    pads = ctx.ints(1)
-    if pads is None:
-        raise ctx.error("pads computed at run time")
-    axes = normalized_axes(ctx.ints(3), rank) if ctx.has_input(3) else list(range(rank))  # type: ignore[arg-type]
-    if axes is None:
-        raise ctx.error("axes computed at run time")
-    if any(p < 0 for p in pads):
-        raise ctx.error("negative pads (cropping)")
     mode = str(ctx.attr("mode", "constant"))
+    if mode not in MODES:
+        raise ctx.error(f"mode={mode!r}")
+    pads = ctx.ints(1)
+    known_axes = ctx.ints(3) if ctx.has_input(3) else list(range(rank))
+    fill_known = not ctx.has_input(2) or ctx.constant_input(2) is not None
+    if pads is None or known_axes is None or any(p < 0 for p in pads) or not fill_known:
+        return [pad_by_gathers(ctx, mode)]
+    axes = normalized_axes(known_axes, rank)
     full = [0] * (2 * rank)
     for i, axis in enumerate(axes):
         full[2 * axis], full[2 * axis + 1] = pads[i], pads[i + len(axes)]
@@ -408,12 +452,12 @@ def pad_v11(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     elif mode in ("reflect", "edge"):
         touched = [axis for axis in range(rank) if full[2 * axis] or full[2 * axis + 1]]
         if touched and min(touched) < rank - 2:
-            raise ctx.error(f"mode={mode} on other than the last two axes")
+            return [pad_by_gathers(ctx, mode)]  # MIL pads these on the last two axes only
         kwargs["mode"] = "reflect" if mode == "reflect" else "replicate"
         first_kept = rank - 2 if rank >= 2 else 0
         full = full[2 * first_kept :]
     else:
-        raise ctx.error(f"mode={mode!r}")
+        return [pad_by_gathers(ctx, mode)]  # wrap: MIL's pad has no such mode
     return [ctx.mb.pad(x=ctx.input(0), pad=full, **kwargs)]
 
 
