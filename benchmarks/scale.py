@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -51,13 +52,19 @@ LLAMA_SIZES = {
 }
 
 
-def child(code: str, *args: str) -> dict[str, Any]:
-    """Runs ``code`` in a fresh interpreter; its last stdout line is JSON; adds wall, CPU, peak."""
+def child(code: str, *args: str, refusal: bool = False) -> dict[str, Any]:
+    """Runs ``code`` in a fresh interpreter; its last stdout line is JSON; adds wall, CPU, peak.
+
+    ``refusal``: a failing child gives ``{"refused": <its last stderr line>, "exit": <code>}``.
+    """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([PYTHON, "-c", code, *args], capture_output=True, text=True)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0 and refusal:
+        lines = done.stderr.strip().splitlines() or ["(no message)"]
+        return {"refused": lines[-1], "exit": done.returncode}
     if done.returncode != 0:
         raise SystemExit(f"child failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -160,23 +167,53 @@ def startup(repeat: int) -> None:
 # -- weights -------------------------------------------------------------------------------------
 _WRITE = """
 import json, os, sys, time
-if sys.argv[2] == "torch":
+from pathlib import Path
+mib, mode, out, layout, target = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+if mode == "torch":
     import torch
     torch.set_num_threads(1)
 import numpy as np, onnx_ir as ir
 from unframe.shared_ir.io import save_onnx
-mib, out = int(sys.argv[1]), sys.argv[3]
 rng = np.random.default_rng(0)
 count = max(2, mib // 4)
 arrays = [rng.standard_normal((1024, 1024), dtype=np.float32) for _ in range(count)]
-views = [a.T if i % 2 == 0 and sys.argv[4] == "transposed" else a for i, a in enumerate(arrays)]
-graph = ir.Graph([], [], nodes=[], opset_imports={"": 17})
+views = [a.T if i % 2 == 0 and layout == "transposed" else a for i, a in enumerate(arrays)]
+x = ir.Value(name="x", type=ir.TensorType(ir.DataType.FLOAT), shape=ir.Shape([1, 1024]))
+graph = ir.Graph([x], [], nodes=[], opset_imports={"": 17})
+current = x
 for i, a in enumerate(views):
     value = ir.Value(name=f"w{i}", const_value=ir.Tensor(a, name=f"w{i}"))
     value.type, value.shape = ir.TensorType(ir.DataType.FLOAT), ir.Shape(a.shape)
     graph.register_initializer(value)
-    graph.outputs.append(value)
+    node = ir.node("MatMul", [current, value], name=f"m{i}")
+    node.outputs[0].name = f"y{i}"
+    node.outputs[0].type = ir.TensorType(ir.DataType.FLOAT)
+    node.outputs[0].shape = ir.Shape([1, 1024])
+    graph.append(node)
+    current = node.outputs[0]
+graph.outputs.append(current)
 model = ir.Model(graph, ir_version=10)
+if target == "pt2":
+    # Only torch.export.save writes the weights: the module is built and traced beforehand.
+    from unframe.backends.pytorch import export_program
+    program = export_program(model)
+    def write():
+        torch.export.save(program, out)
+elif target == "caffe2":
+    from unframe.converters.adapters.caffe2 import Caffe2Framework
+    from unframe.converters.framework import ConvertOptions
+    def write():
+        Caffe2Framework().save(model, Path(out), ConvertOptions())
+else:
+    def write():
+        save_onnx(model, Path(out), external_data=True)
+def remove():
+    import shutil
+    for old in (out, out + ".data"):
+        if os.path.isdir(old):
+            shutil.rmtree(old)
+        elif os.path.exists(old):
+            os.unlink(old)
 floors, writes = [], []
 for _ in range(3):
     # Each timing starts with no dirty pages: otherwise one pays for the other's writeback.
@@ -187,30 +224,40 @@ for _ in range(3):
             np.save(handle, a)
     floors.append(time.perf_counter() - started)
     os.unlink(out + ".npy")
-    for old in (out, out + ".data"):  # as the floor's file: not replaced inside the timing
-        if os.path.exists(old):
-            os.unlink(old)
+    remove()  # as the floor's file: not replaced inside the timing
     os.sync()
     started = time.perf_counter()
-    save_onnx(model, __import__("pathlib").Path(out), external_data=True)
+    write()
     writes.append(time.perf_counter() - started)
 print(json.dumps({"floor": min(floors), "write": min(writes), "mib": count * 4}))
 """
 
+#: (what is written, torch imported or not, weight layout) for the ``weights`` section.
+WRITE_CASES = (
+    ("onnx", "numpy", "contiguous"),
+    ("onnx", "numpy", "transposed"),
+    ("onnx", "torch", "transposed"),
+    ("pt2", "torch", "contiguous"),
+    ("caffe2", "numpy", "contiguous"),
+)
 
-def weights(mib: int) -> None:
+
+def weights(mib: int, targets: list[str]) -> None:
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as folder:
-        for mode, layout in (
-            ("numpy", "contiguous"),
-            ("numpy", "transposed"),
-            ("torch", "transposed"),
-        ):
-            result = child(_WRITE, str(mib), mode, str(Path(folder) / "w.onnx"), layout)
+        for target, mode, layout in WRITE_CASES:
+            if target not in targets:
+                continue
+            name = {"onnx": "w.onnx", "pt2": "w.pt2", "caffe2": "w_net"}[target]
+            result = child(_WRITE, str(mib), mode, str(Path(folder) / name), layout, target)
             what = "half transposed views" if layout == "transposed" else "contiguous"
+            label = {"onnx": "ONNX external data", "pt2": ".pt2 (torch.export.save)"}.get(
+                target, "Caffe2 init_net.pb"
+            )
             print(
-                f"ONNX external data, {result['mib']} MiB, {what}, {mode}: "
+                f"{label}, {result['mib']} MiB, {what}, {mode}: "
                 f"{result['write']:.2f} s vs np.save {result['floor']:.2f} s = "
-                f"{result['write'] / result['floor']:.2f}x (best of 3)"
+                f"{result['write'] / result['floor']:.2f}x (best of 3)",
+                flush=True,
             )
 
 
@@ -224,8 +271,11 @@ config = LlamaConfig(vocab_size=32000, hidden_size=size["hidden_size"],
     num_attention_heads=size["heads"], num_key_value_heads=size["heads"],
     max_position_embeddings=2048, use_cache=False)
 torch.manual_seed(0)
+# Built in its own dtype: a float32 build first would need 2x a bf16 model's memory (7B: 28 GB).
+torch.set_default_dtype(dtype)
 with torch.device("cpu"):
-    model = LlamaForCausalLM(config).to(dtype).eval()
+    model = LlamaForCausalLM(config).eval()
+torch.set_default_dtype(torch.float32)
 class Logits(torch.nn.Module):
     def __init__(self, model):
         super().__init__()
@@ -257,10 +307,12 @@ _UNFRAME = """
 import json, sys, time
 started = time.perf_counter()
 from unframe.converters import api
-api.convert(sys.argv[1], sys.argv[2], force=True)
+result = api.convert(sys.argv[1], sys.argv[2], target=sys.argv[3] if len(sys.argv) > 3 else None,
+                     force=True)
 seconds = time.perf_counter() - started
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))
-print(json.dumps({"seconds": seconds, "peak_kib": int(status["VmHWM"].split()[0])}))
+print(json.dumps({"seconds": seconds, "peak_kib": int(status["VmHWM"].split()[0]),
+                  "steps": result.steps}))
 """
 
 
@@ -272,12 +324,49 @@ print(json.dumps({"seconds": 0.0, "peak_kib": int(status["VmHWM"].split()[0])}))
 """
 
 
+def _steps(result: dict[str, Any]) -> str:
+    steps = result.get("steps")
+    if not steps:
+        return ""
+    return " (" + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in steps.items()) + ")"
+
+
 def _data_files(onnx_path: Path) -> list[Path]:
     return [onnx_path, *sorted(onnx_path.parent.glob(onnx_path.name + "*.data"))]
 
 
-def llama(size: str, dtype: str, workdir: Path) -> None:
+def estimated_weight_bytes(size: str, dtype: str, vocab: int = 32000) -> int:
+    """The decoder's weight bytes from its config (embedding and head untied, as built)."""
+    config = LLAMA_SIZES[size]
+    hidden, inner = config["hidden_size"], config["intermediate_size"]
+    per_layer = 4 * hidden * hidden + 3 * hidden * inner + 2 * hidden
+    parameters = 2 * vocab * hidden + config["num_hidden_layers"] * per_layer + hidden
+    return parameters * (2 if dtype == "bfloat16" else 4)
+
+
+def check_room(size: str, dtype: str, workdir: Path) -> None:
+    """Refuses a run the disk or the memory available now cannot hold (before building)."""
+    weight_bytes = estimated_weight_bytes(size, dtype)
     workdir.mkdir(parents=True, exist_ok=True)
+    disk = shutil.disk_usage(workdir).free
+    with open("/proc/meminfo") as meminfo:
+        fields = dict(line.split(":", 1) for line in meminfo)
+    available = int(fields["MemAvailable"].split()[0]) * 1024
+    # Peaks seen: 1.3-1.4x the weights (build, PyTorch -> ONNX, ONNX -> .pt2), plus ~0.5 GB.
+    needed_memory = int(1.5 * weight_bytes) + (1 << 30)
+    needed_disk = 4 * weight_bytes + (1 << 30)
+    print(
+        f"LLaMA {size} {dtype}: ~{weight_bytes / 2**30:.1f} GiB of weights; needs ~"
+        f"{needed_disk / 2**30:.0f} GiB of disk ({disk / 2**30:.0f} free in {workdir}) and "
+        f"~{needed_memory / 2**30:.0f} GiB of memory ({available / 2**30:.0f} available)",
+        flush=True,
+    )
+    if disk < needed_disk or available < needed_memory:
+        raise SystemExit("not enough room for this size here: use a bigger --workdir or machine")
+
+
+def llama(size: str, dtype: str, workdir: Path, repeat: int = 2) -> None:
+    check_room(size, dtype, workdir)
     pt2 = workdir / f"llama{size}.pt2"
     built = child(_BUILD, json.dumps(LLAMA_SIZES[size]), dtype, str(pt2))
     weight_bytes = int(built["weight_bytes"])
@@ -288,16 +377,21 @@ def llama(size: str, dtype: str, workdir: Path) -> None:
     # Interleaved: unframe, direct, unframe, direct (the machine's load drifts).
     times: dict[str, list[float]] = {"unframe": [], "direct": []}
     peaks: dict[str, float] = {}
-    for _ in range(2):
+    for _ in range(repeat):
         for name, code in (("unframe", _UNFRAME), ("direct", _DIRECT)):
             out = workdir / f"{name}.onnx"
             result = child(code, str(pt2), str(out), str(weight_bytes))
             times[name].append(float(result["seconds"]))
             peaks[name] = float(result["peak_mib"])
+            print(
+                f"  {name}: {result['seconds']:.1f} s, peak {result['peak_mib']:.0f} MiB"
+                f"{_steps(result)}",
+                flush=True,
+            )
     ratio = min(times["unframe"]) / min(times["direct"])
     print(
         f"PyTorch -> ONNX: unframe {min(times['unframe']):.1f} s, torch.onnx.export directly "
-        f"{min(times['direct']):.1f} s: {ratio:.2f}x (best of 2, interleaved)"
+        f"{min(times['direct']):.1f} s: {ratio:.2f}x (best of {repeat}, interleaved)"
     )
     source = workdir / "unframe.onnx"
     floor_onnx = _floor([pt2], workdir)
@@ -315,8 +409,18 @@ def llama(size: str, dtype: str, workdir: Path) -> None:
         f"{float(result['seconds']) / floor:.1f}x; peak RSS {peak / 2**20:.0f} MiB = "
         f"{peak / weight_bytes:.2f}x the weights; above the interpreter's own "
         f"{baseline['peak_mib']:.0f} MiB (torch and unframe imported): "
-        f"{(peak / 2**20 - baseline['peak_mib']) * 2**20 / weight_bytes:.2f}x"
+        f"{(peak / 2**20 - baseline['peak_mib']) * 2**20 / weight_bytes:.2f}x{_steps(result)}"
     )
+    caffe2 = child(_UNFRAME, str(source), str(workdir / "caffe2_net"), "caffe2", refusal=True)
+    if "refused" in caffe2:
+        print(f"ONNX -> Caffe2: refused, exit {caffe2['exit']}: {caffe2['refused']}")
+    else:
+        peak = float(caffe2["peak_mib"]) * 2**20
+        print(
+            f"ONNX -> Caffe2: {caffe2['seconds']:.1f} s vs the floor {floor:.1f} s: "
+            f"{float(caffe2['seconds']) / floor:.1f}x; peak RSS {peak / 2**20:.0f} MiB = "
+            f"{peak / weight_bytes:.2f}x the weights{_steps(caffe2)}"
+        )
     mib = weight_bytes / 2**20
     print(
         f"PyTorch -> ONNX peak RSS: unframe {peaks['unframe']:.0f} MiB, direct "
@@ -332,21 +436,23 @@ def main() -> None:
     start.add_argument("--repeat", type=int, default=5)
     write = sections.add_parser("weights")
     write.add_argument("--mib", type=int, default=256)
+    write.add_argument("--targets", default="onnx,pt2,caffe2")
     decoder = sections.add_parser("llama")
     decoder.add_argument("--size", choices=sorted(LLAMA_SIZES), default="100M")
     decoder.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     decoder.add_argument("--workdir", type=Path, default=None)
+    decoder.add_argument("--repeat", type=int, default=2, help="PyTorch -> ONNX runs per side")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     if args.section == "startup":
         startup(args.repeat)
     elif args.section == "weights":
-        weights(args.mib)
+        weights(args.mib, args.targets.split(","))
     elif args.workdir is not None:
-        llama(args.size, args.dtype, args.workdir)
+        llama(args.size, args.dtype, args.workdir, args.repeat)
     else:
         with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as folder:
-            llama(args.size, args.dtype, Path(folder))
+            llama(args.size, args.dtype, Path(folder), args.repeat)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from unframe.shared_ir.errors import (
     unexpected_error,
 )
 from unframe.shared_ir.inputs import InputSpec
-from unframe.shared_ir.io import initializer_bytes
+from unframe.shared_ir.io import EXTERNAL_DATA_THRESHOLD, initializer_bytes
 
 __all__ = [
     "example_tensors",
@@ -161,7 +161,14 @@ def save_pt2(
         ],
         "outputs": [v.name for v in model.graph.outputs],
         "initializers": module.meta[SOURCE_NAMES]["initializers"],
-        "values": _value_names(model, module, program),
+        # The names of intermediate values cost a second trace of the whole graph (a third of
+        # a 1B-parameter LLaMA's save); above the size that goes to external data, the save goes
+        # without them, and `validate --locate` finds a divergence by bisection instead.
+        "values": (
+            _value_names(model, module, program)
+            if initializer_bytes(model) <= EXTERNAL_DATA_THRESHOLD
+            else {}
+        ),
     }
     torch.export.save(program, str(path), extra_files={UNFRAME_JSON: json.dumps(meta)})
 

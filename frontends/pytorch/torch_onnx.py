@@ -21,6 +21,7 @@ import torch
 from unframe.backends.pytorch.native import fresh_export_state, quiet_torch
 from unframe.frontends.pytorch.global_pool import GlobalAveragePoolPass
 from unframe.shared_ir.errors import BadInputError, UnsupportedError
+from unframe.shared_ir.passes import optimize_torch_export
 
 #: The opset the dynamo exporter writes natively; it starts at 18.
 DEFAULT_OPSET = 18
@@ -159,12 +160,14 @@ def _export_dynamo(
             dynamic_shapes=dynamic_shapes,
             input_names=list(input_names) if input_names else None,
             opset_version=opset,
-            optimize=True,
+            # Its optimizer, run here with rules looked up by op type (the same result).
+            optimize=False,
             verbose=False,
         )
     if program is None:  # pragma: no cover - only when given a file to write
         raise RuntimeError("torch.onnx.export returned no program")
     model: ir.Model = program.model
+    optimize_torch_export(model)
     GlobalAveragePoolPass()(model)
     return model
 
