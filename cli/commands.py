@@ -14,6 +14,7 @@ from click.shell_completion import CompletionItem
 
 from unframe.cli import render
 from unframe.cli.group import FRAMEWORK_HELP, cli
+from unframe.cli.options import jobs_option, json_option, timeout_option
 from unframe.shared_ir.errors import BadInputError, ExitCode, UnframeError
 from unframe.shared_ir.tolerances import DEFAULT_ATOL, DEFAULT_RTOL
 
@@ -81,12 +82,6 @@ def _tolerances(function: Any) -> Any:
         show_default=True,
         help="Relative tolerance: an element fails where |a-b| > atol + rtol*|b|.",
     )(function)
-
-
-def _json_option(function: Any) -> Any:
-    return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(
-        function
-    )
 
 
 def _locate_option(function: Any) -> Any:
@@ -253,7 +248,7 @@ def _status(message: str, quiet: bool) -> Iterator[None]:
     "--validate).",
 )
 @_framework_options
-@_json_option
+@json_option
 def convert(
     src: str,
     out: str,
@@ -392,7 +387,7 @@ def _print_validation(validation: Any) -> None:
 )
 @_tolerances
 @_locate_option
-@_json_option
+@json_option
 def validate(
     src: str,
     converted: str,
@@ -434,7 +429,7 @@ def validate(
 @click.option("--from", "source", type=FRAMEWORKS, help=f"SRC's framework: {FRAMEWORK_HELP}.")
 @_input_option
 @_tolerances
-@_json_option
+@json_option
 def roundtrip(
     src: str,
     via: str,
@@ -465,7 +460,7 @@ def roundtrip(
 @click.argument("src")
 @click.option("--from", "source", type=FRAMEWORKS, help=f"SRC's framework: {FRAMEWORK_HELP}.")
 @_input_option
-@_json_option
+@json_option
 def inspect(src: str, source: str | None, inputs: tuple[str, ...], as_json: bool) -> None:
     """Show inputs, outputs, op histogram, parameter count and opset of SRC."""
     from unframe.converters import api
@@ -489,7 +484,7 @@ def inspect(src: str, source: str | None, inputs: tuple[str, ...], as_json: bool
 
 
 @cli.command()
-@_json_option
+@json_option
 def frameworks(as_json: bool) -> None:
     """List the installed framework adapters and what each can do here."""
     from unframe.converters.registry import all_frameworks, broken_frameworks
@@ -548,7 +543,7 @@ def frameworks(as_json: bool) -> None:
     help="Worker processes (each a fresh process per chunk of tests; a test whose framework "
     "kills its process fails alone).",
 )
-@_json_option
+@json_option
 def conformance(
     backend: str,
     ops: tuple[str, ...],
@@ -618,7 +613,7 @@ def conformance(
     "-o", "--output", "out", type=click.Path(path_type=Path), help="Save outputs to an .npz file."
 )
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
-@_json_option
+@json_option
 def run(
     model: str,
     source: str | None,
@@ -658,18 +653,8 @@ def run(
 
 @cli.command()
 @click.argument("manifest", type=click.Path(path_type=Path))
-@click.option(
-    "-j",
-    "--jobs",
-    "workers",
-    type=click.IntRange(min=1),
-    help="Jobs run at once, each in its own worker process [default: one per CPU].",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Seconds one job may run; past it its worker is killed and the job fails (exit 6).",
-)
+@jobs_option("job")
+@timeout_option("job", "fails (exit 6)")
 @click.option(
     "--resume",
     is_flag=True,
@@ -688,7 +673,7 @@ def run(
     help="Where jobs run: a process pool here, or Ray tasks (pip install 'unframe[ray]').",
 )
 @click.option("--address", help="The Ray cluster to join (--executor ray) [default: a local Ray].")
-@_json_option
+@json_option
 def batch(
     manifest: Path,
     workers: int | None,

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from unframe.cli import render
 from unframe.cli.group import FRAMEWORK_HELP, cli
+from unframe.cli.options import jobs_option, json_option, timeout_option
 from unframe.shared_ir.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -78,21 +79,11 @@ def _table(result: MatrixResult) -> Table:
     type=click.Path(path_type=Path),
     help=f"Also write DIR/{JSON_NAME} (as --json prints) and DIR/{HTML_NAME}, the heat map.",
 )
-@click.option(
-    "-j",
-    "--jobs",
-    "workers",
-    type=click.IntRange(min=1),
-    help="Cells run at once, each in a worker process [default: one per CPU].",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Seconds one cell may run; past it its worker is killed and the cell fails.",
-)
+@jobs_option("cell")
+@timeout_option("cell")
 @click.option("--rtol", type=float, help="Relative tolerance of validation.")
 @click.option("--atol", type=float, help="Absolute tolerance of validation.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option
 def matrix(
     sources: tuple[str, ...],
     framework_list: str | None,
