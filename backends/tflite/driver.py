@@ -22,6 +22,7 @@ import onnx_ir as ir
 from unframe.backends.tensorflow.driver import export_registry as tensorflow_registry
 from unframe.backends.tensorflow.driver import to_tensorflow
 from unframe.backends.tensorflow.native import import_tensorflow, tf_name
+from unframe.backends.tflite.carried_types import carry_narrow_types
 from unframe.backends.tflite.native import (
     parse_tflite,
     quiet_stderr,
@@ -85,6 +86,8 @@ def to_tflite(
         )
     _check_inputs(model, path)
     tf = import_tensorflow()
+    carried = carry_narrow_types(model, path)
+    model = carried.model
     nodes = {tf_name(node.name or node.op_type, "node"): node for node in model.graph.all_nodes()}
     built = to_tensorflow(model, layout=layout, target="tflite")
     converter = tf.lite.TFLiteConverter.from_concrete_functions([built.function], built.module)
@@ -105,7 +108,16 @@ def to_tflite(
     pairs_in = list(zip(built.input_names, built.input_keys, strict=True))
     pairs_out = list(zip(built.output_names, built.output_keys, strict=True))
     _refuse_what_litert_aborts_on(bytes(data), nodes, path)
-    data = with_onnx_names(bytes(data), pairs_in, pairs_out, built.nhwc_inputs, built.nhwc_outputs)
+    keys_in, keys_out = dict(pairs_in), dict(pairs_out)
+    data = with_onnx_names(
+        bytes(data),
+        pairs_in,
+        pairs_out,
+        built.nhwc_inputs,
+        built.nhwc_outputs,
+        {keys_in[name]: kind for name, kind in carried.inputs.items()},
+        {keys_out[name]: kind for name, kind in carried.outputs.items()},
+    )
     return TFLiteExport(data=data, transposes=built.transposes)
 
 

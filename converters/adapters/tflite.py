@@ -32,6 +32,13 @@ _CONFORMANCE_NOTE = """\
   (`TFLiteFramework.run_ir`); no file is written per test.
 - **Refusals**: ops TFLite's builtins cannot hold are refused with the TF op TFLiteConverter
   named; LiteRT here has no Flex delegate, so a Flex op could not run.
+- **Types TFLite lacks** (float8 E4M3FN/E4M3FNUZ/E5M2/E5M2FNUZ, E8M0, float4 E2M1, int4, uint4,
+  int2, uint2) are carried in types it has: the float formats as their uint8 bit patterns, the
+  small integers as int8/uint8 values. The file records each carried input's and output's ONNX
+  type, and unframe's LiteRT runner feeds a float8 array as its uint8 bits and reads the output
+  back as float8 (ml_dtypes views). The arithmetic runs in LiteRT as builtin ops: decoding is a
+  Gather from a table of the format's values; encoding counts the thresholds where onnx's
+  reference rounding changes code (nearest-even, `saturate`, E8M0's `round_mode`), bit-exact.
 """
 
 

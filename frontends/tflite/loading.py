@@ -49,10 +49,31 @@ def load_tflite(path: Path, options: ConvertOptions) -> ir.Model:
             f"(it has: {', '.join(keys) or 'none'})",
             hint="name one of them with --signature, or leave it out",
         )
+    _refuse_carried_types(model, path)
     inputs, outputs = _io_names(model, signature_key, path)
     result = _convert(path, model, inputs, outputs, opset=options.opset)
     _restore_onnx_layout(result, model)
     return result
+
+
+def _refuse_carried_types(model: TFLiteFile, path: Path) -> None:
+    """A file unframe wrote with inputs or outputs of a type TFLite lacks (float8, float4, int4,
+    ...), held as uint8 bits or int8/uint8 values: tf2onnx writes opsets up to 18, which have
+    none of those types, so the IR could only take the carriers (a different interface)."""
+    carried = [
+        *(f"input {key!r} ({kind})" for key, kind in model.carried_inputs.items()),
+        *(f"output {key!r} ({kind})" for key, kind in model.carried_outputs.items()),
+    ]
+    if carried:
+        raise UnsupportedError(
+            f"unframe wrote this .tflite with {', '.join(carried)} carried in types TFLite has "
+            f"(a float format as its uint8 bits, a 2- or 4-bit integer as int8/uint8); tf2onnx "
+            f"reads TFLite into ONNX opsets up to {MAX_OPSET}, which have none of those types",
+            path=str(path),
+            framework=FRAMEWORK,
+            hint="convert from the ONNX model the .tflite was written from; `unframe validate` "
+            "runs the .tflite itself",
+        )
 
 
 def _restore_onnx_layout(result: ir.Model, model: TFLiteFile) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,10 @@ class TFLiteFile:
     nhwc_outputs: list[str]
     #: Each operator's first output tensor name (how tf2onnx names its node) -> its op type.
     operators: dict[str, str]
+    #: Signature keys of the inputs and outputs whose ONNX type TFLite has none for -> that
+    #: type's name (``native/carried.py``: they are held as uint8 bits or int8/uint8 values).
+    carried_inputs: dict[str, str] = field(default_factory=dict)
+    carried_outputs: dict[str, str] = field(default_factory=dict)
 
     def signature(self, key: str = DEFAULT_SIGNATURE) -> SignatureIO | None:
         """The signature ``key``, the only one where there is one, else None."""
@@ -97,7 +101,10 @@ def parse_tflite(data: bytes, where: str | None = None) -> TFLiteFile:
         model = bindings.ModelT.InitFromPackedBuf(bytearray(data), 0)
         _check_offsets(model, len(data))
         signatures = [_signature(model, index) for index in range(len(model.signatureDefs or []))]
-        onnx_inputs, onnx_outputs, nhwc_inputs, nhwc_outputs = _recorded_names(model)
+        record = _record(model)
+        onnx_inputs, onnx_outputs, nhwc_inputs, nhwc_outputs = _recorded_names(record)
+        carried_inputs = _carried(record, "carried_inputs")
+        carried_outputs = _carried(record, "carried_outputs")
         operators = _operators(model, bindings)
     except (IndexError, KeyError, struct.error, ValueError, TypeError, AttributeError):
         raise BadInputError(
@@ -108,7 +115,15 @@ def parse_tflite(data: bytes, where: str | None = None) -> TFLiteFile:
     if not model.subgraphs:
         raise BadInputError("the TFLite model has no subgraph", path=where)
     return TFLiteFile(
-        bytes(data), signatures, onnx_inputs, onnx_outputs, nhwc_inputs, nhwc_outputs, operators
+        bytes(data),
+        signatures,
+        onnx_inputs,
+        onnx_outputs,
+        nhwc_inputs,
+        nhwc_outputs,
+        operators,
+        carried_inputs,
+        carried_outputs,
     )
 
 
@@ -170,20 +185,37 @@ def _operators(model: Any, bindings: Any) -> dict[str, str]:
     return operators
 
 
-def _recorded_names(
-    model: Any,
-) -> tuple[list[tuple[str, str]] | None, list[tuple[str, str]] | None, list[str], list[str]]:
+def _record(model: Any) -> dict[str, Any] | None:
+    """The JSON record unframe wrote in the metadata, if any."""
     for entry in model.metadata or []:
-        if _text(entry.name) != ONNX_NAMES_METADATA:
-            continue
-        raw = model.buffers[int(entry.buffer)].data
-        record = json.loads(bytes(np.asarray(raw, dtype=np.uint8)).decode())
-        inputs = [(str(name), str(key)) for name, key in record["inputs"]]
-        outputs = [(str(name), str(key)) for name, key in record["outputs"]]
-        nhwc_inputs = [str(key) for key in record.get("nhwc_inputs", [])]
-        nhwc_outputs = [str(key) for key in record.get("nhwc_outputs", [])]
-        return inputs, outputs, nhwc_inputs, nhwc_outputs
-    return None, None, [], []
+        if _text(entry.name) == ONNX_NAMES_METADATA:
+            raw = model.buffers[int(entry.buffer)].data
+            record = json.loads(bytes(np.asarray(raw, dtype=np.uint8)).decode())
+            if not isinstance(record, dict):
+                raise ValueError("the unframe metadata is not a JSON object")
+            return record
+    return None
+
+
+def _recorded_names(
+    record: dict[str, Any] | None,
+) -> tuple[list[tuple[str, str]] | None, list[tuple[str, str]] | None, list[str], list[str]]:
+    if record is None:
+        return None, None, [], []
+    inputs = [(str(name), str(key)) for name, key in record["inputs"]]
+    outputs = [(str(name), str(key)) for name, key in record["outputs"]]
+    nhwc_inputs = [str(key) for key in record.get("nhwc_inputs", [])]
+    nhwc_outputs = [str(key) for key in record.get("nhwc_outputs", [])]
+    return inputs, outputs, nhwc_inputs, nhwc_outputs
+
+
+def _carried(record: dict[str, Any] | None, entry: str) -> dict[str, str]:
+    from unframe.backends.tflite.native.carried import CARRIED_TYPES
+
+    found = {str(key): str(kind) for key, kind in ((record or {}).get(entry) or {}).items()}
+    if any(kind not in CARRIED_TYPES for kind in found.values()):
+        raise ValueError("the unframe metadata names a carried type unframe does not know")
+    return found
 
 
 def with_onnx_names(
@@ -192,9 +224,12 @@ def with_onnx_names(
     outputs: list[tuple[str, str]],
     nhwc_inputs: list[str] | None = None,
     nhwc_outputs: list[str] | None = None,
+    carried_inputs: dict[str, str] | None = None,
+    carried_outputs: dict[str, str] | None = None,
 ) -> bytes:
     """``data`` with a metadata entry recording (ONNX name, signature key) pairs in graph order,
-    and the keys of the inputs and outputs held channels-last (``--layout nhwc``)."""
+    the keys of the inputs and outputs held channels-last (``--layout nhwc``), and those of the
+    inputs and outputs carried in another type (key -> ONNX type name)."""
     import flatbuffers
 
     bindings = schema()
@@ -204,6 +239,8 @@ def with_onnx_names(
         "outputs": outputs,
         "nhwc_inputs": nhwc_inputs or [],
         "nhwc_outputs": nhwc_outputs or [],
+        "carried_inputs": carried_inputs or {},
+        "carried_outputs": carried_outputs or {},
     }
     payload = json.dumps(record).encode()
     buffer = bindings.BufferT()

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from unframe.backends.tensorflow.native.tf_import import stderr_silenced
+from unframe.backends.tflite.native.carried import from_carrier, to_carrier
 from unframe.backends.tflite.native.flatbuffer import DEFAULT_SIGNATURE, TFLiteFile
 from unframe.shared_ir.errors import BadInputError, FrameworkNotInstalledError
 from unframe.shared_ir.inputs import align_feeds
@@ -106,24 +107,30 @@ def _invoke(
         feeds = {key: fed[name] for name, key in model.onnx_inputs}
     else:
         feeds = align_feeds([key for key, _ in chosen.inputs], inputs)
-    # Inputs and outputs --layout nhwc made channels-last are fed and read as ONNX's NCHW.
-    arrays = {
-        key: np.ascontiguousarray(
-            _nchw_to_nhwc(np.asarray(array, dtype=details[key]["dtype"]))
-            if key in model.nhwc_inputs
+    # Inputs and outputs --layout nhwc made channels-last are fed and read as ONNX's NCHW; those
+    # of a type TFLite lacks go in and come out as their carrier (a float8's uint8 bits).
+    arrays = {}
+    for key, array in feeds.items():
+        kind = model.carried_inputs.get(key)
+        held = (
+            to_carrier(array, kind)
+            if kind is not None
             else np.asarray(array, dtype=details[key]["dtype"])
         )
-        for key, array in feeds.items()
-    }
+        # np.require, not ascontiguousarray: that one makes a scalar input 1-D.
+        arrays[key] = np.require(
+            _nchw_to_nhwc(held) if key in model.nhwc_inputs else held, requirements="C"
+        )
     result = runner(**arrays)
+
+    def output(key: str) -> np.ndarray:
+        array = result[key].transpose(0, 3, 1, 2) if key in model.nhwc_outputs else result[key]
+        kind = model.carried_outputs.get(key)
+        return np.array(array) if kind is None else from_carrier(array, kind)
+
     if model.onnx_outputs is not None:
-        return {
-            name: np.array(
-                result[key].transpose(0, 3, 1, 2) if key in model.nhwc_outputs else result[key]
-            )
-            for name, key in model.onnx_outputs
-        }
-    return {key: np.array(result[key]) for key, _ in chosen.outputs}
+        return {name: output(key) for name, key in model.onnx_outputs}
+    return {key: output(key) for key, _ in chosen.outputs}
 
 
 def _nchw_to_nhwc(array: np.ndarray) -> np.ndarray:

@@ -1,0 +1,257 @@
+"""Element types TFLite has no type for (float8, E8M0, float4, int4/uint4/int2/uint2), carried as
+uint8 bits or int8/uint8 values, with the arithmetic run on LiteRT.
+
+Oracles: onnx's reference evaluator (its Cast is ``saturate_cast``/ml_dtypes/``to_float8e8m0``)
+and ml_dtypes' own conversions. Each model is converted once and run on LiteRT.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+import onnx
+import onnx_ir as ir
+import pytest
+from click.testing import CliRunner
+from onnx import TensorProto, helper
+from onnx.reference import ReferenceEvaluator
+
+pytest.importorskip("tensorflow", reason="the tensorflow extra is not installed")
+pytest.importorskip("ai_edge_litert", reason="the tflite extra is not installed")
+
+from unframe.backends.tflite import run_export, to_tflite  # noqa: E402
+from unframe.backends.tflite.float_codes import FLOAT_FORMATS, decoding_table  # noqa: E402
+from unframe.backends.tflite.native import read_tflite  # noqa: E402
+from unframe.cli.main import cli  # noqa: E402
+from unframe.converters import api  # noqa: E402
+from unframe.converters.adapters.tflite import TFLiteFramework  # noqa: E402
+from unframe.shared_ir.errors import ExitCode  # noqa: E402
+
+#: (output name, target type, saturate, round_mode) of the float32 -> narrow float casts.
+_ENCODINGS = [
+    *(
+        (f"{t.name.lower()}_{'sat' if s else 'nosat'}", t, s, "up")
+        for t in (
+            ir.DataType.FLOAT8E4M3FN,
+            ir.DataType.FLOAT8E4M3FNUZ,
+            ir.DataType.FLOAT8E5M2,
+            ir.DataType.FLOAT8E5M2FNUZ,
+        )
+        for s in (True, False)
+    ),
+    ("float4e2m1", ir.DataType.FLOAT4E2M1, True, "up"),
+    *(
+        (f"e8m0_{mode}_{'sat' if s else 'nosat'}", ir.DataType.FLOAT8E8M0, s, mode)
+        for mode in ("up", "down", "nearest")
+        for s in (True, False)
+    ),
+]
+
+
+def _model(
+    nodes: list[onnx.NodeProto],
+    inputs: list[onnx.ValueInfoProto],
+    outputs: list[onnx.ValueInfoProto],
+    initializers: list[onnx.TensorProto] | None = None,
+    opset: int = 25,
+) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=initializers or [])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _hard_values() -> np.ndarray:
+    """Every value of every narrow format, the midpoints between neighbours, each one ulp
+    either side, their negatives, zeros, infinities, NaN, and random float32 bit patterns."""
+    values = [np.float32([0.0, -0.0, np.inf, -np.inf, np.nan, 3.4e38, 1e-45, 2.0**-127])]
+    for dtype in FLOAT_FORMATS:
+        grid = np.unique(decoding_table(dtype)[~np.isnan(decoding_table(dtype))])
+        middles = ((grid[:-1].astype(np.float64) + grid[1:]) / 2).astype(np.float32)
+        values += [grid, middles, np.float32([grid[-1] * 1.0625, grid[-1] * 1.125])]
+    base = np.concatenate(values)
+    near = np.concatenate(
+        [base, np.nextafter(base, np.float32(np.inf)), np.nextafter(base, np.float32(-np.inf))]
+    )
+    rng = np.random.default_rng(11)
+    random_bits = rng.integers(0, 2**32, 4000, dtype=np.uint64).astype(np.uint32)
+    random_values = random_bits.view(np.float32)
+    random_values = random_values[~np.isnan(random_values)]
+    finite = near[np.isfinite(near)]
+    return np.unique(np.concatenate([near, -finite, random_values]).astype(np.float32))
+
+
+def test_float32_to_every_narrow_float_format_is_bit_exact_on_litert() -> None:
+    """Nearest-even, saturate and E8M0's round modes: LiteRT's bits are onnx's reference's."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None])
+    nodes, outputs = [], []
+    for name, dtype, saturate, mode in _ENCODINGS:
+        attrs: dict[str, object] = {"to": int(dtype), "saturate": int(saturate)}
+        if dtype == ir.DataType.FLOAT8E8M0:
+            attrs["round_mode"] = mode
+        nodes.append(helper.make_node("Cast", ["x"], [name], name=f"cast_{name}", **attrs))
+        outputs.append(helper.make_tensor_value_info(name, int(dtype), [None]))
+    proto = _model(nodes, [x], outputs)
+    values = _hard_values()
+    expected = dict(
+        zip(
+            [o.name for o in outputs],
+            ReferenceEvaluator(proto).run(None, {"x": values}),
+            strict=True,
+        )
+    )
+    got = run_export(to_tflite(ir.from_proto(proto)), {"x": values})
+    for name, dtype, _, _ in _ENCODINGS:
+        assert got[name].dtype == FLOAT_FORMATS[dtype], name
+        got_bits, want_bits = got[name].view(np.uint8), expected[name].view(np.uint8)
+        wrong = np.flatnonzero(got_bits != want_bits)
+        assert not wrong.size, (name, values[wrong][:5], got_bits[wrong][:5], want_bits[wrong][:5])
+
+
+def test_every_narrow_float_pattern_decodes_exactly_on_litert() -> None:
+    """Every bit pattern of each format, fed as that format, cast to float32 and float16."""
+    nodes, inputs, outputs = [], [], []
+    feeds = {}
+    for dtype, ml_type in FLOAT_FORMATS.items():
+        name = dtype.name.lower()
+        inputs.append(helper.make_tensor_value_info(name, int(dtype), [None]))
+        for target in (TensorProto.FLOAT, TensorProto.FLOAT16):
+            out = f"{name}_as_{TensorProto.DataType.Name(target).lower()}"
+            nodes.append(helper.make_node("Cast", [name], [out], to=target))
+            outputs.append(helper.make_tensor_value_info(out, target, [None]))
+        count = 16 if dtype == ir.DataType.FLOAT4E2M1 else 256
+        feeds[name] = np.arange(count, dtype=np.uint8).view(ml_type)
+    got = run_export(to_tflite(ir.from_proto(_model(nodes, inputs, outputs))), feeds)
+    for name, patterns in feeds.items():
+        for target in (np.float32, np.float16):
+            out = f"{name}_as_{'float' if target is np.float32 else 'float16'}"
+            with np.errstate(over="ignore"):
+                want = patterns.astype(np.float32).astype(target)
+            assert got[out].dtype == target
+            np.testing.assert_array_equal(got[out], want, err_msg=out)
+
+
+@pytest.mark.parametrize(
+    "dtype", [ml_dtypes.int4, ml_dtypes.uint4, ml_dtypes.int2, ml_dtypes.uint2]
+)
+def test_small_integers_truncate_wrap_and_read_back_as_ml_dtypes(dtype: type) -> None:
+    """float32 -> int4/uint4/int2/uint2 truncates and keeps the low bits (ml_dtypes' cast, onnx's
+    reference); an int32 input wraps the same way; the small type casts back to float and int8."""
+    onnx_type = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    f = helper.make_tensor_value_info("f", TensorProto.FLOAT, [None])
+    i = helper.make_tensor_value_info("i", TensorProto.INT32, [None])
+    nodes = [
+        helper.make_node("Cast", ["f"], ["from_float"], to=onnx_type),
+        helper.make_node("Cast", ["i"], ["from_int"], to=onnx_type),
+        helper.make_node("Cast", ["from_float"], ["back"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["from_int"], ["as_int8"], to=TensorProto.INT8),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("from_float", onnx_type, [None]),
+        helper.make_tensor_value_info("from_int", onnx_type, [None]),
+        helper.make_tensor_value_info("back", TensorProto.FLOAT, [None]),
+        helper.make_tensor_value_info("as_int8", TensorProto.INT8, [None]),
+    ]
+    floats = np.float32([0, 0.9, -0.9, 1.5, -1.5, 2.5, -2.5, 3.7, -3.7, 7.9, -8.2, 15.5, 16, 40])
+    ints = np.int32([0, 1, -1, 2, -2, 3, -3, 7, 8, -8, -9, 15, 16, 17, 255, -1000])
+    got = run_export(
+        to_tflite(ir.from_proto(_model(nodes, [f, i], outputs))), {"f": floats, "i": ints}
+    )
+    assert got["from_float"].dtype == dtype
+    np.testing.assert_array_equal(got["from_float"], floats.astype(dtype))
+    np.testing.assert_array_equal(got["from_int"], ints.astype(dtype))
+    np.testing.assert_array_equal(got["back"], floats.astype(dtype).astype(np.float32))
+    np.testing.assert_array_equal(got["as_int8"], ints.astype(dtype).astype(np.int8))
+
+
+def test_quantize_per_axis_to_float8_and_an_int4_input_dequantized_match_the_reference() -> None:
+    """QuantizeLinear per axis to E4M3FN (saturating), and an int4 input dequantized per channel
+    with an int4 zero-point initializer (carried as int8): the arithmetic is LiteRT's."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])
+    w = helper.make_tensor_value_info("w", TensorProto.INT4, [4, 5])
+    zero = np.array([1, -2, 0, 7, -8], dtype=ml_dtypes.int4)
+    initializers = [
+        helper.make_tensor("scale", TensorProto.FLOAT, [3], [0.5, 2.0, 0.01]),
+        onnx.numpy_helper.from_array(zero, "w_zero"),
+        helper.make_tensor("w_scale", TensorProto.FLOAT, [5], [0.1, 0.2, 0.3, 0.4, 0.5]),
+    ]
+    nodes = [
+        helper.make_node(
+            "QuantizeLinear", ["x", "scale"], ["q"], axis=0, output_dtype=TensorProto.FLOAT8E4M3FN
+        ),
+        helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zero"], ["w_float"], axis=1),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("q", TensorProto.FLOAT8E4M3FN, [3, 4]),
+        helper.make_tensor_value_info("w_float", TensorProto.FLOAT, [4, 5]),
+    ]
+    proto = _model(nodes, [x, w], outputs, initializers, opset=21)
+    feed = {
+        "x": np.float32([[0.1, -0.3, 1000, -1e6], [3.0, -7.5, 0.2, 9.0], [0.0, -0.0, 5.2, 4.4]]),
+        "w": np.random.default_rng(2).integers(-8, 8, (4, 5)).astype(ml_dtypes.int4),
+    }
+    want_q, want_w = ReferenceEvaluator(proto).run(None, feed)
+    got = run_export(to_tflite(ir.from_proto(proto)), feed)
+    np.testing.assert_array_equal(got["q"].view(np.uint8), want_q.view(np.uint8))
+    np.testing.assert_array_equal(got["w_float"], want_w)
+
+
+def _float8_model() -> onnx.ModelProto:
+    """A float8 input decoded and a float8 output encoded."""
+    w = helper.make_tensor_value_info("w", TensorProto.FLOAT8E4M3FN, [2, 3])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    nodes = [
+        helper.make_node("Cast", ["w"], ["w_float"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["w_float", "x"], ["product"]),
+        helper.make_node("Cast", ["product"], ["y"], to=TensorProto.FLOAT8E5M2),
+    ]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT8E5M2, [2, 3])]
+    return _model(nodes, [w, x], outputs, opset=19)
+
+
+def test_a_float8_file_records_its_types_runs_and_validates_and_reads_back_refused(
+    tmp_path: Path,
+) -> None:
+    """The written .tflite records the carried input and output, takes and gives float8 arrays
+    (onnx's reference evaluator is the oracle: onnxruntime's Python API takes no float8 feeds),
+    and reading it back is one exit-3 message naming them."""
+    src = tmp_path / "float8.onnx"
+    onnx.save(_float8_model(), src)
+    out = tmp_path / "float8.tflite"
+    feeds = {
+        "w": np.float32([[0.5, -448, 3.25], [0.0, 17, -0.0]]).astype(ml_dtypes.float8_e4m3fn),
+        "x": np.float32([[3.0, 200.0, -1.1], [5.0, 0.3, 1.0]]),
+    }
+    api.convert(src, out)
+    written = read_tflite(out)
+    assert written.carried_inputs == {"w": "FLOAT8E4M3FN"}
+    assert written.carried_outputs == {"y": "FLOAT8E5M2"}
+    got = TFLiteFramework().run(out, feeds)["y"]
+    (want,) = ReferenceEvaluator(_float8_model()).run(None, feeds)
+    assert got.dtype == ml_dtypes.float8_e5m2
+    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+
+    back = CliRunner().invoke(cli, ["convert", str(out), "-o", str(tmp_path / "back.onnx")])
+    assert back.exit_code == ExitCode.UNSUPPORTED, back.output
+    assert "Traceback" not in back.output
+    assert "input 'w' (FLOAT8E4M3FN)" in back.output
+    assert "output 'y' (FLOAT8E5M2)" in back.output
+    assert not (tmp_path / "back.onnx").exists()
+
+
+def test_an_op_computing_on_a_carried_type_is_refused_naming_the_node(tmp_path: Path) -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])
+    nodes = [
+        helper.make_node("Cast", ["x"], ["q"], to=TensorProto.FLOAT8E4M3FN, name="to_float8"),
+        helper.make_node("Pad", ["q", "pads"], ["y"], name="pad_float8"),
+    ]
+    pads = helper.make_tensor("pads", TensorProto.INT64, [2], [1, 1])
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT8E4M3FN, [6])]
+    src = tmp_path / "pad.onnx"
+    onnx.save(_model(nodes, [x], outputs, [pads], opset=21), src)
+    out = tmp_path / "pad.tflite"
+    result = CliRunner().invoke(cli, ["convert", str(src), "-o", str(out)])
+    assert result.exit_code == ExitCode.UNSUPPORTED, result.output
+    assert "pad_float8" in result.output and "FLOAT8E4M3FN" in result.output
+    assert "to_float8" not in result.output
+    assert not out.exists()
