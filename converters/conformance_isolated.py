@@ -20,6 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict
 
 from unframe.converters.conformance import NodeTestOutcome
+from unframe.converters.worker_threads import share_cores
 
 #: Tests per worker process: a worker pays onnx's test collection (~6 s of CPU) once.
 CHUNK = 150
@@ -64,9 +65,7 @@ def run_isolated(
 
 def _worker_environment(jobs: int) -> dict[str, str]:
     environment = dict(os.environ)
-    share = str(max(1, (os.cpu_count() or 1) // max(1, jobs)))
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        environment.setdefault(variable, share)
+    share_cores(environment, jobs)
     return environment
 
 

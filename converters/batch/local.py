@@ -39,6 +39,7 @@ from unframe.converters.batch.jobs import (
     ProgressCallback,
     hooks_from_environment,
 )
+from unframe.converters.worker_threads import share_cores
 from unframe.shared_ir.errors import ExitCode
 from unframe.shared_ir.output import output_path, sweep_stale_staging
 
@@ -83,10 +84,6 @@ class LocalExecutor:
         """Every job's result, in the order of ``jobs``; Ctrl-C kills the workers and re-raises."""
         pool = _Pool(workers, timeout, on_progress)
         return pool.run(list(jobs))
-
-
-#: Thread-pool sizes read by OpenMP (torch, onnxruntime), MKL and OpenBLAS at start-up.
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 class _Pool:
@@ -139,12 +136,7 @@ class _Pool:
         # The test hooks are read when the pool starts, then handed to each worker it starts.
         environment = {k: v for k, v in os.environ.items() if k not in TEST_HOOKS}
         environment.update(self.hooks)
-        # Each worker gets its share of the cores: N workers each running torch's and
-        # onnxruntime's thread pools on every core would oversubscribe them (the user's own
-        # setting wins).
-        threads = str(max(1, (os.cpu_count() or 1) // self.size))
-        for variable in _THREAD_VARIABLES:
-            environment.setdefault(variable, threads)
+        share_cores(environment, self.size)
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", _WORKER_MODULE, str(child_end.fileno()), str(os.getpid())],
