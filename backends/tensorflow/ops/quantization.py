@@ -15,6 +15,7 @@ from unframe.backends.tensorflow.ops._common import (
     Outputs,
     Physical,
     channels_last,
+    for_tflite,
     ir,
     normalize_axis,
     np,
@@ -160,26 +161,38 @@ def _centered(ctx: ExportContext, index: int, zero_index: int, axis: int, dtype:
     return wide - tf.reshape(zero, [])
 
 
+def _accumulator(ctx: ExportContext) -> Any:
+    """float64 (exact integer sums to 2**53), or float32 for TFLite, whose builtins have no
+    float64 arithmetic (exact to 2**24: uint8 x uint8 products over 258 terms)."""
+    return ctx.tf.float32 if for_tflite(ctx) else ctx.tf.float64
+
+
 def _requantize(ctx: ExportContext, value: Any, zero_index: int, like: Any) -> Any:
-    """``value`` (float64) rounded, shifted by the output zero point and saturated."""
+    """``value`` (the accumulator's type) rounded, shifted by the output zero point and
+    saturated."""
     tf = ctx.tf
     dtype = ctx.input(zero_index).dtype if ctx.has_input(zero_index) else like
     if ctx.has_input(zero_index):
-        value = value + tf.reshape(tf.cast(ctx.input(zero_index), tf.float64), [])
+        value = value + tf.reshape(tf.cast(ctx.input(zero_index), _accumulator(ctx)), [])
     info = np.iinfo(dtype.as_numpy_dtype)
     return tf.cast(tf.clip_by_value(tf.round(value), float(info.min), float(info.max)), dtype)
 
 
 def _scale64(ctx: ExportContext, index: int) -> Any:
-    return ctx.tf.cast(ctx.input(index), ctx.tf.float64)
+    return ctx.tf.cast(ctx.input(index), _accumulator(ctx))
 
 
 @ops.register("QLinearMatMul", since=10)
 def qlinear_matmul_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
-    a = _centered(ctx, 0, 2, -1, tf.int32)
-    b = _centered(ctx, 3, 5, -1, tf.int32)
-    product = tf.cast(tf.linalg.matmul(a, b), tf.float64)
+    if for_tflite(ctx):  # TFLite's BATCH_MATMUL has no int32 kernel
+        a = _centered(ctx, 0, 2, -1, tf.float32)
+        b = _centered(ctx, 3, 5, -1, tf.float32)
+        product = tf.linalg.matmul(a, b)
+    else:
+        a = _centered(ctx, 0, 2, -1, tf.int32)
+        b = _centered(ctx, 3, 5, -1, tf.int32)
+        product = tf.cast(tf.linalg.matmul(a, b), tf.float64)
     factor = _scale64(ctx, 1) * _scale64(ctx, 4) / _scale64(ctx, 6)
     return [_requantize(ctx, product * factor, 7, ctx.input(0).dtype)]
 
@@ -188,22 +201,26 @@ def qlinear_matmul_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
 def matmul_integer_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
     rank_a = ctx.input_rank(0) or 2
+    if for_tflite(ctx):  # TFLite's BATCH_MATMUL has no int32 kernel
+        a = _centered(ctx, 0, 2, rank_a - 2 if rank_a > 1 else 0, tf.float32)
+        b = _centered(ctx, 1, 3, -1, tf.float32)
+        return [tf.cast(tf.round(tf.linalg.matmul(a, b)), tf.int32)]
     a = _centered(ctx, 0, 2, rank_a - 2 if rank_a > 1 else 0, tf.int32)
     b = _centered(ctx, 1, 3, -1, tf.int32)
     return [tf.linalg.matmul(a, b)]
 
 
 def _integer_conv(ctx: ExportContext, x_zero: int, w_index: int, w_zero: int) -> Any:
-    """The integer convolution of input 0 and weight ``w_index``, exact in float64, in
-    channels-last layout (TF's conv kernels take NHWC)."""
+    """The integer convolution of input 0 and weight ``w_index``, exact in the accumulator's
+    type, in channels-last layout (TF's conv kernels take NHWC)."""
     tf = ctx.tf
     if int(ctx.attr("group", 1)) != 1:
         raise ctx.error("grouped integer convolution is not converted yet")
     rank = ctx.input_rank(0)
     if rank is None or rank < 3:
         raise ctx.error("needs an input of known rank 3 or more")
-    x = tf.transpose(_centered(ctx, 0, x_zero, 1, tf.float64), channels_last(rank))
-    w = _centered(ctx, w_index, w_zero, 0, tf.float64)
+    x = tf.transpose(_centered(ctx, 0, x_zero, 1, _accumulator(ctx)), channels_last(rank))
+    w = _centered(ctx, w_index, w_zero, 0, _accumulator(ctx))
     weight_shape = ctx.input_shape(w_index)
     if weight_shape is None or any(d is None for d in weight_shape[2:]):
         raise ctx.error("the weight's spatial shape must be known before run time")
@@ -228,7 +245,7 @@ def qlinear_conv_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
     rank = ctx.input_rank(0) or 4
     acc = _integer_conv(ctx, 2, 3, 5)
     if ctx.has_input(8):
-        acc = acc + tf.reshape(tf.cast(ctx.input(8), tf.float64), [-1])
+        acc = acc + tf.reshape(tf.cast(ctx.input(8), _accumulator(ctx)), [-1])
     # Channels-last: the per-output-channel scale broadcasts on the last axis.
     scale = _scale64(ctx, 1) * tf.reshape(_scale64(ctx, 4), [-1]) / _scale64(ctx, 6)
     result = _requantize(ctx, acc * scale, 7, ctx.input(0).dtype)
