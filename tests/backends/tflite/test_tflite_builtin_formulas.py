@@ -44,7 +44,8 @@ def _assert_litert_matches_onnxruntime(
 ) -> dict[str, np.ndarray]:
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [output.name for output in proto.graph.output]
-    expected = dict(zip(names, session.run(None, feed), strict=True))
+    arrays = {name: np.asarray(value) for name, value in feed.items()}
+    expected = dict(zip(names, session.run(None, arrays), strict=True))
     got = run_export(to_tflite(ir.from_proto(proto)), feed)
     for name, want in expected.items():
         assert got[name].dtype == want.dtype, name
@@ -119,5 +120,34 @@ def test_scan_and_loop_gather_their_slices_without_tensor_lists() -> None:
         "rows": rng.standard_normal((4, 3)).astype(np.float32),
         "trips": np.array(5, np.int64),
         "start": rng.standard_normal(2).astype(np.float32),
+    }
+    _assert_litert_matches_onnxruntime(proto, feed)
+
+
+def test_scalar_inputs_reach_litert_as_scalars() -> None:
+    """Range takes 0-d start, limit and delta (LiteRT's RANGE refuses 1-element tensors), fed
+    as numpy scalars as onnx's test data holds them; a negative int32 delta counts down."""
+    proto = _model(
+        [
+            helper.make_node("Range", ["start", "limit", "delta"], ["counted"]),
+            helper.make_node("Range", ["first", "last", "stride"], ["down"]),
+        ],
+        {
+            "start": (TensorProto.FLOAT, []),
+            "limit": (TensorProto.FLOAT, []),
+            "delta": (TensorProto.FLOAT, []),
+            "first": (TensorProto.INT32, []),
+            "last": (TensorProto.INT32, []),
+            "stride": (TensorProto.INT32, []),
+        },
+        {"counted": TensorProto.FLOAT, "down": TensorProto.INT32},
+    )
+    feed = {
+        "start": np.float32(1.0),
+        "limit": np.float32(5.5),
+        "delta": np.float32(0.75),
+        "first": np.int32(10),
+        "last": np.int32(-3),
+        "stride": np.int32(-4),
     }
     _assert_litert_matches_onnxruntime(proto, feed)
