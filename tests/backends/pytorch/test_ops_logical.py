@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
-import onnx
-import onnx_ir as ir
 import pytest
-from onnx import helper, numpy_helper
+from onnx import helper
 
 torch = pytest.importorskip("torch")
 
-from torch_single_node import assert_same, run_single_node  # noqa: E402
-
-from unframe.backends.pytorch import export_program  # noqa: E402
+from torch_backend_cases import (  # noqa: E402
+    assert_reshape_keeps_batch_dynamic,
+    assert_same,
+    run_single_node,
+)
 
 from node_family import check_node_case, family_cases, ops_without_node_tests  # noqa: E402
 
@@ -78,26 +78,11 @@ def test_where_keeps_the_type(dtype: str) -> None:
 
 def test_where_on_a_shape_stays_dynamic() -> None:
     """``Where(Equal(shape, c), -1, shape)`` feeding Reshape keeps the batch symbolic."""
-    graph = helper.make_graph(
-        [
-            helper.make_node("Shape", ["x"], ["s"]),
-            helper.make_node("Equal", ["s", "ones"], ["e"]),
-            helper.make_node("Where", ["e", "minus", "s"], ["t"]),
-            helper.make_node("Reshape", ["x", "t"], ["y"]),
-        ],
-        "where_shape",
-        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", 3])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
-        initializer=[
-            numpy_helper.from_array(np.array([1, 3], np.int64), "ones"),
-            numpy_helper.from_array(np.array([-1, -1], np.int64), "minus"),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    program = export_program(ir.from_proto(model))
-    assert "to_int_list" not in str(program.graph)
-    module = program.module()
-    for batch in (3, 7):
-        x = np.arange(batch * 3, dtype=np.float32).reshape(batch, 3)
-        (got,) = module(torch.from_numpy(x))
-        np.testing.assert_array_equal(got.numpy(), x)
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Equal", ["s", "ones"], ["e"]),
+        helper.make_node("Where", ["e", "minus", "s"], ["t"]),
+        helper.make_node("Reshape", ["x", "t"], ["y"]),
+    ]
+    constants = {"ones": np.array([1, 3], np.int64), "minus": np.array([-1, -1], np.int64)}
+    assert_reshape_keeps_batch_dynamic(nodes, constants, batches=(3, 7))

@@ -10,7 +10,11 @@ from onnx import helper, numpy_helper
 
 torch = pytest.importorskip("torch")
 
-from torch_single_node import assert_same, run_single_node  # noqa: E402
+from torch_backend_cases import (  # noqa: E402
+    assert_reshape_keeps_batch_dynamic,
+    assert_same,
+    run_single_node,
+)
 
 from unframe.backends.pytorch import export_program  # noqa: E402
 
@@ -232,30 +236,18 @@ def test_exports_with_dynamic_batch() -> None:
 
 def test_shape_arithmetic_stays_dynamic() -> None:
     """Neg/Max/Sum/Mod on a ``Shape`` result feed a Reshape without baking in the batch."""
-    graph = helper.make_graph(
-        [
-            helper.make_node("Shape", ["x"], ["s"]),
-            helper.make_node("Neg", ["s"], ["ns"]),
-            helper.make_node("Max", ["ns", "low"], ["m"]),
-            helper.make_node("Neg", ["m"], ["p"]),
-            helper.make_node("Sum", ["p", "zero"], ["q"]),
-            helper.make_node("Mod", ["q", "big"], ["t"]),
-            helper.make_node("Reshape", ["x", "t"], ["y"]),
-        ],
-        "shape_math",
-        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", 3])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
-        initializer=[
-            numpy_helper.from_array(np.array([-1000, -3], np.int64), "low"),
-            numpy_helper.from_array(np.array(0, np.int64), "zero"),
-            numpy_helper.from_array(np.array(1000, np.int64), "big"),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    program = export_program(ir.from_proto(model))
-    assert "to_int_list" not in str(program.graph)
-    module = program.module()
-    for batch in (3, 6):
-        x = np.arange(batch * 3, dtype=np.float32).reshape(batch, 3)
-        (got,) = module(torch.from_numpy(x))
-        np.testing.assert_array_equal(got.numpy(), x)
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Neg", ["s"], ["ns"]),
+        helper.make_node("Max", ["ns", "low"], ["m"]),
+        helper.make_node("Neg", ["m"], ["p"]),
+        helper.make_node("Sum", ["p", "zero"], ["q"]),
+        helper.make_node("Mod", ["q", "big"], ["t"]),
+        helper.make_node("Reshape", ["x", "t"], ["y"]),
+    ]
+    constants = {
+        "low": np.array([-1000, -3], np.int64),
+        "zero": np.array(0, np.int64),
+        "big": np.array(1000, np.int64),
+    }
+    assert_reshape_keeps_batch_dynamic(nodes, constants, batches=(3, 6))

@@ -1,4 +1,4 @@
-"""One ONNX node built into a torch module by the PyTorch backend and run, for hand-computed cases.
+"""Small ONNX graphs built into torch modules by the PyTorch backend and run, for hand-computed cases.
 
 Import it after ``pytest.importorskip("torch")``: it imports torch.
 """
@@ -11,9 +11,9 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 import torch
-from onnx import helper
+from onnx import helper, numpy_helper
 
-from unframe.backends.pytorch import fx_functions, to_torch
+from unframe.backends.pytorch import export_program, fx_functions, to_torch
 from unframe.backends.pytorch.pt2_file import outputs_to_numpy, tensors_from_numpy
 
 
@@ -59,3 +59,26 @@ def assert_same(got: np.ndarray, want: np.ndarray) -> None:
     """Equal values in the same dtype."""
     assert got.dtype == want.dtype, (got.dtype, want.dtype)
     np.testing.assert_array_equal(got, want)
+
+
+def assert_reshape_keeps_batch_dynamic(
+    nodes: list[onnx.NodeProto], constants: dict[str, np.ndarray], batches: tuple[int, ...]
+) -> None:
+    """``nodes`` compute a shape from ``x`` ``[batch, 3]`` and Reshape ``x`` to ``y`` by it:
+    under ``torch.export`` the shape stays symbolic (no ``to_int_list``), so every batch runs and
+    comes back as it went in."""
+    graph = helper.make_graph(
+        nodes,
+        "shape_arithmetic",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(value, name) for name, value in constants.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    program = export_program(ir.from_proto(model))
+    assert "to_int_list" not in str(program.graph)
+    module = program.module()
+    for batch in batches:
+        x = np.arange(batch * 3, dtype=np.float32).reshape(batch, 3)
+        (got,) = module(torch.from_numpy(x))
+        np.testing.assert_array_equal(got.numpy(), x)
