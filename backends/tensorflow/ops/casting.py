@@ -20,6 +20,7 @@ import ml_dtypes
 from unframe.backends.tensorflow.ops._common import (
     ExportContext,
     Outputs,
+    for_tflite,
     ir,
     np,
     ops,
@@ -222,4 +223,8 @@ def bit_cast_v26(node: ir.Node, ctx: ExportContext) -> Outputs:
         as_byte = tf.cast(x, tf.uint8) if x.dtype == tf.bool else x
         result = tf.bitcast(as_byte, tf.uint8 if target == tf.bool else target)
         return [tf.not_equal(result, 0) if target == tf.bool else result]
-    return [tf.bitcast(x, target)]
+    result = tf.bitcast(x, target)
+    if for_tflite(ctx) and x.shape.rank == 0:
+        # TFLiteConverter gives a scalar BITCAST the shape [1].
+        result = tf.reshape(result, [])
+    return [result]

@@ -255,3 +255,14 @@ def test_an_op_computing_on_a_carried_type_is_refused_naming_the_node(tmp_path: 
     assert "pad_float8" in result.output and "FLOAT8E4M3FN" in result.output
     assert "to_float8" not in result.output
     assert not out.exists()
+
+
+def test_a_scalar_bitcast_stays_a_scalar() -> None:
+    """TFLite's BITCAST of a rank-0 tensor gives shape [1]; the export reshapes it back."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [])
+    y = helper.make_tensor_value_info("y", TensorProto.INT32, [])
+    node = helper.make_node("BitCast", ["x"], ["y"], to=TensorProto.INT32)
+    feed = {"x": np.array(-1.5, np.float32)}
+    got = run_export(to_tflite(ir.from_proto(_model([node], [x], [y], opset=26))), feed)["y"]
+    assert got.shape == ()
+    assert got == feed["x"].view(np.int32)
