@@ -1,5 +1,5 @@
 """Indexing: GatherElements, GatherND, ScatterElements, ScatterND, OneHot, NonZero, TopK, CumSum,
-Trilu, EyeLike."""
+Trilu, EyeLike, TensorScatter."""
 
 from __future__ import annotations
 
@@ -288,3 +288,51 @@ def reverse_sequence_v10(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
             batch_axis=int(ctx.attr("batch_axis", 1)),
         )
     ]
+
+
+@ops.register("TensorScatter", since=24)
+def tensor_scatter_v24(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    """The update written into the cache along ``axis`` from each batch row's write index.
+
+    Each cache position ``p`` reads update position ``p - w`` (``(p - w) mod S`` in circular
+    mode) where that lies in ``[0, s)``, else keeps the past: a gather and a select, so no
+    scatter with positions computed at run time is needed.
+    """
+    ctx.mil_dtype(ctx.input_dtype(0))
+    mb = ctx.mb
+    past, update = ctx.input_shape(0), ctx.input_shape(1)
+    if past is None or update is None or any(d is None for d in (*past, *update)):
+        raise ctx.error("a cache or update of a shape unknown before run time")
+    rank = len(past)
+    axis = normalized_axes([int(ctx.attr("axis", -2))], rank)[0]
+    if axis == 0:
+        raise ctx.error("axis 0: the batch axis cannot be the sequence axis")
+    mode = str(ctx.attr("mode", "linear"))
+    if mode not in ("linear", "circular"):
+        raise ctx.error(f"mode={mode!r}: ONNX's TensorScatter is linear or circular")
+    cache_length, update_length = int(past[axis] or 0), int(update[axis] or 0)
+    # Positions along the sequence axis, shaped to broadcast against [batch, 1, ..., 1].
+    position_shape = [1] * rank
+    position_shape[axis] = cache_length
+    positions = np.arange(cache_length, dtype=np.int32).reshape(position_shape)
+    if ctx.has_input(2):
+        writes = ctx.input(2)
+        if ctx.mil_dtype(ctx.input_dtype(2)) != "int32":
+            writes = mb.cast(x=writes, dtype="int32")
+        writes = mb.reshape(x=writes, shape=[-1] + [1] * (rank - 1))
+        offsets = mb.sub(x=positions, y=writes)
+    else:
+        offsets = ctx.make_constant(positions)
+    if mode == "circular":
+        offsets = mb.mod(x=offsets, y=np.int32(cache_length))
+    inside = mb.logical_and(
+        x=mb.greater_equal(x=offsets, y=np.int32(0)),
+        y=mb.less(x=offsets, y=np.int32(update_length)),
+    )
+    # gather_along_axis takes indices of the output's full shape.
+    full = [int(d or 0) for d in past]
+    zeros = np.zeros(full, np.int32)
+    clamped = mb.minimum(x=mb.maximum(x=offsets, y=np.int32(0)), y=np.int32(update_length - 1))
+    indices = mb.add(x=clamped, y=zeros)
+    written = mb.gather_along_axis(x=ctx.input(1), indices=indices, axis=axis)
+    return [mb.select(cond=inside, a=written, b=ctx.input(0))]

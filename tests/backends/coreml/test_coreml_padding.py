@@ -101,7 +101,9 @@ def test_slice_whose_output_length_is_counted_at_run_time(
     ]
     feeds = {"x": _X} | {
         name: np.array(v, np.int64)
-        for name, v in zip(("starts", "ends", "axes", "steps"), (starts, ends, axes, steps))
+        for name, v in zip(
+            ("starts", "ends", "axes", "steps"), (starts, ends, axes, steps), strict=True
+        )
     }
     node = helper.make_node("Slice", ["x", "starts", "ends", "axes", "steps"], ["y"])
     _check(_model([node], inputs), feeds)
