@@ -81,11 +81,31 @@ def freeze_function(
         graph_def = _freeze_holding_out(function, {weight.tensor for weight in held})
         graph_def = tf_loader.fix_freezing_errors_part2(graph_def)
         held_tensors = [weight.tensor for weight in held]
-        # grappler, as tf2onnx's from_function runs it (inside a graph: it exports a meta graph)
+        # grappler feeds every Placeholder of a known shape a made-up tensor of that shape (1x
+        # the weights again): it sees the held ones with unknown shapes, given back after it.
+        shapes = _forget_shapes(graph_def, held_tensors)
+        # as tf2onnx's from_function runs grappler: inside a graph (it exports a meta graph)
         with tf.Graph().as_default():
             tf.import_graph_def(graph_def, name="")
             graph_def = tf_loader.tf_optimize(inputs + held_tensors, outputs, graph_def)
+        for node in graph_def.node:
+            if node.name in shapes and node.op == "Placeholder":
+                node.attr["shape"].shape.CopyFrom(shapes[node.name])
     return FrozenFunction(graph_def, held)
+
+
+def _forget_shapes(graph_def: Any, tensors: Sequence[str]) -> dict[str, Any]:
+    """Sets the ``tensors``' Placeholders to unknown rank; returns their shapes by node name."""
+    names = {tensor.split(":")[0] for tensor in tensors}
+    shapes = {}
+    for node in graph_def.node:
+        if node.name in names:
+            shape = node.attr["shape"].shape
+            shapes[node.name] = type(shape)()
+            shapes[node.name].CopyFrom(shape)
+            shape.Clear()
+            shape.unknown_rank = True
+    return shapes
 
 
 def _weights_to_hold(function: Any, hold_out: bool | None, taken: set[str]) -> list[HeldWeight]:

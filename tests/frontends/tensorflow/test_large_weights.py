@@ -168,3 +168,22 @@ def test_large_model_path_both_ways(
 
     again = load_tensorflow(back, ConvertOptions())
     np.testing.assert_allclose(_run_onnx(again, {"features": x})[0], expected, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.usefixtures("hold_out_everything")
+def test_held_weights_are_placeholders_of_their_variables_shapes(keras: Any) -> None:
+    tf = import_tensorflow()
+    model = _conv_net(keras)
+    spec = tf.TensorSpec([None, 12, 12, 3], tf.float32, name="image")
+    function = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    frozen = freezing.freeze_function(function)
+    shapes = {weight.tensor.split(":")[0]: tuple(weight.variable.shape) for weight in frozen.held}
+    assert len(shapes) == len(model.weights)
+    placeholders = {
+        node.name: tuple(dim.size for dim in node.attr["shape"].shape.dim)
+        for node in frozen.graph_def.node
+        if node.op == "Placeholder" and node.name in shapes
+    }
+    # Grappler saw them with unknown shapes (so it made no tensor of each); they are given back.
+    assert placeholders == shapes
+    assert not any(node.op == "Const" and node.name in shapes for node in frozen.graph_def.node)
