@@ -196,9 +196,11 @@ model = ir.Model(graph, ir_version=10)
 if target == "pt2":
     # Only torch.export.save writes the weights: the module is built and traced beforehand.
     from unframe.backends.pytorch import export_program
+    from unframe.backends.pytorch.native.pt2_weights import weights_written_from_storage
     program = export_program(model)
     def write():
-        torch.export.save(program, out)
+        with weights_written_from_storage():  # as save_pt2 writes it
+            torch.export.save(program, out)
 elif target == "caffe2":
     from unframe.converters.adapters.caffe2 import Caffe2Framework
     from unframe.converters.framework import ConvertOptions
@@ -380,7 +382,8 @@ def llama(size: str, dtype: str, workdir: Path, repeat: int = 2) -> None:
     for _ in range(repeat):
         for name, code in (("unframe", _UNFRAME), ("direct", _DIRECT)):
             out = workdir / f"{name}.onnx"
-            result = child(code, str(pt2), str(out), str(weight_bytes))
+            extra = [str(weight_bytes)] if name == "direct" else []
+            result = child(code, str(pt2), str(out), *extra)
             times[name].append(float(result["seconds"]))
             peaks[name] = float(result["peak_mib"])
             print(

@@ -25,6 +25,7 @@ from unframe.backends.pytorch.driver import FRAMEWORK, ONNX_NAME, SOURCE_NAMES, 
 from unframe.backends.pytorch.dtypes import maybe_torch_dtype, widen_emulated
 from unframe.backends.pytorch.native.dispatch import fresh_export_state
 from unframe.backends.pytorch.native.pt2_names import UNFRAME_JSON, source_names
+from unframe.backends.pytorch.native.pt2_weights import weights_written_from_storage
 from unframe.backends.pytorch.native.quiet import quiet_torch
 from unframe.shared_ir.errors import (
     BadInputError,
@@ -170,7 +171,8 @@ def save_pt2(
             else {}
         ),
     }
-    torch.export.save(program, str(path), extra_files={UNFRAME_JSON: json.dumps(meta)})
+    with weights_written_from_storage():
+        torch.export.save(program, str(path), extra_files={UNFRAME_JSON: json.dumps(meta)})
 
 
 def _value_names(
