@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from unframe.backends.coreml.context import ExportContext
+from unframe.backends.coreml.native.reading import mil_type_name
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ def _resample_axis(ctx: ExportContext, data: Any, plan: AxisResize, sampling: Sa
 
 
 def _is_fp16(var: Any) -> bool:
-    return "fp16" in str(var.dtype)
+    return mil_type_name(var.dtype) == "fp16"
 
 
 def resample(ctx: ExportContext, data: Any, plans: list[AxisResize], sampling: Sampling) -> Any:

@@ -1,4 +1,6 @@
-"""LSTM on MIL's lstm (constant weights, the default activations, no sequence lengths).
+"""LSTM on MIL's lstm (constant weights, the default activations, no sequence lengths, no
+peepholes); otherwise, and for GRU and RNN, the steps unrolled with ONNX's equations
+(``_recurrence``).
 
 ONNX orders an LSTM's gates input, output, forget, cell; MIL input, forget, output, cell. MIL
 holds the two directions side by side on the last axis ((T, B, 2H), (B, 2H)) where ONNX gives
@@ -14,8 +16,10 @@ import numpy as np
 import onnx_ir as ir
 
 from unframe.backends.coreml.context import ExportContext
+from unframe.backends.coreml.ops import _recurrence
 from unframe.backends.coreml.ops._common import require_float
 from unframe.backends.coreml.registry import ops
+from unframe.shared_ir.errors import ConversionError
 
 #: MIL's gate blocks [i, f, o, z] taken from ONNX's [i, o, f, c].
 _ONNX_TO_MIL_GATES = [0, 2, 1, 3]
@@ -26,8 +30,35 @@ def _gates(array: np.ndarray, hidden: int) -> np.ndarray:
     return np.concatenate([blocks[k] for k in _ONNX_TO_MIL_GATES], axis=0)
 
 
+def _unrolled(ctx: ExportContext, kind: str) -> list[Any]:
+    gates, names = {"RNN": (1, ["Tanh"]), "GRU": (3, ["Sigmoid", "Tanh"]),
+                    "LSTM": (4, ["Sigmoid", "Tanh", "Tanh"])}[kind]  # fmt: skip
+    require_float(ctx, kind)
+    dtype = _recurrence.float_type(ctx.input(0))
+    acts = _recurrence.activations(ctx, len(names), names, dtype)
+    cell = _recurrence.Cell(kind, gates, int(ctx.attr("hidden_size")), acts)
+    return _recurrence.run(ctx, cell)
+
+
+@ops.register("RNN", since=7)
+def rnn_v7(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    return _unrolled(ctx, "RNN")
+
+
+@ops.register("GRU", since=7)
+def gru_v7(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    return _unrolled(ctx, "GRU")
+
+
 @ops.register("LSTM", since=7)
 def lstm_v7(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    try:
+        return _on_mil_lstm(ctx)
+    except ConversionError:
+        return _unrolled(ctx, "LSTM")  # nothing was built: MIL's lstm refused before building
+
+
+def _on_mil_lstm(ctx: ExportContext) -> list[Any]:
     require_float(ctx, "LSTM")
     direction = str(ctx.attr("direction", "forward"))
     hidden = int(ctx.attr("hidden_size"))

@@ -20,6 +20,7 @@ import numpy as np
 import onnx_ir as ir
 
 from unframe.backends.coreml.context import ExportContext
+from unframe.backends.coreml.native.reading import mil_type_name
 from unframe.backends.coreml.ops._common import require_float
 from unframe.backends.coreml.ops._resampling import AxisResize, Sampling, resample
 from unframe.backends.coreml.registry import ops
@@ -194,7 +195,7 @@ def _entry(ctx: ExportContext, index: int, k: int) -> Any:
     if array is not None:
         return np.asarray([array.reshape(-1)[k]], np.float32)
     entry = ctx.mb.gather(x=ctx.input(index), indices=np.array([k], np.int32), axis=0)
-    return entry if "fp32" in str(entry.dtype) else ctx.mb.cast(x=entry, dtype="fp32")
+    return entry if mil_type_name(entry.dtype) == "fp32" else ctx.mb.cast(x=entry, dtype="fp32")
 
 
 def _resize_by_gathers(

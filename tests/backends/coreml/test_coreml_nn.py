@@ -18,7 +18,6 @@ from onnx import TensorProto, helper
 
 from unframe.converters.conformance import _as_value, collect_node_tests, run_test
 from unframe.converters.registry import get_framework
-from unframe.shared_ir.errors import UnsupportedOpsError
 from unframe.shared_ir.options import ConvertOptions
 from unframe.shared_ir.runner import run_onnxruntime
 
@@ -127,20 +126,6 @@ def test_with_constant_inputs_matches_onnx(name: str) -> None:
     for got, want in zip(actual, expected, strict=True):
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=case.rtol, atol=case.atol)
-
-
-@pytest.mark.parametrize(
-    ("name", "reason"),
-    [
-        ("test_lstm_with_peepholes", "sequence_lens"),
-    ],
-)
-def test_resize_samples_core_ml_cannot_hold_are_refused_by_name(name: str, reason: str) -> None:
-    model, feeds, _, _ = _frozen(name)
-    with pytest.raises(UnsupportedOpsError) as caught:
-        get_framework("coreml").run_ir(model, feeds, ConvertOptions())
-    assert caught.value.exit_code == 3
-    assert reason in caught.value.ops[0].reason
 
 
 def _one_node(op: str, shape: list[int], opset: int, *params: np.ndarray, **attrs: Any) -> ir.Model:

@@ -1,0 +1,117 @@
+"""The frontend on the MIL ops the backend emits for RNN/GRU/LSTM unrolled
+(``backends/coreml/ops/_recurrence.py``), checked on a package coremltools' own PyTorch converter
+writes: a GRU with weights and sequence lengths given at run time, spelled out step by step in
+torch, imported and compared with torch's outputs. Every MIL op type the backend emits for
+onnx's recurrent node tests must appear in that package, so none is read only on our own output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+import pytest
+
+from unframe.backends.coreml.native import coremltools, load_mil_program, quiet_stderr
+from unframe.converters.conformance import collect_node_tests
+from unframe.frontends.coreml.driver import load_coreml
+from unframe.shared_ir.runner import run_onnxruntime
+
+torch = pytest.importorskip("torch", reason="the package is converted from a PyTorch model")
+
+STEPS, BATCH, FEATURES, HIDDEN = 3, 2, 4, 5
+
+
+class Recurrence(torch.nn.Module):
+    """A GRU step by step: direction 1 of stacked weights, masked by each sequence's length."""
+
+    def forward(self, x: Any, w: Any, r: Any, lens: Any) -> Any:
+        w1 = torch.narrow(w, 0, 1, 1).squeeze(0)
+        r1 = torch.narrow(r, 0, 1, 1).squeeze(0)
+        projected = torch.matmul(x, w1.transpose(0, 1))
+        h = torch.zeros(BATCH, HIDDEN)
+        ys = []
+        for t, step in enumerate(torch.split(projected, 1, 0)):
+            hidden = torch.matmul(h, r1.transpose(0, 1))
+            xz, xr, xh = torch.chunk(step.squeeze(0), 3, -1)
+            hz, hr, hh = torch.chunk(hidden, 3, -1)
+            z = torch.sigmoid(xz + hz)
+            candidate = torch.tanh(xh + torch.sigmoid(xr + hr) * hh)
+            new = (1 - z) * candidate + z * h
+            valid = (lens > t).unsqueeze(1)
+            ys.append(torch.where(valid, new, torch.zeros(1, 1)))
+            h = torch.where(valid, new, h)
+        return torch.stack(ys, 0).permute(1, 0, 2) + h.unsqueeze(1)
+
+
+NAMES = ("x", "w", "r", "lens")
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], np.ndarray]:
+    ct = coremltools()
+    generator = torch.Generator().manual_seed(0)
+    examples = (
+        torch.randn(STEPS, BATCH, FEATURES, generator=generator),
+        torch.randn(2, 3 * HIDDEN, FEATURES, generator=generator),
+        torch.randn(2, 3 * HIDDEN, HIDDEN, generator=generator),
+        torch.tensor([3, 2], dtype=torch.int32),
+    )
+    module = Recurrence().eval()
+    with torch.no_grad():
+        expected = module(*examples).numpy()
+    with quiet_stderr():
+        converted = ct.convert(
+            torch.jit.trace(module, examples),
+            inputs=[
+                ct.TensorType(name=name, shape=tuple(example.shape), dtype=np.int32)
+                if name == "lens"
+                else ct.TensorType(name=name, shape=tuple(example.shape))
+                for name, example in zip(NAMES, examples, strict=True)
+            ],
+            convert_to="mlprogram",
+            compute_precision=ct.precision.FLOAT32,
+        )
+    path = tmp_path_factory.mktemp("recurrence") / "recurrence.mlpackage"
+    converted.save(str(path))
+    feeds = {name: example.numpy() for name, example in zip(NAMES, examples, strict=True)}
+    return path, feeds, expected
+
+
+def _op_types(block: Any) -> set[str]:
+    found = set()
+    for op in block.operations:
+        found.add(op.op_type)
+        for inner in op.blocks:
+            found |= _op_types(inner)
+    return found
+
+
+def test_coremltools_recurrence_package_matches_torch(package: tuple[Any, ...]) -> None:
+    path, feeds, expected = package
+    (actual,) = run_onnxruntime(load_coreml(path), feeds).values()
+    assert actual.shape == expected.shape
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "test_lstm_with_peepholes",
+        "test_gru_seq_length",
+        "test_gru_bidirectional",
+        "test_simple_rnn_batchwise",
+        "test_rnn_seq_length",
+    ],
+)
+def test_every_mil_op_a_recurrence_emits_is_in_the_coremltools_package(
+    name: str, package: tuple[Any, ...]
+) -> None:
+    from unframe.backends.coreml.driver import export_mlprogram
+
+    (case,) = collect_node_tests(name_pattern=f"^{name}$")
+    exported = export_mlprogram(ir.from_proto(case.model))
+    emitted = _op_types(exported.mlmodel._mil_program.functions["main"])
+    covered = _op_types(load_mil_program(package[0]).functions["main"])
+    assert emitted - covered - {"const"} == set()
