@@ -15,7 +15,7 @@ import numpy as np
 import onnx_ir as ir
 
 from unframe.converters.framework import ConvertOptions, Framework
-from unframe.shared_ir.errors import BadInputError, UnsupportedOp
+from unframe.shared_ir.errors import BadInputError, UnsupportedError, UnsupportedOp
 from unframe.shared_ir.op_registry import OpRegistry
 
 _CONFORMANCE_NOTE = """\
@@ -63,6 +63,25 @@ def note_transposes(model: ir.Model, built: Any, layout: str) -> None:
             f"tensorflow: the layout pass added {transposes} Transpose(s) at the "
             "boundaries of channels-last (NHWC) regions",
             stacklevel=3,
+        )
+
+
+#: The most weight bytes written as graph constants: a SavedModel's graph is one protobuf
+#: (2 GiB at most), which also holds the ops; variables live in the checkpoint beside it.
+GRAPH_CONSTANTS_LIMIT = (2 << 30) - (64 << 20)
+
+
+def _refuse_constants_over_the_graph_limit(model: ir.Model) -> None:
+    from unframe.shared_ir.io import initializer_bytes
+
+    total = initializer_bytes(model)
+    if total > GRAPH_CONSTANTS_LIMIT:
+        raise UnsupportedError(
+            f"the weights ({total / 2**30:.2f} GiB) cannot be graph constants: a SavedModel's "
+            "graph is one protobuf of at most 2 GB",
+            framework="tensorflow",
+            hint="leave tensorflow_weights='constants' out: weights are tf.Variables by default, "
+            "saved in the variables/ checkpoint, which has no such limit",
         )
 
 
@@ -118,6 +137,8 @@ class TensorFlowFramework(Framework):
         from unframe.backends.tensorflow import save_saved_model
 
         weights = str(options.extra.get("tensorflow_weights", "variables"))
+        if weights == "constants":
+            _refuse_constants_over_the_graph_limit(model)
         layout = layout_option(options)
         built = save_saved_model(model, path, weights=weights, layout=layout)
         note_transposes(model, built, layout)

@@ -18,10 +18,12 @@ import pytest
 pytest.importorskip("tf2onnx", reason="the tensorflow extra is not installed")
 ort = pytest.importorskip("onnxruntime")
 
+from unframe.converters.adapters import tensorflow as tensorflow_adapter  # noqa: E402
 from unframe.converters.api import convert  # noqa: E402
 from unframe.frontends.tensorflow import freezing, from_keras, load_tensorflow  # noqa: E402
 from unframe.frontends.tensorflow.quiet import import_tensorflow  # noqa: E402
 from unframe.shared_ir import io  # noqa: E402
+from unframe.shared_ir.errors import UnsupportedError  # noqa: E402
 from unframe.shared_ir.options import ConvertOptions  # noqa: E402
 
 RTOL, ATOL = 1e-4, 1e-5
@@ -165,6 +167,15 @@ def test_large_model_path_both_ways(
     loaded = tf.saved_model.load(str(back))
     result = loaded.signatures["serving_default"](features=tf.constant(x))
     np.testing.assert_allclose(next(iter(result.values())).numpy(), expected, rtol=RTOL, atol=ATOL)
+
+    # Weights as graph constants would not fit a graph protobuf: refused, nothing written.
+    monkeypatch.setattr(tensorflow_adapter, "GRAPH_CONSTANTS_LIMIT", weight_bytes // 2)
+    refused = tmp_path / "constants.savedmodel"
+    with pytest.raises(UnsupportedError, match="cannot be graph constants"):
+        convert(
+            onnx_path, refused, source="onnx", target="tensorflow", tensorflow_weights="constants"
+        )
+    assert not refused.exists()
 
     again = load_tensorflow(back, ConvertOptions())
     np.testing.assert_allclose(_run_onnx(again, {"features": x})[0], expected, rtol=RTOL, atol=ATOL)
