@@ -164,3 +164,22 @@ def test_training_optimizers_match_onnx_reference(
     assert list(actual) == outputs
     for name in outputs:
         np.testing.assert_allclose(actual[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    ("equation", "shapes"),
+    [
+        ("...ii->...i", [[3, 4, 4]]),
+        ("ii", [[5, 5]]),  # the trace
+        ("iji->j", [[3, 2, 3]]),
+        ("...ij,...jk->...ik", [[2, 3, 4], [1, 4, 5]]),  # the ellipsis dims broadcast
+        ("...ij,jk", [[2, 1, 3, 4], [4, 2]]),  # implicit output: the ellipsis's dims first
+        ("bii,bi->b", [[2, 3, 3], [2, 3]]),
+    ],
+)
+def test_einsum_with_ellipses_and_diagonals(equation: str, shapes: list[list[int]]) -> None:
+    rng = np.random.default_rng(4)
+    inputs = [(f"x{i}", TensorProto.FLOAT, shape) for i, shape in enumerate(shapes)]
+    model = one_node("Einsum", inputs, ["y"], {"": 12}, equation=equation)
+    feeds = {name: rng.standard_normal(shape).astype(np.float32) for name, _, shape in inputs}
+    check_against(onnxruntime_on(model, feeds), exported(model, feeds))
