@@ -252,6 +252,11 @@ _BINARY: dict[str, tuple[int, str]] = {
 
 def _register_binary(op_type: str, since: int, dotted: str) -> None:
     def convert(node: ir.Node, ctx: ExportContext) -> Outputs:
+        formula = _TFLITE_BITWISE.get(op_type) if for_tflite(ctx) else None
+        if formula is not None:
+            tf = ctx.tf
+            (a, b), perm = elementwise_inputs(ctx, 2)
+            return [wrap(formula(tf, a, b), perm)]
         return _binary(ctx, _tf_function(ctx, dotted))
 
     convert.__name__ = convert.__qualname__ = f"{op_type.lower()}_v{since}"
@@ -264,7 +269,87 @@ for _op, (_since, _dotted) in _BINARY.items():
 
 @ops.register("BitwiseNot", since=18)
 def bitwise_not_v18(node: ir.Node, ctx: ExportContext) -> Outputs:
+    if for_tflite(ctx):
+        tf = ctx.tf
+        held = ctx.physical(0)
+        return [wrap(_tflite_bitwise_not(tf, held.tensor), held.perm)]
     return _unary(ctx, ctx.tf.bitwise.invert)
+
+
+# -- bitwise ops from TFLite builtins ------------------------------------------------------------
+# TFLite's builtins have BITWISE_XOR and RIGHT_SHIFT (8 to 32 bits), wrapping int32/int64 ADD,
+# SUB and MUL, CAST that keeps low bits and BITCAST; the rest is exact arithmetic on those.
+
+#: Types computed in int32 (widened by sign or zero extension, whose bitwise results are the
+#: extension of the narrow results; the cast back keeps the low bits).
+_NARROW = frozenset({"int8", "int16", "uint8", "uint16"})
+
+
+def _as_int32(tf: Any, x: Any) -> Any:
+    if x.dtype.name in _NARROW:
+        return tf.cast(x, tf.int32)
+    if x.dtype == tf.uint32:
+        return tf.bitcast(x, tf.int32)  # the same 32 bits: wrapping arithmetic agrees
+    return x
+
+
+def _from_int32(tf: Any, x: Any, dtype: Any) -> Any:
+    if dtype == tf.uint32:
+        return tf.bitcast(x, tf.uint32)
+    return tf.cast(x, dtype) if dtype != x.dtype else x
+
+
+def _in_int32(tf: Any, fn: Callable[..., Any], *tensors: Any) -> Any:
+    dtype = tensors[0].dtype
+    return _from_int32(tf, fn(*(_as_int32(tf, t) for t in tensors)), dtype)
+
+
+def _and_int32(tf: Any, a: Any, b: Any) -> Any:
+    """a & b of int32s: a + b = (a ^ b) + 2 (a & b), so (a + b) - (a ^ b) wraps to (a & b) << 1;
+    its arithmetic shift right holds every bit but the top one, which is set where a and b are
+    both negative (flipped by an XOR where the shift copied the wrong one)."""
+    halved = tf.bitwise.right_shift(a + b - tf.bitwise.bitwise_xor(a, b), 1)
+    top = tf.constant(np.iinfo(np.int32).min, tf.int32)
+    zero = tf.zeros((), tf.int32)
+    wanted = tf.logical_and(a < zero, b < zero)
+    return tf.where(
+        tf.not_equal(halved < zero, wanted), tf.bitwise.bitwise_xor(halved, top), halved
+    )
+
+
+def _or_int32(tf: Any, a: Any, b: Any) -> Any:
+    # a ^ b and a & b have no bit in common: their sum carries nothing.
+    return tf.bitwise.bitwise_xor(a, b) + _and_int32(tf, a, b)
+
+
+def _tflite_bitwise_not(tf: Any, x: Any) -> Any:
+    if x.dtype == tf.int64:
+        return -x - 1  # two's complement, wrapping as int64 does
+    ones = np.iinfo(x.dtype.as_numpy_dtype).max if x.dtype.is_unsigned else -1
+    return tf.bitwise.bitwise_xor(x, tf.constant(ones, x.dtype))
+
+
+def _bitwise_formula(
+    formula: Callable[[Any, Any, Any], Any], refused: Callable[[Any], Any]
+) -> Callable[[Any, Any, Any], Any]:
+    """``formula`` in int32 for 8 to 32 bits; TF's own op (``refused(tf)``) for 64 bits, which
+    TFLiteConverter then refuses by name."""
+
+    def apply(tf: Any, a: Any, b: Any) -> Any:
+        if a.dtype.size > 4:
+            return refused(tf)(a, b)
+        return _in_int32(tf, lambda x, y: formula(tf, x, y), a, b)
+
+    return apply
+
+
+_TFLITE_BITWISE: dict[str, Callable[[Any, Any, Any], Any]] = {
+    "BitwiseAnd": _bitwise_formula(_and_int32, lambda tf: tf.bitwise.bitwise_and),
+    "BitwiseOr": _bitwise_formula(_or_int32, lambda tf: tf.bitwise.bitwise_or),
+    "BitwiseXor": _bitwise_formula(
+        lambda tf, a, b: tf.bitwise.bitwise_xor(a, b), lambda tf: tf.bitwise.bitwise_xor
+    ),
+}
 
 
 @ops.register("IsInf", since=10)
@@ -367,6 +452,10 @@ def bit_shift_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
     direction = ctx.attr("direction")
     right = (direction.decode() if isinstance(direction, bytes) else direction) == "RIGHT"
 
+    if for_tflite(ctx):
+        (x, y), perm = elementwise_inputs(ctx, 2)
+        return [wrap(_tflite_shift(ctx.tf, x, y, right), perm)]
+
     def shift(x: Any, y: Any) -> Any:
         bits = x.dtype.size * 8
         shifted = (tf.bitwise.right_shift if right else tf.bitwise.left_shift)(x, y)
@@ -377,6 +466,40 @@ def bit_shift_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
         return tf.where(out_of_range, tf.broadcast_to(fill, tf.shape(shifted)), shifted)
 
     return _binary(ctx, shift)
+
+
+def _tflite_shift(tf: Any, x: Any, y: Any, right: bool) -> Any:
+    """ONNX's BitShift from TFLite builtins, computed in int32 for 8 to 32 bits (sign or zero
+    extension commutes with both shifts; uint32 is bitcast, but shifted right as itself) and in
+    int64 for int64: RIGHT_SHIFT; a left shift as the wrapping product with 2**y (a table
+    gathered at y); ONNX's fill where y is outside [0, bits)."""
+    dtype = x.dtype
+    bits = dtype.size * 8
+    if dtype == tf.uint64 or (right and dtype == tf.int64):
+        # No builtin holds these: TFLiteConverter's refusal names the TF op.
+        return (tf.bitwise.right_shift if right else tf.bitwise.left_shift)(x, y)
+    held = tf.int64 if dtype == tf.int64 else tf.int32
+    # int64 holds every shift amount of every type, so the range test is exact.
+    wide_y = tf.cast(y, tf.int64)
+    out_of_range = tf.logical_or(wide_y < 0, wide_y >= bits)
+    amount = tf.cast(tf.clip_by_value(wide_y, 0, bits - 1), held)
+    value = _as_int32(tf, x) if held == tf.int32 else x
+    zero = tf.zeros((), held)
+    if right and dtype == tf.uint32:
+        shifted = tf.bitcast(tf.bitwise.right_shift(x, tf.cast(amount, tf.uint32)), tf.int32)
+        fill = zero
+    elif right:
+        shifted = tf.bitwise.right_shift(value, amount)
+        fill = tf.where(value < zero, tf.constant(-1, held), zero)
+    else:
+        table = np.left_shift(np.ones(bits, np.uint64), np.arange(bits, dtype=np.uint64))
+        powers = (
+            table.view(np.int64) if held == tf.int64 else table.astype(np.uint32).view(np.int32)
+        )
+        shifted = tf.gather(tf.constant(powers), amount) * value
+        fill = zero
+    result = tf.where(out_of_range, tf.broadcast_to(fill, tf.shape(shifted)), shifted)
+    return _from_int32(tf, result, dtype) if held == tf.int32 else result
 
 
 @ops.register("Shrink", since=9)

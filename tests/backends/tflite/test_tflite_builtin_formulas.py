@@ -151,3 +151,98 @@ def test_scalar_inputs_reach_litert_as_scalars() -> None:
         "stride": np.int32(-4),
     }
     _assert_litert_matches_onnxruntime(proto, feed)
+
+
+_INTEGER_TYPES = {
+    TensorProto.INT8: np.int8,
+    TensorProto.INT16: np.int16,
+    TensorProto.INT32: np.int32,
+    TensorProto.UINT8: np.uint8,
+    TensorProto.UINT16: np.uint16,
+    TensorProto.UINT32: np.uint32,
+}
+
+
+def _edge_integers(dtype: type, rng: np.random.Generator, count: int) -> np.ndarray:
+    """Random values of ``dtype`` with its extremes, -1 and 0 among them."""
+    info = np.iinfo(dtype)
+    edges = np.array([info.min, info.max, 0, 1, info.max // 2, info.min // 2], dtype=np.int64)
+    if info.min < 0:
+        edges = np.append(edges, -1)
+    drawn = rng.integers(info.min, int(info.max) + 1, count - len(edges), dtype=np.int64)
+    return np.concatenate([edges, drawn]).astype(dtype)
+
+
+@pytest.mark.parametrize("onnx_type", sorted(_INTEGER_TYPES))
+def test_bitwise_and_or_not_xor_from_xor_and_wrapping_arithmetic(onnx_type: int) -> None:
+    """And and Or from XOR, ADD, SUB and an arithmetic shift in int32 (the top bit fixed by
+    the operands' signs), Not as XOR with all ones: every bit as onnxruntime's."""
+    dtype = _INTEGER_TYPES[onnx_type]
+    nodes = [
+        helper.make_node("BitwiseAnd", ["a", "b"], ["both"]),
+        helper.make_node("BitwiseOr", ["a", "b"], ["either"]),
+        helper.make_node("BitwiseXor", ["a", "b"], ["one"]),
+        helper.make_node("BitwiseNot", ["a"], ["flipped"]),
+    ]
+    proto = _model(
+        nodes,
+        {"a": (onnx_type, [48]), "b": (onnx_type, [48])},
+        dict.fromkeys(["both", "either", "one", "flipped"], onnx_type),
+    )
+    rng = np.random.default_rng(onnx_type)
+    a = _edge_integers(dtype, rng, 48)
+    b = np.concatenate([a[:8], a[::-1][:8], _edge_integers(dtype, rng, 32)])
+    _assert_litert_matches_onnxruntime(proto, {"a": a, "b": b})
+
+
+_SHIFTS = [(t, d) for t in sorted(_INTEGER_TYPES) for d in ("LEFT", "RIGHT")]
+
+
+@pytest.mark.parametrize(("onnx_type", "direction"), [*_SHIFTS, (TensorProto.INT64, "LEFT")])
+def test_bit_shift_wraps_and_fills_as_onnx(onnx_type: int, direction: str) -> None:
+    """Left shifts that overflow wrap (the product with 2**y keeps the low bits), shifts by a
+    negative amount or by the width or more give ONNX's fill; onnx's reference is the oracle
+    (onnxruntime's BitShift takes unsigned types only)."""
+    from onnx.reference import ReferenceEvaluator
+
+    dtype = np.int64 if onnx_type == TensorProto.INT64 else _INTEGER_TYPES[onnx_type]
+    bits = np.dtype(dtype).itemsize * 8
+    proto = _model(
+        [helper.make_node("BitShift", ["x", "y"], ["z"], direction=direction)],
+        {"x": (onnx_type, [40]), "y": (onnx_type, [40])},
+        {"z": onnx_type},
+    )
+    rng = np.random.default_rng(bits)
+    x = (
+        _edge_integers(dtype, rng, 40)
+        if dtype != np.int64
+        else rng.integers(-(2**62), 2**62, 40).astype(np.int64)
+    )
+    amounts = np.concatenate([np.arange(bits + 2), rng.integers(0, bits, 40)])[:40]
+    if np.iinfo(dtype).min < 0:
+        amounts[-4:] = [-1, -bits, bits + 5, np.iinfo(dtype).max]
+    y = amounts.astype(dtype)
+    (expected,) = ReferenceEvaluator(proto).run(None, {"x": x, "y": y})
+    got = run_export(to_tflite(ir.from_proto(proto)), {"x": x, "y": y})["z"]
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_bit_ops_no_builtin_holds_are_refused_by_node() -> None:
+    """An int64 right shift and uint64 bitwise ops have no TFLite builtin: each node is listed
+    with the TF op TFLiteConverter named, nothing approximated."""
+    from unframe.shared_ir.errors import UnsupportedOpsError
+
+    proto = _model(
+        [
+            helper.make_node("BitShift", ["x", "x"], ["shifted"], direction="RIGHT", name="shr"),
+            helper.make_node("BitwiseAnd", ["u", "u"], ["masked"], name="and_u64"),
+        ],
+        {"x": (TensorProto.INT64, [3]), "u": (TensorProto.UINT64, [3])},
+        {"shifted": TensorProto.INT64, "masked": TensorProto.UINT64},
+    )
+    with pytest.raises(UnsupportedOpsError) as error:
+        to_tflite(ir.from_proto(proto))
+    reasons = {op.node: op.reason for op in error.value.ops}
+    assert set(reasons) == {"shr", "and_u64"}
+    assert "RightShift" in reasons["shr"] and "BitwiseAnd" in reasons["and_u64"]
