@@ -111,6 +111,10 @@ class ExportContext:
         self._values[value] = var
         return var
 
+    def bind(self, value: ir.Value, var: Any) -> None:
+        """Makes ``var`` the MIL var of ``value`` (a subgraph's input, bound by Scan and Loop)."""
+        self._values[value] = var
+
     @contextlib.contextmanager
     def in_subgraph(self) -> Iterator[None]:
         """Around building a cond's or while_loop's blocks."""

@@ -1,10 +1,12 @@
-"""Control flow: If as MIL's cond (both branches built as blocks, their outputs the cond's)."""
+"""Control flow: If as MIL's cond (both branches built as blocks, their outputs the cond's); Scan
+unrolled over its static length (its body converted once per step)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import onnx_ir as ir
 
 from unframe.backends.coreml.context import ExportContext
@@ -39,3 +41,101 @@ def if_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     with ctx.in_subgraph():
         result = mb.cond(pred=pred, _true_fn=build(branches[0]), _false_fn=build(branches[1]))
     return list(result) if count > 1 else [result]
+
+
+def _body(ctx: ExportContext) -> ir.Graph:
+    attr = ctx.node.attributes.get("body")
+    body = attr.value if attr is not None else None
+    if not isinstance(body, ir.Graph):
+        raise ctx.error("body is not a graph")
+    return body
+
+
+def _scan_steps(
+    ctx: ExportContext, states: list[Any], scans: list[Any], body: ir.Graph, scan_count: int
+) -> list[Any]:
+    """One Scan over ``scans`` (static lengths), its body converted once per step, unrolled.
+
+    The final states, then each scan output stacked along its axis (reversed where its direction
+    says). MIL's while_loop could not hold the scan outputs (loop variables keep their shape),
+    and with the length known when built, the unrolled steps are the same computation.
+    """
+    mb = ctx.mb
+    rank_of = [len(v.shape) for v in scans]
+    in_axes = [int(a) for a in (ctx.attr("scan_input_axes", None) or [0] * len(scans))]
+    in_axes = [a + rank_of[k] if a < 0 else a for k, a in enumerate(in_axes)]
+    in_dirs = [int(a) for a in (ctx.attr("scan_input_directions", None) or [0] * len(scans))]
+    lengths = {
+        int(v.shape[a]) if isinstance(v.shape[a], int) else -1
+        for v, a in zip(scans, in_axes, strict=True)
+    }
+    if len(lengths) != 1 or -1 in lengths:
+        raise ctx.error(
+            "scan inputs of lengths unknown when built (or unequal): the steps are unrolled"
+        )
+    steps = lengths.pop()
+    state_count = len(states)
+    output_count = len(body.outputs) - state_count
+    out_axes = [int(a) for a in (ctx.attr("scan_output_axes", None) or [0] * output_count)]
+    out_dirs = [int(a) for a in (ctx.attr("scan_output_directions", None) or [0] * output_count)]
+    collected: list[list[Any]] = [[] for _ in range(output_count)]
+    for t in range(steps):
+        for k, scan in enumerate(scans):
+            index = steps - 1 - t if in_dirs[k] else t
+            ctx.bind(
+                body.inputs[state_count + k],
+                mb.gather(x=scan, indices=np.int32(index), axis=in_axes[k]),
+            )
+        for k, state in enumerate(states):
+            ctx.bind(body.inputs[k], state)
+        results = ctx.convert_subgraph(body)
+        states = results[:state_count]
+        for k, var in enumerate(results[state_count:]):
+            collected[k].append(var)
+    outputs = list(states)
+    for k, per_step in enumerate(collected):
+        if out_dirs[k]:
+            per_step = per_step[::-1]
+        rank = len(per_step[0].shape) + 1
+        axis = out_axes[k] + rank if out_axes[k] < 0 else out_axes[k]
+        outputs.append(
+            mb.stack(values=per_step, axis=axis)
+            if steps > 1
+            else mb.expand_dims(x=per_step[0], axes=[axis])
+        )
+    return outputs
+
+
+@ops.register("Scan", since=9)
+def scan_v9(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    body = _body(ctx)
+    scan_count = int(ctx.attr("num_scan_inputs"))
+    inputs = [ctx.input(i) for i in range(len(node.inputs))]
+    states, scans = inputs[: len(inputs) - scan_count], inputs[len(inputs) - scan_count :]
+    return _scan_steps(ctx, states, scans, body, scan_count)
+
+
+@ops.register("Scan", since=8)
+def scan_v8(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    """Opset 8's Scan runs its body over a batch (axis 0; the scan axis 1): one Scan per batch
+    entry, stacked back."""
+    if ctx.has_input(0):
+        raise ctx.error("sequence_lens: every batch entry is scanned to its end here")
+    if ctx.attr("directions", None) and any(int(d) for d in ctx.attr("directions")):
+        raise ctx.error("reverse directions in opset 8's Scan")
+    body = _body(ctx)
+    mb = ctx.mb
+    scan_count = int(ctx.attr("num_scan_inputs"))
+    inputs = [ctx.input(i) for i in range(1, len(node.inputs))]
+    batch = inputs[0].shape[0]
+    if not isinstance(batch, int):
+        raise ctx.error("a batch size unknown when built: each entry is scanned on its own")
+    per_entry = []
+    for b in range(batch):
+        entry = [mb.gather(x=v, indices=np.int32(b), axis=0) for v in inputs]
+        states, scans = entry[: len(entry) - scan_count], entry[len(entry) - scan_count :]
+        per_entry.append(_scan_steps(ctx, states, scans, body, scan_count))
+    return [
+        mb.stack(values=list(parts), axis=0) if batch > 1 else mb.expand_dims(x=parts[0], axes=[0])
+        for parts in zip(*per_entry, strict=True)
+    ]
