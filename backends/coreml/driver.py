@@ -28,6 +28,7 @@ from unframe.backends.coreml.native import (
     quiet_stderr,
 )
 from unframe.backends.coreml.native.dtypes import HELD_AS_IS, ONNX_DTYPES_KEY
+from unframe.backends.coreml.rank_reduction import NarrowWideTransposesPass
 from unframe.backends.coreml.registry import Converter, ops
 from unframe.shared_ir.conversion import node_opset, onnx_loop
 from unframe.shared_ir.errors import BadInputError, UnsupportedOp, UnsupportedOpsError
@@ -78,6 +79,7 @@ def export_mlprogram(model: ir.Model, options: ConvertOptions | None = None) -> 
         raise UnsupportedOpsError(missing, framework=FRAMEWORK)
     infer_shapes(model, data_prop=True)
     FoldConstantsPass()(model)
+    NarrowWideTransposesPass()(model)
 
     ct = coremltools()
     from coremltools.converters.mil import Builder as mb
