@@ -232,13 +232,8 @@ class _Builder:
         table = encoding_table(dtype, saturating, round_mode)
         float32, int32 = ir.DataType.FLOAT, ir.DataType.INT32
         magnitude = self.op("Abs", [x], float32)
-        last = self.const(np.array([-1], np.int64), "last_axis")
-        column = self.op("Unsqueeze", [magnitude, last], float32)
         finite = table.thresholds[np.isfinite(table.thresholds)]
-        thresholds = self.const(finite, f"{dtype.name.lower()}_thresholds")
-        reached = self.op("GreaterOrEqual", [column, thresholds], ir.DataType.BOOL)
-        counted = self.cast(reached, ir.DataType.INT32)
-        index = self.op("ReduceSum", [counted, last], ir.DataType.INT32, keepdims=0)
+        index = self._count_reached(magnitude, finite, dtype)
         if len(finite) < len(table.thresholds):
             # Infinity itself is a threshold (TFLiteConverter would store it as the largest
             # float32): only infinity is above that.
@@ -271,6 +266,29 @@ class _Builder:
         is_nan = self.op("IsNaN", [x], ir.DataType.BOOL)
         nan = self.const(np.array(table.nan, np.int32), "nan_code")
         return self.cast(self.op("Where", [is_nan, nan, code], int32), ir.DataType.UINT8)
+
+    def _count_reached(
+        self, magnitude: ir.Value, thresholds: np.ndarray, dtype: ir.DataType
+    ) -> ir.Value:
+        """How many of the ascending ``thresholds`` are <= each element of ``magnitude``, by
+        binary lifting: log2 steps of a Gather and a comparison, memory of one tensor (a
+        comparison against every threshold at once would hold 128-255 per element)."""
+        int32 = ir.DataType.INT32
+        steps = max(1, int(len(thresholds)).bit_length())
+        # Entry 0 is never read; NaN pads compare false, so they are never reached.
+        padded = np.full(2**steps, np.nan, np.float32)
+        padded[1 : len(thresholds) + 1] = thresholds
+        table = self.const(padded, f"{dtype.name.lower()}_thresholds")
+        index: ir.Value | None = None
+        for step in (2**k for k in reversed(range(steps))):
+            stride = self.const(np.array(step, np.int32), "step")
+            candidate = stride if index is None else self.op("Add", [index, stride], int32)
+            bound = self.op("Gather", [table, candidate], ir.DataType.FLOAT, axis=0)
+            reached = self.op("GreaterOrEqual", [magnitude, bound], ir.DataType.BOOL)
+            kept = self.const(np.array(0, np.int32), "zero_index") if index is None else index
+            index = self.op("Where", [reached, candidate, kept], int32)
+        assert index is not None
+        return index
 
     # -- the small integers ------------------------------------------------------------------
     def wrap(self, value: ir.Value, dtype: ir.DataType) -> ir.Value:

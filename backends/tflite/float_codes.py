@@ -8,8 +8,9 @@ so it is exactly ``table[count(thresholds <= |x|)]``: the thresholds are the sma
 at which the pattern changes, found by bisection on onnx's own reference conversion
 (``onnx.numpy_helper.saturate_cast``, ml_dtypes' ``astype``, ``to_float8e8m0``). A negative input
 takes its pattern from a second table (the sign bit, or none in the FNUZ formats and E8M0), NaN a
-fixed pattern. Comparisons, a sum and a Gather are TFLite builtins, and nothing is rounded on
-the way, so LiteRT's result is the reference's, ties and overflow included.
+fixed pattern. The count is a binary search (Gathers, comparisons, selects: TFLite builtins)
+and nothing is rounded on the way, so LiteRT's result is the reference's, ties and overflow
+included.
 """
 
 from __future__ import annotations

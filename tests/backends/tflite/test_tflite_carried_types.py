@@ -266,3 +266,63 @@ def test_a_scalar_bitcast_stays_a_scalar() -> None:
     got = run_export(to_tflite(ir.from_proto(_model([node], [x], [y], opset=26))), feed)["y"]
     assert got.shape == ()
     assert got == feed["x"].view(np.int32)
+
+
+def test_casts_between_carried_types_movement_ops_and_a_float8_weight_match_the_reference() -> None:
+    """float8 <-> int4, float8 -> float8/bool/int32/float16, uint8/float16/double sources, a
+    float8 initializer, and Transpose/Concat/Reshape passing carriers through."""
+    f8, i4 = TensorProto.FLOAT8E4M3FN, TensorProto.INT4
+    inputs = [
+        helper.make_tensor_value_info("a", f8, [2, 3]),
+        helper.make_tensor_value_info("i", i4, [2, 3]),
+        helper.make_tensor_value_info("u", TensorProto.UINT8, [2, 3]),
+        helper.make_tensor_value_info("h", TensorProto.FLOAT16, [2, 3]),
+        helper.make_tensor_value_info("d", TensorProto.DOUBLE, [2, 3]),
+    ]
+    weight = np.float32([[1.5, -2, 300], [0.1, 7, -0.02]]).astype(ml_dtypes.float8_e5m2)
+    initializers = [
+        onnx.numpy_helper.from_array(weight, "k"),
+        helper.make_tensor("shape", TensorProto.INT64, [1], [6]),
+    ]
+    casts = [
+        ("a", "a_i4", i4, {}),
+        ("i", "i_f8", f8, {}),
+        ("a", "a_e5", TensorProto.FLOAT8E5M2, {}),
+        ("a", "a_bool", TensorProto.BOOL, {}),
+        ("a", "a_i32", TensorProto.INT32, {}),
+        ("a", "a_f16", TensorProto.FLOAT16, {}),
+        ("i", "i_i8", TensorProto.INT8, {}),
+        ("u", "u_f8", f8, {}),
+        ("h", "h_e8", TensorProto.FLOAT8E8M0, {"round_mode": "nearest"}),
+        ("d", "d_f8", f8, {"saturate": 0}),
+        ("k", "k_f", TensorProto.FLOAT, {}),
+    ]
+    nodes = [helper.make_node("Cast", [s], [o], to=t, **a) for s, o, t, a in casts]
+    nodes += [
+        helper.make_node("Transpose", ["a"], ["a_t"], perm=[1, 0]),
+        helper.make_node("Concat", ["a", "a"], ["a_cat"], axis=0),
+        helper.make_node("Reshape", ["i", "shape"], ["i_flat"]),
+    ]
+    types = [t for _, _, t, _ in casts] + [f8, f8, i4]
+    outputs = [
+        helper.make_tensor_value_info(node.output[0], t, None)
+        for node, t in zip(nodes, types, strict=True)
+    ]
+    proto = _model(nodes, inputs, outputs, initializers)
+    rng = np.random.default_rng(0)
+    feed = {
+        "a": (rng.standard_normal((2, 3)) * 50).astype(np.float32).astype(ml_dtypes.float8_e4m3fn),
+        "i": rng.integers(-8, 8, (2, 3)).astype(ml_dtypes.int4),
+        "u": np.uint8([[0, 1, 200], [255, 17, 100]]),
+        "h": np.float16([[0.3, -1e-5, 600], [2.5, 0, -3]]),
+        "d": np.float64([[0.3, 1e6, -470], [2.5, np.nan, -3]]),
+    }
+    names = [o.name for o in outputs]
+    expected = dict(zip(names, ReferenceEvaluator(proto).run(None, feed), strict=True))
+    got = run_export(to_tflite(ir.from_proto(proto)), feed)
+    for name, want in expected.items():
+        assert got[name].dtype == want.dtype and got[name].shape == want.shape, name
+        if want.dtype.itemsize == 1 and want.dtype != np.bool_:
+            np.testing.assert_array_equal(got[name].view(np.uint8), want.view(np.uint8), name)
+        else:
+            np.testing.assert_array_equal(got[name], want, name)
