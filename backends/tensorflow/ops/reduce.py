@@ -9,6 +9,7 @@ from unframe.backends.tensorflow.ops._common import (
     ExportContext,
     Outputs,
     Physical,
+    for_tflite,
     ir,
     normalize_axis,
     ops,
@@ -46,9 +47,11 @@ def _reduce_run_time_axes(ctx: ExportContext, fn: Callable[..., Any]) -> Outputs
     """Axes fed at run time: the reduction takes them as a tensor (in ONNX's layout)."""
     tf = ctx.tf
     x = ctx.input(0)
-    axes = tf.reshape(tf.cast(ctx.input(1), tf.int64), [-1])
+    # TFLite's MEAN takes int32 axes only (any rank's axes fit).
+    index_type = tf.int32 if for_tflite(ctx) else tf.int64
+    axes = tf.reshape(tf.cast(ctx.input(1), index_type), [-1])
     if not ctx.attr("noop_with_empty_axes", 0):
-        every = tf.range(tf.rank(x, name="rank"), dtype=tf.int64)
+        every = tf.range(tf.rank(x, name="rank"), dtype=index_type)
         axes = tf.cond(tf.size(axes) > 0, lambda: axes, lambda: every)
     return [fn(x, axis=axes, keepdims=bool(ctx.attr("keepdims", 1)))]
 

@@ -246,3 +246,19 @@ def test_bit_ops_no_builtin_holds_are_refused_by_node() -> None:
     reasons = {op.node: op.reason for op in error.value.ops}
     assert set(reasons) == {"shr", "and_u64"}
     assert "RightShift" in reasons["shr"] and "BitwiseAnd" in reasons["and_u64"]
+
+
+def test_reductions_over_axes_fed_at_run_time() -> None:
+    """ReduceMean and ReduceMax over int64 axes given at run time (TFLite's MEAN takes int32
+    axes), negative axes and keepdims both ways included."""
+    proto = _model(
+        [
+            helper.make_node("ReduceMean", ["x", "axes"], ["mean"], keepdims=1),
+            helper.make_node("ReduceMax", ["x", "axes"], ["largest"], keepdims=0),
+        ],
+        {"x": (TensorProto.FLOAT, [3, 4, 5]), "axes": (TensorProto.INT64, [2])},
+        {"mean": TensorProto.FLOAT, "largest": TensorProto.FLOAT},
+    )
+    x = np.random.default_rng(7).standard_normal((3, 4, 5)).astype(np.float32)
+    for axes in ([0, 2], [-1, 1]):
+        _assert_litert_matches_onnxruntime(proto, {"x": x, "axes": np.array(axes, np.int64)})
