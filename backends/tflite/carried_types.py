@@ -76,6 +76,8 @@ class CarriedModel:
     model: ir.Model
     inputs: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    #: The names of the types the model held that TFLite lacks (empty: nothing was rewritten).
+    types: list[str] = field(default_factory=list)
 
 
 def _carried(value: ir.Value | None) -> bool:
@@ -122,7 +124,7 @@ def carry_narrow_types(model: ir.Model, path: str | None = None) -> CarriedModel
             )
     if refused:
         raise UnsupportedOpsError(refused, framework=FRAMEWORK, path=path)
-    _retype(graph)
+    carried.types = _retype(graph)
     return carried
 
 
@@ -151,18 +153,22 @@ def _holds_carried(model: ir.Model) -> bool:
     return False
 
 
-def _retype(graph: ir.Graph) -> None:
-    """Every carried value's type becomes its carrier; initializers hold the carrier's data."""
+def _retype(graph: ir.Graph) -> list[str]:
+    """Every carried value's type becomes its carrier; initializers hold the carrier's data.
+    Returns the names of the types carried."""
     values: list[ir.Value] = [*graph.inputs, *graph.initializers.values()]
     values += [value for node in graph for value in node.outputs]
+    found: set[str] = set()
     for value in values:
         dtype = value.dtype
         if dtype not in CARRIERS:
             continue
+        found.add(dtype.name)
         if value.const_value is not None:
             array = to_carrier(value.const_value.numpy(), dtype.name)
             value.const_value = ir.tensor(array, name=value.name)
         value.type = ir.TensorType(CARRIERS[dtype])
+    return sorted(found)
 
 
 class _Builder:

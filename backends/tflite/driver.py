@@ -87,6 +87,15 @@ def to_tflite(
     _check_inputs(model, path)
     tf = import_tensorflow()
     carried = carry_narrow_types(model, path)
+    if carried.types and precision == "float16":
+        raise UnsupportedError(
+            f"the model holds {', '.join(carried.types)}, which TFLite has no type for; unframe "
+            "computes on them through exact float32 tables (values, rounding thresholds) that "
+            "float16 weights would round",
+            framework=FRAMEWORK,
+            path=path,
+            hint="convert with --precision float32",
+        )
     model = carried.model
     nodes = {tf_name(node.name or node.op_type, "node"): node for node in model.graph.all_nodes()}
     built = to_tensorflow(model, layout=layout, target="tflite")

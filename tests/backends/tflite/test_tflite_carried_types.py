@@ -27,7 +27,7 @@ from unframe.backends.tflite.native import read_tflite  # noqa: E402
 from unframe.cli.main import cli  # noqa: E402
 from unframe.converters import api  # noqa: E402
 from unframe.converters.adapters.tflite import TFLiteFramework  # noqa: E402
-from unframe.shared_ir.errors import ExitCode  # noqa: E402
+from unframe.shared_ir.errors import ExitCode, UnsupportedError  # noqa: E402
 
 #: (output name, target type, saturate, round_mode) of the float32 -> narrow float casts.
 _ENCODINGS = [
@@ -326,3 +326,14 @@ def test_casts_between_carried_types_movement_ops_and_a_float8_weight_match_the_
             np.testing.assert_array_equal(got[name].view(np.uint8), want.view(np.uint8), name)
         else:
             np.testing.assert_array_equal(got[name], want, name)
+
+
+def test_float16_weights_are_refused_where_types_are_carried(tmp_path: Path) -> None:
+    """float16 weights would round the exact tables (E8M0's span 2**-127..2**127)."""
+    src = tmp_path / "float8.onnx"
+    onnx.save(_float8_model(), src)
+    out = tmp_path / "float8.tflite"
+    with pytest.raises(UnsupportedError, match="FLOAT8E4M3FN, FLOAT8E5M2") as error:
+        api.convert(src, out, precision="float16")
+    assert error.value.hint == "convert with --precision float32"
+    assert not out.exists()
