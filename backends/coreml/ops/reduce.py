@@ -110,18 +110,6 @@ def _reduce_runtime_axes(ctx: ExportContext, op: str) -> list[Any]:
         # Every empty axis is reduced (the declared output is not empty): whatever the axes,
         # the result is the reduction of nothing, its identity element.
         return [_reduction_of_nothing(ctx, op, static_out)]
-    if empty and not kept_empty:
-        # select cannot broadcast a reduced unit axis back over an empty one.
-        raise ctx.error("an empty input reduced over axes computed at run time")
-    if not keep and static_out is None:
-        raise ctx.error("keepdims=0 with axes computed at run time and an output shape unknown")
-    before, per_axis, after = _ONE_AXIS_AT_A_TIME.get(op, (None, op, None))
-    x = ctx.input(0)
-    boolean = ctx.mil_dtype(ctx.input_dtype(0)) == "bool"
-    if boolean:
-        x = mb.cast(x=x, dtype="int32")
-    if before is not None:
-        x = getattr(mb, before)(x=x)
     axes = mb.reshape(x=ctx.input(1), shape=[count, 1])
     axes = mb.select(
         cond=mb.less(x=axes, y=np.int32(0)), a=mb.add(x=axes, y=np.int32(rank)), b=axes
@@ -129,6 +117,23 @@ def _reduce_runtime_axes(ctx: ExportContext, op: str) -> list[Any]:
     matches = mb.cast(x=mb.equal(x=axes, y=np.arange(rank, dtype=np.int32)), dtype="int32")
     counts = mb.reduce_sum(x=matches, axes=[0], keep_dims=False)
     chosen = mb.greater(x=counts, y=np.int32(0))
+    if empty and static_out is None:
+        # Each output element reduces nothing (an empty axis is among the axes) or there are
+        # none (it is not): the identity element, in the shape the axes give at run time.
+        kept_shape = mb.select(cond=chosen, a=np.ones(rank, np.int32), b=mb.shape(x=ctx.input(0)))
+        shape = kept_shape if keep else _without_reduced(ctx, kept_shape, chosen, count)
+        nothing = _reduction_of_nothing(ctx, op, [])
+        return [mb.fill(shape=shape, value=nothing.val)]
+    if empty and not kept_empty:
+        # select cannot broadcast a reduced unit axis back over an empty one.
+        raise ctx.error("an empty input reduced over axes computed at run time")
+    before, per_axis, after = _ONE_AXIS_AT_A_TIME.get(op, (None, op, None))
+    x = ctx.input(0)
+    boolean = ctx.mil_dtype(ctx.input_dtype(0)) == "bool"
+    if boolean:
+        x = mb.cast(x=x, dtype="int32")
+    if before is not None:
+        x = getattr(mb, before)(x=x)
     for axis in range(rank):
         reduced = _reduce_op(ctx, per_axis, x, [axis], True)
         picked = mb.greater(x=mb.gather(x=counts, indices=np.int32(axis), axis=0), y=np.int32(0))
@@ -139,7 +144,36 @@ def _reduce_runtime_axes(ctx: ExportContext, op: str) -> list[Any]:
     x = mb.slice_by_index(x=x, begin=np.zeros(rank, np.int32), end=ends)
     if boolean:
         x = mb.cast(x=x, dtype="bool")
-    return [mb.reshape(x=x, shape=static_out) if static_out is not None and not keep else x]
+    if keep:
+        return [x]
+    if static_out is not None:
+        return [mb.reshape(x=x, shape=static_out)]
+    return [mb.reshape(x=x, shape=_without_reduced(ctx, mb.shape(x=x), chosen, count))]
+
+
+def _without_reduced(ctx: ExportContext, kept_shape: Any, chosen: Any, count: int) -> Any:
+    """``kept_shape`` (keepdims' shape) without the reduced axes, at run time, for keepdims=0
+    with axes known only then: the output's rank is the input's less the axes' count, which
+    holds for distinct axes. MIL tensors have a static rank, so repeated axes (a higher rank)
+    cannot be held: the shape is then made too large for the data, and the reshape fails at
+    run time instead of giving a wrong rank."""
+    mb = ctx.mb
+    rank = int(kept_shape.shape[0])
+    left = rank - count
+    if left <= 0:
+        return np.zeros(0, np.int32)
+    staying = mb.sub(x=np.int32(1), y=mb.cast(x=chosen, dtype="int32"))
+    # How many staying axes lie at or before each axis: the k-th staying axis counts k.
+    triangle = np.tril(np.ones((rank, rank), np.int32))
+    counted = mb.reduce_sum(x=mb.mul(x=triangle, y=staying), axes=[1], keep_dims=False)
+    ordinals = np.arange(1, left + 1, dtype=np.int32).reshape(left, 1)
+    picks = mb.mul(x=mb.cast(x=mb.equal(x=counted, y=ordinals), dtype="int32"), y=staying)
+    shape = mb.reduce_sum(x=mb.mul(x=picks, y=kept_shape), axes=[1], keep_dims=False)
+    repeats = mb.sub(
+        x=np.int32(count), y=mb.reduce_sum(x=mb.cast(x=chosen, dtype="int32"), axes=[0])
+    )
+    first = np.eye(1, left, dtype=np.int32).reshape(left)
+    return mb.mul(x=shape, y=mb.add(x=mb.mul(x=repeats, y=first), y=np.int32(1)))
 
 
 def _register(onnx_op: str, mil_op: str) -> None:

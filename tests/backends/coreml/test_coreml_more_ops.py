@@ -183,3 +183,56 @@ def test_einsum_with_ellipses_and_diagonals(equation: str, shapes: list[list[int
     model = one_node("Einsum", inputs, ["y"], {"": 12}, equation=equation)
     feeds = {name: rng.standard_normal(shape).astype(np.float32) for name, _, shape in inputs}
     check_against(onnxruntime_on(model, feeds), exported(model, feeds))
+
+
+def _reduce_at_run_time_axes(op: str, shape: list[int], axes_count: int, keepdims: int) -> ir.Model:
+    """``op`` over axes given at run time, then Abs, with no shape declared after the input:
+    the rank and dims of the result are found at run time."""
+    graph = helper.make_graph(
+        [
+            helper.make_node(op, ["x", "axes"], ["r"], keepdims=keepdims),
+            helper.make_node("Abs", ["r"], ["y"]),
+        ],
+        "reduce",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, shape),
+            helper.make_tensor_value_info("axes", TensorProto.INT64, [axes_count]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    return ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
+
+
+@pytest.mark.parametrize("keepdims", [0, 1])
+@pytest.mark.parametrize(
+    ("op", "shape", "axes"),
+    [
+        ("ReduceSum", [2, 3, 4], [2, 0]),
+        ("ReduceLogSumExp", [2, 3, 4], [-2]),
+        ("ReduceL2", [2, 3, 4, 5], [3, 1, 0]),
+        ("ReduceSum", [2, 0, 3], [1]),  # an empty axis reduced: the identity element
+        ("ReduceMax", [2, 0, 3], [-1]),  # an empty axis kept: an empty result
+        ("ReduceLogSum", [0, 2], [0, 1]),
+    ],
+)
+def test_reduce_over_run_time_axes_with_the_output_shape_unknown(
+    op: str, shape: list[int], axes: list[int], keepdims: int
+) -> None:
+    model = _reduce_at_run_time_axes(op, shape, len(axes), keepdims)
+    feeds = {
+        "x": np.random.default_rng(5).standard_normal(shape).astype(np.float32),
+        "axes": np.array(axes, np.int64),
+    }
+    expected, actual = onnxruntime_on(model, feeds), exported(model, feeds)
+    assert actual["y"].shape == expected["y"].shape
+    check_against(expected, actual)
+
+
+def test_reduce_over_repeated_run_time_axes_fails_rather_than_giving_a_wrong_rank() -> None:
+    """onnxruntime reduces [1, 1, 5] over axes [2, 2] to rank 2; a MIL tensor's rank is fixed
+    when the package is written (rank 3 - 2 axes), so the package's reshape must fail."""
+    model = _reduce_at_run_time_axes("ReduceSum", [1, 1, 5], 2, 0)
+    feeds = {"x": np.ones((1, 1, 5), np.float32), "axes": np.array([2, 2], np.int64)}
+    assert onnxruntime_on(model, feeds)["y"].shape == (1, 1)
+    with pytest.raises(Exception, match="(?i)reshape"):
+        exported(model, feeds)
