@@ -319,6 +319,13 @@ def _lower(graph: ir.Graph, node: ir.Node) -> None:
         _lower_cast(graph, node)
     elif node.op_type == "QuantizeLinear":
         _lower_quantize(graph, node)
+    elif node.op_type == "Constant":
+        attr = node.attributes.get("value")
+        if attr is None or attr.type != ir.AttributeType.TENSOR:
+            raise _Refusal("a constant of a type TFLite lacks is taken from its 'value' only")
+        tensor = attr.as_tensor()
+        held = ir.tensor(to_carrier(tensor.numpy(), tensor.dtype.name), name=tensor.name)
+        node.attributes["value"] = ir.AttrTensor("value", held)
     elif node.op_type == "DequantizeLinear":
         source = node.inputs[0]
         if source is not None and source.dtype in FLOAT_FORMATS:

@@ -270,7 +270,7 @@ def test_a_scalar_bitcast_stays_a_scalar() -> None:
 
 def test_casts_between_carried_types_movement_ops_and_a_float8_weight_match_the_reference() -> None:
     """float8 <-> int4, float8 -> float8/bool/int32/float16, uint8/float16/double sources, a
-    float8 initializer, and Transpose/Concat/Reshape passing carriers through."""
+    float8 initializer, an int4 Constant, and Transpose/Concat/Reshape passing carriers through."""
     f8, i4 = TensorProto.FLOAT8E4M3FN, TensorProto.INT4
     inputs = [
         helper.make_tensor_value_info("a", f8, [2, 3]),
@@ -296,8 +296,12 @@ def test_casts_between_carried_types_movement_ops_and_a_float8_weight_match_the_
         ("h", "h_e8", TensorProto.FLOAT8E8M0, {"round_mode": "nearest"}),
         ("d", "d_f8", f8, {"saturate": 0}),
         ("k", "k_f", TensorProto.FLOAT, {}),
+        ("c", "c_f", TensorProto.FLOAT, {}),
     ]
-    nodes = [helper.make_node("Cast", [s], [o], to=t, **a) for s, o, t, a in casts]
+    nodes = [
+        helper.make_node("Constant", [], ["c"], value=helper.make_tensor("v", i4, [2], [-8, 7]))
+    ]
+    nodes += [helper.make_node("Cast", [s], [o], to=t, **a) for s, o, t, a in casts]
     nodes += [
         helper.make_node("Transpose", ["a"], ["a_t"], perm=[1, 0]),
         helper.make_node("Concat", ["a", "a"], ["a_cat"], axis=0),
@@ -306,7 +310,7 @@ def test_casts_between_carried_types_movement_ops_and_a_float8_weight_match_the_
     types = [t for _, _, t, _ in casts] + [f8, f8, i4]
     outputs = [
         helper.make_tensor_value_info(node.output[0], t, None)
-        for node, t in zip(nodes, types, strict=True)
+        for node, t in zip(nodes[1:], types, strict=True)
     ]
     proto = _model(nodes, inputs, outputs, initializers)
     rng = np.random.default_rng(0)
