@@ -12,7 +12,7 @@ from unframe.shared_ir.errors import BadInputError, UnframeError
 from unframe.shared_ir.onnx_checks import check_loaded, open_regular, regular_file_size
 from unframe.shared_ir.onnx_wire import load_mapped, map_external_data
 from unframe.shared_ir.output import atomic_output as atomic_output  # kept for old callers
-from unframe.shared_ir.weight_writing import chunk_written_weights
+from unframe.shared_ir.weight_writing import WRITE_WORKERS, chunk_written_weights
 
 #: Protobuf cannot serialize one message over 2 GiB; above this total, weights go to a side file.
 EXTERNAL_DATA_THRESHOLD = 1 << 30
@@ -94,6 +94,7 @@ def save_onnx(model: ir.Model, path: Path, *, external_data: bool | None = None)
                 path,
                 external_data=f"{path.name}.data",
                 size_threshold_bytes=EXTERNAL_TENSOR_MIN_BYTES,
+                max_workers=WRITE_WORKERS,
             )
     else:
         # ir.save keeps an external tensor's reference as it was, relative to the source's folder,
