@@ -139,3 +139,55 @@ def scan_v8(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
         mb.stack(values=list(parts), axis=0) if batch > 1 else mb.expand_dims(x=parts[0], axes=[0])
         for parts in zip(*per_entry, strict=True)
     ]
+
+
+@ops.register("Loop", since=1)
+def loop_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    """MIL's while_loop over (iteration, trip count, condition, loop-carried values...): its
+    condition block is ONNX's ``iteration < M and cond``, its body the Loop's body, the iteration
+    added by one. Scan outputs (stacked per iteration) are refused: a while_loop's variables keep
+    their shape, so nothing can grow by one slice an iteration."""
+    body = _body(ctx)
+    carried = len(node.inputs) - 2
+    if len(body.outputs) != 1 + carried:
+        raise ctx.error(
+            f"{len(body.outputs) - 1 - carried} scan output(s): MIL's while_loop variables keep "
+            "their shape, so no output can grow by one slice per iteration"
+        )
+    mb = ctx.mb
+
+    def scalar(var: Any) -> Any:
+        # A one-element tensor (rank 0 included) as MIL's scalar type, the loop variables' type.
+        return mb.squeeze(x=mb.reshape(x=var, shape=[1]))
+
+    trip = scalar(ctx.input(0)) if ctx.has_input(0) else None
+    cond = scalar(ctx.input(1)) if ctx.has_input(1) else mb.const(val=True)
+    values = [ctx.input(2 + k) for k in range(carried)]
+    start = mb.const(val=np.int32(0))
+    limit = [trip] if trip is not None else []
+
+    def keep_going(iteration: Any, *rest: Any) -> Any:
+        go = rest[len(limit)]
+        if limit:
+            go = mb.logical_and(x=mb.less(x=iteration, y=rest[0]), y=go)
+        return go
+
+    def step(iteration: Any, *rest: Any) -> tuple[Any, ...]:
+        ctx.bind(body.inputs[0], iteration)
+        ctx.bind(body.inputs[1], rest[len(limit)])
+        for k, var in enumerate(rest[len(limit) + 1 :]):
+            ctx.bind(body.inputs[2 + k], var)
+        outputs = ctx.convert_subgraph(body)
+        go = scalar(outputs[0])
+        # Each value an identity inside the block: the body may yield an outer or input value.
+        carried_out = [mb.identity(x=var) for var in outputs[1:]]
+        return (mb.add(x=iteration, y=np.int32(1)), *limit_vars(rest), go, *carried_out)
+
+    def limit_vars(rest: tuple[Any, ...]) -> list[Any]:
+        return [mb.identity(x=rest[0])] if limit else []
+
+    with ctx.in_subgraph():
+        results = mb.while_loop(
+            _cond=keep_going, _body=step, loop_vars=(start, *limit, cond, *values)
+        )
+    return list(results[2 + len(limit) :])
