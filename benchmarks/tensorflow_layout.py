@@ -219,7 +219,7 @@ def _child_memory(kind: str, source: Path, target: Path) -> None:
     import unframe.frontends.tensorflow  # noqa: F401
     from unframe.backends.tensorflow import save_saved_model
     from unframe.frontends.tensorflow import load_tensorflow
-    from unframe.shared_ir.io import load_onnx
+    from unframe.shared_ir.io import load_onnx, save_onnx
     from unframe.shared_ir.options import ConvertOptions
 
     gc.collect()
@@ -237,9 +237,11 @@ def _child_memory(kind: str, source: Path, target: Path) -> None:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     started = time.perf_counter()
+    in_ir_peak_kib = None
     if kind == "tf_to_onnx":
         model = load_tensorflow(source, ConvertOptions())
-        ir.save(model, target)
+        in_ir_peak_kib = _rss_kib("VmHWM")
+        save_onnx(model, target)
     else:
         save_saved_model(load_onnx(source), target)
     seconds = time.perf_counter() - started
@@ -253,6 +255,7 @@ def _child_memory(kind: str, source: Path, target: Path) -> None:
                 "peak_kib": _rss_kib("VmHWM"),
                 "anon_before_kib": anon_before,
                 "anon_peak_kib": anon_peak,
+                "in_ir_peak_kib": in_ir_peak_kib,
                 "seconds": seconds,
             }
         )
@@ -299,10 +302,15 @@ def peak_memory(figures: dict[str, Any], args: argparse.Namespace, tmp: Path) ->
         anon = (data["anon_peak_kib"] - data["anon_before_kib"]) * 1024
         data.update(rss_ratio=rss / weight_bytes, anon_ratio=anon / weight_bytes)
         results[kind] = data
+        in_ir = ""
+        if data.get("in_ir_peak_kib"):
+            in_ir_bytes = (data["in_ir_peak_kib"] - data["before_kib"]) * 1024
+            data["in_ir_ratio"] = in_ir_bytes / weight_bytes
+            in_ir = f"   (in the IR, before writing: {in_ir_bytes / weight_bytes:4.2f}x)"
         print(
             f"   {kind:10s} RSS (VmHWM) +{rss / 2**20:6.0f} MiB = {rss / weight_bytes:4.2f}x   "
             f"anonymous +{anon / 2**20:6.0f} MiB = {anon / weight_bytes:4.2f}x   "
-            f"in {data['seconds']:.1f} s"
+            f"in {data['seconds']:.1f} s{in_ir}"
         )
     figures["memory"] = results
 
