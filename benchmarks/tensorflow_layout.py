@@ -25,11 +25,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from memory_peaks import MemoryPeaks, rss_kib
 
 
 def _keras() -> Any:
@@ -203,13 +204,6 @@ def latency_and_layout(figures: dict[str, Any], args: argparse.Namespace, tmp: P
 # -- 2. peak memory ---------------------------------------------------------------------------
 
 
-def _rss_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
-
-
 def _child_memory(kind: str, source: Path, target: Path) -> None:
     """In a fresh process: the imports, then the RSS before, the conversion, the peaks."""
     import onnx_ir as ir  # noqa: F401 - imported before measuring so it is not counted
@@ -222,44 +216,17 @@ def _child_memory(kind: str, source: Path, target: Path) -> None:
     from unframe.shared_ir.io import load_onnx, save_onnx
     from unframe.shared_ir.options import ConvertOptions
 
-    gc.collect()
-    before = _rss_kib("VmRSS")
-    anon_before = _rss_kib("RssAnon")
-    anon_peak = anon_before
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal anon_peak
-        while not done.is_set():
-            anon_peak = max(anon_peak, _rss_kib("RssAnon"))
-            time.sleep(0.002)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    started = time.perf_counter()
     in_ir_peak_kib = None
-    if kind == "tf_to_onnx":
-        model = load_tensorflow(source, ConvertOptions())
-        in_ir_peak_kib = _rss_kib("VmHWM")
-        save_onnx(model, target)
-    else:
-        save_saved_model(load_onnx(source), target)
-    seconds = time.perf_counter() - started
-    done.set()
-    sampler.join()
-    anon_peak = max(anon_peak, _rss_kib("RssAnon"))
-    print(
-        json.dumps(
-            {
-                "before_kib": before,
-                "peak_kib": _rss_kib("VmHWM"),
-                "anon_before_kib": anon_before,
-                "anon_peak_kib": anon_peak,
-                "in_ir_peak_kib": in_ir_peak_kib,
-                "seconds": seconds,
-            }
-        )
-    )
+    with MemoryPeaks() as peaks:
+        started = time.perf_counter()
+        if kind == "tf_to_onnx":
+            model = load_tensorflow(source, ConvertOptions())
+            in_ir_peak_kib = rss_kib("VmHWM")
+            save_onnx(model, target)
+        else:
+            save_saved_model(load_onnx(source), target)
+        seconds = time.perf_counter() - started
+    print(json.dumps({**peaks.figures(), "in_ir_peak_kib": in_ir_peak_kib, "seconds": seconds}))
 
 
 def _measure_memory(kind: str, source: Path, target: Path) -> dict[str, Any] | str:
