@@ -102,12 +102,12 @@ def carry_narrow_types(model: ir.Model, path: str | None = None) -> CarriedModel
         {v.name or "": v.dtype.name for v in graph.outputs if _carried(v) and v.dtype},
     )
     refused: list[UnsupportedOp] = []
-    for node in list(graph):
+    for serial, node in enumerate(list(graph)):
         values = [*node.inputs, *node.outputs]
         if not any(_carried(value) for value in values):
             continue
         try:
-            _lower(graph, node)
+            _lower(graph, node, serial)
         except _Refusal as refusal:
             refused.append(
                 UnsupportedOp(node.name or "", node.op_type, node.domain, reason=str(refusal))
@@ -172,11 +172,12 @@ def _retype(graph: ir.Graph) -> list[str]:
 
 
 class _Builder:
-    """New nodes and constants for one node's lowering, named after it."""
+    """New nodes and constants for one node's lowering, named after it (under its name, TF's
+    name scopes lead TFLiteConverter's errors back to it; ``serial`` keeps unnamed ones apart)."""
 
-    def __init__(self, graph: ir.Graph, node: ir.Node) -> None:
+    def __init__(self, graph: ir.Graph, node: ir.Node, serial: int) -> None:
         self.graph = graph
-        self.base = node.name or node.op_type
+        self.base = f"{node.name or node.op_type}/carried{serial}"
         self.nodes: list[ir.Node] = []
 
     def op(
@@ -186,7 +187,7 @@ class _Builder:
             op_type,
             inputs,
             attributes=attrs,  # type: ignore[arg-type]
-            name=f"{self.base}/carried_{op_type}_{len(self.nodes)}",
+            name=f"{self.base}/{op_type}_{len(self.nodes)}",
         )
         node.outputs[0].type = ir.TensorType(dtype)
         node.outputs[0].name = node.name
@@ -194,7 +195,7 @@ class _Builder:
         return node.outputs[0]
 
     def const(self, array: np.ndarray, hint: str) -> ir.Value:
-        name = f"{self.base}/carried_{hint}_{len(self.graph.initializers)}"
+        name = f"{self.base}/{hint}_{len(self.graph.initializers)}"
         tensor = ir.tensor(np.asarray(array), name=name)
         value = ir.Value(
             name=name,
@@ -312,13 +313,13 @@ class _Builder:
         return self.cast(value, CARRIERS[dtype])
 
 
-def _lower(graph: ir.Graph, node: ir.Node) -> None:
+def _lower(graph: ir.Graph, node: ir.Node, serial: int) -> None:
     if node.domain not in ("", "ai.onnx"):
         raise _Refusal("TFLite has no type for its input or output; unframe carries such values")
     if node.op_type in ("Cast", "CastLike"):
-        _lower_cast(graph, node)
+        _lower_cast(graph, node, serial)
     elif node.op_type == "QuantizeLinear":
-        _lower_quantize(graph, node)
+        _lower_quantize(graph, node, serial)
     elif node.op_type == "Constant":
         attr = node.attributes.get("value")
         if attr is None or attr.type != ir.AttributeType.TENSOR:
@@ -329,7 +330,7 @@ def _lower(graph: ir.Graph, node: ir.Node) -> None:
     elif node.op_type == "DequantizeLinear":
         source = node.inputs[0]
         if source is not None and source.dtype in FLOAT_FORMATS:
-            _lower_dequantize(graph, node)
+            _lower_dequantize(graph, node, serial)
     elif node.op_type not in _CARRIER_SAFE:
         kinds = sorted(
             {
@@ -359,7 +360,7 @@ def _attr_int(node: ir.Node, name: str, default: int) -> int:
     return default if attr is None else int(attr.as_int())
 
 
-def _lower_cast(graph: ir.Graph, node: ir.Node) -> None:
+def _lower_cast(graph: ir.Graph, node: ir.Node, serial: int) -> None:
     source_value, target_value = node.inputs[0], node.outputs[0]
     if source_value is None or source_value.dtype is None or target_value.dtype is None:
         raise _Refusal("needs the element types of its input and output")
@@ -371,7 +372,7 @@ def _lower_cast(graph: ir.Graph, node: ir.Node) -> None:
         raise _Refusal(f"round_mode {round_mode!r} is none of {', '.join(ROUND_MODES)}")
     if source in (ir.DataType.STRING,) or target in (ir.DataType.STRING,):
         raise _Refusal("casts between strings and the types TFLite lacks are not converted")
-    builder = _Builder(graph, node)
+    builder = _Builder(graph, node, serial)
     value: ir.Value = source_value
     if target in FLOAT_FORMATS:
         as_float = builder.decode(value, source) if source in CARRIERS else value
@@ -404,14 +405,14 @@ def _per_axis(builder: _Builder, param: ir.Value, like: ir.Value, axis: int) -> 
     )
 
 
-def _lower_quantize(graph: ir.Graph, node: ir.Node) -> None:
+def _lower_quantize(graph: ir.Graph, node: ir.Node, serial: int) -> None:
     x, scale = node.inputs[0], node.inputs[1]
     zero = node.inputs[2] if len(node.inputs) > 2 else None
     output = node.outputs[0]
     target = output.dtype
     if x is None or scale is None or target is None:
         raise _Refusal("needs x, its scale and the output's element type")
-    builder = _Builder(graph, node)
+    builder = _Builder(graph, node, serial)
     if target in SMALL_INTEGERS:
         # QuantizeLinear to the carrier saturates to its own range; the small type's comes after.
         attributes = dict(node.attributes)
@@ -423,7 +424,7 @@ def _lower_quantize(graph: ir.Graph, node: ir.Node) -> None:
             "QuantizeLinear",
             list(node.inputs),
             attributes=list(attributes.values()),
-            name=f"{builder.base}/carried_QuantizeLinear",
+            name=f"{builder.base}/QuantizeLinear",
         )
         quantize.outputs[0].type = ir.TensorType(carrier)
         builder.nodes.append(quantize)
@@ -445,6 +446,11 @@ def _lower_quantize(graph: ir.Graph, node: ir.Node) -> None:
         raise _Refusal(f"quantizing to {target.name} from a carried type is not converted")
     if _attr_int(node, "block_size", 0):
         raise _Refusal(f"blocked quantization to {target.name} is not converted")
+    precision = _attr_int(node, "precision", 0)
+    if precision not in (0, int(ir.DataType.FLOAT)):
+        raise _Refusal(
+            f"x / scale in {ir.DataType(precision).name} before {target.name} is not converted"
+        )
     axis = _attr_int(node, "axis", 1)
     as_float = x if x.dtype == ir.DataType.FLOAT else builder.cast(x, ir.DataType.FLOAT)
     divisor = _per_axis(builder, scale, x, axis)
@@ -459,7 +465,7 @@ def _lower_quantize(graph: ir.Graph, node: ir.Node) -> None:
     _replace(graph, node, builder, builder.encode(scaled, target, saturate))
 
 
-def _lower_dequantize(graph: ir.Graph, node: ir.Node) -> None:
+def _lower_dequantize(graph: ir.Graph, node: ir.Node, serial: int) -> None:
     x, scale = node.inputs[0], node.inputs[1]
     zero = node.inputs[2] if len(node.inputs) > 2 else None
     output = node.outputs[0]
@@ -468,7 +474,7 @@ def _lower_dequantize(graph: ir.Graph, node: ir.Node) -> None:
     if _attr_int(node, "block_size", 0):
         raise _Refusal(f"blocked dequantization of {x.dtype.name} is not converted")
     axis = _attr_int(node, "axis", 1)
-    builder = _Builder(graph, node)
+    builder = _Builder(graph, node, serial)
     value = builder.decode(x, x.dtype)
     if zero is not None and x.dtype == ir.DataType.FLOAT4E2M1:
         # The reference subtracts a float4 zero point (and ignores a float8 one).

@@ -86,6 +86,9 @@ def to_tflite(
         )
     _check_inputs(model, path)
     tf = import_tensorflow()
+    # The ONNX nodes TFLiteConverter's errors name (nodes lowered below nest their TF scopes
+    # under the name of the node they came from).
+    nodes = {tf_name(node.name or node.op_type, "node"): node for node in model.graph.all_nodes()}
     carried = carry_narrow_types(model, path)
     if carried.types and precision == "float16":
         raise UnsupportedError(
@@ -97,7 +100,6 @@ def to_tflite(
             hint="convert with --precision float32",
         )
     model = carried.model
-    nodes = {tf_name(node.name or node.op_type, "node"): node for node in model.graph.all_nodes()}
     built = to_tensorflow(model, layout=layout, target="tflite")
     converter = tf.lite.TFLiteConverter.from_concrete_functions([built.function], built.module)
     supported = [tf.lite.OpsSet.TFLITE_BUILTINS]
