@@ -69,6 +69,8 @@ class ExportState:
     logical: dict[ir.Value, Any] = field(default_factory=dict)
     channels_last_views: dict[ir.Value, Any] = field(default_factory=dict)
     variables: list[Any] = field(default_factory=list)
+    #: float32 tensors that hold float16 values already rounded (``held_float16``), as refs.
+    rounded: set[Any] = field(default_factory=set)
     #: Transposes the layout propagation added at region boundaries.
     transposes: int = 0
     #: Weights made as variables by the current trace.
@@ -84,15 +86,66 @@ class ExportState:
         ctx = ExportContext(self, node, opset)
         with self.tf.name_scope(ctx.name):
             results = list(converter(node, ctx))
-        for value, result in zip(node.outputs, results, strict=False):
-            if result is not None:
-                self.env[value] = result if isinstance(result, Physical) else Physical(result)
+            for value, result in zip(node.outputs, results, strict=False):
+                if result is not None:
+                    held = result if isinstance(result, Physical) else Physical(result)
+                    self.env[value] = self.held_float16(value, held)
+
+    # -- float16 in a TFLite export -------------------------------------------------------------
+    # TFLite's builtins compute nothing in float16 (its CAST converts both ways): a TFLite export
+    # holds float16 values as float32 between ops, each op's float16 result rounded to float16
+    # and widened back. Every op then gives its float32 result rounded to float16, as
+    # ``in_tflite_type`` does op by op; float16 inputs are widened and outputs narrowed at the
+    # signature.
+
+    def holds_float16_wide(self) -> bool:
+        return self.target == "tflite"
+
+    def widened(self, tensor: Any) -> Any:
+        """``tensor`` as held between ops: float16 widened to float32 in a TFLite export."""
+        tf = self.tf
+        if self.holds_float16_wide() and getattr(tensor, "dtype", None) == tf.float16:
+            wide = tf.cast(tensor, tf.float32)
+            self.rounded.add(wide.ref())
+            return wide
+        return tensor
+
+    def held_float16(self, value: ir.Value, held: Physical) -> Physical:
+        """A converter's result for ``value`` as held: widened, or where it is float32 for a
+        float16 value and not yet rounded, rounded to float16 and widened."""
+        tf = self.tf
+        tensor = held.tensor
+        if not self.holds_float16_wide() or not hasattr(tensor, "dtype"):
+            return held
+        if tensor.dtype == tf.float16:
+            return Physical(self.widened(tensor), held.perm)
+        if (
+            value.dtype == ir.DataType.FLOAT16
+            and tensor.dtype == tf.float32
+            and tensor.ref() not in self.rounded
+        ):
+            return Physical(self.widened(tf.cast(tensor, tf.float16)), held.perm)
+        return held
+
+    def held_dtype(self, dtype: ir.DataType | None, what: str) -> Any:
+        """The TF type a value of ONNX type ``dtype`` is held in (float32 for float16 in a TFLite
+        export)."""
+        if dtype == ir.DataType.FLOAT16 and self.holds_float16_wide():
+            return self.tf.float32
+        return tf_dtype(dtype, what)
+
+    def held_array(self, array: np.ndarray) -> np.ndarray:
+        """A constant as held: float16 widened (exactly) in a TFLite export."""
+        if array.dtype == np.float16 and self.holds_float16_wide():
+            return array.astype(np.float32)
+        return array
 
     def start_trace(self) -> None:
         """Forgets the values of an earlier trace (the variables stay)."""
         self.env.clear()
         self.logical.clear()
         self.channels_last_views.clear()
+        self.rounded.clear()
         self.transposes = 0
         self.weights_made = 0
 
@@ -152,7 +205,7 @@ class ExportContext:
         return None
 
     def make_constant(self, array: np.ndarray, hint: str = "const") -> Any:
-        return self.tf.constant(array, name=tf_name(hint, "const"))
+        return self.tf.constant(self.state.held_array(array), name=tf_name(hint, "const"))
 
     def attr(self, name: str, default: Any = SCHEMA_DEFAULT) -> Any:
         attribute = self.node.attributes.get(name)
@@ -217,6 +270,7 @@ class ExportContext:
         the function being traced so that the module owns it."""
         tf = self.tf
         name = tf_name(hint, "w")
+        array = self.state.held_array(array)
         if self.state.weights == "variables" and array.dtype.kind in "fc" and array.size > 1:
             # tf.function traces a function that makes variables twice; the second trace takes
             # the variables the first one made, in the same order.
@@ -249,7 +303,7 @@ class ExportContext:
         state.env, state.logical, state.channels_last_views = (dict(kept) for kept in saved)
         try:
             for value, tensor in zip(graph.inputs, inputs, strict=True):
-                state.env[value] = Physical(tensor)
+                state.env[value] = Physical(state.widened(tensor))
             loop = onnx_loop(FRAMEWORK, "export", {"": self.opset})
 
             def convert(node: ir.Node) -> None:
@@ -270,7 +324,7 @@ class ExportContext:
         if held is None:
             if value.const_value is None:
                 raise self.error(f"subgraph output {value.name!r} is never produced")
-            held = Physical(self.tf.constant(np.asarray(value.const_value.numpy())))
+            held = Physical(self.make_constant(np.asarray(value.const_value.numpy())))
         if not hasattr(held.tensor, "dtype"):
             # A sequence or optional (ops/sequence.py) held between converters.
             raise self.error(f"subgraph output {value.name!r} is a sequence or optional")
@@ -300,7 +354,8 @@ class ExportContext:
         return self.physical(index).tensor.dtype
 
     def output_dtype(self, index: int = 0) -> Any:
-        return tf_dtype(self.node.outputs[index].dtype, f"output {index}")
+        """The TF type output ``index`` is held in (see ``ExportState.held_dtype``)."""
+        return self.state.held_dtype(self.node.outputs[index].dtype, f"output {index}")
 
     def int_list(self, index: int) -> list[int]:
         """A constant integer input as a list; a refusal where it is computed at run time."""

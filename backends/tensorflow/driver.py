@@ -136,7 +136,9 @@ def to_tensorflow(
             state.start_trace()
             nhwc_out.clear()
             for i, (value, arg) in enumerate(zip(inputs, args, strict=True)):
-                state.env[value] = Physical(arg, channels_last(4) if i in nhwc else None)
+                state.env[value] = Physical(
+                    state.widened(arg), channels_last(4) if i in nhwc else None
+                )
 
             def convert(node: ir.Node) -> None:
                 converter = converter_for(node, imports)
@@ -149,9 +151,10 @@ def to_tensorflow(
                 held = state.env.get(value)
                 if layout == "nhwc" and held is not None and held.perm == channels_last(4):
                     nhwc_out.append(i)
-                    returned[key] = tf.identity(held.tensor, name=key)
+                    returned[key] = tf.identity(_as_declared(state, value, held.tensor), name=key)
                 else:
-                    returned[key] = tf.identity(_logical(state, value), name=key)
+                    logical = _as_declared(state, value, _logical(state, value))
+                    returned[key] = tf.identity(logical, name=key)
             return returned
 
         function = tf.function(body, input_signature=specs, autograph=False)
@@ -260,6 +263,14 @@ def _logical(state: ExportState, value: ir.Value) -> Any:
             raise ValueError(f"graph output {value.name!r} is never produced")
         return state.tf.constant(value.const_value.numpy())
     return state.to_logical(value, held)
+
+
+def _as_declared(state: ExportState, value: ir.Value, tensor: Any) -> Any:
+    """A graph output in its ONNX type: a float16 one held as float32 narrowed back."""
+    tf = state.tf
+    if value.dtype == ir.DataType.FLOAT16 and tensor.dtype == tf.float32:
+        return tf.cast(tensor, tf.float16)
+    return tensor
 
 
 def _signature_shape(value: ir.Value, nhwc: bool = False) -> list[int | None] | None:

@@ -340,7 +340,7 @@ def _stack_starts(
                 f"scan output {value.name!r} has a shape known only at run time ({shape}): "
                 "TFLite's builtins hold no TensorList to gather its slices"
             )
-        dtype = tf_dtype(value.dtype, f"scan output {value.name!r}")
+        dtype = ctx.state.held_dtype(value.dtype, f"scan output {value.name!r}")
         stacks.append(tf.zeros([1, *(int(dim) for dim in shape)], dtype))
     return stacks
 

@@ -262,3 +262,38 @@ def test_reductions_over_axes_fed_at_run_time() -> None:
     x = np.random.default_rng(7).standard_normal((3, 4, 5)).astype(np.float32)
     for axes in ([0, 2], [-1, 1]):
         _assert_litert_matches_onnxruntime(proto, {"x": x, "axes": np.array(axes, np.int64)})
+
+
+def test_float16_values_are_held_in_float32_and_rounded_after_each_op() -> None:
+    """TFLite computes nothing in float16: MatMul, Softmax, Concat and Transpose on float16
+    inputs and a float16 weight run in float32, each result rounded to float16; the signature
+    keeps float16 in and out. Within one float16 ulp of onnxruntime's float16 kernels."""
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["scores"]),
+        helper.make_node("Softmax", ["scores"], ["probs"], axis=-1),
+        helper.make_node("Concat", ["probs", "x"], ["joined"], axis=-1),
+        helper.make_node("Transpose", ["joined"], ["flipped"], perm=[1, 0]),
+        helper.make_node("Cast", ["wide"], ["narrowed"], to=TensorProto.FLOAT16),
+        helper.make_node("Add", ["narrowed", "narrowed"], ["doubled"]),
+    ]
+    rng = np.random.default_rng(16)
+    weight = onnx.numpy_helper.from_array(rng.standard_normal((5, 5)).astype(np.float16), "w")
+    proto = _model(
+        nodes,
+        {"x": (TensorProto.FLOAT16, [3, 5]), "wide": (TensorProto.FLOAT, [7])},
+        {"flipped": TensorProto.FLOAT16, "doubled": TensorProto.FLOAT16},
+        initializers=[weight],
+    )
+    feed = {
+        "x": rng.standard_normal((3, 5)).astype(np.float16),
+        # float16's rounding ties and its overflow to inf.
+        "wide": np.array(
+            [1.00048828125, 1.00146484375, 3.0, -3.0e-3, 70000.0, -1e5, 0.1], np.float32
+        ),
+    }
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    flipped, doubled = session.run(None, feed)
+    got = run_export(to_tflite(ir.from_proto(proto)), feed)
+    assert got["flipped"].dtype == np.float16 and got["doubled"].dtype == np.float16
+    np.testing.assert_allclose(got["flipped"], flipped, rtol=1e-3, atol=1e-3)
+    np.testing.assert_array_equal(got["doubled"], doubled)
