@@ -110,3 +110,40 @@ def test_saved_model_signature_dims_are_named(keras: Any, tmp_path: Path) -> Non
         "['batch', 'tokens_dim1', 3]",
         "['batch', 4]",
     ]
+
+
+def test_batch_is_proved_through_reshapes_of_a_one_channel_image(keras: Any) -> None:
+    """tf2onnx writes the NHWC -> NCHW Transpose of a one-channel image as Reshape(-1, 1, H, W),
+    whose -1 onnx's inference cannot name: the frontend proves it is the batch."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((12, 12, 1), name="digits"),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(5, activation="softmax", name="probabilities"),
+        ]
+    )
+    converted = from_keras(model)
+    assert any(node.op_type == "Reshape" for node in converted.graph)
+    assert _dims(converted.graph.inputs) == {"digits": ["batch", 12, 12, 1]}
+    assert _dims(converted.graph.outputs) == {"probabilities": ["batch", 5]}
+    session = ort.InferenceSession(
+        ir.to_proto(converted).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    x = np.random.default_rng(4).normal(size=(3, 12, 12, 1)).astype(np.float32)
+    np.testing.assert_allclose(
+        session.run(None, {"digits": x})[0], np.asarray(model(x)), rtol=RTOL, atol=ATOL
+    )
+
+
+def test_real_keras_file_dims(tmp_path: Path) -> None:
+    from helpers import SHARED_FIXTURES
+
+    path = SHARED_FIXTURES / "tensorflow" / "digits_cnn.keras"
+    if not path.exists():
+        pytest.skip(f"{path} is absent (the shared fixtures are not checked out beside the repo)")
+    converted = load_tensorflow(path, ConvertOptions())
+    assert _dims(converted.graph.inputs) == {"input_layer": ["batch", 28, 28, 1]}
+    assert _dims(converted.graph.outputs) == {"dense_1": ["batch", 10]}
