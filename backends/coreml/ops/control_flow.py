@@ -141,20 +141,43 @@ def scan_v8(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
     ]
 
 
+def _declared_shape(ctx: ExportContext, var: Any, value: ir.Value) -> Any:
+    """``var`` reshaped to ``value``'s shape where ONNX knows it and MIL has symbolic dims: a
+    loop variable's shape must settle, and each MIL build makes new symbols."""
+    shape = value.shape
+    if shape is None or any(not isinstance(d, int) for d in shape) or not len(shape):
+        return var
+    if all(isinstance(d, int) for d in var.shape):
+        return var
+    return ctx.mb.reshape(x=var, shape=[int(d) for d in shape])  # type: ignore[arg-type]
+
+
+#: numpy types of the MIL dtype words (a scan output's first, dummy row).
+_NUMPY_OF_WORD = {"fp32": np.float32, "fp16": np.float16, "int32": np.int32, "bool": np.bool_}
+
+
 @ops.register("Loop", since=1)
 def loop_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
-    """MIL's while_loop over (iteration, trip count, condition, loop-carried values...): its
-    condition block is ONNX's ``iteration < M and cond``, its body the Loop's body, the iteration
-    added by one. Scan outputs (stacked per iteration) are refused: a while_loop's variables keep
-    their shape, so nothing can grow by one slice an iteration."""
+    """MIL's while_loop over (iteration, trip count, condition, loop-carried values, scan
+    accumulators): its condition block is ONNX's ``iteration < M and cond``, its body the Loop's
+    body, the iteration added by one. Each scan output is a loop variable that grows by one slice
+    an iteration (MIL gives it a symbolic first dim), started with one dummy row of zeros so no
+    tensor is empty, the row sliced off after the loop."""
     body = _body(ctx)
     carried = len(node.inputs) - 2
-    if len(body.outputs) != 1 + carried:
-        raise ctx.error(
-            f"{len(body.outputs) - 1 - carried} scan output(s): MIL's while_loop variables keep "
-            "their shape, so no output can grow by one slice per iteration"
-        )
+    scan_outputs = body.outputs[1 + carried :]
     mb = ctx.mb
+    dummies = []
+    for value in scan_outputs:
+        shape = value.shape
+        if shape is None or any(not isinstance(d, int) for d in shape):
+            raise ctx.error(
+                f"scan output {value.name!r} of a shape unknown when built: its accumulator "
+                "needs a fixed slice shape"
+            )
+        word = ctx.mil_dtype(value.dtype)
+        dims = [int(d) for d in shape]  # type: ignore[arg-type]
+        dummies.append(ctx.make_constant(np.zeros([1, *dims], _NUMPY_OF_WORD[word])))
 
     def scalar(var: Any) -> Any:
         # A one-element tensor (rank 0 included) as MIL's scalar type, the loop variables' type.
@@ -173,21 +196,35 @@ def loop_v1(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
         return go
 
     def step(iteration: Any, *rest: Any) -> tuple[Any, ...]:
+        state = rest[len(limit) + 1 :]
         ctx.bind(body.inputs[0], iteration)
         ctx.bind(body.inputs[1], rest[len(limit)])
-        for k, var in enumerate(rest[len(limit) + 1 :]):
-            ctx.bind(body.inputs[2 + k], var)
-        outputs = ctx.convert_subgraph(body)
+        for k in range(carried):
+            ctx.bind(body.inputs[2 + k], state[k])
+        outputs = [
+            _declared_shape(ctx, var, value)
+            for var, value in zip(ctx.convert_subgraph(body), body.outputs, strict=True)
+        ]
         go = scalar(outputs[0])
         # Each value an identity inside the block: the body may yield an outer or input value.
-        carried_out = [mb.identity(x=var) for var in outputs[1:]]
-        return (mb.add(x=iteration, y=np.int32(1)), *limit_vars(rest), go, *carried_out)
-
-    def limit_vars(rest: tuple[Any, ...]) -> list[Any]:
-        return [mb.identity(x=rest[0])] if limit else []
+        carried_out = [mb.identity(x=var) for var in outputs[1 : 1 + carried]]
+        grown = [
+            mb.concat(values=[acc, mb.expand_dims(x=var, axes=[0])], axis=0)
+            for acc, var in zip(state[carried:], outputs[1 + carried :], strict=True)
+        ]
+        limits = [mb.identity(x=rest[0])] if limit else []
+        return (mb.add(x=iteration, y=np.int32(1)), *limits, go, *carried_out, *grown)
 
     with ctx.in_subgraph():
         results = mb.while_loop(
-            _cond=keep_going, _body=step, loop_vars=(start, *limit, cond, *values)
+            _cond=keep_going, _body=step, loop_vars=(start, *limit, cond, *values, *dummies)
         )
-    return list(results[2 + len(limit) :])
+    finals = list(results[2 + len(limit) :])
+    stacked = []
+    for acc in finals[carried:]:
+        rank = len(acc.shape)
+        stacked.append(
+            mb.slice_by_index(x=acc, begin=[1] + [0] * (rank - 1), end=[0] * rank,
+                              end_mask=[True] * rank)
+        )  # fmt: skip
+    return finals[:carried] + stacked

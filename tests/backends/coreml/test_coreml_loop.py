@@ -1,7 +1,8 @@
 """Core ML backend, Loop: ONNX's Loop as MIL's while_loop (trip count and condition both given,
 either alone; the iteration number read in the body; an outer value), exported, re-imported
 through the frontend (while_loop back to Loop) and run on onnxruntime against onnxruntime on the
-source model; scan outputs refused by name."""
+source model; scan outputs (a loop variable that grows an iteration) and their refusal where
+their slice shape is unknown."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from unframe.shared_ir.runner import run_onnxruntime
 pytest.importorskip("coremltools", reason="the coreml extra is not installed")
 
 
-def _loop_model(trip: bool, cond: bool, scan_output: bool = False) -> ir.Model:
+def _loop_model(
+    trip: bool, cond: bool, scan_output: bool = False, unknown_scan_shape: bool = False
+) -> ir.Model:
     """v' = v * 1.5 + iteration * w, while sum(|v'|) < 50 (and fewer than M iterations)."""
     body_nodes = [
         helper.make_node("Cast", ["i"], ["i_f"], to=TensorProto.FLOAT),
@@ -33,7 +36,10 @@ def _loop_model(trip: bool, cond: bool, scan_output: bool = False) -> ir.Model:
         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [2, 3]),
     ]
     if scan_output:
-        outputs.append(helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [2, 3]))
+        outputs.append(helper.make_tensor_value_info("shift", TensorProto.FLOAT, [2, 3]))
+    if unknown_scan_shape:  # expanded to a shape given at run time
+        body_nodes.append(helper.make_node("Expand", ["shift", "target"], ["spread"]))
+        outputs[-1] = helper.make_tensor_value_info("spread", TensorProto.FLOAT, None)
     body = helper.make_graph(
         body_nodes,
         "body",
@@ -53,6 +59,8 @@ def _loop_model(trip: bool, cond: bool, scan_output: bool = False) -> ir.Model:
         inputs.append(helper.make_tensor_value_info("m", TensorProto.INT64, []))
     if cond:
         inputs.append(helper.make_tensor_value_info("keep", TensorProto.BOOL, []))
+    if unknown_scan_shape:
+        inputs.append(helper.make_tensor_value_info("target", TensorProto.INT64, [3]))
     loop_outputs = ["y"] + (["ys"] if scan_output else [])
     graph = helper.make_graph(
         [
@@ -96,7 +104,19 @@ def test_loop_is_one_while_loop() -> None:
     assert [op.op_type for op in program.functions["main"].operations].count("while_loop") == 1
 
 
-def test_loop_with_scan_outputs_is_refused_by_name() -> None:
+def test_loop_scan_outputs_match_onnxruntime() -> None:
+    model = _loop_model(True, True, scan_output=True)
+    x = np.random.default_rng(1).standard_normal((2, 3)).astype(np.float32)
+    for m in (0, 2, 40):
+        feeds = {"x": x, "m": np.array(m, np.int64), "keep": np.array(True)}
+        expected = run_onnxruntime(ir.from_proto(ir.to_proto(model)), feeds)
+        actual = CoreMLFramework().run_ir(model, feeds)
+        for name in ("y", "ys"):
+            assert actual[name].shape == expected[name].shape
+            np.testing.assert_allclose(actual[name], expected[name], rtol=1e-5, atol=1e-5)
+
+
+def test_loop_scan_output_of_an_unknown_shape_is_refused_by_name() -> None:
     with pytest.raises(UnsupportedOpsError) as raised:
-        export_mlprogram(_loop_model(True, True, scan_output=True))
-    assert "scan output" in raised.value.ops[0].reason
+        export_mlprogram(_loop_model(True, True, scan_output=True, unknown_scan_shape=True))
+    assert "scan output 'spread'" in raised.value.ops[0].reason

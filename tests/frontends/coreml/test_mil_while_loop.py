@@ -22,15 +22,19 @@ torch = pytest.importorskip("torch", reason="the packages are converted from PyT
 
 
 class GrowUntil(torch.nn.Module):
-    """Grows y until it is large or six steps have run (a logical_and of two tensors)."""
+    """Grows y until it is large or six steps have run (a logical_and of two tensors), each
+    step's y collected by concatenation (a loop variable whose first dim grows, symbolic in MIL,
+    started with a dummy row sliced off after the loop)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
+        collected = torch.zeros(1, 2, 3)
         steps = torch.zeros(1)
         while bool(torch.logical_and(y.abs().sum().reshape(1) < 50.0, steps < 6.0).squeeze()):
             y = y * 1.5 + torch.sigmoid(x) * steps
+            collected = torch.cat([collected, y.unsqueeze(0)], 0)
             steps = steps + 1
-        return y
+        return collected[1:]
 
 
 class ShortCircuit(torch.nn.Module):
@@ -83,11 +87,13 @@ def test_coremltools_while_loop_matches_torch(name: str, packages: dict[str, Any
     for x in (base * 30, base, base * 0.01):  # no iteration, some, stopped by the count
         (actual,) = run_onnxruntime(model, {"x": x}).values()
         expected = scripted(torch.from_numpy(x)).numpy()
+        assert actual.shape == expected.shape
         np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
 
 
 def _onnx_loop() -> ir.Model:
-    """An ONNX Loop with a trip count and a condition, its body of ops the packages hold."""
+    """An ONNX Loop with a trip count, a condition and a scan output, its body of ops the
+    packages hold."""
     body = helper.make_graph(
         [
             helper.make_node("Mul", ["v_in", "rate"], ["grown"]),
@@ -105,6 +111,7 @@ def _onnx_loop() -> ir.Model:
         [
             helper.make_tensor_value_info("go", TensorProto.BOOL, []),
             helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [2, 3]),
+            helper.make_tensor_value_info("grown", TensorProto.FLOAT, [2, 3]),
         ],
         [
             helper.make_tensor("rate", TensorProto.FLOAT, [], [1.5]),
@@ -114,7 +121,7 @@ def _onnx_loop() -> ir.Model:
     graph = helper.make_graph(
         [
             helper.make_node("Sigmoid", ["x"], ["w"]),
-            helper.make_node("Loop", ["m", "keep", "x"], ["y"], body=body),
+            helper.make_node("Loop", ["m", "keep", "x"], ["y", "ys"], body=body),
         ],
         "loop",
         [
@@ -122,7 +129,7 @@ def _onnx_loop() -> ir.Model:
             helper.make_tensor_value_info("m", TensorProto.INT64, []),
             helper.make_tensor_value_info("keep", TensorProto.BOOL, []),
         ],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "ys")],
     )
     return ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)]))
 
