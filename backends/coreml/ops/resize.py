@@ -350,7 +350,7 @@ def upsample_v7(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
         raise ctx.error("an input of unknown size: Core ML's resize ops need the sizes when built")
     dims = [int(d) for d in shape]  # type: ignore[arg-type]
     plans = [
-        AxisResize(axis, dims[axis], int(np.floor(dims[axis] * s)), np.float32([s]), s)
+        AxisResize(axis, dims[axis], int(np.floor(dims[axis] * s)), np.array([s], np.float32), s)
         for axis, s in enumerate(scales)
         if s != 1.0
     ]
