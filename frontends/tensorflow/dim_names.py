@@ -109,9 +109,12 @@ def _prove_reshape_dims(graph: ir.Graph) -> bool:
         if static_in != math.prod(dim for dim in target if dim != -1):
             continue
         axis = target.index(-1)
-        dims = list(result.shape)
-        if not isinstance(dims[axis], int) and dims[axis].value == name:
+        current = result.shape[axis]
+        if not isinstance(current, int) and current.value == name:
             continue
+        dims: list[int | str | None] = [
+            dim if isinstance(dim, int) else dim.value for dim in result.shape
+        ]
         dims[axis] = name
         result.shape = ir.Shape(dims)
         named = True
