@@ -236,3 +236,37 @@ def test_reduce_over_repeated_run_time_axes_fails_rather_than_giving_a_wrong_ran
     assert onnxruntime_on(model, feeds)["y"].shape == (1, 1)
     with pytest.raises(Exception, match="(?i)reshape"):
         exported(model, feeds)
+
+
+@pytest.mark.parametrize(
+    ("shape", "attributes", "length", "axis"),
+    [
+        ([2, 8, 3, 1], {}, None, 1),
+        ([2, 7, 3, 2], {"inverse": 1}, None, 1),
+        ([2, 4, 9, 1], {"onesided": 1}, None, 2),
+        ([2, 5, 3, 2], {"inverse": 1, "onesided": 1}, None, 1),  # irfft: 8 real values out
+        ([2, 6, 3, 2], {}, 9, -3),  # zeros after the signal
+        ([2, 6, 3, 1], {"onesided": 1}, 4, 1),  # the signal cut
+    ],
+)
+def test_dft_matches_onnxruntime(
+    shape: list[int], attributes: dict[str, int], length: int | None, axis: int
+) -> None:
+    """Against onnxruntime's float32 FFT, to float32 sums' accuracy (the tables are exact to
+    float32; onnxruntime and the node tests' float32 FFT differ from each other by ~1e-6)."""
+    constants = [helper.make_tensor("axis", TensorProto.INT64, [], [axis])]
+    if length is not None:
+        constants.append(helper.make_tensor("length", TensorProto.INT64, [], [length]))
+    node = helper.make_node("DFT", ["x", "length" if length else "", "axis"], ["y"], **attributes)
+    graph = helper.make_graph(
+        [node],
+        "dft",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=constants,
+    )
+    model = ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]))
+    feeds = {"x": np.random.default_rng(6).standard_normal(shape).astype(np.float32)}
+    expected, actual = onnxruntime_on(model, feeds), exported(model, feeds)
+    assert actual["y"].shape == expected["y"].shape
+    np.testing.assert_allclose(actual["y"], expected["y"], rtol=1e-4, atol=1e-5)
