@@ -66,21 +66,52 @@ def div_v7(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
     # Integer Div truncates toward zero in ONNX (C's division); TF's // floors.
     truncate = (
-        (lambda a, b: _truncate_div_by_floor(tf, a, b)) if for_tflite(ctx) else tf.truncatediv
+        (lambda a, b: _truncate_div_by_floor(tf, a, b, _tflite_floor_div))
+        if for_tflite(ctx)
+        else tf.truncatediv
     )
     return _binary(ctx, lambda a, b: truncate(a, b) if _is_integer(a) else tf.math.divide(a, b))
 
 
-def _truncate_div_by_floor(tf: Any, a: Any, b: Any) -> Any:
+def _truncate_div_by_floor(
+    tf: Any, a: Any, b: Any, floor_div: Callable[[Any, Any, Any], Any] | None = None
+) -> Any:
     """C's integer division from FloorDiv (TFLite's builtins have no TruncateDiv): the floored
     quotient, one more where a remainder is left and the signs differ."""
-    quotient = tf.math.floordiv(a, b)
+    quotient = floor_div(tf, a, b) if floor_div is not None else tf.math.floordiv(a, b)
     if a.dtype.is_unsigned:
         return quotient
     zero = tf.zeros((), a.dtype)
     inexact = tf.not_equal(a - quotient * b, zero)
     signs_differ = tf.not_equal(a < zero, b < zero)
     return quotient + tf.cast(tf.logical_and(inexact, signs_differ), a.dtype)
+
+
+def _tflite_floor_div(tf: Any, a: Any, b: Any) -> Any:
+    """Floored division from TFLite builtins: FLOOR_DIV where it has a kernel (int32, float32);
+    for int64, which it lacks, a - floormod(a, b) (FLOOR_MOD holds int64) is an exact multiple
+    of b, divided exactly by three float32 estimates of the quotient left, each corrected in
+    wrapping int64 arithmetic (the error falls from 2**63 to 2**40, 2**17, then 0: a float32
+    holds every integer below 2**24 and rounds the last estimate to it)."""
+    if a.dtype != tf.int64:
+        return tf.math.floordiv(a, b)
+    multiple = a - tf.math.floormod(a, b)
+    divisor = tf.cast(b, tf.float32)
+    quotient = tf.zeros_like(multiple)
+    for _ in range(3):
+        left = multiple - quotient * b
+        quotient = quotient + tf.cast(tf.round(tf.cast(left, tf.float32) / divisor), tf.int64)
+    return quotient
+
+
+def _tflite_truncate_mod(tf: Any, a: Any, b: Any) -> Any:
+    """C's integer remainder from FLOOR_MOD (TFLite's builtins have no TruncateMod): the floored
+    remainder has b's sign, the truncated one a's; where they differ and it is not 0, they are
+    b apart."""
+    floored = tf.math.floormod(a, b)
+    zero = tf.zeros((), a.dtype)
+    differ = tf.logical_and(tf.not_equal(floored, zero), tf.not_equal(a < zero, b < zero))
+    return tf.where(differ, floored - b, floored)
 
 
 @ops.register("Mod", since=10)
@@ -92,6 +123,8 @@ def mod_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
         # Truncated and floored remainders agree on unsigned types, where floormod has kernels.
         if not fmod or a.dtype.is_unsigned:
             return tf.math.floormod(a, b)
+        if for_tflite(ctx) and a.dtype.is_integer:
+            return _tflite_truncate_mod(tf, a, b)
         return in_kernel_type(ctx, [a, b], tf.truncatemod, _TRUNCATE_MOD_LACKING)
 
     return _binary(ctx, remainder)

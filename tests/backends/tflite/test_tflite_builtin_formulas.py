@@ -297,3 +297,56 @@ def test_float16_values_are_held_in_float32_and_rounded_after_each_op() -> None:
     assert got["flipped"].dtype == np.float16 and got["doubled"].dtype == np.float16
     np.testing.assert_allclose(got["flipped"], flipped, rtol=1e-3, atol=1e-3)
     np.testing.assert_array_equal(got["doubled"], doubled)
+
+
+def test_int64_division_and_truncated_remainders_are_exact() -> None:
+    """int64 Div (which FLOOR_DIV lacks) from FLOOR_MOD and corrected float32 estimates, exact
+    up to 2**62 with either sign; uint32 Div (run in int64) beyond 2**31; Mod with fmod=1 (C's
+    remainder) from FLOOR_MOD, every sign pair: all equal to onnxruntime's."""
+    proto = _model(
+        [
+            helper.make_node("Div", ["a", "b"], ["quotient"]),
+            helper.make_node("Mod", ["a", "b"], ["remainder"], fmod=1),
+            helper.make_node("Div", ["u", "v"], ["unsigned_quotient"]),
+            helper.make_node("Mod", ["i", "j"], ["int32_remainder"], fmod=1),
+        ],
+        {
+            "a": (TensorProto.INT64, [40]),
+            "b": (TensorProto.INT64, [40]),
+            "u": (TensorProto.UINT32, [6]),
+            "v": (TensorProto.UINT32, [6]),
+            "i": (TensorProto.INT32, [8]),
+            "j": (TensorProto.INT32, [8]),
+        },
+        {
+            "quotient": TensorProto.INT64,
+            "remainder": TensorProto.INT64,
+            "unsigned_quotient": TensorProto.UINT32,
+            "int32_remainder": TensorProto.INT32,
+        },
+    )
+    rng = np.random.default_rng(64)
+    a = np.concatenate(
+        [
+            [7, -7, 7, -7, 0, 2**62, -(2**62), 2**62 - 1, 6, -6],
+            rng.integers(-(2**62), 2**62, 15),
+            rng.integers(-1000, 1000, 15),
+        ]
+    ).astype(np.int64)
+    b = np.concatenate(
+        [
+            [2, 2, -2, -2, 5, 3, 7, -(2**31) - 1, 3, -3],
+            rng.integers(1, 2**40, 8) * rng.choice([-1, 1], 8),
+            rng.integers(-9, 10, 7) | 1,
+            rng.integers(-50, 50, 15) | 1,
+        ]
+    ).astype(np.int64)
+    feed = {
+        "a": a,
+        "b": b,
+        "u": np.array([4294967295, 3000000000, 7, 2**31, 10, 0], np.uint32),
+        "v": np.array([2, 7, 7, 3, 4294967295, 9], np.uint32),
+        "i": np.array([7, -7, 7, -7, 0, 5, -2147483647, 2147483647], np.int32),
+        "j": np.array([3, 3, -3, -3, 4, 5, 10, -10], np.int32),
+    }
+    _assert_litert_matches_onnxruntime(proto, feed)
