@@ -231,6 +231,8 @@ def slice_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
         )
         stop = tf.where(stop < 0, -size - 1, stop)
         begin[axis], end[axis], stride[axis] = start, stop, step
+    if for_tflite(ctx) and rank > _TFLITE_SLICE_RANK:
+        return [_strided_slice_merged(ctx, x, begin, end, stride, axes)]
     result = tf.strided_slice(
         x,
         tf.stack([tf.cast(b, tf.int64) for b in begin]),
@@ -240,6 +242,62 @@ def slice_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
         end_mask=end_mask,
     )
     return [result]
+
+
+#: The most dims TFLite's STRIDED_SLICE takes.
+_TFLITE_SLICE_RANK = 5
+
+
+def _strided_slice_merged(
+    ctx: ExportContext, x: Any, begin: list[Any], end: list[Any], stride: list[Any], axes: list[int]
+) -> Any:
+    """A slice of more dims than TFLite's STRIDED_SLICE takes, where few enough are sliced:
+    each run of axes left whole is merged into one by a Reshape (the memory order is the same),
+    the merged tensor sliced, and the result reshaped to the slice's dims."""
+    tf = ctx.tf
+    rank = len(x.shape)
+    dims = tf.shape(x, out_type=tf.int64)
+    groups: list[list[int]] = []
+    for axis in range(rank):
+        if axis in axes or not groups or groups[-1][-1] in axes:
+            groups.append([axis])
+        else:
+            groups[-1].append(axis)
+    if len(groups) > _TFLITE_SLICE_RANK:
+        raise ctx.error(
+            f"a slice of {len(axes)} axes of a rank-{rank} tensor: TFLite's STRIDED_SLICE "
+            f"takes at most {_TFLITE_SLICE_RANK} dims once the whole axes are merged"
+        )
+    merged = tf.reshape(x, tf.stack([tf.reduce_prod(tf.gather(dims, g)) for g in groups]))
+    sliced = [g[0] in axes for g in groups]
+    result = tf.strided_slice(
+        merged,
+        tf.stack(
+            [
+                tf.cast(begin[g[0]], tf.int64) if cut else tf.constant(0, tf.int64)
+                for g, cut in zip(groups, sliced, strict=True)
+            ]
+        ),
+        tf.stack(
+            [
+                tf.cast(end[g[0]], tf.int64) if cut else tf.constant(0, tf.int64)
+                for g, cut in zip(groups, sliced, strict=True)
+            ]
+        ),
+        tf.stack(
+            [
+                tf.cast(stride[g[0]], tf.int64) if cut else tf.constant(1, tf.int64)
+                for g, cut in zip(groups, sliced, strict=True)
+            ]
+        ),
+        begin_mask=sum(1 << i for i, cut in enumerate(sliced) if not cut),
+        end_mask=sum(1 << i for i, cut in enumerate(sliced) if not cut),
+    )
+    kept = tf.shape(result, out_type=tf.int64)
+    shape = []
+    for index, group in enumerate(groups):
+        shape.extend([kept[index]] if sliced[index] else [dims[axis] for axis in group])
+    return tf.reshape(result, tf.stack(shape))
 
 
 def _slice_run_time_axes(ctx: ExportContext, x: Any, starts: Any, ends: Any) -> Any:

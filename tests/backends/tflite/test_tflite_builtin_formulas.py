@@ -350,3 +350,22 @@ def test_int64_division_and_truncated_remainders_are_exact() -> None:
         "j": np.array([3, 3, -3, -3, 4, 5, 10, -10], np.int32),
     }
     _assert_litert_matches_onnxruntime(proto, feed)
+
+
+def test_slices_of_more_dims_than_strided_slice_takes() -> None:
+    """Slices of a rank-7 tensor (TFLite's STRIDED_SLICE takes 5 dims) on two axes apart, with
+    a negative start and a negative step: the whole axes between are merged by reshapes."""
+    constants = [
+        helper.make_tensor("starts", TensorProto.INT64, [2], [1, -1]),
+        helper.make_tensor("ends", TensorProto.INT64, [2], [3, -10]),
+        helper.make_tensor("axes", TensorProto.INT64, [2], [1, 5]),
+        helper.make_tensor("steps", TensorProto.INT64, [2], [1, -2]),
+    ]
+    proto = _model(
+        [helper.make_node("Slice", ["x", "starts", "ends", "axes", "steps"], ["y"])],
+        {"x": (TensorProto.FLOAT, [2, 4, 3, 2, 3, 5, 2])},
+        {"y": TensorProto.FLOAT},
+        initializers=constants,
+    )
+    x = np.random.default_rng(7).standard_normal((2, 4, 3, 2, 3, 5, 2)).astype(np.float32)
+    _assert_litert_matches_onnxruntime(proto, {"x": x})
