@@ -80,8 +80,8 @@ def while_loop(op: Any, ctx: MilContext) -> list[ir.Value]:
             shape=ir.Shape([]),
         )  # fmt: skip
         go_in = ir.Value(
+            # No shape: the condition block may yield a one-element tensor, not a scalar.
             name=ctx.unique(f"{op.name}_go"), type=ir.TensorType(ir.DataType.BOOL),
-            shape=ir.Shape([]),
         )  # fmt: skip
         carried = []
         for var in body.inputs:

@@ -1,4 +1,4 @@
-"""MIL recurrent ops: lstm as ONNX's LSTM.
+"""MIL recurrent ops: lstm as ONNX's LSTM, rnn as ONNX's RNN.
 
 MIL orders the gates input, forget, output, cell (ONNX: input, output, forget, cell), adds one
 bias per gate (ONNX two), and holds two directions side by side on the last axis.
@@ -81,3 +81,42 @@ def lstm(op: Any, ctx: MilContext) -> list[ir.Value]:
     else:
         sequence = ctx.op1("Unsqueeze", [last_h, ctx.ints([0])])
     return [sequence, last_h, last_c]
+
+
+#: MIL's rnn activations and ONNX's names for them.
+_RNN_ACTIVATIONS = {"tanh": "Tanh", "relu": "Relu", "sigmoid": "Sigmoid"}
+
+
+@ops.register("rnn", since=IOS15, domain=MIL_DOMAIN)
+def rnn(op: Any, ctx: MilContext) -> list[ir.Value]:
+    """MIL's rnn as ONNX's RNN: one direction (B, H) states given their direction axis, the one
+    bias as ONNX's input bias beside a zero recurrent bias; weights may be computed at run time."""
+    activation = str(ctx.attr("activation", "tanh"))
+    if activation not in _RNN_ACTIVATIONS:
+        raise ctx.error(f"activation={activation}: read for tanh, relu and sigmoid")
+    direction = str(ctx.attr("direction", "forward"))
+    if direction not in ("forward", "reverse"):
+        raise ctx.error(f"direction={direction}")
+    hidden = int(ctx.shape("weight_hh")[0])
+    axis0 = ctx.ints([0])
+    w = ctx.op1("Unsqueeze", [ctx.value("weight_ih"), axis0])
+    r = ctx.op1("Unsqueeze", [ctx.value("weight_hh"), axis0])
+    bias = None
+    if ctx.has("bias"):
+        zeros = ctx.make_constant(np.zeros(hidden, ctx.dtype("bias")), "zeros")
+        bias = ctx.op1(
+            "Unsqueeze", [ctx.op1("Concat", [ctx.value("bias"), zeros], {"axis": 0}), axis0]
+        )
+    initial = ctx.op1("Unsqueeze", [ctx.value("initial_h"), axis0])
+    attrs = {
+        "hidden_size": hidden,
+        "direction": direction,
+        "activations": [_RNN_ACTIVATIONS[activation]],
+    }
+    y, y_h = ctx.node("RNN", [ctx.value("x"), w, r, bias, None, initial], attrs, num_outputs=2)
+    last_h = ctx.op1("Squeeze", [y_h, axis0])
+    if bool(ctx.attr("output_sequence", False)):
+        sequence = ctx.op1("Squeeze", [y, ctx.ints([1])])
+    else:
+        sequence = y_h  # (1, B, H): the last state
+    return [sequence, last_h]

@@ -47,7 +47,9 @@ def scatter(op: Any, ctx: MilContext) -> ir.Value:
     if axis:
         data = ctx.op1("Transpose", [data], {"perm": perm})
         updates = ctx.op1("Transpose", [updates], {"perm": perm})
-    indices = ctx.op1("Unsqueeze", [ctx.value("indices"), ctx.ints([-1])])
+    # ScatterND reads int64 indices only; MIL's are int32.
+    wide = ctx.op1("Cast", [ctx.value("indices")], {"to": ir.DataType.INT64})
+    indices = ctx.op1("Unsqueeze", [wide, ctx.ints([-1])])
     scattered = ctx.op1("ScatterND", [data, indices, updates], {"reduction": _reduction(ctx)})
     if not axis:
         return scattered
