@@ -60,7 +60,14 @@ def expand_dims(op: Any, ctx: MilContext) -> ir.Value:
 def concat(op: Any, ctx: MilContext) -> ir.Value:
     if ctx.attr("interleave", False):
         raise ctx.error("interleaved concat is not converted")
-    return ctx.op1("Concat", ctx.values_of("values"), {"axis": int(ctx.attr("axis"))})
+    found = ctx.var("values")
+    items = found if isinstance(found, tuple | list) else (found,)
+    values = ctx.values_of("values")
+    if all(len(item.shape) == 0 for item in items):
+        # MIL joins scalars into a vector (coremltools' shapes for fill); ONNX's Concat needs
+        # rank 1 at least.
+        values = [ctx.op1("Reshape", [value, ctx.ints([1])]) for value in values]
+    return ctx.op1("Concat", values, {"axis": int(ctx.attr("axis"))})
 
 
 @ops.register("stack", since=IOS15, domain=MIL_DOMAIN)
