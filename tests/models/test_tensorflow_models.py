@@ -111,6 +111,9 @@ KERAS_MODELS: dict[str, Callable[[Any], tuple[Any, tuple[int, ...]]]] = {
 #: Transposes the layout pass may add: none where the model takes NHWC images into a Conv
 #: (tf2onnx's opening Transpose is absorbed); a Conv1D region is entered and left once.
 MAX_TRANSPOSES = {"mobilenet_v2": 0, "sequential_cnn": 0, "attention_gelu": 2, "conv1d_lstm": 2}
+#: The output's leading dim where it is not provably the input's batch: MultiHeadAttention's
+#: Reshapes fold batch x heads into one dim, which no single symbol names.
+OUTPUT_BATCH_DIM = {"attention_gelu": "encoded_dim0"}
 
 
 def _build_keras(name: str, keras: Any) -> tuple[Any, np.ndarray]:
@@ -136,7 +139,14 @@ def test_keras_to_onnx_to_tensorflow_matches_keras(name: str, keras: Any) -> Non
     model, x = _build_keras(name, keras)
     expected = model(x, training=False).numpy()
     assert expected.std() > 1e-3, "the reference output is too flat to judge"
-    built = to_tensorflow(ir.from_proto(onnx.load_from_string(_keras_to_onnx(name, model))))
+    onnx_model = onnx.load_from_string(_keras_to_onnx(name, model))
+    # Dynamic dims are named, not tf2onnx's unk__N; the output's batch where inference proves it.
+    leading = [
+        v.type.tensor_type.shape.dim[0].dim_param
+        for v in (*onnx_model.graph.input, *onnx_model.graph.output)
+    ]
+    assert leading == ["batch", OUTPUT_BATCH_DIM.get(name, "batch")]
+    built = to_tensorflow(ir.from_proto(onnx_model))
     assert built.transposes <= MAX_TRANSPOSES[name]
     (got,) = run_built(built, {built.input_names[0]: x}).values()
     np.testing.assert_allclose(got, expected, RTOL, ATOL)
