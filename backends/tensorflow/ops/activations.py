@@ -9,6 +9,7 @@ from unframe.backends.tensorflow.ops._common import (
     ExportContext,
     Outputs,
     elementwise_inputs,
+    for_tflite,
     ir,
     normalize_axis,
     ops,
@@ -100,6 +101,12 @@ def hard_swish_v14(node: ir.Node, ctx: ExportContext) -> Outputs:
 def mish_v18(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
     x = _x(ctx)
+    if for_tflite(ctx):
+        # tanh(log(1 + e**x)) is n / (n + 2) for n = e**x (e**x + 2): no tanh of a value that
+        # lost e**x where it is tiny; beyond 20 it is 1 in float32 (and e**2x would overflow).
+        e = tf.exp(tf.minimum(x, 20.0))
+        n = e * (e + 2.0)
+        return _pointwise(ctx, tf.where(x > 20.0, x, x * n / (n + 2.0)))
     return _pointwise(ctx, x * tf.tanh(tf.math.softplus(x)))
 
 

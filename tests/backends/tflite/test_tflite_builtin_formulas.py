@@ -369,3 +369,19 @@ def test_slices_of_more_dims_than_strided_slice_takes() -> None:
     )
     x = np.random.default_rng(7).standard_normal((2, 4, 3, 2, 3, 5, 2)).astype(np.float32)
     _assert_litert_matches_onnxruntime(proto, {"x": x})
+
+
+def test_mish_keeps_its_tiny_values() -> None:
+    """Mish as x n / (n + 2) with n = e**x (e**x + 2), which is x tanh(log(1 + e**x)) with no
+    tanh of a softplus that lost e**x: far below 0, where the values are e**x-small, and far
+    above, where e**x overflows, as onnxruntime's."""
+    proto = _model(
+        [helper.make_node("Mish", ["x"], ["mished"])],
+        {"x": (TensorProto.FLOAT, [12])},
+        {"mished": TensorProto.FLOAT},
+    )
+    x = np.array([-40, -30, -20, -9, -1, -1e-3, 0, 1e-3, 1, 9, 25, 100], np.float32)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    (mished,) = session.run(None, {"x": x})
+    got = run_export(to_tflite(ir.from_proto(proto)), {"x": x})
+    np.testing.assert_allclose(got["mished"], mished, rtol=1e-5, atol=0)
