@@ -1,4 +1,4 @@
-"""DFT as matrix products with exact tables of cosines and sines (MIL has no FFT).
+"""DFT and STFT as matrix products with exact tables of cosines and sines (MIL has no FFT).
 
 Each bin ``k`` of a length-``N`` transform is ``sum_n x[n] e^(-+2 pi i k n / N)``: the signal's
 axis is moved last and multiplied by the ``[n, k]`` tables (angles reduced mod ``N`` before the
@@ -71,7 +71,7 @@ def _transform(ctx: ExportContext, axis: int, length: int | None) -> Any:
             total = mb.sub(x=total, y=mb.matmul(x=imaginary, y=sin.astype(dtype)))
         results = [total]
     else:
-        results = _folded(ctx, (real, imaginary), outer, present, length, dtype)
+        results = _folded(ctx, (real, imaginary), outer, (present, length), (inverse, onesided))
     finished = []
     for total in results:
         total = mb.transpose(x=total, perm=back) if back != list(range(rank - 1)) else total
@@ -89,11 +89,11 @@ def _folded(
     ctx: ExportContext,
     parts: tuple[Any, Any],
     outer: list[int],
-    present: int,
-    length: int,
-    dtype: type,
+    lengths: tuple[int, int],
+    kind: tuple[bool, bool],
 ) -> list[Any]:
-    """The real and imaginary parts of the (inverse) DFT of ``parts`` along their last axis.
+    """The real and imaginary parts of the (inverse, ``kind[0]``; one-sided, ``kind[1]``) DFT
+    of length ``lengths[1]`` of ``parts`` (``lengths[0]`` long) along their last axis.
 
     Positions ``n`` and ``N - n`` share a cosine and negate a sine, so the signal is folded
     first (their sums meet the cosines, their differences the sines): half the products, and a
@@ -101,8 +101,9 @@ def _folded(
     sum leaves rounding noise there).
     """
     mb = ctx.mb
-    inverse = bool(ctx.attr("inverse", 0))
-    onesided = bool(ctx.attr("onesided", 0))
+    present, length = lengths
+    inverse, onesided = kind
+    dtype = np.float16 if ctx.mil_dtype(ctx.input_dtype(0)) == "fp16" else np.float32
     bins = length // 2 + 1 if onesided else length
     half = (length - 1) // 2
     mid = length % 2 == 0
@@ -231,3 +232,84 @@ def _result_shape(ctx: ExportContext, shape: list[Any], axis: int, length: int |
     else:
         out[axis], out[-1] = (length // 2 + 1 if onesided else length), 2
     return out
+
+
+@ops.register("STFT", since=17)
+def stft_v17(node: ir.Node, ctx: ExportContext) -> Sequence[Any]:
+    """Frames gathered at ``f * frame_step + j`` (the step may be given at run time), weighted
+    by the window, and transformed as DFT. A frame length given only at run time is resolved by
+    the output's declared bins: each length that gives them is built and ``select`` picks the
+    one asked for."""
+    require_float(ctx, "STFT")
+    mb = ctx.mb
+    shape = ctx.input_shape(0)
+    declared = node.outputs[0].shape
+    if shape is None or any(d is None for d in shape) or len(shape) != 3:
+        raise ctx.error("a signal of a shape unknown before run time")
+    if declared is None or not all(isinstance(d, int) for d in declared):
+        raise ctx.error("the output's shape is not declared (its frame count and bins)")
+    batch, signal_length, parts = (int(d or 0) for d in shape)
+    frames, bins = int(declared[1]), int(declared[2])  # type: ignore[arg-type]
+    onesided = bool(ctx.attr("onesided", 1))
+    window = ctx.input(2) if ctx.has_input(2) else None
+    if window is not None:
+        window_shape = ctx.input_shape(2)
+        if window_shape is None or window_shape[0] is None:
+            raise ctx.error("a window of a length unknown before run time")
+        lengths = [int(window_shape[0])]
+    elif ctx.has_input(3) and ctx.ints(3) is not None:
+        lengths = [int((ctx.ints(3) or [0])[0])]
+    elif ctx.has_input(3):
+        lengths = [2 * (bins - 1), 2 * bins - 1] if onesided else [bins]
+    else:
+        raise ctx.error("neither a window nor a frame_length")
+    lengths = [n for n in lengths if n > 0 and (n // 2 + 1 if onesided else n) == bins]
+    if not lengths:
+        raise ctx.error("no frame length gives the output's declared bins")
+    step = ctx.input(1)
+    if ctx.mil_dtype(ctx.input_dtype(1)) != "int32":
+        step = mb.cast(x=step, dtype="int32")
+    starts = mb.mul(x=np.arange(frames, dtype=np.int32).reshape(frames, 1), y=step)
+    zero_type = np.float16 if ctx.mil_dtype(ctx.input_dtype(0)) == "fp16" else np.float32
+    results = []
+    for length in lengths:
+        positions = mb.add(x=starts, y=np.arange(length, dtype=np.int32).reshape(1, length))
+        # A frame running past the signal reads zeros there, as onnx's reference pads it.
+        inside = mb.less(x=positions, y=np.int32(signal_length))
+        safe = mb.minimum(x=positions, y=np.int32(signal_length - 1))
+        flat = mb.reshape(x=safe, shape=[frames * length])
+        framed = mb.reshape(
+            x=mb.gather(x=ctx.input(0), indices=flat, axis=1), shape=[batch, frames, length, parts]
+        )
+        framed = mb.select(
+            cond=mb.reshape(x=inside, shape=[1, frames, length, 1]),
+            a=framed,
+            b=np.zeros((1, 1, 1, 1), zero_type),
+        )
+        if window is not None:
+            framed = mb.mul(x=framed, y=mb.reshape(x=window, shape=[1, 1, length, 1]))
+        pieces = [
+            mb.squeeze(
+                x=mb.slice_by_index(
+                    x=framed, begin=[0, 0, 0, part], end=[batch, frames, length, part + 1]
+                ),
+                axes=[-1],
+            )
+            for part in range(parts)
+        ]
+        real, imaginary = pieces[0], pieces[1] if parts > 1 else None
+        transformed = _folded(
+            ctx, (real, imaginary), [batch, frames], (length, length), (False, onesided)
+        )
+        results.append(
+            mb.concat(values=[mb.expand_dims(x=t, axes=[-1]) for t in transformed], axis=-1)
+        )
+    result = results[-1]
+    if len(results) > 1:
+        frame_length = ctx.input(3)
+        if ctx.mil_dtype(ctx.input_dtype(3)) != "int32":
+            frame_length = mb.cast(x=frame_length, dtype="int32")
+        result = mb.select(
+            cond=mb.equal(x=frame_length, y=np.int32(lengths[0])), a=results[0], b=result
+        )
+    return [result]

@@ -270,3 +270,43 @@ def test_dft_matches_onnxruntime(
     expected, actual = onnxruntime_on(model, feeds), exported(model, feeds)
     assert actual["y"].shape == expected["y"].shape
     np.testing.assert_allclose(actual["y"], expected["y"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("signal", "step", "window", "frame_length", "onesided"),
+    [
+        ([2, 40, 1], 5, True, None, 1),
+        ([1, 33, 2], 4, False, 8, 0),
+        ([2, 30, 1], 3, False, 9, 1),  # frame_length at run time: 9 or 8 give 5 bins
+    ],
+)
+def test_stft_matches_onnxruntime(
+    signal: list[int], step: int, window: bool, frame_length: int | None, onesided: int
+) -> None:
+    rng = np.random.default_rng(7)
+    length = 8 if window else int(frame_length or 0)
+    frames = (signal[1] - length) // step + 1
+    bins = length // 2 + 1 if onesided else length
+    inputs = [("x", TensorProto.FLOAT, signal), ("step", TensorProto.INT64, [])]
+    names = ["x", "step", "", ""]
+    feeds = {
+        "x": rng.standard_normal(signal).astype(np.float32),
+        "step": np.array(step, np.int64),
+    }
+    if window:
+        names[2] = "window"
+        inputs.append(("window", TensorProto.FLOAT, [length]))
+        feeds["window"] = np.hanning(length).astype(np.float32)
+    else:
+        names[3] = "length"
+        inputs.append(("length", TensorProto.INT64, []))
+        feeds["length"] = np.array(length, np.int64)
+    graph = helper.make_graph(
+        [helper.make_node("STFT", names, ["y"], onesided=onesided)],
+        "stft",
+        [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [signal[0], frames, bins, 2])],
+    )
+    model = ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    expected, actual = onnxruntime_on(model, feeds), exported(model, feeds)
+    np.testing.assert_allclose(actual["y"], expected["y"], rtol=1e-4, atol=1e-5)
