@@ -13,6 +13,7 @@ from typing import Any
 from unframe.backends.tensorflow.ops._common import (
     ExportContext,
     Outputs,
+    for_tflite,
     ir,
     normalize_axis,
     ops,
@@ -90,11 +91,16 @@ def _scatter_nd(ctx: ExportContext, data: Any, indices: Any, updates: Any, reduc
         "max": tf.tensor_scatter_nd_max,
         "min": tf.tensor_scatter_nd_min,
     }
-    if reduction in functions:
+    # TFLite's builtins have no scatter with max or min: those run as mul does.
+    in_turn = {"mul": tf.multiply}
+    if for_tflite(ctx):
+        in_turn |= {"max": tf.maximum, "min": tf.minimum}
+    if reduction in functions and reduction not in in_turn:
         return functions[reduction](data, indices, updates)
-    if reduction != "mul":
+    if reduction not in in_turn:
         raise ctx.error(f"reduction {reduction!r} is not an ONNX reduction")
-    # One update at a time: duplicate indices multiply in turn, as the reference does.
+    combine = in_turn[reduction]
+    # One update at a time: duplicate indices combine in turn, as the reference does.
     depth = tf.shape(indices)[-1]
     flat_indices = tf.reshape(indices, tf.stack([-1, depth]))
     count = tf.shape(flat_indices)[0]
@@ -104,8 +110,8 @@ def _scatter_nd(ctx: ExportContext, data: Any, indices: Any, updates: Any, reduc
 
     def step(i: Any, result: Any) -> tuple[Any, Any]:
         where = flat_indices[i : i + 1]
-        product = tf.gather_nd(result, where) * flat_updates[i : i + 1]
-        return i + 1, tf.tensor_scatter_nd_update(result, where, product)
+        combined = combine(tf.gather_nd(result, where), flat_updates[i : i + 1])
+        return i + 1, tf.tensor_scatter_nd_update(result, where, combined)
 
     _, result = tf.while_loop(lambda i, _: i < count, step, (tf.constant(0), data))
     return result

@@ -385,3 +385,25 @@ def test_mish_keeps_its_tiny_values() -> None:
     (mished,) = session.run(None, {"x": x})
     got = run_export(to_tflite(ir.from_proto(proto)), {"x": x})
     np.testing.assert_allclose(got["mished"], mished, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("reduction", ["max", "min"])
+def test_scatter_nd_max_and_min_combine_duplicates_in_turn(reduction: str) -> None:
+    """ScatterND with reduction max or min (no TFLite builtin): one update at a time, rows
+    hit twice combined with both updates, as onnxruntime's."""
+    proto = _model(
+        [helper.make_node("ScatterND", ["data", "indices", "updates"], ["y"], reduction=reduction)],
+        {
+            "data": (TensorProto.FLOAT, [5, 3]),
+            "indices": (TensorProto.INT64, [4, 1]),
+            "updates": (TensorProto.FLOAT, [4, 3]),
+        },
+        {"y": TensorProto.FLOAT},
+    )
+    rng = np.random.default_rng(3)
+    feed = {
+        "data": rng.standard_normal((5, 3)).astype(np.float32),
+        "indices": np.array([[1], [3], [1], [-1]], np.int64),
+        "updates": rng.standard_normal((4, 3)).astype(np.float32),
+    }
+    _assert_litert_matches_onnxruntime(proto, feed)
