@@ -560,7 +560,34 @@ def binarizer_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
 @ops.register("Det", since=11)
 def det_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
     tf = ctx.tf
+    if for_tflite(ctx):
+        return [_tflite_det(ctx, ctx.input(0))]
     return [in_kernel_type(ctx, [ctx.input(0)], tf.linalg.det, frozenset({"float16", "bfloat16"}))]
+
+
+def _tflite_det(ctx: ExportContext, x: Any) -> Any:
+    """The determinant of 1x1, 2x2 and 3x3 matrices by its cofactor expansion (TFLite has no
+    MatrixDeterminant); a larger or unknown size is refused."""
+    shape = x.shape.as_list() if x.shape.rank is not None else []
+    size = shape[-1] if len(shape) >= 2 and shape[-1] == shape[-2] else None
+    if size not in (1, 2, 3):
+        raise ctx.error(
+            f"TFLite has no determinant op; only 1x1, 2x2 and 3x3 matrices are expanded by "
+            f"cofactors here, not {'x'.join(str(d) for d in shape[-2:])}"
+        )
+
+    def at(i: int, j: int) -> Any:
+        return x[..., i, j]
+
+    if size == 1:
+        return at(0, 0)
+    if size == 2:
+        return at(0, 0) * at(1, 1) - at(0, 1) * at(1, 0)
+    return (
+        at(0, 0) * (at(1, 1) * at(2, 2) - at(1, 2) * at(2, 1))
+        - at(0, 1) * (at(1, 0) * at(2, 2) - at(1, 2) * at(2, 0))
+        + at(0, 2) * (at(1, 0) * at(2, 1) - at(1, 1) * at(2, 0))
+    )
 
 
 @ops.register("Einsum", since=12)

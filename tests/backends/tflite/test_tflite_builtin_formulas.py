@@ -407,3 +407,29 @@ def test_scatter_nd_max_and_min_combine_duplicates_in_turn(reduction: str) -> No
         "updates": rng.standard_normal((4, 3)).astype(np.float32),
     }
     _assert_litert_matches_onnxruntime(proto, feed)
+
+
+def test_det_by_cofactors_and_a_larger_matrix_refused() -> None:
+    """Det of batched 2x2 and 3x3 matrices by cofactor expansion (TFLite has no determinant
+    op) as onnxruntime's; a 4x4 one is refused by node, saying why."""
+    from unframe.shared_ir.errors import UnsupportedOpsError
+
+    proto = _model(
+        [helper.make_node("Det", ["small"], ["d2"]), helper.make_node("Det", ["cube"], ["d3"])],
+        {"small": (TensorProto.FLOAT, [4, 2, 2]), "cube": (TensorProto.FLOAT, [2, 3, 3, 3])},
+        {"d2": TensorProto.FLOAT, "d3": TensorProto.FLOAT},
+    )
+    rng = np.random.default_rng(9)
+    feed = {
+        "small": rng.standard_normal((4, 2, 2)).astype(np.float32),
+        "cube": rng.standard_normal((2, 3, 3, 3)).astype(np.float32),
+    }
+    _assert_litert_matches_onnxruntime(proto, feed)
+    larger = _model(
+        [helper.make_node("Det", ["m"], ["d"], name="det4")],
+        {"m": (TensorProto.FLOAT, [4, 4])},
+        {"d": TensorProto.FLOAT},
+    )
+    with pytest.raises(UnsupportedOpsError) as error:
+        to_tflite(ir.from_proto(larger))
+    assert error.value.ops[0].node == "det4" and "3x3" in error.value.ops[0].reason
