@@ -108,7 +108,7 @@ def _folded(
     half = (length - 1) // 2
     mid = length % 2 == 0
     rank = len(outer) + 1
-    folded = []
+    folded: list[tuple[Any, Any] | None] = []
     for v in parts:
         if v is None:
             folded.append(None)
