@@ -367,7 +367,52 @@ def cum_sum_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
 
 @ops.register("CumProd", since=26)
 def cum_prod_v26(node: ir.Node, ctx: ExportContext) -> Outputs:
+    if for_tflite(ctx):
+        return [_tflite_cumprod(ctx)]
     return _cumulative(ctx, ctx.tf.math.cumprod)
+
+
+def _tflite_cumprod(ctx: ExportContext) -> Any:
+    """CumProd from TFLite builtins (which have no CUMPROD): the slices along the axis
+    multiplied in turn, in numpy's order, so float products round as the reference's; an axis
+    given at run time picks among the products along every axis. Each axis needs a static
+    length."""
+    tf = ctx.tf
+    x = ctx.input(0)
+    shape = x.shape.as_list() if x.shape.rank is not None else None
+    if shape is None:
+        raise ctx.error("CumProd for TFLite needs its input's rank")
+    rank = len(shape)
+    exclusive = bool(ctx.attr("exclusive", 0))
+    reverse = bool(ctx.attr("reverse", 0))
+    known = ctx.constant_input(1)
+    axes = [normalize_axis(int(known.reshape(())), rank)] if known is not None else range(rank)
+
+    def along(axis: int) -> Any:
+        if shape[axis] is None:
+            raise ctx.error(f"CumProd for TFLite needs a static length along axis {axis}")
+        slices = tf.unstack(x, axis=axis)
+        if reverse:
+            slices = slices[::-1]
+        products, running = [], None
+        for piece in slices:
+            if exclusive:
+                products.append(tf.ones_like(piece) if running is None else running)
+            running = piece if running is None else running * piece
+            if not exclusive:
+                products.append(running)
+        if reverse:
+            products = products[::-1]
+        return tf.stack(products, axis=axis) if products else x
+
+    if known is not None:
+        return along(axes[0])
+    picked = tf.reshape(tf.cast(ctx.input(1), tf.int32), [])
+    picked = tf.where(picked < 0, picked + rank, picked)
+    result = along(rank - 1)
+    for axis in range(rank - 2, -1, -1):
+        result = tf.where(tf.equal(picked, axis), along(axis), result)
+    return result
 
 
 @ops.register("ReverseSequence", since=10)

@@ -433,3 +433,40 @@ def test_det_by_cofactors_and_a_larger_matrix_refused() -> None:
     with pytest.raises(UnsupportedOpsError) as error:
         to_tflite(ir.from_proto(larger))
     assert error.value.ops[0].node == "det4" and "3x3" in error.value.ops[0].reason
+
+
+@pytest.mark.parametrize(("exclusive", "reverse"), [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_cumprod_multiplies_slices_in_turn(exclusive: int, reverse: int) -> None:
+    """CumProd (no TFLite builtin) as products of the slices in numpy's order: float32 along a
+    constant axis and int32 (wrapping) along an axis given at run time, as onnx's reference."""
+    from onnx.reference import ReferenceEvaluator
+
+    proto = _model(
+        [
+            helper.make_node(
+                "CumProd", ["x", "one"], ["along_one"], exclusive=exclusive, reverse=reverse
+            ),
+            helper.make_node(
+                "CumProd", ["n", "axis"], ["along_axis"], exclusive=exclusive, reverse=reverse
+            ),
+        ],
+        {
+            "x": (TensorProto.FLOAT, [3, 4, 2]),
+            "n": (TensorProto.INT32, [3, 5]),
+            "axis": (TensorProto.INT32, []),
+        },
+        {"along_one": TensorProto.FLOAT, "along_axis": TensorProto.INT32},
+        opset=26,
+        initializers=[helper.make_tensor("one", TensorProto.INT64, [], [-2])],
+    )
+    rng = np.random.default_rng(26)
+    for axis in (0, 1, -1):
+        feed = {
+            "x": rng.uniform(-2, 2, (3, 4, 2)).astype(np.float32),
+            "n": rng.integers(-70000, 70000, (3, 5)).astype(np.int32),
+            "axis": np.array(axis, np.int32),
+        }
+        expected = ReferenceEvaluator(proto).run(None, feed)
+        got = run_export(to_tflite(ir.from_proto(proto)), feed)
+        np.testing.assert_array_equal(got["along_one"], expected[0])
+        np.testing.assert_array_equal(got["along_axis"], expected[1])
