@@ -310,3 +310,33 @@ def test_stft_matches_onnxruntime(
     model = ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
     expected, actual = onnxruntime_on(model, feeds), exported(model, feeds)
     np.testing.assert_allclose(actual["y"], expected["y"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("mode", "weights", "shape", "grams", "skips"),
+    [
+        ("TF", None, [2, 9], (1, 2), 2),
+        ("IDF", [0.5, 2.0, 1.5, 3.0, 0.25, 1.0, 4.0], [2, 9], (1, 2), 1),
+        ("TFIDF", [0.5, 2.0, 1.5, 3.0, 0.25, 1.0, 4.0], [11], (2, 3), 3),
+    ],
+)
+def test_tfidf_vectorizer_matches_onnxruntime(
+    mode: str, weights: list[float] | None, shape: list[int], grams: tuple[int, int], skips: int
+) -> None:
+    attributes: dict[str, Any] = {
+        "mode": mode,
+        "min_gram_length": grams[0],
+        "max_gram_length": grams[1],
+        "max_skip_count": skips,
+        "ngram_counts": [0, 3, 7],  # where each length starts in the pool
+        "ngram_indexes": [6, 0, 1, 2, 3, 4, 5],
+        # 3 unigrams, 2 bigrams, 2 trigrams
+        "pool_int64s": [2, 3, 5, 2, 3, 5, 4, 2, 3, 5, 4, 4, 4],
+    }
+    if weights is not None:
+        attributes["weights"] = weights
+    model = one_node(
+        "TfIdfVectorizer", [("x", TensorProto.INT64, shape)], ["y"], {"": 9}, **attributes
+    )
+    tokens = np.random.default_rng(9).integers(2, 6, size=shape).astype(np.int64)
+    check_against(onnxruntime_on(model, {"x": tokens}), exported(model, {"x": tokens}))
