@@ -32,6 +32,11 @@ _LAMBDA_HINT = (
     "unframe.frontends.tensorflow.from_keras"
 )
 
+_CUSTOM_HINT = (
+    "load the model in Python with those classes imported (registered with "
+    "keras.saving.register_keras_serializable), then export a SavedModel (model.export('dir')) "
+    "and convert that directory, or pass the model object to unframe.frontends.tensorflow.from_keras"
+)
 
 # -- reading configs without running anything -------------------------------------------------
 
@@ -73,6 +78,42 @@ def refuse_code(config: Any, path: Path) -> None:
                 framework=FRAMEWORK,
                 hint=_LAMBDA_HINT,
             )
+
+
+#: Keras 3's markers for values that are not classes (tensors, arrays, slices, lambdas).
+_NOT_A_CLASS_PREFIX = "__"
+_KERAS_MODULES = ("keras", "tf_keras")
+
+
+def custom_classes(config: Any) -> list[str]:
+    """The classes a Keras 3 config names outside Keras itself, as ``Class (layer 'name')``.
+
+    Keras 3 writes ``module`` on every serialized object: ``keras.layers`` and the like for its
+    own, the user's module (or null) and a ``registered_name`` for a custom class. Nothing is
+    imported: this only reads the JSON, so the message can name what the file needs.
+    """
+    found: dict[str, None] = {}
+    for item in _layers(config):
+        class_name = item.get("class_name")
+        if not isinstance(class_name, str) or class_name.startswith(_NOT_A_CLASS_PREFIX):
+            continue
+        if "module" not in item:
+            continue  # a Keras 2 config: no module recorded, nothing to tell built-ins apart
+        module = item.get("module")
+        if isinstance(module, str) and module.split(".")[0] in _KERAS_MODULES:
+            continue
+        registered = item.get("registered_name")
+        item_config = item.get("config")
+        name = item_config.get("name") if isinstance(item_config, Mapping) else None
+        if class_name == "function" and isinstance(item_config, str):
+            class_name, name = f"function {item_config}", None
+        where = [f"registered as {registered!r}"] if registered and registered != class_name else []
+        if item is config:
+            where.append("the model itself")
+        elif isinstance(name, str):
+            where.append(f"layer {name!r}")
+        found[f"{class_name} ({', '.join(where)})" if where else class_name] = None
+    return list(found)
 
 
 def _keras_archive_config(path: Path) -> Any:
@@ -154,6 +195,7 @@ def load_keras_file(path: Path) -> tuple[Any, str]:
     is_h5 = path.name.lower().endswith(H5_SUFFIXES)
     config = _h5_config(path) if is_h5 else _keras_archive_config(path)
     refuse_code(config, path)
+    customs = custom_classes(config)
     import_tensorflow()
     import keras
 
@@ -178,11 +220,21 @@ def load_keras_file(path: Path) -> tuple[Any, str]:
             except Exception as error:  # noqa: BLE001 - both loaders' reasons are reported
                 if isinstance(error, MemoryError):
                     raise
-    raise _load_error(keras_error, path)
+    raise _load_error(keras_error, path, customs)
 
 
-def _load_error(error: Exception, path: Path) -> Exception:
+def _load_error(error: Exception, path: Path, customs: list[str]) -> Exception:
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if customs and "safe_mode" not in str(error):
+        # Keras' own message names the outermost model it failed on ("Sequential could not be
+        # deserialized"), not the class it lacked; the config says which ones those are.
+        return UnsupportedError(
+            f"the model uses custom classes whose code is not in the file: {', '.join(customs)}; "
+            "unframe never imports code to rebuild them",
+            path=str(path),
+            framework=FRAMEWORK,
+            hint=_CUSTOM_HINT,
+        )
     if "safe_mode" in str(error) or "arbitrary code" in str(error):
         return UnsupportedError(
             f"the model holds Python code that Keras' safe mode refuses to load: {text}",
@@ -195,8 +247,7 @@ def _load_error(error: Exception, path: Path) -> Exception:
             f"the model uses custom objects unframe cannot rebuild: {text}",
             path=str(path),
             framework=FRAMEWORK,
-            hint="register the classes (keras.saving.register_keras_serializable) and pass the "
-            "loaded model to unframe.frontends.tensorflow.from_keras",
+            hint=_CUSTOM_HINT,
         )
     return BadInputError(
         f"Keras cannot load the model: {type(error).__name__}: {text}", path=str(path)
