@@ -25,7 +25,7 @@ from unframe.shared_ir.errors import (
 )
 
 FRAMEWORK_HELP = (
-    "onnx, pytorch, caffe2, tensorflow, coreml or one a plugin adds (`unframe frameworks` lists "
+    "onnx, pytorch, caffe2, tensorflow, tflite, coreml or one a plugin adds (`unframe frameworks` lists "
     "them); detected from the path if left out"
 )
 
