@@ -207,6 +207,17 @@ def _transposes_added(result: Any) -> int | None:
     return None if text is None else int(text)
 
 
+def _renamed_io(result: Any) -> dict[str, str]:
+    """Input/output names the target does not allow and what it calls them (Core ML targets)."""
+    import json
+
+    from unframe.converters.adapters.coreml import RENAMED_IO_KEY
+
+    model = getattr(result, "model", None)
+    text = None if model is None else model.metadata_props.get(RENAMED_IO_KEY)
+    return {} if text is None else dict(json.loads(text))
+
+
 @contextlib.contextmanager
 def _status(message: str, quiet: bool) -> Iterator[None]:
     """A spinner on stderr for long work, only when stderr is a terminal."""
@@ -320,6 +331,9 @@ def convert(
         added = _transposes_added(result)
         if added is not None:
             payload["transposes_added"] = added
+        renamed = _renamed_io(result)
+        if renamed:
+            payload["renamed_io"] = renamed
         render.print_json(payload)
     else:
         render.stdout.print(

@@ -22,6 +22,32 @@ from unframe.shared_ir.errors import UnsupportedOp
 from unframe.shared_ir.inputs import align_feeds
 from unframe.shared_ir.op_registry import OpRegistry
 
+#: Where the backend notes on the converted IR (``metadata_props``, JSON) which graph input and
+#: output names Core ML forbids and what the package calls them; ``unframe convert --json``
+#: reports it as ``renamed_io``. Node and inner value names, renamed too, stay in the package's
+#: own metadata only (the frontend maps them back on import).
+RENAMED_IO_KEY = "unframe.renamed_io"
+
+
+def note_renamed_io(model: ir.Model, renamed: Mapping[str, str]) -> None:
+    """Says (one warning) and notes on ``model`` the inputs and outputs the package renamed.
+
+    ``renamed`` maps each MIL name sanitization changed to its ONNX name.
+    """
+    import json
+
+    io_names = {value.name for value in [*model.graph.inputs, *model.graph.outputs]}
+    io_renamed = {onnx: mil for mil, onnx in renamed.items() if onnx in io_names}
+    if not io_renamed:
+        return
+    model.metadata_props[RENAMED_IO_KEY] = json.dumps(io_renamed, sort_keys=True)
+    pairs = ", ".join(f"{onnx!r} -> {mil!r}" for onnx, mil in sorted(io_renamed.items()))
+    warnings.warn(
+        f"coreml: names Core ML does not allow were renamed in the package: {pairs}",
+        stacklevel=3,
+    )
+
+
 _NOT_HERE = "Core ML runs only on macOS: packages are re-imported, not run in Core ML"
 
 _CONFORMANCE_NOTE = """\
@@ -69,6 +95,7 @@ class CoreMLFramework(Framework):
         from unframe.backends.coreml.native import quiet_stderr
 
         exported = export_mlprogram(model, options)
+        note_renamed_io(model, exported.renamed)
         if str(options.extra.get("precision") or "float32") == "float16":
             warnings.warn(
                 "coreml: float16 compute precision: the package computes in float16 (float32 "
