@@ -2,8 +2,9 @@
 
 ``load_coreml`` is what the adapter calls. An ML Program package is read by coremltools' own
 milproto reader (weights bit-exact from its ``weight.bin``) and converted one MIL op at a time;
-a NeuralNetwork ``.mlmodel`` one layer at a time (``neural_network.py``). Every op without a
-converter is listed before anything is converted; every refusal is listed at once (exit 3).
+a NeuralNetwork ``.mlmodel`` one layer at a time (``neural_network.py``), a pipeline of them
+stage by stage (``pipeline.py``). Every op without a converter is listed before anything is
+converted; every refusal is listed at once (exit 3).
 """
 
 from __future__ import annotations
@@ -19,10 +20,16 @@ from unframe.backends.coreml.native import (
     SOURCE_NAMES_KEY,
     decode_source_names,
 )
-from unframe.backends.coreml.native.reading import mil_type_name, numpy_dtype, open_coreml
+from unframe.backends.coreml.native.reading import (
+    PIPELINE_TYPES,
+    mil_type_name,
+    numpy_dtype,
+    open_coreml,
+)
 from unframe.frontends.coreml.context import FRAMEWORK, OPSET, MilContext, user_metadata
 from unframe.frontends.coreml.neural_network import import_neural_network
 from unframe.frontends.coreml.onnx_dtypes import restore_onnx_dtypes
+from unframe.frontends.coreml.pipeline import import_pipeline
 from unframe.frontends.coreml.registry import MIL_DOMAIN, import_registry
 from unframe.shared_ir.conversion import ConversionLoop, NodeInfo
 from unframe.shared_ir.errors import BadInputError, UnsupportedError
@@ -38,6 +45,8 @@ def load_coreml(path: Path, options: Any = None) -> ir.Model:
     source = open_coreml(Path(path))
     if source.kind == "mlprogram":
         return import_mlprogram(source.program, source.spec, str(path))
+    if source.kind in PIPELINE_TYPES:
+        return import_pipeline(source.spec, str(path))
     return import_neural_network(source.spec, str(path))
 
 

@@ -182,7 +182,13 @@ def _add_input(
             dims = [int(r.lowerBound) for r in ranges]
         if not exact:
             dims = [1, *dims]  # the legacy layout's batch, which the IR keeps
-        ctx.add_input(feature.name, dtype, dims)
+        value = ctx.add_input(feature.name, dtype, dims)
+        if dtype != ir.DataType.FLOAT:
+            # A NeuralNetwork's blobs are float32 whatever the array type its input declares
+            # (coremltools' builders declare double by default): Core ML casts on the way in.
+            ctx.op_name, ctx.op_type = f"{feature.name}_cast", "input"
+            ctx.values[feature.name] = ctx.op1("Cast", [value], {"to": ir.DataType.FLOAT})
+            ctx.op_name, ctx.op_type = "", ""
         return
     raise UnsupportedError(
         f"input {feature.name!r} is of feature type {kind}, which the coreml frontend does not read",

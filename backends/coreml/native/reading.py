@@ -22,6 +22,11 @@ FRAMEWORK = "coreml"
 
 #: The model types whose layers the frontend reads (``Model.WhichOneof("Type")``).
 NEURAL_NETWORK_TYPES = ("neuralNetwork", "neuralNetworkClassifier", "neuralNetworkRegressor")
+#: The pipeline model types; they import where every stage does (``frontends/coreml/pipeline.py``).
+PIPELINE_TYPES = ("pipeline", "pipelineClassifier", "pipelineRegressor")
+#: The newest Core ML specification version read (10: iOS26/macOS26, the newest coremltools 9
+#: knows). A newer spec may hold fields this protobuf schema silently drops, so it is refused.
+NEWEST_SPEC_VERSION = 10
 
 #: MIL element type names (``types.builtin_to_string``) and the numpy types that hold them.
 _MIL_NUMPY = {
@@ -61,7 +66,8 @@ def open_coreml(path: Path) -> CoreMLSource:
     Raises:
         BadInputError: a compiled bundle, a directory that is not an mlpackage, a missing weight
             file, a spec that does not parse.
-        UnsupportedError: a model type the frontend does not read (pipelines, tree ensembles...).
+        UnsupportedError: a model type the frontend does not read (tree ensembles...), or a
+            specification version newer than ``NEWEST_SPEC_VERSION``.
     """
     where = str(path)
     if path.suffix.lower() == ".mlmodelc" or (path.is_dir() and (path / "coremldata.bin").exists()):
@@ -79,6 +85,7 @@ def open_coreml(path: Path) -> CoreMLSource:
     elif not path.is_file():
         raise BadInputError("does not exist", path=where, framework=FRAMEWORK)
     spec = _parse_spec(path)
+    check_spec_version(spec, where)
     kind = spec.WhichOneof("Type")
     if kind == "mlProgram":
         missing = sorted(
@@ -94,14 +101,30 @@ def open_coreml(path: Path) -> CoreMLSource:
                 hint="copy the whole .mlpackage directory, weights included",
             )  # fmt: skip
         return CoreMLSource("mlprogram", spec, _load_program(path, spec))
-    if kind in NEURAL_NETWORK_TYPES:
+    if kind in NEURAL_NETWORK_TYPES or kind in PIPELINE_TYPES:
         return CoreMLSource(kind, spec)
     raise UnsupportedError(
         f"is a Core ML {kind or 'empty'} model (spec version {spec.specificationVersion}); the "
-        "coreml frontend reads ML Programs and NeuralNetwork, NeuralNetworkClassifier and "
-        "NeuralNetworkRegressor models",
+        "coreml frontend reads ML Programs, NeuralNetwork, NeuralNetworkClassifier and "
+        "NeuralNetworkRegressor models, and pipelines of them",
         path=where, framework=FRAMEWORK,
     )  # fmt: skip
+
+
+def check_spec_version(spec: Any, where: str, what: str = "") -> None:
+    """Refuses a spec (``what``: which part, e.g. a pipeline stage) newer than the frontend reads.
+
+    Raises:
+        UnsupportedError: ``specificationVersion`` above ``NEWEST_SPEC_VERSION`` (exit 3).
+    """
+    version = int(spec.specificationVersion)
+    if version > NEWEST_SPEC_VERSION:
+        raise UnsupportedError(
+            f"{what + ' ' if what else ''}has Core ML specification version {version}; the coreml "
+            f"frontend reads versions 1 to {NEWEST_SPEC_VERSION} (iOS26/macOS26 and older)",
+            path=where, framework=FRAMEWORK,
+            hint="save the model for an older minimum deployment target, or update unframe",
+        )  # fmt: skip
 
 
 def numpy_dtype(mil_dtype: Any) -> np.dtype | None:
