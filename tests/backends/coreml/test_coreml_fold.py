@@ -147,3 +147,34 @@ def test_det_of_larger_matrices_is_refused_by_name() -> None:
         CoreMLFramework().run_ir(model, {"x": np.eye(4, dtype=np.float32)})
     assert caught.value.exit_code == 3
     assert "up to 3 x 3" in caught.value.ops[0].reason
+
+
+@pytest.mark.parametrize("align_corners", [0, 1])
+@pytest.mark.parametrize(
+    ("theta_shape", "size", "at_run_time"),
+    [
+        ([2, 2, 3], [2, 3, 4, 5], True),
+        ([1, 3, 4], [1, 2, 3, 1, 4], False),
+        ([2, 2, 3], [2, 1, 1, 3], False),
+    ],
+)
+def test_affine_grid_matches_onnxruntime(
+    theta_shape: list[int], size: list[int], at_run_time: bool, align_corners: int
+) -> None:
+    spatial = theta_shape[1]
+    inputs = [("theta", TensorProto.FLOAT, theta_shape), ("size", TensorProto.INT64, [len(size)])]
+    feeds = {"theta": np.random.default_rng(10).standard_normal(theta_shape).astype(np.float32)}
+    constants = None
+    if at_run_time:
+        feeds["size"] = np.array(size, np.int64)
+    else:
+        constants = {"size": np.array(size, np.int64)}
+    output = [size[0], *size[2:], spatial]
+    model = _model("AffineGrid", inputs, output, 20, constants, align_corners=align_corners)
+    if align_corners and 1 in size[2:]:
+        # onnx's reference puts a single aligned sample at -1, onnxruntime elsewhere: refused.
+        with pytest.raises(UnsupportedOpsError) as caught:
+            CoreMLFramework().run_ir(model, feeds)
+        assert "single sample" in caught.value.ops[0].reason
+        return
+    _check(model, feeds)
