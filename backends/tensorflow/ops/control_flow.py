@@ -335,13 +335,14 @@ def _stack_starts(
         ]
     stacks = []
     for value, shape in zip(values, shapes, strict=True):
-        if shape is None or None in shape:
+        dims = [dim for dim in shape or [] if dim is not None]
+        if shape is None or len(dims) != len(shape):
             raise ctx.error(
                 f"scan output {value.name!r} has a shape known only at run time ({shape}): "
                 "TFLite's builtins hold no TensorList to gather its slices"
             )
         dtype = ctx.state.held_dtype(value.dtype, f"scan output {value.name!r}")
-        stacks.append(tf.zeros([1, *(int(dim) for dim in shape)], dtype))
+        stacks.append(tf.zeros([1, *dims], dtype))
     return stacks
 
 
