@@ -1,5 +1,8 @@
 """Input specifications (``--input NAME=D1,D2:DTYPE``) and seeded example inputs.
 
+A dim may be a number, a symbol (``batch``), ``?``, or a range ``LO..HI``: dynamic, with those
+bounds where the target needs them (Core ML's flexible shapes), its lower bound in examples.
+
 Validation feeds both sides of a conversion the very same arrays, made here from a fixed seed.
 """
 
@@ -37,28 +40,53 @@ DTYPES.update(
 )
 
 _SPEC = re.compile(r"^(?P<name>[^=]+)=(?P<dims>[^:]*)(?::(?P<dtype>\w+))?$")
+_RANGE = re.compile(r"^(?P<low>\d+)\.\.(?P<high>\d+)$")
 
 
 @dataclass(frozen=True)
 class InputSpec:
-    """A model input's concrete shape (``None`` dims stay dynamic) and optional dtype."""
+    """A model input's concrete shape (``None`` dims stay dynamic) and optional dtype.
+
+    ``bounds`` holds, per axis, the ``(low, high)`` of a range dim (whose ``shape`` entry is
+    ``None``), else ``None``; it is ``None`` where no dim is a range.
+    """
 
     name: str
     shape: tuple[int | str | None, ...] | None = None
     dtype: np.dtype | None = None
+    bounds: tuple[tuple[int, int] | None, ...] | None = None
 
     @classmethod
     def parse(cls, text: str) -> InputSpec:
-        """Parses ``NAME=D1,D2,...[:DTYPE]``; a dim may be a number or a symbol (``batch``)."""
+        """Parses ``NAME=D1,D2,...[:DTYPE]``; a dim may be a number, a symbol (``batch``), ``?``
+        or a range ``LO..HI`` (``x=1..32,3,224,224``)."""
         match = _SPEC.match(text.strip())
         if not match:
             raise BadInputError(
                 f"--input {text!r} is not NAME=D1,D2,...[:DTYPE]", hint="e.g. --input x=1,3,224,224"
             )
         dims: list[int | str | None] = []
+        bounds: list[tuple[int, int] | None] = []
         for dim in filter(None, match["dims"].split(",")):
             dim = dim.strip()
+            span = _RANGE.match(dim)
+            if span is not None:
+                low, high = int(span["low"]), int(span["high"])
+                if not 1 <= low <= high:
+                    raise BadInputError(
+                        f"--input {text!r}: the range {dim} needs 1 <= LO <= HI",
+                        hint="e.g. --input x=1..32,3,224,224",
+                    )
+                dims.append(None)
+                bounds.append((low, high))
+                continue
+            if ".." in dim:
+                raise BadInputError(
+                    f"--input {text!r}: {dim!r} is not a range LO..HI",
+                    hint="e.g. --input x=1..32,3,224,224",
+                )
             dims.append(int(dim) if dim.lstrip("-").isdigit() else (None if dim == "?" else dim))
+            bounds.append(None)
         dtype = None
         if match["dtype"]:
             if match["dtype"] not in DTYPES:
@@ -67,7 +95,8 @@ class InputSpec:
                     hint=f"one of {', '.join(sorted(DTYPES))}",
                 )
             dtype = DTYPES[match["dtype"]]
-        return cls(match["name"].strip(), tuple(dims), dtype)
+        ranges = tuple(bounds) if any(bounds) else None
+        return cls(match["name"].strip(), tuple(dims), dtype, ranges)
 
 
 def parse_input_specs(texts: tuple[str, ...] | list[str]) -> dict[str, InputSpec]:
@@ -77,7 +106,11 @@ def parse_input_specs(texts: tuple[str, ...] | list[str]) -> dict[str, InputSpec
 
 def _concrete_dims(name: str, shape: ir.Shape | None, spec: InputSpec | None) -> tuple[int, ...]:
     if spec is not None and spec.shape is not None:
-        dims = spec.shape
+        lows = [span[0] if span else None for span in spec.bounds or ()]
+        dims = tuple(
+            lows[axis] if axis < len(lows) and lows[axis] else dim
+            for axis, dim in enumerate(spec.shape)
+        )
     elif shape is not None:
         dims = tuple(d if isinstance(d, int) else None for d in shape)
     else:

@@ -41,7 +41,8 @@ from unframe.shared_ir.passes import infer_shapes
 #: The oldest target that runs float32 ML Programs with every op the converters emit.
 DEFAULT_TARGET = "iOS16"
 #: The upper bound of a flexible dim (ML Programs need one): batch sizes, sequence lengths and
-#: image sides up to this; a larger ``--input`` size raises it for that dim.
+#: image sides up to this; a larger ``--input`` size raises it for that dim, and an ``--input``
+#: range ``LO..HI`` gives both bounds.
 FLEXIBLE_DIM_LIMIT = 8192
 
 
@@ -247,6 +248,7 @@ def _inputs(
     placeholders: dict[str, tuple[ir.Value, Any]] = {}
     input_types: list[Any] = []
     symbols: dict[str, Any] = {}
+    spans = _dim_ranges(graph, options)
     for value in graph.inputs:
         if value in initializers:
             continue  # an input with an initializer is a constant here (its default)
@@ -268,23 +270,29 @@ def _inputs(
         flexible = False
         for axis, dim in enumerate(value.shape):
             hint = given[axis] if axis < len(given) else None
+            span = _given_range(options, value, axis)
             if isinstance(dim, int):
                 if isinstance(hint, int) and hint != dim:
                     raise BadInputError(
                         f"--input {value.name}: axis {axis} of this input is {dim}, not {hint}"
                     )
+                if span is not None and not span[0] <= dim <= span[1]:
+                    raise BadInputError(
+                        f"--input {value.name}: axis {axis} of this input is fixed at {dim}, "
+                        f"outside the range {span[0]}..{span[1]}"
+                    )
                 mil_shape.append(dim)
                 ct_shape.append(dim)
                 continue
             flexible = True
-            key = str(dim) if dim is not None and str(dim) else f"{value.name}_{axis}"
+            key = _dim_key(value, axis, dim)
+            span = spans.get(key)
             default = hint if isinstance(hint, int) and hint > 0 else 1
+            low, high = span if span is not None else (1, max(FLEXIBLE_DIM_LIMIT, default))
             # One RangeDim per ONNX symbol: inputs that share a dim share its MIL symbol.
             range_dim = symbols.setdefault(
                 key,
-                ct.RangeDim(
-                    lower_bound=1, upper_bound=max(FLEXIBLE_DIM_LIMIT, default), default=default
-                ),
+                ct.RangeDim(lower_bound=low, upper_bound=high, default=low if span else default),
             )
             mil_shape.append(range_dim.symbol)
             ct_shape.append(range_dim)
@@ -298,6 +306,40 @@ def _inputs(
             )
         )
     return placeholders, input_types
+
+
+def _dim_key(value: ir.Value, axis: int, dim: Any) -> str:
+    """The flexible dim's identity: its ONNX symbol, or the input and axis for an unnamed one."""
+    return str(dim) if dim is not None and str(dim) else f"{value.name}_{axis}"
+
+
+def _given_range(options: ConvertOptions, value: ir.Value, axis: int) -> tuple[int, int] | None:
+    spec = options.inputs.get(value.name or "")
+    bounds = spec.bounds if spec is not None and spec.bounds is not None else ()
+    return bounds[axis] if axis < len(bounds) else None
+
+
+def _dim_ranges(graph: ir.Graph, options: ConvertOptions) -> dict[str, tuple[int, int]]:
+    """``--input`` ranges (``LO..HI``) by flexible dim; inputs sharing a dim share its range.
+
+    Raises:
+        BadInputError: two inputs give one shared dim different ranges.
+    """
+    found: dict[str, tuple[int, int]] = {}
+    for value in graph.inputs:
+        for axis, dim in enumerate(value.shape or ()):
+            span = _given_range(options, value, axis)
+            if span is None or isinstance(dim, int):
+                continue
+            key = _dim_key(value, axis, dim)
+            if found.setdefault(key, span) != span:
+                low, high = found[key]
+                raise BadInputError(
+                    f"--input {value.name}: axis {axis} is dim {key!r}, which another input "
+                    f"gives the range {low}..{high}, not {span[0]}..{span[1]}",
+                    hint="give inputs that share a dim the same range",
+                )
+    return found
 
 
 def _deployment_target(ct: Any, options: ConvertOptions) -> Any:
