@@ -8,8 +8,8 @@ run time), the taps around it, the kernel weight of each tap, neighbours clamped
 left out and the weights renormalized, ``exclude_outside``), one ``gather`` and a ``reduce_sum``.
 Antialiasing stretches the kernel by 1/scale; the taps then span what the smallest scale the
 declared output size allows needs, and taps beyond the kernel's support weigh exactly zero, as
-in the reference. Output sizes must be known when the program is built (constant scales or
-sizes, or the node's declared output shape).
+in the reference. The resized axes' sizes must be known when the program is built (constant
+scales or sizes, or the node's declared output shape); the other axes may vary.
 """
 
 from __future__ import annotations
@@ -175,10 +175,7 @@ def _resample_axis(ctx: ExportContext, data: Any, plan: AxisResize, sampling: Sa
             weights = mb.real_div(x=weights, y=total)
         count = len(_tap_offsets(plan, sampling))
         index = mb.cast(x=mb.clip(x=taps, alpha=_f32(0), beta=last), dtype="int32")
-        gathered = mb.gather(x=data, indices=mb.reshape(x=index, shape=[-1]), axis=axis)
-        dims = [int(d) for d in data.shape]
-        split = [*dims[:axis], plan.size_out, count, *dims[axis + 1 :]]
-        gathered = mb.reshape(x=gathered, shape=split)
+        gathered = mb.gather(x=data, indices=index, axis=axis)  # (..., out, taps, ...)
         weight_shape = [1] * axis + [plan.size_out, count] + [1] * (rank - axis - 1)
         if data.dtype != weights.dtype:
             weights = mb.cast(x=weights, dtype="fp16")

@@ -67,36 +67,71 @@ def _round(nearest_mode: str, x: np.ndarray) -> np.ndarray:
 
 
 def _sizes(
-    ctx: ExportContext, scales: list[float] | None, sizes: list[int] | None
-) -> tuple[list[int], list[float], list[int]]:
-    """Input dims, ONNX's per-axis scales and output dims, from constant scales or sizes."""
+    ctx: ExportContext, scales: list[float] | None, sizes: list[int | None] | None
+) -> tuple[list[int | None], list[float], list[int | None]]:
+    """Input dims, ONNX's per-axis scales and output dims, from constant scales or sizes (a
+    size of None: an axis the declared output keeps as it is). Dims unknown before run time
+    (None) are allowed on the axes left as they are."""
     shape = ctx.input_shape(0)
-    if shape is None or any(d is None for d in shape):
-        raise ctx.error("an input of unknown size: Core ML's resize ops need the sizes when built")
-    dims = [int(d) for d in shape]  # type: ignore[arg-type]
+    if shape is None:
+        raise ctx.error("an input of unknown rank")
+    dims: list[int | None] = [None if d is None else int(d) for d in shape]
     rank = len(dims)
     axes = ctx.attr("axes", None)
     axes = [a % rank for a in axes] if axes else list(range(rank))
     full_scales = [1.0] * rank
     out = list(dims)
-    if sizes is not None:
-        policy = str(ctx.attr("keep_aspect_ratio_policy", "stretch"))
-        ratios = [sizes[k] / dims[axis] for k, axis in enumerate(axes)]
-        if policy == "stretch":
-            for k, axis in enumerate(axes):
-                full_scales[axis], out[axis] = ratios[k], int(sizes[k])
-        else:
-            common = min(ratios) if policy == "not_larger" else max(ratios)
-            for axis in axes:
-                full_scales[axis] = common
-                out[axis] = int(np.floor(dims[axis] * common + 0.5))
+
+    def known(axis: int) -> int:
+        dim = dims[axis]
+        if dim is None:
+            raise ctx.error(
+                f"axis {axis} resized from a size unknown when built: Core ML's resize ops "
+                "need the sizes of the axes they resize"
+            )
+        return dim
+
+    policy = str(ctx.attr("keep_aspect_ratio_policy", "stretch"))
+    if sizes is not None and policy == "stretch":
+        for k, axis in enumerate(axes):
+            size = sizes[k]
+            if size is not None:
+                full_scales[axis], out[axis] = size / known(axis), int(size)
+    elif sizes is not None:
+        ratios = [int(sizes[k] or 0) / known(axis) for k, axis in enumerate(axes)]
+        common = min(ratios) if policy == "not_larger" else max(ratios)
+        for axis in axes:
+            full_scales[axis] = common
+            out[axis] = int(np.floor(known(axis) * common + 0.5))
     elif scales is not None:
         for k, axis in enumerate(axes):
             full_scales[axis] = float(scales[k])
-            out[axis] = int(np.floor(dims[axis] * float(scales[k])))
+            if float(scales[k]) != 1.0:
+                out[axis] = int(np.floor(known(axis) * float(scales[k])))
     else:
         raise ctx.error("scales and sizes both absent or computed at run time")
     return dims, full_scales, out
+
+
+def _declared_sizes(ctx: ExportContext) -> list[int | None] | None:
+    """Sizes given at run time as the declared output shape has them (None for an axis the
+    output keeps as the input has it, by the same symbolic dim); None where unknown."""
+    x, y = ctx.node.inputs[0], ctx.node.outputs[0]
+    if x is None or x.shape is None or y.shape is None or len(x.shape) != len(y.shape):
+        return None
+    rank = len(x.shape)
+    axes = ctx.attr("axes", None)
+    axes = [a % rank for a in axes] if axes else list(range(rank))
+    found: list[int | None] = []
+    for axis in axes:
+        dim_in, dim_out = x.shape[axis], y.shape[axis]
+        if isinstance(dim_out, int) and not (isinstance(dim_in, int) and dim_in == dim_out):
+            found.append(dim_out)
+        elif dim_in == dim_out and dim_in is not None and str(dim_in) != "None":
+            found.append(None)
+        else:
+            return None
+    return found
 
 
 def _resize(
@@ -105,13 +140,17 @@ def _resize(
     coordinates: str,
     nearest_mode: str,
     scales: list[float] | None,
-    sizes: list[int] | None,
+    sizes: list[int | None] | None,
 ) -> list[Any]:
     require_float(ctx, ctx.node.op_type)
-    dims, full_scales, out = _sizes(ctx, scales, sizes)
-    rank = len(dims)
+    known_dims, full_scales, known_out = _sizes(ctx, scales, sizes)
+    rank = len(known_dims)
     if rank < 3:
         raise ctx.error(f"a rank-{rank} input: Core ML resizes the last two axes of rank 3 and up")
+    if any(known_dims[a] is None or known_out[a] is None for a in (rank - 2, rank - 1)):
+        raise ctx.error("the last two axes' sizes unknown when built")
+    dims = [0 if d is None else d for d in known_dims]  # the unknown ones are left as they are
+    out = [0 if d is None else d for d in known_out]
     if any(out[a] != dims[a] for a in range(rank - 2)):
         raise ctx.error("resizing an axis other than the last two: Core ML resizes only those")
     what = f"mode={mode}, coordinate_transformation_mode={coordinates}"
@@ -201,40 +240,58 @@ def _entry(ctx: ExportContext, index: int, k: int) -> Any:
 def _resize_by_gathers(
     ctx: ExportContext, sampling: Sampling, scales_index: int, sizes_index: int, roi_index: int
 ) -> list[Any]:
-    """Any Resize whose input and output sizes are known when built (``_resampling``)."""
+    """Any Resize whose resized axes' sizes are known when built (``_resampling``); an axis
+    of a size unknown until run time may only be left as it is."""
     if sampling.mode != "nearest":
         require_float(ctx, ctx.node.op_type)
     shape = ctx.input_shape(0)
-    if shape is None or any(d is None for d in shape):
-        raise ctx.error("an input of unknown size: Core ML's resize ops need the sizes when built")
-    dims = [int(d) for d in shape]  # type: ignore[arg-type]
-    rank = len(dims)
+    if shape is None:
+        raise ctx.error("an input of unknown rank")
+    rank = len(shape)
     axes_attr = ctx.attr("axes", None)
     axes = [a % rank for a in axes_attr] if axes_attr else list(range(rank))
     has_scales = scales_index >= 0 and _given(ctx, scales_index)
     has_sizes = sizes_index >= 0 and _given(ctx, sizes_index)
     if not has_scales and not has_sizes:
         raise ctx.error("neither scales nor sizes given")
+    policy = str(ctx.attr("keep_aspect_ratio_policy", "stretch"))
     constant_scales = _floats(ctx, scales_index) if has_scales else None
-    constant_sizes = ctx.ints(sizes_index) if has_sizes else None
+    found = ctx.ints(sizes_index) if has_sizes else None
+    constant_sizes: list[int | None] | None = None if found is None else list(found)
+    declared_sizes = _declared_sizes(ctx) if has_sizes and policy == "stretch" else None
+    kept = {a for a in range(rank) if a not in axes}
+    for k, axis in enumerate(axes if sampling.coordinates != "tf_crop_and_resize" else []):
+        if constant_scales is not None and constant_scales[k] == 1.0:
+            kept.add(axis)
+        elif declared_sizes is not None and declared_sizes[k] is None:
+            kept.add(axis)  # the declared output keeps the input's own (symbolic) dim
+    if any(shape[a] is None and a not in kept for a in range(rank)):
+        raise ctx.error(
+            "an axis of a size unknown when built is resized: Core ML's resizes need the sizes "
+            "of the axes they resize"
+        )
+    dims = [0 if d is None else int(d) for d in shape]  # the unknown ones are kept, never read
     if constant_scales is not None or constant_sizes is not None:
-        out = _sizes(ctx, constant_scales, constant_sizes)[2]
+        out = [0 if d is None else d for d in _sizes(ctx, constant_scales, constant_sizes)[2]]
     else:
         declared = ctx.node.outputs[0].shape
-        if declared is None or any(not isinstance(d, int) for d in declared):
+        if declared is None or any(
+            not isinstance(declared[a], int) for a in range(rank) if a not in kept
+        ):
             raise ctx.error(
                 "scales or sizes computed at run time and an output shape not declared: Core ML "
                 "needs the output size when the program is built"
             )
-        out = [int(d) for d in declared]  # type: ignore[arg-type]
-    policy = str(ctx.attr("keep_aspect_ratio_policy", "stretch"))
+        out = [d if isinstance(d, int) else 0 for d in declared]
     scales: list[Any] = []
     if has_scales:
         scales = [_entry(ctx, scales_index, k) for k in range(len(axes))]
     else:
         mb = ctx.mb
         ratios = [
-            mb.real_div(x=_entry(ctx, sizes_index, k), y=np.float32(dims[axis]))
+            None
+            if axis in kept
+            else mb.real_div(x=_entry(ctx, sizes_index, k), y=np.float32(dims[axis]))
             for k, axis in enumerate(axes)
         ]
         if policy != "stretch":
@@ -246,6 +303,8 @@ def _resize_by_gathers(
     crop = sampling.coordinates == "tf_crop_and_resize"
     plans = []
     for k, axis in enumerate(axes):
+        if axis in kept:
+            continue  # left as it is (scale 1, no region of interest)
         scale = scales[k]
         known = getattr(scale, "val", scale)
         roi: tuple[Any, Any] = (0.0, 1.0)
@@ -295,7 +354,11 @@ def _on_mil_resize_or_gathers(
 ) -> list[Any]:
     """MIL's own resize op where it samples exactly where ONNX does, else gathers."""
     scales = _floats(ctx, scales_index) if scales_index >= 0 else None
-    sizes = ctx.ints(sizes_index) if sizes_index >= 0 and _given(ctx, sizes_index) else None
+    sizes: list[int | None] | None = None
+    if sizes_index >= 0 and _given(ctx, sizes_index):
+        sizes = list(ctx.ints(sizes_index) or []) or None
+        if sizes is None and str(ctx.attr("keep_aspect_ratio_policy", "stretch")) == "stretch":
+            sizes = _declared_sizes(ctx)  # at run time, but the declared output has them
     on_mil = (
         (scales is not None or sizes is not None)
         and not sampling.antialias

@@ -230,6 +230,20 @@ def upsample_nearest_neighbor(op: Any, ctx: MilContext) -> ir.Value:
     return _resize(ctx, "nearest", "asymmetric", scales)
 
 
+def _output_sizes(ctx: MilContext) -> tuple[ir.Value, dict[str, Any]] | None:
+    """The output's sizes for ONNX's Resize and its extra attributes: all sizes where the shape
+    is static, else only the last two (``axes``; a batch unknown before run time is left as it
+    is), which MIL's resize ops fix when built; None where those are unknown."""
+    out = ctx.static_out_shape()
+    if out is not None:
+        return ctx.make_constant(np.array(out, np.int64), "sizes"), {}
+    dims = ctx.out_shape()
+    if not all(isinstance(d, int | np.integer) for d in dims[-2:]):
+        return None
+    last = ctx.make_constant(np.array([int(d) for d in dims[-2:]], np.int64), "sizes")
+    return last, {"axes": [len(dims) - 2, len(dims) - 1]}
+
+
 def _bilinear(ctx: MilContext, half_pixel: bool) -> ir.Value:
     """MIL recomputes the scale from the sizes (spacing = input / output size), which ONNX does
     given ``sizes``; the scale factors themselves (coremltools writes 1.2500062 for 16 -> 20)
@@ -238,15 +252,15 @@ def _bilinear(ctx: MilContext, half_pixel: bool) -> ir.Value:
     if align_corners and half_pixel:
         raise ctx.error("align_corners and half_pixel_centers cannot both hold")
     mode = "align_corners" if align_corners else "half_pixel" if half_pixel else "asymmetric"
-    out = ctx.static_out_shape()
-    if out is None:
+    found = _output_sizes(ctx)
+    if found is None:
         scales = [
             float(ctx.attr("scale_factor_height", 1)),
             float(ctx.attr("scale_factor_width", 1)),
         ]
         return _resize(ctx, "linear", mode, scales)
-    sizes = ctx.make_constant(np.array(out, np.int64), "sizes")
-    attrs = {"mode": "linear", "coordinate_transformation_mode": mode}
+    sizes, extra = found
+    attrs = {"mode": "linear", "coordinate_transformation_mode": mode, **extra}
     return ctx.op1("Resize", [ctx.value("x"), None, None, sizes], attrs)
 
 
@@ -275,16 +289,18 @@ _SAMPLING_MODES = {
 @ops.register("resize_bilinear", since=IOS15, domain=MIL_DOMAIN)
 def resize_bilinear(op: Any, ctx: MilContext) -> ir.Value:
     sampling = str(ctx.attr("sampling_mode", "DEFAULT"))
-    out = ctx.static_out_shape()
-    if out is None:
-        raise ctx.error("needs a known output shape")
+    out = [int(d) if isinstance(d, int | np.integer) else -1 for d in ctx.out_shape()]
+    if min(out[-2:]) < 0:
+        raise ctx.error("needs the output's last two sizes known")
     if sampling == "ALIGN_CORNERS" and out[-2] > 1 and out[-1] > 1:
         sampling = "STRICT_ALIGN_CORNERS"  # they differ only for an output of one pixel
     coordinates = _SAMPLING_MODES.get(sampling)
     if coordinates is None or min(out[-2:]) < 2:
         raise ctx.error(f"sampling_mode={sampling} to {out[-2:]}: no ONNX Resize samples there")
-    sizes = ctx.make_constant(np.array(out, np.int64), "sizes")
-    attrs = {"mode": "linear", "coordinate_transformation_mode": coordinates}
+    found = _output_sizes(ctx)
+    assert found is not None  # the last two sizes are known (checked above)
+    sizes, extra = found
+    attrs = {"mode": "linear", "coordinate_transformation_mode": coordinates, **extra}
     return ctx.op1("Resize", [ctx.value("x"), None, None, sizes], attrs)
 
 

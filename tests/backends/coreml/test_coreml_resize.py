@@ -125,3 +125,36 @@ def test_resize_at_run_time_without_a_declared_output_shape_is_refused() -> None
     with pytest.raises(UnsupportedOpsError) as raised:
         export_mlprogram(model)
     assert "output shape not declared" in str(raised.value.ops[0].reason)
+
+
+def test_resize_of_a_batch_unknown_when_built_matches_onnxruntime() -> None:
+    """Constant scales, then sizes at run time that the declared output shape fixes (as torch
+    exports F.interpolate(size=...)); the batch left free, run at two batch sizes."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2, 5, 6])
+    sizes = helper.make_tensor_value_info("sizes", TensorProto.INT64, [4])
+    graph = helper.make_graph(
+        [
+            helper.make_node(
+                "Resize", ["x", "", "scales"], ["up"], mode="linear",
+                coordinate_transformation_mode="pytorch_half_pixel",
+            ),
+            helper.make_node("Resize", ["up", "", "", "sizes"], ["y"], mode="nearest"),
+        ],
+        "resize",
+        [x, sizes],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2, 7, 9])],
+        [helper.make_tensor("scales", TensorProto.FLOAT, [4], [1.0, 1.0, 2.0, 2.0])],
+        # The batch named through, as torch's exporter names it
+        value_info=[helper.make_tensor_value_info("up", TensorProto.FLOAT, ["n", 2, 10, 12])],
+    )  # fmt: skip
+    model = ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]))
+    rng = np.random.default_rng(2)
+    for batch in (1, 3):
+        feeds = {
+            "x": rng.standard_normal((batch, 2, 5, 6)).astype(np.float32),
+            "sizes": np.array([batch, 2, 7, 9], np.int64),
+        }
+        expected = run_onnxruntime(ir.from_proto(ir.to_proto(model)), feeds)["y"]
+        actual = CoreMLFramework().run_ir(model, feeds)["y"]
+        assert actual.shape == expected.shape
+        np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
