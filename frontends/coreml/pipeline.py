@@ -136,19 +136,19 @@ def _chain(spec: Any, kind: str, stages: list[tuple[str, ir.Model]], where: str)
             features[name] = value
     outputs = []
     for feature in spec.description.output:
-        value = features.get(feature.name)
-        if value is None:
+        found = features.get(feature.name)
+        if found is None:
             raise BadInputError(
                 f"pipeline output {feature.name!r} is written by no stage",
                 path=where, framework=FRAMEWORK,
             )  # fmt: skip
-        if value.name != feature.name or value in outputs or value in inputs:
-            identity = ir.Node("", "Identity", [value], name=f"{feature.name}/identity")
+        if found.name != feature.name or found in outputs or found in inputs:
+            identity = ir.Node("", "Identity", [found], name=f"{feature.name}/identity")
             identity.outputs[0].name = feature.name
-            identity.outputs[0].type, identity.outputs[0].shape = value.type, value.shape
+            identity.outputs[0].type, identity.outputs[0].shape = found.type, found.shape
             nodes.append(identity)
-            value = identity.outputs[0]
-        outputs.append(value)
+            found = identity.outputs[0]
+        outputs.append(found)
     chained = ir.Graph(
         inputs, outputs, nodes=nodes, initializers=initializers,
         opset_imports={"": OPSET}, name=kind,
