@@ -93,6 +93,9 @@ def custom_classes(config: Any) -> list[str]:
     imported: this only reads the JSON, so the message can name what the file needs.
     """
     found: dict[str, None] = {}
+    if isinstance(config, Mapping):
+        # A custom loss or metric there does not stop loading: files load with compile=False.
+        config = {key: value for key, value in config.items() if key != "compile_config"}
     for item in _layers(config):
         class_name = item.get("class_name")
         if not isinstance(class_name, str) or class_name.startswith(_NOT_A_CLASS_PREFIX):
