@@ -15,7 +15,7 @@ from unframe.shared_ir.errors import BadInputError, FrameworkNotInstalledError
 
 ENTRY_POINT_GROUP = "unframe.frameworks"
 #: The frameworks of the design card, in the order the CLI lists them.
-KNOWN_FRAMEWORKS = ("onnx", "pytorch", "caffe2", "tensorflow", "coreml")
+KNOWN_FRAMEWORKS = ("onnx", "pytorch", "caffe2", "tensorflow", "tflite", "coreml")
 
 
 @functools.cache
