@@ -1,0 +1,158 @@
+"""PyTorch -> TensorFlow and PyTorch -> TFLite on the PyTorch suite's CNNs and transformers.
+
+Each model (the zoo's ResNet, U-Net, LSTM and GRU, tiny BERT and GPT-2 from ``transformers``
+configs; the zoo's MobileNet and transformer run in TF in ``test_tensorflow_models.py``) is
+exported by the PyTorch frontend with its dynamic axes, written by ``unframe.convert`` and run by
+the target's own runtime with no unframe in the loop: the SavedModel by ``tf.saved_model.load``
+(its ``serving_default`` signature), the ``.tflite`` by LiteRT's interpreter (its signature
+runner). The oracle is eager torch, at another batch (and sequence length) than the export's.
+What TFLite cannot hold today is refused by node (exit 3, nothing written); ``TFLITE_REFUSALS``
+says why for each, and a refusal that stops happening fails, so a fix shows up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("tf2onnx", reason="the tensorflow extra is not installed")
+torch = pytest.importorskip("torch", reason="the pytorch extra is not installed")
+
+from models import torch_zoo as zoo  # noqa: E402
+from models.test_torch_models import TRANSFORMERS, _LastHidden  # noqa: E402
+
+import unframe  # noqa: E402
+from unframe.cli.main import cli  # noqa: E402
+from unframe.frontends.pytorch import from_torch  # noqa: E402
+from unframe.frontends.tensorflow.quiet import import_tensorflow  # noqa: E402
+from unframe.shared_ir.errors import ExitCode  # noqa: E402
+
+RTOL, ATOL = 1e-4, 1e-5
+ZOO_MODELS = ("resnet", "unet", "lstm", "gru")
+NAMES = (*ZOO_MODELS, *sorted(TRANSFORMERS))
+
+#: model -> (ONNX op refused, text of the cause the refusal must give), measured (TF 2.21).
+TFLITE_REFUSALS: dict[str, tuple[str, str]] = {
+    # The last F.interpolate(size=x.shape[2:]) is a Resize to run-time sizes; its lowering leaves
+    # a result of shape [?, ?, ?, ?], so the 1x1 Conv after it has an unknown input depth, and
+    # TFLite legalizes tf.Conv2D to a builtin only with a known depth (needs Flex otherwise).
+    "unet": ("Conv", "Conv2D"),
+    # recurrent.py runs the steps with tf.scan, whose TensorArrays (tf.TensorListReserve) TFLite
+    # builtins do not hold, even at fully static shapes (control_flow.py grows a tensor instead).
+    "lstm": ("LSTM", "TensorListReserve"),
+    "gru": ("GRU", "TensorListReserve"),
+    # nn.MultiheadAttention's packed projection squeezes axis -2 of a rank-5 tensor (tf.Squeeze,
+    # squeeze_dims [3]); alone that converts, in the model TFLiteConverter's tfl.squeeze fails
+    # its squeeze_dims constraint (also at static shapes).
+    "transformer": ("Squeeze", "squeeze_dims"),
+}
+TFLITE_CONVERTS = ("resnet", "mobilenet", *sorted(TRANSFORMERS))
+
+
+class _Case:
+    """A source model: the eager module, its ``.onnx`` export, and run-time inputs."""
+
+    def __init__(self, name: str, folder: Path) -> None:
+        self.name = name
+        if name in TRANSFORMERS:
+            self.module: torch.nn.Module = _LastHidden(TRANSFORMERS[name]()).eval()
+            self.input_name = "input_ids"
+            example = torch.randint(0, 100, (2, 8), generator=torch.Generator().manual_seed(0))
+            model = from_torch(self.module, (example,), dynamic_shapes={"input_ids": (0, 1)})
+            other = torch.randint(0, 100, (3, 11), generator=torch.Generator().manual_seed(1))
+            self.run_inputs = [other]
+        else:
+            entry = zoo.ZOO[name]
+            self.module = entry.model()
+            self.input_name = "x"
+            model = from_torch(self.module, entry.inputs(2), dynamic_shapes=entry.dynamic)
+            self.run_inputs = [entry.inputs(3, seed=7)[0]]
+            if 1 in entry.dynamic.get("x", ()):  # a longer sequence too
+                longer = list(entry.input_shape(2))
+                longer[1] += 3
+                gen = torch.Generator().manual_seed(9)
+                self.run_inputs.append(torch.randn(*longer, generator=gen))
+        self.onnx_path = folder / f"{name}.onnx"
+        ir.save(model, self.onnx_path)
+
+    def expected(self, x: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return self.module(x).numpy()
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], _Case]:
+    """The source of a model, exported once per module."""
+    folder = tmp_path_factory.mktemp("sources")
+    cases: dict[str, _Case] = {}
+
+    def get(name: str) -> _Case:
+        if name not in cases:
+            cases[name] = _Case(name, folder)
+        return cases[name]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def tf() -> Any:
+    return import_tensorflow()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pytorch_to_saved_model_runs_in_tensorflow(
+    name: str, tf: Any, case: Callable[[str], _Case], tmp_path: Path
+) -> None:
+    source = case(name)
+    saved = tmp_path / f"{name}.savedmodel"
+    assert unframe.convert(source.onnx_path, saved, target="tensorflow").ok
+    signature = tf.saved_model.load(str(saved)).signatures["serving_default"]
+    (spec,) = signature.structured_input_signature[1].values()
+    assert spec.name == source.input_name
+    assert spec.shape[0] is None  # the dynamic batch stays dynamic
+    for x in source.run_inputs:
+        outputs = signature(**{source.input_name: tf.constant(x.numpy())})
+        (got,) = (value.numpy() for value in outputs.values())
+        np.testing.assert_allclose(got, source.expected(x), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("name", TFLITE_CONVERTS)
+def test_pytorch_to_tflite_runs_on_litert(
+    name: str, case: Callable[[str], _Case], tmp_path: Path
+) -> None:
+    pytest.importorskip("ai_edge_litert", reason="the tflite extra is not installed")
+    from ai_edge_litert.interpreter import Interpreter
+
+    source = case(name)
+    written = tmp_path / f"{name}.tflite"
+    assert unframe.convert(source.onnx_path, written, target="tflite").ok
+    runner = Interpreter(model_path=str(written)).get_signature_runner("serving_default")
+    assert list(runner.get_input_details()) == [source.input_name]
+    for x in source.run_inputs:  # the signature runner resizes the dynamic dims
+        (got,) = runner(**{source.input_name: x.numpy()}).values()
+        np.testing.assert_allclose(got, source.expected(x), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("name", sorted(TFLITE_REFUSALS))
+def test_pytorch_to_tflite_refusal_names_op_and_node(
+    name: str, case: Callable[[str], _Case], tmp_path: Path
+) -> None:
+    pytest.importorskip("ai_edge_litert", reason="the tflite extra is not installed")
+    op_type, cause = TFLITE_REFUSALS[name]
+    source = case(name)
+    written = tmp_path / f"{name}.tflite"
+    result = CliRunner().invoke(cli, ["convert", str(source.onnx_path), "-o", str(written)])
+    assert result.exit_code == ExitCode.UNSUPPORTED, result.output
+    assert "Traceback" not in result.output
+    assert f"{op_type} x1" in result.output and cause in result.output, result.output
+    # The node named is a node of that op type in the source graph.
+    nodes = [n.name for n in onnx.load(source.onnx_path).graph.node if n.op_type == op_type]
+    assert any(f"'{node}'" in result.output for node in nodes), result.output
+    assert not written.exists()
