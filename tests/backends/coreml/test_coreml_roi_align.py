@@ -1,5 +1,6 @@
-"""Core ML backend: RoiAlign exported to .mlpackage, re-imported and run on onnxruntime, against
-onnx's reference implementation (regions past the edges, both coordinate modes, avg and max)."""
+"""Core ML backend: RoiAlign and DeformConv exported to .mlpackage, re-imported and run on
+onnxruntime, against onnx's reference implementation (regions and taps past the edges, both
+coordinate modes, avg and max, groups, offset groups, masks)."""
 
 from __future__ import annotations
 
@@ -67,3 +68,45 @@ def test_roi_align_with_adaptive_sampling_is_refused_by_name() -> None:
             },
         )
     assert "sampling_ratio=0" in caught.value.ops[0].reason
+
+
+@pytest.mark.parametrize(
+    ("attributes", "with_mask"),
+    [
+        ({"kernel_shape": [2, 3], "pads": [1, 0, 0, 1], "strides": [2, 1]}, True),
+        ({"kernel_shape": [2, 2], "group": 2, "offset_group": 2, "dilations": [2, 1]}, False),
+    ],
+)
+def test_deform_conv_matches_onnx_reference(attributes: dict[str, object], with_mask: bool) -> None:
+    """Offsets large enough to move taps past the image's edges (those corners read 0)."""
+    rng = np.random.default_rng(11)
+    kh, kw = attributes["kernel_shape"]  # type: ignore[misc]
+    groups, offset_groups = attributes.get("group", 1), attributes.get("offset_group", 1)
+    x = rng.standard_normal((1, 4, 4, 5)).astype(np.float32)
+    w = rng.standard_normal((4, 4 // groups, kh, kw)).astype(np.float32)  # type: ignore[operator]
+    pads = attributes.get("pads", [0, 0, 0, 0])
+    strides = attributes.get("strides", [1, 1])
+    dilations = attributes.get("dilations", [1, 1])
+    oh = (4 + pads[0] + pads[2] - dilations[0] * (kh - 1) - 1) // strides[0] + 1  # type: ignore[index]
+    ow = (5 + pads[1] + pads[3] - dilations[1] * (kw - 1) - 1) // strides[1] + 1  # type: ignore[index]
+    taps = offset_groups * kh * kw  # type: ignore[operator]
+    feeds = {
+        "x": x,
+        "w": w,
+        "offset": (rng.standard_normal((1, 2 * taps, oh, ow)) * 1.5).astype(np.float32),
+        "b": rng.standard_normal(4).astype(np.float32),
+    }
+    names = ["x", "w", "offset", "b"]
+    if with_mask:
+        names.append("mask")
+        feeds["mask"] = rng.random((1, taps, oh, ow)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("DeformConv", names, ["y"], **attributes)],
+        "deform_conv",
+        [helper.make_tensor_value_info(k, TensorProto.FLOAT, v.shape) for k, v in feeds.items()],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]))
+    (want,) = ReferenceEvaluator(ir.to_proto(model)).run(None, feeds)
+    (got,) = CoreMLFramework().run_ir(model, feeds).values()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
