@@ -195,7 +195,9 @@ def _check_inputs(model: ir.Model, path: str | None) -> None:
                 "rank (its dims may be dynamic)",
                 framework=FRAMEWORK,
                 path=path,
-                hint="give its shape with --input NAME=D1,D2,...",
+                # --input does not reach this path (the tflite adapter passes no input specs).
+                hint="give the input a rank in the ONNX model (its dims may stay symbolic, e.g. "
+                "with onnx.tools.update_model_dims)",
             )
 
 

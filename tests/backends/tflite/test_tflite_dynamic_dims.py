@@ -1,0 +1,73 @@
+"""Dynamic dims in a ``.tflite``: kept where TFLite holds them, refused by input where not.
+
+TFLite holds any dim as dynamic (a -1 in the tensor's ``shape_signature``, resized at run time),
+batch or not; what it cannot hold is an input of unknown rank. Oracles: the file's own
+``shape_signature`` read by LiteRT's interpreter, onnxruntime on the source ONNX model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from click.testing import CliRunner
+from onnx import TensorProto, helper
+
+pytest.importorskip("tf2onnx", reason="the tensorflow extra is not installed")
+pytest.importorskip("ai_edge_litert", reason="the tflite extra is not installed")
+
+from ai_edge_litert.interpreter import Interpreter  # noqa: E402
+
+from unframe.cli.main import cli  # noqa: E402
+from unframe.converters import api  # noqa: E402
+from unframe.shared_ir.errors import ExitCode  # noqa: E402
+
+RTOL, ATOL = 1e-4, 1e-5
+
+
+def _save(tmp_path: Path, x: onnx.ValueInfoProto, nodes: list[onnx.NodeProto]) -> Path:
+    weight = helper.make_tensor(
+        "w", TensorProto.FLOAT, [4, 3], np.linspace(-1, 1, 12, dtype=np.float32)
+    )
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    graph = helper.make_graph(nodes, "g", [x], [y], [weight])
+    path = tmp_path / "src.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
+    return path
+
+
+def test_dynamic_batch_and_sequence_dims_are_kept_and_run(tmp_path: Path) -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", 4])
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h"], name="proj"),
+        helper.make_node("Softmax", ["h"], ["y"], axis=-1, name="softmax"),
+    ]
+    src = _save(tmp_path, x, nodes)
+    written = tmp_path / "model.tflite"
+    assert api.convert(src, written).ok
+    interpreter = Interpreter(model_path=str(written))
+    (detail,) = interpreter.get_input_details()
+    assert detail["shape_signature"].tolist() == [-1, -1, 4]  # both dims kept dynamic
+    runner = interpreter.get_signature_runner("serving_default")
+    session = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    for shape in [(2, 3, 4), (5, 7, 4), (1, 1, 4)]:
+        feed = rng.standard_normal(shape).astype(np.float32)
+        (got,) = runner(x=feed).values()
+        (want,) = session.run(None, {"x": feed})
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+def test_an_input_of_unknown_rank_is_refused_by_name(tmp_path: Path) -> None:
+    x = helper.make_tensor_value_info("tokens", TensorProto.FLOAT, None)
+    src = _save(tmp_path, x, [helper.make_node("MatMul", ["tokens", "w"], ["y"], name="proj")])
+    written = tmp_path / "model.tflite"
+    result = CliRunner().invoke(cli, ["convert", str(src), "-o", str(written)])
+    assert result.exit_code == ExitCode.UNSUPPORTED, result.output
+    assert "Traceback" not in result.output
+    assert "'tokens'" in result.output and "rank" in result.output
+    assert "update_model_dims" in result.output  # what to do
+    assert not written.exists()
