@@ -16,6 +16,7 @@ from unframe.backends.tensorflow.ops._common import (
     Outputs,
     Physical,
     channels_last,
+    for_tflite,
     ir,
     ops,
 )
@@ -160,12 +161,8 @@ def non_max_suppression_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
     for b in range(batches):
         batch_boxes = tf.cast(boxes[b], tf.float32)
         for c in range(classes):
-            kept = tf.image.non_max_suppression(
-                batch_boxes,
-                tf.cast(scores[b, c], tf.float32),
-                tf.cast(limit, tf.int32),
-                iou_threshold=iou,
-                score_threshold=score_cut,
+            kept = _selected_boxes(
+                ctx, batch_boxes, tf.cast(scores[b, c], tf.float32), limit, iou, score_cut
             )
             kept = tf.cast(kept, tf.int64)[:, None]
             fixed = tf.broadcast_to(tf.constant([[b, c]], tf.int64), [tf.shape(kept)[0], 2])
@@ -173,6 +170,31 @@ def non_max_suppression_v10(node: ir.Node, ctx: ExportContext) -> Outputs:
     if not rows:
         return [tf.zeros([0, 3], tf.int64)]
     return [tf.concat(rows, axis=0)]
+
+
+def _selected_boxes(
+    ctx: ExportContext, boxes: Any, scores: Any, limit: Any, iou: Any, score_cut: Any
+) -> Any:
+    """The indices TF's NMS selects; for a TFLite export from the padded form, cut to its count
+    of valid indices here (TFLite's NON_MAX_SUPPRESSION_V4 returns them padded, and the cut
+    TFLiteConverter adds for the plain form left the padding in)."""
+    tf = ctx.tf
+    if not for_tflite(ctx):
+        return tf.image.non_max_suppression(
+            boxes, scores, tf.cast(limit, tf.int32), iou_threshold=iou, score_threshold=score_cut
+        )
+    # ONNX suppresses a box whose IoU is above the threshold, LiteRT one whose IoU reaches it:
+    # the next float32 above a threshold in [0, 1] (its bits plus one) draws ONNX's line.
+    above = tf.bitcast(tf.bitcast(tf.cast(iou, tf.float32), tf.int32) + 1, tf.float32)
+    padded, valid = tf.image.non_max_suppression_padded(
+        boxes,
+        scores,
+        tf.cast(limit, tf.int32),
+        iou_threshold=above,
+        score_threshold=score_cut,
+        pad_to_max_output_size=True,
+    )
+    return tf.slice(padded, [0], tf.reshape(valid, [1]))
 
 
 @ops.register("Col2Im", since=18)

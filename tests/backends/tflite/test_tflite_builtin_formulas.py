@@ -470,3 +470,36 @@ def test_cumprod_multiplies_slices_in_turn(exclusive: int, reverse: int) -> None
         got = run_export(to_tflite(ir.from_proto(proto)), feed)
         np.testing.assert_array_equal(got["along_one"], expected[0])
         np.testing.assert_array_equal(got["along_axis"], expected[1])
+
+
+def test_non_max_suppression_keeps_onnx_count_and_threshold() -> None:
+    """NonMaxSuppression on LiteRT: fewer boxes selected than the limit (LiteRT pads its
+    selection to the limit), identical boxes, and an IoU exactly at the threshold (kept by
+    ONNX, suppressed by LiteRT's comparison): the rows are onnxruntime's."""
+    proto = _model(
+        [
+            helper.make_node(
+                "NonMaxSuppression", ["boxes", "scores", "limit", "iou", "cut"], ["selected"]
+            )
+        ],
+        {
+            "boxes": (TensorProto.FLOAT, [1, 5, 4]),
+            "scores": (TensorProto.FLOAT, [1, 2, 5]),
+            "limit": (TensorProto.INT64, [1]),
+            "iou": (TensorProto.FLOAT, [1]),
+            "cut": (TensorProto.FLOAT, [1]),
+        },
+        {"selected": TensorProto.INT64},
+    )
+    boxes = np.array(
+        [[[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 1, 2], [5, 5, 6, 6], [0, 0, 1, 0.5]]], np.float32
+    )
+    feed = {
+        "boxes": boxes,
+        "scores": np.array([[[0.9, 0.8, 0.7, 0.6, 0.5], [0.1, 0.2, 0.3, 0.4, 0.05]]], np.float32),
+        "limit": np.array([4], np.int64),
+        # box 2 and box 0 overlap with IoU 0.5, box 4 and box 0 too: exactly at the threshold.
+        "iou": np.array([0.5], np.float32),
+        "cut": np.array([0.15], np.float32),
+    }
+    _assert_litert_matches_onnxruntime(proto, feed)
