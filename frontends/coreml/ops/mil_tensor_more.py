@@ -26,7 +26,9 @@ def _reduction(ctx: MilContext) -> str:
 @ops.register("gather_nd", since=IOS15, domain=MIL_DOMAIN)
 def gather_nd(op: Any, ctx: MilContext) -> ir.Value:
     attrs = {"batch_dims": int(ctx.attr("batch_dims", 0))}
-    return ctx.op1("GatherND", [ctx.value("x"), ctx.value("indices")], attrs)
+    # GatherND reads int64 indices only; MIL's are int32.
+    wide = ctx.op1("Cast", [ctx.value("indices")], {"to": ir.DataType.INT64})
+    return ctx.op1("GatherND", [ctx.value("x"), wide], attrs)
 
 
 @ops.register("scatter_along_axis", since=IOS15, domain=MIL_DOMAIN)
@@ -59,7 +61,8 @@ def scatter(op: Any, ctx: MilContext) -> ir.Value:
 
 @ops.register("scatter_nd", since=IOS15, domain=MIL_DOMAIN)
 def scatter_nd(op: Any, ctx: MilContext) -> ir.Value:
-    inputs = [ctx.value("data"), ctx.value("indices"), ctx.value("updates")]
+    wide = ctx.op1("Cast", [ctx.value("indices")], {"to": ir.DataType.INT64})  # as in scatter
+    inputs = [ctx.value("data"), wide, ctx.value("updates")]
     return ctx.op1("ScatterND", inputs, {"reduction": _reduction(ctx)})
 
 
