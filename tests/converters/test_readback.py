@@ -56,9 +56,6 @@ EXPECTED_REFUSALS: dict[tuple[str, str], tuple[str, ...]] = {
     ("gru", "caffe2"): ("Slice",),
     ("lstm", "caffe2"): ("Slice",),
     ("unet", "caffe2"): ("Resize",),
-    # The Core ML backend unrolls a GRU over its steps: a sequence length unknown when built
-    # (a gap, not an impossibility: a while_loop could run the steps).
-    ("gru", "coreml"): ("GRU",),
 }
 # tflite lowers the TensorFlow backend's function with TFLiteConverter: it refuses what that backend
 # refuses, and then what TFLite's builtins cannot hold (listed node by node by TFLiteConverter).

@@ -118,10 +118,10 @@ def run(ctx: ExportContext, cell: Cell) -> list[Any]:
     if direction not in ("forward", "reverse", "bidirectional"):
         raise ctx.error(f"direction={direction}")
     shape = ctx.input_shape(0)
-    if shape is None or len(shape) != 3 or shape[1 if layout else 0] is None:
-        raise ctx.error("a sequence length unknown when built: the steps are unrolled")
-    steps = int(shape[1 if layout else 0])  # type: ignore[arg-type]
-    if steps == 0:
+    if shape is None or len(shape) != 3:
+        raise ctx.error("an input of unknown rank")
+    known_steps = shape[1 if layout else 0]
+    if known_steps == 0:
         raise ctx.error("an empty sequence")
     dtype = float_type(ctx.input(0))
     x = ctx.input(0)
@@ -145,24 +145,28 @@ def run(ctx: ExportContext, cell: Cell) -> list[Any]:
             bias = _direction(ctx, 3, d)  # (2gH,)
             input_bias, recurrent_bias = mb.split(x=bias, num_splits=2, axis=0)
             projected = mb.add(x=projected, y=input_bias)
-        per_step = (
-            [mb.squeeze(x=v, axes=[0]) for v in mb.split(x=projected, num_splits=steps, axis=0)]
-            if steps > 1
-            else [mb.squeeze(x=projected, axes=[0])]
-        )
-        state_h = _initial(ctx, 5, d, x, layout, h, dtype)
-        state_c = _initial(ctx, 6, d, x, layout, h, dtype) if cell.kind == "LSTM" else None
+        initial_h = _initial(ctx, 5, d, x, layout, h, dtype)
+        initial_c = _initial(ctx, 6, d, x, layout, h, dtype) if cell.kind == "LSTM" else None
         peepholes = None
         if cell.kind == "LSTM" and ctx.has_input(7):
             peepholes = mb.split(x=_direction(ctx, 7, d), num_splits=3, axis=0)  # i, o, f
         acts = cell.activations[d]
-        ys: list[Any] = [None] * steps
-        order = range(steps - 1, -1, -1) if backwards else range(steps)
-        for t in order:
+
+        def advance(
+            projected_t: Any,
+            state_h: Any,
+            state_c: Any,
+            index: Any,
+            recurrence: Any = recurrence,  # this direction's (bound now: ruff B023)
+            recurrent_bias: Any = recurrent_bias,
+            acts: list[Activation] = acts,
+            peepholes: Any = peepholes,
+        ) -> tuple[Any, Any, Any]:
+            """One step at time ``index``: its output, the new hidden and cell states."""
             hidden_part = mb.matmul(x=state_h, y=recurrence, transpose_y=True)  # (B, gH)
             if recurrent_bias is not None:
                 hidden_part = mb.add(x=hidden_part, y=recurrent_bias)
-            xs = _gates(ctx, per_step[t], g)
+            xs = _gates(ctx, projected_t, g)
             hs = _gates(ctx, hidden_part, g)
             if cell.kind == "RNN":
                 new_h = acts[0](_clipped(ctx, mb.add(x=xs[0], y=hs[0]), clip))
@@ -172,18 +176,34 @@ def run(ctx: ExportContext, cell: Cell) -> list[Any]:
                 new_c = None
             else:
                 new_h, new_c = _lstm_step(ctx, xs, hs, state_c, peepholes, acts, clip, input_forget)
-            if lens is not None:
-                valid = mb.expand_dims(x=mb.greater(x=lens, y=np.int32(t)), axes=[1])  # (B, 1)
-                ys[t] = mb.select(cond=valid, a=new_h, b=np.zeros((1, 1), dtype))
-                new_h = mb.select(cond=valid, a=new_h, b=state_h)
-                if new_c is not None:
-                    new_c = mb.select(cond=valid, a=new_c, b=state_c)
-            else:
-                ys[t] = new_h
-            state_h, state_c = new_h, new_c
-        outputs[0].append(
-            mb.stack(values=ys, axis=0) if steps > 1 else mb.expand_dims(x=ys[0], axes=[0])
-        )
+            if lens is None:
+                return new_h, new_h, new_c
+            valid = mb.expand_dims(x=mb.greater(x=lens, y=index), axes=[1])  # (B, 1)
+            y_t = mb.select(cond=valid, a=new_h, b=np.zeros((1, 1), dtype))
+            new_h = mb.select(cond=valid, a=new_h, b=state_h)
+            if new_c is not None:
+                new_c = mb.select(cond=valid, a=new_c, b=state_c)
+            return y_t, new_h, new_c
+
+        if known_steps is None:
+            sequence, state_h, state_c = _while_steps(
+                ctx, projected, initial_h, initial_c, backwards, advance
+            )
+        else:
+            steps = int(known_steps)
+            per_step = (
+                [mb.squeeze(x=v, axes=[0]) for v in mb.split(x=projected, num_splits=steps, axis=0)]
+                if steps > 1
+                else [mb.squeeze(x=projected, axes=[0])]
+            )
+            state_h, state_c = initial_h, initial_c
+            ys: list[Any] = [None] * steps
+            for t in range(steps - 1, -1, -1) if backwards else range(steps):
+                ys[t], state_h, state_c = advance(per_step[t], state_h, state_c, np.int32(t))
+            sequence = (
+                mb.stack(values=ys, axis=0) if steps > 1 else mb.expand_dims(x=ys[0], axes=[0])
+            )
+        outputs[0].append(sequence)
         outputs[1].append(state_h)
         outputs[2].append(state_c)
     y = _stacked(ctx, outputs[0], axis=1)  # (T, D, B, H)
@@ -196,6 +216,48 @@ def run(ctx: ExportContext, cell: Cell) -> list[Any]:
             mb.transpose(x=state, perm=[1, 0, 2]) for state in results[1:]
         ]
     return results
+
+
+def _while_steps(
+    ctx: ExportContext,
+    projected: Any,
+    initial_h: Any,
+    initial_c: Any,
+    backwards: bool,
+    advance: Callable[[Any, Any, Any, Any], tuple[Any, Any, Any]],
+) -> tuple[Any, Any, Any]:
+    """The steps of a sequence whose length is known only at run time, in a while_loop: each
+    output appended to a loop variable that grows by one step (started with a dummy row, sliced
+    off after; walking backwards, the rows come in reverse and are reversed after)."""
+    mb = ctx.mb
+    length = mb.gather(x=mb.shape(x=projected), indices=np.int32(0), axis=0)
+    last = mb.sub(x=length, y=np.int32(1))
+    has_cell = initial_c is not None
+    first = mb.expand_dims(x=initial_h, axes=[0])  # the dummy row: any values do
+
+    def keep_going(t: Any, *rest: Any) -> Any:
+        return mb.less(x=t, y=length)
+
+    def step(t: Any, *rest: Any) -> tuple[Any, ...]:
+        state_h, state_c = rest[0], rest[1] if has_cell else None
+        index = mb.sub(x=last, y=t) if backwards else t
+        projected_t = mb.gather(x=projected, indices=index, axis=0)  # (B, gH)
+        y_t, new_h, new_c = advance(projected_t, state_h, state_c, index)
+        grown = mb.concat(values=[rest[-1], mb.expand_dims(x=y_t, axes=[0])], axis=0)
+        cells = [new_c] if has_cell else []
+        return (mb.add(x=t, y=np.int32(1)), new_h, *cells, grown)
+
+    cells = [initial_c] if has_cell else []
+    with ctx.in_subgraph():
+        results = mb.while_loop(
+            _cond=keep_going,
+            _body=step,
+            loop_vars=(mb.const(val=np.int32(0)), initial_h, *cells, first),
+        )
+    rows = mb.slice_by_index(x=results[-1], begin=[1, 0, 0], end=[0, 0, 0], end_mask=[True] * 3)
+    if backwards:
+        rows = mb.reverse(x=rows, axes=[0])
+    return rows, results[1], results[2] if has_cell else None
 
 
 def _stacked(ctx: ExportContext, values: list[Any], axis: int) -> Any:

@@ -1,5 +1,6 @@
 """Core ML backend, RNN/GRU/LSTM: weights, biases, initial states and sequence lengths given at
-run time, peepholes, ONNX's other activations, both layouts and directions, exported, re-imported
+run time, peepholes, ONNX's other activations, both layouts and directions, sequences of a length
+known only at run time (a while_loop), exported, re-imported
 and run on onnxruntime against onnx's node-test data and onnxruntime on the source model."""
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from onnx import TensorProto, helper
 from unframe.backends.coreml.driver import export_mlprogram
 from unframe.converters.adapters.coreml import CoreMLFramework
 from unframe.converters.conformance import _as_value, collect_node_tests
-from unframe.shared_ir.errors import UnsupportedOpsError
 from unframe.shared_ir.runner import run_onnxruntime
 
 pytest.importorskip("coremltools", reason="the coreml extra is not installed")
@@ -150,9 +150,21 @@ def test_constant_lstm_weights_stay_mil_lstm_and_peepholes_unroll() -> None:
     _check("LSTM", 4, 0, constants=True)
 
 
-def test_a_sequence_length_unknown_when_built_is_refused() -> None:
-    model = _model("RNN", 1, 0)
+@pytest.mark.parametrize(("op", "gates"), [("GRU", 3), ("LSTM", 4)])
+def test_a_sequence_length_unknown_when_built_runs_in_a_while_loop(op: str, gates: int) -> None:
+    """Both directions, sequence lengths, initial states; run at two lengths."""
+    model = _model(op, gates, 0)
     model.graph.inputs[0].shape = ir.Shape(["T", B, INPUT])
-    with pytest.raises(UnsupportedOpsError) as raised:
-        export_mlprogram(model)
-    assert "sequence length unknown" in raised.value.ops[0].reason
+    exported = export_mlprogram(_model(op, gates, 0))  # the static form stays unrolled
+    ops = {o.op_type for o in exported.mlmodel._mil_program.functions["main"].operations}
+    assert "while_loop" not in ops
+    rng = np.random.default_rng(5)
+    base = _feeds(_model(op, gates, 0))
+    for steps in (2, 7):
+        feeds = dict(base, x=(rng.standard_normal((steps, B, INPUT)) * 0.5).astype(np.float32))
+        feeds["lens"] = np.minimum(feeds["lens"], steps).astype(np.int32)
+        expected = run_onnxruntime(ir.from_proto(ir.to_proto(model)), feeds)
+        actual = CoreMLFramework().run_ir(model, feeds)
+        for name, want in expected.items():
+            assert actual[name].shape == want.shape
+            np.testing.assert_allclose(actual[name], want, rtol=1e-4, atol=1e-5)
