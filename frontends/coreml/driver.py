@@ -22,6 +22,7 @@ from unframe.backends.coreml.native import (
 )
 from unframe.backends.coreml.native.reading import (
     PIPELINE_TYPES,
+    load_program,
     mil_type_name,
     numpy_dtype,
     open_coreml,
@@ -46,7 +47,12 @@ def load_coreml(path: Path, options: Any = None) -> ir.Model:
     if source.kind == "mlprogram":
         return import_mlprogram(source.program, source.spec, str(path))
     if source.kind in PIPELINE_TYPES:
-        return import_pipeline(source.spec, str(path))
+        where = str(path)
+
+        def read_program(stage: Any, what: str) -> ir.Model:
+            return import_mlprogram(load_program(Path(path), stage, what), stage, where)
+
+        return import_pipeline(source.spec, where, read_program)
     return import_neural_network(source.spec, str(path))
 
 

@@ -1,7 +1,8 @@
 """Imports a Core ML pipeline (Pipeline, PipelineClassifier, PipelineRegressor) stage by stage.
 
 Each stage is a model of its own: a NeuralNetwork(-Classifier/-Regressor) is converted as a lone
-``.mlmodel`` is (``neural_network.py``), a nested pipeline as this one. The stages' graphs are then
+``.mlmodel`` is (``neural_network.py``), an ML Program stage of a pipeline package (what
+``coremltools.utils.make_pipeline`` writes) as a lone package is, a nested pipeline as this one. The stages' graphs are then
 chained into one by feature name: a stage input that an earlier stage writes (or that an earlier
 stage also reads) becomes that value; any other is an input of the pipeline. Feature names are
 kept; every node is named after its stage (``stage0/<layer>``, or the pipeline's own stage name),
@@ -11,6 +12,7 @@ of a model type the frontend does not read, and every layer no converter reads, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import onnx_ir as ir
@@ -27,8 +29,12 @@ from unframe.shared_ir.errors import BadInputError, UnsupportedOp, UnsupportedOp
 PIPELINE_DOMAIN = "coreml.pipeline"
 
 
-def import_pipeline(spec: Any, where: str) -> ir.Model:
+def import_pipeline(
+    spec: Any, where: str, read_program: Callable[[Any, str], ir.Model]
+) -> ir.Model:
     """Converts a Pipeline, PipelineClassifier or PipelineRegressor spec whose stages all convert.
+
+    ``read_program(stage, what)`` converts an ML Program stage (``what`` names it in messages).
 
     Raises:
         UnsupportedOpsError: every stage of a model type not read (by index and type) and every
@@ -51,13 +57,15 @@ def import_pipeline(spec: Any, where: str) -> ir.Model:
         try:
             if stage_kind in NEURAL_NETWORK_TYPES:
                 stages.append((label, import_neural_network(stage, where)))
+            elif stage_kind == "mlProgram":
+                stages.append((label, read_program(stage, f"pipeline stage {index} ({label})")))
             elif stage_kind in PIPELINE_TYPES:
-                stages.append((label, import_pipeline(stage, where)))
+                stages.append((label, import_pipeline(stage, where, read_program)))
             else:
                 why = (
                     "a pipeline stage of a model type the coreml frontend does not read (it "
-                    "reads NeuralNetwork, NeuralNetworkClassifier, NeuralNetworkRegressor and "
-                    "pipeline stages)"
+                    "reads ML Program, NeuralNetwork, NeuralNetworkClassifier, "
+                    "NeuralNetworkRegressor and pipeline stages)"
                 )
                 node = f"stage {index} ({label})"
                 failures.append(UnsupportedOp(node, stage_kind, PIPELINE_DOMAIN, reason=why))
@@ -106,6 +114,13 @@ def _chain(spec: Any, kind: str, stages: list[tuple[str, ir.Model]], where: str)
                     )  # fmt: skip
                 inputs.append(value)
                 features[name] = value
+                continue
+            if _casts_back_to(value, source, stage_outputs):
+                # The stage declares a double input and casts it to float32 straight away: the
+                # float32 feature feeds those casts' readers directly.
+                for cast in [use.node for use in value.uses()]:
+                    cast.outputs[0].replace_all_uses_with(source)
+                    stage_nodes.remove(cast)
                 continue
             if value.dtype is not None and source.dtype is not None and value.dtype != source.dtype:
                 cast = ir.Node(
@@ -157,6 +172,21 @@ def _chain(spec: Any, kind: str, stages: list[tuple[str, ir.Model]], where: str)
     model.metadata_props.update(metadata)
     model.metadata_props.update(user_metadata(spec))
     return model
+
+
+def _casts_back_to(value: ir.Value, source: ir.Value, stage_outputs: list[ir.Value]) -> bool:
+    """Whether every reader of the stage input ``value`` is a Cast to ``source``'s type."""
+    readers = [use.node for use in value.uses()]
+    return (
+        bool(readers)
+        and source.dtype is not None
+        and all(
+            node.op_type == "Cast"
+            and node.attributes.get_int("to") == source.dtype
+            and node.outputs[0] not in stage_outputs
+            for node in readers
+        )
+    )
 
 
 def _claim_free_name(value: ir.Value, label: str, taken: set[str]) -> None:

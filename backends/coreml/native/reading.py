@@ -88,19 +88,7 @@ def open_coreml(path: Path) -> CoreMLSource:
     check_spec_version(spec, where)
     kind = spec.WhichOneof("Type")
     if kind == "mlProgram":
-        missing = sorted(
-            name
-            for name in _weight_files(spec.mlProgram)
-            if not (path / WEIGHTS_DIR / name).is_file()
-        )
-        if missing:
-            raise BadInputError(
-                f"the ML Program reads weights from {', '.join(missing)}, which "
-                f"{'is' if len(missing) == 1 else 'are'} not in {WEIGHTS_DIR}",
-                path=where, framework=FRAMEWORK,
-                hint="copy the whole .mlpackage directory, weights included",
-            )  # fmt: skip
-        return CoreMLSource("mlprogram", spec, _load_program(path, spec))
+        return CoreMLSource("mlprogram", spec, load_program(path, spec))
     if kind in NEURAL_NETWORK_TYPES or kind in PIPELINE_TYPES:
         return CoreMLSource(kind, spec)
     raise UnsupportedError(
@@ -182,6 +170,32 @@ def _weight_files(program: Any) -> set[str]:
         for block in function.block_specializations.values():
             walk_block(block)
     return names
+
+
+def load_program(path: Path, spec: Any, what: str = "the ML Program") -> Any:
+    """The MIL program of ``spec`` (a package's model, or an ML Program stage of its pipeline),
+    its weights read from the package at ``path``.
+
+    Raises:
+        BadInputError: ``path`` is no package, or a weight file the program reads is missing.
+    """
+    where = str(path)
+    if not path.is_dir():
+        raise BadInputError(
+            f"{what} reads its weights from an .mlpackage, and this is a lone spec file",
+            path=where, framework=FRAMEWORK, hint="convert the whole .mlpackage directory",
+        )  # fmt: skip
+    missing = sorted(
+        name for name in _weight_files(spec.mlProgram) if not (path / WEIGHTS_DIR / name).is_file()
+    )
+    if missing:
+        raise BadInputError(
+            f"{what} reads weights from {', '.join(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not in {WEIGHTS_DIR}",
+            path=where, framework=FRAMEWORK,
+            hint="copy the whole .mlpackage directory, weights included",
+        )  # fmt: skip
+    return _load_program(path, spec)
 
 
 def _load_program(path: Path, spec: Any) -> Any:

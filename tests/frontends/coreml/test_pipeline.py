@@ -14,10 +14,10 @@ import onnx_ir as ir
 import onnxruntime as ort
 import pytest
 
-from unframe.backends.coreml.native import coremltools
+from unframe.backends.coreml.native import coremltools, quiet_stderr
 from unframe.backends.coreml.native.reading import NEWEST_SPEC_VERSION
 from unframe.frontends.coreml.driver import load_coreml
-from unframe.shared_ir.errors import UnsupportedError, UnsupportedOpsError
+from unframe.shared_ir.errors import BadInputError, UnsupportedError, UnsupportedOpsError
 
 LABELS = ["cat", "dog", "fish"]
 
@@ -99,6 +99,8 @@ def test_pipeline_classifier_of_two_networks_matches_numpy(tmp_path: Path) -> No
     node_names = [node.name for node in model.graph]
     assert {"stage0/norm", "stage0/relu", "stage1/fc", "stage1/softmax"} <= set(node_names)
     assert all(name.startswith(("stage0/", "stage1/")) for name in node_names)
+    # The double input is cast to float32 once; h passes between the stages as float32.
+    assert [node.name for node in model.graph if node.op_type == "Cast"] == ["stage0/x_cast"]
     for _ in range(3):
         x = rng.normal(size=(1, 3, 2, 2))  # the pipeline's input is a double array
         found = _run(model, {"x": x})
@@ -126,6 +128,35 @@ def test_pipeline_keeps_the_feature_between_stages_as_an_output(tmp_path: Path) 
     h, probabilities = _numpy_pipeline(x[0], weights)
     np.testing.assert_allclose(found["h"][0], h, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(found["probs"][0], probabilities, rtol=1e-5, atol=1e-6)
+
+
+def test_pipeline_regressor_with_a_nested_pipeline_stage_matches_numpy(tmp_path: Path) -> None:
+    datatypes, builder, (pipeline_class, _) = _builders()
+    from coremltools.models.pipeline import PipelineRegressor
+
+    rng = np.random.default_rng(5)
+    pre, _, weights = _stages(rng)
+    inner = pipeline_class([("x", datatypes.Array(3, 2, 2))], [("h", datatypes.Array(3, 2, 2))])
+    inner.add_model(pre)
+    head = rng.normal(size=(1, 12)).astype(np.float32)
+    regressor = builder(
+        [("h", datatypes.Array(3, 2, 2))], [("y", datatypes.Array(1))], mode="regressor"
+    )
+    regressor.add_flatten("flat", 0, "h", "f")
+    regressor.add_inner_product(
+        "head", W=head, b=None, input_channels=12, output_channels=1, has_bias=False,
+        input_name="f", output_name="y",
+    )  # fmt: skip
+    pipeline = PipelineRegressor([("x", datatypes.Array(3, 2, 2))], [("y", datatypes.Double())])
+    pipeline.add_model(inner.spec)
+    pipeline.add_model(regressor.spec)
+    model = load_coreml(_save(pipeline.spec, tmp_path / "regressor.mlmodel"))
+
+    assert {"stage0/stage0/norm", "stage1/head"} <= {node.name for node in model.graph}
+    x = rng.normal(size=(1, 3, 2, 2))
+    h, _ = _numpy_pipeline(x[0], weights)
+    found = _run(model, {"x": x})
+    np.testing.assert_allclose(found["y"].reshape(-1), head @ h.reshape(-1), rtol=1e-5, atol=1e-6)
 
 
 def _tree_ensemble_spec() -> Any:
@@ -191,3 +222,59 @@ def test_oldest_and_newest_spec_versions_import(tmp_path: Path, version: int) ->
     x = rng.normal(size=(1, 3, 2, 2))
     found = _run(model, {"x": x})
     np.testing.assert_allclose(found["h"], np.maximum(x * scale + shift, 0), rtol=1e-6, atol=1e-6)
+
+
+def _program_pipeline(folder: Path, rng: np.random.Generator) -> tuple[Path, dict[str, Any]]:
+    """``coremltools.utils.make_pipeline`` of two ML Programs (weights large enough to live in
+    each stage's weight file): h = relu(x @ A.T + a), y = h @ B.T."""
+    ct = coremltools()
+    from coremltools.converters.mil import Builder as mb
+
+    weights = {
+        "A": rng.normal(size=(32, 16)).astype(np.float32),
+        "a": rng.normal(size=32).astype(np.float32),
+        "B": rng.normal(size=(8, 32)).astype(np.float32),
+    }
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(2, 16))])
+    def first(x: Any) -> Any:
+        return mb.relu(x=mb.linear(x=x, weight=weights["A"], bias=weights["a"]), name="h")
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(2, 32))])
+    def second(h: Any) -> Any:
+        return mb.linear(x=h, weight=weights["B"], name="y")
+
+    with quiet_stderr():
+        stages = [
+            ct.convert(
+                program,
+                convert_to="mlprogram",
+                compute_precision=ct.precision.FLOAT32,
+                skip_model_load=True,
+            )
+            for program in (first, second)
+        ]
+        path = folder / "programs.mlpackage"
+        ct.utils.make_pipeline(*stages).save(str(path))
+    return path, weights
+
+
+def test_pipeline_of_ml_programs_from_make_pipeline_matches_numpy(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    path, w = _program_pipeline(tmp_path, rng)
+    assert len(list(path.rglob("*.bin"))) == 2  # each stage's weights in a file of its own
+    model = load_coreml(path)
+    assert [v.name for v in model.graph.inputs] == ["x"]
+    assert [v.name for v in model.graph.outputs] == ["y"]
+    x = rng.normal(size=(2, 16)).astype(np.float32)
+    expected = np.maximum(x @ w["A"].T + w["a"], 0) @ w["B"].T
+    np.testing.assert_allclose(_run(model, {"x": x})["y"], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_pipeline_stage_missing_its_weight_file_is_bad_input(tmp_path: Path) -> None:
+    path, _ = _program_pipeline(tmp_path, np.random.default_rng(7))
+    removed = sorted(path.rglob("*.bin"))[-1]
+    removed.unlink()
+    with pytest.raises(BadInputError, match=rf"pipeline stage \d .*{removed.name}") as caught:
+        load_coreml(path)
+    assert caught.value.exit_code == 2
