@@ -542,8 +542,11 @@ def shrink_v9(node: ir.Node, ctx: ExportContext) -> Outputs:
     lambd = float(ctx.attr("lambd", 0.5))
 
     def shrink(x: Any) -> Any:
-        # float64 holds every value of every input type Shrink takes (integers included).
-        low = tf.cast(x, tf.float64)
+        # float64 holds every value of every input type Shrink takes (integers included); a
+        # float32 sum with a float32 bias is rounded as the float64 one cast back is, which
+        # is what a TFLite export (no float64 kernels) computes floats in.
+        wide = tf.float32 if for_tflite(ctx) and x.dtype == tf.float32 else tf.float64
+        low = tf.cast(x, wide)
         result = tf.where(low < -lambd, low + bias, tf.where(low > lambd, low - bias, 0.0))
         return tf.cast(result, x.dtype)
 

@@ -503,3 +503,15 @@ def test_non_max_suppression_keeps_onnx_count_and_threshold() -> None:
         "cut": np.array([0.15], np.float32),
     }
     _assert_litert_matches_onnxruntime(proto, feed)
+
+
+def test_shrink_runs_float32_in_float32() -> None:
+    """Shrink of float32 in float32 on LiteRT (no float64 kernels; the float32 sum with the
+    float32 bias is rounded as the float64 one): values at +-lambd included, as onnxruntime's."""
+    proto = _model(
+        [helper.make_node("Shrink", ["x"], ["y"], bias=0.3, lambd=0.7)],
+        {"x": (TensorProto.FLOAT, [9])},
+        {"y": TensorProto.FLOAT},
+    )
+    x = np.array([-2.5, -0.7, -0.69999, 0, 0.5, 0.7, 0.70001, 1e-8, 3e7], np.float32)
+    _assert_litert_matches_onnxruntime(proto, {"x": x})
