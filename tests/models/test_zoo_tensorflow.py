@@ -7,7 +7,8 @@ the target's own runtime with no unframe in the loop: the SavedModel by ``tf.sav
 (its ``serving_default`` signature), the ``.tflite`` by LiteRT's interpreter (its signature
 runner). The oracle is eager torch, at another batch (and sequence length) than the export's.
 What TFLite cannot hold today is refused by node (exit 3, nothing written); ``TFLITE_REFUSALS``
-says why for each, and a refusal that stops happening fails, so a fix shows up.
+says why for each, and a refusal that stops happening fails, so a fix shows up. Each of those is a
+dynamic-dims limit: exported with every dim fixed, each converts and runs on LiteRT.
 """
 
 from __future__ import annotations
@@ -38,19 +39,20 @@ RTOL, ATOL = 1e-4, 1e-5
 ZOO_MODELS = ("resnet", "unet", "lstm", "gru")
 NAMES = (*ZOO_MODELS, *sorted(TRANSFORMERS))
 
-#: model -> (ONNX op refused, text of the cause the refusal must give), measured (TF 2.21).
+#: model -> (ONNX op refused, text of the cause the refusal must give), measured (TF 2.21). Each
+#: is a dynamic-dims limit: exported at static shapes, every one converts (``STATIC_ONLY``).
 TFLITE_REFUSALS: dict[str, tuple[str, str]] = {
-    # The last F.interpolate(size=x.shape[2:]) is a Resize to run-time sizes; its lowering leaves
-    # a result of shape [?, ?, ?, ?], so the 1x1 Conv after it has an unknown input depth, and
-    # TFLite legalizes tf.Conv2D to a builtin only with a known depth (needs Flex otherwise).
+    # The last F.interpolate(size=x.shape[2:]) is a Resize to run-time sizes; with a dynamic batch
+    # its lowering leaves a result of shape [?, ?, ?, ?], so the 1x1 Conv after it has an unknown
+    # input depth, and TFLite legalizes tf.Conv2D to a builtin only with a known depth.
     "unet": ("Conv", "Conv2D"),
     # recurrent.py runs the steps with tf.scan, whose TensorArrays (tf.TensorListReserve) TFLite
-    # builtins do not hold, even at fully static shapes (control_flow.py grows a tensor instead).
+    # lowers only at static shapes: a dynamic batch or a dynamic sequence length is refused.
     "lstm": ("LSTM", "TensorListReserve"),
     "gru": ("GRU", "TensorListReserve"),
-    # nn.MultiheadAttention's packed projection squeezes axis -2 of a rank-5 tensor (tf.Squeeze,
-    # squeeze_dims [3]); alone that converts, in the model TFLiteConverter's tfl.squeeze fails
-    # its squeeze_dims constraint (also at static shapes).
+    # nn.MultiheadAttention's packed projection: ExpandDims(0), Transpose [3,1,2,0,4], then
+    # Squeeze([3]); with batch and sequence both dynamic TFLiteConverter's own rewrite of that
+    # chain writes a tfl.squeeze that fails its squeeze_dims constraint (one dynamic dim converts).
     "transformer": ("Squeeze", "squeeze_dims"),
 }
 TFLITE_CONVERTS = ("resnet", "mobilenet", *sorted(TRANSFORMERS))
@@ -59,7 +61,7 @@ TFLITE_CONVERTS = ("resnet", "mobilenet", *sorted(TRANSFORMERS))
 class _Case:
     """A source model: the eager module, its ``.onnx`` export, and run-time inputs."""
 
-    def __init__(self, name: str, folder: Path) -> None:
+    def __init__(self, name: str, folder: Path, *, static: bool = False) -> None:
         self.name = name
         if name in TRANSFORMERS:
             self.module: torch.nn.Module = _LastHidden(TRANSFORMERS[name]()).eval()
@@ -72,14 +74,15 @@ class _Case:
             entry = zoo.ZOO[name]
             self.module = entry.model()
             self.input_name = "x"
-            model = from_torch(self.module, entry.inputs(2), dynamic_shapes=entry.dynamic)
-            self.run_inputs = [entry.inputs(3, seed=7)[0]]
-            if 1 in entry.dynamic.get("x", ()):  # a longer sequence too
+            dynamic = None if static else entry.dynamic
+            model = from_torch(self.module, entry.inputs(2), dynamic_shapes=dynamic)
+            self.run_inputs = [entry.inputs(2 if static else 3, seed=7)[0]]
+            if not static and 1 in entry.dynamic.get("x", ()):  # a longer sequence too
                 longer = list(entry.input_shape(2))
                 longer[1] += 3
                 gen = torch.Generator().manual_seed(9)
                 self.run_inputs.append(torch.randn(*longer, generator=gen))
-        self.onnx_path = folder / f"{name}.onnx"
+        self.onnx_path = folder / f"{name}{'_static' if static else ''}.onnx"
         ir.save(model, self.onnx_path)
 
     def expected(self, x: torch.Tensor) -> np.ndarray:
@@ -156,3 +159,21 @@ def test_pytorch_to_tflite_refusal_names_op_and_node(
     nodes = [n.name for n in onnx.load(source.onnx_path).graph.node if n.op_type == op_type]
     assert any(f"'{node}'" in result.output for node in nodes), result.output
     assert not written.exists()
+
+
+@pytest.mark.parametrize("name", sorted(TFLITE_REFUSALS))
+def test_pytorch_to_tflite_at_static_shapes_runs_on_litert(name: str, tmp_path: Path) -> None:
+    """What the dynamic dims make TFLite refuse converts when the export fixes every dim."""
+    pytest.importorskip("ai_edge_litert", reason="the tflite extra is not installed")
+    from ai_edge_litert.interpreter import Interpreter
+
+    source = _Case(name, tmp_path, static=True)
+    written = tmp_path / f"{name}.tflite"
+    assert unframe.convert(source.onnx_path, written, target="tflite").ok
+    interpreter = Interpreter(model_path=str(written))
+    (detail,) = interpreter.get_input_details()
+    assert -1 not in detail["shape_signature"].tolist()
+    runner = interpreter.get_signature_runner("serving_default")
+    (x,) = source.run_inputs
+    (got,) = runner(x=x.numpy()).values()
+    np.testing.assert_allclose(got, source.expected(x), rtol=RTOL, atol=ATOL)
