@@ -24,10 +24,7 @@ pytest.importorskip("coremltools", reason="the coreml extra is not installed")
     [
         "test_resize_downsample_scales_cubic_A_n0p5_exclude_outside",  # cubic a, exclusion
         "test_resize_downsample_scales_linear_antialias",  # a stretched kernel, scale at run time
-        "test_resize_downsample_sizes_cubic_antialias",
         "test_resize_tf_crop_and_resize_extrapolation_value",  # roi at run time, extrapolation
-        "test_resize_upsample_sizes_nearest_not_smaller",  # keep_aspect_ratio_policy
-        "test_resize_downsample_scales_linear_half_pixel_symmetric",
         "test_resize_upsample_sizes_nearest_axes_3_2",
     ],
 )

@@ -100,9 +100,7 @@ def test_coremltools_recurrence_package_matches_torch(package: tuple[Any, ...]) 
     [
         "test_lstm_with_peepholes",
         "test_gru_seq_length",
-        "test_gru_bidirectional",
         "test_simple_rnn_batchwise",
-        "test_rnn_seq_length",
     ],
 )
 def test_every_mil_op_a_recurrence_emits_is_in_the_coremltools_package(

@@ -89,8 +89,6 @@ def test_coremltools_resampling_package_matches_torch(package: tuple[Any, ...]) 
         "test_resize_downsample_scales_cubic_A_n0p5_exclude_outside",
         "test_resize_downsample_sizes_linear_antialias",
         "test_resize_tf_crop_and_resize_extrapolation_value",
-        "test_resize_upsample_sizes_nearest_not_larger",
-        "test_resize_downsample_scales_linear_half_pixel_symmetric",
     ],
 )
 def test_every_mil_op_resize_emits_is_in_the_coremltools_package(
