@@ -45,10 +45,11 @@ def import_pipeline(
     kind = spec.WhichOneof("Type")
     pipeline = spec.pipeline if kind == "pipeline" else getattr(spec, kind).pipeline
     stage_names = list(pipeline.names)
-    labels = [
-        stage_names[i] if i < len(stage_names) and stage_names[i] else f"stage{i}"
-        for i in range(len(pipeline.models))
-    ]
+    labels: list[str] = []
+    for i in range(len(pipeline.models)):
+        given = stage_names[i] if i < len(stage_names) else ""
+        # Node names start with the stage's: a repeated or empty stage name takes its index.
+        labels.append(given if given and given not in labels else f"stage{i}")
     stages: list[tuple[str, ir.Model]] = []
     failures: list[UnsupportedOp] = []
     for index, (label, stage) in enumerate(zip(labels, pipeline.models, strict=True)):

@@ -150,9 +150,11 @@ def test_pipeline_regressor_with_a_nested_pipeline_stage_matches_numpy(tmp_path:
     pipeline = PipelineRegressor([("x", datatypes.Array(3, 2, 2))], [("y", datatypes.Double())])
     pipeline.add_model(inner.spec)
     pipeline.add_model(regressor.spec)
+    # Stage names label the nodes; a repeated one gives way to the stage's index.
+    pipeline.spec.pipelineRegressor.pipeline.names.extend(["prep", "prep"])
     model = load_coreml(_save(pipeline.spec, tmp_path / "regressor.mlmodel"))
 
-    assert {"stage0/stage0/norm", "stage1/head"} <= {node.name for node in model.graph}
+    assert {"prep/stage0/norm", "stage1/head"} <= {node.name for node in model.graph}
     x = rng.normal(size=(1, 3, 2, 2))
     h, _ = _numpy_pipeline(x[0], weights)
     found = _run(model, {"x": x})
