@@ -58,7 +58,8 @@ def _input_option(function: Any) -> Any:
         "inputs",
         multiple=True,
         metavar="NAME=D1,D2,...[:DTYPE]",
-        help="An input's shape (and dtype); repeat for several inputs.",
+        help="An input's shape (and dtype); repeat for several inputs. A dim LO..HI is dynamic "
+        "within those bounds (Core ML's flexible shapes), e.g. x=1..32,3,224,224.",
     )(function)
 
 
