@@ -387,7 +387,7 @@ def _is_builder(node: ast.expr) -> bool:
 def backend_mil_ops(root: Path | None = None) -> dict[str, str]:
     """Each MIL op the backend's source can build, with where it is first built.
 
-    Read with ``ast``: every ``mb.<op>(...)`` call, and, in modules that also build through
+    Read with ``ast``: every ``mb.<op>`` (``ctx.mb.<op>``) called or referenced, and, in modules that also build through
     ``getattr(mb, name)``, every string literal that names a MIL op (the tables those calls
     dispatch on: ``"acos"``, ``"reduce_l1_norm"``, ...). Names that are not MIL ops
     (``mb.placeholder``, the builder's other methods) are left out.
@@ -401,11 +401,11 @@ def backend_mil_ops(root: Path | None = None) -> dict[str, str]:
     for path in sorted(root.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
         where = path.relative_to(root.parent)
+        for node in ast.walk(tree):
+            # Calls, and references called later (``reduce = mb.reduce_max``).
+            if isinstance(node, ast.Attribute) and _is_builder(node.value) and node.attr in known:
+                emitted.setdefault(node.attr, f"{where}:{node.lineno}")
         calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
-        for call in calls:
-            func = call.func
-            if isinstance(func, ast.Attribute) and _is_builder(func.value) and func.attr in known:
-                emitted.setdefault(func.attr, f"{where}:{call.lineno}")
         dispatches = any(
             isinstance(call.func, ast.Name)
             and call.func.id == "getattr"
@@ -481,6 +481,7 @@ def test_ast_scan_reads_calls_and_dispatch_tables(tmp_path: Path) -> None:
         'NAMES = {"acos": 1}\n'
         "def f(ctx, mb):\n"
         "    mb.placeholder(shape=(1,))\n"
+        "    reduce = mb.reduce_max\n"
         "    return ctx.mb.sin(x=mb.cos(x=1))\n"
     )
     (package / "dispatch.py").write_text(
@@ -490,7 +491,8 @@ def test_ast_scan_reads_calls_and_dispatch_tables(tmp_path: Path) -> None:
     )
     found = backend_mil_ops(package)
     assert found == {
-        "cos": "backend/direct.py:4",
-        "sin": "backend/direct.py:4",
+        "cos": "backend/direct.py:5",
+        "reduce_max": "backend/direct.py:4",
+        "sin": "backend/direct.py:5",
         "tan": "backend/dispatch.py:1 (by getattr)",
     }
