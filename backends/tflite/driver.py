@@ -11,6 +11,7 @@ graph order (metadata ``unframe.onnx_names``): TFLite sorts a signature's keys.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -85,6 +86,7 @@ def to_tflite(
             hint="--precision float32|float16",
         )
     _check_inputs(model, path)
+    source = model
     tf = import_tensorflow()
     # The ONNX nodes TFLiteConverter's errors name (nodes lowered below nest their TF scopes
     # under the name of the node they came from).
@@ -115,7 +117,9 @@ def to_tflite(
         with quiet_stderr():
             data = converter.convert()
     except ConverterError as error:
-        raise _refusal(error, nodes, path) from None
+        refusal = _refusal(error, nodes, path)
+        options = {"precision": precision, "select_tf_ops": select_tf_ops, "layout": layout}
+        raise _name_dynamic_dims(refusal, source, path, options) from None
     pairs_in = list(zip(built.input_names, built.input_keys, strict=True))
     pairs_out = list(zip(built.output_names, built.output_keys, strict=True))
     _refuse_what_litert_aborts_on(bytes(data), nodes, path)
@@ -199,6 +203,54 @@ def _check_inputs(model: ir.Model, path: str | None) -> None:
                 hint="give the input a rank in the ONNX model (its dims may stay symbolic, e.g. "
                 "with onnx.tools.update_model_dims)",
             )
+
+
+#: The size a dynamic dim is fixed at to learn whether it is what TFLite cannot hold (not 1,
+#: which lets the converter fold broadcasts and squeezes away).
+_PROBE_SIZE = 2
+
+
+def _name_dynamic_dims(
+    refusal: UnsupportedError, model: ir.Model, path: str | None, options: dict[str, Any]
+) -> UnsupportedError:
+    """Where the refused model converts once its inputs' dynamic dims are fixed, every listed
+    node's reason says so and names those dims (TFLite holds a dynamic dim as such, but some of
+    TFLiteConverter's lowerings need static shapes). Otherwise the refusal is returned as it is.
+    """
+    initializers = set(model.graph.initializers.values())
+    inputs = [v for v in model.graph.inputs if v not in initializers and v.shape is not None]
+    dynamic = [
+        (value, axis, dim)
+        for value in inputs
+        for axis, dim in enumerate(value.shape or ())
+        if not isinstance(dim, int)
+    ]
+    if not isinstance(refusal, UnsupportedOpsError) or not dynamic:
+        return refusal
+    shapes = {value: value.shape for value, _, _ in dynamic}
+    try:
+        for value, shape in shapes.items():
+            dims = [d if isinstance(d, int) else _PROBE_SIZE for d in shape or ()]
+            value.shape = ir.Shape(dims)
+        to_tflite(model, path=path, **options)
+    except Exception as error:  # noqa: BLE001 - still refused: the first refusal stands
+        if isinstance(error, MemoryError):
+            raise
+        return refusal
+    finally:
+        for value, shape in shapes.items():
+            value.shape = shape
+    named = ", ".join(
+        f"input {value.name!r} dim {axis}"
+        + (f" ({dim.value})" if isinstance(dim, ir.SymbolicDim) and dim.value else "")
+        for value, axis, dim in dynamic
+    )
+    why = (
+        f"; TFLite cannot hold the dynamic dims here: the model converts with {named} fixed "
+        "(export it with static shapes)"
+    )
+    ops = [dataclasses.replace(op, reason=op.reason + why) for op in refusal.ops]
+    return UnsupportedOpsError(ops, framework=FRAMEWORK, path=path)
 
 
 def _refusal(error: Exception, nodes: dict[str, ir.Node], path: str | None) -> UnsupportedError:

@@ -155,6 +155,10 @@ def test_pytorch_to_tflite_refusal_names_op_and_node(
     assert result.exit_code == ExitCode.UNSUPPORTED, result.output
     assert "Traceback" not in result.output
     assert f"{op_type} x1" in result.output and cause in result.output, result.output
+    # The refusal says the dynamic dims are what TFLite cannot hold, naming each.
+    assert "TFLite cannot hold the dynamic dims here" in result.output, result.output
+    dims = [0] if name == "unet" else [0, 1]
+    assert all(f"input 'x' dim {axis} (x_dim{axis})" in result.output for axis in dims)
     # The node named is a node of that op type in the source graph.
     nodes = [n.name for n in onnx.load(source.onnx_path).graph.node if n.op_type == op_type]
     assert any(f"'{node}'" in result.output for node in nodes), result.output

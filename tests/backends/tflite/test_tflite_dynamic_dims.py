@@ -1,8 +1,10 @@
 """Dynamic dims in a ``.tflite``: kept where TFLite holds them, refused by input where not.
 
 TFLite holds any dim as dynamic (a -1 in the tensor's ``shape_signature``, resized at run time),
-batch or not; what it cannot hold is an input of unknown rank. Oracles: the file's own
-``shape_signature`` read by LiteRT's interpreter, onnxruntime on the source ONNX model.
+batch or not; what it cannot hold is an input of unknown rank. Some TFLiteConverter lowerings
+need static shapes: a refusal that goes away with the dims fixed names them (the zoo's cases, in
+``tests/models/test_zoo_tensorflow.py``), one that does not leaves them out. Oracles: the file's
+own ``shape_signature`` read by LiteRT's interpreter, onnxruntime on the source ONNX model.
 """
 
 from __future__ import annotations
@@ -70,4 +72,21 @@ def test_an_input_of_unknown_rank_is_refused_by_name(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
     assert "'tokens'" in result.output and "rank" in result.output
     assert "update_model_dims" in result.output  # what to do
+    assert not written.exists()
+
+
+def test_a_refusal_the_dims_do_not_cause_does_not_blame_them(tmp_path: Path) -> None:
+    """uint64 BitwiseAnd has no TFLite builtin at any shape: fixing the dynamic batch does not
+    let it through, so the refusal names the node and says nothing of the dims."""
+    u = helper.make_tensor_value_info("u", TensorProto.UINT64, ["batch", 3])
+    masked = helper.make_tensor_value_info("masked", TensorProto.UINT64, ["batch", 3])
+    node = helper.make_node("BitwiseAnd", ["u", "u"], ["masked"], name="and_u64")
+    graph = helper.make_graph([node], "g", [u], [masked])
+    src = tmp_path / "src.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), src)
+    written = tmp_path / "model.tflite"
+    result = CliRunner().invoke(cli, ["convert", str(src), "-o", str(written)])
+    assert result.exit_code == ExitCode.UNSUPPORTED, result.output
+    assert "node 'and_u64': BitwiseAnd" in result.output
+    assert "dynamic dims" not in result.output and "dim 0" not in result.output
     assert not written.exists()
