@@ -508,8 +508,8 @@ def _tflite_shift(tf: Any, x: Any, y: Any, right: bool) -> Any:
     gathered at y); ONNX's fill where y is outside [0, bits)."""
     dtype = x.dtype
     bits = dtype.size * 8
-    if dtype == tf.uint64 or (right and dtype == tf.int64):
-        # No builtin holds these: TFLiteConverter's refusal names the TF op.
+    if dtype == tf.uint64:
+        # No builtin holds it: TFLiteConverter's refusal names the TF op.
         return (tf.bitwise.right_shift if right else tf.bitwise.left_shift)(x, y)
     held = tf.int64 if dtype == tf.int64 else tf.int32
     # int64 holds every shift amount of every type, so the range test is exact.
@@ -522,8 +522,16 @@ def _tflite_shift(tf: Any, x: Any, y: Any, right: bool) -> Any:
         shifted = tf.bitcast(tf.bitwise.right_shift(x, tf.cast(amount, tf.uint32)), tf.int32)
         fill = zero
     elif right:
-        shifted = tf.bitwise.right_shift(value, amount)
         fill = tf.where(value < zero, tf.constant(-1, held), zero)
+        if held == tf.int64:
+            # RIGHT_SHIFT has no int64: the floored quotient by 2**y, exact (_tflite_floor_div);
+            # 2**63 is no int64, and a shift by 63 leaves the sign's fill alone.
+            table = np.left_shift(np.ones(bits - 1, np.int64), np.arange(bits - 1, dtype=np.int64))
+            power = tf.gather(tf.constant(np.append(table, 1)), amount)
+            quotient = _tflite_floor_div(tf, value, power)
+            shifted = tf.where(tf.equal(amount, bits - 1), fill, quotient)
+        else:
+            shifted = tf.bitwise.right_shift(value, amount)
     else:
         table = np.left_shift(np.ones(bits, np.uint64), np.arange(bits, dtype=np.uint64))
         powers = (
