@@ -13,15 +13,18 @@ process, so its peak RSS (``ru_maxrss``) is its own:
 ``llama``    a random-init LLaMA-style decoder (transformers' ``LlamaConfig``, no download) saved as a
              ``.pt2``: PyTorch -> ONNX through unframe against ``torch.onnx.export`` called directly
              on the same ``.pt2`` (external data on both sides above 1 GiB of weights), then ONNX -> ``.pt2`` against the floor, with
-             peak RSS over the weight bytes.
+             peak RSS over the weight bytes, ``.pt2`` -> ONNX again, and validation: the source
+             ``.pt2`` and each converted artifact run one at a time, each in its own child (its
+             peak reported), on one fixed token sequence; only logits are kept, on disk.
 
-Sizes for ``llama --size``: 100M (hidden 768, 12 layers), 1B (2048, 16), 3B (3072, 26),
-7B (4096, 32, as LLaMA-2 7B). Disk needed: about 4x the weights (the ``.pt2``, two ``.onnx``
-external-data files and the ``.pt2`` read back): 100M fp32 0.5 GB -> 2 GB; 1B fp32 4.4 GB -> 18 GB;
+Sizes for ``llama --size``: 20M (hidden 256, 4 layers: a quick check), 100M (hidden 768, 12 layers), 1B (2048, 16), 3B (3072, 26),
+7B (4096, 32, as LLaMA-2 7B). Disk needed: about 4x the weights (the source ``.pt2``, the
+``.onnx`` (the direct export's is removed once timed), the ``.pt2`` read back and the ``.onnx``
+written again): 100M fp32 0.5 GB -> 2 GB; 1B fp32 4.4 GB -> 18 GB;
 7B bf16 13.5 GB -> 54 GB, and the 24 GB machine's memory. Do not run 7B on a shared machine.
 
     python benchmarks/scale.py startup [--repeat 5]
-    python benchmarks/scale.py weights [--mib 256]
+    python benchmarks/scale.py weights [--mib 256] [--targets onnx,pt2,caffe2,pt2-nocrc]
     python benchmarks/scale.py llama [--size 100M] [--dtype float32|bfloat16] [--workdir DIR]
 """
 
@@ -45,6 +48,7 @@ UNFRAME = str(Path(PYTHON).with_name("unframe"))
 HEAVY = ("torch", "tensorflow", "coremltools", "onnxscript", "onnxruntime")
 
 LLAMA_SIZES = {
+    "20M": {"hidden_size": 256, "num_hidden_layers": 4, "intermediate_size": 688, "heads": 4},
     "100M": {"hidden_size": 768, "num_hidden_layers": 12, "intermediate_size": 2048, "heads": 12},
     "1B": {"hidden_size": 2048, "num_hidden_layers": 16, "intermediate_size": 5632, "heads": 32},
     "3B": {"hidden_size": 3072, "num_hidden_layers": 26, "intermediate_size": 8192, "heads": 32},
@@ -169,6 +173,7 @@ _WRITE = """
 import json, os, sys, time
 from pathlib import Path
 mib, mode, out, layout, target = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+crc = sys.argv[6]
 if mode == "torch":
     import torch
     torch.set_num_threads(1)
@@ -198,6 +203,16 @@ if target == "pt2":
     from unframe.backends.pytorch import export_program
     from unframe.backends.pytorch.native.pt2_weights import weights_written_from_storage
     program = export_program(model)
+    if crc == "config-off":
+        # torch.save's switch: torch.export.save's PT2ArchiveWriter does not read it (2.13).
+        torch.serialization.set_crc32_options(False)
+    elif crc == "writer-off":
+        # What the switch would do if torch.export.save honoured it: a zip writer without CRC32.
+        from torch.export.pt2_archive import _package
+        def without_crc(self, path):
+            self.archive_file = torch._C.PyTorchFileWriter(str(path), False)
+            self.archive_file.set_min_version(6)
+        _package.PT2ArchiveWriter.__init__ = without_crc
     def write():
         with weights_written_from_storage():  # as save_pt2 writes it
             torch.export.save(program, out)
@@ -231,34 +246,58 @@ for _ in range(3):
     started = time.perf_counter()
     write()
     writes.append(time.perf_counter() - started)
-print(json.dumps({"floor": min(floors), "write": min(writes), "mib": count * 4}))
+zip_check = None
+if target == "pt2":
+    import zipfile
+    try:  # what another zip reader (Python's zipfile) says of the file just written
+        with zipfile.ZipFile(out) as archive:
+            bad = archive.testzip()
+        zip_check = "ok" if bad is None else f"bad CRC in {bad}"
+    except zipfile.BadZipFile as error:
+        zip_check = f"BadZipFile: {error}"
+    torch.export.load(out)
+print(json.dumps({"floor": min(floors), "write": min(writes), "mib": count * 4,
+                  "zip_check": zip_check}))
 """
 
-#: (what is written, torch imported or not, weight layout) for the ``weights`` section.
+#: (``--targets`` name, torch imported or not, weight layout, ``.pt2`` CRC32) for ``weights``;
+#: ``pt2-nocrc``: ``torch.serialization.set_crc32_options(False)`` (``torch.utils.serialization
+#: .config.save.compute_crc32``) as set, and a zip writer built without CRC32 (what the switch
+#: would do if ``torch.export.save`` read it). Measured only: a file without CRC32s fails other
+#: zip readers (each ``.pt2`` written is checked with Python's ``zipfile``).
 WRITE_CASES = (
-    ("onnx", "numpy", "contiguous"),
-    ("onnx", "numpy", "transposed"),
-    ("onnx", "torch", "transposed"),
-    ("pt2", "torch", "contiguous"),
-    ("caffe2", "numpy", "contiguous"),
+    ("onnx", "numpy", "contiguous", "on"),
+    ("onnx", "numpy", "transposed", "on"),
+    ("onnx", "torch", "transposed", "on"),
+    ("pt2", "torch", "contiguous", "on"),
+    ("pt2-nocrc", "torch", "contiguous", "config-off"),
+    ("pt2-nocrc", "torch", "contiguous", "writer-off"),
+    ("caffe2", "numpy", "contiguous", "on"),
 )
 
 
 def weights(mib: int, targets: list[str]) -> None:
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as folder:
-        for target, mode, layout in WRITE_CASES:
-            if target not in targets:
+        for name, mode, layout, crc in WRITE_CASES:
+            if name not in targets:
                 continue
-            name = {"onnx": "w.onnx", "pt2": "w.pt2", "caffe2": "w_net"}[target]
-            result = child(_WRITE, str(mib), mode, str(Path(folder) / name), layout, target)
+            target = name.split("-")[0]
+            file_name = {"onnx": "w.onnx", "pt2": "w.pt2", "caffe2": "w_net"}[target]
+            result = child(
+                _WRITE, str(mib), mode, str(Path(folder) / file_name), layout, target, crc
+            )
             what = "half transposed views" if layout == "transposed" else "contiguous"
             label = {"onnx": "ONNX external data", "pt2": ".pt2 (torch.export.save)"}.get(
                 target, "Caffe2 init_net.pb"
             )
+            crc_note = {"on": "", "config-off": ", compute_crc32=False set"}.get(
+                crc, ", zip writer without CRC32"
+            )
+            zip_note = f"; zipfile.testzip: {result['zip_check']}" if result["zip_check"] else ""
             print(
-                f"{label}, {result['mib']} MiB, {what}, {mode}: "
+                f"{label}{crc_note}, {result['mib']} MiB, {what}, {mode}: "
                 f"{result['write']:.2f} s vs np.save {result['floor']:.2f} s = "
-                f"{result['write'] / result['floor']:.2f}x (best of 3)",
+                f"{result['write'] / result['floor']:.2f}x (best of 3){zip_note}",
                 flush=True,
             )
 
@@ -326,6 +365,83 @@ print(json.dumps({"seconds": 0.0, "peak_kib": int(status["VmHWM"].split()[0])}))
 """
 
 
+_LOGITS = """
+import json, sys, time
+import numpy as np
+model_path, ids_path, out = sys.argv[1:4]
+ids = np.load(ids_path)
+started = time.perf_counter()
+if model_path.endswith(".onnx"):
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    # Weights once: no arena rounding them up, initializers straight from the device allocator
+    # (external data mapped where ORT can), no pre-packed second copy of each MatMul weight.
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
+    options.add_session_config_entry("session.use_device_allocator_for_initializers", "1")
+    options.add_session_config_entry("session.disable_prepacking", "1")
+    session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+    logits = session.run(None, {session.get_inputs()[0].name: ids})[0]
+else:
+    import torch
+    program = torch.export.load(model_path)
+    with torch.no_grad():
+        outputs = program.module()(torch.from_numpy(ids))
+    # A .pt2 written from ONNX returns its graph's outputs as a tuple.
+    logits = (outputs[0] if isinstance(outputs, (tuple, list)) else outputs).float().numpy()
+np.save(out, logits.astype(np.float32))
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(json.dumps({"seconds": time.perf_counter() - started,
+                  "peak_kib": int(status["VmHWM"].split()[0])}))
+"""
+
+#: Logits error allowed, relative to the largest reference logit. float32: the same graph in
+#: other kernels (summation order, fused attention or not) differs by ~1e-6 per op; 1e-4 leaves
+#: room for a few hundred ops. bfloat16 keeps 8 significant bits (unit roundoff 2**-8 = 0.0039):
+#: a graph that rounds to bf16 at another point (a fused vs an unfused op) differs by an ulp or
+#: two per layer, so 8 ulps (0.031) at the output; a wrong weight or op gives errors of order 1.
+LOGITS_TOLERANCE = {"float32": 1e-4, "bfloat16": 8 * 2.0**-8}
+
+
+def validate(
+    artifacts: list[tuple[str, Path]], source: Path, workdir: Path, dtype: str, weight_bytes: int
+) -> None:
+    """Runs ``source`` then each artifact on one seeded sequence, one child at a time."""
+    import numpy as np
+
+    ids_path = workdir / "ids.npy"
+    # As the source was exported: one sequence of 16 tokens (its input shape is static).
+    np.save(ids_path, np.random.default_rng(0).integers(0, 32000, (1, 16), dtype=np.int64))
+    reference_path = workdir / "logits_source.npy"
+    reference_run = child(_LOGITS, str(source), str(ids_path), str(reference_path))
+    reference = np.load(reference_path)
+    scale = float(np.abs(reference).max())
+    tolerance = LOGITS_TOLERANCE[dtype]
+    print(
+        f"Validation, 16 seeded tokens: source .pt2 {reference_run['seconds']:.1f} s, peak "
+        f"{reference_run['peak_mib']:.0f} MiB = {reference_run['peak_mib'] * 2**20 / weight_bytes:.2f}x "
+        f"the weights; largest |logit| {scale:.3g}; tolerance max |error| <= {tolerance:.3g} x that",
+        flush=True,
+    )
+    for label, path in artifacts:
+        logits_path = workdir / f"logits_{path.name}.npy"
+        run = child(_LOGITS, str(path), str(ids_path), str(logits_path), refusal=True)
+        if "refused" in run:
+            print(f"  {label}: not run, exit {run['exit']}: {run['refused']}")
+            continue
+        logits = np.load(logits_path)
+        error = float(np.abs(logits.astype(np.float64) - reference).max())
+        same_top = float((logits.argmax(-1) == reference.argmax(-1)).mean())
+        verdict = "match" if error <= tolerance * scale else "MISMATCH"
+        print(
+            f"  {label}: {verdict}: max |error| {error:.3g} = {error / scale:.2g} of the largest "
+            f"logit; top-1 token the same at {same_top:.0%} of positions; {run['seconds']:.1f} s, "
+            f"peak {run['peak_mib']:.0f} MiB = {run['peak_mib'] * 2**20 / weight_bytes:.2f}x the "
+            "weights",
+            flush=True,
+        )
+
+
 def _steps(result: dict[str, Any]) -> str:
     steps = result.get("steps")
     if not steps:
@@ -391,6 +507,8 @@ def llama(size: str, dtype: str, workdir: Path, repeat: int = 2) -> None:
                 f"{_steps(result)}",
                 flush=True,
             )
+    for path in _data_files(workdir / "direct.onnx"):  # disk: not needed any more
+        path.unlink()
     ratio = min(times["unframe"]) / min(times["direct"])
     print(
         f"PyTorch -> ONNX: unframe {min(times['unframe']):.1f} s, torch.onnx.export directly "
@@ -430,6 +548,20 @@ def llama(size: str, dtype: str, workdir: Path, repeat: int = 2) -> None:
         f"{peaks['direct']:.0f} MiB ({peaks['unframe'] / mib:.2f}x / {peaks['direct'] / mib:.2f}x"
         " the weights)"
     )
+    shutil.rmtree(workdir / "caffe2_net", ignore_errors=True)
+    again = workdir / "again.onnx"
+    result = child(_UNFRAME, str(back), str(again))
+    print(
+        f".pt2 -> ONNX again: {result['seconds']:.1f} s; peak RSS {result['peak_mib']:.0f} MiB = "
+        f"{result['peak_mib'] / mib:.2f}x the weights{_steps(result)}",
+        flush=True,
+    )
+    artifacts = [
+        ("PyTorch -> ONNX (onnxruntime)", source),
+        ("ONNX -> .pt2 (torch.export.load)", back),
+        (".pt2 -> ONNX again (onnxruntime)", again),
+    ]
+    validate(artifacts, pt2, workdir, dtype, weight_bytes)
 
 
 def main() -> None:
