@@ -578,14 +578,13 @@ def det_v11(node: ir.Node, ctx: ExportContext) -> Outputs:
 
 def _tflite_det(ctx: ExportContext, x: Any) -> Any:
     """The determinant of 1x1, 2x2 and 3x3 matrices by its cofactor expansion (TFLite has no
-    MatrixDeterminant); a larger or unknown size is refused."""
+    MatrixDeterminant); a larger or unknown size is left to TF's op, which TFLite refuses."""
+    tf = ctx.tf
     shape = x.shape.as_list() if x.shape.rank is not None else []
     size = shape[-1] if len(shape) >= 2 and shape[-1] == shape[-2] else None
     if size not in (1, 2, 3):
-        raise ctx.error(
-            f"TFLite has no determinant op; only 1x1, 2x2 and 3x3 matrices are expanded by "
-            f"cofactors here, not {'x'.join(str(d) for d in shape[-2:])}"
-        )
+        # TF's own op: TFLiteConverter refuses it by name (a Flex op, allowed by --select-tf-ops).
+        return in_kernel_type(ctx, [x], tf.linalg.det, frozenset({"float16", "bfloat16"}))
 
     def at(i: int, j: int) -> Any:
         return x[..., i, j]

@@ -194,7 +194,7 @@ def test_nhwc_layout_takes_images_channels_last(
 
 
 def test_ops_tflite_lacks_are_listed_node_by_node(tmp_path: Path) -> None:
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 3])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
     nodes = [
         helper.make_node("Det", ["x"], ["a"], name="first_det"),
