@@ -183,14 +183,14 @@ def test_transformer_block_reimported_matches_onnxruntime(
 def test_unsupported_ops_are_all_listed_and_nothing_is_written(tmp_path: Path) -> None:
     graph = helper.make_graph(
         [
-            helper.make_node("Det", ["x"], ["d"], name="det_node"),
+            helper.make_node("RandomNormalLike", ["x"], ["d"], name="random_node"),
             helper.make_node("Relu", ["x"], ["r"], name="relu_node"),
             helper.make_node("Unique", ["r"], ["nz"], name="unique_node"),
         ],
         "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 3])],
         [
-            helper.make_tensor_value_info("d", TensorProto.FLOAT, []),
+            helper.make_tensor_value_info("d", TensorProto.FLOAT, [3, 3]),
             helper.make_tensor_value_info("nz", TensorProto.FLOAT, [None]),
         ],
     )
@@ -199,6 +199,6 @@ def test_unsupported_ops_are_all_listed_and_nothing_is_written(tmp_path: Path) -
     target = tmp_path / "two.mlpackage"
     result = CliRunner().invoke(cli, ["convert", str(source), "-o", str(target)])
     assert result.exit_code == 3, result.output
-    assert "det_node" in result.output and "unique_node" in result.output
+    assert "random_node" in result.output and "unique_node" in result.output
     assert "Traceback" not in result.output
     assert not target.exists()
