@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 import re
 from collections.abc import Sequence
 
@@ -26,6 +27,8 @@ def signature_key(name: str, taken: set[str], fallback: str) -> str:
     key = re.sub(r"\W", "_", tf_name(name, fallback))
     if not re.match(r"[A-Za-z]", key):
         key = f"{fallback}_{key}"
+    if keyword.iskeyword(key):  # ``from`` is an identifier tf.function still renames
+        key = f"{key}_"
     base, index = key, 1
     while key in taken:
         key = f"{base}_{index}"

@@ -303,3 +303,18 @@ def test_types_and_functions_tflite_lacks_run_as_builtins() -> None:
     for name, want in expected.items():
         assert got[name].dtype == want.dtype, name
         np.testing.assert_allclose(got[name], want, rtol=RTOL, atol=ATOL, err_msg=name)
+
+
+def test_inputs_named_with_python_keywords_keep_the_signature() -> None:
+    # tf.function renames an argument named like a Python keyword, so TFLite lost the signature
+    # and the runner fell back to a path that made a scalar input 1-D.
+    x = helper.make_tensor_value_info("from", TensorProto.FLOAT, [])
+    y = helper.make_tensor_value_info("lambda", TensorProto.FLOAT, [3])
+    out = helper.make_tensor_value_info("return", TensorProto.FLOAT, [3])
+    graph = helper.make_graph([helper.make_node("Mul", ["from", "lambda"], ["return"])], "g", [x, y], [out])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    feeds = {"from": np.array(2.5, np.float32), "lambda": np.array([1.0, -2.0, 4.0], np.float32)}
+    outputs = run_export(to_tflite(ir.from_proto(proto)), feeds)
+    assert list(outputs) == ["return"]
+    assert outputs["return"].shape == (3,)
+    np.testing.assert_array_equal(outputs["return"], feeds["from"] * feeds["lambda"])
