@@ -19,7 +19,14 @@ import numpy as np
 import onnx_ir as ir
 import pytest
 
-from unframe.backends.coreml.native import coremltools, load_mil_program, quiet_stderr
+from tests.frontends.coreml.coreml_packages import (
+    assert_package_matches,
+    package_op_types,
+    program_op_types,
+    write_mlprogram,
+    write_traced,
+)
+from unframe.backends.coreml.native import coremltools, quiet_stderr
 from unframe.converters.conformance import _as_value, collect_node_tests
 from unframe.frontends.coreml.driver import load_coreml
 from unframe.shared_ir.runner import run_onnxruntime
@@ -241,59 +248,40 @@ KNOWN_GAPS = {
 @pytest.fixture(scope="module")
 def ct_packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Any, Any]]:
     """Each model converted once by ``ct.convert`` (float32), with torch's outputs (the oracle)."""
-    ct = coremltools()
     made = {}
     for name, (factory, shape) in MODELS.items():
         torch.manual_seed(0)
         module = factory().eval()
         example = torch.randn(*shape)
-        with torch.no_grad():
-            expected = module(example).numpy()
-        with quiet_stderr():
-            package = ct.convert(
-                torch.jit.trace(module, example),
-                inputs=[ct.TensorType(name="x", shape=shape)],
-                convert_to="mlprogram",
-                compute_precision=ct.precision.FLOAT32,
-            )
         path = tmp_path_factory.mktemp(name) / f"{name}.mlpackage"
-        package.save(str(path))
-        made[name] = (path, example.numpy(), expected)
+        made[name] = write_traced(module, example, path)
     return made
 
 
 @pytest.fixture(scope="module")
 def cond_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ct = coremltools()
-    with quiet_stderr():
-        package = ct.convert(
-            torch.jit.script(Branching()),
-            inputs=[ct.TensorType(name="x", shape=(2, 3))],
-            convert_to="mlprogram",
-            compute_precision=ct.precision.FLOAT32,
-        )
-    path = tmp_path_factory.mktemp("cond") / "cond.mlpackage"
-    package.save(str(path))
-    return path
+    return write_mlprogram(
+        torch.jit.script(Branching()),
+        tmp_path_factory.mktemp("cond") / "cond.mlpackage",
+        [ct.TensorType(name="x", shape=(2, 3))],
+    )
 
 
 @pytest.fixture(scope="module")
 def flexible_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ct = coremltools()
-    with quiet_stderr():
-        package = ct.convert(
-            torch.jit.trace(Counting(), torch.randn(3, 4)),
-            inputs=[ct.TensorType(name="x", shape=(ct.RangeDim(1, 8), 4))],
-            convert_to="mlprogram",
-            compute_precision=ct.precision.FLOAT32,
-        )
-    path = tmp_path_factory.mktemp("flexible") / "flexible.mlpackage"
-    package.save(str(path))
-    return path
+    with quiet_stderr():  # tracing's warnings, as ct.convert's
+        traced = torch.jit.trace(Counting(), torch.randn(3, 4))
+    return write_mlprogram(
+        traced,
+        tmp_path_factory.mktemp("flexible") / "flexible.mlpackage",
+        [ct.TensorType(name="x", shape=(ct.RangeDim(1, 8), 4))],
+    )
 
 
 def test_coremltools_flexible_package_matches_torch_at_two_sizes(flexible_package: Path) -> None:
-    assert {"shape", "range_1d", "fill"} <= _op_types(load_mil_program(flexible_package))
+    assert {"shape", "range_1d", "fill"} <= package_op_types(flexible_package, nested=False)
     model = load_coreml(flexible_package)
     for rows in (2, 5):
         x = torch.randn(rows, 4)
@@ -302,7 +290,7 @@ def test_coremltools_flexible_package_matches_torch_at_two_sizes(flexible_packag
 
 
 def test_coremltools_cond_matches_torch_on_both_branches(cond_package: Path) -> None:
-    assert "cond" in _op_types(load_mil_program(cond_package))
+    assert "cond" in package_op_types(cond_package, nested=False)
     model = load_coreml(cond_package)
     example = torch.randn(2, 3)
     for x in (example.abs() + 0.1, -example.abs() - 0.1):
@@ -310,16 +298,10 @@ def test_coremltools_cond_matches_torch_on_both_branches(cond_package: Path) -> 
         np.testing.assert_allclose(actual, Branching()(x).numpy(), rtol=1e-4, atol=1e-5)
 
 
-def _op_types(program: Any) -> set[str]:
-    return {op.op_type for op in program.functions["main"].operations}
-
-
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_coremltools_package_matches_torch(name: str, ct_packages: dict[str, Any]) -> None:
     path, example, expected = ct_packages[name]
-    (actual,) = run_onnxruntime(load_coreml(path), {"x": example}).values()
-    assert actual.shape == expected.shape
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+    assert_package_matches(path, {"x": example}, expected)
 
 
 def _node_model(name: str, frozen: bool) -> ir.Model:
@@ -343,10 +325,10 @@ def test_every_mil_op_the_backend_emits_is_read_on_a_coremltools_package(
     emitted: dict[str, str] = {}
     for name, frozen in NODE_TESTS:
         exported = export_mlprogram(_node_model(name, frozen))
-        for op_type in _op_types(exported.mlmodel._mil_program):
+        for op_type in program_op_types(exported.mlmodel._mil_program, nested=False):
             emitted.setdefault(op_type, name)
     paths = [path for path, _, _ in ct_packages.values()] + [cond_package, flexible_package]
-    covered = set().union(*(_op_types(load_mil_program(path)) for path in paths))
+    covered = set().union(*(package_op_types(path, nested=False) for path in paths))
     gaps = {op: where for op, where in emitted.items() if op not in covered | {"const"}}
     assert sorted(gaps) == sorted(KNOWN_GAPS), (
         f"emitted but in no coremltools package (first node test): {gaps}"

@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 
 import unframe.backends.coreml as coreml_backend
-from unframe.backends.coreml.native import coremltools, load_mil_program, quiet_stderr
+from tests.frontends.coreml.coreml_packages import ATOL, RTOL, package_op_types, write_mlprogram
+from unframe.backends.coreml.native import coremltools, quiet_stderr
 from unframe.frontends.coreml.driver import load_coreml
 from unframe.shared_ir.runner import run_onnxruntime
 
@@ -36,8 +37,6 @@ from tests.frontends.coreml.test_mil_coverage import (  # noqa: E402
     MODELS as COVERAGE_MODELS,
 )
 from tests.frontends.coreml.test_mil_coverage import Branching, Counting  # noqa: E402
-
-RTOL, ATOL = 1e-4, 1e-5
 
 # Tracing records the models' constant sizes and tensors as constants, as intended here.
 pytestmark = pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
@@ -131,35 +130,12 @@ TORCH_CASES = {
 }
 
 
-def _op_types(block: Any) -> set[str]:
-    """The op types of a MIL block and of every block nested in its ops (loop and branch bodies)."""
-    found = set()
-    for op in block.operations:
-        found.add(op.op_type)
-        for inner in op.blocks:
-            found |= _op_types(inner)
-    return found
-
-
-def _package_ops(path: Path) -> set[str]:
-    return _op_types(load_mil_program(path).functions["main"])
-
-
 def _write_torch(
     module: Any, example: Any, shape: Any, path: Path, *, scripted: bool, ios16: bool = False
 ) -> Path:
     ct = coremltools()
     traced = torch.jit.script(module) if scripted else torch.jit.trace(module, example)
-    with quiet_stderr():
-        package = ct.convert(
-            traced,
-            inputs=[ct.TensorType(name="x", shape=shape)],
-            convert_to="mlprogram",
-            compute_precision=ct.precision.FLOAT32,
-            minimum_deployment_target=ct.target.iOS16 if ios16 else None,
-        )
-    package.save(str(path))
-    return path
+    return write_mlprogram(traced, path, [ct.TensorType(name="x", shape=shape)], ios16=ios16)
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +173,7 @@ def test_coremltools_package_holds_its_ops_and_matches_torch(
 ) -> None:
     path = torch_packages[name]
     case = TORCH_CASES[name]
-    missing = case.holds - _package_ops(path)
+    missing = case.holds - package_op_types(path)
     assert not missing, f"coremltools no longer writes {sorted(missing)} for the {name} model"
     model = load_coreml(path)
     module = case.factory().eval()
@@ -341,21 +317,15 @@ BUILDER_HOLDS = frozenset(
 
 @pytest.fixture(scope="module")
 def builder_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    ct = coremltools()
     with quiet_stderr():
-        package = ct.convert(
-            _build_program(),
-            convert_to="mlprogram",
-            compute_precision=ct.precision.FLOAT32,
-            minimum_deployment_target=ct.target.iOS16,
-        )
-    path = tmp_path_factory.mktemp("builder") / "builder.mlpackage"
-    package.save(str(path))
-    return path
+        program = _build_program()
+    return write_mlprogram(
+        program, tmp_path_factory.mktemp("builder") / "builder.mlpackage", ios16=True
+    )
 
 
 def test_builder_package_holds_its_ops_and_matches_numpy(builder_package: Path) -> None:
-    missing = BUILDER_HOLDS - _package_ops(builder_package)
+    missing = BUILDER_HOLDS - package_op_types(builder_package)
     assert not missing, f"coremltools' passes removed {sorted(missing)}"
     rng = np.random.default_rng(0)
     x = rng.standard_normal(IMAGE_SHAPE).astype(np.float32)
@@ -462,7 +432,7 @@ def test_every_mil_op_the_backend_can_emit_is_read_on_a_coremltools_package(
 ) -> None:
     emitted = backend_mil_ops()
     paths = [*torch_packages.values(), builder_package, *coverage_packages]
-    covered = set().union(*(_package_ops(path) for path in paths))
+    covered = set().union(*(package_op_types(path) for path in paths))
     missing = {op: where for op, where in emitted.items() if op not in covered | set(UNPRODUCIBLE)}
     assert not missing, (
         "MIL ops the backend can emit that no coremltools-written package in the frontend tests "

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx_ir as ir
 import pytest
 
-from unframe.backends.coreml.native import coremltools, load_mil_program, quiet_stderr
-from unframe.converters.conformance import collect_node_tests
-from unframe.frontends.coreml.driver import load_coreml
-from unframe.shared_ir.runner import run_onnxruntime
+from tests.frontends.coreml.coreml_packages import (
+    assert_package_matches,
+    node_test_ops_not_in,
+    write_mlprogram,
+)
+from unframe.backends.coreml.native import coremltools, quiet_stderr
 
 torch = pytest.importorskip("torch", reason="the package is converted from a PyTorch model")
 
@@ -61,38 +62,25 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, A
     module = Recurrence().eval()
     with torch.no_grad():
         expected = module(*examples).numpy()
-    with quiet_stderr():
-        converted = ct.convert(
-            torch.jit.trace(module, examples),
-            inputs=[
-                ct.TensorType(name=name, shape=tuple(example.shape), dtype=np.int32)
-                if name == "lens"
-                else ct.TensorType(name=name, shape=tuple(example.shape))
-                for name, example in zip(NAMES, examples, strict=True)
-            ],
-            convert_to="mlprogram",
-            compute_precision=ct.precision.FLOAT32,
-        )
-    path = tmp_path_factory.mktemp("recurrence") / "recurrence.mlpackage"
-    converted.save(str(path))
+    with quiet_stderr():  # tracing's warnings, as ct.convert's
+        traced = torch.jit.trace(module, examples)
+    path = write_mlprogram(
+        traced,
+        tmp_path_factory.mktemp("recurrence") / "recurrence.mlpackage",
+        [
+            ct.TensorType(name=name, shape=tuple(example.shape), dtype=np.int32)
+            if name == "lens"
+            else ct.TensorType(name=name, shape=tuple(example.shape))
+            for name, example in zip(NAMES, examples, strict=True)
+        ],
+    )
     feeds = {name: example.numpy() for name, example in zip(NAMES, examples, strict=True)}
     return path, feeds, expected
 
 
-def _op_types(block: Any) -> set[str]:
-    found = set()
-    for op in block.operations:
-        found.add(op.op_type)
-        for inner in op.blocks:
-            found |= _op_types(inner)
-    return found
-
-
 def test_coremltools_recurrence_package_matches_torch(package: tuple[Any, ...]) -> None:
     path, feeds, expected = package
-    (actual,) = run_onnxruntime(load_coreml(path), feeds).values()
-    assert actual.shape == expected.shape
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+    assert_package_matches(path, feeds, expected)
 
 
 @pytest.mark.parametrize(
@@ -106,10 +94,4 @@ def test_coremltools_recurrence_package_matches_torch(package: tuple[Any, ...]) 
 def test_every_mil_op_a_recurrence_emits_is_in_the_coremltools_package(
     name: str, package: tuple[Any, ...]
 ) -> None:
-    from unframe.backends.coreml.driver import export_mlprogram
-
-    (case,) = collect_node_tests(name_pattern=f"^{name}$")
-    exported = export_mlprogram(ir.from_proto(case.model))
-    emitted = _op_types(exported.mlmodel._mil_program.functions["main"])
-    covered = _op_types(load_mil_program(package[0]).functions["main"])
-    assert emitted - covered - {"const"} == set()
+    assert node_test_ops_not_in(name, package[0]) == set()

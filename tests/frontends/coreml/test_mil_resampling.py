@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx_ir as ir
 import pytest
 
-from unframe.backends.coreml.native import coremltools, load_mil_program, quiet_stderr
-from unframe.converters.conformance import collect_node_tests
-from unframe.frontends.coreml.driver import load_coreml
-from unframe.shared_ir.runner import run_onnxruntime
+from tests.frontends.coreml.coreml_packages import (
+    assert_package_matches,
+    node_test_ops_not_in,
+    write_traced,
+)
 
 torch = pytest.importorskip("torch", reason="the package is converted from a PyTorch model")
 
@@ -50,37 +50,16 @@ class Resampling(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray, np.ndarray]:
-    ct = coremltools()
     module = Resampling().eval()
     example = torch.randn(*SHAPE, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        expected = module(example).numpy()
-    with quiet_stderr():
-        converted = ct.convert(
-            torch.jit.trace(module, example),
-            inputs=[ct.TensorType(name="x", shape=SHAPE)],
-            convert_to="mlprogram",
-            compute_precision=ct.precision.FLOAT32,
-        )
-    path = tmp_path_factory.mktemp("resampling") / "resampling.mlpackage"
-    converted.save(str(path))
-    return path, example.numpy(), expected
-
-
-def _op_types(block: Any) -> set[str]:
-    found = set()
-    for op in block.operations:
-        found.add(op.op_type)
-        for inner in op.blocks:
-            found |= _op_types(inner)
-    return found
+    return write_traced(
+        module, example, tmp_path_factory.mktemp("resampling") / "resampling.mlpackage"
+    )
 
 
 def test_coremltools_resampling_package_matches_torch(package: tuple[Any, ...]) -> None:
     path, example, expected = package
-    (actual,) = run_onnxruntime(load_coreml(path), {"x": example}).values()
-    assert actual.shape == expected.shape
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+    assert_package_matches(path, {"x": example}, expected)
 
 
 @pytest.mark.parametrize(
@@ -94,10 +73,4 @@ def test_coremltools_resampling_package_matches_torch(package: tuple[Any, ...]) 
 def test_every_mil_op_resize_emits_is_in_the_coremltools_package(
     name: str, package: tuple[Any, ...]
 ) -> None:
-    from unframe.backends.coreml.driver import export_mlprogram
-
-    (case,) = collect_node_tests(name_pattern=f"^{name}$")
-    exported = export_mlprogram(ir.from_proto(case.model))
-    emitted = _op_types(exported.mlmodel._mil_program.functions["main"])
-    covered = _op_types(load_mil_program(package[0]).functions["main"])
-    assert emitted - covered - {"const"} == set()
+    assert node_test_ops_not_in(name, package[0]) == set()

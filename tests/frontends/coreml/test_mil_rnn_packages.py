@@ -10,9 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from unframe.backends.coreml.native import coremltools, load_mil_program, quiet_stderr
-from unframe.frontends.coreml.driver import load_coreml
-from unframe.shared_ir.runner import run_onnxruntime
+from tests.frontends.coreml.coreml_packages import assert_package_matches, write_traced
+from unframe.backends.coreml.native import load_mil_program
 
 torch = pytest.importorskip("torch", reason="the package is converted from a PyTorch model")
 
@@ -37,28 +36,14 @@ class Recurrent(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray, np.ndarray]:
-    ct = coremltools()
     torch.manual_seed(0)
     module = Recurrent().eval()
     example = torch.randn(*SHAPE)
-    with torch.no_grad():
-        expected = module(example).numpy()
-    with quiet_stderr():
-        converted = ct.convert(
-            torch.jit.trace(module, example),
-            inputs=[ct.TensorType(name="x", shape=SHAPE)],
-            convert_to="mlprogram",
-            compute_precision=ct.precision.FLOAT32,
-        )
-    path = tmp_path_factory.mktemp("rnn") / "rnn.mlpackage"
-    converted.save(str(path))
-    return path, example.numpy(), expected
+    return write_traced(module, example, tmp_path_factory.mktemp("rnn") / "rnn.mlpackage")
 
 
 def test_coremltools_gru_and_rnn_package_matches_torch(package: tuple[Any, ...]) -> None:
     path, example, expected = package
     op_types = [op.op_type for op in load_mil_program(path).functions["main"].operations]
     assert op_types.count("rnn") == 2 and "while_loop" in op_types
-    (actual,) = run_onnxruntime(load_coreml(path), {"x": example}).values()
-    assert actual.shape == expected.shape
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+    assert_package_matches(path, {"x": example}, expected)

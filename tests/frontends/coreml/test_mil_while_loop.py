@@ -14,7 +14,12 @@ import onnx_ir as ir
 import pytest
 from onnx import TensorProto, helper
 
-from unframe.backends.coreml.native import coremltools, load_mil_program, quiet_stderr
+from tests.frontends.coreml.coreml_packages import (
+    package_op_types,
+    program_op_types,
+    write_mlprogram,
+)
+from unframe.backends.coreml.native import coremltools
 from unframe.frontends.coreml.driver import load_coreml
 from unframe.shared_ir.runner import run_onnxruntime
 
@@ -55,32 +60,19 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, 
     made = {}
     for factory in (GrowUntil, ShortCircuit):
         scripted = torch.jit.script(factory())
-        with quiet_stderr():
-            converted = ct.convert(
-                scripted,
-                inputs=[ct.TensorType(name="x", shape=(2, 3))],
-                convert_to="mlprogram",
-                compute_precision=ct.precision.FLOAT32,
-            )
-        path = tmp_path_factory.mktemp(factory.__name__) / "loop.mlpackage"
-        converted.save(str(path))
+        path = write_mlprogram(
+            scripted,
+            tmp_path_factory.mktemp(factory.__name__) / "loop.mlpackage",
+            [ct.TensorType(name="x", shape=(2, 3))],
+        )
         made[factory.__name__] = (path, scripted)
     return made
-
-
-def _op_types(block: Any) -> set[str]:
-    found = set()
-    for op in block.operations:
-        found.add(op.op_type)
-        for inner in op.blocks:
-            found |= _op_types(inner)
-    return found
 
 
 @pytest.mark.parametrize("name", ["GrowUntil", "ShortCircuit"])
 def test_coremltools_while_loop_matches_torch(name: str, packages: dict[str, Any]) -> None:
     path, scripted = packages[name]
-    assert "while_loop" in _op_types(load_mil_program(path).functions["main"])
+    assert "while_loop" in package_op_types(path)
     model = load_coreml(path)
     rng = np.random.default_rng(0)
     base = rng.standard_normal((2, 3)).astype(np.float32)
@@ -140,9 +132,7 @@ def test_every_mil_op_a_loop_emits_is_in_the_coremltools_packages(
     from unframe.backends.coreml.driver import export_mlprogram
 
     exported = export_mlprogram(_onnx_loop())
-    emitted = _op_types(exported.mlmodel._mil_program.functions["main"])
-    covered = set().union(
-        *(_op_types(load_mil_program(path).functions["main"]) for path, _ in packages.values())
-    )
+    emitted = program_op_types(exported.mlmodel._mil_program)
+    covered = set().union(*(package_op_types(path) for path, _ in packages.values()))
     assert "while_loop" in emitted
     assert emitted - covered - {"const"} == set()

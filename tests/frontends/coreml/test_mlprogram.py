@@ -11,7 +11,8 @@ import onnx_ir as ir
 import onnxruntime as ort
 import pytest
 
-from unframe.backends.coreml.native import coremltools, load_mil_program, quiet_stderr
+from tests.frontends.coreml.coreml_packages import write_mlprogram, write_traced
+from unframe.backends.coreml.native import coremltools, load_mil_program
 from unframe.frontends.coreml.driver import load_coreml
 from unframe.shared_ir.errors import BadInputError, UnsupportedOpsError
 
@@ -64,24 +65,13 @@ MODELS = {"cnn": (SmallCNN, (1, 3, 16, 16)), "block": (Block, (1, 6, 16))}
 @pytest.fixture(scope="module")
 def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Any, Any]]:
     """Each model converted once by ``ct.convert`` (float32), with torch's outputs (the oracle)."""
-    ct = coremltools()
     torch.manual_seed(0)
     made = {}
     for name, (factory, shape) in MODELS.items():
         module = factory().eval()
         example = torch.randn(*shape)
-        with torch.no_grad():
-            expected = module(example).numpy()
-        with quiet_stderr():
-            package = ct.convert(
-                torch.jit.trace(module, example),
-                inputs=[ct.TensorType(name="x", shape=shape)],
-                convert_to="mlprogram",
-                compute_precision=ct.precision.FLOAT32,
-            )
         path = tmp_path_factory.mktemp(name) / f"{name}.mlpackage"
-        package.save(str(path))
-        made[name] = (path, example.numpy(), expected)
+        made[name] = write_traced(module, example, path)
     return made
 
 
@@ -109,7 +99,7 @@ def test_mil_op_and_var_names_are_kept(packages: dict[str, Any]) -> None:
 
 
 def test_unsupported_mil_ops_are_listed_at_once(tmp_path: Path) -> None:
-    ct = coremltools()
+    coremltools()
     from coremltools.converters.mil import Builder as mb
 
     @mb.program(input_specs=[mb.TensorSpec(shape=(2, 4))])
@@ -118,12 +108,7 @@ def test_unsupported_mil_ops_are_listed_at_once(tmp_path: Path) -> None:
         order = mb.argsort(x=mb.relu(x=banded), axis=-1, name="order")
         return mb.cast(x=order, dtype="fp32")
 
-    with quiet_stderr():
-        package = ct.convert(
-            program, convert_to="mlprogram", compute_precision=ct.precision.FLOAT32
-        )
-    path = tmp_path / "unsupported.mlpackage"
-    package.save(str(path))
+    path = write_mlprogram(program, tmp_path / "unsupported.mlpackage")
     with pytest.raises(UnsupportedOpsError) as caught:
         load_coreml(path)
     listed = {(op.node, op.op_type) for op in caught.value.ops}
