@@ -9,9 +9,9 @@ import onnx_ir as ir
 import pytest
 from onnx import TensorProto, helper
 
+from tests.backends.coreml.node_test_data import assert_matches_node_test_data
 from unframe.backends.coreml.driver import export_mlprogram
 from unframe.converters.adapters.coreml import CoreMLFramework
-from unframe.converters.conformance import _as_value, collect_node_tests
 from unframe.shared_ir.errors import UnsupportedOpsError
 from unframe.shared_ir.runner import run_onnxruntime
 
@@ -20,12 +20,7 @@ pytest.importorskip("coremltools", reason="the coreml extra is not installed")
 
 @pytest.mark.parametrize("name", ["test_scan9_multi_state", "test_scan9_scalar", "test_scan_sum"])
 def test_scan_matches_onnx_node_test_data(name: str) -> None:
-    (case,) = collect_node_tests(name_pattern=f"^{name}$")
-    (inputs, expected), *_ = case.data_sets
-    feeds = {v.name: _as_value(a) for v, a in zip(case.model.graph.input, inputs, strict=True)}
-    actual = list(CoreMLFramework().run_ir(ir.from_proto(case.model), feeds).values())
-    for got, want in zip(actual, expected, strict=True):
-        np.testing.assert_allclose(got, _as_value(want), rtol=1e-5, atol=1e-6)
+    assert_matches_node_test_data(name, rtol=1e-5, atol=1e-6)
 
 
 def _scan_model(length: int | str) -> ir.Model:
