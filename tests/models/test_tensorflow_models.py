@@ -28,21 +28,13 @@ pytest.importorskip("tf2onnx", reason="the tensorflow extra is not installed")
 ort = pytest.importorskip("onnxruntime")
 
 import unframe  # noqa: E402
+from tests.keras_fixture import keras_fixture  # noqa: E402, F401 (the keras fixture)
 from unframe.backends.tensorflow import run_built, to_tensorflow  # noqa: E402
 from unframe.converters.registry import get_framework  # noqa: E402
 from unframe.frontends.tensorflow import from_keras  # noqa: E402
-from unframe.frontends.tensorflow.quiet import import_tensorflow  # noqa: E402
 from unframe.shared_ir.runner import run_reference  # noqa: E402
 
 RTOL, ATOL = 1e-4, 1e-5
-
-
-@pytest.fixture(scope="module")
-def keras() -> Any:
-    import_tensorflow()
-    import keras
-
-    return keras
 
 
 def _randomize_batchnorm(model: Any, keras: Any) -> None:

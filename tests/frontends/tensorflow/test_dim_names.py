@@ -16,19 +16,11 @@ import pytest
 pytest.importorskip("tf2onnx", reason="the tensorflow extra is not installed")
 ort = pytest.importorskip("onnxruntime")
 
+from tests.keras_fixture import keras_fixture  # noqa: E402, F401 (the keras fixture)
 from unframe.frontends.tensorflow import from_keras, load_tensorflow  # noqa: E402
-from unframe.frontends.tensorflow.quiet import import_tensorflow  # noqa: E402
 from unframe.shared_ir.options import ConvertOptions  # noqa: E402
 
 RTOL, ATOL = 1e-4, 1e-5
-
-
-@pytest.fixture(scope="module")
-def keras() -> Any:
-    import_tensorflow()
-    import keras
-
-    return keras
 
 
 def _dims(values: Any) -> dict[str, list[int | str | None]]:

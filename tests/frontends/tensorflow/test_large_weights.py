@@ -18,6 +18,7 @@ import pytest
 pytest.importorskip("tf2onnx", reason="the tensorflow extra is not installed")
 ort = pytest.importorskip("onnxruntime")
 
+from tests.keras_fixture import keras_fixture  # noqa: E402, F401 (the keras fixture)
 from unframe.converters.adapters import tensorflow as tensorflow_adapter  # noqa: E402
 from unframe.converters.api import convert  # noqa: E402
 from unframe.frontends.tensorflow import freezing, from_keras, load_tensorflow  # noqa: E402
@@ -27,14 +28,6 @@ from unframe.shared_ir.errors import UnsupportedError  # noqa: E402
 from unframe.shared_ir.options import ConvertOptions  # noqa: E402
 
 RTOL, ATOL = 1e-4, 1e-5
-
-
-@pytest.fixture(scope="module")
-def keras() -> Any:
-    import_tensorflow()
-    import keras
-
-    return keras
 
 
 @pytest.fixture
