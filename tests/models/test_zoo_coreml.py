@@ -42,9 +42,10 @@ RTOL, ATOL = 1e-4, 1e-5
 NAMES = ("resnet", "mobilenet", "unet", "transformer", "lstm", "gru", *sorted(TRANSFORMERS))
 
 #: Our bugs, measured: each xfail is strict, so a fix shows up as a failure to remove the mark.
-#: BERT and GPT-2 convert, but coremltools' milproto reader cannot read the package back: its
-#: value inference of a reduce op on constant inputs gets numpy bools ("'numpy.bool' object
-#: cannot be interpreted as an integer"), so the backend should fold that reduce or write it so.
+#: BERT and GPT-2 convert, but coremltools' milproto reader cannot read the package back: the
+#: backend's Slice lowering writes a ``reduce_sum`` of a constant int tensor (BERT's
+#: ``node_slice_1_reduce_sum``), and the reader's value inference of it fails ("'numpy.bool'
+#: object cannot be interpreted as an integer"); folding that constant would avoid it.
 _UNREADABLE_PACKAGE = pytest.mark.xfail(
     strict=True,
     raises=BadInputError,
