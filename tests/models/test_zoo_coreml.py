@@ -36,21 +36,10 @@ from tests.frontends.coreml.coreml_packages import (  # noqa: E402
 )
 from unframe.converters import api  # noqa: E402
 from unframe.converters.registry import get_framework  # noqa: E402
-from unframe.shared_ir.errors import BadInputError, ConversionError  # noqa: E402
+from unframe.shared_ir.errors import ConversionError  # noqa: E402
 
 RTOL, ATOL = 1e-4, 1e-5
 NAMES = ("resnet", "mobilenet", "unet", "transformer", "lstm", "gru", *sorted(TRANSFORMERS))
-
-#: Our bugs, measured: each xfail is strict, so a fix shows up as a failure to remove the mark.
-#: BERT and GPT-2 convert, but coremltools' milproto reader cannot read the package back: the
-#: backend's Slice lowering writes a ``reduce_sum`` of a constant int tensor (BERT's
-#: ``node_slice_1_reduce_sum``), and the reader's value inference of it fails ("'numpy.bool'
-#: object cannot be interpreted as an integer"); folding that constant would avoid it.
-_UNREADABLE_PACKAGE = pytest.mark.xfail(
-    strict=True,
-    raises=BadInputError,
-    reason="the package written for BERT/GPT-2 is not readable by coremltools' milproto reader",
-)
 
 #: model -> the part of coremltools' own error seen (coremltools 9, torch 2.x), why it cannot
 #: write the package these tests start from: a third-party limit, not ours.
@@ -69,8 +58,7 @@ TARGETS = [("onnx", ".onnx"), ("pytorch", ".pt2"), ("caffe2", ".caffe2")]
 
 
 def _source_case(name: str) -> pytest.ParameterSet:
-    marks = [_UNREADABLE_PACKAGE] if name in TRANSFORMERS else []
-    return pytest.param(name, marks=marks, id=name)
+    return pytest.param(name, id=name)
 
 
 @pytest.fixture(scope="module")

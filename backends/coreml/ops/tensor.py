@@ -245,7 +245,7 @@ def _slice_at_run_time(ctx: ExportContext) -> list[Any]:
             if known_axes is None
             else np.asarray([a == axis for a in normalized_axes(known_axes, rank)], np.int32)
         )
-        start = mb.reduce_sum(x=mb.mul(x=hit, y=starts), axes=[0], keep_dims=False)
+        start = _masked_sum(ctx, hit, starts)
         known_steps = ctx.ints(4) if ctx.has_input(4) else [1] * count
         step: Any
         missing: Any = 0
@@ -261,9 +261,12 @@ def _slice_at_run_time(ctx: ExportContext) -> list[Any]:
             )
             upper = mb.select(cond=mb.greater(x=step, y=np.int32(0)), a=length, b=last)
         # ONNX clamps a start into [0, length] stepping forward and [0, length - 1] backward.
-        start = mb.select(
-            cond=mb.less(x=start, y=np.int32(0)), a=mb.add(x=start, y=length), b=start
-        )
+        if isinstance(start, np.integer):
+            start = mb.add(x=start, y=length) if start < 0 else start
+        else:
+            start = mb.select(
+                cond=mb.less(x=start, y=np.int32(0)), a=mb.add(x=start, y=length), b=start
+            )
         start = mb.maximum(x=mb.minimum(x=start, y=upper), y=np.int32(0))
         if wanted is not None:
             counting: Any = np.arange(wanted[axis], dtype=np.int32)
@@ -275,6 +278,16 @@ def _slice_at_run_time(ctx: ExportContext) -> list[Any]:
         positions = mb.add(x=start, y=offsets)
         x = mb.gather(x=x, indices=positions, axis=axis)
     return [x if x is not ctx.input(0) else mb.identity(x=x)]
+
+
+def _masked_sum(ctx: ExportContext, hit: Any, values: Any) -> Any:
+    """The sum of ``values`` where ``hit`` is 1: a plain int32 where both are known when built
+    (coremltools' own reader fails on a ``reduce_sum`` of constants: "'numpy.bool' object cannot
+    be interpreted as an integer"), else MIL ops."""
+    known = getattr(values, "val", None)
+    if isinstance(hit, np.ndarray) and known is not None:
+        return np.int32(np.sum(hit.astype(np.int64) * np.asarray(known, np.int64)))
+    return ctx.mb.reduce_sum(x=ctx.mb.mul(x=hit, y=values), axes=[0], keep_dims=False)
 
 
 def _positions_held(
@@ -290,8 +303,11 @@ def _positions_held(
     mb = ctx.mb
     hit, ends, missing = ends_of
     length, last = bounds
-    end = mb.reduce_sum(x=mb.mul(x=hit, y=ends), axes=[0], keep_dims=False)
-    end = mb.select(cond=mb.less(x=end, y=np.int32(0)), a=mb.add(x=end, y=length), b=end)
+    end = _masked_sum(ctx, hit, ends)
+    if isinstance(end, np.integer):
+        end = mb.add(x=end, y=length) if end < 0 else end
+    else:
+        end = mb.select(cond=mb.less(x=end, y=np.int32(0)), a=mb.add(x=end, y=length), b=end)
     if not isinstance(missing, int):
         end = mb.add(x=end, y=mb.mul(x=missing, y=length))
     if isinstance(step, int):
