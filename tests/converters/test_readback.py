@@ -236,6 +236,9 @@ def test_expected_refusals_name_real_cases() -> None:
 _TFLITE_LIGHT_LEFT_OUT = (
     "TFLiteConverter over the opset-9 light models: minutes, and 23 GB on VGG19"
 )
+#: The largest light models through the TensorFlow writer (50 s and 30 s of a 15-minute
+#: suite); their other writers and the TensorFlow writer's seven other light models stay.
+_TENSORFLOW_LEFT_OUT = {"light_vgg19", "light_zfnet512"}
 
 
 def _cases() -> list[object]:
@@ -245,6 +248,11 @@ def _cases() -> list[object]:
         if (key := (name, writer)) in xfails
         else pytest.param(name, writer, marks=pytest.mark.skip(reason=_TFLITE_LIGHT_LEFT_OUT))
         if writer == "tflite" and name.startswith("light_")
+        else pytest.param(
+            name, writer, marks=pytest.mark.skip(reason="suite time: " + ", ".join(
+                sorted(_TENSORFLOW_LEFT_OUT)) + " are read back through the other writers")
+        )
+        if writer == "tensorflow" and name in _TENSORFLOW_LEFT_OUT
         else pytest.param(name, writer)
         for name in MODELS
         for writer in WRITERS
