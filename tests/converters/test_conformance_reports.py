@@ -49,9 +49,9 @@ RERUNS: dict[str, tuple[int, int]] = {
     "onnx": (1, 1),
     "pytorch": (1, 1),
     "caffe2": (1, 1),
-    "tensorflow": (2, 2),
-    "coreml": (3, 8),
-    "tflite": (2, 12),
+    "tensorflow": (2, 4),
+    "coreml": (3, 16),
+    "tflite": (2, 24),
 }
 
 #: Backends whose rerun goes to worker processes (converters/conformance_isolated.py).
