@@ -27,7 +27,7 @@ torch = pytest.importorskip("torch", reason="the pytorch extra is not installed"
 
 from models import torch_zoo as zoo  # noqa: E402
 from models.test_torch_models import TRANSFORMERS, _LastHidden  # noqa: E402
-from models.test_zoo_tensorflow import _Case  # noqa: E402
+from models.zoo_sources import _Case, source_cases  # noqa: E402
 
 from tests.converters.test_coreml_pairs import _needs, _only  # noqa: E402
 from tests.frontends.coreml.coreml_packages import (  # noqa: E402
@@ -57,25 +57,12 @@ COREMLTOOLS_CANNOT: dict[str, str] = {
 TARGETS = [("onnx", ".onnx"), ("pytorch", ".pt2"), ("caffe2", ".caffe2")]
 
 
-def _source_case(name: str) -> pytest.ParameterSet:
-    return pytest.param(name, id=name)
-
-
 @pytest.fixture(scope="module")
 def case(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], _Case]:
-    """The ``.onnx`` export of a model by the PyTorch frontend, once per module."""
-    folder = tmp_path_factory.mktemp("sources")
-    cases: dict[str, _Case] = {}
-
-    def get(name: str) -> _Case:
-        if name not in cases:
-            cases[name] = _Case(name, folder)
-        return cases[name]
-
-    return get
+    return source_cases(tmp_path_factory)
 
 
-@pytest.mark.parametrize("name", [_source_case(name) for name in NAMES])
+@pytest.mark.parametrize("name", NAMES)
 def test_pytorch_to_coreml_validates_and_matches_torch(
     name: str, case: Callable[[str], _Case], tmp_path: Path
 ) -> None:
