@@ -439,7 +439,10 @@ def validate(
         logits_path = workdir / f"logits_{path.name}.npy"
         runner = "unframe-torch" if dtype == "bfloat16" and path.suffix == ".onnx" else "native"
         if runner == "unframe-torch":
-            label = label.replace("(onnxruntime)", "(unframe's PyTorch backend: no bf16 in onnxruntime's CPU provider)")
+            label = label.replace(
+                "(onnxruntime)",
+                "(unframe's PyTorch backend: no bf16 in onnxruntime's CPU provider)",
+            )
         run = child(_LOGITS, str(path), str(ids_path), str(logits_path), runner, refusal=True)
         if "refused" in run:
             print(f"  {label}: not run, exit {run['exit']}: {run['refused']}")
