@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from unframe.shared_ir.lazy_imports import defer_sympy_in_onnx_ir
+
 __version__ = "0.1.0"
+
+# Here, because every module of unframe is imported after this one: onnx_ir, whichever of them
+# imports it first, then leaves sympy (a third of a second) unimported until a symbolic dimension
+# does arithmetic (issue #15). Does nothing where onnx_ir or sympy is imported already.
+defer_sympy_in_onnx_ir()
 
 _API = {
     "batch": "unframe.converters.batch",

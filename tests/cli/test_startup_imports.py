@@ -1,4 +1,6 @@
-"""No fixed tax: ``--help`` and ONNX -> ONNX / ONNX -> Caffe2 never import the heavy frameworks.
+"""No fixed tax: ``--help`` and ONNX -> ONNX / ONNX -> Caffe2 never import the heavy frameworks,
+nor sympy, which onnx_ir imports at its top but these conversions never need
+(``shared_ir/lazy_imports.py``).
 
 Each case runs in a fresh interpreter (the test process itself has imported everything) and reads
 ``sys.modules`` at exit, after the command has run to completion through the real CLI.
@@ -15,7 +17,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-HEAVY = ("torch", "tensorflow", "coremltools")
+HEAVY = ("torch", "tensorflow", "coremltools", "sympy")
 
 _PROBE = """
 import atexit, sys
