@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnx.reference.ops
 import onnx_ir as ir
 
 logger = logging.getLogger(__name__)
@@ -137,6 +136,9 @@ class FoldConstantsPass(ir.passes.InPlacePass):
             return None
         while arrays and arrays[-1] is None:
             arrays.pop()
+        # Here, not at the top: onnx.reference is a tenth of a second, and most graphs fold nothing.
+        import onnx.reference.ops
+
         op = onnx.reference.ops.load_op("", node.op_type, opset)
         outputs = op.eval(*arrays, n_outputs=len(node.outputs), **_attributes(node))
         results = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,11 +25,19 @@ def since(op_type: str, opset: int = 7) -> int:
     try:
         return int(onnx.defs.get_schema(op_type, opset).since_version)
     except onnx.defs.SchemaError:
-        return min(
-            int(schema.since_version)
-            for schema in onnx.defs.get_all_schemas_with_history()
-            if schema.name == op_type and schema.domain == ""
-        )
+        return _first_since_versions()[op_type]
+
+
+@functools.cache
+def _first_since_versions() -> dict[str, int]:
+    # Once: every schema's history takes ~20 ms to read, and registering the converters asks for
+    # several ops that came after opset 7 (issue #15: no fixed tax on every conversion).
+    first: dict[str, int] = {}
+    for schema in onnx.defs.get_all_schemas_with_history():
+        if schema.domain == "":
+            version = int(schema.since_version)
+            first[schema.name] = min(version, first.get(schema.name, version))
+    return first
 
 
 def attr_int(node: ir.Node, name: str, default: int) -> int:
