@@ -303,10 +303,13 @@ def weights(mib: int, targets: list[str]) -> None:
 
 
 # -- llama ---------------------------------------------------------------------------------------
-_BUILD = """
+#: The decoder, built from argv[1] (its size) and argv[2] (its dtype) as ``model``; seeded, so
+#: two builds hold the same weights (the float32 reference below rebuilds it rather than reading
+#: the ``.pt2``, and checks that its own run in the source dtype gives the source's logits).
+_MODEL = """
 import json, sys, torch
 from transformers import LlamaConfig, LlamaForCausalLM
-size = json.loads(sys.argv[1]); dtype = getattr(torch, sys.argv[2]); out = sys.argv[3]
+size = json.loads(sys.argv[1]); dtype = getattr(torch, sys.argv[2])
 config = LlamaConfig(vocab_size=32000, hidden_size=size["hidden_size"],
     num_hidden_layers=size["num_hidden_layers"], intermediate_size=size["intermediate_size"],
     num_attention_heads=size["heads"], num_key_value_heads=size["heads"],
@@ -317,6 +320,12 @@ torch.set_default_dtype(dtype)
 with torch.device("cpu"):
     model = LlamaForCausalLM(config).eval()
 torch.set_default_dtype(torch.float32)
+"""
+
+_BUILD = (
+    _MODEL
+    + """
+out = sys.argv[3]
 class Logits(torch.nn.Module):
     def __init__(self, model):
         super().__init__()
@@ -331,6 +340,7 @@ count = sum(p.numel() for p in model.parameters())
 nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
 print(json.dumps({"parameters": count, "weight_bytes": nbytes}))
 """
+)
 
 _DIRECT = """
 import json, sys, time, torch
@@ -406,6 +416,39 @@ print(json.dumps({"seconds": time.perf_counter() - started,
                   "peak_kib": int(status["VmHWM"].split()[0])}))
 """
 
+_REFERENCE_FP32 = (
+    _MODEL
+    + """
+import time
+import numpy as np
+ids_path, out = sys.argv[3:5]
+ids = torch.from_numpy(np.load(ids_path))
+started = time.perf_counter()
+with torch.no_grad():
+    np.save(out + ".same_dtype.npy", model(input_ids=ids, use_cache=False).logits.float().numpy())
+# The same weights computed in float32, one decoder layer upcast at a time (a whole float32 copy
+# of a 7B bf16 model would hold 3x its weights): bf16's own rounding, measured.
+model.model.embed_tokens.float(); model.model.norm.float(); model.lm_head.float()
+def upcast(layer, args): layer.float()
+def downcast(layer, args, output): layer.to(dtype)
+for layer in model.model.layers:
+    layer.register_forward_pre_hook(upcast)
+    layer.register_forward_hook(downcast)
+with torch.no_grad():
+    np.save(out, model(input_ids=ids, use_cache=False).logits.float().numpy())
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(json.dumps({"seconds": time.perf_counter() - started,
+                  "peak_kib": int(status["VmHWM"].split()[0])}))
+"""
+)
+
+#: bfloat16: an artifact's logits may differ from the float32 computation of the same weights by
+#: at most this times the source's own difference from it (its bf16 rounding). Two independent
+#: roundings of one size differ from the exact value by up to 2x one of them; a wrong weight or
+#: op is off by order 1 of the logits instead. 7B: the source itself is 0.34 off (5% of the
+#: largest logit, 32 layers of bf16), so a fixed ulp budget cannot tell drift from a bug there.
+BF16_ERROR_RATIO = 2.0
+
 #: Logits error allowed, relative to the largest reference logit. float32: the same graph in
 #: other kernels (summation order, fused attention or not) differs by ~1e-6 per op; 1e-4 leaves
 #: room for a few hundred ops. bfloat16 keeps 8 significant bits (unit roundoff 2**-8 = 0.0039):
@@ -416,7 +459,12 @@ LOGITS_TOLERANCE = {"float32": 1e-4, "bfloat16": 8 * 2.0**-8}
 
 
 def validate(
-    artifacts: list[tuple[str, Path]], source: Path, workdir: Path, dtype: str, weight_bytes: int
+    artifacts: list[tuple[str, Path]],
+    source: Path,
+    workdir: Path,
+    dtype: str,
+    weight_bytes: int,
+    size: str,
 ) -> None:
     """Runs ``source`` then each artifact on one seeded sequence, one child at a time."""
     import numpy as np
@@ -435,6 +483,10 @@ def validate(
         f"the weights; largest |logit| {scale:.3g}; tolerance max |error| <= {tolerance:.3g} x that",
         flush=True,
     )
+    exact = _float32_reference(size, dtype, ids_path, reference, workdir, weight_bytes)
+    source_error = (
+        float(np.abs(reference.astype(np.float64) - exact).max()) if exact is not None else 0.0
+    )
     for label, path in artifacts:
         logits_path = workdir / f"logits_{path.name}.npy"
         runner = "unframe-torch" if dtype == "bfloat16" and path.suffix == ".onnx" else "native"
@@ -451,6 +503,14 @@ def validate(
         error = float(np.abs(logits.astype(np.float64) - reference).max())
         same_top = float((logits.argmax(-1) == reference.argmax(-1)).mean())
         verdict = "match" if error <= tolerance * scale else "MISMATCH"
+        if exact is not None:
+            exact_error = float(np.abs(logits.astype(np.float64) - exact).max())
+            ratio = exact_error / source_error if source_error else float("inf")
+            verdict = (
+                f"{'match' if ratio <= BF16_ERROR_RATIO else 'MISMATCH'} against float32: max "
+                f"|error| {exact_error:.3g} = {ratio:.2f}x the source's own ({source_error:.3g}; "
+                f"limit {BF16_ERROR_RATIO:.0f}x); against the bf16 source"
+            )
         print(
             f"  {label}: {verdict}: max |error| {error:.3g} = {error / scale:.2g} of the largest "
             f"logit; top-1 token the same at {same_top:.0%} of positions; {run['seconds']:.1f} s, "
@@ -458,6 +518,33 @@ def validate(
             "weights",
             flush=True,
         )
+
+
+def _float32_reference(
+    size: str, dtype: str, ids_path: Path, reference: Any, workdir: Path, weight_bytes: int
+) -> Any:
+    """bfloat16 only: the logits of the same weights computed in float32 (``None`` otherwise)."""
+    import numpy as np
+
+    if dtype != "bfloat16":
+        return None
+    out = workdir / "logits_float32.npy"
+    run = child(_REFERENCE_FP32, json.dumps(LLAMA_SIZES[size]), dtype, str(ids_path), str(out))
+    rebuilt = np.load(str(out) + ".same_dtype.npy")
+    exact = np.load(out).astype(np.float64)
+    rebuilt_error = float(np.abs(rebuilt - reference).max())
+    source_error = float(np.abs(reference.astype(np.float64) - exact).max())
+    print(
+        f"  float32 computation of the same weights (rebuilt from the seed; in {dtype} it gives "
+        f"the source's logits within {rebuilt_error:.3g}): the source's own bf16 error is max "
+        f"|error| {source_error:.3g} = {source_error / float(np.abs(exact).max()):.2g} of the "
+        f"largest logit; {run['seconds']:.1f} s, peak {run['peak_mib']:.0f} MiB = "
+        f"{run['peak_mib'] * 2**20 / weight_bytes:.2f}x the weights",
+        flush=True,
+    )
+    if rebuilt_error:
+        raise SystemExit("the rebuilt decoder is not the source's: no float32 reference")
+    return exact
 
 
 def _steps(result: dict[str, Any]) -> str:
@@ -582,7 +669,7 @@ def llama(size: str, dtype: str, workdir: Path, repeat: int = 2, direct: bool = 
         ("ONNX -> .pt2 (torch.export.load)", back),
         (".pt2 -> ONNX again (onnxruntime)", again),
     ]
-    validate(artifacts, pt2, workdir, dtype, weight_bytes)
+    validate(artifacts, pt2, workdir, dtype, weight_bytes, size)
 
 
 def main() -> None:
