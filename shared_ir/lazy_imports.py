@@ -16,7 +16,9 @@ whoever imports sympy afterwards (torch does) gets the one real sympy, and onnx_
 ``isinstance(value, sympy.Expr)`` sees the same classes.
 
 Nothing is deferred where sympy or onnx_ir is already imported when unframe is: behaviour is then
-exactly onnx_ir's own.
+exactly onnx_ir's own. This relies on onnx_ir importing no submodule of sympy while it executes
+(``import sympy.x`` through a stand-in would load that submodule twice); were a new onnx_ir to do
+so, sympy would be imported with it, and ``tests/shared_ir/test_lazy_imports.py`` says so.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class _DeferredModule(types.ModuleType):
 
 
 def is_deferred(module: object) -> bool:
-    """Whether ``module`` is a stand-in whose real module has not been read through it yet."""
+    """Whether ``module`` is one of the stand-ins (it stays one, forwarding every read)."""
     return isinstance(module, _DeferredModule)
 
 
