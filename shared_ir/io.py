@@ -10,6 +10,7 @@ from google.protobuf.message import DecodeError
 
 from unframe.shared_ir.errors import BadInputError, UnframeError
 from unframe.shared_ir.onnx_checks import check_loaded, open_regular, regular_file_size
+from unframe.shared_ir.onnx_stream import save_streamed
 from unframe.shared_ir.onnx_wire import load_mapped, map_external_data
 from unframe.shared_ir.output import atomic_output as atomic_output  # kept for old callers
 from unframe.shared_ir.weight_writing import WRITE_WORKERS, chunk_written_weights
@@ -100,4 +101,6 @@ def save_onnx(model: ir.Model, path: Path, *, external_data: bool | None = None)
         # ir.save keeps an external tensor's reference as it was, relative to the source's folder,
         # not this file's: weights read from another model's external data are written inline.
         ir.external_data.load_to_model(model)
-        ir.save(model, path)
+        # The same bytes, without copying the weights twice on the way (issue #15).
+        if not save_streamed(model, path):
+            ir.save(model, path)
