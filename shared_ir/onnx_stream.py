@@ -46,12 +46,16 @@ def _streamable(tensor: ir.TensorProtocol | None) -> np.ndarray | None:
     """The array whose memory holds exactly ``tensor.tobytes()``, where there is one."""
     if not isinstance(tensor, ir.Tensor) or type(tensor).tobytes is not ir.Tensor.tobytes:
         return None
-    if tensor.dtype == ir.DataType.STRING or tensor.dtype.bitwidth < 8:
-        return None  # strings are not raw data; sub-byte types are packed by tobytes
     array = tensor.raw
     if not isinstance(array, np.ndarray) or array.nbytes < STREAMED_TENSOR_MIN_BYTES:
         return None
-    if array.dtype != tensor.dtype.numpy() or not array.flags.c_contiguous:
+    try:
+        # Strings are not raw data; sub-byte types are packed by tobytes.
+        if tensor.dtype == ir.DataType.STRING or tensor.dtype.bitwidth < 8:
+            return None
+        if array.dtype != tensor.dtype.numpy() or not array.flags.c_contiguous:
+            return None
+    except TypeError:  # a type without a width or a numpy dtype (UNDEFINED): ir.save's to judge
         return None
     if array.dtype.byteorder == ">" or (array.dtype.byteorder == "=" and sys.byteorder != "little"):
         return None  # tobytes writes little-endian
