@@ -13,6 +13,7 @@ names, order, contents). Both belong in torch; they are made here first, around 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import re
@@ -36,6 +37,7 @@ class _StorageRecord:
         self.storage = storage
 
 
+@functools.cache
 def _writer_methods_known(writer: type) -> bool:
     """Whether ``PT2ArchiveWriter`` calls only the ``archive_file`` methods ours has."""
     try:  # method by method: torch sets the class's __module__ to the package, not its file
