@@ -17,6 +17,7 @@ import functools
 import inspect
 import os
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -50,14 +51,26 @@ def _writer_methods_known(writer: type) -> bool:
     return bool(called) and called <= ARCHIVE_FILE_METHODS
 
 
+#: Held while torch's module is patched: two threads saving at once would otherwise each restore
+#: what the other installed, and leave one patch in place for good.
+_PATCHING = threading.RLock()
+
+
 @contextmanager
 def weights_written_from_storage(*, own_writer: bool = True) -> Iterator[None]:
     """Within the block, ``torch.export.save`` writes CPU weights from their storage.
 
     With ``own_writer`` (and a file path to save to), the archive is written by ``Pt2ZipWriter``
     instead of torch's zip writer. Where torch's private functions are not as expected (another
-    version), nothing is changed, or only what still fits, and saving goes its own way.
+    version), nothing is changed, or only what still fits, and saving goes its own way. Saves in
+    other threads wait until the block ends.
     """
+    with _PATCHING, _patched(own_writer):
+        yield
+
+
+@contextmanager
+def _patched(own_writer: bool) -> Iterator[None]:
     try:
         from torch.export.pt2_archive import _package
     except ImportError:  # pragma: no cover - another torch layout

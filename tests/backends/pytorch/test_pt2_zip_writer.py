@@ -243,3 +243,39 @@ def test_save_pt2_writes_through_our_writer_and_runs_as_onnxruntime(tmp_path: Pa
     got = got[0] if isinstance(got, (tuple, list)) else got
     # Sums of 600 products in another order: float32 rounding, scaled by the output's size.
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+def test_saves_in_two_threads_leave_torch_as_it_was(tmp_path: Path) -> None:
+    import threading
+
+    from torch.export.pt2_archive import _package
+
+    originals = (_package._get_raw_tensor_bytes, _package.PT2ArchiveWriter)  # noqa: SLF001
+    module = Weights().eval()
+    x = torch.randn(3, 64)
+    program = torch.export.export(module, (x,), strict=False)
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def save(path: Path) -> None:
+        try:
+            start.wait()
+            for _ in range(3):
+                with weights_written_from_storage():
+                    torch.export.save(program, str(path))
+        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=save, args=(tmp_path / f"{i}.pt2",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
+    assert (_package._get_raw_tensor_bytes, _package.PT2ArchiveWriter) == originals  # noqa: SLF001
+    for i in range(2):
+        with zipfile.ZipFile(tmp_path / f"{i}.pt2") as archive:
+            assert archive.testzip() is None
+        with torch.no_grad():
+            loaded = torch.export.load(str(tmp_path / f"{i}.pt2")).module()
+            np.testing.assert_array_equal(loaded(x).numpy(), module(x).numpy())
