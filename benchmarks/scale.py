@@ -21,7 +21,8 @@ Sizes for ``llama --size``: 20M (hidden 256, 4 layers: a quick check), 100M (hid
 7B (4096, 32, as LLaMA-2 7B). Disk needed: about 4x the weights (the source ``.pt2``, the
 ``.onnx`` (the direct export's is removed once timed), the ``.pt2`` read back and the ``.onnx``
 written again): 100M fp32 0.5 GB -> 2 GB; 1B fp32 4.4 GB -> 18 GB;
-7B bf16 13.5 GB -> 54 GB, and the 24 GB machine's memory. Do not run 7B on a shared machine.
+7B bf16 13.5 GB -> 54 GB (51 GiB; with ``--no-direct``), and the 24 GB machine's memory:
+run 7B only with the machine to itself (figures: benchmarks/README.md).
 
     python benchmarks/scale.py startup [--repeat 5]
     python benchmarks/scale.py weights [--mib 256] [--targets onnx,pt2,caffe2,pt2-nocrc]
