@@ -57,7 +57,9 @@ def main() -> None:
         model = chain(size)
         gc.collect()
         started = time.perf_counter()
-        model = passes.optimize(model, reload=functools.partial(chain, size))  # as a conversion does
+        model = passes.optimize(
+            model, reload=functools.partial(chain, size)
+        )  # as a conversion does
         optimized = time.perf_counter()
         passes.infer_shapes(model)
         finished = time.perf_counter()

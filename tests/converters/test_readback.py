@@ -249,8 +249,13 @@ def _cases() -> list[object]:
         else pytest.param(name, writer, marks=pytest.mark.skip(reason=_TFLITE_LIGHT_LEFT_OUT))
         if writer == "tflite" and name.startswith("light_")
         else pytest.param(
-            name, writer, marks=pytest.mark.skip(reason="suite time: " + ", ".join(
-                sorted(_TENSORFLOW_LEFT_OUT)) + " are read back through the other writers")
+            name,
+            writer,
+            marks=pytest.mark.skip(
+                reason="suite time: "
+                + ", ".join(sorted(_TENSORFLOW_LEFT_OUT))
+                + " are read back through the other writers"
+            ),
         )
         if writer == "tensorflow" and name in _TENSORFLOW_LEFT_OUT
         else pytest.param(name, writer)

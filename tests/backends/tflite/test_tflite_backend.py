@@ -311,7 +311,9 @@ def test_inputs_named_with_python_keywords_keep_the_signature() -> None:
     x = helper.make_tensor_value_info("from", TensorProto.FLOAT, [])
     y = helper.make_tensor_value_info("lambda", TensorProto.FLOAT, [3])
     out = helper.make_tensor_value_info("return", TensorProto.FLOAT, [3])
-    graph = helper.make_graph([helper.make_node("Mul", ["from", "lambda"], ["return"])], "g", [x, y], [out])
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["from", "lambda"], ["return"])], "g", [x, y], [out]
+    )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     feeds = {"from": np.array(2.5, np.float32), "lambda": np.array([1.0, -2.0, 4.0], np.float32)}
     outputs = run_export(to_tflite(ir.from_proto(proto)), feeds)
