@@ -212,35 +212,49 @@ def batchnorm(layer: Any, ctx: LayerContext) -> ir.Value:
     return ctx.op1("BatchNormalization", inputs, {"epsilon": float(params.epsilon)})
 
 
-def _broadcast(ctx: LayerContext, params: Any, shape: list[int], what: str) -> ir.Value:
-    """A scale or bias of shape [1], [C] or [C, H, W], laid against (batch, C, H, W)."""
+def _broadcast(ctx: LayerContext, params: Any, shape: list[int], what: str, rank: int) -> ir.Value:
+    """A scale or bias of shape [1], [C], [1, H, W] or [C, H, W], laid against a blob of ``rank``.
+
+    Core ML reads the parameter as (C, H, W) against the blob's (C, H, W); the IR holds the blob
+    as (batch, C, H, W), or as (batch, C) once flat (Core ML's (C, 1, 1)), so the parameter's axes
+    go from the IR's axis 1 on, and those past the blob's last axis must be 1.
+    """
     dims = [int(d) for d in shape] or [1]
     array = ctx.weights(params, dims, what)
-    if len(dims) == 1 and dims[0] > 1:
-        array = array.reshape(-1, 1, 1)
-    elif len(dims) == 1:
-        array = array.reshape(())
-    return ctx.make_constant(array, what)
+    if len(dims) == 1 and dims[0] == 1:
+        return ctx.make_constant(array.reshape(()), what)
+    chw = dims + [1] * (3 - len(dims)) if len(dims) == 1 else dims
+    kept = max(rank - 1, 1)
+    if len(chw) > kept:
+        if any(d != 1 for d in chw[kept:]):
+            raise ctx.bad(
+                f"{what} of shape {dims} does not broadcast against a blob of rank {rank} "
+                f"(held as {kept} axes after the batch)"
+            )
+        chw = chw[:kept]
+    return ctx.make_constant(array.reshape(chw), what)
 
 
 @ops.register("scale", since=SPEC1, domain=NN_DOMAIN)
 def scale(layer: Any, ctx: LayerContext) -> ir.Value:
     params = ctx.params
+    x = ctx.input(0)
+    rank = ctx.rank(x)
     result = ctx.op1(
-        "Mul", [ctx.input(0), _broadcast(ctx, params.scale, list(params.shapeScale), "scale")]
+        "Mul", [x, _broadcast(ctx, params.scale, list(params.shapeScale), "scale", rank)]
     )
     if params.hasBias:
         result = ctx.op1(
-            "Add", [result, _broadcast(ctx, params.bias, list(params.shapeBias), "bias")]
+            "Add", [result, _broadcast(ctx, params.bias, list(params.shapeBias), "bias", rank)]
         )
     return result
 
 
 @ops.register("bias", since=SPEC1, domain=NN_DOMAIN)
 def bias(layer: Any, ctx: LayerContext) -> ir.Value:
-    return ctx.op1(
-        "Add", [ctx.input(0), _broadcast(ctx, ctx.params.bias, list(ctx.params.shape), "bias")]
-    )
+    x = ctx.input(0)
+    shape = list(ctx.params.shape)
+    return ctx.op1("Add", [x, _broadcast(ctx, ctx.params.bias, shape, "bias", ctx.rank(x))])
 
 
 @ops.register("unary", since=SPEC1, domain=NN_DOMAIN)
