@@ -87,6 +87,7 @@ def detect_framework(path: Path | str, *, for_writing: bool) -> Framework:
         # A factory spec (``py:...``) matches the PyTorch adapter; any other colon path is a path.
         if not for_writing and not candidate.exists():
             raise BadInputError("no such file", path=str(path))
+        _refuse_compiled_coreml(candidate, for_writing=for_writing)
         raise BadInputError(
             "cannot tell which framework this is from its name",
             path=str(path),
@@ -95,4 +96,26 @@ def detect_framework(path: Path | str, *, for_writing: bool) -> Framework:
     names = ", ".join(fw.name for fw in matches)
     raise BadInputError(
         f"could be any of {names}", path=str(path), hint=f"pass {flag} to choose one"
+    )
+
+
+def _refuse_compiled_coreml(path: Path, *, for_writing: bool) -> None:
+    """A compiled Core ML model (``.mlmodelc``, as Xcode and coremlcompiler write it) is a folder
+    of binaries no framework here reads or writes: say so, rather than that its name is unknown."""
+    compiled = path.name.lower().endswith(".mlmodelc") or (
+        not for_writing and path.is_dir() and (path / "coremldata.bin").is_file()
+    )
+    if not compiled:
+        return
+    if for_writing:
+        raise BadInputError(
+            "is a compiled Core ML model (.mlmodelc), which unframe does not write",
+            path=str(path),
+            hint="write an ML Program package (-o model.mlpackage) and compile that with Xcode "
+            "or `xcrun coremlcompiler compile`",
+        )
+    raise BadInputError(
+        "is a compiled Core ML model (.mlmodelc), which unframe cannot read",
+        path=str(path),
+        hint="convert the .mlpackage or .mlmodel it was compiled from",
     )
