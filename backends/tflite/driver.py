@@ -11,9 +11,10 @@ graph order (metadata ``unframe.onnx_names``): TFLite sorts a signature's keys.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ from unframe.shared_ir.errors import (
     UnsupportedOp,
     UnsupportedOpsError,
 )
+from unframe.shared_ir.inputs import InputSpec
 from unframe.shared_ir.op_registry import OpRegistry
 
 FRAMEWORK = "tflite"
@@ -71,13 +73,83 @@ def to_tflite(
     select_tf_ops: bool = False,
     layout: str = "onnx",
     path: str | None = None,
+    inputs: Mapping[str, InputSpec] | None = None,
 ) -> TFLiteExport:
     """Converts ``model`` to ``.tflite`` bytes (float32 weights, or float16 with ``precision``).
 
+    ``inputs`` (``--input``) fixes the dims it gives as numbers in the file's input shapes (a
+    symbol, ``?`` or range keeps the model's dim), and gives an input of unknown rank its rank.
+
     Raises ``UnsupportedOpsError`` listing every node whose TF ops TFLite's builtins cannot hold,
     ``UnsupportedError`` for a graph input TFLite cannot take (unknown rank) or another refusal of
-    TFLiteConverter's, said in one line.
+    TFLiteConverter's, said in one line; ``BadInputError`` for an ``inputs`` entry that names no
+    input or disagrees with its rank or fixed dims.
     """
+    with _input_shapes_fixed(model, inputs or {}, path):
+        return _to_tflite(
+            model, precision=precision, select_tf_ops=select_tf_ops, layout=layout, path=path
+        )
+
+
+@contextlib.contextmanager
+def _input_shapes_fixed(
+    model: ir.Model, specs: Mapping[str, InputSpec], path: str | None
+) -> Iterator[None]:
+    """The graph inputs' shapes with the dims ``specs`` fix, put back afterwards (the model is
+    the caller's; intermediate values keep their dims, which TF re-derives when tracing)."""
+    initializers = set(model.graph.initializers.values())
+    inputs = {v.name: v for v in model.graph.inputs if v not in initializers}
+    unknown = [name for name in specs if name not in inputs]
+    if unknown:
+        raise BadInputError(
+            f"--input names {', '.join(unknown)}, which the model does not take",
+            framework=FRAMEWORK,
+            path=path,
+            hint=f"its inputs: {', '.join(n or '?' for n in inputs) or 'none'}",
+        )
+    saved: dict[ir.Value, ir.Shape | None] = {}
+    try:
+        for name, spec in specs.items():
+            if spec.shape is None:
+                continue
+            value = inputs[name]
+            saved[value] = value.shape
+            value.shape = ir.Shape(_fixed_dims(value, spec, path))
+        yield
+    finally:
+        for value, shape in saved.items():
+            value.shape = shape
+
+
+def _fixed_dims(value: ir.Value, spec: InputSpec, path: str | None) -> list[Any]:
+    given = list(spec.shape or ())
+    if value.shape is None:
+        # No rank in the model: --input gives it (its dims that are not numbers stay dynamic).
+        return [d if isinstance(d, int) and d >= 0 else None for d in given]
+    if len(given) != len(value.shape):
+        raise BadInputError(
+            f"--input {value.name}: gives {len(given)} dims, the input has {len(value.shape)}",
+            framework=FRAMEWORK,
+            path=path,
+        )
+    dims: list[Any] = []
+    for axis, (dim, fixed) in enumerate(zip(value.shape, given, strict=True)):
+        if not isinstance(fixed, int) or fixed < 0:
+            dims.append(dim)
+        elif isinstance(dim, int) and dim != fixed:
+            raise BadInputError(
+                f"--input {value.name}: axis {axis} of this input is {dim}, not {fixed}",
+                framework=FRAMEWORK,
+                path=path,
+            )
+        else:
+            dims.append(fixed)
+    return dims
+
+
+def _to_tflite(
+    model: ir.Model, *, precision: str, select_tf_ops: bool, layout: str, path: str | None
+) -> TFLiteExport:
     if precision not in PRECISIONS:
         raise UnsupportedError(
             f"tflite writes float32 or float16 weights, not {precision!r}",
@@ -199,9 +271,9 @@ def _check_inputs(model: ir.Model, path: str | None) -> None:
                 "rank (its dims may be dynamic)",
                 framework=FRAMEWORK,
                 path=path,
-                # --input does not reach this path (the tflite adapter passes no input specs).
-                hint="give the input a rank in the ONNX model (its dims may stay symbolic, e.g. "
-                "with onnx.tools.update_model_dims)",
+                hint=f"give its shape with --input {value.name}=D1,D2,... (a dim may stay "
+                "dynamic: ? or a symbol), or its rank in the ONNX model (e.g. with "
+                "onnx.tools.update_model_dims)",
             )
 
 
