@@ -116,6 +116,12 @@ class Framework(abc.ABC):
         """
         raise NotImplementedError(f"{self.name} models cannot be run here")
 
+    def declared_inputs(self, path: Path) -> list[ir.Value] | None:
+        """The inputs ``run`` takes (names, types, shapes), read from the native model without
+        importing it into the IR; None where the adapter cannot (the default): ``api.run`` then
+        imports the model to learn them."""
+        return None
+
     def run_exposing(
         self, path: Path, inputs: Mapping[str, np.ndarray], names: Sequence[str]
     ) -> dict[str, np.ndarray] | None:

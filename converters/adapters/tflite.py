@@ -98,6 +98,14 @@ class TFLiteFramework(Framework):
 
         return run_tflite(read_tflite(path), inputs, where=str(path))
 
+    def declared_inputs(self, path: Path) -> list[ir.Value] | None:
+        """From the file's signature and unframe's record: a file whose inputs or outputs are of
+        a type TFLite lacks (float8, int4, ...) runs though the IR cannot hold it."""
+        self.ensure_installed()
+        from unframe.backends.tflite.native import read_tflite, signature_inputs
+
+        return signature_inputs(read_tflite(path), where=str(path))
+
     def run_ir(
         self,
         model: ir.Model,

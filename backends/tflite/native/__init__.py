@@ -18,7 +18,12 @@ from unframe.backends.tflite.native.flatbuffer import (
     schema,
     with_onnx_names,
 )
-from unframe.backends.tflite.native.runtime import litert_interpreter, quiet_stderr, run_tflite
+from unframe.backends.tflite.native.runtime import (
+    litert_interpreter,
+    quiet_stderr,
+    run_tflite,
+    signature_inputs,
+)
 
 __all__ = [
     "DEFAULT_SIGNATURE",
@@ -32,5 +37,6 @@ __all__ = [
     "read_tflite",
     "run_tflite",
     "schema",
+    "signature_inputs",
     "with_onnx_names",
 ]

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
+import onnx_ir as ir
 
 from unframe.backends.tensorflow.native.tf_import import stderr_silenced
 from unframe.backends.tflite.native.carried import from_carrier, to_carrier
@@ -87,6 +88,50 @@ def _run(
         raise BadInputError(
             f"LiteRT could not run the model: {_first_line(error)}", path=where
         ) from None
+
+
+def signature_inputs(
+    model: TFLiteFile, *, where: str | None = None, signature: str = DEFAULT_SIGNATURE
+) -> list[ir.Value]:
+    """The inputs ``run_tflite`` takes, as IR values, read from the file alone (no import).
+
+    Named and ordered as unframe recorded the ONNX graph's (else by signature key), of the ONNX
+    type a carried input stands for (float8, int4, ...: its carrier is what LiteRT holds), in
+    ONNX's layout for an input ``--layout nhwc`` made channels-last, a dynamic dim (-1 in the
+    file's ``shape_signature``) as an unknown one.
+    """
+    interpreter_class = litert_interpreter()
+    with quiet_stderr():
+        try:
+            interpreter = interpreter_class(model_content=model.data)
+        except (RuntimeError, ValueError) as error:
+            raise BadInputError(
+                f"LiteRT cannot load the model: {_first_line(error)}", path=where
+            ) from None
+        chosen = model.signature(signature)
+        if chosen is None:
+            details = {detail["name"]: detail for detail in interpreter.get_input_details()}
+            order = [(name, name) for name in details]
+        else:
+            details = interpreter.get_signature_runner(chosen.key).get_input_details()
+            recorded = model.onnx_inputs
+            order = list(recorded) if recorded is not None else [(k, k) for k, _ in chosen.inputs]
+    values = []
+    for name, key in order:
+        detail = details.get(key)
+        if detail is None:
+            raise BadInputError(
+                f"the unframe metadata names an input {key!r} the model does not have", path=where
+            )
+        shape = detail.get("shape_signature")
+        shape = detail["shape"] if shape is None or not len(shape) else shape
+        dims: list[int | None] = [int(d) if d >= 0 else None for d in shape]
+        if key in model.nhwc_inputs and len(dims) == 4:
+            dims = [dims[0], dims[3], dims[1], dims[2]]
+        kind = model.carried_inputs.get(key)
+        dtype = ir.DataType[kind] if kind else ir.DataType.from_numpy(np.dtype(detail["dtype"]))
+        values.append(ir.Value(name=name, type=ir.TensorType(dtype), shape=ir.Shape(dims)))
+    return values
 
 
 def _invoke(
