@@ -215,23 +215,22 @@ def batchnorm(layer: Any, ctx: LayerContext) -> ir.Value:
 def _broadcast(ctx: LayerContext, params: Any, shape: list[int], what: str, rank: int) -> ir.Value:
     """A scale or bias of shape [1], [C], [1, H, W] or [C, H, W], laid against a blob of ``rank``.
 
-    Core ML reads the parameter as (C, H, W) against the blob's (C, H, W); the IR holds the blob
-    as (batch, C, H, W), or as (batch, C) once flat (Core ML's (C, 1, 1)), so the parameter's axes
-    go from the IR's axis 1 on, and those past the blob's last axis must be 1.
+    Core ML reads the parameter as (C, H, W) against the blob's last three axes (any before are
+    batch). The IR holds a flat blob, Core ML's (C, 1, 1) after an inner product or of a rank-1
+    input, as (batch, C): there the parameter's H and W must be 1, and it runs along axis 1.
     """
     dims = [int(d) for d in shape] or [1]
     array = ctx.weights(params, dims, what)
     if len(dims) == 1 and dims[0] == 1:
         return ctx.make_constant(array.reshape(()), what)
     chw = dims + [1] * (3 - len(dims)) if len(dims) == 1 else dims
-    kept = max(rank - 1, 1)
-    if len(chw) > kept:
-        if any(d != 1 for d in chw[kept:]):
+    if rank < 3:
+        if any(d != 1 for d in chw[1:]):
             raise ctx.bad(
                 f"{what} of shape {dims} does not broadcast against a blob of rank {rank} "
-                f"(held as {kept} axes after the batch)"
+                "(Core ML's (C, 1, 1))"
             )
-        chw = chw[:kept]
+        chw = chw[:1]
     return ctx.make_constant(array.reshape(chw), what)
 
 

@@ -1,4 +1,4 @@
-"""NeuralNetwork ``scale`` and ``bias`` layers on blobs of every rank the legacy layout gives them,
+"""NeuralNetwork ``scale`` and ``bias`` layers on blobs of the ranks Core ML gives them,
 written by coremltools' own ``NeuralNetworkBuilder`` (a third-party producer) and run in
 onnxruntime against numpy values computed by hand from Core ML's rule: the parameter, of shape
 [1], [C], [1, H, W] or [C, H, W], is read as (C, H, W) against the blob's (C, H, W).
@@ -63,39 +63,60 @@ def test_scale_with_bias_on_rank1_input(
     np.testing.assert_allclose(y[0], expected, rtol=1e-6, atol=1e-6)
 
 
+#: (input shape as declared, EXACT_ARRAY_MAPPING, the shape the IR gives it): the legacy layout
+#: takes a rank-3 (C, H, W) or rank-5 (S, B, C, H, W) input and adds a batch; the exact mapping
+#: (spec 4+) takes any rank as it is, and the scale layer reads its last three axes as C, H, W.
+_BLOBS = [
+    ((C, H, W), False, (1, C, H, W)),
+    ((2, 1, C, H, W), False, (1, 2, 1, C, H, W)),
+    ((C, H, W), True, (C, H, W)),
+    ((2, C, H, W), True, (2, C, H, W)),
+]
+
+
+@pytest.mark.parametrize(
+    ("declared", "exact", "held"), _BLOBS, ids=["CHW", "SBCHW", "exact_CHW", "exact_BCHW"]
+)
 @pytest.mark.parametrize(
     ("shape_scale", "shape_bias"),
     [([C], [C]), ([1, H, W], [C, H, W]), ([C, H, W], [1])],
     ids=["scale_C_bias_C", "scale_1HW_bias_CHW", "scale_CHW_bias_1"],
 )
-def test_scale_with_bias_on_rank3_input(
-    builder_module: Any, shape_scale: list[int], shape_bias: list[int], tmp_path: Path
+def test_scale_with_bias_on_blobs_of_rank_3_and_more(
+    builder_module: Any,
+    declared: tuple[int, ...],
+    exact: bool,
+    held: tuple[int, ...],
+    shape_scale: list[int],
+    shape_bias: list[int],
+    tmp_path: Path,
 ) -> None:
     datatypes, builder_class = builder_module
     rng = np.random.default_rng(2)
     gamma = rng.standard_normal(shape_scale).astype(np.float32)
     beta = rng.standard_normal(shape_bias).astype(np.float32)
-    builder = builder_class([("x", datatypes.Array(C, H, W))], [("y", datatypes.Array(C, H, W))])
+    builder = builder_class(
+        [("x", datatypes.Array(*declared))],
+        [("y", datatypes.Array(*declared))],
+        disable_rank5_shape_mapping=exact,
+    )
     builder.add_scale(
         "scale", W=gamma, b=beta, has_bias=True, input_name="x", output_name="y",
         shape_scale=shape_scale, shape_bias=shape_bias,
     )  # fmt: skip
     model = load_coreml(_write(builder, tmp_path / "scale.mlmodel"))
-    x = rng.standard_normal((C, H, W)).astype(np.float32)
-    (y,) = _run(model, {"x": x[None].astype(np.float64)})  # declared double
+    x = rng.standard_normal(held).astype(np.float32)
+    (y,) = _run(model, {"x": x.astype(np.float64)})  # declared double
     # Core ML reads each parameter as (C', H', W'), a [C] one as (C, 1, 1); an axis of 1 repeats.
     g = gamma.reshape(shape_scale + [1] * (3 - len(shape_scale)))
     b = beta.reshape(shape_bias + [1] * (3 - len(shape_bias)))
-    expected = np.empty((C, H, W), np.float32)
-    for c in range(C):
-        for h in range(H):
-            for w in range(W):
-                scale = g[c % g.shape[0], h % g.shape[1], w % g.shape[2]]
-                expected[c, h, w] = (
-                    x[c, h, w] * scale + b[c % b.shape[0], h % b.shape[1], w % b.shape[2]]
-                )
-    assert y.shape == (1, C, H, W)
-    np.testing.assert_allclose(y[0], expected, rtol=1e-6, atol=1e-6)
+    expected = np.empty(held, np.float32)
+    for index in np.ndindex(*held):
+        c, h, w = index[-3:]
+        scale = g[c % g.shape[0], h % g.shape[1], w % g.shape[2]]
+        expected[index] = x[index] * scale + b[c % b.shape[0], h % b.shape[1], w % b.shape[2]]
+    assert y.shape == held
+    np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("shape_bias", [[C], [C, 1, 1]], ids=["bias_C", "bias_C11"])
