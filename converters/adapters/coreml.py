@@ -18,7 +18,7 @@ import numpy as np
 import onnx_ir as ir
 
 from unframe.converters.framework import ConvertOptions, Framework
-from unframe.shared_ir.errors import UnsupportedOp
+from unframe.shared_ir.errors import BadInputError, UnsupportedOp
 from unframe.shared_ir.inputs import align_feeds
 from unframe.shared_ir.op_registry import OpRegistry
 
@@ -90,6 +90,21 @@ class CoreMLFramework(Framework):
         return load_coreml(path, options)
 
     def save(self, model: ir.Model, path: Path, options: ConvertOptions) -> None:
+        if not path.name.lower().endswith(".mlpackage"):
+            # coremltools saves an ML Program only as a package; it would fail with a traceback.
+            compiled = path.name.lower().endswith(".mlmodelc")
+            # convert() names the source on a save's bad input: the message names the output.
+            raise BadInputError(
+                f"cannot write {path.name}: a Core ML target is an ML Program package, whose "
+                "name ends in .mlpackage"
+                + (" (unframe does not write compiled .mlmodelc models)" if compiled else ""),
+                hint="-o NAME.mlpackage"
+                + (
+                    ", then compile it with Xcode or `xcrun coremlcompiler compile`"
+                    if compiled
+                    else ""
+                ),
+            )
         self.ensure_installed()
         from unframe.backends.coreml.driver import export_mlprogram
         from unframe.backends.coreml.native import quiet_stderr

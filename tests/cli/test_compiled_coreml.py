@@ -91,15 +91,20 @@ def test_renamed_compiled_bundle_is_known_by_its_layout(tmp_path: Path) -> None:
     assert "compiled Core ML model" in _one_error_line(result, source)
 
 
-def test_writing_a_compiled_bundle_is_refused_before_converting(tmp_path: Path) -> None:
+def _relu_onnx(folder: Path) -> Path:
     graph = helper.make_graph(
         [helper.make_node("Relu", ["x"], ["y"])],
         "relu",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
     )
-    source = tmp_path / "relu.onnx"
+    source = folder / "relu.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), source)
+    return source
+
+
+def test_writing_a_compiled_bundle_is_refused_before_converting(tmp_path: Path) -> None:
+    source = _relu_onnx(tmp_path)
     target = tmp_path / "relu.mlmodelc"
     result = CliRunner().invoke(
         cli, ["convert", str(source), "-o", str(target)], catch_exceptions=False
@@ -107,4 +112,21 @@ def test_writing_a_compiled_bundle_is_refused_before_converting(tmp_path: Path) 
     assert result.exit_code == 2, result.output
     line = _one_error_line(result, target)
     assert "unframe does not write" in line and ".mlpackage" in line
+    assert _tree(tmp_path) == ["relu.onnx"]
+
+
+@pytest.mark.parametrize("name", ["relu.mlmodelc", "relu.bin"])
+def test_a_coreml_target_not_named_mlpackage_is_bad_input(tmp_path: Path, name: str) -> None:
+    """With --to coreml the name is not what picks the framework; coremltools would then fail
+    to save the package (exit 5, "a bug in unframe"): refused by name instead, nothing written."""
+    pytest.importorskip("coremltools", reason="the coreml extra is not installed")
+    source = _relu_onnx(tmp_path)
+    target = tmp_path / name
+    result = CliRunner().invoke(
+        cli, ["convert", str(source), "-o", str(target), "--to", "coreml"], catch_exceptions=False
+    )
+    assert result.exit_code == 2, result.output
+    line = _one_error_line(result, source)  # the conversion's bad input names its source
+    assert f"cannot write {name}" in line and "ends in .mlpackage" in line
+    assert ("xcrun coremlcompiler compile" in line) == name.endswith(".mlmodelc")
     assert _tree(tmp_path) == ["relu.onnx"]
