@@ -15,6 +15,8 @@ from typing import Any
 from unframe.backends.tensorflow.ops._common import (
     ExportContext,
     Outputs,
+    Physical,
+    for_tflite,
     ir,
     normalize_axis,
     np,
@@ -280,7 +282,87 @@ def _resize(
     if result.dtype != dtype:
         info = np.iinfo(dtype.as_numpy_dtype)
         result = tf.cast(tf.clip_by_value(tf.round(result), info.min, info.max), dtype)
-    return [wrap(result, held.perm)]
+    return [wrap(_with_known_dims(ctx, result, held, axes, kept, policy), held.perm)]
+
+
+def _with_known_dims(
+    ctx: ExportContext,
+    result: Any,
+    held: Physical,
+    axes: list[int],
+    kept: list[int],
+    policy: str,
+) -> Any:
+    """``result`` with the static dims it lost to run-time sizes: an axis left as it is keeps
+    the input's, and ONNX's shape inference may know the others.
+
+    A gather along a run-time index and a reshape to a computed shape leave every dim unknown,
+    and TFLite legalizes some ops (Conv2D) only with a static channel depth.
+    """
+    logical_in = ctx.input_shape(0) or ()
+    inferred = ctx.node.outputs[0].shape
+    if inferred is None or len(inferred) != len(logical_in):
+        inferred = None
+    resized = {axes[i] for i in kept}
+    from_sizes = dict(zip(axes, _sizes_read_from_shapes(ctx, len(axes), policy), strict=True))
+    known: list[int | None] = []
+    for axis, size in enumerate(logical_in):
+        dim = None if inferred is None else inferred[axis]
+        if not isinstance(dim, int):
+            dim = from_sizes.get(axis) if axis in resized else size
+        known.append(dim)
+    physical = known if held.perm is None else [known[axis] for axis in held.perm]
+    have = result.shape.as_list() if result.shape.rank is not None else [None] * len(physical)
+    if len(have) != len(physical):
+        return result
+    if not any(k is not None and h is None for k, h in zip(physical, have, strict=True)):
+        return result
+    tf = ctx.tf
+    if for_tflite(ctx):
+        # TFLite has no EnsureShape, and its converter infers shapes again from the ops (a
+        # set_shape is lost): a reshape to the known dims, run-time ones elsewhere, carries them.
+        run_time = tf.shape(result)
+        dims = [run_time[i] if k is None else k for i, k in enumerate(physical)]
+        return tf.reshape(result, tf.stack(dims))
+    return tf.ensure_shape(result, physical)
+
+
+def _sizes_read_from_shapes(ctx: ExportContext, count: int, policy: str) -> list[int | None]:
+    """Per resized axis, the output size a run-time ``sizes`` input still fixes statically.
+
+    ``F.interpolate(size=...)`` exports ``sizes`` as a Concat of the input's leading dims (a
+    Shape with start/end) and the target's spatial dims: a constant entry, or one read from a
+    value's static dim, is that axis' size. ONNX's shape inference propagates no values, so it
+    knows neither.
+    """
+    unknown: list[int | None] = [None] * count
+    sizes_value = ctx.node.inputs[3] if ctx.has_input(3) else None
+    concat = None if sizes_value is None else sizes_value.producer()
+    if policy != "stretch" or concat is None or concat.op_type != "Concat":
+        return unknown
+    sizes: list[int | None] = []
+    for part in concat.inputs:
+        producer = None if part is None else part.producer()
+        if part is not None and part.const_value is not None:
+            sizes += [int(v) for v in part.const_value.numpy().reshape(-1)]
+        elif producer is not None and producer.op_type == "Shape":
+            source = producer.inputs[0]
+            if source is None or source.shape is None:
+                return unknown
+            rank = len(source.shape)
+            start, end = (
+                min(max(b + rank if b < 0 else b, 0), rank)
+                for b in (
+                    producer.attributes.get_int("start", 0),
+                    producer.attributes.get_int("end", rank),
+                )
+            )
+            sizes += [d if isinstance(d, int) else None for d in list(source.shape)[start:end]]
+        elif part is not None and part.shape is not None and part.shape.is_static():
+            sizes += [None] * int(np.prod(part.shape.numpy()))
+        else:
+            return unknown
+    return sizes if len(sizes) == count else unknown
 
 
 def _plans(

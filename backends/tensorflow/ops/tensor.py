@@ -346,7 +346,26 @@ def squeeze_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
     axes = [normalize_axis(a, len(x.shape)) for a in ctx.ints("axes", [])]
     if not axes:
         return [_squeeze_every_unit_dim(ctx, x)]
-    return [ctx.tf.squeeze(x, axis=axes)]
+    return [_squeeze(ctx, x, axes)]
+
+
+def _squeeze(ctx: ExportContext, x: Any, axes: list[int]) -> Any:
+    """``x`` without ``axes`` (non-negative, each of size 1 by ONNX's rule).
+
+    For TFLite where a dim is dynamic and the squeezed ones are statically 1, a reshape to the
+    kept dims (static where known): the converter rewrites ExpandDims, Transpose, Squeeze chains
+    (nn.MultiheadAttention's packed projection) into a tfl.squeeze that fails its squeeze_dims
+    check with two dynamic dims.
+    """
+    tf = ctx.tf
+    dims = x.shape.as_list() if x.shape.rank is not None else None
+    if not for_tflite(ctx) or dims is None or None not in dims:
+        return tf.squeeze(x, axis=axes)
+    if any(dims[axis] != 1 for axis in axes):
+        return tf.squeeze(x, axis=axes)  # which keeps ONNX's check that the axis is 1
+    run_time = tf.shape(x)
+    kept = [i for i in range(len(dims)) if i not in axes]
+    return tf.reshape(x, tf.stack([run_time[i] if dims[i] is None else dims[i] for i in kept]))
 
 
 def _squeeze_every_unit_dim(ctx: ExportContext, x: Any) -> Any:
@@ -367,7 +386,7 @@ def squeeze_v13(node: ir.Node, ctx: ExportContext) -> Outputs:
     if ctx.constant_input(1) is None:
         return [_squeeze_run_time_axes(ctx, x)]
     axes = [normalize_axis(a, len(x.shape)) for a in ctx.int_list(1)]
-    return [ctx.tf.squeeze(x, axis=axes)]
+    return [_squeeze(ctx, x, axes)]
 
 
 def _run_time_axes(ctx: ExportContext, rank: int) -> Any:
