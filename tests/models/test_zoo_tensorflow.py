@@ -40,20 +40,15 @@ NAMES = (*ZOO_MODELS, *sorted(TRANSFORMERS))
 #: model -> (ONNX op refused, text of the cause the refusal must give), measured (TF 2.21). Each
 #: is a dynamic-dims limit: exported at static shapes, every one converts (``STATIC_ONLY``).
 TFLITE_REFUSALS: dict[str, tuple[str, str]] = {
-    # The last F.interpolate(size=x.shape[2:]) is a Resize to run-time sizes; with a dynamic batch
-    # its lowering leaves a result of shape [?, ?, ?, ?], so the 1x1 Conv after it has an unknown
-    # input depth, and TFLite legalizes tf.Conv2D to a builtin only with a known depth.
-    "unet": ("Conv", "Conv2D"),
     # recurrent.py runs the steps with tf.scan, whose TensorArrays (tf.TensorListReserve) TFLite
     # lowers only at static shapes: a dynamic batch or a dynamic sequence length is refused.
     "lstm": ("LSTM", "TensorListReserve"),
     "gru": ("GRU", "TensorListReserve"),
-    # nn.MultiheadAttention's packed projection: ExpandDims(0), Transpose [3,1,2,0,4], then
-    # Squeeze([3]); with batch and sequence both dynamic TFLiteConverter's own rewrite of that
-    # chain writes a tfl.squeeze that fails its squeeze_dims constraint (one dynamic dim converts).
-    "transformer": ("Squeeze", "squeeze_dims"),
 }
-TFLITE_CONVERTS = ("resnet", "mobilenet", *sorted(TRANSFORMERS))
+# unet: the Resize to run-time sizes gives back the dims ONNX knows (a Conv2D needs its depth);
+# transformer: a Squeeze of unit axes with dynamic dims is a Reshape (TFLiteConverter's rewrite
+# of nn.MultiheadAttention's Unsqueeze, Transpose, Squeeze writes an invalid tfl.squeeze).
+TFLITE_CONVERTS = ("resnet", "mobilenet", "unet", "transformer", *sorted(TRANSFORMERS))
 
 
 @pytest.fixture(scope="module")
