@@ -39,16 +39,21 @@ NAMES = (*ZOO_MODELS, *sorted(TRANSFORMERS))
 
 #: model -> (ONNX op refused, text of the cause the refusal must give), measured (TF 2.21). Each
 #: is a dynamic-dims limit: exported at static shapes, every one converts (``STATIC_ONLY``).
-TFLITE_REFUSALS: dict[str, tuple[str, str]] = {
-    # recurrent.py runs the steps with tf.scan, whose TensorArrays (tf.TensorListReserve) TFLite
-    # lowers only at static shapes: a dynamic batch or a dynamic sequence length is refused.
-    "lstm": ("LSTM", "TensorListReserve"),
-    "gru": ("GRU", "TensorListReserve"),
-}
+TFLITE_REFUSALS: dict[str, tuple[str, str]] = {}
+# lstm and gru: recurrent.py grows each step's output into a tensor (``ops/_stacks.py``), as
+# TFLite holds no TensorList at dynamic shapes.
 # unet: the Resize to run-time sizes gives back the dims ONNX knows (a Conv2D needs its depth);
 # transformer: a Squeeze of unit axes with dynamic dims is a Reshape (TFLiteConverter's rewrite
 # of nn.MultiheadAttention's Unsqueeze, Transpose, Squeeze writes an invalid tfl.squeeze).
-TFLITE_CONVERTS = ("resnet", "mobilenet", "unet", "transformer", *sorted(TRANSFORMERS))
+TFLITE_CONVERTS = (
+    "resnet",
+    "mobilenet",
+    "unet",
+    "transformer",
+    "lstm",
+    "gru",
+    *sorted(TRANSFORMERS),
+)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ for them (``ExportContext.convert_subgraph``), so the control flow happens at ru
 dims unknown before it (the batch, a sequence length, a trip count) stay dynamic. Values a body
 carries from one iteration to the next may change shape, as ONNX allows: their shapes are
 left free in the loop. Scan outputs are gathered in ``tf.TensorArray``s and stacked; for a TFLite
-export, whose builtins hold no TensorList, in a tensor grown by one slice per step instead.
+export, whose builtins hold no TensorList, in a tensor grown by one slice per step instead
+(``_stacks``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ from unframe.backends.tensorflow.ops._common import (
     ir,
     normalize_axis,
     ops,
+)
+from unframe.backends.tensorflow.ops._stacks import (
+    stack_finish,
+    stack_invariant,
+    stack_start,
+    stack_write,
 )
 
 # -- If ----------------------------------------------------------------------------------------
@@ -72,7 +79,7 @@ def loop_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
         outputs = ctx.convert_subgraph(body, _body_inputs(ctx, body, [step, go, *values]))
         next_go = tf.reshape(tf.cast(outputs[0], tf.bool), [])
         written = [
-            _stack_write(ctx, array, step, output)
+            stack_write(ctx, array, step, output)
             for array, output in zip(gathered, outputs[1 + carried_count :], strict=True)
         ]
         return (step + 1, next_go, *outputs[1 : 1 + carried_count], *written)
@@ -91,11 +98,11 @@ def loop_v1(node: ir.Node, ctx: ExportContext) -> Outputs:
         tf.TensorShape([]),
         tf.TensorShape([]),
         *carried_shapes,
-        *(_stack_invariant(ctx, array) for array in arrays),
+        *(stack_invariant(ctx, array) for array in arrays),
     )
     final = tf.while_loop(condition, iterate, initial, shape_invariants=invariants)
     finals = list(final[2 : 2 + carried_count])
-    stacked = [_stack_finish(ctx, array) for array in final[2 + carried_count :]]
+    stacked = [stack_finish(ctx, array) for array in final[2 + carried_count :]]
     return [*finals, *stacked]
 
 
@@ -179,7 +186,7 @@ def scan_v8(node: ir.Node, ctx: ExportContext) -> Outputs:
 
     def per_entry(entry: Any, *gathered: Any) -> tuple[Any, ...]:
         written = [
-            _stack_write(ctx, array, entry, value)
+            stack_write(ctx, array, entry, value)
             for array, value in zip(gathered, entry_outputs(entry), strict=True)
         ]
         return (entry + 1, *written)
@@ -192,11 +199,11 @@ def scan_v8(node: ir.Node, ctx: ExportContext) -> Outputs:
         entry_outputs,
         onnx_shaped=[index < state_count for index in range(count)],
     )
-    invariants = (tf.TensorShape([]), *(_stack_invariant(ctx, array) for array in arrays))
+    invariants = (tf.TensorShape([]), *(stack_invariant(ctx, array) for array in arrays))
     final = tf.while_loop(
         condition, per_entry, (tf.constant(0), *arrays), shape_invariants=invariants
     )
-    return [_stack_finish(ctx, array) for array in final[1 : 1 + count]]
+    return [stack_finish(ctx, array) for array in final[1 : 1 + count]]
 
 
 def _scan_steps(
@@ -220,7 +227,7 @@ def _scan_steps(
         slices = [tf.gather(sequence, step) for sequence in sequences]
         outputs = ctx.convert_subgraph(body, _body_inputs(ctx, body, [*values, *slices]))
         written = [
-            _stack_write(ctx, array, step, output)
+            stack_write(ctx, array, step, output)
             for array, output in zip(gathered, outputs[state_count:], strict=True)
         ]
         return (step + 1, *outputs[:state_count], *written)
@@ -240,10 +247,10 @@ def _scan_steps(
     invariants = (
         tf.TensorShape([]),
         *state_shapes,
-        *(_stack_invariant(ctx, array) for array in arrays),
+        *(stack_invariant(ctx, array) for array in arrays),
     )
     final = tf.while_loop(condition, iterate, initial, shape_invariants=invariants)
-    stacks = [_stack_finish(ctx, array) for array in final[1 + state_count :]]
+    stacks = [stack_finish(ctx, array) for array in final[1 + state_count :]]
     steps = sequences[0].shape[0]
     for stacked in stacks:
         if steps is not None and stacked.shape.rank is not None:
@@ -282,20 +289,6 @@ def _invariant(ctx: ExportContext, initial: Any, value: ir.Value) -> Any:
     return tf.TensorShape([None] * rank)
 
 
-def _tensor_array(ctx: ExportContext, value: ir.Value, *, known: bool = True) -> Any:
-    """An empty array for one scan output, typed as the body's output."""
-    tf = ctx.tf
-    shape = None
-    if value.shape is not None and known:
-        shape = [dim if isinstance(dim, int) else None for dim in value.shape]
-    return tf.TensorArray(
-        tf_dtype(value.dtype, f"scan output {value.name!r}"),
-        size=0,
-        dynamic_size=True,
-        element_shape=tf.TensorShape(shape),
-    )
-
-
 def _stack_starts(
     ctx: ExportContext,
     values: list[ir.Value],
@@ -305,28 +298,24 @@ def _stack_starts(
     first: int = 0,
     onnx_shaped: list[bool] | None = None,
 ) -> list[Any]:
-    """Where each scan output's slices gather: a ``tf.TensorArray``, or for a TFLite export (no
-    TensorList builtins) a tensor of one zero slice that each step grows by its slice (LiteRT's
-    WHILE runs a loop value that grows, but not one that starts empty); the zero slice is
-    dropped at the end.
-
-    The slice's shape is ONNX's where that is static (and ``onnx_shaped``, default all, says that
-    value is the slice itself), else the static shape TensorFlow gives ``outputs_of`` (the step, traced once
-    aside with inputs ``specs``; ``values`` are its results from ``first`` on).
+    """Where each scan output's slices gather (``_stacks.stack_start``). A TFLite export's
+    stack needs its slice's static shape: ONNX's where that is static (and ``onnx_shaped``,
+    default all, says that value is the slice itself), else the static shape TensorFlow gives
+    ``outputs_of`` (the step, traced once aside with inputs ``specs``; ``values`` are its results
+    from ``first`` on).
     """
     shaped = onnx_shaped if onnx_shaped is not None else [True] * len(values)
-    if not for_tflite(ctx):
-        return [
-            _tensor_array(ctx, value, known=known)
-            for value, known in zip(values, shaped, strict=True)
-        ]
-    tf = ctx.tf
     shapes: list[list[int | None] | None] = [
         [dim if isinstance(dim, int) else None for dim in value.shape]
         if value.shape is not None and known
         else None
         for value, known in zip(values, shaped, strict=True)
     ]
+    if not for_tflite(ctx):
+        return [
+            stack_start(ctx, tf_dtype(value.dtype, f"scan output {value.name!r}"), shape)
+            for value, shape in zip(values, shapes, strict=True)
+        ]
     if any(shape is None or None in shape for shape in shapes):
         traced = _trace_aside(ctx, outputs_of, specs)[first:]
         shapes = [
@@ -335,14 +324,13 @@ def _stack_starts(
         ]
     stacks = []
     for value, shape in zip(values, shapes, strict=True):
-        dims = [dim for dim in shape or [] if dim is not None]
-        if shape is None or len(dims) != len(shape):
+        if shape is None or None in shape:
             raise ctx.error(
                 f"scan output {value.name!r} has a shape known only at run time ({shape}): "
                 "TFLite's builtins hold no TensorList to gather its slices"
             )
         dtype = ctx.state.held_dtype(value.dtype, f"scan output {value.name!r}")
-        stacks.append(tf.zeros([1, *dims], dtype))
+        stacks.append(stack_start(ctx, dtype, shape))
     return stacks
 
 
@@ -385,23 +373,6 @@ def _trace_aside(
         None if result.shape.rank is None else result.shape.as_list()
         for result in (results if isinstance(results, list | tuple) else [results])
     ]
-
-
-def _stack_write(ctx: ExportContext, stack: Any, step: Any, output: Any) -> Any:
-    tf = ctx.tf
-    if not for_tflite(ctx):
-        return stack.write(tf.cast(step, tf.int32), output)
-    return tf.concat([stack, tf.reshape(output, [1, *stack.shape.as_list()[1:]])], 0)
-
-
-def _stack_invariant(ctx: ExportContext, stack: Any) -> Any:
-    if not for_tflite(ctx):
-        return None
-    return ctx.tf.TensorShape([None, *stack.shape.as_list()[1:]])
-
-
-def _stack_finish(ctx: ExportContext, stack: Any) -> Any:
-    return stack[1:] if for_tflite(ctx) else stack.stack()
 
 
 def _body_inputs(ctx: ExportContext, body: ir.Graph, tensors: list[Any]) -> list[Any]:

@@ -1,10 +1,15 @@
-"""RNN, GRU and LSTM: one ``tf.scan`` over time per direction (the sequence length stays dynamic).
+"""RNN, GRU and LSTM: one ``tf.while_loop`` over time per direction (the sequence length stays
+dynamic, and so does the batch).
 
-The input projection of every step is one matmul before the scan; the scan carries the state
+The input projection of every step is one matmul before the loop; the loop carries the state
 and computes ONNX's cell equations (gate order iofc for LSTM, zrh for GRU, activations,
 activation_alpha/beta, clip, input_forget, peepholes, linear_before_reset). With
 ``sequence_lens`` a finished sequence keeps its state and outputs zeros; a reverse direction
-runs over each sequence reversed within its own length (``tf.reverse_sequence``).
+runs over each sequence reversed within its own length (``tf.reverse_sequence``). Each step's
+output is gathered by ``_stacks``: a TensorArray in a SavedModel, a tensor grown by one slice per
+step in a TFLite export (whose builtins hold no TensorList at dynamic shapes). One path for both
+targets: measured against the ``tf.scan`` it replaced (which stacked h and c every step too), the
+loop was faster in a SavedModel and 2.5-3.5x faster on LiteRT at static shapes.
 """
 
 from __future__ import annotations
@@ -13,6 +18,12 @@ from collections.abc import Callable
 from typing import Any
 
 from unframe.backends.tensorflow.ops._common import ExportContext, Outputs, ir, ops
+from unframe.backends.tensorflow.ops._stacks import (
+    stack_finish,
+    stack_invariant,
+    stack_start,
+    stack_write,
+)
 
 #: (takes alpha, takes beta, defaults) per ONNX activation name.
 _ACTIVATION_PARAMS: dict[str, tuple[float | None, float | None]] = {
@@ -237,27 +248,35 @@ def _run_direction(
     projected = tf.linalg.matmul(x, w, transpose_b=True)  # all steps at once
     if input_bias is not None:
         projected = projected + input_bias
-    if lengths is None:
-        active = tf.ones(tf.stack([steps, tf.shape(x)[1], 1]), tf.bool)
-    else:
-        time = tf.range(steps)[:, None, None]
-        active = time < tf.cast(lengths, tf.int32)[None, :, None]
+    ends = None if lengths is None else tf.cast(lengths, tf.int32)[:, None]  # [batch, 1]
 
-    def advance(carried: tuple[Any, Any, Any], inputs: tuple[Any, Any]) -> tuple[Any, Any, Any]:
-        h, c, _ = carried
-        step_in, on = inputs
-        h_new, c_new = cell.step(step_in, h, c)
-        kept_h = tf.where(on, h_new, h)
-        kept_c = tf.where(on, c_new, c)
-        return kept_h, kept_c, tf.where(on, h_new, tf.zeros_like(h_new))
+    def condition(step: Any, *_carried: Any) -> Any:
+        return step < steps
 
-    initial = (h0, c0, tf.zeros_like(h0))
-    hs, cs, ys = tf.scan(advance, (projected, active), initializer=initial)
-    # The last state, or the initial one over an empty sequence: the last row of the initial
-    # state stacked before the scan's (no tf.cond, whose branch returning a captured tensor
-    # tf2onnx reads back as a graph output no node makes).
-    h_last = tf.concat([h0[None], hs], 0)[-1]
-    c_last = tf.concat([c0[None], cs], 0)[-1]
+    def advance(step: Any, h: Any, c: Any, ys: Any) -> tuple[Any, Any, Any, Any]:
+        h_new, c_new = cell.step(tf.gather(projected, step), h, c)
+        y = h_new
+        if ends is not None:
+            # A finished sequence keeps its state and outputs zeros.
+            on = step < ends
+            h_new, c_new = tf.where(on, h_new, h), tf.where(on, c_new, c)
+            y = tf.where(on, y, tf.zeros_like(y))
+        return step + 1, h_new, c_new, stack_write(ctx, ys, step, y)
+
+    # The batch stays as static as x and the initial state both say.
+    state = tf.TensorShape([x.shape[1], cell.hidden])
+    h0_shape = state.most_specific_compatible_shape(h0.shape)
+    c0_shape = state.most_specific_compatible_shape(c0.shape)
+    batch = x.shape[1] if x.shape[1] is not None else tf.shape(x)[1]
+    ys = stack_start(ctx, h0.dtype, [batch, cell.hidden])
+    # Carried h and c are the last state, or the initial one over an empty sequence.
+    _, h_last, c_last, ys = tf.while_loop(
+        condition,
+        advance,
+        (tf.constant(0), h0, c0, ys),
+        shape_invariants=(tf.TensorShape([]), h0_shape, c0_shape, stack_invariant(ctx, ys)),
+    )
+    ys = stack_finish(ctx, ys)
     if reverse:
         if lengths is None:
             ys = tf.reverse(ys, [0])
