@@ -73,10 +73,11 @@ EXPECTED_REFUSALS |= {
 KNOWN_BUGS: dict[tuple[str, str], str] = {
     **dict.fromkeys(
         [("gru", "tflite"), ("lstm", "tflite")],
-        "the .tflite reads back with two clip_by_value (Min then Max) of one strided_slice; "
-        "onnxscript's min/max-to-Clip rewrite names each Clip's bounds after that shared input "
-        "('<input>_min_1', '_min_2', ...) and the graph holds none of them, so the ONNX writer "
-        "refuses the result (measured with onnxscript's optimizer in shared_ir.passes.optimize)",
+        "the .tflite reads back with several clip_by_value (Min then Max) of one strided_slice; "
+        "onnxscript 0.7.2's min/max-to-Clip rewrite (shared_ir.passes.optimize) names every "
+        "Clip's bounds after that shared input, and those of the second and later Clips "
+        "('<input>_min_1', '_max_1', ...) are added to no graph, so the ONNX writer refuses the "
+        "result (plain onnxscript.rewriter.rewrite does the same on two Min/Max pairs of one x)",
     ),
     ("light_squeezenet", "coreml"): (
         "the Core ML frontend reads GlobalAveragePool's reduce_mean back as ReduceMean, which "
