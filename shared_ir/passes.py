@@ -174,7 +174,10 @@ def _linear_rewrite_rules() -> list[Any]:
     Rules whose pattern has several output nodes (``SlicesSplit``) are matched by enumerating
     every node of the graph for every candidate node (onnxscript's ``SimplePatternMatcher``
     rebuilds its op-type index per call): O(n^2), 66 s on a 10,000-node chain. They are left
-    out until onnxscript indexes the graph once per pass.
+    out until onnxscript indexes the graph once per pass. So are the Min/Max fusions
+    (``_MIN_MAX_RULES``): in onnxscript 0.7.2 they name each new bound after the shared input, and
+    where two Min/Max pairs read one value (a TFLite LSTM reads back so) the second pair's bounds
+    join no graph: an invalid model.
     """
     from onnxscript import rewriter
 
@@ -182,7 +185,14 @@ def _linear_rewrite_rules() -> list[Any]:
         rule
         for rule in rewriter._DEFAULT_REWRITE_RULES  # noqa: SLF001 - the default rule list
         if rule._target_pattern.has_single_output_node  # noqa: SLF001
+        and getattr(rule, "name", None) not in _MIN_MAX_RULES
     ]
+
+
+#: onnxscript's Min/Max fusion rules (``rules.common._min_max_to_clip``), left out: see above.
+_MIN_MAX_RULES = frozenset(
+    {"FuseSuccessiveMin", "FuseSuccessiveMax", "FuseMinMaxToClip", "FuseMaxMinToClip"}
+)
 
 
 def _should_fold(node: ir.Node) -> bool | None:

@@ -63,22 +63,9 @@ EXPECTED_REFUSALS |= {
     (model, "tflite"): ops
     for (model, writer), ops in EXPECTED_REFUSALS.items()
     if writer == "tensorflow"
-} | {
-    # tfl.squeeze takes at most 8 squeeze_dims: the axis-less tf.squeeze of a dynamic-batch tensor.
-    ("transformer", "tflite"): ("Squeeze",),
-    # The Resize lowers to builtins (its index plans are constants); the last Conv2D needs Flex.
-    ("unet", "tflite"): ("Conv",),
 }
 #: (model, writer) -> a bug in our own writer or reader, kept visible as a strict xfail.
 KNOWN_BUGS: dict[tuple[str, str], str] = {
-    **dict.fromkeys(
-        [("gru", "tflite"), ("lstm", "tflite")],
-        "the .tflite reads back with several clip_by_value (Min then Max) of one strided_slice; "
-        "onnxscript 0.7.2's min/max-to-Clip rewrite (shared_ir.passes.optimize) names every "
-        "Clip's bounds after that shared input, and those of the second and later Clips "
-        "('<input>_min_1', '_max_1', ...) are added to no graph, so the ONNX writer refuses the "
-        "result (plain onnxscript.rewriter.rewrite does the same on two Min/Max pairs of one x)",
-    ),
     ("light_squeezenet", "coreml"): (
         "the Core ML frontend reads GlobalAveragePool's reduce_mean back as ReduceMean, which "
         "onnxruntime rounds an ulp apart across equal channels; the Softmax over ~1e10 logits "
