@@ -6,9 +6,9 @@ exported by the PyTorch frontend with its dynamic axes, written by ``unframe.con
 the target's own runtime with no unframe in the loop: the SavedModel by ``tf.saved_model.load``
 (its ``serving_default`` signature), the ``.tflite`` by LiteRT's interpreter (its signature
 runner). The oracle is eager torch, at another batch (and sequence length) than the export's.
-What TFLite cannot hold today is refused by node (exit 3, nothing written); ``TFLITE_REFUSALS``
-says why for each, and a refusal that stops happening fails, so a fix shows up. Each of those is a
-dynamic-dims limit: exported with every dim fixed, each converts and runs on LiteRT.
+Every model converts to TFLite with its dynamic dims now (the refusals pinned here before are
+gone, see ``TFLITE_CONVERTS``); a refusal that dynamic dims cause, and its message naming them, is
+tested on a small model in ``tests/backends/tflite/test_tflite_dynamic_dims.py``.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import pytest
-from click.testing import CliRunner
 
 pytest.importorskip("tf2onnx", reason="the tensorflow extra is not installed")
 torch = pytest.importorskip("torch", reason="the pytorch extra is not installed")
@@ -29,17 +27,13 @@ from models.test_torch_models import TRANSFORMERS  # noqa: E402
 from models.zoo_sources import _Case, source_cases  # noqa: E402
 
 import unframe  # noqa: E402
-from unframe.cli.main import cli  # noqa: E402
 from unframe.frontends.tensorflow.quiet import import_tensorflow  # noqa: E402
-from unframe.shared_ir.errors import ExitCode  # noqa: E402
 
 RTOL, ATOL = 1e-4, 1e-5
 ZOO_MODELS = ("resnet", "unet", "lstm", "gru")
 NAMES = (*ZOO_MODELS, *sorted(TRANSFORMERS))
 
-#: model -> (ONNX op refused, text of the cause the refusal must give), measured (TF 2.21). Each
-#: is a dynamic-dims limit: exported at static shapes, every one converts (``STATIC_ONLY``).
-TFLITE_REFUSALS: dict[str, tuple[str, str]] = {}
+# Each of these was refused with dynamic dims until 2026-12-06:
 # lstm and gru: recurrent.py grows each step's output into a tensor (``ops/_stacks.py``), as
 # TFLite holds no TensorList at dynamic shapes.
 # unet: the Resize to run-time sizes gives back the dims ONNX knows (a Conv2D needs its depth);
@@ -98,43 +92,3 @@ def test_pytorch_to_tflite_runs_on_litert(
     for x in source.run_inputs:  # the signature runner resizes the dynamic dims
         (got,) = runner(**{source.input_name: x.numpy()}).values()
         np.testing.assert_allclose(got, source.expected(x), rtol=RTOL, atol=ATOL)
-
-
-@pytest.mark.parametrize("name", sorted(TFLITE_REFUSALS))
-def test_pytorch_to_tflite_refusal_names_op_and_node(
-    name: str, case: Callable[[str], _Case], tmp_path: Path
-) -> None:
-    pytest.importorskip("ai_edge_litert", reason="the tflite extra is not installed")
-    op_type, cause = TFLITE_REFUSALS[name]
-    source = case(name)
-    written = tmp_path / f"{name}.tflite"
-    result = CliRunner().invoke(cli, ["convert", str(source.onnx_path), "-o", str(written)])
-    assert result.exit_code == ExitCode.UNSUPPORTED, result.output
-    assert "Traceback" not in result.output
-    assert f"{op_type} x1" in result.output and cause in result.output, result.output
-    # The refusal says the dynamic dims are what TFLite cannot hold, naming each.
-    assert "TFLite cannot hold the dynamic dims here" in result.output, result.output
-    dims = [0] if name == "unet" else [0, 1]
-    assert all(f"input 'x' dim {axis} (x_dim{axis})" in result.output for axis in dims)
-    # The node named is a node of that op type in the source graph.
-    nodes = [n.name for n in onnx.load(source.onnx_path).graph.node if n.op_type == op_type]
-    assert any(f"'{node}'" in result.output for node in nodes), result.output
-    assert not written.exists()
-
-
-@pytest.mark.parametrize("name", sorted(TFLITE_REFUSALS))
-def test_pytorch_to_tflite_at_static_shapes_runs_on_litert(name: str, tmp_path: Path) -> None:
-    """What the dynamic dims make TFLite refuse converts when the export fixes every dim."""
-    pytest.importorskip("ai_edge_litert", reason="the tflite extra is not installed")
-    from ai_edge_litert.interpreter import Interpreter
-
-    source = _Case(name, tmp_path, static=True)
-    written = tmp_path / f"{name}.tflite"
-    assert unframe.convert(source.onnx_path, written, target="tflite").ok
-    interpreter = Interpreter(model_path=str(written))
-    (detail,) = interpreter.get_input_details()
-    assert -1 not in detail["shape_signature"].tolist()
-    runner = interpreter.get_signature_runner("serving_default")
-    (x,) = source.run_inputs
-    (got,) = runner(x=x.numpy()).values()
-    np.testing.assert_allclose(got, source.expected(x), rtol=RTOL, atol=ATOL)

@@ -1,5 +1,5 @@
 """The zoo's source models for the per-framework zoo tests: each model's eager module, its
-``.onnx`` export by the PyTorch frontend (dynamic batch and sequence unless static), and
+``.onnx`` export by the PyTorch frontend (dynamic batch and sequence), and
 run-time inputs of another batch and length than the export's."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from unframe.frontends.pytorch import from_torch
 class _Case:
     """A source model: the eager module, its ``.onnx`` export, and run-time inputs."""
 
-    def __init__(self, name: str, folder: Path, *, static: bool = False) -> None:
+    def __init__(self, name: str, folder: Path) -> None:
         self.name = name
         if name in TRANSFORMERS:
             self.module: torch.nn.Module = _LastHidden(TRANSFORMERS[name]()).eval()
@@ -33,15 +33,14 @@ class _Case:
             entry = zoo.ZOO[name]
             self.module = entry.model()
             self.input_name = "x"
-            dynamic = None if static else entry.dynamic
-            model = from_torch(self.module, entry.inputs(2), dynamic_shapes=dynamic)
-            self.run_inputs = [entry.inputs(2 if static else 3, seed=7)[0]]
-            if not static and 1 in entry.dynamic.get("x", ()):  # a longer sequence too
+            model = from_torch(self.module, entry.inputs(2), dynamic_shapes=entry.dynamic)
+            self.run_inputs = [entry.inputs(3, seed=7)[0]]
+            if 1 in entry.dynamic.get("x", ()):  # a longer sequence too
                 longer = list(entry.input_shape(2))
                 longer[1] += 3
                 gen = torch.Generator().manual_seed(9)
                 self.run_inputs.append(torch.randn(*longer, generator=gen))
-        self.onnx_path = folder / f"{name}{'_static' if static else ''}.onnx"
+        self.onnx_path = folder / f"{name}.onnx"
         ir.save(model, self.onnx_path)
 
     def expected(self, x: torch.Tensor) -> np.ndarray:

@@ -90,3 +90,44 @@ def test_a_refusal_the_dims_do_not_cause_does_not_blame_them(tmp_path: Path) -> 
     assert "node 'and_u64': BitwiseAnd" in result.output
     assert "dynamic dims" not in result.output and "dim 0" not in result.output
     assert not written.exists()
+
+
+def test_a_refusal_the_dims_cause_names_them_and_fixing_them_converts(tmp_path: Path) -> None:
+    """A Reshape to (batch from Shape, -1, 5, 5) leaves the Conv2D's depth unknown while the batch
+    is: TFLite legalizes Conv2D to a builtin only with a known depth. The refusal names the
+    batch dim (one retry with it fixed converts), and ``--input`` fixing it converts and runs."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 75])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    weights = [
+        helper.make_tensor(
+            "w", TensorProto.FLOAT, [2, 3, 1, 1], np.linspace(-1, 1, 6, dtype=np.float32)
+        ),
+        helper.make_tensor("tail", TensorProto.INT64, [3], [-1, 5, 5]),
+    ]
+    nodes = [
+        helper.make_node("Shape", ["x"], ["batch_dim"], start=0, end=1),
+        helper.make_node("Concat", ["batch_dim", "tail"], ["image_shape"], axis=0),
+        helper.make_node("Reshape", ["x", "image_shape"], ["image"]),
+        helper.make_node("Conv", ["image", "w"], ["y"], name="conv_1x1"),
+    ]
+    src = tmp_path / "src.onnx"
+    graph = helper.make_graph(nodes, "g", [x], [y], weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), src)
+    written = tmp_path / "model.tflite"
+    refused = CliRunner().invoke(cli, ["convert", str(src), "-o", str(written)])
+    assert refused.exit_code == ExitCode.UNSUPPORTED, refused.output
+    assert "Traceback" not in refused.output
+    assert "node 'conv_1x1': Conv" in refused.output, refused.output
+    assert "TFLite cannot hold the dynamic dims here" in refused.output, refused.output
+    assert "input 'x' dim 0 (batch)" in refused.output, refused.output
+    assert not written.exists()
+
+    fixed = CliRunner().invoke(cli, ["convert", str(src), "-o", str(written), "--input", "x=2,75"])
+    assert fixed.exit_code == 0, fixed.output
+    interpreter = Interpreter(model_path=str(written))
+    (detail,) = interpreter.get_input_details()
+    assert detail["shape_signature"].tolist() == [2, 75]
+    inputs = np.random.default_rng(3).standard_normal((2, 75)).astype(np.float32)
+    (got,) = interpreter.get_signature_runner("serving_default")(x=inputs).values()
+    (expected,) = ort.InferenceSession(str(src)).run(None, {"x": inputs})
+    np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
