@@ -64,12 +64,7 @@ def _run(
     model: TFLiteFile, inputs: Mapping[str, np.ndarray], where: str | None, signature: str
 ) -> dict[str, np.ndarray]:
     interpreter_class = litert_interpreter()
-    try:
-        interpreter = interpreter_class(model_content=model.data)
-    except (RuntimeError, ValueError) as error:
-        raise BadInputError(
-            f"LiteRT cannot load the model: {_first_line(error)}", path=where
-        ) from None
+    interpreter = _load(model, where)
     try:
         try:
             return _invoke(interpreter, model, inputs, signature)
@@ -90,6 +85,16 @@ def _run(
         ) from None
 
 
+def _load(model: TFLiteFile, where: str | None) -> Any:
+    """LiteRT's interpreter of ``model``; a file it cannot load is bad input, said in one line."""
+    try:
+        return litert_interpreter()(model_content=model.data)
+    except (RuntimeError, ValueError) as error:
+        raise BadInputError(
+            f"LiteRT cannot load the model: {_first_line(error)}", path=where
+        ) from None
+
+
 def signature_inputs(
     model: TFLiteFile, *, where: str | None = None, signature: str = DEFAULT_SIGNATURE
 ) -> list[ir.Value]:
@@ -100,14 +105,8 @@ def signature_inputs(
     ONNX's layout for an input ``--layout nhwc`` made channels-last, a dynamic dim (-1 in the
     file's ``shape_signature``) as an unknown one.
     """
-    interpreter_class = litert_interpreter()
     with quiet_stderr():
-        try:
-            interpreter = interpreter_class(model_content=model.data)
-        except (RuntimeError, ValueError) as error:
-            raise BadInputError(
-                f"LiteRT cannot load the model: {_first_line(error)}", path=where
-            ) from None
+        interpreter = _load(model, where)
         chosen = model.signature(signature)
         if chosen is None:
             details = {detail["name"]: detail for detail in interpreter.get_input_details()}
