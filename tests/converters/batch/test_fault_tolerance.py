@@ -184,6 +184,10 @@ def test_workers_are_reused_and_import_frameworks_once(tmp_path):
     assert workers[1]["modules_imported"] == workers[2]["modules_imported"] == 0
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_the_workers_and_says_how_to_resume(tmp_path):
     source = tmp_path / "hangs.onnx"
     onnx.save(tiny_model(("Relu",)), source)
@@ -195,6 +199,10 @@ def test_ctrl_c_stops_the_workers_and_says_how_to_resume(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "UNFRAME_BATCH_TEST_HANG": "hangs.onnx"},
+        # As a shell starts a foreground command: SIGINT at its default. A disposition of "ignore"
+        # is inherited, and some test before this one in the same xdist worker leaves SIGINT
+        # ignored (the suite hung here twice); Python then installs no KeyboardInterrupt handler.
+        preexec_fn=_sigint_default,
     )
     worker = None
     deadline = time.monotonic() + 60
