@@ -37,6 +37,22 @@ def _write(builder: Any, path: Path) -> Path:
     return path
 
 
+def _scale_with_bias(
+    builder: Any,
+    gamma: np.ndarray,
+    beta: np.ndarray,
+    shape_scale: list[int],
+    shape_bias: list[int],
+    tmp_path: Path,
+) -> Any:
+    """``builder``'s one layer, x -> y, a scale with bias; the package written and imported."""
+    builder.add_scale(
+        "scale", W=gamma, b=beta, has_bias=True, input_name="x", output_name="y",
+        shape_scale=shape_scale, shape_bias=shape_bias,
+    )  # fmt: skip
+    return load_coreml(_write(builder, tmp_path / "scale.mlmodel"))
+
+
 @pytest.mark.parametrize(
     ("shape_scale", "shape_bias"),
     [([C], [C]), ([1], [C]), ([C, 1, 1], [1])],
@@ -50,11 +66,7 @@ def test_scale_with_bias_on_rank1_input(
     gamma = rng.standard_normal(int(np.prod(shape_scale))).astype(np.float32)
     beta = rng.standard_normal(int(np.prod(shape_bias))).astype(np.float32)
     builder = builder_class([("x", datatypes.Array(C))], [("y", datatypes.Array(C))])
-    builder.add_scale(
-        "scale", W=gamma, b=beta, has_bias=True, input_name="x", output_name="y",
-        shape_scale=shape_scale, shape_bias=shape_bias,
-    )  # fmt: skip
-    model = load_coreml(_write(builder, tmp_path / "scale.mlmodel"))
+    model = _scale_with_bias(builder, gamma, beta, shape_scale, shape_bias, tmp_path)
     x = rng.standard_normal(C).astype(np.float32)
     (y,) = _run(model, {"x": x[None].astype(np.float64)})  # declared double
     # Each channel c: x[c] * gamma[c or 0] + beta[c or 0], whatever shape holds them.
@@ -100,11 +112,7 @@ def test_scale_with_bias_on_blobs_of_rank_3_and_more(
         [("y", datatypes.Array(*declared))],
         disable_rank5_shape_mapping=exact,
     )
-    builder.add_scale(
-        "scale", W=gamma, b=beta, has_bias=True, input_name="x", output_name="y",
-        shape_scale=shape_scale, shape_bias=shape_bias,
-    )  # fmt: skip
-    model = load_coreml(_write(builder, tmp_path / "scale.mlmodel"))
+    model = _scale_with_bias(builder, gamma, beta, shape_scale, shape_bias, tmp_path)
     x = rng.standard_normal(held).astype(np.float32)
     (y,) = _run(model, {"x": x.astype(np.float64)})  # declared double
     # Core ML reads each parameter as (C', H', W'), a [C] one as (C, 1, 1); an axis of 1 repeats.
