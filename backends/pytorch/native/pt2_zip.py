@@ -19,6 +19,7 @@ nothing is copied.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import struct
@@ -90,6 +91,7 @@ def _byte_view(data: Any, size: int) -> memoryview:
     return view[:size]
 
 
+@functools.cache
 def _isal_crc32() -> Any | None:
     """ISA-L's ``crc32(data, value)`` (the zip CRC-32, as zlib's), where ``isal`` is installed."""
     try:
