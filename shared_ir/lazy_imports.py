@@ -19,12 +19,23 @@ Nothing is deferred where sympy or onnx_ir is already imported when unframe is: 
 exactly onnx_ir's own. This relies on onnx_ir importing no submodule of sympy while it executes
 (``import sympy.x`` through a stand-in would load that submodule twice); were a new onnx_ir to do
 so, sympy would be imported with it, and ``tests/shared_ir/test_lazy_imports.py`` says so.
+
+onnxscript's optimizer (the rewrite rules and the constant folder) runs on every conversion, but
+``import onnxscript`` executes a package ``__init__`` that imports the script compiler and every
+opset module, and the constant folder imports ``onnx.reference.ops`` (every reference kernel) at
+its top though it uses it only to fold an op with no folding of its own: together about 0.07 s of
+the 0.09 s onnxscript costs. :func:`import_onnxscript_optimizer` imports the two subpackages with
+``onnxscript`` in ``sys.modules`` as a :class:`_PartialPackage` (its ``__init__`` not yet run: the
+first read of a name it lacks runs it, so ``import onnxscript`` elsewhere still gets all of it) and
+``onnx.reference`` deferred as sympy is above (until the folder first reads it).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
+import threading
 import types
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +46,10 @@ if TYPE_CHECKING:
 
 # The modules onnx_ir imports at its top but needs only for symbolic-dimension arithmetic.
 DEFERRED_BY_ONNX_IR = ("sympy", "onnx_ir._symbolic_shapes")
+# What unframe uses of onnxscript: its rewrite rules and its optimizer's passes.
+ONNXSCRIPT_OPTIMIZER = ("onnxscript.rewriter", "onnxscript.optimizer")
+# Imported by onnxscript's constant folder at its top, read only to fold an op by onnx's kernel.
+DEFERRED_BY_ONNXSCRIPT = ("onnx.reference", "onnx.reference.ops")
 
 
 class _DeferredModule(types.ModuleType):
@@ -46,8 +61,10 @@ class _DeferredModule(types.ModuleType):
 
     def __getattr__(self, name: str) -> Any:
         # Reached only for names the stand-in lacks: everything but the few a module starts with.
-        if sys.modules.get(self.__name__) is self:  # read while onnx_ir is still importing
-            del sys.modules[self.__name__]
+        top = self.__name__.partition(".")[0]
+        for other in list(sys.modules):  # read while still importing: the real modules from here
+            if (other == top or other.startswith(top + ".")) and is_deferred(sys.modules[other]):
+                del sys.modules[other]
         return getattr(importlib.import_module(self.__name__), name)
 
 
@@ -109,7 +126,7 @@ class _OnnxIrFinder:
 
 
 def _place_stand_ins(names: Sequence[str]) -> dict[str, _DeferredModule]:
-    if "sympy" in sys.modules:  # imported by now (torch): onnx_ir shares it as it would
+    if any(name in sys.modules for name in names):  # imported by now: shared as it would be
         return {}
     placed: dict[str, _DeferredModule] = {}
     for name in names:
@@ -135,3 +152,121 @@ def defer_sympy_in_onnx_ir() -> None:
         return
     if not any(isinstance(finder, _OnnxIrFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, _OnnxIrFinder())
+
+
+class _PartialPackage(types.ModuleType):
+    """A package some of whose submodules are imported, its own ``__init__`` not yet executed.
+
+    Outside :func:`import_onnxscript_optimizer`, the first read of a name it lacks executes the
+    ``__init__`` into it (as ``import`` would have) and answers from the result, so whoever imports
+    the package later (torch.onnx imports onnxscript) sees all of it. Inside, a name it lacks is
+    missing, as in a package still importing: ``from onnxscript import ir`` then imports the
+    submodule, as it does there.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        with _PARTIAL_LOCK:
+            spec = _PARTIAL_PACKAGES.get(self.__name__)
+            if spec is not None and spec.loader is not None and self.__name__ not in _IMPORTING:
+                del _PARTIAL_PACKAGES[self.__name__]
+                # From here a read of a name not yet set fails, as in any module importing.
+                self.__class__ = types.ModuleType  # type: ignore[assignment]
+                spec._initializing = True  # type: ignore[attr-defined]  # importlib's own flag
+                try:
+                    spec.loader.exec_module(self)
+                finally:
+                    spec._initializing = False  # type: ignore[attr-defined]
+                return getattr(self, name)
+        raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+
+
+def is_partial(module: object) -> bool:
+    """Whether ``module`` is a package whose ``__init__`` has not run yet."""
+    return isinstance(module, _PartialPackage)
+
+
+_PARTIAL_LOCK = threading.RLock()
+_PARTIAL_PACKAGES: dict[str, ModuleSpec] = {}  # name -> the spec whose loader executes its init
+_IMPORTING: set[str] = set()  # the partial packages whose submodules are being imported now
+
+
+def import_onnxscript_optimizer() -> None:
+    """Imports onnxscript's rewrite rules and optimizer, leaving the rest of onnxscript for later.
+
+    Issue #15: the rest (the script compiler, every opset module, onnx's reference kernels) is
+    most of onnxscript's import time, and a conversion needs none of it.
+    """
+    import_submodules_partially("onnxscript", ONNXSCRIPT_OPTIMIZER, DEFERRED_BY_ONNXSCRIPT)
+
+
+def import_submodules_partially(
+    package_name: str, submodules: Sequence[str], deferred: Sequence[str] = ()
+) -> None:
+    """Imports ``submodules`` of ``package_name`` without executing the package's ``__init__``.
+
+    The package is left a :class:`_PartialPackage` in ``sys.modules``; modules in ``deferred``
+    (absolute names, parents before children) are stand-ins while the submodules execute and
+    stay their attributes until first read. Where the package is imported already, or cannot
+    be found, this imports the submodules the ordinary way (and fails as that does). A failure
+    while importing them partially (a newer version whose submodules read what its
+    ``__init__`` sets) undoes it all and imports them the ordinary way, so any error left is
+    the package's own.
+    """
+    with _PARTIAL_LOCK:
+        in_use = package_name in sys.modules
+        spec = None if in_use else importlib.util.find_spec(package_name)
+        if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+            for name in submodules:
+                importlib.import_module(name)
+            return
+        package = importlib.util.module_from_spec(spec)
+        package.__class__ = _PartialPackage
+        _PARTIAL_PACKAGES[package_name] = spec
+        _IMPORTING.add(package_name)
+        sys.modules[package_name] = package
+        stand_ins = _place_stand_ins(deferred)
+        attached = _attach_to_parents(stand_ins)
+        try:
+            for name in submodules:
+                importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - a newer version may need its __init__: import it all
+            _undo_partial_import(package, attached)
+            imported_partially = False
+        else:
+            imported_partially = True
+        finally:
+            _IMPORTING.discard(package_name)
+            for name, stand_in in stand_ins.items():
+                if sys.modules.get(name) is stand_in:
+                    del sys.modules[name]
+        if not imported_partially:
+            for name in submodules:
+                importlib.import_module(name)
+
+
+def _attach_to_parents(
+    stand_ins: dict[str, _DeferredModule],
+) -> list[tuple[types.ModuleType, str, _DeferredModule]]:
+    """Sets each stand-in on its package, as the import of the real module would have."""
+    attached = []
+    for name, stand_in in stand_ins.items():
+        parent_name, _, child = name.rpartition(".")
+        if not parent_name:
+            continue
+        parent = stand_ins.get(parent_name) or importlib.import_module(parent_name)
+        if child not in vars(parent):  # no getattr: a stand-in's would import the real module
+            setattr(parent, child, stand_in)
+            attached.append((parent, child, stand_in))
+    return attached
+
+
+def _undo_partial_import(
+    package: types.ModuleType, attached: list[tuple[types.ModuleType, str, _DeferredModule]]
+) -> None:
+    _PARTIAL_PACKAGES.pop(package.__name__, None)
+    for name in list(sys.modules):
+        if name == package.__name__ or name.startswith(package.__name__ + "."):
+            del sys.modules[name]
+    for parent, child, stand_in in attached:
+        if parent.__dict__.get(child) is stand_in:
+            delattr(parent, child)

@@ -18,6 +18,7 @@ import onnx_ir.passes.common as common
 from onnx_ir.passes import PassManager
 
 from unframe.shared_ir.folding import FOLD_SIZE_LIMIT, FOLDABLE_OPS, FoldConstantsPass
+from unframe.shared_ir.lazy_imports import import_onnxscript_optimizer
 
 logger = logging.getLogger(__name__)
 
@@ -179,6 +180,7 @@ def _linear_rewrite_rules() -> list[Any]:
     where two Min/Max pairs read one value (a TFLite LSTM reads back so) the second pair's bounds
     join no graph: an invalid model.
     """
+    import_onnxscript_optimizer()  # only what this needs of onnxscript (issue #15)
     from onnxscript import rewriter
 
     return [
@@ -213,6 +215,7 @@ def onnxscript_optimizer_passes(
     into it), so a PyTorch export can skip torch.onnx's own run of the optimizer, whose rule
     matching tries every rule on every node (``_RulesByRootOp``).
     """
+    import_onnxscript_optimizer()  # only what this needs of onnxscript (issue #15)
     from onnxscript import rewriter
     from onnxscript.optimizer import _constant_folding
 

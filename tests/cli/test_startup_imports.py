@@ -1,6 +1,7 @@
 """No fixed tax: ``--help`` and ONNX -> ONNX / ONNX -> Caffe2 never import the heavy frameworks,
-nor sympy, which onnx_ir imports at its top but these conversions never need
-(``shared_ir/lazy_imports.py``).
+nor sympy, which onnx_ir imports at its top but these conversions never need, nor the parts of
+onnxscript its optimizer does not use: the script compiler with every opset module, and onnx's
+reference kernels, until a fold needs one (``shared_ir/lazy_imports.py``).
 
 Each case runs in a fresh interpreter (the test process itself has imported everything) and reads
 ``sys.modules`` at exit, after the command has run to completion through the real CLI.
@@ -17,7 +18,15 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-HEAVY = ("torch", "tensorflow", "coremltools", "sympy")
+HEAVY = (
+    "torch",
+    "tensorflow",
+    "coremltools",
+    "sympy",
+    "onnxscript.onnx_opset",
+    "onnxscript._internal.main",
+    "onnx.reference.ops",
+)
 
 _PROBE = """
 import atexit, sys

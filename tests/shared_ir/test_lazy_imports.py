@@ -139,3 +139,161 @@ def test_pytorch_conversion_with_a_dynamic_axis_uses_the_deferred_sympy(tmp_path
         cwd=tmp_path,
     )
     assert out.strip().endswith("OK")
+
+
+# -- onnxscript: its optimizer without the rest of the package (issue #15) ----------------------
+
+
+def test_optimizer_import_leaves_the_rest_of_onnxscript_and_folds_with_onnx_kernels() -> None:
+    out = _run(
+        """
+        import math, sys
+        import numpy as np
+        import onnx_ir as ir
+        import unframe
+        from unframe.shared_ir.lazy_imports import import_onnxscript_optimizer, is_partial
+
+        import_onnxscript_optimizer()
+        assert is_partial(sys.modules["onnxscript"])
+        for heavy in ("onnxscript.onnx_opset", "onnxscript._internal.main", "onnx.reference.ops"):
+            assert heavy not in sys.modules, heavy
+
+        # Sin has no folding of onnxscript's own: the folder evaluates it with onnx's kernel.
+        x = ir.Value(name="x", type=ir.TensorType(ir.DataType.FLOAT), shape=ir.Shape([2]))
+        angles = ir.Value(name="angles", const_value=ir.tensor(np.array([0.5, 2.0], np.float32)))
+        sin = ir.node("Sin", [angles], num_outputs=1)
+        add = ir.node("Add", [x, sin.outputs[0]], num_outputs=1)
+        add.outputs[0].name = "y"
+        graph = ir.Graph([x], add.outputs, nodes=[sin, add], initializers=[angles],
+                         opset_imports={"": 18})
+        model = ir.Model(graph, ir_version=10)
+
+        from onnxscript.optimizer import fold_constants
+        fold_constants(model)
+        assert [node.op_type for node in model.graph] == ["Add"], list(model.graph)
+        folded = model.graph.node(0).inputs[1].const_value.numpy()
+        assert np.allclose(folded, [math.sin(0.5), math.sin(2.0)], rtol=1e-6), folded
+        import onnx
+        assert type(onnx.reference.ops).__name__ == "module" and "onnx.reference.ops" in sys.modules
+        print("OK")
+        """
+    )
+    assert out.strip().endswith("OK")
+
+
+_SCRIPTED = """
+from onnxscript import FLOAT, script
+from onnxscript import opset18 as op
+
+
+@script()
+def scaled_relu(x: FLOAT[3]) -> FLOAT[3]:
+    return op.Mul(op.Relu(x), op.Constant(value_float=2.0))
+"""
+
+
+def test_onnxscript_imported_after_the_optimizer_is_the_whole_package(tmp_path: Path) -> None:
+    (tmp_path / "scripted.py").write_text(_SCRIPTED)
+    out = _run(
+        """
+        import importlib.metadata, sys
+        import numpy as np
+        import unframe
+        from unframe.shared_ir.lazy_imports import import_onnxscript_optimizer, is_partial
+
+        import_onnxscript_optimizer()
+        import onnxscript
+        assert onnxscript.__version__ == importlib.metadata.version("onnxscript")
+        assert not is_partial(onnxscript) and sys.modules["onnxscript"] is onnxscript
+        from onnxscript import rewriter
+        assert onnxscript.rewriter is rewriter  # the module the optimizer imported, not a second
+
+        import onnxruntime as ort
+        from scripted import scaled_relu
+        proto = scaled_relu.to_model_proto()
+        session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        (y,) = session.run(None, {"x": np.array([-1.0, 0.5, 3.0], np.float32)})
+        assert y.tolist() == [0.0, 1.0, 6.0], y
+        print("OK")
+        """,
+        cwd=tmp_path,
+    )
+    assert out.strip().endswith("OK")
+
+
+def test_torch_onnx_export_after_the_optimizer_import() -> None:
+    pytest.importorskip("torch", reason="torch.onnx needs torch (extra: pytorch)")
+    out = _run(
+        """
+        import io, sys
+        import numpy as np
+        import unframe
+        from unframe.shared_ir.lazy_imports import import_onnxscript_optimizer, is_partial
+
+        import_onnxscript_optimizer()
+        assert is_partial(sys.modules["onnxscript"])
+        import torch
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh()).eval()
+        x = torch.randn(2, 4)
+        program = torch.onnx.export(net, (x,), dynamo=True, verbose=False)
+        buffer = io.BytesIO()
+        program.save(buffer)
+
+        import onnxruntime as ort
+        session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+        (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+        assert np.allclose(got, net(x).detach().numpy(), atol=1e-6), got
+        print("OK")
+        """
+    )
+    assert out.strip().endswith("OK")
+
+
+_PACKAGES = {
+    "lazyok/__init__.py": "import builtins\nbuiltins.LAZYOK_INITS = getattr(builtins, 'LAZYOK_INITS', 0) + 1\nVALUE = 42\n",
+    "lazyok/helper.py": "TWO = 2\n",
+    "lazyok/sub.py": (
+        "import heavy.kernels\nfrom lazyok import helper\nANSWER = helper.TWO * 21\n\n\n"
+        "def kernel():\n    return heavy.kernels.K\n"
+    ),
+    "heavy/__init__.py": "",
+    "heavy/kernels.py": "import builtins\nbuiltins.HEAVY_LOADS = getattr(builtins, 'HEAVY_LOADS', 0) + 1\nK = 'k'\n",
+    "needsinit/__init__.py": "import builtins\nbuiltins.NEEDS_INITS = getattr(builtins, 'NEEDS_INITS', 0) + 1\nCONFIG = {'k': 1}\n",
+    "needsinit/sub.py": "from needsinit import CONFIG\nSEEN = dict(CONFIG)\n",
+}
+
+
+def test_partial_import_runs_the_package_init_on_first_read_or_falls_back(tmp_path: Path) -> None:
+    for name, text in _PACKAGES.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    out = _run(
+        """
+        import builtins, sys
+        sys.path.insert(0, ".")
+        from unframe.shared_ir.lazy_imports import import_submodules_partially, is_partial
+
+        import_submodules_partially("lazyok", ["lazyok.sub"], ["heavy", "heavy.kernels"])
+        sub = sys.modules["lazyok.sub"]
+        assert sub.ANSWER == 42 and not hasattr(builtins, "LAZYOK_INITS")
+        assert "heavy" not in sys.modules and "heavy.kernels" not in sys.modules
+        assert sub.kernel() == "k" and builtins.HEAVY_LOADS == 1  # loaded on the first read
+        assert sys.modules["heavy.kernels"].K == "k" and sub.kernel() == "k"
+        assert builtins.HEAVY_LOADS == 1
+
+        import lazyok
+        assert is_partial(lazyok)
+        assert lazyok.VALUE == 42 and builtins.LAZYOK_INITS == 1  # its __init__, on first read
+        assert lazyok.sub is sub and lazyok.VALUE == 42 and builtins.LAZYOK_INITS == 1
+
+        # A submodule reading what the __init__ sets: imported the ordinary way instead.
+        import_submodules_partially("needsinit", ["needsinit.sub"])
+        import needsinit
+        assert not is_partial(needsinit) and builtins.NEEDS_INITS == 1
+        assert sys.modules["needsinit.sub"].SEEN == {"k": 1} and needsinit.sub.SEEN == {"k": 1}
+        print("OK")
+        """,
+        cwd=tmp_path,
+    )
+    assert out.strip().endswith("OK")
