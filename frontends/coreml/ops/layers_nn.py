@@ -87,9 +87,14 @@ def pooling(layer: Any, ctx: LayerContext) -> ir.Value:
 
 
 def _per_channel(ctx: LayerContext, params: Any, what: str, rank: int) -> ir.Value:
-    """Per-channel activation parameters, broadcast over the spatial axes."""
+    """Per-channel activation parameters ([C] or [1]), along Core ML's channel axis.
+
+    That axis is -3 of a blob held with its (C, H, W) last: (1, C, H, W) and (1, S, B, C, H, W)
+    for the legacy layout, any rank as declared for the exact mapping. A (C, 1, 1) blob held
+    flat, as (batch, C), has it last.
+    """
     array = ctx.weights(params, [len(params.floatValue) or len(params.float16Value) // 2], what)
-    return ctx.make_constant(array.reshape((-1,) + (1,) * max(rank - 2, 0)), what)
+    return ctx.make_constant(array.reshape((-1, 1, 1) if rank >= 3 else (-1,)), what)
 
 
 @ops.register("activation", since=SPEC1, domain=NN_DOMAIN)
