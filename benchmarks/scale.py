@@ -46,7 +46,17 @@ from typing import Any
 
 PYTHON = sys.executable
 UNFRAME = str(Path(PYTHON).with_name("unframe"))
-HEAVY = ("torch", "tensorflow", "coremltools", "onnxscript", "onnxruntime")
+# onnxscript's optimizer is imported on its own, out of sys.modules after each use
+# (shared_ir/lazy_imports.py): its whole package shows as onnxscript's opset modules.
+HEAVY = (
+    "torch",
+    "tensorflow",
+    "coremltools",
+    "onnxscript",
+    "onnxscript.onnx_opset",
+    "onnx.reference.ops",
+    "onnxruntime",
+)
 
 LLAMA_SIZES = {
     "20M": {"hidden_size": 256, "num_hidden_layers": 4, "intermediate_size": 688, "heads": 4},

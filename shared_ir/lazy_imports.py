@@ -24,14 +24,17 @@ onnxscript's optimizer (the rewrite rules and the constant folder) runs on every
 ``import onnxscript`` executes a package ``__init__`` that imports the script compiler and every
 opset module, and the constant folder imports ``onnx.reference.ops`` (every reference kernel) at
 its top though it uses it only to fold an op with no folding of its own: together about 0.07 s of
-the 0.09 s onnxscript costs. :func:`import_onnxscript_optimizer` imports the two subpackages with
-``onnxscript`` in ``sys.modules`` as a :class:`_PartialPackage` (its ``__init__`` not yet run: the
-first read of a name it lacks runs it, so ``import onnxscript`` elsewhere still gets all of it) and
-``onnx.reference`` deferred as sympy is above (until the folder first reads it).
+the 0.09 s onnxscript costs. Within :func:`onnxscript_optimizer`, the two subpackages are imported
+and used with ``onnxscript`` in ``sys.modules`` as a :class:`_PartialPackage` (its ``__init__``
+never run) and ``onnx.reference`` deferred as sympy is above (until the folder first reads it).
+Outside, ``sys.modules`` holds nothing of onnxscript's, so that an ``import onnxscript`` elsewhere
+is the whole, ordinary one: running the package ``__init__`` later, under submodules already
+imported, changes the order its modules import each other in (torch.onnx's import then failed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import sys
@@ -40,7 +43,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
     from importlib.abc import Loader
     from importlib.machinery import ModuleSpec
 
@@ -155,93 +158,120 @@ def defer_sympy_in_onnx_ir() -> None:
 
 
 class _PartialPackage(types.ModuleType):
-    """A package some of whose submodules are imported, its own ``__init__`` not yet executed.
+    """A package some of whose submodules are imported, its own ``__init__`` never executed.
 
-    Outside :func:`import_onnxscript_optimizer`, the first read of a name it lacks executes the
-    ``__init__`` into it (as ``import`` would have) and answers from the result, so whoever imports
-    the package later (torch.onnx imports onnxscript) sees all of it. Inside, a name it lacks is
-    missing, as in a package still importing: ``from onnxscript import ir`` then imports the
-    submodule, as it does there.
+    It sits in ``sys.modules`` only inside :func:`partially_imported`; a name it lacks is missing,
+    as in a package still importing, so ``from onnxscript import ir`` imports the submodule.
     """
-
-    def __getattr__(self, name: str) -> Any:
-        with _PARTIAL_LOCK:
-            spec = _PARTIAL_PACKAGES.get(self.__name__)
-            if spec is not None and spec.loader is not None and self.__name__ not in _IMPORTING:
-                del _PARTIAL_PACKAGES[self.__name__]
-                # From here a read of a name not yet set fails, as in any module importing.
-                self.__class__ = types.ModuleType  # type: ignore[assignment]
-                spec._initializing = True  # type: ignore[attr-defined]  # importlib's own flag
-                try:
-                    spec.loader.exec_module(self)
-                finally:
-                    spec._initializing = False  # type: ignore[attr-defined]
-                return getattr(self, name)
-        raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
 
 
 def is_partial(module: object) -> bool:
-    """Whether ``module`` is a package whose ``__init__`` has not run yet."""
+    """Whether ``module`` is a package whose ``__init__`` has not run."""
     return isinstance(module, _PartialPackage)
 
 
 _PARTIAL_LOCK = threading.RLock()
-_PARTIAL_PACKAGES: dict[str, ModuleSpec] = {}  # name -> the spec whose loader executes its init
-_IMPORTING: set[str] = set()  # the partial packages whose submodules are being imported now
+#: Per package: the modules of its partial import, kept out of ``sys.modules`` between blocks.
+_SHELVED: dict[str, dict[str, types.ModuleType]] = {}
+_DEPTH: dict[str, int] = {}
 
 
-def import_onnxscript_optimizer() -> None:
-    """Imports onnxscript's rewrite rules and optimizer, leaving the rest of onnxscript for later.
+@contextlib.contextmanager
+def onnxscript_optimizer() -> Iterator[None]:
+    """Within the block, onnxscript's rewrite rules and optimizer import and run without the rest.
 
     Issue #15: the rest (the script compiler, every opset module, onnx's reference kernels) is
     most of onnxscript's import time, and a conversion needs none of it.
     """
-    import_submodules_partially("onnxscript", ONNXSCRIPT_OPTIMIZER, DEFERRED_BY_ONNXSCRIPT)
+    with partially_imported("onnxscript", ONNXSCRIPT_OPTIMIZER, DEFERRED_BY_ONNXSCRIPT):
+        yield
 
 
-def import_submodules_partially(
+@contextlib.contextmanager
+def partially_imported(
     package_name: str, submodules: Sequence[str], deferred: Sequence[str] = ()
-) -> None:
-    """Imports ``submodules`` of ``package_name`` without executing the package's ``__init__``.
+) -> Iterator[None]:
+    """Within the block, ``submodules`` of ``package_name`` are imported, its ``__init__`` not run.
 
-    The package is left a :class:`_PartialPackage` in ``sys.modules``; modules in ``deferred``
-    (absolute names, parents before children) are stand-ins while the submodules execute and
-    stay their attributes until first read. Where the package is imported already, or cannot
-    be found, this imports the submodules the ordinary way (and fails as that does). A failure
-    while importing them partially (a newer version whose submodules read what its
-    ``__init__`` sets) undoes it all and imports them the ordinary way, so any error left is
-    the package's own.
+    The package is a :class:`_PartialPackage` in ``sys.modules`` for the length of the block
+    only: before and after it, ``sys.modules`` holds none of the package's modules, so whoever
+    imports the package outside (torch.onnx imports onnxscript) gets the whole of it, by an
+    ordinary import of its own. The partial modules are kept aside for the next block; objects
+    made in a block stay in it (a rule object, a pass). Modules in ``deferred`` (absolute names,
+    parents before children) are stand-ins while the submodules first execute and stay attributes
+    of their parents until first read (:class:`_DeferredModule`).
+
+    Where the package is imported already (in full), cannot be found, or fails to import
+    partially (a newer version whose submodules read what its ``__init__`` sets), the submodules
+    are imported the ordinary way, and any error left is the package's own. Blocks nest; one
+    thread at a time should run them (another thread's ``import`` of the package meanwhile would
+    get the partial one).
     """
     with _PARTIAL_LOCK:
-        in_use = package_name in sys.modules
-        spec = None if in_use else importlib.util.find_spec(package_name)
-        if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+        depth = _DEPTH.get(package_name, 0)
+        if depth == 0 and not _enter_partial(package_name, submodules, deferred):
             for name in submodules:
                 importlib.import_module(name)
+            yield
             return
-        package = importlib.util.module_from_spec(spec)
-        package.__class__ = _PartialPackage
-        _PARTIAL_PACKAGES[package_name] = spec
-        _IMPORTING.add(package_name)
-        sys.modules[package_name] = package
-        stand_ins = _place_stand_ins(deferred)
-        attached = _attach_to_parents(stand_ins)
+        _DEPTH[package_name] = depth + 1
         try:
-            for name in submodules:
-                importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - a newer version may need its __init__: import it all
-            _undo_partial_import(package, attached)
-            imported_partially = False
-        else:
-            imported_partially = True
+            yield
         finally:
-            _IMPORTING.discard(package_name)
-            for name, stand_in in stand_ins.items():
-                if sys.modules.get(name) is stand_in:
-                    del sys.modules[name]
-        if not imported_partially:
-            for name in submodules:
-                importlib.import_module(name)
+            _DEPTH[package_name] = depth
+            if depth == 0:
+                _shelve(package_name)
+
+
+def _enter_partial(package_name: str, submodules: Sequence[str], deferred: Sequence[str]) -> bool:
+    """Puts the package's partial modules in ``sys.modules``; False where it is imported in full."""
+    if package_name in sys.modules:
+        _SHELVED.pop(package_name, None)  # imported in full by now: the shelved copy is not used
+        return is_partial(sys.modules[package_name])
+    shelved = _SHELVED.get(package_name)
+    if shelved is not None:
+        sys.modules.update(shelved)
+        return True
+    spec = importlib.util.find_spec(package_name)
+    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+        return False
+    package = importlib.util.module_from_spec(spec)
+    package.__class__ = _PartialPackage
+    sys.modules[package_name] = package
+    stand_ins = _place_stand_ins(deferred)
+    attached = _attach_to_parents(stand_ins)
+    try:
+        for name in submodules:
+            importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - a newer version may need its __init__: import it all
+        _drop(package_name)
+        for parent, child, stand_in in attached:
+            if parent.__dict__.get(child) is stand_in:
+                delattr(parent, child)
+        return False
+    finally:
+        for name, stand_in in stand_ins.items():
+            if sys.modules.get(name) is stand_in:
+                del sys.modules[name]
+    return True
+
+
+def _own_modules(package_name: str) -> list[str]:
+    return [
+        name for name in sys.modules if name == package_name or name.startswith(package_name + ".")
+    ]
+
+
+def _shelve(package_name: str) -> None:
+    if not is_partial(sys.modules.get(package_name)):
+        return  # imported in full within the block: nothing of the partial import is left
+    _SHELVED[package_name] = {name: sys.modules[name] for name in _own_modules(package_name)}
+    _drop(package_name)
+
+
+def _drop(package_name: str) -> None:
+    for name in _own_modules(package_name):
+        del sys.modules[name]
 
 
 def _attach_to_parents(
@@ -258,15 +288,3 @@ def _attach_to_parents(
             setattr(parent, child, stand_in)
             attached.append((parent, child, stand_in))
     return attached
-
-
-def _undo_partial_import(
-    package: types.ModuleType, attached: list[tuple[types.ModuleType, str, _DeferredModule]]
-) -> None:
-    _PARTIAL_PACKAGES.pop(package.__name__, None)
-    for name in list(sys.modules):
-        if name == package.__name__ or name.startswith(package.__name__ + "."):
-            del sys.modules[name]
-    for parent, child, stand_in in attached:
-        if parent.__dict__.get(child) is stand_in:
-            delattr(parent, child)

@@ -18,7 +18,7 @@ import onnx_ir.passes.common as common
 from onnx_ir.passes import PassManager
 
 from unframe.shared_ir.folding import FOLD_SIZE_LIMIT, FOLDABLE_OPS, FoldConstantsPass
-from unframe.shared_ir.lazy_imports import import_onnxscript_optimizer
+from unframe.shared_ir.lazy_imports import onnxscript_optimizer
 
 logger = logging.getLogger(__name__)
 
@@ -180,15 +180,15 @@ def _linear_rewrite_rules() -> list[Any]:
     where two Min/Max pairs read one value (a TFLite LSTM reads back so) the second pair's bounds
     join no graph: an invalid model.
     """
-    import_onnxscript_optimizer()  # only what this needs of onnxscript (issue #15)
-    from onnxscript import rewriter
+    with onnxscript_optimizer():  # only what this needs of onnxscript (issue #15)
+        from onnxscript import rewriter
 
-    return [
-        rule
-        for rule in rewriter._DEFAULT_REWRITE_RULES  # noqa: SLF001 - the default rule list
-        if rule._target_pattern.has_single_output_node  # noqa: SLF001
-        and getattr(rule, "name", None) not in _MIN_MAX_RULES
-    ]
+        return [
+            rule
+            for rule in rewriter._DEFAULT_REWRITE_RULES  # noqa: SLF001 - the default rule list
+            if rule._target_pattern.has_single_output_node  # noqa: SLF001
+            and getattr(rule, "name", None) not in _MIN_MAX_RULES
+        ]
 
 
 #: onnxscript's Min/Max fusion rules (``rules.common._min_max_to_clip``), left out: see above.
@@ -213,11 +213,12 @@ def onnxscript_optimizer_passes(
     ``FOLD_SIZE_LIMIT``. ``exporter_folding`` folds as ``torch.onnx.export(optimize=True)`` does
     instead (onnxscript's defaults: node shape inference, a weight's only ``Transpose`` folded
     into it), so a PyTorch export can skip torch.onnx's own run of the optimizer, whose rule
-    matching tries every rule on every node (``_RulesByRootOp``).
+    matching tries every rule on every node (``_RulesByRootOp``). Build and run the passes
+    within ``onnxscript_optimizer()`` (``shared_ir/lazy_imports.py``).
     """
-    import_onnxscript_optimizer()  # only what this needs of onnxscript (issue #15)
-    from onnxscript import rewriter
-    from onnxscript.optimizer import _constant_folding
+    with onnxscript_optimizer():  # only what this needs of onnxscript (issue #15)
+        from onnxscript import rewriter
+        from onnxscript.optimizer import _constant_folding
 
     rule_set = rewriter.RewriteRuleSet([_RulesByRootOp(rules or _linear_rewrite_rules())])  # type: ignore[list-item]
     folding = (
@@ -266,9 +267,9 @@ def optimize_torch_export(model: ir.Model) -> None:
     (``_RulesByRootOp``): torch.onnx's own run spent ~30 s of a 1B-parameter LLaMA's export
     trying every rule on every node.
     """
-    from onnxscript.rewriter import onnx_fusions
+    with _quiet_loggers(), onnxscript_optimizer():  # onnxscript whole here: torch.onnx's import
+        from onnxscript.rewriter import onnx_fusions
 
-    with _quiet_loggers():
         onnxscript_optimizer_passes(exporter_folding=True)(model)
         onnx_fusions.fuse(model)
 
@@ -293,7 +294,8 @@ def optimize(
         if fold_constants:
             candidate = model if reload is not None else model.clone()
             try:
-                onnxscript_optimizer_passes()(candidate)
+                with onnxscript_optimizer():
+                    onnxscript_optimizer_passes()(candidate)
             except Exception as error:  # noqa: BLE001 - the optimizer is optional; say why in --debug
                 logger.debug(
                     "onnxscript's optimizer failed; the model goes on without it: %s: %s",

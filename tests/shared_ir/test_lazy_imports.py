@@ -144,19 +144,14 @@ def test_pytorch_conversion_with_a_dynamic_axis_uses_the_deferred_sympy(tmp_path
 # -- onnxscript: its optimizer without the rest of the package (issue #15) ----------------------
 
 
-def test_optimizer_import_leaves_the_rest_of_onnxscript_and_folds_with_onnx_kernels() -> None:
+def test_optimizer_block_leaves_the_rest_of_onnxscript_and_folds_with_onnx_kernels() -> None:
     out = _run(
         """
         import math, sys
         import numpy as np
         import onnx_ir as ir
         import unframe
-        from unframe.shared_ir.lazy_imports import import_onnxscript_optimizer, is_partial
-
-        import_onnxscript_optimizer()
-        assert is_partial(sys.modules["onnxscript"])
-        for heavy in ("onnxscript.onnx_opset", "onnxscript._internal.main", "onnx.reference.ops"):
-            assert heavy not in sys.modules, heavy
+        from unframe.shared_ir.lazy_imports import onnxscript_optimizer, is_partial
 
         # Sin has no folding of onnxscript's own: the folder evaluates it with onnx's kernel.
         x = ir.Value(name="x", type=ir.TensorType(ir.DataType.FLOAT), shape=ir.Shape([2]))
@@ -168,8 +163,15 @@ def test_optimizer_import_leaves_the_rest_of_onnxscript_and_folds_with_onnx_kern
                          opset_imports={"": 18})
         model = ir.Model(graph, ir_version=10)
 
-        from onnxscript.optimizer import fold_constants
-        fold_constants(model)
+        with onnxscript_optimizer():
+            assert is_partial(sys.modules["onnxscript"])
+            for heavy in ("onnxscript.onnx_opset", "onnxscript._internal.main",
+                          "onnx.reference.ops"):
+                assert heavy not in sys.modules, heavy
+            from onnxscript.optimizer import fold_constants
+            fold_constants(model)
+        assert not any(name.partition(".")[0] == "onnxscript" for name in sys.modules)
+
         assert [node.op_type for node in model.graph] == ["Add"], list(model.graph)
         folded = model.graph.node(0).inputs[1].const_value.numpy()
         assert np.allclose(folded, [math.sin(0.5), math.sin(2.0)], rtol=1e-6), folded
@@ -192,21 +194,28 @@ def scaled_relu(x: FLOAT[3]) -> FLOAT[3]:
 """
 
 
-def test_onnxscript_imported_after_the_optimizer_is_the_whole_package(tmp_path: Path) -> None:
+def test_onnxscript_imported_after_an_optimizer_block_is_the_whole_package(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "scripted.py").write_text(_SCRIPTED)
     out = _run(
         """
         import importlib.metadata, sys
         import numpy as np
         import unframe
-        from unframe.shared_ir.lazy_imports import import_onnxscript_optimizer, is_partial
+        from unframe.shared_ir.lazy_imports import onnxscript_optimizer, is_partial
+        from unframe.shared_ir.passes import optimize
 
-        import_onnxscript_optimizer()
+        with onnxscript_optimizer():
+            from onnxscript import rewriter as partial_rewriter
         import onnxscript
         assert onnxscript.__version__ == importlib.metadata.version("onnxscript")
-        assert not is_partial(onnxscript) and sys.modules["onnxscript"] is onnxscript
+        assert not is_partial(onnxscript)
         from onnxscript import rewriter
-        assert onnxscript.rewriter is rewriter  # the module the optimizer imported, not a second
+        assert rewriter is not partial_rewriter  # the whole package's own
+        with onnxscript_optimizer():  # from here on, the whole package is the one used
+            from onnxscript import rewriter as used
+        assert used is rewriter
 
         import onnxruntime as ort
         from scripted import scaled_relu
@@ -221,29 +230,38 @@ def test_onnxscript_imported_after_the_optimizer_is_the_whole_package(tmp_path: 
     assert out.strip().endswith("OK")
 
 
-def test_torch_onnx_export_after_the_optimizer_import() -> None:
+def test_torch_onnx_after_an_optimizer_block_exports_and_imports_onnxscript_whole() -> None:
+    """torch.onnx imports onnxscript's submodules in its own order (run against a package whose
+    ``__init__`` ran late, it failed: ``cannot import name 'BFLOAT16' from 'onnxscript'``)."""
     pytest.importorskip("torch", reason="torch.onnx needs torch (extra: pytorch)")
     out = _run(
         """
         import io, sys
         import numpy as np
+        import onnx_ir as ir
         import unframe
-        from unframe.shared_ir.lazy_imports import import_onnxscript_optimizer, is_partial
+        from unframe.shared_ir.passes import optimize
 
-        import_onnxscript_optimizer()
-        assert is_partial(sys.modules["onnxscript"])
+        x = ir.Value(name="x", type=ir.TensorType(ir.DataType.FLOAT), shape=ir.Shape([2]))
+        relu = ir.node("Relu", [x], num_outputs=1)
+        relu.outputs[0].name = "y"
+        optimize(ir.Model(ir.Graph([x], relu.outputs, nodes=[relu], opset_imports={"": 18}),
+                          ir_version=10))
+        assert "onnxscript" not in sys.modules
+
+        import onnxscript._internal.converter  # a submodule first, as torch.onnx's imports go
         import torch
         torch.manual_seed(0)
         net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh()).eval()
-        x = torch.randn(2, 4)
-        program = torch.onnx.export(net, (x,), dynamo=True, verbose=False)
+        sample = torch.randn(2, 4)
+        program = torch.onnx.export(net, (sample,), dynamo=True, verbose=False)
         buffer = io.BytesIO()
         program.save(buffer)
 
         import onnxruntime as ort
         session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
-        (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
-        assert np.allclose(got, net(x).detach().numpy(), atol=1e-6), got
+        (got,) = session.run(None, {session.get_inputs()[0].name: sample.numpy()})
+        assert np.allclose(got, net(sample).detach().numpy(), atol=1e-6), got
         print("OK")
         """
     )
@@ -264,7 +282,7 @@ _PACKAGES = {
 }
 
 
-def test_partial_import_runs_the_package_init_on_first_read_or_falls_back(tmp_path: Path) -> None:
+def test_partial_import_keeps_its_modules_to_its_blocks_or_falls_back(tmp_path: Path) -> None:
     for name, text in _PACKAGES.items():
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(text)
@@ -272,26 +290,34 @@ def test_partial_import_runs_the_package_init_on_first_read_or_falls_back(tmp_pa
         """
         import builtins, sys
         sys.path.insert(0, ".")
-        from unframe.shared_ir.lazy_imports import import_submodules_partially, is_partial
+        from unframe.shared_ir.lazy_imports import partially_imported, is_partial
 
-        import_submodules_partially("lazyok", ["lazyok.sub"], ["heavy", "heavy.kernels"])
-        sub = sys.modules["lazyok.sub"]
-        assert sub.ANSWER == 42 and not hasattr(builtins, "LAZYOK_INITS")
+        with partially_imported("lazyok", ["lazyok.sub"], ["heavy", "heavy.kernels"]):
+            sub = sys.modules["lazyok.sub"]
+            assert is_partial(sys.modules["lazyok"]) and sub.ANSWER == 42
+            with partially_imported("lazyok", ["lazyok.sub"]):  # nested: the same modules
+                assert sys.modules["lazyok.sub"] is sub
+        assert not hasattr(builtins, "LAZYOK_INITS")
+        assert "lazyok" not in sys.modules and "lazyok.sub" not in sys.modules
         assert "heavy" not in sys.modules and "heavy.kernels" not in sys.modules
         assert sub.kernel() == "k" and builtins.HEAVY_LOADS == 1  # loaded on the first read
         assert sys.modules["heavy.kernels"].K == "k" and sub.kernel() == "k"
         assert builtins.HEAVY_LOADS == 1
 
-        import lazyok
-        assert is_partial(lazyok)
-        assert lazyok.VALUE == 42 and builtins.LAZYOK_INITS == 1  # its __init__, on first read
-        assert lazyok.sub is sub and lazyok.VALUE == 42 and builtins.LAZYOK_INITS == 1
+        with partially_imported("lazyok", ["lazyok.sub"]):  # shelved between blocks, not rerun
+            assert sys.modules["lazyok.sub"] is sub
+        import lazyok  # outside a block: the whole package, imported anew
+        assert not is_partial(lazyok) and lazyok.VALUE == 42 and builtins.LAZYOK_INITS == 1
+        with partially_imported("lazyok", ["lazyok.sub"]):
+            assert sys.modules["lazyok"] is lazyok and lazyok.sub is not sub
+        assert sys.modules["lazyok"] is lazyok
 
         # A submodule reading what the __init__ sets: imported the ordinary way instead.
-        import_submodules_partially("needsinit", ["needsinit.sub"])
+        with partially_imported("needsinit", ["needsinit.sub"]):
+            assert not is_partial(sys.modules["needsinit"]) and builtins.NEEDS_INITS == 1
         import needsinit
-        assert not is_partial(needsinit) and builtins.NEEDS_INITS == 1
         assert sys.modules["needsinit.sub"].SEEN == {"k": 1} and needsinit.sub.SEEN == {"k": 1}
+        assert builtins.NEEDS_INITS == 1
         print("OK")
         """,
         cwd=tmp_path,
