@@ -34,6 +34,7 @@ import onnx_ir as ir
 import torch
 
 from unframe.backends.pytorch.native import checked_source_names
+from unframe.frontends.pytorch.pt2_read import cached_schema_type_hints, mapped_pt2_weights
 from unframe.frontends.pytorch.source_names import restore_source_names
 from unframe.frontends.pytorch.torch_onnx import (
     DEFAULT_OPSET,
@@ -177,7 +178,13 @@ def load_exported_program(path: Path) -> torch.export.ExportedProgram:
 def _read_program(file: IO[bytes], where: str) -> object:
     try:
         # torch logs its own traceback of a bad archive before raising: the user gets ours.
-        with _weights_only_loads(), quiet_torch(), _logged_load_errors() as logged:
+        with (
+            _weights_only_loads(),
+            quiet_torch(),
+            _logged_load_errors() as logged,
+            mapped_pt2_weights(file),
+            cached_schema_type_hints(),
+        ):
             return torch.export.load(file)
     except _UnsafePickle as error:
         raise BadInputError(
