@@ -130,6 +130,9 @@ class _TypingWithCachedHints(types.ModuleType):
 
     def __init__(self) -> None:
         super().__init__("typing")
+        # typing's names read straight from here (get_origin, Union, ...), not through getattr.
+        self.__dict__.update({k: v for k, v in vars(typing).items() if not k.startswith("__")})
+        del self.__dict__["get_type_hints"]
         self._hints: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def __getattr__(self, name: str) -> Any:
