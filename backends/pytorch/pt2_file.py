@@ -25,6 +25,7 @@ from unframe.backends.pytorch.driver import FRAMEWORK, ONNX_NAME, SOURCE_NAMES, 
 from unframe.backends.pytorch.dtypes import maybe_torch_dtype, widen_emulated
 from unframe.backends.pytorch.native.dispatch import fresh_export_state
 from unframe.backends.pytorch.native.pt2_names import UNFRAME_JSON, source_names
+from unframe.backends.pytorch.native.pt2_read import cached_schema_type_hints, mapped_pt2_weights
 from unframe.backends.pytorch.native.pt2_weights import weights_written_from_storage
 from unframe.backends.pytorch.native.quiet import quiet_torch
 from unframe.shared_ir.errors import (
@@ -250,7 +251,8 @@ def run_native(path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.nda
     runnable: Any
     if suffix == ".pt2":
         extra = {UNFRAME_JSON: ""}
-        program = torch.export.load(str(path), extra_files=extra)
+        with open(path, "rb") as file, mapped_pt2_weights(file), cached_schema_type_hints():
+            program = torch.export.load(file, extra_files=extra)
         if extra[UNFRAME_JSON]:
             meta = json.loads(extra[UNFRAME_JSON])
         runnable = program.module()

@@ -33,8 +33,11 @@ import numpy as np
 import onnx_ir as ir
 import torch
 
-from unframe.backends.pytorch.native import checked_source_names
-from unframe.frontends.pytorch.pt2_read import cached_schema_type_hints, mapped_pt2_weights
+from unframe.backends.pytorch.native import (
+    cached_schema_type_hints,
+    checked_source_names,
+    mapped_pt2_weights,
+)
 from unframe.frontends.pytorch.source_names import restore_source_names
 from unframe.frontends.pytorch.torch_onnx import (
     DEFAULT_OPSET,

@@ -1,8 +1,9 @@
 """What both directions of the PyTorch adapter share below torch itself.
 
-torch is PyTorch's native layer; unframe adds two things the frontend and the backend both need:
-the export state torch keeps between exports (cleared before each one) and the ``unframe.json``
-record a ``.pt2`` written by unframe carries (the ONNX names of its inputs, outputs and weights).
+torch is PyTorch's native layer; unframe adds what the frontend and the backend both need: the
+export state torch keeps between exports (cleared before each one), the ``unframe.json`` record a
+``.pt2`` written by unframe carries (the ONNX names of its inputs, outputs and weights), and a
+faster ``torch.export.load`` (``pt2_read``: weights mapped, schema types looked up once).
 The frontend imports only this package of the backend.
 """
 
@@ -14,12 +15,15 @@ from unframe.backends.pytorch.native.pt2_names import (
     checked_source_names,
     source_names,
 )
+from unframe.backends.pytorch.native.pt2_read import cached_schema_type_hints, mapped_pt2_weights
 from unframe.backends.pytorch.native.quiet import quiet_torch
 
 __all__ = [
     "UNFRAME_JSON",
+    "cached_schema_type_hints",
     "checked_source_names",
     "fresh_export_state",
+    "mapped_pt2_weights",
     "quiet_torch",
     "source_names",
 ]

@@ -1,4 +1,4 @@
-"""``.pt2`` weights mapped from the archive, not copied (``frontends/pytorch/pt2_read.py``).
+"""``.pt2`` weights mapped from the archive, not copied (``backends/pytorch/native/pt2_read.py``).
 
 The oracles: the module the archive was exported from (its parameters and outputs), torch's own
 ``torch.export.load`` run without unframe's changes, and the kernel's ``/proc/self/maps`` for which

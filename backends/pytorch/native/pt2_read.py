@@ -98,16 +98,19 @@ def mapped_pt2_weights(file: IO[bytes]) -> Iterator[None]:
     """Within the block, ``torch.export.load(file)`` maps the weights of ``file``'s archive.
 
     Only torch's reader of ``file`` itself (the object given to ``torch.export.load``) is
-    changed; ``file`` must be a regular file already checked to be a zip archive. Where the file
-    cannot be mapped, torch reads it as it does without this.
+    changed. Where the file is not a zip archive or cannot be mapped, torch reads it as it does
+    without this.
     """
     from torch.export.pt2_archive import _package
 
-    records = _records(file)
-    file.seek(0)
     try:
+        records = _records(file)
+        file.seek(0)
         mapping = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY)
-    except (OSError, ValueError):  # no mapping (address space, a file system without mmap)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        # Not a zip (torch says why, in its words), or no mapping (address space, a file system
+        # without mmap): torch reads the file as it would without this.
+        file.seek(0)
         yield
         return
     real_init = _package.PT2ArchiveReader.__init__
