@@ -29,7 +29,13 @@ from unframe.shared_ir.errors import (
 )
 from unframe.shared_ir.factory_spec import is_factory_spec
 from unframe.shared_ir.imported_checks import check_imported
-from unframe.shared_ir.inputs import InputSpec, align_feeds, example_inputs, parse_input_specs
+from unframe.shared_ir.inputs import (
+    InputSpec,
+    align_feeds,
+    example_inputs,
+    fix_input_shapes,
+    parse_input_specs,
+)
 from unframe.shared_ir.io import EXTERNAL_DATA_THRESHOLD, initializer_bytes
 from unframe.shared_ir.output import atomic_output, check_output
 from unframe.shared_ir.runner import run_reference
@@ -332,6 +338,15 @@ def convert(
             model, reload=lambda: _load(source_fw, source_path, convert_options)
         )
     steps["passes"] = time.perf_counter() - tick
+    # --input fixes the dims it gives as numbers in what every target writes (the axes
+    # --dynamic names stay dynamic: a PyTorch trace's --input is only its example's shape).
+    fix_input_shapes(
+        model,
+        convert_options.inputs,
+        keep_dynamic=convert_options.dynamic,
+        path=str(source_path),
+        framework=source_fw.name,
+    )
 
     unsupported = target_fw.unsupported_nodes(model)
     if unsupported:

@@ -9,8 +9,9 @@ Validation feeds both sides of a conversion the very same arrays, made here from
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx_ir as ir
@@ -183,3 +184,75 @@ def align_feeds(names: list[str], feeds: Mapping[str, np.ndarray]) -> dict[str, 
             f"the model takes {len(names)} inputs ({', '.join(names)}) but {len(values)} were given"
         )
     return dict(zip(names, values, strict=False))
+
+
+def fix_input_shapes(
+    model: ir.Model,
+    specs: Mapping[str, InputSpec],
+    *,
+    keep_dynamic: Mapping[str, Sequence[int]] | None = None,
+    path: str | None = None,
+    framework: str | None = None,
+) -> dict[ir.Value, ir.Shape | None]:
+    """Gives the graph inputs ``specs`` names (``--input``) the dims it gives as numbers.
+
+    A symbol, ``?`` or range in a spec keeps the model's dim, and so does an axis in
+    ``keep_dynamic`` (``--dynamic``: the axes a PyTorch trace keeps dynamic, its ``--input`` then
+    being the example's shape); an input of unknown rank takes the spec's. Intermediate values
+    keep their dims (a backend re-derives them). Returns each changed input's previous shape.
+
+    Raises:
+        BadInputError: a spec naming no input, or disagreeing with its rank or a fixed dim.
+    """
+    initializers = set(model.graph.initializers.values())
+    inputs = {v.name: v for v in model.graph.inputs if v not in initializers}
+    unknown = [name for name in specs if name not in inputs]
+    if unknown:
+        raise BadInputError(
+            f"--input names {', '.join(unknown)}, which the model does not take",
+            framework=framework,
+            path=path,
+            hint=f"its inputs: {', '.join(n or '?' for n in inputs) or 'none'}",
+        )
+    previous: dict[ir.Value, ir.Shape | None] = {}
+    for name, spec in specs.items():
+        if spec.shape is None:
+            continue
+        value = inputs[name]
+        kept = set((keep_dynamic or {}).get(name, ()))
+        dims = _fixed_dims(value, spec, kept, path, framework)
+        if value.shape is None or list(value.shape) != dims:
+            previous[value] = value.shape
+            value.shape = ir.Shape(dims)
+    return previous
+
+
+def _fixed_dims(
+    value: ir.Value, spec: InputSpec, kept: set[int], path: str | None, framework: str | None
+) -> list[Any]:
+    given = list(spec.shape or ())
+    if value.shape is None:
+        # No rank in the model: --input gives it (its dims that are not numbers stay dynamic).
+        return [
+            d if isinstance(d, int) and d >= 0 and axis not in kept else None
+            for axis, d in enumerate(given)
+        ]
+    if len(given) != len(value.shape):
+        raise BadInputError(
+            f"--input {value.name}: gives {len(given)} dims, the input has {len(value.shape)}",
+            framework=framework,
+            path=path,
+        )
+    dims: list[Any] = []
+    for axis, (dim, fixed) in enumerate(zip(value.shape, given, strict=True)):
+        if not isinstance(fixed, int) or fixed < 0 or axis in kept:
+            dims.append(dim)
+        elif isinstance(dim, int) and dim != fixed:
+            raise BadInputError(
+                f"--input {value.name}: axis {axis} of this input is {dim}, not {fixed}",
+                framework=framework,
+                path=path,
+            )
+        else:
+            dims.append(fixed)
+    return dims

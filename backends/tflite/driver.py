@@ -38,7 +38,7 @@ from unframe.shared_ir.errors import (
     UnsupportedOp,
     UnsupportedOpsError,
 )
-from unframe.shared_ir.inputs import InputSpec
+from unframe.shared_ir.inputs import InputSpec, fix_input_shapes
 from unframe.shared_ir.op_registry import OpRegistry
 
 FRAMEWORK = "tflite"
@@ -97,54 +97,12 @@ def _input_shapes_fixed(
 ) -> Iterator[None]:
     """The graph inputs' shapes with the dims ``specs`` fix, put back afterwards (the model is
     the caller's; intermediate values keep their dims, which TF re-derives when tracing)."""
-    initializers = set(model.graph.initializers.values())
-    inputs = {v.name: v for v in model.graph.inputs if v not in initializers}
-    unknown = [name for name in specs if name not in inputs]
-    if unknown:
-        raise BadInputError(
-            f"--input names {', '.join(unknown)}, which the model does not take",
-            framework=FRAMEWORK,
-            path=path,
-            hint=f"its inputs: {', '.join(n or '?' for n in inputs) or 'none'}",
-        )
-    saved: dict[ir.Value, ir.Shape | None] = {}
+    previous = fix_input_shapes(model, specs, path=path, framework=FRAMEWORK)
     try:
-        for name, spec in specs.items():
-            if spec.shape is None:
-                continue
-            value = inputs[name]
-            saved[value] = value.shape
-            value.shape = ir.Shape(_fixed_dims(value, spec, path))
         yield
     finally:
-        for value, shape in saved.items():
+        for value, shape in previous.items():
             value.shape = shape
-
-
-def _fixed_dims(value: ir.Value, spec: InputSpec, path: str | None) -> list[Any]:
-    given = list(spec.shape or ())
-    if value.shape is None:
-        # No rank in the model: --input gives it (its dims that are not numbers stay dynamic).
-        return [d if isinstance(d, int) and d >= 0 else None for d in given]
-    if len(given) != len(value.shape):
-        raise BadInputError(
-            f"--input {value.name}: gives {len(given)} dims, the input has {len(value.shape)}",
-            framework=FRAMEWORK,
-            path=path,
-        )
-    dims: list[Any] = []
-    for axis, (dim, fixed) in enumerate(zip(value.shape, given, strict=True)):
-        if not isinstance(fixed, int) or fixed < 0:
-            dims.append(dim)
-        elif isinstance(dim, int) and dim != fixed:
-            raise BadInputError(
-                f"--input {value.name}: axis {axis} of this input is {dim}, not {fixed}",
-                framework=FRAMEWORK,
-                path=path,
-            )
-        else:
-            dims.append(fixed)
-    return dims
 
 
 def _to_tflite(
