@@ -95,3 +95,16 @@ def assert_same_outputs(
     for got, want in zip(actual, expected, strict=True):
         assert got.dtype == want.dtype
         np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+
+
+def mapped_ranges(path: Path) -> list[tuple[int, int]]:
+    """The address ranges this process maps from ``path`` (the kernel's ``/proc/self/maps``)."""
+    target = str(path.resolve())
+    ranges = []
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            parts = line.split()
+            if len(parts) >= 6 and parts[5] == target:
+                start, end = (int(bound, 16) for bound in parts[0].split("-"))
+                ranges.append((start, end))
+    return ranges

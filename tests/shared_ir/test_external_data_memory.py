@@ -20,6 +20,8 @@ import pytest
 
 from unframe.shared_ir.io import load_onnx, save_onnx
 
+from helpers import mapped_ranges
+
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS and /proc are Linux's")
 
 LAYERS = 24
@@ -122,13 +124,7 @@ def test_pytorch_parameters_map_the_data_file(tmp_path: Path, dtype: ir.DataType
     _chain_model(source, dtype, layers=2, width=64)
     module = to_torch(load_onnx(source))
     data_file = str((tmp_path / "chain.onnx.data").resolve())
-    ranges = []
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            parts = line.split()
-            if len(parts) >= 6 and parts[5] == data_file:
-                start, end = (int(bound, 16) for bound in parts[0].split("-"))
-                ranges.append((start, end))
+    ranges = mapped_ranges(tmp_path / "chain.onnx.data")
     parameters = dict(module.named_parameters())
     assert len(parameters) == 2
     for name, parameter in parameters.items():

@@ -161,8 +161,16 @@ def test_an_address_where_no_cluster_listens_is_one_error_line_at_once(tmp_path)
         port = probe.getsockname()[1]
     unframe = Path(sys.executable).with_name("unframe")
     done = subprocess.run(
-        [str(unframe), "batch", str(manifest), "--executor", "ray", "--address",
-         f"127.0.0.1:{port}", "--json"],  # fmt: skip
+        [
+            str(unframe),
+            "batch",
+            str(manifest),
+            "--executor",
+            "ray",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--json",
+        ],  # fmt: skip
         capture_output=True,
         text=True,
         timeout=60,

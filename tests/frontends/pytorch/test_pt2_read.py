@@ -15,6 +15,8 @@ import numpy as np
 import onnx_ir as ir
 import pytest
 
+from helpers import mapped_ranges
+
 torch = pytest.importorskip("torch", reason="the pytorch extra is not installed")
 
 from unframe.backends.pytorch import save_pt2  # noqa: E402
@@ -32,18 +34,6 @@ class _Net(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.second(torch.relu(self.first(x))) + self.offset
-
-
-def _mapped_ranges(path: Path) -> list[tuple[int, int]]:
-    target = str(path.resolve())
-    ranges = []
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            parts = line.split()
-            if len(parts) >= 6 and parts[5] == target:
-                start, end = (int(bound, 16) for bound in parts[0].split("-"))
-                ranges.append((start, end))
-    return ranges
 
 
 def _inside(tensor: torch.Tensor, ranges: list[tuple[int, int]]) -> bool:
@@ -65,7 +55,7 @@ def _saved(tmp_path: Path, dtype: torch.dtype) -> tuple[torch.nn.Module, torch.T
 def test_torch_written_weights_are_mapped_and_equal(tmp_path: Path, dtype: torch.dtype) -> None:
     net, x, path = _saved(tmp_path, dtype)
     program = load_exported_program(path)
-    ranges = _mapped_ranges(path)
+    ranges = mapped_ranges(path)
     expected = dict(net.state_dict())
     loaded = program.state_dict | dict(program.constants)
     for name, tensor in expected.items():
@@ -102,7 +92,7 @@ def test_unframe_written_archive_is_read_back_mapped(tmp_path: Path) -> None:
     program = load_exported_program(path)
     (tensor,) = [t for t in (program.state_dict | dict(program.constants)).values() if t.numel()]
     assert np.array_equal(tensor.detach().numpy(), weight)
-    assert _inside(tensor, _mapped_ranges(path))
+    assert _inside(tensor, mapped_ranges(path))
     feed = rng.standard_normal((2, 32)).astype(np.float32)
     with torch.no_grad():
         (got,) = program.module()(torch.from_numpy(feed))
@@ -116,7 +106,7 @@ def test_compressed_records_are_read_the_torch_way(tmp_path: Path) -> None:
         for member in source.infolist():
             out.writestr(member.filename, source.read(member), zipfile.ZIP_DEFLATED)
     program = load_exported_program(deflated)
-    ranges = _mapped_ranges(deflated)
+    ranges = mapped_ranges(deflated)
     for name, tensor in net.state_dict().items():
         loaded = (program.state_dict | dict(program.constants))[name]
         assert torch.equal(loaded, tensor), name
