@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 import onnx
 import onnx_ir as ir
@@ -115,7 +116,32 @@ def _run_onnxruntime(
         options.intra_op_num_threads = int(threads)
     session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     results = session.run(output_names, feeds)
-    return {name: _output(value) for name, value in zip(output_names, results, strict=True)}
+    types = {output.name: output.type for output in session.get_outputs()}
+    return {
+        name: _typed(_output(value), types.get(name))
+        for name, value in zip(output_names, results, strict=True)
+    }
+
+
+#: onnxruntime's type names of the element types it hands back as their raw bits (numpy has no
+#: such type) -> the ml_dtypes type those bits are.
+_RAW_BITS = {
+    "tensor(float8e4m3fn)": ml_dtypes.float8_e4m3fn,
+    "tensor(float8e4m3fnuz)": ml_dtypes.float8_e4m3fnuz,
+    "tensor(float8e5m2)": ml_dtypes.float8_e5m2,
+    "tensor(float8e5m2fnuz)": ml_dtypes.float8_e5m2fnuz,
+    "tensor(bfloat16)": ml_dtypes.bfloat16,
+}
+
+
+def _typed(value: Any, declared: str | None) -> Any:
+    """An output onnxruntime returned as raw bits (float8 as uint8), seen as its own type."""
+    narrow = _RAW_BITS.get(declared or "")
+    if narrow is None or not isinstance(value, np.ndarray) or value.dtype.kind not in "iu":
+        return value
+    if value.dtype.itemsize != np.dtype(narrow).itemsize:
+        return value
+    return value.view(narrow)
 
 
 def _feed(value: object) -> object:
