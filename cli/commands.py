@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -117,6 +117,63 @@ def _load_npz(path: Path | None) -> dict[str, np.ndarray] | None:
             return {name: data[name] for name in data.files}
     except (OSError, ValueError) as error:
         raise BadInputError(f"not a readable .npz file ({error})", path=str(path)) from None
+
+
+def _npz_arrays(
+    outputs: Mapping[str, np.ndarray],
+) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, str]]]:
+    """``outputs`` as an ``.npz`` holds them, and the outputs widened (name -> (from, to)).
+
+    numpy's format has no bfloat16, float8, float4 or int4: ``np.savez`` writes them as raw
+    ``V`` bytes, or a descriptor (``<f1``) ``np.load`` refuses. Each becomes the numpy type that holds all its
+    values exactly (float32, int8 or uint8).
+    """
+    import numpy as np
+
+    arrays, widened = {}, {}
+    for name, value in outputs.items():
+        wide = _EXACT_WIDENING.get(value.dtype.name)
+        if wide is None:
+            arrays[name] = value
+            continue
+        arrays[name] = value.astype(wide)
+        widened[name] = (value.dtype.name, np.dtype(wide).name)
+    return arrays, widened
+
+
+#: ml_dtypes' narrow types -> the numpy type that holds every value of theirs exactly.
+_EXACT_WIDENING = {
+    **{
+        name: "float32"
+        for name in (
+            "bfloat16",
+            "float8_e4m3fn",
+            "float8_e4m3fnuz",
+            "float8_e5m2",
+            "float8_e5m2fnuz",
+            "float8_e4m3b11fnuz",
+            "float8_e8m0fnu",
+            "float4_e2m1fn",
+        )
+    },
+    "int4": "int8",
+    "int2": "int8",
+    "uint4": "uint8",
+    "uint2": "uint8",
+}
+
+
+def _mean(value: np.ndarray) -> float | None:
+    import numpy as np
+
+    if not value.size:
+        return None
+    if value.dtype.name in _EXACT_WIDENING:
+        value = value.astype(_EXACT_WIDENING[value.dtype.name])
+    if value.dtype.kind not in "fiub":
+        return None
+    with np.errstate(invalid="ignore", over="ignore"):
+        return float(np.mean(value))
 
 
 #: Options only some frameworks read: the ``ConvertOptions.extra`` key, the CLI flag, which side
@@ -647,14 +704,21 @@ def run(
     if out is not None:
         from unframe.shared_ir.io import atomic_output
 
+        arrays, widened = _npz_arrays(result.outputs)
         with atomic_output(out, force=force) as temporary, open(temporary, "wb") as handle:
-            np.savez(handle, **result.outputs)  # type: ignore[arg-type]
+            np.savez(handle, **arrays)  # type: ignore[arg-type]
+        for name, (narrow, wide) in widened.items():
+            click.echo(
+                f"unframe: note: {out}: output {name} ({narrow}) written as {wide}, the same "
+                f"values: .npz has no {narrow}",
+                err=True,
+            )
     summary = [
         {
             "name": name,
             "shape": list(value.shape),
             "dtype": str(value.dtype),
-            "mean": float(np.mean(value)) if value.size and value.dtype.kind in "fiub" else None,
+            "mean": _mean(value),
         }
         for name, value in result.outputs.items()
     ]
