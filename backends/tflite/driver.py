@@ -11,10 +11,9 @@ graph order (metadata ``unframe.onnx_names``): TFLite sorts a signature's keys.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +37,6 @@ from unframe.shared_ir.errors import (
     UnsupportedOp,
     UnsupportedOpsError,
 )
-from unframe.shared_ir.inputs import InputSpec, fix_input_shapes
 from unframe.shared_ir.op_registry import OpRegistry
 
 FRAMEWORK = "tflite"
@@ -73,41 +71,16 @@ def to_tflite(
     select_tf_ops: bool = False,
     layout: str = "onnx",
     path: str | None = None,
-    inputs: Mapping[str, InputSpec] | None = None,
 ) -> TFLiteExport:
     """Converts ``model`` to ``.tflite`` bytes (float32 weights, or float16 with ``precision``).
 
-    ``inputs`` (``--input``) fixes the dims it gives as numbers in the file's input shapes (a
-    symbol, ``?`` or range keeps the model's dim), and gives an input of unknown rank its rank.
+    The graph inputs' shapes are the file's (``--input`` fixes them before, in ``api.convert``:
+    ``shared_ir.inputs.fix_input_shapes``).
 
     Raises ``UnsupportedOpsError`` listing every node whose TF ops TFLite's builtins cannot hold,
     ``UnsupportedError`` for a graph input TFLite cannot take (unknown rank) or another refusal of
-    TFLiteConverter's, said in one line; ``BadInputError`` for an ``inputs`` entry that names no
-    input or disagrees with its rank or fixed dims.
+    TFLiteConverter's, said in one line.
     """
-    with _input_shapes_fixed(model, inputs or {}, path):
-        return _to_tflite(
-            model, precision=precision, select_tf_ops=select_tf_ops, layout=layout, path=path
-        )
-
-
-@contextlib.contextmanager
-def _input_shapes_fixed(
-    model: ir.Model, specs: Mapping[str, InputSpec], path: str | None
-) -> Iterator[None]:
-    """The graph inputs' shapes with the dims ``specs`` fix, put back afterwards (the model is
-    the caller's; intermediate values keep their dims, which TF re-derives when tracing)."""
-    previous = fix_input_shapes(model, specs, path=path, framework=FRAMEWORK)
-    try:
-        yield
-    finally:
-        for value, shape in previous.items():
-            value.shape = shape
-
-
-def _to_tflite(
-    model: ir.Model, *, precision: str, select_tf_ops: bool, layout: str, path: str | None
-) -> TFLiteExport:
     if precision not in PRECISIONS:
         raise UnsupportedError(
             f"tflite writes float32 or float16 weights, not {precision!r}",

@@ -82,7 +82,6 @@ class TFLiteFramework(Framework):
             precision=precision_option(options),
             select_tf_ops=bool(options.extra.get(SELECT_TF_OPS_KEY, False)),
             layout=layout_option(options),
-            inputs=options.inputs,
         )
         if export.transposes:
             warnings.warn(
