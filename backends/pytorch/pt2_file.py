@@ -25,7 +25,7 @@ from unframe.backends.pytorch.driver import FRAMEWORK, ONNX_NAME, SOURCE_NAMES, 
 from unframe.backends.pytorch.dtypes import maybe_torch_dtype, widen_emulated
 from unframe.backends.pytorch.native.dispatch import fresh_export_state
 from unframe.backends.pytorch.native.pt2_names import UNFRAME_JSON, source_names
-from unframe.backends.pytorch.native.pt2_read import cached_schema_type_hints, mapped_pt2_weights
+from unframe.backends.pytorch.native.pt2_read import pt2_load_faster
 from unframe.backends.pytorch.native.pt2_weights import weights_written_from_storage
 from unframe.backends.pytorch.native.quiet import quiet_torch
 from unframe.shared_ir.errors import (
@@ -251,7 +251,7 @@ def run_native(path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.nda
     runnable: Any
     if suffix == ".pt2":
         extra = {UNFRAME_JSON: ""}
-        with open(path, "rb") as file, mapped_pt2_weights(file), cached_schema_type_hints():
+        with open(path, "rb") as file, pt2_load_faster(file):
             program = torch.export.load(file, extra_files=extra)
         if extra[UNFRAME_JSON]:
             meta = json.loads(extra[UNFRAME_JSON])

@@ -33,11 +33,7 @@ import numpy as np
 import onnx_ir as ir
 import torch
 
-from unframe.backends.pytorch.native import (
-    cached_schema_type_hints,
-    checked_source_names,
-    mapped_pt2_weights,
-)
+from unframe.backends.pytorch.native import checked_source_names, pt2_load_faster
 from unframe.frontends.pytorch.source_names import restore_source_names
 from unframe.frontends.pytorch.torch_onnx import (
     DEFAULT_OPSET,
@@ -185,8 +181,7 @@ def _read_program(file: IO[bytes], where: str) -> object:
             _weights_only_loads(),
             quiet_torch(),
             _logged_load_errors() as logged,
-            mapped_pt2_weights(file),
-            cached_schema_type_hints(),
+            pt2_load_faster(file),
         ):
             return torch.export.load(file)
     except _UnsafePickle as error:

@@ -15,15 +15,14 @@ from unframe.backends.pytorch.native.pt2_names import (
     checked_source_names,
     source_names,
 )
-from unframe.backends.pytorch.native.pt2_read import cached_schema_type_hints, mapped_pt2_weights
+from unframe.backends.pytorch.native.pt2_read import pt2_load_faster
 from unframe.backends.pytorch.native.quiet import quiet_torch
 
 __all__ = [
     "UNFRAME_JSON",
-    "cached_schema_type_hints",
     "checked_source_names",
     "fresh_export_state",
-    "mapped_pt2_weights",
+    "pt2_load_faster",
     "quiet_torch",
     "source_names",
 ]

@@ -173,3 +173,11 @@ def cached_schema_type_hints() -> Iterator[None]:
             yield
         finally:
             serialize.typing = real
+
+
+@contextlib.contextmanager
+def pt2_load_faster(file: IO[bytes]) -> Iterator[None]:
+    """Within the block, ``torch.export.load(file)`` maps ``file``'s weights and looks each schema
+    class's type hints up once (:func:`mapped_pt2_weights`, :func:`cached_schema_type_hints`)."""
+    with mapped_pt2_weights(file), cached_schema_type_hints():
+        yield
