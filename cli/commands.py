@@ -125,20 +125,22 @@ def _npz_arrays(
     """``outputs`` as an ``.npz`` holds them, and the outputs widened (name -> (from, to)).
 
     numpy's format has no bfloat16, float8, float4 or int4: ``np.savez`` writes them as raw
-    ``V`` bytes, or a descriptor (``<f1``) ``np.load`` refuses. Each becomes the numpy type that holds all its
-    values exactly (float32, int8 or uint8).
+    ``V`` bytes, or a descriptor (``<f1``) ``np.load`` refuses. Each becomes the numpy type that
+    holds all its values exactly (float32, int8 or uint8).
     """
-    import numpy as np
-
-    arrays, widened = {}, {}
-    for name, value in outputs.items():
-        wide = _EXACT_WIDENING.get(value.dtype.name)
-        if wide is None:
-            arrays[name] = value
-            continue
-        arrays[name] = value.astype(wide)
-        widened[name] = (value.dtype.name, np.dtype(wide).name)
+    arrays = {name: _exactly_widened(value) for name, value in outputs.items()}
+    widened = {
+        name: (value.dtype.name, arrays[name].dtype.name)
+        for name, value in outputs.items()
+        if arrays[name] is not value
+    }
     return arrays, widened
+
+
+def _exactly_widened(value: np.ndarray) -> np.ndarray:
+    """``value`` itself, or in the numpy type holding its narrow type's values exactly."""
+    wide = _EXACT_WIDENING.get(value.dtype.name)
+    return value if wide is None else value.astype(wide)
 
 
 #: ml_dtypes' narrow types -> the numpy type that holds every value of theirs exactly.
@@ -168,8 +170,7 @@ def _mean(value: np.ndarray) -> float | None:
 
     if not value.size:
         return None
-    if value.dtype.name in _EXACT_WIDENING:
-        value = value.astype(_EXACT_WIDENING[value.dtype.name])
+    value = _exactly_widened(value)
     if value.dtype.kind not in "fiub":
         return None
     with np.errstate(invalid="ignore", over="ignore"):
